@@ -1,0 +1,176 @@
+// Command vigil keeps virtual IP addresses highly available with VRRP. It reads
+// keepalived.conf and accepts keepalived's command-line flags.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/vigil-ha/vigil/core/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; otherwise the module
+// version from the build info is used.
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Exit codes. keepalived exits non-zero on a bad configuration too; scripts only test for 0.
+const (
+	exitOK       = 0
+	exitConfig   = 1
+	exitUsage    = 2
+	exitInternal = 3
+)
+
+type options struct {
+	file      string
+	test      bool
+	dump      bool
+	json      bool
+	dontFork  bool
+	console   bool
+	detail    bool
+	logJSON   bool
+	configID  string
+	version   bool
+	strictInc bool
+}
+
+// defaultConfigFiles are tried in order when -f is not given: vigil's own place first, then
+// keepalived's, so that a host moving from keepalived works unchanged.
+var defaultConfigFiles = []string{"/etc/vigil/vigil.conf", "/etc/keepalived/keepalived.conf"}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var o options
+	fs := flag.NewFlagSet("vigil", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	both := func(p *bool, short, long, usage string) {
+		fs.BoolVar(p, short, false, usage)
+		fs.BoolVar(p, long, false, usage)
+	}
+	fs.StringVar(&o.file, "f", "", "configuration file (default /etc/vigil/vigil.conf, else /etc/keepalived/keepalived.conf)")
+	fs.StringVar(&o.file, "use-file", "", "same as -f")
+	both(&o.test, "t", "config-test", "check the configuration, print every problem, exit non-zero if it cannot run")
+	both(&o.dump, "d", "dump-conf", "print the resolved configuration (includes, conditionals and $parameters applied)")
+	fs.BoolVar(&o.json, "json", false, "with -d: print the typed model, defaults included, as JSON")
+	both(&o.dontFork, "n", "dont-fork", "stay in the foreground (vigil always does; accepted for keepalived compatibility)")
+	both(&o.console, "l", "log-console", "log to the console (vigil always logs to stderr; accepted for keepalived compatibility)")
+	both(&o.detail, "D", "log-detail", "detailed (debug) logging")
+	fs.BoolVar(&o.logJSON, "log-json", false, "log as JSON lines instead of text")
+	fs.StringVar(&o.configID, "i", config.DefaultConfigID(), "config id for @id conditional lines")
+	fs.StringVar(&o.configID, "config-id", config.DefaultConfigID(), "same as -i")
+	both(&o.version, "v", "version", "print the version and exit")
+	fs.BoolVar(&o.strictInc, "strict-includes", false, "an include that matches no file is an error")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: vigil [flags]\n\nvigil reads keepalived.conf and keeps virtual IP addresses highly available.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vigil: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+	if o.version {
+		fmt.Fprintf(stdout, "vigil %s\n", versionString())
+		return exitOK
+	}
+
+	log := newLogger(stderr, o)
+	if o.file == "" {
+		o.file = firstExisting(defaultConfigFiles)
+	}
+	opts := config.Options{
+		ConfigID:        o.configID,
+		StrictIncludes:  o.strictInc,
+		InterfaceExists: interfaceExists,
+	}
+	cfg, diags := config.Load(o.file, opts)
+	for _, d := range diags {
+		fmt.Fprintln(stderr, d.String())
+	}
+	if o.dump && cfg != nil {
+		if err := dump(stdout, cfg, o.json); err != nil {
+			log.Error("cannot print the configuration", "error", err)
+			return exitInternal
+		}
+	}
+	if cfg == nil || diags.HasErrors() {
+		errs := len(diags.Errors())
+		fmt.Fprintf(stderr, "vigil: %s: configuration has %d error(s) and %d warning(s); it cannot run\n", o.file, errs, len(diags)-errs)
+		return exitConfig
+	}
+	if o.test || o.dump {
+		if o.test {
+			fmt.Fprintf(stderr, "vigil: %s: configuration OK (%d warning(s))\n", o.file, len(diags))
+		}
+		return exitOK
+	}
+	log.Info("configuration loaded", "file", o.file, "instances", len(cfg.Instances), "checks", len(cfg.Checks)+len(cfg.Scripts))
+	// The supervisor (core, check and vrrp processes) is not part of this build yet.
+	log.Error("running the daemon is not available in this build; use -t to test a configuration")
+	return exitInternal
+}
+
+func dump(w io.Writer, cfg *config.Config, asJSON bool) error {
+	if !asJSON {
+		_, err := io.WriteString(w, cfg.Text())
+		return err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(cfg)
+}
+
+func newLogger(w io.Writer, o options) hclog.Logger {
+	level := hclog.Info
+	if o.detail {
+		level = hclog.Debug
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "vigil",
+		Level:      level,
+		Output:     w,
+		JSONFormat: o.logJSON,
+	})
+}
+
+func firstExisting(paths []string) string {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return paths[len(paths)-1]
+}
+
+func interfaceExists(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

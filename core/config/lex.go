@@ -1,0 +1,200 @@
+package config
+
+import (
+	"strings"
+)
+
+// Token is one word of a configuration line after quotes and escapes are resolved.
+type Token struct {
+	Text string
+	Pos  Pos
+	// Quoted is true when any part of the word was quoted; a quoted "{" is a word, not a brace.
+	Quoted bool
+}
+
+// srcLine is one logical line on its way through the preprocessor: the text, where it came from,
+// and how much of it still maps column-for-column onto the file.
+type srcLine struct {
+	pos  Pos    // file and line; Col is the column of text[0]
+	text string // comments and surrounding blanks removed
+	// exact is the number of leading bytes of text whose columns are still those of the file;
+	// past it (after a $NAME was replaced) every token is reported at fallback.
+	exact    int
+	fallback int
+	// braceInComment records that the comment stripped from this line held a '}', the classic
+	// way of losing a closing brace; the tree builder uses it for its hint.
+	braceInComment bool
+}
+
+func (l srcLine) colAt(off int) int {
+	if off < l.exact {
+		return l.pos.Col + off
+	}
+	return l.fallback
+}
+
+// decomment removes a '#' or '!' comment (outside double quotes, as keepalived does), turns the
+// escapes \# and \! into plain characters, and trims blanks. It reports how many leading bytes
+// were trimmed, whether the line ends in a continuation backslash, and whether the removed
+// comment contained a closing brace.
+func decomment(s string) (out string, lead int, cont bool, braceInComment bool) {
+	trimmed := strings.TrimLeft(s, " \t")
+	lead = len(s) - len(trimmed)
+	s = trimmed
+	var b strings.Builder
+	quote := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			quote = !quote
+		case c == '\\':
+			if i+1 == len(s) {
+				cont = true
+				out = strings.TrimRight(b.String(), " \t")
+				return out, lead, cont, false
+			}
+			if !quote && (s[i+1] == '#' || s[i+1] == '!') {
+				b.WriteByte(s[i+1])
+				i++
+				continue
+			}
+			b.WriteByte(c)
+			b.WriteByte(s[i+1])
+			i++
+			continue
+		case !quote && (c == '#' || c == '!'):
+			braceInComment = strings.Contains(s[i:], "}")
+			return strings.TrimRight(b.String(), " \t"), lead, false, braceInComment
+		}
+		b.WriteByte(c)
+	}
+	return strings.TrimRight(b.String(), " \t"), lead, false, false
+}
+
+// tokenize splits a logical line into words. Blanks separate words; "..." and '...' group
+// blanks into a word and may be glued to unquoted text (abc"d e"f is one word); backslash
+// escapes follow the shell-like rules of keepalived.conf(5); '{' and '}' outside quotes are
+// words of their own, so "VG_1{" is the name VG_1 followed by a brace.
+func tokenize(l srcLine, sink *diagSink) []Token {
+	var toks []Token
+	s := l.text
+	i := 0
+	for i < len(s) {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+			i++
+		}
+		if i >= len(s) {
+			break
+		}
+		start := i
+		if s[i] == '{' || s[i] == '}' {
+			toks = append(toks, Token{Text: s[i : i+1], Pos: l.posAt(i)})
+			i++
+			continue
+		}
+		var b strings.Builder
+		quoted := false
+		var quote byte
+	word:
+		for i < len(s) {
+			c := s[i]
+			switch {
+			case c == '\\':
+				if i+1 >= len(s) {
+					i++
+					break word
+				}
+				n, ch := unescape(s[i+1:])
+				b.WriteString(ch)
+				i += 1 + n
+			case quote != 0:
+				if c == quote {
+					quote = 0
+				} else {
+					b.WriteByte(c)
+				}
+				i++
+			case c == '"' || c == '\'':
+				quote = c
+				quoted = true
+				i++
+			case c == ' ' || c == '\t' || c == '{' || c == '}':
+				break word
+			default:
+				b.WriteByte(c)
+				i++
+			}
+		}
+		if quote != 0 {
+			sink.errorf(l.posAt(start), "unterminated %c quote in %q", quote, s[start:]).Hint =
+				"close the quote on the same line; quoted strings cannot span lines"
+		}
+		toks = append(toks, Token{Text: b.String(), Pos: l.posAt(start), Quoted: quoted})
+	}
+	return toks
+}
+
+func (l srcLine) posAt(off int) Pos {
+	p := l.pos
+	p.Col = l.colAt(off)
+	return p
+}
+
+// unescape decodes one escape sequence (the text after the backslash) and returns how many bytes
+// it used and what it stands for: \a \b \E \f \n \r \t \v, \nnn octal, \xHH hex, \cC control, and
+// \C for any other C.
+func unescape(s string) (int, string) {
+	c := s[0]
+	switch {
+	case c == 'x' && len(s) > 1 && isHex(s[1]):
+		v, n := 0, 1
+		for n <= 2 && n < len(s) && isHex(s[n]) {
+			v = v<<4 | hexVal(s[n])
+			n++
+		}
+		return n, string([]byte{byte(v)})
+	case c == 'c' && len(s) > 1:
+		return 2, string([]byte{s[1] & 0x1f})
+	case c >= '0' && c <= '7':
+		v, n := 0, 0
+		for n < 3 && n < len(s) && s[n] >= '0' && s[n] <= '7' {
+			v = v<<3 | int(s[n]-'0')
+			n++
+		}
+		return n, string([]byte{byte(v)})
+	}
+	switch c {
+	case 'a':
+		c = '\a'
+	case 'b':
+		c = '\b'
+	case 'E':
+		c = 0x1b
+	case 'f':
+		c = '\f'
+	case 'n':
+		c = '\n'
+	case 'r':
+		c = '\r'
+	case 't':
+		c = '\t'
+	case 'v':
+		c = '\v'
+	}
+	return 1, string([]byte{c})
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+func hexVal(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	}
+	return int(c-'A') + 10
+}

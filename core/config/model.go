@@ -1,0 +1,393 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is the typed model of one configuration: everything vigil runs, with keepalived's
+// defaults filled in. Lists keep the order of the file.
+type Config struct {
+	// Files are the files read, the main file first, then includes in reading order.
+	Files  []string
+	Global Global
+
+	Scripts     []*VRRPScript
+	TrackFiles  []*TrackFile
+	Checks      []*PluginCheck
+	Notifiers   []*NotifyPlugin
+	Instances   []*VRRPInstance
+	SyncGroups  []*SyncGroup
+	StaticAddrs []*Address
+	StaticRts   []*Route
+
+	VirtualServerGroups []*VirtualServerGroup
+	VirtualServers      []*VirtualServer
+
+	// Tree is the statement tree after includes, conditionals and parameters were resolved;
+	// vigil -d prints it.
+	Tree []*Node `json:"-"`
+}
+
+// Global holds global_defs.
+type Global struct {
+	RouterID              string
+	NotificationEmail     []string
+	NotificationEmailFrom string
+	SMTPServer            string // host or address
+	SMTPPort              int    // default 25
+	SMTPHeloName          string
+	SMTPConnectTimeout    time.Duration // default 30s
+	// SMTPAlert, SMTPAlertVRRP and SMTPAlertChecker are nil when not set, so instances can
+	// tell "off" from "unset".
+	SMTPAlert        *bool
+	SMTPAlertVRRP    *bool
+	SMTPAlertChecker *bool
+	NoEmailFaults    bool
+
+	ScriptUser           string
+	ScriptGroup          string
+	EnableScriptSecurity bool
+
+	VRRPVersion     int // 2 (default) or 3
+	VRRPMcastGroup4 netip.Addr
+	VRRPMcastGroup6 netip.Addr
+	VRRPStrict      bool
+	// VRRPStartupDelay holds VRRP back after start, for slow interfaces.
+	VRRPStartupDelay         time.Duration
+	VRRPSkipCheckAdvAddr     bool
+	VRRPCheckUnicastSrc      bool
+	VRRPLowerPrioNoAdvert    bool
+	VRRPHigherPrioSendAdvert bool
+	V3ChecksumAsV2           bool
+	DefaultInterface         string
+	Garp                     Garp
+
+	NotifyFIFO     *FIFO
+	VRRPNotifyFIFO *FIFO
+	LVSNotifyFIFO  *FIFO
+
+	// PluginDir is where vigil looks for vigil-check-NAME and vigil-notify-NAME binaries.
+	PluginDir string
+}
+
+// Garp is the gratuitous ARP / unsolicited NA schedule on becoming master.
+type Garp struct {
+	MasterDelay         time.Duration // default 5s
+	MasterRepeat        int           // default 5
+	MasterRefresh       time.Duration // 0: no refresh
+	MasterRefreshRepeat int           // default 1
+	LowerPrioDelay      time.Duration // default: MasterDelay
+	LowerPrioRepeat     int           // default: MasterRepeat
+	Interval            time.Duration // between GARPs, 0: back to back
+	GNAInterval         time.Duration // between NAs
+}
+
+// FIFO is a notify FIFO with an optional script that reads it.
+type FIFO struct {
+	Path   string
+	Script *Script
+	Pos    Pos
+}
+
+// Script is a command line run by the exec plugin, optionally as another user.
+type Script struct {
+	// Cmd is the command as written; Argv splits it the way keepalived does.
+	Cmd   string
+	Argv  []string
+	User  string
+	Group string
+	Pos   Pos
+}
+
+// VRRPScript is a vrrp_script block.
+type VRRPScript struct {
+	Name     string
+	Pos      Pos
+	Script   *Script
+	Interval time.Duration // default 1s
+	Timeout  time.Duration // default: Interval
+	Weight   int           // -254..254; 0 means "fault while failing"
+	Reverse  bool
+	Rise     int // default 1
+	Fall     int // default 1
+	InitFail bool
+}
+
+// TrackFile is a track_file (or vrrp_track_file) block.
+type TrackFile struct {
+	Name          string
+	Pos           Pos
+	File          string
+	Weight        int // default 1
+	Reverse       bool
+	InitFile      bool
+	InitValue     int
+	InitOverwrite bool
+}
+
+// PluginCheck is vigil's vrrp_check: a named check served by a check plugin. Instances track
+// it like a vrrp_script; real servers use it through PLUGIN_CHECK.
+type PluginCheck struct {
+	Name     string
+	Pos      Pos
+	Plugin   string
+	Interval time.Duration // default 1s
+	Timeout  time.Duration // default: Interval
+	Rise     int           // default 1
+	Fall     int           // default 1
+	Weight   int
+	Reverse  bool
+	InitFail bool
+	Params   []Param
+}
+
+// NotifyPlugin is vigil's vrrp_notify: a named notify action served by a notify plugin.
+type NotifyPlugin struct {
+	Name    string
+	Pos     Pos
+	Plugin  string
+	Timeout time.Duration // default 10s
+	Params  []Param
+}
+
+// Param is one line of a plugin's free-form params block. Values are the words after the key;
+// Block holds a nested block's lines. The plugin validates them.
+type Param struct {
+	Key    string
+	Values []string
+	Block  []Param
+	Pos    Pos
+}
+
+// VRRPInstance is a vrrp_instance block.
+type VRRPInstance struct {
+	Name string
+	Pos  Pos
+
+	InitialState string // "BACKUP" (default) or "MASTER"
+	Interface    string
+	VRID         int
+	Priority     int           // default 100
+	AdvertInt    time.Duration // default 1s
+	Version      int           // 2 or 3; from global vrrp_version when not set
+	IPv6         bool          // family of the VIPs (native_ipv6 or IPv6 addresses)
+	NoPreempt    bool
+	PreemptDelay time.Duration
+	Accept       bool
+	Strict       bool
+
+	Auth *Auth
+
+	UnicastSrcIP  netip.Addr
+	UnicastPeers  []UnicastPeer
+	UnicastTTL    int
+	McastSrcIP    netip.Addr
+	McastGroup    netip.Addr
+	DontTrackPrim bool
+
+	SkipCheckAdvAddr bool
+	CheckUnicastSrc  bool
+	LowerPrioNoAdv   bool
+	HigherPrioSend   bool
+
+	VIPs         []*Address
+	ExcludedVIPs []*Address
+	Routes       []*Route
+
+	TrackInterfaces []TrackRef
+	TrackScripts    []TrackRef
+	TrackFiles      []TrackRef
+
+	Notify        Notify
+	NotifyActions []NameRef
+	SMTPAlert     *bool
+
+	UseVMAC      bool
+	VMACName     string
+	VMACXmitBase bool
+
+	Garp Garp
+}
+
+// Auth is VRRPv2 authentication.
+type Auth struct {
+	Type string // "PASS" or "AH"
+	Pass string // at most 8 bytes are sent
+	Pos  Pos
+}
+
+// UnicastPeer is one unicast_peer line.
+type UnicastPeer struct {
+	Addr   netip.Addr
+	MinTTL int
+	MaxTTL int
+	Pos    Pos
+}
+
+// TrackRef names a tracked interface, script, check or file, with its weight.
+type TrackRef struct {
+	Name      string
+	Weight    int
+	HasWeight bool
+	Reverse   bool
+	Pos       Pos
+}
+
+// NameRef names a definition elsewhere in the file.
+type NameRef struct {
+	Name string
+	Pos  Pos
+}
+
+// Notify holds the keepalived-style notify scripts of an instance or sync group.
+type Notify struct {
+	Master           *Script
+	Backup           *Script
+	Fault            *Script
+	Stop             *Script
+	Deleted          *Script
+	Generic          *Script // "notify": called for every transition with the state as argument
+	MasterRxLowerPri *Script
+	PriorityChanges  bool
+}
+
+// Address is a virtual or static IP address line.
+type Address struct {
+	Prefix   netip.Prefix
+	Broad    netip.Addr
+	Dev      string
+	Scope    string
+	Label    string
+	Peer     netip.Prefix
+	NoDAD    bool
+	Home     bool
+	NoPrefix bool
+	NoTrack  bool
+	Pos      Pos
+}
+
+// Route is a virtual or static route line.
+type Route struct {
+	Type     string // unicast (default), blackhole, unreachable, prohibit, throw
+	Dst      netip.Prefix
+	Src      netip.Addr
+	Via      netip.Addr
+	Dev      string
+	Scope    string
+	Table    string
+	Metric   int
+	Protocol string
+	NoTrack  bool
+	Pos      Pos
+}
+
+// SyncGroup is a vrrp_sync_group block.
+type SyncGroup struct {
+	Name            string
+	Pos             Pos
+	Members         []NameRef
+	Notify          Notify
+	NotifyActions   []NameRef
+	SMTPAlert       *bool
+	GlobalTracking  bool
+	TrackInterfaces []TrackRef
+	TrackScripts    []TrackRef
+	TrackFiles      []TrackRef
+}
+
+// VirtualServerGroup is a virtual_server_group block.
+type VirtualServerGroup struct {
+	Name    string
+	Pos     Pos
+	Entries []VSGEntry
+}
+
+// VSGEntry is one line of a virtual_server_group: an address (range) and port, or a fwmark.
+type VSGEntry struct {
+	Addr    netip.Addr
+	RangeTo netip.Addr // last address of "A.B.C.D-E"
+	Port    int
+	FWMark  int
+	Pos     Pos
+}
+
+// VirtualServer is a virtual_server block: a service whose real servers vigil checks.
+type VirtualServer struct {
+	Pos         Pos
+	Addr        netip.Addr // zero for fwmark or group
+	Port        int
+	FWMark      int
+	Group       string
+	DelayLoop   time.Duration // default 60s
+	LBAlgo      string
+	LBKind      string
+	Protocol    string // TCP (default), UDP, SCTP
+	Persist     time.Duration
+	Quorum      int
+	Hysteresis  int
+	QuorumUp    *Script
+	QuorumDown  *Script
+	Alpha       bool
+	Omega       bool
+	Virtualhost string
+	SorryServer *RealServer
+	RealServers []*RealServer
+}
+
+// RealServer is a real_server block.
+type RealServer struct {
+	Pos              Pos
+	Addr             netip.Addr
+	Port             int
+	Weight           int // default 1
+	InhibitOnFailure bool
+	NotifyUp         *Script
+	NotifyDown       *Script
+	Checkers         []*Checker
+}
+
+// Checker is one health checker of a real server.
+type Checker struct {
+	Type string // TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK or PLUGIN_CHECK
+	Pos  Pos
+
+	ConnectIP        netip.Addr
+	ConnectPort      int
+	BindTo           netip.Addr
+	BindPort         int
+	ConnectTimeout   time.Duration // default 5s
+	Retry            int           // default 1 for TCP, 3 for HTTP
+	DelayBeforeRetry time.Duration // default 1s (TCP), 3s (HTTP)
+	DelayLoop        time.Duration // default: the virtual server's
+	Warmup           time.Duration
+	Alpha            bool
+
+	// HTTP_GET / SSL_GET
+	URLs        []URL
+	Virtualhost string
+	EnableSNI   bool
+	TLSVerify   bool
+
+	// MISC_CHECK
+	MiscPath    *Script
+	MiscTimeout time.Duration
+	MiscDynamic bool
+
+	// PLUGIN_CHECK: either a named vrrp_check or an inline plugin with params.
+	Check  string
+	Plugin string
+	Params []Param
+}
+
+// URL is one url block of HTTP_GET/SSL_GET.
+type URL struct {
+	Path        string
+	Digest      string // lower-case hex MD5 of the body
+	StatusCodes []StatusRange
+	Virtualhost string
+	Pos         Pos
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct{ From, To int }

@@ -1,0 +1,215 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Node is one statement of the configuration: a keyword, its arguments and, when it opens
+// one, the statements of its block. Value blocks (virtual_ipaddress, unicast_peer, ...) use
+// the same shape: each line is a Node whose Name is the line's first word.
+type Node struct {
+	Name     string
+	Pos      Pos
+	Args     []Token
+	HasBlock bool
+	Block    []*Node
+	// End is the place of the block's closing brace (zero without a block).
+	End Pos
+}
+
+// Arg returns the text of argument i, or "" when there is none.
+func (n *Node) Arg(i int) string {
+	if i < len(n.Args) {
+		return n.Args[i].Text
+	}
+	return ""
+}
+
+// Words returns the name and arguments as plain strings.
+func (n *Node) Words() []string {
+	w := make([]string, 0, 1+len(n.Args))
+	w = append(w, n.Name)
+	for _, a := range n.Args {
+		w = append(w, a.Text)
+	}
+	return w
+}
+
+// topLevelBlocks are the keywords that open a block only at the top of a file. Meeting one
+// inside another block almost always means a '}' was lost earlier, so the tree builder closes
+// the open blocks there, says so, and goes on reading: the rest of the file is still checked.
+var topLevelBlocks = map[string]bool{
+	"global_defs": true, "vrrp_instance": true, "vrrp_sync_group": true, "vrrp_script": true,
+	"vrrp_track_process": true, "virtual_server": true, "virtual_server_group": true,
+	"static_ipaddress": true, "static_routes": true, "static_rules": true, "garp_group": true,
+	"linkbeat_interfaces": true, "bfd_instance": true, "vrrp_check": true, "vrrp_notify": true,
+	"track_group": true, "vrrp_track_file": true,
+}
+
+const maxBlockDepth = 64
+
+type openBlock struct {
+	node *Node
+	// braceInComment is the first line inside the block whose comment swallowed a '}'.
+	braceInComment Pos
+}
+
+// buildTree turns preprocessed lines into the statement tree, reporting unbalanced braces.
+func buildTree(lines []srcLine, sink *diagSink) []*Node {
+	var top []*Node
+	var stack []openBlock
+	var last *Node // the most recent statement at the current level, for a '{' on its own line
+
+	appendNode := func(n *Node) {
+		if len(stack) == 0 {
+			top = append(top, n)
+		} else {
+			b := stack[len(stack)-1].node
+			b.Block = append(b.Block, n)
+		}
+		last = n
+	}
+	unclosed := func(ob openBlock, at Pos, before string) {
+		d := sink.errorf(ob.node.Pos, "block %q opened here is not closed %s", describe(ob.node), before)
+		d.Hint = fmt.Sprintf("add the missing '}' (found %s)", at)
+		if ob.braceInComment.Line != 0 {
+			d.Hint = fmt.Sprintf("line %d has its '}' inside a comment: a '#' or '!' comments out the rest of the line, braces included", ob.braceInComment.Line)
+		}
+	}
+
+	for _, l := range lines {
+		if l.braceInComment && len(stack) > 0 && stack[len(stack)-1].braceInComment.Line == 0 {
+			stack[len(stack)-1].braceInComment = l.pos
+		}
+		toks := tokenize(l, sink)
+		var stmt *Node
+		flush := func() {
+			if stmt != nil {
+				appendNode(stmt)
+				stmt = nil
+			}
+		}
+		for _, t := range toks {
+			switch {
+			case !t.Quoted && t.Text == "{":
+				target := stmt
+				if target == nil {
+					// "{" at the start of a line opens the block of the previous statement.
+					if last == nil || last.HasBlock {
+						sink.errorf(t.Pos, "'{' without a keyword before it").Hint = "put the block's keyword before '{'"
+						target = &Node{Name: "{", Pos: t.Pos}
+						appendNode(target)
+					} else {
+						target = last
+					}
+				} else {
+					flush()
+				}
+				target.HasBlock = true
+				if len(stack) >= maxBlockDepth {
+					sink.errorf(t.Pos, "blocks nested deeper than %d levels", maxBlockDepth)
+					return top
+				}
+				stack = append(stack, openBlock{node: target})
+				last = nil
+			case !t.Quoted && t.Text == "}":
+				flush()
+				if len(stack) == 0 {
+					sink.errorf(t.Pos, "unexpected '}': no block is open").Hint = "remove it, or look for a missing '{' above"
+					continue
+				}
+				stack[len(stack)-1].node.End = t.Pos
+				last = stack[len(stack)-1].node
+				stack = stack[:len(stack)-1]
+			case stmt == nil:
+				if len(stack) > 0 && topLevelBlocks[t.Text] && !t.Quoted && blockFollows(toks, t) {
+					unclosed(stack[0], t.Pos, fmt.Sprintf("before %q at %s", t.Text, t.Pos))
+					stack = stack[:0]
+				}
+				stmt = &Node{Name: t.Text, Pos: t.Pos}
+			default:
+				stmt.Args = append(stmt.Args, t)
+			}
+		}
+		flush()
+	}
+	for i := len(stack) - 1; i >= 0; i-- {
+		end := Pos{File: stack[i].node.Pos.File}
+		if len(lines) > 0 {
+			end = lines[len(lines)-1].pos
+		}
+		unclosed(stack[i], end, "before the end of the configuration")
+	}
+	return top
+}
+
+// blockFollows reports whether the line holding t opens a block after t, the shape of a
+// top-level definition ("vrrp_instance VI_1 {").
+func blockFollows(toks []Token, t Token) bool {
+	for i := range toks {
+		if toks[i].Pos == t.Pos {
+			for _, u := range toks[i+1:] {
+				if !u.Quoted && u.Text == "{" {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return false
+}
+
+func describe(n *Node) string {
+	if len(n.Args) == 0 {
+		return n.Name
+	}
+	return n.Name + " " + n.Args[0].Text
+}
+
+// writeTree prints the tree in canonical keepalived syntax: one statement per line, four
+// spaces per level, words quoted only where needed. Reading the output back gives the same tree.
+func writeTree(b *strings.Builder, nodes []*Node, indent int) {
+	for _, n := range nodes {
+		b.WriteString(strings.Repeat("    ", indent))
+		b.WriteString(quoteWord(n.Name, false))
+		for _, a := range n.Args {
+			b.WriteByte(' ')
+			b.WriteString(quoteWord(a.Text, a.Quoted))
+		}
+		if n.HasBlock {
+			b.WriteString(" {\n")
+			writeTree(b, n.Block, indent+1)
+			b.WriteString(strings.Repeat("    ", indent))
+			b.WriteString("}")
+		}
+		b.WriteByte('\n')
+	}
+}
+
+// quoteWord quotes a word when it would not read back as itself.
+func quoteWord(s string, wasQuoted bool) string {
+	plain := s != "" && !strings.ContainsAny(s, " \t\"'\\{}#!$@~") && !wasQuoted
+	if plain {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c == '$':
+			// \x24 keeps a literal '$' from being read as a parameter reference.
+			b.WriteString(`\x24`)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -1,0 +1,775 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Keepalived's defaults, kept in one place so that -d and the daemon agree.
+const (
+	defaultPriority       = 100
+	defaultAdvertInt      = time.Second
+	defaultGarpDelay      = 5 * time.Second
+	defaultGarpRepeat     = 5
+	defaultSMTPTimeout    = 30 * time.Second
+	defaultScriptInterval = time.Second
+	defaultNotifyTimeout  = 10 * time.Second
+)
+
+// top dispatches the top-level statements.
+func (b *builder) top(nodes []*Node) {
+	b.cfg.Global = Global{
+		SMTPPort:           25,
+		SMTPConnectTimeout: defaultSMTPTimeout,
+		VRRPVersion:        2,
+		VRRPMcastGroup4:    netip.MustParseAddr("224.0.0.18"),
+		VRRPMcastGroup6:    netip.MustParseAddr("ff02::12"),
+		Garp:               Garp{MasterDelay: defaultGarpDelay, MasterRepeat: defaultGarpRepeat, MasterRefreshRepeat: 1},
+		PluginDir:          "/usr/lib/vigil/plugins",
+	}
+	named := func(f func(n *Node)) kw { return kw{min: 1, max: 1, block: needBlock, fn: f} }
+	b.walk("", nodes, keywords{
+		"global_defs":          {block: needBlock, fn: func(n *Node) { b.globalDefs(n) }},
+		"vrrp_script":          named(b.vrrpScript),
+		"track_file":           named(b.trackFile),
+		"vrrp_track_file":      named(b.trackFile),
+		"vrrp_check":           named(b.pluginCheck),
+		"vrrp_notify":          named(b.notifyPlugin),
+		"vrrp_instance":        named(b.vrrpInstance),
+		"vrrp_sync_group":      named(b.syncGroup),
+		"static_ipaddress":     {block: needBlock, fn: func(n *Node) { b.cfg.StaticAddrs = append(b.cfg.StaticAddrs, b.addresses(n)...) }},
+		"static_routes":        {block: needBlock, fn: func(n *Node) { b.cfg.StaticRts = append(b.cfg.StaticRts, b.routes(n)...) }},
+		"virtual_server_group": named(b.virtualServerGroup),
+		"virtual_server":       {min: 1, max: 2, block: needBlock, fn: b.virtualServer},
+	})
+	g := &b.cfg.Global.Garp
+	if g.LowerPrioDelay == 0 {
+		g.LowerPrioDelay = g.MasterDelay
+	}
+	if g.LowerPrioRepeat == 0 {
+		g.LowerPrioRepeat = g.MasterRepeat
+	}
+}
+
+func (b *builder) globalDefs(n *Node) {
+	g := &b.cfg.Global
+	garp := b.garpKeywords(&g.Garp, "vrrp_")
+	ks := keywords{
+		"router_id":               strKw(&g.RouterID),
+		"notification_email_from": strKw(&g.NotificationEmailFrom),
+		"notification_email": {block: needBlock, fn: func(n *Node) {
+			for _, l := range n.Block {
+				if l.HasBlock || len(l.Args) > 0 {
+					b.sink.errorf(l.Pos, "notification_email takes one address per line").Hint = "put each address on its own line"
+					continue
+				}
+				g.NotificationEmail = append(g.NotificationEmail, l.Name)
+			}
+		}},
+		"smtp_server": {min: 1, max: 2, fn: func(n *Node) {
+			g.SMTPServer = n.Args[0].Text
+			if len(n.Args) == 2 {
+				if p, ok := b.port(n.Args[1]); ok {
+					g.SMTPPort = p
+				}
+			}
+		}},
+		"smtp_helo_name":               strKw(&g.SMTPHeloName),
+		"smtp_connect_timeout":         b.timerKw(&g.SMTPConnectTimeout, time.Second, 3600*time.Second),
+		"smtp_alert":                   b.optFlagKw(&g.SMTPAlert),
+		"smtp_alert_vrrp":              b.optFlagKw(&g.SMTPAlertVRRP),
+		"smtp_alert_checker":           b.optFlagKw(&g.SMTPAlertChecker),
+		"no_email_faults":              setKw(&g.NoEmailFaults),
+		"script_user":                  {min: 1, max: 2, fn: func(n *Node) { g.ScriptUser, g.ScriptGroup = n.Arg(0), n.Arg(1) }},
+		"enable_script_security":       setKw(&g.EnableScriptSecurity),
+		"vrrp_version":                 b.intKw(&g.VRRPVersion, 2, 3),
+		"vrrp_mcast_group4":            b.mcastKw(&g.VRRPMcastGroup4, false),
+		"vrrp_mcast_group6":            b.mcastKw(&g.VRRPMcastGroup6, true),
+		"vrrp_strict":                  setKw(&g.VRRPStrict),
+		"vrrp_startup_delay":           b.timerKw(&g.VRRPStartupDelay, 0, 3600*time.Second),
+		"vrrp_skip_check_adv_addr":     b.flagKw(&g.VRRPSkipCheckAdvAddr),
+		"vrrp_check_unicast_src":       setKw(&g.VRRPCheckUnicastSrc),
+		"vrrp_lower_prio_no_advert":    b.flagKw(&g.VRRPLowerPrioNoAdvert),
+		"vrrp_higher_prio_send_advert": b.flagKw(&g.VRRPHigherPrioSendAdvert),
+		"v3_checksum_as_v2":            setKw(&g.V3ChecksumAsV2),
+		"default_interface":            strKw(&g.DefaultInterface),
+		"notify_fifo":                  b.fifoKw(&g.NotifyFIFO),
+		"vrrp_notify_fifo":             b.fifoKw(&g.VRRPNotifyFIFO),
+		"lvs_notify_fifo":              b.fifoKw(&g.LVSNotifyFIFO),
+		"notify_fifo_script":           b.fifoScriptKw(&g.NotifyFIFO),
+		"vrrp_notify_fifo_script":      b.fifoScriptKw(&g.VRRPNotifyFIFO),
+		"lvs_notify_fifo_script":       b.fifoScriptKw(&g.LVSNotifyFIFO),
+		"plugin_dir":                   strKw(&g.PluginDir),
+	}
+	for k, v := range garp {
+		ks[k] = v
+	}
+	b.walk("global_defs", n.Block, ks)
+}
+
+// garpKeywords are the gratuitous ARP settings, spelt with a "vrrp_" prefix in global_defs
+// and without it in an instance.
+func (b *builder) garpKeywords(g *Garp, prefix string) keywords {
+	return keywords{
+		prefix + "garp_master_delay":          b.timerKw(&g.MasterDelay, 0, 255*time.Second),
+		prefix + "garp_master_repeat":         b.intKw(&g.MasterRepeat, 1, 255),
+		prefix + "garp_master_refresh":        b.timerKw(&g.MasterRefresh, 0, 86400*time.Second),
+		prefix + "garp_master_refresh_repeat": b.intKw(&g.MasterRefreshRepeat, 1, 255),
+		prefix + "garp_lower_prio_delay":      b.timerKw(&g.LowerPrioDelay, 0, 255*time.Second),
+		prefix + "garp_lower_prio_repeat":     b.intKw(&g.LowerPrioRepeat, 1, 255),
+		prefix + "garp_interval":              b.timerKw(&g.Interval, 0, 1000*time.Second),
+		prefix + "gna_interval":               b.timerKw(&g.GNAInterval, 0, 1000*time.Second),
+	}
+}
+
+func (b *builder) mcastKw(p *netip.Addr, v6 bool) kw {
+	return kw{min: 1, max: 1, fn: func(n *Node) {
+		a, ok := b.addr(n.Args[0])
+		if !ok {
+			return
+		}
+		if !a.IsMulticast() || a.Is6() != v6 {
+			fam := "IPv4"
+			if v6 {
+				fam = "IPv6"
+			}
+			b.sink.errorf(n.Args[0].Pos, "%s is not an %s multicast address", a, fam)
+			return
+		}
+		*p = a
+	}}
+}
+
+func (b *builder) fifoKw(p **FIFO) kw {
+	return kw{min: 1, max: 3, fn: func(n *Node) {
+		f := b.ensureFIFO(p, n.Pos)
+		f.Path = n.Args[0].Text
+		if len(n.Args) > 1 {
+			f.Script = &Script{Cmd: n.Args[1].Text, Argv: splitCommand(n.Args[1].Text), User: n.Arg(2), Pos: n.Args[1].Pos}
+		}
+	}}
+}
+
+func (b *builder) fifoScriptKw(p **FIFO) kw {
+	return kw{min: 1, max: 3, fn: func(n *Node) {
+		f := b.ensureFIFO(p, n.Pos)
+		f.Script = b.script(n, 0)
+	}}
+}
+
+func (b *builder) ensureFIFO(p **FIFO, pos Pos) *FIFO {
+	if *p == nil {
+		*p = &FIFO{Pos: pos}
+	}
+	return *p
+}
+
+func (b *builder) vrrpScript(n *Node) {
+	s := &VRRPScript{Name: n.Arg(0), Pos: n.Pos, Interval: defaultScriptInterval, Rise: 1, Fall: 1}
+	b.walk("vrrp_script", n.Block, keywords{
+		"script":    {min: 1, max: 3, fn: func(n *Node) { s.Script = b.script(n, 0) }},
+		"interval":  b.timerKw(&s.Interval, 10*time.Millisecond, 86400*time.Second),
+		"timeout":   b.timerKw(&s.Timeout, 10*time.Millisecond, 86400*time.Second),
+		"weight":    b.weightKw(&s.Weight, &s.Reverse, 254),
+		"rise":      b.intKw(&s.Rise, 1, 1<<20),
+		"fall":      b.intKw(&s.Fall, 1, 1<<20),
+		"user":      {min: 1, max: 2, fn: func(n *Node) { b.scriptUser(s.Script, n) }},
+		"init_fail": setKw(&s.InitFail),
+	})
+	if s.Script == nil {
+		b.sink.errorf(n.Pos, "vrrp_script %q has no script", s.Name).Hint = "add: script \"/path/to/check arg\""
+	}
+	if s.Timeout == 0 {
+		s.Timeout = s.Interval
+	}
+	b.cfg.Scripts = append(b.cfg.Scripts, s)
+}
+
+func (b *builder) scriptUser(s *Script, n *Node) {
+	if s == nil {
+		b.sink.errorf(n.Pos, "%q must come after the script it applies to", n.Name)
+		return
+	}
+	s.User, s.Group = n.Arg(0), n.Arg(1)
+}
+
+// weightKw reads "weight N [reverse]".
+func (b *builder) weightKw(w *int, reverse *bool, limit int) kw {
+	return kw{min: 1, max: 2, fn: func(n *Node) {
+		if v, ok := b.int(n.Args[0], -limit, limit); ok {
+			*w = v
+		}
+		if len(n.Args) == 2 {
+			if _, ok := b.enum(n.Args[1], "reverse"); ok {
+				*reverse = true
+			}
+		}
+	}}
+}
+
+func (b *builder) trackFile(n *Node) {
+	f := &TrackFile{Name: n.Arg(0), Pos: n.Pos, Weight: 1}
+	b.walk("track_file", n.Block, keywords{
+		"file":   strKw(&f.File),
+		"weight": b.weightKw(&f.Weight, &f.Reverse, 254),
+		"init_file": {max: 2, fn: func(n *Node) {
+			f.InitFile = true
+			for _, a := range n.Args {
+				if a.Text == "overwrite" {
+					f.InitOverwrite = true
+				} else if v, ok := b.int(a, -1<<31, 1<<31-1); ok {
+					f.InitValue = v
+				}
+			}
+		}},
+	})
+	if f.File == "" {
+		b.sink.errorf(n.Pos, "track_file %q has no file", f.Name).Hint = "add: file /path/to/file"
+	}
+	b.cfg.TrackFiles = append(b.cfg.TrackFiles, f)
+}
+
+func (b *builder) pluginCheck(n *Node) {
+	c := &PluginCheck{Name: n.Arg(0), Pos: n.Pos, Interval: time.Second, Rise: 1, Fall: 1}
+	b.walk("vrrp_check", n.Block, keywords{
+		"plugin":    strKw(&c.Plugin),
+		"interval":  b.timerKw(&c.Interval, 10*time.Millisecond, 86400*time.Second),
+		"timeout":   b.timerKw(&c.Timeout, 10*time.Millisecond, 86400*time.Second),
+		"rise":      b.intKw(&c.Rise, 1, 1<<20),
+		"fall":      b.intKw(&c.Fall, 1, 1<<20),
+		"weight":    b.weightKw(&c.Weight, &c.Reverse, 254),
+		"init_fail": setKw(&c.InitFail),
+		"params":    {block: needBlock, fn: func(n *Node) { c.Params = paramsOf(n.Block) }},
+	})
+	if c.Plugin == "" {
+		b.sink.errorf(n.Pos, "vrrp_check %q names no plugin", c.Name).Hint = "add: plugin mysql (or tcp, http, exec, or a third-party plugin's name)"
+	}
+	if c.Timeout == 0 {
+		c.Timeout = c.Interval
+	}
+	b.cfg.Checks = append(b.cfg.Checks, c)
+}
+
+func (b *builder) notifyPlugin(n *Node) {
+	p := &NotifyPlugin{Name: n.Arg(0), Pos: n.Pos, Timeout: defaultNotifyTimeout}
+	b.walk("vrrp_notify", n.Block, keywords{
+		"plugin":  strKw(&p.Plugin),
+		"timeout": b.timerKw(&p.Timeout, 10*time.Millisecond, 3600*time.Second),
+		"params":  {block: needBlock, fn: func(n *Node) { p.Params = paramsOf(n.Block) }},
+	})
+	if p.Plugin == "" {
+		b.sink.errorf(n.Pos, "vrrp_notify %q names no plugin", p.Name).Hint = "add: plugin webhook (or exec, email, or a third-party plugin's name)"
+	}
+	b.cfg.Notifiers = append(b.cfg.Notifiers, p)
+}
+
+// paramsOf turns a params block into the plain form handed to plugins.
+func paramsOf(nodes []*Node) []Param {
+	var ps []Param
+	for _, n := range nodes {
+		p := Param{Key: n.Name, Pos: n.Pos}
+		for _, a := range n.Args {
+			p.Values = append(p.Values, a.Text)
+		}
+		if n.HasBlock {
+			p.Block = paramsOf(n.Block)
+			if p.Block == nil {
+				p.Block = []Param{}
+			}
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+func (b *builder) vrrpInstance(n *Node) {
+	vi := &VRRPInstance{Name: n.Arg(0), Pos: n.Pos, InitialState: "BACKUP", Priority: defaultPriority, AdvertInt: defaultAdvertInt}
+	vi.Garp = Garp{} // filled from global_defs below where unset
+	var versionSet bool
+	ks := keywords{
+		"state": {min: 1, max: 1, fn: func(n *Node) {
+			if v, ok := b.enum(n.Args[0], "MASTER", "BACKUP"); ok {
+				vi.InitialState = v
+			}
+		}},
+		"interface":         strKw(&vi.Interface),
+		"virtual_router_id": b.intKw(&vi.VRID, 1, 255),
+		"priority":          b.intKw(&vi.Priority, 1, 255),
+		"advert_int":        b.timerKw(&vi.AdvertInt, 10*time.Millisecond, 255*time.Second),
+		"version": {min: 1, max: 1, fn: func(n *Node) {
+			if v, ok := b.int(n.Args[0], 2, 3); ok {
+				vi.Version, versionSet = v, true
+			}
+		}},
+		"native_ipv6":   setKw(&vi.IPv6),
+		"nopreempt":     setKw(&vi.NoPreempt),
+		"preempt":       {fn: func(*Node) { vi.NoPreempt = false }},
+		"preempt_delay": b.timerKw(&vi.PreemptDelay, 0, 1000*time.Second),
+		"accept":        setKw(&vi.Accept),
+		"no_accept":     {fn: func(*Node) { vi.Accept = false }},
+		"strict_mode":   b.flagKw(&vi.Strict),
+		"authentication": {block: needBlock, fn: func(n *Node) {
+			a := &Auth{Pos: n.Pos}
+			b.walk("vrrp_instance/authentication", n.Block, keywords{
+				"auth_type": {min: 1, max: 1, fn: func(n *Node) {
+					if v, ok := b.enum(n.Args[0], "PASS", "AH"); ok {
+						a.Type = v
+					}
+				}},
+				"auth_pass": {min: 1, max: 1, fn: func(n *Node) {
+					a.Pass = n.Args[0].Text
+					if len(a.Pass) > 8 {
+						b.sink.warnf(n.Args[0].Pos, "auth_pass is longer than 8 characters; only the first 8 are used, as by keepalived")
+						a.Pass = a.Pass[:8]
+					}
+				}},
+			})
+			if a.Type == "" {
+				b.sink.errorf(n.Pos, "authentication without auth_type").Hint = "add: auth_type PASS"
+			}
+			vi.Auth = a
+		}},
+		"unicast_src_ip": b.addrKw(&vi.UnicastSrcIP),
+		"mcast_src_ip":   b.addrKw(&vi.McastSrcIP),
+		"mcast_dst_ip":   b.addrKw(&vi.McastGroup),
+		"unicast_ttl":    b.intKw(&vi.UnicastTTL, 0, 255),
+		"unicast_peer": {block: needBlock, fn: func(n *Node) {
+			for _, l := range n.Block {
+				if p, ok := b.unicastPeer(l); ok {
+					vi.UnicastPeers = append(vi.UnicastPeers, p)
+				}
+			}
+		}},
+		"check_unicast_src":       setKw(&vi.CheckUnicastSrc),
+		"dont_track_primary":      setKw(&vi.DontTrackPrim),
+		"skip_check_adv_addr":     b.flagKw(&vi.SkipCheckAdvAddr),
+		"lower_prio_no_advert":    b.flagKw(&vi.LowerPrioNoAdv),
+		"higher_prio_send_advert": b.flagKw(&vi.HigherPrioSend),
+		"virtual_ipaddress": {block: needBlock, fn: func(n *Node) {
+			vi.VIPs = append(vi.VIPs, b.addresses(n)...)
+		}},
+		"virtual_ipaddress_excluded": {block: needBlock, fn: func(n *Node) {
+			vi.ExcludedVIPs = append(vi.ExcludedVIPs, b.addresses(n)...)
+		}},
+		"virtual_routes":  {block: needBlock, fn: func(n *Node) { vi.Routes = append(vi.Routes, b.routes(n)...) }},
+		"track_interface": {block: needBlock, fn: func(n *Node) { vi.TrackInterfaces = b.trackRefs(n, 253) }},
+		"track_script":    {block: needBlock, fn: func(n *Node) { vi.TrackScripts = b.trackRefs(n, 253) }},
+		"track_file":      {block: needBlock, fn: func(n *Node) { vi.TrackFiles = b.trackRefs(n, 254) }},
+		"smtp_alert":      b.smtpAlertKw(&vi.SMTPAlert),
+		"notify_action":   b.notifyActionKw(&vi.NotifyActions),
+		"use_vmac": {max: 1, fn: func(n *Node) {
+			vi.UseVMAC = true
+			vi.VMACName = n.Arg(0)
+		}},
+		"vmac_xmit_base": setKw(&vi.VMACXmitBase),
+	}
+	for k, v := range b.notifyKeywords(&vi.Notify) {
+		ks[k] = v
+	}
+	for k, v := range b.garpKeywords(&vi.Garp, "") {
+		ks[k] = v
+	}
+	b.walk("vrrp_instance", n.Block, ks)
+
+	g := b.cfg.Global
+	if !versionSet {
+		vi.Version = g.VRRPVersion
+	}
+	for _, a := range vi.VIPs {
+		if a.Prefix.Addr().Is6() {
+			vi.IPv6 = true
+			break
+		}
+	}
+	if vi.IPv6 && !versionSet {
+		vi.Version = 3 // IPv6 exists only in VRRPv3
+	}
+	inheritGarp(&vi.Garp, g.Garp)
+	b.cfg.Instances = append(b.cfg.Instances, vi)
+}
+
+// inheritGarp fills an instance's unset GARP settings from global_defs.
+func inheritGarp(g *Garp, from Garp) {
+	if g.MasterDelay == 0 {
+		g.MasterDelay = from.MasterDelay
+	}
+	if g.MasterRepeat == 0 {
+		g.MasterRepeat = from.MasterRepeat
+	}
+	if g.MasterRefresh == 0 {
+		g.MasterRefresh = from.MasterRefresh
+	}
+	if g.MasterRefreshRepeat == 0 {
+		g.MasterRefreshRepeat = from.MasterRefreshRepeat
+	}
+	if g.LowerPrioDelay == 0 {
+		g.LowerPrioDelay = from.LowerPrioDelay
+	}
+	if g.LowerPrioRepeat == 0 {
+		g.LowerPrioRepeat = from.LowerPrioRepeat
+	}
+	if g.Interval == 0 {
+		g.Interval = from.Interval
+	}
+	if g.GNAInterval == 0 {
+		g.GNAInterval = from.GNAInterval
+	}
+}
+
+func (b *builder) notifyKeywords(nt *Notify) keywords {
+	return keywords{
+		"notify_master":              b.scriptKw(&nt.Master),
+		"notify_backup":              b.scriptKw(&nt.Backup),
+		"notify_fault":               b.scriptKw(&nt.Fault),
+		"notify_stop":                b.scriptKw(&nt.Stop),
+		"notify_deleted":             b.scriptKw(&nt.Deleted),
+		"notify":                     b.scriptKw(&nt.Generic),
+		"notify_master_rx_lower_pri": b.scriptKw(&nt.MasterRxLowerPri),
+		"notify_priority_changes":    b.flagKw(&nt.PriorityChanges),
+	}
+}
+
+// notifyActionKw reads "notify_action NAME [NAME...]", vigil's link to vrrp_notify blocks.
+func (b *builder) notifyActionKw(p *[]NameRef) kw {
+	return kw{min: 1, max: -1, fn: func(n *Node) {
+		for _, a := range n.Args {
+			*p = append(*p, NameRef{Name: a.Text, Pos: a.Pos})
+		}
+	}}
+}
+
+func (b *builder) unicastPeer(l *Node) (UnicastPeer, bool) {
+	if l.HasBlock {
+		b.sink.errorf(l.Pos, "unexpected block in unicast_peer")
+		return UnicastPeer{}, false
+	}
+	a, ok := b.addr(Token{Text: l.Name, Pos: l.Pos})
+	if !ok {
+		return UnicastPeer{}, false
+	}
+	p := UnicastPeer{Addr: a, Pos: l.Pos, MaxTTL: 255}
+	for i := 0; i < len(l.Args); i += 2 {
+		opt := l.Args[i]
+		if i+1 >= len(l.Args) {
+			b.sink.errorf(opt.Pos, "%q needs a value", opt.Text)
+			return p, false
+		}
+		v, ok := b.int(l.Args[i+1], 0, 255)
+		if !ok {
+			return p, false
+		}
+		switch opt.Text {
+		case "min_ttl":
+			p.MinTTL = v
+		case "max_ttl":
+			p.MaxTTL = v
+		default:
+			d := b.sink.errorf(opt.Pos, "unknown unicast_peer option %q", opt.Text)
+			if s := suggest(opt.Text, []string{"min_ttl", "max_ttl"}); s != "" {
+				d.Hint = fmt.Sprintf("did you mean %q?", s)
+			}
+			return p, false
+		}
+	}
+	return p, true
+}
+
+// trackRefs reads a track_* value block: "NAME [weight N [reverse|noreverse]]".
+func (b *builder) trackRefs(n *Node, limit int) []TrackRef {
+	var refs []TrackRef
+	for _, l := range n.Block {
+		r := TrackRef{Name: l.Name, Pos: l.Pos}
+		args := l.Args
+		ok := !l.HasBlock
+		if l.HasBlock {
+			b.sink.errorf(l.Pos, "unexpected block in %s", n.Name)
+		}
+		for len(args) > 0 && ok {
+			switch args[0].Text {
+			case "weight":
+				if len(args) < 2 {
+					b.sink.errorf(args[0].Pos, "weight needs a value from %d to %d", -limit, limit)
+					ok = false
+					break
+				}
+				r.Weight, ok = b.int(args[1], -limit, limit)
+				r.HasWeight = true
+				args = args[2:]
+			case "reverse":
+				r.Reverse = true
+				args = args[1:]
+			case "noreverse":
+				r.Reverse = false
+				args = args[1:]
+			default:
+				d := b.sink.errorf(args[0].Pos, "unexpected %q after %q in %s", args[0].Text, l.Name, n.Name)
+				if s := suggest(args[0].Text, []string{"weight", "reverse", "noreverse"}); s != "" {
+					d.Hint = fmt.Sprintf("did you mean %q?", s)
+				} else {
+					d.Hint = "the form is NAME [weight N] [reverse]; one name per line"
+				}
+				ok = false
+			}
+		}
+		if ok {
+			refs = append(refs, r)
+		}
+	}
+	return refs
+}
+
+// addrOptions lists the words an address line takes after the address, with whether a value
+// follows the word.
+var addrOptions = map[string]bool{
+	"brd": true, "broadcast": true, "dev": true, "scope": true, "label": true, "peer": true,
+	"home": false, "-nodad": false, "nodad": false, "noprefixroute": false, "no_track": false,
+	"autojoin": false, "track_group": true, "use_vmac": false, "mngtmpaddr": false,
+}
+
+var scopes = []string{"global", "site", "link", "host", "nowhere"}
+
+// addresses reads a virtual_ipaddress / static_ipaddress value block.
+func (b *builder) addresses(n *Node) []*Address {
+	var out []*Address
+	for _, l := range n.Block {
+		if l.HasBlock {
+			b.sink.errorf(l.Pos, "unexpected block in %s", n.Name)
+			continue
+		}
+		if a := b.address(l); a != nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (b *builder) address(l *Node) *Address {
+	p, ok := b.prefix(Token{Text: l.Name, Pos: l.Pos})
+	if !ok {
+		return nil
+	}
+	a := &Address{Prefix: p, Pos: l.Pos}
+	args := l.Args
+	for len(args) > 0 {
+		opt := args[0]
+		takesValue, known := addrOptions[opt.Text]
+		if !known {
+			names := slices.Sorted(mapKeysBool(addrOptions))
+			d := b.sink.errorf(opt.Pos, "unknown address option %q", opt.Text)
+			if s := suggest(opt.Text, names); s != "" {
+				d.Hint = fmt.Sprintf("did you mean %q?", s)
+			} else if g := gluedArgument(opt.Text, names); g != "" {
+				d.Hint = g
+			} else {
+				d.Hint = "the form is ADDRESS[/LEN] [brd ADDR] [dev IFACE] [scope SCOPE] [label LABEL]"
+			}
+			return nil
+		}
+		if takesValue && len(args) < 2 {
+			b.sink.errorf(opt.Pos, "%q needs a value", opt.Text)
+			return nil
+		}
+		switch opt.Text {
+		case "brd", "broadcast":
+			v, ok := b.addr(args[1])
+			if !ok {
+				return nil
+			}
+			a.Broad = v
+		case "dev":
+			a.Dev = args[1].Text
+		case "scope":
+			v, ok := b.enum(args[1], scopes...)
+			if !ok {
+				return nil
+			}
+			a.Scope = v
+		case "label":
+			a.Label = args[1].Text
+			if len(a.Label) > 15 {
+				b.sink.errorf(args[1].Pos, "label %q is longer than 15 characters", a.Label).Hint = "the kernel limits labels to 15 characters"
+				return nil
+			}
+		case "peer":
+			v, ok := b.prefix(args[1])
+			if !ok {
+				return nil
+			}
+			a.Peer = v
+		case "home":
+			a.Home = true
+		case "-nodad", "nodad":
+			a.NoDAD = true
+		case "noprefixroute":
+			a.NoPrefix = true
+		case "no_track":
+			a.NoTrack = true
+		default:
+			d := b.sink.warnf(opt.Pos, "address option %q is not supported by vigil; ignored", opt.Text)
+			d.Unsupported = true
+		}
+		if takesValue {
+			args = args[2:]
+		} else {
+			args = args[1:]
+		}
+	}
+	return a
+}
+
+func mapKeysBool(m map[string]bool) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+var routeTypes = []string{"blackhole", "unreachable", "prohibit", "throw"}
+
+// routes reads a virtual_routes / static_routes value block.
+func (b *builder) routes(n *Node) []*Route {
+	var out []*Route
+	for _, l := range n.Block {
+		if l.HasBlock {
+			b.sink.errorf(l.Pos, "unexpected block in %s", n.Name)
+			continue
+		}
+		if r := b.route(l); r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (b *builder) route(l *Node) *Route {
+	words := append([]Token{{Text: l.Name, Pos: l.Pos}}, l.Args...)
+	r := &Route{Type: "unicast", Pos: l.Pos}
+	haveDst := false
+	for len(words) > 0 {
+		w := words[0]
+		need := func() (Token, bool) {
+			if len(words) < 2 {
+				b.sink.errorf(w.Pos, "%q needs a value", w.Text)
+				return Token{}, false
+			}
+			return words[1], true
+		}
+		step := 2
+		switch w.Text {
+		case "src":
+			v, ok := need()
+			if !ok {
+				return nil
+			}
+			if r.Src, ok = b.addr(v); !ok {
+				return nil
+			}
+		case "via", "gw":
+			v, ok := need()
+			if !ok {
+				return nil
+			}
+			if r.Via, ok = b.addr(v); !ok {
+				return nil
+			}
+		case "dev", "oif":
+			v, ok := need()
+			if !ok {
+				return nil
+			}
+			r.Dev = v.Text
+		case "scope":
+			v, ok := need()
+			if !ok {
+				return nil
+			}
+			if r.Scope, ok = b.enum(v, scopes...); !ok {
+				return nil
+			}
+		case "table":
+			v, ok := need()
+			if !ok {
+				return nil
+			}
+			r.Table = v.Text
+		case "metric", "preference", "priority":
+			v, ok := need()
+			if !ok {
+				return nil
+			}
+			if r.Metric, ok = b.int(v, 0, 1<<31-1); !ok {
+				return nil
+			}
+		case "protocol", "proto":
+			v, ok := need()
+			if !ok {
+				return nil
+			}
+			r.Protocol = v.Text
+		case "no_track":
+			r.NoTrack = true
+			step = 1
+		case "to":
+			step = 1
+		case "blackhole", "unreachable", "prohibit", "throw":
+			r.Type = w.Text
+			step = 1
+		default:
+			if haveDst {
+				d := b.sink.warnf(w.Pos, "route option %q is not supported by vigil; the route is ignored", w.Text)
+				d.Unsupported = true
+				return nil
+			}
+			text := w.Text
+			if text == "default" {
+				text = "0.0.0.0/0"
+			}
+			p, ok := b.prefix(Token{Text: text, Pos: w.Pos})
+			if !ok {
+				return nil
+			}
+			r.Dst, haveDst = p, true
+			step = 1
+		}
+		words = words[step:]
+	}
+	if !haveDst {
+		b.sink.errorf(l.Pos, "route has no destination").Hint = "the form is [src ADDR] DEST[/LEN] [via GW] [dev IFACE] ..."
+		return nil
+	}
+	return r
+}
+
+func (b *builder) syncGroup(n *Node) {
+	g := &SyncGroup{Name: n.Arg(0), Pos: n.Pos}
+	ks := keywords{
+		"group": {block: needBlock, fn: func(n *Node) {
+			for _, l := range n.Block {
+				if l.HasBlock {
+					b.sink.errorf(l.Pos, "unexpected block in group")
+					continue
+				}
+				g.Members = append(g.Members, NameRef{Name: l.Name, Pos: l.Pos})
+				for _, a := range l.Args {
+					g.Members = append(g.Members, NameRef{Name: a.Text, Pos: a.Pos})
+				}
+			}
+		}},
+		"smtp_alert":      b.smtpAlertKw(&g.SMTPAlert),
+		"global_tracking": setKw(&g.GlobalTracking),
+		"notify_action":   b.notifyActionKw(&g.NotifyActions),
+		"track_interface": {block: needBlock, fn: func(n *Node) { g.TrackInterfaces = b.trackRefs(n, 253) }},
+		"track_script":    {block: needBlock, fn: func(n *Node) { g.TrackScripts = b.trackRefs(n, 253) }},
+		"track_file":      {block: needBlock, fn: func(n *Node) { g.TrackFiles = b.trackRefs(n, 254) }},
+	}
+	for k, v := range b.notifyKeywords(&g.Notify) {
+		ks[k] = v
+	}
+	b.walk("vrrp_sync_group", n.Block, ks)
+	b.cfg.SyncGroups = append(b.cfg.SyncGroups, g)
+}
