@@ -20,6 +20,10 @@ type builder struct {
 	scripts []*Script
 	// smtpAlert is where mail alerts were first switched on, for the "no smtp_server" warning.
 	smtpAlert Pos
+	// notifierNames and ifaceSeen are lookup tables built during validation.
+	notifierNames map[string]bool
+	ifaceSeen     map[string]bool
+	trackables    map[string]bool
 }
 
 type blockRule int
@@ -40,19 +44,23 @@ type kw struct {
 
 type keywords map[string]kw
 
-// walk applies the keywords of context ctx to each statement of a block.
-func (b *builder) walk(ctx string, nodes []*Node, ks keywords) {
+// walk applies the keywords of context ctx to each statement of a block. It returns where
+// each keyword was last seen, so that later checks can point at the line that matters.
+func (b *builder) walk(ctx string, nodes []*Node, ks keywords) map[string]Pos {
+	places := map[string]Pos{}
 	for _, n := range nodes {
 		k, ok := ks[n.Name]
 		if !ok {
 			b.unknown(ctx, n, ks)
 			continue
 		}
+		places[n.Name] = n.Pos
 		if !b.shape(n, k) {
 			continue
 		}
 		k.fn(n)
 	}
+	return places
 }
 
 // shape checks a statement's argument count and block against its keyword's rule.
@@ -100,6 +108,10 @@ func (b *builder) unknown(ctx string, n *Node, ks keywords) {
 		d := b.sink.warnf(n.Pos, "%q is not supported by vigil; ignored", n.Name)
 		d.Unsupported = true
 		d.Hint = "see README, \"keepalived features vigil does not support\""
+		return
+	}
+	if b.sink.full() {
+		b.sink.errorf(n.Pos, "unknown keyword") // only counted; spare the search for a hint
 		return
 	}
 	where := "here"
@@ -170,6 +182,9 @@ func homeOf(word string) string {
 func suggest(word string, candidates []string) string {
 	best, bestD := "", math.MaxInt
 	for _, c := range candidates {
+		if diff := len(c) - len(word); diff > 2 || diff < -2 {
+			continue // too different in length to be a typo
+		}
 		d := editDistance(strings.ToLower(word), strings.ToLower(c))
 		if d < bestD || (d == bestD && c < best) {
 			best, bestD = c, d
@@ -225,7 +240,7 @@ func (b *builder) int(t Token, lo, hi int) (int, bool) {
 		return 0, false
 	}
 	if v < lo || v > hi {
-		b.sink.errorf(t.Pos, "%d is out of range %d-%d", v, lo, hi)
+		b.sink.errorf(t.Pos, "%d is out of range: use %d to %d", v, lo, hi)
 		return 0, false
 	}
 	return v, true
@@ -239,7 +254,7 @@ func (b *builder) timer(t Token, lo, hi time.Duration) (time.Duration, bool) {
 		return 0, false
 	}
 	if d < lo || d > hi {
-		b.sink.errorf(t.Pos, "%s s is out of range %s-%s s", t.Text, seconds(lo), seconds(hi))
+		b.sink.errorf(t.Pos, "%s s is out of range: use %s to %s seconds", t.Text, seconds(lo), seconds(hi))
 		return 0, false
 	}
 	return d, true

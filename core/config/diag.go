@@ -116,8 +116,32 @@ func (ds Diagnostics) Sort() {
 	})
 }
 
+// maxDiagnostics bounds what one load reports: past it, a file is not a configuration with
+// mistakes but something else, and more lines help nobody.
+const maxDiagnostics = 500
+
 type diagSink struct {
-	list Diagnostics
+	list    Diagnostics
+	dropped Diagnostic // written to when the list is full, so callers can still set a Hint
+	// droppedBy counts what was not listed, by severity, for the closing summary.
+	droppedBy [2]int
+}
+
+func (s *diagSink) full() bool { return len(s.list) >= maxDiagnostics }
+
+// summarize closes a list that overflowed with one line counting what was left out; it is an
+// error when any error was left out, so that HasErrors stays true to the whole file.
+func (s *diagSink) summarize(p Pos) {
+	errs, warns := s.droppedBy[SevError], s.droppedBy[SevWarning]
+	if errs+warns == 0 {
+		return
+	}
+	sev := SevWarning
+	if errs > 0 {
+		sev = SevError
+	}
+	s.list = append(s.list, Diagnostic{Pos: p, Severity: sev,
+		Msg: fmt.Sprintf("%d more problem(s) not shown (%d error(s), %d warning(s))", errs+warns, errs, warns)})
 }
 
 func (s *diagSink) errorf(p Pos, format string, args ...any) *Diagnostic {
@@ -129,6 +153,11 @@ func (s *diagSink) warnf(p Pos, format string, args ...any) *Diagnostic {
 }
 
 func (s *diagSink) add(p Pos, sev Severity, format string, args ...any) *Diagnostic {
+	if s.full() {
+		s.droppedBy[sev]++
+		s.dropped = Diagnostic{}
+		return &s.dropped
+	}
 	s.list = append(s.list, Diagnostic{Pos: p, Severity: sev, Msg: fmt.Sprintf(format, args...)})
 	return &s.list[len(s.list)-1]
 }

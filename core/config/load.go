@@ -93,6 +93,7 @@ func finish(pp *preprocessor, sink *diagSink) (*Config, Diagnostics) {
 	b.top(tree)
 	b.validate()
 	sink.list.Sort()
+	sink.summarize(Pos{File: b.mainFile()})
 	return cfg, sink.list
 }
 

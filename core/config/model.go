@@ -208,6 +208,9 @@ type VRRPInstance struct {
 	VMACXmitBase bool
 
 	Garp Garp
+
+	// Places records where each keyword of the block was written, for messages.
+	Places map[string]Pos `json:"-"`
 }
 
 // Auth is VRRPv2 authentication.
@@ -357,7 +360,7 @@ type Checker struct {
 	BindTo           netip.Addr
 	BindPort         int
 	ConnectTimeout   time.Duration // default 5s
-	Retry            int           // default 1 for TCP, 3 for HTTP
+	Retry            int           // default 1 (keepalived); final value after inheritance
 	DelayBeforeRetry time.Duration // default 1s (TCP), 3s (HTTP)
 	DelayLoop        time.Duration // default: the virtual server's
 	Warmup           time.Duration

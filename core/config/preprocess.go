@@ -46,6 +46,9 @@ type preprocessor struct {
 	// pending is the multi-line $NAME= definition whose continuation lines are being collected.
 	pending *definition
 	stopped bool
+	// steps counts lines processed, emitted or not, so that generators that expand to
+	// nothing (a ~SEQ of definitions, nested a million deep) still end.
+	steps int
 }
 
 func newPreprocessor(opts Options, sink *diagSink) *preprocessor {
@@ -187,6 +190,13 @@ func (p *preprocessor) readData(name string, data []byte, from Pos) {
 // includes, in keepalived's order, and emits what is left.
 func (p *preprocessor) line(l srcLine, cont bool, depth int) {
 	if p.stopped {
+		return
+	}
+	p.steps++
+	if p.steps > 4*p.opts.maxLines() {
+		p.sink.errorf(l.pos, "configuration needs more than %d expansion steps", 4*p.opts.maxLines()).Hint =
+			"check ~SEQ/~LST ranges and recursive $NAME definitions"
+		p.stopped = true
 		return
 	}
 	if depth > maxExpansionDepth {
@@ -459,6 +469,9 @@ func (p *preprocessor) generator(l srcLine, depth int) {
 		vars, vals, err := parseSeq(specLine.text, head == "SEQx")
 		if err != nil {
 			p.sink.errorf(l.pos, "invalid ~%s(%s): %v", head, spec, err).Hint = "the form is ~SEQ(var, start, step, end); start and step may be left out"
+			// The text is still read once, unexpanded, so that a block it opens stays balanced
+			// and the rest of the file is checked as usual.
+			p.line(body, false, depth+1)
 			return
 		}
 		for _, v := range vals {
@@ -472,6 +485,7 @@ func (p *preprocessor) generator(l srcLine, depth int) {
 		vars, sets, err := parseLst(spec)
 		if err != nil {
 			p.sink.errorf(l.pos, "invalid ~LST(%s): %v", spec, err).Hint = "the form is ~LST(var, v1, v2, ...) or ~LST({a, b}, {1, 2}, {3, 4})"
+			p.line(body, false, depth+1)
 			return
 		}
 		for _, set := range sets {

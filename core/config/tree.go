@@ -97,9 +97,9 @@ func buildTree(lines []srcLine, sink *diagSink) []*Node {
 				if target == nil {
 					// "{" at the start of a line opens the block of the previous statement.
 					if last == nil || last.HasBlock {
-						sink.errorf(t.Pos, "'{' without a keyword before it").Hint = "put the block's keyword before '{'"
+						sink.errorf(t.Pos, "'{' without a keyword before it; its block is skipped").Hint = "put the block's keyword before '{'"
+						// A stand-in keeps the braces balanced; it is not part of the tree.
 						target = &Node{Name: "{", Pos: t.Pos}
-						appendNode(target)
 					} else {
 						target = last
 					}

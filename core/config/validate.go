@@ -83,30 +83,26 @@ type vridKey struct {
 }
 
 func (b *builder) validateInstances() {
-	trackable := map[string]bool{}
-	var trackNames []string
-	for _, s := range b.cfg.Scripts {
-		trackable[s.Name] = true
-		trackNames = append(trackNames, s.Name)
-	}
-	for _, c := range b.cfg.Checks {
-		trackable[c.Name] = true
-		trackNames = append(trackNames, c.Name)
-	}
 	var fileNames []string
+	isFile := map[string]bool{}
 	for _, f := range b.cfg.TrackFiles {
 		fileNames = append(fileNames, f.Name)
+		isFile[f.Name] = true
+	}
+	b.notifierNames = map[string]bool{}
+	for _, n := range b.cfg.Notifiers {
+		b.notifierNames[n.Name] = true
 	}
 	vrids := map[vridKey]*VRRPInstance{}
 	for _, vi := range b.cfg.Instances {
 		b.validateInstance(vi)
 		for _, r := range vi.TrackScripts {
-			if !trackable[r.Name] {
-				b.undefined(r.Pos, "track_script", r.Name, "vrrp_script or vrrp_check", trackNames)
+			if !b.trackable(r.Name) {
+				b.undefined(r.Pos, "track_script", r.Name, "vrrp_script or vrrp_check", b.trackableNames())
 			}
 		}
 		for _, r := range vi.TrackFiles {
-			if !slices.Contains(fileNames, r.Name) {
+			if !isFile[r.Name] {
 				b.undefined(r.Pos, "track_file", r.Name, "track_file", fileNames)
 			}
 		}
@@ -121,12 +117,34 @@ func (b *builder) validateInstances() {
 			if vi.IPv6 {
 				fam = "IPv6"
 			}
-			b.sink.errorf(vi.Pos, "vrrp_instance %q uses virtual_router_id %d on %s (%s), as does %q at %s", vi.Name, vi.VRID, orDefault(vi.Interface, "the default interface"), fam, prev.Name, prev.Pos).Hint =
+			b.sink.errorf(vi.at("virtual_router_id"), "vrrp_instance %q uses virtual_router_id %d on %s (%s), as does %q at %s", vi.Name, vi.VRID, orDefault(vi.Interface, "the default interface"), fam, prev.Name, prev.Pos).Hint =
 				"each virtual router on one interface and family needs its own virtual_router_id"
 			continue
 		}
 		vrids[k] = vi
 	}
+}
+
+// trackable reports whether track_script may name this: a vrrp_script or a vrrp_check.
+func (b *builder) trackable(name string) bool {
+	if b.trackables == nil {
+		b.trackables = map[string]bool{}
+		for _, n := range b.trackableNames() {
+			b.trackables[n] = true
+		}
+	}
+	return b.trackables[name]
+}
+
+func (b *builder) trackableNames() []string {
+	var names []string
+	for _, s := range b.cfg.Scripts {
+		names = append(names, s.Name)
+	}
+	for _, c := range b.cfg.Checks {
+		names = append(names, c.Name)
+	}
+	return names
 }
 
 func orDefault(s, def string) string {
@@ -146,27 +164,38 @@ func (b *builder) undefined(pos Pos, what, name, kind string, known []string) {
 }
 
 func (b *builder) checkNotifyActions(refs []NameRef) {
-	var names []string
-	for _, n := range b.cfg.Notifiers {
-		names = append(names, n.Name)
-	}
 	for _, r := range refs {
-		if !slices.Contains(names, r.Name) {
+		if !b.notifierNames[r.Name] {
+			var names []string
+			for _, n := range b.cfg.Notifiers {
+				names = append(names, n.Name)
+			}
 			b.undefined(r.Pos, "notify_action", r.Name, "vrrp_notify", names)
 		}
 	}
 }
 
 func (b *builder) checkInterfaces(vi *VRRPInstance) {
-	exists := b.opts.InterfaceExists
-	if exists == nil {
+	if b.opts.InterfaceExists == nil {
 		return
+	}
+	if b.ifaceSeen == nil {
+		b.ifaceSeen = map[string]bool{}
+	}
+	// Looking an interface up asks the kernel; thousands of instances share a few names.
+	exists := func(name string) bool {
+		v, ok := b.ifaceSeen[name]
+		if !ok {
+			v = b.opts.InterfaceExists(name)
+			b.ifaceSeen[name] = v
+		}
+		return v
 	}
 	warn := func(pos Pos, name string) {
 		b.sink.warnf(pos, "interface %q does not exist on this host", name).Hint = "vigil waits for it to appear; check the name if this is not expected"
 	}
 	if vi.Interface != "" && !exists(vi.Interface) {
-		warn(vi.Pos, vi.Interface)
+		warn(vi.at("interface"), vi.Interface)
 	}
 	for _, t := range vi.TrackInterfaces {
 		if !exists(t.Name) {
@@ -180,11 +209,16 @@ func (b *builder) checkInterfaces(vi *VRRPInstance) {
 	}
 }
 
+// at returns where keyword was written in the instance, or the instance itself.
+func (vi *VRRPInstance) at(keyword string) Pos {
+	if p, ok := vi.Places[keyword]; ok {
+		return p
+	}
+	return vi.Pos
+}
+
 func (b *builder) validateInstance(vi *VRRPInstance) {
 	name := fmt.Sprintf("vrrp_instance %q", vi.Name)
-	if vi.VRID == 0 {
-		b.sink.errorf(vi.Pos, "%s has no virtual_router_id", name).Hint = "add: virtual_router_id N (1-255), the same on every node of this virtual router"
-	}
 	if vi.Interface == "" && len(vi.UnicastPeers) == 0 {
 		b.sink.errorf(vi.Pos, "%s has no interface", name).Hint = "add: interface eth0 (the interface the VIP lives on)"
 	}
@@ -208,17 +242,17 @@ func (b *builder) validateInstance(vi *VRRPInstance) {
 			"VRRP carries one family per instance: move the other family to virtual_ipaddress_excluded or to its own instance"
 	}
 	if vi.IPv6 && vi.Version == 2 {
-		b.sink.errorf(vi.Pos, "%s has IPv6 addresses but version 2", name).Hint = "IPv6 needs VRRPv3: set version 3 (or remove version 2)"
+		b.sink.errorf(vi.at("version"), "%s has IPv6 addresses but version 2", name).Hint = "IPv6 needs VRRPv3: set version 3 (or remove version 2)"
 	}
 	switch vi.Version {
 	case 2:
 		if vi.AdvertInt < time.Second || vi.AdvertInt%time.Second != 0 {
-			b.sink.errorf(vi.Pos, "%s: advert_int %s s is not valid for VRRPv2", name, seconds(vi.AdvertInt)).Hint =
+			b.sink.errorf(vi.at("advert_int"), "%s: advert_int %s s is not valid for VRRPv2", name, seconds(vi.AdvertInt)).Hint =
 				"VRRPv2 adverts are whole seconds from 1 to 255; use version 3 for sub-second intervals"
 		}
 	case 3:
 		if vi.AdvertInt > 40950*time.Millisecond || vi.AdvertInt%(10*time.Millisecond) != 0 {
-			b.sink.errorf(vi.Pos, "%s: advert_int %s s is not valid for VRRPv3", name, seconds(vi.AdvertInt)).Hint =
+			b.sink.errorf(vi.at("advert_int"), "%s: advert_int %s s is not valid for VRRPv3", name, seconds(vi.AdvertInt)).Hint =
 				"VRRPv3 adverts are 0.01 to 40.95 s in steps of 0.01 s"
 		}
 		if vi.Auth != nil {
@@ -233,14 +267,14 @@ func (b *builder) validateInstance(vi *VRRPInstance) {
 		b.sink.errorf(vi.Auth.Pos, "%s: auth_type PASS without auth_pass", name).Hint = "add: auth_pass SECRET (up to 8 characters, the same on every node)"
 	}
 	if vi.NoPreempt && vi.InitialState == "MASTER" {
-		b.sink.warnf(vi.Pos, "%s: nopreempt with state MASTER; the instance starts as BACKUP, as in keepalived", name).Hint =
+		b.sink.warnf(vi.at("nopreempt"), "%s: nopreempt with state MASTER; the instance starts as BACKUP, as in keepalived", name).Hint =
 			"set state BACKUP on every node when using nopreempt"
 	}
 	if vi.PreemptDelay > 0 && vi.NoPreempt {
-		b.sink.warnf(vi.Pos, "%s: preempt_delay has no effect with nopreempt", name)
+		b.sink.warnf(vi.at("preempt_delay"), "%s: preempt_delay has no effect with nopreempt", name)
 	}
 	if vi.Priority == 255 && vi.InitialState != "MASTER" {
-		b.sink.warnf(vi.Pos, "%s: priority 255 (address owner) with state BACKUP; it becomes MASTER at once anyway", name)
+		b.sink.warnf(vi.at("priority"), "%s: priority 255 (address owner) with state BACKUP; it becomes MASTER at once anyway", name)
 	}
 	if vi.UnicastSrcIP.IsValid() {
 		for _, p := range vi.UnicastPeers {
@@ -261,10 +295,10 @@ func (b *builder) validateInstance(vi *VRRPInstance) {
 			vi.Auth = nil
 		}
 		if vi.InitialState == "MASTER" && vi.Priority != 255 {
-			b.sink.warnf(vi.Pos, "%s: with vrrp_strict, state MASTER is for the address owner (priority 255); it starts as BACKUP, as in keepalived", name)
+			b.sink.warnf(vi.at("state"), "%s: with vrrp_strict, state MASTER is for the address owner (priority 255); it starts as BACKUP, as in keepalived", name)
 		}
 		if len(vi.UnicastPeers) > 0 {
-			b.sink.errorf(vi.Pos, "%s: unicast_peer is not allowed with vrrp_strict (RFC 5798 is multicast only)", name)
+			b.sink.errorf(vi.at("unicast_peer"), "%s: unicast_peer is not allowed with vrrp_strict (RFC 5798 is multicast only)", name)
 		}
 	}
 	for _, r := range vi.TrackInterfaces {
@@ -300,16 +334,9 @@ func (b *builder) validateSyncGroups() {
 			member[m.Name] = g
 		}
 		b.checkNotifyActions(g.NotifyActions)
-		var trackNames []string
-		for _, s := range b.cfg.Scripts {
-			trackNames = append(trackNames, s.Name)
-		}
-		for _, c := range b.cfg.Checks {
-			trackNames = append(trackNames, c.Name)
-		}
 		for _, r := range g.TrackScripts {
-			if !slices.Contains(trackNames, r.Name) {
-				b.undefined(r.Pos, "track_script", r.Name, "vrrp_script or vrrp_check", trackNames)
+			if !b.trackable(r.Name) {
+				b.undefined(r.Pos, "track_script", r.Name, "vrrp_script or vrrp_check", b.trackableNames())
 			}
 		}
 	}
@@ -343,7 +370,8 @@ func (b *builder) validateScripts() {
 		prog := s.Argv[0]
 		switch {
 		case strings.HasPrefix(prog, "/"):
-		case strings.Contains(prog, "/"):
+		case strings.Contains(prog, "/") && !strings.ContainsAny(prog[:1], "<>|&;($`"):
+			// Commands starting with a shell redirection ("</dev/tcp/...") are shell code.
 			b.sink.warnf(s.Pos, "script %q is a relative path; the daemon runs from \"/\", so it is looked for as \"/%s\"", prog, prog).Hint =
 				"give the absolute path of the program"
 		case b.cfg.Global.EnableScriptSecurity:

@@ -371,7 +371,10 @@ func (b *builder) vrrpInstance(n *Node) {
 	for k, v := range b.garpKeywords(&vi.Garp, "") {
 		ks[k] = v
 	}
-	b.walk("vrrp_instance", n.Block, ks)
+	vi.Places = b.walk("vrrp_instance", n.Block, ks)
+	if _, ok := vi.Places["virtual_router_id"]; !ok {
+		b.sink.errorf(vi.Pos, "vrrp_instance %q has no virtual_router_id", vi.Name).Hint = "add: virtual_router_id N (1-255), the same on every node of this virtual router"
+	}
 
 	g := b.cfg.Global
 	if !versionSet {

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runVigil(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestExampleConfigs: every configuration shipped in configs/ passes vigil -t.
+func TestExampleConfigs(t *testing.T) {
+	var files []string
+	err := filepath.WalkDir("../../configs", func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".conf") {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 3 {
+		t.Fatalf("want at least the MySQL pair and a minimal example in configs/, found %v", files)
+	}
+	for _, f := range files {
+		code, _, stderr := runVigil("-t", "-f", f)
+		if code != exitOK {
+			t.Errorf("vigil -t -f %s = %d\n%s", f, code, stderr)
+		}
+		if strings.Contains(stderr, ": error: ") {
+			t.Errorf("%s: errors reported:\n%s", f, stderr)
+		}
+	}
+}
+
+func writeConf(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "k.conf")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const good = `@n1 $PRIO=150
+@^n1 $PRIO=100
+vrrp_instance VI_1 {
+    interface lo
+    virtual_router_id 7
+    priority $PRIO
+    virtual_ipaddress {
+        192.0.2.7/32
+    }
+}
+`
+
+func TestConfigTest(t *testing.T) {
+	p := writeConf(t, good)
+	code, _, stderr := runVigil("-t", "-f", p)
+	if code != exitOK || !strings.Contains(stderr, "configuration OK") {
+		t.Errorf("good file: code %d\n%s", code, stderr)
+	}
+	bad := writeConf(t, strings.Replace(good, "virtual_router_id 7", "virtual_router_id 700", 1)+"vrrp_instanse X {\n}\n")
+	code, _, stderr = runVigil("--config-test", "--use-file", bad)
+	if code != exitConfig {
+		t.Errorf("bad file: code %d, want %d", code, exitConfig)
+	}
+	for _, want := range []string{"k.conf:5:23: error: 700 is out of range: use 1 to 255", `k.conf:11:1: error: unknown keyword "vrrp_instanse" at top level; did you mean "vrrp_instance"?`, "2 error(s)"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	code, _, stderr = runVigil("-t", "-f", filepath.Join(t.TempDir(), "missing.conf"))
+	if code != exitConfig || !strings.Contains(stderr, "cannot read configuration") {
+		t.Errorf("missing file: code %d\n%s", code, stderr)
+	}
+}
+
+func TestDump(t *testing.T) {
+	p := writeConf(t, good)
+	code, out, _ := runVigil("-d", "-f", p, "-i", "n1")
+	if code != exitOK || !strings.Contains(out, "priority 150") || strings.Contains(out, "$PRIO") {
+		t.Errorf("dump with -i n1: code %d\n%s", code, out)
+	}
+	_, out, _ = runVigil("-d", "-f", p, "--config-id", "other")
+	if !strings.Contains(out, "priority 100") {
+		t.Errorf("dump with another id:\n%s", out)
+	}
+	code, out, _ = runVigil("-d", "--json", "-f", p, "-i", "n1")
+	var m struct {
+		Instances []struct {
+			Name     string
+			Priority int
+			VRID     int
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil || code != exitOK {
+		t.Fatalf("json dump: %v (code %d)\n%s", err, code, out)
+	}
+	if len(m.Instances) != 1 || m.Instances[0].Priority != 150 || m.Instances[0].VRID != 7 {
+		t.Errorf("json model: %+v", m)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	code, out, _ := runVigil("-v")
+	if code != exitOK || !strings.HasPrefix(out, "vigil ") {
+		t.Errorf("-v: %d %q", code, out)
+	}
+	code, _, stderr := runVigil("--no-such-flag")
+	if code != exitUsage || !strings.Contains(stderr, "no-such-flag") {
+		t.Errorf("unknown flag: %d %q", code, stderr)
+	}
+	code, _, _ = runVigil("-t", "-f", writeConf(t, good), "extra")
+	if code != exitUsage {
+		t.Errorf("extra argument: %d", code)
+	}
+	// keepalived's -n, -l and -D are accepted.
+	code, _, stderr = runVigil("-n", "-l", "-D", "-t", "-f", writeConf(t, good))
+	if code != exitOK {
+		t.Errorf("-n -l -D: %d\n%s", code, stderr)
+	}
+}
+
+func TestLogJSON(t *testing.T) {
+	code, _, stderr := runVigil("--log-json", "-f", writeConf(t, good))
+	if code != exitInternal {
+		t.Fatalf("daemon mode: code %d", code)
+	}
+	first := strings.SplitN(stderr, "\n", 2)[0]
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(first), &rec); err != nil || rec["@message"] == nil {
+		t.Errorf("not a JSON log line: %q (%v)", first, err)
+	}
+}

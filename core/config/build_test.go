@@ -1,0 +1,225 @@
+package config
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const fullConfig = `
+global_defs {
+    router_id node1
+    notification_email {
+        ops@example.com
+        dba@example.com
+    }
+    notification_email_from vigil@example.com
+    smtp_server 127.0.0.1 2525
+    smtp_connect_timeout 3.5
+    script_user vigil_script vigil
+    enable_script_security
+    vrrp_garp_master_delay 2
+    vrrp_version 3
+    plugin_dir /opt/vigil/plugins
+}
+vrrp_script chk_haproxy {
+    script "/usr/bin/pgrep -x haproxy"
+    interval 2
+    weight -20
+    fall 3
+}
+vrrp_check chk_db {
+    plugin mysql
+    interval 0.5
+    rise 2
+    params {
+        address 127.0.0.1:3306
+        password_file /etc/vigil/mysql.pw
+        tls {
+            ca /etc/ssl/ca.pem
+        }
+    }
+}
+vrrp_notify hook {
+    plugin webhook
+    timeout 2
+    params {
+        url http://127.0.0.1:9000/
+    }
+}
+track_file maint {
+    file /var/run/vigil/maint
+    weight -10 reverse
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 0.5
+    nopreempt
+    unicast_src_ip 192.0.2.11
+    unicast_peer {
+        192.0.2.12 min_ttl 250
+    }
+    virtual_ipaddress {
+        192.0.2.100/24 brd 192.0.2.255 dev eth0 scope global label eth0:vip
+        192.0.2.101
+    }
+    virtual_routes {
+        src 192.0.2.100 198.51.100.0/24 via 192.0.2.1 dev eth0 metric 5
+        blackhole 203.0.113.0/24
+        default via 192.0.2.254 table 100
+    }
+    track_interface {
+        eth1 weight -30
+    }
+    track_script {
+        chk_haproxy
+        chk_db weight -50
+    }
+    track_file {
+        maint
+    }
+    notify_master "/etc/vigil/master.sh VI_1" root root
+    notify_action hook
+    garp_master_repeat 3
+}
+vrrp_instance VI_6 {
+    interface eth0
+    virtual_router_id 52
+    virtual_ipaddress {
+        2001:db8::100/64
+    }
+}
+vrrp_sync_group VG {
+    group {
+        VI_1 VI_6
+    }
+    notify_backup /etc/vigil/backup.sh
+    notify_action hook
+}
+`
+
+func TestModel(t *testing.T) {
+	cfg, ds := Parse("full.conf", []byte(fullConfig), Options{})
+	if ds.HasErrors() {
+		t.Fatalf("errors:\n%v", ds)
+	}
+	g := cfg.Global
+	if g.RouterID != "node1" || len(g.NotificationEmail) != 2 || g.SMTPServer != "127.0.0.1" || g.SMTPPort != 2525 ||
+		g.SMTPConnectTimeout != 3500*time.Millisecond || g.ScriptUser != "vigil_script" || g.ScriptGroup != "vigil" ||
+		!g.EnableScriptSecurity || g.VRRPVersion != 3 || g.PluginDir != "/opt/vigil/plugins" {
+		t.Errorf("global_defs: %+v", g)
+	}
+	if g.Garp.MasterDelay != 2*time.Second || g.Garp.LowerPrioDelay != 2*time.Second || g.Garp.MasterRepeat != 5 {
+		t.Errorf("garp defaults: %+v", g.Garp)
+	}
+	s := cfg.Scripts[0]
+	if s.Name != "chk_haproxy" || !reflect.DeepEqual(s.Script.Argv, []string{"/usr/bin/pgrep", "-x", "haproxy"}) ||
+		s.Interval != 2*time.Second || s.Timeout != 2*time.Second || s.Weight != -20 || s.Fall != 3 || s.Rise != 1 {
+		t.Errorf("vrrp_script: %+v %+v", s, s.Script)
+	}
+	c := cfg.Checks[0]
+	if c.Plugin != "mysql" || c.Interval != 500*time.Millisecond || c.Timeout != c.Interval || c.Rise != 2 || len(c.Params) != 3 ||
+		c.Params[1].Key != "password_file" || c.Params[2].Block[0].Values[0] != "/etc/ssl/ca.pem" {
+		t.Errorf("vrrp_check: %+v", c)
+	}
+	if n := cfg.Notifiers[0]; n.Plugin != "webhook" || n.Timeout != 2*time.Second || n.Params[0].Values[0] != "http://127.0.0.1:9000/" {
+		t.Errorf("vrrp_notify: %+v", n)
+	}
+	if f := cfg.TrackFiles[0]; f.Weight != -10 || !f.Reverse || f.File != "/var/run/vigil/maint" {
+		t.Errorf("track_file: %+v", f)
+	}
+	vi := cfg.Instances[0]
+	if vi.InitialState != "MASTER" || vi.VRID != 51 || vi.Priority != 150 || vi.AdvertInt != 500*time.Millisecond ||
+		vi.Version != 3 || !vi.NoPreempt || vi.UnicastSrcIP != netip.MustParseAddr("192.0.2.11") ||
+		vi.UnicastPeers[0].MinTTL != 250 || vi.UnicastPeers[0].MaxTTL != 255 {
+		t.Errorf("instance: %+v", vi)
+	}
+	v0 := vi.VIPs[0]
+	if v0.Prefix != netip.MustParsePrefix("192.0.2.100/24") || v0.Broad != netip.MustParseAddr("192.0.2.255") || v0.Dev != "eth0" ||
+		v0.Scope != "global" || v0.Label != "eth0:vip" || vi.VIPs[1].Prefix.Bits() != 32 {
+		t.Errorf("vips: %+v %+v", v0, vi.VIPs[1])
+	}
+	r := vi.Routes
+	if len(r) != 3 || r[0].Src.String() != "192.0.2.100" || r[0].Dst.String() != "198.51.100.0/24" || r[0].Via.String() != "192.0.2.1" ||
+		r[0].Metric != 5 || r[1].Type != "blackhole" || r[2].Dst.String() != "0.0.0.0/0" || r[2].Table != "100" {
+		t.Errorf("routes: %+v %+v %+v", r[0], r[1], r[2])
+	}
+	if vi.TrackInterfaces[0].Weight != -30 || vi.TrackScripts[0].HasWeight || vi.TrackScripts[1].Weight != -50 || vi.TrackFiles[0].Name != "maint" {
+		t.Errorf("tracking: %+v %+v", vi.TrackInterfaces, vi.TrackScripts)
+	}
+	if m := vi.Notify.Master; m == nil || m.User != "root" || !reflect.DeepEqual(m.Argv, []string{"/etc/vigil/master.sh", "VI_1"}) {
+		t.Errorf("notify_master: %+v", vi.Notify.Master)
+	}
+	if vi.Garp.MasterRepeat != 3 || vi.Garp.MasterDelay != 2*time.Second || vi.NotifyActions[0].Name != "hook" {
+		t.Errorf("instance garp/actions: %+v %+v", vi.Garp, vi.NotifyActions)
+	}
+	v6 := cfg.Instances[1]
+	if !v6.IPv6 || v6.Version != 3 || v6.Priority != 100 || v6.AdvertInt != time.Second || v6.InitialState != "BACKUP" {
+		t.Errorf("IPv6 instance: %+v", v6)
+	}
+	sg := cfg.SyncGroups[0]
+	if len(sg.Members) != 2 || sg.Members[1].Name != "VI_6" || sg.Notify.Backup == nil || sg.NotifyActions[0].Name != "hook" {
+		t.Errorf("sync group: %+v", sg)
+	}
+}
+
+func TestDefaultsFromKeepalived(t *testing.T) {
+	cfg, ds := Parse("d.conf", []byte("vrrp_instance V {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n 192.0.2.1\n }\n}\n"), Options{})
+	if ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	g := cfg.Global
+	if g.VRRPVersion != 2 || g.VRRPMcastGroup4.String() != "224.0.0.18" || g.VRRPMcastGroup6.String() != "ff02::12" ||
+		g.SMTPConnectTimeout != 30*time.Second || g.Garp.MasterDelay != 5*time.Second || g.Garp.MasterRepeat != 5 {
+		t.Errorf("global defaults: %+v", g)
+	}
+	vi := cfg.Instances[0]
+	if vi.Version != 2 || vi.Priority != 100 || vi.AdvertInt != time.Second || vi.InitialState != "BACKUP" || vi.Garp.MasterDelay != 5*time.Second {
+		t.Errorf("instance defaults: %+v", vi)
+	}
+}
+
+// TestDumpRoundTrip: the resolved text that vigil -d prints reads back to the same tree.
+func TestDumpRoundTrip(t *testing.T) {
+	src := fullConfig + "\n$N=3\n$G= \\\nvrrp_instance G_${I} { \\\n interface eth1 \\\n virtual_router_id ${I} \\\n}\n~SEQ(I, 1, $N) $G\n" +
+		"vrrp_script q {\n script \"/bin/echo 'a b' \\\"c\\\" $HOME\"\n}\n"
+	cfg, ds := Parse("rt.conf", []byte(src), Options{})
+	if ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	text := cfg.Text()
+	cfg2, ds2 := Parse("rt2.conf", []byte(text), Options{})
+	if ds2.HasErrors() {
+		t.Fatalf("dump does not read back:\n%v\n%s", ds2, text)
+	}
+	if cfg2.Text() != text {
+		t.Errorf("dump is not stable:\n%s\n---\n%s", text, cfg2.Text())
+	}
+	if len(cfg2.Instances) != 5 || cfg2.Scripts[1].Script.Cmd != `/bin/echo 'a b' "c" $HOME` {
+		t.Errorf("round trip lost data: %d instances, cmd %q", len(cfg2.Instances), cfg2.Scripts[1].Script.Cmd)
+	}
+	if !strings.Contains(text, "vrrp_instance G_3 {") {
+		t.Errorf("generator not resolved in dump:\n%s", text)
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	tests := []struct{ word, want string }{
+		{"netify_backup", "notify_backup"},
+		{"prority", "priority"},
+		{"virtual_router_di", "virtual_router_id"},
+		{"STATE", "state"},
+		{"zzzzzzzz", ""},
+	}
+	cands := []string{"notify_backup", "notify_master", "priority", "virtual_router_id", "state"}
+	for _, tt := range tests {
+		if got := suggest(tt.word, cands); got != tt.want {
+			t.Errorf("suggest(%q) = %q, want %q", tt.word, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,1064 @@
+package config
+
+import (
+	"net/netip"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// lvsCase is one configuration with the diagnostics it must give, in order, and checks on the
+// model built from it.
+type lvsCase struct {
+	name  string
+	src   string
+	diags []string // each is contained in the diagnostic at the same index; the counts match
+	check func(t *testing.T, c *Config)
+}
+
+func runLVSCases(t *testing.T, cases []lvsCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, ds := Parse("test.conf", []byte(tc.src), Options{ConfigID: "test"})
+			if cfg == nil {
+				t.Fatal("no model")
+			}
+			got := make([]string, len(ds))
+			for i, d := range ds {
+				got[i] = d.String()
+			}
+			ok := len(got) == len(tc.diags)
+			for i := 0; ok && i < len(got); i++ {
+				ok = strings.Contains(got[i], tc.diags[i])
+			}
+			if !ok {
+				t.Errorf("diagnostics:\n  got:\n    %s\n  want:\n    %s", strings.Join(got, "\n    "), strings.Join(tc.diags, "\n    "))
+			}
+			if tc.check != nil {
+				tc.check(t, cfg)
+			}
+		})
+	}
+}
+
+func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// oneChecker returns the only checker of the only real server of the only virtual server.
+func oneChecker(t *testing.T, c *Config) *Checker {
+	t.Helper()
+	if len(c.VirtualServers) != 1 || len(c.VirtualServers[0].RealServers) != 1 || len(c.VirtualServers[0].RealServers[0].Checkers) != 1 {
+		t.Fatalf("want one virtual server with one real server with one checker, got %+v", c.VirtualServers)
+	}
+	return c.VirtualServers[0].RealServers[0].Checkers[0]
+}
+
+func TestLVSVirtualServer(t *testing.T) {
+	runLVSCases(t, []lvsCase{
+		{
+			name: "every virtual_server keyword",
+			src: `virtual_server 10.0.0.1 80 {
+    delay_loop 10
+    lb_algo wrr
+    lb_kind DR
+    protocol UDP
+    persistence_timeout 300
+    quorum 2
+    hysteresis 1
+    quorum_up "/usr/local/bin/up arg1"
+    quorum_down /usr/local/bin/down
+    alpha
+    omega
+    virtualhost www.example.com
+    sorry_server 10.0.0.99 8080
+    real_server 10.0.1.1 80 {
+    }
+    real_server 10.0.1.2 80 {
+        weight 3
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				if len(c.VirtualServers) != 1 {
+					t.Fatalf("got %d virtual servers", len(c.VirtualServers))
+				}
+				vs := c.VirtualServers[0]
+				if vs.Addr != ip("10.0.0.1") || vs.Port != 80 || vs.FWMark != 0 || vs.Group != "" || vs.Pos.Line != 1 {
+					t.Errorf("head: %+v", vs)
+				}
+				if vs.DelayLoop != 10*time.Second || vs.LBAlgo != "wrr" || vs.LBKind != "DR" || vs.Protocol != "UDP" ||
+					vs.Persist != 300*time.Second || vs.Quorum != 2 || vs.Hysteresis != 1 || !vs.Alpha || !vs.Omega ||
+					vs.Virtualhost != "www.example.com" {
+					t.Errorf("settings: %+v", vs)
+				}
+				if vs.QuorumUp == nil || !reflect.DeepEqual(vs.QuorumUp.Argv, []string{"/usr/local/bin/up", "arg1"}) ||
+					vs.QuorumDown == nil || vs.QuorumDown.Cmd != "/usr/local/bin/down" {
+					t.Errorf("quorum scripts: %+v %+v", vs.QuorumUp, vs.QuorumDown)
+				}
+				if ss := vs.SorryServer; ss == nil || ss.Addr != ip("10.0.0.99") || ss.Port != 8080 || ss.Weight != 1 || ss.Pos.Line != 14 {
+					t.Errorf("sorry server: %+v", vs.SorryServer)
+				}
+				if len(vs.RealServers) != 2 || vs.RealServers[0].Addr != ip("10.0.1.1") || vs.RealServers[0].Weight != 1 ||
+					vs.RealServers[1].Weight != 3 || vs.RealServers[1].Pos.Line != 17 {
+					t.Errorf("real servers: %+v", vs.RealServers)
+				}
+			},
+		},
+		{
+			name: "defaults and aliases",
+			src: `virtual_server 10.0.0.1 443 {
+    lvs_sched sh
+    lvs_method tun
+    protocol tcp
+    persistence_timeout
+    real_server 10.0.1.1 443 {
+    }
+}
+virtual_server 10.0.0.2 443 {
+    protocol SCTP
+    real_server 10.0.1.1 443 {
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				a, b := c.VirtualServers[0], c.VirtualServers[1]
+				if a.LBAlgo != "sh" || a.LBKind != "TUN" || a.Protocol != "TCP" || a.Persist != 360*time.Second {
+					t.Errorf("aliases: %+v", a)
+				}
+				if b.DelayLoop != 60*time.Second || b.LBAlgo != "wlc" || b.LBKind != "NAT" || b.Protocol != "SCTP" ||
+					b.Persist != 0 || b.Quorum != 1 || b.Hysteresis != 0 || b.Alpha || b.Omega || b.SorryServer != nil {
+					t.Errorf("defaults: %+v", b)
+				}
+			},
+		},
+		{
+			name: "fwmark service and real servers without port",
+			src: `virtual_server fwmark 7 {
+    persistence_timeout 900
+    real_server 10.0.1.1 {
+        TCP_CHECK {
+            connect_port 80
+        }
+    }
+    real_server 10.0.1.2 0 {
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				vs := c.VirtualServers[0]
+				if vs.FWMark != 7 || vs.Addr.IsValid() || vs.Port != 0 || vs.Protocol != "" {
+					t.Errorf("fwmark head: %+v", vs)
+				}
+				if vs.RealServers[0].Port != 0 || vs.RealServers[1].Port != 0 || vs.RealServers[0].Checkers[0].ConnectPort != 80 {
+					t.Errorf("real servers: %+v %+v", vs.RealServers[0], vs.RealServers[1])
+				}
+			},
+		},
+		{
+			name: "IPv6 service",
+			src: `virtual_server 2001:db8::1 80 {
+    protocol TCP
+    real_server 2001:db8::10 8080 {
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				vs := c.VirtualServers[0]
+				if vs.Addr != ip("2001:db8::1") || vs.RealServers[0].Addr != ip("2001:db8::10") || vs.RealServers[0].Port != 8080 {
+					t.Errorf("%+v", vs)
+				}
+			},
+		},
+		{
+			name: "a persistent service may omit its port",
+			src: `virtual_server 10.0.0.1 {
+    protocol TCP
+    persistence_timeout 60
+    real_server 10.0.1.1 80 {
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				if vs := c.VirtualServers[0]; vs.Port != 0 || vs.Persist != time.Minute {
+					t.Errorf("%+v", vs)
+				}
+			},
+		},
+		{
+			name: "virtual server errors",
+			src: `virtual_server 10.0.0.1 80 {
+    protocol TCP
+    lb_algo rrr
+    lb_kind NATT
+    protocol TPC
+    persistence_timeout 0
+    quorum 0
+    delay_loop 0
+    sorry_server 10.0.0.300
+    real_server 10.0.1.1 {
+    }
+    real_server 10.0.1.1 80 {
+    }
+    real_server 10.0.1.1 80 {
+    }
+}
+virtual_server 10.0.0.1 80 {
+    protocol TCP
+    real_server 10.0.1.1 80 {
+    }
+}
+virtual_server 10.0.0.2 {
+    protocol TCP
+    real_server 10.0.1.1 80 {
+    }
+}
+virtual_server fwmark {
+}
+virtual_server 10.0.0.3 81 {
+    real_server 10.0.1.1 80 {
+    }
+}
+virtual_server 10.0.0.4 80 {
+    protocol TCP
+}
+virtual_server 10.0.0.5 80 {
+    protocol TCP
+    quorum 5
+    hysteresis 2
+    real_server 10.0.1.1 80 {
+        weight 2
+    }
+}
+virtual_server fwmark 3 {
+    protocol UDP
+    real_server 10.0.1.1 {
+    }
+}
+virtual_server 10.0.0.6 80 {
+    protocol TCP
+    lvs_method TUN type gue port 6080
+    real_server 10.0.1.1 80 {
+        weight 2147483648
+    }
+}
+`,
+			diags: []string{
+				`test.conf:3:13: error: "rrr" is not one of rr, wrr, lc, wlc, lblc, lblcr, sh, dh, sed, nq, fo, ovf, mh, twos; did you mean "rr"?`,
+				`test.conf:4:13: error: "NATT" is not one of NAT, DR, TUN; did you mean "NAT"?`,
+				`test.conf:5:14: error: "TPC" is not one of TCP, UDP, SCTP; did you mean "TCP"?`,
+				`test.conf:6:25: error: 0 is out of range: use 1 to 2678400`,
+				`test.conf:7:12: error: 0 is out of range: use 1 to 2147483647`,
+				`test.conf:8:16: error: 0 s is out of range: use 0.000001 to 86400 seconds`,
+				`test.conf:9:18: error: "10.0.0.300" is not an IP address`,
+				`test.conf:10:5: error: real_server 10.0.1.1 needs a port: only the real servers of a fwmark service may omit it; write real_server 10.0.1.1 80 { ... }`,
+				`test.conf:14:5: error: real_server 10.0.1.1 80 is already defined at test.conf:12:5 in this virtual_server; merge the two real_server blocks`,
+				`test.conf:17:1: error: virtual_server 10.0.0.1 80 is already defined at test.conf:1:1; merge the real servers into one virtual_server block`,
+				`test.conf:22:1: error: virtual_server 10.0.0.2 has no port, which only a persistent service may omit; add the port (virtual_server 10.0.0.2 80) or a persistence_timeout`,
+				`test.conf:27:16: error: virtual_server fwmark needs a number: virtual_server fwmark 1 { ... }`,
+				`test.conf:29:1: warning: virtual_server 10.0.0.3 81 sets no protocol; keepalived then uses UDP, and so does vigil; add "protocol TCP" (or UDP, SCTP) to say which`,
+				`test.conf:33:1: warning: virtual_server 10.0.0.4 80 has no real_server; ignored, as keepalived does; add a real_server ADDRESS PORT { ... } block`,
+				`test.conf:36:1: warning: quorum 5 of virtual_server 10.0.0.5 80 exceeds the total weight 2 of its real servers; using 2, as keepalived does`,
+				`test.conf:36:1: warning: hysteresis 2 of virtual_server 10.0.0.5 80 is not below its quorum 2; using 1, as keepalived does`,
+				`test.conf:45:5: warning: protocol is ignored for a fwmark service; the firewall mark selects the packets; remove the protocol line`,
+				`test.conf:51:20: warning: tunnel options of lvs_method are not supported by vigil; ignored`,
+				`test.conf:53:16: error: 2147483648 is out of range: use 0 to 2147483647`,
+			},
+			check: func(t *testing.T, c *Config) {
+				vs := c.VirtualServers[0]
+				if vs.LBAlgo != "wlc" || vs.LBKind != "NAT" || vs.Protocol != "TCP" || vs.DelayLoop != 60*time.Second || vs.SorryServer != nil {
+					t.Errorf("bad values must leave the defaults: %+v", vs)
+				}
+				for _, vs := range c.VirtualServers {
+					switch vs.Addr.String() {
+					case "10.0.0.3":
+						if vs.Protocol != "UDP" {
+							t.Errorf("no protocol: %q", vs.Protocol)
+						}
+					case "10.0.0.5":
+						if vs.Quorum != 2 || vs.Hysteresis != 1 {
+							t.Errorf("quorum %d hysteresis %d", vs.Quorum, vs.Hysteresis)
+						}
+					case "10.0.0.4":
+						t.Errorf("a virtual server without real servers is ignored")
+					}
+				}
+			},
+		},
+		{
+			name: "mistakes inside a rejected block are still reported",
+			src: `virtual_server 192.168.200.1001 443 {
+    lb_algo r
+    real_server 10.0.1.1 {
+    }
+}
+virtual_server 10.0.0.1 443 {
+    protocol TCP
+    real_server 192.168.201.1443 {
+        SSL_GET {
+            url {
+                path /
+                digest ff20ad
+            }
+        }
+    }
+}
+`,
+			diags: []string{
+				`test.conf:1:16: error: "192.168.200.1001" is not an IP address`,
+				`test.conf:2:13: error: "r" is not one of rr, wrr, lc, wlc, lblc, lblcr, sh, dh, sed, nq, fo, ovf, mh, twos`,
+				`test.conf:8:17: error: "192.168.201.1443" is not an IP address; did you mean "192.168.201.1 443"? a blank is missing between address and port`,
+				`test.conf:12:24: error: digest "ff20ad" is not an MD5 digest`,
+			},
+			check: func(t *testing.T, c *Config) {
+				if len(c.VirtualServers) != 0 {
+					t.Errorf("no virtual server is usable: %+v", c.VirtualServers)
+				}
+			},
+		},
+		{
+			name: "typos and keepalived keywords vigil lacks",
+			src: `virtual_server 10.0.0.1 80 {
+    protocol TCP
+    delay_lop 5
+    ha_suspend
+    real_server 10.0.1.1 80 {
+        wieght 2
+        uthreshold 100
+        lvs_method DR
+    }
+}
+`,
+			diags: []string{
+				`test.conf:3:5: error: unknown keyword "delay_lop" in virtual_server; did you mean "delay_loop"?`,
+				`test.conf:4:5: warning: "ha_suspend" is not supported by vigil; ignored`,
+				`test.conf:6:9: error: unknown keyword "wieght" in virtual_server/real_server; did you mean "weight"?`,
+				`test.conf:7:9: warning: "uthreshold" is not supported by vigil; ignored`,
+				`test.conf:8:9: warning: "lvs_method" is not supported by vigil; ignored`,
+			},
+		},
+	})
+}
+
+func TestLVSRealServer(t *testing.T) {
+	runLVSCases(t, []lvsCase{
+		{
+			name: "every real_server keyword",
+			src: `virtual_server 10.0.0.1 80 {
+    protocol TCP
+    real_server 10.0.1.1 8080 {
+        weight 0
+        inhibit_on_failure
+        notify_up "/usr/local/bin/rs up"
+        notify_down /usr/local/bin/rs_down nobody nogroup
+        TCP_CHECK {
+        }
+        HTTP_GET {
+            url {
+                path /
+            }
+        }
+    }
+    real_server 10.0.1.2 8080 {
+        weight 65536
+        inhibit_on_failure off
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				rs := c.VirtualServers[0].RealServers[0]
+				if rs.Addr != ip("10.0.1.1") || rs.Port != 8080 || rs.Weight != 0 || !rs.InhibitOnFailure {
+					t.Errorf("%+v", rs)
+				}
+				if rs.NotifyUp == nil || !reflect.DeepEqual(rs.NotifyUp.Argv, []string{"/usr/local/bin/rs", "up"}) ||
+					rs.NotifyDown == nil || rs.NotifyDown.User != "nobody" || rs.NotifyDown.Group != "nogroup" {
+					t.Errorf("notify: %+v %+v", rs.NotifyUp, rs.NotifyDown)
+				}
+				if len(rs.Checkers) != 2 || rs.Checkers[0].Type != "TCP_CHECK" || rs.Checkers[1].Type != "HTTP_GET" || rs.Checkers[1].Pos.Line != 10 {
+					t.Errorf("checkers: %+v", rs.Checkers)
+				}
+				if rs2 := c.VirtualServers[0].RealServers[1]; rs2.Weight != 65536 || rs2.InhibitOnFailure {
+					t.Errorf("%+v", rs2)
+				}
+			},
+		},
+		{
+			name: "settings pass from virtual server to real server to checker",
+			src: `virtual_server 10.0.0.1 80 {
+    protocol TCP
+    delay_loop 20
+    retry 4
+    connect_timeout 7
+    delay_before_retry 2
+    warmup 9
+    weight 5
+    inhibit_on_failure
+    alpha
+    virtualhost vs.example.com
+    real_server 10.0.1.1 80 {
+        HTTP_GET {
+            url {
+                path /
+            }
+        }
+    }
+    real_server 10.0.1.2 80 {
+        weight 6
+        inhibit_on_failure no
+        alpha off
+        retry 2
+        connect_timeout 1.5
+        delay_before_retry 0.5
+        warmup 0
+        delay_loop 30
+        virtualhost rs.example.com
+        HTTP_GET {
+            url {
+                path /
+            }
+        }
+        HTTP_GET {
+            retry 0
+            connect_timeout 0.25
+            delay_before_retry 4
+            warmup 1
+            delay_loop 2
+            alpha
+            virtualhost checker.example.com
+            url {
+                path /
+                virtualhost url.example.com
+            }
+        }
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				vs := c.VirtualServers[0]
+				type eff struct {
+					retry                 int
+					ct, dbr, warmup, loop time.Duration
+					alpha                 bool
+					vhost                 string
+				}
+				get := func(ch *Checker) eff {
+					return eff{ch.Retry, ch.ConnectTimeout, ch.DelayBeforeRetry, ch.Warmup, ch.DelayLoop, ch.Alpha, ch.Virtualhost}
+				}
+				rs1, rs2 := vs.RealServers[0], vs.RealServers[1]
+				if rs1.Weight != 5 || !rs1.InhibitOnFailure || rs2.Weight != 6 || rs2.InhibitOnFailure {
+					t.Errorf("real servers: %+v %+v", rs1, rs2)
+				}
+				if got, want := get(rs1.Checkers[0]), (eff{4, 7 * time.Second, 2 * time.Second, 9 * time.Second, 20 * time.Second, true, "vs.example.com"}); got != want {
+					t.Errorf("from the virtual server: got %+v, want %+v", got, want)
+				}
+				if got, want := get(rs2.Checkers[0]), (eff{2, 1500 * time.Millisecond, 500 * time.Millisecond, 0, 30 * time.Second, false, "rs.example.com"}); got != want {
+					t.Errorf("from the real server: got %+v, want %+v", got, want)
+				}
+				if got, want := get(rs2.Checkers[1]), (eff{0, 250 * time.Millisecond, 4 * time.Second, time.Second, 2 * time.Second, true, "checker.example.com"}); got != want {
+					t.Errorf("the checker's own: got %+v, want %+v", got, want)
+				}
+				if u := rs2.Checkers[1].URLs[0]; u.Virtualhost != "url.example.com" {
+					t.Errorf("url virtualhost %q", u.Virtualhost)
+				}
+			},
+		},
+	})
+}
+
+func TestLVSCheckers(t *testing.T) {
+	runLVSCases(t, []lvsCase{
+		{
+			name: "TCP_CHECK",
+			src: `virtual_server 10.0.0.1 80 {
+    protocol TCP
+    real_server 10.0.1.1 80 {
+        TCP_CHECK {
+            connect_ip 10.0.2.1
+            connect_port 8081
+            bindto 10.0.3.1
+            bind_port 5000
+            connect_timeout 2.5
+            retry 3
+            delay_before_retry 4
+            warmup 1
+            delay_loop 15
+            alpha
+        }
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				ch := oneChecker(t, c)
+				want := &Checker{Type: "TCP_CHECK", Pos: Pos{"test.conf", 4, 9}, ConnectIP: ip("10.0.2.1"), ConnectPort: 8081,
+					BindTo: ip("10.0.3.1"), BindPort: 5000, ConnectTimeout: 2500 * time.Millisecond, Retry: 3,
+					DelayBeforeRetry: 4 * time.Second, Warmup: time.Second, DelayLoop: 15 * time.Second, Alpha: true}
+				if !reflect.DeepEqual(ch, want) {
+					t.Errorf("got  %+v\nwant %+v", ch, want)
+				}
+			},
+		},
+		{
+			name: "TCP_CHECK defaults",
+			src: `virtual_server 10.0.0.1 80 {
+    protocol TCP
+    delay_loop 6
+    real_server 10.0.1.1 80 {
+        TCP_CHECK {
+        }
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				ch := oneChecker(t, c)
+				if ch.Retry != 1 || ch.DelayBeforeRetry != time.Second || ch.ConnectTimeout != 5*time.Second ||
+					ch.DelayLoop != 6*time.Second || ch.Warmup != 6*time.Second || ch.Alpha || ch.ConnectIP.IsValid() || ch.ConnectPort != 0 {
+					t.Errorf("%+v", ch)
+				}
+			},
+		},
+		{
+			name: "HTTP_GET",
+			src: `virtual_server 10.0.0.1 80 {
+    protocol TCP
+    real_server 10.0.1.1 80 {
+        HTTP_GET {
+            virtualhost www.example.com
+            connect_port 8080
+            url {
+                path /health
+                digest 9B3A0C85A887A256D6939DA88AABD8CD
+                status_code 200 301-302
+                status_code 404
+                virtualhost other.example.com
+            }
+            url {
+                path /mrtg/
+                digest 9b3a0c85a887a256d6939da88aabd8cd
+            }
+            url {
+                path /
+            }
+        }
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				ch := oneChecker(t, c)
+				if ch.Type != "HTTP_GET" || ch.Virtualhost != "www.example.com" || ch.ConnectPort != 8080 ||
+					ch.Retry != 1 || ch.DelayBeforeRetry != 3*time.Second || ch.ConnectTimeout != 5*time.Second || len(ch.URLs) != 3 {
+					t.Fatalf("%+v", ch)
+				}
+				want := []URL{
+					{Path: "/health", Digest: "9b3a0c85a887a256d6939da88aabd8cd", StatusCodes: []StatusRange{{200, 200}, {301, 302}, {404, 404}},
+						Virtualhost: "other.example.com", Pos: Pos{"test.conf", 7, 13}},
+					{Path: "/mrtg/", Digest: "9b3a0c85a887a256d6939da88aabd8cd", StatusCodes: []StatusRange{{200, 299}}, Pos: Pos{"test.conf", 14, 13}},
+					{Path: "/", StatusCodes: []StatusRange{{200, 299}}, Pos: Pos{"test.conf", 18, 13}},
+				}
+				if !reflect.DeepEqual(ch.URLs, want) {
+					t.Errorf("urls:\n got  %+v\n want %+v", ch.URLs, want)
+				}
+			},
+		},
+		{
+			name: "SSL_GET",
+			src: `virtual_server 10.0.0.1 443 {
+    protocol TCP
+    real_server 10.0.1.1 443 {
+        SSL_GET {
+            enable_sni
+            nb_get_retry 4
+            url {
+                path /
+                status_code 200-299
+            }
+        }
+    }
+}
+`,
+			diags: []string{
+				`test.conf:6:13: warning: "nb_get_retry" is deprecated; use "retry"; write: retry 4`,
+			},
+			check: func(t *testing.T, c *Config) {
+				ch := oneChecker(t, c)
+				if ch.Type != "SSL_GET" || !ch.EnableSNI || ch.Retry != 4 || ch.DelayBeforeRetry != 3*time.Second || len(ch.URLs) != 1 {
+					t.Errorf("%+v", ch)
+				}
+			},
+		},
+		{
+			name: "MISC_CHECK",
+			src: `virtual_server 10.0.0.1 80 {
+    protocol TCP
+    delay_loop 8
+    real_server 10.0.1.1 80 {
+        MISC_CHECK {
+            user nobody nogroup
+            misc_path "/usr/local/bin/check.sh arg1 'two words'"
+            misc_timeout 5
+            misc_dynamic
+            retry 2
+            delay_before_retry 3
+            warmup 0
+            delay_loop 4
+            alpha
+        }
+        MISC_CHECK {
+            misc_path /usr/local/bin/check2.sh arg1
+            user checker:checkers
+        }
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				rs := c.VirtualServers[0].RealServers[0]
+				a, b := rs.Checkers[0], rs.Checkers[1]
+				wantA := &Script{Cmd: "/usr/local/bin/check.sh arg1 'two words'", Argv: []string{"/usr/local/bin/check.sh", "arg1", "two words"},
+					User: "nobody", Group: "nogroup", Pos: Pos{"test.conf", 7, 23}}
+				if !reflect.DeepEqual(a.MiscPath, wantA) {
+					t.Errorf("misc_path:\n got  %+v\n want %+v", a.MiscPath, wantA)
+				}
+				if a.MiscTimeout != 5*time.Second || !a.MiscDynamic || a.Retry != 2 || a.DelayBeforeRetry != 3*time.Second ||
+					a.Warmup != 0 || a.DelayLoop != 4*time.Second || !a.Alpha || a.ConnectTimeout != 0 {
+					t.Errorf("settings: %+v", a)
+				}
+				if !reflect.DeepEqual(b.MiscPath.Argv, []string{"/usr/local/bin/check2.sh", "arg1"}) || b.MiscPath.User != "checker" || b.MiscPath.Group != "checkers" {
+					t.Errorf("second misc_path: %+v", b.MiscPath)
+				}
+				// keepalived's defaults: no retry, misc_timeout of the virtual server's delay_loop.
+				if b.Retry != 0 || b.DelayBeforeRetry != time.Second || b.MiscTimeout != 8*time.Second || b.MiscDynamic {
+					t.Errorf("defaults: %+v", b)
+				}
+			},
+		},
+		{
+			name: "PLUGIN_CHECK",
+			src: `vrrp_check chk_db {
+    plugin mysql
+}
+virtual_server 10.0.0.1 3306 {
+    protocol TCP
+    real_server 10.0.1.1 3306 {
+        PLUGIN_CHECK {
+            check chk_db
+        }
+        PLUGIN_CHECK {
+            plugin redis
+            connect_port 6380
+            connect_timeout 2
+            retry 2
+            params {
+                password_file /etc/vigil/redis.pw
+                tls {
+                    ca /etc/ssl/ca.pem
+                }
+            }
+        }
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				rs := c.VirtualServers[0].RealServers[0]
+				a, b := rs.Checkers[0], rs.Checkers[1]
+				if a.Type != "PLUGIN_CHECK" || a.Check != "chk_db" || a.Plugin != "" || a.Retry != 1 || a.DelayBeforeRetry != time.Second {
+					t.Errorf("check: %+v", a)
+				}
+				want := []Param{
+					{Key: "password_file", Values: []string{"/etc/vigil/redis.pw"}, Pos: Pos{"test.conf", 16, 17}},
+					{Key: "tls", Pos: Pos{"test.conf", 17, 17}, Block: []Param{
+						{Key: "ca", Values: []string{"/etc/ssl/ca.pem"}, Pos: Pos{"test.conf", 18, 21}},
+					}},
+				}
+				if b.Plugin != "redis" || b.Check != "" || b.ConnectPort != 6380 || b.ConnectTimeout != 2*time.Second || b.Retry != 2 ||
+					!reflect.DeepEqual(b.Params, want) {
+					t.Errorf("plugin: %+v", b)
+				}
+			},
+		},
+		{
+			name: "PLUGIN_CHECK errors",
+			src: `vrrp_check chk_db {
+    plugin mysql
+}
+virtual_server 10.0.0.1 3306 {
+    protocol TCP
+    real_server 10.0.1.1 3306 {
+        PLUGIN_CHECK {
+            check chk_db
+            plugin mysql
+        }
+        PLUGIN_CHECK {
+            connect_port 3306
+        }
+        PLUGIN_CHECK {
+            check chk_dv
+        }
+        PLUGIN_CHECK {
+            check chk_db
+            params {
+                user x
+            }
+        }
+        PLUGIN_CHECK {
+            plugin mysql
+            interval 3
+        }
+    }
+}
+`,
+			diags: []string{
+				`test.conf:9:13: error: PLUGIN_CHECK names both a check ("chk_db") and a plugin ("mysql"); use either "check NAME" for a vrrp_check, or "plugin NAME" with params { ... }, not both`,
+				`test.conf:11:9: error: PLUGIN_CHECK names neither a check nor a plugin; add "check NAME" (a vrrp_check) or "plugin NAME" with params { ... }`,
+				`test.conf:15:19: error: check "chk_dv" is not defined; did you mean "chk_db"?`,
+				`test.conf:19:13: error: params belong to the vrrp_check "chk_db", not to PLUGIN_CHECK`,
+				`test.conf:25:13: error: unknown keyword "interval" in virtual_server/real_server/PLUGIN_CHECK`,
+			},
+			check: func(t *testing.T, c *Config) {
+				if n := len(c.VirtualServers[0].RealServers[0].Checkers); n != 2 {
+					t.Errorf("only the valid checkers are kept, got %d", n)
+				}
+			},
+		},
+		{
+			name: "checker errors",
+			src: `virtual_server 10.0.0.1 80 {
+    protocol TCP
+    real_server 10.0.1.1 80 {
+        HTTP_GET {
+            conect_timeout 3
+            url {
+                path /
+                digest 9b3a0c85a887a256d6939da88aabd8c
+                status_code 200 600 299-200 2xx
+            }
+            url {
+                digest zz3a0c85a887a256d6939da88aabd8cd
+            }
+        }
+        HTTP_GET {
+            connect_timeout 3
+        }
+        SSL_GET {
+            url {
+                path /
+                regex ok
+            }
+        }
+        HTTP_GET {
+            enable_sni
+            url {
+                path /
+            }
+        }
+        MISC_CHECK {
+            connect_port 80
+        }
+        TCP_CHECK {
+            connect_port 0
+            bindto 10.0.0.256
+            retry -1
+        }
+        TCP_CHECK {
+            url {
+            }
+        }
+    }
+}
+`,
+			diags: []string{
+				`test.conf:5:13: error: unknown keyword "conect_timeout" in virtual_server/real_server/HTTP_GET; did you mean "connect_timeout"?`,
+				`test.conf:8:24: error: digest "9b3a0c85a887a256d6939da88aabd8c" is not an MD5 digest; digest is the MD5 of the page body as printed by genhash: 32 hex digits`,
+				`test.conf:9:33: error: "600" is not an HTTP status code or range; use codes from 100 to 599 and ranges such as 200-299`,
+				`test.conf:9:37: error: "299-200" is not an HTTP status code or range`,
+				`test.conf:9:45: error: "2xx" is not an HTTP status code or range`,
+				`test.conf:11:13: error: url has no path; add: path /`,
+				`test.conf:12:24: error: digest "zz3a0c85a887a256d6939da88aabd8cd" is not an MD5 digest`,
+				`test.conf:15:9: error: HTTP_GET has no url to check; add: url { path / }`,
+				`test.conf:21:17: warning: "regex" is not supported by vigil; ignored`,
+				`test.conf:25:13: warning: "enable_sni" is not supported by vigil; ignored`,
+				`test.conf:30:9: error: MISC_CHECK has no misc_path; add: misc_path "/path/to/check arg"`,
+				`test.conf:31:13: error: unknown keyword "connect_port" in virtual_server/real_server/MISC_CHECK`,
+				`test.conf:34:26: error: 0 is out of range: use 1 to 65535`,
+				`test.conf:35:20: error: "10.0.0.256" is not an IP address`,
+				`test.conf:36:19: error: -1 is out of range: use 0 to 2147483647`,
+				`test.conf:39:13: error: unknown keyword "url" in virtual_server/real_server/TCP_CHECK; "url" belongs in virtual_server/real_server/HTTP_GET or virtual_server/real_server/SSL_GET`,
+			},
+		},
+		{
+			name: "checkers keepalived has and vigil does not",
+			src: `virtual_server 10.0.0.1 25 {
+    protocol TCP
+    real_server 10.0.1.1 25 {
+        SMTP_CHECK {
+            helo_name mail.example.com
+            host {
+                connect_ip 10.0.2.1
+            }
+        }
+        PING_CHECK {
+        }
+        UDP_CHECK {
+            payload 00
+        }
+        DNS_CHECK {
+            type A
+        }
+        FILE_CHECK {
+            track_file f
+        }
+        BFD_CHECK {
+            name b
+        }
+        TCP_CHECK {
+        }
+    }
+}
+`,
+			diags: []string{
+				`test.conf:4:9: warning: "SMTP_CHECK" is not supported by vigil; ignored; see README`,
+				`test.conf:10:9: warning: "PING_CHECK" is not supported by vigil; ignored`,
+				`test.conf:12:9: warning: "UDP_CHECK" is not supported by vigil; ignored`,
+				`test.conf:15:9: warning: "DNS_CHECK" is not supported by vigil; ignored`,
+				`test.conf:18:9: warning: "FILE_CHECK" is not supported by vigil; ignored`,
+				`test.conf:21:9: warning: "BFD_CHECK" is not supported by vigil; ignored`,
+			},
+			check: func(t *testing.T, c *Config) {
+				if ch := oneChecker(t, c); ch.Type != "TCP_CHECK" {
+					t.Errorf("%+v", ch)
+				}
+			},
+		},
+	})
+}
+
+func TestLVSUnsupportedCheckersAreMarked(t *testing.T) {
+	_, ds := Parse("test.conf", []byte("virtual_server 10.0.0.1 25 {\n protocol TCP\n real_server 10.0.1.1 25 {\n  SMTP_CHECK {\n  }\n }\n}\n"), Options{})
+	if len(ds) != 1 || !ds[0].Unsupported || ds[0].Severity != SevWarning {
+		t.Fatalf("want one Unsupported warning, got %v", ds)
+	}
+}
+
+func TestLVSGroups(t *testing.T) {
+	runLVSCases(t, []lvsCase{
+		{
+			name: "virtual_server_group entries",
+			src: `virtual_server_group web {
+    10.0.0.1 80
+    10.0.0.2 0
+    10.0.0.3
+    192.168.200.3-10 8080
+    192.168.200.250-192.168.201.10 80
+    192.168.202.8/29 443
+    2001:db8::10-1f 80
+    fwmark 1
+}
+virtual_server group web {
+    protocol TCP
+    real_server 10.0.1.1 80 {
+    }
+    real_server 10.0.1.2 {
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				if len(c.VirtualServerGroups) != 1 {
+					t.Fatalf("groups: %+v", c.VirtualServerGroups)
+				}
+				g := c.VirtualServerGroups[0]
+				at := func(line, col int) Pos { return Pos{"test.conf", line, col} }
+				want := &VirtualServerGroup{Name: "web", Pos: at(1, 1), Entries: []VSGEntry{
+					{Addr: ip("10.0.0.1"), Port: 80, Pos: at(2, 5)},
+					{Addr: ip("10.0.0.2"), Pos: at(3, 5)},
+					{Addr: ip("10.0.0.3"), Pos: at(4, 5)},
+					{Addr: ip("192.168.200.3"), RangeTo: ip("192.168.200.10"), Port: 8080, Pos: at(5, 5)},
+					{Addr: ip("192.168.200.250"), RangeTo: ip("192.168.201.10"), Port: 80, Pos: at(6, 5)},
+					{Addr: ip("192.168.202.8"), RangeTo: ip("192.168.202.15"), Port: 443, Pos: at(7, 5)},
+					{Addr: ip("2001:db8::10"), RangeTo: ip("2001:db8::1f"), Port: 80, Pos: at(8, 5)},
+					{FWMark: 1, Pos: at(9, 5)},
+				}}
+				if !reflect.DeepEqual(g, want) {
+					t.Errorf("got  %+v\nwant %+v", g, want)
+				}
+				if vs := c.VirtualServers[0]; vs.Group != "web" || vs.Addr.IsValid() || vs.Port != 0 || len(vs.RealServers) != 2 {
+					t.Errorf("%+v", vs)
+				}
+			},
+		},
+		{
+			name: "virtual_server_group errors",
+			src: `virtual_server_group web {
+    10.0.0.1 80 extra
+    10.0.0.10-5 80
+    10.0.0.10-10.0.0.5 80
+    10.0.0.1-300 80
+    10.0.0.9/29 80
+    10.0.0.1 65536
+    fwmark
+    fwmark 0
+    fwmark 2 inet
+    fwmark 2 inet4
+    fwmark 2
+    10.0.0.1 80 {
+    }
+}
+virtual_server_group empty {
+}
+virtual_server_group web {
+    10.0.0.1 80
+}
+virtual_server group wbe {
+    protocol TCP
+    real_server 10.0.1.1 80 {
+    }
+}
+virtual_server_group plain {
+    10.0.0.1 80
+}
+virtual_server group plain {
+    protocol TCP
+    real_server 10.0.1.1 {
+    }
+}
+virtual_server group web {
+    protocol TCP
+    real_server 10.0.1.1 {
+    }
+}
+`,
+			diags: []string{
+				`test.conf:2:17: error: unexpected "extra" after the port; write one "ADDRESS [PORT]" per line`,
+				`test.conf:3:15: error: the range 10.0.0.10-5 does not end after it starts`,
+				`test.conf:4:15: error: the range 10.0.0.10-10.0.0.5 ends before it starts; write FIRST-LAST with FIRST the lower address`,
+				`test.conf:5:14: error: "300" is not the last octet of an IPv4 range`,
+				`test.conf:6:5: error: 10.0.0.9/29 has host bits set beyond /29; did you mean 10.0.0.8/29?`,
+				`test.conf:7:14: error: 65536 is out of range: use 1 to 65535`,
+				`test.conf:8:5: error: fwmark needs a number; write: fwmark 1`,
+				`test.conf:9:12: error: 0 is out of range: use 1 to 4294967295`,
+				`test.conf:10:14: warning: the address family of a fwmark entry is not supported by vigil; ignored`,
+				`test.conf:11:14: error: "inet4" is not one of inet, inet6; did you mean "inet"?`,
+				`test.conf:12:5: error: this entry of virtual_server_group "web" repeats the one at test.conf:10:5`,
+				`test.conf:13:5: error: unexpected block in virtual_server_group "web"`,
+				`test.conf:16:1: error: virtual_server_group "empty" has no entries`,
+				`test.conf:18:1: error: virtual_server_group "web" is already defined at test.conf:1:1`,
+				`test.conf:21:22: error: virtual_server_group "wbe" is not defined; did you mean "web"?`,
+				`test.conf:31:5: error: real_server 10.0.1.1 needs a port: virtual_server_group "plain" has no fwmark entry; write real_server 10.0.1.1 PORT { ... }`,
+			},
+		},
+	})
+}
+
+// TestLVSKeepalivedSamples reads keepalived's sample configurations: their virtual servers
+// must give no error, and the model must hold what they say.
+func TestLVSKeepalivedSamples(t *testing.T) {
+	dir, err := findSamples()
+	if err != nil {
+		t.Skip("keepalived samples not found: expected a shared/keepalived-samples folder beside the repository")
+	}
+	for _, name := range []string{"HTTP_GET.port", "SSL_GET", "inhibit", "misc_check", "misc_check_arg", "status_code",
+		"virtual_server_group", "virtualhost", "fwmark", "sample"} {
+		t.Run(name, func(t *testing.T) {
+			cfg, ds := Load(filepath.Join(dir, "keepalived.conf."+name), Options{ConfigID: "high"})
+			if cfg == nil {
+				t.Fatalf("no model: %v", ds)
+			}
+			vsLines := map[int]bool{}
+			for _, vs := range cfg.VirtualServers {
+				for l := vs.Pos.Line; l <= lastLine(cfg.Tree, vs.Pos); l++ {
+					vsLines[l] = true
+				}
+			}
+			for _, d := range ds {
+				if d.Severity == SevError && (vsLines[d.Pos.Line] || strings.Contains(d.Msg, "virtual_server")) {
+					t.Errorf("error in an LVS block: %s", d)
+				}
+			}
+			if len(cfg.VirtualServers) == 0 {
+				t.Fatal("no virtual server read")
+			}
+			for _, vs := range cfg.VirtualServers {
+				if len(vs.RealServers) == 0 {
+					t.Errorf("%s has no real server", vsName(vs))
+				}
+				for _, rs := range vs.RealServers {
+					if len(rs.Checkers) == 0 {
+						t.Errorf("%s of %s has no checker", rsName(rs), vsName(vs))
+					}
+				}
+			}
+		})
+	}
+}
+
+func lastLine(tree []*Node, at Pos) int {
+	for _, n := range tree {
+		if n.Pos == at {
+			return n.End.Line
+		}
+	}
+	return at.Line
+}
+
+func TestLVSSampleModels(t *testing.T) {
+	dir, err := findSamples()
+	if err != nil {
+		t.Skip("keepalived samples not found: expected a shared/keepalived-samples folder beside the repository")
+	}
+	load := func(name string) *Config {
+		cfg, _ := Load(filepath.Join(dir, "keepalived.conf."+name), Options{ConfigID: "high"})
+		if cfg == nil || len(cfg.VirtualServers) == 0 {
+			t.Fatalf("%s: no virtual server", name)
+		}
+		return cfg
+	}
+	t.Run("status_code", func(t *testing.T) {
+		ch := load("status_code").VirtualServers[0].RealServers[0].Checkers[0]
+		want := []StatusRange{{200, 299}, {400, 499}, {503, 503}, {505, 505}}
+		if ch.Type != "SSL_GET" || !reflect.DeepEqual(ch.URLs[0].StatusCodes, want) || !reflect.DeepEqual(ch.URLs[1].StatusCodes, []StatusRange{{200, 200}}) {
+			t.Errorf("%+v", ch.URLs)
+		}
+	})
+	t.Run("virtualhost", func(t *testing.T) {
+		vs := load("virtualhost").VirtualServers[0]
+		if vs.Virtualhost != "www.firewall.loc" || vs.RealServers[0].Checkers[0].Virtualhost != "www.firewall.loc" {
+			t.Errorf("%q %q", vs.Virtualhost, vs.RealServers[0].Checkers[0].Virtualhost)
+		}
+	})
+	t.Run("fwmark", func(t *testing.T) {
+		vs := load("fwmark").VirtualServers[0]
+		if vs.FWMark != 1 || vs.Persist != 900*time.Second || len(vs.RealServers) != 2 || vs.RealServers[0].Port != 0 {
+			t.Errorf("%+v", vs)
+		}
+	})
+	t.Run("sample", func(t *testing.T) {
+		vs := load("sample").VirtualServers[0]
+		if vs.SorryServer == nil || vs.SorryServer.Addr != ip("192.168.200.200") || vs.SorryServer.Port != 1358 ||
+			vs.DelayLoop != 6*time.Second || vs.LBAlgo != "rr" || vs.Protocol != "TCP" || vs.Persist != 50*time.Second {
+			t.Errorf("%+v", vs)
+		}
+		ch := vs.RealServers[0].Checkers[0]
+		if ch.Retry != 3 || ch.ConnectTimeout != 3*time.Second || ch.DelayBeforeRetry != 3*time.Second || ch.URLs[0].Digest != "640205b7b0fc66c1ea91c463fac6334d" {
+			t.Errorf("%+v", ch)
+		}
+	})
+	t.Run("inhibit", func(t *testing.T) {
+		if rs := load("inhibit").VirtualServers[0].RealServers[0]; !rs.InhibitOnFailure {
+			t.Errorf("%+v", rs)
+		}
+	})
+	t.Run("misc_check_arg", func(t *testing.T) {
+		ch := load("misc_check_arg").VirtualServers[0].RealServers[0].Checkers[0]
+		if !reflect.DeepEqual(ch.MiscPath.Argv, []string{"/usr/local/bin/script.sh", "arg1", "arg2"}) {
+			t.Errorf("%+v", ch.MiscPath)
+		}
+	})
+	t.Run("virtual_server_group", func(t *testing.T) {
+		cfg := load("virtual_server_group")
+		g := cfg.VirtualServerGroups[0]
+		if g.Name != "VSG_1" || len(g.Entries) != 6 || g.Entries[3].RangeTo != ip("192.168.200.10") || g.Entries[5].FWMark != 2 {
+			t.Errorf("%+v", g)
+		}
+		if cfg.VirtualServers[0].Group != "VSG_1" {
+			t.Errorf("%+v", cfg.VirtualServers[0])
+		}
+	})
+}
