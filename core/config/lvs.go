@@ -774,7 +774,6 @@ func (b *builder) validateLVS() {
 	}
 	seen := map[vsKey]*VirtualServer{}
 	for _, vs := range b.cfg.VirtualServers {
-		hasFWMark := vs.FWMark != 0
 		if vs.Group != "" {
 			g, ok := groups[vs.Group]
 			if !ok {
@@ -784,7 +783,7 @@ func (b *builder) validateLVS() {
 				}
 				b.undefined(pos, "virtual_server_group", vs.Group, "virtual_server_group", groupNames)
 			} else {
-				hasFWMark = slices.ContainsFunc(g.Entries, func(e VSGEntry) bool { return e.FWMark != 0 })
+				hasFWMark := slices.ContainsFunc(g.Entries, func(e VSGEntry) bool { return e.FWMark != 0 })
 				for _, rs := range vs.RealServers {
 					if rs.Port == 0 && !hasFWMark {
 						b.sink.errorf(rs.Pos, "%s needs a port: virtual_server_group %q has no fwmark entry", rsName(rs), vs.Group).Hint =

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -106,9 +107,48 @@ func TestSeedConfiguration(t *testing.T) {
 		`keepalived.conf:33:27: error: unknown address option "deveth1"; did you mean "dev eth1"?`,
 		`keepalived.conf:34:28: error: unknown address option "deveth2"; did you mean "dev eth2"?`,
 		`keepalived.conf:36:5: error: unknown keyword "sorry_server" in vrrp_instance; "sorry_server" belongs in virtual_server`,
+		`keepalived.conf:43:5: error: unknown keyword "nat_mask" in virtual_server`,
+		`keepalived.conf:46:17: error: "192.168.201.100443" is not an IP address; did you mean "192.168.201.100 443"?`,
+		`keepalived.conf:56:21: error: digest "ff20ad" is not an MD5 digest`,
+		`keepalived.conf:59:12: warning: "nb_get_retry" is deprecated; use "retry"`,
 	} {
 		if !strings.Contains(render(ds, "testdata/seed"), want) {
 			t.Errorf("missing diagnostic %q", want)
 		}
+	}
+}
+
+// TestReadmeListsUnsupported: every keepalived feature the samples use that vigil does not
+// support is listed in the README, so operators can see it before they migrate.
+func TestReadmeListsUnsupported(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## keepalived features vigil does not support")
+	if !ok {
+		t.Fatal("README has no section on unsupported keepalived features")
+	}
+	_, files := sampleFiles(t)
+	re := regexp.MustCompile(`"([^"]+)" is not supported`)
+	checked := 0
+	for _, f := range files {
+		_, ds := Load(f, Options{ConfigID: "high"})
+		for _, d := range ds {
+			if !d.Unsupported {
+				continue
+			}
+			m := re.FindStringSubmatch(d.Msg)
+			if m == nil {
+				continue
+			}
+			checked++
+			if !strings.Contains(section, "`"+m[1]+"`") {
+				t.Errorf("%s: README does not list %q among unsupported features", d.Pos, m[1])
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no unsupported keyword found in the samples; the test checked nothing")
 	}
 }

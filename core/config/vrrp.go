@@ -719,10 +719,12 @@ func (b *builder) route(l *Node) *Route {
 			step = 1
 		case "to":
 			step = 1
-		case "blackhole", "unreachable", "prohibit", "throw":
-			r.Type = w.Text
-			step = 1
 		default:
+			if slices.Contains(routeTypes, w.Text) {
+				r.Type = w.Text
+				step = 1
+				break
+			}
 			if haveDst {
 				d := b.sink.warnf(w.Pos, "route option %q is not supported by vigil; the route is ignored", w.Text)
 				d.Unsupported = true

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the OS packages that the tests need, when they are missing.
+#
+# Tests that need a tool they cannot find skip with a message, so this script never fails the
+# build because it cannot install: without root or apt-get it prints what is missing and goes on.
+# Add a package to DEPS when a test starts to need it, and say in the test which package provides
+# the tool. keepalived: the configuration tests use keepalived -t as the judge of its own samples.
+set -euo pipefail
+
+DEPS="keepalived"
+
+read -r -a deps <<<"$DEPS"
+if [ "${#deps[@]}" -eq 0 ]; then
+	echo "deps: no OS packages required"
+	exit 0
+fi
+
+if ! command -v dpkg >/dev/null 2>&1; then
+	echo "deps: dpkg not found; cannot check for: ${deps[*]} (tests that need them will skip)"
+	exit 0
+fi
+
+missing=()
+for p in "${deps[@]}"; do
+	# dpkg -s also succeeds for removed-but-not-purged packages; require the installed state.
+	if dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed'; then
+		continue
+	fi
+	missing+=("$p")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+	echo "deps: all present: ${deps[*]}"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+	echo "deps: missing (not root or no apt-get, not installing): ${missing[*]}"
+	echo "deps: tests that need them will skip"
+	exit 0
+fi
+
+echo "deps: installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+echo "+ apt-get update"
+apt-get update -q
+echo "+ apt-get install -y --no-install-recommends ${missing[*]}"
+apt-get install -y -q --no-install-recommends "${missing[@]}"

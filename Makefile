@@ -1,0 +1,74 @@
+# vigil — developer and CI entry points. GNU make.
+#
+#   make build   every command (cmd/) and plugin (plugins/) into bin/
+#   make test    OS deps, go vet, unit tests with -race, a short fuzz run, the demo
+#   make fuzz    each fuzz target for FUZZTIME (default 60s), one at a time
+#   make demo    build vigil and check every example in configs/ with vigil -t
+#   make bench   benchmarks (results go to BENCHMARKS.md by hand: medians and ratios)
+#   make lint    go vet and staticcheck
+#   make clean
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+MAKEFLAGS += --no-print-directory
+.DEFAULT_GOAL := build
+
+GO       ?= go
+BIN      := bin
+FUZZTIME ?= 60s
+# staticcheck 2026.2.2. The module proxy knows it by its semver tag; the year.release tags
+# (2026.2.2) are not resolvable through the proxy. Newer Go releases may need a newer one.
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: build test fuzz demo bench lint clean
+
+# plugins/ may be empty or absent (git keeps no empty directories): list only the trees that
+# exist, and ask go list which packages they hold. -e keeps packages that fail to load in the
+# list, so go build reports their errors instead of skipping them.
+build:
+	@dirs=""; for d in cmd plugins; do [ -d "$$d" ] && dirs="$$dirs ./$$d/..."; done; \
+	pkgs="$$([ -n "$$dirs" ] && $(GO) list -e $$dirs 2>/dev/null)" || true; \
+	if [ -z "$$pkgs" ]; then echo "build: no packages under cmd/ or plugins/"; exit 1; fi; \
+	echo "$(GO) build -o $(BIN)/" $$pkgs; \
+	$(GO) build -o $(BIN)/ $$pkgs
+
+test:
+	bash .ci/deps.sh
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz FUZZTIME=10s
+	$(MAKE) demo
+
+# go test -list prints a package's matching names, then its "ok <pkg>" line; pair them up.
+# -fuzz accepts a pattern that matches exactly one target, so each runs on its own.
+fuzz:
+	@targets="$$($(GO) test -list '^Fuzz' ./... | \
+		awk '/^Fuzz/ { n[++c] = $$1; next } /^ok[ \t]/ { for (i = 1; i <= c; i++) print $$2, n[i]; c = 0 }')"; \
+	if [ -z "$$targets" ]; then echo "fuzz: no fuzz targets"; exit 0; fi; \
+	while read -r pkg name; do \
+		echo "fuzz: $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+	done <<<"$$targets"
+
+# Until the two-node failover demo exists, the demo proves that every example configuration
+# is accepted by the vigil that was just built.
+demo: build
+	@configs="$$(find configs -name '*.conf' | sort)"; \
+	if [ -z "$$configs" ]; then echo "demo: no configs/**/*.conf found"; exit 1; fi; \
+	failed=0; \
+	while read -r f; do \
+		echo "== $(BIN)/vigil -t -f $$f"; \
+		if $(BIN)/vigil -t -f "$$f" 2>&1; then echo "ok   $$f"; else echo "FAIL $$f"; failed=$$((failed + 1)); fi; \
+	done <<<"$$configs"; \
+	if [ "$$failed" -ne 0 ]; then echo "demo: $$failed configuration(s) rejected"; exit 1; fi; \
+	echo "demo: all configurations accepted"
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+clean:
+	rm -rf $(BIN)/ cover.out coverage.* *.coverprofile
