@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,11 +11,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/vrrp"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; otherwise the module
@@ -103,7 +107,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, diags := config.Load(o.file, opts)
 	for _, d := range diags {
-		fmt.Fprintln(stderr, d.String())
+		if o.test || o.dump {
+			// The format editors and CI annotate: FILE:LINE:COL: severity: message.
+			fmt.Fprintln(stderr, d.String())
+			continue
+		}
+		args := []any{"at", d.Pos.String()}
+		if d.Hint != "" {
+			args = append(args, "hint", d.Hint)
+		}
+		if d.Severity == config.SevError {
+			log.Error(d.Msg, args...)
+		} else {
+			log.Warn(d.Msg, args...)
+		}
 	}
 	if o.dump && cfg != nil {
 		if err := dump(stdout, cfg, o.json); err != nil {
@@ -123,9 +140,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	log.Info("configuration loaded", "file", o.file, "instances", len(cfg.Instances), "checks", len(cfg.Checks)+len(cfg.Scripts))
-	// The supervisor (core, check and vrrp processes) is not part of this build yet.
-	log.Error("running the daemon is not available in this build; use -t to test a configuration")
-	return exitInternal
+	return daemon(cfg, log)
+}
+
+// daemon runs the VRRP instances in this process until SIGTERM or SIGINT, then resigns
+// mastership (priority-0 adverts) and removes the virtual addresses before exiting.
+// The split into core, check and vrrp processes comes with the supervisor.
+func daemon(cfg *config.Config, log hclog.Logger) int {
+	if len(cfg.Instances) == 0 {
+		log.Error("the configuration has no vrrp_instance; nothing to run")
+		return exitConfig
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	eng, err := vrrp.New(ctx, cfg, log.Named("vrrp"))
+	if err != nil {
+		log.Error("cannot start VRRP", "error", err)
+		return exitInternal
+	}
+	if err := eng.Run(ctx); err != nil {
+		log.Error("VRRP stopped", "error", err)
+		return exitInternal
+	}
+	log.Info("stopped")
+	return exitOK
 }
 
 func dump(w io.Writer, cfg *config.Config, asJSON bool) error {

@@ -131,7 +131,8 @@ func TestFlags(t *testing.T) {
 }
 
 func TestLogJSON(t *testing.T) {
-	code, _, stderr := runVigil("--log-json", "-f", writeConf(t, good))
+	// An interface that does not exist stops the daemon right after its first log line.
+	code, _, stderr := runVigil("--log-json", "-f", writeConf(t, strings.ReplaceAll(good, "interface lo", "interface vigil-none0")))
 	if code != exitInternal {
 		t.Fatalf("daemon mode: code %d", code)
 	}

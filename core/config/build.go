@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -24,6 +25,7 @@ type builder struct {
 	notifierNames map[string]bool
 	ifaceSeen     map[string]bool
 	trackables    map[string]bool
+	fileNames     map[string]bool
 }
 
 type blockRule int
@@ -100,6 +102,13 @@ func atMost(n int) string {
 	return fmt.Sprintf("at most %d arguments", n)
 }
 
+// unsupported warns about a keepalived feature vigil reads but does not implement.
+func (b *builder) unsupported(p Pos, what string) {
+	d := b.sink.warnf(p, "%s is not supported by vigil; ignored", what)
+	d.Unsupported = true
+	d.Hint = "see README, \"keepalived features vigil does not support\""
+}
+
 // unknown reports a keyword the context does not take: a keepalived feature vigil lacks is a
 // warning marked Unsupported; anything else is an error with the nearest known spelling.
 func (b *builder) unknown(ctx string, n *Node, ks keywords) {
@@ -121,7 +130,7 @@ func (b *builder) unknown(ctx string, n *Node, ks keywords) {
 		where = "in " + ctx
 	}
 	d := b.sink.errorf(n.Pos, "unknown keyword %q %s", n.Name, where)
-	candidates := slices.Collect(mapKeys(ks))
+	candidates := slices.Collect(maps.Keys(ks))
 	candidates = append(candidates, known...)
 	if s := suggest(n.Name, candidates); s != "" {
 		d.Hint = fmt.Sprintf("did you mean %q?", s)
@@ -137,16 +146,6 @@ func (b *builder) unknown(ctx string, n *Node, ks keywords) {
 	}
 	if ctx == "vrrp_sync_group" {
 		d.Hint = "list the instances inside the block: group { VI_1 VI_2 }"
-	}
-}
-
-func mapKeys(ks keywords) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range ks {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 
@@ -360,43 +359,64 @@ func (b *builder) enum(t Token, vals ...string) (string, bool) {
 
 func (b *builder) port(t Token) (int, bool) { return b.int(t, 1, 65535) }
 
-// script reads "KEYWORD "command args" [user [group]]".
-func (b *builder) script(n *Node, first int) *Script {
-	if len(n.Args) <= first {
+// script reads "KEYWORD "command args" [user [group]]". keepalived reads these lines twice
+// with its shell-like rules (quotes and backslash escapes): once to find the command, user
+// and group, and again to split the command into its arguments.
+func (b *builder) script(n *Node) *Script {
+	if len(n.Args) > 0 && n.Args[len(n.Args)-1].open {
+		return nil // the unterminated quote is reported already
+	}
+	words, err := splitLine(n.Rest)
+	if err != nil {
+		b.sink.errorf(argPos(n), "%v", err).Hint = "close the quote on the same line"
+		return nil
+	}
+	return b.scriptWords(n, words)
+}
+
+// scriptWords builds a script from its words: the command, then an optional user and group.
+func (b *builder) scriptWords(n *Node, words []string) *Script {
+	pos := argPos(n)
+	if len(words) == 0 {
 		b.sink.errorf(n.Pos, "%q needs a command", n.Name)
 		return nil
 	}
-	s := &Script{Cmd: n.Args[first].Text, Pos: n.Args[first].Pos}
-	s.Argv = splitCommand(s.Cmd)
-	if len(s.Argv) == 0 {
-		b.sink.errorf(n.Args[first].Pos, "%q has an empty command", n.Name)
-		return nil
-	}
-	if len(n.Args) > first+1 {
-		s.User = n.Args[first+1].Text
-	}
-	if len(n.Args) > first+2 {
-		s.Group = n.Args[first+2].Text
-	}
-	if len(n.Args) > first+3 {
-		b.sink.errorf(n.Args[first+3].Pos, "unexpected %q after the command's user and group", n.Args[first+3].Text).Hint =
+	if len(words) > 3 {
+		b.sink.errorf(pos, "%q has %d words after the command; expected at most a user and a group", n.Name, len(words)-1).Hint =
 			"quote the command when it has arguments: " + n.Name + " \"/path/script arg1 arg2\""
 		return nil
 	}
+	s := &Script{Cmd: words[0], Pos: pos}
+	if len(words) > 1 {
+		s.User = words[1]
+	}
+	if len(words) > 2 {
+		s.Group = words[2]
+	}
+	return b.commandArgv(n, s)
+}
+
+// commandArgv splits the script's command into its arguments and records the script.
+func (b *builder) commandArgv(n *Node, s *Script) *Script {
+	argv, err := splitCommand(s.Cmd)
+	switch {
+	case err != nil:
+		b.sink.errorf(s.Pos, "%q: %v", n.Name, err)
+		return nil
+	case len(argv) == 0:
+		b.sink.errorf(s.Pos, "%q has an empty command", n.Name)
+		return nil
+	}
+	s.Argv = argv
 	b.scripts = append(b.scripts, s)
 	return s
 }
 
-// splitCommand splits a command line into words the way keepalived does for scripts: blanks
-// separate words, quotes group them, backslash escapes.
-func splitCommand(cmd string) []string {
-	sink := &diagSink{}
-	toks := tokenize(srcLine{text: cmd, exact: len(cmd)}, sink)
-	words := make([]string, 0, len(toks))
-	for _, t := range toks {
-		words = append(words, t.Text)
+func argPos(n *Node) Pos {
+	if len(n.Args) > 0 {
+		return n.Args[0].Pos
 	}
-	return words
+	return n.Pos
 }
 
 // --- keyword constructors: each returns the rule for a keyword that sets one field ---------
@@ -466,5 +486,5 @@ func (b *builder) addrKw(p *netip.Addr) kw {
 }
 
 func (b *builder) scriptKw(p **Script) kw {
-	return kw{min: 1, max: 3, fn: func(n *Node) { *p = b.script(n, 0) }}
+	return kw{min: 1, max: -1, fn: func(n *Node) { *p = b.script(n) }}
 }

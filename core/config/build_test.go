@@ -200,8 +200,8 @@ func TestDumpRoundTrip(t *testing.T) {
 	if cfg2.Text() != text {
 		t.Errorf("dump is not stable:\n%s\n---\n%s", text, cfg2.Text())
 	}
-	if len(cfg2.Instances) != 5 || cfg2.Scripts[1].Script.Cmd != `/bin/echo 'a b' "c" $HOME` {
-		t.Errorf("round trip lost data: %d instances, cmd %q", len(cfg2.Instances), cfg2.Scripts[1].Script.Cmd)
+	if argv := cfg2.Scripts[1].Script.Argv; len(cfg2.Instances) != 5 || !reflect.DeepEqual(argv, []string{"/bin/echo", "a b", `"c"`, "$HOME"}) {
+		t.Errorf("round trip lost data: %d instances, argv %q", len(cfg2.Instances), argv)
 	}
 	if !strings.Contains(text, "vrrp_instance G_3 {") {
 		t.Errorf("generator not resolved in dump:\n%s", text)
@@ -221,5 +221,34 @@ func TestSuggest(t *testing.T) {
 		if got := suggest(tt.word, cands); got != tt.want {
 			t.Errorf("suggest(%q) = %q, want %q", tt.word, got, tt.want)
 		}
+	}
+}
+
+// TestScriptQuoting is keepalived.conf(5)'s own example of a notify script with parameters:
+// the line is read with script rules, then the command is split again.
+func TestScriptQuoting(t *testing.T) {
+	src := `$SG_NAME=SG1
+$INST=low
+$USER=user
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 1
+    notify_master "/etc/keepalived/notify_event.sh ' spaces\\x20f\x69le ' '\"s p a c e \"' ${SG_NAME}.$INST master" $USER group
+}
+`
+	cfg, ds := Parse("q.conf", []byte(src), Options{})
+	if ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	s := cfg.Instances[0].Notify.Master
+	want := []string{"/etc/keepalived/notify_event.sh", ` spaces\x20file `, `"s p a c e "`, "SG1.low", "master"}
+	if s == nil || !reflect.DeepEqual(s.Argv, want) || s.User != "user" || s.Group != "group" {
+		t.Fatalf("got %+v, want argv %q as user:group", s, want)
+	}
+	// Outside scripts a backslash is an ordinary character, as in keepalived: the password
+	// below is 8 bytes long, not 5.
+	cfg, _ = Parse("p.conf", []byte("vrrp_instance V {\n interface eth0\n virtual_router_id 2\n authentication {\n auth_type PASS\n auth_pass ab\\x41cd\n }\n}\n"), Options{})
+	if got := cfg.Instances[0].Auth.Pass; got != `ab\x41cd` {
+		t.Errorf("auth_pass = %q", got)
 	}
 }

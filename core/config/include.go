@@ -56,8 +56,7 @@ func (p *preprocessor) include(l srcLine, k includeKind, pattern string) {
 		p.sink.errorf(l.pos, "%s needs a file name or pattern", k.name)
 		return
 	}
-	words := splitCommand(pattern)
-	if len(words) == 1 {
+	if words, err := splitCommand(pattern); err == nil && len(words) == 1 {
 		pattern = words[0]
 	}
 	if !filepath.IsAbs(pattern) {
@@ -91,18 +90,15 @@ func (p *preprocessor) include(l srcLine, k includeKind, pattern string) {
 		case k.match || p.opts.StrictIncludes:
 			p.sink.errorf(l.pos, "%s", msg).Hint = "check the path; relative paths are resolved from the including file's directory"
 		case !k.braceEach:
-			p.sink.warnf(l.pos, "%s", msg).Hint = "use includer for optional files to silence this"
+			p.sink.warnf(l.pos, "%s", msg).Hint = "use includem, or run with --strict-includes, to make this an error"
 		}
 		return
 	}
+	// Plain include keeps keepalived's leniency: an unreadable match is reported but does not
+	// stop the configuration.
+	lenient := !k.readable && !p.opts.StrictIncludes
 	for _, f := range files {
-		n := len(p.sink.list)
-		p.readFile(f, l.pos)
-		if !k.readable && !p.opts.StrictIncludes && len(p.sink.list) > n && strings.HasPrefix(p.sink.list[n].Msg, "cannot read included file") {
-			// Plain include keeps keepalived's leniency: an unreadable match is reported but
-			// does not stop the configuration.
-			p.sink.list[n].Severity = SevWarning
-		}
+		p.readFileAs(f, l.pos, lenient)
 	}
 }
 

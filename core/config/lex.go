@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -8,8 +9,12 @@ import (
 type Token struct {
 	Text string
 	Pos  Pos
-	// Quoted is true when any part of the word was quoted; a quoted "{" is a word, not a brace.
+	// Quoted is true when the word was quoted; a quoted "{" is a word, not a brace.
 	Quoted bool
+	// off and end are the word's byte span in its line, quotes included.
+	off, end int
+	// open marks a quoted word whose closing quote is missing (already reported).
+	open bool
 }
 
 // srcLine is one logical line on its way through the preprocessor: the text, where it came from,
@@ -72,10 +77,11 @@ func decomment(s string) (out string, lead int, cont bool, braceInComment bool) 
 	return strings.TrimRight(b.String(), " \t"), lead, false, false
 }
 
-// tokenize splits a logical line into words. Blanks separate words; "..." and '...' group
-// blanks into a word and may be glued to unquoted text (abc"d e"f is one word); backslash
-// escapes follow the shell-like rules of keepalived.conf(5); '{' and '}' outside quotes are
-// words of their own, so "VG_1{" is the name VG_1 followed by a brace.
+// tokenize splits a logical line into words the way keepalived reads every keyword: blanks
+// separate words, "..." is one word (and a '"' always ends the word before it, so abc"d e"f
+// is three words), '{' and '}' outside quotes are words of their own (so "VG_1{" is a name
+// followed by a brace). Backslashes and single quotes are ordinary characters here; only
+// script commands give them a meaning (see splitCommand).
 func tokenize(l srcLine, sink *diagSink) []Token {
 	var toks []Token
 	s := l.text
@@ -88,13 +94,55 @@ func tokenize(l srcLine, sink *diagSink) []Token {
 			break
 		}
 		start := i
-		if s[i] == '{' || s[i] == '}' {
-			toks = append(toks, Token{Text: s[i : i+1], Pos: l.posAt(i)})
+		switch s[i] {
+		case '{', '}':
+			toks = append(toks, Token{Text: s[i : i+1], Pos: l.posAt(i), off: i, end: i + 1})
 			i++
 			continue
+		case '"':
+			j := strings.IndexByte(s[i+1:], '"')
+			if j < 0 {
+				sink.errorf(l.posAt(start), "unterminated quote in %q", s[start:]).Hint =
+					"close the quote on the same line; quoted strings cannot span lines"
+				toks = append(toks, Token{Text: s[i+1:], Pos: l.posAt(start), Quoted: true, off: start, end: len(s), open: true})
+				return toks
+			}
+			toks = append(toks, Token{Text: s[i+1 : i+1+j], Pos: l.posAt(start), Quoted: true, off: start, end: i + 2 + j})
+			i += j + 2
+			continue
+		}
+		for i < len(s) && !strings.ContainsRune(" \t\"{}", rune(s[i])) {
+			i++
+		}
+		toks = append(toks, Token{Text: s[start:i], Pos: l.posAt(start), off: start, end: i})
+	}
+	return toks
+}
+
+// splitCommand splits a script command line into words the way keepalived does for scripts:
+// blanks separate words, "..." and '...' group blanks into a word and may be glued to
+// unquoted text (abc"d e"f is one word), and backslash escapes follow keepalived.conf(5):
+// \a \b \E \f \n \r \t \v, \nnn octal, \xHH hex, \cC control, \C for any other C.
+// It reports an unterminated quote as an error.
+func splitCommand(cmd string) ([]string, error) { return splitWords(cmd, true) }
+
+// splitLine splits a script keyword's line into command, user and group: quotes group words
+// and a backslash protects the next character, but escapes are left for splitCommand, as
+// keepalived reads these lines.
+func splitLine(s string) ([]string, error) { return splitWords(s, false) }
+
+func splitWords(cmd string, escapes bool) ([]string, error) {
+	var words []string
+	s := cmd
+	i := 0
+	for i < len(s) {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+			i++
+		}
+		if i >= len(s) {
+			break
 		}
 		var b strings.Builder
-		quoted := false
 		var quote byte
 	word:
 		for i < len(s) {
@@ -104,6 +152,11 @@ func tokenize(l srcLine, sink *diagSink) []Token {
 				if i+1 >= len(s) {
 					i++
 					break word
+				}
+				if !escapes {
+					b.WriteString(s[i : i+2])
+					i += 2
+					continue
 				}
 				n, ch := unescape(s[i+1:])
 				b.WriteString(ch)
@@ -117,9 +170,8 @@ func tokenize(l srcLine, sink *diagSink) []Token {
 				i++
 			case c == '"' || c == '\'':
 				quote = c
-				quoted = true
 				i++
-			case c == ' ' || c == '\t' || c == '{' || c == '}':
+			case c == ' ' || c == '\t':
 				break word
 			default:
 				b.WriteByte(c)
@@ -127,12 +179,11 @@ func tokenize(l srcLine, sink *diagSink) []Token {
 			}
 		}
 		if quote != 0 {
-			sink.errorf(l.posAt(start), "unterminated %c quote in %q", quote, s[start:]).Hint =
-				"close the quote on the same line; quoted strings cannot span lines"
+			return words, fmt.Errorf("unterminated %c quote in %q", quote, cmd)
 		}
-		toks = append(toks, Token{Text: b.String(), Pos: l.posAt(start), Quoted: quoted})
+		words = append(words, b.String())
 	}
-	return toks
+	return words, nil
 }
 
 func (l srcLine) posAt(off int) Pos {

@@ -35,11 +35,13 @@ func TestTokenize(t *testing.T) {
 	}{
 		{"vrrp_sync_group VG_1{", []string{"vrrp_sync_group", "VG_1", "{"}, []int{1, 17, 21}},
 		{"group{ a b }", []string{"group", "{", "a", "b", "}"}, []int{1, 6, 8, 10, 12}},
-		{`abcd" efg h jkl "mnop`, []string{"abcd efg h jkl mnop"}, []int{1}},
+		// keepalived's reader: a '"' always ends a word, single quotes and backslashes are
+		// ordinary characters outside script commands.
+		{`abcd" efg h jkl "mnop`, []string{"abcd", " efg h jkl ", "mnop"}, []int{1, 5, 18}},
 		{`abcd "efg h jkl" mnop`, []string{"abcd", "efg h jkl", "mnop"}, []int{1, 6, 18}},
 		{`notify "/bin/x ' a b '"`, []string{"notify", "/bin/x ' a b '"}, []int{1, 8}},
-		{`x '\x41\101\t\cA\q'`, []string{"x", "AA\t\x01q"}, []int{1, 3}},
-		{`"{" '}'`, []string{"{", "}"}, []int{1, 5}},
+		{`auth_pass ab\x41cd it's`, []string{"auth_pass", `ab\x41cd`, "it's"}, []int{1, 11, 20}},
+		{`"{" '}'`, []string{"{", "'", "}", "'"}, []int{1, 5, 6, 7}},
 	}
 	for _, tt := range tests {
 		sink := &diagSink{}
@@ -82,5 +84,29 @@ func TestDiagnosticsAreBounded(t *testing.T) {
 	last := ds[len(ds)-1]
 	if len(ds) != maxDiagnostics+1 || last.Severity != SevError || last.Msg != "1500 more problem(s) not shown (1500 error(s), 0 warning(s))" {
 		t.Errorf("got %d diagnostics, last %v", len(ds), ds[len(ds)-1])
+	}
+}
+
+// TestSplitCommand follows keepalived.conf(5)'s examples for script commands.
+func TestSplitCommand(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{`abcd" efg h jkl "mnop`, []string{"abcd efg h jkl mnop"}},
+		{`abcd "efg h jkl" mnop`, []string{"abcd", "efg h jkl", "mnop"}},
+		{`x '\x41\101\t\cA\q'`, []string{"x", "AA\t\x01q"}},
+		// The manual's notify_master example after its line-level pass.
+		{`/etc/keepalived/notify_event.sh ' spaces\x20f\x69le ' '"s p a c e "' SG1.low master`,
+			[]string{"/etc/keepalived/notify_event.sh", " spaces file ", `"s p a c e "`, "SG1.low", "master"}},
+	}
+	for _, tt := range tests {
+		got, err := splitCommand(tt.in)
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("splitCommand(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	if _, err := splitCommand(`/bin/x 'open`); err == nil {
+		t.Error("unterminated quote accepted")
 	}
 }

@@ -17,7 +17,7 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// InterfaceExists, when set, lets validation warn about interfaces missing on this host.
 	InterfaceExists func(name string) bool
-	// RandomSeed makes ${_RANDOM} repeatable; 0 picks a fixed default seed.
+	// RandomSeed makes ${_RANDOM} repeatable; 0 seeds from the clock.
 	RandomSeed uint64
 
 	MaxInputBytes   int64

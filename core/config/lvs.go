@@ -650,28 +650,11 @@ func (b *builder) checker(typ string, n *Node) *pendingChecker {
 // miscPath reads "misc_path COMMAND...": unlike other scripts, every word of the line is
 // part of the command; the user comes from a separate "user" line.
 func (b *builder) miscPath(n *Node) *Script {
-	words := make([]string, len(n.Args))
-	for i, a := range n.Args {
-		words[i] = a.Text
+	cmd := n.Rest
+	if words, err := splitLine(n.Rest); err == nil && len(words) == 1 {
+		cmd = words[0] // a quoted command: the quotes are not part of it
 	}
-	if len(n.Args) > 1 {
-		for i, a := range n.Args {
-			if a.Quoted || strings.ContainsAny(a.Text, " \t") {
-				words[i] = quoteWord(a.Text, true)
-			}
-		}
-	}
-	cmd := strings.Join(words, " ")
-	if len(n.Args) == 1 {
-		cmd = n.Args[0].Text
-	}
-	s := &Script{Cmd: cmd, Argv: splitCommand(cmd), Pos: n.Args[0].Pos}
-	if len(s.Argv) == 0 {
-		b.sink.errorf(n.Args[0].Pos, "%q has an empty command", n.Name)
-		return nil
-	}
-	b.scripts = append(b.scripts, s)
-	return s
+	return b.commandArgv(n, &Script{Cmd: cmd, Pos: argPos(n)})
 }
 
 // splitUserGroup reads "user NAME [GROUP]", also spelt NAME:GROUP or NAME :GROUP.

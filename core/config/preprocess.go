@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Limits that keep a hostile or mistaken file from exhausting the daemon. They are far above
@@ -52,10 +53,12 @@ type preprocessor struct {
 }
 
 func newPreprocessor(opts Options, sink *diagSink) *preprocessor {
-	p := &preprocessor{opts: opts, sink: sink, defs: map[string]*definition{}, rnd: rand.New(rand.NewPCG(1, 2))}
-	if opts.RandomSeed != 0 {
-		p.rnd = rand.New(rand.NewPCG(opts.RandomSeed, opts.RandomSeed))
+	seed := opts.RandomSeed
+	if seed == 0 {
+		// Like keepalived: different on every node and run unless a seed is asked for.
+		seed = uint64(time.Now().UnixNano())
 	}
+	p := &preprocessor{opts: opts, sink: sink, defs: map[string]*definition{}, rnd: rand.New(rand.NewPCG(seed, seed))}
 	p.defs["_PWD"] = &definition{fn: func([]string) (string, error) { return p.pwd(), nil }}
 	p.defs["_INSTANCE"] = &definition{lines: []string{opts.ConfigID}}
 	p.defs["_HASH"] = &definition{lines: []string{"#"}}
@@ -69,10 +72,15 @@ func newPreprocessor(opts Options, sink *diagSink) *preprocessor {
 }
 
 func (p *preprocessor) pwd() string {
-	if len(p.stack) == 0 {
-		return "."
+	dir := "."
+	if len(p.stack) > 0 {
+		dir = filepath.Dir(p.stack[len(p.stack)-1])
 	}
-	return filepath.Dir(p.stack[len(p.stack)-1])
+	// keepalived changes into the file's directory and asks getcwd: an absolute path.
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }
 
 func (p *preprocessor) random(args []string) (string, error) {
@@ -96,7 +104,10 @@ func (p *preprocessor) random(args []string) (string, error) {
 
 // readFile reads one file and feeds its lines through the preprocessor. from is the place of
 // the include that asked for it (zero for the main file).
-func (p *preprocessor) readFile(path string, from Pos) {
+func (p *preprocessor) readFile(path string, from Pos) { p.readFileAs(path, from, false) }
+
+// readFileAs is readFile where lenient makes an unreadable file a warning.
+func (p *preprocessor) readFileAs(path string, from Pos, lenient bool) {
 	if p.stopped {
 		return
 	}
@@ -117,6 +128,8 @@ func (p *preprocessor) readFile(path string, from Pos) {
 	if err != nil {
 		if from.File == "" {
 			p.sink.errorf(Pos{File: path}, "cannot read configuration: %v", err).Hint = "check the path given with -f"
+		} else if lenient {
+			p.sink.warnf(from, "cannot read included file: %v", err).Hint = "use includer to make this an error"
 		} else {
 			p.sink.errorf(from, "cannot read included file: %v", err)
 		}
@@ -181,9 +194,7 @@ func (p *preprocessor) readData(name string, data []byte, from Pos) {
 		l.fallback = l.pos.Col
 		p.line(l, cont, 0)
 	}
-	if p.pending != nil {
-		p.pending = nil
-	}
+	p.pending = nil // a definition continued past the end of its file ends with the file
 }
 
 // line runs one logical line through conditionals, definitions, generators, substitution and
@@ -308,7 +319,7 @@ func (p *preprocessor) conditional(s string) (keep bool, rest string, ok bool) {
 	return match != neg, strings.TrimLeft(id[i:], " \t"), true
 }
 
-// parseDefinition recognises "$NAME=value" (blanks allowed before '=', none inside NAME).
+// parseDefinition recognises "$NAME=value".
 func parseDefinition(s string) (name, value string, ok bool) {
 	if len(s) < 2 || s[0] != '$' || !(isAlpha(s[1]) || s[1] == '_') {
 		return "", "", false
@@ -317,12 +328,11 @@ func parseDefinition(s string) (name, value string, ok bool) {
 	for i < len(s) && isNameChar(s[i]) {
 		i++
 	}
-	name = s[1:i]
-	rest := strings.TrimLeft(s[i:], " \t")
-	if !strings.HasPrefix(rest, "=") {
+	// No blank may stand before '=': keepalived reads "$X = 1" as a line, not a definition.
+	if i >= len(s) || s[i] != '=' {
 		return "", "", false
 	}
-	return name, strings.TrimSpace(rest[1:]), true
+	return s[1:i], strings.TrimSpace(s[i+1:]), true
 }
 
 func isAlpha(c byte) bool    { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }

@@ -16,6 +16,9 @@ type Node struct {
 	Block    []*Node
 	// End is the place of the block's closing brace (zero without a block).
 	End Pos
+	// Rest is the statement's text after the keyword, as written (quotes kept), for keywords
+	// whose value keepalived re-reads with its own rules: script commands.
+	Rest string
 }
 
 // Arg returns the text of argument i, or "" when there is none.
@@ -84,12 +87,18 @@ func buildTree(lines []srcLine, sink *diagSink) []*Node {
 		}
 		toks := tokenize(l, sink)
 		var stmt *Node
-		flush := func() {
-			if stmt != nil {
-				appendNode(stmt)
-				stmt = nil
+		argStart := -1
+		flushAt := func(end int) {
+			if stmt == nil {
+				return
 			}
+			if argStart >= 0 && end > argStart {
+				stmt.Rest = strings.TrimSpace(l.text[argStart:end])
+			}
+			appendNode(stmt)
+			stmt, argStart = nil, -1
 		}
+		flush := func() { flushAt(len(l.text)) }
 		for _, t := range toks {
 			switch {
 			case !t.Quoted && t.Text == "{":
@@ -104,7 +113,7 @@ func buildTree(lines []srcLine, sink *diagSink) []*Node {
 						target = last
 					}
 				} else {
-					flush()
+					flushAt(t.off)
 				}
 				target.HasBlock = true
 				if len(stack) >= maxBlockDepth {
@@ -114,7 +123,7 @@ func buildTree(lines []srcLine, sink *diagSink) []*Node {
 				stack = append(stack, openBlock{node: target})
 				last = nil
 			case !t.Quoted && t.Text == "}":
-				flush()
+				flushAt(t.off)
 				if len(stack) == 0 {
 					sink.errorf(t.Pos, "unexpected '}': no block is open").Hint = "remove it, or look for a missing '{' above"
 					continue
@@ -129,6 +138,9 @@ func buildTree(lines []srcLine, sink *diagSink) []*Node {
 				}
 				stmt = &Node{Name: t.Text, Pos: t.Pos}
 			default:
+				if argStart < 0 {
+					argStart = t.off
+				}
 				stmt.Args = append(stmt.Args, t)
 			}
 		}
@@ -168,14 +180,15 @@ func describe(n *Node) string {
 }
 
 // writeTree prints the tree in canonical keepalived syntax: one statement per line, four
-// spaces per level, words quoted only where needed. Reading the output back gives the same tree.
+// spaces per level. Arguments are written as they were read (quotes kept), so script commands
+// keep their meaning; reading the output back gives the same tree.
 func writeTree(b *strings.Builder, nodes []*Node, indent int) {
 	for _, n := range nodes {
 		b.WriteString(strings.Repeat("    ", indent))
-		b.WriteString(quoteWord(n.Name, false))
-		for _, a := range n.Args {
+		b.WriteString(dumpName(n.Name))
+		if n.Rest != "" {
 			b.WriteByte(' ')
-			b.WriteString(quoteWord(a.Text, a.Quoted))
+			b.WriteString(escapeComments(n.Rest))
 		}
 		if n.HasBlock {
 			b.WriteString(" {\n")
@@ -187,29 +200,33 @@ func writeTree(b *strings.Builder, nodes []*Node, indent int) {
 	}
 }
 
-// quoteWord quotes a word when it would not read back as itself.
-func quoteWord(s string, wasQuoted bool) string {
-	plain := s != "" && !strings.ContainsAny(s, " \t\"'\\{}#!$@~") && !wasQuoted
-	if plain {
+// dumpName quotes a keyword that would otherwise be read as something else: a comment, a
+// brace, a conditional, a definition, a generator or an include.
+func dumpName(s string) string {
+	special := s == "" || strings.ContainsAny(s, " \t{}#!") || strings.ContainsAny(s[:1], "@~$")
+	if _, _, ok := includeDirective(s + " x"); ok || special {
+		return `"` + s + `"`
+	}
+	return s
+}
+
+// escapeComments protects '#' and '!' outside double quotes, which the reader turned from
+// "\#" into plain characters.
+func escapeComments(s string) string {
+	if !strings.ContainsAny(s, "#!") {
 		return s
 	}
 	var b strings.Builder
-	b.WriteByte('"')
+	quote := false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case c == '"' || c == '\\':
+		case c == '"':
+			quote = !quote
+		case !quote && (c == '#' || c == '!'):
 			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c == '$':
-			// \x24 keeps a literal '$' from being read as a parameter reference.
-			b.WriteString(`\x24`)
-		case c < 0x20 || c == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, c)
-		default:
-			b.WriteByte(c)
 		}
+		b.WriteByte(c)
 	}
-	b.WriteByte('"')
 	return b.String()
 }

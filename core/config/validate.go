@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -83,12 +84,6 @@ type vridKey struct {
 }
 
 func (b *builder) validateInstances() {
-	var fileNames []string
-	isFile := map[string]bool{}
-	for _, f := range b.cfg.TrackFiles {
-		fileNames = append(fileNames, f.Name)
-		isFile[f.Name] = true
-	}
 	b.notifierNames = map[string]bool{}
 	for _, n := range b.cfg.Notifiers {
 		b.notifierNames[n.Name] = true
@@ -96,16 +91,7 @@ func (b *builder) validateInstances() {
 	vrids := map[vridKey]*VRRPInstance{}
 	for _, vi := range b.cfg.Instances {
 		b.validateInstance(vi)
-		for _, r := range vi.TrackScripts {
-			if !b.trackable(r.Name) {
-				b.undefined(r.Pos, "track_script", r.Name, "vrrp_script or vrrp_check", b.trackableNames())
-			}
-		}
-		for _, r := range vi.TrackFiles {
-			if !isFile[r.Name] {
-				b.undefined(r.Pos, "track_file", r.Name, "track_file", fileNames)
-			}
-		}
+		b.checkTrackRefs(vi.TrackScripts, vi.TrackFiles)
 		b.checkNotifyActions(vi.NotifyActions)
 		b.checkInterfaces(vi)
 		if vi.VRID == 0 {
@@ -122,6 +108,29 @@ func (b *builder) validateInstances() {
 			continue
 		}
 		vrids[k] = vi
+	}
+}
+
+// checkTrackRefs reports track_script and track_file entries that name nothing defined.
+func (b *builder) checkTrackRefs(scripts, files []TrackRef) {
+	for _, r := range scripts {
+		if !b.trackable(r.Name) {
+			b.undefined(r.Pos, "track_script", r.Name, "vrrp_script or vrrp_check", b.trackableNames())
+		}
+	}
+	if len(files) == 0 {
+		return
+	}
+	if b.fileNames == nil {
+		b.fileNames = map[string]bool{}
+		for _, f := range b.cfg.TrackFiles {
+			b.fileNames[f.Name] = true
+		}
+	}
+	for _, r := range files {
+		if !b.fileNames[r.Name] {
+			b.undefined(r.Pos, "track_file", r.Name, "track_file", slices.Collect(maps.Keys(b.fileNames)))
+		}
 	}
 }
 
@@ -334,11 +343,7 @@ func (b *builder) validateSyncGroups() {
 			member[m.Name] = g
 		}
 		b.checkNotifyActions(g.NotifyActions)
-		for _, r := range g.TrackScripts {
-			if !b.trackable(r.Name) {
-				b.undefined(r.Pos, "track_script", r.Name, "vrrp_script or vrrp_check", b.trackableNames())
-			}
-		}
+		b.checkTrackRefs(g.TrackScripts, g.TrackFiles)
 	}
 }
 

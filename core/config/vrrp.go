@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -30,6 +32,17 @@ func (b *builder) top(nodes []*Node) {
 		PluginDir:          "/usr/lib/vigil/plugins",
 	}
 	named := func(f func(n *Node)) kw { return kw{min: 1, max: 1, block: needBlock, fn: f} }
+	// keepalived applies global_defs before anything else wherever it stands in the file, so
+	// instances above it still inherit its settings.
+	var globals, rest []*Node
+	for _, n := range nodes {
+		if n.Name == "global_defs" {
+			globals = append(globals, n)
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	nodes = append(globals, rest...)
 	b.walk("", nodes, keywords{
 		"global_defs":          {block: needBlock, fn: func(n *Node) { b.globalDefs(n) }},
 		"vrrp_script":          named(b.vrrpScript),
@@ -143,19 +156,25 @@ func (b *builder) mcastKw(p *netip.Addr, v6 bool) kw {
 }
 
 func (b *builder) fifoKw(p **FIFO) kw {
-	return kw{min: 1, max: 3, fn: func(n *Node) {
+	return kw{min: 1, max: -1, fn: func(n *Node) {
 		f := b.ensureFIFO(p, n.Pos)
 		f.Path = n.Args[0].Text
-		if len(n.Args) > 1 {
-			f.Script = &Script{Cmd: n.Args[1].Text, Argv: splitCommand(n.Args[1].Text), User: n.Arg(2), Pos: n.Args[1].Pos}
+		// "notify_fifo PATH [SCRIPT [USER [GROUP]]]": the script part follows the script rules.
+		words, err := splitLine(n.Rest)
+		if err != nil {
+			b.sink.errorf(n.Args[0].Pos, "%v", err)
+			return
+		}
+		if len(words) > 1 {
+			f.Script = b.scriptWords(n, words[1:])
 		}
 	}}
 }
 
 func (b *builder) fifoScriptKw(p **FIFO) kw {
-	return kw{min: 1, max: 3, fn: func(n *Node) {
+	return kw{min: 1, max: -1, fn: func(n *Node) {
 		f := b.ensureFIFO(p, n.Pos)
-		f.Script = b.script(n, 0)
+		f.Script = b.script(n)
 	}}
 }
 
@@ -169,10 +188,10 @@ func (b *builder) ensureFIFO(p **FIFO, pos Pos) *FIFO {
 func (b *builder) vrrpScript(n *Node) {
 	s := &VRRPScript{Name: n.Arg(0), Pos: n.Pos, Interval: defaultScriptInterval, Rise: 1, Fall: 1}
 	b.walk("vrrp_script", n.Block, keywords{
-		"script":    {min: 1, max: 3, fn: func(n *Node) { s.Script = b.script(n, 0) }},
+		"script":    {min: 1, max: -1, fn: func(n *Node) { s.Script = b.script(n) }},
 		"interval":  b.timerKw(&s.Interval, 10*time.Millisecond, 86400*time.Second),
 		"timeout":   b.timerKw(&s.Timeout, 10*time.Millisecond, 86400*time.Second),
-		"weight":    b.weightKw(&s.Weight, &s.Reverse, 254),
+		"weight":    b.weightKw(&s.Weight, &s.Reverse, 253),
 		"rise":      b.intKw(&s.Rise, 1, 1<<20),
 		"fall":      b.intKw(&s.Fall, 1, 1<<20),
 		"user":      {min: 1, max: 2, fn: func(n *Node) { b.scriptUser(s.Script, n) }},
@@ -286,7 +305,6 @@ func paramsOf(nodes []*Node) []Param {
 
 func (b *builder) vrrpInstance(n *Node) {
 	vi := &VRRPInstance{Name: n.Arg(0), Pos: n.Pos, InitialState: "BACKUP", Priority: defaultPriority, AdvertInt: defaultAdvertInt}
-	vi.Garp = Garp{} // filled from global_defs below where unset
 	var versionSet bool
 	ks := keywords{
 		"state": {min: 1, max: 1, fn: func(n *Node) {
@@ -359,10 +377,7 @@ func (b *builder) vrrpInstance(n *Node) {
 		"track_file":      {block: needBlock, fn: func(n *Node) { vi.TrackFiles = b.trackRefs(n, 254) }},
 		"smtp_alert":      b.smtpAlertKw(&vi.SMTPAlert),
 		"notify_action":   b.notifyActionKw(&vi.NotifyActions),
-		"use_vmac": {max: 1, fn: func(n *Node) {
-			vi.UseVMAC = true
-			vi.VMACName = n.Arg(0)
-		}},
+		"use_vmac": {max: -1, fn: func(n *Node) { b.useVMAC(vi, n) }},
 		"vmac_xmit_base": setKw(&vi.VMACXmitBase),
 	}
 	for k, v := range b.notifyKeywords(&vi.Notify) {
@@ -389,36 +404,31 @@ func (b *builder) vrrpInstance(n *Node) {
 	if vi.IPv6 && !versionSet {
 		vi.Version = 3 // IPv6 exists only in VRRPv3
 	}
-	inheritGarp(&vi.Garp, g.Garp)
+	inheritGarp(&vi.Garp, g.Garp, vi.Places)
 	b.cfg.Instances = append(b.cfg.Instances, vi)
 }
 
-// inheritGarp fills an instance's unset GARP settings from global_defs.
-func inheritGarp(g *Garp, from Garp) {
-	if g.MasterDelay == 0 {
-		g.MasterDelay = from.MasterDelay
+// inheritGarp fills the GARP settings the instance did not set from global_defs; set tells
+// which were written, since 0 is a valid setting ("no delay", "no refresh").
+func inheritGarp(g *Garp, from Garp, set map[string]Pos) {
+	inherit := func(kw string, dst *time.Duration, src time.Duration) {
+		if _, ok := set[kw]; !ok {
+			*dst = src
+		}
 	}
-	if g.MasterRepeat == 0 {
-		g.MasterRepeat = from.MasterRepeat
+	inheritN := func(kw string, dst *int, src int) {
+		if _, ok := set[kw]; !ok {
+			*dst = src
+		}
 	}
-	if g.MasterRefresh == 0 {
-		g.MasterRefresh = from.MasterRefresh
-	}
-	if g.MasterRefreshRepeat == 0 {
-		g.MasterRefreshRepeat = from.MasterRefreshRepeat
-	}
-	if g.LowerPrioDelay == 0 {
-		g.LowerPrioDelay = from.LowerPrioDelay
-	}
-	if g.LowerPrioRepeat == 0 {
-		g.LowerPrioRepeat = from.LowerPrioRepeat
-	}
-	if g.Interval == 0 {
-		g.Interval = from.Interval
-	}
-	if g.GNAInterval == 0 {
-		g.GNAInterval = from.GNAInterval
-	}
+	inherit("garp_master_delay", &g.MasterDelay, from.MasterDelay)
+	inheritN("garp_master_repeat", &g.MasterRepeat, from.MasterRepeat)
+	inherit("garp_master_refresh", &g.MasterRefresh, from.MasterRefresh)
+	inheritN("garp_master_refresh_repeat", &g.MasterRefreshRepeat, from.MasterRefreshRepeat)
+	inherit("garp_lower_prio_delay", &g.LowerPrioDelay, from.LowerPrioDelay)
+	inheritN("garp_lower_prio_repeat", &g.LowerPrioRepeat, from.LowerPrioRepeat)
+	inherit("garp_interval", &g.Interval, from.Interval)
+	inherit("gna_interval", &g.GNAInterval, from.GNAInterval)
 }
 
 func (b *builder) notifyKeywords(nt *Notify) keywords {
@@ -529,6 +539,7 @@ var addrOptions = map[string]bool{
 	"brd": true, "broadcast": true, "dev": true, "scope": true, "label": true, "peer": true,
 	"home": false, "-nodad": false, "nodad": false, "noprefixroute": false, "no_track": false,
 	"autojoin": false, "track_group": true, "use_vmac": false, "mngtmpaddr": false,
+	"preferred_lft": true,
 }
 
 var scopes = []string{"global", "site", "link", "host", "nowhere"}
@@ -559,7 +570,7 @@ func (b *builder) address(l *Node) *Address {
 		opt := args[0]
 		takesValue, known := addrOptions[opt.Text]
 		if !known {
-			names := slices.Sorted(mapKeysBool(addrOptions))
+			names := slices.Sorted(maps.Keys(addrOptions))
 			d := b.sink.errorf(opt.Pos, "unknown address option %q", opt.Text)
 			if s := suggest(opt.Text, names); s != "" {
 				d.Hint = fmt.Sprintf("did you mean %q?", s)
@@ -576,11 +587,27 @@ func (b *builder) address(l *Node) *Address {
 		}
 		switch opt.Text {
 		case "brd", "broadcast":
+			if args[1].Text == "+" || args[1].Text == "-" {
+				// As in ip(8): the highest or lowest address of the prefix.
+				if !p.Addr().Is4() || p.Bits() > 30 {
+					b.sink.errorf(args[1].Pos, "brd %s needs an IPv4 prefix of /30 or shorter", args[1].Text)
+					return nil
+				}
+				a.Broad = edgeAddr(p, args[1].Text == "+")
+				break
+			}
 			v, ok := b.addr(args[1])
 			if !ok {
 				return nil
 			}
 			a.Broad = v
+		case "preferred_lft":
+			if args[1].Text != "forever" {
+				if _, ok := b.int(args[1], 0, 1<<31-1); !ok {
+					return nil
+				}
+			}
+			b.unsupported(opt.Pos, "address option preferred_lft")
 		case "dev":
 			a.Dev = args[1].Text
 		case "scope":
@@ -622,16 +649,6 @@ func (b *builder) address(l *Node) *Address {
 	return a
 }
 
-func mapKeysBool(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 var routeTypes = []string{"blackhole", "unreachable", "prohibit", "throw"}
 
 // routes reads a virtual_routes / static_routes value block.
@@ -652,7 +669,7 @@ func (b *builder) routes(n *Node) []*Route {
 func (b *builder) route(l *Node) *Route {
 	words := append([]Token{{Text: l.Name, Pos: l.Pos}}, l.Args...)
 	r := &Route{Type: "unicast", Pos: l.Pos}
-	haveDst := false
+	haveDst, anyDst := false, false
 	for len(words) > 0 {
 		w := words[0]
 		need := func() (Token, bool) {
@@ -730,22 +747,36 @@ func (b *builder) route(l *Node) *Route {
 				d.Unsupported = true
 				return nil
 			}
-			text := w.Text
-			if text == "default" {
-				text = "0.0.0.0/0"
+			step = 1
+			if w.Text == "default" || w.Text == "any" || w.Text == "all" {
+				// The family comes from the gateway or source, as in keepalived.
+				haveDst, anyDst = true, true
+				break
 			}
-			p, ok := b.prefix(Token{Text: text, Pos: w.Pos})
+			p, ok := b.prefix(w)
 			if !ok {
 				return nil
 			}
 			r.Dst, haveDst = p, true
-			step = 1
 		}
 		words = words[step:]
 	}
 	if !haveDst {
 		b.sink.errorf(l.Pos, "route has no destination").Hint = "the form is [src ADDR] DEST[/LEN] [via GW] [dev IFACE] ..."
 		return nil
+	}
+	v6 := r.Via.Is6() || r.Src.Is6()
+	if anyDst {
+		r.Dst = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if v6 {
+			r.Dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
+	}
+	for _, a := range []netip.Addr{r.Via, r.Src} {
+		if a.IsValid() && a.Is6() != r.Dst.Addr().Is6() {
+			b.sink.errorf(l.Pos, "route to %s uses %s of the other address family", r.Dst, a).Hint = "destination, via and src must all be IPv4 or all IPv6"
+			return nil
+		}
 	}
 	return r
 }
@@ -777,4 +808,40 @@ func (b *builder) syncGroup(n *Node) {
 	}
 	b.walk("vrrp_sync_group", n.Block, ks)
 	b.cfg.SyncGroups = append(b.cfg.SyncGroups, g)
+}
+
+// useVMAC reads "use_vmac [[name] NAME] [MAC] [netlink_notify_msg] [group ID]". vigil uses the
+// name; the other options are reported as not supported.
+func (b *builder) useVMAC(vi *VRRPInstance, n *Node) {
+	vi.UseVMAC = true
+	args := n.Args
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a.Text == "name" && i+1 < len(args):
+			vi.VMACName = args[i+1].Text
+			i++
+		case a.Text == "netlink_notify_msg":
+			b.unsupported(a.Pos, "use_vmac option netlink_notify_msg")
+		case a.Text == "group" && i+1 < len(args):
+			b.unsupported(a.Pos, "use_vmac option group")
+			i++
+		case strings.Count(a.Text, ":") >= 4:
+			b.unsupported(a.Pos, "use_vmac MAC address")
+		case vi.VMACName == "" && i == 0:
+			vi.VMACName = a.Text
+		default:
+			b.sink.errorf(a.Pos, "unexpected %q in use_vmac", a.Text).Hint = "the form is use_vmac [[name] NAME] [MAC] [netlink_notify_msg] [group ID]"
+		}
+	}
+}
+
+// edgeAddr is the last (or first) address of an IPv4 prefix.
+func edgeAddr(p netip.Prefix, last bool) netip.Addr {
+	a := p.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	if last {
+		v |= 1<<(32-p.Bits()) - 1
+	}
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }

@@ -1,0 +1,606 @@
+// Package fsm is the VRRP state machine of one virtual router (one VRID on one
+// interface), without I/O: the caller passes events and the current time in and
+// gets actions out, and calls Tick when NextDeadline has passed.
+//
+// The machine follows RFC 5798 section 6.4 (VRRPv3) and RFC 3768 section 6.4
+// (VRRPv2), with keepalived's behaviour where keepalived goes beyond the RFCs
+// (FAULT state, preempt_delay, answering lower-priority adverts, sync groups).
+// The comments quote the RFC section each branch implements.
+package fsm
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// State is a VRRP state. The zero value is Init.
+type State int
+
+const (
+	// Init is RFC 5798 6.4.1 Initialize: not started (or shut down).
+	Init State = iota
+	// Backup is RFC 5798 6.4.2.
+	Backup
+	// Master is RFC 5798 6.4.3.
+	Master
+	// Fault is keepalived's extension: an interface is down or a tracker with
+	// weight 0 failed; the router neither sends nor listens.
+	Fault
+)
+
+func (s State) String() string {
+	switch s {
+	case Init:
+		return "INIT"
+	case Backup:
+		return "BACKUP"
+	case Master:
+		return "MASTER"
+	case Fault:
+		return "FAULT"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Priorities with a meaning of their own (RFC 5798 5.2.4).
+const (
+	PriorityStop  = 0   // sent by a master that stops being master
+	PriorityOwner = 255 // the address owner
+)
+
+// Config is the static configuration of one virtual router.
+type Config struct {
+	VRID    uint8
+	Version int // 2 or 3
+	// Priority is the configured (base) priority, 1..255; 255 is the address
+	// owner, whose priority trackers never change.
+	Priority int
+	// AdvertInterval is our Advertisement_Interval. VRRPv2 counts whole
+	// seconds, VRRPv3 centiseconds; the codec is the one to round.
+	AdvertInterval time.Duration
+	// Preempt false is keepalived's nopreempt.
+	Preempt bool
+	// PreemptDelay is keepalived's preempt_delay: a backup that hears a lower
+	// priority master keeps accepting its adverts for this long before it
+	// lets the master down timer run out and preempts.
+	PreemptDelay time.Duration
+	// PrimaryAddr is the source address of our adverts, compared with the
+	// sender's on equal priority (the higher address wins).
+	PrimaryAddr netip.Addr
+	// InitialState is keepalived's "state": Init (unset) means Master for the
+	// address owner and Backup otherwise. Master for the owner goes MASTER at
+	// once; Master for a non-owner starts in BACKUP with a master down timer of
+	// one advert interval plus the minimum skew, as keepalived does.
+	InitialState State
+	// LowerPrioNoAdvert is keepalived's lower_prio_no_advert: a master does not
+	// answer a lower-priority advert with its own.
+	LowerPrioNoAdvert bool
+	// DownTimerAdverts is keepalived's down_timer_adverts, the number of
+	// missed adverts in Master_Down_Interval; 0 means the RFC's 3.
+	DownTimerAdverts int
+}
+
+// Event is an input to the machine.
+type Event interface{ isEvent() }
+
+// Startup is RFC 5798 6.4.1 "If a Startup event is received".
+type Startup struct{}
+
+// Shutdown is "If a Shutdown event is received" in 6.4.2 and 6.4.3.
+type Shutdown struct{}
+
+// AdvertReceived is an ADVERTISEMENT for our VRID that the codec has already
+// validated (version, checksum, TTL, auth, addresses). From is its IP source.
+// Interval is its Max Advertise Interval (VRRPv3) or Adver Int (VRRPv2).
+type AdvertReceived struct {
+	From     netip.Addr
+	Priority uint8
+	Interval time.Duration
+}
+
+// PriorityChanged carries a new effective priority, from Effective.
+type PriorityChanged struct{ Effective int }
+
+// FaultChanged reports the fault condition (interface down or a weight-0
+// tracker failed, see Effective) turning on or off.
+type FaultChanged struct {
+	Faulty bool
+	Reason string
+}
+
+func (Startup) isEvent()         {}
+func (Shutdown) isEvent()        {}
+func (AdvertReceived) isEvent()  {}
+func (PriorityChanged) isEvent() {}
+func (FaultChanged) isEvent()    {}
+
+// Action is an output of the machine, for the runtime to carry out in order.
+type Action interface{ isAction() }
+
+// SendAdvert asks for one ADVERTISEMENT with this priority (0 when resigning).
+type SendAdvert struct{ Priority uint8 }
+
+// Transition reports a state change. Entering Master: add the VIPs, send
+// gratuitous ARP/NA, fire notify_master. Leaving Master: remove the VIPs.
+type Transition struct {
+	From, To State
+	Reason   string
+}
+
+// LowerPriorityHeard reports that, as master, we heard an advert from a lower
+// priority router (keepalived's notify_master_rx_lower_pri). If the config
+// allows it, a SendAdvert precedes it.
+type LowerPriorityHeard struct {
+	From     netip.Addr
+	Priority uint8
+}
+
+func (SendAdvert) isAction()         {}
+func (Transition) isAction()         {}
+func (LowerPriorityHeard) isAction() {}
+
+// Machine is the state machine of one virtual router. It is not safe for
+// concurrent use. A machine that belongs to a SyncGroup is driven only
+// through the group.
+type Machine struct {
+	cfg Config
+
+	state    State
+	started  bool // between Startup and Shutdown
+	faulty   bool // our own fault condition, from FaultChanged
+	priority int  // effective priority
+
+	masterAdverInterval time.Duration
+	deadline            time.Time // Adver_Timer in Master, Master_Down_Timer in Backup; zero if none
+
+	// wantMaster is keepalived's wantstate MASTER while a backup is held
+	// back: its master down timer ran out but its sync group cannot follow
+	// yet, or it was configured "state MASTER".
+	wantMaster bool
+	// preemptAt is when a pending preempt_delay ends; zero when none runs.
+	preemptAt  time.Time
+	masterAddr netip.Addr // the master we last accepted an advert from
+
+	group *SyncGroup
+	index int      // our index in group
+	out   []Action // actions of the step in progress (ungrouped machines)
+}
+
+// New returns a machine in Init. It panics on a configuration that the config
+// layer must already have rejected (priority out of 1..255, version not 2 or
+// 3, non-positive interval).
+func New(cfg Config) *Machine {
+	if cfg.Priority < 1 || cfg.Priority > PriorityOwner {
+		panic(fmt.Sprintf("fsm: priority %d out of 1..255", cfg.Priority))
+	}
+	if cfg.Version != 2 && cfg.Version != 3 {
+		panic(fmt.Sprintf("fsm: VRRP version %d", cfg.Version))
+	}
+	if cfg.AdvertInterval <= 0 {
+		panic("fsm: advert interval must be positive")
+	}
+	if cfg.DownTimerAdverts <= 0 {
+		cfg.DownTimerAdverts = 3
+	}
+	if cfg.InitialState != Master && cfg.InitialState != Backup {
+		if cfg.Priority == PriorityOwner {
+			cfg.InitialState = Master
+		} else {
+			cfg.InitialState = Backup
+		}
+	}
+	if cfg.InitialState == Master {
+		// keepalived clears both with "state MASTER": they would be no-ops.
+		cfg.Preempt = true
+		cfg.PreemptDelay = 0
+	}
+	if cfg.Priority == PriorityOwner {
+		cfg.Preempt = true // keepalived: nopreempt is incompatible with 255
+	}
+	return &Machine{
+		cfg:                 cfg,
+		priority:            cfg.Priority,
+		masterAdverInterval: cfg.AdvertInterval,
+	}
+}
+
+// Config returns the configuration as the machine uses it, defaults applied.
+func (m *Machine) Config() Config { return m.cfg }
+
+// State returns the current state.
+func (m *Machine) State() State { return m.state }
+
+// EffectivePriority returns the priority we advertise (255 for the owner).
+func (m *Machine) EffectivePriority() int { return m.priority }
+
+// MasterAdverInterval returns Master_Adver_Interval: in a VRRPv3 backup the
+// interval the master advertises, otherwise our own.
+func (m *Machine) MasterAdverInterval() time.Duration { return m.masterAdverInterval }
+
+// MasterAddr returns the address of the master whose advert we last accepted.
+func (m *Machine) MasterAddr() netip.Addr { return m.masterAddr }
+
+// SkewTime returns Skew_Time for the current effective priority.
+//
+// RFC 3768 6.1 (v2): Skew_Time = (256 - Priority) / 256 seconds.
+// RFC 5798 6.1 (v3): Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256.
+func (m *Machine) SkewTime() time.Duration { return m.skew(256 - m.priority) }
+
+func (m *Machine) skew(n int) time.Duration {
+	if m.cfg.Version == 2 {
+		return time.Duration(n) * time.Second / 256
+	}
+	return time.Duration(n) * m.masterAdverInterval / 256
+}
+
+// MasterDownInterval returns Master_Down_Interval (RFC 5798 6.1):
+// 3 * Master_Adver_Interval + Skew_Time (3 is keepalived's down_timer_adverts).
+func (m *Machine) MasterDownInterval() time.Duration {
+	return time.Duration(m.cfg.DownTimerAdverts)*m.masterAdverInterval + m.SkewTime()
+}
+
+// NextDeadline returns when Tick must be called next; false when no timer
+// runs (Init, Fault).
+func (m *Machine) NextDeadline() (time.Time, bool) {
+	return m.deadline, !m.deadline.IsZero()
+}
+
+// Handle feeds one event at time now and returns the actions to carry out.
+func (m *Machine) Handle(now time.Time, ev Event) []Action {
+	m.mustBeAlone()
+	m.handle(now, ev)
+	return m.flush()
+}
+
+// Tick fires the timer if it is due at or before now.
+func (m *Machine) Tick(now time.Time) []Action {
+	m.mustBeAlone()
+	m.tick(now)
+	return m.flush()
+}
+
+func (m *Machine) mustBeAlone() {
+	if m.group != nil {
+		panic("fsm: machine belongs to a SyncGroup; drive it through the group")
+	}
+}
+
+func (m *Machine) flush() []Action {
+	out := m.out
+	m.out = nil
+	return out
+}
+
+func (m *Machine) emit(a Action) {
+	if m.group != nil {
+		m.group.out = append(m.group.out, MemberAction{Member: m.index, Action: a})
+		return
+	}
+	m.out = append(m.out, a)
+}
+
+func (m *Machine) handle(now time.Time, ev Event) {
+	switch ev := ev.(type) {
+	case Startup:
+		m.startup(now)
+	case Shutdown:
+		m.shutdown(now)
+	case AdvertReceived:
+		switch m.state {
+		case Backup:
+			m.backupRx(now, ev)
+		case Master:
+			m.masterRx(now, ev)
+		}
+		// Init and Fault do not listen (keepalived drops the packet).
+	case PriorityChanged:
+		m.setPriority(ev.Effective)
+	case FaultChanged:
+		m.setFault(now, ev.Faulty, ev.Reason)
+	default:
+		panic(fmt.Sprintf("fsm: unknown event %T", ev))
+	}
+}
+
+func (m *Machine) tick(now time.Time) {
+	if m.deadline.IsZero() || m.deadline.After(now) {
+		return
+	}
+	switch m.state {
+	case Backup:
+		// 6.4.2 Backup: "If the Master_Down_Timer fires": become master.
+		m.goMaster(now, "master down timer expired")
+	case Master:
+		// 6.4.3 Master: "If the Adver_Timer fires": send an ADVERTISEMENT
+		// and reset the Adver_Timer to Advertisement_Interval.
+		m.emit(SendAdvert{Priority: uint8(m.priority)})
+		m.deadline = now.Add(m.cfg.AdvertInterval)
+	}
+}
+
+// 6.4.1 Initialize.
+func (m *Machine) startup(now time.Time) {
+	if m.started {
+		return
+	}
+	m.started = true
+	m.masterAdverInterval = m.cfg.AdvertInterval
+	m.preemptAt = time.Time{}
+	m.masterAddr = netip.Addr{}
+	if m.faulty {
+		m.setState(Fault, "startup: fault")
+		if m.group != nil {
+			m.group.syncFault(m)
+		}
+		return
+	}
+	if m.group.faulted() {
+		m.setState(Fault, "startup: sync group in fault")
+		return
+	}
+	wantMaster := m.cfg.InitialState == Master || m.group.isMaster()
+	if wantMaster && m.isOwner() {
+		// 6.4.1: "If the Priority = 255 ... transition to the Master state".
+		// Unlike the RFC, keepalived lets the owner start as a backup when
+		// its configured state is BACKUP; so do we.
+		m.goMaster(now, "startup: address owner")
+		if m.state == Master {
+			return
+		}
+	}
+	// 6.4.1 "else": Master_Adver_Interval = Advertisement_Interval, set the
+	// Master_Down_Timer to Master_Down_Interval, transition to Backup.
+	m.enterBackup(now, Init, "startup")
+	if wantMaster {
+		// keepalived "state MASTER" for a non-owner: wait one advert
+		// interval (plus the smallest skew) for a master to show itself.
+		m.wantMaster = true
+		m.deadline = now.Add(m.masterAdverInterval + m.skew(1))
+	}
+}
+
+// 6.4.2 and 6.4.3 "If a Shutdown event is received".
+func (m *Machine) shutdown(now time.Time) {
+	if !m.started {
+		return
+	}
+	m.started = false
+	if m.state == Master {
+		// 6.4.3: "Send an ADVERTISEMENT with Priority = 0".
+		m.emit(SendAdvert{Priority: PriorityStop})
+	}
+	m.setState(Init, "shutdown")
+	if m.group != nil && m.faulty {
+		// Our fault no longer holds the rest of the group in FAULT.
+		m.group.faultCleared(now, m, "sync group: faulty member shut down")
+	}
+}
+
+// 6.4.2 Backup: "If an ADVERTISEMENT is received".
+func (m *Machine) backupRx(now time.Time, ev AdvertReceived) {
+	// keepalived: an owner that stepped down to 254 because another router
+	// also claims to own the address gets 255 back once that is over. We
+	// never step down (see masterRx), so there is nothing to restore.
+	switch {
+	case ev.Priority == PriorityStop:
+		// "If the Priority in the ADVERTISEMENT is zero, then: Set the
+		// Master_Down_Timer to Skew_Time."
+		m.deadline = now.Add(m.SkewTime())
+	case !m.cfg.Preempt || int(ev.Priority) >= m.priority || m.preemptDelayed(now):
+		// "If Preempt_Mode is False, or if the Priority in the ADVERTISEMENT
+		// is greater than or equal to the local Priority, then: Set
+		// Master_Adver_Interval to Adver Interval contained in the
+		// ADVERTISEMENT, Recompute the Master_Down_Interval, Reset the
+		// Master_Down_Timer to Master_Down_Interval."
+		// keepalived also accepts while a preempt_delay runs.
+		if m.cfg.Version == 3 && ev.Interval > 0 {
+			m.masterAdverInterval = ev.Interval // v2 adverts carry it for troubleshooting only
+		}
+		m.deadline = now.Add(m.MasterDownInterval())
+		m.masterAddr = ev.From
+		m.wantMaster = false
+		if m.cfg.PreemptDelay > 0 {
+			if int(ev.Priority) >= m.priority {
+				m.preemptAt = time.Time{}
+			} else if m.preemptAt.IsZero() {
+				m.preemptAt = now.Add(m.cfg.PreemptDelay)
+			}
+		}
+	default:
+		// "Else (Priority in the ADVERTISEMENT is less than the local
+		// Priority and Preempt_Mode is True): Discard the ADVERTISEMENT."
+		// The Master_Down_Timer keeps running, so we preempt when it fires.
+	}
+}
+
+// preemptDelayed reports whether keepalived's preempt_delay still holds off
+// preemption: it starts at the first lower-priority advert we accept.
+func (m *Machine) preemptDelayed(now time.Time) bool {
+	return m.cfg.PreemptDelay > 0 && (m.preemptAt.IsZero() || m.preemptAt.After(now))
+}
+
+// 6.4.3 Master: "If an ADVERTISEMENT is received".
+func (m *Machine) masterRx(now time.Time, ev AdvertReceived) {
+	if ev.Priority == PriorityStop {
+		// "If the Priority in the ADVERTISEMENT is zero, then: Send an
+		// ADVERTISEMENT, Reset the Adver_Timer to Advertisement_Interval."
+		m.emit(SendAdvert{Priority: uint8(m.priority)})
+		m.deadline = now.Add(m.cfg.AdvertInterval)
+		return
+	}
+	cmp := compareAddr(ev.From, m.cfg.PrimaryAddr)
+	higher := int(ev.Priority) > m.priority || (int(ev.Priority) == m.priority && cmp > 0)
+	lower := int(ev.Priority) < m.priority || (int(ev.Priority) == m.priority && cmp < 0)
+	switch {
+	case higher:
+		// "If the Priority in the ADVERTISEMENT is greater than the local
+		// Priority or the Priority in the ADVERTISEMENT is equal to the local
+		// Priority and the primary IPvX Address of the sender is greater
+		// than the local primary IPvX Address, then: Cancel Adver_Timer, Set
+		// Master_Adver_Interval to Adver Interval contained in the
+		// ADVERTISEMENT, Recompute the Skew_Time, Recompute the
+		// Master_Down_Interval, Set Master_Down_Timer to
+		// Master_Down_Interval, Transition to the Backup state."
+		// Two owners: keepalived first waits to see whether the other one
+		// backs off; we step down at once, as the RFC says.
+		if m.cfg.Version == 3 && ev.Interval > 0 {
+			m.masterAdverInterval = ev.Interval
+		}
+		m.masterAddr = ev.From
+		m.enterBackup(now, Master, fmt.Sprintf("higher priority %d advert from %s", ev.Priority, ev.From))
+	case lower:
+		// The RFC says "discard". keepalived answers at once with its own
+		// advert so that the lower router, which presumably lost our adverts
+		// and became master, steps down without waiting, and fires
+		// notify_master_rx_lower_pri.
+		if !m.cfg.LowerPrioNoAdvert {
+			m.emit(SendAdvert{Priority: uint8(m.priority)})
+			m.deadline = now.Add(m.cfg.AdvertInterval)
+		}
+		m.emit(LowerPriorityHeard{From: ev.From, Priority: ev.Priority})
+	default:
+		// Our own priority from our own address: a looped-back advert or a
+		// duplicate address. keepalived logs a warning and carries on.
+	}
+}
+
+// setPriority applies a new effective priority (keepalived's
+// vrrp_set_effective_priority).
+func (m *Machine) setPriority(p int) {
+	if m.isOwner() {
+		return // the owner's priority is always 255
+	}
+	p = clampPriority(p)
+	if p == m.priority {
+		return
+	}
+	oldDown := m.MasterDownInterval()
+	m.priority = p
+	if m.state == Backup && !m.deadline.IsZero() {
+		// Skew_Time depends on the priority: move the running
+		// Master_Down_Timer by the change of Master_Down_Interval, as
+		// keepalived does, rather than restarting it.
+		m.deadline = m.deadline.Add(m.MasterDownInterval() - oldDown)
+	}
+	// A master's next advert carries the new priority; a backup that now
+	// outranks the master discards its next adverts and preempts when its
+	// timer fires (6.4.2).
+}
+
+func (m *Machine) setFault(now time.Time, faulty bool, reason string) {
+	if faulty == m.faulty {
+		return
+	}
+	m.faulty = faulty
+	if reason == "" {
+		if faulty {
+			reason = "fault"
+		} else {
+			reason = "fault cleared"
+		}
+	}
+	if !m.started {
+		return // Startup will look at m.faulty
+	}
+	switch {
+	case faulty:
+		m.enterFault(reason)
+		if m.group != nil {
+			m.group.syncFault(m)
+		}
+	case m.group != nil:
+		// A member stays in FAULT while another member is faulty.
+		m.group.faultCleared(now, m, reason)
+	case m.state == Fault:
+		m.leaveFault(now, reason)
+	}
+}
+
+// enterFault: a master resigns with a priority 0 advert (keepalived), so that
+// a backup takes over after Skew_Time instead of Master_Down_Interval.
+func (m *Machine) enterFault(reason string) {
+	if m.state == Fault {
+		return
+	}
+	if m.state == Master {
+		m.emit(SendAdvert{Priority: PriorityStop})
+	}
+	m.setState(Fault, reason)
+}
+
+// leaveFault re-initialises as in 6.4.1: the owner goes MASTER at once (if its
+// sync group can follow), anyone else BACKUP with a full Master_Down_Timer.
+func (m *Machine) leaveFault(now time.Time, reason string) {
+	m.masterAdverInterval = m.cfg.AdvertInterval
+	if m.isOwner() && m.cfg.InitialState == Master {
+		m.goMaster(now, reason)
+		if m.state == Master {
+			return
+		}
+	}
+	m.enterBackup(now, m.state, reason)
+}
+
+// goMaster is the transition to Master of 6.4.1 and 6.4.2: "Send an
+// ADVERTISEMENT, ... Set the Adver_Timer to Advertisement_Interval,
+// Transition to the Master state". The runtime sends the gratuitous ARPs (or
+// unsolicited NAs) on the Transition, after the advert so that the old master
+// drops the VIPs first.
+func (m *Machine) goMaster(now time.Time, reason string) {
+	if m.group != nil && !m.group.canGoMaster(m) {
+		// keepalived prefers BACKUP to thrashing: hold back until every
+		// member of the group wants MASTER, re-arming the timer meanwhile.
+		m.wantMaster = true
+		if m.state == Backup {
+			m.deadline = now.Add(m.MasterDownInterval())
+		}
+		return
+	}
+	m.masterAdverInterval = m.cfg.AdvertInterval
+	m.emit(SendAdvert{Priority: uint8(m.priority)})
+	m.deadline = now.Add(m.cfg.AdvertInterval)
+	m.masterAddr = m.cfg.PrimaryAddr
+	m.preemptAt = time.Time{}
+	from := m.state
+	m.setState(Master, reason)
+	if m.group != nil && from != Master {
+		m.group.syncMaster(now, m)
+	}
+}
+
+func (m *Machine) enterBackup(now time.Time, from State, reason string) {
+	m.wantMaster = false
+	m.preemptAt = time.Time{}
+	m.setState(Backup, reason)
+	m.deadline = now.Add(m.MasterDownInterval())
+	if m.group != nil && from == Master {
+		m.group.syncBackup(now, m)
+	}
+}
+
+func (m *Machine) setState(to State, reason string) {
+	from := m.state
+	m.state = to
+	switch to {
+	case Init, Fault:
+		m.deadline = time.Time{}
+		m.wantMaster = false
+		m.preemptAt = time.Time{}
+	}
+	if from != to {
+		m.emit(Transition{From: from, To: to, Reason: reason})
+	}
+}
+
+func (m *Machine) isOwner() bool { return m.cfg.Priority == PriorityOwner }
+
+// compareAddr compares primary addresses as numbers, as keepalived does;
+// addresses of different families compare equal.
+func compareAddr(a, b netip.Addr) int {
+	a, b = a.Unmap(), b.Unmap()
+	if a.Is4() != b.Is4() {
+		return 0
+	}
+	return a.Compare(b)
+}

@@ -1,0 +1,300 @@
+package fsm
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+)
+
+var (
+	t0       = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ourAddr  = netip.MustParseAddr("10.0.0.2")
+	lowAddr  = netip.MustParseAddr("10.0.0.1")
+	highAddr = netip.MustParseAddr("10.0.0.3")
+)
+
+// baseConfig: VRRPv3, priority 100, 1 s adverts. Skew_Time = 156/256 s =
+// 609.375 ms, Master_Down_Interval = 3.609375 s.
+func baseConfig() Config {
+	return Config{VRID: 1, Version: 3, Priority: 100, AdvertInterval: time.Second, Preempt: true, PrimaryAddr: ourAddr}
+}
+
+const noTimer = time.Duration(-1)
+
+// reach drives a new machine to state s through the public API and returns
+// it with the time of the last input.
+func reach(t *testing.T, cfg Config, s State) (*Machine, time.Time) {
+	t.Helper()
+	m := New(cfg)
+	now := t0
+	switch s {
+	case Init:
+	case Backup:
+		m.Handle(now, Startup{})
+	case Master:
+		m.Handle(now, Startup{})
+		if m.State() != Master {
+			now = now.Add(m.MasterDownInterval())
+			m.Tick(now)
+		}
+	case Fault:
+		m.Handle(now, Startup{})
+		m.Handle(now, FaultChanged{Faulty: true, Reason: "link down"})
+	}
+	if m.State() != s {
+		t.Fatalf("reach %v: got %v", s, m.State())
+	}
+	return m, now
+}
+
+// timerIn returns how far in the future the machine's deadline is, or noTimer.
+func timerIn(m *Machine, now time.Time) time.Duration {
+	d, ok := m.NextDeadline()
+	if !ok {
+		return noTimer
+	}
+	return d.Sub(now)
+}
+
+// stripReasons blanks Transition reasons (checked to be non-empty) so that
+// tables compare only what the runtime acts on.
+func stripReasons(t *testing.T, as []Action) []Action {
+	t.Helper()
+	var out []Action
+	for _, a := range as {
+		if tr, ok := a.(Transition); ok {
+			if tr.Reason == "" {
+				t.Errorf("transition %v->%v without a reason", tr.From, tr.To)
+			}
+			tr.Reason = ""
+			a = tr
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func tr(from, to State) Transition { return Transition{From: from, To: to} }
+
+// TestStateEventTable is RFC 5798 6.4 (plus keepalived's FAULT state) as a
+// table: every state, reached through the public API, times every event.
+// Inputs arrive 100 ms after the state was reached; "timer" is the time from
+// that input to the next deadline afterwards.
+//
+// Our router: v3, priority 100, 1 s interval, address 10.0.0.2, preempt.
+// Master_Down_Interval 3.609375 s; with a 2 s master interval 7.21875 s.
+func TestStateEventTable(t *testing.T) {
+	const (
+		mdi      = 3609375 * time.Microsecond // 3*1s + 156*1s/256
+		mdi2s    = 7218750 * time.Microsecond // adopted 2 s: 3*2s + 156*2s/256
+		skew     = 609375 * time.Microsecond
+		backupIn = mdi - 100*time.Millisecond // untouched Master_Down_Timer
+		masterIn = 900 * time.Millisecond     // untouched Adver_Timer
+	)
+	events := []struct {
+		name string
+		ev   Event // nil: Tick at the deadline (or an hour later if none)
+	}{
+		{"startup", Startup{}},
+		{"shutdown", Shutdown{}},
+		{"advert higher prio", AdvertReceived{From: lowAddr, Priority: 150, Interval: 2 * time.Second}},
+		{"advert equal prio, higher addr", AdvertReceived{From: highAddr, Priority: 100, Interval: time.Second}},
+		{"advert equal prio, lower addr", AdvertReceived{From: lowAddr, Priority: 100, Interval: time.Second}},
+		{"advert lower prio", AdvertReceived{From: highAddr, Priority: 50, Interval: time.Second}},
+		{"advert prio 0", AdvertReceived{From: highAddr, Priority: 0, Interval: time.Second}},
+		{"timer expiry", nil},
+		{"priority up", PriorityChanged{Effective: 150}},
+		{"priority down", PriorityChanged{Effective: 50}},
+		{"fault on", FaultChanged{Faulty: true, Reason: "link down"}},
+		{"fault off", FaultChanged{Faulty: false}},
+	}
+	type want struct {
+		actions []Action
+		state   State
+		timer   time.Duration
+	}
+	none := []Action(nil)
+	table := map[State][]want{
+		// 6.4.1: Init waits for Startup and ignores everything else
+		// (a fault is remembered for Startup).
+		Init: {
+			{[]Action{tr(Init, Backup)}, Backup, mdi},
+			{none, Init, noTimer},
+			{none, Init, noTimer},
+			{none, Init, noTimer},
+			{none, Init, noTimer},
+			{none, Init, noTimer},
+			{none, Init, noTimer},
+			{none, Init, noTimer},
+			{none, Init, noTimer},
+			{none, Init, noTimer},
+			{none, Init, noTimer},
+			{none, Init, noTimer},
+		},
+		// 6.4.2 Backup.
+		Backup: {
+			{none, Backup, backupIn},
+			{[]Action{tr(Backup, Init)}, Init, noTimer},
+			{none, Backup, mdi2s}, // accept, adopt the 2 s interval
+			{none, Backup, mdi},   // equal priority: accept (address irrelevant in Backup)
+			{none, Backup, mdi},
+			{none, Backup, backupIn}, // preempt: discard, timer runs on
+			{none, Backup, skew},     // priority 0: Master_Down_Timer = Skew_Time
+			{[]Action{SendAdvert{100}, tr(Backup, Master)}, Master, time.Second},
+			{none, Backup, backupIn - 195312500*time.Nanosecond}, // skew 156/256 -> 106/256
+			{none, Backup, backupIn + 195312500*time.Nanosecond}, // skew 156/256 -> 206/256
+			{[]Action{tr(Backup, Fault)}, Fault, noTimer},
+			{none, Backup, backupIn},
+		},
+		// 6.4.3 Master.
+		Master: {
+			{none, Master, masterIn},
+			{[]Action{SendAdvert{0}, tr(Master, Init)}, Init, noTimer},
+			{[]Action{tr(Master, Backup)}, Backup, mdi2s},
+			{[]Action{tr(Master, Backup)}, Backup, mdi},
+			{[]Action{SendAdvert{100}, LowerPriorityHeard{lowAddr, 100}}, Master, time.Second},
+			{[]Action{SendAdvert{100}, LowerPriorityHeard{highAddr, 50}}, Master, time.Second},
+			{[]Action{SendAdvert{100}}, Master, time.Second},
+			{[]Action{SendAdvert{100}}, Master, time.Second},
+			{none, Master, masterIn},
+			{none, Master, masterIn},
+			{[]Action{SendAdvert{0}, tr(Master, Fault)}, Fault, noTimer},
+			{none, Master, masterIn},
+		},
+		// keepalived FAULT: deaf and silent until the fault clears.
+		Fault: {
+			{none, Fault, noTimer},
+			{[]Action{tr(Fault, Init)}, Init, noTimer},
+			{none, Fault, noTimer},
+			{none, Fault, noTimer},
+			{none, Fault, noTimer},
+			{none, Fault, noTimer},
+			{none, Fault, noTimer},
+			{none, Fault, noTimer},
+			{none, Fault, noTimer},
+			{none, Fault, noTimer},
+			{none, Fault, noTimer},
+			{[]Action{tr(Fault, Backup)}, Backup, mdi},
+		},
+	}
+	for _, s := range []State{Init, Backup, Master, Fault} {
+		rows := table[s]
+		if len(rows) != len(events) {
+			t.Fatalf("%v: %d rows for %d events", s, len(rows), len(events))
+		}
+		for i, e := range events {
+			t.Run(s.String()+"/"+e.name, func(t *testing.T) {
+				m, at := reach(t, baseConfig(), s)
+				now := at.Add(100 * time.Millisecond)
+				var got []Action
+				if e.ev == nil {
+					if d, ok := m.NextDeadline(); ok {
+						now = d
+					} else {
+						now = now.Add(time.Hour)
+					}
+					got = m.Tick(now)
+				} else {
+					got = m.Handle(now, e.ev)
+				}
+				w := rows[i]
+				if g := stripReasons(t, got); !reflect.DeepEqual(g, w.actions) {
+					t.Errorf("actions = %#v, want %#v", g, w.actions)
+				}
+				if m.State() != w.state {
+					t.Errorf("state = %v, want %v", m.State(), w.state)
+				}
+				if g := timerIn(m, now); g != w.timer {
+					t.Errorf("timer in %v, want %v", g, w.timer)
+				}
+			})
+		}
+	}
+}
+
+// TestConfigVariants: the rows of the table that configuration changes.
+func TestConfigVariants(t *testing.T) {
+	owner := func(c *Config) { c.Priority = 255 }
+	mdiOwner := 3*time.Second + time.Second/256
+	tests := []struct {
+		name    string
+		mod     func(*Config)
+		from    State
+		ev      Event
+		actions []Action
+		state   State
+		timer   time.Duration // from the event
+		prio    int
+	}{
+		{"owner startup goes master at once (6.4.1)", owner, Init, Startup{},
+			[]Action{SendAdvert{255}, tr(Init, Master)}, Master, time.Second, 255},
+		{"owner with state BACKUP starts as backup (keepalived)", func(c *Config) { owner(c); c.InitialState = Backup }, Init, Startup{},
+			[]Action{tr(Init, Backup)}, Backup, mdiOwner, 255},
+		{"non-owner with state MASTER: backup for one interval + min skew", func(c *Config) { c.InitialState = Master }, Init, Startup{},
+			[]Action{tr(Init, Backup)}, Backup, time.Second + time.Second/256, 100},
+		{"owner leaving fault goes master at once", owner, Fault, FaultChanged{Faulty: false},
+			[]Action{SendAdvert{255}, tr(Fault, Master)}, Master, time.Second, 255},
+		{"owner ignores priority changes", owner, Master, PriorityChanged{Effective: 10},
+			nil, Master, 900 * time.Millisecond, 255},
+		{"owner master yields to another owner with higher address", owner, Master, AdvertReceived{From: highAddr, Priority: 255, Interval: time.Second},
+			[]Action{tr(Master, Backup)}, Backup, mdiOwner, 255},
+		{"owner master answers another owner with lower address", owner, Master, AdvertReceived{From: lowAddr, Priority: 255, Interval: time.Second},
+			[]Action{SendAdvert{255}, LowerPriorityHeard{lowAddr, 255}}, Master, time.Second, 255},
+		{"nopreempt backup accepts a lower advert", func(c *Config) { c.Preempt = false }, Backup, AdvertReceived{From: lowAddr, Priority: 50, Interval: time.Second},
+			nil, Backup, 3609375 * time.Microsecond, 100},
+		{"lower_prio_no_advert: notify only", func(c *Config) { c.LowerPrioNoAdvert = true }, Master, AdvertReceived{From: lowAddr, Priority: 50, Interval: time.Second},
+			[]Action{LowerPriorityHeard{lowAddr, 50}}, Master, 900 * time.Millisecond, 100},
+		{"fault before startup: startup goes to fault", nil, Init, FaultChanged{Faulty: true}, nil, Init, noTimer, 100},
+		{"priority clamped to 254", nil, Backup, PriorityChanged{Effective: 400}, nil, Backup, 3*time.Second + 2*time.Second/256 - 100*time.Millisecond, 254},
+		{"priority clamped to 1", nil, Backup, PriorityChanged{Effective: -20}, nil, Backup, 3*time.Second + 255*time.Second/256 - 100*time.Millisecond, 1},
+		{"v2 backup does not adopt the advertised interval", func(c *Config) { c.Version = 2 }, Backup, AdvertReceived{From: lowAddr, Priority: 150, Interval: 5 * time.Second},
+			nil, Backup, 3609375 * time.Microsecond, 100},
+		{"equal priority from our own address is ignored", nil, Master, AdvertReceived{From: ourAddr, Priority: 100, Interval: time.Second},
+			nil, Master, 900 * time.Millisecond, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := baseConfig()
+			if tt.mod != nil {
+				tt.mod(&cfg)
+			}
+			m, at := reach(t, cfg, tt.from)
+			now := at.Add(100 * time.Millisecond)
+			got := stripReasons(t, m.Handle(now, tt.ev))
+			if !reflect.DeepEqual(got, tt.actions) {
+				t.Errorf("actions = %#v, want %#v", got, tt.actions)
+			}
+			if m.State() != tt.state {
+				t.Errorf("state = %v, want %v", m.State(), tt.state)
+			}
+			if g := timerIn(m, now); g != tt.timer {
+				t.Errorf("timer in %v, want %v", g, tt.timer)
+			}
+			if m.EffectivePriority() != tt.prio {
+				t.Errorf("priority %d, want %d", m.EffectivePriority(), tt.prio)
+			}
+		})
+	}
+}
+
+func TestFaultBeforeStartup(t *testing.T) {
+	m := New(baseConfig())
+	m.Handle(t0, FaultChanged{Faulty: true})
+	got := stripReasons(t, m.Handle(t0, Startup{}))
+	if want := []Action{tr(Init, Fault)}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("startup with fault: %#v, want %#v", got, want)
+	}
+	got = stripReasons(t, m.Handle(t0, FaultChanged{Faulty: false}))
+	if want := []Action{tr(Fault, Backup)}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("fault cleared: %#v, want %#v", got, want)
+	}
+}
+
+func TestStateString(t *testing.T) {
+	for s, want := range map[State]string{Init: "INIT", Backup: "BACKUP", Master: "MASTER", Fault: "FAULT", State(9): "State(9)"} {
+		if s.String() != want {
+			t.Errorf("%d: %q, want %q", int(s), s.String(), want)
+		}
+	}
+}

@@ -1,0 +1,251 @@
+package vrrp
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/netif"
+	"github.com/vigil-ha/vigil/core/vrrp/fsm"
+	"github.com/vigil-ha/vigil/core/vrrp/packet"
+)
+
+// instance runs one vrrp_instance: it owns the state machine and is the only goroutine that
+// touches it. Everything else (sockets, link watch, trackers) talks to it through inbox.
+type instance struct {
+	name string
+	cfg  *config.VRRPInstance
+	log  hclog.Logger
+	m    *fsm.Machine
+	sock *socket
+	nl   *netif.Netif
+
+	v6       bool
+	src      netip.Addr   // source of our adverts
+	dsts     []netip.Addr // the multicast group, or the unicast peers
+	unicast  bool
+	advAddrs []netip.Addr // the addresses carried in adverts
+	vips     []netif.Addr // virtual_ipaddress and virtual_ipaddress_excluded
+	routes   []netif.Route
+	auth     [8]byte
+	authType uint8
+	expect   packet.Expect
+	popts    packet.Options
+	garp     config.Garp
+
+	inbox chan fsm.Event
+	// notify receives every transition, for sync groups, status and notify actions.
+	notify func(name string, t fsm.Transition)
+
+	trackers map[string]trackerState // by tracker key ("if:eth1", "file:maint")
+	buf      []byte
+}
+
+type trackerState struct {
+	up      bool
+	weight  int
+	reverse bool
+	value   int // track_file: the number read from the file
+	isFile  bool
+}
+
+// applyTrackers recomputes the effective priority and fault state from the trackers.
+func (in *instance) applyTrackers(now time.Time) []fsm.Action {
+	ts := make([]fsm.Tracker, 0, len(in.trackers))
+	for _, t := range in.trackers {
+		if t.isFile {
+			ts = append(ts, fsm.Tracker{Kind: fsm.TrackFile, Value: t.value, Weight: t.weight, Reverse: t.reverse})
+			continue
+		}
+		ts = append(ts, fsm.Tracker{Kind: fsm.TrackUpDown, Up: t.up, Weight: t.weight, Reverse: t.reverse})
+	}
+	prio, fault := fsm.Effective(in.cfg.Priority, ts)
+	acts := in.m.Handle(now, fsm.PriorityChanged{Effective: prio})
+	return append(acts, in.m.Handle(now, fsm.FaultChanged{Faulty: fault, Reason: "tracking"})...)
+}
+
+// run drives the machine until ctx ends, then resigns (priority 0) and removes the VIPs.
+func (in *instance) run(ctx context.Context, startDelay time.Duration) {
+	// Go 1.23 timers: Reset never delivers a stale expiry, so no draining is needed.
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	garpTimer := time.NewTimer(time.Hour)
+	garpTimer.Stop()
+	defer garpTimer.Stop()
+	var garps garpSchedule
+
+	if startDelay > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(startDelay):
+		}
+	}
+	in.apply(in.m.Handle(time.Now(), fsm.Startup{}), &garps, garpTimer)
+	in.apply(in.applyTrackers(time.Now()), &garps, garpTimer)
+	for {
+		var timerC <-chan time.Time
+		if dl, ok := in.m.NextDeadline(); ok {
+			timer.Reset(time.Until(dl))
+			timerC = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			in.apply(in.m.Handle(time.Now(), fsm.Shutdown{}), &garps, garpTimer)
+			return
+		case ev := <-in.inbox:
+			if te, ok := ev.(trackerEvent); ok {
+				in.trackers[te.key] = te.state
+				in.apply(in.applyTrackers(time.Now()), &garps, garpTimer)
+				break
+			}
+			in.apply(in.m.Handle(time.Now(), ev), &garps, garpTimer)
+		case <-timerC:
+			in.apply(in.m.Tick(time.Now()), &garps, garpTimer)
+		case <-garpTimer.C:
+			in.announce(garps.batch())
+			if d, ok := garps.next(); ok {
+				garpTimer.Reset(d)
+			}
+		}
+	}
+}
+
+// trackerEvent carries a tracker change into the instance goroutine.
+type trackerEvent struct {
+	fsm.Event
+	key   string
+	state trackerState
+}
+
+func (in *instance) apply(acts []fsm.Action, garps *garpSchedule, garpTimer *time.Timer) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case fsm.SendAdvert:
+			in.sendAdvert(a.Priority)
+		case fsm.Transition:
+			in.log.Info("state change", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason,
+				"priority", in.m.EffectivePriority())
+			if a.To == fsm.Master {
+				in.takeOver()
+				*garps = newGarpSchedule(in.garp)
+				in.announce(garps.batch())
+				if d, ok := garps.next(); ok {
+					garpTimer.Reset(d)
+				}
+			} else if a.From == fsm.Master {
+				garpTimer.Stop()
+				in.release()
+			}
+			if in.notify != nil {
+				in.notify(in.name, a)
+			}
+		case fsm.LowerPriorityHeard:
+			in.log.Debug("lower priority advert heard; answered at once", "from", a.From, "priority", a.Priority)
+		}
+	}
+}
+
+func (in *instance) sendAdvert(prio uint8) {
+	adv := packet.Advert{
+		Version:  in.cfg.Version,
+		VRID:     uint8(in.cfg.VRID),
+		Priority: prio,
+		Interval: in.cfg.AdvertInt,
+		AuthType: in.authType,
+		AuthData: in.auth,
+		Addrs:    in.advAddrs,
+	}
+	for _, dst := range in.dsts {
+		b, err := adv.AppendMarshal(in.buf[:0], in.src, dst, in.popts)
+		if err != nil {
+			in.log.Error("cannot encode advert", "error", err)
+			return
+		}
+		in.buf = b
+		if err := in.sock.send(b, in.src, dst); err != nil {
+			in.log.Warn("advert not sent", "error", err)
+		}
+	}
+}
+
+// takeOver adds the virtual addresses and routes: this node is now the virtual router.
+func (in *instance) takeOver() {
+	for _, a := range in.vips {
+		if err := in.nl.AddAddr(a); err != nil {
+			in.log.Error("cannot add virtual address", "address", a.Prefix.String(), "dev", a.Dev, "error", err)
+		}
+	}
+	for _, r := range in.routes {
+		if err := in.nl.AddRoute(r); err != nil {
+			in.log.Error("cannot add virtual route", "route", r.Dst.String(), "error", err)
+		}
+	}
+}
+
+// release removes what takeOver added.
+func (in *instance) release() {
+	for _, r := range in.routes {
+		if err := in.nl.DelRoute(r); err != nil {
+			in.log.Error("cannot remove virtual route", "route", r.Dst.String(), "error", err)
+		}
+	}
+	for _, a := range in.vips {
+		if err := in.nl.DelAddr(a); err != nil {
+			in.log.Error("cannot remove virtual address", "address", a.Prefix.String(), "dev", a.Dev, "error", err)
+		}
+	}
+}
+
+// announce sends n gratuitous ARPs / unsolicited NAs for every virtual address.
+func (in *instance) announce(n int) {
+	for i := 0; i < n; i++ {
+		for _, a := range in.vips {
+			ip := a.Prefix.Addr()
+			var err error
+			if ip.Is4() {
+				err = in.nl.SendGARP(a.Dev, ip)
+			} else {
+				err = in.nl.SendUnsolicitedNA(a.Dev, ip)
+			}
+			if err != nil {
+				in.log.Warn("announcement not sent", "address", ip.String(), "dev", a.Dev, "error", err)
+			}
+		}
+	}
+}
+
+// garpSchedule follows keepalived: a burst of MasterRepeat announcements on takeover, another
+// after MasterDelay, then, if MasterRefresh is set, MasterRefreshRepeat every MasterRefresh.
+type garpSchedule struct {
+	g     config.Garp
+	stage int
+}
+
+func newGarpSchedule(g config.Garp) garpSchedule { return garpSchedule{g: g} }
+
+// batch is the number of announcements due now.
+func (s *garpSchedule) batch() int {
+	if s.stage < 2 {
+		return s.g.MasterRepeat
+	}
+	return s.g.MasterRefreshRepeat
+}
+
+// next advances to the following batch and says when it is due.
+func (s *garpSchedule) next() (time.Duration, bool) {
+	s.stage++
+	if s.stage == 1 && s.g.MasterDelay > 0 {
+		return s.g.MasterDelay, true
+	}
+	if s.stage == 1 {
+		s.stage++ // no second burst: go straight to refreshing
+	}
+	if s.g.MasterRefresh > 0 {
+		return s.g.MasterRefresh, true
+	}
+	return 0, false
+}
