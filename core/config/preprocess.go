@@ -12,13 +12,14 @@ import (
 	"time"
 )
 
-// Limits that keep a hostile or mistaken file from exhausting the daemon. They are far above
-// what a real configuration needs: keepalived's own documentation shows a ~SEQ generating
-// 65024 instances, which stays well inside them.
+// Limits that keep a hostile or mistaken file from exhausting the daemon. They are above what
+// a real configuration needs: keepalived's own documentation shows a ~SEQ generating 65024
+// instances (about a million lines, 30 MB), which stays inside them.
 const (
 	defaultMaxInputBytes   = 64 << 20
 	defaultMaxIncludeDepth = 16
-	defaultMaxLines        = 4_000_000
+	defaultMaxLines        = 1_200_000
+	maxExpandedBytes       = 96 << 20
 	maxExpansionDepth      = 64
 	maxLineBytes           = 64 << 10
 	maxSeqIterations       = 1 << 20
@@ -50,6 +51,9 @@ type preprocessor struct {
 	// steps counts lines processed, emitted or not, so that generators that expand to
 	// nothing (a ~SEQ of definitions, nested a million deep) still end.
 	steps int
+	// outBytes is what the emitted lines hold, with a rough per-line overhead, so that a
+	// short file cannot expand into gigabytes.
+	outBytes int
 }
 
 func newPreprocessor(opts Options, sink *diagSink) *preprocessor {
@@ -276,6 +280,13 @@ func (p *preprocessor) line(l srcLine, cont bool, depth int) {
 	}
 	if kind, pattern, ok := includeDirective(l.text); ok {
 		p.include(l, kind, pattern)
+		return
+	}
+	p.outBytes += len(l.text) + 64
+	if p.outBytes > maxExpandedBytes {
+		p.sink.errorf(l.pos, "configuration expands to more than %d MB", maxExpandedBytes>>20).Hint =
+			"check ~SEQ/~LST ranges and multi-line $NAME definitions"
+		p.stopped = true
 		return
 	}
 	if len(p.out) >= p.opts.maxLines() {

@@ -214,3 +214,12 @@ func TestGeneratorWorkIsBounded(t *testing.T) {
 		t.Errorf("unbounded generator work: %v", ds)
 	}
 }
+
+// TestDefaultLimits uses the limits a daemon runs with: a 40-byte file must not be able to
+// expand without bound.
+func TestDefaultLimits(t *testing.T) {
+	_, ds := Parse("bomb.conf", []byte("~SEQ(i,1,1000000) ~SEQ(j,1,1000000) x\n"), Options{})
+	if !ds.HasErrors() || !strings.Contains(ds.Error(), "more than") {
+		t.Fatalf("expansion bomb accepted: %v", ds)
+	}
+}
