@@ -26,6 +26,7 @@ type Engine struct {
 	log       hclog.Logger
 	nl        *netif.Netif
 	instances []*instance
+	units     []*unit
 	sockets   map[sockKey]*sockGroup
 
 	drops       sync.Map // packet.Reason -> *atomic.Uint64
@@ -61,7 +62,35 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 		}
 		e.instances = append(e.instances, in)
 	}
+	e.makeUnits()
 	return e, nil
+}
+
+// makeUnits puts each sync group's instances under one driver, and every other instance
+// under its own.
+func (e *Engine) makeUnits() {
+	byName := map[string]*instance{}
+	for _, in := range e.instances {
+		byName[in.name] = in
+	}
+	grouped := map[string]bool{}
+	for _, g := range e.cfg.SyncGroups {
+		var members []*instance
+		for _, m := range g.Members {
+			if in := byName[m.Name]; in != nil && !grouped[m.Name] {
+				members = append(members, in)
+				grouped[m.Name] = true
+			}
+		}
+		if len(members) > 0 {
+			e.units = append(e.units, newUnit(members, true))
+		}
+	}
+	for _, in := range e.instances {
+		if !grouped[in.name] {
+			e.units = append(e.units, newUnit([]*instance{in}, false))
+		}
+	}
 }
 
 // OnTransition registers f to be called (from instance goroutines) on every state change.
@@ -94,7 +123,6 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance) (*ins
 		v6:       vc.IPv6,
 		unicast:  len(vc.UnicastPeers) > 0,
 		garp:     vc.Garp,
-		inbox:    make(chan fsm.Event, 64),
 		trackers: map[string]trackerState{},
 		buf:      make([]byte, 0, 1500),
 		notify:   e.fireTransition,
@@ -243,11 +271,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	go e.linkLoop(readCtx, links)
 
 	var iwg sync.WaitGroup
-	for _, in := range e.instances {
+	for _, u := range e.units {
 		iwg.Add(1)
 		go func() {
 			defer iwg.Done()
-			in.run(ctx, e.cfg.Global.VRRPStartupDelay)
+			u.run(ctx, e.cfg.Global.VRRPStartupDelay)
 		}()
 	}
 	iwg.Wait() // instances have resigned and released their addresses
@@ -327,7 +355,7 @@ func (e *Engine) receive(sg *sockGroup, d datagram) {
 	if d.src == in.src {
 		return // our own advert, looped back by a unicast peer list or a bridge
 	}
-	in.inbox <- fsm.AdvertReceived{From: d.src, Priority: adv.Priority, Interval: adv.Interval}
+	in.unit.inbox <- unitEvent{member: in.member, ev: fsm.AdvertReceived{From: d.src, Priority: adv.Priority, Interval: adv.Interval}}
 }
 
 func (e *Engine) dropErr(err error, src netip.Addr) {
@@ -391,7 +419,7 @@ func (e *Engine) linkLoop(ctx context.Context, links <-chan netif.Link) {
 
 func (in *instance) post(ctx context.Context, ev fsm.Event) {
 	select {
-	case in.inbox <- ev:
+	case in.unit.inbox <- unitEvent{member: in.member, ev: ev}:
 	case <-ctx.Done():
 	}
 }

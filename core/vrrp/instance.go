@@ -1,7 +1,6 @@
 package vrrp
 
 import (
-	"context"
 	"net/netip"
 	"time"
 
@@ -36,12 +35,19 @@ type instance struct {
 	popts    packet.Options
 	garp     config.Garp
 
-	inbox chan fsm.Event
 	// notify receives every transition, for sync groups, status and notify actions.
 	notify func(name string, t fsm.Transition)
 
 	trackers map[string]trackerState // by tracker key ("if:eth1", "file:maint")
 	buf      []byte
+
+	// unit is the goroutine that drives this instance (alone, or with its sync group), and
+	// member its index there.
+	unit   *unit
+	member int
+
+	garps   garpSchedule
+	garpDue time.Time // zero: no announcement pending
 }
 
 type trackerState struct {
@@ -52,8 +58,9 @@ type trackerState struct {
 	isFile  bool
 }
 
-// applyTrackers recomputes the effective priority and fault state from the trackers.
-func (in *instance) applyTrackers(now time.Time) []fsm.Action {
+// trackerEvents recomputes the effective priority and fault state from the trackers, as
+// events for the machine.
+func (in *instance) trackerEvents() []fsm.Event {
 	ts := make([]fsm.Tracker, 0, len(in.trackers))
 	for _, t := range in.trackers {
 		if t.isFile {
@@ -63,55 +70,7 @@ func (in *instance) applyTrackers(now time.Time) []fsm.Action {
 		ts = append(ts, fsm.Tracker{Kind: fsm.TrackUpDown, Up: t.up, Weight: t.weight, Reverse: t.reverse})
 	}
 	prio, fault := fsm.Effective(in.cfg.Priority, ts)
-	acts := in.m.Handle(now, fsm.PriorityChanged{Effective: prio})
-	return append(acts, in.m.Handle(now, fsm.FaultChanged{Faulty: fault, Reason: "tracking"})...)
-}
-
-// run drives the machine until ctx ends, then resigns (priority 0) and removes the VIPs.
-func (in *instance) run(ctx context.Context, startDelay time.Duration) {
-	// Go 1.23 timers: Reset never delivers a stale expiry, so no draining is needed.
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	garpTimer := time.NewTimer(time.Hour)
-	garpTimer.Stop()
-	defer garpTimer.Stop()
-	var garps garpSchedule
-
-	if startDelay > 0 {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(startDelay):
-		}
-	}
-	in.apply(in.m.Handle(time.Now(), fsm.Startup{}), &garps, garpTimer)
-	in.apply(in.applyTrackers(time.Now()), &garps, garpTimer)
-	for {
-		var timerC <-chan time.Time
-		if dl, ok := in.m.NextDeadline(); ok {
-			timer.Reset(time.Until(dl))
-			timerC = timer.C
-		}
-		select {
-		case <-ctx.Done():
-			in.apply(in.m.Handle(time.Now(), fsm.Shutdown{}), &garps, garpTimer)
-			return
-		case ev := <-in.inbox:
-			if te, ok := ev.(trackerEvent); ok {
-				in.trackers[te.key] = te.state
-				in.apply(in.applyTrackers(time.Now()), &garps, garpTimer)
-				break
-			}
-			in.apply(in.m.Handle(time.Now(), ev), &garps, garpTimer)
-		case <-timerC:
-			in.apply(in.m.Tick(time.Now()), &garps, garpTimer)
-		case <-garpTimer.C:
-			in.announce(garps.batch())
-			if d, ok := garps.next(); ok {
-				garpTimer.Reset(d)
-			}
-		}
-	}
+	return []fsm.Event{fsm.PriorityChanged{Effective: prio}, fsm.FaultChanged{Faulty: fault, Reason: "tracking"}}
 }
 
 // trackerEvent carries a tracker change into the instance goroutine.
@@ -121,32 +80,44 @@ type trackerEvent struct {
 	state trackerState
 }
 
-func (in *instance) apply(acts []fsm.Action, garps *garpSchedule, garpTimer *time.Timer) {
-	for _, a := range acts {
-		switch a := a.(type) {
-		case fsm.SendAdvert:
-			in.sendAdvert(a.Priority)
-		case fsm.Transition:
-			in.log.Info("state change", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason,
-				"priority", in.m.EffectivePriority())
-			if a.To == fsm.Master {
-				in.takeOver()
-				*garps = newGarpSchedule(in.garp)
-				in.announce(garps.batch())
-				if d, ok := garps.next(); ok {
-					garpTimer.Reset(d)
-				}
-			} else if a.From == fsm.Master {
-				garpTimer.Stop()
-				in.release()
-			}
-			if in.notify != nil {
-				in.notify(in.name, a)
-			}
-		case fsm.LowerPriorityHeard:
-			in.log.Debug("lower priority advert heard; answered at once", "from", a.From, "priority", a.Priority)
+func (in *instance) apply(now time.Time, a fsm.Action) {
+	switch a := a.(type) {
+	case fsm.SendAdvert:
+		in.sendAdvert(a.Priority)
+	case fsm.Transition:
+		in.log.Info("state change", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason,
+			"priority", in.m.EffectivePriority())
+		if a.To == fsm.Master {
+			in.takeOver()
+			in.garps = newGarpSchedule(in.garp)
+			in.announce(in.garps.batch())
+			in.scheduleGarp(now)
+		} else if a.From == fsm.Master {
+			in.garpDue = time.Time{}
+			in.release()
 		}
+		if in.notify != nil {
+			in.notify(in.name, a)
+		}
+	case fsm.LowerPriorityHeard:
+		in.log.Debug("lower priority advert heard; answered at once", "from", a.From, "priority", a.Priority)
 	}
+}
+
+func (in *instance) scheduleGarp(now time.Time) {
+	in.garpDue = time.Time{}
+	if d, ok := in.garps.next(); ok {
+		in.garpDue = now.Add(d)
+	}
+}
+
+// garpTick sends the announcements that are due.
+func (in *instance) garpTick(now time.Time) {
+	if in.garpDue.IsZero() || now.Before(in.garpDue) {
+		return
+	}
+	in.announce(in.garps.batch())
+	in.scheduleGarp(now)
 }
 
 func (in *instance) sendAdvert(prio uint8) {

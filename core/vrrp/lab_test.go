@@ -368,3 +368,42 @@ func TestTrackInterfaceDemotion(t *testing.T) {
 	}
 	l.waitHolder(vip4, "n1", 5*time.Second)
 }
+
+func TestSyncGroupMovesTogether(t *testing.T) {
+	l := newLab(t, 2)
+	vipA, vipB := netip.MustParseAddr("192.0.2.100"), netip.MustParseAddr("192.0.2.101")
+	for _, nd := range l.Nodes {
+		for _, c := range [][]string{
+			{"ip", "link", "add", "uplink", "type", "veth", "peer", "name", "uplink-peer"},
+			{"ip", "link", "set", "uplink-peer", "up"},
+			{"ip", "link", "set", "uplink", "up"},
+		} {
+			if _, err := nd.Exec(l.ctx, c[0], c[1:]...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	conf := func(prio int) string {
+		// Only VI_B tracks the uplink (weight 0: FAULT when it is down); the sync group
+		// must take VI_A along.
+		return "vrrp_sync_group G {\n    group {\n        VI_A\n        VI_B\n    }\n}\n" +
+			inst{name: "VI_A", vrid: 60, prio: prio, advert: "0.2", version: 3, vip: "192.0.2.100/24"}.conf() +
+			inst{name: "VI_B", vrid: 61, prio: prio, advert: "0.2", version: 3, vip: "192.0.2.101/24",
+				extra: "    track_interface {\n        uplink\n    }\n"}.conf()
+	}
+	l.start(0, conf(150))
+	l.start(1, conf(100))
+	l.waitHolder(vipA, "n1", 10*time.Second)
+	l.waitHolder(vipB, "n1", 5*time.Second)
+	if _, err := l.Nodes[0].Exec(l.ctx, "ip", "link", "set", "uplink", "down"); err != nil {
+		t.Fatal(err)
+	}
+	l.waitHolder(vipB, "n2", 5*time.Second)
+	l.waitHolder(vipA, "n2", 5*time.Second)
+	l.stable(vipA, "n2", time.Second)
+	if _, err := l.Nodes[0].Exec(l.ctx, "ip", "link", "set", "uplink", "up"); err != nil {
+		t.Fatal(err)
+	}
+	l.waitHolder(vipA, "n1", 5*time.Second)
+	l.waitHolder(vipB, "n1", 5*time.Second)
+}
