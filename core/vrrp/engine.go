@@ -269,6 +269,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		return fmt.Errorf("watch links: %w", err)
 	}
 	go e.linkLoop(readCtx, links)
+	go e.watchTrackFiles(readCtx)
 
 	var iwg sync.WaitGroup
 	for _, u := range e.units {

@@ -407,3 +407,25 @@ func TestSyncGroupMovesTogether(t *testing.T) {
 	l.waitHolder(vipA, "n1", 5*time.Second)
 	l.waitHolder(vipB, "n1", 5*time.Second)
 }
+
+func TestTrackFile(t *testing.T) {
+	l := newLab(t, 2)
+	file := filepath.Join(l.dir, "maintenance")
+	track := fmt.Sprintf("track_file maint {\n    file %s\n    weight -60\n}\n", file)
+	ref := "    track_file {\n        maint\n    }\n"
+	l.start(0, track+inst{vrid: 62, prio: 150, advert: "0.2", version: 3, vip: "192.0.2.100/24", extra: ref}.conf())
+	l.start(1, inst{vrid: 62, prio: 100, advert: "0.2", version: 3, vip: "192.0.2.100/24"}.conf())
+	l.waitHolder(vip4, "n1", 10*time.Second)
+	// Writing 1 puts n1 in maintenance: 150 + 1 x -60 = 90 < 100.
+	if err := os.WriteFile(file+".tmp", []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+".tmp", file); err != nil { // an editor's atomic replace
+		t.Fatal(err)
+	}
+	l.waitHolder(vip4, "n2", 5*time.Second)
+	if err := os.WriteFile(file, []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.waitHolder(vip4, "n1", 5*time.Second)
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/lab"
+)
+
+// impl is one VRRP implementation under test. Both read the very same keepalived.conf.
+type impl struct {
+	name string
+	bin  string
+	// args returns the command line for conf on node; dir holds per-run files (pid files).
+	args func(conf, dir string) []string
+	// takeoverMarker is the log text of a transition to MASTER.
+	takeoverMarker string
+}
+
+func vigilImpl(bin string) *impl {
+	return &impl{
+		name: "vigil",
+		bin:  bin,
+		args: func(conf, _ string) []string {
+			return []string{"-f", conf}
+		},
+		takeoverMarker: "to=MASTER",
+	}
+}
+
+func keepalivedImpl(bin string) *impl {
+	return &impl{
+		name: "keepalived",
+		bin:  bin,
+		// -n foreground, -l log to the console (our log file), -G no syslog, -P VRRP only; own
+		// pid files so that several keepalived in several namespaces do not collide.
+		args: func(conf, dir string) []string {
+			return []string{"-n", "-l", "-G", "-P", "-f", conf,
+				"-p", filepath.Join(dir, "keepalived.pid"),
+				"-r", filepath.Join(dir, "vrrp.pid"),
+				"-c", filepath.Join(dir, "checkers.pid"),
+				"-b", filepath.Join(dir, "bfd.pid")}
+		},
+		takeoverMarker: "Entering MASTER STATE",
+	}
+}
+
+// configTest asks the implementation whether it accepts conf.
+func (im *impl) configTest(ctx context.Context, conf string) error {
+	out, err := exec.CommandContext(ctx, im.bin, "-t", "-f", conf).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s -t -f %s: %w\n%s", im.name, conf, err, out)
+	}
+	return nil
+}
+
+// daemon is a running implementation on one lab node.
+type daemon struct {
+	im   *impl
+	node *lab.Node
+	proc *lab.Proc
+	dir  string
+}
+
+// start writes conf into a fresh directory and runs the implementation on node.
+func (im *impl) start(ctx context.Context, node *lab.Node, workDir, tag, conf string) (*daemon, error) {
+	dir, err := os.MkdirTemp(workDir, fmt.Sprintf("%s-%s-%s-", im.name, node.Name, tag))
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := node.Start(im.bin, im.args(path, dir)...)
+	if err != nil {
+		return nil, err
+	}
+	return &daemon{im: im, node: node, proc: p, dir: dir}, nil
+}
+
+func (d *daemon) pid() int { return d.proc.Cmd.Process.Pid }
+
+// kill9 sends SIGKILL to the daemon's whole process group (Node.Start gives it its own) and
+// waits for the leader to be reaped.
+func (d *daemon) kill9() error {
+	if d.proc.Exited() {
+		return fmt.Errorf("%s on %s had already exited:\n%s", d.im.name, d.node.Name, tail(d.proc.Output(), 2000))
+	}
+	if err := syscall.Kill(-d.pid(), syscall.SIGKILL); err != nil {
+		return err
+	}
+	return d.proc.Wait(5 * time.Second)
+}
+
+// stop ends the daemon (SIGKILL to its group) if it still runs, and waits until no process of
+// its group is left.
+func (d *daemon) stop() {
+	d.proc.Kill()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && len(processGroup(d.pid())) > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (d *daemon) takeovers() int {
+	return strings.Count(d.proc.Output(), d.im.takeoverMarker)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}

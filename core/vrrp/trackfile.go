@@ -1,0 +1,109 @@
+package vrrp
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/vigil-ha/vigil/core/config"
+)
+
+// readTrackFile reads the number in a track_file the way keepalived does: a missing, empty
+// or non-numeric file counts as 0; the number may be decimal, 0x hex or 0 octal.
+func readTrackFile(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	s := strings.TrimSpace(string(b))
+	if i := strings.IndexAny(s, " \t\n"); i >= 0 {
+		s = s[:i]
+	}
+	v, err := strconv.ParseInt(s, 0, 32)
+	if err != nil {
+		return 0
+	}
+	return int(v)
+}
+
+// trackFileUser is an instance tracking a file, with the weight that applies to it.
+type trackFileUser struct {
+	in      *instance
+	weight  int
+	reverse bool
+}
+
+// watchTrackFiles sets the initial value of every tracked file and follows changes until ctx
+// ends. It watches the files' directories, so editors' rename-and-replace and files that do
+// not exist yet are seen too.
+func (e *Engine) watchTrackFiles(ctx context.Context) {
+	byPath := map[string][]trackFileUser{}
+	files := map[string]*config.TrackFile{}
+	for _, f := range e.cfg.TrackFiles {
+		files[f.Name] = f
+	}
+	for _, in := range e.instances {
+		for _, r := range in.cfg.TrackFiles {
+			f := files[r.Name]
+			if f == nil {
+				continue
+			}
+			u := trackFileUser{in: in, weight: f.Weight, reverse: f.Reverse}
+			if r.HasWeight {
+				u.weight, u.reverse = r.Weight, r.Reverse
+			}
+			p := filepath.Clean(f.File)
+			byPath[p] = append(byPath[p], u)
+		}
+	}
+	if len(byPath) == 0 {
+		return
+	}
+	post := func(path string) {
+		v := readTrackFile(path)
+		for _, u := range byPath[path] {
+			u.in.post(ctx, trackerEvent{key: "file:" + path, state: trackerState{isFile: true, value: v, weight: u.weight, reverse: u.reverse}})
+		}
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		e.log.Error("cannot watch track_file files; their values are read once", "error", err)
+		for p := range byPath {
+			post(p)
+		}
+		return
+	}
+	defer w.Close()
+	dirs := map[string]bool{}
+	for p := range byPath {
+		if d := filepath.Dir(p); !dirs[d] {
+			dirs[d] = true
+			if err := w.Add(d); err != nil {
+				e.log.Warn("cannot watch track_file directory; changes there are not seen", "dir", d, "error", err)
+			}
+		}
+		post(p)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if _, tracked := byPath[filepath.Clean(ev.Name)]; tracked {
+				post(filepath.Clean(ev.Name))
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			e.log.Warn("track_file watch error", "error", err)
+		}
+	}
+}
