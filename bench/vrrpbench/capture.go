@@ -212,3 +212,20 @@ func (c *capture) close() {
 	<-c.done
 	unix.Close(c.fd)
 }
+
+// hasAdvertFrom reports whether an advert from src for vrid with a priority above 0 was
+// captured after t.
+func (c *capture) hasAdvertFrom(src netip.Addr, vrid uint8, t time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.events) - 1; i >= 0; i-- {
+		e := c.events[i]
+		if e.T.Before(t) {
+			return false
+		}
+		if e.Kind == evAdvert && e.Src == src && e.VRID == vrid && e.Prio > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -377,8 +377,8 @@ func (b *builder) vrrpInstance(n *Node) {
 		"track_file":      {block: needBlock, fn: func(n *Node) { vi.TrackFiles = b.trackRefs(n, 254) }},
 		"smtp_alert":      b.smtpAlertKw(&vi.SMTPAlert),
 		"notify_action":   b.notifyActionKw(&vi.NotifyActions),
-		"use_vmac": {max: -1, fn: func(n *Node) { b.useVMAC(vi, n) }},
-		"vmac_xmit_base": setKw(&vi.VMACXmitBase),
+		"use_vmac":        {max: -1, fn: func(n *Node) { b.useVMAC(vi, n) }},
+		"vmac_xmit_base":  setKw(&vi.VMACXmitBase),
 	}
 	for k, v := range b.notifyKeywords(&vi.Notify) {
 		ks[k] = v

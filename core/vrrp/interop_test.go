@@ -249,10 +249,27 @@ func (c *capture) stop() {
 
 // packets returns what the capture has dissected so far (after a short flush delay).
 func (l *ilab) packets() []pkt {
+	time.Sleep(300 * time.Millisecond)
+	return l.readPackets()
+}
+
+// packetsUntil waits (at most 3 s) until the capture holds what ok looks for: tshark's
+// output lags the wire a little.
+func (l *ilab) packetsUntil(ok func([]pkt) bool) []pkt {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		ps := l.readPackets()
+		if l.capt == nil || ok(ps) || time.Now().After(deadline) {
+			return ps
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (l *ilab) readPackets() []pkt {
 	if l.capt == nil {
 		return nil
 	}
-	time.Sleep(300 * time.Millisecond)
 	f, err := os.Open(l.capt.path)
 	if err != nil {
 		l.t.Fatal(err)
@@ -311,6 +328,10 @@ func (l *ilab) checkWire(version int) {
 		}
 	}
 	l.t.Logf("capture: %d VRRP packets, by source %v", len(ps), bySrc)
+	if os.Getenv("DUMPCAP") != "" {
+		b, _ := os.ReadFile(l.capt.path)
+		l.t.Logf("%s", b)
+	}
 }
 
 // lastFrom is the time of the last advert from src before t (zero if none).
@@ -404,16 +425,15 @@ func vigilMasterKABackup(t *testing.T, l *ilab, vip netip.Addr, a, b inst, adver
 		t.Errorf("keepalived took over %s after vigil's SIGTERM; with a priority-0 advert it should take about the skew time %s (Master_Down_Interval %s)",
 			took, skew(advert, b.prio), mdi(advert, b.prio))
 	}
-	ps := l.packets()
-	src := l.srcOf(ps, 0, vip.Is6(), stopped)
+	src, kaSrc := l.srcOf(0, vip.Is6()), l.srcOf(1, vip.Is6())
+	ps := l.packetsUntil(func(ps []pkt) bool { return !firstFrom(ps, kaSrc, stopped, -1).IsZero() })
 	zero := firstFrom(ps, src, stopped.Add(-time.Second), 0)
-	kaSrc := l.srcOf(ps, 1, vip.Is6(), stopped)
 	kaFirst := firstFrom(ps, kaSrc, stopped, -1)
 	if l.capt != nil && zero.IsZero() {
 		t.Errorf("no priority-0 advert from vigil on the wire after SIGTERM")
 	}
 	t.Logf("vigil SIGTERM -> keepalived holds %s: %s by ip addr; on the wire prio 0 at +%s, keepalived's first advert %s after it (skew %s, MDI %s)",
-		vip, took.Round(time.Millisecond), zero.Sub(stopped).Round(time.Millisecond), kaFirst.Sub(zero).Round(time.Millisecond),
+		vip, took.Round(time.Millisecond), zero.Sub(stopped).Round(100*time.Microsecond), kaFirst.Sub(zero).Round(time.Millisecond),
 		skew(advert, b.prio), mdi(advert, b.prio))
 
 	// Restart vigil: it preempts back (after its own Master_Down_Interval as a backup).
@@ -428,7 +448,7 @@ func vigilMasterKABackup(t *testing.T, l *ilab, vip netip.Addr, a, b inst, adver
 
 // srcOf guesses the source address node i sends adverts from: its eth0 IPv4 address, or for
 // IPv6 the link-local source seen on the wire that is not another node's.
-func (l *ilab) srcOf(ps []pkt, i int, v6 bool, _ time.Time) netip.Addr {
+func (l *ilab) srcOf(i int, v6 bool) netip.Addr {
 	if !v6 {
 		return l.Nodes[i].Addr4.Addr()
 	}
@@ -485,7 +505,7 @@ func TestInteropV2KeepalivedMaster(t *testing.T) {
 	if took > sk+time.Second {
 		t.Errorf("vigil took over %s after keepalived's SIGTERM; with a priority-0 advert it should take about the skew time %s", took, sk)
 	}
-	ps := l.packets()
+	ps := l.packetsUntil(func(ps []pkt) bool { return !firstFrom(ps, l.Nodes[1].Addr4.Addr(), stopped, 100).IsZero() })
 	zero := firstFrom(ps, l.Nodes[0].Addr4.Addr(), stopped.Add(-time.Second), 0)
 	vFirst := firstFrom(ps, l.Nodes[1].Addr4.Addr(), stopped, 100)
 	if l.capt != nil && zero.IsZero() {
@@ -505,7 +525,7 @@ func TestInteropV2KeepalivedMaster(t *testing.T) {
 	killed := time.Now()
 	ka.Kill()
 	tookKill := l.waitHas(1, vip4, 2*down+2*time.Second)
-	ps = l.packets()
+	ps = l.packetsUntil(func(ps []pkt) bool { return !firstFrom(ps, l.Nodes[1].Addr4.Addr(), killed, 100).IsZero() })
 	last := lastFrom(ps, l.Nodes[0].Addr4.Addr(), killed)
 	vFirst = firstFrom(ps, l.Nodes[1].Addr4.Addr(), killed, 100)
 	if l.capt != nil && !last.IsZero() && !vFirst.IsZero() {
@@ -554,7 +574,7 @@ func TestInteropV3Fast(t *testing.T) {
 	ka.Kill()
 	down := mdi(adv, 150)
 	tookKill := l.waitHas(0, vip4, 2*down+2*time.Second)
-	ps := l.packets()
+	ps := l.packetsUntil(func(ps []pkt) bool { return !firstFrom(ps, l.Nodes[0].Addr4.Addr(), killed, 150).IsZero() })
 	last := lastFrom(ps, l.Nodes[1].Addr4.Addr(), killed)
 	vFirst := firstFrom(ps, l.Nodes[0].Addr4.Addr(), killed, 150)
 	if l.capt != nil {

@@ -429,3 +429,25 @@ func TestTrackFile(t *testing.T) {
 	}
 	l.waitHolder(vip4, "n1", 5*time.Second)
 }
+
+func TestTrackScript(t *testing.T) {
+	l := newLab(t, 2)
+	flag := filepath.Join(l.dir, "db-ok")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// weight 0: while the check fails the instance is in FAULT and gives the address up.
+	script := fmt.Sprintf("vrrp_script chk_db {\n    script \"/usr/bin/test -e %s\"\n    interval 0.1\n    fall 2\n    rise 2\n}\n", flag)
+	ref := "    track_script {\n        chk_db\n    }\n"
+	l.start(0, script+inst{vrid: 63, prio: 150, advert: "0.2", version: 3, vip: "192.0.2.100/24", extra: ref}.conf())
+	l.start(1, inst{vrid: 63, prio: 100, advert: "0.2", version: 3, vip: "192.0.2.100/24"}.conf())
+	l.waitHolder(vip4, "n1", 10*time.Second)
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	l.waitHolder(vip4, "n2", 5*time.Second)
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.waitHolder(vip4, "n1", 5*time.Second)
+}

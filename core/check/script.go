@@ -1,0 +1,57 @@
+// Package check runs health checks on a schedule and reports their state changes: up after
+// rise successes in a row, down after fall failures in a row. Today it runs keepalived's
+// vrrp_script commands itself; check plugins come through the same scheduler.
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// Result is the outcome of one probe.
+type Result struct {
+	OK  bool
+	Msg string
+}
+
+// Prober runs one probe; it must return by the context's deadline.
+type Prober interface {
+	Probe(ctx context.Context) Result
+}
+
+// Script runs a command; exit status 0 is success, as keepalived's vrrp_script.
+type Script struct {
+	Argv []string
+	// Cred, when set, runs the command as that user (keepalived's script_user / user).
+	Cred *syscall.Credential
+}
+
+var _ Prober = Script{}
+
+// Probe runs the command in its own process group, so that a timeout kills everything it
+// started, not just the shell.
+func (s Script) Probe(ctx context.Context) Result {
+	if len(s.Argv) == 0 {
+		return Result{Msg: "empty command"}
+	}
+	cmd := exec.CommandContext(ctx, s.Argv[0], s.Argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.Cred}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	switch {
+	case err == nil:
+		return Result{OK: true}
+	case ctx.Err() != nil:
+		return Result{Msg: "timed out"}
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return Result{Msg: fmt.Sprintf("exit status %d", ee.ExitCode())}
+	}
+	return Result{Msg: err.Error()}
+}
