@@ -1,0 +1,263 @@
+// Command vrrpbench measures vigil and keepalived side by side, in one run, on one network
+// namespace lab, and writes the results to BENCHMARKS.md:
+//
+//	go run ./bench/vrrpbench -out BENCHMARKS.md
+//
+// It needs root (namespaces, raw sockets), iproute2, ping (iputils) and keepalived. Every
+// trial alternates the two implementations so that slow drifts of the shared machine hit both
+// alike. See the "Method" section it writes for what is measured and how.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/lab"
+)
+
+type bench struct {
+	lab  *lab.Lab
+	cap  *capture
+	work string
+}
+
+type options struct {
+	out        string
+	trials     int
+	advert     time.Duration
+	cpuRuns    int
+	instances  int
+	cpuAdvert  time.Duration
+	window     time.Duration
+	warm       time.Duration
+	keepalived string
+	keep       bool
+	skipFO     bool
+	skipCPU    bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.out, "out", "", "write the report to this file (BENCHMARKS.md); empty: stdout only")
+	flag.IntVar(&o.trials, "trials", 15, "failover trials per implementation")
+	flag.DurationVar(&o.advert, "advert", 100*time.Millisecond, "advert_int of the failover trials (VRRPv3)")
+	flag.IntVar(&o.cpuRuns, "cpu-runs", 3, "steady-state CPU/memory runs per implementation")
+	flag.IntVar(&o.instances, "instances", 255, "vrrp_instances in the CPU/memory runs (1..255)")
+	flag.DurationVar(&o.cpuAdvert, "cpu-advert", 10*time.Millisecond, "advert_int of the CPU/memory runs (VRRPv3)")
+	flag.DurationVar(&o.window, "window", 20*time.Second, "CPU measurement window")
+	flag.DurationVar(&o.warm, "warm", 8*time.Second, "wait after the backup starts before the CPU window (past the GARP bursts)")
+	flag.StringVar(&o.keepalived, "keepalived", "keepalived", "keepalived binary")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, daemon logs)")
+	flag.BoolVar(&o.skipFO, "skip-failover", false, "skip the failover trials (metrics 1 and 2)")
+	flag.BoolVar(&o.skipCPU, "skip-cpu", false, "skip the CPU/memory runs (metrics 3 and 4)")
+	flag.Parse()
+	if o.instances < 1 || o.instances > 255 {
+		fatalf("-instances must be 1..255")
+	}
+	if err := run(o); err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "vrrpbench: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+}
+
+func run(o options) error {
+	if err := lab.Available(); err != nil {
+		return err
+	}
+	kaBin, err := exec.LookPath(o.keepalived)
+	if err != nil {
+		return fmt.Errorf("keepalived: %w", err)
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "vrrpbench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		logf("work directory (kept): %s", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	ctx := context.Background()
+
+	vigilBin := filepath.Join(work, "vigil")
+	logf("building vigil")
+	build := exec.Command("go", "build", "-o", vigilBin, "./cmd/vigil")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/vigil: %w\n%s", err, out)
+	}
+	impls := []*impl{vigilImpl(vigilBin), keepalivedImpl(kaBin)}
+
+	// Both implementations must accept the very configurations they are given.
+	for _, c := range []string{failoverConf(foPrioHigh, "MASTER", o.advert), manyConf(o.instances, foPrioHigh, "MASTER", o.cpuAdvert)} {
+		p := filepath.Join(work, "check.conf")
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			return err
+		}
+		for _, im := range impls {
+			if err := im.configTest(ctx, p); err != nil {
+				return err
+			}
+		}
+	}
+
+	env := collectEnv(root, kaBin)
+	env.loadBefore = loadavg()
+
+	logDir := filepath.Join(work, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+	l, err := lab.New(ctx, "bench", 3, logDir)
+	if err != nil {
+		return err
+	}
+	b := &bench{lab: l, work: work}
+	var once sync.Once
+	cleanup := func() {
+		once.Do(func() {
+			if b.cap != nil {
+				b.cap.close()
+			}
+			if err := l.Close(); err != nil {
+				logf("lab cleanup: %v", err)
+			}
+		})
+	}
+	defer cleanup()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		logf("%s: cleaning up", s)
+		cleanup()
+		os.Exit(130)
+	}()
+
+	rep := newReport(o, env)
+	began := time.Now()
+	if !o.skipFO {
+		if b.cap, err = openCapture(l.Switch, "br0"); err != nil {
+			return err
+		}
+		logf("failover: %d trials per implementation, advert_int %s, VRRPv3", o.trials, o.advert)
+		for i := 0; i < o.trials; i++ {
+			for _, im := range order(impls, i) {
+				r, err := b.failoverTrial(ctx, im, o.advert)
+				if err != nil {
+					logf("failover %s trial %d failed: %v", im.name, i+1, err)
+					rep.failed[im.name+"/failover"]++
+					continue
+				}
+				logf("failover %-10s trial %2d: gap %7.2f ms  detect %+6.2f ms  garp %+6.2f ms  client reply %6.2f ms  bridge reply %6.2f ms",
+					im.name, i+1, ms(r.gap), ms(r.detect), ms(r.garp), ms(r.reply), ms(r.bridgeRepl))
+				rep.addFailover(im.name, r)
+			}
+		}
+		// The steady state runs without the capture: 25,500 frames/s would load the cores.
+		c := b.cap
+		b.cap = nil
+		c.close()
+	}
+	if !o.skipCPU {
+		logf("steady state: %d instances, advert_int %s, %d runs per implementation, %s window", o.instances, o.cpuAdvert, o.cpuRuns, o.window)
+		for i := 0; i < o.cpuRuns; i++ {
+			for _, im := range order(impls, i) {
+				r, err := b.cpuRun(ctx, im, o.instances, o.cpuAdvert, o.warm, o.window)
+				if err != nil {
+					logf("cpu %s run %d failed: %v", im.name, i+1, err)
+					rep.failed[im.name+"/cpu"]++
+					continue
+				}
+				logf("cpu %-10s run %d: master %5.1f%% (%d procs, %d threads, RSS %.1f MiB, tx %.0f/s)  backup %5.1f%% (RSS %.1f MiB, tx %.0f/s)  VIPs %d/%d  takeovers %d/%d",
+					im.name, i+1, r.master.cpuPct, r.master.procs, r.master.threads, float64(r.master.rssKB)/1024, r.master.txPerSec,
+					r.backup.cpuPct, float64(r.backup.rssKB)/1024, r.backup.txPerSec, r.masterVIPs, r.backupVIPs, r.master.takeovers, r.backup.takeovers)
+				rep.addCPU(im.name, r)
+			}
+		}
+	}
+	rep.duration = time.Since(began)
+	rep.env.loadAfter = loadavg()
+
+	cleanup()
+	rep.leftovers = leftovers(l.Name)
+	if rep.leftovers != "" {
+		logf("LEFTOVERS: %s", rep.leftovers)
+	}
+
+	text := rep.markdown(o.out)
+	if o.out == "" {
+		fmt.Print(text)
+		return nil
+	}
+	if err := os.WriteFile(o.out, []byte(text), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s", o.out)
+	fmt.Print(rep.table())
+	return nil
+}
+
+// order alternates which implementation goes first.
+func order(impls []*impl, i int) []*impl {
+	if i%2 == 0 {
+		return impls
+	}
+	return []*impl{impls[1], impls[0]}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("run vrrpbench inside the vigil module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// leftovers reports namespaces of this lab and vigil/keepalived processes started from the
+// work directory that are still there.
+func leftovers(labName string) string {
+	var probs []string
+	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, labName) {
+				probs = append(probs, "namespace "+strings.Fields(line)[0])
+			}
+		}
+	}
+	for _, s := range allStats() {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.pid))
+		c := strings.ReplaceAll(string(cmd), "\x00", " ")
+		if strings.Contains(c, "vrrpbench-") && (strings.Contains(c, "vigil") || strings.Contains(c, "keepalived")) {
+			probs = append(probs, fmt.Sprintf("process %d %s", s.pid, c))
+		}
+	}
+	return strings.Join(probs, "; ")
+}
