@@ -451,3 +451,40 @@ func TestTrackScript(t *testing.T) {
 	}
 	l.waitHolder(vip4, "n1", 5*time.Second)
 }
+
+func TestVirtualRoutesAndExcludedAddresses(t *testing.T) {
+	l := newLab(t, 2)
+	extra := "    virtual_ipaddress_excluded {\n        2001:db8:1::1/64\n    }\n" +
+		"    virtual_routes {\n        203.0.113.0/24 via 192.0.2.1\n        blackhole 198.51.100.0/24\n    }\n"
+	l.start(0, inst{vrid: 64, prio: 150, advert: "0.2", version: 3, vip: "192.0.2.100/24", extra: extra}.conf())
+	l.start(1, inst{vrid: 64, prio: 100, advert: "0.2", version: 3, vip: "192.0.2.100/24", extra: extra}.conf())
+	l.waitHolder(vip4, "n1", 10*time.Second)
+	excluded := netip.MustParseAddr("2001:db8:1::1")
+	l.waitHolder(excluded, "n1", 2*time.Second)
+	routes := func(i int) string {
+		out, err := l.Nodes[i].Exec(l.ctx, "ip", "route", "show")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, want := range []string{"203.0.113.0/24 via 192.0.2.1", "blackhole 198.51.100.0/24"} {
+		if !strings.Contains(routes(0), want) {
+			t.Errorf("master lacks route %q:\n%s", want, routes(0))
+		}
+		if strings.Contains(routes(1), want) {
+			t.Errorf("backup has route %q:\n%s", want, routes(1))
+		}
+	}
+	if err := l.Nodes[0].SetLink(l.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	l.waitHolder(vip4, "n2", 5*time.Second)
+	l.waitHolder(excluded, "n2", 2*time.Second)
+	if !strings.Contains(routes(1), "blackhole 198.51.100.0/24") {
+		t.Errorf("new master lacks the blackhole route:\n%s", routes(1))
+	}
+	if strings.Contains(routes(0), "blackhole 198.51.100.0/24") {
+		t.Errorf("old master kept the blackhole route:\n%s", routes(0))
+	}
+}
