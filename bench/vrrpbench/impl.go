@@ -96,7 +96,11 @@ func (d *daemon) kill9() error {
 	if err := syscall.Kill(-d.pid(), syscall.SIGKILL); err != nil {
 		return err
 	}
-	return d.proc.Wait(5 * time.Second)
+	_ = d.proc.Wait(5 * time.Second) // "signal: killed" is the expected outcome
+	if !d.proc.Exited() {
+		return fmt.Errorf("%s on %s survived SIGKILL", d.im.name, d.node.Name)
+	}
+	return nil
 }
 
 // stop ends the daemon (SIGKILL to its group) if it still runs, and waits until no process of

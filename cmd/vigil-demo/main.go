@@ -84,7 +84,7 @@ func run(bin string) error {
 		if err := os.WriteFile(conf, fmt.Appendf(nil, nodeConf, nd.Name, 150-50*i), 0o644); err != nil {
 			return err
 		}
-		p, err := nd.Start(bin, "-f", conf)
+		p, err := nd.Start(bin, "-f", conf, "-p", filepath.Join(dir, nd.Name+".pid"), "--control", filepath.Join(dir, nd.Name+".sock"))
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,14 +10,13 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
-	"github.com/vigil-ha/vigil/core/vrrp"
+	"github.com/vigil-ha/vigil/core/control"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; otherwise the module
@@ -49,6 +47,9 @@ type options struct {
 	configID  string
 	version   bool
 	strictInc bool
+	pidFile   string
+	control   string
+	role      string
 }
 
 // defaultConfigFiles are tried in order when -f is not given: vigil's own place first, then
@@ -56,6 +57,9 @@ type options struct {
 var defaultConfigFiles = []string{"/etc/vigil/vigil.conf", "/etc/keepalived/keepalived.conf"}
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "status" {
+		return statusCmd(args[1:], stdout, stderr)
+	}
 	var o options
 	fs := flag.NewFlagSet("vigil", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -76,6 +80,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.configID, "config-id", config.DefaultConfigID(), "same as -i")
 	both(&o.version, "v", "version", "print the version and exit")
 	fs.BoolVar(&o.strictInc, "strict-includes", false, "an include that matches no file is an error")
+	fs.StringVar(&o.pidFile, "p", "/run/vigil.pid", "pid file of the core process")
+	fs.StringVar(&o.pidFile, "pid", "/run/vigil.pid", "same as -p")
+	fs.StringVar(&o.control, "control", control.DefaultSocket, "control socket (vigil status talks to it)")
+	// The role flag is how core starts its children; it is not for operators.
+	fs.StringVar(&o.role, "role", "", "internal: run as the check or vrrp child")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: vigil [flags]\n\nvigil reads keepalived.conf and keeps virtual IP addresses highly available.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -96,6 +105,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
+	if o.role != "" {
+		// A child logs JSON: core's go-plugin client parses it and re-logs each line in core's
+		// one stream, with the role as a field.
+		child.Serve(child.Role(o.role), hclog.New(&hclog.LoggerOptions{
+			Name: o.role, Level: levelOf(o), Output: stderr, JSONFormat: true,
+		}))
+		return exitOK
+	}
 	log := newLogger(stderr, o)
 	if o.file == "" {
 		o.file = firstExisting(defaultConfigFiles)
@@ -140,30 +157,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	log.Info("configuration loaded", "file", o.file, "instances", len(cfg.Instances), "checks", len(cfg.Checks)+len(cfg.Scripts))
-	return daemon(cfg, log)
-}
-
-// daemon runs the VRRP instances in this process until SIGTERM or SIGINT, then resigns
-// mastership (priority-0 adverts) and removes the virtual addresses before exiting.
-// The split into core, check and vrrp processes comes with the supervisor.
-func daemon(cfg *config.Config, log hclog.Logger) int {
-	if len(cfg.Instances) == 0 {
-		log.Error("the configuration has no vrrp_instance; nothing to run")
-		return exitConfig
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	eng, err := vrrp.New(ctx, cfg, log.Named("vrrp"))
-	if err != nil {
-		log.Error("cannot start VRRP", "error", err)
-		return exitInternal
-	}
-	if err := eng.Run(ctx); err != nil {
-		log.Error("VRRP stopped", "error", err)
-		return exitInternal
-	}
-	log.Info("stopped")
-	return exitOK
+	return daemon(cfg, o, opts, log)
 }
 
 func dump(w io.Writer, cfg *config.Config, asJSON bool) error {
@@ -176,14 +170,17 @@ func dump(w io.Writer, cfg *config.Config, asJSON bool) error {
 	return enc.Encode(cfg)
 }
 
-func newLogger(w io.Writer, o options) hclog.Logger {
-	level := hclog.Info
+func levelOf(o options) hclog.Level {
 	if o.detail {
-		level = hclog.Debug
+		return hclog.Debug
 	}
+	return hclog.Info
+}
+
+func newLogger(w io.Writer, o options) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "vigil",
-		Level:      level,
+		Level:      levelOf(o),
 		Output:     w,
 		JSONFormat: o.logJSON,
 	})

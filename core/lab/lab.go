@@ -278,3 +278,13 @@ func (nd *Node) Cut(ctx context.Context, cut bool) error {
 	}
 	return run(ctx, "ip", "-n", nd.lab.Switch, "link", "set", "p"+i, state)
 }
+
+// BuildVigil builds the vigil binary into dir, for tests that run real daemons.
+func BuildVigil(dir string) (string, error) {
+	bin := filepath.Join(dir, "vigil")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/vigil-ha/vigil/cmd/vigil").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("building vigil: %w\n%s", err, out)
+	}
+	return bin, nil
+}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/netif"
 	"github.com/vigil-ha/vigil/core/vrrp/fsm"
@@ -28,7 +27,6 @@ type Engine struct {
 	nl        *netif.Netif
 	instances []*instance
 	units     []*unit
-	scripts   []check.Spec
 	sockets   map[sockKey]*sockGroup
 
 	drops       sync.Map // packet.Reason -> *atomic.Uint64
@@ -65,10 +63,6 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 		e.instances = append(e.instances, in)
 	}
 	e.makeUnits()
-	if e.scripts, err = e.scriptSpecs(); err != nil {
-		e.close()
-		return nil, err
-	}
 	return e, nil
 }
 
@@ -283,7 +277,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	go e.linkLoop(readCtx, links)
 	go e.watchTrackFiles(readCtx)
-	go e.runScripts(readCtx, e.scripts)
 
 	var iwg sync.WaitGroup
 	for _, u := range e.units {

@@ -48,6 +48,8 @@ type instance struct {
 
 	garps   garpSchedule
 	garpDue time.Time // zero: no announcement pending
+
+	snap snapshot
 }
 
 type trackerState struct {
@@ -92,7 +94,9 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 			in.garps = newGarpSchedule(in.garp)
 			in.announce(in.garps.batch())
 			in.scheduleGarp(now)
-		} else if a.From == fsm.Master {
+		} else if a.From == fsm.Master || a.From == fsm.Init {
+			// From INIT too: a vrrp process restarted after a crash finds the addresses its
+			// predecessor left behind, and a backup must not hold them (keepalived does the same).
 			in.garpDue = time.Time{}
 			in.release()
 		}

@@ -29,10 +29,8 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 			defer os.RemoveAll(dir)
-			vigilBin = filepath.Join(dir, "vigil")
-			out, err := exec.Command("go", "build", "-o", vigilBin, "github.com/vigil-ha/vigil/cmd/vigil").CombinedOutput()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "building vigil: %v\n%s", err, out)
+			if vigilBin, err = lab.BuildVigil(dir); err != nil {
+				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
 		}
@@ -98,12 +96,16 @@ func (l *testLab) start(i int, conf string) *lab.Proc {
 	if out, err := exec.Command(vigilBin, "-t", "-f", path).CombinedOutput(); err != nil {
 		l.t.Fatalf("config for %s rejected: %v\n%s", nd.Name, err, out)
 	}
-	p, err := nd.Start(vigilBin, "-f", path, "-D")
+	// Each node gets its own pid file and control socket: the namespaces share one filesystem.
+	p, err := nd.Start(vigilBin, "-f", path, "-D", "-p", l.pidFile(i), "--control", l.socket(i))
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	return p
 }
+
+func (l *testLab) pidFile(i int) string { return filepath.Join(l.dir, l.Nodes[i].Name+".pid") }
+func (l *testLab) socket(i int) string  { return filepath.Join(l.dir, l.Nodes[i].Name+".sock") }
 
 // holders lists the nodes that carry addr.
 func (l *testLab) holders(addr netip.Addr) []string {
@@ -198,10 +200,11 @@ func TestElectionAndFailoverOnKill(t *testing.T) {
 	l.waitHolder(vip4, "n1", 10*time.Second)
 	l.stable(vip4, "n1", 2*time.Second)
 
-	// kill -9: no goodbye advert, so the backup waits Master_Down_Interval
+	// kill -9 of all of n1's vigil processes (core and children, one process group), as
+	// when the node crashes: no goodbye advert, so the backup waits Master_Down_Interval
 	// (3 x 1 s + (256-100)/256 s for VRRPv2) before taking over.
 	killed := time.Now()
-	if err := p1.Signal(syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(-p1.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = p1.Wait(5 * time.Second)

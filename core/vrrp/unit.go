@@ -37,6 +37,7 @@ func newUnit(members []*instance, group bool) *unit {
 }
 
 func (u *unit) handle(now time.Time, member int, ev fsm.Event) {
+	defer u.publish()
 	if u.group == nil {
 		for _, a := range u.members[member].m.Handle(now, ev) {
 			u.members[member].apply(now, a)
@@ -48,7 +49,14 @@ func (u *unit) handle(now time.Time, member int, ev fsm.Event) {
 	}
 }
 
+func (u *unit) publish() {
+	for _, in := range u.members {
+		in.publish()
+	}
+}
+
 func (u *unit) tick(now time.Time) {
+	defer u.publish()
 	if u.group == nil {
 		for _, a := range u.members[0].m.Tick(now) {
 			u.members[0].apply(now, a)

@@ -1,0 +1,115 @@
+// Package child connects vigil's core process to its two children, the check and vrrp
+// processes. A child is the vigil binary re-executed in a role and served with go-plugin over
+// gRPC on a private unix socket; core is the go-plugin client. The protocol is in
+// core/internal/childpb and is private to one vigil binary.
+package child
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/vigil-ha/vigil/core/internal/childpb"
+)
+
+// Role names a child process.
+type Role string
+
+const (
+	RoleVRRP  Role = "vrrp"
+	RoleCheck Role = "check"
+)
+
+// Handshake keeps a child from being started by anything but its own core: the cookie is
+// not a secret, it only makes running `vigil --role vrrp` by hand fail with a clear message.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  1,
+	MagicCookieKey:   "VIGIL_CHILD",
+	MagicCookieValue: "core-started-me",
+}
+
+// Exit codes a child uses for problems that restarting cannot fix; core stops the daemon with
+// the child's message instead of restarting it in a loop.
+const (
+	ExitConfig     = 78 // EX_CONFIG: the configuration cannot run
+	ExitPermission = 77 // EX_NOPERM: a privilege is missing (not root, no CAP_NET_ADMIN ...)
+)
+
+// vrrpPlugin and checkPlugin are the go-plugin glue: the same type serves in the child and
+// dispenses the gRPC client in core.
+type vrrpPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	srv childpb.VRRPServer
+}
+
+func (p *vrrpPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	childpb.RegisterVRRPServer(s, p.srv)
+	return nil
+}
+
+func (p *vrrpPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return childpb.NewVRRPClient(c), nil
+}
+
+type checkPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	srv childpb.CheckServer
+}
+
+func (p *checkPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	childpb.RegisterCheckServer(s, p.srv)
+	return nil
+}
+
+func (p *checkPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return childpb.NewCheckClient(c), nil
+}
+
+// PluginSet is what core dispenses from a child.
+func PluginSet() plugin.PluginSet {
+	return plugin.PluginSet{string(RoleVRRP): &vrrpPlugin{}, string(RoleCheck): &checkPlugin{}}
+}
+
+// server is what both children implement besides their gRPC service.
+type server interface {
+	// shutdown stops the role's work the graceful way (vrrp: resign and remove addresses).
+	shutdown()
+}
+
+// Serve runs this process as the child in role until core stops it. It logs through log,
+// whose output core reads and re-logs with the role as a field. SIGTERM (sent by core, or by
+// the kernel when core dies: the parent-death signal) stops the work gracefully and exits.
+func Serve(role Role, log hclog.Logger) {
+	set := plugin.PluginSet{}
+	var srv server
+	switch role {
+	case RoleVRRP:
+		v := newVRRPServer(log)
+		set[string(role)], srv = &vrrpPlugin{srv: v}, v
+	case RoleCheck:
+		c := newCheckServer(log)
+		set[string(role)], srv = &checkPlugin{srv: c}, c
+	default:
+		log.Error("unknown role", "role", string(role))
+		os.Exit(ExitConfig)
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		log.Info("stopping on SIGTERM")
+		srv.shutdown()
+		os.Exit(0)
+	}()
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         set,
+		GRPCServer:      plugin.DefaultGRPCServer,
+		Logger:          log,
+	})
+}

@@ -1,0 +1,174 @@
+package child
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/internal/childpb"
+	"github.com/vigil-ha/vigil/core/vrrp"
+	"github.com/vigil-ha/vigil/core/vrrp/fsm"
+)
+
+// vrrpServer runs the VRRP engine in the vrrp child.
+type vrrpServer struct {
+	childpb.UnimplementedVRRPServer
+	log hclog.Logger
+
+	mu       sync.Mutex
+	eng      *vrrp.Engine
+	stop     context.CancelFunc
+	done     chan struct{}
+	watchers []chan *childpb.Transition
+}
+
+func newVRRPServer(log hclog.Logger) *vrrpServer { return &vrrpServer{log: log} }
+
+// parseChildConfig reads the configuration core sent. Core validated it already, so an
+// error here means core and child disagree, which restarting cannot fix.
+func parseChildConfig(req *childpb.StartRequest) (*config.Config, error) {
+	cfg, ds := config.Parse(req.ConfigName, []byte(req.ConfigText), config.Options{DisableIncludes: true})
+	if ds.HasErrors() {
+		return nil, status.Errorf(codes.InvalidArgument, "configuration: %v", ds.Errors())
+	}
+	return cfg, nil
+}
+
+func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*childpb.StartResponse, error) {
+	cfg, err := parseChildConfig(req)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.eng != nil {
+		return nil, status.Error(codes.FailedPrecondition, "already started")
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	eng, err := vrrp.New(runCtx, cfg, s.log)
+	if err != nil {
+		cancel()
+		if isPermission(err) {
+			return nil, status.Errorf(codes.PermissionDenied, "%v", err)
+		}
+		// Anything else (an interface that does not exist yet ...) may pass: core retries.
+		return nil, status.Errorf(codes.Unavailable, "%v", err)
+	}
+	eng.OnTransition(s.transition)
+	s.eng, s.stop, s.done = eng, cancel, make(chan struct{})
+	go func() {
+		defer close(s.done)
+		if err := eng.Run(runCtx); err != nil {
+			s.log.Error("VRRP engine stopped", "error", err)
+		}
+	}()
+	return &childpb.StartResponse{}, nil
+}
+
+// isPermission tells a missing privilege (not root, no CAP_NET_ADMIN/CAP_NET_RAW), which no
+// restart can cure.
+func isPermission(err error) bool {
+	return errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES)
+}
+
+func (s *vrrpServer) transition(name string, t fsm.Transition) {
+	msg := &childpb.Transition{Instance: name, From: t.From.String(), To: t.To.String(), Reason: t.Reason, UnixNano: time.Now().UnixNano()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.watchers {
+		select {
+		case w <- msg:
+		default:
+			s.log.Warn("core is not reading state changes fast enough; one was dropped", "instance", name)
+		}
+	}
+}
+
+func (s *vrrpServer) Transitions(_ *childpb.Empty, stream childpb.VRRP_TransitionsServer) error {
+	ch := make(chan *childpb.Transition, 256)
+	s.mu.Lock()
+	s.watchers = append(s.watchers, ch)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		for i, w := range s.watchers {
+			if w == ch {
+				s.watchers = append(s.watchers[:i], s.watchers[i+1:]...)
+				break
+			}
+		}
+		s.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case t := <-ch:
+			if err := stream.Send(t); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *vrrpServer) SetCheck(ctx context.Context, c *childpb.CheckState) (*childpb.Empty, error) {
+	s.mu.Lock()
+	eng := s.eng
+	s.mu.Unlock()
+	if eng == nil {
+		return nil, status.Error(codes.FailedPrecondition, "not started")
+	}
+	eng.SetCheck(ctx, c.Name, c.Up)
+	return &childpb.Empty{}, nil
+}
+
+func (s *vrrpServer) Status(context.Context, *childpb.Empty) (*childpb.VRRPStatus, error) {
+	s.mu.Lock()
+	eng := s.eng
+	s.mu.Unlock()
+	out := &childpb.VRRPStatus{}
+	if eng == nil {
+		return out, nil
+	}
+	for _, st := range eng.Status() {
+		is := &childpb.InstanceStatus{
+			Name: st.Name, Group: st.Group, State: st.State, Priority: int32(st.Priority),
+			EffectivePriority: int32(st.EffectivePriority), Interface: st.Interface, Vrid: uint32(st.VRID), Vips: st.VIPs,
+		}
+		if st.Master.IsValid() {
+			is.Master = st.Master.String()
+		}
+		out.Instances = append(out.Instances, is)
+	}
+	out.Drops = eng.Drops()
+	return out, nil
+}
+
+func (s *vrrpServer) Stop(context.Context, *childpb.Empty) (*childpb.Empty, error) {
+	s.shutdown()
+	return &childpb.Empty{}, nil
+}
+
+// shutdown resigns every master and removes the addresses, waiting at most 5 s.
+func (s *vrrpServer) shutdown() {
+	s.mu.Lock()
+	stop, done := s.stop, s.done
+	s.mu.Unlock()
+	if stop == nil {
+		return
+	}
+	stop()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.log.Error("VRRP did not stop within 5 s")
+	}
+}

@@ -1,0 +1,379 @@
+package supervisor_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/core/supervisor"
+)
+
+// These tests run vigil's three processes for real in network-namespace labs and kill them in
+// the ways the issue lists, asserting who holds the address with `ip addr`.
+
+var vigilBin string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if lab.Available() == nil {
+			dir, err := os.MkdirTemp("", "vigil-bin-")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			defer os.RemoveAll(dir)
+			if vigilBin, err = lab.BuildVigil(dir); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+var vip = netip.MustParseAddr("192.0.2.100")
+
+type node struct {
+	*lab.Node
+	dir  string
+	proc *lab.Proc
+}
+
+func (n *node) sock() string    { return filepath.Join(n.dir, n.Name+".sock") }
+func (n *node) pidFile() string { return filepath.Join(n.dir, n.Name+".pid") }
+
+func (n *node) start(t *testing.T, conf string) {
+	t.Helper()
+	path := filepath.Join(n.dir, n.Name+".conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := n.Start(vigilBin, "-f", path, "-p", n.pidFile(), "--control", n.sock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.proc = p
+}
+
+func (n *node) status(t *testing.T) supervisor.Status {
+	t.Helper()
+	st, err := n.tryStatus()
+	if err != nil {
+		t.Fatalf("vigil status on %s: %v", n.Name, err)
+	}
+	return st
+}
+
+// tryStatus is status for polling: the control socket appears a moment after start.
+func (n *node) tryStatus() (supervisor.Status, error) {
+	var st supervisor.Status
+	out, err := exec.Command(vigilBin, "status", "--json", "--control", n.sock()).Output()
+	if err != nil {
+		return st, err
+	}
+	err = json.Unmarshal(out, &st)
+	return st, err
+}
+
+func (n *node) childPID(t *testing.T, role string) int {
+	st, err := n.tryStatus()
+	if err != nil {
+		return 0
+	}
+	for _, p := range st.Processes {
+		if p.Role == role && p.State == "running" {
+			return p.PID
+		}
+	}
+	return 0
+}
+
+func (n *node) holds(t *testing.T, ctx context.Context) bool {
+	ok, err := n.HasAddr(ctx, vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func newLab(t *testing.T, n int) (context.Context, []*node) {
+	t.Helper()
+	if err := lab.Available(); err != nil {
+		t.Skipf("skipping namespace test: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	name := strings.ToLower(strings.TrimPrefix(t.Name(), "Test"))
+	if len(name) > 8 {
+		name = name[:8]
+	}
+	l, err := lab.New(ctx, name, n, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*node
+	for _, nd := range l.Nodes {
+		nodes = append(nodes, &node{Node: nd, dir: dir})
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, nd := range nodes {
+				if nd.proc != nil {
+					out := nd.proc.Output()
+					if len(out) > 6000 {
+						out = out[len(out)-6000:]
+					}
+					t.Logf("--- %s\n%s", nd.Name, out)
+				}
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Errorf("lab cleanup: %v", err)
+		}
+	})
+	return ctx, nodes
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < d {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("after %s: %s", d, what)
+	return 0
+}
+
+func conf(prio int, extra string) string {
+	return fmt.Sprintf(`%svrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority %d
+    advert_int 0.2
+    version 3
+%s    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+`, extra, prio, map[bool]string{true: "    track_script {\n        chk\n    }\n", false: ""}[extra != ""])
+}
+
+func checkScript(flag string) string {
+	return fmt.Sprintf("vrrp_script chk {\n    script \"/usr/bin/test -e %s\"\n    interval 0.1\n}\n", flag)
+}
+
+func TestKillCheckChildLeavesVRRPAlone(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	flag := filepath.Join(n[0].dir, "ok")
+	os.WriteFile(flag, nil, 0o644)
+	n[0].start(t, conf(150, checkScript(flag)))
+	n[1].start(t, conf(100, ""))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
+	var checkPID int
+	waitFor(t, 5*time.Second, "check child running", func() bool { checkPID = n[0].childPID(t, "check"); return checkPID != 0 })
+	before := strings.Count(n[0].proc.Output(), "state change")
+	if err := syscall.Kill(checkPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Restarted (after 1 s: it ran for less than 60 s), and VRRP never noticed.
+	end := time.Now().Add(4 * time.Second)
+	for time.Now().Before(end) {
+		if !n[0].holds(t, ctx) || n[1].holds(t, ctx) {
+			t.Fatal("the VIP moved while the check child restarted")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	waitFor(t, 5*time.Second, "check child restarted", func() bool {
+		pid := n[0].childPID(t, "check")
+		return pid != 0 && pid != checkPID
+	})
+	st := n[0].status(t)
+	for _, p := range st.Processes {
+		if p.Role == "check" && p.Restarts != 1 {
+			t.Errorf("check restarts = %d, want 1", p.Restarts)
+		}
+	}
+	if after := strings.Count(n[0].proc.Output(), "state change"); after != before {
+		t.Errorf("VRRP changed state %d times while the check child was restarted", after-before)
+	}
+	// The restarted check still drives VRRP.
+	os.Remove(flag)
+	waitFor(t, 5*time.Second, "n2 takes over when the check fails", func() bool { return n[1].holds(t, ctx) && !n[0].holds(t, ctx) })
+}
+
+func TestKillVRRPChildRecovers(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	n[0].start(t, conf(150, ""))
+	n[1].start(t, conf(100, ""))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
+	var pid int
+	waitFor(t, 5*time.Second, "vrrp child running", func() bool { pid = n[0].childPID(t, "vrrp"); return pid != 0 })
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The dead child leaves the VIP on n1; n2 takes over after Master_Down_Interval
+	// (3 x 0.2 s + skew = 0.66 s). Two holders must not last longer than that interval.
+	const mdi = 661 * time.Millisecond
+	var both, longest time.Duration
+	last := time.Now()
+	end := time.Now().Add(6 * time.Second)
+	for time.Now().Before(end) {
+		h0, h1 := n[0].holds(t, ctx), n[1].holds(t, ctx)
+		now := time.Now()
+		if h0 && h1 {
+			both += now.Sub(last)
+			longest = max(longest, both)
+		} else {
+			both = 0
+		}
+		last = now
+		time.Sleep(10 * time.Millisecond)
+	}
+	if longest > mdi+300*time.Millisecond {
+		t.Errorf("two masters for %s, longer than one Master_Down_Interval (%s)", longest, mdi)
+	}
+	// The restarted child recovers n1's role (higher priority, preempt).
+	waitFor(t, 10*time.Second, "n1 holds the VIP again", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
+	if p := n[0].childPID(t, "vrrp"); p == pid || p == 0 {
+		t.Errorf("vrrp child not restarted (pid %d)", p)
+	}
+	t.Logf("longest time with two holders: %s", longest)
+}
+
+func TestKillCoreTakesChildrenAlong(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	flag := filepath.Join(n[0].dir, "ok")
+	os.WriteFile(flag, nil, 0o644)
+	n[0].start(t, conf(150, checkScript(flag)))
+	n[1].start(t, conf(100, ""))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	var vpid, cpid int
+	waitFor(t, 5*time.Second, "both children running", func() bool {
+		vpid, cpid = n[0].childPID(t, "vrrp"), n[0].childPID(t, "check")
+		return vpid != 0 && cpid != 0
+	})
+	killed := time.Now()
+	if err := n[0].proc.Signal(syscall.SIGKILL); err != nil { // core only
+		t.Fatal(err)
+	}
+	alive := func(pid int) bool {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return err == nil && !bytes.Contains(st, []byte(") Z "))
+	}
+	took := waitFor(t, 3*time.Second, "children exit after core is killed", func() bool { return !alive(vpid) && !alive(cpid) })
+	if took > time.Second {
+		t.Errorf("children took %s to exit, want within 1 s", took)
+	}
+	// The vrrp child resigned on its way out: no VIP left on n1, n2 took over.
+	waitFor(t, 3*time.Second, "n2 holds the VIP and n1 none", func() bool { return n[1].holds(t, ctx) && !n[0].holds(t, ctx) })
+	t.Logf("children gone %s after kill -9 of core", took)
+	_ = killed
+}
+
+func TestSIGTERMCleanExit(t *testing.T) {
+	ctx, n := newLab(t, 1)
+	n[0].start(t, conf(150, ""))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	if _, err := os.Stat(n[0].pidFile()); err != nil {
+		t.Fatalf("no pid file: %v", err)
+	}
+	if err := n[0].proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := n[0].proc.Wait(10 * time.Second); err != nil {
+		t.Fatalf("exit: %v (want status 0)", err)
+	}
+	if _, err := os.Stat(n[0].pidFile()); !os.IsNotExist(err) {
+		t.Errorf("pid file left behind: %v", err)
+	}
+	if n[0].holds(t, ctx) {
+		t.Error("VIP left behind after SIGTERM")
+	}
+}
+
+func TestSecondInstanceRefused(t *testing.T) {
+	_, n := newLab(t, 1)
+	n[0].start(t, conf(150, ""))
+	waitFor(t, 10*time.Second, "pid file written", func() bool { _, err := os.Stat(n[0].pidFile()); return err == nil })
+	out, err := exec.Command("ip", "netns", "exec", n[0].NS, vigilBin, "-f", filepath.Join(n[0].dir, "n1.conf"),
+		"-p", n[0].pidFile(), "--control", filepath.Join(n[0].dir, "other.sock")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "already running") {
+		t.Errorf("second vigil with the same pid file: %v\n%s", err, out)
+	}
+}
+
+func TestCrashLoopIsVisible(t *testing.T) {
+	_, n := newLab(t, 1)
+	// An interface that does not exist: the vrrp child fails at start, again and again.
+	n[0].start(t, strings.Replace(conf(150, ""), "interface eth0", "interface nosuch0", 1))
+	waitFor(t, 10*time.Second, "restarts visible in vigil status", func() bool {
+		st, _ := n[0].tryStatus()
+		for _, p := range st.Processes {
+			if p.Role == "vrrp" && p.Restarts >= 2 && strings.Contains(p.LastError, "nosuch0") {
+				return true
+			}
+		}
+		return false
+	})
+	out, err := exec.Command(vigilBin, "status", "--control", n[0].sock()).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "vrrp") || !strings.Contains(string(out), "nosuch0") {
+		t.Errorf("vigil status: %v\n%s", err, out)
+	}
+	if !strings.Contains(n[0].proc.Output(), "child stopped; restarting") {
+		t.Error("restarts not in the log")
+	}
+}
+
+func TestStatus(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	flag := filepath.Join(n[0].dir, "ok")
+	os.WriteFile(flag, nil, 0o644)
+	n[0].start(t, conf(150, checkScript(flag)))
+	n[1].start(t, conf(100, ""))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	waitFor(t, 5*time.Second, "status shows MASTER and the check", func() bool {
+		st, _ := n[0].tryStatus()
+		return len(st.Instances) == 1 && st.Instances[0].State == "MASTER" && len(st.Checks) == 1 && st.Checks[0].Up
+	})
+	st := n[0].status(t)
+	in := st.Instances[0]
+	if in.Name != "VI_1" || in.VRID != 51 || in.EffectivePriority != 150 || in.Master != "192.0.2.11" || len(in.VIPs) != 1 {
+		t.Errorf("instance status: %+v", in)
+	}
+	if len(st.Processes) != 2 {
+		t.Errorf("processes: %+v", st.Processes)
+	}
+	st2 := n[1].status(t)
+	if len(st2.Instances) != 1 || st2.Instances[0].State != "BACKUP" || st2.Instances[0].Master != "192.0.2.11" {
+		t.Errorf("backup status: %+v", st2.Instances)
+	}
+	out, err := exec.Command(vigilBin, "status", "--control", n[0].sock()).CombinedOutput()
+	if err != nil {
+		t.Fatal(err, string(out))
+	}
+	for _, want := range []string{"PROCESS", "vrrp", "check", "VI_1", "MASTER", "192.0.2.100/24", "chk", "up"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("vigil status lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = exec.Command(vigilBin, "status", "--control", filepath.Join(n[0].dir, "none.sock")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "cannot reach vigil") {
+		t.Errorf("status without a daemon: %v %s", err, out)
+	}
+}

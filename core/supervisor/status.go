@@ -1,0 +1,84 @@
+package supervisor
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/internal/childpb"
+)
+
+// Status is what `vigil status` reports.
+type Status struct {
+	Processes []ProcessStatus   `json:"processes"`
+	Instances []InstanceStatus  `json:"instances"`
+	Checks    []CheckStatus     `json:"checks"`
+	Drops     map[string]uint64 `json:"advert_drops,omitempty"`
+}
+
+// ProcessStatus describes one child process.
+type ProcessStatus struct {
+	Role      string  `json:"role"`
+	PID       int     `json:"pid"`
+	State     string  `json:"state"`
+	UptimeSec float64 `json:"uptime_seconds"`
+	Restarts  int     `json:"restarts"`
+	LastError string  `json:"last_error,omitempty"`
+}
+
+// InstanceStatus describes one VRRP instance.
+type InstanceStatus struct {
+	Name              string   `json:"name"`
+	Group             string   `json:"sync_group,omitempty"`
+	Interface         string   `json:"interface"`
+	VRID              uint32   `json:"vrid"`
+	State             string   `json:"state"`
+	Priority          int32    `json:"priority"`
+	EffectivePriority int32    `json:"effective_priority"`
+	Master            string   `json:"master,omitempty"`
+	VIPs              []string `json:"vips"`
+}
+
+// CheckStatus describes one check.
+type CheckStatus struct {
+	Name    string    `json:"name"`
+	Up      bool      `json:"up"`
+	Message string    `json:"message,omitempty"`
+	Since   time.Time `json:"since"`
+}
+
+// Status collects the state of every child and asks the running ones for theirs.
+func (s *Supervisor) Status(ctx context.Context) Status {
+	var st Status
+	for _, p := range s.children {
+		p.mu.Lock()
+		ps := ProcessStatus{Role: string(p.role), PID: p.pid, State: p.state, Restarts: p.restarts, LastError: p.lastError}
+		if p.state == "running" {
+			ps.UptimeSec = time.Since(p.started).Round(time.Millisecond).Seconds()
+		}
+		v := p.vrrp
+		p.mu.Unlock()
+		st.Processes = append(st.Processes, ps)
+		if v != nil {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			vs, err := v.Status(cctx, &childpb.Empty{})
+			cancel()
+			if err == nil {
+				for _, in := range vs.Instances {
+					st.Instances = append(st.Instances, InstanceStatus{
+						Name: in.Name, Group: in.Group, Interface: in.Interface, VRID: in.Vrid, State: in.State,
+						Priority: in.Priority, EffectivePriority: in.EffectivePriority, Master: in.Master, VIPs: in.Vips,
+					})
+				}
+				st.Drops = vs.Drops
+			}
+		}
+	}
+	s.mu.Lock()
+	for _, c := range s.checks {
+		st.Checks = append(st.Checks, CheckStatus{Name: c.Name, Up: c.Up, Message: c.Message, Since: time.Unix(0, c.UnixNano)})
+	}
+	s.mu.Unlock()
+	sort.Slice(st.Checks, func(i, j int) bool { return st.Checks[i].Name < st.Checks[j].Name })
+	return st
+}

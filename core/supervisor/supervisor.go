@@ -1,0 +1,338 @@
+// Package supervisor is vigil's core process at work: it starts the check and vrrp children
+// a configuration needs, hands them the configuration, forwards check states to vrrp, keeps
+// every child alive (restart with backoff, health pings) and stops them in order.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/child"
+	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/internal/childpb"
+)
+
+// Options configure a Supervisor.
+type Options struct {
+	Exe  string // the vigil binary to re-execute in a role
+	Args []string
+	Log  hclog.Logger
+	// OnTransition receives every VRRP state change (for notify actions).
+	OnTransition func(Transition)
+}
+
+// Transition is a VRRP instance changing state, as the vrrp child reported it.
+type Transition struct {
+	Instance string
+	From, To string
+	Reason   string
+	Time     time.Time
+}
+
+// Supervisor runs the children of one configuration.
+type Supervisor struct {
+	opts     Options
+	cfg      *config.Config
+	text     string
+	children []*proc
+
+	mu     sync.Mutex
+	checks map[string]*childpb.CheckState // latest state of every check, replayed to a new vrrp child
+	fatal  chan error
+}
+
+// proc is one supervised child and what `vigil status` shows of it.
+type proc struct {
+	role child.Role
+	cred *syscall.Credential
+
+	mu        sync.Mutex
+	pid       int
+	started   time.Time
+	restarts  int
+	state     string // starting, running, backoff, stopped
+	lastError string
+	vrrp      childpb.VRRPClient
+	check     childpb.CheckClient
+	client    *plugin.Client
+}
+
+// Needed says which children a configuration needs: no vrrp_instance, no vrrp process; no
+// tracked script or check, no check process.
+func Needed(cfg *config.Config) (vrrp, checks bool, err error) {
+	specs, err := check.FromConfig(cfg)
+	return len(cfg.Instances) > 0, len(specs) > 0, err
+}
+
+// New prepares the children of cfg; Run starts them.
+func New(cfg *config.Config, opts Options) (*Supervisor, error) {
+	wantVRRP, wantCheck, err := Needed(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Supervisor{opts: opts, cfg: cfg, text: cfg.Text(), checks: map[string]*childpb.CheckState{}, fatal: make(chan error, 2)}
+	if wantCheck {
+		p := &proc{role: child.RoleCheck, state: "starting"}
+		// The check child runs as script_user when one is set: a compromised check then
+		// cannot touch the network configuration.
+		if u := cfg.Global.ScriptUser; u != "" {
+			cred, err := check.LookupUser(u, cfg.Global.ScriptGroup)
+			if err != nil {
+				return nil, fmt.Errorf("script_user: %w", err)
+			}
+			p.cred = cred
+		}
+		s.children = append(s.children, p)
+	}
+	if wantVRRP {
+		s.children = append(s.children, &proc{role: child.RoleVRRP, state: "starting"})
+	}
+	return s, nil
+}
+
+// Run keeps the children running until ctx ends, then stops them (vrrp first: it resigns
+// and removes the addresses) and returns. It returns early with an error when a child fails
+// in a way restarting cannot fix (bad configuration, missing permission).
+func (s *Supervisor) Run(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range s.children {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.supervise(runCtx, p)
+		}()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-s.fatal:
+	}
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// supervise runs one child, restarting it as keepalived does: at once if it ran for more
+// than 60 s, otherwise after 1, 2, 4 ... up to 60 s.
+func (s *Supervisor) supervise(ctx context.Context, p *proc) {
+	// The children's parent-death signal belongs to the thread that started them; keep this
+	// goroutine on one thread for its whole life so the signal fires only when core dies.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	backoff := time.Second
+	for {
+		start := time.Now()
+		err := s.runOnce(ctx, p)
+		if ctx.Err() != nil {
+			p.set(func() { p.state = "stopped" })
+			return
+		}
+		var fe *fatalError
+		if errors.As(err, &fe) {
+			p.set(func() { p.state, p.lastError = "failed", err.Error() })
+			s.fatal <- err
+			return
+		}
+		wait := backoff
+		if time.Since(start) > 60*time.Second {
+			wait, backoff = 0, time.Second
+		} else {
+			backoff = min(backoff*2, 60*time.Second)
+		}
+		s.opts.Log.Error("child stopped; restarting", "role", string(p.role), "error", err, "in", wait.String())
+		p.set(func() { p.state, p.lastError = "backoff", fmt.Sprint(err); p.restarts++ })
+		select {
+		case <-ctx.Done():
+			p.set(func() { p.state = "stopped" })
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// fatalError is a child failure that restarting cannot fix.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+func (p *proc) set(f func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f()
+}
+
+// runOnce starts the child, configures it, and serves it until it dies or ctx ends.
+func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
+	cmd := exec.Command(s.opts.Exe, append([]string{"--role", string(p.role)}, s.opts.Args...)...)
+	// SIGTERM when core dies: the vrrp child then resigns and removes its addresses.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Credential: p.cred}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  child.Handshake,
+		Plugins:          child.PluginSet(),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           s.opts.Log.Named(string(p.role)),
+		Managed:          false,
+		StartTimeout:     30 * time.Second,
+	})
+	defer client.Kill()
+	rpc, err := client.Client()
+	if err != nil {
+		return fmt.Errorf("start %s child: %w", p.role, err)
+	}
+	raw, err := rpc.Dispense(string(p.role))
+	if err != nil {
+		return fmt.Errorf("connect to %s child: %w", p.role, err)
+	}
+	p.set(func() {
+		p.pid, p.started, p.state, p.client = cmd.Process.Pid, time.Now(), "running", client
+	})
+	defer p.set(func() { p.vrrp, p.check, p.client, p.pid = nil, nil, nil, 0 })
+	req := &childpb.StartRequest{ConfigText: s.text, ConfigName: "core"}
+	switch c := raw.(type) {
+	case childpb.VRRPClient:
+		if _, err := c.Start(ctx, req); err != nil {
+			return classify(err)
+		}
+		p.set(func() { p.vrrp = c })
+		s.replayChecks(ctx, c)
+		go s.watchTransitions(ctx, c)
+	case childpb.CheckClient:
+		if _, err := c.Start(ctx, req); err != nil {
+			return classify(err)
+		}
+		p.set(func() { p.check = c })
+		go s.watchChecks(ctx, c)
+	}
+	s.opts.Log.Info("child running", "role", string(p.role), "pid", cmd.Process.Pid)
+
+	// Health: a child that exits, or misses three pings in a row, is restarted.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	missed := 0
+	for {
+		select {
+		case <-ctx.Done():
+			s.stopChild(p, raw)
+			return ctx.Err()
+		case <-tick.C:
+			if client.Exited() {
+				return fmt.Errorf("%s child exited", p.role)
+			}
+			if err := rpc.Ping(); err != nil {
+				missed++
+				if missed >= 3 {
+					return fmt.Errorf("%s child does not answer health pings: %w", p.role, err)
+				}
+				continue
+			}
+			missed = 0
+		}
+	}
+}
+
+// classify turns a child's Start error into a fatal error when retrying cannot help.
+func classify(err error) error {
+	switch status.Code(err) {
+	case codes.InvalidArgument:
+		return &fatalError{fmt.Errorf("bad configuration: %s", status.Convert(err).Message())}
+	case codes.PermissionDenied:
+		return &fatalError{fmt.Errorf("missing permission: %s (vigil needs root or CAP_NET_ADMIN and CAP_NET_RAW)", status.Convert(err).Message())}
+	}
+	return err
+}
+
+// stopChild asks the child to stop its work gracefully (bounded), before it is killed.
+func (s *Supervisor) stopChild(p *proc, raw any) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+	defer cancel()
+	var err error
+	switch c := raw.(type) {
+	case childpb.VRRPClient:
+		_, err = c.Stop(ctx, &childpb.Empty{})
+	case childpb.CheckClient:
+		_, err = c.Stop(ctx, &childpb.Empty{})
+	}
+	if err != nil {
+		s.opts.Log.Warn("child did not stop cleanly; killing it", "role", string(p.role), "error", err)
+	}
+}
+
+// watchChecks forwards every check state to the vrrp child and remembers it.
+func (s *Supervisor) watchChecks(ctx context.Context, c childpb.CheckClient) {
+	stream, err := c.Changes(ctx, &childpb.Empty{})
+	if err != nil {
+		return
+	}
+	for {
+		st, err := stream.Recv()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.checks[st.Name] = st
+		s.mu.Unlock()
+		if v := s.vrrpClient(); v != nil {
+			if _, err := v.SetCheck(ctx, st); err != nil {
+				s.opts.Log.Warn("could not pass a check state to vrrp", "check", st.Name, "error", err)
+			}
+		}
+	}
+}
+
+// replayChecks gives a (re)started vrrp child the states it missed.
+func (s *Supervisor) replayChecks(ctx context.Context, v childpb.VRRPClient) {
+	s.mu.Lock()
+	states := make([]*childpb.CheckState, 0, len(s.checks))
+	for _, st := range s.checks {
+		states = append(states, st)
+	}
+	s.mu.Unlock()
+	for _, st := range states {
+		if _, err := v.SetCheck(ctx, st); err != nil {
+			s.opts.Log.Warn("could not pass a check state to vrrp", "check", st.Name, "error", err)
+		}
+	}
+}
+
+func (s *Supervisor) watchTransitions(ctx context.Context, v childpb.VRRPClient) {
+	stream, err := v.Transitions(ctx, &childpb.Empty{})
+	if err != nil {
+		return
+	}
+	for {
+		t, err := stream.Recv()
+		if err != nil {
+			return
+		}
+		if s.opts.OnTransition != nil {
+			s.opts.OnTransition(Transition{Instance: t.Instance, From: t.From, To: t.To, Reason: t.Reason, Time: time.Unix(0, t.UnixNano)})
+		}
+	}
+}
+
+func (s *Supervisor) vrrpClient() childpb.VRRPClient {
+	for _, p := range s.children {
+		if p.role == child.RoleVRRP {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.vrrp
+		}
+	}
+	return nil
+}
