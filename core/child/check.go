@@ -16,13 +16,12 @@ import (
 // checkServer runs the check scheduler in the check child.
 type checkServer struct {
 	childpb.UnimplementedCheckServer
-	log hclog.Logger
+	log  hclog.Logger
+	work work
+	out  fanout[*childpb.CheckState]
 
-	mu       sync.Mutex
-	stop     context.CancelFunc
-	done     chan struct{}
-	latest   map[string]*childpb.CheckState
-	watchers []chan *childpb.CheckState
+	mu     sync.Mutex
+	latest map[string]*childpb.CheckState
 }
 
 func newCheckServer(log hclog.Logger) *checkServer {
@@ -38,19 +37,14 @@ func (s *checkServer) Start(_ context.Context, req *childpb.StartRequest) (*chil
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stop != nil {
+	started := s.work.start(func(ctx context.Context) {
+		changes := make(chan check.Change, len(specs)+1)
+		go s.forward(ctx, changes)
+		check.Run(ctx, specs, changes)
+	})
+	if !started {
 		return nil, status.Error(codes.FailedPrecondition, "already started")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	changes := make(chan check.Change, len(specs)+1)
-	s.stop, s.done = cancel, make(chan struct{})
-	go func() {
-		defer close(s.done)
-		check.Run(ctx, specs, changes)
-	}()
-	go s.forward(ctx, changes)
 	s.log.Info("checks started", "count", len(specs))
 	return &childpb.StartResponse{}, nil
 }
@@ -68,57 +62,29 @@ func (s *checkServer) forward(ctx context.Context, changes <-chan check.Change) 
 			}
 			s.mu.Lock()
 			s.latest[c.Name] = st
-			for _, w := range s.watchers {
-				select {
-				case w <- st:
-				default:
-					s.log.Warn("core is not reading check changes fast enough; one was dropped", "check", c.Name)
-				}
-			}
 			s.mu.Unlock()
+			s.out.publish(st, s.log)
 		}
 	}
+}
+
+func (s *checkServer) current() []*childpb.CheckState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*childpb.CheckState, 0, len(s.latest))
+	for _, st := range s.latest {
+		out = append(out, st)
+	}
+	return out
 }
 
 // Changes sends the current state of every check, then each change.
-func (s *checkServer) Changes(_ *childpb.Empty, stream childpb.Check_ChangesServer) error {
-	ch := make(chan *childpb.CheckState, 1024)
-	s.mu.Lock()
-	for _, st := range s.latest {
-		ch <- st
-	}
-	s.watchers = append(s.watchers, ch)
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		for i, w := range s.watchers {
-			if w == ch {
-				s.watchers = append(s.watchers[:i], s.watchers[i+1:]...)
-				break
-			}
-		}
-		s.mu.Unlock()
-	}()
-	for {
-		select {
-		case <-stream.Context().Done():
-			return nil
-		case st := <-ch:
-			if err := stream.Send(st); err != nil {
-				return err
-			}
-		}
-	}
+func (s *checkServer) Changes(_ *childpb.Empty, srv childpb.Check_ChangesServer) error {
+	return stream(srv.Context(), &s.out, s.current(), srv.Send)
 }
 
 func (s *checkServer) Status(context.Context, *childpb.Empty) (*childpb.CheckStatus, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := &childpb.CheckStatus{}
-	for _, st := range s.latest {
-		out.Checks = append(out.Checks, st)
-	}
-	return out, nil
+	return &childpb.CheckStatus{Checks: s.current()}, nil
 }
 
 func (s *checkServer) Stop(context.Context, *childpb.Empty) (*childpb.Empty, error) {
@@ -126,17 +92,4 @@ func (s *checkServer) Stop(context.Context, *childpb.Empty) (*childpb.Empty, err
 	return &childpb.Empty{}, nil
 }
 
-func (s *checkServer) shutdown() {
-	s.mu.Lock()
-	stop, done := s.stop, s.done
-	s.mu.Unlock()
-	if stop == nil {
-		return
-	}
-	stop()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		s.log.Error("checks did not stop within 5 s")
-	}
-}
+func (s *checkServer) shutdown() { s.work.shutdown(s.log) }

@@ -21,13 +21,12 @@ import (
 // vrrpServer runs the VRRP engine in the vrrp child.
 type vrrpServer struct {
 	childpb.UnimplementedVRRPServer
-	log hclog.Logger
+	log  hclog.Logger
+	work work
+	out  fanout[*childpb.Transition]
 
-	mu       sync.Mutex
-	eng      *vrrp.Engine
-	stop     context.CancelFunc
-	done     chan struct{}
-	watchers []chan *childpb.Transition
+	mu  sync.Mutex
+	eng *vrrp.Engine
 }
 
 func newVRRPServer(log hclog.Logger) *vrrpServer { return &vrrpServer{log: log} }
@@ -52,10 +51,10 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 	if s.eng != nil {
 		return nil, status.Error(codes.FailedPrecondition, "already started")
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	eng, err := vrrp.New(runCtx, cfg, s.log)
+	// The engine opens its sockets here, so that a missing privilege or interface is
+	// reported to core by Start itself.
+	eng, err := vrrp.New(ctx, cfg, s.log)
 	if err != nil {
-		cancel()
 		if isPermission(err) {
 			return nil, status.Errorf(codes.PermissionDenied, "%v", err)
 		}
@@ -63,13 +62,12 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 		return nil, status.Errorf(codes.Unavailable, "%v", err)
 	}
 	eng.OnTransition(s.transition)
-	s.eng, s.stop, s.done = eng, cancel, make(chan struct{})
-	go func() {
-		defer close(s.done)
-		if err := eng.Run(runCtx); err != nil {
+	s.eng = eng
+	s.work.start(func(ctx context.Context) {
+		if err := eng.Run(ctx); err != nil {
 			s.log.Error("VRRP engine stopped", "error", err)
 		}
-	}()
+	})
 	return &childpb.StartResponse{}, nil
 }
 
@@ -80,43 +78,11 @@ func isPermission(err error) bool {
 }
 
 func (s *vrrpServer) transition(name string, t fsm.Transition) {
-	msg := &childpb.Transition{Instance: name, From: t.From.String(), To: t.To.String(), Reason: t.Reason, UnixNano: time.Now().UnixNano()}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, w := range s.watchers {
-		select {
-		case w <- msg:
-		default:
-			s.log.Warn("core is not reading state changes fast enough; one was dropped", "instance", name)
-		}
-	}
+	s.out.publish(&childpb.Transition{Instance: name, From: t.From.String(), To: t.To.String(), Reason: t.Reason, UnixNano: time.Now().UnixNano()}, s.log)
 }
 
-func (s *vrrpServer) Transitions(_ *childpb.Empty, stream childpb.VRRP_TransitionsServer) error {
-	ch := make(chan *childpb.Transition, 256)
-	s.mu.Lock()
-	s.watchers = append(s.watchers, ch)
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		for i, w := range s.watchers {
-			if w == ch {
-				s.watchers = append(s.watchers[:i], s.watchers[i+1:]...)
-				break
-			}
-		}
-		s.mu.Unlock()
-	}()
-	for {
-		select {
-		case <-stream.Context().Done():
-			return nil
-		case t := <-ch:
-			if err := stream.Send(t); err != nil {
-				return err
-			}
-		}
-	}
+func (s *vrrpServer) Transitions(_ *childpb.Empty, srv childpb.VRRP_TransitionsServer) error {
+	return stream(srv.Context(), &s.out, nil, srv.Send)
 }
 
 func (s *vrrpServer) SetCheck(ctx context.Context, c *childpb.CheckState) (*childpb.Empty, error) {
@@ -158,17 +124,4 @@ func (s *vrrpServer) Stop(context.Context, *childpb.Empty) (*childpb.Empty, erro
 }
 
 // shutdown resigns every master and removes the addresses, waiting at most 5 s.
-func (s *vrrpServer) shutdown() {
-	s.mu.Lock()
-	stop, done := s.stop, s.done
-	s.mu.Unlock()
-	if stop == nil {
-		return
-	}
-	stop()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		s.log.Error("VRRP did not stop within 5 s")
-	}
-}
+func (s *vrrpServer) shutdown() { s.work.shutdown(s.log) }

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -287,4 +288,23 @@ func BuildVigil(dir string) (string, error) {
 		return "", fmt.Errorf("building vigil: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// TestMain is a test package's TestMain for namespace tests: when labs can be built here it
+// builds vigil into a temporary directory and stores its path in bin, then runs the tests.
+// Without root the tests run anyway and skip themselves with the reason.
+func TestMain(m *testing.M, bin *string) int {
+	if Available() == nil {
+		dir, err := os.MkdirTemp("", "vigil-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		if *bin, err = BuildVigil(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return m.Run()
 }

@@ -20,24 +20,7 @@ import (
 
 var vigilBin string
 
-func TestMain(m *testing.M) {
-	code := func() int {
-		if lab.Available() == nil {
-			dir, err := os.MkdirTemp("", "vigil-bin-")
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-			defer os.RemoveAll(dir)
-			if vigilBin, err = lab.BuildVigil(dir); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(lab.TestMain(m, &vigilBin)) }
 
 type testLab struct {
 	*lab.Lab
