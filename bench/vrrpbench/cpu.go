@@ -51,6 +51,7 @@ type nodeLoad struct {
 	threads   int
 	txPerSec  float64 // frames the node's eth0 sent per second
 	takeovers int     // transitions to MASTER logged during the window
+	rawDrops  uint64  // datagrams the node's raw sockets dropped during the window (/proc/net/raw)
 }
 
 type cpuResult struct {
@@ -87,6 +88,7 @@ func (b *bench) cpuRun(ctx context.Context, im *impl, n int, advert, warm, windo
 	t1a, err1 := cpuTicks(p1)
 	t2a, err2 := cpuTicks(p2)
 	tx1a, tx2a := txFrames(ctx, n1), txFrames(ctx, n2)
+	dr1a, dr2a := rawDrops(ctx, n1), rawDrops(ctx, n2)
 	begin := time.Now()
 	if err := joinErr(err1, err2); err != nil {
 		return res, err
@@ -96,6 +98,7 @@ func (b *bench) cpuRun(ctx context.Context, im *impl, n int, advert, warm, windo
 	t2b, err2 := cpuTicks(p2)
 	elapsed := time.Since(begin)
 	tx1b, tx2b := txFrames(ctx, n1), txFrames(ctx, n2)
+	dr1b, dr2b := rawDrops(ctx, n1), rawDrops(ctx, n2)
 	if err := joinErr(err1, err2); err != nil {
 		return res, fmt.Errorf("a process went away during the window: %w", err)
 	}
@@ -117,6 +120,7 @@ func (b *bench) cpuRun(ctx context.Context, im *impl, n int, advert, warm, windo
 	}
 	res.master = load(d1, p1, t1a, t1b, tx1a, tx1b, to1)
 	res.backup = load(d2, p2, t2a, t2b, tx2a, tx2b, to2)
+	res.master.rawDrops, res.backup.rawDrops = dr1b-dr1a, dr2b-dr2a
 	res.masterVIPs, res.backupVIPs = countVIPs(ctx, n1), countVIPs(ctx, n2)
 	return res, nil
 }
@@ -175,3 +179,22 @@ var clockTicks = func() int {
 	fmt.Fprintln(os.Stderr, "vrrpbench: getconf CLK_TCK failed; assuming 100")
 	return 100
 }()
+
+// rawDrops sums the drops column of the node's raw IPv4 sockets (the VRRP sockets; a socket
+// that was closed and reopened in between would make this undercount).
+func rawDrops(ctx context.Context, nd *lab.Node) uint64 {
+	out, err := nd.Exec(ctx, "cat", "/proc/net/raw")
+	if err != nil {
+		return 0
+	}
+	var sum uint64
+	for _, line := range strings.Split(out, "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 13 {
+			continue
+		}
+		v, _ := strconv.ParseUint(f[len(f)-1], 10, 64)
+		sum += v
+	}
+	return sum
+}

@@ -24,11 +24,23 @@ type impl struct {
 }
 
 func vigilImpl(bin string) *impl {
+	// Newer vigil has a pid file and a control socket (defaults under /run, shared by every
+	// namespace): give each run its own, when the binary knows the flags.
+	help, _ := exec.Command(bin, "-h").CombinedOutput()
+	ownPid := strings.Contains(string(help), "\n  -p ")
+	ownCtl := strings.Contains(string(help), "\n  -control ")
 	return &impl{
 		name: "vigil",
 		bin:  bin,
-		args: func(conf, _ string) []string {
-			return []string{"-f", conf}
+		args: func(conf, dir string) []string {
+			a := []string{"-f", conf}
+			if ownPid {
+				a = append(a, "-p", filepath.Join(dir, "vigil.pid"))
+			}
+			if ownCtl {
+				a = append(a, "-control", filepath.Join(dir, "vigil.sock"))
+			}
+			return a
 		},
 		takeoverMarker: "to=MASTER",
 	}

@@ -190,9 +190,9 @@ func run(o options) error {
 					rep.failed[im.name+"/cpu"]++
 					continue
 				}
-				logf("cpu %-10s run %d: master %5.1f%% (%d procs, %d threads, RSS %.1f MiB, tx %.0f/s)  backup %5.1f%% (RSS %.1f MiB, tx %.0f/s)  VIPs %d/%d  takeovers %d/%d",
+				logf("cpu %-10s run %d: master %5.1f%% (%d procs, %d threads, RSS %.1f MiB, tx %.0f/s)  backup %5.1f%% (RSS %.1f MiB, tx %.0f/s)  VIPs %d/%d  takeovers %d/%d  raw drops %d/%d",
 					im.name, i+1, r.master.cpuPct, r.master.procs, r.master.threads, float64(r.master.rssKB)/1024, r.master.txPerSec,
-					r.backup.cpuPct, float64(r.backup.rssKB)/1024, r.backup.txPerSec, r.masterVIPs, r.backupVIPs, r.master.takeovers, r.backup.takeovers)
+					r.backup.cpuPct, float64(r.backup.rssKB)/1024, r.backup.txPerSec, r.masterVIPs, r.backupVIPs, r.master.takeovers, r.backup.takeovers, r.master.rawDrops, r.backup.rawDrops)
 				rep.addCPU(im.name, r)
 			}
 		}

@@ -34,8 +34,8 @@ func collectEnv(root, kaBin string) environment {
 		f.Close()
 	}
 	rev := cmdLine("git", "-C", root, "rev-parse", "--short", "HEAD")
-	if st := cmdLine("git", "-C", root, "status", "--porcelain", "--", "cmd", "core", "go.mod", "go.sum"); st != "" {
-		rev += " (with uncommitted changes under cmd/ or core/)"
+	if st := cmdLine("git", "-C", root, "status", "--porcelain", "--", "cmd", "core", "go.mod", "go.sum", ":(exclude)*_test.go"); st != "" && st != "?" {
+		rev += " (with uncommitted changes to vigil's code)"
 	}
 	e.vigilRev = rev
 	out, _ := exec.Command(kaBin, "-v").CombinedOutput()
@@ -133,6 +133,8 @@ func (r *report) addCPU(im string, c cpuResult) {
 	r.san(im+"/threads_master", float64(c.master.threads))
 	r.san(im+"/threads_backup", float64(c.backup.threads))
 	r.san(im+"/takeovers_backup", float64(c.backup.takeovers))
+	r.san(im+"/drops_backup", float64(c.backup.rawDrops))
+	r.san(im+"/drops_master", float64(c.master.rawDrops))
 	r.san(im+"/takeovers_master", float64(c.master.takeovers))
 	r.san(im+"/vips_master", float64(c.masterVIPs))
 	r.san(im+"/vips_backup", float64(c.backupVIPs))
@@ -183,6 +185,8 @@ func (r *report) sanityTable() string {
 		{"vips_master", "steady state: VIPs on the master after the window", "%.0f"},
 		{"vips_backup", "steady state: VIPs on the backup after the window", "%.0f"},
 		{"takeovers_backup", "steady state: backup transitions to MASTER during the window", "%.0f"},
+		{"drops_backup", "steady state: datagrams dropped by the backup's raw sockets during the window (/proc/net/raw)", "%.0f"},
+		{"drops_master", "steady state: datagrams dropped by the master's raw sockets during the window", "%.0f"},
 		{"pss_master", "steady state: PSS, master (MiB, shared pages split between processes)", "%.1f"},
 		{"pss_backup", "steady state: PSS, backup (MiB)", "%.1f"},
 		{"procs_master", "steady state: processes per node", "%.0f"},

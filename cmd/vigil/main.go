@@ -109,7 +109,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// A child logs JSON: core's go-plugin client parses it and re-logs each line in core's
 		// one stream, with the role as a field.
 		child.Serve(child.Role(o.role), hclog.New(&hclog.LoggerOptions{
-			Name: o.role, Level: levelOf(o), Output: stderr, JSONFormat: true,
+			Level: levelOf(o), Output: stderr, JSONFormat: true, // no name: core names the stream by role
 		}))
 		return exitOK
 	}
