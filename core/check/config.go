@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"os"
 	"os/user"
 	"strconv"
 	"syscall"
@@ -65,7 +66,19 @@ func credential(g config.Global, s *config.Script) (*syscall.Credential, error) 
 	if name == "" {
 		return nil, nil
 	}
-	return LookupUser(name, group)
+	cred, err := LookupUser(name, group)
+	if err != nil {
+		return nil, err
+	}
+	// The check process itself may already run as that user (core starts it as script_user):
+	// then there is nothing to switch, and a non-root process could not switch anyway.
+	if int(cred.Uid) == os.Getuid() && int(cred.Gid) == os.Getgid() {
+		return nil, nil
+	}
+	if os.Getuid() != 0 {
+		return nil, fmt.Errorf("cannot run scripts as %q: the check process runs as uid %d, not root", name, os.Getuid())
+	}
+	return cred, nil
 }
 
 // LookupUser resolves a user and optional group to the credential a process runs with; the

@@ -301,6 +301,11 @@ func TestMain(m *testing.M, bin *string) int {
 			return 1
 		}
 		defer os.RemoveAll(dir)
+		// Children that drop to an unprivileged user re-execute the binary too.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		if *bin, err = BuildVigil(dir); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

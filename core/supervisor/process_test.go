@@ -360,3 +360,74 @@ func TestStatus(t *testing.T) {
 		t.Errorf("status without a daemon: %v %s", err, out)
 	}
 }
+
+func TestCheckChildDropsToScriptUser(t *testing.T) {
+	ctx, n := newLab(t, 1)
+	// The script runs as nobody: its file must be reachable by nobody.
+	open, err := os.MkdirTemp("", "vigil-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(open) })
+	os.Chmod(open, 0o755)
+	flag := filepath.Join(open, "ok")
+	os.WriteFile(flag, nil, 0o644)
+	n[0].start(t, "global_defs {\n    script_user nobody\n}\n"+conf(150, checkScript(flag)))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	var pid int
+	waitFor(t, 5*time.Second, "check child running", func() bool { pid = n[0].childPID(t, "check"); return pid != 0 })
+	uid := func(pid int) string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "Uid:") {
+				return strings.Fields(line)[1]
+			}
+		}
+		return ""
+	}
+	if got := uid(pid); got != "65534" {
+		t.Errorf("check child runs as uid %s, want nobody (65534)", got)
+	}
+	if got := uid(n[0].childPID(t, "vrrp")); got != "0" {
+		t.Errorf("vrrp child runs as uid %s, want root", got)
+	}
+}
+
+func TestSignals(t *testing.T) {
+	ctx, n := newLab(t, 1)
+	n[0].start(t, conf(150, ""))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	var pid int
+	waitFor(t, 5*time.Second, "vrrp child running", func() bool { pid = n[0].childPID(t, "vrrp"); return pid != 0 })
+
+	// SIGUSR1: the state is written to /tmp/vigil.data.
+	os.Remove("/tmp/vigil.data")
+	n[0].proc.Signal(syscall.SIGUSR1)
+	waitFor(t, 5*time.Second, "state dump written", func() bool {
+		b, err := os.ReadFile("/tmp/vigil.data")
+		return err == nil && strings.Contains(string(b), `"state": "MASTER"`)
+	})
+
+	// SIGHUP with a broken file: refused, nothing restarts.
+	path := filepath.Join(n[0].dir, "n1.conf")
+	good, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte("vrrp_instance VI_1 {\n"), 0o644)
+	n[0].proc.Signal(syscall.SIGHUP)
+	waitFor(t, 5*time.Second, "reload refused in the log", func() bool { return strings.Contains(n[0].proc.Output(), "reload refused") })
+	if p := n[0].childPID(t, "vrrp"); p != pid {
+		t.Errorf("vrrp child restarted (%d -> %d) for a broken file", pid, p)
+	}
+	// SIGHUP with a valid change: the children restart with it.
+	os.WriteFile(path, []byte(strings.Replace(string(good), "priority 150", "priority 160", 1)), 0o644)
+	n[0].proc.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "new priority in status", func() bool {
+		st, err := n[0].tryStatus()
+		return err == nil && len(st.Instances) == 1 && st.Instances[0].EffectivePriority == 160
+	})
+	if n[0].proc.Exited() {
+		t.Fatal("vigil exited on SIGHUP")
+	}
+}
