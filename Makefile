@@ -14,6 +14,9 @@ MAKEFLAGS += --no-print-directory
 .DEFAULT_GOAL := build
 
 GO       ?= go
+# A static binary: nothing to install beside it, and the vrrp process can drop capabilities on
+# all its threads (Go can do that only without cgo).
+export CGO_ENABLED ?= 0
 BIN      := bin
 FUZZTIME ?= 60s
 # staticcheck 2026.2.2. The module proxy knows it by its semver tag; the year.release tags

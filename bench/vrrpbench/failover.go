@@ -107,7 +107,7 @@ func (b *bench) failoverTrial(ctx context.Context, im *impl, advert time.Duratio
 	if ok, _ := n2.HasAddr(ctx, foVIP); !ok {
 		return res, fmt.Errorf("n2 advertises but does not hold the VIP\n%s", tail(d2.proc.Output(), 2000))
 	}
-	_ = ping.Signal(syscall.SIGINT)    // ping flushes its output on SIGINT
+	_ = ping.Signal(syscall.SIGINT) // ping flushes its output on SIGINT
 	if err := ping.Wait(3 * time.Second); err != nil && !ping.Exited() {
 		return res, err
 	}

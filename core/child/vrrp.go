@@ -61,6 +61,11 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 		// Anything else (an interface that does not exist yet ...) may pass: core retries.
 		return nil, status.Errorf(codes.Unavailable, "%v", err)
 	}
+	// The sockets are open and netlink is ready: from here on the process keeps only
+	// CAP_NET_ADMIN and CAP_NET_RAW, so a bug in it cannot do anything else as root.
+	if err := dropCapabilities(vrrpCaps); err != nil {
+		s.log.Warn("running with all of root's capabilities", "reason", err)
+	}
 	eng.OnTransition(s.transition)
 	s.eng = eng
 	s.work.start(func(ctx context.Context) {

@@ -283,7 +283,9 @@ func (nd *Node) Cut(ctx context.Context, cut bool) error {
 // BuildVigil builds the vigil binary into dir, for tests that run real daemons.
 func BuildVigil(dir string) (string, error) {
 	bin := filepath.Join(dir, "vigil")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/vigil-ha/vigil/cmd/vigil").CombinedOutput()
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/vigil-ha/vigil/cmd/vigil")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build: a static binary
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("building vigil: %w\n%s", err, out)
 	}

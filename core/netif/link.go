@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,9 +107,20 @@ func sameLink(a, b Link) bool {
 func (n *Netif) subscribeLinks() (<-chan netlink.LinkUpdate, func(), error) {
 	ch := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
-	ns := n.ns
+	// Name the namespace only when it is not the caller's own: entering one, even the same,
+	// needs CAP_SYS_ADMIN, which the vrrp process gives up.
+	var nsOpt *netns.NsHandle
+	if cur, err := netns.Get(); err != nil || !cur.Equal(n.ns) {
+		ns := n.ns
+		nsOpt = &ns
+		if err == nil {
+			cur.Close()
+		}
+	} else {
+		cur.Close()
+	}
 	err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
-		Namespace:         &ns,
+		Namespace:         nsOpt,
 		ListExisting:      true,
 		ReceiveBufferSize: 1 << 20,
 		// Errors end the subscription (the channel closes); nothing to log here.

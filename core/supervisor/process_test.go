@@ -431,3 +431,25 @@ func TestSignals(t *testing.T) {
 		t.Fatal("vigil exited on SIGHUP")
 	}
 }
+
+func TestVRRPChildKeepsOnlyNetworkCapabilities(t *testing.T) {
+	ctx, n := newLab(t, 1)
+	n[0].start(t, conf(150, ""))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	pid := n[0].childPID(t, "vrrp")
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// CAP_NET_ADMIN is bit 12 and CAP_NET_RAW bit 13: 0x3000.
+	for _, field := range []string{"CapEff:\t0000000000003000", "CapPrm:\t0000000000003000", "CapBnd:\t0000000000003000"} {
+		if !strings.Contains(string(b), field) {
+			t.Errorf("vrrp child lacks %q:\n%s", field, b)
+		}
+	}
+	// It still does its job with them: a link cut moves it to FAULT and removes the VIP.
+	if err := n[0].SetLink(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "VIP removed on FAULT", func() bool { return !n[0].holds(t, ctx) })
+}
