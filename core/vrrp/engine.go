@@ -304,9 +304,11 @@ func (e *Engine) close() {
 
 // readLoop receives adverts on one socket, validates them and hands them to their instance.
 func (e *Engine) readLoop(ctx context.Context, sg *sockGroup) {
-	buf := make([]byte, 65536)
+	b := newBatch(sg.sock.v6)
+	ds := make([]datagram, 0, batchSize)
 	for {
-		d, err := sg.sock.read(buf)
+		var err error
+		ds, err = sg.sock.readBatch(b, ds)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -315,7 +317,9 @@ func (e *Engine) readLoop(ctx context.Context, sg *sockGroup) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		e.receive(sg, d)
+		for _, d := range ds {
+			e.receive(sg, d)
+		}
 	}
 }
 

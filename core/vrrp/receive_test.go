@@ -83,3 +83,18 @@ func TestReceive(t *testing.T) {
 		})
 	}
 }
+
+func TestStripIPv4Header(t *testing.T) {
+	payload := []byte{0x31, 51, 100, 1, 0, 100, 0, 0}
+	withHeader := append([]byte{0x45, 0, 0, 28, 0, 0, 0, 0, 255, 112, 0, 0, 192, 0, 2, 11, 224, 0, 0, 18}, payload...)
+	if got := stripIPv4Header(withHeader); string(got) != string(payload) {
+		t.Errorf("with header: % x", got)
+	}
+	if got := stripIPv4Header(payload); string(got) != string(payload) {
+		t.Errorf("without header: % x", got)
+	}
+	opts := append([]byte{0x46, 0, 0, 32, 0, 0, 0, 0, 255, 112, 0, 0, 192, 0, 2, 11, 224, 0, 0, 18, 1, 1, 1, 1}, payload...)
+	if got := stripIPv4Header(opts); string(got) != string(payload) {
+		t.Errorf("with IP options: % x", got)
+	}
+}

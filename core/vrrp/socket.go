@@ -54,11 +54,36 @@ func openSocket(ctx context.Context, ifi *net.Interface, v6 bool, groups []netip
 		return nil, fmt.Errorf("open VRRP socket on %s: %w", ifi.Name, err)
 	}
 	s := &socket{ifi: ifi, v6: v6, conn: conn}
+	if err := s.setBuffer(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("set up VRRP socket on %s: %w", ifi.Name, err)
+	}
 	if err := s.setup(groups); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("set up VRRP socket on %s: %w", ifi.Name, err)
 	}
 	return s, nil
+}
+
+// receiveBuffer holds a few hundred milliseconds of adverts at hundreds of instances with
+// 10 ms intervals; the kernel's default (about 200 KiB) overflows in 10 ms there, and a
+// backup that loses adverts takes over.
+const receiveBuffer = 4 << 20
+
+// setBuffer raises the receive buffer past net.core.rmem_max when allowed (CAP_NET_ADMIN:
+// SO_RCVBUFFORCE), else as far as the limit goes.
+func (s *socket) setBuffer() error {
+	rc, err := s.conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer); serr != nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
+		}
+	})
+	return errors.Join(err, serr)
 }
 
 func (s *socket) setup(groups []netip.Addr) error {
@@ -112,31 +137,77 @@ func (s *socket) setup(groups []netip.Addr) error {
 	return nil
 }
 
-// read returns the next VRRP payload; the IP header is already removed by the kernel API.
-func (s *socket) read(buf []byte) (datagram, error) {
+// batch is a set of receive buffers for readBatch: one system call (recvmmsg) can return
+// many adverts, which matters at hundreds of instances.
+type batch struct {
+	m4 []ipv4.Message
+	m6 []ipv6.Message
+}
+
+const batchSize = 64
+
+func newBatch(v6 bool) *batch {
+	b := &batch{}
+	for range batchSize {
+		buf, oob := make([]byte, 1500), make([]byte, 128)
+		if v6 {
+			b.m6 = append(b.m6, ipv6.Message{Buffers: [][]byte{buf}, OOB: oob})
+		} else {
+			b.m4 = append(b.m4, ipv4.Message{Buffers: [][]byte{buf}, OOB: oob})
+		}
+	}
+	return b
+}
+
+// readBatch waits for adverts and returns those that arrived together. The payloads alias
+// the batch's buffers: they are valid until the next call.
+func (s *socket) readBatch(b *batch, out []datagram) ([]datagram, error) {
+	out = out[:0]
 	if s.v6 {
-		n, cm, src, err := s.p6.ReadFrom(buf)
+		n, err := s.p6.ReadBatch(b.m6, 0)
 		if err != nil {
-			return datagram{}, err
+			return out, err
 		}
-		d := datagram{payload: buf[:n], src: addrOf(src)}
-		if cm != nil {
-			d.ttl = cm.HopLimit
-			d.dst, _ = netip.AddrFromSlice(cm.Dst)
+		for _, m := range b.m6[:n] {
+			d := datagram{payload: m.Buffers[0][:m.N], src: addrOf(m.Addr), ttl: -1}
+			var cm ipv6.ControlMessage
+			if cm.Parse(m.OOB[:m.NN]) == nil {
+				d.ttl = cm.HopLimit
+				d.dst, _ = netip.AddrFromSlice(cm.Dst)
+			}
+			out = append(out, d)
 		}
-		return d, nil
+		return out, nil
 	}
-	n, cm, src, err := s.p4.ReadFrom(buf)
+	n, err := s.p4.ReadBatch(b.m4, 0)
 	if err != nil {
-		return datagram{}, err
+		return out, err
 	}
-	d := datagram{payload: buf[:n], src: addrOf(src)}
-	if cm != nil {
-		d.ttl = cm.TTL
-		d.dst, _ = netip.AddrFromSlice(cm.Dst)
-		d.dst = d.dst.Unmap()
+	for _, m := range b.m4[:n] {
+		d := datagram{payload: stripIPv4Header(m.Buffers[0][:m.N]), src: addrOf(m.Addr), ttl: -1}
+		var cm ipv4.ControlMessage
+		if cm.Parse(m.OOB[:m.NN]) == nil {
+			d.ttl = cm.TTL
+			d.dst, _ = netip.AddrFromSlice(cm.Dst)
+			d.dst = d.dst.Unmap()
+		}
+		out = append(out, d)
 	}
-	return d, nil
+	return out, nil
+}
+
+// stripIPv4Header removes the IP header that recvmmsg on a raw IPv4 socket leaves in front
+// of the payload (IPv6 raw sockets never deliver theirs). A VRRP payload starts with 0x21 or
+// 0x31, an IPv4 header with 0x4N, so the two cannot be confused.
+func stripIPv4Header(b []byte) []byte {
+	if len(b) < 20 || b[0]>>4 != 4 {
+		return b
+	}
+	ihl := int(b[0]&0x0f) * 4
+	if ihl < 20 || ihl > len(b) {
+		return b
+	}
+	return b[ihl:]
 }
 
 func addrOf(a net.Addr) netip.Addr {

@@ -315,7 +315,13 @@ func (m *Machine) tick(now time.Time) {
 		// 6.4.3 Master: "If the Adver_Timer fires": send an ADVERTISEMENT
 		// and reset the Adver_Timer to Advertisement_Interval.
 		m.emit(SendAdvert{Priority: uint8(m.priority)})
-		m.deadline = now.Add(m.cfg.AdvertInterval)
+		// Count the next interval from when this advert was due, not from when the runtime
+		// got round to it: otherwise every wake-up delay stretches the period, and a
+		// backup's Master_Down_Interval of 3 intervals runs out under load.
+		m.deadline = m.deadline.Add(m.cfg.AdvertInterval)
+		if !m.deadline.After(now) {
+			m.deadline = now.Add(m.cfg.AdvertInterval) // more than an interval late: resume
+		}
 	}
 }
 
