@@ -4,7 +4,7 @@
 #   make test    OS deps, go vet, unit tests with -race, a short fuzz run, the demo
 #   make fuzz    each fuzz target for FUZZTIME (default 60s), one at a time
 #   make demo    a live two-node failover in network namespaces (root)
-#   make bench   benchmarks (results go to BENCHMARKS.md by hand: medians and ratios)
+#   make bench   Go benchmarks, then vigil beside keepalived in namespaces into BENCHMARKS.md
 #   make lint    go vet and staticcheck
 #   make clean
 
@@ -58,8 +58,11 @@ fuzz:
 demo: build
 	$(BIN)/vigil-demo -vigil $(BIN)/vigil
 
+# Go micro-benchmarks, then vigil side by side with keepalived in network namespaces (root;
+# about 5 minutes); the latter rewrites BENCHMARKS.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./bench/vrrpbench -out BENCHMARKS.md
 
 lint:
 	$(GO) vet ./...
