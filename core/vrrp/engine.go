@@ -367,7 +367,7 @@ func (e *Engine) receive(sg *sockGroup, d datagram) {
 	if d.src == in.src {
 		return // our own advert, looped back by a unicast peer list or a bridge
 	}
-	in.unit.deliver(in.member, fsm.AdvertReceived{From: d.src, Priority: adv.Priority, Interval: adv.Interval})
+	in.unit.inbox <- unitEvent{member: in.member, ev: fsm.AdvertReceived{From: d.src, Priority: adv.Priority, Interval: adv.Interval}}
 }
 
 func (e *Engine) dropErr(err error, src netip.Addr) {
@@ -430,7 +430,8 @@ func (e *Engine) linkLoop(ctx context.Context, links <-chan netif.Link) {
 }
 
 func (in *instance) post(ctx context.Context, ev fsm.Event) {
-	if ctx.Err() == nil {
-		in.unit.deliver(in.member, ev)
+	select {
+	case in.unit.inbox <- unitEvent{member: in.member, ev: ev}:
+	case <-ctx.Done():
 	}
 }

@@ -30,8 +30,6 @@ func TestReceive(t *testing.T) {
 	}
 	in.expect = packet.Expect{Version: 2, VRID: 51, AuthType: packet.AuthPass, AuthData: pass, Interval: time.Second, Addrs: in.advAddrs}
 	u := newUnit([]*instance{in}, false)
-	var got []fsm.Event
-	u.observe = func(_ int, ev fsm.Event) { got = append(got, ev) }
 	e := &Engine{log: hclog.NewNullLogger()}
 	sg := &sockGroup{byVRID: map[uint8]*instance{51: in}}
 
@@ -67,19 +65,18 @@ func TestReceive(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := e.Drops()[tt.reason]
 			e.receive(sg, datagram{payload: tt.payload, src: tt.src, dst: packet.IPv4Group, ttl: tt.ttl})
-			switch {
-			case len(got) > 1:
-				t.Errorf("delivered %d events", len(got))
-			case len(got) == 1 && !tt.delivered:
-				t.Errorf("delivered %+v", got[0])
-			case len(got) == 1:
-				if ar, ok := got[0].(fsm.AdvertReceived); !ok || ar.From != peer || ar.Priority != 120 {
-					t.Errorf("delivered %+v", got[0])
+			select {
+			case ue := <-u.inbox:
+				if !tt.delivered {
+					t.Errorf("delivered %+v", ue.ev)
+				} else if ar, ok := ue.ev.(fsm.AdvertReceived); !ok || ar.From != peer || ar.Priority != 120 {
+					t.Errorf("delivered %+v", ue.ev)
 				}
-			case tt.delivered:
-				t.Error("not delivered")
+			default:
+				if tt.delivered {
+					t.Error("not delivered")
+				}
 			}
-			got = nil
 			if tt.reason != "" && e.Drops()[tt.reason] != before+1 {
 				t.Errorf("drop count for %s = %d, want %d", tt.reason, e.Drops()[tt.reason], before+1)
 			}

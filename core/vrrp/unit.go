@@ -2,33 +2,27 @@ package vrrp
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/vigil-ha/vigil/core/vrrp/fsm"
 )
 
-// unit drives either a lone instance's machine or a whole sync group, so that the machines of
-// a group are only ever touched together. Whoever has something for it (the socket reader with
-// an advert, the link watcher, its timer) drives it in place under its lock: no hand-off to
-// another goroutine per advert, which at hundreds of instances with 10 ms adverts would cost
-// a wake-up each and let a backup's 36 ms Master_Down_Interval run out under load.
+// unit is one goroutine driving either a lone instance's machine or a whole sync group, so
+// that the machines of a group are only ever touched together, from one place.
 type unit struct {
 	members []*instance
 	group   *fsm.SyncGroup // nil for a lone instance
+	inbox   chan unitEvent
+}
 
-	mu      sync.Mutex
-	started bool
-	stopped bool
-	timer   *time.Timer
-	armed   time.Time // when the timer fires; zero when it is not armed
-
-	// observe, when set, sees every event delivered (the receive path's tests use it).
-	observe func(member int, ev fsm.Event)
+// unitEvent is an event for one member of the unit.
+type unitEvent struct {
+	member int
+	ev     fsm.Event
 }
 
 func newUnit(members []*instance, group bool) *unit {
-	u := &unit{members: members}
+	u := &unit{members: members, inbox: make(chan unitEvent, 64*len(members))}
 	if group {
 		ms := make([]*fsm.Machine, len(members))
 		for i, in := range members {
@@ -42,36 +36,6 @@ func newUnit(members []*instance, group bool) *unit {
 	return u
 }
 
-// deliver hands one event to a member. Events that arrive before the unit started (tracker
-// states during the startup delay) are kept by the trackers and applied at start.
-func (u *unit) deliver(member int, ev fsm.Event) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.observe != nil {
-		u.observe(member, ev)
-	}
-	in := u.members[member]
-	if te, ok := ev.(trackerEvent); ok {
-		in.trackers[te.key] = te.state
-		if !u.started || u.stopped {
-			return
-		}
-		now := time.Now()
-		for _, ev := range in.trackerEvents() {
-			u.handle(now, member, ev)
-		}
-		u.rearm(now)
-		return
-	}
-	if !u.started || u.stopped {
-		return
-	}
-	now := time.Now()
-	u.handle(now, member, ev)
-	u.rearm(now)
-}
-
-// handle runs one event through the machine (or group) and applies the actions. Callers hold mu.
 func (u *unit) handle(now time.Time, member int, ev fsm.Event) {
 	defer u.publish()
 	if u.group == nil {
@@ -91,15 +55,7 @@ func (u *unit) publish() {
 	}
 }
 
-// fire is the timer's callback: run what is due and arm for the next deadline.
-func (u *unit) fire() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.armed = time.Time{}
-	if !u.started || u.stopped {
-		return
-	}
-	now := time.Now()
+func (u *unit) tick(now time.Time) {
 	defer u.publish()
 	if u.group == nil {
 		for _, a := range u.members[0].m.Tick(now) {
@@ -113,7 +69,6 @@ func (u *unit) fire() {
 	for _, in := range u.members {
 		in.garpTick(now)
 	}
-	u.rearm(now)
 }
 
 // nextDeadline is the earliest of the machines' timers and the pending announcements.
@@ -133,23 +88,8 @@ func (u *unit) nextDeadline() (time.Time, bool) {
 	return dl, ok
 }
 
-// rearm makes sure the timer fires no later than the next deadline. A deadline that moved
-// later (a backup hearing its master) leaves the timer as it is: it fires early, finds
-// nothing due and re-arms, which is far cheaper than resetting a timer on every advert.
-func (u *unit) rearm(now time.Time) {
-	dl, ok := u.nextDeadline()
-	if !ok {
-		return
-	}
-	if !u.armed.IsZero() && !dl.Before(u.armed) {
-		return
-	}
-	u.armed = dl
-	u.timer.Reset(dl.Sub(now))
-}
-
-// run starts the machines, keeps the unit going until ctx ends, then resigns every master
-// (priority 0) and removes the addresses before returning.
+// run drives the unit until ctx ends, then resigns every master (priority 0) and removes
+// the addresses before returning.
 func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 	if startDelay > 0 {
 		select {
@@ -158,9 +98,6 @@ func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 		case <-time.After(startDelay):
 		}
 	}
-	u.mu.Lock()
-	u.timer = time.AfterFunc(time.Hour, u.fire)
-	u.started = true
 	now := time.Now()
 	for i, in := range u.members {
 		u.handle(now, i, fsm.Startup{})
@@ -168,18 +105,35 @@ func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 			u.handle(now, i, ev)
 		}
 	}
-	u.armed = time.Time{}
-	u.rearm(now)
-	u.mu.Unlock()
-
-	<-ctx.Done()
-
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.timer.Stop()
-	u.stopped = true
-	now = time.Now()
-	for i := range u.members {
-		u.handle(now, i, fsm.Shutdown{})
+	// Go 1.23 timers: Reset never delivers a stale expiry, so no draining is needed.
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var timerC <-chan time.Time
+		if dl, ok := u.nextDeadline(); ok {
+			timer.Reset(time.Until(dl))
+			timerC = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			now := time.Now()
+			for i := range u.members {
+				u.handle(now, i, fsm.Shutdown{})
+			}
+			return
+		case ue := <-u.inbox:
+			now := time.Now()
+			in := u.members[ue.member]
+			if te, ok := ue.ev.(trackerEvent); ok {
+				in.trackers[te.key] = te.state
+				for _, ev := range in.trackerEvents() {
+					u.handle(now, ue.member, ev)
+				}
+				break
+			}
+			u.handle(now, ue.member, ue.ev)
+		case <-timerC:
+			u.tick(time.Now())
+		}
 	}
 }
