@@ -45,6 +45,7 @@ type sockKey struct {
 type sockGroup struct {
 	sock   *socket
 	byVRID map[uint8]*instance
+	adv    packet.Advert // the reader's scratch advert
 }
 
 // New prepares the instances of cfg: interfaces resolved, sockets open, nothing sent yet.
@@ -348,7 +349,9 @@ func (e *Engine) receive(sg *sockGroup, d datagram) {
 		e.dropErr(err, d.src)
 		return
 	}
-	adv, err := packet.Parse(d.payload, d.src, d.dst, in.popts)
+	// One advert per socket, reused: the reader owns it, and parsing then allocates nothing.
+	adv := &sg.adv
+	err := adv.Unmarshal(d.payload, d.src, d.dst, in.popts)
 	if err != nil {
 		e.dropErr(err, d.src)
 		return

@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"runtime"
 	"time"
 
 	"github.com/vigil-ha/vigil/core/vrrp/fsm"
@@ -110,8 +111,14 @@ func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 	defer timer.Stop()
 	for {
 		var timerC <-chan time.Time
-		if dl, ok := u.nextDeadline(); ok {
-			timer.Reset(time.Until(dl))
+		dl, ok := u.nextDeadline()
+		precise := ok && u.waitingForMaster()
+		if ok {
+			wait := time.Until(dl)
+			if precise {
+				wait -= earlyWake
+			}
+			timer.Reset(wait)
 			timerC = timer.C
 		}
 		select {
@@ -133,7 +140,34 @@ func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 			}
 			u.handle(now, ue.member, ue.ev)
 		case <-timerC:
+			if precise {
+				spinUntil(dl)
+			}
 			u.tick(time.Now())
 		}
+	}
+}
+
+// earlyWake is how much sooner than Master_Down_Timer a backup wakes. Go's timers can fire up
+// to a millisecond late (the runtime sleeps in whole milliseconds), which would add that much
+// to every failover; the backup wakes early and waits out the rest precisely.
+const earlyWake = 2 * time.Millisecond
+
+// waitingForMaster reports whether the next deadline is a backup's Master_Down_Timer, the one
+// timer whose precision decides how fast a failover is.
+func (u *unit) waitingForMaster() bool {
+	for _, in := range u.members {
+		if in.m.State() == fsm.Backup {
+			return true
+		}
+	}
+	return false
+}
+
+// spinUntil waits for t without sleeping; used only for the last earlyWake before a backup's
+// timer, which in steady state never gets that close (each advert pushes it back).
+func spinUntil(t time.Time) {
+	for time.Now().Before(t) {
+		runtime.Gosched()
 	}
 }
