@@ -38,12 +38,11 @@ type event struct {
 }
 
 type capture struct {
-	fd      int
-	stop    atomic.Bool
-	done    chan struct{}
-	mu      sync.Mutex
-	events  []event
-	dropped uint64
+	fd     int
+	stop   atomic.Bool
+	done   chan struct{}
+	mu     sync.Mutex
+	events []event
 }
 
 // openCapture opens the packet socket on ifname inside the named network namespace
