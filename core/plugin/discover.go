@@ -1,0 +1,158 @@
+package plugin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/vigil-ha/vigil/sdk"
+)
+
+// DefaultDir is where installed plugins live.
+const DefaultDir = "/usr/lib/vigil/plugins"
+
+var (
+	// ErrNotFound: no plugin of that kind and name in the plugin directory.
+	ErrNotFound = errors.New("plugin not found")
+	// ErrInsecure: the plugin or a directory above it can be changed by someone else.
+	ErrInsecure = errors.New("plugin is not safe to run")
+	// ErrChecksum: the plugin's SHA-256 is not the one the configuration pins.
+	ErrChecksum = errors.New("plugin checksum mismatch")
+	// ErrProtocol: the plugin speaks no protocol version this vigil speaks.
+	ErrProtocol = errors.New("plugin protocol version mismatch")
+)
+
+var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+
+// Executable is the file name of a plugin: vigil-check-mysql.
+func Executable(kind sdk.Kind, name string) string { return "vigil-" + string(kind) + "-" + name }
+
+// find returns the path of a plugin, checked for safety and, when pinned, its checksum.
+func find(dir string, kind sdk.Kind, name string, sums map[string]string) (string, error) {
+	if !validName.MatchString(name) {
+		return "", fmt.Errorf("%w: %q is not a plugin name (lower-case letters, digits, '-', '_', '.')", ErrNotFound, name)
+	}
+	path := filepath.Join(dir, Executable(kind, name))
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("%w: no %s plugin %q: %s does not exist", ErrNotFound, kind, name, path)
+	}
+	if err := CheckSecure(path); err != nil {
+		return "", err
+	}
+	if want, ok := sums[Executable(kind, name)]; ok {
+		got, err := sha256File(path)
+		if err != nil {
+			return "", err
+		}
+		if !strings.EqualFold(got, want) {
+			return "", fmt.Errorf("%w: %s has SHA-256 %s but the configuration pins %s: reinstall the plugin, or pin the new checksum if you changed it on purpose", ErrChecksum, path, got, want)
+		}
+	}
+	return path, nil
+}
+
+func sha256File(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// CheckSecure refuses a plugin that someone other than root or vigil's own user could
+// change: the file itself (after symlinks) and every directory up to /. A writable directory
+// with the sticky bit (like /tmp) is accepted, since others can neither rename nor delete
+// what is below it; the next path element is then checked for its owner.
+func CheckSecure(path string) error {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInsecure, err)
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInsecure, err)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInsecure, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%w: %s is not an executable file (mode %s)", ErrInsecure, real, fi.Mode())
+	}
+	if err := checkOwner(real, fi, "plugin "+real); err != nil {
+		return err
+	}
+	for dir := filepath.Dir(real); ; dir = filepath.Dir(dir) {
+		di, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrInsecure, err)
+		}
+		if err := checkOwner(dir, di, "directory "+dir+" above plugin "+real); err != nil {
+			return err
+		}
+		if dir == "/" {
+			return nil
+		}
+	}
+}
+
+func checkOwner(path string, fi os.FileInfo, what string) error {
+	perm := fi.Mode().Perm()
+	if perm&0o022 != 0 && !(fi.IsDir() && fi.Mode()&os.ModeSticky != 0) {
+		return fmt.Errorf("%w: %s is group- or world-writable (mode %04o): run chmod go-w %s", ErrInsecure, what, perm, path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%w: %s is owned by uid %d, not root or vigil's user: run chown root %s", ErrInsecure, what, st.Uid, path)
+	}
+	return nil
+}
+
+// Found is one plugin that List found, with its description or why it could not be read.
+type Found struct {
+	Path string
+	Kind sdk.Kind
+	Name string
+	Info sdk.Info
+	Err  error
+}
+
+// List starts every plugin in opts.Dir once, asks it to describe itself and stops it: what
+// `vigil plugins` prints. A plugin that cannot run is listed with its error.
+func List(ctx context.Context, opts Options) ([]Found, error) {
+	opts = opts.withDefaults()
+	entries, err := os.ReadDir(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("plugin directory: %w", err)
+	}
+	h := New(opts)
+	defer h.Close()
+	var out []Found
+	for _, e := range entries {
+		for _, kind := range []sdk.Kind{sdk.KindCheck, sdk.KindNotify} {
+			name, ok := strings.CutPrefix(e.Name(), "vigil-"+string(kind)+"-")
+			if !ok {
+				continue
+			}
+			f := Found{Path: filepath.Join(opts.Dir, e.Name()), Kind: kind, Name: name}
+			f.Info, f.Err = h.Describe(ctx, kind, name)
+			h.stop(kind, name)
+			out = append(out, f)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}

@@ -1,0 +1,22 @@
+// Package plugin is vigil's host for check and notify plugins: it finds them, verifies them,
+// starts them with go-plugin over gRPC with mutual TLS, restarts them when they die, kills
+// them when they hang, and offers them to the rest of vigil as plain Go calls (and to the
+// check scheduler as a check.Prober).
+//
+// Discovery. Plugins are executables named vigil-check-NAME and vigil-notify-NAME in one
+// plugin directory (Options.Dir: DefaultDir when installed, bin/ in a development tree).
+// vigil's own plugins (mysql, tcp, http, exec, email, webhook) are separate binaries installed
+// in that directory like any third-party plugin, not served by the vigil binary itself: that
+// keeps one code path, proves the public SDK every day, and lets a crashing check take down
+// only its own process.
+//
+// Security. A plugin runs with vigil's privileges, so it is refused when it, or any directory
+// above it, can be changed by someone else: group- or world-writable (sticky directories such
+// as /tmp excepted), or owned by a user other than root or vigil's own. A plugin may also be
+// pinned by its SHA-256 (Options.Checksums), checked before every start.
+//
+// Processes. Each plugin runs as one process (in its own process group, killed by the kernel
+// if vigil dies) serving every configured check or notifier that names it, with concurrent
+// calls. Host starts a plugin on first use, replays every Configure to a restarted one, and
+// restarts one that died with backoff. Close stops them all and their process groups.
+package plugin

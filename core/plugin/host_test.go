@@ -1,0 +1,439 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/sdk"
+	"github.com/vigil-ha/vigil/sdk/check"
+	"github.com/vigil-ha/vigil/sdk/notify"
+)
+
+// pluginDir holds the plugins TestMain builds: the test plugins in testdata and the example
+// third-party plugin, each with the name the host looks for.
+var pluginDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "vigil-plugins-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		// CheckSecure walks up from the plugin: a private temporary directory under a sticky
+		// /tmp passes, as it would in production under /usr/lib.
+		cmd := exec.Command("go", "build", "-o", dir+"/",
+			"./testdata/vigil-check-test", "./testdata/vigil-check-proto2", "./testdata/vigil-notify-test",
+			"../../examples/check-hello")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building test plugins:", err)
+			return 1
+		}
+		if err := os.Rename(filepath.Join(dir, "check-hello"), filepath.Join(dir, "vigil-check-hello")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		pluginDir = dir
+		code := m.Run()
+		if kids := children(); len(kids) > 0 && code == 0 {
+			fmt.Fprintf(os.Stderr, "processes left behind by the tests: %v\n", kids)
+			return 1
+		}
+		return code
+	}())
+}
+
+// newHost returns a host on the test plugins whose log goes to the test log; it is closed,
+// and checked to have left no child process behind, when the test ends.
+func newHost(t *testing.T, opts Options) *Host {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = pluginDir
+	}
+	opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "vigil", Output: &syncWriter{t: t}, Level: hclog.Debug})
+	h := New(opts)
+	t.Cleanup(func() {
+		h.Close()
+		if kids := children(); len(kids) > 0 {
+			t.Errorf("child processes left after Close: %v", kids)
+		}
+	})
+	return h
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	t  *testing.T
+}
+
+func (w *syncWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// children lists the processes whose parent is this test process (zombies included).
+func children() []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) {
+			out = append(out, e.Name()+" "+s[strings.IndexByte(s, '(')+1:strings.LastIndexByte(s, ')')]+" "+f[0])
+		}
+	}
+	return out
+}
+
+// running reports whether pid is a live process: not gone, not a zombie.
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func configure(t *testing.T, h *Host, plugin, name string, params ...string) {
+	t.Helper()
+	var ps []check.Param
+	for i := 0; i+1 < len(params); i += 2 {
+		ps = append(ps, check.Param{Key: params[i], Values: []string{params[i+1]}})
+	}
+	if _, err := h.ConfigureCheck(ctxFor(t, 20*time.Second), plugin, check.ConfigureRequest{Name: name, Params: ps}); err != nil {
+		t.Fatalf("configure %s on %s: %v", name, plugin, err)
+	}
+}
+
+// probeOK probes a check that must pass and returns the pid of the plugin that answered.
+func probeOK(t *testing.T, h *Host, name string) int {
+	t.Helper()
+	resp, err := h.Check(ctxFor(t, 10*time.Second), "test", check.CheckRequest{Name: name})
+	if err != nil || resp.Status != check.OK || resp.Message != name {
+		t.Fatalf("probe %s: %+v, %v", name, resp, err)
+	}
+	return int(resp.Metrics["pid"])
+}
+
+func TestExamplePluginThroughHost(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "HELLO vigil\r\n")
+			c.Close()
+		}
+	}()
+	h := newHost(t, Options{})
+	ctx := ctxFor(t, 20*time.Second)
+
+	info, err := h.Describe(ctx, sdk.KindCheck, "hello")
+	if err != nil || info.Name != "hello" || info.Kind != sdk.KindCheck || info.ProtocolVersion != sdk.ProtocolVersion || len(info.Params) != 2 {
+		t.Fatalf("Describe: %+v, %v", info, err)
+	}
+
+	// Through the configuration model and the scheduler's Prober, as vigil runs it.
+	pc := &config.PluginCheck{Name: "chk_hello", Plugin: "hello", Pos: config.Pos{File: "vigil.conf", Line: 3, Col: 1},
+		Params: []config.Param{{Key: "address", Values: []string{ln.Addr().String()}}, {Key: "expect", Values: []string{"HELLO"}}}}
+	spec, err := h.CheckSpec(ctx, pc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := spec.Prober.Probe(ctx); !r.OK || r.Msg != "ok: HELLO vigil" {
+		t.Fatalf("Probe: %+v", r)
+	}
+	pc.Reverse = true
+	spec, _ = h.CheckSpec(ctx, pc, false)
+	if r := spec.Prober.Probe(ctx); r.OK {
+		t.Fatalf("reversed Probe: %+v", r)
+	}
+
+	// Bad params fail with the plugin's message and the check's position (vigil -t).
+	pc.Params = []config.Param{{Key: "adress", Values: []string{"x:1"}}}
+	_, err = h.CheckSpec(ctx, pc, true)
+	if err == nil || !strings.Contains(err.Error(), `vigil.conf:3:1: vrrp_check chk_hello: plugin hello: unknown param "adress"`) {
+		t.Fatalf("bad params: %v", err)
+	}
+}
+
+func TestResponseFields(t *testing.T) {
+	h := newHost(t, Options{})
+	configure(t, h, "test", "good", "mode", "ok")
+	resp, err := h.Check(ctxFor(t, 10*time.Second), "test", check.CheckRequest{Name: "good"})
+	if err != nil || resp.Weight == nil || *resp.Weight != 7 || resp.Metrics["pid"] == 0 {
+		t.Fatalf("Check: %+v, %v", resp, err)
+	}
+	_, err = h.ConfigureCheck(ctxFor(t, 10*time.Second), "test", check.ConfigureRequest{Name: "bad", Params: []check.Param{{Key: "mode", Values: []string{"dance"}}}})
+	var pe *sdk.PluginError
+	if !errors.As(err, &pe) || pe.Msg != `mode "dance": want ok, crash, hang or stop` {
+		t.Fatalf("Configure rejected: %v", err)
+	}
+}
+
+func TestCrashRestart(t *testing.T) {
+	h := newHost(t, Options{})
+	configure(t, h, "test", "good", "mode", "ok")
+	configure(t, h, "test", "hang", "mode", "hang")
+	configure(t, h, "test", "boom", "mode", "crash")
+	pid := probeOK(t, h, "good")
+
+	// A probe in flight when the plugin dies fails at once, not at its deadline.
+	inflight := make(chan error, 1)
+	go func() {
+		_, err := h.Check(ctxFor(t, 30*time.Second), "test", check.CheckRequest{Name: "hang"})
+		inflight <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	_, err := h.Check(ctxFor(t, 10*time.Second), "test", check.CheckRequest{Name: "boom"})
+	if !errors.Is(err, sdk.ErrUnavailable) {
+		t.Fatalf("probe that crashed the plugin: %v; want ErrUnavailable", err)
+	}
+	select {
+	case err := <-inflight:
+		if err == nil {
+			t.Fatal("in-flight probe succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("in-flight probe still waiting after the plugin died")
+	}
+	// The next probe restarts the plugin, which got its configuration again.
+	if pid2 := probeOK(t, h, "good"); pid2 == pid {
+		t.Fatalf("still pid %d after the crash", pid)
+	}
+	if running(pid) {
+		t.Errorf("crashed plugin %d still running", pid)
+	}
+}
+
+func TestCrashLoopBacksOff(t *testing.T) {
+	h := newHost(t, Options{})
+	configure(t, h, "test", "boom", "mode", "crash")
+	// Each crash (the replayed config makes no difference: only probes crash) doubles the wait.
+	h.Check(ctxFor(t, 10*time.Second), "test", check.CheckRequest{Name: "boom"})
+	h.Check(ctxFor(t, 10*time.Second), "test", check.CheckRequest{Name: "boom"}) // restarted at once, crashes again
+	_, err := h.Check(ctxFor(t, 10*time.Second), "test", check.CheckRequest{Name: "boom"})
+	if !errors.Is(err, sdk.ErrUnavailable) || !strings.Contains(err.Error(), "restarting in") {
+		t.Fatalf("third probe: %v; want a backoff", err)
+	}
+}
+
+func TestHangCancelledAtDeadline(t *testing.T) {
+	h := newHost(t, Options{})
+	configure(t, h, "test", "good", "mode", "ok")
+	configure(t, h, "test", "hang", "mode", "hang")
+	pid := probeOK(t, h, "good")
+	start := time.Now()
+	_, err := h.Check(ctxFor(t, 300*time.Millisecond), "test", check.CheckRequest{Name: "hang"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("hung probe: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("hung probe returned after %s", d)
+	}
+	// The plugin still answers pings: it is busy, not hung, and keeps serving.
+	time.Sleep(500 * time.Millisecond)
+	if pid2 := probeOK(t, h, "good"); pid2 != pid {
+		t.Fatalf("a responsive plugin was restarted (%d -> %d)", pid, pid2)
+	}
+}
+
+func TestUnresponsiveKilledWithChildren(t *testing.T) {
+	h := newHost(t, Options{PingTimeout: 500 * time.Millisecond})
+	pidfile := filepath.Join(t.TempDir(), "sleeper")
+	configure(t, h, "test", "good", "mode", "ok")
+	configure(t, h, "test", "stop", "mode", "stop", "pidfile", pidfile)
+	pid := probeOK(t, h, "good")
+	resp, err := h.Check(ctxFor(t, 500*time.Millisecond), "test", check.CheckRequest{Name: "stop"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("probe of a stopped plugin: %+v, %v", resp, err)
+	}
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleeper, _ := strconv.Atoi(string(b))
+	deadline := time.Now().Add(10 * time.Second)
+	for running(pid) || running(sleeper) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s: plugin %d running %v, its child %d running %v", pid, running(pid), sleeper, running(sleeper))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if pid2 := probeOK(t, h, "good"); pid2 == pid {
+		t.Fatal("no new plugin process")
+	}
+}
+
+func TestRefused(t *testing.T) {
+	sum, err := sha256File(filepath.Join(pluginDir, "vigil-check-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := strings.Repeat("0", 64)
+
+	writable := t.TempDir()
+	copyPlugin(t, filepath.Join(writable, "vigil-check-test"), 0o775)
+	openDir := filepath.Join(t.TempDir(), "open")
+	os.Mkdir(openDir, 0o755)
+	os.Chmod(openDir, 0o777)
+	copyPlugin(t, filepath.Join(openDir, "vigil-check-test"), 0o755)
+
+	for _, tc := range []struct {
+		name   string
+		opts   Options
+		plugin string
+		is     error
+		msg    string
+	}{
+		{"checksum mismatch", Options{Checksums: map[string]string{"vigil-check-test": wrong}}, "test", ErrChecksum,
+			"has SHA-256 " + sum + " but the configuration pins " + wrong},
+		{"writable plugin", Options{Dir: writable}, "test", ErrInsecure,
+			"plugin " + filepath.Join(writable, "vigil-check-test") + " is group- or world-writable (mode 0775): run chmod go-w " + filepath.Join(writable, "vigil-check-test")},
+		{"writable directory", Options{Dir: openDir}, "test", ErrInsecure,
+			"directory " + openDir + " above plugin " + filepath.Join(openDir, "vigil-check-test") + " is group- or world-writable (mode 0777): run chmod go-w " + openDir},
+		{"protocol mismatch", Options{}, "proto2", ErrProtocol,
+			"vigil-check-proto2 speaks vigil plugin protocol 2, this vigil speaks 1"},
+		{"not found", Options{}, "nope", ErrNotFound, "no check plugin \"nope\""},
+		{"bad name", Options{}, "../test", ErrNotFound, "is not a plugin name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHost(t, tc.opts)
+			_, err := h.Check(ctxFor(t, 20*time.Second), tc.plugin, check.CheckRequest{Name: "x"})
+			if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("got %v\nwant %v containing %q", err, tc.is, tc.msg)
+			}
+			t.Log(err)
+		})
+	}
+
+	t.Run("checksum match", func(t *testing.T) {
+		h := newHost(t, Options{Checksums: map[string]string{"vigil-check-test": sum}})
+		configure(t, h, "test", "good", "mode", "ok")
+		probeOK(t, h, "good")
+	})
+}
+
+func copyPlugin(t *testing.T, dst string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(pluginDir, "vigil-check-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, mode); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dst, mode) // past the umask
+}
+
+func TestConcurrentProbes(t *testing.T) {
+	h := newHost(t, Options{})
+	configure(t, h, "test", "good", "mode", "ok")
+	pid := probeOK(t, h, "good")
+	const n = 1000
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			resp, err := h.Check(ctxFor(t, 30*time.Second), "test", check.CheckRequest{Name: "good"})
+			switch {
+			case err != nil:
+				errs <- err
+			case resp.Status != check.OK || int(resp.Metrics["pid"]) != pid:
+				errs <- fmt.Errorf("%+v", resp)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestNotifyThroughHost(t *testing.T) {
+	h := newHost(t, Options{})
+	file := filepath.Join(t.TempDir(), "events")
+	ctx := ctxFor(t, 20*time.Second)
+	if _, err := h.ConfigureNotifier(ctx, "test", notify.ConfigureRequest{Name: "rec", Params: []notify.Param{{Key: "file", Values: []string{file}}}}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, s := range [][2]string{{"BACKUP", "MASTER"}, {"MASTER", "FAULT"}} {
+		err := h.Notify(ctx, "test", notify.NotifyRequest{Name: "rec", Event: notify.Event{
+			Node: "lb1", Instance: "VI_1", OldState: s[0], NewState: s[1], Priority: 100, Time: at, VIPs: []string{"192.0.2.10/24"},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := os.ReadFile(file)
+	want := "lb1 VI_1 BACKUP>MASTER 100 192.0.2.10/24 03:04:05\nlb1 VI_1 MASTER>FAULT 100 192.0.2.10/24 03:04:05\n"
+	if string(b) != want {
+		t.Fatalf("events:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+func TestList(t *testing.T) {
+	var log bytes.Buffer
+	found, err := List(ctxFor(t, 60*time.Second), Options{Dir: pluginDir, Logger: hclog.New(&hclog.LoggerOptions{Output: &log})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range found {
+		s := fmt.Sprintf("%s %s %s v%s p%d", f.Kind, f.Name, f.Info.Name, f.Info.Version, f.Info.ProtocolVersion)
+		if f.Err != nil {
+			s = fmt.Sprintf("%s %s: %v", f.Kind, f.Name, errors.Is(f.Err, ErrProtocol))
+		}
+		got = append(got, s)
+	}
+	want := []string{"check hello hello v0.1.0 p1", "check proto2: true", "check test test v1.0.0 p1", "notify test test v1.0.0 p1"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("List:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if kids := children(); len(kids) > 0 {
+		t.Errorf("List left processes: %v", kids)
+	}
+}

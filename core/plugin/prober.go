@@ -1,0 +1,72 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+
+	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/sdk"
+	"github.com/vigil-ha/vigil/sdk/check"
+)
+
+// Prober runs one configured check through its plugin, for the check scheduler. OK and
+// Warning count as success, Critical, Unknown and any error as failure; Reverse swaps them.
+type Prober struct {
+	Host    *Host
+	Plugin  string // the check plugin (vigil-check-NAME)
+	Check   string // the configured check's name
+	Reverse bool
+}
+
+var _ corecheck.Prober = Prober{}
+
+// Probe runs one probe.
+func (p Prober) Probe(ctx context.Context) corecheck.Result {
+	resp, err := p.Host.Check(ctx, p.Plugin, check.CheckRequest{Name: p.Check})
+	if err != nil {
+		if ctx.Err() != nil {
+			return corecheck.Result{OK: p.Reverse, Msg: "timed out"}
+		}
+		return corecheck.Result{OK: p.Reverse, Msg: err.Error()}
+	}
+	msg := resp.Status.String()
+	if resp.Message != "" {
+		msg += ": " + resp.Message
+	}
+	return corecheck.Result{OK: resp.Status.Healthy() != p.Reverse, Msg: msg}
+}
+
+// Params converts a configuration's params block for a plugin.
+func Params(ps []config.Param) []sdk.Param {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]sdk.Param, len(ps))
+	for i, p := range ps {
+		out[i] = sdk.Param{Key: p.Key, Values: p.Values, Block: Params(p.Block)}
+	}
+	return out
+}
+
+// CheckSpec configures a vrrp_check on its plugin and returns it ready for the scheduler.
+// With validateOnly (vigil -t) the plugin only checks the params; the spec is then not for
+// running. The error carries the check's position and the plugin's message.
+func (h *Host) CheckSpec(ctx context.Context, c *config.PluginCheck, validateOnly bool) (corecheck.Spec, error) {
+	resp, err := h.ConfigureCheck(ctx, c.Plugin, check.ConfigureRequest{Name: c.Name, Params: Params(c.Params), ValidateOnly: validateOnly})
+	if err != nil {
+		return corecheck.Spec{}, fmt.Errorf("%s: vrrp_check %s: plugin %s: %w", c.Pos, c.Name, c.Plugin, err)
+	}
+	for _, w := range resp.Warnings {
+		h.opts.Logger.Warn("check configuration", "pos", c.Pos.String(), "check", c.Name, "plugin", c.Plugin, "warning", w)
+	}
+	return corecheck.Spec{
+		Name:     c.Name,
+		Prober:   Prober{Host: h, Plugin: c.Plugin, Check: c.Name, Reverse: c.Reverse},
+		Interval: c.Interval,
+		Timeout:  c.Timeout,
+		Rise:     c.Rise,
+		Fall:     c.Fall,
+		InitFail: c.InitFail,
+	}, nil
+}

@@ -1,0 +1,136 @@
+package check
+
+import (
+	"context"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	"github.com/vigil-ha/vigil/sdk"
+	"github.com/vigil-ha/vigil/sdk/internal/pb"
+	"github.com/vigil-ha/vigil/sdk/internal/wire"
+)
+
+// Plugin is the go-plugin glue of a check plugin, for hosts and test harnesses: in the plugin
+// process it serves Impl; in the host it dispenses a Checker that calls the plugin.
+type Plugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl Checker
+}
+
+var _ plugin.GRPCPlugin = (*Plugin)(nil)
+
+// VersionedPlugins is the plugin set a host offers go-plugin, by protocol version.
+func VersionedPlugins() map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{sdk.ProtocolVersion: {string(sdk.KindCheck): &Plugin{}}}
+}
+
+// GRPCServer registers Impl.
+func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterCheckServer(s, &server{impl: p.Impl})
+	return nil
+}
+
+// GRPCClient returns a Checker that calls the plugin over c.
+func (p *Plugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &client{c: pb.NewCheckClient(c)}, nil
+}
+
+func serve(impl Checker) { wire.Serve(sdk.KindCheck, &Plugin{Impl: impl}) }
+
+// server adapts a Checker to the generated gRPC service.
+type server struct {
+	pb.UnimplementedCheckServer
+	impl Checker
+}
+
+func (s *server) Describe(ctx context.Context, _ *pb.DescribeRequest) (_ *pb.DescribeResponse, err error) {
+	defer wire.Recover(&err)
+	info, err := s.impl.Describe(ctx)
+	if err != nil {
+		return nil, wire.Status(ctx, err, codes.Unknown)
+	}
+	return wire.Info(sdk.KindCheck, info), nil
+}
+
+func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (_ *pb.ConfigureResponse, err error) {
+	defer wire.Recover(&err)
+	resp, err := s.impl.Configure(ctx, wire.FromConfigureRequest(req))
+	if err != nil {
+		return nil, wire.Status(ctx, err, codes.InvalidArgument)
+	}
+	return &pb.ConfigureResponse{Warnings: resp.Warnings}, nil
+}
+
+func (s *server) Check(ctx context.Context, req *pb.CheckRequest) (_ *pb.CheckResponse, err error) {
+	defer wire.Recover(&err)
+	resp, err := s.impl.Check(ctx, CheckRequest{Name: req.GetName()})
+	if err != nil {
+		return nil, wire.Status(ctx, err, codes.Unknown)
+	}
+	out := &pb.CheckResponse{Status: toStatus(resp.Status), Message: resp.Message, Metrics: resp.Metrics}
+	if resp.Weight != nil {
+		w := int32(*resp.Weight)
+		out.Weight = &w
+	}
+	return out, nil
+}
+
+// client is the host's Checker: each call is one gRPC call to the plugin.
+type client struct{ c pb.CheckClient }
+
+var _ Checker = (*client)(nil)
+
+func (c *client) Describe(ctx context.Context) (Info, error) {
+	resp, err := c.c.Describe(ctx, &pb.DescribeRequest{})
+	if err != nil {
+		return Info{}, wire.Error(err)
+	}
+	return wire.FromInfo(resp), nil
+}
+
+func (c *client) Configure(ctx context.Context, req ConfigureRequest) (ConfigureResponse, error) {
+	resp, err := c.c.Configure(ctx, wire.ConfigureRequest(req))
+	if err != nil {
+		return ConfigureResponse{}, wire.Error(err)
+	}
+	return ConfigureResponse{Warnings: resp.GetWarnings()}, nil
+}
+
+func (c *client) Check(ctx context.Context, req CheckRequest) (CheckResponse, error) {
+	resp, err := c.c.Check(ctx, &pb.CheckRequest{Name: req.Name})
+	if err != nil {
+		return CheckResponse{}, wire.Error(err)
+	}
+	out := CheckResponse{Status: fromStatus(resp.GetStatus()), Message: resp.GetMessage(), Metrics: resp.GetMetrics()}
+	if resp.Weight != nil {
+		w := int(resp.GetWeight())
+		out.Weight = &w
+	}
+	return out, nil
+}
+
+func toStatus(s Status) pb.Status {
+	switch s {
+	case OK:
+		return pb.Status_STATUS_OK
+	case Warning:
+		return pb.Status_STATUS_WARNING
+	case Critical:
+		return pb.Status_STATUS_CRITICAL
+	}
+	return pb.Status_STATUS_UNKNOWN
+}
+
+func fromStatus(s pb.Status) Status {
+	switch s {
+	case pb.Status_STATUS_OK:
+		return OK
+	case pb.Status_STATUS_WARNING:
+		return Warning
+	case pb.Status_STATUS_CRITICAL:
+		return Critical
+	}
+	return Unknown
+}

@@ -1,0 +1,81 @@
+// Package notify is the SDK for vigil notify plugins: actions run when a VRRP instance or sync
+// group changes state (a script, an e-mail, a webhook, a page). A notify plugin is a program
+// whose main calls Serve with a Notifier:
+//
+//	func main() { notify.Serve(&Pager{}) }
+//
+// vigil starts it once (as vigil-notify-NAME in its plugin directory), calls Configure for
+// each configured notifier that uses it, then Notify for each event. Events of one instance
+// or sync group arrive one at a time and in order; events of different ones concurrently.
+package notify
+
+import (
+	"context"
+	"time"
+
+	"github.com/vigil-ha/vigil/sdk"
+)
+
+// Notifier is what a notify plugin implements. Its methods are called concurrently.
+type Notifier interface {
+	// Describe tells vigil what the plugin is and which params it takes.
+	Describe(ctx context.Context) (Info, error)
+	// Configure validates the params of one named notifier and, unless req.ValidateOnly,
+	// keeps them for later Notify calls with that name, replacing earlier ones. A returned
+	// error rejects the configuration with its message (vigil -t prints it).
+	Configure(ctx context.Context, req ConfigureRequest) (ConfigureResponse, error)
+	// Notify delivers one event. It must return by ctx's deadline; an error is logged by
+	// vigil with its message and the event is not retried.
+	Notify(ctx context.Context, req NotifyRequest) (NotifyResponse, error)
+}
+
+// The shared SDK types, so that a notify plugin needs to import only this package.
+type (
+	Info              = sdk.Info
+	ParamSpec         = sdk.ParamSpec
+	ParamType         = sdk.ParamType
+	Param             = sdk.Param
+	ConfigureRequest  = sdk.ConfigureRequest
+	ConfigureResponse = sdk.ConfigureResponse
+)
+
+// Parameter types for ParamSpec.Type.
+const (
+	TypeString     = sdk.TypeString
+	TypeInt        = sdk.TypeInt
+	TypeFloat      = sdk.TypeFloat
+	TypeBool       = sdk.TypeBool
+	TypeDuration   = sdk.TypeDuration
+	TypeList       = sdk.TypeList
+	TypeBlock      = sdk.TypeBlock
+	TypeSecretFile = sdk.TypeSecretFile
+)
+
+// NotifyRequest delivers one event to one configured notifier.
+type NotifyRequest struct {
+	// Name is a name given to Configure.
+	Name  string
+	Event Event
+}
+
+// NotifyResponse is empty today; fields may be added.
+type NotifyResponse struct{}
+
+// Event is a state change of a VRRP instance or sync group.
+type Event struct {
+	Node     string // router_id of this node
+	Instance string // vrrp_instance; empty for a sync group's own event
+	Group    string // vrrp_sync_group, if the instance is in one
+	OldState string // INIT, BACKUP, MASTER, FAULT, STOP, DELETED
+	NewState string
+	Priority int
+	Time     time.Time
+	VIPs     []string
+}
+
+// Serve runs the plugin until vigil stops it. Call it from main and nothing else: before
+// it, write nothing to stdout (vigil reads its handshake there); log with log/slog, whose
+// default logger Serve points at vigil's log.
+func Serve(impl Notifier) {
+	serve(impl)
+}
