@@ -60,6 +60,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "status" {
 		return statusCmd(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "plugins" {
+		return pluginsCmd(args[1:], stdout, stderr)
+	}
 	var o options
 	fs := flag.NewFlagSet("vigil", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -123,6 +126,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		InterfaceExists: interfaceExists,
 	}
 	cfg, diags := config.Load(o.file, opts)
+	if o.test && cfg != nil && !diags.HasErrors() {
+		diags = append(diags, validatePlugins(cfg)...)
+	}
 	for _, d := range diags {
 		if o.test || o.dump {
 			// The format editors and CI annotate: FILE:LINE:COL: severity: message.

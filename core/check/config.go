@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/user"
@@ -10,19 +11,14 @@ import (
 	"github.com/vigil-ha/vigil/core/config"
 )
 
-// FromConfig turns the vrrp_scripts that instances track into scheduled checks. Checks
-// served by plugins (vrrp_check) need the plugin host, which is not part of this build yet.
-func FromConfig(cfg *config.Config) ([]Spec, error) {
-	scripts := map[string]*config.VRRPScript{}
-	for _, s := range cfg.Scripts {
-		scripts[s.Name] = s
-	}
-	plugins := map[string]bool{}
-	for _, c := range cfg.Checks {
-		plugins[c.Name] = true
-	}
-	used := map[string]bool{}
-	var specs []Spec
+// PluginSpecs configures a vrrp_check on its plugin and returns it ready to schedule; the
+// plugin host (core/plugin) provides it.
+type PluginSpecs interface {
+	CheckSpec(ctx context.Context, c *config.PluginCheck, validateOnly bool) (Spec, error)
+}
+
+// Tracked lists the names of the scripts and checks that instances and sync groups track.
+func Tracked(cfg *config.Config) []config.TrackRef {
 	var refs []config.TrackRef
 	for _, in := range cfg.Instances {
 		refs = append(refs, in.TrackScripts...)
@@ -30,9 +26,34 @@ func FromConfig(cfg *config.Config) ([]Spec, error) {
 	for _, g := range cfg.SyncGroups {
 		refs = append(refs, g.TrackScripts...)
 	}
-	for _, r := range refs {
-		if plugins[r.Name] {
-			return nil, fmt.Errorf("%s: track_script %s is a vrrp_check: checks served by plugins are not part of this build yet; track a vrrp_script instead", r.Pos, r.Name)
+	return refs
+}
+
+// FromConfig turns the vrrp_scripts and vrrp_checks that instances track into scheduled
+// checks; plugins configures the vrrp_checks (nil: a tracked vrrp_check is an error).
+func FromConfig(ctx context.Context, cfg *config.Config, plugins PluginSpecs) ([]Spec, error) {
+	scripts := map[string]*config.VRRPScript{}
+	for _, s := range cfg.Scripts {
+		scripts[s.Name] = s
+	}
+	checks := map[string]*config.PluginCheck{}
+	for _, c := range cfg.Checks {
+		checks[c.Name] = c
+	}
+	used := map[string]bool{}
+	var specs []Spec
+	for _, r := range Tracked(cfg) {
+		if c := checks[r.Name]; c != nil && !used[r.Name] {
+			used[r.Name] = true
+			if plugins == nil {
+				return nil, fmt.Errorf("%s: vrrp_check %s needs the plugin host", r.Pos, r.Name)
+			}
+			spec, err := plugins.CheckSpec(ctx, c, false)
+			if err != nil {
+				return nil, err
+			}
+			specs = append(specs, spec)
+			continue
 		}
 		s := scripts[r.Name]
 		if s == nil || used[r.Name] || s.Script == nil {

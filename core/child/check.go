@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
+	"github.com/vigil-ha/vigil/core/plugin"
 )
 
 // checkServer runs the check scheduler in the check child.
@@ -28,16 +29,21 @@ func newCheckServer(log hclog.Logger) *checkServer {
 	return &checkServer{log: log, latest: map[string]*childpb.CheckState{}}
 }
 
-func (s *checkServer) Start(_ context.Context, req *childpb.StartRequest) (*childpb.StartResponse, error) {
+func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*childpb.StartResponse, error) {
 	cfg, err := parseChildConfig(req)
 	if err != nil {
 		return nil, err
 	}
-	specs, err := check.FromConfig(cfg)
+	host := plugin.New(plugin.Options{Dir: cfg.Global.PluginDir, Logger: s.log})
+	specs, err := check.FromConfig(ctx, cfg, host)
 	if err != nil {
+		host.Close()
+		// A plugin that is missing, insecure or rejects its params will not get better by
+		// restarting; core stops with the message.
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	started := s.work.start(func(ctx context.Context) {
+		defer host.Close()
 		changes := make(chan check.Change, len(specs)+1)
 		go s.forward(ctx, changes)
 		check.Run(ctx, specs, changes)

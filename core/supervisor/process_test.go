@@ -5,14 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netns"
 
 	"github.com/vigil-ha/vigil/core/lab"
 	"github.com/vigil-ha/vigil/core/supervisor"
@@ -452,4 +457,106 @@ func TestVRRPChildKeepsOnlyNetworkCapabilities(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "VIP removed on FAULT", func() bool { return !n[0].holds(t, ctx) })
+}
+
+// greetingServer listens on 127.0.0.1 inside the node's network namespace and greets with
+// "220 vigil" while ok is set, the way an SMTP server would; otherwise it hangs up at once.
+func greetingServer(t *testing.T, ns string, ok *atomic.Bool) string {
+	t.Helper()
+	lnc := make(chan net.Listener, 1)
+	errc := make(chan error, 1)
+	go func() {
+		// The socket belongs to the namespace it is created in; only this thread moves.
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		target, err := netns.GetFromName(ns)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			errc <- err
+			return
+		}
+		ln, lerr := net.Listen("tcp", "127.0.0.1:0")
+		if err := netns.Set(orig); err != nil {
+			errc <- err // leave the thread locked: it dies with this goroutine
+			return
+		}
+		runtime.UnlockOSThread()
+		if lerr != nil {
+			errc <- lerr
+			return
+		}
+		lnc <- ln
+	}()
+	var ln net.Listener
+	select {
+	case ln = <-lnc:
+	case err := <-errc:
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if ok.Load() {
+				c.Write([]byte("220 vigil\r\n"))
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestPluginCheckDrivesVRRP runs a vrrp_check through a real check plugin (the SDK example,
+// built as a third party would) inside the check process, and lets its verdict move the VIP.
+func TestPluginCheckDrivesVRRP(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	plugins := filepath.Join(n[0].dir, "plugins")
+	if err := os.Mkdir(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(plugins, "vigil-check-hello"), "github.com/vigil-ha/vigil/examples/check-hello")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the example plugin: %v\n%s", err, out)
+	}
+	var ok atomic.Bool
+	ok.Store(true)
+	addr := greetingServer(t, n[0].NS, &ok)
+	check := fmt.Sprintf(`global_defs {
+    plugin_dir %s
+}
+vrrp_check chk {
+    plugin hello
+    interval 0.2
+    timeout 0.5
+    fall 2
+    rise 2
+    params {
+        address %s
+        expect 220
+    }
+}
+`, plugins, addr)
+	n[0].start(t, conf(150, check))
+	n[1].start(t, conf(100, ""))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
+	ok.Store(false)
+	waitFor(t, 5*time.Second, "n2 takes over when the plugin check fails", func() bool { return n[1].holds(t, ctx) && !n[0].holds(t, ctx) })
+	st := n[0].status(t)
+	if len(st.Checks) != 1 || st.Checks[0].Up {
+		t.Errorf("status checks: %+v", st.Checks)
+	}
+	ok.Store(true)
+	waitFor(t, 5*time.Second, "n1 back when the check passes", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
 }

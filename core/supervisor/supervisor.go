@@ -72,8 +72,7 @@ type proc struct {
 // Needed says which children a configuration needs: no vrrp_instance, no vrrp process; no
 // tracked script or check, no check process.
 func Needed(cfg *config.Config) (vrrp, checks bool, err error) {
-	specs, err := check.FromConfig(cfg)
-	return len(cfg.Instances) > 0, len(specs) > 0, err
+	return len(cfg.Instances) > 0, len(check.Tracked(cfg)) > 0, nil
 }
 
 // New prepares the children of cfg; Run starts them.
