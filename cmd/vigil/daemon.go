@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -50,12 +51,14 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 			log.Info("state change", "instance", t.Instance, "from", t.From, "to", t.To, "reason", t.Reason)
 		}}
 
-	var current *supervisor.Supervisor
+	// The control socket serves from its own goroutines; a reload swaps the supervisor.
+	var current atomic.Pointer[supervisor.Supervisor]
 	ctrl, err := control.Listen(o.control, func(ctx context.Context) any {
-		if current == nil {
+		sup := current.Load()
+		if sup == nil {
 			return supervisor.Status{}
 		}
-		return current.Status(ctx)
+		return sup.Status(ctx)
 	})
 	if err != nil {
 		log.Error("cannot start", "error", err)
@@ -71,7 +74,7 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 			log.Error("cannot start", "error", err)
 			return exitConfig
 		}
-		current = sup
+		current.Store(sup)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- sup.Run(ctx) }()
