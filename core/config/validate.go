@@ -41,37 +41,33 @@ func (b *builder) validateNames() {
 	for _, c := range b.cfg.Checks {
 		check("vrrp_check", c.Name, c.Pos)
 	}
-	dup := func(kind string, names []string, poss []Pos) {
+	// Within one kind, a second definition of a name is an error at the second place.
+	unique := func(kind string) func(name string, pos Pos) {
 		at := map[string]Pos{}
-		for i, n := range names {
-			if p, ok := at[n]; ok {
-				b.sink.errorf(poss[i], "%s %q is already defined at %s", kind, n, p)
-				continue
+		return func(name string, pos Pos) {
+			if p, ok := at[name]; ok {
+				b.sink.errorf(pos, "%s %q is already defined at %s", kind, name, p)
+				return
 			}
-			at[n] = poss[i]
+			at[name] = pos
 		}
 	}
-	var names []string
-	var poss []Pos
+	trackFile := unique("track_file")
 	for _, f := range b.cfg.TrackFiles {
-		names, poss = append(names, f.Name), append(poss, f.Pos)
+		trackFile(f.Name, f.Pos)
 	}
-	dup("track_file", names, poss)
-	names, poss = nil, nil
+	notifier := unique("vrrp_notify")
 	for _, n := range b.cfg.Notifiers {
-		names, poss = append(names, n.Name), append(poss, n.Pos)
+		notifier(n.Name, n.Pos)
 	}
-	dup("vrrp_notify", names, poss)
-	names, poss = nil, nil
+	instance := unique("vrrp_instance")
 	for _, vi := range b.cfg.Instances {
-		names, poss = append(names, vi.Name), append(poss, vi.Pos)
+		instance(vi.Name, vi.Pos)
 	}
-	dup("vrrp_instance", names, poss)
-	names, poss = nil, nil
+	group := unique("vrrp_sync_group")
 	for _, g := range b.cfg.SyncGroups {
-		names, poss = append(names, g.Name), append(poss, g.Pos)
+		group(g.Name, g.Pos)
 	}
-	dup("vrrp_sync_group", names, poss)
 }
 
 // vridKey identifies the VRRP "wire" of an instance: two instances with the same key would

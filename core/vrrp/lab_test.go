@@ -90,6 +90,23 @@ func (l *testLab) start(i int, conf string) *lab.Proc {
 func (l *testLab) pidFile(i int) string { return filepath.Join(l.dir, l.Nodes[i].Name+".pid") }
 func (l *testLab) socket(i int) string  { return filepath.Join(l.dir, l.Nodes[i].Name+".sock") }
 
+// addUplinks gives every node a second link, "uplink", to track. A veth pair stands in for
+// it: this kernel may lack the dummy driver.
+func (l *testLab) addUplinks() {
+	l.t.Helper()
+	for _, nd := range l.Nodes {
+		for _, c := range [][]string{
+			{"ip", "link", "add", "uplink", "type", "veth", "peer", "name", "uplink-peer"},
+			{"ip", "link", "set", "uplink-peer", "up"},
+			{"ip", "link", "set", "uplink", "up"},
+		} {
+			if _, err := nd.Exec(l.ctx, c[0], c[1:]...); err != nil {
+				l.t.Fatal(err)
+			}
+		}
+	}
+}
+
 // holders lists the nodes that carry addr.
 func (l *testLab) holders(addr netip.Addr) []string {
 	var hs []string
@@ -328,18 +345,7 @@ func TestThreeNodesElectHighest(t *testing.T) {
 
 func TestTrackInterfaceDemotion(t *testing.T) {
 	l := newLab(t, 2)
-	// A veth pair stands in for the uplink: this kernel may lack the dummy driver.
-	for _, nd := range l.Nodes {
-		for _, c := range [][]string{
-			{"ip", "link", "add", "uplink", "type", "veth", "peer", "name", "uplink-peer"},
-			{"ip", "link", "set", "uplink-peer", "up"},
-			{"ip", "link", "set", "uplink", "up"},
-		} {
-			if _, err := nd.Exec(l.ctx, c[0], c[1:]...); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	l.addUplinks()
 	track := "    track_interface {\n        uplink weight -60\n    }\n"
 	l.start(0, inst{vrid: 59, prio: 150, advert: "0.2", version: 3, vip: "192.0.2.100/24", extra: track}.conf())
 	l.start(1, inst{vrid: 59, prio: 100, advert: "0.2", version: 3, vip: "192.0.2.100/24", extra: track}.conf())
@@ -358,17 +364,7 @@ func TestTrackInterfaceDemotion(t *testing.T) {
 func TestSyncGroupMovesTogether(t *testing.T) {
 	l := newLab(t, 2)
 	vipA, vipB := netip.MustParseAddr("192.0.2.100"), netip.MustParseAddr("192.0.2.101")
-	for _, nd := range l.Nodes {
-		for _, c := range [][]string{
-			{"ip", "link", "add", "uplink", "type", "veth", "peer", "name", "uplink-peer"},
-			{"ip", "link", "set", "uplink-peer", "up"},
-			{"ip", "link", "set", "uplink", "up"},
-		} {
-			if _, err := nd.Exec(l.ctx, c[0], c[1:]...); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	l.addUplinks()
 	conf := func(prio int) string {
 		// Only VI_B tracks the uplink (weight 0: FAULT when it is down); the sync group
 		// must take VI_A along.
