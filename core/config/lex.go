@@ -11,8 +11,9 @@ type Token struct {
 	Pos  Pos
 	// Quoted is true when the word was quoted; a quoted "{" is a word, not a brace.
 	Quoted bool
-	// off and end are the word's byte span in its line, quotes included.
-	off, end int
+	// off is where the word starts in its line, quotes included (the tree builder cuts a
+	// statement's raw text from there).
+	off int
 	// open marks a quoted word whose closing quote is missing (already reported).
 	open bool
 }
@@ -96,7 +97,7 @@ func tokenize(l srcLine, sink *diagSink) []Token {
 		start := i
 		switch s[i] {
 		case '{', '}':
-			toks = append(toks, Token{Text: s[i : i+1], Pos: l.posAt(i), off: i, end: i + 1})
+			toks = append(toks, Token{Text: s[i : i+1], Pos: l.posAt(i), off: i})
 			i++
 			continue
 		case '"':
@@ -104,17 +105,17 @@ func tokenize(l srcLine, sink *diagSink) []Token {
 			if j < 0 {
 				sink.errorf(l.posAt(start), "unterminated quote in %q", s[start:]).Hint =
 					"close the quote on the same line; quoted strings cannot span lines"
-				toks = append(toks, Token{Text: s[i+1:], Pos: l.posAt(start), Quoted: true, off: start, end: len(s), open: true})
+				toks = append(toks, Token{Text: s[i+1:], Pos: l.posAt(start), Quoted: true, off: start, open: true})
 				return toks
 			}
-			toks = append(toks, Token{Text: s[i+1 : i+1+j], Pos: l.posAt(start), Quoted: true, off: start, end: i + 2 + j})
+			toks = append(toks, Token{Text: s[i+1 : i+1+j], Pos: l.posAt(start), Quoted: true, off: start})
 			i += j + 2
 			continue
 		}
 		for i < len(s) && !strings.ContainsRune(" \t\"{}", rune(s[i])) {
 			i++
 		}
-		toks = append(toks, Token{Text: s[start:i], Pos: l.posAt(start), off: start, end: i})
+		toks = append(toks, Token{Text: s[start:i], Pos: l.posAt(start), off: start})
 	}
 	return toks
 }
