@@ -99,7 +99,7 @@ func buildTree(lines []srcLine, sink *diagSink) []*Node {
 			stmt, argStart = nil, -1
 		}
 		flush := func() { flushAt(len(l.text)) }
-		for _, t := range toks {
+		for i, t := range toks {
 			switch {
 			case !t.Quoted && t.Text == "{":
 				target := stmt
@@ -132,7 +132,7 @@ func buildTree(lines []srcLine, sink *diagSink) []*Node {
 				last = stack[len(stack)-1].node
 				stack = stack[:len(stack)-1]
 			case stmt == nil:
-				if len(stack) > 0 && topLevelBlocks[t.Text] && !t.Quoted && blockFollows(toks, t) {
+				if len(stack) > 0 && topLevelBlocks[t.Text] && !t.Quoted && opensBlock(toks[i+1:]) {
 					unclosed(stack[0], t.Pos, fmt.Sprintf("before %q at %s", t.Text, t.Pos))
 					stack = stack[:0]
 				}
@@ -156,17 +156,12 @@ func buildTree(lines []srcLine, sink *diagSink) []*Node {
 	return top
 }
 
-// blockFollows reports whether the line holding t opens a block after t, the shape of a
-// top-level definition ("vrrp_instance VI_1 {").
-func blockFollows(toks []Token, t Token) bool {
-	for i := range toks {
-		if toks[i].Pos == t.Pos {
-			for _, u := range toks[i+1:] {
-				if !u.Quoted && u.Text == "{" {
-					return true
-				}
-			}
-			return false
+// opensBlock reports whether the rest of a line opens a block, the shape of a top-level
+// definition ("vrrp_instance VI_1 {").
+func opensBlock(rest []Token) bool {
+	for _, u := range rest {
+		if !u.Quoted && u.Text == "{" {
+			return true
 		}
 	}
 	return false
