@@ -179,12 +179,17 @@ func describe(n *Node) string {
 // keep their meaning; reading the output back gives the same tree.
 func writeTree(b *strings.Builder, nodes []*Node, indent int) {
 	for _, n := range nodes {
-		b.WriteString(strings.Repeat("    ", indent))
-		b.WriteString(dumpName(n.Name))
+		line := dumpName(n.Name)
 		if n.Rest != "" {
-			b.WriteByte(' ')
-			b.WriteString(escapeComments(n.Rest))
+			line += " " + escapeComments(n.Rest)
 		}
+		if _, _, cont, _ := decomment(line); cont && !n.HasBlock {
+			// The text ends in a lone backslash (read from "\ " with the blank trimmed):
+			// written bare it would continue the line, so close it with an empty comment.
+			line += " #"
+		}
+		b.WriteString(strings.Repeat("    ", indent))
+		b.WriteString(line)
 		if n.HasBlock {
 			b.WriteString(" {\n")
 			writeTree(b, n.Block, indent+1)
