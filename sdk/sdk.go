@@ -8,11 +8,18 @@ import (
 	"errors"
 
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 )
 
-// ProtocolVersion is the vigil plugin protocol this SDK speaks. A later SDK that speaks
-// version 2 keeps serving version 1 to older hosts through go-plugin's version negotiation.
-const ProtocolVersion = 1
+// ProtocolVersion is the newest vigil plugin protocol this SDK speaks, and MinProtocolVersion
+// the oldest it still serves: go-plugin's version negotiation picks the newest version both
+// sides speak, so a plugin built with this SDK keeps working with older hosts, and this host
+// with older plugins. Version 2 adds the Probes stream to checks (one message per probe
+// instead of one gRPC call); everything else is as in version 1.
+const (
+	ProtocolVersion    = 2
+	MinProtocolVersion = 1
+)
 
 // Kind is the kind of a plugin, and the prefix of its executable's name (vigil-KIND-NAME).
 type Kind string
@@ -30,6 +37,23 @@ func Handshake() plugin.HandshakeConfig {
 		MagicCookieKey:   "VIGIL_PLUGIN",
 		MagicCookieValue: "6f1c0a3e-vigil-plugin",
 	}
+}
+
+// windowSize is the HTTP/2 flow-control window of plugin connections. A fixed window turns
+// off gRPC's bandwidth estimator, which otherwise sends a PING with each message that follows
+// an acknowledged one: on a probe stream that is an extra write and read in both processes
+// per probe, for a connection that never carries more than a few kilobytes at a time.
+const windowSize = 1 << 20
+
+// GRPCDialOptions are the gRPC options of a host's connection to a plugin (go-plugin's
+// ClientConfig.GRPCDialOptions); the SDK gives the plugin's end the matching server options.
+func GRPCDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize)}
+}
+
+// GRPCServerOptions are the plugin's end of GRPCDialOptions.
+func GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize)}
 }
 
 // Param is one line of a params block in vigil's configuration: the key, the words after it,

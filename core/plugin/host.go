@@ -111,6 +111,7 @@ type run struct {
 	rpc     *plugin.GRPCClient
 	impl    any // check.Checker or notify.Notifier
 	pid     int
+	version int // the protocol version negotiated with the plugin
 	started time.Time
 	pinging atomic.Bool
 }
@@ -197,7 +198,7 @@ func (p *proc) start(ch chan struct{}) {
 		p.startErr = ErrClosed
 	default:
 		p.cur = r
-		p.log.Debug("plugin started", "pid", r.pid)
+		p.log.Debug("plugin started", "pid", r.pid, "protocol", r.version)
 	}
 }
 
@@ -224,6 +225,7 @@ func (p *proc) launch() (*run, error) {
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		GRPCDialOptions:  sdk.GRPCDialOptions(),
 		StartTimeout:     o.StartTimeout,
 		Logger:           o.Logger,
 	}
@@ -248,7 +250,7 @@ func (p *proc) launch() (*run, error) {
 		client.Kill()
 		return nil, fmt.Errorf("%s is not a %s plugin: %w", path, p.kind, err)
 	}
-	return &run{client: client, rpc: proto.(*plugin.GRPCClient), impl: raw, pid: cmd.Process.Pid, started: time.Now()}, nil
+	return &run{client: client, rpc: proto.(*plugin.GRPCClient), impl: raw, pid: cmd.Process.Pid, version: client.NegotiatedVersion(), started: time.Now()}, nil
 }
 
 var pluginVersion = regexp.MustCompile(`Plugin version: (\d+)`)
@@ -256,7 +258,7 @@ var pluginVersion = regexp.MustCompile(`Plugin version: (\d+)`)
 // startError explains go-plugin's start-up errors in vigil's terms.
 func startError(path string, err error) error {
 	if m := pluginVersion.FindStringSubmatch(err.Error()); m != nil {
-		return fmt.Errorf("%w: %s speaks vigil plugin protocol %s, this vigil speaks %d: install a build of the plugin made with an SDK for protocol %d", ErrProtocol, path, m[1], sdk.ProtocolVersion, sdk.ProtocolVersion)
+		return fmt.Errorf("%w: %s speaks vigil plugin protocol %s, this vigil speaks %d to %d: install a build of the plugin made with an SDK for protocol %d", ErrProtocol, path, m[1], sdk.MinProtocolVersion, sdk.ProtocolVersion, sdk.ProtocolVersion)
 	}
 	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 		return fmt.Errorf("%w: %s changed while being started: %v", ErrChecksum, path, err)
@@ -320,11 +322,16 @@ func (p *proc) backoffLocked() {
 // because the process died marks it for restart; a call that ran past its deadline makes
 // the host ping the process and kill it if it does not answer.
 func (p *proc) call(ctx context.Context, f func(impl any) error) error {
+	return p.callRun(ctx, func(r *run) error { return f(r.impl) })
+}
+
+// callRun is call with the process at hand.
+func (p *proc) callRun(ctx context.Context, f func(r *run) error) error {
 	r, err := p.get(ctx)
 	if err != nil {
 		return err
 	}
-	err = f(r.impl)
+	err = f(r)
 	switch {
 	case err == nil:
 	case errors.Is(err, sdk.ErrUnavailable) || r.client.Exited():
@@ -449,16 +456,22 @@ func (h *Host) Describe(ctx context.Context, kind sdk.Kind, name string) (sdk.In
 		return sdk.Info{}, err
 	}
 	var info sdk.Info
-	err = p.call(ctx, func(impl any) error {
+	var version int
+	err = p.callRun(ctx, func(r *run) error {
 		var err error
-		switch impl := impl.(type) {
+		switch impl := r.impl.(type) {
 		case check.Checker:
 			info, err = impl.Describe(ctx)
 		case notify.Notifier:
 			info, err = impl.Describe(ctx)
 		}
+		version = r.version
 		return err
 	})
+	if err == nil {
+		// What the plugin's SDK could speak matters less than what this vigil speaks with it.
+		info.ProtocolVersion = version
+	}
 	return info, err
 }
 

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 		// CheckSecure walks up from the plugin: a private temporary directory under a sticky
 		// /tmp passes, as it would in production under /usr/lib.
 		cmd := exec.Command("go", "build", "-o", dir+"/",
-			"./testdata/vigil-check-test", "./testdata/vigil-check-proto2", "./testdata/vigil-notify-test",
+			"./testdata/vigil-check-test", "./testdata/vigil-check-future", "./testdata/vigil-check-v1", "./testdata/vigil-notify-test",
 			"../../examples/check-hello")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -333,8 +333,8 @@ func TestRefused(t *testing.T) {
 			"plugin " + filepath.Join(writable, "vigil-check-test") + " is group- or world-writable (mode 0775): run chmod go-w " + filepath.Join(writable, "vigil-check-test")},
 		{"writable directory", Options{Dir: openDir}, "test", ErrInsecure,
 			"directory " + openDir + " above plugin " + filepath.Join(openDir, "vigil-check-test") + " is group- or world-writable (mode 0777): run chmod go-w " + openDir},
-		{"protocol mismatch", Options{}, "proto2", ErrProtocol,
-			"vigil-check-proto2 speaks vigil plugin protocol 2, this vigil speaks 1"},
+		{"protocol mismatch", Options{}, "future", ErrProtocol,
+			fmt.Sprintf("vigil-check-future speaks vigil plugin protocol %d, this vigil speaks 1 to %d", sdk.ProtocolVersion+1, sdk.ProtocolVersion)},
 		{"not found", Options{}, "nope", ErrNotFound, "no check plugin \"nope\""},
 		{"bad name", Options{}, "../test", ErrNotFound, "is not a plugin name"},
 	} {
@@ -429,11 +429,33 @@ func TestList(t *testing.T) {
 		}
 		got = append(got, s)
 	}
-	want := []string{"check hello hello v0.1.0 p1", "check proto2: true", "check test test v1.0.0 p1", "notify test test v1.0.0 p1"}
+	want := []string{"check future: true", "check hello hello v0.1.0 p2", "check test test v1.0.0 p2", "check v1 v1 v0.1.0 p1", "notify test test v1.0.0 p2"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("List:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if kids := children(); len(kids) > 0 {
 		t.Errorf("List left processes: %v", kids)
+	}
+}
+
+// TestProtocolVersions: a plugin of the current SDK gets its probes on the Probes stream
+// (protocol 2); one that speaks only protocol 1 still works, with a Check call per probe.
+func TestProtocolVersions(t *testing.T) {
+	h := newHost(t, Options{})
+	configure(t, h, "test", "good", "mode", "ok")
+	configure(t, h, "v1", "old")
+	for _, tc := range []struct {
+		plugin, check string
+		version       int
+	}{{"test", "good", sdk.ProtocolVersion}, {"v1", "old", 1}} {
+		for range 3 {
+			resp, err := h.Check(ctxFor(t, 10*time.Second), tc.plugin, check.CheckRequest{Name: tc.check})
+			if err != nil || resp.Status != check.OK || resp.Message != tc.check {
+				t.Fatalf("%s: %+v, %v", tc.plugin, resp, err)
+			}
+		}
+		if v := h.procs[key{sdk.KindCheck, tc.plugin}].cur.version; v != tc.version {
+			t.Errorf("%s: negotiated protocol %d, want %d", tc.plugin, v, tc.version)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"errors"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -17,13 +18,20 @@ import (
 type Plugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Impl Checker
+	// unary makes the host's Checker send each probe as its own Check call (protocol 1)
+	// instead of on the Probes stream (protocol 2, the zero value).
+	unary bool
 }
 
 var _ plugin.GRPCPlugin = (*Plugin)(nil)
 
-// VersionedPlugins is the plugin set a host offers go-plugin, by protocol version.
+// VersionedPlugins is the plugin set a host offers go-plugin, by protocol version: a plugin
+// that speaks only protocol 1 gets its probes as Check calls.
 func VersionedPlugins() map[int]plugin.PluginSet {
-	return map[int]plugin.PluginSet{sdk.ProtocolVersion: {string(sdk.KindCheck): &Plugin{}}}
+	return map[int]plugin.PluginSet{
+		1:                   {string(sdk.KindCheck): &Plugin{unary: true}},
+		sdk.ProtocolVersion: {string(sdk.KindCheck): &Plugin{}},
+	}
 }
 
 // GRPCServer registers Impl.
@@ -34,7 +42,11 @@ func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 
 // GRPCClient returns a Checker that calls the plugin over c.
 func (p *Plugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &client{c: pb.NewCheckClient(c)}, nil
+	cl := &client{c: pb.NewCheckClient(c)}
+	if !p.unary {
+		cl.mux = &mux{c: cl.c}
+	}
+	return cl, nil
 }
 
 func serve(impl Checker) { wire.Serve(sdk.KindCheck, &Plugin{Impl: impl}) }
@@ -77,8 +89,12 @@ func (s *server) Check(ctx context.Context, req *pb.CheckRequest) (_ *pb.CheckRe
 	return out, nil
 }
 
-// client is the host's Checker: each call is one gRPC call to the plugin.
-type client struct{ c pb.CheckClient }
+// client is the host's Checker: each call is one gRPC call to the plugin, except probes on
+// protocol 2, which go through mux.
+type client struct {
+	c   pb.CheckClient
+	mux *mux // nil on protocol 1
+}
 
 var _ Checker = (*client)(nil)
 
@@ -99,16 +115,26 @@ func (c *client) Configure(ctx context.Context, req ConfigureRequest) (Configure
 }
 
 func (c *client) Check(ctx context.Context, req CheckRequest) (CheckResponse, error) {
+	if c.mux != nil {
+		resp, err := c.mux.check(ctx, req)
+		if !errors.Is(err, errNoStream) {
+			return resp, err
+		}
+	}
 	resp, err := c.c.Check(ctx, &pb.CheckRequest{Name: req.Name})
 	if err != nil {
 		return CheckResponse{}, wire.Error(err)
 	}
+	return fromResponse(resp), nil
+}
+
+func fromResponse(resp *pb.CheckResponse) CheckResponse {
 	out := CheckResponse{Status: fromStatus(resp.GetStatus()), Message: resp.GetMessage(), Metrics: resp.GetMetrics()}
 	if resp.Weight != nil {
 		w := int(resp.GetWeight())
 		out.Weight = &w
 	}
-	return out, nil
+	return out
 }
 
 func toStatus(s Status) pb.Status {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/notify"
 	"github.com/vigil-ha/vigil/sdk/sdktest"
 )
@@ -39,7 +40,7 @@ func TestNotifyRoundTrip(t *testing.T) {
 		t.Fatalf("got %+v\nwant %+v", r.got, want)
 	}
 	info, err := n.Describe(context.Background())
-	if err != nil || info.Kind != "notify" || info.ProtocolVersion != 1 {
+	if err != nil || info.Kind != "notify" || info.ProtocolVersion != sdk.ProtocolVersion {
 		t.Fatalf("Describe = %+v, %v", info, err)
 	}
 }

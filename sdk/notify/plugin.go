@@ -22,9 +22,14 @@ type Plugin struct {
 
 var _ plugin.GRPCPlugin = (*Plugin)(nil)
 
-// VersionedPlugins is the plugin set a host offers go-plugin, by protocol version.
+// VersionedPlugins is the plugin set a host offers go-plugin, by protocol version. Notify
+// calls are the same in every version.
 func VersionedPlugins() map[int]plugin.PluginSet {
-	return map[int]plugin.PluginSet{sdk.ProtocolVersion: {string(sdk.KindNotify): &Plugin{}}}
+	set := map[int]plugin.PluginSet{}
+	for v := sdk.MinProtocolVersion; v <= sdk.ProtocolVersion; v++ {
+		set[v] = plugin.PluginSet{string(sdk.KindNotify): &Plugin{}}
+	}
+	return set
 }
 
 // GRPCServer registers Impl.

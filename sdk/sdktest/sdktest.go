@@ -74,6 +74,7 @@ func launch(t testing.TB, path string, kind sdk.Kind, set map[int]plugin.PluginS
 		Cmd:              exec.Command(path),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		GRPCDialOptions:  sdk.GRPCDialOptions(),
 		StartTimeout:     30 * time.Second,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "sdktest", Output: testWriter{t}, Level: hclog.Debug,

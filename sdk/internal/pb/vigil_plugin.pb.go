@@ -1,4 +1,4 @@
-// vigil plugin protocol, version 1.
+// vigil plugin protocol, versions 1 and 2 (2 adds the Probes stream to Check).
 //
 // vigil runs health checks and notify actions as separate processes ("plugins") started by
 // HashiCorp go-plugin (https://github.com/hashicorp/go-plugin) and spoken to over gRPC. Go
@@ -598,6 +598,233 @@ func (x *CheckResponse) GetMetrics() map[string]float64 {
 	return nil
 }
 
+// Probe asks for one probe on the Probes stream.
+type Probe struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`                                         // chosen by vigil, unique on the stream; the result carries it back
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`                                      // a name given to Configure
+	TimeoutNanos  int64                  `protobuf:"varint,3,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"` // the probe's deadline, relative to receipt; 0: none
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe) Reset() {
+	*x = Probe{}
+	mi := &file_vigil_plugin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe) ProtoMessage() {}
+
+func (x *Probe) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe.ProtoReflect.Descriptor instead.
+func (*Probe) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Probe) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Probe) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Probe) GetTimeoutNanos() int64 {
+	if x != nil {
+		return x.TimeoutNanos
+	}
+	return 0
+}
+
+type ProbeBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Probes        []*Probe               `protobuf:"bytes,1,rep,name=probes,proto3" json:"probes,omitempty"`
+	Cancel        []uint64               `protobuf:"varint,2,rep,packed,name=cancel,proto3" json:"cancel,omitempty"` // ids of probes vigil gave up on (their deadline passed)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbeBatch) Reset() {
+	*x = ProbeBatch{}
+	mi := &file_vigil_plugin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbeBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbeBatch) ProtoMessage() {}
+
+func (x *ProbeBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbeBatch.ProtoReflect.Descriptor instead.
+func (*ProbeBatch) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ProbeBatch) GetProbes() []*Probe {
+	if x != nil {
+		return x.Probes
+	}
+	return nil
+}
+
+func (x *ProbeBatch) GetCancel() []uint64 {
+	if x != nil {
+		return x.Cancel
+	}
+	return nil
+}
+
+// ProbeResult answers one Probe: response when the probe ran, else error_code (a gRPC status
+// code, e.g. 4 DEADLINE_EXCEEDED, 2 UNKNOWN) and error, as a unary Check call would fail.
+type ProbeResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Response      *CheckResponse         `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	ErrorCode     uint32                 `protobuf:"varint,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbeResult) Reset() {
+	*x = ProbeResult{}
+	mi := &file_vigil_plugin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbeResult) ProtoMessage() {}
+
+func (x *ProbeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbeResult.ProtoReflect.Descriptor instead.
+func (*ProbeResult) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ProbeResult) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ProbeResult) GetResponse() *CheckResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *ProbeResult) GetErrorCode() uint32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *ProbeResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ResultBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ProbeResult         `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResultBatch) Reset() {
+	*x = ResultBatch{}
+	mi := &file_vigil_plugin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResultBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResultBatch) ProtoMessage() {}
+
+func (x *ResultBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResultBatch.ProtoReflect.Descriptor instead.
+func (*ResultBatch) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ResultBatch) GetResults() []*ProbeResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type Event struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`                         // router_id of this node
@@ -614,7 +841,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_vigil_plugin_proto_msgTypes[8]
+	mi := &file_vigil_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +853,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_proto_msgTypes[8]
+	mi := &file_vigil_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +866,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_proto_rawDescGZIP(), []int{8}
+	return file_vigil_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Event) GetNode() string {
@@ -708,7 +935,7 @@ type NotifyRequest struct {
 
 func (x *NotifyRequest) Reset() {
 	*x = NotifyRequest{}
-	mi := &file_vigil_plugin_proto_msgTypes[9]
+	mi := &file_vigil_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +947,7 @@ func (x *NotifyRequest) String() string {
 func (*NotifyRequest) ProtoMessage() {}
 
 func (x *NotifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_proto_msgTypes[9]
+	mi := &file_vigil_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +960,7 @@ func (x *NotifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyRequest.ProtoReflect.Descriptor instead.
 func (*NotifyRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_proto_rawDescGZIP(), []int{9}
+	return file_vigil_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NotifyRequest) GetName() string {
@@ -758,7 +985,7 @@ type NotifyResponse struct {
 
 func (x *NotifyResponse) Reset() {
 	*x = NotifyResponse{}
-	mi := &file_vigil_plugin_proto_msgTypes[10]
+	mi := &file_vigil_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +997,7 @@ func (x *NotifyResponse) String() string {
 func (*NotifyResponse) ProtoMessage() {}
 
 func (x *NotifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_proto_msgTypes[10]
+	mi := &file_vigil_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +1010,7 @@ func (x *NotifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyResponse.ProtoReflect.Descriptor instead.
 func (*NotifyResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_proto_rawDescGZIP(), []int{10}
+	return file_vigil_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 var File_vigil_plugin_proto protoreflect.FileDescriptor
@@ -825,7 +1052,23 @@ const file_vigil_plugin_proto_rawDesc = "" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\t\n" +
-	"\a_weight\"\xe7\x01\n" +
+	"\a_weight\"P\n" +
+	"\x05Probe\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
+	"\rtimeout_nanos\x18\x03 \x01(\x03R\ftimeoutNanos\"T\n" +
+	"\n" +
+	"ProbeBatch\x12.\n" +
+	"\x06probes\x18\x01 \x03(\v2\x16.vigil.plugin.v1.ProbeR\x06probes\x12\x16\n" +
+	"\x06cancel\x18\x02 \x03(\x04R\x06cancel\"\x8e\x01\n" +
+	"\vProbeResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12:\n" +
+	"\bresponse\x18\x02 \x01(\v2\x1e.vigil.plugin.v1.CheckResponseR\bresponse\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\rR\terrorCode\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"E\n" +
+	"\vResultBatch\x126\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.vigil.plugin.v1.ProbeResultR\aresults\"\xe7\x01\n" +
 	"\x05Event\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\tR\binstance\x12\x14\n" +
@@ -843,11 +1086,12 @@ const file_vigil_plugin_proto_rawDesc = "" +
 	"\x0eSTATUS_UNKNOWN\x10\x00\x12\r\n" +
 	"\tSTATUS_OK\x10\x01\x12\x12\n" +
 	"\x0eSTATUS_WARNING\x10\x02\x12\x13\n" +
-	"\x0fSTATUS_CRITICAL\x10\x032\xf4\x01\n" +
+	"\x0fSTATUS_CRITICAL\x10\x032\xbd\x02\n" +
 	"\x05Check\x12O\n" +
 	"\bDescribe\x12 .vigil.plugin.v1.DescribeRequest\x1a!.vigil.plugin.v1.DescribeResponse\x12R\n" +
 	"\tConfigure\x12!.vigil.plugin.v1.ConfigureRequest\x1a\".vigil.plugin.v1.ConfigureResponse\x12F\n" +
-	"\x05Check\x12\x1d.vigil.plugin.v1.CheckRequest\x1a\x1e.vigil.plugin.v1.CheckResponse2\xf8\x01\n" +
+	"\x05Check\x12\x1d.vigil.plugin.v1.CheckRequest\x1a\x1e.vigil.plugin.v1.CheckResponse\x12G\n" +
+	"\x06Probes\x12\x1b.vigil.plugin.v1.ProbeBatch\x1a\x1c.vigil.plugin.v1.ResultBatch(\x010\x012\xf8\x01\n" +
 	"\x06Notify\x12O\n" +
 	"\bDescribe\x12 .vigil.plugin.v1.DescribeRequest\x1a!.vigil.plugin.v1.DescribeResponse\x12R\n" +
 	"\tConfigure\x12!.vigil.plugin.v1.ConfigureRequest\x1a\".vigil.plugin.v1.ConfigureResponse\x12I\n" +
@@ -866,7 +1110,7 @@ func file_vigil_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_vigil_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_vigil_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_vigil_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_vigil_plugin_proto_goTypes = []any{
 	(Status)(0),                   // 0: vigil.plugin.v1.Status
 	(*DescribeRequest)(nil),       // 1: vigil.plugin.v1.DescribeRequest
@@ -877,37 +1121,46 @@ var file_vigil_plugin_proto_goTypes = []any{
 	(*ConfigureResponse)(nil),     // 6: vigil.plugin.v1.ConfigureResponse
 	(*CheckRequest)(nil),          // 7: vigil.plugin.v1.CheckRequest
 	(*CheckResponse)(nil),         // 8: vigil.plugin.v1.CheckResponse
-	(*Event)(nil),                 // 9: vigil.plugin.v1.Event
-	(*NotifyRequest)(nil),         // 10: vigil.plugin.v1.NotifyRequest
-	(*NotifyResponse)(nil),        // 11: vigil.plugin.v1.NotifyResponse
-	nil,                           // 12: vigil.plugin.v1.CheckResponse.MetricsEntry
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*Probe)(nil),                 // 9: vigil.plugin.v1.Probe
+	(*ProbeBatch)(nil),            // 10: vigil.plugin.v1.ProbeBatch
+	(*ProbeResult)(nil),           // 11: vigil.plugin.v1.ProbeResult
+	(*ResultBatch)(nil),           // 12: vigil.plugin.v1.ResultBatch
+	(*Event)(nil),                 // 13: vigil.plugin.v1.Event
+	(*NotifyRequest)(nil),         // 14: vigil.plugin.v1.NotifyRequest
+	(*NotifyResponse)(nil),        // 15: vigil.plugin.v1.NotifyResponse
+	nil,                           // 16: vigil.plugin.v1.CheckResponse.MetricsEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
 }
 var file_vigil_plugin_proto_depIdxs = []int32{
 	3,  // 0: vigil.plugin.v1.DescribeResponse.params:type_name -> vigil.plugin.v1.ParamSpec
 	4,  // 1: vigil.plugin.v1.Param.block:type_name -> vigil.plugin.v1.Param
 	4,  // 2: vigil.plugin.v1.ConfigureRequest.params:type_name -> vigil.plugin.v1.Param
 	0,  // 3: vigil.plugin.v1.CheckResponse.status:type_name -> vigil.plugin.v1.Status
-	12, // 4: vigil.plugin.v1.CheckResponse.metrics:type_name -> vigil.plugin.v1.CheckResponse.MetricsEntry
-	13, // 5: vigil.plugin.v1.Event.time:type_name -> google.protobuf.Timestamp
-	9,  // 6: vigil.plugin.v1.NotifyRequest.event:type_name -> vigil.plugin.v1.Event
-	1,  // 7: vigil.plugin.v1.Check.Describe:input_type -> vigil.plugin.v1.DescribeRequest
-	5,  // 8: vigil.plugin.v1.Check.Configure:input_type -> vigil.plugin.v1.ConfigureRequest
-	7,  // 9: vigil.plugin.v1.Check.Check:input_type -> vigil.plugin.v1.CheckRequest
-	1,  // 10: vigil.plugin.v1.Notify.Describe:input_type -> vigil.plugin.v1.DescribeRequest
-	5,  // 11: vigil.plugin.v1.Notify.Configure:input_type -> vigil.plugin.v1.ConfigureRequest
-	10, // 12: vigil.plugin.v1.Notify.Notify:input_type -> vigil.plugin.v1.NotifyRequest
-	2,  // 13: vigil.plugin.v1.Check.Describe:output_type -> vigil.plugin.v1.DescribeResponse
-	6,  // 14: vigil.plugin.v1.Check.Configure:output_type -> vigil.plugin.v1.ConfigureResponse
-	8,  // 15: vigil.plugin.v1.Check.Check:output_type -> vigil.plugin.v1.CheckResponse
-	2,  // 16: vigil.plugin.v1.Notify.Describe:output_type -> vigil.plugin.v1.DescribeResponse
-	6,  // 17: vigil.plugin.v1.Notify.Configure:output_type -> vigil.plugin.v1.ConfigureResponse
-	11, // 18: vigil.plugin.v1.Notify.Notify:output_type -> vigil.plugin.v1.NotifyResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	16, // 4: vigil.plugin.v1.CheckResponse.metrics:type_name -> vigil.plugin.v1.CheckResponse.MetricsEntry
+	9,  // 5: vigil.plugin.v1.ProbeBatch.probes:type_name -> vigil.plugin.v1.Probe
+	8,  // 6: vigil.plugin.v1.ProbeResult.response:type_name -> vigil.plugin.v1.CheckResponse
+	11, // 7: vigil.plugin.v1.ResultBatch.results:type_name -> vigil.plugin.v1.ProbeResult
+	17, // 8: vigil.plugin.v1.Event.time:type_name -> google.protobuf.Timestamp
+	13, // 9: vigil.plugin.v1.NotifyRequest.event:type_name -> vigil.plugin.v1.Event
+	1,  // 10: vigil.plugin.v1.Check.Describe:input_type -> vigil.plugin.v1.DescribeRequest
+	5,  // 11: vigil.plugin.v1.Check.Configure:input_type -> vigil.plugin.v1.ConfigureRequest
+	7,  // 12: vigil.plugin.v1.Check.Check:input_type -> vigil.plugin.v1.CheckRequest
+	10, // 13: vigil.plugin.v1.Check.Probes:input_type -> vigil.plugin.v1.ProbeBatch
+	1,  // 14: vigil.plugin.v1.Notify.Describe:input_type -> vigil.plugin.v1.DescribeRequest
+	5,  // 15: vigil.plugin.v1.Notify.Configure:input_type -> vigil.plugin.v1.ConfigureRequest
+	14, // 16: vigil.plugin.v1.Notify.Notify:input_type -> vigil.plugin.v1.NotifyRequest
+	2,  // 17: vigil.plugin.v1.Check.Describe:output_type -> vigil.plugin.v1.DescribeResponse
+	6,  // 18: vigil.plugin.v1.Check.Configure:output_type -> vigil.plugin.v1.ConfigureResponse
+	8,  // 19: vigil.plugin.v1.Check.Check:output_type -> vigil.plugin.v1.CheckResponse
+	12, // 20: vigil.plugin.v1.Check.Probes:output_type -> vigil.plugin.v1.ResultBatch
+	2,  // 21: vigil.plugin.v1.Notify.Describe:output_type -> vigil.plugin.v1.DescribeResponse
+	6,  // 22: vigil.plugin.v1.Notify.Configure:output_type -> vigil.plugin.v1.ConfigureResponse
+	15, // 23: vigil.plugin.v1.Notify.Notify:output_type -> vigil.plugin.v1.NotifyResponse
+	17, // [17:24] is the sub-list for method output_type
+	10, // [10:17] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_vigil_plugin_proto_init() }
@@ -922,7 +1175,7 @@ func file_vigil_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_plugin_proto_rawDesc), len(file_vigil_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

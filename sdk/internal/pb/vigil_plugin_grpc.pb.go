@@ -1,4 +1,4 @@
-// vigil plugin protocol, version 1.
+// vigil plugin protocol, versions 1 and 2 (2 adds the Probes stream to Check).
 //
 // vigil runs health checks and notify actions as separate processes ("plugins") started by
 // HashiCorp go-plugin (https://github.com/hashicorp/go-plugin) and spoken to over gRPC. Go
@@ -69,6 +69,7 @@ const (
 	Check_Describe_FullMethodName  = "/vigil.plugin.v1.Check/Describe"
 	Check_Configure_FullMethodName = "/vigil.plugin.v1.Check/Configure"
 	Check_Check_FullMethodName     = "/vigil.plugin.v1.Check/Check"
+	Check_Probes_FullMethodName    = "/vigil.plugin.v1.Check/Probes"
 )
 
 // CheckClient is the client API for Check service.
@@ -79,8 +80,16 @@ const (
 type CheckClient interface {
 	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
-	// Check runs one probe of one configured check.
+	// Check runs one probe of one configured check. Protocol 1 sends every probe this way.
 	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
+	// Probes (protocol 2) carries many probes, one after another and many at a time, on one
+	// long-lived stream that vigil opens once per plugin process: a probe then costs one small
+	// message each way instead of a whole gRPC call (HTTP/2 stream, headers, trailers). vigil
+	// packs every probe that is waiting to be sent into one ProbeBatch; answer each probe with
+	// a ProbeResult carrying its id, as soon as it is done, in any order, and pack results that
+	// are ready together into one ResultBatch. Run each probe within its own timeout and stop
+	// it when its id arrives in cancel. When the stream ends, stop every probe it started.
+	Probes(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProbeBatch, ResultBatch], error)
 }
 
 type checkClient struct {
@@ -121,6 +130,19 @@ func (c *checkClient) Check(ctx context.Context, in *CheckRequest, opts ...grpc.
 	return out, nil
 }
 
+func (c *checkClient) Probes(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProbeBatch, ResultBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Check_ServiceDesc.Streams[0], Check_Probes_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ProbeBatch, ResultBatch]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Check_ProbesClient = grpc.BidiStreamingClient[ProbeBatch, ResultBatch]
+
 // CheckServer is the server API for Check service.
 // All implementations must embed UnimplementedCheckServer
 // for forward compatibility.
@@ -129,8 +151,16 @@ func (c *checkClient) Check(ctx context.Context, in *CheckRequest, opts ...grpc.
 type CheckServer interface {
 	Describe(context.Context, *DescribeRequest) (*DescribeResponse, error)
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
-	// Check runs one probe of one configured check.
+	// Check runs one probe of one configured check. Protocol 1 sends every probe this way.
 	Check(context.Context, *CheckRequest) (*CheckResponse, error)
+	// Probes (protocol 2) carries many probes, one after another and many at a time, on one
+	// long-lived stream that vigil opens once per plugin process: a probe then costs one small
+	// message each way instead of a whole gRPC call (HTTP/2 stream, headers, trailers). vigil
+	// packs every probe that is waiting to be sent into one ProbeBatch; answer each probe with
+	// a ProbeResult carrying its id, as soon as it is done, in any order, and pack results that
+	// are ready together into one ResultBatch. Run each probe within its own timeout and stop
+	// it when its id arrives in cancel. When the stream ends, stop every probe it started.
+	Probes(grpc.BidiStreamingServer[ProbeBatch, ResultBatch]) error
 	mustEmbedUnimplementedCheckServer()
 }
 
@@ -149,6 +179,9 @@ func (UnimplementedCheckServer) Configure(context.Context, *ConfigureRequest) (*
 }
 func (UnimplementedCheckServer) Check(context.Context, *CheckRequest) (*CheckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Check not implemented")
+}
+func (UnimplementedCheckServer) Probes(grpc.BidiStreamingServer[ProbeBatch, ResultBatch]) error {
+	return status.Error(codes.Unimplemented, "method Probes not implemented")
 }
 func (UnimplementedCheckServer) mustEmbedUnimplementedCheckServer() {}
 func (UnimplementedCheckServer) testEmbeddedByValue()               {}
@@ -225,6 +258,13 @@ func _Check_Check_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Check_Probes_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(CheckServer).Probes(&grpc.GenericServerStream[ProbeBatch, ResultBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Check_ProbesServer = grpc.BidiStreamingServer[ProbeBatch, ResultBatch]
+
 // Check_ServiceDesc is the grpc.ServiceDesc for Check service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -245,7 +285,14 @@ var Check_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Check_Check_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Probes",
+			Handler:       _Check_Probes_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "vigil_plugin.proto",
 }
 

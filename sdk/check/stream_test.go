@@ -1,0 +1,209 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/vigil-ha/vigil/sdk"
+	"github.com/vigil-ha/vigil/sdk/internal/pb"
+)
+
+// probeImpl answers by name: "echo-N" with its name, "wait" when its context ends (and says
+// so on ended, with how long its deadline was), "panic" by panicking, "fail" with an error.
+type probeImpl struct {
+	ended chan time.Duration
+}
+
+func (p *probeImpl) Describe(context.Context) (Info, error) { return Info{Name: "probe"}, nil }
+
+func (p *probeImpl) Configure(context.Context, ConfigureRequest) (ConfigureResponse, error) {
+	return ConfigureResponse{}, nil
+}
+
+func (p *probeImpl) Check(ctx context.Context, req CheckRequest) (CheckResponse, error) {
+	switch req.Name {
+	case "wait":
+		<-ctx.Done()
+		var left time.Duration
+		if dl, ok := ctx.Deadline(); ok {
+			left = time.Until(dl)
+		}
+		p.ended <- left
+		return CheckResponse{}, ctx.Err()
+	case "deadline":
+		dl, ok := ctx.Deadline()
+		if !ok {
+			return CheckResponse{Status: Critical, Message: "no deadline"}, nil
+		}
+		return CheckResponse{Status: OK, Message: time.Until(dl).Round(time.Second).String()}, nil
+	case "panic":
+		panic("boom")
+	case "fail":
+		return CheckResponse{}, errors.New("no route to database")
+	}
+	w := len(req.Name)
+	return CheckResponse{Status: Warning, Message: req.Name, Weight: &w, Metrics: map[string]float64{"len": float64(w)}}, nil
+}
+
+// unaryOnly serves Check calls but not the Probes stream, like a plugin of another language
+// that claims protocol 2 without implementing it.
+type unaryOnly struct {
+	pb.UnimplementedCheckServer
+	s *server
+}
+
+func (u unaryOnly) Check(ctx context.Context, req *pb.CheckRequest) (*pb.CheckResponse, error) {
+	return u.s.Check(ctx, req)
+}
+
+// serveLoopback runs srv on loopback and returns a client for it: on the Probes stream unless unary.
+func serveLoopback(t *testing.T, srv pb.CheckServer, unary bool) *client {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	pb.RegisterCheckServer(gs, srv)
+	go gs.Serve(ln)
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	raw, _ := (&Plugin{unary: unary}).GRPCClient(context.Background(), nil, conn)
+	return raw.(*client)
+}
+
+// TestProbeProtocols: a probe behaves the same on the Probes stream, as a Check call, and on
+// the stream of a plugin that does not serve it (fallback to Check calls).
+func TestProbeProtocols(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		unary  bool
+		stream bool // the server serves Probes
+	}{{"stream", false, true}, {"unary", true, true}, {"fallback", false, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			impl := &probeImpl{ended: make(chan time.Duration, 1)}
+			var srv pb.CheckServer = &server{impl: impl}
+			if !tc.stream {
+				srv = unaryOnly{s: &server{impl: impl}}
+			}
+			c := serveLoopback(t, srv, tc.unary)
+			ctx := context.Background()
+
+			// Many probes at once each get their own answer back.
+			var wg sync.WaitGroup
+			errs := make(chan error, 200)
+			for i := range 200 {
+				wg.Go(func() {
+					name := fmt.Sprintf("echo-%d", i)
+					resp, err := c.Check(ctx, CheckRequest{Name: name})
+					if err != nil || resp.Status != Warning || resp.Message != name || *resp.Weight != len(name) || resp.Metrics["len"] != float64(len(name)) {
+						errs <- fmt.Errorf("%s: %+v, %v", name, resp, err)
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+
+			_, err := c.Check(ctx, CheckRequest{Name: "panic"})
+			if err == nil || !strings.Contains(err.Error(), "plugin panicked: boom") {
+				t.Errorf("panic: %v", err)
+			}
+			_, err = c.Check(ctx, CheckRequest{Name: "fail"})
+			var pe *sdk.PluginError
+			if !errors.As(err, &pe) || pe.Msg != "no route to database" {
+				t.Errorf("plugin error: %v", err)
+			}
+
+			// The plugin gets the caller's deadline.
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			resp, err := c.Check(dctx, CheckRequest{Name: "deadline"})
+			cancel()
+			if err != nil || resp.Message != "5s" {
+				t.Errorf("deadline seen by the plugin: %+v, %v; want 5s", resp, err)
+			}
+
+			// A caller that gives up cancels the probe in the plugin, long before the probe's
+			// own deadline.
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			go func() {
+				time.Sleep(100 * time.Millisecond)
+				cancel()
+			}()
+			start := time.Now()
+			if _, err := c.Check(cctx, CheckRequest{Name: "wait"}); !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled probe: %v", err)
+			}
+			select {
+			case left := <-impl.ended:
+				if left < 50*time.Second {
+					t.Errorf("the probe ended with %s of its deadline left: by its deadline, not by the cancel", left)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the plugin's probe still runs %s after the caller gave up", time.Since(start))
+			}
+			if c.mux != nil {
+				c.mux.mu.Lock()
+				unsupported := c.mux.unsupported
+				c.mux.mu.Unlock()
+				if unsupported == tc.stream {
+					t.Errorf("mux.unsupported = %v on a server that serves Probes: %v", unsupported, tc.stream)
+				}
+			}
+		})
+	}
+}
+
+// TestStreamBreakFailsInFlight: when the connection goes, a probe waiting on the stream
+// fails at once as unavailable instead of waiting for its deadline.
+func TestStreamBreakFailsInFlight(t *testing.T) {
+	impl := &probeImpl{ended: make(chan time.Duration, 1)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	pb.RegisterCheckServer(gs, &server{impl: impl})
+	go gs.Serve(ln)
+	defer gs.Stop()
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw, _ := (&Plugin{}).GRPCClient(context.Background(), nil, conn)
+	c := raw.(*client)
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := c.Check(ctx, CheckRequest{Name: "wait"})
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	gs.Stop()
+	select {
+	case err := <-done:
+		if !errors.Is(err, sdk.ErrUnavailable) {
+			t.Fatalf("in-flight probe: %v; want ErrUnavailable", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("in-flight probe still waiting after the connection broke")
+	}
+}
