@@ -24,9 +24,9 @@ import (
 // Probes serves the stream in the plugin: each probe runs in its own goroutine (a check may
 // block on the network) under its own deadline, and results go back as they are ready.
 func (s *server) Probes(stream pb.Check_ProbesServer) error {
-	out := newBatcher(func(rs []*pb.ProbeResult) error { return stream.Send(&pb.ResultBatch{Results: rs}) })
+	out := newCombiner(func(rs []*pb.ProbeResult) error { return stream.Send(&pb.ResultBatch{Results: rs}) })
 	// Send must not be called once the handler has returned.
-	defer out.stop()
+	defer out.close()
 	ctx, cancelAll := context.WithCancel(stream.Context())
 	defer cancelAll()
 	var mu sync.Mutex
@@ -78,73 +78,6 @@ func (s *server) Probes(stream pb.Check_ProbesServer) error {
 	}
 }
 
-// batcher sends items from many goroutines through one sender goroutine, all items that
-// arrived while it was busy in one message. Callers never wait for the send itself, so a
-// peer that stops reading cannot hold up the goroutine that produced an item.
-type batcher[T any] struct {
-	send func([]T) error
-	mu   sync.Mutex
-	next []T
-	dead bool // the sender stopped: drop what comes
-	bell chan struct{}
-	quit chan struct{}
-	done chan struct{}
-}
-
-func newBatcher[T any](send func([]T) error) *batcher[T] {
-	b := &batcher[T]{send: send, bell: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
-	go b.run()
-	return b
-}
-
-// add queues an item; it reports false when the sender has stopped.
-func (b *batcher[T]) add(items ...T) bool {
-	b.mu.Lock()
-	if b.dead {
-		b.mu.Unlock()
-		return false
-	}
-	b.next = append(b.next, items...)
-	b.mu.Unlock()
-	select {
-	case b.bell <- struct{}{}:
-	default: // already rung: the sender will take this item with the others
-	}
-	return true
-}
-
-func (b *batcher[T]) run() {
-	defer close(b.done)
-	defer func() {
-		b.mu.Lock()
-		b.dead, b.next = true, nil
-		b.mu.Unlock()
-	}()
-	for {
-		select {
-		case <-b.bell:
-		case <-b.quit:
-			return
-		}
-		b.mu.Lock()
-		items := b.next
-		b.next = nil
-		b.mu.Unlock()
-		if len(items) == 0 {
-			continue
-		}
-		if err := b.send(items); err != nil {
-			return
-		}
-	}
-}
-
-// stop ends the sender and waits for it; a send in progress finishes or fails first.
-func (b *batcher[T]) stop() {
-	close(b.quit)
-	<-b.done
-}
-
 // errNoStream: the plugin negotiated protocol 2 but does not serve Probes (a non-Go plugin
 // that claims a version it does not fully speak); the probe goes as a Check call instead.
 var errNoStream = errors.New("plugin does not serve the Probes stream")
@@ -165,11 +98,17 @@ type probeStream struct {
 	m       *mux
 	stream  pb.Check_ProbesClient
 	close   context.CancelFunc
-	out     *batcher[*pb.ProbeBatch]
+	out     *combiner[sendItem]
 	mu      sync.Mutex
 	nextID  uint64
 	waiting map[uint64]chan<- outcome
 	err     error // why the stream broke; nil while it works
+}
+
+// sendItem is a probe to send or the id of one to cancel.
+type sendItem struct {
+	probe  *pb.Probe
+	cancel uint64
 }
 
 // outcome is what a waiting probe gets: the plugin's result, or why the stream broke.
@@ -195,14 +134,16 @@ func (m *mux) stream() (*probeStream, error) {
 		return nil, wire.Error(err)
 	}
 	ps := &probeStream{m: m, stream: st, close: cancel, waiting: map[uint64]chan<- outcome{}}
-	ps.out = newBatcher(func(bs []*pb.ProbeBatch) error {
-		if len(bs) > 1 {
-			for _, b := range bs[1:] {
-				bs[0].Probes = append(bs[0].Probes, b.Probes...)
-				bs[0].Cancel = append(bs[0].Cancel, b.Cancel...)
+	ps.out = newCombiner(func(items []sendItem) error {
+		b := &pb.ProbeBatch{}
+		for _, it := range items {
+			if it.probe != nil {
+				b.Probes = append(b.Probes, it.probe)
+			} else {
+				b.Cancel = append(b.Cancel, it.cancel)
 			}
 		}
-		return st.Send(bs[0])
+		return st.Send(b)
 	})
 	m.cur = ps
 	go ps.receive()
@@ -235,7 +176,7 @@ func (m *mux) check(ctx context.Context, req CheckRequest) (CheckResponse, error
 	id := ps.nextID
 	ps.waiting[id] = ch
 	ps.mu.Unlock()
-	ps.out.add(&pb.ProbeBatch{Probes: []*pb.Probe{{Id: id, Name: req.Name, TimeoutNanos: int64(timeout)}}})
+	ps.out.add(sendItem{probe: &pb.Probe{Id: id, Name: req.Name, TimeoutNanos: int64(timeout)}})
 	select {
 	case o := <-ch:
 		if o.err != nil {
@@ -254,7 +195,7 @@ func (m *mux) check(ctx context.Context, req CheckRequest) (CheckResponse, error
 		if pending {
 			// Tell the plugin to stop the probe, so that a check that honours its context
 			// frees what it holds now rather than at its own deadline.
-			ps.out.add(&pb.ProbeBatch{Cancel: []uint64{id}})
+			ps.out.add(sendItem{cancel: id})
 		}
 		return CheckResponse{}, ctx.Err()
 	}
@@ -291,7 +232,7 @@ func (ps *probeStream) broke(err error) {
 	}
 	m.mu.Unlock()
 	ps.close()
-	ps.out.stop()
+	ps.out.close()
 	var reason error
 	switch {
 	case errors.Is(err, io.EOF):
@@ -308,5 +249,66 @@ func (ps *probeStream) broke(err error) {
 	ps.mu.Unlock()
 	for _, ch := range waiting {
 		ch <- outcome{err: reason}
+	}
+}
+
+// combiner sends from many goroutines on one stream, on the calling goroutine, which saves a
+// goroutine hand-off per message: the caller that finds no send under way sends what is
+// queued, and keeps sending what others queue meanwhile, all of it in one message; they
+// return at once. A send blocks only when the peer has left a megabyte unread (the HTTP/2
+// flow-control window): a plugin that stops reading is killed after the first probe that
+// passes its deadline, and the host always reads.
+type combiner[T any] struct {
+	send func([]T) error
+	mu   sync.Mutex
+	idle sync.Cond // signalled when busy turns false
+	next []T
+	busy bool
+	err  error // the first failed send, or errClosed: nothing more is sent
+}
+
+var errClosed = errors.New("stream closed")
+
+func newCombiner[T any](send func([]T) error) *combiner[T] {
+	c := &combiner[T]{send: send}
+	c.idle.L = &c.mu
+	return c
+}
+
+// add queues item and sends unless another goroutine is sending.
+func (c *combiner[T]) add(item T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return // the stream is over: whoever reads it fails what still waits
+	}
+	c.next = append(c.next, item)
+	if c.busy {
+		return
+	}
+	c.busy = true
+	for len(c.next) > 0 && c.err == nil {
+		items := c.next
+		c.next = nil
+		c.mu.Unlock()
+		err := c.send(items)
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+	}
+	c.busy = false
+	c.idle.Broadcast()
+}
+
+// close stops all sends and waits for one under way to end.
+func (c *combiner[T]) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = errClosed
+	}
+	for c.busy {
+		c.idle.Wait()
 	}
 }

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The block of BENCHMARKS.md this program owns. It sits inside the notes block that
+// bench/vrrpbench keeps when it rewrites the file, so the two programs never overwrite each
+// other's results.
+const (
+	blockBegin = "<!-- pluginbench: this block is written by bench/pluginbench -->"
+	blockEnd   = "<!-- end of pluginbench -->"
+)
+
+type report struct {
+	o                     options
+	cases                 []kase
+	results               [][]result
+	took                  time.Duration
+	date                  time.Time
+	loadBefore, loadAfter string
+}
+
+// stat is the median and range of one field over the runs of a case.
+type stat struct{ med, lo, hi time.Duration }
+
+func (r *report) stat(c int, field func(result) time.Duration) stat {
+	var v []time.Duration
+	for _, res := range r.results[c] {
+		v = append(v, field(res))
+	}
+	slices.Sort(v)
+	return stat{med: v[len(v)/2], lo: v[0], hi: v[len(v)-1]}
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+}
+
+func (s stat) String() string {
+	return fmt.Sprintf("%s (%s–%s)", fmtDur(s.med), fmtDur(s.lo), fmtDur(s.hi))
+}
+
+func (r *report) find(name string, parallel int) int {
+	for i, k := range r.cases {
+		if k.name == name && k.parallel == parallel {
+			return i
+		}
+	}
+	return -1
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	cpu := func(x result) time.Duration { return x.cpuPerProbe }
+	host := func(x result) time.Duration { return x.hostPerProbe }
+	other := func(x result) time.Duration { return x.cpuPerProbe - x.hostPerProbe }
+
+	w("### Plugin probe vs forked script\n\n")
+	w("What one health-check probe costs through vigil's plugin boundary, beside keepalived's way (fork and\n")
+	w("exec of a script per probe). Written by `bench/pluginbench`:\n\n")
+	w("```sh\ngo run ./bench/pluginbench -out BENCHMARKS.md   # no root needed, about %s\n```\n\n", r.took.Round(time.Second))
+	w("- date: %s UTC (run took %s)\n", r.date.UTC().Format("2006-01-02 15:04"), r.took.Round(time.Second))
+	w("- machine: nproc %s, kernel %s, CPU %s; load average %s before, %s after\n", cmdLine("nproc"), cmdLine("uname", "-r"), cpuModel(), r.loadBefore, r.loadAfter)
+	w("- vigil %s, %s; %d runs of every case in rotating order, %d plugin probes and %d script probes per case and run\n",
+		cmdLine("git", "rev-parse", "--short", "HEAD"), runtime.Version(), r.o.runs, r.o.probes, r.o.forks)
+	w("- plugin: a trivial check built with the SDK (answers OK, no I/O), probed through core/plugin's Host and\n")
+	w("  Prober as the check scheduler does (gRPC with mutual TLS on a unix socket, the protocol-2 Probes stream);\n")
+	w("  scripts: core/check.Script, as vrrp_script runs them (own process group, deadline). Every probe has a 5 s deadline.\n")
+	w("- CPU per probe: user+system time of this process (getrusage) + of the reaped scripts (RUSAGE_CHILDREN)\n")
+	w("  + of the plugin process (/proc/PID/task/*/schedstat, nanoseconds), over the measured probes, divided by\n")
+	w("  their number. \"host\" is this process alone (Go's os/exec for the scripts; keepalived forks from C, which\n")
+	w("  costs its parent less), \"child\" the script processes or the plugin. Latency is per probe, p50 and p99\n")
+	w("  of each run. Medians over the runs, with min–max in parentheses.\n\n")
+	w("| case | in flight | CPU/probe (host+child) | host | child | wall/probe | p50 | p99 |\n")
+	w("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for i, k := range r.cases {
+		w("| %s | %d | **%s** | %s | %s | %s | %s | %s |\n", k.name, k.parallel,
+			r.stat(i, cpu), fmtDur(r.stat(i, host).med), fmtDur(r.stat(i, other).med),
+			fmtDur(r.stat(i, func(x result) time.Duration { return x.wallPerProbe }).med),
+			fmtDur(r.stat(i, func(x result) time.Duration { return x.p50 }).med),
+			fmtDur(r.stat(i, func(x result) time.Duration { return x.p99 }).med))
+	}
+	w("\nRatios of CPU per probe, forked script over plugin probe (medians; the target is at least 20×):\n\n")
+	w("| in flight | vs `#!/bin/sh` script, all CPU | vs `#!/bin/sh` script, the script's own CPU only | vs `/bin/true`, all CPU | 20× met? |\n")
+	w("|---:|---:|---:|---:|---|\n")
+	for _, par := range []int{1, r.o.inFlight} {
+		p, sh, tr := r.find("plugin probe", par), r.find("fork+exec #!/bin/sh script", par), r.find("fork+exec /bin/true", par)
+		pc := r.stat(p, cpu).med
+		ratio := func(x time.Duration) float64 { return float64(x) / float64(pc) }
+		shAll := ratio(r.stat(sh, cpu).med)
+		met := "no"
+		if shAll >= 20 {
+			met = "yes"
+		}
+		w("| %d | %.1f× | %.1f× | %.1f× | %s |\n", par, shAll, ratio(r.stat(sh, other).med), ratio(r.stat(tr, cpu).med), met)
+	}
+	return b.String()
+}
+
+// writeBlock puts md between the pluginbench markers of path.
+func writeBlock(path, md string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(b)
+	i := strings.Index(s, blockBegin)
+	j := strings.Index(s, blockEnd)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s has no %q ... %q block: add the two lines inside its notes block (which bench/vrrpbench keeps) and run again", path, blockBegin, blockEnd)
+	}
+	s = s[:i+len(blockBegin)] + "\n" + md + s[j:]
+	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+func cmdLine(name string, args ...string) string {
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "?"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
