@@ -27,7 +27,7 @@ func validatePlugins(cfg *config.Config) config.Diagnostics {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	host := plugin.New(plugin.Options{Dir: cfg.Global.PluginDir, Logger: hclog.NewNullLogger()})
+	host := plugin.New(plugin.ConfigOptions(cfg.Global, hclog.NewNullLogger()))
 	defer host.Close()
 	var ds config.Diagnostics
 	for _, c := range cfg.Checks {

@@ -34,7 +34,7 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 	if err != nil {
 		return nil, err
 	}
-	host := plugin.New(plugin.Options{Dir: cfg.Global.PluginDir, Logger: s.log})
+	host := plugin.New(plugin.ConfigOptions(cfg.Global, s.log))
 	specs, err := check.FromConfig(ctx, cfg, host)
 	if err != nil {
 		host.Close()

@@ -23,6 +23,7 @@ global_defs {
     vrrp_garp_master_delay 2
     vrrp_version 3
     plugin_dir /opt/vigil/plugins
+    plugin_sha256 vigil-check-mysql 0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef
 }
 vrrp_script chk_haproxy {
     script "/usr/bin/pgrep -x haproxy"
@@ -111,7 +112,8 @@ func TestModel(t *testing.T) {
 	g := cfg.Global
 	if g.RouterID != "node1" || len(g.NotificationEmail) != 2 || g.SMTPServer != "127.0.0.1" || g.SMTPPort != 2525 ||
 		g.SMTPConnectTimeout != 3500*time.Millisecond || g.ScriptUser != "vigil_script" || g.ScriptGroup != "vigil" ||
-		!g.EnableScriptSecurity || g.VRRPVersion != 3 || g.PluginDir != "/opt/vigil/plugins" {
+		!g.EnableScriptSecurity || g.VRRPVersion != 3 || g.PluginDir != "/opt/vigil/plugins" ||
+		len(g.PluginSHA256) != 1 || g.PluginSHA256["vigil-check-mysql"] != "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" {
 		t.Errorf("global_defs: %+v", g)
 	}
 	if g.Garp.MasterDelay != 2*time.Second || g.Garp.LowerPrioDelay != 2*time.Second || g.Garp.MasterRepeat != 5 {

@@ -69,6 +69,10 @@ type Global struct {
 
 	// PluginDir is where vigil looks for vigil-check-NAME and vigil-notify-NAME binaries.
 	PluginDir string
+	// PluginSHA256 pins plugins (plugin_sha256 NAME HEX): the lower-case hex SHA-256 of each
+	// pinned executable, keyed by its file name in PluginDir (vigil-check-mysql). vigil
+	// refuses to start a pinned plugin whose file has another checksum.
+	PluginSHA256 map[string]string
 }
 
 // Garp is the gratuitous ARP / unsolicited NA schedule on becoming master.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -115,11 +116,40 @@ func (b *builder) globalDefs(n *Node) {
 		"vrrp_notify_fifo_script":      b.fifoScriptKw(&g.VRRPNotifyFIFO),
 		"lvs_notify_fifo_script":       b.fifoScriptKw(&g.LVSNotifyFIFO),
 		"plugin_dir":                   strKw(&g.PluginDir),
+		"plugin_sha256":                {min: 2, max: 2, fn: b.pluginSHA256},
 	}
 	for k, v := range garp {
 		ks[k] = v
 	}
 	b.walk("global_defs", n.Block, ks)
+}
+
+// pluginExecutable is the file name of a plugin in plugin_dir.
+var pluginExecutable = regexp.MustCompile(`^vigil-(check|notify)-[a-z0-9][a-z0-9_.-]*$`)
+
+// pluginSHA256 reads "plugin_sha256 NAME HEX". NAME is the executable's file name, as
+// sha256sum prints it beside the checksum, so that pinning is copying one line of its output.
+func (b *builder) pluginSHA256(n *Node) {
+	g := &b.cfg.Global
+	name, sum := n.Args[0].Text, strings.ToLower(n.Args[1].Text)
+	if !pluginExecutable.MatchString(name) {
+		b.sink.errorf(n.Args[0].Pos, "plugin_sha256: %q is not the file name of a plugin", name).Hint =
+			"write the executable's name as it is in plugin_dir, e.g. vigil-check-mysql"
+		return
+	}
+	if len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
+		b.sink.errorf(n.Args[1].Pos, "plugin_sha256 %s: %q is not a SHA-256 checksum (64 hex digits)", name, n.Args[1].Text).Hint =
+			"run sha256sum on " + name + " in plugin_dir: it prints the 64 digits"
+		return
+	}
+	if g.PluginSHA256 == nil {
+		g.PluginSHA256 = map[string]string{}
+	}
+	if old, dup := g.PluginSHA256[name]; dup && old != sum {
+		b.sink.errorf(n.Pos, "plugin_sha256 %s is given twice with different checksums", name).Hint = "keep the line with the checksum of the installed build"
+		return
+	}
+	g.PluginSHA256[name] = sum
 }
 
 // garpKeywords are the gratuitous ARP settings, spelt with a "vrrp_" prefix in global_defs

@@ -54,7 +54,7 @@ func find(dir string, kind sdk.Kind, name string, sums map[string]string) (strin
 			return "", err
 		}
 		if !strings.EqualFold(got, want) {
-			return "", fmt.Errorf("%w: %s has SHA-256 %s but the configuration pins %s: reinstall the plugin, or pin the new checksum if you changed it on purpose", ErrChecksum, path, got, want)
+			return "", fmt.Errorf("%w: %s plugin %s: %s has SHA-256 %s, but plugin_sha256 %s in global_defs expects %s: reinstall the plugin, or pin the new checksum if you changed it on purpose", ErrChecksum, kind, name, path, got, Executable(kind, name), strings.ToLower(want))
 		}
 	}
 	return path, nil

@@ -13,7 +13,8 @@
 // Security. A plugin runs with vigil's privileges, so it is refused when it, or any directory
 // above it, can be changed by someone else: group- or world-writable (sticky directories such
 // as /tmp excepted), or owned by a user other than root or vigil's own. A plugin may also be
-// pinned by its SHA-256 (Options.Checksums), checked before every start.
+// pinned by its SHA-256 (Options.Checksums, from plugin_sha256 in global_defs), checked before
+// every start.
 //
 // Processes. Each plugin runs as one process (in its own process group, killed by the kernel
 // if vigil dies) serving every configured check or notifier that names it, with concurrent

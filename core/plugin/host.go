@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
 	"github.com/vigil-ha/vigil/sdk/notify"
@@ -39,6 +40,11 @@ type Options struct {
 	PingTimeout time.Duration
 	// MaxBackoff caps the wait before restarting a plugin that keeps dying (30s).
 	MaxBackoff time.Duration
+}
+
+// ConfigOptions are the Options that global_defs asks for: plugin_dir and plugin_sha256.
+func ConfigOptions(g config.Global, log hclog.Logger) Options {
+	return Options{Dir: g.PluginDir, Checksums: g.PluginSHA256, Logger: log}
 }
 
 func (o Options) withDefaults() Options {

@@ -328,7 +328,7 @@ func TestRefused(t *testing.T) {
 		msg    string
 	}{
 		{"checksum mismatch", Options{Checksums: map[string]string{"vigil-check-test": wrong}}, "test", ErrChecksum,
-			"has SHA-256 " + sum + " but the configuration pins " + wrong},
+			"check plugin test: " + filepath.Join(pluginDir, "vigil-check-test") + " has SHA-256 " + sum + ", but plugin_sha256 vigil-check-test in global_defs expects " + wrong},
 		{"writable plugin", Options{Dir: writable}, "test", ErrInsecure,
 			"plugin " + filepath.Join(writable, "vigil-check-test") + " is group- or world-writable (mode 0775): run chmod go-w " + filepath.Join(writable, "vigil-check-test")},
 		{"writable directory", Options{Dir: openDir}, "test", ErrInsecure,
@@ -456,6 +456,39 @@ func TestProtocolVersions(t *testing.T) {
 		}
 		if v := h.procs[key{sdk.KindCheck, tc.plugin}].cur.version; v != tc.version {
 			t.Errorf("%s: negotiated protocol %d, want %d", tc.plugin, v, tc.version)
+		}
+	}
+}
+
+// TestChecksumFromConfig: plugin_sha256 in global_defs reaches the host; a mismatch is refused
+// naming the plugin, its file and both checksums, and the pinned plugin runs when they match.
+func TestChecksumFromConfig(t *testing.T) {
+	path := filepath.Join(pluginDir, "vigil-check-test")
+	sum, err := sha256File(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		pin  string
+		want string // in the error; "" for none
+	}{
+		{wrong, fmt.Sprintf("plugin checksum mismatch: check plugin test: %s has SHA-256 %s, but plugin_sha256 vigil-check-test in global_defs expects %s", path, sum, wrong)},
+		{strings.ToUpper(sum), ""},
+	} {
+		text := fmt.Sprintf("global_defs {\n    plugin_dir %s\n    plugin_sha256 vigil-check-test %s\n}\n", pluginDir, tc.pin)
+		cfg, ds := config.Parse("vigil.conf", []byte(text), config.Options{})
+		if ds.HasErrors() {
+			t.Fatalf("config:\n%v", ds)
+		}
+		opts := ConfigOptions(cfg.Global, nil)
+		h := newHost(t, opts)
+		_, err := h.ConfigureCheck(ctxFor(t, 20*time.Second), "test", check.ConfigureRequest{Name: "good", Params: []check.Param{{Key: "mode", Values: []string{"ok"}}}})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("pinned with the right checksum: %v", err)
+		case tc.want != "" && (!errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("got %v\nwant %v containing %q", err, ErrChecksum, tc.want)
 		}
 	}
 }
