@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -106,5 +107,67 @@ func TestRunReportsChanges(t *testing.T) {
 	os.WriteFile(flag, nil, 0o644)
 	if c := next(); !c.Up {
 		t.Fatalf("after restoring the file: %+v", c)
+	}
+}
+
+// seq answers with its results in turn, then repeats the last.
+type seq struct {
+	mu      sync.Mutex
+	results []Result
+}
+
+func (s *seq) Probe(context.Context) Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.results[0]
+	if len(s.results) > 1 {
+		s.results = s.results[1:]
+	}
+	return r
+}
+
+func TestRunDynamicWeight(t *testing.T) {
+	w := func(v int) *int { return &v }
+	ok := func(weight *int) Result {
+		return Result{OK: true, Msg: "ok", Weight: weight, Metrics: map[string]float64{"n": 1}}
+	}
+	fail := Result{Msg: "timed out"}
+	p := &seq{results: []Result{
+		ok(nil), ok(w(10)), ok(w(10)), // the first weight is a change; the same again is not
+		fail, fail, // down after fall 2; a probe without a weight keeps the last one
+		ok(w(10)), ok(w(10)), // up after rise 2
+		ok(w(-20)), // a new weight is a change without a crossing
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	changes := make(chan Change, 20)
+	go Run(ctx, []Spec{{Name: "c", Prober: p, Interval: 10 * time.Millisecond, Rise: 2, Fall: 2}}, changes)
+	type got struct {
+		up     bool
+		weight int
+	}
+	want := []got{{true, -1}, {true, 10}, {false, 10}, {true, 10}, {true, -20}}
+	for i, wnt := range want {
+		select {
+		case c := <-changes:
+			g := got{c.Up, -1}
+			if c.Weight != nil {
+				g.weight = *c.Weight
+			}
+			if g != wnt {
+				t.Fatalf("change %d: %+v (weight %v); want %+v", i, c, g.weight, wnt)
+			}
+			if i > 0 && c.Metrics["n"] != 1 && c.Up {
+				t.Errorf("change %d lost the probe's metrics: %+v", i, c)
+			}
+		case <-ctx.Done():
+			t.Fatalf("change %d never came; want %+v", i, wnt)
+		}
+	}
+	// The last result repeats: no more changes.
+	select {
+	case c := <-changes:
+		t.Fatalf("unexpected change: %+v", c)
+	case <-time.After(200 * time.Millisecond):
 	}
 }

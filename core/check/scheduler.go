@@ -20,11 +20,26 @@ type Spec struct {
 	InitFail bool
 }
 
-// Change is a check crossing its rise or fall threshold.
+// Change is a check crossing its rise or fall threshold, or its dynamic weight changing.
 type Change struct {
 	Name string
 	Up   bool
 	Msg  string // the last probe's message
+	// Weight is the dynamic weight the check reported last, nil while it has reported none.
+	// A probe without one (a timeout, a plugin that crashed) keeps the weight reported
+	// before: a failing check is handled by Up and the configured weight, and a weight that
+	// blinked away with every timeout would move the priority for nothing. The weight is
+	// not damped by rise and fall: a plugin that reports one should report a stable one.
+	//
+	// What VRRP makes of it (keepalived's vrrp_script has no dynamic weight): while the check
+	// is up, a dynamic weight takes the place of the configured one's effect, so a check can
+	// lower its node's priority step by step as its service degrades (e.g. -10 per 10 s of
+	// replication lag) before it fails; while the check is down, the configured weight
+	// applies exactly as for a vrrp_script (0: FAULT, negative: that penalty), so a plugin
+	// can never soften what its failure does. Reverse tracking ignores dynamic weights.
+	Weight *int
+	// Metrics are those of the probe that caused the change.
+	Metrics map[string]float64
 }
 
 // Threshold counts consecutive results: it flips to up after rise successes and to down
@@ -78,6 +93,7 @@ func Run(ctx context.Context, specs []Spec, changes chan<- Change) {
 
 func runOne(ctx context.Context, s Spec, changes chan<- Change) {
 	th := NewThreshold(s.Rise, s.Fall, s.InitFail)
+	var weight *int // the dynamic weight sent last
 	send := func(c Change) bool {
 		select {
 		case changes <- c:
@@ -109,7 +125,12 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change) {
 		if ctx.Err() != nil {
 			return
 		}
-		if th.Add(r.OK) && !send(Change{Name: s.Name, Up: th.Up(), Msg: r.Msg}) {
+		crossed := th.Add(r.OK)
+		if r.Weight != nil && (weight == nil || *weight != *r.Weight) {
+			w := *r.Weight
+			weight, crossed = &w, true
+		}
+		if crossed && !send(Change{Name: s.Name, Up: th.Up(), Msg: r.Msg, Weight: weight, Metrics: r.Metrics}) {
 			return
 		}
 		// The next probe starts one interval after this one started, or at once when the

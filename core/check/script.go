@@ -16,6 +16,12 @@ import (
 type Result struct {
 	OK  bool
 	Msg string
+	// Weight is a dynamic weight the check computed, nil when it reports none (scripts
+	// never do; check plugins may, e.g. from replication lag). See Change.Weight for what
+	// vigil does with it.
+	Weight *int
+	// Metrics are numbers the probe measured, by name (e.g. "replication_lag_seconds").
+	Metrics map[string]float64
 }
 
 // Prober runs one probe; it must return by the context's deadline.

@@ -62,9 +62,17 @@ func (s *checkServer) forward(ctx context.Context, changes <-chan check.Change) 
 		case <-ctx.Done():
 			return
 		case c := <-changes:
-			st := &childpb.CheckState{Name: c.Name, Up: c.Up, Message: c.Msg, UnixNano: time.Now().UnixNano()}
+			st := &childpb.CheckState{Name: c.Name, Up: c.Up, Message: c.Msg, UnixNano: time.Now().UnixNano(), Metrics: c.Metrics}
+			if c.Weight != nil {
+				w := int32(*c.Weight)
+				st.Weight = &w
+			}
 			if c.Msg != "initial state" {
-				s.log.Info("check changed", "check", c.Name, "up", c.Up, "detail", c.Msg)
+				args := []any{"check", c.Name, "up", c.Up, "detail", c.Msg}
+				if c.Weight != nil {
+					args = append(args, "weight", *c.Weight)
+				}
+				s.log.Info("check changed", args...)
 			}
 			s.mu.Lock()
 			s.latest[c.Name] = st

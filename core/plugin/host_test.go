@@ -205,6 +205,23 @@ func TestResponseFields(t *testing.T) {
 	if err != nil || resp.Weight == nil || *resp.Weight != 7 || resp.Metrics["pid"] == 0 {
 		t.Fatalf("Check: %+v, %v", resp, err)
 	}
+	// The scheduler's Prober passes weight and metrics on, the weight capped to what a VRRP
+	// priority can move, and none for a reversed check.
+	configure(t, h, "test", "heavy", "mode", "ok", "weight", "-900")
+	for _, tc := range []struct {
+		check   string
+		reverse bool
+		weight  int // -1000: none
+	}{{"good", false, 7}, {"heavy", false, -253}, {"good", true, -1000}} {
+		r := Prober{Host: h, Plugin: "test", Check: tc.check, Reverse: tc.reverse}.Probe(ctxFor(t, 10*time.Second))
+		w := -1000
+		if r.Weight != nil {
+			w = *r.Weight
+		}
+		if w != tc.weight || r.Metrics["pid"] == 0 || r.OK == tc.reverse {
+			t.Errorf("Probe %s (reverse %v): %+v, weight %d; want weight %d", tc.check, tc.reverse, r, w, tc.weight)
+		}
+	}
 	_, err = h.ConfigureCheck(ctxFor(t, 10*time.Second), "test", check.ConfigureRequest{Name: "bad", Params: []check.Param{{Key: "mode", Values: []string{"dance"}}}})
 	var pe *sdk.PluginError
 	if !errors.As(err, &pe) || pe.Msg != `mode "dance": want ok, crash, hang or stop` {

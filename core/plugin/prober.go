@@ -34,8 +34,18 @@ func (p Prober) Probe(ctx context.Context) corecheck.Result {
 	if resp.Message != "" {
 		msg += ": " + resp.Message
 	}
-	return corecheck.Result{OK: resp.Status.Healthy() != p.Reverse, Msg: msg}
+	r := corecheck.Result{OK: resp.Status.Healthy() != p.Reverse, Msg: msg, Metrics: resp.Metrics}
+	if resp.Weight != nil && !p.Reverse {
+		// A weight beyond what a VRRP priority can move is the plugin's mistake; cap it
+		// rather than let one probe take the priority out of range.
+		w := min(max(*resp.Weight, -maxWeight), maxWeight)
+		r.Weight = &w
+	}
+	return r
 }
+
+// maxWeight is the largest weight keepalived accepts for a tracked script.
+const maxWeight = 253
 
 // Params converts a configuration's params block for a plugin.
 func Params(ps []config.Param) []sdk.Param {

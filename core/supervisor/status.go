@@ -45,6 +45,10 @@ type CheckStatus struct {
 	Up      bool      `json:"up"`
 	Message string    `json:"message,omitempty"`
 	Since   time.Time `json:"since"`
+	// Weight is the check's dynamic weight, when its plugin reports one.
+	Weight *int32 `json:"weight,omitempty"`
+	// Metrics are those of the probe that last changed the check's state or weight.
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 }
 
 // Status collects the state of every child and asks the running ones for theirs.
@@ -76,7 +80,7 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 	}
 	s.mu.Lock()
 	for _, c := range s.checks {
-		st.Checks = append(st.Checks, CheckStatus{Name: c.Name, Up: c.Up, Message: c.Message, Since: time.Unix(0, c.UnixNano)})
+		st.Checks = append(st.Checks, CheckStatus{Name: c.Name, Up: c.Up, Message: c.Message, Since: time.Unix(0, c.UnixNano), Weight: c.Weight, Metrics: c.Metrics})
 	}
 	s.mu.Unlock()
 	sort.Slice(st.Checks, func(i, j int) bool { return st.Checks[i].Name < st.Checks[j].Name })

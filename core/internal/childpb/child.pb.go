@@ -153,11 +153,15 @@ func (*StartResponse) Descriptor() ([]byte, []int) {
 
 // CheckState is a check crossing its rise or fall threshold (and, first, its initial state).
 type CheckState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Up            bool                   `protobuf:"varint,2,opt,name=up,proto3" json:"up,omitempty"`
-	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	UnixNano      int64                  `protobuf:"varint,4,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Up       bool                   `protobuf:"varint,2,opt,name=up,proto3" json:"up,omitempty"`
+	Message  string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	UnixNano int64                  `protobuf:"varint,4,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	// weight is the check's dynamic weight (from its plugin), when it reports one; see
+	// core/check.Change.Weight for what VRRP makes of it.
+	Weight        *int32             `protobuf:"varint,5,opt,name=weight,proto3,oneof" json:"weight,omitempty"`
+	Metrics       map[string]float64 `protobuf:"bytes,6,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"` // of the probe that caused this state
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -218,6 +222,20 @@ func (x *CheckState) GetUnixNano() int64 {
 		return x.UnixNano
 	}
 	return 0
+}
+
+func (x *CheckState) GetWeight() int32 {
+	if x != nil && x.Weight != nil {
+		return *x.Weight
+	}
+	return 0
+}
+
+func (x *CheckState) GetMetrics() map[string]float64 {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
 }
 
 // Transition is a VRRP instance changing state.
@@ -528,13 +546,19 @@ const file_child_proto_rawDesc = "" +
 	"configText\x12\x1f\n" +
 	"\vconfig_name\x18\x02 \x01(\tR\n" +
 	"configName\"\x0f\n" +
-	"\rStartResponse\"g\n" +
+	"\rStartResponse\"\x8e\x02\n" +
 	"\n" +
 	"CheckState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02up\x18\x02 \x01(\bR\x02up\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x1b\n" +
-	"\tunix_nano\x18\x04 \x01(\x03R\bunixNano\"\xb3\x01\n" +
+	"\tunix_nano\x18\x04 \x01(\x03R\bunixNano\x12\x1b\n" +
+	"\x06weight\x18\x05 \x01(\x05H\x00R\x06weight\x88\x01\x01\x12A\n" +
+	"\ametrics\x18\x06 \x03(\v2'.vigil.child.v1.CheckState.MetricsEntryR\ametrics\x1a:\n" +
+	"\fMetricsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\t\n" +
+	"\a_weight\"\xb3\x01\n" +
 	"\n" +
 	"Transition\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\tR\binstance\x12\x14\n" +
@@ -588,7 +612,7 @@ func file_child_proto_rawDescGZIP() []byte {
 	return file_child_proto_rawDescData
 }
 
-var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_child_proto_goTypes = []any{
 	(*Empty)(nil),          // 0: vigil.child.v1.Empty
 	(*StartRequest)(nil),   // 1: vigil.child.v1.StartRequest
@@ -598,35 +622,37 @@ var file_child_proto_goTypes = []any{
 	(*InstanceStatus)(nil), // 5: vigil.child.v1.InstanceStatus
 	(*VRRPStatus)(nil),     // 6: vigil.child.v1.VRRPStatus
 	(*CheckStatus)(nil),    // 7: vigil.child.v1.CheckStatus
-	nil,                    // 8: vigil.child.v1.VRRPStatus.DropsEntry
+	nil,                    // 8: vigil.child.v1.CheckState.MetricsEntry
+	nil,                    // 9: vigil.child.v1.VRRPStatus.DropsEntry
 }
 var file_child_proto_depIdxs = []int32{
-	5,  // 0: vigil.child.v1.VRRPStatus.instances:type_name -> vigil.child.v1.InstanceStatus
-	8,  // 1: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
-	3,  // 2: vigil.child.v1.CheckStatus.checks:type_name -> vigil.child.v1.CheckState
-	1,  // 3: vigil.child.v1.VRRP.Start:input_type -> vigil.child.v1.StartRequest
-	0,  // 4: vigil.child.v1.VRRP.Transitions:input_type -> vigil.child.v1.Empty
-	3,  // 5: vigil.child.v1.VRRP.SetCheck:input_type -> vigil.child.v1.CheckState
-	0,  // 6: vigil.child.v1.VRRP.Status:input_type -> vigil.child.v1.Empty
-	0,  // 7: vigil.child.v1.VRRP.Stop:input_type -> vigil.child.v1.Empty
-	1,  // 8: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
-	0,  // 9: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
-	0,  // 10: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
-	0,  // 11: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
-	2,  // 12: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
-	4,  // 13: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
-	0,  // 14: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
-	6,  // 15: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
-	0,  // 16: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
-	2,  // 17: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
-	3,  // 18: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
-	7,  // 19: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
-	0,  // 20: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
-	12, // [12:21] is the sub-list for method output_type
-	3,  // [3:12] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	8,  // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
+	5,  // 1: vigil.child.v1.VRRPStatus.instances:type_name -> vigil.child.v1.InstanceStatus
+	9,  // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
+	3,  // 3: vigil.child.v1.CheckStatus.checks:type_name -> vigil.child.v1.CheckState
+	1,  // 4: vigil.child.v1.VRRP.Start:input_type -> vigil.child.v1.StartRequest
+	0,  // 5: vigil.child.v1.VRRP.Transitions:input_type -> vigil.child.v1.Empty
+	3,  // 6: vigil.child.v1.VRRP.SetCheck:input_type -> vigil.child.v1.CheckState
+	0,  // 7: vigil.child.v1.VRRP.Status:input_type -> vigil.child.v1.Empty
+	0,  // 8: vigil.child.v1.VRRP.Stop:input_type -> vigil.child.v1.Empty
+	1,  // 9: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
+	0,  // 10: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
+	0,  // 11: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
+	0,  // 12: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
+	2,  // 13: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
+	4,  // 14: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
+	0,  // 15: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
+	6,  // 16: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
+	0,  // 17: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
+	2,  // 18: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
+	3,  // 19: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
+	7,  // 20: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
+	0,  // 21: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
+	13, // [13:22] is the sub-list for method output_type
+	4,  // [4:13] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_child_proto_init() }
@@ -634,13 +660,14 @@ func file_child_proto_init() {
 	if File_child_proto != nil {
 		return
 	}
+	file_child_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_child_proto_rawDesc), len(file_child_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -5,6 +5,8 @@
 //	hang   never answers the probe, but the process keeps answering pings
 //	stop   starts a sleeper child (its pid goes to the file in param pidfile), then stops
 //	       itself with SIGSTOP: the process answers nothing any more
+//
+// An answer carries the plugin's pid as metric "pid" and a dynamic weight: param weight, or 7.
 package main
 
 import (
@@ -29,6 +31,7 @@ func (t *tester) Describe(context.Context) (check.Info, error) {
 	return check.Info{Name: "test", Version: "1.0.0", Params: []check.ParamSpec{
 		{Name: "mode", Type: check.TypeString, Required: true, Description: "ok, crash, hang or stop"},
 		{Name: "pidfile", Type: check.TypeString},
+		{Name: "weight", Type: check.TypeInt},
 	}}, nil
 }
 
@@ -74,6 +77,9 @@ func (t *tester) Check(ctx context.Context, req check.CheckRequest) (check.Check
 		select {}
 	}
 	w := 7
+	if v, ok := ps["weight"]; ok {
+		w, _ = strconv.Atoi(v)
+	}
 	return check.CheckResponse{Status: check.OK, Message: req.Name, Weight: &w, Metrics: map[string]float64{"pid": float64(os.Getpid())}}, nil
 }
 
