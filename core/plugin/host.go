@@ -2,12 +2,11 @@ package plugin
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vigil-ha/vigil/core/config"
@@ -214,20 +214,19 @@ func (p *proc) launch() (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(path)
-	// Its own process group, so that killing it kills what it started; SIGKILL if vigil
-	// dies, so that no plugin outlives the process that supervises it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	// Plugins get a clean environment: vigil's may hold secrets meant for nobody else.
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	set := check.VersionedPlugins()
 	if p.kind == sdk.KindNotify {
 		set = notify.VersionedPlugins()
 	}
+	var pr *procRunner
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake(),
 		VersionedPlugins: set,
-		Cmd:              cmd,
+		RunnerFunc: func(l hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+			var err error
+			pr, err = newProcRunner(p.log, path, strings.ToLower(o.Checksums[Executable(p.kind, p.name)]), spec)
+			return pr, err
+		},
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -235,19 +234,12 @@ func (p *proc) launch() (*run, error) {
 		StartTimeout:     o.StartTimeout,
 		Logger:           o.Logger,
 	}
-	if sum, ok := o.Checksums[Executable(p.kind, p.name)]; ok {
-		b, err := hex.DecodeString(sum)
-		if err != nil {
-			return nil, fmt.Errorf("%w: the checksum pinned for %s is not hex: %v", ErrChecksum, Executable(p.kind, p.name), err)
-		}
-		cfg.SecureConfig = &plugin.SecureConfig{Checksum: b, Hash: sha256.New()}
-	}
 	client := plugin.NewClient(cfg)
 	proto, err := client.Client()
 	if err != nil {
 		client.Kill()
-		if cmd.Process != nil {
-			killGroup(cmd.Process.Pid)
+		if pr != nil && pr.pid > 0 {
+			killGroup(pr.pid)
 		}
 		return nil, startError(path, err)
 	}
@@ -256,7 +248,7 @@ func (p *proc) launch() (*run, error) {
 		client.Kill()
 		return nil, fmt.Errorf("%s is not a %s plugin: %w", path, p.kind, err)
 	}
-	return &run{client: client, rpc: proto.(*plugin.GRPCClient), impl: raw, pid: cmd.Process.Pid, version: client.NegotiatedVersion(), started: time.Now()}, nil
+	return &run{client: client, rpc: proto.(*plugin.GRPCClient), impl: raw, pid: pr.pid, version: client.NegotiatedVersion(), started: time.Now()}, nil
 }
 
 var pluginVersion = regexp.MustCompile(`Plugin version: (\d+)`)
@@ -266,8 +258,8 @@ func startError(path string, err error) error {
 	if m := pluginVersion.FindStringSubmatch(err.Error()); m != nil {
 		return fmt.Errorf("%w: %s speaks vigil plugin protocol %s, this vigil speaks %d to %d: install a build of the plugin made with an SDK for protocol %d", ErrProtocol, path, m[1], sdk.MinProtocolVersion, sdk.ProtocolVersion, sdk.ProtocolVersion)
 	}
-	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-		return fmt.Errorf("%w: %s changed while being started: %v", ErrChecksum, path, err)
+	if errors.Is(err, ErrChecksum) {
+		return err
 	}
 	return fmt.Errorf("start %s: %w", path, err)
 }

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 		// CheckSecure walks up from the plugin: a private temporary directory under a sticky
 		// /tmp passes, as it would in production under /usr/lib.
 		cmd := exec.Command("go", "build", "-o", dir+"/",
-			"./testdata/vigil-check-test", "./testdata/vigil-check-future", "./testdata/vigil-check-v1", "./testdata/vigil-notify-test",
+			"./testdata/vigil-check-test", "./testdata/vigil-check-future", "./testdata/vigil-check-v1", "./testdata/vigil-check-noisy", "./testdata/vigil-notify-test",
 			"../../examples/check-hello")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -446,7 +446,7 @@ func TestList(t *testing.T) {
 		}
 		got = append(got, s)
 	}
-	want := []string{"check future: true", "check hello hello v0.1.0 p2", "check test test v1.0.0 p2", "check v1 v1 v0.1.0 p1", "notify test test v1.0.0 p2"}
+	want := []string{"check future: true", "check hello hello v0.1.0 p2", "check noisy noisy v0.1.0 p2", "check test test v1.0.0 p2", "check v1 v1 v0.1.0 p1", "notify test test v1.0.0 p2"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("List:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -508,4 +508,48 @@ func TestChecksumFromConfig(t *testing.T) {
 			t.Errorf("got %v\nwant %v containing %q", err, ErrChecksum, tc.want)
 		}
 	}
+}
+
+// TestStdoutNoise: a plugin that prints to stdout before its handshake still starts; the
+// noise is logged under the plugin's name, not taken for the handshake.
+func TestStdoutNoise(t *testing.T) {
+	var log syncBuffer
+	h := New(Options{Dir: pluginDir, Logger: hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Debug})})
+	defer h.Close()
+	ctx := ctxFor(t, 20*time.Second)
+	if _, err := h.ConfigureCheck(ctx, "noisy", check.ConfigureRequest{Name: "n"}); err != nil {
+		t.Fatalf("configure: %v\n%s", err, log.String())
+	}
+	resp, err := h.Check(ctx, "noisy", check.CheckRequest{Name: "n"})
+	if err != nil || resp.Status != check.OK || resp.Message != "n" {
+		t.Fatalf("probe: %+v, %v", resp, err)
+	}
+	out := log.String()
+	for _, want := range []string{
+		`plugin=vigil-check-noisy line="noisy: hello from init"`,
+		`line="1|2|not a handshake"`,
+		`line="xxxxxxxx`,
+		`lines ignored: plugin=vigil-check-noisy count=3`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -100,9 +100,10 @@ type CheckResponse struct {
 	Metrics map[string]float64
 }
 
-// Serve runs the plugin until vigil stops it. Call it from main and nothing else: before
-// it, write nothing to stdout (vigil reads its handshake there); log with log/slog, whose
-// default logger Serve points at vigil's log.
+// Serve runs the plugin until vigil stops it. Call it from main and nothing else. Log with
+// log/slog, whose default logger Serve points at vigil's log. Stdout carries the handshake:
+// vigil skips and logs whole lines printed there before it (say, by a library's init), but
+// output without a newline would run into the handshake line and break it.
 func Serve(impl Checker) {
 	serve(impl)
 }

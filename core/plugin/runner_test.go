@@ -1,0 +1,46 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// TestRunnerChecksum: the runner verifies a pinned checksum at the exec itself, as
+// go-plugin's SecureConfig would, so a file swapped after discovery does not run.
+func TestRunnerChecksum(t *testing.T) {
+	path := filepath.Join(pluginDir, "vigil-check-test")
+	r, err := newProcRunner(hclog.NewNullLogger(), path, strings.Repeat("0", 64), exec.Command(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); !errors.Is(err, ErrChecksum) || r.pid != 0 {
+		t.Fatalf("Start with a wrong pin: %v (pid %d); want ErrChecksum and no process", err, r.pid)
+	}
+}
+
+func TestFilterHandshake(t *testing.T) {
+	const hs = "1|2|unix|/tmp/plugin1/sock|grpc|MIIBkzCCATmgAwIBAgIR"
+	for _, tc := range []struct{ name, in, want string }{
+		{"clean", hs + "\nlater\n", hs + "\nlater\n"},
+		{"noise first", "hello\r\n\n1|2|3\n  " + hs + " \r\nlater", hs + "\nlater"},
+		{"no certificate", "x\n1|1|tcp|127.0.0.1:1234|grpc\n", "1|1|tcp|127.0.0.1:1234|grpc\n"},
+		{"no handshake", "a\nb\n", ""},
+		{"long noise", strings.Repeat("y", 3*maxLine) + "\n" + hs + "\n", hs + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			go filterHandshake(hclog.NewNullLogger(), strings.NewReader(tc.in), pw)
+			got, err := io.ReadAll(pr)
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
