@@ -13,22 +13,25 @@
 //   VIGIL_PLUGIN=6f1c0a3e-vigil-plugin        the magic cookie. When it is missing or different,
 //                                             print a hint to stderr and exit 1: the binary was
 //                                             started by hand, not by vigil.
-//   PLUGIN_PROTOCOL_VERSIONS=1                comma-separated protocol versions vigil speaks. Pick
-//                                             the highest you also speak.
+//   PLUGIN_PROTOCOL_VERSIONS=1,2              comma-separated protocol versions vigil speaks. Pick
+//                                             the highest you also speak (2 adds Check.Probes;
+//                                             a plugin that speaks 1 gets Check calls only).
 //   PLUGIN_MIN_PORT, PLUGIN_MAX_PORT          the TCP port range, if you listen on TCP.
 //   PLUGIN_CLIENT_CERT                        PEM certificate of vigil (AutoMTLS, always set).
 //   PLUGIN_UNIX_SOCKET_DIR                    where to create a unix socket (optional).
 // Then the plugin listens (a unix socket is preferred), serves gRPC on it, and writes exactly
 // one line to stdout, before anything else:
-//   1|1|unix|/tmp/plugin123.sock|grpc|<server-cert>
+//   1|2|unix|/tmp/plugin123.sock|grpc|<server-cert>
 //   ^ go-plugin core protocol, always 1
-//     ^ the vigil plugin protocol version chosen from PLUGIN_PROTOCOL_VERSIONS (this file: 1)
+//     ^ the vigil plugin protocol version chosen from PLUGIN_PROTOCOL_VERSIONS
 //       ^ network and address
 //                                ^ always grpc
 //                                     ^ the plugin's own self-signed certificate: DER, base64
 //                                       without padding; both sides then use mutual TLS with
-//                                       this and PLUGIN_CLIENT_CERT
-// Nothing else may be written to stdout before that line. Logs go to stderr, one JSON object
+//                                       this and PLUGIN_CLIENT_CERT. The certificate is
+//                                       self-signed, for the name "localhost" (vigil checks it).
+// vigil skips whole lines written to stdout before that line (and logs them), so a library
+// that prints at start-up does no harm; anything else on stdout is discarded. Logs go to stderr, one JSON object
 // per line with "@level" (trace, debug, info, warn, error), "@message", optionally
 // "@timestamp" (exactly 2006-01-02T15:04:05.000000Z07:00) and any other keys as fields; vigil
 // re-logs them under the plugin's name. Plain text lines are logged at debug level.
