@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
@@ -108,6 +109,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
+	if o.role == string(child.RoleVRRP) && os.Getenv("GOMAXPROCS") == "" {
+		// The vrrp process is an event loop's worth of work, as keepalived's is. With one
+		// processor the runtime passes packets and timers between its goroutines without
+		// waking a second thread each time; at 255 instances with 10 ms adverts that took
+		// a third off the backup's CPU (BENCHMARKS.md). Blocking netlink calls still hand the
+		// processor on, and GOMAXPROCS in the environment overrides this.
+		runtime.GOMAXPROCS(1)
+	}
 	if o.role != "" {
 		// A child logs JSON: core's go-plugin client parses it and re-logs each line in core's
 		// one stream, with the role as a field.

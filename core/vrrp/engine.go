@@ -29,6 +29,11 @@ type Engine struct {
 	units     []*unit
 	sockets   map[sockKey]*sockGroup
 
+	// base is what the refresh words count from (see watch.go); watch is the watchdog of
+	// the backups' handed-over timers.
+	base  time.Time
+	watch *watchdog
+
 	drops       sync.Map // packet.Reason -> *atomic.Uint64
 	lastDropLog sync.Map // packet.Reason -> time.Time (unix nanos in *atomic.Int64)
 
@@ -44,6 +49,7 @@ type sockKey struct {
 // sockGroup is a socket and the instances that receive from it, by VRID.
 type sockGroup struct {
 	sock   *socket
+	out    *sender
 	byVRID map[uint8]*instance
 	adv    packet.Advert // the reader's scratch advert
 }
@@ -54,7 +60,8 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
-	e := &Engine{cfg: cfg, log: log, nl: nl, sockets: map[sockKey]*sockGroup{}}
+	base := time.Now()
+	e := &Engine{cfg: cfg, log: log, nl: nl, sockets: map[sockKey]*sockGroup{}, base: base, watch: newWatchdog(base)}
 	for _, vc := range cfg.Instances {
 		in, err := e.newInstance(ctx, vc)
 		if err != nil {
@@ -84,12 +91,12 @@ func (e *Engine) makeUnits() {
 			}
 		}
 		if len(members) > 0 {
-			e.units = append(e.units, newUnit(members, true))
+			e.units = append(e.units, newUnit(members, true, e.base, e.watch))
 		}
 	}
 	for _, in := range e.instances {
 		if !grouped[in.name] {
-			e.units = append(e.units, newUnit([]*instance{in}, false))
+			e.units = append(e.units, newUnit([]*instance{in}, false, e.base, e.watch))
 		}
 	}
 }
@@ -211,7 +218,7 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance) (*ins
 		if err != nil {
 			return nil, err
 		}
-		sg = &sockGroup{sock: s, byVRID: map[uint8]*instance{}}
+		sg = &sockGroup{sock: s, out: newSender(s, e.log), byVRID: map[uint8]*instance{}}
 		e.sockets[key] = sg
 	} else if len(groups) > 0 {
 		if err := sg.sock.join(groups); err != nil {
@@ -223,6 +230,8 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance) (*ins
 	}
 	sg.byVRID[uint8(vc.VRID)] = in
 	in.sock = sg.sock
+	in.out = sg.out
+	in.fresh.word.Store(-1)
 	return in, nil
 }
 
@@ -266,12 +275,21 @@ func (e *Engine) Run(ctx context.Context) error {
 	readCtx, stopReaders := context.WithCancel(context.Background())
 	defer stopReaders()
 	for _, sg := range e.sockets {
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			e.readLoop(readCtx, sg)
 		}()
+		go func() {
+			defer wg.Done()
+			sg.out.run(readCtx)
+		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.watch.run(readCtx)
+	}()
 	links, err := e.nl.WatchLinks(readCtx)
 	if err != nil {
 		return fmt.Errorf("watch links: %w", err)
@@ -305,11 +323,15 @@ func (e *Engine) close() {
 
 // readLoop receives adverts on one socket, validates them and hands them to their instance.
 func (e *Engine) readLoop(ctx context.Context, sg *sockGroup) {
-	b := newBatch(sg.sock.v6)
-	ds := make([]datagram, 0, batchSize)
+	ring, err := newRxRing(sg.sock)
+	if err != nil {
+		e.log.Error("VRRP socket cannot receive", "interface", sg.sock.ifi.Name, "error", err)
+		return
+	}
+	ds := make([]datagram, 0, rxBatch)
 	for {
 		var err error
-		ds, err = sg.sock.readBatch(b, ds)
+		ds, err = ring.read(ds)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -318,13 +340,15 @@ func (e *Engine) readLoop(ctx context.Context, sg *sockGroup) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		at := int64(time.Since(e.base))
 		for _, d := range ds {
-			e.receive(sg, d)
+			e.receive(sg, d, at)
 		}
 	}
 }
 
-func (e *Engine) receive(sg *sockGroup, d datagram) {
+// receive handles one datagram that arrived at (nanoseconds since e.base).
+func (e *Engine) receive(sg *sockGroup, d datagram, at int64) {
 	if len(d.payload) < 2 {
 		e.drop(packet.ReasonTooShort, d.src, "")
 		return
@@ -370,7 +394,11 @@ func (e *Engine) receive(sg *sockGroup, d datagram) {
 	if d.src == in.src {
 		return // our own advert, looped back by a unicast peer list or a bridge
 	}
-	in.unit.inbox <- unitEvent{member: in.member, ev: fsm.AdvertReceived{From: d.src, Priority: adv.Priority, Interval: adv.Interval}}
+	ev := fsm.AdvertReceived{From: d.src, Priority: adv.Priority, Interval: adv.Interval}
+	if in.fresh.offer(ev, at) {
+		return // a steady backup's refresh: recorded, its unit sleeps on
+	}
+	in.unit.inbox <- unitEvent{member: in.member, ev: ev}
 }
 
 func (e *Engine) dropErr(err error, src netip.Addr) {

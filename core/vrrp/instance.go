@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"net"
 	"net/netip"
 	"time"
 
@@ -49,8 +50,20 @@ type instance struct {
 	garps   garpSchedule
 	garpDue time.Time // zero: no announcement pending
 
+	// Timers handed over while steady (unit.handOver); only the unit touches these fields,
+	// except fresh, which the socket reader writes.
+	out        *sender             // the socket's: sends our adverts while we are a steady master
+	sending    bool                // out has our Adver_Timer
+	watching   bool                // the watchdog has our Master_Down_Timer
+	fresh      refresh             // adverts the reader recorded for us meanwhile
+	freshSince int64               // fresh's word at the handover
+	lastAdv    *fsm.AdvertReceived // the last advert handed to the machine
+
 	snap snapshot
 }
+
+// handedOver reports whether one of the instance's timers runs elsewhere.
+func (in *instance) handedOver() bool { return in.sending || in.watching }
 
 type trackerState struct {
 	up      bool
@@ -124,8 +137,8 @@ func (in *instance) garpTick(now time.Time) {
 	in.scheduleGarp(now)
 }
 
-func (in *instance) sendAdvert(prio uint8) {
-	adv := packet.Advert{
+func (in *instance) advert(prio uint8) packet.Advert {
+	return packet.Advert{
 		Version:  in.cfg.Version,
 		VRID:     uint8(in.cfg.VRID),
 		Priority: prio,
@@ -134,6 +147,24 @@ func (in *instance) sendAdvert(prio uint8) {
 		AuthData: in.auth,
 		Addrs:    in.advAddrs,
 	}
+}
+
+// advertPackets encodes our advert once per destination, for the sender.
+func (in *instance) advertPackets(prio uint8) ([]outPacket, error) {
+	adv := in.advert(prio)
+	out := make([]outPacket, 0, len(in.dsts))
+	for _, dst := range in.dsts {
+		b, err := adv.AppendMarshal(nil, in.src, dst, in.popts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, outPacket{bufs: [][]byte{b}, oob: in.sock.pktinfo(in.src), to: &net.IPAddr{IP: dst.AsSlice()}})
+	}
+	return out, nil
+}
+
+func (in *instance) sendAdvert(prio uint8) {
+	adv := in.advert(prio)
 	for _, dst := range in.dsts {
 		b, err := adv.AppendMarshal(in.buf[:0], in.src, dst, in.popts)
 		if err != nil {

@@ -1,6 +1,10 @@
 package vrrp
 
 import (
+	"encoding/binary"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 	"net/netip"
 	"testing"
 	"time"
@@ -29,7 +33,8 @@ func TestReceive(t *testing.T) {
 		auth:     pass,
 	}
 	in.expect = packet.Expect{Version: 2, VRID: 51, AuthType: packet.AuthPass, AuthData: pass, Interval: time.Second, Addrs: in.advAddrs}
-	u := newUnit([]*instance{in}, false)
+	in.fresh.word.Store(-1)
+	u := newUnit([]*instance{in}, false, time.Now(), nil)
 	e := &Engine{log: hclog.NewNullLogger()}
 	sg := &sockGroup{byVRID: map[uint8]*instance{51: in}}
 
@@ -64,7 +69,7 @@ func TestReceive(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := e.Drops()[tt.reason]
-			e.receive(sg, datagram{payload: tt.payload, src: tt.src, dst: packet.IPv4Group, ttl: tt.ttl})
+			e.receive(sg, datagram{payload: tt.payload, src: tt.src, dst: packet.IPv4Group, ttl: tt.ttl}, 0)
 			select {
 			case ue := <-u.inbox:
 				if !tt.delivered {
@@ -84,17 +89,168 @@ func TestReceive(t *testing.T) {
 	}
 }
 
-func TestStripIPv4Header(t *testing.T) {
-	payload := []byte{0x31, 51, 100, 1, 0, 100, 0, 0}
-	withHeader := append([]byte{0x45, 0, 0, 28, 0, 0, 0, 0, 255, 112, 0, 0, 192, 0, 2, 11, 224, 0, 0, 18}, payload...)
-	if got := stripIPv4Header(withHeader); string(got) != string(payload) {
-		t.Errorf("with header: % x", got)
+// TestSteadyBackupRefresh follows one backup through a handover of its Master_Down_Timer:
+// the reader records matching adverts instead of waking the unit, anything else still wakes
+// it, the watchdog wakes it when the timer comes near, and taking the timer back hands the
+// machine the last advert at its arrival time.
+func TestSteadyBackupRefresh(t *testing.T) {
+	self := netip.MustParseAddr("192.0.2.11")
+	master := netip.MustParseAddr("192.0.2.12")
+	vip := netip.MustParseAddr("192.0.2.100")
+	cfg := &config.VRRPInstance{Name: "VI_1", VRID: 51, Version: 3, Priority: 100, AdvertInt: 100 * time.Millisecond}
+	in := &instance{name: "VI_1", cfg: cfg, log: hclog.NewNullLogger(), src: self, advAddrs: []netip.Addr{vip}}
+	in.expect = packet.Expect{Version: 3, VRID: 51, Interval: cfg.AdvertInt, Addrs: in.advAddrs}
+	in.m = fsm.New(fsm.Config{VRID: 51, Version: 3, Priority: 100, AdvertInterval: cfg.AdvertInt, Preempt: true, PrimaryAddr: self})
+	in.fresh.word.Store(-1)
+	base := time.Now()
+	w := newWatchdog(base)
+	u := newUnit([]*instance{in}, false, base, w)
+	e := &Engine{log: hclog.NewNullLogger(), base: base, watch: w}
+	sg := &sockGroup{byVRID: map[uint8]*instance{51: in}}
+	advert := func(prio uint8) []byte {
+		a := packet.Advert{Version: 3, VRID: 51, Priority: prio, Interval: cfg.AdvertInt, Addrs: []netip.Addr{vip}}
+		b, err := a.Marshal(master, packet.IPv4Group, packet.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
-	if got := stripIPv4Header(payload); string(got) != string(payload) {
-		t.Errorf("without header: % x", got)
+	receive := func(prio uint8, at time.Duration) (woke bool) {
+		e.receive(sg, datagram{payload: advert(prio), src: master, dst: packet.IPv4Group, ttl: 255}, int64(at))
+		select {
+		case ue := <-u.inbox:
+			u.takeBack()
+			u.handle(base.Add(at), ue.member, ue.ev)
+			return true
+		default:
+			return false
+		}
+	}
+
+	u.handle(base, 0, fsm.Startup{})
+	if !receive(200, 10*time.Millisecond) {
+		t.Fatal("the first advert must reach the machine: it does not follow any master yet")
+	}
+	down := in.m.MasterDownInterval()
+	u.handOver(base.Add(10 * time.Millisecond))
+	if !in.watching {
+		t.Fatal("a backup following a master did not hand its timer over")
+	}
+	if dl, _, _ := u.nextDeadline(); !dl.IsZero() {
+		t.Fatalf("the unit still keeps a timer (%v) after handing it over", dl)
+	}
+	for i := 1; i <= 5; i++ {
+		if receive(200, time.Duration(10+i*100)*time.Millisecond) {
+			t.Fatalf("steady advert %d woke the unit", i)
+		}
+	}
+	// The watchdog sees the fresh adverts and stays asleep until their timer is near.
+	next, ok := w.check(base.Add(510 * time.Millisecond))
+	if want := base.Add(510*time.Millisecond + down - handBack); !ok || !next.Equal(want) {
+		t.Fatalf("watchdog looks again at %v, want %v", next.Sub(base), want.Sub(base))
+	}
+	if len(u.inbox) != 0 {
+		t.Fatal("watchdog woke the unit early")
+	}
+	// A lower priority advert is not a refresh (we would preempt): it wakes the unit, and the
+	// unit first takes the recorded adverts.
+	if !receive(50, 520*time.Millisecond) {
+		t.Fatal("a lower priority advert did not reach the machine")
+	}
+	if dl, _ := in.m.NextDeadline(); !dl.Equal(base.Add(510*time.Millisecond + down)) {
+		t.Fatalf("Master_Down_Timer at %v after taking back, want the last recorded advert + %v", dl.Sub(base), down)
+	}
+	if in.watching || in.fresh.word.Load() != -1 {
+		t.Fatal("timer not taken back")
+	}
+	// Handed over again: with no adverts, the watchdog wakes the unit handBack before the end.
+	receive(200, 600*time.Millisecond)
+	u.handOver(base.Add(600 * time.Millisecond))
+	w.check(base.Add(600*time.Millisecond + down - handBack - time.Millisecond))
+	if len(u.inbox) != 0 {
+		t.Fatal("watchdog woke the unit before the timer came near")
+	}
+	w.check(base.Add(600*time.Millisecond + down - handBack))
+	select {
+	case ue := <-u.inbox:
+		if _, ok := ue.ev.(wakeUp); !ok {
+			t.Fatalf("unit got %T, want a wake-up", ue.ev)
+		}
+	default:
+		t.Fatal("watchdog did not wake the unit as its timer came near")
+	}
+}
+
+func TestParseIPv4(t *testing.T) {
+	payload := []byte{0x31, 51, 100, 1, 0, 100, 0, 0}
+	withHeader := append([]byte{0x45, 0, 0, 28, 0, 0, 0, 0, 254, 112, 0, 0, 192, 0, 2, 11, 224, 0, 0, 18}, payload...)
+	d, ok := parseIPv4(withHeader)
+	if !ok || string(d.payload) != string(payload) || d.ttl != 254 ||
+		d.src != netip.MustParseAddr("192.0.2.11") || d.dst != netip.MustParseAddr("224.0.0.18") {
+		t.Errorf("with header: %+v %v", d, ok)
 	}
 	opts := append([]byte{0x46, 0, 0, 32, 0, 0, 0, 0, 255, 112, 0, 0, 192, 0, 2, 11, 224, 0, 0, 18, 1, 1, 1, 1}, payload...)
-	if got := stripIPv4Header(opts); string(got) != string(payload) {
-		t.Errorf("with IP options: % x", got)
+	if d, ok := parseIPv4(opts); !ok || string(d.payload) != string(payload) {
+		t.Errorf("with IP options: %+v %v", d, ok)
+	}
+	for name, b := range map[string][]byte{
+		"no header":        payload,
+		"short":            withHeader[:12],
+		"IHL past the end": append([]byte{0x4f}, withHeader[1:24]...),
+	} {
+		if d, ok := parseIPv4(b); ok {
+			t.Errorf("%s: parsed as %+v", name, d)
+		}
+	}
+}
+
+func TestParseIPv6Control(t *testing.T) {
+	dst := netip.MustParseAddr("ff02::12")
+	cmsg := func(typ int32, data []byte) []byte {
+		b := make([]byte, unix.CmsgSpace(len(data)))
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		h.Level, h.Type = unix.IPPROTO_IPV6, typ
+		h.SetLen(unix.CmsgLen(len(data)))
+		copy(b[unix.CmsgLen(0):], data)
+		return b
+	}
+	hop := make([]byte, 4)
+	binary.NativeEndian.PutUint32(hop, 255)
+	pktinfo := append(dst.AsSlice(), 3, 0, 0, 0)
+	oob := append(cmsg(unix.IPV6_PKTINFO, pktinfo), cmsg(unix.IPV6_HOPLIMIT, hop)...)
+	var d datagram
+	parseIPv6Control(oob, &d)
+	if d.ttl != 255 || d.dst != dst {
+		t.Errorf("got hop limit %d, destination %v", d.ttl, d.dst)
+	}
+	// Truncated or garbage control data is ignored, never read past.
+	for cut := range len(oob) {
+		d := datagram{ttl: -1}
+		parseIPv6Control(oob[:cut], &d)
+	}
+	bad := cmsg(unix.IPV6_HOPLIMIT, hop)
+	(*unix.Cmsghdr)(unsafe.Pointer(&bad[0])).SetLen(1000)
+	d = datagram{ttl: -1}
+	parseIPv6Control(bad, &d)
+	if d.ttl != -1 {
+		t.Errorf("a control message longer than the buffer was read: hop limit %d", d.ttl)
+	}
+}
+
+func TestAlignDown(t *testing.T) {
+	phase := time.Unix(1000, 0)
+	iv := 10 * time.Millisecond
+	for _, tt := range []struct{ t, want time.Duration }{
+		{0, 0},
+		{3 * time.Millisecond, 0},
+		{10 * time.Millisecond, 10 * time.Millisecond},
+		{25 * time.Millisecond, 20 * time.Millisecond},
+		{-1 * time.Millisecond, -10 * time.Millisecond},
+		{-10 * time.Millisecond, -10 * time.Millisecond},
+		{-15 * time.Millisecond, -20 * time.Millisecond},
+	} {
+		if got := alignDown(phase.Add(tt.t), phase, iv).Sub(phase); got != tt.want {
+			t.Errorf("alignDown(phase%+v) = phase%+v, want phase%+v", tt.t, got, tt.want)
+		}
 	}
 }

@@ -102,7 +102,9 @@ func (s *socket) setup(groups []netip.Addr) error {
 		if err := p.SetMulticastInterface(s.ifi); err != nil {
 			return err
 		}
-		if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
+		// IPv6 raw sockets deliver no header: the hop limit and the destination come as
+		// control messages (see rx.go).
+		if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst, true); err != nil {
 			return err
 		}
 		for _, g := range groups {
@@ -126,9 +128,6 @@ func (s *socket) setup(groups []netip.Addr) error {
 	if err := p.SetMulticastInterface(s.ifi); err != nil {
 		return err
 	}
-	if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
-		return err
-	}
 	for _, g := range groups {
 		if err := p.JoinGroup(s.ifi, &net.IPAddr{IP: g.AsSlice()}); err != nil {
 			return fmt.Errorf("join %s: %w", g, err)
@@ -137,85 +136,13 @@ func (s *socket) setup(groups []netip.Addr) error {
 	return nil
 }
 
-// batch is a set of receive buffers for readBatch: one system call (recvmmsg) can return
-// many adverts, which matters at hundreds of instances.
-type batch struct {
-	m4 []ipv4.Message
-	m6 []ipv6.Message
-}
-
-const batchSize = 64
-
-func newBatch(v6 bool) *batch {
-	b := &batch{}
-	for range batchSize {
-		buf, oob := make([]byte, 1500), make([]byte, 128)
-		if v6 {
-			b.m6 = append(b.m6, ipv6.Message{Buffers: [][]byte{buf}, OOB: oob})
-		} else {
-			b.m4 = append(b.m4, ipv4.Message{Buffers: [][]byte{buf}, OOB: oob})
-		}
-	}
-	return b
-}
-
-// readBatch waits for adverts and returns those that arrived together. The payloads alias
-// the batch's buffers: they are valid until the next call.
-func (s *socket) readBatch(b *batch, out []datagram) ([]datagram, error) {
-	out = out[:0]
+// pktinfo is the ancillary data that send attaches to an advert, for the sender's batches:
+// the source address and the interface (and, for IPv6, the hop limit).
+func (s *socket) pktinfo(src netip.Addr) []byte {
 	if s.v6 {
-		n, err := s.p6.ReadBatch(b.m6, 0)
-		if err != nil {
-			return out, err
-		}
-		for _, m := range b.m6[:n] {
-			d := datagram{payload: m.Buffers[0][:m.N], src: addrOf(m.Addr), ttl: -1}
-			var cm ipv6.ControlMessage
-			if cm.Parse(m.OOB[:m.NN]) == nil {
-				d.ttl = cm.HopLimit
-				d.dst, _ = netip.AddrFromSlice(cm.Dst)
-			}
-			out = append(out, d)
-		}
-		return out, nil
+		return (&ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: s.ifi.Index, HopLimit: 255}).Marshal()
 	}
-	n, err := s.p4.ReadBatch(b.m4, 0)
-	if err != nil {
-		return out, err
-	}
-	for _, m := range b.m4[:n] {
-		d := datagram{payload: stripIPv4Header(m.Buffers[0][:m.N]), src: addrOf(m.Addr), ttl: -1}
-		var cm ipv4.ControlMessage
-		if cm.Parse(m.OOB[:m.NN]) == nil {
-			d.ttl = cm.TTL
-			d.dst, _ = netip.AddrFromSlice(cm.Dst)
-			d.dst = d.dst.Unmap()
-		}
-		out = append(out, d)
-	}
-	return out, nil
-}
-
-// stripIPv4Header removes the IP header that recvmmsg on a raw IPv4 socket leaves in front
-// of the payload (IPv6 raw sockets never deliver theirs). A VRRP payload starts with 0x21 or
-// 0x31, an IPv4 header with 0x4N, so the two cannot be confused.
-func stripIPv4Header(b []byte) []byte {
-	if len(b) < 20 || b[0]>>4 != 4 {
-		return b
-	}
-	ihl := int(b[0]&0x0f) * 4
-	if ihl < 20 || ihl > len(b) {
-		return b
-	}
-	return b[ihl:]
-}
-
-func addrOf(a net.Addr) netip.Addr {
-	if ia, ok := a.(*net.IPAddr); ok {
-		ip, _ := netip.AddrFromSlice(ia.IP)
-		return ip.Unmap()
-	}
-	return netip.Addr{}
+	return (&ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: s.ifi.Index}).Marshal()
 }
 
 // send writes one advert payload from src to dst out of this interface.

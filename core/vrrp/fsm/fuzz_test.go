@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -33,6 +34,7 @@ func FuzzMachine(f *testing.F) {
 		cfg.LowerPrioNoAdvert = next()%2 == 1
 		m := New(cfg)
 		now := t0
+		var lastAdv AdvertReceived
 		for steps := 0; len(data) > 0 && steps < 500; steps++ {
 			before := m.State()
 			var acts []Action
@@ -42,11 +44,12 @@ func FuzzMachine(f *testing.F) {
 			case 1:
 				acts = m.Handle(now, Shutdown{})
 			case 2, 3:
-				acts = m.Handle(now, AdvertReceived{
+				lastAdv = AdvertReceived{
 					From:     netip.AddrFrom4([4]byte{10, 0, 0, byte(95 + next()%10)}),
 					Priority: uint8(next()),
 					Interval: time.Duration(next()%50) * 100 * time.Millisecond,
-				})
+				}
+				acts = m.Handle(now, lastAdv)
 			case 4:
 				acts = m.Handle(now, PriorityChanged{Effective: next()*2 - 200})
 			case 5:
@@ -63,6 +66,7 @@ func FuzzMachine(f *testing.F) {
 				now = now.Add(time.Duration(next()) * 37 * time.Millisecond)
 			}
 			checkInvariants(t, m, before, acts)
+			checkRefresh(t, m, lastAdv, now.Add(time.Duration(next())*time.Millisecond))
 		}
 	})
 }
@@ -121,5 +125,25 @@ func checkInvariants(t *testing.T, m *Machine, before State, acts []Action) {
 		if sa, ok := a.(SendAdvert); ok && sa.Priority != PriorityStop && m.State() != Master {
 			t.Fatalf("advert with priority %d, then state %v", sa.Priority, m.State())
 		}
+	}
+}
+
+// checkRefresh holds RefreshedBy to its promise: when it says yes, handling the advert later
+// changes nothing but the Master_Down_Timer, which it sets to that time + MasterDownInterval.
+func checkRefresh(t *testing.T, m *Machine, ev AdvertReceived, at time.Time) {
+	t.Helper()
+	if !m.RefreshedBy(ev) {
+		return
+	}
+	c := *m
+	if acts := c.Handle(at, ev); len(acts) != 0 {
+		t.Fatalf("RefreshedBy(%+v) but handling it gave %v", ev, acts)
+	}
+	if want := at.Add(m.MasterDownInterval()); !c.deadline.Equal(want) {
+		t.Fatalf("RefreshedBy(%+v): deadline %v, want %v", ev, c.deadline, want)
+	}
+	c.deadline = m.deadline
+	if !reflect.DeepEqual(&c, m) {
+		t.Fatalf("RefreshedBy(%+v) but handling it changed the machine:\n%+v\n%+v", ev, c, *m)
 	}
 }
