@@ -3,6 +3,9 @@ package check
 import (
 	"context"
 	"errors"
+	"maps"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -81,13 +84,24 @@ func (s *server) Check(ctx context.Context, req *pb.CheckRequest) (_ *pb.CheckRe
 	if err != nil {
 		return nil, wire.Status(ctx, err, codes.Unknown)
 	}
-	out := &pb.CheckResponse{Status: toStatus(resp.Status), Message: resp.Message, Metrics: resp.Metrics}
+	out := &pb.CheckResponse{Status: toStatus(resp.Status), Message: validUTF8(resp.Message), Metrics: resp.Metrics}
+	for k, v := range resp.Metrics {
+		if !utf8.ValidString(k) {
+			out.Metrics = maps.Clone(resp.Metrics)
+			delete(out.Metrics, k)
+			out.Metrics[validUTF8(k)] = v
+		}
+	}
 	if resp.Weight != nil {
 		w := int32(*resp.Weight)
 		out.Weight = &w
 	}
 	return out, nil
 }
+
+// validUTF8 makes s encodable: protobuf refuses strings that are not UTF-8, and a message often
+// quotes what a service sent (a greeting, an error) byte for byte.
+func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 // client is the host's Checker: each call is one gRPC call to the plugin, except probes on
 // protocol 2, which go through mux.

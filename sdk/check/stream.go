@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -70,7 +71,7 @@ func (s *server) Probes(stream pb.Check_ProbesServer) error {
 				r := &pb.ProbeResult{Id: id, Response: resp}
 				if err != nil {
 					st := status.Convert(err)
-					r.ErrorCode, r.Error = uint32(st.Code()), st.Message()
+					r.ErrorCode, r.Error = uint32(st.Code()), validUTF8(st.Message())
 				}
 				out.add(r)
 			}()
@@ -143,7 +144,13 @@ func (m *mux) stream() (*probeStream, error) {
 				b.Cancel = append(b.Cancel, it.cancel)
 			}
 		}
-		return st.Send(b)
+		err := st.Send(b)
+		if err != nil {
+			// Whatever the reason, this stream is done: end it, so that the receiver fails
+			// the probes waiting on it and the next probe opens a new one.
+			cancel()
+		}
+		return err
 	})
 	m.cur = ps
 	go ps.receive()
@@ -154,6 +161,10 @@ func (m *mux) stream() (*probeStream, error) {
 func (m *mux) check(ctx context.Context, req CheckRequest) (CheckResponse, error) {
 	if err := ctx.Err(); err != nil {
 		return CheckResponse{}, err
+	}
+	if !utf8.ValidString(req.Name) {
+		// It could not be encoded, and would take the probes sent with it down too.
+		return CheckResponse{}, fmt.Errorf("check name %q is not UTF-8", req.Name)
 	}
 	ps, err := m.stream()
 	if err != nil {

@@ -45,6 +45,8 @@ func (p *probeImpl) Check(ctx context.Context, req CheckRequest) (CheckResponse,
 			return CheckResponse{Status: Critical, Message: "no deadline"}, nil
 		}
 		return CheckResponse{Status: OK, Message: time.Until(dl).Round(time.Second).String()}, nil
+	case "binary":
+		return CheckResponse{Status: OK, Message: "\xff ok", Metrics: map[string]float64{"\xfe": 1}}, nil
 	case "panic":
 		panic("boom")
 	case "fail":
@@ -120,7 +122,19 @@ func TestProbeProtocols(t *testing.T) {
 				t.Error(err)
 			}
 
-			_, err := c.Check(ctx, CheckRequest{Name: "panic"})
+			// Bytes that are not UTF-8 (protobuf cannot carry them) neither fail the probe
+			// nor the stream.
+			bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			resp, err := c.Check(bctx, CheckRequest{Name: "binary"})
+			cancel()
+			if err != nil || resp.Message != "\uFFFD ok" || resp.Metrics["\uFFFD"] != 1 {
+				t.Errorf("binary answer: %+v, %v", resp, err)
+			}
+			if _, err := c.Check(ctx, CheckRequest{Name: "\xff"}); err == nil {
+				t.Error("a name that is not UTF-8 was accepted")
+			}
+
+			_, err = c.Check(ctx, CheckRequest{Name: "panic"})
 			if err == nil || !strings.Contains(err.Error(), "plugin panicked: boom") {
 				t.Errorf("panic: %v", err)
 			}
@@ -132,7 +146,7 @@ func TestProbeProtocols(t *testing.T) {
 
 			// The plugin gets the caller's deadline.
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			resp, err := c.Check(dctx, CheckRequest{Name: "deadline"})
+			resp, err = c.Check(dctx, CheckRequest{Name: "deadline"})
 			cancel()
 			if err != nil || resp.Message != "5s" {
 				t.Errorf("deadline seen by the plugin: %+v, %v; want 5s", resp, err)
