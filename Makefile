@@ -4,7 +4,8 @@
 #   make test    OS deps, go vet, unit tests with -race, a short fuzz run, the demo
 #   make fuzz    each fuzz target for FUZZTIME (default 60s), one at a time
 #   make demo    a live two-node failover in network namespaces (root)
-#   make bench   Go benchmarks, then vigil beside keepalived in namespaces into BENCHMARKS.md
+#   make bench   Go benchmarks, then vigil beside keepalived in namespaces and plugin probes
+#                beside forked scripts, into BENCHMARKS.md
 #   make lint    go vet and staticcheck
 #   make clean
 
@@ -59,10 +60,12 @@ demo: build
 	$(BIN)/vigil-demo -vigil $(BIN)/vigil
 
 # Go micro-benchmarks, then vigil side by side with keepalived in network namespaces (root;
-# about 5 minutes); the latter rewrites BENCHMARKS.md.
+# about 5 minutes), then a plugin probe beside a forked script (20 s); both write BENCHMARKS.md
+# (pluginbench its own block in the notes, which vrrpbench keeps).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench/vrrpbench -out BENCHMARKS.md
+	$(GO) run ./bench/pluginbench -out BENCHMARKS.md
 
 lint:
 	$(GO) vet ./...

@@ -20,4 +20,13 @@
 // if vigil dies) serving every configured check or notifier that names it, with concurrent
 // calls. Host starts a plugin on first use, replays every Configure to a restarted one, and
 // restarts one that died with backoff. Close stops them all and their process groups.
+//
+// Probes. With a plugin that speaks protocol 2, every probe of every check it serves travels
+// on one long-lived gRPC stream (sdk/check), probes and results that are ready together in one
+// message: a probe costs a fraction of a gRPC call, and a small fraction of keepalived's fork
+// and exec of a script (bench/pluginbench, BENCHMARKS.md). Protocol 1 plugins get a call each.
+//
+// Start-up. go-plugin reads the plugin's handshake from its stdout; the host starts plugins
+// with its own runner (runner.go), which skips and logs lines printed before the handshake,
+// so a plugin that prints in an init function still starts.
 package plugin
