@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -128,11 +129,16 @@ func (n *Netif) AddAddr(a Addr) error {
 	if err != nil {
 		return fmt.Errorf("add address %s: %w", a, err)
 	}
-	link, err := n.linkByName(a.Dev)
+	l, _, err := n.quickLink(a.Dev)
 	if err != nil {
 		return fmt.Errorf("add address %s: %w", a, err)
 	}
-	if err := n.h.AddrAdd(link, na); err != nil && !errors.Is(err, unix.EEXIST) {
+	if na.Label != "" && !strings.HasPrefix(na.Label, a.Dev) {
+		// The kernel requires it; netlink would say so too, but only when handed the link.
+		return fmt.Errorf("add address %s: label %q must start with the interface name %s", a, na.Label, a.Dev)
+	}
+	na.LinkIndex = l.Index
+	if err := n.h.AddrAdd(nil, na); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add address %s: %w", a, err)
 	}
 	return nil

@@ -125,18 +125,17 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // announceLink resolves the interface and checks that it does ARP/ND on
 // Ethernet-like hardware.
 func (n *Netif) announceLink(ifname string) (Link, error) {
-	l, err := n.linkByName(ifname)
+	l, flags, err := n.quickLink(ifname)
 	if err != nil {
 		return Link{}, err
 	}
-	a := l.Attrs()
-	if a.RawFlags&unix.IFF_NOARP != 0 {
+	if flags&unix.IFF_NOARP != 0 {
 		return Link{}, fmt.Errorf("interface %s: %w", ifname, ErrNoARP)
 	}
-	if len(a.HardwareAddr) != 6 {
+	if len(l.MAC) != 6 {
 		return Link{}, fmt.Errorf("interface %s: %w (%w)", ifname, ErrNoARP, errNotEthLike)
 	}
-	return linkFromAttrs(a), nil
+	return l, nil
 }
 
 // packetSocket returns the handle's send-only packet socket, opening it in

@@ -52,7 +52,7 @@ type lab struct {
 
 // newLab locks the test goroutine to its thread, moves the thread into a
 // new, uniquely named namespace with lo up, and undoes all of it at cleanup.
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("netif tests need root: they create network namespaces, veth pairs and packet sockets")
@@ -112,7 +112,7 @@ func newLab(t *testing.T) *lab {
 }
 
 // veth creates v0 (mac0) <-> v1 (mac1), both up.
-func (l *lab) veth(t *testing.T) {
+func (l *lab) veth(t testing.TB) {
 	t.Helper()
 	v := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: "v0", HardwareAddr: mac0},
@@ -127,7 +127,7 @@ func (l *lab) veth(t *testing.T) {
 	}
 }
 
-func (l *lab) setUp(t *testing.T, name string, up bool) {
+func (l *lab) setUp(t testing.TB, name string, up bool) {
 	t.Helper()
 	link, err := l.h.LinkByName(name)
 	if err != nil {
@@ -144,7 +144,7 @@ func (l *lab) setUp(t *testing.T, name string, up bool) {
 }
 
 // ip runs ip(8) against the lab namespace and returns its output.
-func (l *lab) ip(t *testing.T, args ...string) string {
+func (l *lab) ip(t testing.TB, args ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("ip(8) not installed (apt-get install iproute2)")

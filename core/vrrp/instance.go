@@ -100,7 +100,8 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 	case fsm.SendAdvert:
 		in.sendAdvert(a.Priority)
 	case fsm.Transition:
-		in.log.Info("state change", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason,
+		// Logged after the addresses moved: clients wait for the announcement, the log can.
+		defer in.log.Info("state change", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason,
 			"priority", in.m.EffectivePriority())
 		if a.To == fsm.Master {
 			in.takeOver()
