@@ -245,6 +245,19 @@ func (b *builder) int(t Token, lo, hi int) (int, bool) {
 	return v, true
 }
 
+// routeTable reads a routing table: a number, or a name the kernel or rt_tables knows.
+func (b *builder) routeTable(t Token) (int, bool) {
+	if id, err := strconv.ParseUint(t.Text, 0, 32); err == nil {
+		return int(id), true
+	}
+	if id, ok := b.opts.routeTable(t.Text); ok {
+		return id, true
+	}
+	b.sink.errorf(t.Pos, "routing table %q is not known", t.Text).Hint =
+		"use a table number, main, local or default, or a name from /etc/iproute2/rt_tables"
+	return 0, false
+}
+
 // timer reads seconds with up to microsecond precision ("2.5", "0.01").
 func (b *builder) timer(t Token, lo, hi time.Duration) (time.Duration, bool) {
 	d, err := parseSeconds(t.Text)

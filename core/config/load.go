@@ -17,6 +17,9 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// InterfaceExists, when set, lets validation warn about interfaces missing on this host.
 	InterfaceExists func(name string) bool
+	// RouteTable resolves a routing table name ("table NAME" in routes) other than the
+	// kernel's own (main, local, default); nil means /etc/iproute2/rt_tables.
+	RouteTable func(name string) (int, bool)
 	// RandomSeed makes ${_RANDOM} repeatable; 0 seeds from the clock.
 	RandomSeed uint64
 

@@ -282,7 +282,8 @@ type Route struct {
 	Via      netip.Addr
 	Dev      string
 	Scope    string
-	Table    string
+	Table    string // as written
+	TableID  int    // resolved; 0 when not given (the main table)
 	Metric   int
 	Protocol string
 	NoTrack  bool

@@ -747,6 +747,9 @@ func (b *builder) route(l *Node) *Route {
 				return nil
 			}
 			r.Table = v.Text
+			if r.TableID, ok = b.routeTable(v); !ok {
+				return nil
+			}
 		case "metric", "preference", "priority":
 			v, ok := need()
 			if !ok {

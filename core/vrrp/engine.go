@@ -262,9 +262,7 @@ func toNetifAddr(a *config.Address, defDev string) netif.Addr {
 }
 
 func toNetifRoute(r *config.Route) netif.Route {
-	nr := netif.Route{Type: r.Type, Dst: r.Dst, Src: r.Src, Via: r.Via, Dev: r.Dev, Scope: r.Scope, Metric: r.Metric}
-	fmt.Sscan(r.Table, &nr.Table)
-	return nr
+	return netif.Route{Type: r.Type, Dst: r.Dst, Src: r.Src, Via: r.Via, Dev: r.Dev, Scope: r.Scope, Metric: r.Metric, Table: r.TableID}
 }
 
 // Run starts every instance and blocks until ctx ends; then every master resigns with
