@@ -149,4 +149,3 @@ func parseIPv6Control(oob []byte, d *datagram) {
 		oob = oob[next:]
 	}
 }
-
