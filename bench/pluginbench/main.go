@@ -43,7 +43,10 @@ type options struct {
 	runs     int
 	probes   int
 	forks    int
-	inFlight int
+	inFlight []int // the concurrent cases; 1 (one at a time) always runs
+	checks   int
+	interval time.Duration
+	window   time.Duration
 	profile  string
 }
 
@@ -58,11 +61,21 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 5, "runs of every case; the report gives medians over them")
 	flag.IntVar(&o.probes, "probes", 4000, "plugin probes per case and run")
 	flag.IntVar(&o.forks, "forks", 1000, "script probes per case and run")
-	flag.IntVar(&o.inFlight, "inflight", 32, "probes in flight in the concurrent cases")
+	levels := flag.String("inflight", "4,32", "probes in flight in the concurrent cases, comma-separated (one at a time always runs)")
+	flag.IntVar(&o.checks, "checks", 16, "checks in the scheduled cases (0: none)")
+	flag.DurationVar(&o.interval, "interval", 100*time.Millisecond, "probe interval of the scheduled cases")
+	flag.DurationVar(&o.window, "window", 3*time.Second, "measurement window of the scheduled cases")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of this process (the host side) to this file")
 	flag.Parse()
-	if o.runs < 1 || o.probes < 100 || o.forks < 100 || o.inFlight < 2 {
-		fatalf("want -runs >= 1, -probes >= 100, -forks >= 100, -inflight >= 2")
+	for _, f := range strings.Split(*levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			fatalf("-inflight: %q is not a number of probes >= 2", f)
+		}
+		o.inFlight = append(o.inFlight, n)
+	}
+	if o.runs < 1 || o.probes < 100 || o.forks < 100 {
+		fatalf("want -runs >= 1, -probes >= 100, -forks >= 100")
 	}
 	if o.profile != "" {
 		f, err := os.Create(o.profile)
@@ -108,14 +121,25 @@ func (trivial) Check(context.Context, check.CheckRequest) (check.CheckResponse, 
 	return check.CheckResponse{Status: check.OK}, nil
 }
 
-// kase is one way of probing, measured one at a time and with probes in flight.
+// kase is one way of probing under one load: n probes back to back, parallel at a time, or,
+// with sched, several checks on their interval through core/check's scheduler.
 type kase struct {
 	name     string
+	load     string // how the probes come, for the report
+	vs       string // the load of the script cases to compare a plugin case with ("": load)
 	parallel int
 	n        int
+	sched    *schedule
 	probe    func(ctx context.Context) bool
 	// pid of the long-lived process that serves the probes besides this one, 0 for none.
 	pid func() int
+}
+
+// schedule is a scheduled case: checks copies of the probe, every interval, for window.
+type schedule struct {
+	checks           int
+	interval, window time.Duration
+	align            string
 }
 
 // result is one measured run of one case.
@@ -172,13 +196,32 @@ func run(o options) error {
 		return func(ctx context.Context) bool { return p.Probe(ctx).OK }
 	}
 	noPID := func() int { return 0 }
-	cases := []kase{
-		{name: "plugin probe", parallel: 1, n: o.probes, probe: probe(pr), pid: func() int { return pid }},
-		{name: "fork+exec #!/bin/sh script", parallel: 1, n: o.forks, probe: probe(sh), pid: noPID},
-		{name: "fork+exec /bin/true", parallel: 1, n: o.forks, probe: probe(tru), pid: noPID},
-		{name: "plugin probe", parallel: o.inFlight, n: o.probes, probe: probe(pr), pid: func() int { return pid }},
-		{name: "fork+exec #!/bin/sh script", parallel: o.inFlight, n: o.forks, probe: probe(sh), pid: noPID},
-		{name: "fork+exec /bin/true", parallel: o.inFlight, n: o.forks, probe: probe(tru), pid: noPID},
+	plugPID := func() int { return pid }
+	var cases []kase
+	for _, par := range append([]int{1}, o.inFlight...) {
+		load := "one at a time"
+		if par > 1 {
+			load = fmt.Sprintf("%d in flight", par)
+		}
+		cases = append(cases,
+			kase{name: casePlugin, load: load, parallel: par, n: o.probes, probe: probe(pr), pid: plugPID},
+			kase{name: caseSh, load: load, parallel: par, n: o.forks, probe: probe(sh), pid: noPID},
+			kase{name: caseTrue, load: load, parallel: par, n: o.forks, probe: probe(tru), pid: noPID},
+		)
+	}
+	if o.checks > 0 {
+		// As vigil runs them: each check on its interval, the scripts spread over it, the
+		// plugin checks either spread too or aligned on one grid (what vigil does).
+		load := fmt.Sprintf("%d checks every %s", o.checks, o.interval)
+		sched := func(align string) *schedule {
+			return &schedule{checks: o.checks, interval: o.interval, window: o.window, align: align}
+		}
+		cases = append(cases,
+			kase{name: casePlugin, load: load + ", aligned", vs: load + ", spread", sched: sched(plugin.AlignGroup), probe: probe(pr), pid: plugPID},
+			kase{name: casePlugin, load: load + ", spread", sched: sched(""), probe: probe(pr), pid: plugPID},
+			kase{name: caseSh, load: load + ", spread", sched: sched(""), probe: probe(sh), pid: noPID},
+			kase{name: caseTrue, load: load + ", spread", sched: sched(""), probe: probe(tru), pid: noPID},
+		)
 	}
 	results := make([][]result, len(cases))
 	for r := range o.runs {
@@ -188,10 +231,10 @@ func run(o options) error {
 			k := cases[c]
 			res, err := measure(k, min(k.n/10, 200))
 			if err != nil {
-				return fmt.Errorf("run %d, %s, %d in flight: %w", r+1, k.name, k.parallel, err)
+				return fmt.Errorf("run %d, %s, %s: %w", r+1, k.name, k.load, err)
 			}
-			logf("run %d: %-28s %2d in flight: CPU %6.1f µs/probe (host %6.1f), p50 %7.1f µs, p99 %7.1f µs",
-				r+1, k.name, k.parallel, us(res.cpuPerProbe), us(res.hostPerProbe), us(res.p50), us(res.p99))
+			logf("run %d: %-26s %-36s CPU %6.1f µs/probe (host %6.1f), p50 %7.1f µs, p99 %7.1f µs",
+				r+1, k.name, k.load, us(res.cpuPerProbe), us(res.hostPerProbe), us(res.p50), us(res.p99))
 			results[c] = append(results[c], res)
 		}
 	}
@@ -210,16 +253,26 @@ func run(o options) error {
 	return nil
 }
 
-// measure runs k.n probes of k after warm unmeasured ones.
+// The cases, by what probes.
+const (
+	casePlugin = "plugin probe"
+	caseSh     = "fork+exec #!/bin/sh script"
+	caseTrue   = "fork+exec /bin/true"
+)
+
+// measure runs k.n probes of k after warm unmeasured ones, or k's schedule.
 func measure(k kase, warm int) (result, error) {
-	if _, err := loop(k, warm); err != nil {
+	run := func(n int) ([]time.Duration, error) { return loop(k, n) }
+	if k.sched != nil {
+		run = func(int) ([]time.Duration, error) { return scheduled(k) }
+	} else if _, err := loop(k, warm); err != nil {
 		return result{}, err
 	}
 	runtime.GC() // garbage of one case is not paid by the next
 	pid := k.pid()
 	self0, kids0, plug0 := rusage(syscall.RUSAGE_SELF), rusage(syscall.RUSAGE_CHILDREN), procCPU(pid)
 	t0 := time.Now()
-	lat, err := loop(k, k.n)
+	lat, err := run(k.n)
 	wall := time.Since(t0)
 	self := rusage(syscall.RUSAGE_SELF) - self0
 	kids := rusage(syscall.RUSAGE_CHILDREN) - kids0
@@ -227,8 +280,11 @@ func measure(k kase, warm int) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
+	if len(lat) == 0 {
+		return result{}, errors.New("no probe ran")
+	}
 	slices.Sort(lat)
-	n := time.Duration(k.n)
+	n := time.Duration(len(lat))
 	return result{
 		cpuPerProbe:  (self + kids + plug) / n,
 		hostPerProbe: self / n,
@@ -237,6 +293,57 @@ func measure(k kase, warm int) (result, error) {
 		p99:          lat[len(lat)*99/100],
 	}, nil
 }
+
+// scheduled runs k.sched.checks checks of k's probe through core/check's scheduler for the
+// window and returns the latencies of the probes that ran. The window includes the first
+// interval, in which the spread checks start one by one.
+func scheduled(k kase) ([]time.Duration, error) {
+	s := k.sched
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failed int
+	specs := make([]corecheck.Spec, s.checks)
+	for i := range specs {
+		specs[i] = corecheck.Spec{
+			Name: fmt.Sprintf("chk%d", i), Interval: s.interval, Timeout: 5 * time.Second, Rise: 1, Fall: 1, Align: s.align,
+			Prober: proberFunc(func(ctx context.Context) corecheck.Result {
+				t := time.Now()
+				ok := k.probe(ctx)
+				d := time.Since(t)
+				if !ok && ctx.Err() != nil {
+					// Cut short by the end of the window: not a probe that ran.
+					return corecheck.Result{}
+				}
+				mu.Lock()
+				lat = append(lat, d)
+				if !ok {
+					failed++
+				}
+				mu.Unlock()
+				return corecheck.Result{OK: ok}
+			}),
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.window)
+	defer cancel()
+	changes := make(chan corecheck.Change, s.checks)
+	go func() {
+		for range changes {
+		}
+	}()
+	corecheck.Run(ctx, specs, changes)
+	close(changes)
+	mu.Lock()
+	defer mu.Unlock()
+	if failed > 0 {
+		return nil, fmt.Errorf("%d of %d probes failed", failed, len(lat))
+	}
+	return lat, nil
+}
+
+type proberFunc func(ctx context.Context) corecheck.Result
+
+func (f proberFunc) Probe(ctx context.Context) corecheck.Result { return f(ctx) }
 
 // loop runs n probes, k.parallel at a time, and returns their latencies.
 func loop(k kase, n int) ([]time.Duration, error) {

@@ -54,9 +54,9 @@ func (s stat) String() string {
 	return fmt.Sprintf("%s (%s–%s)", fmtDur(s.med), fmtDur(s.lo), fmtDur(s.hi))
 }
 
-func (r *report) find(name string, parallel int) int {
+func (r *report) find(name, load string) int {
 	for i, k := range r.cases {
-		if k.name == name && k.parallel == parallel {
+		if k.name == name && k.load == load {
 			return i
 		}
 	}
@@ -73,10 +73,10 @@ func (r *report) markdown() string {
 	w("### Plugin probe vs forked script\n\n")
 	w("What one health-check probe costs through vigil's plugin boundary, beside keepalived's way (fork and\n")
 	w("exec of a script per probe). Written by `bench/pluginbench`:\n\n")
-	w("```sh\ngo run ./bench/pluginbench -out BENCHMARKS.md   # no root needed, about %s\n```\n\n", r.took.Round(time.Second))
+	w("```sh\ngo run ./bench/pluginbench %s   # no root needed, about %s\n```\n\n", strings.Join(os.Args[1:], " "), r.took.Round(time.Second))
 	w("- date: %s UTC (run took %s)\n", r.date.UTC().Format("2006-01-02 15:04"), r.took.Round(time.Second))
 	w("- machine: nproc %s, kernel %s, CPU %s; load average %s before, %s after\n", cmdLine("nproc"), cmdLine("uname", "-r"), cpuModel(), r.loadBefore, r.loadAfter)
-	w("- vigil %s, %s; %d runs of every case in rotating order, %d plugin probes and %d script probes per case and run\n",
+	w("- vigil %s, %s; %d runs of every case in rotating order, %d plugin probes and %d script probes per case and run;\n  the machine's other load (another benchmark may share its 2 cores) shows in the load average\n",
 		cmdLine("git", "rev-parse", "--short", "HEAD"), runtime.Version(), r.o.runs, r.o.probes, r.o.forks)
 	w("- plugin: a trivial check built with the SDK (answers OK, no I/O), probed through core/plugin's Host and\n")
 	w("  Prober as the check scheduler does (gRPC with mutual TLS on a unix socket, the protocol-2 Probes stream);\n")
@@ -85,21 +85,38 @@ func (r *report) markdown() string {
 	w("  + of the plugin process (/proc/PID/task/*/schedstat, nanoseconds), over the measured probes, divided by\n")
 	w("  their number. \"host\" is this process alone (Go's os/exec for the scripts; keepalived forks from C, which\n")
 	w("  costs its parent less), \"child\" the script processes or the plugin. Latency is per probe, p50 and p99\n")
-	w("  of each run. Medians over the runs, with min–max in parentheses.\n\n")
-	w("| case | in flight | CPU/probe (host+child) | host | child | wall/probe | p50 | p99 |\n")
-	w("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("  of each run. Medians over the runs, with min–max in parentheses.\n")
+	if r.o.checks > 0 {
+		w("- \"%d checks every %s\": that many checks probing on their interval through core/check's scheduler for\n", r.o.checks, r.o.interval)
+		w("  %s (all CPU of the window, divided by the probes that ran in it). \"spread\": each check starts at a\n", r.o.window)
+		w("  random point of the interval (vrrp_scripts); \"aligned\": the checks of one plugin share one grid (vigil's\n")
+		w("  plugin checks), so their probes reach the plugin together.\n")
+	}
+	w("\n")
+	w("| case | load | CPU/probe (host+child) | host | child | wall/probe | p50 | p99 |\n")
+	w("|---|---|---:|---:|---:|---:|---:|---:|\n")
 	for i, k := range r.cases {
-		w("| %s | %d | **%s** | %s | %s | %s | %s | %s |\n", k.name, k.parallel,
+		w("| %s | %s | **%s** | %s | %s | %s | %s | %s |\n", k.name, k.load,
 			r.stat(i, cpu), fmtDur(r.stat(i, host).med), fmtDur(r.stat(i, other).med),
 			fmtDur(r.stat(i, func(x result) time.Duration { return x.wallPerProbe }).med),
 			fmtDur(r.stat(i, func(x result) time.Duration { return x.p50 }).med),
 			fmtDur(r.stat(i, func(x result) time.Duration { return x.p99 }).med))
 	}
 	w("\nRatios of CPU per probe, forked script over plugin probe (medians; the target is at least 20×):\n\n")
-	w("| in flight | vs `#!/bin/sh` script, all CPU | vs `#!/bin/sh` script, the script's own CPU only | vs `/bin/true`, all CPU | 20× met? |\n")
-	w("|---:|---:|---:|---:|---|\n")
-	for _, par := range []int{1, r.o.inFlight} {
-		p, sh, tr := r.find("plugin probe", par), r.find("fork+exec #!/bin/sh script", par), r.find("fork+exec /bin/true", par)
+	w("| load | vs `#!/bin/sh` script, all CPU | vs `#!/bin/sh` script, the script's own CPU only | vs `/bin/true`, all CPU | 20× met? |\n")
+	w("|---|---:|---:|---:|---|\n")
+	for p, k := range r.cases {
+		if k.name != casePlugin {
+			continue
+		}
+		vs := k.vs
+		if vs == "" {
+			vs = k.load
+		}
+		sh, tr := r.find(caseSh, vs), r.find(caseTrue, vs)
+		if sh < 0 || tr < 0 {
+			continue
+		}
 		pc := r.stat(p, cpu).med
 		ratio := func(x time.Duration) float64 { return float64(x) / float64(pc) }
 		shAll := ratio(r.stat(sh, cpu).med)
@@ -107,7 +124,11 @@ func (r *report) markdown() string {
 		if shAll >= 20 {
 			met = "yes"
 		}
-		w("| %d | %.1f× | %.1f× | %.1f× | %s |\n", par, shAll, ratio(r.stat(sh, other).med), ratio(r.stat(tr, cpu).med), met)
+		load := k.load
+		if k.vs != "" {
+			load += " (scripts: " + strings.TrimPrefix(k.vs, strings.SplitN(k.vs, ",", 2)[0]+", ") + ")"
+		}
+		w("| %s | %.1f× | %.1f× | %.1f× | %s |\n", load, shAll, ratio(r.stat(sh, other).med), ratio(r.stat(tr, cpu).med), met)
 	}
 	return b.String()
 }

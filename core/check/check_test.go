@@ -171,3 +171,36 @@ func TestRunDynamicWeight(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+func TestNextSlot(t *testing.T) {
+	const iv = 2 * time.Second
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
+	a := nextSlot("plugin:mysql", iv, t0)
+	if a.Before(t0) || a.Sub(t0) >= iv {
+		t.Fatalf("slot %s is not within one interval from %s", a, t0)
+	}
+	// Every later time maps onto the same grid, and the grid point itself is a slot.
+	for _, d := range []time.Duration{0, time.Millisecond, 999 * time.Millisecond, 7*iv + 1} {
+		s := nextSlot("plugin:mysql", iv, t0.Add(d))
+		if off := s.Sub(a) % iv; off != 0 || s.Before(t0.Add(d)) || s.Sub(t0.Add(d)) >= iv {
+			t.Errorf("slot after %s: %s, %s off the grid", t0.Add(d), s, off)
+		}
+	}
+	if s := nextSlot("plugin:mysql", iv, a); !s.Equal(a) {
+		t.Errorf("a grid point is not its own slot: %s -> %s", a, s)
+	}
+	// Another group has its own phase, so that groups do not all fire together.
+	if b := nextSlot("plugin:http", iv, t0); b.Sub(a)%iv == 0 {
+		t.Errorf("plugin:http shares plugin:mysql's phase (%s, %s)", a, b)
+	}
+	// Intervals that divide each other share grid points: every slot of the longer interval
+	// is a slot of the shorter one.
+	for _, short := range []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, time.Second} {
+		for _, d := range []time.Duration{0, 333 * time.Millisecond, 5 * time.Second} {
+			long := nextSlot("plugin:mysql", iv, t0.Add(d))
+			if s := nextSlot("plugin:mysql", short, long); !s.Equal(long) {
+				t.Errorf("slot %s of %s is not a slot of %s (next: %s)", long, iv, short, s)
+			}
+		}
+	}
+}

@@ -59,6 +59,9 @@ func Params(ps []config.Param) []sdk.Param {
 	return out
 }
 
+// AlignGroup is the scheduler's alignment group of every plugin check (check.Spec.Align).
+const AlignGroup = "plugins"
+
 // CheckSpec configures a vrrp_check on its plugin and returns it ready for the scheduler.
 // With validateOnly (vigil -t) the plugin only checks the params; the spec is then not for
 // running. The error carries the check's position and the plugin's message.
@@ -78,5 +81,7 @@ func (h *Host) CheckSpec(ctx context.Context, c *config.PluginCheck, validateOnl
 		Rise:     c.Rise,
 		Fall:     c.Fall,
 		InitFail: c.InitFail,
+		// Probes that start together share the wake-ups of both processes and their messages.
+		Align: AlignGroup,
 	}, nil
 }
