@@ -96,9 +96,12 @@ func (r *report) markdown() string {
 	w("| case | load | CPU/probe (host+child) | host | child | wall/probe | p50 | p99 |\n")
 	w("|---|---|---:|---:|---:|---:|---:|---:|\n")
 	for i, k := range r.cases {
+		wall := fmtDur(r.stat(i, func(x result) time.Duration { return x.wallPerProbe }).med)
+		if k.sched != nil {
+			wall = "—" // set by the interval, not by the probe
+		}
 		w("| %s | %s | **%s** | %s | %s | %s | %s | %s |\n", k.name, k.load,
-			r.stat(i, cpu), fmtDur(r.stat(i, host).med), fmtDur(r.stat(i, other).med),
-			fmtDur(r.stat(i, func(x result) time.Duration { return x.wallPerProbe }).med),
+			r.stat(i, cpu), fmtDur(r.stat(i, host).med), fmtDur(r.stat(i, other).med), wall,
 			fmtDur(r.stat(i, func(x result) time.Duration { return x.p50 }).med),
 			fmtDur(r.stat(i, func(x result) time.Duration { return x.p99 }).med))
 	}
