@@ -41,13 +41,6 @@ func (s *server) Probes(stream pb.Check_ProbesServer) error {
 			}
 			return err
 		}
-		mu.Lock()
-		for _, id := range batch.GetCancel() {
-			if cancel := running[id]; cancel != nil {
-				cancel()
-			}
-		}
-		mu.Unlock()
 		for _, p := range batch.GetProbes() {
 			var pctx context.Context
 			var cancel context.CancelFunc
@@ -76,6 +69,14 @@ func (s *server) Probes(stream pb.Check_ProbesServer) error {
 				out.add(r)
 			}()
 		}
+		// After the probes: a probe and its cancel may come in one batch.
+		mu.Lock()
+		for _, id := range batch.GetCancel() {
+			if cancel := running[id]; cancel != nil {
+				cancel()
+			}
+		}
+		mu.Unlock()
 	}
 }
 

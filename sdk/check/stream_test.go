@@ -221,3 +221,55 @@ func TestStreamBreakFailsInFlight(t *testing.T) {
 		t.Fatal("in-flight probe still waiting after the connection broke")
 	}
 }
+
+// fakeStream is the plugin's end of a Probes stream, fed from a channel.
+type fakeStream struct {
+	grpc.ServerStream // not called
+	ctx               context.Context
+	in                chan *pb.ProbeBatch
+	out               chan *pb.ResultBatch
+}
+
+func (f *fakeStream) Context() context.Context { return f.ctx }
+
+func (f *fakeStream) Recv() (*pb.ProbeBatch, error) {
+	select {
+	case b := <-f.in:
+		return b, nil
+	case <-f.ctx.Done():
+		return nil, f.ctx.Err()
+	}
+}
+
+func (f *fakeStream) Send(b *pb.ResultBatch) error {
+	select {
+	case f.out <- b:
+		return nil
+	case <-f.ctx.Done():
+		return f.ctx.Err()
+	}
+}
+
+// TestProbeAndCancelInOneBatch: a probe cancelled in the same batch that starts it (the host
+// gave up while the batch waited to be sent) is cancelled, not left to run to its timeout.
+func TestProbeAndCancelInOneBatch(t *testing.T) {
+	impl := &probeImpl{ended: make(chan time.Duration, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := &fakeStream{ctx: ctx, in: make(chan *pb.ProbeBatch, 1), out: make(chan *pb.ResultBatch, 1)}
+	done := make(chan error, 1)
+	go func() { done <- (&server{impl: impl}).Probes(f) }()
+	f.in <- &pb.ProbeBatch{Probes: []*pb.Probe{{Id: 7, Name: "wait", TimeoutNanos: int64(time.Minute)}}, Cancel: []uint64{7}}
+	select {
+	case b := <-f.out:
+		if r := b.GetResults(); len(r) != 1 || r[0].GetId() != 7 || r[0].GetError() == "" {
+			t.Errorf("results: %v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the probe cancelled in its own batch still runs")
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Probes returned %v after its stream ended", err)
+	}
+}
