@@ -20,7 +20,9 @@ import (
 
 // BenchmarkProbe is one probe of a trivial check through the plugin boundary, as the
 // scheduler runs it: host Prober -> gRPC (mTLS, unix socket) -> plugin -> back. Besides
-// ns/op it reports latency percentiles and the CPU time of both processes per probe.
+// ns/op it reports latency percentiles and the CPU time of both processes per probe. These
+// are quick checks while working on the host; bench/pluginbench is the side-by-side run, with
+// medians over several runs and scheduled checks, that BENCHMARKS.md reports.
 func BenchmarkProbe(b *testing.B) {
 	h := New(Options{Dir: pluginDir, Logger: hclog.NewNullLogger()})
 	defer h.Close()
@@ -147,20 +149,26 @@ func rusage(who int) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// procCPU is the user+system time of a running process, from /proc (clock ticks of 10ms:
-// precise enough over the thousands of probes of a benchmark run).
+// procCPU is the CPU time of a running process: the sum over its threads of
+// /proc/PID/task/TID/schedstat, in nanoseconds (/proc/PID/stat counts 10 ms ticks).
 func procCPU(pid int) time.Duration {
 	if pid == 0 {
 		return 0
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 	if err != nil {
 		return 0
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	// After the comm field: state is f[0], utime f[11], stime f[12] (fields 14 and 15).
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
 }
