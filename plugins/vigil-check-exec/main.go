@@ -1,0 +1,236 @@
+// Command vigil-check-exec is vigil's check plugin for commands and scripts: keepalived's
+// vrrp_script and MISC_CHECK run through it, and so does any Nagios-style check binary. It
+// is the one check that forks a process per probe, by its nature. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vigil-ha/vigil/sdk/check"
+)
+
+func main() { check.Serve(newExecer()) }
+
+// execer keeps the configured commands by check name; vigil calls it concurrently.
+type execer struct {
+	mu     sync.RWMutex
+	checks map[string]*command
+}
+
+var _ check.Checker = (*execer)(nil)
+
+func newExecer() *execer { return &execer{checks: map[string]*command{}} }
+
+// mode says how an exit status reads.
+type mode string
+
+const (
+	// modeScript is keepalived's vrrp_script: 0 is success, anything else failure.
+	modeScript mode = "vrrp_script"
+	// modeMisc is keepalived's MISC_CHECK: 0 success, anything else failure; with dynamic
+	// (misc_dynamic), 1 is failure and 2..255 success with weight status-2.
+	modeMisc mode = "misc_check"
+	// modeNagios is the Nagios plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,
+	// the first line of output the message, perfdata after "|" the metrics.
+	modeNagios mode = "nagios"
+)
+
+func (x *execer) Describe(context.Context) (check.Info, error) {
+	return check.Info{
+		Name:        "exec",
+		Version:     "0.1.0",
+		Description: "runs a command per probe and reads its exit status (vrrp_script, MISC_CHECK, Nagios plugins)",
+		Params: []check.ParamSpec{
+			{Name: "command", Type: check.TypeList, Required: true, Description: "the program and its arguments, one word each; a program without a slash is looked up in PATH"},
+			{Name: "mode", Type: check.TypeString, Default: string(modeScript), Description: "how the exit status reads: vrrp_script, misc_check or nagios"},
+			{Name: "dynamic", Type: check.TypeBool, Default: "no", Description: "misc_check only: exit status 2..255 is success with weight status-2 (keepalived's misc_dynamic)"},
+			{Name: "user", Type: check.TypeList, Description: "run as USER [GROUP] (keepalived's script_user); default: the plugin's own user"},
+			{Name: "secure", Type: check.TypeBool, Default: "no", Description: "refuse a program that, or whose directories, others can change (keepalived's enable_script_security)"},
+		},
+	}, nil
+}
+
+func (x *execer) Configure(_ context.Context, req check.ConfigureRequest) (check.ConfigureResponse, error) {
+	c, warnings, err := parse(req.Params)
+	if err != nil {
+		return check.ConfigureResponse{}, err
+	}
+	if !req.ValidateOnly {
+		x.mu.Lock()
+		x.checks[req.Name] = c
+		x.mu.Unlock()
+	}
+	return check.ConfigureResponse{Warnings: warnings}, nil
+}
+
+func (x *execer) Check(ctx context.Context, req check.CheckRequest) (check.CheckResponse, error) {
+	x.mu.RLock()
+	c, ok := x.checks[req.Name]
+	x.mu.RUnlock()
+	if !ok {
+		return check.CheckResponse{}, fmt.Errorf("check %q is not configured", req.Name)
+	}
+	// Stop the command a little before the probe's deadline, so that the answer saying so
+	// (and not a bare deadline error) reaches vigil in time.
+	if dl, ok := ctx.Deadline(); ok {
+		margin := min(50*time.Millisecond, time.Until(dl)/10)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-margin))
+		defer cancel()
+	}
+	return c.run(ctx), nil
+}
+
+// parse reads and checks the params of one configured command.
+func parse(params []check.Param) (*command, []string, error) {
+	c := &command{mode: modeScript}
+	var secure bool
+	var warnings []string
+	for _, p := range params {
+		switch p.Key {
+		case "command":
+			c.argv = p.Values
+		case "mode":
+			switch m := mode(p.Value()); m {
+			case modeScript, modeMisc, modeNagios:
+				c.mode = m
+			default:
+				return nil, nil, fmt.Errorf("mode %q: use vrrp_script, misc_check or nagios", p.Value())
+			}
+		case "dynamic":
+			b, err := parseBool(p.Value())
+			if err != nil {
+				return nil, nil, fmt.Errorf("dynamic: %w", err)
+			}
+			c.dynamic = b
+		case "user":
+			cred, err := lookupUser(p.Values)
+			if err != nil {
+				return nil, nil, err
+			}
+			c.cred = cred
+		case "secure":
+			b, err := parseBool(p.Value())
+			if err != nil {
+				return nil, nil, fmt.Errorf("secure: %w", err)
+			}
+			secure = b
+		default:
+			return nil, nil, fmt.Errorf("unknown param %q (known: command, mode, dynamic, user, secure)", p.Key)
+		}
+	}
+	if len(c.argv) == 0 || c.argv[0] == "" {
+		return nil, nil, fmt.Errorf("command is required: the program to run and its arguments")
+	}
+	if c.dynamic && c.mode != modeMisc {
+		return nil, nil, fmt.Errorf("dynamic applies to mode misc_check only")
+	}
+	path, err := exec.LookPath(c.argv[0])
+	if err != nil {
+		// keepalived keeps such a script and lets it fail; a node may get the file later.
+		warnings = append(warnings, fmt.Sprintf("%s: %v; every probe fails until it exists", c.argv[0], err))
+		path = c.argv[0]
+	} else if secure {
+		uid := uint32(0)
+		if c.cred != nil {
+			uid = c.cred.Uid
+		}
+		if err := checkSecure(path, uid); err != nil {
+			return nil, nil, err
+		}
+	}
+	c.path = path
+	return c, warnings, nil
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "", "yes", "true", "on", "1":
+		return true, nil
+	case "no", "false", "off", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not yes or no", s)
+}
+
+// lookupUser turns USER [GROUP] into credentials: the user's uid, the group's gid (default
+// the user's primary group) and the user's supplementary groups.
+func lookupUser(words []string) (*syscall.Credential, error) {
+	if len(words) == 0 || len(words) > 2 {
+		return nil, fmt.Errorf("user: want USER [GROUP]")
+	}
+	u, err := user.Lookup(words[0])
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", words[0], err)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	if len(words) == 2 {
+		g, err := user.LookupGroup(words[1])
+		if err != nil {
+			return nil, fmt.Errorf("user %s: group %q: %w", words[0], words[1], err)
+		}
+		gid, _ = strconv.ParseUint(g.Gid, 10, 32)
+	}
+	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	if ids, err := u.GroupIds(); err == nil {
+		for _, id := range ids {
+			if n, err := strconv.ParseUint(id, 10, 32); err == nil {
+				cred.Groups = append(cred.Groups, uint32(n))
+			}
+		}
+	}
+	return cred, nil
+}
+
+// checkSecure refuses a program that someone other than root (or the user it runs as) could
+// replace: the file and every directory above it must be owned by root or that user, and
+// not writable by group or others, as keepalived's enable_script_security requires.
+func checkSecure(path string, uid uint32) error {
+	p := path
+	for {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no owner information", p)
+		}
+		what := "the program"
+		if p != path {
+			what = "directory " + p + " above it"
+		}
+		if st.Uid != 0 && st.Uid != uid {
+			return fmt.Errorf("%s is not safe to run: %s is owned by uid %d, not root; fix the ownership or turn off enable_script_security", path, what, st.Uid)
+		}
+		if fi.Mode().Perm()&0o022 != 0 {
+			return fmt.Errorf("%s is not safe to run: %s is writable by group or others (mode %v); chmod go-w it or turn off enable_script_security", path, what, fi.Mode().Perm())
+		}
+		parent := parentDir(p)
+		if parent == p {
+			return nil
+		}
+		p = parent
+	}
+}
+
+func parentDir(p string) string {
+	i := strings.LastIndexByte(strings.TrimRight(p, "/"), '/')
+	switch {
+	case i < 0:
+		return "."
+	case i == 0:
+		return "/"
+	}
+	return p[:i]
+}
