@@ -89,8 +89,8 @@ func (r *report) markdown() string {
 	if r.o.checks > 0 {
 		w("- \"%d checks every %s\": that many checks probing on their interval through core/check's scheduler for\n", r.o.checks, r.o.interval)
 		w("  %s (all CPU of the window, divided by the probes that ran in it). \"spread\": each check starts at a\n", r.o.window)
-		w("  random point of the interval (vrrp_scripts); \"aligned\": the checks of one plugin share one grid (vigil's\n")
-		w("  plugin checks), so their probes reach the plugin together.\n")
+		w("  random point of the interval (vrrp_scripts); \"aligned\": the checks share one grid, as vigil's plugin\n")
+		w("  checks with the same interval do, so their probes reach the plugin together.\n")
 	}
 	w("\n")
 	w("| case | load | CPU/probe (host+child) | host | child | wall/probe | p50 | p99 |\n")
