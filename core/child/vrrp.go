@@ -97,9 +97,12 @@ func (s *vrrpServer) SetCheck(ctx context.Context, c *childpb.CheckState) (*chil
 	if eng == nil {
 		return nil, status.Error(codes.FailedPrecondition, "not started")
 	}
-	// c.Weight (a plugin's dynamic weight) is not applied yet: the engine takes up/down and
-	// the configured weight only. The rule it is to follow is in core/check.Change.Weight.
-	eng.SetCheck(ctx, c.Name, c.Up)
+	var dynamic *int
+	if c.Weight != nil {
+		w := int(*c.Weight)
+		dynamic = &w
+	}
+	eng.SetCheck(ctx, c.Name, c.Up, dynamic)
 	return &childpb.Empty{}, nil
 }
 

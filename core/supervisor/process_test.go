@@ -560,3 +560,49 @@ vrrp_check chk {
 	ok.Store(true)
 	waitFor(t, 5*time.Second, "n1 back when the check passes", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
 }
+
+// TestDynamicWeightMovesVRRP: a check plugin's dynamic weight (here the exec plugin's
+// misc_dynamic: exit status 2+N is up with weight N) raises the priority of the node while
+// the check is up, and the higher node preempts; back to weight 0, the other node preempts
+// back.
+func TestDynamicWeightMovesVRRP(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	plugins := filepath.Join(n[0].dir, "plugins")
+	if err := os.Mkdir(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(plugins, "vigil-check-exec"), "github.com/vigil-ha/vigil/plugins/vigil-check-exec")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the exec plugin: %v\n%s", err, out)
+	}
+	code := filepath.Join(n[0].dir, "code")
+	script := filepath.Join(n[0].dir, "weight.sh")
+	os.WriteFile(code, []byte("2\n"), 0o644)
+	os.WriteFile(script, []byte("#!/bin/sh\nexit $(cat "+code+")\n"), 0o755)
+	check := fmt.Sprintf(`global_defs {
+    plugin_dir %s
+}
+vrrp_check chk {
+    plugin exec
+    interval 0.2
+    timeout 1
+    params {
+        command %s
+        mode misc_check
+        dynamic yes
+    }
+}
+`, plugins, script)
+	n[0].start(t, conf(100, check))
+	n[1].start(t, conf(150, ""))
+	waitFor(t, 10*time.Second, "n2 (150) holds the VIP", func() bool { return n[1].holds(t, ctx) && !n[0].holds(t, ctx) })
+	os.WriteFile(code, []byte("102\n"), 0o644) // up with weight 100: 100 + 100 = 200 > 150
+	waitFor(t, 5*time.Second, "n1 preempts with its dynamic weight", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
+	st := n[0].status(t)
+	if len(st.Instances) != 1 || st.Instances[0].EffectivePriority != 200 {
+		t.Errorf("n1 instances: %+v, want effective priority 200", st.Instances)
+	}
+	os.WriteFile(code, []byte("2\n"), 0o644)
+	waitFor(t, 5*time.Second, "n2 preempts back when the weight drops", func() bool { return n[1].holds(t, ctx) && !n[0].holds(t, ctx) })
+}

@@ -71,6 +71,7 @@ type trackerState struct {
 	reverse bool
 	value   int // track_file: the number read from the file
 	isFile  bool
+	dynamic *int // a check plugin's dynamic weight (see fsm.Tracker.Dynamic)
 }
 
 // trackerEvents recomputes the effective priority and fault state from the trackers, as
@@ -82,7 +83,7 @@ func (in *instance) trackerEvents() []fsm.Event {
 			ts = append(ts, fsm.Tracker{Kind: fsm.TrackFile, Value: t.value, Weight: t.weight, Reverse: t.reverse})
 			continue
 		}
-		ts = append(ts, fsm.Tracker{Kind: fsm.TrackUpDown, Up: t.up, Weight: t.weight, Reverse: t.reverse})
+		ts = append(ts, fsm.Tracker{Kind: fsm.TrackUpDown, Up: t.up, Weight: t.weight, Reverse: t.reverse, Dynamic: t.dynamic})
 	}
 	prio, fault := fsm.Effective(in.cfg.Priority, ts)
 	return []fsm.Event{fsm.PriorityChanged{Effective: prio}, fsm.FaultChanged{Faulty: fault, Reason: "tracking"}}

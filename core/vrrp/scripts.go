@@ -7,8 +7,9 @@ import (
 )
 
 // SetCheck feeds a tracked check's state (from the check process) to every instance that
-// tracks it, with the weight the instance or the vrrp_script gives it.
-func (e *Engine) SetCheck(ctx context.Context, name string, up bool) {
+// tracks it, with the weight the instance or the vrrp_script gives it, and the dynamic
+// weight its plugin reported last (nil: none).
+func (e *Engine) SetCheck(ctx context.Context, name string, up bool, dynamic *int) {
 	weight, reverse := 0, false
 	for _, s := range e.cfg.Scripts {
 		if s.Name == name {
@@ -25,7 +26,7 @@ func (e *Engine) SetCheck(ctx context.Context, name string, up bool) {
 		if r.HasWeight {
 			w, rev = r.Weight, r.Reverse
 		}
-		in.post(ctx, trackerEvent{key: "script:" + name, state: trackerState{up: up, weight: w, reverse: rev}})
+		in.post(ctx, trackerEvent{key: "script:" + name, state: trackerState{up: up, weight: w, reverse: rev, dynamic: dynamic}})
 	}
 	byName := map[string]*instance{}
 	for _, in := range e.instances {

@@ -19,6 +19,11 @@ type Tracker struct {
 	Value   int  // TrackFile: the number in the file
 	Weight  int  // -253..253 (the config layer checks the range)
 	Reverse bool
+	// Dynamic is a weight a check plugin reported (vigil only; keepalived has none). While
+	// the object is up, and the tracker is not reverse, it takes the place of Weight's
+	// effect; while the object is down Weight applies as usual, so that a plugin can never
+	// soften what its failure does.
+	Dynamic *int
 }
 
 // Effective computes an instance's effective priority from its configured
@@ -31,6 +36,8 @@ type Tracker struct {
 //   - weight < 0: -|weight| while down (reverse: +|weight| while down).
 //   - file with weight w: value*w (reverse: -value*w), capped at +253; at
 //     -254 or below the instance is in FAULT.
+//   - vigil's dynamic weight, while the object is up and not reverse: +dynamic
+//     (capped to ±253) in place of all of the above.
 //   - the sum is clamped to 1..254.
 //   - the address owner (255) keeps 255 whatever the weights, but a failing
 //     weight-0 tracker (or a file at -254) still puts it in FAULT.
@@ -58,6 +65,8 @@ func Effective(base int, trackers []Tracker) (priority int, fault bool) {
 			total += status
 		default:
 			switch {
+			case t.Dynamic != nil && t.Up && !t.Reverse:
+				total += clampInt(*t.Dynamic, -253, 253)
 			case t.Weight == 0:
 				if t.Up == t.Reverse {
 					fault = true

@@ -55,3 +55,28 @@ func TestEffective(t *testing.T) {
 		}
 	}
 }
+
+func TestEffectiveDynamicWeight(t *testing.T) {
+	dw := func(n int) *int { return &n }
+	for _, tc := range []struct {
+		name    string
+		tr      Tracker
+		prio    int
+		faulted bool
+	}{
+		{"up: dynamic replaces +weight", Tracker{Up: true, Weight: 20, Dynamic: dw(-30)}, 70, false},
+		{"up: dynamic with weight 0 is no fault", Tracker{Up: true, Weight: 0, Dynamic: dw(5)}, 105, false},
+		{"up: dynamic capped", Tracker{Up: true, Weight: -10, Dynamic: dw(-1000)}, 1, false},
+		{"down: configured weight 0 faults", Tracker{Up: false, Weight: 0, Dynamic: dw(50)}, 100, true},
+		{"down: configured negative weight", Tracker{Up: false, Weight: -20, Dynamic: dw(50)}, 80, false},
+		{"reverse ignores dynamic", Tracker{Up: true, Weight: 10, Reverse: true, Dynamic: dw(50)}, 90, false},
+	} {
+		p, f := Effective(100, []Tracker{tc.tr})
+		if p != tc.prio || f != tc.faulted {
+			t.Errorf("%s: got %d fault %v, want %d fault %v", tc.name, p, f, tc.prio, tc.faulted)
+		}
+	}
+	if p, _ := Effective(PriorityOwner, []Tracker{{Up: true, Dynamic: dw(-50)}}); p != PriorityOwner {
+		t.Errorf("owner with a dynamic weight: %d, want 255", p)
+	}
+}
