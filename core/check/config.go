@@ -15,7 +15,12 @@ import (
 // plugin host (core/plugin) provides it.
 type PluginSpecs interface {
 	CheckSpec(ctx context.Context, c *config.PluginCheck, validateOnly bool) (Spec, error)
+	// HasCheck reports whether check plugin name is installed.
+	HasCheck(name string) bool
 }
+
+// ExecPlugin is the check plugin that runs keepalived's vrrp_script commands.
+const ExecPlugin = "exec"
 
 // Tracked lists the names of the scripts and checks that instances and sync groups track.
 func Tracked(cfg *config.Config) []config.TrackRef {
@@ -64,6 +69,16 @@ func FromConfig(ctx context.Context, cfg *config.Config, plugins PluginSpecs) ([
 		if err != nil {
 			return nil, fmt.Errorf("vrrp_script %s: %w", s.Name, err)
 		}
+		if plugins != nil && plugins.HasCheck(ExecPlugin) {
+			var user []string
+			if cred != nil {
+				user = scriptUser(cfg.Global, s.Script)
+			}
+			specs = append(specs, scriptSpec(ctx, plugins, s, user, cfg.Global.EnableScriptSecurity))
+			continue
+		}
+		// Without the exec plugin (only the vigil binary was installed), the check process
+		// runs the script itself, as before plugins existed.
 		specs = append(specs, Spec{
 			Name:     s.Name,
 			Prober:   Script{Argv: s.Script.Argv, Cred: cred},
@@ -72,17 +87,36 @@ func FromConfig(ctx context.Context, cfg *config.Config, plugins PluginSpecs) ([
 			Rise:     s.Rise,
 			Fall:     s.Fall,
 			InitFail: s.InitFail,
+			Note:     "vigil-check-" + ExecPlugin + " is not installed: the check process runs this vrrp_script itself",
 		})
 	}
 	return specs, nil
 }
 
-// credential is the user a script runs as: its own "user", else global_defs script_user,
-// else the daemon's own.
-func credential(g config.Global, s *config.Script) (*syscall.Credential, error) {
+// scriptUser is the user (and group, if given) a script runs as: its own "user", else
+// global_defs script_user; empty for the daemon's own.
+func scriptUser(g config.Global, s *config.Script) []string {
 	name, group := s.User, s.Group
 	if name == "" {
 		name, group = g.ScriptUser, g.ScriptGroup
+	}
+	switch {
+	case name == "":
+		return nil
+	case group == "":
+		return []string{name}
+	}
+	return []string{name, group}
+}
+
+// credential is the user a script runs as (see scriptUser), nil when no switch is needed.
+func credential(g config.Global, s *config.Script) (*syscall.Credential, error) {
+	var name, group string
+	if u := scriptUser(g, s); len(u) > 0 {
+		name = u[0]
+		if len(u) > 1 {
+			group = u[1]
+		}
 	}
 	if name == "" {
 		return nil, nil
@@ -120,3 +154,39 @@ func LookupUser(name, group string) (*syscall.Credential, error) {
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
+
+// scriptSpec runs a vrrp_script through the exec plugin, with keepalived's rules for its
+// exit status, user and script security. A script the plugin refuses (say, one that others
+// can write to under enable_script_security) stays scheduled as a check that always fails
+// with the plugin's objection, so that the instances tracking it do not count on it:
+// keepalived too disables such a script rather than refusing to start.
+func scriptSpec(ctx context.Context, plugins PluginSpecs, s *config.VRRPScript, user []string, secure bool) Spec {
+	params := []config.Param{
+		{Key: "command", Values: s.Script.Argv, Pos: s.Script.Pos},
+		{Key: "mode", Values: []string{"vrrp_script"}, Pos: s.Script.Pos},
+	}
+	if len(user) > 0 {
+		params = append(params, config.Param{Key: "user", Values: user, Pos: s.Script.Pos})
+	}
+	if secure {
+		params = append(params, config.Param{Key: "secure", Values: []string{"yes"}, Pos: s.Script.Pos})
+	}
+	pc := &config.PluginCheck{
+		Name: s.Name, Pos: s.Pos, Plugin: ExecPlugin, Interval: s.Interval, Timeout: s.Timeout,
+		Rise: s.Rise, Fall: s.Fall, Weight: s.Weight, Reverse: s.Reverse, InitFail: s.InitFail, Params: params,
+	}
+	spec, err := plugins.CheckSpec(ctx, pc, false)
+	if err != nil {
+		return Spec{
+			Name: s.Name, Prober: refused{msg: err.Error()}, Interval: s.Interval, Timeout: s.Timeout,
+			Rise: s.Rise, Fall: s.Fall, InitFail: true,
+			Note: "vrrp_script disabled: " + err.Error(),
+		}
+	}
+	return spec
+}
+
+// refused is the prober of a check whose plugin refused its configuration.
+type refused struct{ msg string }
+
+func (r refused) Probe(context.Context) Result { return Result{Msg: r.msg} }

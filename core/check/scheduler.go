@@ -26,6 +26,9 @@ type Spec struct {
 	// process and a plugin together, and travel together, cost a fraction of the CPU time
 	// of probes that come one by one (bench/pluginbench, BENCHMARKS.md).
 	Align string
+	// Note, when set, is something the operator should know about how this check runs,
+	// logged once when it starts (a fallback, a disabled script).
+	Note string
 }
 
 // Change is a check crossing its rise or fall threshold, or its dynamic weight changing.

@@ -42,6 +42,11 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 		// restarting; core stops with the message.
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
+	for _, sp := range specs {
+		if sp.Note != "" {
+			s.log.Warn("check", "name", sp.Name, "note", sp.Note)
+		}
+	}
 	started := s.work.start(func(ctx context.Context) {
 		defer host.Close()
 		changes := make(chan check.Change, len(specs)+1)

@@ -606,3 +606,36 @@ vrrp_check chk {
 	os.WriteFile(code, []byte("2\n"), 0o644)
 	waitFor(t, 5*time.Second, "n2 preempts back when the weight drops", func() bool { return n[1].holds(t, ctx) && !n[0].holds(t, ctx) })
 }
+
+// TestScriptRunsThroughExecPlugin: with vigil-check-exec in plugin_dir, keepalived's
+// vrrp_script runs through it (its output becomes the check's message, which the check
+// process's own fallback does not keep), and a failing script still moves the VIP.
+func TestScriptRunsThroughExecPlugin(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	plugins := filepath.Join(n[0].dir, "plugins")
+	if err := os.Mkdir(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(plugins, "vigil-check-exec"), "github.com/vigil-ha/vigil/plugins/vigil-check-exec")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the exec plugin: %v\n%s", err, out)
+	}
+	flag := filepath.Join(n[0].dir, "ok")
+	script := filepath.Join(n[0].dir, "chk.sh")
+	os.WriteFile(flag, nil, 0o644)
+	os.WriteFile(script, []byte("#!/bin/sh\nif [ -e "+flag+" ]; then echo service answers; exit 0; fi\necho service gone; exit 1\n"), 0o755)
+	extra := fmt.Sprintf("global_defs {\n    plugin_dir %s\n}\nvrrp_script chk {\n    script %q\n    interval 0.1\n}\n", plugins, script)
+	n[0].start(t, conf(150, extra))
+	n[1].start(t, conf(100, ""))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
+	os.Remove(flag)
+	waitFor(t, 5*time.Second, "n2 takes over when the script fails", func() bool { return n[1].holds(t, ctx) && !n[0].holds(t, ctx) })
+	st := n[0].status(t)
+	if len(st.Checks) != 1 || st.Checks[0].Up || !strings.Contains(st.Checks[0].Message, "service gone") {
+		t.Errorf("status checks: %+v, want chk down with the script's output as message", st.Checks)
+	}
+	if strings.Contains(n[0].proc.Output(), "is not installed") {
+		t.Error("the check process fell back to running the script itself")
+	}
+}
