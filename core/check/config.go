@@ -90,6 +90,9 @@ func FromConfig(ctx context.Context, cfg *config.Config, plugins PluginSpecs) ([
 			Note:     "vigil-check-" + ExecPlugin + " is not installed: the check process runs this vrrp_script itself",
 		})
 	}
+	if plugins != nil {
+		specs = append(specs, realServerSpecs(ctx, cfg, plugins)...)
+	}
 	return specs, nil
 }
 

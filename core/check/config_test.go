@@ -24,7 +24,7 @@ func (f *fakePlugins) CheckSpec(_ context.Context, c *config.PluginCheck, _ bool
 	if f.refuse != nil {
 		return Spec{}, f.refuse
 	}
-	return Spec{Name: c.Name, Interval: c.Interval}, nil
+	return Spec{Name: c.Name, Interval: c.Interval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall, InitFail: c.InitFail}, nil
 }
 
 func scriptConfig(security bool) *config.Config {
@@ -79,5 +79,35 @@ func TestScriptFallbackAndRefusal(t *testing.T) {
 	r := sp.Prober.Probe(context.Background())
 	if r.OK || !strings.Contains(r.Msg, "writable") || !sp.InitFail || !strings.Contains(sp.Note, "disabled") {
 		t.Errorf("refused script: probe %+v, init_fail %v, note %q", r, sp.InitFail, sp.Note)
+	}
+}
+
+// TestRetryDelay: keepalived's retry and delay_before_retry. After a failed probe of a check
+// that is up, the retries come after delay_before_retry, not after the (long) interval, and
+// the check goes down after the last one.
+func TestRetryDelay(t *testing.T) {
+	p := &seq{results: []Result{{OK: true}, {Msg: "refused"}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	changes := make(chan Change, 4)
+	// The interval is far longer than the test may take: only the retry delay can bring the
+	// second and third failures in time. Warmup 1ms starts the first probe at once.
+	go Run(ctx, []Spec{{Name: "rs", Prober: p, Interval: 4 * time.Second, Fall: 3, Rise: 1,
+		RetryDelay: 10 * time.Millisecond, Warmup: time.Millisecond}}, changes)
+	start := time.Now()
+	for _, want := range []bool{true, false} {
+		select {
+		case c := <-changes:
+			if c.Up != want {
+				t.Fatalf("change %+v, want up=%v", c, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no change to up=%v", want)
+		}
+	}
+	// One interval (the ok probe, then the first failure), then two retries 10 ms apart;
+	// without the retry delay it would be three intervals.
+	if d := time.Since(start); d > 8*time.Second {
+		t.Fatalf("down after %v: the retries waited for the interval", d)
 	}
 }

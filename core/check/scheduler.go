@@ -26,6 +26,13 @@ type Spec struct {
 	// process and a plugin together, and travel together, cost a fraction of the CPU time
 	// of probes that come one by one (bench/pluginbench, BENCHMARKS.md).
 	Align string
+	// RetryDelay, when set, is keepalived's delay_before_retry for real_server checkers: after
+	// a failed probe of a check that is still up (Fall counts retry+1), the next probe comes
+	// after RetryDelay instead of Interval.
+	RetryDelay time.Duration
+	// Warmup, when set, is keepalived's warmup: the first probe comes at a random moment
+	// within it instead of within the first interval.
+	Warmup time.Duration
 	// Note, when set, is something the operator should know about how this check runs,
 	// logged once when it starts (a fallback, a disabled script).
 	Note string
@@ -123,7 +130,9 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change) {
 	}
 	// Stagger the first probe over the first interval, or start on the group's grid.
 	wait := time.Duration(rand.Int64N(int64(interval)))
-	if s.Align != "" {
+	if s.Warmup > 0 {
+		wait = time.Duration(rand.Int64N(int64(s.Warmup)))
+	} else if s.Align != "" {
 		wait = time.Until(nextSlot(s.Align, interval, time.Now()))
 	}
 	timer := time.NewTimer(wait)
@@ -156,6 +165,9 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change) {
 		wait = max(interval-time.Since(start), 0)
 		if s.Align != "" {
 			wait = max(time.Until(nextSlot(s.Align, interval, start.Add(interval/2))), 0)
+		}
+		if s.RetryDelay > 0 && !r.OK && th.Up() {
+			wait = s.RetryDelay // a retry before the check goes down
 		}
 		timer.Reset(wait)
 	}

@@ -1,0 +1,185 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/vigil-ha/vigil/core/config"
+)
+
+// Plugins that run keepalived's real_server checkers. vigil programs no IPVS: it checks real
+// servers so that `vigil status` shows them, with keepalived's timing rules.
+const (
+	TCPPlugin  = "tcp"
+	HTTPPlugin = "http"
+)
+
+// realServerSpecs turns every checker of every real_server into a scheduled check of its
+// plugin: TCP_CHECK through tcp, HTTP_GET and SSL_GET through http, MISC_CHECK through exec,
+// PLUGIN_CHECK through the plugin it names. A checker whose plugin is missing or refuses its
+// params stays, failing, with the reason in its message.
+func realServerSpecs(ctx context.Context, cfg *config.Config, plugins PluginSpecs) []Spec {
+	checks := map[string]*config.PluginCheck{}
+	for _, c := range cfg.Checks {
+		checks[c.Name] = c
+	}
+	var specs []Spec
+	for _, vs := range cfg.VirtualServers {
+		for _, rs := range vs.RealServers {
+			seen := map[string]int{}
+			for _, ck := range rs.Checkers {
+				seen[ck.Type]++
+				name := fmt.Sprintf("%s/%s/%s", vsName(vs), hostPort(rs.Addr, rs.Port), ck.Type)
+				if n := seen[ck.Type]; n > 1 {
+					name += "#" + strconv.Itoa(n)
+				}
+				pc := checkerPlugin(cfg, vs, rs, ck, checks)
+				pc.Name = name
+				specs = append(specs, checkerSpec(ctx, plugins, pc, ck))
+			}
+		}
+	}
+	return specs
+}
+
+func vsName(vs *config.VirtualServer) string {
+	switch {
+	case vs.FWMark != 0:
+		return "fwmark " + strconv.Itoa(vs.FWMark)
+	case vs.Group != "":
+		return "group " + vs.Group
+	}
+	return hostPort(vs.Addr, vs.Port)
+}
+
+func hostPort(a netip.Addr, port int) string { return net.JoinHostPort(a.String(), strconv.Itoa(port)) }
+
+// checkerPlugin is the plugin check that runs one keepalived checker, with keepalived's
+// defaults: the real server's address unless connect_ip/connect_port say otherwise,
+// connect_timeout as the probe's timeout, retry+1 failures (delay_before_retry apart) before
+// the server is down, up again at the first success, alpha starting it down.
+func checkerPlugin(cfg *config.Config, vs *config.VirtualServer, rs *config.RealServer, ck *config.Checker, named map[string]*config.PluginCheck) *config.PluginCheck {
+	addr, port := rs.Addr, rs.Port
+	if ck.ConnectIP.IsValid() {
+		addr = ck.ConnectIP
+	}
+	if ck.ConnectPort != 0 {
+		port = ck.ConnectPort
+	}
+	pc := &config.PluginCheck{
+		Pos: ck.Pos, Interval: ck.DelayLoop, Timeout: ck.ConnectTimeout,
+		Rise: 1, Fall: ck.Retry + 1, InitFail: ck.Alpha,
+	}
+	p := func(key string, values ...string) config.Param { return config.Param{Key: key, Values: values, Pos: ck.Pos} }
+	target := []config.Param{p("address", hostPort(addr, port))}
+	if ck.BindTo.IsValid() {
+		target = append(target, p("bind_to", ck.BindTo.String()))
+	}
+	if ck.BindPort != 0 {
+		target = append(target, p("bind_port", strconv.Itoa(ck.BindPort)))
+	}
+	switch ck.Type {
+	case "TCP_CHECK":
+		pc.Plugin, pc.Params = TCPPlugin, target
+	case "HTTP_GET", "SSL_GET":
+		pc.Plugin, pc.Params = HTTPPlugin, target
+		if ck.Type == "SSL_GET" {
+			pc.Params = append(pc.Params, p("tls", "yes"))
+			if ck.EnableSNI {
+				pc.Params = append(pc.Params, p("enable_sni", "yes"))
+			}
+			if ck.TLSVerify {
+				pc.Params = append(pc.Params, p("tls_verify", "yes"))
+			}
+		}
+		vhost := ck.Virtualhost
+		if vhost == "" {
+			vhost = vs.Virtualhost
+		}
+		if vhost != "" {
+			pc.Params = append(pc.Params, p("virtualhost", vhost))
+		}
+		for _, u := range ck.URLs {
+			block := []config.Param{{Key: "path", Values: []string{u.Path}, Pos: u.Pos}}
+			if u.Digest != "" {
+				block = append(block, config.Param{Key: "digest", Values: []string{u.Digest}, Pos: u.Pos})
+			}
+			if len(u.StatusCodes) > 0 {
+				var codes []string
+				for _, r := range u.StatusCodes {
+					if r.From == r.To {
+						codes = append(codes, strconv.Itoa(r.From))
+					} else {
+						codes = append(codes, fmt.Sprintf("%d-%d", r.From, r.To))
+					}
+				}
+				block = append(block, config.Param{Key: "status_code", Values: codes, Pos: u.Pos})
+			}
+			if u.Virtualhost != "" {
+				block = append(block, config.Param{Key: "virtualhost", Values: []string{u.Virtualhost}, Pos: u.Pos})
+			}
+			pc.Params = append(pc.Params, config.Param{Key: "url", Block: block, Pos: u.Pos})
+		}
+	case "MISC_CHECK":
+		pc.Plugin = ExecPlugin
+		if ck.MiscTimeout > 0 {
+			pc.Timeout = ck.MiscTimeout
+		}
+		if ck.MiscPath != nil {
+			pc.Params = append(pc.Params, p("command", ck.MiscPath.Argv...), p("mode", "misc_check"))
+			if ck.MiscDynamic {
+				pc.Params = append(pc.Params, p("dynamic", "yes"))
+			}
+			if u := scriptUser(cfg.Global, ck.MiscPath); len(u) > 0 {
+				if cred, err := credential(cfg.Global, ck.MiscPath); err == nil && cred != nil {
+					pc.Params = append(pc.Params, p("user", u...))
+				}
+			}
+			if cfg.Global.EnableScriptSecurity {
+				pc.Params = append(pc.Params, p("secure", "yes"))
+			}
+		}
+	case "PLUGIN_CHECK":
+		if c := named[ck.Check]; ck.Check != "" && c != nil {
+			pc.Plugin, pc.Params = c.Plugin, c.Params
+		} else {
+			pc.Plugin, pc.Params = ck.Plugin, ck.Params
+		}
+		// The real server is the target unless the params name another.
+		if !hasParam(pc.Params, "address") {
+			pc.Params = append(append([]config.Param{}, target...), pc.Params...)
+		}
+	}
+	return pc
+}
+
+func hasParam(ps []config.Param, key string) bool {
+	for _, p := range ps {
+		if p.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// checkerSpec configures one checker on its plugin; a missing or refusing plugin leaves a
+// check that always fails, saying why.
+func checkerSpec(ctx context.Context, plugins PluginSpecs, pc *config.PluginCheck, ck *config.Checker) Spec {
+	failing := func(why string) Spec {
+		return Spec{Name: pc.Name, Prober: refused{msg: why}, Interval: pc.Interval, Timeout: pc.Timeout,
+			Rise: pc.Rise, Fall: pc.Fall, InitFail: true, Note: why}
+	}
+	if plugins == nil || !plugins.HasCheck(pc.Plugin) {
+		return failing(fmt.Sprintf("%s: %s needs check plugin %s (vigil-check-%s), which is not installed", ck.Pos, ck.Type, pc.Plugin, pc.Plugin))
+	}
+	spec, err := plugins.CheckSpec(ctx, pc, false)
+	if err != nil {
+		return failing(err.Error())
+	}
+	spec.RetryDelay = ck.DelayBeforeRetry
+	spec.Warmup = ck.Warmup
+	return spec
+}

@@ -1,0 +1,128 @@
+package check
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/config"
+)
+
+// render prints params as "key values" lines, blocks indented, for comparison.
+func render(ps []config.Param, indent string) string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString(indent + p.Key)
+		for _, v := range p.Values {
+			b.WriteString(" " + v)
+		}
+		b.WriteString("\n")
+		b.WriteString(render(p.Block, indent+"  "))
+	}
+	return b.String()
+}
+
+type allPlugins struct{ fakePlugins }
+
+func (a *allPlugins) HasCheck(name string) bool { return name != "missing" }
+
+func TestRealServerCheckers(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "keepalived.conf")
+	os.WriteFile(conf, []byte(`
+vrrp_check chk_db {
+    plugin mysql
+    params {
+        user monitor
+    }
+}
+virtual_server 192.0.2.100 80 {
+    delay_loop 6
+    virtualhost www.example.com
+    real_server 192.0.2.11 80 {
+        TCP_CHECK {
+            connect_port 8080
+            connect_timeout 3
+            retry 2
+            delay_before_retry 1
+        }
+        HTTP_GET {
+            url {
+                path /health
+                digest 9b3a0c85a887a256d6939da88aabd8cd
+                status_code 200-299
+            }
+            url {
+                path /
+                status_code 200
+            }
+        }
+    }
+    real_server 192.0.2.12 443 {
+        SSL_GET {
+            url {
+                path /
+            }
+            enable_sni
+        }
+        MISC_CHECK {
+            misc_path "/usr/local/bin/check_app 192.0.2.12"
+            misc_timeout 4
+            misc_dynamic
+        }
+        PLUGIN_CHECK {
+            check chk_db
+        }
+        PLUGIN_CHECK {
+            plugin missing
+        }
+    }
+}
+`), 0o644)
+	cfg, ds := config.Load(conf, config.Options{})
+	for _, d := range ds {
+		if d.Severity == config.SevError {
+			t.Fatalf("config: %v", d)
+		}
+	}
+	p := &allPlugins{}
+	specs := realServerSpecs(context.Background(), cfg, p)
+	if len(specs) != 6 {
+		t.Fatalf("%d specs, want 6", len(specs))
+	}
+	got := map[string]string{}
+	for _, c := range p.got {
+		got[c.Name] = c.Plugin + "\n" + render(c.Params, "  ")
+	}
+	want := map[string]string{
+		"192.0.2.100:80/192.0.2.11:80/TCP_CHECK": "tcp\n  address 192.0.2.11:8080\n",
+		"192.0.2.100:80/192.0.2.11:80/HTTP_GET": "http\n  address 192.0.2.11:80\n  virtualhost www.example.com\n" +
+			"  url\n    path /health\n    digest 9b3a0c85a887a256d6939da88aabd8cd\n    status_code 200-299\n" +
+			"  url\n    path /\n    status_code 200\n",
+		"192.0.2.100:80/192.0.2.12:443/SSL_GET":      "http\n  address 192.0.2.12:443\n  tls yes\n  enable_sni yes\n  virtualhost www.example.com\n  url\n    path /\n    status_code 200-299\n",
+		"192.0.2.100:80/192.0.2.12:443/MISC_CHECK":   "exec\n  command /usr/local/bin/check_app 192.0.2.12\n  mode misc_check\n  dynamic yes\n",
+		"192.0.2.100:80/192.0.2.12:443/PLUGIN_CHECK": "mysql\n  address 192.0.2.12:443\n  user monitor\n",
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s:\n got %q\nwant %q", name, got[name], w)
+		}
+	}
+	// keepalived's timing: connect_timeout, retry+1 failures delay_before_retry apart, the
+	// virtual server's delay_loop.
+	for _, s := range specs {
+		if strings.HasSuffix(s.Name, "/TCP_CHECK") && (s.Timeout != 3*time.Second || s.Fall != 3 || s.RetryDelay != time.Second || s.Interval != 6*time.Second) {
+			t.Errorf("TCP_CHECK spec %+v", s)
+		}
+		if strings.HasSuffix(s.Name, "/MISC_CHECK") && s.Timeout != 4*time.Second {
+			t.Errorf("MISC_CHECK timeout %v, want misc_timeout 4s", s.Timeout)
+		}
+		if strings.HasSuffix(s.Name, "PLUGIN_CHECK#2") {
+			if r := s.Prober.Probe(context.Background()); r.OK || !strings.Contains(r.Msg, "not installed") {
+				t.Errorf("a checker whose plugin is missing: %+v", r)
+			}
+		}
+	}
+}
