@@ -73,7 +73,9 @@ func checkerPlugin(cfg *config.Config, vs *config.VirtualServer, rs *config.Real
 		Pos: ck.Pos, Interval: ck.DelayLoop, Timeout: ck.ConnectTimeout,
 		Rise: 1, Fall: ck.Retry + 1, InitFail: ck.Alpha,
 	}
-	p := func(key string, values ...string) config.Param { return config.Param{Key: key, Values: values, Pos: ck.Pos} }
+	p := func(key string, values ...string) config.Param {
+		return config.Param{Key: key, Values: values, Pos: ck.Pos}
+	}
 	target := []config.Param{p("address", hostPort(addr, port))}
 	if ck.BindTo.IsValid() {
 		target = append(target, p("bind_to", ck.BindTo.String()))
