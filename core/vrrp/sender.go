@@ -27,6 +27,9 @@ type sender struct {
 
 	m4 []ipv4.Message
 	m6 []ipv6.Message
+
+	lastWarn time.Time // adverts fail every interval while a link is down: warn every 10 s
+	failed   int       // batches that failed since the last warning
 }
 
 // sendEntry is one master's advert schedule.
@@ -150,7 +153,11 @@ func (s *sender) sendDue(now time.Time) (time.Time, bool) {
 		}
 	}
 	if err := s.flush(); err != nil {
-		s.log.Warn("adverts not sent", "interface", s.sock.ifi.Name, "error", err)
+		s.failed++
+		if now.Sub(s.lastWarn) >= 10*time.Second {
+			s.log.Warn("adverts not sent", "interface", s.sock.ifi.Name, "error", err, "failed_batches", s.failed)
+			s.lastWarn, s.failed = now, 0
+		}
 	}
 	return next, !next.IsZero()
 }
