@@ -7,7 +7,7 @@
 # the tool. keepalived: the configuration tests use keepalived -t as the judge of its own samples.
 set -euo pipefail
 
-DEPS="iproute2 iputils-ping keepalived tshark"
+DEPS="iproute2 iputils-ping keepalived tshark mariadb-server"
 
 read -r -a deps <<<"$DEPS"
 if [ "${#deps[@]}" -eq 0 ]; then

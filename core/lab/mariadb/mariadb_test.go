@@ -1,0 +1,121 @@
+package mariadb
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+func TestServer(t *testing.T) {
+	s := StartT(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	if err := s.CreateUser(ctx, "monitor", "s3cret", "PROCESS"); err != nil {
+		t.Fatal(err)
+	}
+	// The account works over TCP on the address Start reported.
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = "monitor", "s3cret", "tcp", s.Addr()
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		t.Fatalf("monitor over TCP: %v", err)
+	}
+	if n, err := s.Connections(ctx, "monitor"); err != nil || n != 1 {
+		t.Errorf("Connections = %d, %v; want 1", n, err)
+	}
+	if err := s.SetReadOnly(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if row, err := s.QueryRow(ctx, "SELECT @@global.read_only AS ro"); err != nil || row["ro"] != "1" {
+		t.Errorf("read_only = %v, %v; want 1", row, err)
+	}
+
+	// Kill and Restart keep the data; Stop removes it.
+	pid := s.PID()
+	s.Kill()
+	if s.PID() != 0 || !s.Exited() {
+		t.Fatalf("pid %d still running after Kill", pid)
+	}
+	if err := s.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Connections(ctx, "monitor"); err != nil || n != 0 {
+		t.Errorf("after restart: Connections = %d, %v; want 0 (the account survived the crash)", n, err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
+		t.Errorf("%s still there after Stop: %v", s.Dir, err)
+	}
+}
+
+func TestMasterMaster(t *testing.T) {
+	a := StartT(t, Options{ServerID: 1, GTIDDomainID: 1, LogBin: true, AutoIncrementIncrement: 2, AutoIncrementOffset: 1})
+	b := StartT(t, Options{ServerID: 2, GTIDDomainID: 2, LogBin: true, AutoIncrementIncrement: 2, AutoIncrementOffset: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	for _, s := range []*Server{a, b} {
+		if err := s.CreateReplicationUser(ctx, "repl", "replpw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.ReplicateFrom(ctx, SourceOf(a, "repl", "replpw")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReplicateFrom(ctx, SourceOf(b, "repl", "replpw")); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Server{a, b} {
+		if err := s.WaitReplicating(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Exec(ctx, "CREATE DATABASE app", "CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, who VARCHAR(8))",
+		"INSERT INTO app.t (who) VALUES ('a')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitCaughtUp(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Exec(ctx, "INSERT INTO app.t (who) VALUES ('b')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitCaughtUp(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Server{a, b} {
+		row, err := s.QueryRow(ctx, "SELECT COUNT(*) AS n, GROUP_CONCAT(who ORDER BY id) AS w FROM app.t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row["n"] != "2" || row["w"] != "a,b" {
+			t.Errorf("%s has %v; want both rows, a then b", s.Addr(), row)
+		}
+	}
+
+	if err := b.StopReplica(ctx, SQLThread); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.ReplicaStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["Slave_SQL_Running"] != "No" || st["Slave_IO_Running"] != "Yes" {
+		t.Errorf("after STOP SLAVE SQL_THREAD: IO %s SQL %s", st["Slave_IO_Running"], st["Slave_SQL_Running"])
+	}
+	if lag, err := b.SecondsBehind(ctx); err != nil || lag != -1 {
+		t.Errorf("SecondsBehind with the SQL thread stopped = %d, %v; want -1 (NULL)", lag, err)
+	}
+}
