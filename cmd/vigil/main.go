@@ -64,6 +64,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "plugins" {
 		return pluginsCmd(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && (args[0] == "genhash" || args[0] == "--genhash") {
+		return genhashCmd(args[1:], stdout, stderr)
+	}
 	var o options
 	fs := flag.NewFlagSet("vigil", flag.ContinueOnError)
 	fs.SetOutput(stderr)
