@@ -266,9 +266,3 @@ func Digest(body []byte) string {
 }
 
 func sum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
-
-// HostPort is the Host header keepalived sends without a virtualhost: the address it connects
-// to, an IPv6 address in brackets.
-func HostPort(host string, port int) string {
-	return net.JoinHostPort(host, strconv.Itoa(port))
-}
