@@ -5,9 +5,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Pages whose MD5s come from md5sum, not from the code under test.
@@ -119,4 +121,93 @@ func TestGenhashFailures(t *testing.T) {
 			t.Errorf("vigil %v = %d, stdout %q, stderr %q; want %d, %q, %q", tc.args, code, stdout, stderr, tc.code, tc.stdout, tc.stderr)
 		}
 	}
+}
+
+// vigil genhash prints what keepalived's genhash prints, for the same pages: the digests in
+// existing configurations stay valid. Needs genhash from Debian's keepalived package.
+func TestGenhashMatchesKeepalived(t *testing.T) {
+	genhash, err := exec.LookPath("genhash")
+	if err != nil {
+		t.Skip("keepalived's genhash is not installed (Debian package keepalived)")
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/chunked": // chunked framing when the request is HTTP/1.1
+			fmt.Fprint(w, "first part\n")
+			w.(http.Flusher).Flush()
+			fmt.Fprint(w, "second part\n")
+		case "/vhost":
+			fmt.Fprintf(w, "host %s\n", r.Host)
+		case "/missing":
+			http.NotFound(w, r)
+		default:
+			fmt.Fprint(w, strings.Repeat("a page of some length\n", 2000))
+		}
+	})
+	plain := httptest.NewServer(h)
+	defer plain.Close()
+	secure := httptest.NewTLSServer(h)
+	defer secure.Close()
+	raw := rawHTTP(t, "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhelloNOT PART OF THE PAGE")
+	for _, tc := range []struct {
+		name string
+		addr string
+		args []string
+	}{
+		{"page", plain.Listener.Addr().String(), []string{"-u", "/"}},
+		{"virtualhost", plain.Listener.Addr().String(), []string{"-u", "/vhost", "-V", "www.example.test"}},
+		{"no virtualhost", plain.Listener.Addr().String(), []string{"-u", "/vhost"}},
+		{"404", plain.Listener.Addr().String(), []string{"-u", "/missing"}},
+		{"chunked over 1.1", plain.Listener.Addr().String(), []string{"-u", "/chunked", "-P", "1.1"}},
+		{"1.0c", plain.Listener.Addr().String(), []string{"-u", "/chunked", "-P", "1.0c"}},
+		{"Content-Length", raw, []string{"-u", "/"}},
+		{"ssl", secure.Listener.Addr().String(), []string{"-S", "-u", "/"}},
+		{"ssl sni", secure.Listener.Addr().String(), []string{"-S", "-I", "-V", "www.example.test", "-u", "/vhost"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			host, port, _ := net.SplitHostPort(tc.addr)
+			args := append([]string{"-s", host, "-p", port}, tc.args...)
+			ka, err := exec.Command(genhash, args...).Output()
+			if err != nil {
+				t.Fatalf("genhash %v: %v", args, err)
+			}
+			code, ours, stderr := runVigil(append([]string{"genhash"}, args...)...)
+			if code != exitOK || ours != string(ka) {
+				t.Errorf("vigil genhash %v = %d %q; keepalived's genhash printed %q\n%s", args, code, ours, ka, stderr)
+			}
+		})
+	}
+	// The chunked case above is one: its framing is part of the digest, as in keepalived.
+	host, port, _ := net.SplitHostPort(plain.Listener.Addr().String())
+	_, chunked, _ := runVigil("genhash", "-s", host, "-p", port, "-u", "/chunked", "-P", "1.1")
+	_, whole, _ := runVigil("genhash", "-s", host, "-p", port, "-u", "/chunked", "-P", "1.0")
+	if chunked == whole {
+		t.Errorf("HTTP/1.1 and 1.0 digests of /chunked are the same (%s): the server did not chunk", whole)
+	}
+}
+
+// rawHTTP answers every connection with reply, for replies net/http would not send.
+func rawHTTP(t *testing.T, reply string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				b := make([]byte, 4096)
+				c.Read(b)
+				c.Write([]byte(reply))
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
