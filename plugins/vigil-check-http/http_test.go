@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -469,5 +470,40 @@ func TestHTTPBinary(t *testing.T) {
 	})
 	if _, err := c.Configure(ctx, check.ConfigureRequest{Name: "bad", Params: []check.Param{P("address", plain)}}); err == nil || !strings.Contains(err.Error(), "no url to check") {
 		t.Errorf("bad params through the binary = %v", err)
+	}
+}
+
+// The digest that keepalived's genhash prints for a page is the one the check accepts, so
+// existing HTTP_GET blocks keep working. Needs genhash from Debian's keepalived package.
+func TestHTTPDigestFromKeepalivedGenhash(t *testing.T) {
+	genhash, err := exec.LookPath("genhash")
+	if err != nil {
+		t.Skip("keepalived's genhash is not installed (Debian package keepalived)")
+	}
+	addr, _ := httpServer(t)
+	p := newPKI(t)
+	secure, _ := httpsServer(t, p, false)
+	c := sdktest.ServeCheck(t, newHTTP())
+	for _, tc := range []struct {
+		addr string
+		path string
+		args []string // genhash's, besides -s -p -u
+		ps   []check.Param
+	}{
+		{addr, "/status/200", nil, nil},
+		{addr, "/", []string{"-P", "1.1"}, []check.Param{P("http_protocol", "1.1")}},
+		{secure, "/", []string{"-S"}, []check.Param{P("tls", "yes")}},
+	} {
+		host, port, _ := net.SplitHostPort(tc.addr)
+		args := append([]string{"-s", host, "-p", port, "-u", tc.path}, tc.args...)
+		out, err := exec.Command(genhash, args...).Output()
+		if err != nil {
+			t.Fatalf("genhash %v: %v", args, err)
+		}
+		digest := strings.TrimSpace(string(out))
+		ps := append([]check.Param{P("address", tc.addr), U(P("path", tc.path), P("digest", digest))}, tc.ps...)
+		if resp := probeOnce(t, c, 2*time.Second, ps); resp.Status != check.OK {
+			t.Errorf("Check with genhash's digest %s (%v) = %s %q", digest, args, resp.Status, resp.Message)
+		}
 	}
 }

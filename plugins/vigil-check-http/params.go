@@ -88,7 +88,7 @@ func parse(params []check.Param) (*probe, error) {
 		case "enable_sni":
 			p.sni, err = target.ParseBool(prm)
 			tlsOnly = append(tlsOnly, prm.Key)
-		case "sni_name":
+		case "sni_name", "sni":
 			p.sniName, err = one(prm)
 			p.sni = true
 			tlsOnly = append(tlsOnly, prm.Key)
