@@ -301,6 +301,20 @@ func TestHTTPRequest(t *testing.T) {
 			t.Errorf("server saw Host %q %s agent %q; want %q %s KeepAliveClient", got.host, got.proto, got.agent, tc.host, tc.proto)
 		}
 	}
+	// bind_port: the server sees the source port, and several urls take turns on it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	ps := []check.Param{P("address", addr), P("bind_port", port), U(P("path", "/")), U(P("path", "/status/201")), U(P("path", "/status/202"))}
+	if resp := probeOnce(t, c, 2*time.Second, ps); resp.Status != check.OK {
+		t.Fatalf("Check with bind_port and 3 urls = %s %q", resp.Status, resp.Message)
+	}
+	if got := s.get(); !strings.HasSuffix(got.remote, ":"+port) {
+		t.Errorf("server saw the request from %s; want port %s", got.remote, port)
+	}
 	// bindto: the server sees the source address.
 	if resp := probeOnce(t, c, 2*time.Second, []check.Param{P("address", addr), P("bindto", "127.0.0.2"), U(P("path", "/"))}); resp.Status != check.OK {
 		t.Fatalf("Check with bindto = %+v", resp)

@@ -79,11 +79,18 @@ func (c *httpChecker) Check(ctx context.Context, req check.CheckRequest) (check.
 func (p *probe) run(ctx context.Context) check.CheckResponse {
 	start := time.Now()
 	results := make([]result, len(p.urls))
-	var wg sync.WaitGroup
-	for i := range p.urls {
-		wg.Go(func() { results[i] = p.get(ctx, &p.urls[i]) })
+	if p.target.BindPort != 0 {
+		// One source port carries one connection to the server at a time.
+		for i := range p.urls {
+			results[i] = p.get(ctx, &p.urls[i])
+		}
+	} else {
+		var wg sync.WaitGroup
+		for i := range p.urls {
+			wg.Go(func() { results[i] = p.get(ctx, &p.urls[i]) })
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	metrics := map[string]float64{"response_seconds": time.Since(start).Seconds()}
 	for _, r := range results {
 		if !r.ok {
