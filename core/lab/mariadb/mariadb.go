@@ -54,8 +54,12 @@ type Options struct {
 	// Dir is where the server's directory (data, socket, logs) is created; default os.TempDir.
 	Dir string
 	// Bind is the address mariadbd listens on; default 127.0.0.1. Inside a namespace, the
-	// node's address (192.0.2.11) or 0.0.0.0 for the VIP as well.
+	// node's address (192.0.2.11), or 0.0.0.0 to be reachable on the node's loopback (where
+	// a check plugin in that namespace connects) and on a VIP as well; then set Host.
 	Bind string
+	// Host is the address clients and replicas reach the server at (Server.Host, Addr,
+	// SourceOf); default Bind, or 127.0.0.1 when Bind is 0.0.0.0 or ::.
+	Host string
 	// Port is the TCP port; 0 picks a free one on the host's loopback (a new namespace has
 	// nothing listening, so with NetNS set 0 means 3306).
 	Port int
@@ -91,7 +95,7 @@ type Server struct {
 	DataDir string
 	// Socket is the unix socket, reachable from any namespace.
 	Socket string
-	// Host and Port are where the server listens over TCP (Host is Options.Bind).
+	// Host and Port are where clients reach the server over TCP (Options.Host and Port).
 	Host string
 	Port int
 	// ErrorLog is mariadbd's log file.
@@ -130,7 +134,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		DataDir:  filepath.Join(dir, "data"),
 		Socket:   filepath.Join(dir, "mysqld.sock"),
 		ErrorLog: filepath.Join(dir, "error.log"),
-		Host:     opts.Bind,
+		Host:     opts.Host,
 		Port:     opts.Port,
 		opts:     opts,
 	}
@@ -141,7 +145,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	// A free port picked here can be taken before mariadbd binds it; try a few.
 	for attempt := 0; ; attempt++ {
 		if s.opts.Port == 0 {
-			if s.Port, err = freePort(s.Host); err != nil {
+			if s.Port, err = freePort(s.opts.Bind); err != nil {
 				os.RemoveAll(dir)
 				return nil, err
 			}
@@ -188,6 +192,12 @@ func withDefaults(o Options) Options {
 	if o.Bind == "" {
 		o.Bind = "127.0.0.1"
 	}
+	if o.Host == "" {
+		o.Host = o.Bind
+		if ip := net.ParseIP(o.Bind); ip != nil && ip.IsUnspecified() {
+			o.Host = "127.0.0.1"
+		}
+	}
 	if o.Port == 0 && o.NetNS != "" && o.Command == nil {
 		o.Port = 3306
 	}
@@ -229,7 +239,7 @@ func (s *Server) args() []string {
 		"--socket=" + s.Socket,
 		"--pid-file=" + filepath.Join(s.Dir, "mysqld.pid"),
 		"--log-error=" + s.ErrorLog,
-		"--bind-address=" + s.Host,
+		"--bind-address=" + o.Bind,
 		"--port=" + strconv.Itoa(s.Port),
 		// The tests run as root; mariadbd refuses root unless told so.
 		"--user=root",
