@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/lab/mariadb"
+	"github.com/vigil-ha/vigil/sdk/check"
+	"github.com/vigil-ha/vigil/sdk/sdktest"
+)
+
+// galeraProvider is where Debian's galera-4 package (a dependency of mariadb-server) puts
+// the wsrep provider.
+const galeraProvider = "/usr/lib/galera/libgalera_smm.so"
+
+// TestGalera bootstraps a one-node Galera cluster on loopback and desyncs the node.
+func TestGalera(t *testing.T) {
+	if err := mariadb.Available(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	if _, err := os.Stat(galeraProvider); err != nil {
+		t.Skipf("skipping: no Galera provider (Debian package galera-4): %v", err)
+	}
+	// Galera's group communication listens on a port of its own (4567 by default).
+	gcomm := strings.TrimPrefix(closedPort(t), "127.0.0.1:")
+	ist := strings.TrimPrefix(closedPort(t), "127.0.0.1:")
+	s := startServer(t, mariadb.Options{Args: []string{
+		"--wsrep-on=ON",
+		"--wsrep-provider=" + galeraProvider,
+		"--wsrep-cluster-address=gcomm://", // a new cluster of this one node
+		"--wsrep-cluster-name=vigil-test-" + strconv.Itoa(os.Getpid()),
+		"--wsrep-node-address=127.0.0.1",
+		fmt.Sprintf("--wsrep-provider-options=gmcast.listen_addr=tcp://127.0.0.1:%s;ist.recv_addr=127.0.0.1:%s", gcomm, ist),
+		"--binlog-format=ROW",
+		"--innodb-autoinc-lock-mode=2",
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	c := sdktest.ServeCheck(t, newMySQL())
+	ps := []string{"address " + s.Addr(), "user " + monitorUser, "password " + monitorPass, "expect_galera yes"}
+	var resp check.CheckResponse
+	for range 50 { // the node reaches Synced a moment after it accepts connections
+		if resp = probeOnce(t, c, "chk", 5*time.Second, ps...); resp.Status == check.OK {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	expect(t, resp, check.OK, `^galera synced$`)
+
+	// A desynced node (as during a backup) is not Synced: wsrep_local_state 2.
+	if err := s.Exec(ctx, "SET GLOBAL wsrep_desync = ON"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, checkOnce(t, c, "chk", 5*time.Second), check.Critical, `^galera node is Donor/Desynced \(wsrep_local_state 2\), not Synced$`)
+	if err := s.Exec(ctx, "SET GLOBAL wsrep_desync = OFF"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, checkOnce(t, c, "chk", 5*time.Second), check.OK, `^galera synced$`)
+}
