@@ -185,6 +185,15 @@ func TestTCPBind(t *testing.T) {
 			t.Fatal("server saw no connection")
 		}
 	}
+	// Probes one after another from the same source port all connect, though the server
+	// keeps each connection open after the plugin closed it: the port is not left waiting
+	// for the server's close (FIN_WAIT2), then in TIME_WAIT.
+	silent, _ := server(t, "127.0.0.1:0", func(net.Conn) { time.Sleep(2 * time.Second) })
+	for i := range 3 {
+		if resp := probeOnce(t, c, time.Second, params("address", silent, "bind_port", bindPort)); resp.Status != check.OK {
+			t.Fatalf("probe %d from port %s = %s %q", i, bindPort, resp.Status, resp.Message)
+		}
+	}
 	// A source address this host does not have fails the probe, saying so.
 	resp := probeOnce(t, c, time.Second, params("address", addr, "bindto", "192.0.2.1"))
 	if resp.Status != check.Critical || !strings.Contains(resp.Message, "source address not available") {

@@ -101,9 +101,8 @@ func (t Target) Dial(ctx context.Context) (net.Conn, error) {
 		d.LocalAddr = la
 	}
 	if t.BindPort != 0 {
-		// With a fixed source port, the previous probe's connection may still be in
-		// TIME_WAIT on it; SO_REUSEADDR lets the bind succeed (a connect to the same
-		// peer may still be refused by the kernel until it expires).
+		// With a fixed source port, a connection of an earlier probe that the server closed
+		// may still hold it (TIME_WAIT); SO_REUSEADDR lets the bind succeed.
 		d.Control = func(_, _ string, c syscall.RawConn) error {
 			var serr error
 			if err := c.Control(func(fd uintptr) {
@@ -117,6 +116,15 @@ func (t Target) Dial(ctx context.Context) (net.Conn, error) {
 	conn, err := d.DialContext(ctx, "tcp", t.Address)
 	if err != nil {
 		return nil, err
+	}
+	if tc, ok := conn.(*net.TCPConn); ok && t.BindPort != 0 {
+		// A fixed source port must be free again for the next connection, at once: closing
+		// first would leave it in TIME_WAIT towards the same server for a minute, and the
+		// next connect from it would fail. An abortive close (RST) leaves nothing behind.
+		if err := tc.SetLinger(0); err != nil {
+			conn.Close()
+			return nil, err
+		}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		if err := conn.SetDeadline(dl); err != nil {
