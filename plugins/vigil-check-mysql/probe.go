@@ -336,7 +336,7 @@ func (p *probe) fail(step string, err error) check.CheckResponse {
 		return p.critical(fmt.Sprintf("%s: probe cancelled while %s", where, step))
 	// The step's context is cancelled once the step is over; only its deadline counts.
 	case errors.Is(p.stepCtx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
-		return p.critical(fmt.Sprintf("%s: no answer within %s while %s", where, fmtSeconds(p.stepLimit.Round(time.Millisecond)), step))
+		return p.critical(fmt.Sprintf("%s: no answer within %s while %s", where, fmtSeconds(roundLimit(p.stepLimit)), step))
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return p.critical(fmt.Sprintf("%s: connection refused", where))
 	case errors.Is(err, syscall.ENOENT):
@@ -384,6 +384,15 @@ func lastError(vs ...sql.NullString) string {
 		}
 	}
 	return ""
+}
+
+// roundLimit rounds a time limit for a message: what is left of the probe's timeout when
+// the plugin gets it is a few odd milliseconds short of it.
+func roundLimit(d time.Duration) time.Duration {
+	if d >= 100*time.Millisecond {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
 }
 
 func fmtSeconds(d time.Duration) string {
