@@ -2,6 +2,8 @@ package vrrp
 
 import (
 	"encoding/binary"
+	"os"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -252,5 +254,38 @@ func TestAlignDown(t *testing.T) {
 		if got := alignDown(phase.Add(tt.t), phase, iv).Sub(phase); got != tt.want {
 			t.Errorf("alignDown(phase%+v) = phase%+v, want phase%+v", tt.t, got, tt.want)
 		}
+	}
+}
+
+// TestWaitUntilLetsReaderRun: with one processor, as the vrrp process runs, a unit waiting
+// out the end of its Master_Down_Timer must not starve the socket reader: an advert waiting
+// in the socket is delivered before the timer ends. (Yielding with Gosched alone would keep
+// the processor and leave the network unpolled until the runtime's monitor polls it, up to
+// 10 ms later.)
+func TestWaitUntilLetsReaderRun(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	// A non-blocking pipe whose read end the runtime polls, as it polls the VRRP sockets.
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	rf, w := os.NewFile(uintptr(p[0]), "pipe-r"), os.NewFile(uintptr(p[1]), "pipe-w")
+	defer rf.Close()
+	defer w.Close()
+	u := &unit{inbox: make(chan unitEvent, 1), pollfds: []unix.PollFd{{Fd: int32(p[0]), Events: unix.POLLIN}}}
+	go func() {
+		b := make([]byte, 1)
+		if _, err := rf.Read(b); err == nil {
+			u.inbox <- unitEvent{ev: fsm.AdvertReceived{Priority: 200}}
+		}
+	}()
+	time.Sleep(2 * time.Millisecond) // the reader is parked in the poller; the network was just polled
+	w.Write([]byte{1})
+	ue, got := u.waitUntil(time.Now().Add(5 * time.Millisecond))
+	if !got {
+		t.Fatal("the advert waiting in the socket was not delivered before the deadline")
+	}
+	if ar, ok := ue.ev.(fsm.AdvertReceived); !ok || ar.Priority != 200 {
+		t.Fatalf("got %+v", ue)
 	}
 }

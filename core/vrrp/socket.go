@@ -18,6 +18,7 @@ import (
 // socket is the raw VRRP socket of one interface and address family, shared by every
 // instance on that interface: adverts arrive once and are handed out by VRID.
 type socket struct {
+	fd   int // for poll(2) only; conn owns it
 	ifi  *net.Interface
 	v6   bool
 	conn net.PacketConn
@@ -53,7 +54,10 @@ func openSocket(ctx context.Context, ifi *net.Interface, v6 bool, groups []netip
 	if err != nil {
 		return nil, fmt.Errorf("open VRRP socket on %s: %w", ifi.Name, err)
 	}
-	s := &socket{ifi: ifi, v6: v6, conn: conn}
+	s := &socket{fd: -1, ifi: ifi, v6: v6, conn: conn}
+	if rc, err := conn.(syscall.Conn).SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { s.fd = int(fd) })
+	}
 	if err := s.setBuffer(); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("set up VRRP socket on %s: %w", ifi.Name, err)

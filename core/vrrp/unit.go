@@ -3,7 +3,10 @@ package vrrp
 import (
 	"context"
 	"runtime"
+	"slices"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vigil-ha/vigil/core/vrrp/fsm"
 )
@@ -17,6 +20,8 @@ type unit struct {
 
 	base  time.Time // the engine's: refresh words count from it
 	watch *watchdog
+
+	pollfds []unix.PollFd // the members' sockets, for waitUntil
 }
 
 // unitEvent is an event for one member of the unit.
@@ -36,6 +41,9 @@ func newUnit(members []*instance, group bool, base time.Time, watch *watchdog) *
 	}
 	for i, in := range members {
 		in.unit, in.member = u, i
+		if in.sock != nil && in.sock.fd >= 0 && !slices.ContainsFunc(u.pollfds, func(p unix.PollFd) bool { return int(p.Fd) == in.sock.fd }) {
+			u.pollfds = append(u.pollfds, unix.PollFd{Fd: int32(in.sock.fd), Events: unix.POLLIN})
+		}
 	}
 	return u
 }
@@ -197,23 +205,14 @@ func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 			return
 		case ue := <-u.inbox:
 			u.takeBack()
-			now := time.Now()
-			in := u.members[ue.member]
-			if _, ok := ue.ev.(wakeUp); ok {
-				break
-			}
-			if te, ok := ue.ev.(trackerEvent); ok {
-				in.trackers[te.key] = te.state
-				for _, ev := range in.trackerEvents() {
-					u.handle(now, ue.member, ev)
-				}
-				break
-			}
-			u.handle(now, ue.member, ue.ev)
+			u.receive(ue)
 		case <-timerC:
 			u.takeBack()
-			if precise && !u.spinUntil(dl) {
-				continue // an event came first; it may well be the master's advert
+			if precise {
+				if ue, got := u.waitUntil(dl); got {
+					u.receive(ue) // it may well be the master's advert
+					continue
+				}
 			}
 			u.tick(time.Now())
 		}
@@ -225,16 +224,72 @@ func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 // to every failover; the backup wakes early and waits out the rest precisely.
 const earlyWake = 2 * time.Millisecond
 
-// spinUntil waits for t without sleeping; used only for the last earlyWake before a backup's
-// timer, which in steady state never gets that close (each advert pushes it back). It
-// returns false as soon as an event is waiting, so that an advert arriving in those last
+// receive handles one event from the inbox.
+func (u *unit) receive(ue unitEvent) {
+	now := time.Now()
+	in := u.members[ue.member]
+	switch ev := ue.ev.(type) {
+	case wakeUp:
+		// Only to take the timers back, done already.
+	case trackerEvent:
+		in.trackers[ev.key] = ev.state
+		for _, e := range in.trackerEvents() {
+			u.handle(now, ue.member, e)
+		}
+	default:
+		u.handle(now, ue.member, ue.ev)
+	}
+}
+
+// waitUntil waits for t without sleeping, for the last earlyWake before a backup's
+// Master_Down_Timer (in steady state a timer never gets that close: each advert pushes it
+// back). It returns early with the first event that arrives, so that an advert in those last
 // milliseconds still counts.
-func (u *unit) spinUntil(t time.Time) bool {
+//
+// With one processor (the vrrp process runs so) a goroutine that yields with Gosched gets
+// the processor straight back, and the socket readers only run when the runtime polls the
+// network, which it does when every goroutine is parked. So when an advert waits in one of
+// the unit's sockets, the unit parks on its inbox and lets the reader deliver it.
+func (u *unit) waitUntil(t time.Time) (unitEvent, bool) {
+	var parked *time.Timer
+	defer func() {
+		if parked != nil {
+			parked.Stop()
+		}
+	}()
 	for time.Now().Before(t) {
-		if len(u.inbox) > 0 {
-			return false
+		select {
+		case ue := <-u.inbox:
+			return ue, true
+		default:
+		}
+		if u.socketsReadable() {
+			if parked == nil {
+				parked = time.NewTimer(time.Until(t))
+			} else {
+				parked.Reset(time.Until(t))
+			}
+			select {
+			case ue := <-u.inbox:
+				return ue, true
+			case <-parked.C:
+				return unitEvent{}, false // it was for another unit
+			}
 		}
 		runtime.Gosched()
 	}
-	return true
+	return unitEvent{}, false
+}
+
+// socketsReadable reports whether a datagram waits in one of the sockets of the unit's
+// instances.
+func (u *unit) socketsReadable() bool {
+	if len(u.pollfds) == 0 {
+		return false
+	}
+	for i := range u.pollfds {
+		u.pollfds[i].Revents = 0
+	}
+	n, err := unix.Poll(u.pollfds, 0)
+	return err == nil && n > 0
 }
