@@ -160,51 +160,62 @@ func (p *probe) replication() (check.CheckResponse, bool) {
 		}
 		return p.fail("reading replication status", err), false
 	}
-	if len(rows) == 0 {
-		return p.critical("not a replica: replication status is empty"), false
+	st, msg, lag := judgeReplication(rows, p.t.cfg)
+	if lag >= 0 {
+		p.metrics["replication_lag_seconds"] = lag
 	}
-	c := p.t.cfg
+	if st != check.OK {
+		return check.CheckResponse{Status: st, Message: msg}, false
+	}
+	p.notes = append(p.notes, msg)
+	return check.CheckResponse{}, true
+}
+
+// judgeReplication weighs the rows of SHOW REPLICA STATUS (one per channel) against the
+// expectations: the outcome, its message (for OK, the note for the OK message), and the
+// highest lag seen in seconds, -1 when no channel reported one. It is apart from the query
+// so that the column names of servers the tests cannot start (MySQL 8) are tested too.
+func judgeReplication(rows []statusRow, c config) (check.Status, string, float64) {
+	if len(rows) == 0 {
+		return check.Critical, "not a replica: replication status is empty", -1
+	}
 	maxLag := -1.0
 	for _, r := range rows {
 		ch := r.channel()
 		io, sql := r.get("Replica_IO_Running", "Slave_IO_Running"), r.get("Replica_SQL_Running", "Slave_SQL_Running")
 		if !io.Valid || !sql.Valid {
-			return p.unknown(ch + "replication status has no IO/SQL running columns"), false
+			return check.Unknown, ch + "replication status has no IO/SQL running columns", maxLag
 		}
 		if c.expectReplication {
 			if io.String != "Yes" {
-				return p.critical(fmt.Sprintf("%sreplication IO thread %s%s", ch, threadState(io.String), lastError(r.get("Last_IO_Error")))), false
+				return check.Critical, fmt.Sprintf("%sreplication IO thread %s%s", ch, threadState(io.String), lastError(r.get("Last_IO_Error"))), maxLag
 			}
 			if sql.String != "Yes" {
-				return p.critical(fmt.Sprintf("%sreplication SQL thread %s%s", ch, threadState(sql.String), lastError(r.get("Last_SQL_Error")))), false
+				return check.Critical, fmt.Sprintf("%sreplication SQL thread %s%s", ch, threadState(sql.String), lastError(r.get("Last_SQL_Error"))), maxLag
 			}
 		}
 		lag := r.get("Seconds_Behind_Source", "Seconds_Behind_Master")
 		if !lag.Valid {
 			if c.maxLagSet {
 				// NULL: a thread is stopped or the replica is not connected; no bound holds.
-				return p.critical(fmt.Sprintf("%sreplication lag unknown (NULL): IO thread %s, SQL thread %s%s",
-					ch, io.String, sql.String, lastError(r.get("Last_IO_Error"), r.get("Last_SQL_Error")))), false
+				return check.Critical, fmt.Sprintf("%sreplication lag unknown (NULL): IO thread %s, SQL thread %s%s",
+					ch, io.String, sql.String, lastError(r.get("Last_IO_Error"), r.get("Last_SQL_Error"))), maxLag
 			}
 			continue
 		}
 		secs, err := strconv.ParseFloat(lag.String, 64)
 		if err != nil {
-			return p.unknown(fmt.Sprintf("%sreplication lag %q is not a number", ch, lag.String)), false
+			return check.Unknown, fmt.Sprintf("%sreplication lag %q is not a number", ch, lag.String), maxLag
 		}
 		maxLag = max(maxLag, secs)
 		if c.maxLagSet && secs > c.maxLag.Seconds() {
-			p.metrics["replication_lag_seconds"] = secs
-			return p.critical(fmt.Sprintf("%sreplication lag %ss > %s", ch, lag.String, fmtSeconds(c.maxLag))), false
+			return check.Critical, fmt.Sprintf("%sreplication lag %ss > %s", ch, lag.String, fmtSeconds(c.maxLag)), maxLag
 		}
 	}
-	if maxLag >= 0 {
-		p.metrics["replication_lag_seconds"] = maxLag
-		p.notes = append(p.notes, fmt.Sprintf("replica lag %ss", strconv.FormatFloat(maxLag, 'f', -1, 64)))
-	} else {
-		p.notes = append(p.notes, "replica threads running")
+	if maxLag < 0 {
+		return check.OK, "replica threads running", maxLag
 	}
-	return check.CheckResponse{}, true
+	return check.OK, fmt.Sprintf("replica lag %ss", strconv.FormatFloat(maxLag, 'f', -1, 64)), maxLag
 }
 
 // statusRow is one row of SHOW REPLICA STATUS by column name.
