@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -202,17 +201,26 @@ func TestNamespaces(t *testing.T) {
 		}
 	}
 
-	// The node's own loopback reaches its server, as a check plugin in the namespace would.
-	// (mariadb-server depends on mariadb-client, which has the mariadb command.)
-	if _, err := exec.LookPath("mariadb"); err == nil {
-		out, err := l.Nodes[0].Exec(ctx, "mariadb", "--no-defaults", "-h", "127.0.0.1", "-u", "repl", "-preplpw", "-N", "-e", "SELECT @@server_id")
-		if err != nil || strings.TrimSpace(out) != "1" {
-			t.Errorf("server_id over 127.0.0.1 in %s: %q, %v; want 1", l.Nodes[0].NS, out, err)
+	// A client inside each node reaches its server on the node's loopback (where a check
+	// plugin in that namespace connects), and the peer's over the bridge.
+	for i, nd := range l.Nodes {
+		for _, addr := range []string{"127.0.0.1:3306", servers[1-i].Addr()} {
+			db, err := Connect(nd.NS, addr, "repl", "replpw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var id int
+			err = db.QueryRowContext(ctx, "SELECT @@server_id").Scan(&id)
+			db.Close()
+			want := i + 1
+			if addr != "127.0.0.1:3306" {
+				want = 2 - i
+			}
+			if err != nil || id != want {
+				t.Errorf("server_id at %s from %s = %d, %v; want %d", addr, nd.NS, id, err, want)
+			}
 		}
-	} else {
-		t.Log("no mariadb client: not checking the node's loopback")
 	}
-
 	// A crash of one side: the other's IO thread loses its source, and catches up after the
 	// restart.
 	a.Kill()
