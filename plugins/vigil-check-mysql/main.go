@@ -133,7 +133,7 @@ func (m *mySQL) Check(ctx context.Context, req check.CheckRequest) (check.CheckR
 	// Give up a little before the deadline, so that the answer saying what timed out (and
 	// not a bare deadline error) reaches vigil in time.
 	budget := time.Until(dl)
-	margin := min(50*time.Millisecond, budget/10)
+	margin := max(0, min(50*time.Millisecond, budget/10))
 	ctx, cancel := context.WithDeadline(ctx, dl.Add(-margin))
 	defer cancel()
 	return t.probe(ctx, budget-margin), nil

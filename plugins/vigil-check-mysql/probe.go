@@ -21,10 +21,8 @@ import (
 // Server error numbers the probe tells apart.
 const (
 	erParseError        = 1064 // the server does not know the statement (SHOW REPLICA STATUS on old servers)
-	erAccessDenied      = 1045 // login refused
-	erDBAccessDenied    = 1044 // database not allowed for the user
 	erSpecificDenied    = 1227 // a privilege is missing (SHOW SLAVE STATUS without SLAVE MONITOR)
-	erTableAccessDenied = 1142
+	erTableAccessDenied = 1142 // a statement on a table the user may not read
 )
 
 // probe is one run of the check against the server: a connection from the pool, the query,
