@@ -1,0 +1,138 @@
+// Command vigil-notify-exec is vigil's notify plugin for scripts: keepalived's notify_master,
+// notify_backup, notify_fault, notify_stop, notify_deleted and the generic notify script run
+// through it, with keepalived's arguments, as script_user. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/vigil-ha/vigil/plugins/vigil-notify-exec/script"
+	"github.com/vigil-ha/vigil/sdk/notify"
+)
+
+func main() { notify.Serve(newExecer()) }
+
+// execer keeps the configured scripts by notifier name; vigil calls it concurrently.
+type execer struct {
+	mu      sync.RWMutex
+	scripts map[string]*command
+}
+
+var _ notify.Notifier = (*execer)(nil)
+
+func newExecer() *execer { return &execer{scripts: map[string]*command{}} }
+
+// command is one configured script.
+type command struct {
+	argv    []string
+	generic bool
+	states  []string            // empty: every state
+	cred    *syscall.Credential // nil: the plugin's own user
+}
+
+var knownStates = []string{"MASTER", "BACKUP", "FAULT", "STOP", "DELETED"}
+
+func (x *execer) Describe(context.Context) (notify.Info, error) {
+	return notify.Info{
+		Name:        "exec",
+		Version:     "0.1.0",
+		Description: "runs a program per event: keepalived's notify scripts, or any command",
+		Params: []notify.ParamSpec{
+			{Name: "command", Type: notify.TypeList, Required: true, Description: "the program and its arguments, one word each"},
+			{Name: "generic", Type: notify.TypeBool, Default: "no", Description: "append keepalived's TYPE NAME STATE PRIORITY arguments (the generic notify script)"},
+			{Name: "states", Type: notify.TypeList, Description: "run only for these new states (MASTER BACKUP FAULT STOP DELETED); default: all"},
+			{Name: "user", Type: notify.TypeList, Description: "run as USER [GROUP] (keepalived's script_user); default: the plugin's own user"},
+		},
+	}, nil
+}
+
+func (x *execer) Configure(_ context.Context, req notify.ConfigureRequest) (notify.ConfigureResponse, error) {
+	c, warnings, err := parse(req.Params)
+	if err != nil {
+		return notify.ConfigureResponse{}, err
+	}
+	if !req.ValidateOnly {
+		x.mu.Lock()
+		x.scripts[req.Name] = c
+		x.mu.Unlock()
+	}
+	return notify.ConfigureResponse{Warnings: warnings}, nil
+}
+
+func (x *execer) Notify(ctx context.Context, req notify.NotifyRequest) (notify.NotifyResponse, error) {
+	x.mu.RLock()
+	c, ok := x.scripts[req.Name]
+	x.mu.RUnlock()
+	if !ok {
+		return notify.NotifyResponse{}, fmt.Errorf("notifier %q is not configured", req.Name)
+	}
+	if len(c.states) > 0 && !slices.Contains(c.states, req.Event.NewState) {
+		return notify.NotifyResponse{}, nil
+	}
+	err := script.Run(ctx, script.Args(c.argv, c.generic, req.Event), c.cred, script.Env(req.Event))
+	return notify.NotifyResponse{}, err
+}
+
+func parse(params []notify.Param) (*command, []string, error) {
+	c := &command{}
+	var warnings []string
+	for _, p := range params {
+		switch p.Key {
+		case "command":
+			c.argv = p.Values
+		case "generic":
+			b, err := parseBool(p.Value())
+			if err != nil {
+				return nil, nil, fmt.Errorf("generic: %w", err)
+			}
+			c.generic = b
+		case "states":
+			for _, s := range p.Values {
+				s = strings.ToUpper(s)
+				if !slices.Contains(knownStates, s) {
+					return nil, nil, fmt.Errorf("states: %q is not a state (use %s)", s, strings.Join(knownStates, ", "))
+				}
+				c.states = append(c.states, s)
+			}
+		case "user":
+			if len(p.Values) == 0 || len(p.Values) > 2 {
+				return nil, nil, fmt.Errorf("user: want USER [GROUP]")
+			}
+			group := ""
+			if len(p.Values) == 2 {
+				group = p.Values[1]
+			}
+			cred, err := script.LookupUser(p.Values[0], group)
+			if err != nil {
+				return nil, nil, err
+			}
+			c.cred = cred
+		default:
+			return nil, nil, fmt.Errorf("unknown param %q (known: command, generic, states, user)", p.Key)
+		}
+	}
+	if len(c.argv) == 0 || c.argv[0] == "" {
+		return nil, nil, fmt.Errorf("command is required: the program to run and its arguments")
+	}
+	if _, err := exec.LookPath(c.argv[0]); err != nil {
+		// keepalived keeps such a script and lets it fail; a node may get the file later.
+		warnings = append(warnings, fmt.Sprintf("%s: %v; every event fails until it exists", c.argv[0], err))
+	}
+	return c, warnings, nil
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "", "yes", "true", "on", "1":
+		return true, nil
+	case "no", "false", "off", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not yes or no", s)
+}

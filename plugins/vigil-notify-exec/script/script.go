@@ -1,0 +1,152 @@
+// Package script runs keepalived's notify scripts for one event: the argument list keepalived
+// gives them, the user they run as, a process group that a deadline kills whole. The exec
+// notify plugin uses it, and so does vigil's core when that plugin is not installed, so that
+// both run a script the same way.
+package script
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigil-ha/vigil/sdk/notify"
+)
+
+// Type is keepalived's first argument to a generic notify script: INSTANCE for an instance's
+// event, GROUP for a sync group's own.
+func Type(ev notify.Event) string {
+	if ev.Instance == "" {
+		return "GROUP"
+	}
+	return "INSTANCE"
+}
+
+// Args is the argument list for ev: argv as configured and, for keepalived's generic
+// "notify" script, TYPE NAME STATE PRIORITY appended (each one argument: the program gets the
+// name unquoted, whatever it contains). A sync group's priority is 0, as keepalived passes it.
+func Args(argv []string, generic bool, ev notify.Event) []string {
+	out := append([]string{}, argv...)
+	if !generic {
+		return out
+	}
+	name, prio := ev.Instance, ev.Priority
+	if name == "" {
+		name, prio = ev.Group, 0
+	}
+	return append(out, Type(ev), name, ev.NewState, strconv.Itoa(prio))
+}
+
+// Env is what a script finds in its environment besides PATH: the whole event, for scripts
+// written for vigil that want more than keepalived's four arguments.
+func Env(ev notify.Event) []string {
+	return []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"VIGIL_NODE=" + ev.Node,
+		"VIGIL_TYPE=" + Type(ev),
+		"VIGIL_INSTANCE=" + ev.Instance,
+		"VIGIL_GROUP=" + ev.Group,
+		"VIGIL_OLD_STATE=" + ev.OldState,
+		"VIGIL_STATE=" + ev.NewState,
+		"VIGIL_PRIORITY=" + strconv.Itoa(ev.Priority),
+		"VIGIL_VIPS=" + strings.Join(ev.VIPs, " "),
+		"VIGIL_TIME=" + ev.Time.UTC().Format(time.RFC3339Nano),
+	}
+}
+
+// LookupUser turns USER [GROUP] into credentials: the user's uid, the group's gid (default
+// the user's primary group) and the user's supplementary groups.
+func LookupUser(name, group string) (*syscall.Credential, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", name, err)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return nil, fmt.Errorf("user %s: group %q: %w", name, group, err)
+		}
+		gid, _ = strconv.ParseUint(g.Gid, 10, 32)
+	}
+	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	if ids, err := u.GroupIds(); err == nil {
+		for _, id := range ids {
+			if n, err := strconv.ParseUint(id, 10, 32); err == nil {
+				cred.Groups = append(cred.Groups, uint32(n))
+			}
+		}
+	}
+	return cred, nil
+}
+
+// ErrTimeout: the script was still running at its deadline; its process group was killed.
+var ErrTimeout = errors.New("notify script timed out; its process group was killed")
+
+// maxOutput bounds what is kept of a script's output, for the error message.
+const maxOutput = 2048
+
+// Run runs argv once with env, as cred when not nil, in its own process group: when ctx ends
+// first, the whole group is killed (a shell's children too) and Run returns ErrTimeout. Run
+// also kills whatever the script left behind in its group, as keepalived does when a notify
+// script finishes. A non-zero exit is an error carrying the first line of output.
+func Run(ctx context.Context, argv []string, cred *syscall.Credential, env []string) error {
+	if len(argv) == 0 || argv[0] == "" {
+		return errors.New("notify script: empty command")
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A grandchild that keeps the output pipe open must not hold the call past its end.
+	cmd.WaitDelay = 100 * time.Millisecond
+	out := &limited{max: maxOutput}
+	cmd.Stdout, cmd.Stderr = out, out
+	err := cmd.Run()
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if ctx.Err() != nil && err != nil {
+		return fmt.Errorf("%s: %w (%w)", argv[0], ErrTimeout, ctx.Err())
+	}
+	if err != nil {
+		if line := firstLine(out.buf.Bytes()); line != "" {
+			return fmt.Errorf("%s: %w: %s", argv[0], err, line)
+		}
+		return fmt.Errorf("%s: %w", argv[0], err)
+	}
+	return nil
+}
+
+func firstLine(b []byte) string {
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if s := strings.TrimSpace(string(l)); s != "" {
+			if r := []rune(s); len(r) > 200 {
+				s = string(r[:200]) + "…"
+			}
+			return s
+		}
+	}
+	return ""
+}
+
+// limited keeps the first max bytes written and discards the rest, so that a chatty script
+// costs no memory and never blocks on a full pipe.
+type limited struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (l *limited) Write(p []byte) (int, error) {
+	if room := l.max - l.buf.Len(); room > 0 {
+		l.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
