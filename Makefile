@@ -4,6 +4,8 @@
 #   make test    OS deps, go vet, unit tests with -race, a short fuzz run, the demo
 #   make fuzz    each fuzz target for FUZZTIME (default 60s), one at a time
 #   make demo    a live two-node failover in network namespaces (root)
+#   make demo-mysql  the MySQL story: two MariaDB servers in master-master replication, vigil
+#                tracking each, the master's database killed (root, mariadb-server)
 #   make bench   Go benchmarks, then vigil beside keepalived in namespaces and plugin probes
 #                beside forked scripts, into BENCHMARKS.md
 #   make lint    go vet and staticcheck
@@ -24,7 +26,7 @@ FUZZTIME ?= 60s
 # (2026.2.2) are not resolvable through the proxy. Newer Go releases may need a newer one.
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build test fuzz demo bench lint clean
+.PHONY: build test fuzz demo demo-mysql bench lint clean
 
 # plugins/ may be empty or absent (git keeps no empty directories): list only the trees that
 # exist, and ask go list which packages they hold. -e keeps packages that fail to load in the
@@ -58,6 +60,9 @@ fuzz:
 # configurations in configs/ are checked by go test (cmd/vigil TestExampleConfigs).
 demo: build
 	$(BIN)/vigil-demo -vigil $(BIN)/vigil
+
+demo-mysql: build
+	$(BIN)/vigil-demo -vigil $(BIN)/vigil -mysql -plugins $(BIN)
 
 # Go micro-benchmarks, then vigil side by side with keepalived in network namespaces (root;
 # about 5 minutes), then a plugin probe beside a forked script (20 s); both write BENCHMARKS.md

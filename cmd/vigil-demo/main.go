@@ -35,12 +35,18 @@ var vip = netip.MustParseAddr("192.0.2.100")
 
 func main() {
 	bin := flag.String("vigil", "bin/vigil", "the vigil binary to run on the nodes")
+	withMySQL := flag.Bool("mysql", false, "the MySQL story instead: two MariaDB servers in master-master replication, the master's database killed")
+	plugins := flag.String("plugins", "bin", "with -mysql: the directory holding vigil-check-mysql")
 	flag.Parse()
 	if err := lab.Available(); err != nil {
 		fmt.Fprintf(os.Stderr, "vigil-demo: %v; run it as root (sudo make demo)\n", err)
 		os.Exit(2)
 	}
-	if err := run(*bin); err != nil {
+	demo := func() error { return run(*bin) }
+	if *withMySQL {
+		demo = func() error { return runMySQL(*bin, *plugins) }
+	}
+	if err := demo(); err != nil {
 		fmt.Fprintf(os.Stderr, "vigil-demo: %v\n", err)
 		os.Exit(1)
 	}

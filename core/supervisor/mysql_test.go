@@ -8,14 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/vishvananda/netns"
 
 	"github.com/vigil-ha/vigil/core/lab/mariadb"
 )
@@ -137,11 +135,11 @@ type writer struct {
 	at    []time.Time // when each acknowledgement came
 }
 
-func startWriter(t *testing.T, ns string) *writer {
+func startWriter(t *testing.T, client *node) *writer {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = "app", "apppw", "tcp", net.JoinHostPort(vip.String(), "3306")
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 500*time.Millisecond, time.Second, time.Second
-	cfg.DialFunc = dialIn(ns)
+	cfg.DialFunc = client.DialContext
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -195,50 +193,6 @@ func (w *writer) ackedAfter(t time.Time) int {
 	return n
 }
 
-// dialIn dials TCP from inside a network namespace: the socket belongs to the namespace of
-// the thread that creates it, and only this locked thread moves there.
-func dialIn(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread()
-			orig, err := netns.Get()
-			if err != nil {
-				ch <- result{err: err}
-				return
-			}
-			defer orig.Close()
-			target, err := netns.GetFromName(ns)
-			if err != nil {
-				ch <- result{err: err}
-				return
-			}
-			defer target.Close()
-			if err := netns.Set(target); err != nil {
-				ch <- result{err: err}
-				return
-			}
-			var d net.Dialer
-			c, derr := d.DialContext(ctx, network, addr)
-			if err := netns.Set(orig); err != nil {
-				ch <- result{err: err} // the thread stays locked and dies with the goroutine
-				if c != nil {
-					c.Close()
-				}
-				return
-			}
-			runtime.UnlockOSThread()
-			ch <- result{c, derr}
-		}()
-		r := <-ch
-		return r.c, r.err
-	}
-}
-
 // checkNoLoss asserts that every acknowledged write is on the survivor, once it has applied
 // what it received.
 func checkNoLoss(t *testing.T, ctx context.Context, w *writer, survivor *mariadb.Server) {
@@ -286,7 +240,7 @@ func checkNoLoss(t *testing.T, ctx context.Context, w *writer, survivor *mariadb
 // 0, and the backup waits only its skew).
 func TestMySQLFailoverOnDatabaseDeath(t *testing.T) {
 	ctx, n, dbs := mysqlPair(t)
-	w := startWriter(t, n[2].NS)
+	w := startWriter(t, n[2])
 	waitFor(t, 10*time.Second, "writes through the VIP", func() bool { return w.ackedAfter(time.Time{}) >= 10 })
 
 	killed := time.Now()
@@ -308,7 +262,7 @@ func TestMySQLFailoverOnDatabaseDeath(t *testing.T) {
 // over after Master_Down_Interval; the client, which cannot reach n1 either, writes to n2.
 func TestMySQLFailoverOnLinkCut(t *testing.T) {
 	ctx, n, dbs := mysqlPair(t)
-	w := startWriter(t, n[2].NS)
+	w := startWriter(t, n[2])
 	waitFor(t, 10*time.Second, "writes through the VIP", func() bool { return w.ackedAfter(time.Time{}) >= 10 })
 
 	cut := time.Now()

@@ -1,0 +1,54 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"runtime"
+
+	"github.com/vishvananda/netns"
+)
+
+// DialContext dials from inside the node's network namespace, for clients that a test or
+// demo runs in-process (a database driver's DialFunc). A socket belongs to the namespace of
+// the thread that creates it, so one locked thread moves there for the dial and back.
+func (nd *Node) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			ch <- result{err: fmt.Errorf("current namespace: %w", err)}
+			return
+		}
+		defer orig.Close()
+		target, err := netns.GetFromName(nd.NS)
+		if err != nil {
+			ch <- result{err: fmt.Errorf("namespace %s: %w", nd.NS, err)}
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			ch <- result{err: fmt.Errorf("enter namespace %s: %w", nd.NS, err)}
+			return
+		}
+		var d net.Dialer
+		c, derr := d.DialContext(ctx, network, addr)
+		if err := netns.Set(orig); err != nil {
+			// The thread stays locked, so the runtime ends it with this goroutine.
+			if c != nil {
+				c.Close()
+			}
+			ch <- result{err: fmt.Errorf("leave namespace %s: %w", nd.NS, err)}
+			return
+		}
+		runtime.UnlockOSThread()
+		ch <- result{c, derr}
+	}()
+	r := <-ch
+	return r.c, r.err
+}
