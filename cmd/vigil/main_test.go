@@ -148,3 +148,35 @@ func TestLogJSON(t *testing.T) {
 		t.Errorf("want the load and the stop logged, got %q", stderr)
 	}
 }
+
+// TestConfigTestRealServerPlugins: vigil -t asks the plugins of real_server checkers too; a
+// plugin missing on this host is one warning for all the checkers that need it.
+func TestConfigTestRealServerPlugins(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "keepalived.conf")
+	os.WriteFile(conf, []byte(`global_defs {
+    plugin_dir `+dir+`
+}
+virtual_server 192.0.2.100 80 {
+    protocol TCP
+    real_server 192.0.2.11 80 {
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+    real_server 192.0.2.12 80 {
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+}
+`), 0o644)
+	code, _, stderr := runVigil("-t", "-f", conf)
+	if code != 0 {
+		t.Fatalf("vigil -t exited %d:\n%s", code, stderr)
+	}
+	want := `real_server check "192.0.2.100:80/192.0.2.11:80/TCP_CHECK": plugin tcp is not installed in ` + dir
+	if strings.Count(stderr, "plugin tcp is not installed") != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("vigil -t:\n%s\nwant one warning: %s", stderr, want)
+	}
+}

@@ -12,33 +12,55 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	corecheck "github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/plugin"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
-// validatePlugins asks each vrrp_check's plugin whether it accepts its params, so that
-// `vigil -t` reports a plugin's objection at the check's place. A plugin that is not
-// installed on this host is a warning, like a missing interface: the file may be meant for
-// another machine.
+// validatePlugins asks the plugin of each vrrp_check and of each real_server checker
+// whether it accepts its params, so that `vigil -t` reports a plugin's objection at the
+// check's place. A plugin that is not installed on this host is a warning (once per plugin),
+// like a missing interface: the file may be meant for another machine.
 func validatePlugins(cfg *config.Config) config.Diagnostics {
-	if len(cfg.Checks) == 0 {
+	type item struct {
+		what string
+		c    *config.PluginCheck
+	}
+	var items []item
+	for _, c := range cfg.Checks {
+		items = append(items, item{fmt.Sprintf("vrrp_check %q", c.Name), c})
+	}
+	for _, rc := range corecheck.RealServerChecks(cfg) {
+		items = append(items, item{fmt.Sprintf("real_server check %q", rc.Name), rc.PluginCheck})
+	}
+	if len(items) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	host := plugin.New(plugin.ConfigOptions(cfg.Global, hclog.NewNullLogger()))
 	defer host.Close()
+	dir := cfg.Global.PluginDir
+	if dir == "" {
+		dir = plugin.DefaultDir
+	}
 	var ds config.Diagnostics
-	for _, c := range cfg.Checks {
+	missing := map[string]bool{}
+	for _, it := range items {
+		c := it.c
+		if missing[c.Plugin] {
+			continue
+		}
 		_, err := host.ConfigureCheck(ctx, c.Plugin, check.ConfigureRequest{Name: c.Name, Params: plugin.Params(c.Params), ValidateOnly: true})
 		if err == nil {
 			continue
 		}
-		d := config.Diagnostic{Pos: c.Pos, Severity: config.SevError, Msg: fmt.Sprintf("vrrp_check %q: plugin %s: %v", c.Name, c.Plugin, err)}
+		d := config.Diagnostic{Pos: c.Pos, Severity: config.SevError, Msg: fmt.Sprintf("%s: plugin %s: %v", it.what, c.Plugin, err)}
 		if errors.Is(err, plugin.ErrNotFound) {
+			missing[c.Plugin] = true
 			d.Severity = config.SevWarning
-			d.Msg = fmt.Sprintf("vrrp_check %q: plugin %s is not installed in %s", c.Name, c.Plugin, cfg.Global.PluginDir)
+			d.Msg = fmt.Sprintf("%s: plugin %s is not installed in %s", it.what, c.Plugin, dir)
 			d.Hint = "install vigil-check-" + c.Plugin + " there, or set plugin_dir in global_defs"
 		}
 		ds = append(ds, d)

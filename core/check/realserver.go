@@ -18,15 +18,32 @@ const (
 )
 
 // realServerSpecs turns every checker of every real_server into a scheduled check of its
-// plugin: TCP_CHECK through tcp, HTTP_GET and SSL_GET through http, MISC_CHECK through exec,
-// PLUGIN_CHECK through the plugin it names. A checker whose plugin is missing or refuses its
-// params stays, failing, with the reason in its message.
+// plugin (see RealServerChecks). A checker whose plugin is missing or refuses its params
+// stays, failing, with the reason in its message.
 func realServerSpecs(ctx context.Context, cfg *config.Config, plugins PluginSpecs) []Spec {
-	checks := map[string]*config.PluginCheck{}
-	for _, c := range cfg.Checks {
-		checks[c.Name] = c
-	}
 	var specs []Spec
+	for _, rc := range RealServerChecks(cfg) {
+		specs = append(specs, checkerSpec(ctx, plugins, rc.PluginCheck, rc.Checker))
+	}
+	return specs
+}
+
+// RealServerCheck is one real_server checker as the plugin check that runs it.
+type RealServerCheck struct {
+	*config.PluginCheck
+	Checker *config.Checker
+}
+
+// RealServerChecks translates every checker of every real_server: TCP_CHECK runs through
+// the tcp plugin, HTTP_GET and SSL_GET through http, MISC_CHECK through exec, PLUGIN_CHECK
+// through the plugin it names. Each is named VS/RS/TYPE ("192.0.2.100:80/192.0.2.11:80/
+// HTTP_GET", with #2 ... for a second checker of one type).
+func RealServerChecks(cfg *config.Config) []RealServerCheck {
+	named := map[string]*config.PluginCheck{}
+	for _, c := range cfg.Checks {
+		named[c.Name] = c
+	}
+	var out []RealServerCheck
 	for _, vs := range cfg.VirtualServers {
 		for _, rs := range vs.RealServers {
 			seen := map[string]int{}
@@ -36,13 +53,13 @@ func realServerSpecs(ctx context.Context, cfg *config.Config, plugins PluginSpec
 				if n := seen[ck.Type]; n > 1 {
 					name += "#" + strconv.Itoa(n)
 				}
-				pc := checkerPlugin(cfg, vs, rs, ck, checks)
+				pc := checkerPlugin(cfg, vs, rs, ck, named)
 				pc.Name = name
-				specs = append(specs, checkerSpec(ctx, plugins, pc, ck))
+				out = append(out, RealServerCheck{PluginCheck: pc, Checker: ck})
 			}
 		}
 	}
-	return specs
+	return out
 }
 
 func vsName(vs *config.VirtualServer) string {
