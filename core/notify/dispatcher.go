@@ -1,0 +1,434 @@
+// Package notify is core's delivery of notify actions: keepalived's notify scripts,
+// notify_fifo lines, smtp_alert mail and vrrp_notify plugins, for every state change that the
+// vrrp child reports.
+//
+// Ordering. Every instance and every sync group has, per action, one worker with a queue:
+// an action sees the events of one instance one at a time and in order, while other actions
+// and other instances go on. A slow or hung action delays only itself, and nothing here ever
+// waits for VRRP or makes VRRP wait: the vrrp child reports transitions to core over a
+// stream that does not block it, and Transition only appends to queues (and writes the FIFO
+// without blocking).
+//
+// Deadlines. Each call has one: a vrrp_notify block's timeout (10 s by default), 30 s for
+// keepalived's notify scripts, which had none (keepalived forgets them), smtp_connect_timeout
+// plus 10 s for smtp_alert. A script past its deadline is killed with its process group.
+//
+// Full queues. A queue holds QueueLen events (8). When an action falls so far behind that
+// its queue is full, the oldest waiting event is dropped, and the next one takes over its old
+// state, so the action still sees a consistent chain (BACKUP→MASTER, MASTER→BACKUP coalesce
+// into BACKUP→BACKUP... and a flapping instance converges on its latest state). Dropping the
+// oldest rather than the newest keeps what matters after a flap: the state the instance is
+// in now. Every drop is logged with what was dropped.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/vigil-ha/vigil/core/config"
+	sdk "github.com/vigil-ha/vigil/sdk/notify"
+)
+
+// Plugins is the part of core/plugin's Host that the dispatcher uses.
+type Plugins interface {
+	ConfigureNotifier(ctx context.Context, plugin string, req sdk.ConfigureRequest) (sdk.ConfigureResponse, error)
+	Notify(ctx context.Context, plugin string, req sdk.NotifyRequest) error
+}
+
+// Options configure a Dispatcher.
+type Options struct {
+	// Plugins delivers through notify plugins; nil: there are none (keepalived's scripts then
+	// run from core, other actions are skipped with a log line).
+	Plugins Plugins
+	// Installed says whether notify plugin NAME (vigil-notify-NAME) is installed; nil: none is.
+	Installed func(name string) bool
+	Log       hclog.Logger
+	// QueueLen bounds the events waiting per instance and action (8).
+	QueueLen int
+	// ScriptTimeout is the deadline of a keepalived notify script (30s).
+	ScriptTimeout time.Duration
+	// ConfigureTimeout bounds the configuration of the notify plugins at start (10s).
+	ConfigureTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Log == nil {
+		o.Log = hclog.NewNullLogger()
+	}
+	if o.QueueLen <= 0 {
+		o.QueueLen = 8
+	}
+	if o.ScriptTimeout <= 0 {
+		o.ScriptTimeout = 30 * time.Second
+	}
+	if o.ConfigureTimeout <= 0 {
+		o.ConfigureTimeout = 10 * time.Second
+	}
+	if o.Installed == nil {
+		o.Installed = func(string) bool { return false }
+	}
+	return o
+}
+
+// Transition is an instance's state change, as the vrrp child reported it.
+type Transition struct {
+	Instance string
+	From, To string
+	Priority int
+	Time     time.Time
+}
+
+// States that notify actions hear of. INIT is not one: keepalived never notifies it.
+const (
+	Master  = "MASTER"
+	Backup  = "BACKUP"
+	Fault   = "FAULT"
+	Stop    = "STOP"
+	Deleted = "DELETED"
+)
+
+// Dispatcher delivers the notify actions of one configuration. Its methods are safe for
+// concurrent use.
+type Dispatcher struct {
+	opts   Options
+	log    hclog.Logger
+	node   string
+	ctx    context.Context
+	cancel context.CancelFunc
+	ready  chan struct{} // closed when the plugins are configured
+	wg     sync.WaitGroup
+	fifos  *fifoSet
+
+	mu        sync.Mutex
+	instances map[string]*source
+	groups    map[string]*source
+	order     []*source // instances, then groups, in the file's order: the order of STOP
+	stopped   bool
+}
+
+// source is an instance or a sync group and its actions.
+type source struct {
+	group   bool
+	name    string
+	inGroup string   // an instance's sync group
+	members []string // a group's instances
+	vips    []string
+	state   string
+	prio    int
+	workers []*worker
+}
+
+// New prepares the actions of cfg and starts their workers; it returns at once (plugins are
+// configured in the background, and events wait for that). Close releases everything.
+func New(cfg *config.Config, opts Options) *Dispatcher {
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Dispatcher{
+		opts: opts, log: opts.Log, node: cfg.Global.RouterID, ctx: ctx, cancel: cancel,
+		ready: make(chan struct{}), instances: map[string]*source{}, groups: map[string]*source{},
+	}
+	b := &builder{d: d, cfg: cfg}
+	inGroup := map[string]string{}
+	for _, g := range cfg.SyncGroups {
+		for _, m := range g.Members {
+			inGroup[m.Name] = g.Name
+		}
+	}
+	for _, in := range cfg.Instances {
+		src := &source{name: in.Name, inGroup: inGroup[in.Name]}
+		for _, a := range in.VIPs {
+			src.vips = append(src.vips, a.Prefix.String())
+		}
+		src.workers = b.actions(src, in.Notify, in.NotifyActions, in.SMTPAlert)
+		d.instances[in.Name] = src
+		d.order = append(d.order, src)
+	}
+	for _, g := range cfg.SyncGroups {
+		src := &source{group: true, name: g.Name}
+		for _, m := range g.Members {
+			src.members = append(src.members, m.Name)
+			if in := d.instances[m.Name]; in != nil {
+				src.vips = append(src.vips, in.vips...)
+			}
+		}
+		src.workers = b.actions(src, g.Notify, g.NotifyActions, g.SMTPAlert)
+		d.groups[g.Name] = src
+		d.order = append(d.order, src)
+	}
+	d.fifos = openFIFOs(cfg.Global, d.log)
+	for _, src := range d.order {
+		for _, w := range src.workers {
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				w.run(ctx)
+			}()
+		}
+	}
+	go func() {
+		b.configure(ctx)
+		close(d.ready)
+	}()
+	return d
+}
+
+// Transition hands one state change to the actions of its instance and, when the change
+// moves the instance's sync group to a new state, to the group's. It never blocks.
+func (d *Dispatcher) Transition(t Transition) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	src := d.instances[t.Instance]
+	if src == nil {
+		d.log.Warn("state change of an instance this configuration does not have; no notify", "instance", t.Instance)
+		return
+	}
+	src.prio = t.Priority
+	if t.To == src.state {
+		return
+	}
+	from := t.From
+	if src.state != "" && from != src.state && t.From == "INIT" {
+		from = src.state // a restarted vrrp child starts from INIT; the actions saw src.state
+	}
+	src.state = t.To
+	if t.To == "INIT" {
+		return
+	}
+	d.emit(src, from, t.To, t.Time)
+	if src.inGroup == "" {
+		return
+	}
+	g := d.groups[src.inGroup]
+	if g == nil {
+		return
+	}
+	if next := d.groupState(g); next != "" && next != g.state {
+		old := g.state
+		g.state = next
+		d.emit(g, orInit(old), next, t.Time)
+	}
+}
+
+// groupState is a sync group's state from its members': FAULT when one is, MASTER or BACKUP
+// when all are; "" while they disagree (the group is moving, keep its state).
+func (d *Dispatcher) groupState(g *source) string {
+	var states []string
+	for _, m := range g.members {
+		if in := d.instances[m]; in != nil {
+			states = append(states, in.state)
+		}
+	}
+	if slices.Contains(states, Fault) {
+		return Fault
+	}
+	for _, s := range []string{Master, Backup} {
+		if len(states) > 0 && !slices.ContainsFunc(states, func(x string) bool { return x != s }) {
+			return s
+		}
+	}
+	return ""
+}
+
+func orInit(s string) string {
+	if s == "" {
+		return "INIT"
+	}
+	return s
+}
+
+// emit writes the FIFO line and queues the event for each action of src.
+func (d *Dispatcher) emit(src *source, from, to string, at time.Time) {
+	ev := sdk.Event{Node: d.node, OldState: orInit(from), NewState: to, Priority: src.prio, Time: at, VIPs: src.vips}
+	if src.group {
+		ev.Group, ev.Priority = src.name, 0
+	} else {
+		ev.Instance, ev.Group = src.name, src.inGroup
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	d.fifos.write(ev)
+	for _, w := range src.workers {
+		if w.act.wants(to) {
+			w.push(ev)
+		}
+	}
+}
+
+// Stop delivers STOP to every instance's actions, then every sync group's, as keepalived
+// does on shutdown, and waits until every action has run what it has queued, or ctx ends.
+// Transitions after Stop are ignored: they are the shutdown itself.
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	d.finish(Stop, nil)
+	return d.drain(ctx)
+}
+
+// Delete delivers DELETED for instances and groups that a reload removes (keepalived's
+// notify_deleted), and waits like Stop. The Dispatcher takes no events afterwards.
+func (d *Dispatcher) Delete(ctx context.Context, keep func(group bool, name string) bool) error {
+	d.finish(Deleted, keep)
+	return d.drain(ctx)
+}
+
+func (d *Dispatcher) finish(state string, keep func(bool, string) bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	d.stopped = true
+	for _, src := range d.order {
+		if keep != nil && keep(src.group, src.name) {
+			continue
+		}
+		old := src.state
+		src.state = state
+		d.emit(src, old, state, time.Now())
+	}
+}
+
+// drain waits until every worker is idle or ctx ends; the error names the actions still busy.
+func (d *Dispatcher) drain(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var busy []string
+		for _, src := range d.order {
+			for _, w := range src.workers {
+				if !w.idle() {
+					busy = append(busy, w.what())
+				}
+			}
+		}
+		if len(busy) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("notify actions still running: %v: %w", busy, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// Close cancels the calls in flight, drops what is queued, and returns when every worker has
+// ended and the FIFOs are closed.
+func (d *Dispatcher) Close() error {
+	d.mu.Lock()
+	d.stopped = true
+	d.mu.Unlock()
+	d.cancel()
+	d.wg.Wait()
+	return d.fifos.close()
+}
+
+// action is one thing done for the events of one source.
+type action struct {
+	name    string // for the log: "notify_master script", "vrrp_notify move_ip", "smtp_alert"
+	states  []string
+	timeout time.Duration
+	call    func(ctx context.Context, ev sdk.Event) error
+}
+
+func (a *action) wants(state string) bool { return slices.Contains(a.states, state) }
+
+// worker runs one action's events for one source, one at a time, in order.
+type worker struct {
+	d    *Dispatcher
+	src  string
+	act  *action
+	max  int
+	wake chan struct{}
+
+	mu    sync.Mutex
+	queue []sdk.Event
+	busy  bool
+}
+
+func (w *worker) what() string { return w.act.name + " of " + w.src }
+
+func (w *worker) push(ev sdk.Event) {
+	w.mu.Lock()
+	if len(w.queue) >= w.max {
+		dropped := w.queue[0]
+		w.queue = w.queue[1:]
+		if len(w.queue) > 0 {
+			w.queue[0].OldState = dropped.OldState
+		} else {
+			ev.OldState = dropped.OldState
+		}
+		w.d.log.Warn("notify action is behind; its oldest waiting event was dropped", "action", w.act.name, "for", w.src,
+			"dropped", dropped.OldState+"→"+dropped.NewState, "queue", w.max)
+	}
+	w.queue = append(w.queue, ev)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) idle() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue) == 0 && !w.busy
+}
+
+func (w *worker) run(ctx context.Context) {
+	select {
+	case <-w.d.ready:
+	case <-ctx.Done():
+		return
+	}
+	for ctx.Err() == nil {
+		w.mu.Lock()
+		if len(w.queue) == 0 {
+			w.busy = false
+			w.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.wake:
+			}
+			continue
+		}
+		ev := w.queue[0]
+		w.queue = w.queue[1:]
+		w.busy = true
+		w.mu.Unlock()
+		w.deliver(ctx, ev)
+	}
+}
+
+func (w *worker) deliver(ctx context.Context, ev sdk.Event) {
+	cctx, cancel := context.WithTimeout(ctx, w.act.timeout)
+	defer cancel()
+	start := time.Now()
+	err := w.act.call(cctx, ev)
+	took := time.Since(start).Round(time.Millisecond).String()
+	switch {
+	case err == nil:
+		w.d.log.Info("notify action done", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took)
+	case errors.Is(err, errSkipped):
+	case ctx.Err() != nil:
+		w.d.log.Warn("notify action cancelled at shutdown", "action", w.act.name, "for", w.src, "state", ev.NewState)
+	case cctx.Err() != nil:
+		w.d.log.Error("notify action passed its deadline and was cancelled", "action", w.act.name, "for", w.src, "state", ev.NewState,
+			"timeout", w.act.timeout.String(), "error", err)
+	default:
+		w.d.log.Error("notify action failed", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took, "error", err)
+	}
+}
+
+// errSkipped: the action had nothing to do for this event (an e-mail already sent for that
+// state, say).
+var errSkipped = errors.New("nothing to do")
