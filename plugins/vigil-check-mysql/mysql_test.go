@@ -367,14 +367,16 @@ func TestReplication(t *testing.T) {
 	configure("lag", with("max_replication_lag 30"))
 	configure("both", with("expect_writable yes", "expect_replication yes", "max_replication_lag 30"))
 
+	// Healthy: threads running, lag under the bound. Not necessarily 0: right after the IO
+	// thread reconnects, MariaDB reports the age of the last applied event for a moment.
 	healthy := func() {
 		t.Helper()
-		expect(t, checkOnce(t, c, "threads", 5*time.Second), check.OK, `^replica lag 0s$`)
-		expect(t, checkOnce(t, c, "lag", 5*time.Second), check.OK, `^replica lag 0s$`)
+		expect(t, checkOnce(t, c, "threads", 5*time.Second), check.OK, `^replica lag \d+s$`)
+		expect(t, checkOnce(t, c, "lag", 5*time.Second), check.OK, `^replica lag \d+s$`)
 		r := checkOnce(t, c, "both", 5*time.Second)
-		expect(t, r, check.OK, `^writable, replica lag 0s$`)
-		if lag, ok := r.Metrics["replication_lag_seconds"]; !ok || lag != 0 {
-			t.Errorf("replication_lag_seconds = %v, %v; want 0", lag, ok)
+		expect(t, r, check.OK, `^writable, replica lag \d+s$`)
+		if lag, ok := r.Metrics["replication_lag_seconds"]; !ok || lag > 30 {
+			t.Errorf("replication_lag_seconds = %v, %v; want 0..30", lag, ok)
 		}
 	}
 	healthy()

@@ -90,7 +90,7 @@ type Options struct {
 
 // Server is a running (or stopped) mariadbd this package started.
 type Server struct {
-	// Dir holds data/, the socket, the pid file and error.log; Stop removes it.
+	// Dir holds data/, tmp/, the socket, the pid file and error.log; Stop removes it.
 	Dir     string
 	DataDir string
 	// Socket is the unix socket, reachable from any namespace.
@@ -220,8 +220,14 @@ func (s *Server) install(ctx context.Context) error {
 	start := time.Now()
 	// normal: root@localhost without a password (the socket is the only way in as root);
 	// no test database, no anonymous users to shadow the test's own accounts.
+	// A private tmpdir: bootstraps running at the same time (parallel test packages) in the
+	// shared /tmp have been seen to lose their temporary tables.
+	if err := os.Mkdir(s.tmpDir(), 0o700); err != nil {
+		return fmt.Errorf("mariadb: %w", err)
+	}
 	cmd := exec.CommandContext(ctx, installBin, "--no-defaults", "--datadir="+s.DataDir,
-		"--user=root", "--auth-root-authentication-method=normal", "--skip-test-db")
+		"--user=root", "--auth-root-authentication-method=normal", "--skip-test-db",
+		"--tmpdir="+s.tmpDir())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("mariadb: %s: %w\n%s", installBin, err, bytes.TrimSpace(out))
@@ -229,6 +235,8 @@ func (s *Server) install(ctx context.Context) error {
 	s.opts.Log("mariadb: installed %s in %s", s.DataDir, time.Since(start).Round(time.Millisecond))
 	return nil
 }
+
+func (s *Server) tmpDir() string { return filepath.Join(s.Dir, "tmp") }
 
 // args is mariadbd's command line for this server.
 func (s *Server) args() []string {
@@ -239,6 +247,7 @@ func (s *Server) args() []string {
 		"--socket=" + s.Socket,
 		"--pid-file=" + filepath.Join(s.Dir, "mysqld.pid"),
 		"--log-error=" + s.ErrorLog,
+		"--tmpdir=" + s.tmpDir(),
 		"--bind-address=" + o.Bind,
 		"--port=" + strconv.Itoa(s.Port),
 		// The tests run as root; mariadbd refuses root unless told so.
