@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,7 +21,10 @@ import (
 
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/control"
+	"github.com/vigil-ha/vigil/core/notify"
+	"github.com/vigil-ha/vigil/core/plugin"
 	"github.com/vigil-ha/vigil/core/supervisor"
+	"github.com/vigil-ha/vigil/sdk"
 )
 
 // daemon is the core process: it owns the pid file and the control socket, starts the
@@ -46,9 +50,15 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	if o.detail {
 		childArgs = append(childArgs, "-D")
 	}
+	// Notify actions run in core, fed by the vrrp child's transition stream: VRRP never
+	// waits for them. A reload swaps the dispatcher.
+	var notifier atomic.Pointer[notify.Dispatcher]
 	supOpts := supervisor.Options{Exe: exe, Args: childArgs, Log: log,
 		OnTransition: func(t supervisor.Transition) {
-			log.Info("state change", "instance", t.Instance, "from", t.From, "to", t.To, "reason", t.Reason)
+			log.Info("state change", "instance", t.Instance, "from", t.From, "to", t.To, "reason", t.Reason, "priority", t.Priority)
+			if d := notifier.Load(); d != nil {
+				d.Transition(notify.Transition{Instance: t.Instance, From: t.From, To: t.To, Priority: t.Priority, Time: t.Time})
+			}
 		}}
 
 	// The control socket serves from its own goroutines; a reload swaps the supervisor.
@@ -75,6 +85,8 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 			return exitConfig
 		}
 		current.Store(sup)
+		actions := startNotify(cfg, log)
+		notifier.Store(actions.d)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- sup.Run(ctx) }()
@@ -84,6 +96,7 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 			select {
 			case err := <-done:
 				cancel()
+				actions.close()
 				log.Error("stopping: a child cannot run", "error", err)
 				return exitConfig
 			case sig := <-sigs:
@@ -107,17 +120,76 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 				}
 			}
 		}
+		// STOP (or, for what a reload removes, DELETED) notifications go out while the
+		// addresses are still up, with a bounded wait; then the children stop and the vrrp
+		// child resigns and removes the addresses.
+		stopCtx, stopDone := context.WithTimeout(context.Background(), notifyStopWait)
+		var notifyErr error
+		if reload {
+			notifyErr = actions.d.Delete(stopCtx, func(group bool, name string) bool { return hasSource(cfg, group, name) })
+		} else {
+			notifyErr = actions.d.Stop(stopCtx)
+		}
+		stopDone()
+		if notifyErr != nil {
+			log.Warn("going on before every notify action finished", "error", notifyErr)
+		}
+		notifier.Store(nil)
 		cancel()
 		select {
 		case <-done:
 		case <-time.After(15 * time.Second):
 			log.Error("children did not stop within 15 s")
 		}
+		actions.close()
 		if !reload {
 			log.Info("stopped")
 			return exitOK
 		}
 	}
+}
+
+// notifyStopWait bounds how long SIGTERM (or a reload) waits for STOP (or DELETED)
+// notifications before the addresses go.
+const notifyStopWait = 5 * time.Second
+
+// notifyActions is the dispatcher of one configuration and the plugin host it delivers
+// through.
+type notifyActions struct {
+	d    *notify.Dispatcher
+	host *plugin.Host
+}
+
+// startNotify starts the notify actions of cfg: notify plugins from plugin_dir, and
+// keepalived's scripts from core when the exec plugin is not installed.
+func startNotify(cfg *config.Config, log hclog.Logger) notifyActions {
+	host := plugin.New(plugin.ConfigOptions(cfg.Global, log.Named("plugin")))
+	dir := cfg.Global.PluginDir
+	if dir == "" {
+		dir = plugin.DefaultDir
+	}
+	d := notify.New(cfg, notify.Options{
+		Plugins: host,
+		Installed: func(name string) bool {
+			_, err := os.Stat(filepath.Join(dir, plugin.Executable(sdk.KindNotify, name)))
+			return err == nil
+		},
+		Log: log.Named("notify"),
+	})
+	return notifyActions{d: d, host: host}
+}
+
+func (a notifyActions) close() {
+	a.d.Close()
+	a.host.Close()
+}
+
+// hasSource says whether cfg has the instance or sync group: what a reload keeps.
+func hasSource(cfg *config.Config, group bool, name string) bool {
+	if group {
+		return slices.ContainsFunc(cfg.SyncGroups, func(g *config.SyncGroup) bool { return g.Name == name })
+	}
+	return slices.ContainsFunc(cfg.Instances, func(in *config.VRRPInstance) bool { return in.Name == name })
 }
 
 // writePidFile refuses to start beside a live vigil and takes over a stale pid file.

@@ -25,9 +25,19 @@ type vrrpServer struct {
 	work work
 	out  fanout[*childpb.Transition]
 
+	// Transitions before core's first Transitions call are kept for it: the engine starts
+	// in Start, and core subscribes only after Start returns, so the first transitions
+	// (INIT to BACKUP at once, say) would otherwise be lost, and their notify actions too.
+	tmu        sync.Mutex
+	early      []*childpb.Transition
+	subscribed bool
+
 	mu  sync.Mutex
 	eng *vrrp.Engine
 }
+
+// maxEarly bounds the transitions kept for core before it subscribes.
+const maxEarly = 1024
 
 func newVRRPServer(log hclog.Logger) *vrrpServer { return &vrrpServer{log: log} }
 
@@ -66,7 +76,7 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 	if err := dropCapabilities(vrrpCaps); err != nil {
 		s.log.Warn("running with all of root's capabilities", "reason", err)
 	}
-	eng.OnTransition(s.transition)
+	eng.OnTransition(func(name string, t fsm.Transition) { s.transition(eng, name, t) })
 	s.eng = eng
 	s.work.start(func(ctx context.Context) {
 		if err := eng.Run(ctx); err != nil {
@@ -82,12 +92,48 @@ func isPermission(err error) bool {
 	return errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES)
 }
 
-func (s *vrrpServer) transition(name string, t fsm.Transition) {
-	s.out.publish(&childpb.Transition{Instance: name, From: t.From.String(), To: t.To.String(), Reason: t.Reason, UnixNano: time.Now().UnixNano()}, s.log)
+// transition reports one state change to core, with what notify actions pass on: the
+// group, the priority and the VIPs. The priority is the one the instance last published,
+// which a transition caused by a priority change (tracking) has not caught up with yet.
+func (s *vrrpServer) transition(eng *vrrp.Engine, name string, t fsm.Transition) {
+	tr := &childpb.Transition{Instance: name, From: t.From.String(), To: t.To.String(), Reason: t.Reason, UnixNano: time.Now().UnixNano()}
+	for _, st := range eng.Status() {
+		if st.Name == name {
+			tr.Group, tr.Priority, tr.Vips = st.Group, int32(st.EffectivePriority), st.VIPs
+			if st.EffectivePriority == 0 && t.To != fsm.Fault {
+				// Nothing published yet (the first transition, at start): the configured one.
+				tr.Priority = int32(st.Priority)
+			}
+			break
+		}
+	}
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if !s.subscribed {
+		if len(s.early) < maxEarly {
+			s.early = append(s.early, tr)
+		}
+		return
+	}
+	s.out.publish(tr, s.log)
 }
 
 func (s *vrrpServer) Transitions(_ *childpb.Empty, srv childpb.VRRP_TransitionsServer) error {
-	return stream(srv.Context(), &s.out, nil, srv.Send)
+	s.tmu.Lock()
+	ch := s.out.subscribe(s.early)
+	s.early, s.subscribed = nil, true
+	s.tmu.Unlock()
+	defer s.out.unsubscribe(ch)
+	for {
+		select {
+		case <-srv.Context().Done():
+			return nil
+		case v := <-ch:
+			if err := srv.Send(v); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 func (s *vrrpServer) SetCheck(ctx context.Context, c *childpb.CheckState) (*childpb.Empty, error) {

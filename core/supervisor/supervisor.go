@@ -36,8 +36,11 @@ type Options struct {
 // Transition is a VRRP instance changing state, as the vrrp child reported it.
 type Transition struct {
 	Instance string
+	Group    string // its vrrp_sync_group, if any
 	From, To string
 	Reason   string
+	Priority int // effective priority
+	VIPs     []string
 	Time     time.Time
 }
 
@@ -320,7 +323,8 @@ func (s *Supervisor) watchTransitions(ctx context.Context, v childpb.VRRPClient)
 			return
 		}
 		if s.opts.OnTransition != nil {
-			s.opts.OnTransition(Transition{Instance: t.Instance, From: t.From, To: t.To, Reason: t.Reason, Time: time.Unix(0, t.UnixNano)})
+			s.opts.OnTransition(Transition{Instance: t.Instance, Group: t.Group, From: t.From, To: t.To, Reason: t.Reason,
+				Priority: int(t.Priority), VIPs: t.Vips, Time: time.Unix(0, t.UnixNano)})
 		}
 	}
 }

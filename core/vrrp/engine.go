@@ -204,9 +204,6 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance) (*ins
 	if vc.UseVMAC {
 		in.log.Warn("use_vmac is not implemented yet: the virtual addresses use the interface's own MAC address", "at", vc.Pos.String())
 	}
-	if n := vc.Notify; n.Master != nil || n.Backup != nil || n.Fault != nil || n.Stop != nil || n.Generic != nil || len(vc.NotifyActions) > 0 || vc.SMTPAlert != nil {
-		in.log.Warn("notify scripts, notify actions and smtp_alert are not run by this build yet; state changes are logged only", "at", vc.Pos.String())
-	}
 	for _, t := range vc.TrackInterfaces {
 		in.trackers["if:"+t.Name] = trackerState{up: true, weight: t.Weight, reverse: t.Reverse}
 	}

@@ -238,16 +238,17 @@ func (x *CheckState) GetMetrics() map[string]float64 {
 	return nil
 }
 
-// Transition is a VRRP instance changing state.
+// Transition is a VRRP instance changing state: what core's notify actions are told.
 type Transition struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Instance      string                 `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
-	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"` // its vrrp_sync_group, if any
 	From          string                 `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
 	To            string                 `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
 	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
-	Priority      int32                  `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`
+	Priority      int32                  `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"` // effective priority
 	UnixNano      int64                  `protobuf:"varint,7,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	Vips          []string               `protobuf:"bytes,8,rep,name=vips,proto3" json:"vips,omitempty"` // virtual_ipaddress, as prefixes
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -329,6 +330,13 @@ func (x *Transition) GetUnixNano() int64 {
 		return x.UnixNano
 	}
 	return 0
+}
+
+func (x *Transition) GetVips() []string {
+	if x != nil {
+		return x.Vips
+	}
+	return nil
 }
 
 type InstanceStatus struct {
@@ -558,7 +566,7 @@ const file_child_proto_rawDesc = "" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\t\n" +
-	"\a_weight\"\xb3\x01\n" +
+	"\a_weight\"\xc7\x01\n" +
 	"\n" +
 	"Transition\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\tR\binstance\x12\x14\n" +
@@ -567,7 +575,8 @@ const file_child_proto_rawDesc = "" +
 	"\x02to\x18\x04 \x01(\tR\x02to\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1a\n" +
 	"\bpriority\x18\x06 \x01(\x05R\bpriority\x12\x1b\n" +
-	"\tunix_nano\x18\a \x01(\x03R\bunixNano\"\xf9\x01\n" +
+	"\tunix_nano\x18\a \x01(\x03R\bunixNano\x12\x12\n" +
+	"\x04vips\x18\b \x03(\tR\x04vips\"\xf9\x01\n" +
 	"\x0eInstanceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1a\n" +

@@ -1,0 +1,159 @@
+package supervisor_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// notifyConf is an instance with keepalived's notify scripts writing the state they are
+// called for into out, two tracked scripts on flag files (chk_w lowers the priority by 100
+// when it fails, chk_f puts the instance in FAULT), and optional global_defs lines.
+func notifyConf(prio int, dir, global string) string {
+	out := filepath.Join(dir, "notified")
+	w := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte("#!/bin/sh\n"+body+" >> "+out+"\n"), 0o755)
+		return p
+	}
+	// The STOP script records whether the VIP was still up when it ran.
+	stop := w("stop.sh", "if ip -o addr | grep -q ' 192.0.2.100/'; then echo STOP with VIP; else echo STOP without VIP; fi")
+	return fmt.Sprintf(`global_defs {
+    router_id %s
+%s}
+vrrp_script chk_w {
+    script "/usr/bin/test -e %s"
+    interval 0.1
+    weight -100
+}
+vrrp_script chk_f {
+    script "/usr/bin/test -e %s"
+    interval 0.1
+    weight 0
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority %d
+    advert_int 0.2
+    version 3
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+    track_script {
+        chk_w
+        chk_f
+    }
+    notify_master "%s MASTER"
+    notify_backup "%s BACKUP"
+    notify_fault "%s FAULT"
+    notify_stop %s
+}
+`, filepath.Base(dir), global, filepath.Join(dir, "w"), filepath.Join(dir, "f"), prio,
+		w("state.sh", "echo \"$1\""), filepath.Join(dir, "state.sh"), filepath.Join(dir, "state.sh"), stop)
+}
+
+func notified(dir string) []string {
+	b, _ := os.ReadFile(filepath.Join(dir, "notified"))
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// TestNotifyOnFailover: through a preemption, a preemption back and a fault, each node's
+// notify_master, notify_backup and notify_fault scripts fire once per state change, in order;
+// on SIGTERM notify_stop runs while the VIP is still up. n1 runs its scripts through the exec
+// notify plugin, n2 from core (no plugin installed).
+func TestNotifyOnFailover(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	dirs := make([]string, 2)
+	for i := range dirs {
+		dirs[i] = filepath.Join(n[i].dir, n[i].Name+"-notify")
+		if err := os.Mkdir(dirs[i], 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, flag := range []string{"w", "f"} {
+			os.WriteFile(filepath.Join(dirs[i], flag), nil, 0o644)
+		}
+	}
+	plugins := filepath.Join(n[0].dir, "plugins")
+	if err := os.Mkdir(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(plugins, "vigil-notify-exec"), "github.com/vigil-ha/vigil/plugins/vigil-notify-exec")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the exec notify plugin: %v\n%s", err, out)
+	}
+	n1Master := func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) }
+	n2Master := func() bool { return n[1].holds(t, ctx) && !n[0].holds(t, ctx) }
+	lines := func(i, k int) func() bool { return func() bool { return len(notified(dirs[i])) >= k } }
+
+	// n1 first, so that n2 starts hearing a master (started together, both may become
+	// master for an advert interval, which is VRRP, not what this test is about).
+	n[0].start(t, notifyConf(150, dirs[0], "    plugin_dir "+plugins+"\n"))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", n1Master)
+	n[1].start(t, notifyConf(100, dirs[1], ""))
+	waitFor(t, 5*time.Second, "n1's notify_master", lines(0, 2))
+	waitFor(t, 5*time.Second, "n2's notify_backup", lines(1, 1))
+
+	// n1's priority drops below n2's: n2 preempts.
+	os.Remove(filepath.Join(dirs[0], "w"))
+	waitFor(t, 5*time.Second, "n2 takes over from n1 at priority 50", n2Master)
+	waitFor(t, 5*time.Second, "n1's notify_backup", lines(0, 3))
+	waitFor(t, 5*time.Second, "n2's notify_master", lines(1, 2))
+
+	// Back to 150: n1 preempts back.
+	os.WriteFile(filepath.Join(dirs[0], "w"), nil, 0o644)
+	waitFor(t, 5*time.Second, "n1 back", n1Master)
+	waitFor(t, 5*time.Second, "n1's second notify_master", lines(0, 4))
+	waitFor(t, 5*time.Second, "n2's second notify_backup", lines(1, 3))
+
+	// n1 faults: n2 takes over.
+	os.Remove(filepath.Join(dirs[0], "f"))
+	waitFor(t, 5*time.Second, "n2 takes over from n1 in FAULT", n2Master)
+	waitFor(t, 5*time.Second, "n1's notify_fault", lines(0, 5))
+	waitFor(t, 5*time.Second, "n2's second notify_master", lines(1, 4))
+
+	// SIGTERM on n2, the master: notify_stop runs before the VIP goes.
+	if err := n[1].proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := n[1].proc.Wait(15 * time.Second); err != nil {
+		t.Fatalf("n2 exit: %v", err)
+	}
+	if n[1].holds(t, ctx) {
+		t.Error("n2 left the VIP behind")
+	}
+	if err := n[0].proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := n[0].proc.Wait(15 * time.Second); err != nil {
+		t.Fatalf("n1 exit: %v", err)
+	}
+
+	for i, want := range [][]string{
+		{"BACKUP", "MASTER", "BACKUP", "MASTER", "FAULT", "STOP without VIP"},
+		{"BACKUP", "MASTER", "BACKUP", "MASTER", "STOP with VIP"},
+	} {
+		if got := notified(dirs[i]); !slices.Equal(got, want) {
+			t.Errorf("n%d notified %q, want %q", i+1, got, want)
+		}
+	}
+	// n2 ran its scripts from core and said so once; n1 through the plugin.
+	if out := n[1].proc.Output(); strings.Count(out, "vigil-notify-exec is not installed") != 1 {
+		t.Errorf("n2 did not say once that its scripts run from core")
+	}
+	if out := n[0].proc.Output(); strings.Contains(out, "vigil-notify-exec is not installed") {
+		t.Errorf("n1 ran its scripts from core although the exec plugin is installed")
+	}
+}
