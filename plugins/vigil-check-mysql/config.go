@@ -37,6 +37,7 @@ type config struct {
 	expectReplication              bool
 	maxLag                         time.Duration
 	maxLagSet                      bool
+	lagWeight                      int // 0: no dynamic weight
 	expectGalera                   bool
 }
 
@@ -63,6 +64,7 @@ func paramSpecs() []check.ParamSpec {
 		{Name: "expect_read_only", Type: check.TypeBool, Default: "no", Description: "critical unless read_only is ON"},
 		{Name: "expect_replication", Type: check.TypeBool, Default: "no", Description: "critical unless the server is a replica with its IO and SQL threads running"},
 		{Name: "max_replication_lag", Type: check.TypeDuration, Description: "critical when Seconds_Behind_Master (or _Source) is above this, or NULL"},
+		{Name: "lag_weight", Type: check.TypeInt, Description: "1-253: report a dynamic weight that falls from 0 at no lag to -N at max_replication_lag (needs it)"},
 		{Name: "expect_galera", Type: check.TypeBool, Default: "no", Description: "critical unless wsrep_ready is ON and wsrep_local_state is 4 (Synced)"},
 	}
 }
@@ -140,6 +142,11 @@ func parse(ps []check.Param) (config, []string, error) {
 		case "max_replication_lag":
 			c.maxLag, err = parseDuration(v)
 			c.maxLagSet = true
+		case "lag_weight":
+			c.lagWeight, err = strconv.Atoi(v)
+			if err == nil && (c.lagWeight < 1 || c.lagWeight > 253) {
+				err = fmt.Errorf("%q is not 1-253", v)
+			}
 		case "expect_galera":
 			c.expectGalera, err = parseBool(v)
 		default:
@@ -212,6 +219,9 @@ func parse(ps []check.Param) (config, []string, error) {
 		return config{}, nil, err
 	}
 
+	if c.lagWeight != 0 && !c.maxLagSet {
+		return config{}, nil, fmt.Errorf("lag_weight needs max_replication_lag: the lag at which the weight reaches -%d", c.lagWeight)
+	}
 	if c.expectWritable && c.expectReadOnly {
 		return config{}, nil, fmt.Errorf("expect_writable and expect_read_only: a server cannot be both")
 	}

@@ -57,3 +57,26 @@ func TestJudgeReplication(t *testing.T) {
 		}
 	}
 }
+
+func TestLagWeight(t *testing.T) {
+	for _, tc := range []struct {
+		lag   float64
+		known bool
+		bound time.Duration
+		n     int
+		want  int
+	}{
+		{0, true, 30 * time.Second, 50, 0},
+		{3, true, 30 * time.Second, 50, -5},
+		{15, true, 30 * time.Second, 50, -25},
+		{30, true, 30 * time.Second, 50, -50},
+		{3600, true, 30 * time.Second, 50, -50},
+		{0, false, 30 * time.Second, 50, -50},
+		{0, true, 0, 10, 0},
+		{1, true, 0, 10, -10},
+	} {
+		if got := lagWeight(tc.lag, tc.known, tc.bound, tc.n); got != tc.want {
+			t.Errorf("lagWeight(%v, %v, %v, %d) = %d; want %d", tc.lag, tc.known, tc.bound, tc.n, got, tc.want)
+		}
+	}
+}

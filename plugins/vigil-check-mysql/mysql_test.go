@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -366,6 +368,18 @@ func TestReplication(t *testing.T) {
 	configure("threads", with("expect_replication yes"))
 	configure("lag", with("max_replication_lag 30"))
 	configure("both", with("expect_writable yes", "expect_replication yes", "max_replication_lag 30"))
+	configure("weighted", with("max_replication_lag 30", "lag_weight 50"))
+	weight := func(r check.CheckResponse, want string) {
+		t.Helper()
+		if r.Weight == nil {
+			t.Errorf("%s %q: no weight; want %s", r.Status, r.Message, want)
+			return
+		}
+		lag := r.Metrics["replication_lag_seconds"]
+		if ok, _ := regexp.MatchString("^"+want+"$", strconv.Itoa(*r.Weight)); !ok {
+			t.Errorf("weight %d at lag %v; want %s", *r.Weight, lag, want)
+		}
+	}
 
 	// Healthy: threads running, lag under the bound. Not necessarily 0: right after the IO
 	// thread reconnects, MariaDB reports the age of the last applied event for a moment.
@@ -378,6 +392,16 @@ func TestReplication(t *testing.T) {
 		if lag, ok := r.Metrics["replication_lag_seconds"]; !ok || lag > 30 {
 			t.Errorf("replication_lag_seconds = %v, %v; want 0..30", lag, ok)
 		}
+		if r.Weight != nil {
+			t.Errorf("weight %d without lag_weight", *r.Weight)
+		}
+		// lag_weight: 0 down to -50 at the 30 s bound, in steps of 50/30 per second.
+		r = checkOnce(t, c, "weighted", 5*time.Second)
+		expect(t, r, check.OK, `^replica lag \d+s$`)
+		if r.Weight != nil && float64(*r.Weight) != -math.Round(r.Metrics["replication_lag_seconds"]*50/30) {
+			t.Errorf("weight %d at lag %v; want -round(lag*50/30)", *r.Weight, r.Metrics["replication_lag_seconds"])
+		}
+		weight(r, `0|-\d+`)
 	}
 	healthy()
 
@@ -403,6 +427,9 @@ func TestReplication(t *testing.T) {
 		}
 		expect(t, checkOnce(t, c, "threads", 5*time.Second), check.Critical, `^replication SQL thread stopped$`)
 		expect(t, checkOnce(t, c, "lag", 5*time.Second), check.Critical, `^replication lag unknown \(NULL\): IO thread Yes, SQL thread No$`)
+		r := checkOnce(t, c, "weighted", 5*time.Second)
+		expect(t, r, check.Critical, `^replication lag unknown`)
+		weight(r, "-50")
 		if err := rep.StartReplica(ctx, mariadb.SQLThread); err != nil {
 			t.Fatal(err)
 		}
@@ -474,6 +501,9 @@ func TestReplication(t *testing.T) {
 			t.Errorf("replication_lag_seconds = %v; want about 3600", lag)
 		}
 		expect(t, checkOnce(t, c, "both", 5*time.Second), check.Critical, `^replication lag 36\d\ds > 30s$`)
+		r = checkOnce(t, c, "weighted", 5*time.Second)
+		expect(t, r, check.Critical, `^replication lag 36\d\ds > 30s$`)
+		weight(r, "-50")
 		// expect_replication alone does not bound the lag.
 		expect(t, checkOnce(t, c, "threads", 5*time.Second), check.OK, `^replica lag 36\d\ds$`)
 
@@ -534,6 +564,10 @@ func TestConfigure(t *testing.T) {
 		{[]string{"user u", "read_timeout -1"}, `read_timeout: "-1" is negative`, ""},
 		{[]string{"user u", "connect_timeout 500ms", "read_timeout 2"}, "", ""},
 		{[]string{"user u", "max_replication_lag 30", "expect_replication yes"}, "", ""},
+		{[]string{"user u", "max_replication_lag 30", "lag_weight 50"}, "", ""},
+		{[]string{"user u", "lag_weight 50"}, "lag_weight needs max_replication_lag", ""},
+		{[]string{"user u", "max_replication_lag 30", "lag_weight 0"}, `lag_weight: "0" is not 1-253`, ""},
+		{[]string{"user u", "max_replication_lag 30", "lag_weight 254"}, `lag_weight: "254" is not 1-253`, ""},
 		{[]string{"user u", "expect_writable maybe"}, `expect_writable: "maybe" is not yes or no`, ""},
 		{[]string{"user u", "expect_writable", "expect_read_only yes"}, "a server cannot be both", ""},
 		{[]string{"user u", "query"}, "query is empty", ""},

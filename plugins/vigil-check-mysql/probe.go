@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -55,7 +56,31 @@ func (t *target) probe(ctx context.Context, budget time.Duration) check.CheckRes
 	}
 	p.metrics["probe_seconds"] = time.Since(p.start).Seconds()
 	resp.Metrics = p.metrics
+	if n := p.t.cfg.lagWeight; n != 0 {
+		// vigil keeps a weight until the plugin reports another: report one every time.
+		lag, ok := p.metrics["replication_lag_seconds"]
+		w := lagWeight(lag, ok && resp.Status == check.OK, p.t.cfg.maxLag, n)
+		resp.Weight = &w
+	}
 	return resp
+}
+
+// lagWeight is the dynamic weight for a replication lag of lag seconds: 0 without lag,
+// falling linearly to -n at the bound, so that of two healthy nodes the one further behind
+// loses priority first. A probe that failed, or did not read the lag, reports -n; while
+// the check is down vigil applies the configured weight instead anyway.
+func lagWeight(lag float64, known bool, bound time.Duration, n int) int {
+	switch {
+	case !known:
+		return -n
+	case bound <= 0: // max_replication_lag 0: any lag fails the check
+		if lag > 0 {
+			return -n
+		}
+		return 0
+	}
+	f := min(lag/bound.Seconds(), 1)
+	return -int(math.Round(f * float64(n)))
 }
 
 func (p *probe) run() check.CheckResponse {
