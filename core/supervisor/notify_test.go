@@ -157,3 +157,73 @@ func TestNotifyOnFailover(t *testing.T) {
 		t.Errorf("n1 ran its scripts from core although the exec plugin is installed")
 	}
 }
+
+// TestHungNotifyKeepsAdverts: n1's vrrp_notify action for VI_1 hangs (sleep forever). While
+// it hangs, n1 keeps advertising (n2, listening as backup, never takes over, which it would
+// after three missed adverts), VI_2's notify_master on n1 runs, and at the action's deadline
+// the hung call is cancelled and its process group killed.
+func TestHungNotifyKeepsAdverts(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	dir := filepath.Join(n[0].dir, "hung")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plugins := filepath.Join(n[0].dir, "plugins")
+	if err := os.Mkdir(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(plugins, "vigil-notify-exec"), "github.com/vigil-ha/vigil/plugins/vigil-notify-exec")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the exec notify plugin: %v\n%s", err, out)
+	}
+	pidFile := filepath.Join(dir, "pid")
+	hang := filepath.Join(dir, "hang.sh")
+	os.WriteFile(hang, []byte("#!/bin/sh\nsleep 1000 &\necho $! > "+pidFile+"\nwait\n"), 0o755)
+	out := filepath.Join(dir, "vi2")
+	vi2 := filepath.Join(dir, "vi2.sh")
+	os.WriteFile(vi2, []byte("#!/bin/sh\necho \"$1\" >> "+out+"\n"), 0o755)
+	instance := func(name string, vrid, prio int, vip, extra string) string {
+		return fmt.Sprintf("vrrp_instance %s {\n    state BACKUP\n    interface eth0\n    virtual_router_id %d\n    priority %d\n    advert_int 0.2\n    version 3\n    virtual_ipaddress {\n        %s/24\n    }\n%s}\n", name, vrid, prio, vip, extra)
+	}
+	n[0].start(t, fmt.Sprintf("global_defs {\n    plugin_dir %s\n}\nvrrp_notify hang {\n    plugin exec\n    timeout 4\n    params {\n        command %s\n        states MASTER\n    }\n}\n", plugins, hang)+
+		instance("VI_1", 51, 150, "192.0.2.100", "    notify_action hang\n")+
+		instance("VI_2", 52, 150, "192.0.2.101", "    notify_master \""+vi2+" MASTER\"\n"))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	n[1].start(t, conf(100, ""))
+	waitFor(t, 5*time.Second, "the hung action to start", func() bool { _, err := os.Stat(pidFile); return err == nil })
+	b, _ := os.ReadFile(pidFile)
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	waitFor(t, 5*time.Second, "VI_2's notify_master", func() bool { b, _ := os.ReadFile(out); return string(b) == "MASTER\n" })
+	if syscall.Kill(pid, 0) != nil {
+		t.Fatal("the hung action ended before VI_2's ran: this test proves nothing")
+	}
+	// Until the deadline kills it, n1 stays master and n2 backup: n1's adverts go on.
+	polls := 0
+	for syscall.Kill(pid, 0) == nil {
+		if n[1].holds(t, ctx) || !n[0].holds(t, ctx) {
+			t.Fatal("n2 took the VIP while n1's notify action hung: n1's adverts stopped")
+		}
+		polls++
+		if polls > 1000 {
+			t.Fatal("the hung action was not killed at its deadline")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if polls < 10 {
+		t.Errorf("the hang lasted %d polls only: the deadline came early or the test did not watch", polls)
+	}
+	st2 := n[1].status(t)
+	if len(st2.Instances) != 1 {
+		t.Fatalf("n2's status: %+v", st2.Instances)
+	}
+	for _, st := range st2.Instances {
+		if st.State != "BACKUP" {
+			t.Errorf("n2's %s is %s, want BACKUP throughout", st.Name, st.State)
+		}
+	}
+	waitFor(t, 5*time.Second, "n1's log of the cancelled call", func() bool {
+		return strings.Contains(n[0].proc.Output(), "passed its deadline and was cancelled")
+	})
+}
