@@ -453,8 +453,12 @@ const passAuth = "    authentication {\n        auth_type PASS\n        auth_pas
 func vigilMasterKABackup(t *testing.T, l *ilab, vip netip.Addr, a, b inst, advert time.Duration) {
 	vcfg := a.conf()
 	pv := l.startVigil(0, vcfg)
-	ka := l.startKA(1, b.conf())
+	// keepalived joins once vigil is master. Started together, both begin as backups and the
+	// one whose Master_Down_Timer ends first takes over for a moment, which on a loaded
+	// machine can be keepalived (its process starts faster): a race of the test, not a
+	// protocol question.
 	l.waitHolder(vip, "n1", 10*time.Second)
+	ka := l.startKA(1, b.conf())
 	waitState(t, ka, "BACKUP", 1, 5*time.Second)
 	l.stable(vip, "n1", 3*time.Second)
 	if strings.Contains(ka.Output(), "Entering MASTER STATE") {
@@ -536,8 +540,8 @@ func TestInteropV2KeepalivedMaster(t *testing.T) {
 	l.startCapture()
 	kcfg := inst{vrid: 62, prio: 150, vip: "192.0.2.100/24", extra: passAuth}.conf()
 	ka := l.startKA(0, kcfg)
+	l.waitHolder(vip4, "n1", 10*time.Second) // vigil joins a running master (see vigilMasterKABackup)
 	pv := l.startVigil(1, inst{vrid: 62, prio: 100, vip: "192.0.2.100/24", extra: passAuth}.conf())
-	l.waitHolder(vip4, "n1", 10*time.Second)
 	l.stable(vip4, "n1", 3*time.Second)
 	waitState(t, ka, "MASTER", 1, time.Second)
 	if strings.Contains(pv.Output(), "to=MASTER") {
