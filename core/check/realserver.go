@@ -105,10 +105,16 @@ func checkerPlugin(cfg *config.Config, vs *config.VirtualServer, rs *config.Real
 		pc.Plugin, pc.Params = TCPPlugin, target
 	case "HTTP_GET", "SSL_GET":
 		pc.Plugin, pc.Params = HTTPPlugin, target
+		if ck.HTTPProtocol != "" {
+			pc.Params = append(pc.Params, p("http_protocol", ck.HTTPProtocol))
+		}
 		if ck.Type == "SSL_GET" {
 			pc.Params = append(pc.Params, p("tls", "yes"))
 			if ck.EnableSNI {
 				pc.Params = append(pc.Params, p("enable_sni", "yes"))
+			}
+			if ck.SNIName != "" {
+				pc.Params = append(pc.Params, p("sni_name", ck.SNIName))
 			}
 			if ck.TLSVerify {
 				pc.Params = append(pc.Params, p("tls_verify", "yes"))
@@ -139,6 +145,15 @@ func checkerPlugin(cfg *config.Config, vs *config.VirtualServer, rs *config.Real
 			}
 			if u.Virtualhost != "" {
 				block = append(block, config.Param{Key: "virtualhost", Values: []string{u.Virtualhost}, Pos: u.Pos})
+			}
+			if u.Regex != "" {
+				block = append(block, config.Param{Key: "regex", Values: []string{u.Regex}, Pos: u.Pos})
+			}
+			if u.RegexNoMatch {
+				block = append(block, config.Param{Key: "regex_no_match", Values: []string{"yes"}, Pos: u.Pos})
+			}
+			if len(u.RegexOptions) > 0 {
+				block = append(block, config.Param{Key: "regex_options", Values: u.RegexOptions, Pos: u.Pos})
 			}
 			pc.Params = append(pc.Params, config.Param{Key: "url", Block: block, Pos: u.Pos})
 		}

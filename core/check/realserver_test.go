@@ -64,8 +64,12 @@ virtual_server 192.0.2.100 80 {
         SSL_GET {
             url {
                 path /
+                regex "ready|ok"
+                regex_no_match
             }
             enable_sni
+            sni_name api.example.com
+            http_protocol 1.1
         }
         MISC_CHECK {
             misc_path "/usr/local/bin/check_app 192.0.2.12"
@@ -101,7 +105,7 @@ virtual_server 192.0.2.100 80 {
 		"192.0.2.100:80/192.0.2.11:80/HTTP_GET": "http\n  address 192.0.2.11:80\n  virtualhost www.example.com\n" +
 			"  url\n    path /health\n    digest 9b3a0c85a887a256d6939da88aabd8cd\n    status_code 200-299\n" +
 			"  url\n    path /\n    status_code 200\n",
-		"192.0.2.100:80/192.0.2.12:443/SSL_GET":      "http\n  address 192.0.2.12:443\n  tls yes\n  enable_sni yes\n  virtualhost www.example.com\n  url\n    path /\n    status_code 200-299\n",
+		"192.0.2.100:80/192.0.2.12:443/SSL_GET":      "http\n  address 192.0.2.12:443\n  http_protocol 1.1\n  tls yes\n  enable_sni yes\n  sni_name api.example.com\n  virtualhost www.example.com\n  url\n    path /\n    status_code 200-299\n    regex ready|ok\n    regex_no_match yes\n",
 		"192.0.2.100:80/192.0.2.12:443/MISC_CHECK":   "exec\n  command /usr/local/bin/check_app 192.0.2.12\n  mode misc_check\n  dynamic yes\n",
 		"192.0.2.100:80/192.0.2.12:443/PLUGIN_CHECK": "mysql\n  address 192.0.2.12:443\n  user monitor\n",
 	}

@@ -593,8 +593,14 @@ func (b *builder) checker(typ string, n *Node) *pendingChecker {
 			b.sink.warnf(n.Pos, "%q is deprecated; use \"retry\"", n.Name).Hint = "write: retry " + n.Arg(0)
 			retry.fn(n)
 		}}
+		ks["http_protocol"] = kw{min: 1, max: 1, fn: func(n *Node) {
+			if v, ok := b.enum(n.Args[0], "1.0", "1.0C", "1.1"); ok {
+				c.HTTPProtocol = v
+			}
+		}}
 		if typ == "SSL_GET" {
 			ks["enable_sni"] = b.flagKw(&c.EnableSNI)
+			ks["sni_name"] = strKw(&c.SNIName)
 		}
 		b.walk(ctx, n.Block, ks)
 		if len(c.URLs) == 0 {
@@ -686,7 +692,10 @@ func (b *builder) url(ctx string, n *Node) (URL, bool) {
 				}
 			}
 		}},
-		"virtualhost": strKw(&u.Virtualhost),
+		"virtualhost":    strKw(&u.Virtualhost),
+		"regex":          strKw(&u.Regex),
+		"regex_no_match": b.flagKw(&u.RegexNoMatch),
+		"regex_options":  {min: 1, max: -1, fn: func(n *Node) { u.RegexOptions = append(u.RegexOptions, n.Words()...) }},
 	})
 	if u.Path == "" {
 		b.sink.errorf(n.Pos, "url has no path").Hint = "add: path /"

@@ -741,7 +741,7 @@ virtual_server 10.0.0.1 3306 {
         SSL_GET {
             url {
                 path /
-                regex ok
+                regex_max_offset 10
             }
         }
         HTTP_GET {
@@ -774,7 +774,7 @@ virtual_server 10.0.0.1 3306 {
 				`test.conf:11:13: error: url has no path; add: path /`,
 				`test.conf:12:24: error: digest "zz3a0c85a887a256d6939da88aabd8cd" is not an MD5 digest`,
 				`test.conf:15:9: error: HTTP_GET has no url to check; add: url { path / }`,
-				`test.conf:21:17: warning: "regex" is not supported by vigil; ignored`,
+				`test.conf:21:17: warning: "regex_max_offset" is not supported by vigil; ignored`,
 				`test.conf:25:13: warning: "enable_sni" is not supported by vigil; ignored`,
 				`test.conf:30:9: error: MISC_CHECK has no misc_path; add: misc_path "/path/to/check arg"`,
 				`test.conf:31:13: error: unknown keyword "connect_port" in virtual_server/real_server/MISC_CHECK`,

@@ -372,10 +372,12 @@ type Checker struct {
 	Alpha            bool
 
 	// HTTP_GET / SSL_GET
-	URLs        []URL
-	Virtualhost string
-	EnableSNI   bool
-	TLSVerify   bool
+	URLs         []URL
+	Virtualhost  string
+	EnableSNI    bool
+	SNIName      string
+	TLSVerify    bool
+	HTTPProtocol string // "", 1.0, 1.0C or 1.1
 
 	// MISC_CHECK
 	MiscPath    *Script
@@ -390,11 +392,14 @@ type Checker struct {
 
 // URL is one url block of HTTP_GET/SSL_GET.
 type URL struct {
-	Path        string
-	Digest      string // lower-case hex MD5 of the body
-	StatusCodes []StatusRange
-	Virtualhost string
-	Pos         Pos
+	Path         string
+	Digest       string // lower-case hex MD5 of the body
+	StatusCodes  []StatusRange
+	Virtualhost  string
+	Regex        string // the body must match (the http plugin validates the expression)
+	RegexNoMatch bool   // a match fails instead
+	RegexOptions []string
+	Pos          Pos
 }
 
 // StatusRange is an inclusive range of HTTP status codes.
