@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -269,8 +270,12 @@ func (fl *foLab) trial(ctx context.Context, k *daemonKind, iv time.Duration) (re
 	if err := waitFor(ctx, 20*time.Second, 50*time.Millisecond, func() bool { return holds(ctx, n1) && !holds(ctx, n2) }); err != nil {
 		return res, fmt.Errorf("n1 never held the VIP alone: %w\n%s", err, tailOut(procs))
 	}
-	// Both checks have run a few times and n2 has settled as backup.
-	if err := sleep(ctx, 3*iv+time.Second); err != nil {
+	// Both checks have run a few times and n2 has settled as backup. The random part puts
+	// the kill anywhere in the check's interval: without it the kill would land at one
+	// fixed point of a schedule that started with the daemon (or, for vigil's aligned
+	// checks, with the first probe that let n1 take the VIP), and the trials would measure
+	// that point instead of the check.
+	if err := sleep(ctx, 3*iv+time.Second+rand.N(iv)); err != nil {
 		return res, err
 	}
 	if !holds(ctx, n1) || holds(ctx, n2) {

@@ -66,7 +66,7 @@ func main() {
 	flag.DurationVar(&o.window1, "window-1", 10*time.Second, "window of the 1 probe/s cases")
 	flag.DurationVar(&o.window10, "window-10", 5*time.Second, "window of the 10 probes/s cases")
 	flag.DurationVar(&o.idle, "idle", 5*time.Second, "window of the idle case (no probes), per run")
-	flag.IntVar(&o.trials, "trials", 5, "failover trials per implementation and interval")
+	flag.IntVar(&o.trials, "trials", 7, "failover trials per implementation and interval")
 	ivs := flag.String("intervals", "1s,100ms", "check intervals of the failover trials (keepalived runs only those of whole seconds)")
 	flag.IntVar(&o.fall, "fall", 2, "fall of the check in the failover trials")
 	flag.DurationVar(&o.advert, "advert", 100*time.Millisecond, "advert_int of the failover trials (VRRPv3)")

@@ -159,8 +159,8 @@ func (r *report) cpuMarkdown(w func(string, ...any)) {
 	}
 	w("\nWithout probes the plugin process uses %.3f ms/s (median of the idle windows).\n\n", medianF(idlePlug))
 	w("Ratios, keepalived's way over vigil's (medians):\n\n")
-	w("| load | prober CPU | server CPU | prober+server | CPU of one core at this rate, vigil / keepalived's way |\n")
-	w("|---|---:|---:|---:|---|\n")
+	w("| load | prober CPU | prober CPU, keepalived's way counting only the shell + client | server CPU | prober+server | CPU of one core at this rate (prober+server), vigil / keepalived's way |\n")
+	w("|---|---:|---:|---:|---:|---|\n")
 	for p, k := range r.cpuCases {
 		if k.way != wayPlugin {
 			continue
@@ -174,8 +174,9 @@ func (r *report) cpuMarkdown(w func(string, ...any)) {
 		if s < 0 || len(r.cpuResults[p]) == 0 || len(r.cpuResults[s]) == 0 {
 			continue
 		}
-		ratio := func(f func(cpuResult) time.Duration) string {
-			a, b := r.stat(p, f).med, r.stat(s, f).med
+		// vigil's figure by fp over keepalived's way's by fs.
+		ratioOf := func(fp, fs func(cpuResult) time.Duration) string {
+			a, b := r.stat(p, fp).med, r.stat(s, fs).med
 			if a <= 0 {
 				return "–"
 			}
@@ -188,7 +189,7 @@ func (r *report) cpuMarkdown(w func(string, ...any)) {
 			}
 			core = fmt.Sprintf("%.3f%% / %.2f%%", pct(p), pct(s))
 		}
-		w("| %s | %s | %s | %s | %s |\n", k.load, ratio(prober), ratio(net), ratio(total), core)
+		w("| %s | %s | %s | %s | %s | %s |\n", k.load, ratioOf(prober, prober), ratioOf(prober, child), ratioOf(net, net), ratioOf(total, total), core)
 	}
 }
 
@@ -205,7 +206,8 @@ func (r *report) foMarkdown(w func(string, ...any)) {
 	w("  rise 2; weight 0 }` with `script_user root` and `enable_script_security`; `keepalived -n -l -G -P`.\n")
 	w("  keepalived's vrrp_script interval is whole seconds (1 or more; `interval 0.1` is refused), so its\n")
 	w("  0.1 s row cannot exist: compare vigil at 0.1 s with keepalived at its shortest, 1 s\n")
-	w("- trial: both daemons start; once n1 holds the VIP alone and 3 intervals + 1 s have passed, mariadbd on n1 gets SIGKILL and\n")
+	w("- trial: both daemons start; once n1 holds the VIP alone, after 3 intervals + 1 s + a random part of one\n")
+	w("  interval (so that the kill lands anywhere in the check's schedule), mariadbd on n1 gets SIGKILL and\n")
 	w("  the client on n3 opens a new connection to the VIP and runs `SELECT @@server_id` every %s (connect\n", clientEvery)
 	w("  limit 50 ms: a SYN that goes to n1's MAC during the handover is dropped, and a new one is sent rather\n")
 	w("  than waiting for the kernel's 1 s retransmission). Time = from the SIGKILL to the first answer from\n")
