@@ -470,3 +470,46 @@ func TestScriptsThroughExecPlugin(t *testing.T) {
 		t.Errorf("scripts ran as %q, want %q", got, want)
 	}
 }
+
+// TestFIFOScript: notify_fifo_script is started with the FIFO's path and reads the lines;
+// Close stops it.
+func TestFIFOScript(t *testing.T) {
+	dir := t.TempDir()
+	fifoPath := filepath.Join(dir, "fifo")
+	out := filepath.Join(dir, "out")
+	reader := filepath.Join(dir, "reader.sh")
+	os.WriteFile(reader, []byte("#!/bin/sh\nwhile read -r line; do echo \"$line\" >> "+out+"; done < \"$1\"\n"), 0o755)
+	cfg := parse(t, "global_defs {\n notify_fifo "+fifoPath+"\n notify_fifo_script "+reader+"\n}\n"+instance("VI_1", 1, ""))
+	d := New(cfg, Options{Log: testLog(t)})
+	d.Transition(Transition{Instance: "VI_1", From: "INIT", To: "BACKUP", Priority: 100})
+	d.Transition(Transition{Instance: "VI_1", From: "BACKUP", To: "MASTER", Priority: 100})
+	waitFor(t, "the FIFO script to read both lines", func() bool { return len(lines(out)) == 2 })
+	if got, want := lines(out), []string{`INSTANCE "VI_1" BACKUP 100`, `INSTANCE "VI_1" MASTER 100`}; !slices.Equal(got, want) {
+		t.Errorf("the FIFO script read %q, want %q", got, want)
+	}
+	pid := d.fifos.scripts[0].Process.Pid
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the FIFO script to end at Close", func() bool { return syscall.Kill(pid, 0) != nil })
+}
+
+// TestDeleteOnlyRemoved: a reload that removes VI_2 delivers DELETED to VI_2's actions
+// (notify_deleted, the generic script) and nothing to VI_1's.
+func TestDeleteOnlyRemoved(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	scripts := fmt.Sprintf(" notify_deleted %s\n notify %s\n", writer(t, dir, "deleted", out), writer(t, dir, "generic", out))
+	cfg := parse(t, instance("VI_1", 1, scripts)+instance("VI_2", 2, scripts))
+	d := New(cfg, Options{Log: testLog(t)})
+	defer d.Close()
+	d.Transition(Transition{Instance: "VI_2", From: "INIT", To: "BACKUP", Priority: 90})
+	if err := d.Delete(context.Background(), func(group bool, name string) bool { return !group && name == "VI_1" }); err != nil {
+		t.Fatal(err)
+	}
+	d.Transition(Transition{Instance: "VI_1", From: "INIT", To: "MASTER", Priority: 100})
+	want := []string{"generic INSTANCE VI_2 BACKUP 90", "deleted", "generic INSTANCE VI_2 DELETED 90"}
+	if got := lines(out); !slices.Equal(got, want) {
+		t.Errorf("scripts ran as %q, want %q", got, want)
+	}
+}
