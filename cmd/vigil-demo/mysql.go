@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"os"
 	"path/filepath"
@@ -60,6 +62,8 @@ func runMySQL(bin, plugins string) error {
 	if err := mariadb.Available(); err != nil {
 		return fmt.Errorf("%w; the MySQL demo needs Debian's mariadb-server", err)
 	}
+	// The driver logs each connection the failover breaks; the demo says what happens itself.
+	mysql.SetLogger(log.New(io.Discard, "", 0))
 	plugins, err := filepath.Abs(plugins)
 	if err != nil {
 		return err
@@ -95,42 +99,20 @@ func runMySQL(bin, plugins string) error {
 		}
 	}()
 	for i, nd := range []*lab.Node{n1, n2} {
-		db, err := mariadb.Start(ctx, mariadb.Options{
-			Dir: dir, NetNS: nd.NS, Bind: "0.0.0.0", Host: nd.Addr4.Addr().String(),
-			ServerID: i + 1, GTIDDomainID: i + 1, LogBin: true,
-			AutoIncrementIncrement: 2, AutoIncrementOffset: i + 1,
-			Args: []string{
-				"--rpl-semi-sync-master-enabled=ON", "--rpl-semi-sync-slave-enabled=ON",
-				"--rpl-semi-sync-master-wait-point=AFTER_SYNC", "--rpl-semi-sync-master-timeout=1000",
-				"--rpl-semi-sync-master-wait-no-slave=OFF",
-			},
-		})
+		opts := mariadb.PairMember(i, nd.NS, nd.Addr4.Addr().String())
+		opts.Dir = dir
+		db, err := mariadb.Start(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("MariaDB on %s: %w", nd.Name, err)
 		}
 		dbs = append(dbs, db)
 		step("started MariaDB on %s (%s:3306, pid %d)", nd.Name, nd.Addr4.Addr(), db.PID())
 	}
-	for _, db := range dbs {
-		for _, u := range []struct{ name, pw, privs string }{
-			{"repl", "replpw", "REPLICATION SLAVE, REPLICATION CLIENT"},
-			{"vigil_monitor", "monitorpw", "REPLICATION CLIENT"},
-			{"app", "apppw", "ALL PRIVILEGES"},
-		} {
-			if err := db.CreateUser(ctx, u.name, u.pw, u.privs); err != nil {
-				return err
-			}
-		}
-	}
-	for i, db := range dbs {
-		if err := db.ReplicateFrom(ctx, mariadb.SourceOf(dbs[1-i], "repl", "replpw")); err != nil {
-			return err
-		}
-	}
-	for _, db := range dbs {
-		if err := db.WaitReplicating(ctx); err != nil {
-			return err
-		}
+	err = mariadb.MasterMaster(ctx, dbs[0], dbs[1],
+		mariadb.User{Name: "vigil_monitor", Password: "monitorpw", Privileges: "REPLICATION CLIENT"},
+		mariadb.User{Name: "app", Password: "apppw", Privileges: "ALL PRIVILEGES"})
+	if err != nil {
+		return err
 	}
 	if err := dbs[0].Exec(ctx, "CREATE DATABASE app", "CREATE TABLE app.orders (id INT PRIMARY KEY, placed VARCHAR(32))"); err != nil {
 		return err

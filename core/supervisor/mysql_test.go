@@ -5,9 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -34,58 +31,25 @@ const (
 )
 
 // mysqlPair starts the lab: n1 (priority 150) and n2 (100) each with a MariaDB replicating
-// from the other, semi-synchronously, and vigil tracking it; n3 is the client.
+// from the other, semi-synchronously (mariadb.PairMember), and vigil tracking it; n3 is the
+// client.
 func mysqlPair(t *testing.T) (context.Context, []*node, []*mariadb.Server) {
 	if err := mariadb.Available(); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
 	ctx, n := newLab(t, 3)
-	plugins := filepath.Join(n[0].dir, "plugins")
-	if err := os.Mkdir(plugins, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("go", "build", "-o", filepath.Join(plugins, "vigil-check-mysql"), "github.com/vigil-ha/vigil/plugins/vigil-check-mysql")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the mysql plugin: %v\n%s", err, out)
-	}
+	plugins := buildPlugin(t, n[0].dir, "vigil-check-mysql", "github.com/vigil-ha/vigil/plugins/vigil-check-mysql")
 	var dbs []*mariadb.Server
 	for i, nd := range n[:2] {
-		dbs = append(dbs, mariadb.StartT(t, mariadb.Options{
-			Dir: t.TempDir(), NetNS: nd.NS, Bind: "0.0.0.0", Host: nd.Addr4.Addr().String(),
-			ServerID: i + 1, GTIDDomainID: i + 1, LogBin: true,
-			AutoIncrementIncrement: 2, AutoIncrementOffset: i + 1,
-			// Semi-synchronous replication: a commit is acknowledged to the client only
-			// once the peer has it (AFTER_SYNC), which is what makes "no acknowledged write
-			// lost" hold when the master dies. A lone server does not wait for a peer.
-			Args: []string{
-				"--rpl-semi-sync-master-enabled=ON", "--rpl-semi-sync-slave-enabled=ON",
-				"--rpl-semi-sync-master-wait-point=AFTER_SYNC", "--rpl-semi-sync-master-timeout=1000",
-				"--rpl-semi-sync-master-wait-no-slave=OFF",
-			},
-			Log: t.Logf,
-		}))
+		opts := mariadb.PairMember(i, nd.NS, nd.Addr4.Addr().String())
+		opts.Dir, opts.Log = t.TempDir(), t.Logf
+		dbs = append(dbs, mariadb.StartT(t, opts))
 	}
-	for _, db := range dbs {
-		if err := db.CreateReplicationUser(ctx, "repl", "replpw"); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.CreateUser(ctx, "monitor", "monpw", "REPLICATION CLIENT"); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.CreateUser(ctx, "app", "apppw", "ALL PRIVILEGES"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, db := range dbs {
-		if err := db.ReplicateFrom(ctx, mariadb.SourceOf(dbs[1-i], "repl", "replpw")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, db := range dbs {
-		if err := db.WaitReplicating(ctx); err != nil {
-			t.Fatal(err)
-		}
+	err := mariadb.MasterMaster(ctx, dbs[0], dbs[1],
+		mariadb.User{Name: "monitor", Password: "monpw", Privileges: "REPLICATION CLIENT"},
+		mariadb.User{Name: "app", Password: "apppw", Privileges: "ALL PRIVILEGES"})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := dbs[0].Exec(ctx, "CREATE DATABASE app", "CREATE TABLE app.w (id INT PRIMARY KEY, at VARCHAR(32))"); err != nil {
 		t.Fatal(err)

@@ -521,15 +521,7 @@ func greetingServer(t *testing.T, ns string, ok *atomic.Bool) string {
 // built as a third party would) inside the check process, and lets its verdict move the VIP.
 func TestPluginCheckDrivesVRRP(t *testing.T) {
 	ctx, n := newLab(t, 2)
-	plugins := filepath.Join(n[0].dir, "plugins")
-	if err := os.Mkdir(plugins, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("go", "build", "-o", filepath.Join(plugins, "vigil-check-hello"), "github.com/vigil-ha/vigil/examples/check-hello")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the example plugin: %v\n%s", err, out)
-	}
+	plugins := buildPlugin(t, n[0].dir, "vigil-check-hello", "github.com/vigil-ha/vigil/examples/check-hello")
 	var ok atomic.Bool
 	ok.Store(true)
 	addr := greetingServer(t, n[0].NS, &ok)
@@ -567,15 +559,7 @@ vrrp_check chk {
 // back.
 func TestDynamicWeightMovesVRRP(t *testing.T) {
 	ctx, n := newLab(t, 2)
-	plugins := filepath.Join(n[0].dir, "plugins")
-	if err := os.Mkdir(plugins, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("go", "build", "-o", filepath.Join(plugins, "vigil-check-exec"), "github.com/vigil-ha/vigil/plugins/vigil-check-exec")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the exec plugin: %v\n%s", err, out)
-	}
+	plugins := buildPlugin(t, n[0].dir, "vigil-check-exec", "github.com/vigil-ha/vigil/plugins/vigil-check-exec")
 	code := filepath.Join(n[0].dir, "code")
 	script := filepath.Join(n[0].dir, "weight.sh")
 	os.WriteFile(code, []byte("2\n"), 0o644)
@@ -612,15 +596,7 @@ vrrp_check chk {
 // process's own fallback does not keep), and a failing script still moves the VIP.
 func TestScriptRunsThroughExecPlugin(t *testing.T) {
 	ctx, n := newLab(t, 2)
-	plugins := filepath.Join(n[0].dir, "plugins")
-	if err := os.Mkdir(plugins, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("go", "build", "-o", filepath.Join(plugins, "vigil-check-exec"), "github.com/vigil-ha/vigil/plugins/vigil-check-exec")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the exec plugin: %v\n%s", err, out)
-	}
+	plugins := buildPlugin(t, n[0].dir, "vigil-check-exec", "github.com/vigil-ha/vigil/plugins/vigil-check-exec")
 	flag := filepath.Join(n[0].dir, "ok")
 	script := filepath.Join(n[0].dir, "chk.sh")
 	os.WriteFile(flag, nil, 0o644)
@@ -638,4 +614,20 @@ func TestScriptRunsThroughExecPlugin(t *testing.T) {
 	if strings.Contains(n[0].proc.Output(), "is not installed") {
 		t.Error("the check process fell back to running the script itself")
 	}
+}
+
+// buildPlugin builds the plugin package pkg, as `make build` does, into dir/plugins (made
+// if missing) as the executable name, and returns that directory.
+func buildPlugin(t *testing.T, dir, name, pkg string) string {
+	t.Helper()
+	plugins := filepath.Join(dir, "plugins")
+	if err := os.MkdirAll(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(plugins, name), pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
+	}
+	return plugins
 }

@@ -108,12 +108,20 @@ func (s *sender) take(in *instance) (time.Time, bool) {
 }
 
 func (s *sender) run(ctx context.Context) {
+	runTimed(ctx, s.kick, func(now time.Time) (time.Time, bool) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.sendDue(now)
+	})
+}
+
+// runTimed calls step now, then again at the time it returns (if it returns one) or when
+// kick says that what step looks at has changed, until ctx ends.
+func runTimed(ctx context.Context, kick <-chan struct{}, step func(now time.Time) (time.Time, bool)) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		s.mu.Lock()
-		next, ok := s.sendDue(time.Now())
-		s.mu.Unlock()
+		next, ok := step(time.Now())
 		var timerC <-chan time.Time
 		if ok {
 			timer.Reset(time.Until(next))
@@ -122,7 +130,7 @@ func (s *sender) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.kick:
+		case <-kick:
 		case <-timerC:
 		}
 	}

@@ -95,24 +95,7 @@ func (w *watchdog) take(in *instance) {
 	}
 }
 
-func (w *watchdog) run(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		next, ok := w.check(time.Now())
-		var timerC <-chan time.Time
-		if ok {
-			timer.Reset(time.Until(next))
-			timerC = timer.C
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.kick:
-		case <-timerC:
-		}
-	}
-}
+func (w *watchdog) run(ctx context.Context) { runTimed(ctx, w.kick, w.check) }
 
 // check wakes the units whose timers come near and returns when to look again.
 func (w *watchdog) check(now time.Time) (time.Time, bool) {
