@@ -14,11 +14,12 @@
 // plus 10 s for smtp_alert. A script past its deadline is killed with its process group.
 //
 // Full queues. A queue holds QueueLen events (8). When an action falls so far behind that
-// its queue is full, the oldest waiting event is dropped, and the next one takes over its old
-// state, so the action still sees a consistent chain (BACKUP→MASTER, MASTER→BACKUP coalesce
-// into BACKUP→BACKUP... and a flapping instance converges on its latest state). Dropping the
-// oldest rather than the newest keeps what matters after a flap: the state the instance is
-// in now. Every drop is logged with what was dropped.
+// its queue is full, the oldest waiting event is dropped and the next one takes over its old
+// state, so that the action still sees a consistent chain of states; a change that this
+// makes a no-op (BACKUP→MASTER then MASTER→BACKUP become BACKUP→BACKUP) is dropped too. So an
+// action behind a flapping instance converges on the state the instance is in now, which is
+// what matters after a flap, rather than replaying old history or losing the latest state.
+// Every drop is logged with what was dropped.
 package notify
 
 import (
@@ -26,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -191,18 +193,22 @@ func (d *Dispatcher) Transition(t Transition) {
 		d.log.Warn("state change of an instance this configuration does not have; no notify", "instance", t.Instance)
 		return
 	}
+	// INIT is not notified (keepalived never does), and the state the actions last heard of
+	// is the old state of the next event: a vrrp child that stops (to INIT) and is started
+	// again (from INIT) back into the same state notifies nothing, and into another state
+	// notifies the change from the one the actions know.
+	if t.To == "INIT" {
+		return
+	}
 	src.prio = t.Priority
 	if t.To == src.state {
 		return
 	}
 	from := t.From
-	if src.state != "" && from != src.state && t.From == "INIT" {
-		from = src.state // a restarted vrrp child starts from INIT; the actions saw src.state
+	if src.state != "" {
+		from = src.state
 	}
 	src.state = t.To
-	if t.To == "INIT" {
-		return
-	}
 	d.emit(src, from, t.To, t.Time)
 	if src.inGroup == "" {
 		return
@@ -358,18 +364,18 @@ func (w *worker) what() string { return w.act.name + " of " + w.src }
 
 func (w *worker) push(ev sdk.Event) {
 	w.mu.Lock()
-	if len(w.queue) >= w.max {
-		dropped := w.queue[0]
-		w.queue = w.queue[1:]
-		if len(w.queue) > 0 {
-			w.queue[0].OldState = dropped.OldState
-		} else {
-			ev.OldState = dropped.OldState
-		}
-		w.d.log.Warn("notify action is behind; its oldest waiting event was dropped", "action", w.act.name, "for", w.src,
-			"dropped", dropped.OldState+"→"+dropped.NewState, "queue", w.max)
-	}
 	w.queue = append(w.queue, ev)
+	if len(w.queue) > w.max {
+		dropped := []string{w.queue[0].OldState + "→" + w.queue[0].NewState}
+		w.queue[1].OldState = w.queue[0].OldState
+		w.queue = w.queue[1:]
+		if w.queue[0].OldState == w.queue[0].NewState {
+			dropped = append(dropped, w.queue[0].NewState+"→"+w.queue[0].NewState)
+			w.queue = w.queue[1:]
+		}
+		w.d.log.Warn("notify action is behind; its oldest waiting events were dropped", "action", w.act.name, "for", w.src,
+			"dropped", strings.Join(dropped, " "), "queue", w.max)
+	}
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:

@@ -513,3 +513,48 @@ func TestDeleteOnlyRemoved(t *testing.T) {
 		t.Errorf("scripts ran as %q, want %q", got, want)
 	}
 }
+
+// TestQueueFlapCoalesces: a flap that piles up behind a busy action (BACKUP→MASTER,
+// MASTER→BACKUP, BACKUP→MASTER with room for two) reaches it as the one change that matters:
+// BACKUP→MASTER.
+func TestQueueFlapCoalesces(t *testing.T) {
+	cfg := parse(t, "vrrp_notify hook {\n plugin rec\n}\n"+instance("VI_1", 1, " notify_action hook\n"))
+	r := newRecorder()
+	release := make(chan struct{})
+	r.hold["hook"] = release
+	d := New(cfg, Options{Plugins: r, Installed: all, Log: testLog(t), QueueLen: 2})
+	defer d.Close()
+	d.Transition(Transition{Instance: "VI_1", From: "INIT", To: "BACKUP"})
+	<-r.started
+	for _, tr := range [][2]string{{"BACKUP", "MASTER"}, {"MASTER", "BACKUP"}, {"BACKUP", "MASTER"}} {
+		d.Transition(Transition{Instance: "VI_1", From: tr[0], To: tr[1]})
+	}
+	close(release)
+	want := []string{"VI_1 INIT>BACKUP", "VI_1 BACKUP>MASTER"}
+	waitFor(t, "the queue to drain", func() bool { return len(r.events("hook")) >= len(want) })
+	if err := d.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "VI_1 MASTER>STOP")
+	if got := r.events("hook"); !slices.Equal(got, want) {
+		t.Errorf("delivered %q, want %q", got, want)
+	}
+}
+
+// TestRestartedChildNotifiesNothingNew: a vrrp child that stops (to INIT) and comes back in
+// the same state notifies nothing; back in another state, the change from the known one.
+func TestRestartedChildNotifiesNothingNew(t *testing.T) {
+	cfg := parse(t, "vrrp_notify hook {\n plugin rec\n}\n"+instance("VI_1", 1, " notify_action hook\n"))
+	r := newRecorder()
+	d := New(cfg, Options{Plugins: r, Installed: all, Log: testLog(t)})
+	defer d.Close()
+	for _, tr := range [][2]string{{"INIT", "BACKUP"}, {"BACKUP", "INIT"}, {"INIT", "BACKUP"}, {"BACKUP", "INIT"}, {"INIT", "MASTER"}} {
+		d.Transition(Transition{Instance: "VI_1", From: tr[0], To: tr[1]})
+	}
+	if err := d.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.events("hook"), []string{"VI_1 INIT>BACKUP", "VI_1 BACKUP>MASTER", "VI_1 MASTER>STOP"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %q, want %q", got, want)
+	}
+}
