@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-ha/vigil/core/lab"
 )
 
 // notifyConf is an instance with keepalived's notify scripts writing the state they are
@@ -186,12 +188,24 @@ func TestHungNotifyKeepsAdverts(t *testing.T) {
 	instance := func(name string, vrid, prio int, vip, extra string) string {
 		return fmt.Sprintf("vrrp_instance %s {\n    state BACKUP\n    interface eth0\n    virtual_router_id %d\n    priority %d\n    advert_int 0.2\n    version 3\n    virtual_ipaddress {\n        %s/24\n    }\n%s}\n", name, vrid, prio, vip, extra)
 	}
+	// n2's view of the wire: every VRRP advert with its arrival time.
+	var capture *lab.Proc
+	if _, err := exec.LookPath("tshark"); err == nil {
+		capture, err = n[1].Start("tshark", "-i", "eth0", "-l", "-n", "-f", "ip proto 112", "-T", "fields", "-e", "frame.time_epoch", "-e", "vrrp.virt_rtr_id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 20*time.Second, "tshark to capture", func() bool { return strings.Contains(capture.Output(), "Capturing on") })
+	} else {
+		t.Log("tshark is not installed: advert times are not measured, only that n2 stays backup")
+	}
 	n[0].start(t, fmt.Sprintf("global_defs {\n    plugin_dir %s\n}\nvrrp_notify hang {\n    plugin exec\n    timeout 4\n    params {\n        command %s\n        states MASTER\n    }\n}\n", plugins, hang)+
 		instance("VI_1", 51, 150, "192.0.2.100", "    notify_action hang\n")+
 		instance("VI_2", 52, 150, "192.0.2.101", "    notify_master \""+vi2+" MASTER\"\n"))
 	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
 	n[1].start(t, conf(100, ""))
 	waitFor(t, 5*time.Second, "the hung action to start", func() bool { _, err := os.Stat(pidFile); return err == nil })
+	hangStart := time.Now()
 	b, _ := os.ReadFile(pidFile)
 	var pid int
 	fmt.Sscan(string(b), &pid)
@@ -211,8 +225,39 @@ func TestHungNotifyKeepsAdverts(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	hangEnd := time.Now()
 	if polls < 10 {
 		t.Errorf("the hang lasted %d polls only: the deadline came early or the test did not watch", polls)
+	}
+	if capture != nil {
+		// VI_1's adverts while its action hung: none late by more than the three intervals
+		// after which a backup takes over (advert_int 0.2).
+		time.Sleep(300 * time.Millisecond) // the last ones reach tshark's output
+		var times []float64
+		for _, l := range strings.Split(capture.Output(), "\n") {
+			f := strings.Split(l, "\t")
+			var at float64
+			if len(f) != 2 || f[1] != "51" {
+				continue
+			}
+			if _, err := fmt.Sscan(f[0], &at); err != nil {
+				continue
+			}
+			if at >= float64(hangStart.UnixNano())/1e9 && at <= float64(hangEnd.UnixNano())/1e9 {
+				times = append(times, at)
+			}
+		}
+		if len(times) < int(hangEnd.Sub(hangStart)/time.Second) {
+			t.Fatalf("%d adverts of VI_1 seen in the %s of the hang", len(times), hangEnd.Sub(hangStart).Round(time.Millisecond))
+		}
+		maxGap := 0.0
+		for i := 1; i < len(times); i++ {
+			maxGap = max(maxGap, times[i]-times[i-1])
+		}
+		t.Logf("%d adverts of VI_1 during the %s hang, largest gap %.3fs (advert_int 0.2)", len(times), hangEnd.Sub(hangStart).Round(time.Millisecond), maxGap)
+		if maxGap >= 0.6 {
+			t.Errorf("an advert came %.3fs after the previous one while the notify action hung", maxGap)
+		}
 	}
 	st2 := n[1].status(t)
 	if len(st2.Instances) != 1 {
