@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strconv"
 	"sync"
 	"syscall"
@@ -145,6 +146,9 @@ func (b *builder) script(name string, s *config.Script, generic bool) runner {
 		if user != "" {
 			params = append(params, sdk.Param{Key: "user", Values: nonEmpty(user, group)})
 		}
+		if b.cfg.Global.EnableScriptSecurity {
+			params = append(params, sdk.Param{Key: "secure", Values: []string{"yes"}})
+		}
 		b.configs = append(b.configs, pluginConfig{plugin: "exec", req: sdk.ConfigureRequest{Name: name, Params: params}})
 		return func(ctx context.Context, ev sdk.Event) error {
 			return b.d.opts.Plugins.Notify(ctx, "exec", sdk.NotifyRequest{Name: name, Event: ev})
@@ -154,13 +158,29 @@ func (b *builder) script(name string, s *config.Script, generic bool) runner {
 		b.d.log.Info("vigil-notify-exec is not installed in plugin_dir; keepalived's notify scripts run from vigil's core process")
 	})
 	var cred *syscall.Credential
-	var credErr error
+	var refused error
 	if user != "" {
-		cred, credErr = script.LookupUser(user, group)
+		if cred, refused = script.LookupUser(user, group); refused != nil {
+			refused = fmt.Errorf("script_user: %w", refused)
+		}
+	}
+	if refused == nil && b.cfg.Global.EnableScriptSecurity && len(s.Argv) > 0 {
+		// As keepalived does, a script that others could change is not run, and the
+		// rest of the configuration runs on.
+		if path, err := exec.LookPath(s.Argv[0]); err == nil {
+			uid := uint32(0)
+			if cred != nil {
+				uid = cred.Uid
+			}
+			refused = script.CheckSecure(path, uid)
+		}
+	}
+	if refused != nil {
+		b.d.log.Error("notify script will not run", "script", name, "error", refused)
 	}
 	return func(ctx context.Context, ev sdk.Event) error {
-		if credErr != nil {
-			return fmt.Errorf("script_user: %w", credErr)
+		if refused != nil {
+			return refused
 		}
 		return script.Run(ctx, script.Args(s.Argv, generic, ev), cred, script.Env(ev))
 	}

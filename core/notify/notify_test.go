@@ -558,3 +558,43 @@ func TestRestartedChildNotifiesNothingNew(t *testing.T) {
 		t.Errorf("delivered %q, want %q", got, want)
 	}
 }
+
+// TestScriptSecurity: with enable_script_security, a notify script that others can change
+// is not run from core (and the error says why); a safe one is.
+func TestScriptSecurity(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the safe script must be owned by root")
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	safe := writer(t, dir, "safe", out)
+	unsafe := writer(t, dir, "unsafe", out)
+	os.Chmod(unsafe, 0o777)
+	cfg := parse(t, "global_defs {\n enable_script_security\n}\n"+instance("VI_1", 1, " notify_master "+safe+"\n notify_backup "+unsafe+"\n"))
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := hclog.New(&hclog.LoggerOptions{Output: writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	})})
+	d := New(cfg, Options{Log: log})
+	defer d.Close()
+	d.Transition(Transition{Instance: "VI_1", From: "INIT", To: "BACKUP"})
+	d.Transition(Transition{Instance: "VI_1", From: "BACKUP", To: "MASTER"})
+	if err := d.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := lines(out); !slices.Equal(got, []string{"safe"}) {
+		t.Errorf("scripts ran: %q, want the safe one only", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "writable by group or others") {
+		t.Errorf("no word of the refused script in the log:\n%s", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

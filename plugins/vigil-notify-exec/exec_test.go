@@ -214,3 +214,22 @@ func TestBinary(t *testing.T) {
 		t.Errorf("script saw %q", b)
 	}
 }
+
+// TestSecure: with secure on, a script that others can change is refused at Configure, one
+// that only root can change runs.
+func TestSecure(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the safe script must be owned by root")
+	}
+	n := sdktest.ServeNotifier(t, newExecer())
+	safe := writeScript(t, "exit 0")
+	unsafe := writeScript(t, "exit 0")
+	os.Chmod(unsafe, 0o777)
+	if _, err := n.Configure(context.Background(), notify.ConfigureRequest{Name: "s", Params: params("command", safe, "secure", "yes")}); err != nil {
+		t.Errorf("safe script refused: %v", err)
+	}
+	_, err := n.Configure(context.Background(), notify.ConfigureRequest{Name: "s", Params: params("command", unsafe, "secure", "yes")})
+	if err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("Configure of a world-writable script = %v", err)
+	}
+}

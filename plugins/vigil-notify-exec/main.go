@@ -48,6 +48,7 @@ func (x *execer) Describe(context.Context) (notify.Info, error) {
 			{Name: "generic", Type: notify.TypeBool, Default: "no", Description: "append keepalived's TYPE NAME STATE PRIORITY arguments (the generic notify script)"},
 			{Name: "states", Type: notify.TypeList, Description: "run only for these new states (MASTER BACKUP FAULT STOP DELETED); default: all"},
 			{Name: "user", Type: notify.TypeList, Description: "run as USER [GROUP] (keepalived's script_user); default: the plugin's own user"},
+			{Name: "secure", Type: notify.TypeBool, Default: "no", Description: "refuse a program that, or whose directories, others can change (keepalived's enable_script_security)"},
 		},
 	}, nil
 }
@@ -81,6 +82,7 @@ func (x *execer) Notify(ctx context.Context, req notify.NotifyRequest) (notify.N
 
 func parse(params []notify.Param) (*command, []string, error) {
 	c := &command{}
+	var secure bool
 	var warnings []string
 	for _, p := range params {
 		switch p.Key {
@@ -113,16 +115,31 @@ func parse(params []notify.Param) (*command, []string, error) {
 				return nil, nil, err
 			}
 			c.cred = cred
+		case "secure":
+			b, err := parseBool(p.Value())
+			if err != nil {
+				return nil, nil, fmt.Errorf("secure: %w", err)
+			}
+			secure = b
 		default:
-			return nil, nil, fmt.Errorf("unknown param %q (known: command, generic, states, user)", p.Key)
+			return nil, nil, fmt.Errorf("unknown param %q (known: command, generic, states, user, secure)", p.Key)
 		}
 	}
 	if len(c.argv) == 0 || c.argv[0] == "" {
 		return nil, nil, fmt.Errorf("command is required: the program to run and its arguments")
 	}
-	if _, err := exec.LookPath(c.argv[0]); err != nil {
+	path, err := exec.LookPath(c.argv[0])
+	if err != nil {
 		// keepalived keeps such a script and lets it fail; a node may get the file later.
 		warnings = append(warnings, fmt.Sprintf("%s: %v; every event fails until it exists", c.argv[0], err))
+	} else if secure {
+		uid := uint32(0)
+		if c.cred != nil {
+			uid = c.cred.Uid
+		}
+		if err := script.CheckSecure(path, uid); err != nil {
+			return nil, nil, err
+		}
 	}
 	return c, warnings, nil
 }

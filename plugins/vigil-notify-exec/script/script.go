@@ -9,8 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -149,4 +151,38 @@ func (l *limited) Write(p []byte) (int, error) {
 		l.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
+}
+
+// CheckSecure refuses a program that someone other than root, or the user it runs as (uid),
+// could replace: the file and every directory above it must be owned by one of them and not
+// writable by group or others (sticky directories excepted), as keepalived's
+// enable_script_security requires.
+func CheckSecure(path string, uid uint32) error {
+	p := path
+	for {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no owner information", p)
+		}
+		what := "the program"
+		if p != path {
+			what = "directory " + p + " above it"
+		}
+		if st.Uid != 0 && st.Uid != uid {
+			return fmt.Errorf("%s is not safe to run: %s is owned by uid %d, not root; fix the ownership or turn off enable_script_security", path, what, st.Uid)
+		}
+		// In a sticky directory (/tmp) others may write, but not replace what they do not own.
+		if fi.Mode().Perm()&0o022 != 0 && (p == path || fi.Mode()&os.ModeSticky == 0) {
+			return fmt.Errorf("%s is not safe to run: %s is writable by group or others (mode %v); chmod go-w it or turn off enable_script_security", path, what, fi.Mode().Perm())
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return nil
+		}
+		p = parent
+	}
 }
