@@ -309,7 +309,11 @@ func writeBlock(path, md string) error {
 		if n < 0 || e < n {
 			return fmt.Errorf("%s has no notes block (%q ... %q) to put the mysqlbench block in", path, notesBegin, notesEnd)
 		}
-		s = s[:e] + blockBegin + "\n" + md + blockEnd + "\n" + s[e:]
+		sep := ""
+		if !strings.HasSuffix(s[:e], "\n\n") {
+			sep = "\n" // a paragraph before the block stays a paragraph of its own
+		}
+		s = s[:e] + sep + blockBegin + "\n" + md + blockEnd + "\n" + s[e:]
 	default:
 		return fmt.Errorf("%s: the mysqlbench markers %q ... %q are broken; fix them by hand and run again", path, blockBegin, blockEnd)
 	}
