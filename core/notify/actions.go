@@ -34,21 +34,26 @@ type pluginConfig struct {
 	req    sdk.ConfigureRequest
 }
 
-// configure sends every collected configuration; a refusal is logged, and that notifier's
-// events then fail with the plugin's word for it.
+// configure sends every collected configuration, all at once so that one plugin that is
+// slow to start does not hold the others' events for long; a refusal is logged, and that
+// notifier's events then fail with the plugin's word for it.
 func (b *builder) configure(ctx context.Context) {
+	var wg sync.WaitGroup
 	for _, c := range b.configs {
-		cctx, cancel := context.WithTimeout(ctx, b.d.opts.ConfigureTimeout)
-		resp, err := b.d.opts.Plugins.ConfigureNotifier(cctx, c.plugin, c.req)
-		cancel()
-		if err != nil {
-			b.d.log.Error("notify plugin refused its configuration; its events will fail", "plugin", c.plugin, "notifier", c.req.Name, "error", err)
-			continue
-		}
-		for _, w := range resp.Warnings {
-			b.d.log.Warn("notify plugin", "plugin", c.plugin, "notifier", c.req.Name, "warning", w)
-		}
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, b.d.opts.ConfigureTimeout)
+			defer cancel()
+			resp, err := b.d.opts.Plugins.ConfigureNotifier(cctx, c.plugin, c.req)
+			if err != nil {
+				b.d.log.Error("notify plugin refused its configuration; its events will fail", "plugin", c.plugin, "notifier", c.req.Name, "error", err)
+				return
+			}
+			for _, w := range resp.Warnings {
+				b.d.log.Warn("notify plugin", "plugin", c.plugin, "notifier", c.req.Name, "warning", w)
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // usable says whether notify plugin name can be used.
