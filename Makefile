@@ -6,8 +6,9 @@
 #   make demo    a live two-node failover in network namespaces (root)
 #   make demo-mysql  the MySQL story: two MariaDB servers in master-master replication, vigil
 #                tracking each, the master's database killed (root, mariadb-server)
-#   make bench   Go benchmarks, then vigil beside keepalived in namespaces and plugin probes
-#                beside forked scripts, into BENCHMARKS.md
+#   make bench   Go benchmarks, then vigil beside keepalived in namespaces, plugin probes
+#                beside forked scripts, and MySQL checks and failover beside keepalived's
+#                usual script, into BENCHMARKS.md
 #   make lint    go vet and staticcheck
 #   make clean
 
@@ -71,6 +72,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench/vrrpbench -out BENCHMARKS.md
 	$(GO) run ./bench/pluginbench -out BENCHMARKS.md
+	$(GO) run ./bench/mysqlbench -out BENCHMARKS.md
 
 lint:
 	$(GO) vet ./...
