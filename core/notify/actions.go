@@ -119,7 +119,7 @@ func (b *builder) scripts(src *source, n config.Notify) *action {
 		generic = b.script(kind+" "+src.name+" notify", n.Generic, true)
 	}
 	return &action{
-		name: "notify scripts", states: states, timeout: b.d.opts.ScriptTimeout,
+		name: "notify scripts", states: states, timeout: b.d.opts.ScriptTimeout, plugin: b.usable("exec"),
 		call: func(ctx context.Context, ev sdk.Event) error {
 			var errs []error
 			if r := runners[ev.NewState]; r != nil {
@@ -262,7 +262,7 @@ func (b *builder) smtp(src *source, on *bool) *action {
 	// Only this action's worker touches last: one goroutine, no lock.
 	last := ""
 	return &action{
-		name: "smtp_alert", states: states, timeout: timeout + 10*time.Second,
+		name: "smtp_alert", states: states, timeout: timeout + 10*time.Second, plugin: true,
 		call: func(ctx context.Context, ev sdk.Event) error {
 			if ev.NewState == last {
 				return errSkipped
@@ -304,7 +304,7 @@ func (b *builder) named(name string) *action {
 		timeout = 10 * time.Second
 	}
 	return &action{
-		name: "vrrp_notify " + np.Name, states: allStates, timeout: timeout,
+		name: "vrrp_notify " + np.Name, states: allStates, timeout: timeout, plugin: true,
 		call: func(ctx context.Context, ev sdk.Event) error {
 			return b.d.opts.Plugins.Notify(ctx, np.Plugin, sdk.NotifyRequest{Name: np.Name, Event: ev})
 		},

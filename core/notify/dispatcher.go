@@ -342,6 +342,7 @@ type action struct {
 	name    string // for the log: "notify_master script", "vrrp_notify move_ip", "smtp_alert"
 	states  []string
 	timeout time.Duration
+	plugin  bool // delivers through a plugin: waits for the plugins' configuration
 	call    func(ctx context.Context, ev sdk.Event) error
 }
 
@@ -390,10 +391,12 @@ func (w *worker) idle() bool {
 }
 
 func (w *worker) run(ctx context.Context) {
-	select {
-	case <-w.d.ready:
-	case <-ctx.Done():
-		return
+	if w.act.plugin {
+		select {
+		case <-w.d.ready:
+		case <-ctx.Done():
+			return
+		}
 	}
 	for ctx.Err() == nil {
 		w.mu.Lock()

@@ -114,13 +114,22 @@ type recorder struct {
 	hold    map[string]chan struct{}
 	started chan string
 	fail    error
+	// configHold, when set, holds every Configure until closed.
+	configHold chan struct{}
 }
 
 func newRecorder() *recorder {
 	return &recorder{hold: map[string]chan struct{}{}, started: make(chan string, 100)}
 }
 
-func (r *recorder) ConfigureNotifier(_ context.Context, plugin string, req sdk.ConfigureRequest) (sdk.ConfigureResponse, error) {
+func (r *recorder) ConfigureNotifier(ctx context.Context, plugin string, req sdk.ConfigureRequest) (sdk.ConfigureResponse, error) {
+	if r.configHold != nil {
+		select {
+		case <-r.configHold:
+		case <-ctx.Done():
+			return sdk.ConfigureResponse{}, ctx.Err()
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.configs = append(r.configs, req)
@@ -598,3 +607,29 @@ func TestScriptSecurity(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestScriptsDoNotWaitForPlugins: while a notify plugin is still being configured (slow to
+// start), keepalived's scripts run from core go on; the plugin's action gets its events once
+// configured, in order.
+func TestScriptsDoNotWaitForPlugins(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	cfg := parse(t, "vrrp_notify hook {\n plugin rec\n}\n"+instance("VI_1", 1, " notify_action hook\n notify_master "+writer(t, dir, "master", out)+"\n"))
+	r := newRecorder()
+	r.configHold = make(chan struct{})
+	d := New(cfg, Options{Plugins: r, Installed: func(n string) bool { return n == "rec" }, Log: testLog(t)})
+	defer d.Close()
+	d.Transition(Transition{Instance: "VI_1", From: "INIT", To: "BACKUP"})
+	d.Transition(Transition{Instance: "VI_1", From: "BACKUP", To: "MASTER"})
+	waitFor(t, "notify_master while the plugin is being configured", func() bool { return len(lines(out)) == 1 })
+	if n := len(r.started); n != 0 {
+		t.Fatalf("%d plugin calls before the plugin was configured", n)
+	}
+	close(r.configHold)
+	if err := d.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.events("hook"), []string{"VI_1 INIT>BACKUP", "VI_1 BACKUP>MASTER", "VI_1 MASTER>STOP"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %q, want %q", got, want)
+	}
+}
