@@ -10,13 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/vishvananda/netns"
 
 	"github.com/vigil-ha/vigil/core/lab"
 	"github.com/vigil-ha/vigil/core/lab/mariadb"
@@ -377,7 +375,7 @@ func newClient(ns string) (*client, error) {
 	// 1 s SYN retransmission.
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 50*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return dialIn(ctx, ns, network, addr)
+		return lab.DialIn(ctx, ns, network, addr)
 	}
 	cfg.Logger = nopLogger{}
 	c, err := mysql.NewConnector(cfg)
@@ -402,50 +400,6 @@ func (c *client) Close() error { return c.db.Close() }
 type nopLogger struct{}
 
 func (nopLogger) Print(...any) {}
-
-// dialIn dials from inside namespace ns. A socket belongs to the namespace of the thread
-// that creates it, so a locked thread moves there for the dial and back; should it fail to
-// come back, it stays locked and ends with its goroutine instead of running other code in
-// the wrong namespace.
-func dialIn(ctx context.Context, ns, network, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{err: fmt.Errorf("current namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(ns)
-		if err != nil {
-			ch <- result{err: fmt.Errorf("namespace %s: %w", ns, err)}
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			ch <- result{err: fmt.Errorf("enter namespace %s: %w", ns, err)}
-			return
-		}
-		var d net.Dialer
-		c, derr := d.DialContext(ctx, network, addr)
-		if err := netns.Set(orig); err != nil {
-			if c != nil {
-				c.Close()
-			}
-			ch <- result{err: fmt.Errorf("leave namespace %s: %w", ns, err)}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{c, derr}
-	}()
-	r := <-ch
-	return r.c, r.err
-}
 
 func waitFor(ctx context.Context, timeout, every time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(timeout)

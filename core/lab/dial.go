@@ -10,9 +10,17 @@ import (
 )
 
 // DialContext dials from inside the node's network namespace, for clients that a test or
-// demo runs in-process (a database driver's DialFunc). A socket belongs to the namespace of
-// the thread that creates it, so one locked thread moves there for the dial and back.
+// demo runs in-process (a database driver's DialFunc).
 func (nd *Node) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return DialIn(ctx, nd.NS, network, addr)
+}
+
+// DialIn dials from inside the named network namespace ns. A socket belongs to the
+// namespace of the thread that creates it, so a locked thread of a goroutine of its own
+// moves there for the dial and back; should it fail to come back, it stays locked and ends
+// with that goroutine instead of running other code in the wrong namespace. addr should be
+// an IP literal: a name with several addresses would be dialled from other threads.
+func DialIn(ctx context.Context, ns, network, addr string) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
 		err error
@@ -26,14 +34,14 @@ func (nd *Node) DialContext(ctx context.Context, network, addr string) (net.Conn
 			return
 		}
 		defer orig.Close()
-		target, err := netns.GetFromName(nd.NS)
+		target, err := netns.GetFromName(ns)
 		if err != nil {
-			ch <- result{err: fmt.Errorf("namespace %s: %w", nd.NS, err)}
+			ch <- result{err: fmt.Errorf("namespace %s: %w", ns, err)}
 			return
 		}
 		defer target.Close()
 		if err := netns.Set(target); err != nil {
-			ch <- result{err: fmt.Errorf("enter namespace %s: %w", nd.NS, err)}
+			ch <- result{err: fmt.Errorf("enter namespace %s: %w", ns, err)}
 			return
 		}
 		var d net.Dialer
@@ -43,7 +51,7 @@ func (nd *Node) DialContext(ctx context.Context, network, addr string) (net.Conn
 			if c != nil {
 				c.Close()
 			}
-			ch <- result{err: fmt.Errorf("leave namespace %s: %w", nd.NS, err)}
+			ch <- result{err: fmt.Errorf("leave namespace %s: %w", ns, err)}
 			return
 		}
 		runtime.UnlockOSThread()

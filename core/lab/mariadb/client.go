@@ -5,11 +5,11 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
-	"runtime"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/vishvananda/netns"
+
+	"github.com/vigil-ha/vigil/core/lab"
 )
 
 // Connect opens a connection pool to the server at addr (IP:port) as user, dialling from
@@ -24,7 +24,7 @@ func Connect(ns, addr, user, password string) (*sql.DB, error) {
 	cfg.Logger = nopLogger{}
 	if ns != "" {
 		cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return dialIn(ctx, ns, network, addr)
+			return lab.DialIn(ctx, ns, network, addr)
 		}
 	}
 	c, err := mysql.NewConnector(cfg)
@@ -32,42 +32,4 @@ func Connect(ns, addr, user, password string) (*sql.DB, error) {
 		return nil, fmt.Errorf("mariadb: %w", err)
 	}
 	return sql.OpenDB(c), nil
-}
-
-// dialIn connects from inside namespace ns. A socket belongs to the namespace of the thread
-// that creates it, and keeps it afterwards: so the dialling goroutine holds its thread, moves
-// it into ns for the connect, and moves it back. addr is an IP literal: a name with several
-// addresses would be dialled from other goroutines (and threads) in parallel.
-func dialIn(ctx context.Context, ns, network, addr string) (net.Conn, error) {
-	target, err := netns.GetFromName(ns)
-	if err != nil {
-		return nil, fmt.Errorf("mariadb: namespace %s: %w", ns, err)
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("mariadb: current namespace: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(target); err != nil {
-		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("mariadb: enter namespace %s: %w", ns, err)
-	}
-	var d net.Dialer
-	conn, dialErr := d.DialContext(ctx, network, addr)
-	if err := netns.Set(orig); err != nil {
-		// The thread is stuck in ns: leave it locked, so that it ends with this goroutine
-		// instead of running other goroutines in the wrong namespace.
-		if conn != nil {
-			conn.Close()
-		}
-		return nil, fmt.Errorf("mariadb: leave namespace %s: %w", ns, err)
-	}
-	runtime.UnlockOSThread()
-	if dialErr != nil {
-		return nil, fmt.Errorf("mariadb: dial %s in %s: %w", addr, ns, dialErr)
-	}
-	return conn, nil
 }
