@@ -140,6 +140,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg, diags := config.Load(o.file, opts)
 	if o.test && cfg != nil && !diags.HasErrors() {
 		diags = append(diags, validatePlugins(cfg)...)
+		diags = append(diags, validateNotifyPlugins(cfg)...)
 	}
 	for _, d := range diags {
 		if o.test || o.dump {

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestConfigTestNotifyPlugins: vigil -t asks the plugin of each vrrp_notify to validate its
+// params and prints an objection at the block's line; a missing plugin is a warning.
+func TestConfigTestNotifyPlugins(t *testing.T) {
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "vigil-notify-webhook"), "github.com/vigil-ha/vigil/plugins/vigil-notify-webhook")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	conf := filepath.Join(dir, "keepalived.conf")
+	write := func(url string) {
+		os.WriteFile(conf, []byte(`global_defs {
+    plugin_dir `+dir+`
+}
+vrrp_notify hook {
+    plugin webhook
+    params {
+        url `+url+`
+    }
+}
+vrrp_notify page {
+    plugin pager
+}
+`), 0o644)
+	}
+	write("ftp://example.com/")
+	code, _, stderr := runVigil("-t", "-f", conf)
+	if code == 0 {
+		t.Errorf("vigil -t accepted a webhook with an ftp url:\n%s", stderr)
+	}
+	if want := conf + `:4:1: error: vrrp_notify "hook": plugin webhook: url "ftp://example.com/"`; !strings.Contains(stderr, want) {
+		t.Errorf("vigil -t:\n%s\nwant: %s", stderr, want)
+	}
+	if !strings.Contains(stderr, `vrrp_notify "page": plugin pager is not installed in `+dir) {
+		t.Errorf("vigil -t says nothing of the missing pager plugin:\n%s", stderr)
+	}
+	write("https://hooks.example.com/vigil")
+	if code, _, stderr := runVigil("-t", "-f", conf); code != 0 {
+		t.Errorf("vigil -t refused a good webhook (exit %d):\n%s", code, stderr)
+	}
+}
