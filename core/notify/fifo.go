@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -109,13 +110,26 @@ func (s *fifoSet) startReader(g config.Global, f *config.FIFO) {
 	}
 	argv := append(append([]string{}, f.Script.Argv...), f.Path)
 	cmd := exec.Command(argv[0], argv[1:]...)
+	// SIGTERM if core dies, so that a restarted vigil does not find an old reader on the
+	// FIFO beside its new one.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	started := make(chan error)
+	go func() {
+		// The parent-death signal belongs to the thread that started the process: keep
+		// that thread for as long as the script runs, or its end would kill the script.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			cmd.Wait()
+		}
+	}()
+	if err := <-started; err != nil {
 		s.log.Error("notify FIFO script not started", "fifo", f.Path, "error", err)
 		return
 	}
 	s.scripts = append(s.scripts, cmd)
-	go cmd.Wait()
 }
 
 func (s *fifoSet) write(ev sdk.Event) {
