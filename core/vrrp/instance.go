@@ -116,6 +116,9 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 			in.release()
 		}
 		if in.notify != nil {
+			// Listeners read the instance's status (its priority, for notify): publish the
+			// state of this step first, not the one before it.
+			in.publish()
 			in.notify(in.name, a)
 		}
 	case fsm.LowerPriorityHeard:
