@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/user"
-	"strconv"
 	"syscall"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/script"
 )
 
 // PluginSpecs configures a vrrp_check on its plugin and returns it ready to schedule; the
@@ -124,7 +123,7 @@ func credential(g config.Global, s *config.Script) (*syscall.Credential, error) 
 	if name == "" {
 		return nil, nil
 	}
-	cred, err := LookupUser(name, group)
+	cred, err := script.LookupUser(name, group)
 	if err != nil {
 		return nil, err
 	}
@@ -137,25 +136,6 @@ func credential(g config.Global, s *config.Script) (*syscall.Credential, error) 
 		return nil, fmt.Errorf("cannot run scripts as %q: the check process runs as uid %d, not root", name, os.Getuid())
 	}
 	return cred, nil
-}
-
-// LookupUser resolves a user and optional group to the credential a process runs with; the
-// group defaults to the user's primary group.
-func LookupUser(name, group string) (*syscall.Credential, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return nil, fmt.Errorf("user %q: %w", name, err)
-	}
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			return nil, fmt.Errorf("group %q: %w", group, err)
-		}
-		gid, _ = strconv.ParseUint(g.Gid, 10, 32)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 // scriptSpec runs a vrrp_script through the exec plugin, with keepalived's rules for its

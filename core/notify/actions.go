@@ -12,7 +12,7 @@ import (
 
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/plugin"
-	"github.com/vigil-ha/vigil/plugins/vigil-notify-exec/script"
+	"github.com/vigil-ha/vigil/core/script"
 	sdk "github.com/vigil-ha/vigil/sdk/notify"
 )
 
@@ -140,7 +140,7 @@ func (b *builder) scripts(src *source, n config.Notify) *action {
 type runner func(ctx context.Context, ev sdk.Event) error
 
 // script runs one keepalived script through the exec notify plugin when it is installed,
-// else from core, in the same way (plugins/vigil-notify-exec/script).
+// else from core, in the same way (core/script).
 func (b *builder) script(name string, s *config.Script, generic bool) runner {
 	user, group := s.User, s.Group
 	if user == "" {

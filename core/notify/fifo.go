@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vigil-ha/vigil/core/config"
-	"github.com/vigil-ha/vigil/plugins/vigil-notify-exec/script"
+	"github.com/vigil-ha/vigil/core/script"
 	sdk "github.com/vigil-ha/vigil/sdk/notify"
 )
 

@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
+	"github.com/vigil-ha/vigil/core/script"
 )
 
 // Options configure a Supervisor.
@@ -90,7 +91,7 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 		// The check child runs as script_user when one is set: a compromised check then
 		// cannot touch the network configuration.
 		if u := cfg.Global.ScriptUser; u != "" {
-			cred, err := check.LookupUser(u, cfg.Global.ScriptGroup)
+			cred, err := script.LookupUser(u, cfg.Global.ScriptGroup)
 			if err != nil {
 				return nil, fmt.Errorf("script_user: %w", err)
 			}

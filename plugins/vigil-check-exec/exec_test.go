@@ -15,9 +15,9 @@ import (
 	"github.com/vigil-ha/vigil/sdk/sdktest"
 )
 
-// script writes an executable shell script into a fresh directory that only its owner can
+// writeScript writes an executable shell script into a fresh directory that only its owner can
 // change, so that it passes the secure check.
-func script(t *testing.T, body string) string {
+func writeScript(t *testing.T, body string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -85,7 +85,7 @@ func TestExitStatus(t *testing.T) {
 		{"nagios unknown", "exit 3", "nagios", false, check.Unknown, "exit status 3", -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ps := params("command", script(t, tc.body), "mode", tc.mode)
+			ps := params("command", writeScript(t, tc.body), "mode", tc.mode)
 			if tc.dynamic {
 				ps = append(ps, params("dynamic", "yes")...)
 			}
@@ -112,7 +112,7 @@ func TestTimeoutKillsGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
 	c := sdktest.ServeCheck(t, newExecer())
 	start := time.Now()
-	resp := probe(t, c, 300*time.Millisecond, params("command", script(t, "sleep 60 & echo $! > "+pidFile+"; wait")))
+	resp := probe(t, c, 300*time.Millisecond, params("command", writeScript(t, "sleep 60 & echo $! > "+pidFile+"; wait")))
 	if resp.Status != check.Critical || !strings.Contains(resp.Message, "timed out") {
 		t.Fatalf("got %s %q, want a timeout", resp.Status, resp.Message)
 	}
@@ -153,7 +153,7 @@ func TestRunsAsUser(t *testing.T) {
 
 func TestConfigureErrors(t *testing.T) {
 	c := sdktest.ServeCheck(t, newExecer())
-	writable := script(t, "exit 0")
+	writable := writeScript(t, "exit 0")
 	os.Chmod(writable, 0o777)
 	for _, tc := range []struct {
 		name string
@@ -187,10 +187,10 @@ func TestConfigureErrors(t *testing.T) {
 
 func TestBinary(t *testing.T) {
 	c := sdktest.LaunchCheck(t, sdktest.Build(t, "."))
-	if resp := probe(t, c, 5*time.Second, params("command", script(t, "exit 0"))); resp.Status != check.OK {
+	if resp := probe(t, c, 5*time.Second, params("command", writeScript(t, "exit 0"))); resp.Status != check.OK {
 		t.Fatalf("built plugin: %s %q", resp.Status, resp.Message)
 	}
-	if resp := probe(t, c, 5*time.Second, params("command", script(t, "exit 1"))); resp.Status != check.Critical {
+	if resp := probe(t, c, 5*time.Second, params("command", writeScript(t, "exit 1"))); resp.Status != check.Critical {
 		t.Fatalf("built plugin: %s %q", resp.Status, resp.Message)
 	}
 }

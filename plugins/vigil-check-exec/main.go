@@ -6,15 +6,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"os/user"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/vigil-ha/vigil/core/script"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
@@ -113,7 +110,10 @@ func parse(params []check.Param) (*command, []string, error) {
 			}
 			c.dynamic = b
 		case "user":
-			cred, err := lookupUser(p.Values)
+			if len(p.Values) == 0 || len(p.Values) > 2 {
+				return nil, nil, fmt.Errorf("user: want USER [GROUP]")
+			}
+			cred, err := script.LookupUser(p.Values[0], strings.Join(p.Values[1:], ""))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -144,7 +144,7 @@ func parse(params []check.Param) (*command, []string, error) {
 		if c.cred != nil {
 			uid = c.cred.Uid
 		}
-		if err := checkSecure(path, uid); err != nil {
+		if err := script.CheckSecure(path, uid); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -160,77 +160,4 @@ func parseBool(s string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%q is not yes or no", s)
-}
-
-// lookupUser turns USER [GROUP] into credentials: the user's uid, the group's gid (default
-// the user's primary group) and the user's supplementary groups.
-func lookupUser(words []string) (*syscall.Credential, error) {
-	if len(words) == 0 || len(words) > 2 {
-		return nil, fmt.Errorf("user: want USER [GROUP]")
-	}
-	u, err := user.Lookup(words[0])
-	if err != nil {
-		return nil, fmt.Errorf("user %q: %w", words[0], err)
-	}
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	if len(words) == 2 {
-		g, err := user.LookupGroup(words[1])
-		if err != nil {
-			return nil, fmt.Errorf("user %s: group %q: %w", words[0], words[1], err)
-		}
-		gid, _ = strconv.ParseUint(g.Gid, 10, 32)
-	}
-	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	if ids, err := u.GroupIds(); err == nil {
-		for _, id := range ids {
-			if n, err := strconv.ParseUint(id, 10, 32); err == nil {
-				cred.Groups = append(cred.Groups, uint32(n))
-			}
-		}
-	}
-	return cred, nil
-}
-
-// checkSecure refuses a program that someone other than root (or the user it runs as) could
-// replace: the file and every directory above it must be owned by root or that user, and
-// not writable by group or others, as keepalived's enable_script_security requires.
-func checkSecure(path string, uid uint32) error {
-	p := path
-	for {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("%s: no owner information", p)
-		}
-		what := "the program"
-		if p != path {
-			what = "directory " + p + " above it"
-		}
-		if st.Uid != 0 && st.Uid != uid {
-			return fmt.Errorf("%s is not safe to run: %s is owned by uid %d, not root; fix the ownership or turn off enable_script_security", path, what, st.Uid)
-		}
-		if fi.Mode().Perm()&0o022 != 0 {
-			return fmt.Errorf("%s is not safe to run: %s is writable by group or others (mode %v); chmod go-w it or turn off enable_script_security", path, what, fi.Mode().Perm())
-		}
-		parent := parentDir(p)
-		if parent == p {
-			return nil
-		}
-		p = parent
-	}
-}
-
-func parentDir(p string) string {
-	i := strings.LastIndexByte(strings.TrimRight(p, "/"), '/')
-	switch {
-	case i < 0:
-		return "."
-	case i == 0:
-		return "/"
-	}
-	return p[:i]
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/plugins/vigil-notify-exec/script"
+	"github.com/vigil-ha/vigil/core/script"
 	"github.com/vigil-ha/vigil/sdk/notify"
 	"github.com/vigil-ha/vigil/sdk/sdktest"
 )

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/vigil-ha/vigil/plugins/vigil-notify-exec/script"
+	"github.com/vigil-ha/vigil/core/script"
 	"github.com/vigil-ha/vigil/sdk/notify"
 )
 

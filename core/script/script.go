@@ -1,7 +1,8 @@
-// Package script runs keepalived's notify scripts for one event: the argument list keepalived
-// gives them, the user they run as, a process group that a deadline kills whole. The exec
-// notify plugin uses it, and so does vigil's core when that plugin is not installed, so that
-// both run a script the same way.
+// Package script is how vigil runs keepalived's scripts: the user they run as (LookupUser),
+// keepalived's enable_script_security (CheckSecure), a process group that a deadline kills
+// whole, and for notify scripts the arguments keepalived gives them. The exec check and notify
+// plugins use it, and so does vigil's core when those plugins are not installed, so that a
+// script runs the same way wherever it runs.
 package script
 
 import (
