@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/core/script"
+	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
@@ -104,7 +105,7 @@ func parse(params []check.Param) (*command, []string, error) {
 				return nil, nil, fmt.Errorf("mode %q: use vrrp_script, misc_check or nagios", p.Value())
 			}
 		case "dynamic":
-			b, err := parseBool(p.Value())
+			b, err := sdk.ParseBool(p.Value())
 			if err != nil {
 				return nil, nil, fmt.Errorf("dynamic: %w", err)
 			}
@@ -119,7 +120,7 @@ func parse(params []check.Param) (*command, []string, error) {
 			}
 			c.cred = cred
 		case "secure":
-			b, err := parseBool(p.Value())
+			b, err := sdk.ParseBool(p.Value())
 			if err != nil {
 				return nil, nil, fmt.Errorf("secure: %w", err)
 			}
@@ -150,14 +151,4 @@ func parse(params []check.Param) (*command, []string, error) {
 	}
 	c.path = path
 	return c, warnings, nil
-}
-
-func parseBool(s string) (bool, error) {
-	switch strings.ToLower(s) {
-	case "", "yes", "true", "on", "1":
-		return true, nil
-	case "no", "false", "off", "0":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not yes or no", s)
 }

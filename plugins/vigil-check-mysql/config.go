@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
@@ -125,22 +126,22 @@ func parse(ps []check.Param) (config, []string, error) {
 		case "tls_server_name":
 			c.tlsServerName = v
 		case "connect_timeout":
-			c.connectTimeout, err = parseDuration(v)
+			c.connectTimeout, err = sdk.ParseDuration(v)
 		case "read_timeout":
-			c.readTimeout, err = parseDuration(v)
+			c.readTimeout, err = sdk.ParseDuration(v)
 		case "query":
 			c.query = strings.Join(p.Values, " ")
 			if strings.TrimSpace(c.query) == "" {
 				return config{}, nil, fmt.Errorf("query is empty: give a statement, or leave query out for %s", defaultQuery)
 			}
 		case "expect_writable":
-			c.expectWritable, err = parseBool(v)
+			c.expectWritable, err = sdk.ParseBool(v)
 		case "expect_read_only":
-			c.expectReadOnly, err = parseBool(v)
+			c.expectReadOnly, err = sdk.ParseBool(v)
 		case "expect_replication":
-			c.expectReplication, err = parseBool(v)
+			c.expectReplication, err = sdk.ParseBool(v)
 		case "max_replication_lag":
-			c.maxLag, err = parseDuration(v)
+			c.maxLag, err = sdk.ParseDuration(v)
 			c.maxLagSet = true
 		case "lag_weight":
 			c.lagWeight, err = strconv.Atoi(v)
@@ -148,7 +149,7 @@ func parse(ps []check.Param) (config, []string, error) {
 				err = fmt.Errorf("%q is not 1-253", v)
 			}
 		case "expect_galera":
-			c.expectGalera, err = parseBool(v)
+			c.expectGalera, err = sdk.ParseBool(v)
 		default:
 			return config{}, nil, fmt.Errorf("unknown param %q (known: %s)", p.Key, knownParams())
 		}
@@ -301,33 +302,4 @@ func readPasswordFile(path string) (string, []string, error) {
 		return "", nil, fmt.Errorf("password_file %s: the first line is empty; put the password there", path)
 	}
 	return pw, warnings, nil
-}
-
-func parseBool(s string) (bool, error) {
-	switch strings.ToLower(s) {
-	case "", "yes", "true", "on", "1":
-		return true, nil
-	case "no", "false", "off", "0":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not yes or no", s)
-}
-
-// parseDuration reads seconds as keepalived writes them ("2", "0.5") or a Go duration
-// ("500ms", "1m").
-func parseDuration(s string) (time.Duration, error) {
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 {
-			return 0, fmt.Errorf("%q is negative", s)
-		}
-		return time.Duration(f * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q: want seconds (2, 0.5) or a duration (500ms)", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q is negative", s)
-	}
-	return d, nil
 }

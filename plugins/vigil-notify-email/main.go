@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/notify"
 )
 
@@ -254,7 +255,7 @@ func parse(params []notify.Param) (*settings, []string, error) {
 		case "server_name":
 			serverName = p.Value()
 		case "insecure_skip_verify":
-			skipVerify, err = parseBool(p.Value())
+			skipVerify, err = sdk.ParseBool(p.Value())
 		case "username":
 			s.username = p.Value()
 		case "password_file":
@@ -265,7 +266,7 @@ func parse(params []notify.Param) (*settings, []string, error) {
 				err = fmt.Errorf("%q: use plain, login or cram-md5", p.Value())
 			}
 		case "connect_timeout":
-			s.connectTimeout, err = parseDuration(p.Value())
+			s.connectTimeout, err = sdk.ParseDuration(p.Value())
 			if err == nil && s.connectTimeout == 0 {
 				err = errors.New("must be more than 0")
 			}
@@ -359,32 +360,4 @@ func readSecret(path string) (string, error) {
 		return "", fmt.Errorf("%s: the first line is empty", path)
 	}
 	return line, nil
-}
-
-func parseBool(s string) (bool, error) {
-	switch strings.ToLower(s) {
-	case "", "yes", "true", "on", "1":
-		return true, nil
-	case "no", "false", "off", "0":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not yes or no", s)
-}
-
-// parseDuration reads seconds as keepalived writes them (2, 0.5) or a Go duration (500ms).
-func parseDuration(s string) (time.Duration, error) {
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 {
-			return 0, fmt.Errorf("%q is negative", s)
-		}
-		return time.Duration(f * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q: want seconds (2, 0.5) or a duration (500ms)", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q is negative", s)
-	}
-	return d, nil
 }

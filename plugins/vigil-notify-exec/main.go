@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/vigil-ha/vigil/core/script"
+	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/notify"
 )
 
@@ -89,7 +90,7 @@ func parse(params []notify.Param) (*command, []string, error) {
 		case "command":
 			c.argv = p.Values
 		case "generic":
-			b, err := parseBool(p.Value())
+			b, err := sdk.ParseBool(p.Value())
 			if err != nil {
 				return nil, nil, fmt.Errorf("generic: %w", err)
 			}
@@ -116,7 +117,7 @@ func parse(params []notify.Param) (*command, []string, error) {
 			}
 			c.cred = cred
 		case "secure":
-			b, err := parseBool(p.Value())
+			b, err := sdk.ParseBool(p.Value())
 			if err != nil {
 				return nil, nil, fmt.Errorf("secure: %w", err)
 			}
@@ -142,14 +143,4 @@ func parse(params []notify.Param) (*command, []string, error) {
 		}
 	}
 	return c, warnings, nil
-}
-
-func parseBool(s string) (bool, error) {
-	switch strings.ToLower(s) {
-	case "", "yes", "true", "on", "1":
-		return true, nil
-	case "no", "false", "off", "0":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not yes or no", s)
 }

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/notify"
 )
 
@@ -210,9 +211,9 @@ func parse(params []notify.Param) (*endpoint, []string, error) {
 				err = fmt.Errorf("%d is negative", e.retries)
 			}
 		case "backoff":
-			e.backoff, err = parseDuration(p.Value())
+			e.backoff, err = sdk.ParseDuration(p.Value())
 		case "attempt_timeout":
-			e.attemptTimeout, err = parseDuration(p.Value())
+			e.attemptTimeout, err = sdk.ParseDuration(p.Value())
 			if err == nil && e.attemptTimeout == 0 {
 				err = errors.New("must be more than 0")
 			}
@@ -288,22 +289,4 @@ func readSecret(path string) ([]byte, []string, error) {
 		return nil, nil, fmt.Errorf("%s: the first line is empty", path)
 	}
 	return []byte(line), nil, nil
-}
-
-// parseDuration reads seconds as keepalived writes them (2, 0.5) or a Go duration (500ms).
-func parseDuration(s string) (time.Duration, error) {
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 {
-			return 0, fmt.Errorf("%q is negative", s)
-		}
-		return time.Duration(f * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q: want seconds (2, 0.5) or a duration (500ms)", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q is negative", s)
-	}
-	return d, nil
 }
