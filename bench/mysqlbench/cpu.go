@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/vigil-ha/vigil/bench/internal/proc"
 	corecheck "github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/lab/mariadb"
 	"github.com/vigil-ha/vigil/core/plugin"
@@ -319,12 +320,12 @@ func (f proberFunc) Probe(ctx context.Context) corecheck.Result { return f(ctx) 
 // childByExe finds the process among this process's children that runs exe.
 func childByExe(exe string) (int, error) {
 	me := os.Getpid()
-	for _, s := range allStats() {
-		if s.ppid != me {
+	for _, s := range proc.All() {
+		if s.PPID != me {
 			continue
 		}
-		if p, _ := os.Readlink("/proc/" + strconv.Itoa(s.pid) + "/exe"); p == exe {
-			return s.pid, nil
+		if p, _ := os.Readlink("/proc/" + strconv.Itoa(s.PID) + "/exe"); p == exe {
+			return s.PID, nil
 		}
 	}
 	return 0, fmt.Errorf("no child of this process runs %s", exe)

@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-ha/vigil/bench/internal/proc"
 	"github.com/vigil-ha/vigil/core/lab"
 	"github.com/vigil-ha/vigil/core/lab/mariadb"
 )
@@ -276,11 +277,11 @@ func leftovers(work string) string {
 			}
 		}
 	}
-	for _, s := range allStats() {
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.pid))
+	for _, s := range proc.All() {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.PID))
 		c := strings.ReplaceAll(string(cmd), "\x00", " ")
-		if strings.Contains(c, work) && s.pid != os.Getpid() {
-			probs = append(probs, fmt.Sprintf("process %d %s", s.pid, c))
+		if strings.Contains(c, work) && s.PID != os.Getpid() {
+			probs = append(probs, fmt.Sprintf("process %d %s", s.PID, c))
 		}
 	}
 	return strings.Join(probs, "; ")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,71 +8,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vigil-ha/vigil/bench/internal/proc"
 )
-
-// procStat is what /proc/PID/stat says about one process.
-type procStat struct {
-	pid, ppid, pgrp int
-	ticks           uint64 // utime + stime of all its threads, live and exited, in clock ticks
-}
-
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, err
-	}
-	// comm (field 2) may hold spaces and parentheses: the fields after it follow the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: no comm", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	// f[0] is field 3 (state): field k is f[k-3].
-	ppid, _ := strconv.Atoi(f[1])
-	pgrp, _ := strconv.Atoi(f[2])
-	ut, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return procStat{pid: pid, ppid: ppid, pgrp: pgrp, ticks: ut + st}, nil
-}
-
-func allStats() []procStat {
-	ents, _ := os.ReadDir("/proc")
-	var out []procStat
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if s, err := readStat(pid); err == nil {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// processTree is root and its descendants with their process groups.
-func processTree(root int) []procStat {
-	all := allStats()
-	kids := map[int][]procStat{}
-	var top *procStat
-	for i, s := range all {
-		kids[s.ppid] = append(kids[s.ppid], s)
-		if s.pid == root {
-			top = &all[i]
-		}
-	}
-	if top == nil {
-		return nil
-	}
-	out := []procStat{*top}
-	for i := 0; i < len(out); i++ {
-		out = append(out, kids[out[i].pid]...)
-	}
-	return out
-}
 
 // taskCPU is the CPU time of each thread of a process, from /proc/PID/task/TID/schedstat,
 // which counts nanoseconds where /proc/PID/stat counts 10 ms ticks.
@@ -106,8 +43,8 @@ func snap(pid int) cpuSnap {
 	if pid == 0 {
 		return cpuSnap{}
 	}
-	s, _ := readStat(pid)
-	return cpuSnap{tasks: taskCPU(pid), ticks: s.ticks}
+	s, _ := proc.ReadStat(pid)
+	return cpuSnap{tasks: taskCPU(pid), ticks: s.Ticks}
 }
 
 // cpuSince is the CPU time pid used since before: the sum over its threads of their
@@ -157,14 +94,14 @@ var clockTicks = func() int {
 // process group of the tree as it was before the signal (vigil's plugins run in groups of
 // their own). It waits until none of those processes is left.
 func stopTree(pid int, grace time.Duration) {
-	tree := processTree(pid)
+	tree := proc.Tree(pid)
 	if len(tree) == 0 {
 		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	alive := func() bool {
 		for _, s := range tree {
-			if st, err := readStat(s.pid); err == nil && st.ppid == s.ppid && !zombie(s.pid) {
+			if st, err := proc.ReadStat(s.PID); err == nil && st.PPID == s.PPID && !st.Zombie {
 				return true
 			}
 		}
@@ -179,7 +116,7 @@ func stopTree(pid int, grace time.Duration) {
 	}
 	groups := map[int]bool{}
 	for _, s := range tree {
-		groups[s.pgrp] = true
+		groups[s.Pgrp] = true
 	}
 	for g := range groups {
 		if g > 1 && g != syscall.Getpgrp() {
@@ -189,18 +126,12 @@ func stopTree(pid int, grace time.Duration) {
 	for _, s := range tree {
 		// Only a process that is still the one we saw (same parent and group): its PID
 		// may have been reused since.
-		if st, err := readStat(s.pid); err == nil && st.ppid == s.ppid && st.pgrp == s.pgrp {
-			_ = syscall.Kill(s.pid, syscall.SIGKILL)
+		if st, err := proc.ReadStat(s.PID); err == nil && st.PPID == s.PPID && st.Pgrp == s.Pgrp {
+			_ = syscall.Kill(s.PID, syscall.SIGKILL)
 		}
 	}
 	deadline = time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) && alive() {
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func zombie(pid int) bool {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && len(b) > i+2 && b[i+2] == 'Z'
 }

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-ha/vigil/bench/internal/proc"
 	"github.com/vigil-ha/vigil/core/lab"
 )
 
@@ -252,11 +253,11 @@ func leftovers(labName string) string {
 			}
 		}
 	}
-	for _, s := range allStats() {
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.pid))
+	for _, s := range proc.All() {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.PID))
 		c := strings.ReplaceAll(string(cmd), "\x00", " ")
 		if strings.Contains(c, "vrrpbench-") && (strings.Contains(c, "vigil") || strings.Contains(c, "keepalived")) {
-			probs = append(probs, fmt.Sprintf("process %d %s", s.pid, c))
+			probs = append(probs, fmt.Sprintf("process %d %s", s.PID, c))
 		}
 	}
 	return strings.Join(probs, "; ")

@@ -1,0 +1,87 @@
+// Package proc reads what the benchmarks need to know about processes from /proc: parents,
+// process groups and CPU ticks, for the process trees of the daemons they compare.
+package proc
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Stat is what /proc/PID/stat says about one process (all its threads together).
+type Stat struct {
+	PID, PPID, Pgrp int
+	Ticks           uint64 // utime + stime of its threads, live and exited, in clock ticks
+	Zombie          bool
+}
+
+// ReadStat reads /proc/PID/stat.
+func ReadStat(pid int) (Stat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Stat{}, err
+	}
+	// comm (field 2) may hold spaces and parentheses: the fields after it follow the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return Stat{}, fmt.Errorf("/proc/%d/stat: no comm", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return Stat{}, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	// f[0] is field 3 (state): field k is f[k-3].
+	ppid, _ := strconv.Atoi(f[1])
+	pgrp, _ := strconv.Atoi(f[2])
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return Stat{PID: pid, PPID: ppid, Pgrp: pgrp, Ticks: ut + st, Zombie: f[0] == "Z"}, nil
+}
+
+// All reads every process's stat; processes that end meanwhile are left out.
+func All() []Stat {
+	ents, _ := os.ReadDir("/proc")
+	var out []Stat
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if s, err := ReadStat(pid); err == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Tree is root and all its descendants, root first; nil when root is gone.
+func Tree(root int) []Stat {
+	all := All()
+	kids := map[int][]Stat{}
+	var top *Stat
+	for i, s := range all {
+		kids[s.PPID] = append(kids[s.PPID], s)
+		if s.PID == root {
+			top = &all[i]
+		}
+	}
+	if top == nil {
+		return nil
+	}
+	out := []Stat{*top}
+	for i := 0; i < len(out); i++ {
+		out = append(out, kids[out[i].PID]...)
+	}
+	return out
+}
+
+// PIDs are the process ids of ss.
+func PIDs(ss []Stat) []int {
+	out := make([]int, len(ss))
+	for i, s := range ss {
+		out[i] = s.PID
+	}
+	return out
+}
