@@ -56,6 +56,10 @@ func main() {
 		check.Serve(trivial{})
 		return
 	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		// The host side runs as vigil's check process does, with one processor (cmd/vigil).
+		runtime.GOMAXPROCS(1)
+	}
 	var o options
 	flag.StringVar(&o.out, "out", "", "write the results into the pluginbench block of this file (BENCHMARKS.md); empty: stdout only")
 	flag.IntVar(&o.runs, "runs", 5, "runs of every case; the report gives medians over them")

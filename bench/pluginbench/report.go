@@ -84,7 +84,8 @@ func (r *report) markdown() string {
 	w("- CPU per probe: user+system time of this process (getrusage) + of the reaped scripts (RUSAGE_CHILDREN)\n")
 	w("  + of the plugin process (/proc/PID/task/*/schedstat, nanoseconds), over the measured probes, divided by\n")
 	w("  their number. \"host\" is this process alone (Go's os/exec for the scripts; keepalived forks from C, which\n")
-	w("  costs its parent less), \"child\" the script processes or the plugin. Latency is per probe, p50 and p99\n")
+	w("  costs its parent less), \"child\" the script processes or the plugin. This process runs with GOMAXPROCS=%d,\n", runtime.GOMAXPROCS(0))
+	w("  as vigil's check process does (1 unless set). Latency is per probe, p50 and p99\n")
 	w("  of each run. Medians over the runs, with min–max in parentheses.\n")
 	if r.o.checks > 0 {
 		w("- \"%d checks every %s\": that many checks probing on their interval through core/check's scheduler for\n", r.o.checks, r.o.interval)

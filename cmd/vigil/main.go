@@ -112,12 +112,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
-	if o.role == string(child.RoleVRRP) && os.Getenv("GOMAXPROCS") == "" {
-		// The vrrp process is an event loop's worth of work, as keepalived's is. With one
-		// processor the runtime passes packets and timers between its goroutines without
-		// waking a second thread each time; at 255 instances with 10 ms adverts that took
-		// a third off the backup's CPU (BENCHMARKS.md). Blocking netlink calls still hand the
-		// processor on, and GOMAXPROCS in the environment overrides this.
+	if o.role != "" && os.Getenv("GOMAXPROCS") == "" {
+		// Each child is an event loop's worth of work, as keepalived's processes are. With
+		// one processor the runtime passes packets, probes and timers between goroutines
+		// without waking a second thread each time: at 255 instances with 10 ms adverts that
+		// took a third off the vrrp backup's CPU, and a quarter off the check process's side
+		// of a plugin probe (BENCHMARKS.md). Blocking system calls (netlink, fork) still hand
+		// the processor on, and GOMAXPROCS in the environment overrides this.
 		runtime.GOMAXPROCS(1)
 	}
 	if o.role != "" {
