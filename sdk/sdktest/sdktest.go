@@ -54,7 +54,9 @@ func inProcess(t testing.TB, kind sdk.Kind, p plugin.Plugin) any {
 
 // LaunchCheck starts the check plugin binary at path the way vigil does (handshake, protocol
 // negotiation, mutual TLS) and returns the host's view of it. The plugin's log goes to the
-// test log; the process is killed when the test ends.
+// test log; the process is killed when the test ends. It is stricter than vigil on purpose: a
+// line the plugin prints on stdout before its handshake (say, in an init function) fails the
+// start here, while vigil skips and logs it, so that an author sees the noise in tests.
 func LaunchCheck(t testing.TB, path string) check.Checker {
 	t.Helper()
 	return launch(t, path, sdk.KindCheck, check.VersionedPlugins()).(check.Checker)
