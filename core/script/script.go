@@ -110,7 +110,7 @@ func Run(ctx context.Context, argv []string, cred *syscall.Credential, env []str
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// A grandchild that keeps the output pipe open must not hold the call past its end.
 	cmd.WaitDelay = 100 * time.Millisecond
-	out := &limited{max: maxOutput}
+	out := &Limited{Max: maxOutput}
 	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
 	if cmd.Process != nil {
@@ -120,7 +120,7 @@ func Run(ctx context.Context, argv []string, cred *syscall.Credential, env []str
 		return fmt.Errorf("%s: %w (%w)", argv[0], ErrTimeout, ctx.Err())
 	}
 	if err != nil {
-		if line := firstLine(out.buf.Bytes()); line != "" {
+		if line := FirstLine(out.Bytes()); line != "" {
 			return fmt.Errorf("%s: %w: %s", argv[0], err, line)
 		}
 		return fmt.Errorf("%s: %w", argv[0], err)
@@ -128,7 +128,9 @@ func Run(ctx context.Context, argv []string, cred *syscall.Credential, env []str
 	return nil
 }
 
-func firstLine(b []byte) string {
+// FirstLine is the first non-blank line of a command's output, trimmed and cut at 200
+// characters: what a probe or a notify reports of it.
+func FirstLine(b []byte) string {
 	for _, l := range bytes.Split(b, []byte("\n")) {
 		if s := strings.TrimSpace(string(l)); s != "" {
 			if r := []rune(s); len(r) > 200 {
@@ -140,19 +142,22 @@ func firstLine(b []byte) string {
 	return ""
 }
 
-// limited keeps the first max bytes written and discards the rest, so that a chatty script
-// costs no memory and never blocks on a full pipe.
-type limited struct {
+// Limited keeps the first Max bytes written to it and discards the rest, so that a chatty
+// script costs no memory and never blocks on a full pipe.
+type Limited struct {
 	buf bytes.Buffer
-	max int
+	Max int
 }
 
-func (l *limited) Write(p []byte) (int, error) {
-	if room := l.max - l.buf.Len(); room > 0 {
+func (l *Limited) Write(p []byte) (int, error) {
+	if room := l.Max - l.buf.Len(); room > 0 {
 		l.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }
+
+// Bytes is what was kept.
+func (l *Limited) Bytes() []byte { return l.buf.Bytes() }
 
 // CheckSecure refuses a program that someone other than root, or the user it runs as (uid),
 // could replace: the file and every directory above it must be owned by one of them and not

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-ha/vigil/core/script"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
@@ -36,7 +36,7 @@ func (c *command) run(ctx context.Context) check.CheckResponse {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// A grandchild that keeps the output pipe open must not hold the probe past its end.
 	cmd.WaitDelay = 100 * time.Millisecond
-	out := &limitedBuffer{max: maxOutput}
+	out := &script.Limited{Max: maxOutput}
 	cmd.Stdout = out
 	if c.mode != modeNagios {
 		cmd.Stderr = out // Nagios plugins print their answer on stdout; keep stderr out of it
@@ -47,7 +47,7 @@ func (c *command) run(ctx context.Context) check.CheckResponse {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	metrics := map[string]float64{"run_seconds": time.Since(start).Seconds()}
-	line := firstLine(out.Bytes())
+	line := script.FirstLine(out.Bytes())
 	if ctx.Err() != nil {
 		return check.CheckResponse{Status: check.Critical, Message: "timed out; killed its process group", Metrics: metrics}
 	}
@@ -146,31 +146,3 @@ func perfdata(s string) map[string]float64 {
 	}
 	return out
 }
-
-func firstLine(b []byte) string {
-	for _, l := range bytes.Split(b, []byte("\n")) {
-		if s := strings.TrimSpace(string(l)); s != "" {
-			if r := []rune(s); len(r) > 200 {
-				s = string(r[:200]) + "…"
-			}
-			return s
-		}
-	}
-	return ""
-}
-
-// limitedBuffer keeps the first max bytes written to it and discards the rest, so that a
-// chatty command costs no memory and never blocks on a full pipe.
-type limitedBuffer struct {
-	buf bytes.Buffer
-	max int
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	if room := l.max - l.buf.Len(); room > 0 {
-		l.buf.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (l *limitedBuffer) Bytes() []byte { return l.buf.Bytes() }
