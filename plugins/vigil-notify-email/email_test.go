@@ -133,8 +133,10 @@ func TestHungServerCancelled(t *testing.T) {
 	if err == nil {
 		t.Fatal("a silent server did not fail the call")
 	}
-	if ctx.Err() == nil {
-		t.Errorf("Notify returned %v before its deadline", err)
+	// The call ends at the deadline: gRPC's own timer for it may fire a moment before the
+	// context's, so allow a little; a silent server must not fail it much earlier.
+	if dl, _ := ctx.Deadline(); time.Until(dl) > 50*time.Millisecond {
+		t.Errorf("Notify returned %v %v before its deadline", err, time.Until(dl))
 	}
 }
 

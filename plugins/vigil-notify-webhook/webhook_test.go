@@ -206,8 +206,9 @@ func TestHungServerCancelled(t *testing.T) {
 	if err == nil {
 		t.Fatal("a hung server did not fail the call")
 	}
-	if ctx.Err() == nil {
-		t.Errorf("Notify returned %v before the deadline", err)
+	// gRPC's own timer for the deadline may fire a moment before the context's: allow a little.
+	if dl, _ := ctx.Deadline(); time.Until(dl) > 50*time.Millisecond {
+		t.Errorf("Notify returned %v %v before the deadline", err, time.Until(dl))
 	}
 }
 
