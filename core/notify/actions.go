@@ -173,11 +173,7 @@ func (b *builder) script(name string, s *config.Script, generic bool) runner {
 		// As keepalived does, a script that others could change is not run, and the
 		// rest of the configuration runs on.
 		if path, err := exec.LookPath(s.Argv[0]); err == nil {
-			uid := uint32(0)
-			if cred != nil {
-				uid = cred.Uid
-			}
-			refused = script.CheckSecure(path, uid)
+			refused = script.CheckSecureFor(path, cred)
 		}
 	}
 	if refused != nil {

@@ -90,6 +90,18 @@ func LookupUser(name, group string) (*syscall.Credential, error) {
 	return cred, nil
 }
 
+// LookupUserWords is LookupUser for the words of a "user USER [GROUP]" line or param.
+func LookupUserWords(words []string) (*syscall.Credential, error) {
+	if len(words) == 0 || len(words) > 2 {
+		return nil, errors.New("user: want USER [GROUP]")
+	}
+	group := ""
+	if len(words) == 2 {
+		group = words[1]
+	}
+	return LookupUser(words[0], group)
+}
+
 // ErrTimeout: the script was still running at its deadline; its process group was killed.
 var ErrTimeout = errors.New("notify script timed out; its process group was killed")
 
@@ -158,6 +170,15 @@ func (l *Limited) Write(p []byte) (int, error) {
 
 // Bytes is what was kept.
 func (l *Limited) Bytes() []byte { return l.buf.Bytes() }
+
+// CheckSecureFor is CheckSecure for a program that runs with cred, or as root when cred is nil.
+func CheckSecureFor(path string, cred *syscall.Credential) error {
+	uid := uint32(0)
+	if cred != nil {
+		uid = cred.Uid
+	}
+	return CheckSecure(path, uid)
+}
 
 // CheckSecure refuses a program that someone other than root, or the user it runs as (uid),
 // could replace: the file and every directory above it must be owned by one of them and not

@@ -7,12 +7,10 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/vigil-ha/vigil/core/script"
-	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
@@ -105,24 +103,21 @@ func parse(params []check.Param) (*command, []string, error) {
 				return nil, nil, fmt.Errorf("mode %q: use vrrp_script, misc_check or nagios", p.Value())
 			}
 		case "dynamic":
-			b, err := sdk.ParseBool(p.Value())
+			b, err := p.Bool()
 			if err != nil {
-				return nil, nil, fmt.Errorf("dynamic: %w", err)
+				return nil, nil, err
 			}
 			c.dynamic = b
 		case "user":
-			if len(p.Values) == 0 || len(p.Values) > 2 {
-				return nil, nil, fmt.Errorf("user: want USER [GROUP]")
-			}
-			cred, err := script.LookupUser(p.Values[0], strings.Join(p.Values[1:], ""))
+			cred, err := script.LookupUserWords(p.Values)
 			if err != nil {
 				return nil, nil, err
 			}
 			c.cred = cred
 		case "secure":
-			b, err := sdk.ParseBool(p.Value())
+			b, err := p.Bool()
 			if err != nil {
-				return nil, nil, fmt.Errorf("secure: %w", err)
+				return nil, nil, err
 			}
 			secure = b
 		default:
@@ -141,11 +136,7 @@ func parse(params []check.Param) (*command, []string, error) {
 		warnings = append(warnings, fmt.Sprintf("%s: %v; every probe fails until it exists", c.argv[0], err))
 		path = c.argv[0]
 	} else if secure {
-		uid := uint32(0)
-		if c.cred != nil {
-			uid = c.cred.Uid
-		}
-		if err := script.CheckSecure(path, uid); err != nil {
+		if err := script.CheckSecureFor(path, c.cred); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/vigil-ha/vigil/core/script"
-	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/notify"
 )
 
@@ -90,9 +89,9 @@ func parse(params []notify.Param) (*command, []string, error) {
 		case "command":
 			c.argv = p.Values
 		case "generic":
-			b, err := sdk.ParseBool(p.Value())
+			b, err := p.Bool()
 			if err != nil {
-				return nil, nil, fmt.Errorf("generic: %w", err)
+				return nil, nil, err
 			}
 			c.generic = b
 		case "states":
@@ -104,22 +103,15 @@ func parse(params []notify.Param) (*command, []string, error) {
 				c.states = append(c.states, s)
 			}
 		case "user":
-			if len(p.Values) == 0 || len(p.Values) > 2 {
-				return nil, nil, fmt.Errorf("user: want USER [GROUP]")
-			}
-			group := ""
-			if len(p.Values) == 2 {
-				group = p.Values[1]
-			}
-			cred, err := script.LookupUser(p.Values[0], group)
+			cred, err := script.LookupUserWords(p.Values)
 			if err != nil {
 				return nil, nil, err
 			}
 			c.cred = cred
 		case "secure":
-			b, err := sdk.ParseBool(p.Value())
+			b, err := p.Bool()
 			if err != nil {
-				return nil, nil, fmt.Errorf("secure: %w", err)
+				return nil, nil, err
 			}
 			secure = b
 		default:
@@ -134,11 +126,7 @@ func parse(params []notify.Param) (*command, []string, error) {
 		// keepalived keeps such a script and lets it fail; a node may get the file later.
 		warnings = append(warnings, fmt.Sprintf("%s: %v; every event fails until it exists", c.argv[0], err))
 	} else if secure {
-		uid := uint32(0)
-		if c.cred != nil {
-			uid = c.cred.Uid
-		}
-		if err := script.CheckSecure(path, uid); err != nil {
+		if err := script.CheckSecureFor(path, c.cred); err != nil {
 			return nil, nil, err
 		}
 	}
