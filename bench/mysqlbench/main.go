@@ -35,7 +35,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-ha/vigil/bench/internal/proc"
+	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/core/lab"
 	"github.com/vigil-ha/vigil/core/lab/mariadb"
 )
@@ -175,7 +175,7 @@ func run(ctx context.Context, o options, cl *cleaner) error {
 			return fmt.Errorf("keepalived (apt-get install keepalived, or -skip-failover): %w", err)
 		}
 	}
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot("mysqlbench")
 	if err != nil {
 		return err
 	}
@@ -252,37 +252,11 @@ func run(ctx context.Context, o options, cl *cleaner) error {
 	return nil
 }
 
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run mysqlbench inside the vigil module")
-	}
-	return filepath.Dir(mod), nil
-}
-
 // leftovers lists the lab's namespaces and the processes started from the work directory
 // (vigil, its children and plugin, keepalived, mariadbd, whose data lives there) that are
 // still there.
 func leftovers(work string) string {
-	var probs []string
-	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
-		prefix := fmt.Sprintf("vg-%s-%d", labName, os.Getpid())
-		for _, line := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(line, prefix) {
-				probs = append(probs, "namespace "+strings.Fields(line)[0])
-			}
-		}
-	}
-	for _, s := range proc.All() {
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.PID))
-		c := strings.ReplaceAll(string(cmd), "\x00", " ")
-		if strings.Contains(c, work) && s.PID != os.Getpid() {
-			probs = append(probs, fmt.Sprintf("process %d %s", s.PID, c))
-		}
-	}
-	return strings.Join(probs, "; ")
+	return harness.Leftovers(fmt.Sprintf("vg-%s-%d", labName, os.Getpid()), func(pid int, c string) bool {
+		return strings.Contains(c, work) && pid != os.Getpid()
+	})
 }

@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-ha/vigil/bench/internal/proc"
+	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/core/lab"
 )
 
@@ -86,7 +86,7 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("keepalived: %w", err)
 	}
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot("vrrpbench")
 	if err != nil {
 		return err
 	}
@@ -230,35 +230,10 @@ func order(impls []*impl, i int) []*impl {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("run vrrpbench inside the vigil module")
-	}
-	return filepath.Dir(mod), nil
-}
-
 // leftovers reports namespaces of this lab and vigil/keepalived processes started from the
 // work directory that are still there.
 func leftovers(labName string) string {
-	var probs []string
-	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
-		for _, line := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(line, labName) {
-				probs = append(probs, "namespace "+strings.Fields(line)[0])
-			}
-		}
-	}
-	for _, s := range proc.All() {
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.PID))
-		c := strings.ReplaceAll(string(cmd), "\x00", " ")
-		if strings.Contains(c, "vrrpbench-") && (strings.Contains(c, "vigil") || strings.Contains(c, "keepalived")) {
-			probs = append(probs, fmt.Sprintf("process %d %s", s.PID, c))
-		}
-	}
-	return strings.Join(probs, "; ")
+	return harness.Leftovers(labName, func(_ int, c string) bool {
+		return strings.Contains(c, "vrrpbench-") && (strings.Contains(c, "vigil") || strings.Contains(c, "keepalived"))
+	})
 }

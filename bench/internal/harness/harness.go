@@ -1,0 +1,48 @@
+// Package harness holds what every benchmark run needs around the measurements: where the
+// module is (to build vigil from it), and what a run left behind when it ended.
+package harness
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/vigil-ha/vigil/bench/internal/proc"
+)
+
+// ModuleRoot is the directory of the vigil module the benchmark tool runs in.
+func ModuleRoot(tool string) (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("run %s inside the vigil module", tool)
+	}
+	return filepath.Dir(mod), nil
+}
+
+// Leftovers lists the network namespaces whose names start with nsPrefix and the processes
+// whose command line leftover says are the run's, as "namespace NAME" and "process PID
+// CMDLINE", joined by "; "; empty when nothing is left.
+func Leftovers(nsPrefix string, leftover func(pid int, cmdline string) bool) string {
+	var probs []string
+	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, nsPrefix) {
+				probs = append(probs, "namespace "+strings.Fields(line)[0])
+			}
+		}
+	}
+	for _, s := range proc.All() {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.PID))
+		c := strings.ReplaceAll(string(cmd), "\x00", " ")
+		if leftover(s.PID, c) {
+			probs = append(probs, fmt.Sprintf("process %d %s", s.PID, c))
+		}
+	}
+	return strings.Join(probs, "; ")
+}
