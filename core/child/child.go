@@ -98,6 +98,10 @@ func Serve(role Role, log hclog.Logger) {
 		log.Error("unknown role", "role", string(role))
 		os.Exit(ExitConfig)
 	}
+	// When core dies, the kernel sends us SIGTERM (Pdeathsig) and our stderr, a pipe to core,
+	// has no reader any more. A write to it would then kill the process with SIGPIPE, before
+	// the vrrp child resigned and removed its addresses; ignored, the write just fails.
+	signal.Ignore(syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
 	go func() {
