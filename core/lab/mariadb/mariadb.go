@@ -322,7 +322,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 	for {
 		db, err := s.Root()
 		if err == nil {
-			last = db.PingContext(ctx)
+			last = ready(ctx, db)
 			db.Close()
 			if last == nil {
 				return nil
@@ -336,6 +336,37 @@ func (s *Server) waitReady(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// ready is nil once the server answers and, with Galera on, once the node is ready for
+// statements: a wsrep node accepts connections before that and refuses DDL with error 1047
+// for a moment, which made the first CREATE USER of a test fail now and then.
+func ready(ctx context.Context, db *sql.DB) error {
+	if err := db.PingContext(ctx); err != nil {
+		return err
+	}
+	// A server built with wsrep shows wsrep_ready OFF while wsrep_on is off, so ask wsrep_on
+	// first.
+	on, err := showGlobal(ctx, db, "VARIABLES", "wsrep_on")
+	if err != nil || !strings.EqualFold(on, "ON") {
+		return err
+	}
+	r, err := showGlobal(ctx, db, "STATUS", "wsrep_ready")
+	if err == nil && !strings.EqualFold(r, "ON") {
+		err = fmt.Errorf("wsrep_ready is %q", r)
+	}
+	return err
+}
+
+// showGlobal is the value of a global variable or status ("VARIABLES", "STATUS"), "" if the
+// server has no such name.
+func showGlobal(ctx context.Context, db *sql.DB, what, name string) (string, error) {
+	var n, v string
+	err := db.QueryRowContext(ctx, "SHOW GLOBAL "+what+" LIKE '"+name+"'").Scan(&n, &v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
 }
 
 // logTail is the end of error.log, for error messages.
