@@ -15,9 +15,10 @@ import (
 // the oldest it still serves: go-plugin's version negotiation picks the newest version both
 // sides speak, so a plugin built with this SDK keeps working with older hosts, and this host
 // with older plugins. Version 2 adds the Probes stream to checks (one message per probe
-// instead of one gRPC call); everything else is as in version 1.
+// instead of one gRPC call), version 3 the probe lane (the same messages on a socket without
+// gRPC); everything else is as in version 1.
 const (
-	ProtocolVersion    = 2
+	ProtocolVersion    = 3
 	MinProtocolVersion = 1
 )
 

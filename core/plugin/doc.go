@@ -21,10 +21,12 @@
 // calls. Host starts a plugin on first use, replays every Configure to a restarted one, and
 // restarts one that died with backoff. Close stops them all and their process groups.
 //
-// Probes. With a plugin that speaks protocol 2, every probe of every check it serves travels
-// on one long-lived gRPC stream (sdk/check), probes and results that are ready together in one
-// message: a probe costs a fraction of a gRPC call, and a small fraction of keepalived's fork
-// and exec of a script (bench/pluginbench, BENCHMARKS.md). Protocol 1 plugins get a call each.
+// Probes. With a plugin that speaks protocol 3, every probe of every check it serves travels
+// on one probe lane (sdk/check, sdk/internal/lane): protobuf frames on a TLS unix socket that
+// the plugin offers over its gRPC connection, probes and results that are ready together in
+// one frame. A probe costs a fraction of a gRPC call, and a small fraction of keepalived's
+// fork and exec of a script (bench/pluginbench, BENCHMARKS.md). Protocol 2 plugins get the
+// same messages on a gRPC stream, protocol 1 plugins a call each.
 //
 // Start-up. go-plugin reads the plugin's handshake from its stdout; the host starts plugins
 // with its own runner (runner.go), which skips and logs lines printed before the handshake,

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 		// CheckSecure walks up from the plugin: a private temporary directory under a sticky
 		// /tmp passes, as it would in production under /usr/lib.
 		cmd := exec.Command("go", "build", "-o", dir+"/",
-			"./testdata/vigil-check-test", "./testdata/vigil-check-future", "./testdata/vigil-check-v1", "./testdata/vigil-check-noisy", "./testdata/vigil-notify-test",
+			"./testdata/vigil-check-test", "./testdata/vigil-check-future", "./testdata/vigil-check-old", "./testdata/vigil-check-noisy", "./testdata/vigil-notify-test",
 			"../../examples/check-hello")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -47,6 +47,17 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		if err := os.Rename(filepath.Join(dir, "check-hello"), filepath.Join(dir, "vigil-check-hello")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		old, err := os.ReadFile(filepath.Join(dir, "vigil-check-old"))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "vigil-check-v1"), old, 0o755)
+		}
+		if err == nil {
+			err = os.Rename(filepath.Join(dir, "vigil-check-old"), filepath.Join(dir, "vigil-check-v2"))
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -446,7 +457,7 @@ func TestList(t *testing.T) {
 		}
 		got = append(got, s)
 	}
-	want := []string{"check future: true", "check hello hello v0.1.0 p2", "check noisy noisy v0.1.0 p2", "check test test v1.0.0 p2", "check v1 v1 v0.1.0 p1", "notify test test v1.0.0 p2"}
+	want := []string{"check future: true", "check hello hello v0.1.0 p3", "check noisy noisy v0.1.0 p3", "check test test v1.0.0 p3", "check v1 old v0.1.0 p1", "check v2 old v0.1.0 p2", "notify test test v1.0.0 p3"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("List:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -455,16 +466,18 @@ func TestList(t *testing.T) {
 	}
 }
 
-// TestProtocolVersions: a plugin of the current SDK gets its probes on the Probes stream
-// (protocol 2); one that speaks only protocol 1 still works, with a Check call per probe.
+// TestProtocolVersions: a plugin of the current SDK gets its probes on the probe lane
+// (protocol 3); those that speak only protocol 1 or 2 still work, with a Check call per probe
+// or on the Probes stream.
 func TestProtocolVersions(t *testing.T) {
 	h := newHost(t, Options{})
 	configure(t, h, "test", "good", "mode", "ok")
 	configure(t, h, "v1", "old")
+	configure(t, h, "v2", "old")
 	for _, tc := range []struct {
 		plugin, check string
 		version       int
-	}{{"test", "good", sdk.ProtocolVersion}, {"v1", "old", 1}} {
+	}{{"test", "good", sdk.ProtocolVersion}, {"v1", "old", 1}, {"v2", "old", 2}} {
 		for range 3 {
 			resp, err := h.Check(ctxFor(t, 10*time.Second), tc.plugin, check.CheckRequest{Name: tc.check})
 			if err != nil || resp.Status != check.OK || resp.Message != tc.check {

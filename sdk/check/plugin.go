@@ -22,8 +22,9 @@ type Plugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Impl Checker
 	// unary makes the host's Checker send each probe as its own Check call (protocol 1)
-	// instead of on the Probes stream (protocol 2, the zero value).
-	unary bool
+	// instead of on the Probes stream (protocol 2) or the probe lane (protocol 3, the zero
+	// value); noLane keeps it on the stream.
+	unary, noLane bool
 }
 
 var _ plugin.GRPCPlugin = (*Plugin)(nil)
@@ -33,6 +34,7 @@ var _ plugin.GRPCPlugin = (*Plugin)(nil)
 func VersionedPlugins() map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
 		1:                   {string(sdk.KindCheck): &Plugin{unary: true}},
+		2:                   {string(sdk.KindCheck): &Plugin{noLane: true}},
 		sdk.ProtocolVersion: {string(sdk.KindCheck): &Plugin{}},
 	}
 }
@@ -47,7 +49,7 @@ func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 func (p *Plugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
 	cl := &client{c: pb.NewCheckClient(c)}
 	if !p.unary {
-		cl.mux = &mux{c: cl.c}
+		cl.mux = &mux{c: cl.c, conn: c, noLane: p.noLane}
 	}
 	return cl, nil
 }
@@ -104,7 +106,7 @@ func (s *server) Check(ctx context.Context, req *pb.CheckRequest) (_ *pb.CheckRe
 func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 // client is the host's Checker: each call is one gRPC call to the plugin, except probes on
-// protocol 2, which go through mux.
+// protocol 2 and later, which go through mux.
 type client struct {
 	c   pb.CheckClient
 	mux *mux // nil on protocol 1

@@ -5,13 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
+	"github.com/vigil-ha/vigil/sdk"
+	"github.com/vigil-ha/vigil/sdk/internal/lane"
 	"github.com/vigil-ha/vigil/sdk/internal/pb"
 	"github.com/vigil-ha/vigil/sdk/internal/wire"
 )
@@ -24,7 +32,16 @@ import (
 
 // Probes serves the stream in the plugin: each probe runs in its own goroutine (a check may
 // block on the network) under its own deadline, and results go back as they are ready.
-func (s *server) Probes(stream pb.Check_ProbesServer) error {
+func (s *server) Probes(stream pb.Check_ProbesServer) error { return s.serveProbes(stream) }
+
+// probesServer is the plugin's end of a Probes stream or of a probe lane.
+type probesServer interface {
+	Context() context.Context
+	Recv() (*pb.ProbeBatch, error)
+	Send(*pb.ResultBatch) error
+}
+
+func (s *server) serveProbes(stream probesServer) error {
 	out := newCombiner(func(rs []*pb.ProbeResult) error { return stream.Send(&pb.ResultBatch{Results: rs}) })
 	// Send must not be called once the handler has returned.
 	defer out.close()
@@ -80,7 +97,7 @@ func (s *server) Probes(stream pb.Check_ProbesServer) error {
 	}
 }
 
-// errNoStream: the plugin negotiated protocol 2 but does not serve Probes (a non-Go plugin
+// errNoStream: the plugin negotiated protocol 2 or 3 but does not serve Probes (a non-Go plugin
 // that claims a version it does not fully speak); the probe goes as a Check call instead.
 var errNoStream = errors.New("plugin does not serve the Probes stream")
 
@@ -90,16 +107,25 @@ var errNoStream = errors.New("plugin does not serve the Probes stream")
 // on it, and the next probe opens a new one.
 type mux struct {
 	c           pb.CheckClient
+	conn        *grpc.ClientConn
 	mu          sync.Mutex
 	cur         *probeStream
 	unsupported bool
+	noLane      bool // the plugin offers no probe lane, or its lane could not be reached
+}
+
+// probesClient is the host's end of a Probes stream or of a probe lane.
+type probesClient interface {
+	Send(*pb.ProbeBatch) error
+	Recv() (*pb.ResultBatch, error)
 }
 
 // probeStream is one Probes stream and the probes waiting for an answer on it.
 type probeStream struct {
 	m       *mux
-	stream  pb.Check_ProbesClient
-	close   context.CancelFunc
+	stream  probesClient
+	lane    bool // stream is a probe lane
+	close   func()
 	out     *combiner[sendItem]
 	mu      sync.Mutex
 	nextID  uint64
@@ -128,14 +154,12 @@ func (m *mux) stream() (*probeStream, error) {
 	if m.cur != nil {
 		return m.cur, nil
 	}
-	// The stream lives as long as the connection, not as long as the probe that opened it.
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := m.c.Probes(ctx)
+	st, cancel, err := m.open()
 	if err != nil {
-		cancel()
-		return nil, wire.Error(err)
+		return nil, err
 	}
-	ps := &probeStream{m: m, stream: st, close: cancel, waiting: map[uint64]chan<- outcome{}}
+	_, isLane := st.(laneClient)
+	ps := &probeStream{m: m, stream: st, lane: isLane, close: cancel, waiting: map[uint64]chan<- outcome{}}
 	ps.out = newCombiner(func(items []sendItem) error {
 		b := &pb.ProbeBatch{}
 		for _, it := range items {
@@ -156,6 +180,103 @@ func (m *mux) stream() (*probeStream, error) {
 	m.cur = ps
 	go ps.receive()
 	return ps, nil
+}
+
+// open opens the probe lane if the plugin speaks protocol 3, else a Probes stream. Either lives as
+// long as the plugin's connection, not as long as the probe that opened it. A lane that was
+// offered but could not be reached (a plugin whose /tmp the host cannot see, say) is not
+// tried again: the stream does the same work, only at a higher cost.
+func (m *mux) open() (probesClient, func(), error) {
+	if !m.noLane {
+		c, err := m.dialLane()
+		if err == nil {
+			// The lane ends with the gRPC connection: a host that closes its plugin client
+			// (the plugin may live on, in a test's process) must not leave it behind.
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				defer c.Close()
+				for s := m.conn.GetState(); s != connectivity.Shutdown; s = m.conn.GetState() {
+					if !m.conn.WaitForStateChange(ctx, s) {
+						return
+					}
+				}
+			}()
+			return laneClient{c}, cancel, nil
+		}
+		m.noLane = true
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := m.c.Probes(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, wire.Error(err)
+	}
+	return st, cancel, nil
+}
+
+// laneTimeout bounds asking for and connecting to a probe lane.
+const laneTimeout = 5 * time.Second
+
+func (m *mux) dialLane() (*lane.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), laneTimeout)
+	defer cancel()
+	o, err := m.c.ProbeLane(ctx, &pb.ProbeLaneRequest{})
+	if err != nil {
+		return nil, wire.Error(err)
+	}
+	return lane.Dial(ctx, lane.Offer{Network: o.GetNetwork(), Address: o.GetAddress(), Certificate: o.GetCertificate(), Token: o.GetToken()})
+}
+
+// laneClient and laneServer give a lane the shape of the two ends of a Probes stream.
+type laneClient struct{ c *lane.Conn }
+
+func (l laneClient) Send(b *pb.ProbeBatch) error { return l.c.Send(b) }
+
+func (l laneClient) Recv() (*pb.ResultBatch, error) {
+	rb := &pb.ResultBatch{}
+	return rb, l.c.Recv(rb)
+}
+
+type laneServer struct {
+	ctx context.Context
+	c   *lane.Conn
+}
+
+func (l laneServer) Context() context.Context     { return l.ctx }
+func (l laneServer) Send(rb *pb.ResultBatch) error { return l.c.Send(rb) }
+
+func (l laneServer) Recv() (*pb.ProbeBatch, error) {
+	b := &pb.ProbeBatch{}
+	err := l.c.Recv(b)
+	if err != nil {
+		// The lane is unusable from here (a broken frame leaves no way to resync): close
+		// it, so that a send blocked on a peer that stopped reading returns.
+		l.c.Close()
+	}
+	return b, err
+}
+
+// ProbeLane offers a lane and serves it, in the background, once the host connects. The
+// lane's probes live until the lane ends; the plugin process ends with its host.
+func (s *server) ProbeLane(ctx context.Context, _ *pb.ProbeLaneRequest) (*pb.ProbeLaneResponse, error) {
+	ln, o, err := lane.Listen(os.Getenv("PLUGIN_UNIX_SOCKET_DIR"))
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	go func() {
+		c, err := ln.Accept(context.Background())
+		if err != nil {
+			slog.Warn("probe lane not used", "err", err)
+			return
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		defer c.Close()
+		if err := s.serveProbes(laneServer{ctx: ctx, c: c}); err != nil && !errors.Is(err, net.ErrClosed) {
+			slog.Debug("probe lane ended", "err", err)
+		}
+	}()
+	return &pb.ProbeLaneResponse{Network: o.Network, Address: o.Address, Certificate: o.Certificate, Token: o.Token}, nil
 }
 
 // check runs one probe on the stream.
@@ -247,6 +368,12 @@ func (ps *probeStream) broke(err error) {
 	ps.out.close()
 	var reason error
 	switch {
+	case ps.lane:
+		// A lane has no orderly end but the plugin's exit.
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		reason = fmt.Errorf("%w: probe lane: %v", sdk.ErrUnavailable, err)
 	case errors.Is(err, io.EOF):
 		reason = fmt.Errorf("plugin ended the probe stream: %w", io.ErrUnexpectedEOF)
 	case status.Code(err) == codes.Unimplemented:
@@ -264,63 +391,89 @@ func (ps *probeStream) broke(err error) {
 	}
 }
 
-// combiner sends from many goroutines on one stream, on the calling goroutine, which saves a
-// goroutine hand-off per message: the caller that finds no send under way sends what is
-// queued, and keeps sending what others queue meanwhile, all of it in one message; they
-// return at once. A send blocks only when the peer has left a megabyte unread (the HTTP/2
-// flow-control window): a plugin that stops reading is killed after the first probe that
-// passes its deadline, and the host always reads.
+// combiner sends from many goroutines on one stream through one sender goroutine. add only
+// queues the item and wakes the sender; the sender first yields (runtime.Gosched), so that
+// every goroutine that is ready to run queues its item before the send: the other checks of
+// an aligned tick, the other results of a batch. They then travel in one message, which
+// costs one write here and one wake-up of the peer instead of one of each per probe. With
+// GOMAXPROCS=1 (vigil's check process and plugins unless set otherwise) waking the sender
+// is a switch on the same thread; alone, a probe pays only that switch. A send blocks when
+// the peer stops reading (a full socket or HTTP/2 window); adds keep queueing meanwhile,
+// and the probes behind them fail at their deadlines.
 type combiner[T any] struct {
 	send func([]T) error
+	wake chan struct{} // holds a token while items wait for the sender
+	quit chan struct{} // closed by close
+	done chan struct{} // closed when the sender has returned
+	once sync.Once
 	mu   sync.Mutex
-	idle sync.Cond // signalled when busy turns false
 	next []T
-	busy bool
 	err  error // the first failed send, or errClosed: nothing more is sent
 }
 
 var errClosed = errors.New("stream closed")
 
 func newCombiner[T any](send func([]T) error) *combiner[T] {
-	c := &combiner[T]{send: send}
-	c.idle.L = &c.mu
+	c := &combiner[T]{send: send, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
 	return c
 }
 
-// add queues item and sends unless another goroutine is sending.
+// add queues item for the sender.
 func (c *combiner[T]) add(item T) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.err != nil {
+		c.mu.Unlock()
 		return // the stream is over: whoever reads it fails what still waits
 	}
 	c.next = append(c.next, item)
-	if c.busy {
-		return
-	}
-	c.busy = true
-	for len(c.next) > 0 && c.err == nil {
-		items := c.next
-		c.next = nil
-		c.mu.Unlock()
-		err := c.send(items)
-		c.mu.Lock()
-		if c.err == nil {
-			c.err = err
+	first := len(c.next) == 1
+	c.mu.Unlock()
+	if first {
+		select {
+		case c.wake <- struct{}{}:
+		default:
 		}
 	}
-	c.busy = false
-	c.idle.Broadcast()
+}
+
+func (c *combiner[T]) run() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.quit:
+			return
+		case <-c.wake:
+		}
+		runtime.Gosched()
+		c.mu.Lock()
+		items, err := c.next, c.err
+		c.next = nil
+		c.mu.Unlock()
+		if err != nil {
+			return
+		}
+		if len(items) == 0 {
+			continue
+		}
+		if err := c.send(items); err != nil {
+			c.mu.Lock()
+			if c.err == nil {
+				c.err = err
+			}
+			c.mu.Unlock()
+			return
+		}
+	}
 }
 
 // close stops all sends and waits for one under way to end.
 func (c *combiner[T]) close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.err == nil {
 		c.err = errClosed
 	}
-	for c.busy {
-		c.idle.Wait()
-	}
+	c.mu.Unlock()
+	c.once.Do(func() { close(c.quit) })
+	<-c.done
 }

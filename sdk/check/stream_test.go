@@ -67,8 +67,9 @@ func (u unaryOnly) Check(ctx context.Context, req *pb.CheckRequest) (*pb.CheckRe
 	return u.s.Check(ctx, req)
 }
 
-// serveLoopback runs srv on loopback and returns a client for it: on the Probes stream unless unary.
-func serveLoopback(t *testing.T, srv pb.CheckServer, unary bool) *client {
+// serveLoopback runs srv on loopback and returns a client for it: on the probe lane if srv
+// offers one, else on the Probes stream; with noLane on the stream; with unary, on Check calls.
+func serveLoopback(t *testing.T, srv pb.CheckServer, unary, noLane bool) *client {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,24 +85,29 @@ func serveLoopback(t *testing.T, srv pb.CheckServer, unary bool) *client {
 	}
 	t.Cleanup(func() { conn.Close() })
 	raw, _ := (&Plugin{unary: unary}).GRPCClient(context.Background(), nil, conn)
-	return raw.(*client)
+	c := raw.(*client)
+	if c.mux != nil {
+		c.mux.noLane = noLane
+	}
+	return c
 }
 
-// TestProbeProtocols: a probe behaves the same on the Probes stream, as a Check call, and on
-// the stream of a plugin that does not serve it (fallback to Check calls).
+// TestProbeProtocols: a probe behaves the same on the probe lane, on the Probes stream, as a
+// Check call, and on the stream of a plugin that does not serve it (fallback to Check calls).
 func TestProbeProtocols(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		unary  bool
-		stream bool // the server serves Probes
-	}{{"stream", false, true}, {"unary", true, true}, {"fallback", false, false}} {
+		stream bool // the server serves Probes and ProbeLane
+		noLane bool // the host does not ask for a lane
+	}{{"lane", false, true, false}, {"stream", false, true, true}, {"unary", true, true, false}, {"fallback", false, false, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			impl := &probeImpl{ended: make(chan time.Duration, 1)}
 			var srv pb.CheckServer = &server{impl: impl}
 			if !tc.stream {
 				srv = unaryOnly{s: &server{impl: impl}}
 			}
-			c := serveLoopback(t, srv, tc.unary)
+			c := serveLoopback(t, srv, tc.unary, tc.noLane)
 			ctx := context.Background()
 
 			// Many probes at once each get their own answer back.
@@ -174,7 +180,11 @@ func TestProbeProtocols(t *testing.T) {
 			if c.mux != nil {
 				c.mux.mu.Lock()
 				unsupported := c.mux.unsupported
+				onLane := c.mux.cur != nil && c.mux.cur.lane
 				c.mux.mu.Unlock()
+				if want := tc.stream && !tc.noLane; onLane != want {
+					t.Errorf("probes on the lane: %v, want %v", onLane, want)
+				}
 				if unsupported == tc.stream {
 					t.Errorf("mux.unsupported = %v on a server that serves Probes: %v", unsupported, tc.stream)
 				}
@@ -183,8 +193,10 @@ func TestProbeProtocols(t *testing.T) {
 	}
 }
 
-// TestStreamBreakFailsInFlight: when the connection goes, a probe waiting on the stream
-// fails at once as unavailable instead of waiting for its deadline.
+// TestStreamBreakFailsInFlight: when the connection goes, a probe waiting on the Probes
+// stream fails at once as unavailable instead of waiting for its deadline. (A lane in this
+// process would outlive the stopped server; core/plugin's TestCrashRestart kills a plugin
+// process with a probe in flight on its lane.)
 func TestStreamBreakFailsInFlight(t *testing.T) {
 	impl := &probeImpl{ended: make(chan time.Duration, 1)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -202,6 +214,7 @@ func TestStreamBreakFailsInFlight(t *testing.T) {
 	defer conn.Close()
 	raw, _ := (&Plugin{}).GRPCClient(context.Background(), nil, conn)
 	c := raw.(*client)
+	c.mux.noLane = true
 
 	done := make(chan error, 1)
 	go func() {

@@ -1,4 +1,5 @@
-// vigil plugin protocol, versions 1 and 2 (2 adds the Probes stream to Check).
+// vigil plugin protocol, versions 1 and 2 (2 adds the Probes stream and the optional probe
+// lane to Check).
 //
 // vigil runs health checks and notify actions as separate processes ("plugins") started by
 // HashiCorp go-plugin (https://github.com/hashicorp/go-plugin) and spoken to over gRPC. Go
@@ -828,6 +829,110 @@ func (x *ResultBatch) GetResults() []*ProbeResult {
 	return nil
 }
 
+type ProbeLaneRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbeLaneRequest) Reset() {
+	*x = ProbeLaneRequest{}
+	mi := &file_vigil_plugin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbeLaneRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbeLaneRequest) ProtoMessage() {}
+
+func (x *ProbeLaneRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbeLaneRequest.ProtoReflect.Descriptor instead.
+func (*ProbeLaneRequest) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_proto_rawDescGZIP(), []int{12}
+}
+
+type ProbeLaneResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`         // "unix"
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`         // the socket's path
+	Certificate   []byte                 `protobuf:"bytes,3,opt,name=certificate,proto3" json:"certificate,omitempty"` // DER of the plugin's self-signed certificate for this lane
+	Token         []byte                 `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`             // what vigil sends as the first frame
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbeLaneResponse) Reset() {
+	*x = ProbeLaneResponse{}
+	mi := &file_vigil_plugin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbeLaneResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbeLaneResponse) ProtoMessage() {}
+
+func (x *ProbeLaneResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_plugin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbeLaneResponse.ProtoReflect.Descriptor instead.
+func (*ProbeLaneResponse) Descriptor() ([]byte, []int) {
+	return file_vigil_plugin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ProbeLaneResponse) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *ProbeLaneResponse) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ProbeLaneResponse) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *ProbeLaneResponse) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type Event struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`                         // router_id of this node
@@ -844,7 +949,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_vigil_plugin_proto_msgTypes[12]
+	mi := &file_vigil_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +961,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_proto_msgTypes[12]
+	mi := &file_vigil_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +974,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_proto_rawDescGZIP(), []int{12}
+	return file_vigil_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Event) GetNode() string {
@@ -938,7 +1043,7 @@ type NotifyRequest struct {
 
 func (x *NotifyRequest) Reset() {
 	*x = NotifyRequest{}
-	mi := &file_vigil_plugin_proto_msgTypes[13]
+	mi := &file_vigil_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1055,7 @@ func (x *NotifyRequest) String() string {
 func (*NotifyRequest) ProtoMessage() {}
 
 func (x *NotifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_proto_msgTypes[13]
+	mi := &file_vigil_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1068,7 @@ func (x *NotifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyRequest.ProtoReflect.Descriptor instead.
 func (*NotifyRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_proto_rawDescGZIP(), []int{13}
+	return file_vigil_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *NotifyRequest) GetName() string {
@@ -988,7 +1093,7 @@ type NotifyResponse struct {
 
 func (x *NotifyResponse) Reset() {
 	*x = NotifyResponse{}
-	mi := &file_vigil_plugin_proto_msgTypes[14]
+	mi := &file_vigil_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1105,7 @@ func (x *NotifyResponse) String() string {
 func (*NotifyResponse) ProtoMessage() {}
 
 func (x *NotifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_plugin_proto_msgTypes[14]
+	mi := &file_vigil_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1118,7 @@ func (x *NotifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyResponse.ProtoReflect.Descriptor instead.
 func (*NotifyResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_plugin_proto_rawDescGZIP(), []int{14}
+	return file_vigil_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 var File_vigil_plugin_proto protoreflect.FileDescriptor
@@ -1071,7 +1176,13 @@ const file_vigil_plugin_proto_rawDesc = "" +
 	"error_code\x18\x03 \x01(\rR\terrorCode\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\"E\n" +
 	"\vResultBatch\x126\n" +
-	"\aresults\x18\x01 \x03(\v2\x1c.vigil.plugin.v1.ProbeResultR\aresults\"\xe7\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.vigil.plugin.v1.ProbeResultR\aresults\"\x12\n" +
+	"\x10ProbeLaneRequest\"\x7f\n" +
+	"\x11ProbeLaneResponse\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12 \n" +
+	"\vcertificate\x18\x03 \x01(\fR\vcertificate\x12\x14\n" +
+	"\x05token\x18\x04 \x01(\fR\x05token\"\xe7\x01\n" +
 	"\x05Event\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\tR\binstance\x12\x14\n" +
@@ -1089,12 +1200,13 @@ const file_vigil_plugin_proto_rawDesc = "" +
 	"\x0eSTATUS_UNKNOWN\x10\x00\x12\r\n" +
 	"\tSTATUS_OK\x10\x01\x12\x12\n" +
 	"\x0eSTATUS_WARNING\x10\x02\x12\x13\n" +
-	"\x0fSTATUS_CRITICAL\x10\x032\xbd\x02\n" +
+	"\x0fSTATUS_CRITICAL\x10\x032\x91\x03\n" +
 	"\x05Check\x12O\n" +
 	"\bDescribe\x12 .vigil.plugin.v1.DescribeRequest\x1a!.vigil.plugin.v1.DescribeResponse\x12R\n" +
 	"\tConfigure\x12!.vigil.plugin.v1.ConfigureRequest\x1a\".vigil.plugin.v1.ConfigureResponse\x12F\n" +
 	"\x05Check\x12\x1d.vigil.plugin.v1.CheckRequest\x1a\x1e.vigil.plugin.v1.CheckResponse\x12G\n" +
-	"\x06Probes\x12\x1b.vigil.plugin.v1.ProbeBatch\x1a\x1c.vigil.plugin.v1.ResultBatch(\x010\x012\xf8\x01\n" +
+	"\x06Probes\x12\x1b.vigil.plugin.v1.ProbeBatch\x1a\x1c.vigil.plugin.v1.ResultBatch(\x010\x01\x12R\n" +
+	"\tProbeLane\x12!.vigil.plugin.v1.ProbeLaneRequest\x1a\".vigil.plugin.v1.ProbeLaneResponse2\xf8\x01\n" +
 	"\x06Notify\x12O\n" +
 	"\bDescribe\x12 .vigil.plugin.v1.DescribeRequest\x1a!.vigil.plugin.v1.DescribeResponse\x12R\n" +
 	"\tConfigure\x12!.vigil.plugin.v1.ConfigureRequest\x1a\".vigil.plugin.v1.ConfigureResponse\x12I\n" +
@@ -1113,7 +1225,7 @@ func file_vigil_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_vigil_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_vigil_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_vigil_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_vigil_plugin_proto_goTypes = []any{
 	(Status)(0),                   // 0: vigil.plugin.v1.Status
 	(*DescribeRequest)(nil),       // 1: vigil.plugin.v1.DescribeRequest
@@ -1128,39 +1240,43 @@ var file_vigil_plugin_proto_goTypes = []any{
 	(*ProbeBatch)(nil),            // 10: vigil.plugin.v1.ProbeBatch
 	(*ProbeResult)(nil),           // 11: vigil.plugin.v1.ProbeResult
 	(*ResultBatch)(nil),           // 12: vigil.plugin.v1.ResultBatch
-	(*Event)(nil),                 // 13: vigil.plugin.v1.Event
-	(*NotifyRequest)(nil),         // 14: vigil.plugin.v1.NotifyRequest
-	(*NotifyResponse)(nil),        // 15: vigil.plugin.v1.NotifyResponse
-	nil,                           // 16: vigil.plugin.v1.CheckResponse.MetricsEntry
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*ProbeLaneRequest)(nil),      // 13: vigil.plugin.v1.ProbeLaneRequest
+	(*ProbeLaneResponse)(nil),     // 14: vigil.plugin.v1.ProbeLaneResponse
+	(*Event)(nil),                 // 15: vigil.plugin.v1.Event
+	(*NotifyRequest)(nil),         // 16: vigil.plugin.v1.NotifyRequest
+	(*NotifyResponse)(nil),        // 17: vigil.plugin.v1.NotifyResponse
+	nil,                           // 18: vigil.plugin.v1.CheckResponse.MetricsEntry
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 }
 var file_vigil_plugin_proto_depIdxs = []int32{
 	3,  // 0: vigil.plugin.v1.DescribeResponse.params:type_name -> vigil.plugin.v1.ParamSpec
 	4,  // 1: vigil.plugin.v1.Param.block:type_name -> vigil.plugin.v1.Param
 	4,  // 2: vigil.plugin.v1.ConfigureRequest.params:type_name -> vigil.plugin.v1.Param
 	0,  // 3: vigil.plugin.v1.CheckResponse.status:type_name -> vigil.plugin.v1.Status
-	16, // 4: vigil.plugin.v1.CheckResponse.metrics:type_name -> vigil.plugin.v1.CheckResponse.MetricsEntry
+	18, // 4: vigil.plugin.v1.CheckResponse.metrics:type_name -> vigil.plugin.v1.CheckResponse.MetricsEntry
 	9,  // 5: vigil.plugin.v1.ProbeBatch.probes:type_name -> vigil.plugin.v1.Probe
 	8,  // 6: vigil.plugin.v1.ProbeResult.response:type_name -> vigil.plugin.v1.CheckResponse
 	11, // 7: vigil.plugin.v1.ResultBatch.results:type_name -> vigil.plugin.v1.ProbeResult
-	17, // 8: vigil.plugin.v1.Event.time:type_name -> google.protobuf.Timestamp
-	13, // 9: vigil.plugin.v1.NotifyRequest.event:type_name -> vigil.plugin.v1.Event
+	19, // 8: vigil.plugin.v1.Event.time:type_name -> google.protobuf.Timestamp
+	15, // 9: vigil.plugin.v1.NotifyRequest.event:type_name -> vigil.plugin.v1.Event
 	1,  // 10: vigil.plugin.v1.Check.Describe:input_type -> vigil.plugin.v1.DescribeRequest
 	5,  // 11: vigil.plugin.v1.Check.Configure:input_type -> vigil.plugin.v1.ConfigureRequest
 	7,  // 12: vigil.plugin.v1.Check.Check:input_type -> vigil.plugin.v1.CheckRequest
 	10, // 13: vigil.plugin.v1.Check.Probes:input_type -> vigil.plugin.v1.ProbeBatch
-	1,  // 14: vigil.plugin.v1.Notify.Describe:input_type -> vigil.plugin.v1.DescribeRequest
-	5,  // 15: vigil.plugin.v1.Notify.Configure:input_type -> vigil.plugin.v1.ConfigureRequest
-	14, // 16: vigil.plugin.v1.Notify.Notify:input_type -> vigil.plugin.v1.NotifyRequest
-	2,  // 17: vigil.plugin.v1.Check.Describe:output_type -> vigil.plugin.v1.DescribeResponse
-	6,  // 18: vigil.plugin.v1.Check.Configure:output_type -> vigil.plugin.v1.ConfigureResponse
-	8,  // 19: vigil.plugin.v1.Check.Check:output_type -> vigil.plugin.v1.CheckResponse
-	12, // 20: vigil.plugin.v1.Check.Probes:output_type -> vigil.plugin.v1.ResultBatch
-	2,  // 21: vigil.plugin.v1.Notify.Describe:output_type -> vigil.plugin.v1.DescribeResponse
-	6,  // 22: vigil.plugin.v1.Notify.Configure:output_type -> vigil.plugin.v1.ConfigureResponse
-	15, // 23: vigil.plugin.v1.Notify.Notify:output_type -> vigil.plugin.v1.NotifyResponse
-	17, // [17:24] is the sub-list for method output_type
-	10, // [10:17] is the sub-list for method input_type
+	13, // 14: vigil.plugin.v1.Check.ProbeLane:input_type -> vigil.plugin.v1.ProbeLaneRequest
+	1,  // 15: vigil.plugin.v1.Notify.Describe:input_type -> vigil.plugin.v1.DescribeRequest
+	5,  // 16: vigil.plugin.v1.Notify.Configure:input_type -> vigil.plugin.v1.ConfigureRequest
+	16, // 17: vigil.plugin.v1.Notify.Notify:input_type -> vigil.plugin.v1.NotifyRequest
+	2,  // 18: vigil.plugin.v1.Check.Describe:output_type -> vigil.plugin.v1.DescribeResponse
+	6,  // 19: vigil.plugin.v1.Check.Configure:output_type -> vigil.plugin.v1.ConfigureResponse
+	8,  // 20: vigil.plugin.v1.Check.Check:output_type -> vigil.plugin.v1.CheckResponse
+	12, // 21: vigil.plugin.v1.Check.Probes:output_type -> vigil.plugin.v1.ResultBatch
+	14, // 22: vigil.plugin.v1.Check.ProbeLane:output_type -> vigil.plugin.v1.ProbeLaneResponse
+	2,  // 23: vigil.plugin.v1.Notify.Describe:output_type -> vigil.plugin.v1.DescribeResponse
+	6,  // 24: vigil.plugin.v1.Notify.Configure:output_type -> vigil.plugin.v1.ConfigureResponse
+	17, // 25: vigil.plugin.v1.Notify.Notify:output_type -> vigil.plugin.v1.NotifyResponse
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -1178,7 +1294,7 @@ func file_vigil_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_plugin_proto_rawDesc), len(file_vigil_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
