@@ -242,7 +242,7 @@ type laneServer struct {
 	c   *lane.Conn
 }
 
-func (l laneServer) Context() context.Context     { return l.ctx }
+func (l laneServer) Context() context.Context      { return l.ctx }
 func (l laneServer) Send(rb *pb.ResultBatch) error { return l.c.Send(rb) }
 
 func (l laneServer) Recv() (*pb.ProbeBatch, error) {
