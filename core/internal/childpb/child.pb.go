@@ -151,6 +151,83 @@ func (*StartResponse) Descriptor() ([]byte, []int) {
 	return file_child_proto_rawDescGZIP(), []int{2}
 }
 
+// ReloadResponse says what a reload changed in the child, for core's log and `vigil status`.
+type ReloadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kept          []string               `protobuf:"bytes,1,rep,name=kept,proto3" json:"kept,omitempty"`       // instances or checks that kept their state
+	Changed       []string               `protobuf:"bytes,2,rep,name=changed,proto3" json:"changed,omitempty"` // kept their state, with new settings applied in place
+	Added         []string               `protobuf:"bytes,3,rep,name=added,proto3" json:"added,omitempty"`
+	Removed       []string               `protobuf:"bytes,4,rep,name=removed,proto3" json:"removed,omitempty"`
+	Restarted     []string               `protobuf:"bytes,5,rep,name=restarted,proto3" json:"restarted,omitempty"` // identity changed: stopped and started again
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadResponse) Reset() {
+	*x = ReloadResponse{}
+	mi := &file_child_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadResponse) ProtoMessage() {}
+
+func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
+func (*ReloadResponse) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ReloadResponse) GetKept() []string {
+	if x != nil {
+		return x.Kept
+	}
+	return nil
+}
+
+func (x *ReloadResponse) GetChanged() []string {
+	if x != nil {
+		return x.Changed
+	}
+	return nil
+}
+
+func (x *ReloadResponse) GetAdded() []string {
+	if x != nil {
+		return x.Added
+	}
+	return nil
+}
+
+func (x *ReloadResponse) GetRemoved() []string {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *ReloadResponse) GetRestarted() []string {
+	if x != nil {
+		return x.Restarted
+	}
+	return nil
+}
+
 // CheckState is a check crossing its rise or fall threshold (and, first, its initial state).
 type CheckState struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -168,7 +245,7 @@ type CheckState struct {
 
 func (x *CheckState) Reset() {
 	*x = CheckState{}
-	mi := &file_child_proto_msgTypes[3]
+	mi := &file_child_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -180,7 +257,7 @@ func (x *CheckState) String() string {
 func (*CheckState) ProtoMessage() {}
 
 func (x *CheckState) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[3]
+	mi := &file_child_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -193,7 +270,7 @@ func (x *CheckState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckState.ProtoReflect.Descriptor instead.
 func (*CheckState) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{3}
+	return file_child_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CheckState) GetName() string {
@@ -255,7 +332,7 @@ type Transition struct {
 
 func (x *Transition) Reset() {
 	*x = Transition{}
-	mi := &file_child_proto_msgTypes[4]
+	mi := &file_child_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -267,7 +344,7 @@ func (x *Transition) String() string {
 func (*Transition) ProtoMessage() {}
 
 func (x *Transition) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[4]
+	mi := &file_child_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -280,7 +357,7 @@ func (x *Transition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transition.ProtoReflect.Descriptor instead.
 func (*Transition) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{4}
+	return file_child_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Transition) GetInstance() string {
@@ -356,7 +433,7 @@ type InstanceStatus struct {
 
 func (x *InstanceStatus) Reset() {
 	*x = InstanceStatus{}
-	mi := &file_child_proto_msgTypes[5]
+	mi := &file_child_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -368,7 +445,7 @@ func (x *InstanceStatus) String() string {
 func (*InstanceStatus) ProtoMessage() {}
 
 func (x *InstanceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[5]
+	mi := &file_child_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -381,7 +458,7 @@ func (x *InstanceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceStatus.ProtoReflect.Descriptor instead.
 func (*InstanceStatus) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{5}
+	return file_child_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *InstanceStatus) GetName() string {
@@ -457,7 +534,7 @@ type VRRPStatus struct {
 
 func (x *VRRPStatus) Reset() {
 	*x = VRRPStatus{}
-	mi := &file_child_proto_msgTypes[6]
+	mi := &file_child_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +546,7 @@ func (x *VRRPStatus) String() string {
 func (*VRRPStatus) ProtoMessage() {}
 
 func (x *VRRPStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[6]
+	mi := &file_child_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +559,7 @@ func (x *VRRPStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VRRPStatus.ProtoReflect.Descriptor instead.
 func (*VRRPStatus) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{6}
+	return file_child_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VRRPStatus) GetInstances() []*InstanceStatus {
@@ -508,7 +585,7 @@ type CheckStatus struct {
 
 func (x *CheckStatus) Reset() {
 	*x = CheckStatus{}
-	mi := &file_child_proto_msgTypes[7]
+	mi := &file_child_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +597,7 @@ func (x *CheckStatus) String() string {
 func (*CheckStatus) ProtoMessage() {}
 
 func (x *CheckStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[7]
+	mi := &file_child_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +610,7 @@ func (x *CheckStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckStatus.ProtoReflect.Descriptor instead.
 func (*CheckStatus) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{7}
+	return file_child_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CheckStatus) GetChecks() []*CheckState {
@@ -554,7 +631,13 @@ const file_child_proto_rawDesc = "" +
 	"configText\x12\x1f\n" +
 	"\vconfig_name\x18\x02 \x01(\tR\n" +
 	"configName\"\x0f\n" +
-	"\rStartResponse\"\x8e\x02\n" +
+	"\rStartResponse\"\x8c\x01\n" +
+	"\x0eReloadResponse\x12\x12\n" +
+	"\x04kept\x18\x01 \x03(\tR\x04kept\x12\x18\n" +
+	"\achanged\x18\x02 \x03(\tR\achanged\x12\x14\n" +
+	"\x05added\x18\x03 \x03(\tR\x05added\x12\x18\n" +
+	"\aremoved\x18\x04 \x03(\tR\aremoved\x12\x1c\n" +
+	"\trestarted\x18\x05 \x03(\tR\trestarted\"\x8e\x02\n" +
 	"\n" +
 	"CheckState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
@@ -596,15 +679,17 @@ const file_child_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"A\n" +
 	"\vCheckStatus\x122\n" +
-	"\x06checks\x18\x01 \x03(\v2\x1a.vigil.child.v1.CheckStateR\x06checks2\xc2\x02\n" +
+	"\x06checks\x18\x01 \x03(\v2\x1a.vigil.child.v1.CheckStateR\x06checks2\x8a\x03\n" +
 	"\x04VRRP\x12D\n" +
-	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12B\n" +
+	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12F\n" +
+	"\x06Reload\x12\x1c.vigil.child.v1.StartRequest\x1a\x1e.vigil.child.v1.ReloadResponse\x12B\n" +
 	"\vTransitions\x12\x15.vigil.child.v1.Empty\x1a\x1a.vigil.child.v1.Transition0\x01\x12=\n" +
 	"\bSetCheck\x12\x1a.vigil.child.v1.CheckState\x1a\x15.vigil.child.v1.Empty\x12;\n" +
 	"\x06Status\x12\x15.vigil.child.v1.Empty\x1a\x1a.vigil.child.v1.VRRPStatus\x124\n" +
-	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.Empty2\x81\x02\n" +
+	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.Empty2\xc9\x02\n" +
 	"\x05Check\x12D\n" +
-	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12>\n" +
+	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12F\n" +
+	"\x06Reload\x12\x1c.vigil.child.v1.StartRequest\x1a\x1e.vigil.child.v1.ReloadResponse\x12>\n" +
 	"\aChanges\x12\x15.vigil.child.v1.Empty\x1a\x1a.vigil.child.v1.CheckState0\x01\x12<\n" +
 	"\x06Status\x12\x15.vigil.child.v1.Empty\x1a\x1b.vigil.child.v1.CheckStatus\x124\n" +
 	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.EmptyB1Z/github.com/vigil-ha/vigil/core/internal/childpbb\x06proto3"
@@ -621,44 +706,49 @@ func file_child_proto_rawDescGZIP() []byte {
 	return file_child_proto_rawDescData
 }
 
-var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_child_proto_goTypes = []any{
 	(*Empty)(nil),          // 0: vigil.child.v1.Empty
 	(*StartRequest)(nil),   // 1: vigil.child.v1.StartRequest
 	(*StartResponse)(nil),  // 2: vigil.child.v1.StartResponse
-	(*CheckState)(nil),     // 3: vigil.child.v1.CheckState
-	(*Transition)(nil),     // 4: vigil.child.v1.Transition
-	(*InstanceStatus)(nil), // 5: vigil.child.v1.InstanceStatus
-	(*VRRPStatus)(nil),     // 6: vigil.child.v1.VRRPStatus
-	(*CheckStatus)(nil),    // 7: vigil.child.v1.CheckStatus
-	nil,                    // 8: vigil.child.v1.CheckState.MetricsEntry
-	nil,                    // 9: vigil.child.v1.VRRPStatus.DropsEntry
+	(*ReloadResponse)(nil), // 3: vigil.child.v1.ReloadResponse
+	(*CheckState)(nil),     // 4: vigil.child.v1.CheckState
+	(*Transition)(nil),     // 5: vigil.child.v1.Transition
+	(*InstanceStatus)(nil), // 6: vigil.child.v1.InstanceStatus
+	(*VRRPStatus)(nil),     // 7: vigil.child.v1.VRRPStatus
+	(*CheckStatus)(nil),    // 8: vigil.child.v1.CheckStatus
+	nil,                    // 9: vigil.child.v1.CheckState.MetricsEntry
+	nil,                    // 10: vigil.child.v1.VRRPStatus.DropsEntry
 }
 var file_child_proto_depIdxs = []int32{
-	8,  // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
-	5,  // 1: vigil.child.v1.VRRPStatus.instances:type_name -> vigil.child.v1.InstanceStatus
-	9,  // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
-	3,  // 3: vigil.child.v1.CheckStatus.checks:type_name -> vigil.child.v1.CheckState
+	9,  // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
+	6,  // 1: vigil.child.v1.VRRPStatus.instances:type_name -> vigil.child.v1.InstanceStatus
+	10, // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
+	4,  // 3: vigil.child.v1.CheckStatus.checks:type_name -> vigil.child.v1.CheckState
 	1,  // 4: vigil.child.v1.VRRP.Start:input_type -> vigil.child.v1.StartRequest
-	0,  // 5: vigil.child.v1.VRRP.Transitions:input_type -> vigil.child.v1.Empty
-	3,  // 6: vigil.child.v1.VRRP.SetCheck:input_type -> vigil.child.v1.CheckState
-	0,  // 7: vigil.child.v1.VRRP.Status:input_type -> vigil.child.v1.Empty
-	0,  // 8: vigil.child.v1.VRRP.Stop:input_type -> vigil.child.v1.Empty
-	1,  // 9: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
-	0,  // 10: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
-	0,  // 11: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
-	0,  // 12: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
-	2,  // 13: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
-	4,  // 14: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
-	0,  // 15: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
-	6,  // 16: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
-	0,  // 17: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
-	2,  // 18: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
-	3,  // 19: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
-	7,  // 20: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
-	0,  // 21: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
-	13, // [13:22] is the sub-list for method output_type
-	4,  // [4:13] is the sub-list for method input_type
+	1,  // 5: vigil.child.v1.VRRP.Reload:input_type -> vigil.child.v1.StartRequest
+	0,  // 6: vigil.child.v1.VRRP.Transitions:input_type -> vigil.child.v1.Empty
+	4,  // 7: vigil.child.v1.VRRP.SetCheck:input_type -> vigil.child.v1.CheckState
+	0,  // 8: vigil.child.v1.VRRP.Status:input_type -> vigil.child.v1.Empty
+	0,  // 9: vigil.child.v1.VRRP.Stop:input_type -> vigil.child.v1.Empty
+	1,  // 10: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
+	1,  // 11: vigil.child.v1.Check.Reload:input_type -> vigil.child.v1.StartRequest
+	0,  // 12: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
+	0,  // 13: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
+	0,  // 14: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
+	2,  // 15: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
+	3,  // 16: vigil.child.v1.VRRP.Reload:output_type -> vigil.child.v1.ReloadResponse
+	5,  // 17: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
+	0,  // 18: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
+	7,  // 19: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
+	0,  // 20: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
+	2,  // 21: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
+	3,  // 22: vigil.child.v1.Check.Reload:output_type -> vigil.child.v1.ReloadResponse
+	4,  // 23: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
+	8,  // 24: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
+	0,  // 25: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
+	15, // [15:26] is the sub-list for method output_type
+	4,  // [4:15] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -669,14 +759,14 @@ func file_child_proto_init() {
 	if File_child_proto != nil {
 		return
 	}
-	file_child_proto_msgTypes[3].OneofWrappers = []any{}
+	file_child_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_child_proto_rawDesc), len(file_child_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	VRRP_Start_FullMethodName       = "/vigil.child.v1.VRRP/Start"
+	VRRP_Reload_FullMethodName      = "/vigil.child.v1.VRRP/Reload"
 	VRRP_Transitions_FullMethodName = "/vigil.child.v1.VRRP/Transitions"
 	VRRP_SetCheck_FullMethodName    = "/vigil.child.v1.VRRP/SetCheck"
 	VRRP_Status_FullMethodName      = "/vigil.child.v1.VRRP/Status"
@@ -35,6 +36,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type VRRPClient interface {
 	Start(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*StartResponse, error)
+	// Reload applies a new configuration to the running engine: instances whose identity
+	// (VRID, address family, interface, unicast settings) is unchanged keep their state.
+	Reload(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*ReloadResponse, error)
 	Transitions(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Transition], error)
 	SetCheck(ctx context.Context, in *CheckState, opts ...grpc.CallOption) (*Empty, error)
 	Status(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*VRRPStatus, error)
@@ -54,6 +58,16 @@ func (c *vRRPClient) Start(ctx context.Context, in *StartRequest, opts ...grpc.C
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StartResponse)
 	err := c.cc.Invoke(ctx, VRRP_Start_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *vRRPClient) Reload(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*ReloadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReloadResponse)
+	err := c.cc.Invoke(ctx, VRRP_Reload_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +128,9 @@ func (c *vRRPClient) Stop(ctx context.Context, in *Empty, opts ...grpc.CallOptio
 // for forward compatibility.
 type VRRPServer interface {
 	Start(context.Context, *StartRequest) (*StartResponse, error)
+	// Reload applies a new configuration to the running engine: instances whose identity
+	// (VRID, address family, interface, unicast settings) is unchanged keep their state.
+	Reload(context.Context, *StartRequest) (*ReloadResponse, error)
 	Transitions(*Empty, grpc.ServerStreamingServer[Transition]) error
 	SetCheck(context.Context, *CheckState) (*Empty, error)
 	Status(context.Context, *Empty) (*VRRPStatus, error)
@@ -131,6 +148,9 @@ type UnimplementedVRRPServer struct{}
 
 func (UnimplementedVRRPServer) Start(context.Context, *StartRequest) (*StartResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Start not implemented")
+}
+func (UnimplementedVRRPServer) Reload(context.Context, *StartRequest) (*ReloadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reload not implemented")
 }
 func (UnimplementedVRRPServer) Transitions(*Empty, grpc.ServerStreamingServer[Transition]) error {
 	return status.Error(codes.Unimplemented, "method Transitions not implemented")
@@ -179,6 +199,24 @@ func _VRRP_Start_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(VRRPServer).Start(ctx, req.(*StartRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VRRP_Reload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VRRPServer).Reload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VRRP_Reload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VRRPServer).Reload(ctx, req.(*StartRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -260,6 +298,10 @@ var VRRP_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _VRRP_Start_Handler,
 		},
 		{
+			MethodName: "Reload",
+			Handler:    _VRRP_Reload_Handler,
+		},
+		{
 			MethodName: "SetCheck",
 			Handler:    _VRRP_SetCheck_Handler,
 		},
@@ -284,6 +326,7 @@ var VRRP_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	Check_Start_FullMethodName   = "/vigil.child.v1.Check/Start"
+	Check_Reload_FullMethodName  = "/vigil.child.v1.Check/Reload"
 	Check_Changes_FullMethodName = "/vigil.child.v1.Check/Changes"
 	Check_Status_FullMethodName  = "/vigil.child.v1.Check/Status"
 	Check_Stop_FullMethodName    = "/vigil.child.v1.Check/Stop"
@@ -294,6 +337,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type CheckClient interface {
 	Start(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*StartResponse, error)
+	// Reload applies a new configuration: checks whose definition is unchanged keep running
+	// with their state and thresholds; new ones start, removed ones stop.
+	Reload(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*ReloadResponse, error)
 	Changes(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CheckState], error)
 	Status(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*CheckStatus, error)
 	Stop(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
@@ -311,6 +357,16 @@ func (c *checkClient) Start(ctx context.Context, in *StartRequest, opts ...grpc.
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StartResponse)
 	err := c.cc.Invoke(ctx, Check_Start_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *checkClient) Reload(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*ReloadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReloadResponse)
+	err := c.cc.Invoke(ctx, Check_Reload_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -361,6 +417,9 @@ func (c *checkClient) Stop(ctx context.Context, in *Empty, opts ...grpc.CallOpti
 // for forward compatibility.
 type CheckServer interface {
 	Start(context.Context, *StartRequest) (*StartResponse, error)
+	// Reload applies a new configuration: checks whose definition is unchanged keep running
+	// with their state and thresholds; new ones start, removed ones stop.
+	Reload(context.Context, *StartRequest) (*ReloadResponse, error)
 	Changes(*Empty, grpc.ServerStreamingServer[CheckState]) error
 	Status(context.Context, *Empty) (*CheckStatus, error)
 	Stop(context.Context, *Empty) (*Empty, error)
@@ -376,6 +435,9 @@ type UnimplementedCheckServer struct{}
 
 func (UnimplementedCheckServer) Start(context.Context, *StartRequest) (*StartResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Start not implemented")
+}
+func (UnimplementedCheckServer) Reload(context.Context, *StartRequest) (*ReloadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reload not implemented")
 }
 func (UnimplementedCheckServer) Changes(*Empty, grpc.ServerStreamingServer[CheckState]) error {
 	return status.Error(codes.Unimplemented, "method Changes not implemented")
@@ -421,6 +483,24 @@ func _Check_Start_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CheckServer).Start(ctx, req.(*StartRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Check_Reload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CheckServer).Reload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Check_Reload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CheckServer).Reload(ctx, req.(*StartRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -482,6 +562,10 @@ var Check_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Start",
 			Handler:    _Check_Start_Handler,
+		},
+		{
+			MethodName: "Reload",
+			Handler:    _Check_Reload_Handler,
 		},
 		{
 			MethodName: "Status",
