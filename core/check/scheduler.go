@@ -4,6 +4,8 @@ import (
 	"context"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -36,6 +38,14 @@ type Spec struct {
 	// Note, when set, is something the operator should know about how this check runs,
 	// logged once when it starts (a fallback, a disabled script).
 	Note string
+	// Key is a canonical text of everything that defines the check (its kind, plugin and
+	// params, command and user, interval, timeout, rise, fall, init_fail ...): a reload keeps
+	// a running check whose Name and Key are unchanged (Scheduler.Update), and does not even
+	// configure it on its plugin again (FromConfigReusing). Empty means the check cannot be
+	// compared, and a reload always restarts it: FromConfig leaves it empty for a check
+	// that runs failing because its plugin refused it or is missing, so that a reload tries
+	// again.
+	Key string
 }
 
 // Change is a check crossing its rise or fall threshold, or its dynamic weight changing.
@@ -96,17 +106,165 @@ func (t *Threshold) Add(ok bool) bool {
 
 // Run probes every spec on its interval, one probe in flight per check, with first runs
 // spread over the first interval so that a hundred checks do not start at once. It sends the
-// initial state of every check, then each change, until ctx ends.
+// initial state of every check, then each change, until ctx ends; it returns when every check
+// has stopped (at once for no specs).
 func Run(ctx context.Context, specs []Spec, changes chan<- Change) {
-	var wg sync.WaitGroup
-	for _, s := range specs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runOne(ctx, s, changes)
-		}()
+	s := NewScheduler(ctx, changes)
+	defer s.cancel()
+	s.Update(specs)
+	// Nobody else can Update s: waiting for the checks alone keeps Run's old behaviour of
+	// returning at once without specs, where Wait would wait for ctx.
+	s.wg.Wait()
+}
+
+// Scheduler runs checks as Run does, and takes a new set of checks at any time (Update), for
+// a configuration reload: what did not change keeps running undisturbed. Its methods are
+// safe for concurrent use.
+type Scheduler struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	changes chan<- Change
+
+	mu     sync.Mutex // held through a whole Update, so that Updates apply one at a time
+	tasks  map[string]*task
+	closed bool // set by Wait once ctx has ended: no goroutine starts any more
+	wg     sync.WaitGroup
+}
+
+// task is one running check.
+type task struct {
+	spec   Spec
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Diff is what an Update did, by check name, in the order of the specs given (Removed in
+// name order).
+type Diff struct {
+	// Kept are checks whose Name and Key were unchanged: their goroutine, threshold state
+	// (up or down, the run of results towards rise or fall) and probe timing go on as they
+	// were, and no change is sent for them.
+	Kept []string
+	// Added are new checks: each sends its initial state, as at start.
+	Added []string
+	// Removed are checks no longer given: they stopped, and nothing more is sent for them.
+	// A later Update that gives one again starts it afresh.
+	Removed []string
+	// Restarted are checks whose definition changed (or has no Key): the old one stopped,
+	// the new one started with a fresh threshold and sends its initial state. A new
+	// definition is never applied to a running check in place: the old state was counted
+	// against the old rise, fall or probe, and carrying it over would mix the two.
+	Restarted []string
+}
+
+// NewScheduler returns a scheduler without checks that sends changes on changes; its checks
+// run until ctx ends or Stop.
+func NewScheduler(ctx context.Context, changes chan<- Change) *Scheduler {
+	ctx, cancel := context.WithCancel(ctx)
+	return &Scheduler{ctx: ctx, cancel: cancel, changes: changes, tasks: map[string]*task{}}
+}
+
+// Update makes specs the running checks (see Diff for what happens to each). The checks it
+// stops have returned when it returns: none of their probes runs any more, and nothing more
+// from them is sent, though a change they sent before may still wait in the channel. Once
+// the scheduler has stopped, Update does nothing and returns an empty Diff.
+func (s *Scheduler) Update(specs []Spec) Diff {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var d Diff
+	if s.closed || s.ctx.Err() != nil {
+		return d
 	}
-	wg.Wait()
+	next := make(map[string]bool, len(specs))
+	var start []Spec
+	var startIDs, stop []string
+	seen := map[string]int{}
+	for _, sp := range specs {
+		id := taskID(sp.Name, seen)
+		next[id] = true
+		old := s.tasks[id]
+		switch {
+		case old == nil:
+			d.Added = append(d.Added, sp.Name)
+		case sp.Key != "" && sp.Key == old.spec.Key:
+			d.Kept = append(d.Kept, sp.Name)
+			continue
+		default:
+			d.Restarted = append(d.Restarted, sp.Name)
+			stop = append(stop, id)
+		}
+		start, startIDs = append(start, sp), append(startIDs, id)
+	}
+	for id, t := range s.tasks {
+		if !next[id] {
+			d.Removed = append(d.Removed, t.spec.Name)
+			stop = append(stop, id)
+		}
+	}
+	slices.Sort(d.Removed)
+	// Stop first, all at once, and wait: a restarted check's last change then comes before
+	// its new initial state, and a removed check probes nothing after Update returns.
+	for _, id := range stop {
+		s.tasks[id].cancel()
+	}
+	for _, id := range stop {
+		<-s.tasks[id].done
+		delete(s.tasks, id)
+	}
+	for i, sp := range start {
+		s.tasks[startIDs[i]] = s.launch(sp)
+	}
+	return d
+}
+
+// taskID names the task of a spec: its name, and for the nth spec of one name (which
+// FromConfig never makes, but Run always accepted) the name with n.
+func taskID(name string, seen map[string]int) string {
+	seen[name]++
+	if n := seen[name]; n > 1 {
+		return name + "\x00" + strconv.Itoa(n)
+	}
+	return name
+}
+
+func (s *Scheduler) launch(sp Spec) *task {
+	ctx, cancel := context.WithCancel(s.ctx)
+	t := &task{spec: sp, cancel: cancel, done: make(chan struct{})}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(t.done)
+		defer cancel()
+		runOne(ctx, sp, s.changes)
+	}()
+	return t
+}
+
+// Running returns the spec of the running check name when its Key is key (and not empty):
+// the Reuse that FromConfigReusing needs to leave unchanged checks as they are.
+func (s *Scheduler) Running(name, key string) (Spec, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.tasks[name]; t != nil && key != "" && t.spec.Key == key {
+		return t.spec, true
+	}
+	return Spec{}, false
+}
+
+// Wait returns once the scheduler's context has ended (or Stop) and every check has
+// returned.
+func (s *Scheduler) Wait() {
+	<-s.ctx.Done()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// Stop stops every check and waits for them.
+func (s *Scheduler) Stop() {
+	s.cancel()
+	s.Wait()
 }
 
 func runOne(ctx context.Context, s Spec, changes chan<- Change) {
