@@ -33,9 +33,29 @@ func Tracked(cfg *config.Config) []config.TrackRef {
 	return refs
 }
 
-// FromConfig turns the vrrp_scripts and vrrp_checks that instances track into scheduled
-// checks; plugins configures the vrrp_checks (nil: a tracked vrrp_check is an error).
+// FromConfig turns the vrrp_scripts and vrrp_checks that instances track, and the checkers
+// of real servers, into scheduled checks, each with its Key; plugins configures the
+// vrrp_checks (nil: a tracked vrrp_check is an error).
 func FromConfig(ctx context.Context, cfg *config.Config, plugins PluginSpecs) ([]Spec, error) {
+	return FromConfigReusing(ctx, cfg, plugins, nil)
+}
+
+// Reuse returns the spec of the running check name when its Key is key (and key is not
+// empty); Scheduler.Running is one.
+type Reuse func(name, key string) (Spec, bool)
+
+// FromConfigReusing is FromConfig for a reload. A check that reuse finds running with the
+// same Name and Key is returned as it runs, without asking its plugin anything: Configure
+// may cost a plugin what it holds for the check (vigil-check-mysql opens a new connection
+// pool when its params change), and the scheduler will keep that check running anyway.
+//
+// With reuse set, the plugin of every vrrp_check that has to be configured first validates
+// its params (validate-only), before any check is configured for real: a vrrp_check that
+// its plugin rejects then fails the reload without having changed the configuration that a
+// plugin holds for a running check. (A plugin that accepts params when validating and
+// rejects them when configuring could still leave a changed check reconfigured.)
+func FromConfigReusing(ctx context.Context, cfg *config.Config, plugins PluginSpecs, reuse Reuse) ([]Spec, error) {
+	hostKey := PluginHostKey(cfg.Global)
 	scripts := map[string]*config.VRRPScript{}
 	for _, s := range cfg.Scripts {
 		scripts[s.Name] = s
@@ -44,19 +64,24 @@ func FromConfig(ctx context.Context, cfg *config.Config, plugins PluginSpecs) ([
 	for _, c := range cfg.Checks {
 		checks[c.Name] = c
 	}
+	// First plan every check, with its Key and how to build it; nothing is configured
+	// until every error that the configuration can have has been found.
+	var items []item
+	var validate []*config.PluginCheck
 	used := map[string]bool{}
-	var specs []Spec
 	for _, r := range Tracked(cfg) {
 		if c := checks[r.Name]; c != nil && !used[r.Name] {
 			used[r.Name] = true
 			if plugins == nil {
 				return nil, fmt.Errorf("%s: vrrp_check %s needs the plugin host", r.Pos, r.Name)
 			}
-			spec, err := plugins.CheckSpec(ctx, c, false)
-			if err != nil {
-				return nil, err
+			it := newItem(c.Name, pluginKey(c, hostKey).String(), reuse, func() (Spec, error) {
+				return plugins.CheckSpec(ctx, c, false)
+			})
+			if reuse != nil && !it.reused {
+				validate = append(validate, c)
 			}
-			specs = append(specs, spec)
+			items = append(items, it)
 			continue
 		}
 		s := scripts[r.Name]
@@ -73,26 +98,77 @@ func FromConfig(ctx context.Context, cfg *config.Config, plugins PluginSpecs) ([
 			if cred != nil {
 				user = scriptUser(cfg.Global, s.Script)
 			}
-			specs = append(specs, scriptSpec(ctx, plugins, s, user, cfg.Global.EnableScriptSecurity))
+			pc := scriptCheck(s, user, cfg.Global.EnableScriptSecurity)
+			items = append(items, newItem(s.Name, pluginKey(pc, hostKey).String(), reuse, func() (Spec, error) {
+				return scriptSpec(ctx, plugins, pc), nil
+			}))
 			continue
 		}
 		// Without the exec plugin (only the vigil binary was installed), the check process
 		// runs the script itself, as before plugins existed.
-		specs = append(specs, Spec{
-			Name:     s.Name,
-			Prober:   Script{Argv: s.Script.Argv, Cred: cred},
-			Interval: s.Interval,
-			Timeout:  s.Timeout,
-			Rise:     s.Rise,
-			Fall:     s.Fall,
-			InitFail: s.InitFail,
-			Note:     "vigil-check-" + ExecPlugin + " is not installed: the check process runs this vrrp_script itself",
-		})
+		items = append(items, newItem(s.Name, scriptKey(s, cred), reuse, func() (Spec, error) {
+			return Spec{
+				Name:     s.Name,
+				Prober:   Script{Argv: s.Script.Argv, Cred: cred},
+				Interval: s.Interval,
+				Timeout:  s.Timeout,
+				Rise:     s.Rise,
+				Fall:     s.Fall,
+				InitFail: s.InitFail,
+				Note:     "vigil-check-" + ExecPlugin + " is not installed: the check process runs this vrrp_script itself",
+			}, nil
+		}))
 	}
 	if plugins != nil {
-		specs = append(specs, realServerSpecs(ctx, cfg, plugins)...)
+		items = append(items, realServerItems(ctx, cfg, plugins, hostKey, reuse)...)
+	}
+	for _, c := range validate {
+		if _, err := plugins.CheckSpec(ctx, c, true); err != nil {
+			return nil, err
+		}
+	}
+	specs := make([]Spec, 0, len(items))
+	for _, it := range items {
+		sp, err := it.spec()
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, sp)
 	}
 	return specs, nil
+}
+
+// item is one planned check: the running spec it reuses, or how to build it.
+type item struct {
+	key    string
+	reused bool
+	run    Spec
+	build  func() (Spec, error)
+}
+
+func newItem(name, key string, reuse Reuse, build func() (Spec, error)) item {
+	it := item{key: key, build: build}
+	if reuse != nil && key != "" {
+		it.run, it.reused = reuse(name, key)
+	}
+	return it
+}
+
+// spec is the reused spec, or the built one with the item's Key. A spec that its builder
+// left failing (a plugin that refuses the check or is missing, see refused) keeps no Key:
+// it is not what the Key describes, and a reload must try it again.
+func (it item) spec() (Spec, error) {
+	if it.reused {
+		return it.run, nil
+	}
+	sp, err := it.build()
+	if err != nil {
+		return Spec{}, err
+	}
+	if _, failing := sp.Prober.(refused); !failing {
+		sp.Key = it.key
+	}
+	return sp, nil
 }
 
 // scriptUser is the user (and group, if given) a script runs as: its own "user", else
@@ -138,12 +214,9 @@ func credential(g config.Global, s *config.Script) (*syscall.Credential, error) 
 	return cred, nil
 }
 
-// scriptSpec runs a vrrp_script through the exec plugin, with keepalived's rules for its
-// exit status, user and script security. A script the plugin refuses (say, one that others
-// can write to under enable_script_security) stays scheduled as a check that always fails
-// with the plugin's objection, so that the instances tracking it do not count on it:
-// keepalived too disables such a script rather than refusing to start.
-func scriptSpec(ctx context.Context, plugins PluginSpecs, s *config.VRRPScript, user []string, secure bool) Spec {
+// scriptCheck is the check of the exec plugin that runs a vrrp_script with keepalived's
+// rules for its exit status, user and script security.
+func scriptCheck(s *config.VRRPScript, user []string, secure bool) *config.PluginCheck {
 	params := []config.Param{
 		{Key: "command", Values: s.Script.Argv, Pos: s.Script.Pos},
 		{Key: "mode", Values: []string{"vrrp_script"}, Pos: s.Script.Pos},
@@ -154,15 +227,23 @@ func scriptSpec(ctx context.Context, plugins PluginSpecs, s *config.VRRPScript, 
 	if secure {
 		params = append(params, config.Param{Key: "secure", Values: []string{"yes"}, Pos: s.Script.Pos})
 	}
-	pc := &config.PluginCheck{
+	return &config.PluginCheck{
 		Name: s.Name, Pos: s.Pos, Plugin: ExecPlugin, Interval: s.Interval, Timeout: s.Timeout,
 		Rise: s.Rise, Fall: s.Fall, Weight: s.Weight, Reverse: s.Reverse, InitFail: s.InitFail, Params: params,
 	}
+}
+
+// scriptSpec runs a vrrp_script through the exec plugin (pc, from scriptCheck). A script the
+// plugin refuses (say, one that others can write to under enable_script_security) stays
+// scheduled as a check that always fails with the plugin's objection, so that the instances
+// tracking it do not count on it: keepalived too disables such a script rather than refusing
+// to start.
+func scriptSpec(ctx context.Context, plugins PluginSpecs, pc *config.PluginCheck) Spec {
 	spec, err := plugins.CheckSpec(ctx, pc, false)
 	if err != nil {
 		return Spec{
-			Name: s.Name, Prober: refused{msg: err.Error()}, Interval: s.Interval, Timeout: s.Timeout,
-			Rise: s.Rise, Fall: s.Fall, InitFail: true,
+			Name: pc.Name, Prober: refused{msg: err.Error()}, Interval: pc.Interval, Timeout: pc.Timeout,
+			Rise: pc.Rise, Fall: pc.Fall, InitFail: true,
 			Note: "vrrp_script disabled: " + err.Error(),
 		}
 	}

@@ -17,15 +17,27 @@ const (
 	HTTPPlugin = "http"
 )
 
-// realServerSpecs turns every checker of every real_server into a scheduled check of its
-// plugin (see RealServerChecks). A checker whose plugin is missing or refuses its params
-// stays, failing, with the reason in its message.
-func realServerSpecs(ctx context.Context, cfg *config.Config, plugins PluginSpecs) []Spec {
-	var specs []Spec
+// realServerItems plans every checker of every real_server as a check of its plugin (see
+// RealServerChecks). A checker whose plugin is missing or refuses its params stays, failing,
+// with the reason in its message.
+func realServerItems(ctx context.Context, cfg *config.Config, plugins PluginSpecs, hostKey string, reuse Reuse) []item {
+	var items []item
 	for _, rc := range RealServerChecks(cfg) {
-		specs = append(specs, checkerSpec(ctx, plugins, rc.PluginCheck, rc.Checker))
+		pc, ck := rc.PluginCheck, rc.Checker
+		key := ""
+		// A checker whose plugin is missing runs failing, and has no Key: a reload after
+		// the plugin was installed starts it for real.
+		if plugins.HasCheck(pc.Plugin) {
+			k := pluginKey(pc, hostKey)
+			k.duration("retry_delay", ck.DelayBeforeRetry)
+			k.duration("warmup", ck.Warmup)
+			key = k.String()
+		}
+		items = append(items, newItem(pc.Name, key, reuse, func() (Spec, error) {
+			return checkerSpec(ctx, plugins, pc, ck), nil
+		}))
 	}
-	return specs
+	return items
 }
 
 // RealServerCheck is one real_server checker as the plugin check that runs it.

@@ -92,7 +92,10 @@ virtual_server 192.0.2.100 80 {
 		}
 	}
 	p := &allPlugins{}
-	specs := realServerSpecs(context.Background(), cfg, p)
+	specs, err := FromConfig(context.Background(), cfg, p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(specs) != 6 {
 		t.Fatalf("%d specs, want 6", len(specs))
 	}
