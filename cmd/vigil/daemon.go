@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/config/watch"
 	"github.com/vigil-ha/vigil/core/control"
 	"github.com/vigil-ha/vigil/core/notify"
 	"github.com/vigil-ha/vigil/core/plugin"
@@ -60,15 +61,28 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 				d.Transition(notify.Transition{Instance: t.Instance, From: t.From, To: t.To, Priority: t.Priority, Time: t.Time})
 			}
 		}}
+	sup, err := supervisor.New(cfg, supOpts)
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return exitConfig
+	}
 
-	// The control socket serves from its own goroutines; a reload swaps the supervisor.
-	var current atomic.Pointer[supervisor.Supervisor]
+	// Reloads come from SIGHUP, `vigil reload` and the file watcher, and run one at a time
+	// on this goroutine; the control socket's goroutines wait for theirs.
+	reloads := make(chan reloadRequest)
+	var last atomic.Pointer[supervisor.ReloadStatus]
 	ctrl, err := control.Listen(o.control, func(ctx context.Context) any {
-		sup := current.Load()
-		if sup == nil {
-			return supervisor.Status{}
+		st := sup.Status(ctx)
+		st.LastReload = last.Load()
+		return st
+	}, func(ctx context.Context) any {
+		reply := make(chan supervisor.ReloadStatus, 1)
+		select {
+		case reloads <- reloadRequest{trigger: "vigil reload", reply: reply}:
+		case <-ctx.Done():
+			return supervisor.ReloadStatus{Errors: []string{ctx.Err().Error()}}
 		}
-		return sup.Status(ctx)
+		return <-reply
 	})
 	if err != nil {
 		log.Error("cannot start", "error", err)
@@ -78,75 +92,154 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
-	for {
-		sup, err := supervisor.New(cfg, supOpts)
-		if err != nil {
-			log.Error("cannot start", "error", err)
-			return exitConfig
-		}
-		current.Store(sup)
-		actions := startNotify(cfg, log)
-		notifier.Store(actions.d)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- sup.Run(ctx) }()
-		reload := false
-	wait:
-		for {
+	actions := startNotify(cfg, log)
+	notifier.Store(actions.d)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(ctx) }()
+
+	// The watcher sees editors' renames and symlink swaps, and fires once a burst of writes
+	// has settled and the content really changed (core/config/watch).
+	watcher, err := watch.New(cfg.Files, reloadDebounce, log.Named("watch"))
+	if err != nil {
+		log.Warn("configuration files are not watched; reload with SIGHUP or vigil reload", "error", err)
+	} else {
+		go watcher.Run(ctx, func() {
 			select {
-			case err := <-done:
-				cancel()
-				actions.close()
-				log.Error("stopping: a child cannot run", "error", err)
-				return exitConfig
-			case sig := <-sigs:
-				switch sig {
-				case syscall.SIGUSR1:
-					dumpState(sup, log)
-				case syscall.SIGHUP:
-					// Until hot reload lands: validate the file, and only if it can run,
-					// restart the children with it. A broken file changes nothing.
-					next, diags := config.Load(o.file, opts)
-					if next == nil || diags.HasErrors() {
-						log.Error("reload refused: the configuration has errors; the running one stays", "errors", diags.Errors().Error())
-						continue
-					}
-					log.Info("reloading: restarting the children with the new configuration")
-					cfg, reload = next, true
-					break wait
-				default:
-					log.Info("stopping", "signal", sig.String())
-					break wait
-				}
+			case reloads <- reloadRequest{trigger: "file change"}:
+			case <-ctx.Done():
+			}
+		})
+	}
+
+	r := reloader{file: o.file, opts: opts, log: log, sup: sup, notifier: &notifier, watcher: watcher}
+	stopSig := ""
+loop:
+	for {
+		select {
+		case err := <-done:
+			cancel()
+			actions.close()
+			log.Error("stopping: a child cannot run", "error", err)
+			return exitConfig
+		case req := <-reloads:
+			st := r.reload(ctx, req.trigger, &cfg, &actions)
+			last.Store(&st)
+			if req.reply != nil {
+				req.reply <- st
+			}
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGUSR1:
+				dumpState(sup, log)
+			case syscall.SIGHUP:
+				st := r.reload(ctx, "SIGHUP", &cfg, &actions)
+				last.Store(&st)
+			default:
+				stopSig = sig.String()
+				break loop
 			}
 		}
-		// STOP (or, for what a reload removes, DELETED) notifications go out while the
-		// addresses are still up, with a bounded wait; then the children stop and the vrrp
-		// child resigns and removes the addresses.
-		stopCtx, stopDone := context.WithTimeout(context.Background(), notifyStopWait)
-		var notifyErr error
-		if reload {
-			notifyErr = actions.d.Delete(stopCtx, func(group bool, name string) bool { return hasSource(cfg, group, name) })
-		} else {
-			notifyErr = actions.d.Stop(stopCtx)
+	}
+	log.Info("stopping", "signal", stopSig)
+	// STOP notifications go out while the addresses are still up, with a bounded wait; then
+	// the children stop and the vrrp child resigns and removes the addresses.
+	stopCtx, stopDone := context.WithTimeout(context.Background(), notifyStopWait)
+	if err := actions.d.Stop(stopCtx); err != nil {
+		log.Warn("going on before every notify action finished", "error", err)
+	}
+	stopDone()
+	notifier.Store(nil)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		log.Error("children did not stop within 15 s")
+	}
+	actions.close()
+	log.Info("stopped")
+	return exitOK
+}
+
+// reloadDebounce is how long the watcher waits for a burst of writes to settle.
+const reloadDebounce = 300 * time.Millisecond
+
+// reloadRequest asks the daemon's loop for a reload; reply, when set, gets its result.
+type reloadRequest struct {
+	trigger string
+	reply   chan supervisor.ReloadStatus
+}
+
+// reloader applies a changed configuration file to the running daemon.
+type reloader struct {
+	file     string
+	opts     config.Options
+	log      hclog.Logger
+	sup      *supervisor.Supervisor
+	notifier *atomic.Pointer[notify.Dispatcher]
+	watcher  *watch.Watcher
+}
+
+// reload validates the file as `vigil -t` does (plugins' Configure included) and, only if
+// it can run, hands it to the children, which keep what did not change. A file with errors
+// changes nothing: every error is logged with its place and kept for `vigil status`.
+func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Config, actions *notifyActions) supervisor.ReloadStatus {
+	st := supervisor.ReloadStatus{Time: time.Now(), Trigger: trigger}
+	next, diags := config.Load(r.file, r.opts)
+	if next != nil && !diags.HasErrors() {
+		diags = append(diags, validatePlugins(next)...)
+		diags = append(diags, validateNotifyPlugins(next)...)
+	}
+	if next == nil || diags.HasErrors() {
+		for _, d := range diags.Errors() {
+			st.Errors = append(st.Errors, d.String())
+			r.log.Error("reload refused: "+d.Msg, "at", d.Pos.String(), "hint", d.Hint)
 		}
-		stopDone()
-		if notifyErr != nil {
-			log.Warn("going on before every notify action finished", "error", notifyErr)
+		r.log.Error("reload refused: the configuration has errors; the running one stays", "file", r.file, "trigger", trigger, "errors", len(st.Errors))
+		if r.watcher != nil && next != nil {
+			// An include added by the broken file is watched too, so that fixing it reloads.
+			r.watcher.SetFiles(append(slices.Clone((*cfg).Files), next.Files...))
 		}
-		notifier.Store(nil)
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			log.Error("children did not stop within 15 s")
+		return st
+	}
+	// The new notify actions take the events from now on (a reload may itself cause a
+	// transition: a priority change hands mastership over) and know the state each kept
+	// instance is in; the old ones deliver DELETED for what the reload removes.
+	fresh := startNotify(next, r.log)
+	fresh.d.Adopt(actions.d)
+	r.notifier.Store(fresh.d)
+	old := *actions
+	*actions = fresh
+
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rep, err := r.sup.Reload(rctx, next)
+	st.Report = &rep
+	if err != nil {
+		st.Errors = append(st.Errors, err.Error())
+		r.log.Error("reload applied in part", "trigger", trigger, "error", err)
+	}
+	go func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), notifyStopWait)
+		defer dcancel()
+		if err := old.d.Delete(dctx, func(group bool, name string) bool { return hasSource(next, group, name) }); err != nil {
+			r.log.Warn("going on before every notify action finished", "error", err)
 		}
-		actions.close()
-		if !reload {
-			log.Info("stopped")
-			return exitOK
+		old.close()
+	}()
+
+	*cfg = next
+	if r.watcher != nil {
+		if err := r.watcher.SetFiles(next.Files); err != nil {
+			r.log.Warn("configuration files not all watched", "error", err)
 		}
 	}
+	st.OK = err == nil
+	r.log.Info("reloaded", "trigger", trigger, "file", r.file,
+		"instances_kept", len(rep.VRRP.Kept), "changed", rep.VRRP.Changed, "added", rep.VRRP.Added, "removed", rep.VRRP.Removed, "restarted", rep.VRRP.Restarted,
+		"checks_kept", len(rep.Checks.Kept), "checks_changed", rep.Checks.Changed, "checks_added", rep.Checks.Added, "checks_removed", rep.Checks.Removed)
+	return st
 }
 
 // notifyStopWait bounds how long SIGTERM (or a reload) waits for STOP (or DELETED)
@@ -258,7 +351,66 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// reloadCmd is `vigil reload [--json] [--control PATH]`: the daemon reloads its file (as on
+// SIGHUP or a change of the file) and answers with the result; exit 1 when it was refused.
+func reloadCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flagSet("vigil reload", stderr)
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	socket := fs.String("control", control.DefaultSocket, "the daemon's control socket")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	body, err := control.Post(ctx, *socket, "/reload")
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil reload: %v\n", err)
+		return exitInternal
+	}
+	var st supervisor.ReloadStatus
+	if err := json.Unmarshal(body, &st); err != nil {
+		fmt.Fprintf(stderr, "vigil reload: unreadable answer: %v\n", err)
+		return exitInternal
+	}
+	if *asJSON {
+		stdout.Write(body)
+	} else {
+		printReload(stdout, st)
+	}
+	if !st.OK {
+		return exitConfig
+	}
+	return exitOK
+}
+
+func printReload(w io.Writer, st supervisor.ReloadStatus) {
+	result := "applied"
+	if !st.OK {
+		result = "REFUSED: the running configuration stays"
+		if st.Report != nil {
+			result = "applied in part"
+		}
+	}
+	fmt.Fprintf(w, "reload (%s) at %s: %s\n", st.Trigger, st.Time.Format(time.RFC3339), result)
+	for _, e := range st.Errors {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+	if r := st.Report; r != nil {
+		for _, part := range []struct {
+			what string
+			c    supervisor.ChildReload
+		}{{"instances", r.VRRP}, {"checks", r.Checks}} {
+			c := part.c
+			fmt.Fprintf(w, "  %s: %d kept, changed %v, added %v, removed %v, restarted %v\n", part.what, len(c.Kept), c.Changed, c.Added, c.Removed, c.Restarted)
+		}
+	}
+}
+
 func printStatus(w io.Writer, st supervisor.Status) {
+	if st.LastReload != nil {
+		printReload(w, *st.LastReload)
+		fmt.Fprintln(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROCESS\tPID\tSTATE\tUPTIME\tRESTARTS\tLAST ERROR")
 	for _, p := range st.Processes {

@@ -61,6 +61,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "status" {
 		return statusCmd(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "reload" {
+		return reloadCmd(args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "plugins" {
 		return pluginsCmd(args[1:], stdout, stderr)
 	}

@@ -86,6 +86,31 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 	return &childpb.StartResponse{}, nil
 }
 
+// Reload applies a new configuration to the running engine (vrrp.Engine.Reload): what
+// kept its identity keeps its state.
+func (s *vrrpServer) Reload(ctx context.Context, req *childpb.StartRequest) (*childpb.ReloadResponse, error) {
+	cfg, err := parseChildConfig(req)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	eng := s.eng
+	s.mu.Unlock()
+	if eng == nil {
+		return nil, status.Error(codes.FailedPrecondition, "not started")
+	}
+	res, err := eng.Reload(ctx, cfg)
+	out := &childpb.ReloadResponse{Kept: res.Kept, Changed: res.Changed, Added: res.Added, Removed: res.Removed, Restarted: res.Restarted}
+	if err != nil {
+		// The rest of the reload applied; gRPC carries no response with an error, so the
+		// message says what did.
+		return nil, status.Errorf(codes.Aborted, "%v (applied otherwise: kept %v, changed %v, added %v, removed %v, restarted %v)",
+			err, res.Kept, res.Changed, res.Added, res.Removed, res.Restarted)
+	}
+	s.log.Info("reloaded", "kept", len(res.Kept), "changed", res.Changed, "added", res.Added, "removed", res.Removed, "restarted", res.Restarted)
+	return out, nil
+}
+
 // isPermission tells a missing privilege (not root, no CAP_NET_ADMIN/CAP_NET_RAW), which no
 // restart can cure.
 func isPermission(err error) bool {

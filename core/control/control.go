@@ -27,7 +27,8 @@ type Server struct {
 
 // Listen creates the socket at path, readable and writable by its owner only (root for
 // the daemon). A stale socket left by a crashed daemon is replaced.
-func Listen(path string, status func(ctx context.Context) any) (*Server, error) {
+// reload (POST /reload, from `vigil reload`) runs a reload and returns its result.
+func Listen(path string, status func(ctx context.Context) any, reload func(ctx context.Context) any) (*Server, error) {
 	if err := os.MkdirAll(dirOf(path), 0o755); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
 	}
@@ -50,6 +51,14 @@ func Listen(path string, status func(ctx context.Context) any) (*Server, error) 
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(status(r.Context())); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(reload(r.Context())); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
@@ -81,13 +90,22 @@ func dirOf(p string) string {
 
 // Get fetches a path (e.g. "/status") from the daemon's control socket and returns the body.
 func Get(ctx context.Context, socket, path string) ([]byte, error) {
+	return call(ctx, http.MethodGet, socket, path)
+}
+
+// Post posts to a path (e.g. "/reload") of the daemon's control socket and returns the body.
+func Post(ctx context.Context, socket, path string) ([]byte, error) {
+	return call(ctx, http.MethodPost, socket, path)
+}
+
+func call(ctx context.Context, method, socket, path string) ([]byte, error) {
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
 		},
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://vigil"+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://vigil"+path, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -188,16 +188,17 @@ func (d *Dispatcher) Transition(t Transition) {
 	if d.stopped {
 		return
 	}
-	src := d.instances[t.Instance]
-	if src == nil {
-		d.log.Warn("state change of an instance this configuration does not have; no notify", "instance", t.Instance)
-		return
-	}
 	// INIT is not notified (keepalived never does), and the state the actions last heard of
 	// is the old state of the next event: a vrrp child that stops (to INIT) and is started
 	// again (from INIT) back into the same state notifies nothing, and into another state
-	// notifies the change from the one the actions know.
+	// notifies the change from the one the actions know. (An instance a reload removed
+	// also goes to INIT; its DELETED comes from the old configuration's actions.)
 	if t.To == "INIT" {
+		return
+	}
+	src := d.instances[t.Instance]
+	if src == nil {
+		d.log.Warn("state change of an instance this configuration does not have; no notify", "instance", t.Instance)
 		return
 	}
 	src.prio = t.Priority
@@ -441,3 +442,35 @@ func (w *worker) deliver(ctx context.Context, ev sdk.Event) {
 // errSkipped: the action had nothing to do for this event (an e-mail already sent for that
 // state, say).
 var errSkipped = errors.New("nothing to do")
+
+// Adopt takes over the states that old's actions last heard of, for the instances and sync
+// groups both configurations have (by name). A reload keeps running instances in their
+// state without a transition, so without this the first event after it would report
+// INIT as the old state, and a group would notify a change it did not make.
+func (d *Dispatcher) Adopt(old *Dispatcher) {
+	type seen struct {
+		state string
+		prio  int
+	}
+	old.mu.Lock()
+	instances, groups := map[string]seen{}, map[string]seen{}
+	for n, s := range old.instances {
+		instances[n] = seen{s.state, s.prio}
+	}
+	for n, s := range old.groups {
+		groups[n] = seen{s.state, s.prio}
+	}
+	old.mu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for n, s := range d.instances {
+		if o, ok := instances[n]; ok && o.state != Deleted {
+			s.state, s.prio = o.state, o.prio
+		}
+	}
+	for n, s := range d.groups {
+		if o, ok := groups[n]; ok && o.state != Deleted {
+			s.state, s.prio = o.state, o.prio
+		}
+	}
+}

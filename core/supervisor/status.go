@@ -14,6 +14,19 @@ type Status struct {
 	Instances []InstanceStatus  `json:"instances"`
 	Checks    []CheckStatus     `json:"checks"`
 	Drops     map[string]uint64 `json:"advert_drops,omitempty"`
+	// LastReload is the last reload's result; nil before the first.
+	LastReload *ReloadStatus `json:"last_reload,omitempty"`
+}
+
+// ReloadStatus is the result of one reload, for `vigil status` and `vigil reload`.
+type ReloadStatus struct {
+	Time    time.Time `json:"time"`
+	Trigger string    `json:"trigger"` // SIGHUP, vigil reload, file change
+	OK      bool      `json:"ok"`
+	// Errors are the configuration's errors (FILE:LINE:COL: error: ...) when it was refused,
+	// or what a child could not apply.
+	Errors []string      `json:"errors,omitempty"`
+	Report *ReloadReport `json:"applied,omitempty"`
 }
 
 // ProcessStatus describes one child process.
@@ -54,7 +67,7 @@ type CheckStatus struct {
 // Status collects the state of every child and asks the running ones for theirs.
 func (s *Supervisor) Status(ctx context.Context) Status {
 	var st Status
-	for _, p := range s.children {
+	for _, p := range s.procs() {
 		p.mu.Lock()
 		ps := ProcessStatus{Role: string(p.role), PID: p.pid, State: p.state, Restarts: p.restarts, LastError: p.lastError}
 		if p.state == "running" {

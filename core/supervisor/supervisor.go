@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -51,6 +52,10 @@ type Supervisor struct {
 	cfg      *config.Config
 	text     string
 	children []*proc
+
+	// What Run started, for Reload to start a child the new configuration needs.
+	runCtx context.Context
+	wg     sync.WaitGroup
 
 	mu     sync.Mutex
 	checks map[string]*childpb.CheckState // latest state of every check, replayed to a new vrrp child
@@ -111,22 +116,31 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 func (s *Supervisor) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
+	s.mu.Lock()
+	s.runCtx = runCtx
 	for _, p := range s.children {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.supervise(runCtx, p)
-		}()
+		s.start(p)
 	}
+	s.mu.Unlock()
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-s.fatal:
 	}
 	cancel()
-	wg.Wait()
+	s.mu.Lock() // no Reload starts a child from here on
+	s.mu.Unlock()
+	s.wg.Wait()
 	return err
+}
+
+// start supervises p from a goroutine of its own. Callers hold s.mu.
+func (s *Supervisor) start(p *proc) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.supervise(s.runCtx, p)
+	}()
 }
 
 // supervise runs one child, restarting it as keepalived does: at once if it ran for more
@@ -206,7 +220,9 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 		p.pid, p.started, p.state, p.client = cmd.Process.Pid, time.Now(), "running", client
 	})
 	defer p.set(func() { p.vrrp, p.check, p.client, p.pid = nil, nil, nil, 0 })
+	s.mu.Lock()
 	req := &childpb.StartRequest{ConfigText: s.text, ConfigName: "core"}
+	s.mu.Unlock()
 	switch c := raw.(type) {
 	case childpb.VRRPClient:
 		if _, err := c.Start(ctx, req); err != nil {
@@ -331,7 +347,7 @@ func (s *Supervisor) watchTransitions(ctx context.Context, v childpb.VRRPClient)
 }
 
 func (s *Supervisor) vrrpClient() childpb.VRRPClient {
-	for _, p := range s.children {
+	for _, p := range s.procs() {
 		if p.role == child.RoleVRRP {
 			p.mu.Lock()
 			defer p.mu.Unlock()
@@ -339,4 +355,103 @@ func (s *Supervisor) vrrpClient() childpb.VRRPClient {
 		}
 	}
 	return nil
+}
+
+// ReloadReport is what a reload did in each child.
+type ReloadReport struct {
+	VRRP   ChildReload `json:"vrrp"`
+	Checks ChildReload `json:"checks"`
+}
+
+// ChildReload lists instances (vrrp) or checks by what a reload did to them.
+type ChildReload struct {
+	Kept      []string `json:"kept,omitempty"`
+	Changed   []string `json:"changed,omitempty"`
+	Added     []string `json:"added,omitempty"`
+	Removed   []string `json:"removed,omitempty"`
+	Restarted []string `json:"restarted,omitempty"`
+}
+
+func childReload(r *childpb.ReloadResponse) ChildReload {
+	return ChildReload{Kept: r.GetKept(), Changed: r.GetChanged(), Added: r.GetAdded(), Removed: r.GetRemoved(), Restarted: r.GetRestarted()}
+}
+
+// Reload hands cfg, which the caller validated, to the running children: the check child
+// first, so that new checks run, then the vrrp child, which then gets every check state
+// again (with the new weights). A child the old configuration did not need starts now; one
+// the new configuration does not need stays, idle (it gets a configuration with nothing
+// for it to run). A child that is restarting gets cfg when it starts.
+func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadReport, error) {
+	wantVRRP, wantCheck, err := Needed(cfg)
+	if err != nil {
+		return ReloadReport{}, err
+	}
+	s.mu.Lock()
+	s.cfg, s.text = cfg, cfg.Text()
+	req := &childpb.StartRequest{ConfigText: s.text, ConfigName: "core"}
+	if s.runCtx != nil && s.runCtx.Err() == nil {
+		for _, need := range []struct {
+			want bool
+			role child.Role
+		}{{wantCheck, child.RoleCheck}, {wantVRRP, child.RoleVRRP}} {
+			if need.want && !slices.ContainsFunc(s.children, func(p *proc) bool { return p.role == need.role }) {
+				p := &proc{role: need.role, state: "starting"}
+				if need.role == child.RoleCheck && cfg.Global.ScriptUser != "" {
+					cred, err := script.LookupUser(cfg.Global.ScriptUser, cfg.Global.ScriptGroup)
+					if err != nil {
+						s.mu.Unlock()
+						return ReloadReport{}, fmt.Errorf("script_user: %w", err)
+					}
+					p.cred = cred
+				}
+				s.children = append(s.children, p)
+				s.start(p) // it starts with the new text
+			}
+		}
+	}
+	s.mu.Unlock()
+
+	var rep ReloadReport
+	var errs []error
+	if c := s.checkClient(); c != nil {
+		r, err := c.Reload(ctx, req)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("check process: %s", status.Convert(err).Message()))
+		} else {
+			rep.Checks = childReload(r)
+			s.mu.Lock()
+			for _, name := range r.GetRemoved() {
+				delete(s.checks, name)
+			}
+			s.mu.Unlock()
+		}
+	}
+	if v := s.vrrpClient(); v != nil {
+		r, err := v.Reload(ctx, req)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("vrrp process: %s", status.Convert(err).Message()))
+		} else {
+			rep.VRRP = childReload(r)
+		}
+		s.replayChecks(ctx, v)
+	}
+	return rep, errors.Join(errs...)
+}
+
+func (s *Supervisor) checkClient() childpb.CheckClient {
+	for _, p := range s.procs() {
+		if p.role == child.RoleCheck {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.check
+		}
+	}
+	return nil
+}
+
+// procs is the children, which a reload may add to.
+func (s *Supervisor) procs() []*proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.children)
 }

@@ -22,12 +22,28 @@ import (
 
 // Engine runs every vrrp_instance of a configuration.
 type Engine struct {
+	log hclog.Logger
+	nl  *netif.Netif
+
+	// rw guards what a reload replaces (cfg, instances, units, sockets, and an instance's
+	// cfg, name and address lists) for the goroutines that read them: Status, SetCheck, the
+	// link and track_file watchers. A unit reads its own instances' fields freely: only it
+	// writes them, holding rw.
+	rw        sync.RWMutex
 	cfg       *config.Config
-	log       hclog.Logger
-	nl        *netif.Netif
 	instances []*instance
 	units     []*unit
 	sockets   map[sockKey]*sockGroup
+
+	// What Run started, for Reload to start more of the same (see reload.go).
+	reloadMu   sync.Mutex
+	running    chan struct{} // closed once Run has started everything
+	stopping   bool          // Run is waiting for the units: no new ones
+	runCtx     context.Context
+	readCtx    context.Context
+	wg         sync.WaitGroup // readers, senders
+	uwg        sync.WaitGroup // units
+	stopFiles  context.CancelFunc
 
 	// base is what the refresh words count from (see watch.go); watch is the watchdog of
 	// the backups' handed-over timers.
@@ -48,10 +64,31 @@ type sockKey struct {
 
 // sockGroup is a socket and the instances that receive from it, by VRID.
 type sockGroup struct {
-	sock   *socket
-	out    *sender
-	byVRID map[uint8]*instance
-	adv    packet.Advert // the reader's scratch advert
+	sock *socket
+	out  *sender
+	// byVRID is replaced, never changed, so that the reader looks up without a lock while a
+	// reload adds or removes instances.
+	byVRID  atomic.Pointer[map[uint8]*instance]
+	adv     packet.Advert // the reader's scratch advert
+	started bool          // its reader and sender run
+}
+
+func (sg *sockGroup) lookup(vrid uint8) *instance { return (*sg.byVRID.Load())[vrid] }
+
+// setVRID maps vrid to in, or removes it when in is nil.
+func (sg *sockGroup) setVRID(vrid uint8, in *instance) {
+	m := map[uint8]*instance{}
+	if old := sg.byVRID.Load(); old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	if in == nil {
+		delete(m, vrid)
+	} else {
+		m[vrid] = in
+	}
+	sg.byVRID.Store(&m)
 }
 
 // New prepares the instances of cfg: interfaces resolved, sockets open, nothing sent yet.
@@ -61,28 +98,30 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
 	base := time.Now()
-	e := &Engine{cfg: cfg, log: log, nl: nl, sockets: map[sockKey]*sockGroup{}, base: base, watch: newWatchdog(base)}
+	e := &Engine{cfg: cfg, log: log, nl: nl, sockets: map[sockKey]*sockGroup{}, base: base, watch: newWatchdog(base),
+		running: make(chan struct{})}
 	for _, vc := range cfg.Instances {
-		in, err := e.newInstance(ctx, vc)
+		in, err := e.newInstance(ctx, vc, cfg.Global)
 		if err != nil {
 			e.close()
 			return nil, fmt.Errorf("vrrp_instance %s: %w", vc.Name, err)
 		}
 		e.instances = append(e.instances, in)
 	}
-	e.makeUnits()
+	e.units = makeUnits(cfg, e.instances, e.base, e.watch)
 	return e, nil
 }
 
 // makeUnits puts each sync group's instances under one driver, and every other instance
 // under its own.
-func (e *Engine) makeUnits() {
+func makeUnits(cfg *config.Config, instances []*instance, base time.Time, watch *watchdog) []*unit {
+	var units []*unit
 	byName := map[string]*instance{}
-	for _, in := range e.instances {
+	for _, in := range instances {
 		byName[in.name] = in
 	}
 	grouped := map[string]bool{}
-	for _, g := range e.cfg.SyncGroups {
+	for _, g := range cfg.SyncGroups {
 		var members []*instance
 		for _, m := range g.Members {
 			if in := byName[m.Name]; in != nil && !grouped[m.Name] {
@@ -91,14 +130,15 @@ func (e *Engine) makeUnits() {
 			}
 		}
 		if len(members) > 0 {
-			e.units = append(e.units, newUnit(members, true, e.base, e.watch))
+			units = append(units, newUnit(members, true, base, watch))
 		}
 	}
-	for _, in := range e.instances {
+	for _, in := range instances {
 		if !grouped[in.name] {
-			e.units = append(e.units, newUnit([]*instance{in}, false, e.base, e.watch))
+			units = append(units, newUnit([]*instance{in}, false, base, watch))
 		}
 	}
+	return units
 }
 
 // OnTransition registers f to be called (from instance goroutines) on every state change.
@@ -117,12 +157,11 @@ func (e *Engine) fireTransition(name string, t fsm.Transition) {
 	}
 }
 
-func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance) (*instance, error) {
+func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, g config.Global) (*instance, error) {
 	ifi, err := net.InterfaceByName(vc.Interface)
 	if err != nil {
 		return nil, fmt.Errorf("interface %q: %w", vc.Interface, err)
 	}
-	g := e.cfg.Global
 	in := &instance{
 		name:     vc.Name,
 		cfg:      vc,
@@ -134,7 +173,6 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance) (*ins
 		trackers: map[string]trackerState{},
 		buf:      make([]byte, 0, 1500),
 		notify:   e.fireTransition,
-		popts:    packet.Options{V3ChecksumAsV2: g.V3ChecksumAsV2},
 	}
 	in.src = vc.UnicastSrcIP
 	if !in.src.IsValid() && vc.McastSrcIP.IsValid() {
@@ -158,29 +196,10 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance) (*ins
 		in.dsts = []netip.Addr{group}
 		groups = []netip.Addr{group}
 	}
-	for _, a := range vc.VIPs {
-		in.advAddrs = append(in.advAddrs, a.Prefix.Addr())
-		in.vips = append(in.vips, toNetifAddr(a, vc.Interface))
-	}
-	for _, a := range vc.ExcludedVIPs {
-		in.vips = append(in.vips, toNetifAddr(a, vc.Interface))
-	}
-	for _, r := range vc.Routes {
-		in.routes = append(in.routes, toNetifRoute(r))
-	}
-	if vc.Auth != nil && vc.Auth.Type == "PASS" && vc.Version == 2 {
-		in.authType = 1
-		copy(in.auth[:], vc.Auth.Pass)
-	}
-	in.expect = packet.Expect{
-		Version:       vc.Version,
-		VRID:          uint8(vc.VRID),
-		AuthType:      in.authType,
-		AuthData:      in.auth,
-		Interval:      vc.AdvertInt,
-		Addrs:         in.advAddrs,
-		SkipAddrCheck: vc.SkipCheckAdvAddr || g.VRRPSkipCheckAdvAddr,
-	}
+	in.settings = settingsOf(vc, g, in.src)
+	in.vips, in.advAddrs, in.routes = in.settings.vips, in.settings.advAddrs, in.settings.routes
+	in.auth, in.authType = in.settings.auth, in.settings.authType
+	in.rx.Store(in.settings.rx(vc))
 	// Without a "state" line keepalived derives the start from the priority (255: MASTER).
 	initial := fsm.Init
 	if _, set := vc.Places["state"]; set {
@@ -189,17 +208,9 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance) (*ins
 			initial = fsm.Master
 		}
 	}
-	in.m = fsm.New(fsm.Config{
-		VRID:              uint8(vc.VRID),
-		Version:           vc.Version,
-		Priority:          vc.Priority,
-		AdvertInterval:    vc.AdvertInt,
-		Preempt:           !vc.NoPreempt,
-		PreemptDelay:      vc.PreemptDelay,
-		PrimaryAddr:       in.src,
-		InitialState:      initial,
-		LowerPrioNoAdvert: vc.LowerPrioNoAdv || g.VRRPLowerPrioNoAdvert,
-	})
+	fc := in.settings.fsm
+	fc.InitialState = initial
+	in.m = fsm.New(fc)
 	// Say plainly what this build leaves out, rather than run as if it were there.
 	if vc.UseVMAC {
 		in.log.Warn("use_vmac is not implemented yet: the virtual addresses use the interface's own MAC address", "at", vc.Pos.String())
@@ -215,22 +226,26 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance) (*ins
 		if err != nil {
 			return nil, err
 		}
-		sg = &sockGroup{sock: s, out: newSender(s, e.log), byVRID: map[uint8]*instance{}}
+		sg = &sockGroup{sock: s, out: newSender(s, e.log)}
+		sg.setVRID(0, nil)
 		e.sockets[key] = sg
 	} else if len(groups) > 0 {
 		if err := sg.sock.join(groups); err != nil {
 			return nil, err
 		}
 	}
-	if other := sg.byVRID[uint8(vc.VRID)]; other != nil {
+	if other := sg.lookup(uint8(vc.VRID)); other != nil {
 		return nil, fmt.Errorf("virtual_router_id %d on %s is used by %s too", vc.VRID, vc.Interface, other.name)
 	}
-	sg.byVRID[uint8(vc.VRID)] = in
+	in.sg = sg
 	in.sock = sg.sock
 	in.out = sg.out
 	in.fresh.word.Store(-1)
 	return in, nil
 }
+
+// listen makes in reachable by its socket's reader: the last step, once its unit exists.
+func (in *instance) listen() { in.sg.setVRID(uint8(in.cfg.VRID), in) }
 
 // primaryAddr waits a little for the interface's address: right after boot or link-up an
 // IPv6 link-local address is still "tentative" while duplicate address detection runs.
@@ -266,50 +281,93 @@ func toNetifRoute(r *config.Route) netif.Route {
 // priority 0 and removes its addresses before Run returns.
 func (e *Engine) Run(ctx context.Context) error {
 	defer e.close()
-	var wg sync.WaitGroup
 	readCtx, stopReaders := context.WithCancel(context.Background())
 	defer stopReaders()
-	for _, sg := range e.sockets {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			e.readLoop(readCtx, sg)
-		}()
-		go func() {
-			defer wg.Done()
-			sg.out.run(readCtx)
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		e.watch.run(readCtx)
-	}()
 	links, err := e.nl.WatchLinks(readCtx)
 	if err != nil {
 		return fmt.Errorf("watch links: %w", err)
 	}
-	go e.linkLoop(readCtx, links)
-	go e.watchTrackFiles(readCtx)
-
-	var iwg sync.WaitGroup
-	for _, u := range e.units {
-		iwg.Add(1)
-		go func() {
-			defer iwg.Done()
-			u.run(ctx, e.cfg.Global.VRRPStartupDelay)
-		}()
+	e.rw.Lock()
+	e.runCtx, e.readCtx = ctx, readCtx
+	for _, sg := range e.sockets {
+		e.startSocket(sg)
 	}
-	iwg.Wait() // instances have resigned and released their addresses
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.watch.run(readCtx)
+	}()
+	go e.linkLoop(readCtx, links)
+	e.startTrackFiles()
+	for _, u := range e.units {
+		for _, in := range u.members {
+			in.listen()
+		}
+		e.startUnit(u, e.cfg.Global.VRRPStartupDelay)
+	}
+	close(e.running)
+	e.rw.Unlock()
+
+	<-ctx.Done()
+	e.rw.Lock()
+	e.stopping = true // no reload starts a unit from here on
+	e.rw.Unlock()
+	e.uwg.Wait() // instances have resigned and released their addresses
 	stopReaders()
+	e.rw.RLock()
 	for _, sg := range e.sockets {
 		sg.sock.close() // unblocks the readers
 	}
-	wg.Wait()
+	e.rw.RUnlock()
+	e.wg.Wait()
 	return nil
 }
 
+// startSocket starts the reader and the sender of a socket. Callers hold rw.
+func (e *Engine) startSocket(sg *sockGroup) {
+	if sg.started {
+		return
+	}
+	sg.started = true
+	e.wg.Add(2)
+	go func() {
+		defer e.wg.Done()
+		e.readLoop(e.readCtx, sg)
+	}()
+	go func() {
+		defer e.wg.Done()
+		sg.out.run(e.readCtx)
+	}()
+}
+
+// startUnit runs u until Run's context ends or the unit is stopped (a reload removed it).
+// Callers hold rw.
+func (e *Engine) startUnit(u *unit, delay time.Duration) {
+	ctx, cancel := context.WithCancel(e.runCtx)
+	u.stop = cancel
+	e.uwg.Add(1)
+	go func() {
+		defer e.uwg.Done()
+		defer close(u.exited)
+		defer cancel()
+		u.run(ctx, delay)
+	}()
+}
+
+// startTrackFiles (re)starts the track_file watcher on the current instances. Callers
+// hold rw.
+func (e *Engine) startTrackFiles() {
+	if e.stopFiles != nil {
+		e.stopFiles()
+	}
+	ctx, cancel := context.WithCancel(e.readCtx)
+	e.stopFiles = cancel
+	go e.watchTrackFiles(ctx)
+}
+
 func (e *Engine) close() {
+	e.rw.RLock()
+	defer e.rw.RUnlock()
 	for _, sg := range e.sockets {
 		sg.sock.close()
 	}
@@ -348,7 +406,7 @@ func (e *Engine) receive(sg *sockGroup, d datagram, at int64) {
 		e.drop(packet.ReasonTooShort, d.src, "")
 		return
 	}
-	in := sg.byVRID[d.payload[1]]
+	in := sg.lookup(d.payload[1])
 	if in == nil {
 		// Other virtual routers share the segment; their adverts are none of our business.
 		e.count("unknown_vrid")
@@ -356,26 +414,27 @@ func (e *Engine) receive(sg *sockGroup, d datagram, at int64) {
 	}
 	// Multicast adverts must arrive with TTL 255; unicast ones only within a configured
 	// min_ttl..max_ttl (keepalived: none configured accepts any).
+	rx := in.rx.Load()
 	min, max := 0, 0
-	if in.unicast {
-		for _, p := range in.cfg.UnicastPeers {
+	if rx.unicast {
+		for _, p := range rx.peers {
 			if p.Addr == d.src && (p.MinTTL != 0 || p.MaxTTL != 255) {
 				min, max = p.MinTTL, p.MaxTTL
 			}
 		}
 	}
-	if err := packet.CheckTTL(d.ttl, in.unicast, min, max); err != nil {
+	if err := packet.CheckTTL(d.ttl, rx.unicast, min, max); err != nil {
 		e.dropErr(err, d.src)
 		return
 	}
 	// One advert per socket, reused: the reader owns it, and parsing then allocates nothing.
 	adv := &sg.adv
-	err := adv.Unmarshal(d.payload, d.src, d.dst, in.popts)
+	err := adv.Unmarshal(d.payload, d.src, d.dst, rx.popts)
 	if err != nil {
 		e.dropErr(err, d.src)
 		return
 	}
-	if err := adv.Check(in.expect); err != nil {
+	if err := adv.Check(rx.expect); err != nil {
 		var de *packet.DropError
 		if !errors.As(err, &de) || !de.Reason.Advisory() {
 			e.dropErr(err, d.src)
@@ -433,6 +492,10 @@ func (e *Engine) Drops() map[string]uint64 {
 
 // linkLoop turns link changes into tracker updates for the instances that care.
 func (e *Engine) linkLoop(ctx context.Context, links <-chan netif.Link) {
+	type post struct {
+		in *instance
+		ev trackerEvent
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -441,23 +504,32 @@ func (e *Engine) linkLoop(ctx context.Context, links <-chan netif.Link) {
 			if !ok {
 				return
 			}
+			// Collect under the lock, post without it: a unit applying a reload takes it.
+			var posts []post
+			e.rw.RLock()
 			for _, in := range e.instances {
 				if in.cfg.Interface == l.Name && !in.cfg.DontTrackPrim {
-					in.post(ctx, trackerEvent{key: "if:" + l.Name, state: trackerState{up: l.Up}})
+					posts = append(posts, post{in, trackerEvent{key: "if:" + l.Name, state: trackerState{up: l.Up}}})
 				}
 				for _, t := range in.cfg.TrackInterfaces {
 					if t.Name == l.Name {
-						in.post(ctx, trackerEvent{key: "if:" + l.Name, state: trackerState{up: l.Up, weight: t.Weight, reverse: t.Reverse}})
+						posts = append(posts, post{in, trackerEvent{key: "if:" + l.Name, state: trackerState{up: l.Up, weight: t.Weight, reverse: t.Reverse}}})
 					}
 				}
+			}
+			e.rw.RUnlock()
+			for _, p := range posts {
+				p.in.post(ctx, p.ev)
 			}
 		}
 	}
 }
 
+// post hands ev to the instance's unit, unless the unit is gone (a reload removed it).
 func (in *instance) post(ctx context.Context, ev fsm.Event) {
 	select {
 	case in.unit.inbox <- unitEvent{member: in.member, ev: ev}:
+	case <-in.unit.exited:
 	case <-ctx.Done():
 	}
 }

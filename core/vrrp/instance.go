@@ -3,6 +3,7 @@ package vrrp
 import (
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,9 +33,12 @@ type instance struct {
 	routes   []netif.Route
 	auth     [8]byte
 	authType uint8
-	expect   packet.Expect
-	popts    packet.Options
 	garp     config.Garp
+	// settings is what the configuration makes of the instance at run time, for a reload
+	// to compare; rx is the part the socket reader needs, swapped whole by a reload.
+	settings settings
+	rx       atomic.Pointer[rxParams]
+	sg       *sockGroup
 
 	// notify receives every transition, for sync groups, status and notify actions.
 	notify func(name string, t fsm.Transition)
@@ -159,7 +163,7 @@ func (in *instance) advertPackets(prio uint8) ([]outPacket, error) {
 	adv := in.advert(prio)
 	out := make([]outPacket, 0, len(in.dsts))
 	for _, dst := range in.dsts {
-		b, err := adv.AppendMarshal(nil, in.src, dst, in.popts)
+		b, err := adv.AppendMarshal(nil, in.src, dst, in.rx.Load().popts)
 		if err != nil {
 			return nil, err
 		}
@@ -171,7 +175,7 @@ func (in *instance) advertPackets(prio uint8) ([]outPacket, error) {
 func (in *instance) sendAdvert(prio uint8) {
 	adv := in.advert(prio)
 	for _, dst := range in.dsts {
-		b, err := adv.AppendMarshal(in.buf[:0], in.src, dst, in.popts)
+		b, err := adv.AppendMarshal(in.buf[:0], in.src, dst, in.rx.Load().popts)
 		if err != nil {
 			in.log.Error("cannot encode advert", "error", err)
 			return
@@ -214,18 +218,7 @@ func (in *instance) release() {
 // announce sends n gratuitous ARPs / unsolicited NAs for every virtual address.
 func (in *instance) announce(n int) {
 	for i := 0; i < n; i++ {
-		for _, a := range in.vips {
-			ip := a.Prefix.Addr()
-			var err error
-			if ip.Is4() {
-				err = in.nl.SendGARP(a.Dev, ip)
-			} else {
-				err = in.nl.SendUnsolicitedNA(a.Dev, ip)
-			}
-			if err != nil {
-				in.log.Warn("announcement not sent", "address", ip.String(), "dev", a.Dev, "error", err)
-			}
-		}
+		in.announceAddrs(in.vips)
 	}
 }
 

@@ -34,11 +34,12 @@ func TestReceive(t *testing.T) {
 		authType: packet.AuthPass,
 		auth:     pass,
 	}
-	in.expect = packet.Expect{Version: 2, VRID: 51, AuthType: packet.AuthPass, AuthData: pass, Interval: time.Second, Addrs: in.advAddrs}
+	in.rx.Store(&rxParams{expect: packet.Expect{Version: 2, VRID: 51, AuthType: packet.AuthPass, AuthData: pass, Interval: time.Second, Addrs: in.advAddrs}})
 	in.fresh.word.Store(-1)
 	u := newUnit([]*instance{in}, false, time.Now(), nil)
 	e := &Engine{log: hclog.NewNullLogger()}
-	sg := &sockGroup{byVRID: map[uint8]*instance{51: in}}
+	sg := &sockGroup{}
+	sg.setVRID(51, in)
 
 	advert := func(mod func(a *packet.Advert)) []byte {
 		a := packet.Advert{Version: 2, VRID: 51, Priority: 120, Interval: time.Second, AuthType: packet.AuthPass, AuthData: pass, Addrs: []netip.Addr{vip}}
@@ -101,14 +102,15 @@ func TestSteadyBackupRefresh(t *testing.T) {
 	vip := netip.MustParseAddr("192.0.2.100")
 	cfg := &config.VRRPInstance{Name: "VI_1", VRID: 51, Version: 3, Priority: 100, AdvertInt: 100 * time.Millisecond}
 	in := &instance{name: "VI_1", cfg: cfg, log: hclog.NewNullLogger(), src: self, advAddrs: []netip.Addr{vip}}
-	in.expect = packet.Expect{Version: 3, VRID: 51, Interval: cfg.AdvertInt, Addrs: in.advAddrs}
+	in.rx.Store(&rxParams{expect: packet.Expect{Version: 3, VRID: 51, Interval: cfg.AdvertInt, Addrs: in.advAddrs}})
 	in.m = fsm.New(fsm.Config{VRID: 51, Version: 3, Priority: 100, AdvertInterval: cfg.AdvertInt, Preempt: true, PrimaryAddr: self})
 	in.fresh.word.Store(-1)
 	base := time.Now()
 	w := newWatchdog(base)
 	u := newUnit([]*instance{in}, false, base, w)
 	e := &Engine{log: hclog.NewNullLogger(), base: base, watch: w}
-	sg := &sockGroup{byVRID: map[uint8]*instance{51: in}}
+	sg := &sockGroup{}
+	sg.setVRID(51, in)
 	advert := func(prio uint8) []byte {
 		a := packet.Advert{Version: 3, VRID: 51, Priority: prio, Interval: cfg.AdvertInt, Addrs: []netip.Addr{vip}}
 		b, err := a.Marshal(master, packet.IPv4Group, packet.Options{})

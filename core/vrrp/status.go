@@ -43,6 +43,8 @@ func (in *instance) publish() {
 
 // Status returns every instance's current state, by name.
 func (e *Engine) Status() []InstanceStatus {
+	e.rw.RLock()
+	defer e.rw.RUnlock()
 	group := map[string]string{}
 	for _, g := range e.cfg.SyncGroups {
 		for _, m := range g.Members {

@@ -37,10 +37,10 @@ type trackFileUser struct {
 	reverse bool
 }
 
-// watchTrackFiles sets the initial value of every tracked file and follows changes until ctx
-// ends. It watches the files' directories, so editors' rename-and-replace and files that do
-// not exist yet are seen too.
-func (e *Engine) watchTrackFiles(ctx context.Context) {
+// trackFileUsers lists the instances tracking each file, by path.
+func (e *Engine) trackFileUsers() map[string][]trackFileUser {
+	e.rw.RLock() // a reload restarts the watcher on the new instances
+	defer e.rw.RUnlock()
 	byPath := map[string][]trackFileUser{}
 	files := map[string]*config.TrackFile{}
 	for _, f := range e.cfg.TrackFiles {
@@ -60,6 +60,14 @@ func (e *Engine) watchTrackFiles(ctx context.Context) {
 			byPath[p] = append(byPath[p], u)
 		}
 	}
+	return byPath
+}
+
+// watchTrackFiles sets the initial value of every tracked file and follows changes until ctx
+// ends. It watches the files' directories, so editors' rename-and-replace and files that do
+// not exist yet are seen too.
+func (e *Engine) watchTrackFiles(ctx context.Context) {
+	byPath := e.trackFileUsers()
 	if len(byPath) == 0 {
 		return
 	}

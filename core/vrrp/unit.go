@@ -22,6 +22,9 @@ type unit struct {
 	watch *watchdog
 
 	pollfds []unix.PollFd // the members' sockets, for waitUntil
+
+	stop   context.CancelFunc // ends run (set by Engine.startUnit)
+	exited chan struct{}      // closed when run has returned
 }
 
 // unitEvent is an event for one member of the unit.
@@ -31,7 +34,7 @@ type unitEvent struct {
 }
 
 func newUnit(members []*instance, group bool, base time.Time, watch *watchdog) *unit {
-	u := &unit{members: members, inbox: make(chan unitEvent, 64*len(members)), base: base, watch: watch}
+	u := &unit{members: members, inbox: make(chan unitEvent, 64*len(members)), base: base, watch: watch, exited: make(chan struct{})}
 	if group {
 		ms := make([]*fsm.Machine, len(members))
 		for i, in := range members {
@@ -231,6 +234,9 @@ func (u *unit) receive(ue unitEvent) {
 	switch ev := ue.ev.(type) {
 	case wakeUp:
 		// Only to take the timers back, done already.
+	case reconfigure:
+		ev.apply(u, now)
+		close(ev.done)
 	case trackerEvent:
 		in.trackers[ev.key] = ev.state
 		for _, e := range in.trackerEvents() {

@@ -1,0 +1,253 @@
+package supervisor_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// reloadConf is a node's configuration for the reload tests: VI_1 with the given priority
+// and addresses, and, when second is set, VI_2 (VRID 52) holding 198.51.100.50.
+func reloadConf(prio int, vips []string, second bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority %d
+    advert_int 0.2
+    version 3
+    virtual_ipaddress {
+`, prio)
+	for _, v := range vips {
+		fmt.Fprintf(&b, "        %s\n", v)
+	}
+	b.WriteString("    }\n}\n")
+	if second {
+		fmt.Fprintf(&b, `vrrp_instance VI_2 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 52
+    priority %d
+    advert_int 0.2
+    version 3
+    virtual_ipaddress {
+        198.51.100.50/24
+    }
+}
+`, prio)
+	}
+	return b.String()
+}
+
+// writeConf replaces the node's configuration as editors do: a temporary file renamed over.
+func (n *node) writeConf(t *testing.T, text string) {
+	t.Helper()
+	path := filepath.Join(n.dir, n.Name+".conf")
+	tmp := path + ".swp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var stateChange = regexp.MustCompile(`state change: instance=(\S+) from=(\S+) to=(\S+)`)
+
+// changes lists the state changes core logged ("VI_1 BACKUP>MASTER").
+func (n *node) changes() []string {
+	var out []string
+	for _, m := range stateChange.FindAllStringSubmatch(n.proc.Output(), -1) {
+		out = append(out, m[1]+" "+m[2]+">"+m[3])
+	}
+	return out
+}
+
+func (n *node) has(t *testing.T, ctx context.Context, a string) bool {
+	ok, err := n.HasAddr(ctx, netip.MustParseAddr(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// lastReload waits for a reload newer than after and returns it.
+func (n *node) lastReload(t *testing.T, after time.Time) *ReloadSeen {
+	t.Helper()
+	var seen *ReloadSeen
+	waitFor(t, 10*time.Second, n.Name+" reports a new reload", func() bool {
+		st, err := n.tryStatus()
+		if err != nil || st.LastReload == nil || !st.LastReload.Time.After(after) {
+			return false
+		}
+		r := st.LastReload
+		seen = &ReloadSeen{OK: r.OK, Trigger: r.Trigger, Errors: r.Errors}
+		if r.Report != nil {
+			seen.Changed, seen.Added, seen.Removed, seen.Kept = r.Report.VRRP.Changed, r.Report.VRRP.Added, r.Report.VRRP.Removed, r.Report.VRRP.Kept
+		}
+		return true
+	})
+	return seen
+}
+
+// ReloadSeen is the part of `vigil status`'s last reload the tests look at.
+type ReloadSeen struct {
+	OK                            bool
+	Trigger                       string
+	Errors                        []string
+	Kept, Changed, Added, Removed []string
+}
+
+// TestHotReload follows the issue's acceptance list on one two-node lab, each step on the
+// state the previous one left: the file is edited (temp file renamed over) and vigil picks it
+// up by itself.
+func TestHotReload(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	base := []string{"192.0.2.100/24"}
+	n[0].start(t, reloadConf(150, base, true))
+	n[1].start(t, reloadConf(100, base, true))
+	waitFor(t, 15*time.Second, "node 0 holds both VIPs", func() bool {
+		return n[0].holds(t, ctx) && n[0].has(t, ctx, "198.51.100.50")
+	})
+	// Let the start-up settle: node 1 has gone BACKUP too.
+	time.Sleep(time.Second)
+	before0, before1 := len(n[0].changes()), len(n[1].changes())
+	noNewChanges := func(step string) {
+		t.Helper()
+		if c := n[0].changes(); len(c) != before0 {
+			t.Errorf("%s: node 0 changed state: %v", step, c[before0:])
+		}
+		if c := n[1].changes(); len(c) != before1 {
+			t.Errorf("%s: node 1 changed state: %v", step, c[before1:])
+		}
+	}
+
+	t.Run("add a VIP on the master", func(t *testing.T) {
+		start := time.Now()
+		n[0].writeConf(t, reloadConf(150, append(base, "192.0.2.101/24"), true))
+		waitFor(t, 10*time.Second, "192.0.2.101 appears on node 0", func() bool { return n[0].has(t, ctx, "192.0.2.101") })
+		r := n[0].lastReload(t, start)
+		if !r.OK || r.Trigger != "file change" || strings.Join(r.Changed, ",") != "VI_1" || strings.Join(r.Kept, ",") != "VI_2" {
+			t.Errorf("reload reported %+v; want OK, by file change, VI_1 changed and VI_2 kept", r)
+		}
+		// Node 1 still runs the old list: the master's adverts now differ from what it
+		// expects, which must not make it take over (keepalived's known failure).
+		time.Sleep(2 * time.Second)
+		noNewChanges("after adding a VIP")
+		if !n[0].holds(t, ctx) || n[1].holds(t, ctx) || n[1].has(t, ctx, "192.0.2.101") {
+			t.Error("the VIPs moved")
+		}
+	})
+
+	t.Run("a broken file keeps the running configuration", func(t *testing.T) {
+		start := time.Now()
+		n[0].writeConf(t, reloadConf(150, base, true)+"vrrp_instance VI_3 {\n    interface eth0\n    virtual_router_id 300\n}\n")
+		r := n[0].lastReload(t, start)
+		if r.OK || len(r.Errors) == 0 || !strings.Contains(strings.Join(r.Errors, "\n"), ".conf:") {
+			t.Fatalf("broken file: %+v; want refused with the error's place", r)
+		}
+		if !strings.Contains(n[0].proc.Output(), "reload refused") {
+			t.Error("the refusal is not in the log")
+		}
+		time.Sleep(time.Second)
+		if !n[0].has(t, ctx, "192.0.2.101") {
+			t.Error("the broken file took 192.0.2.101 away")
+		}
+		noNewChanges("after a broken file")
+		// Fixed: applied (192.0.2.101 goes, as the fixed file no longer has it).
+		start = time.Now()
+		n[0].writeConf(t, reloadConf(150, base, true))
+		if r := n[0].lastReload(t, start); !r.OK {
+			t.Fatalf("fixed file: %+v", r)
+		}
+		waitFor(t, 5*time.Second, "192.0.2.101 removed", func() bool { return !n[0].has(t, ctx, "192.0.2.101") })
+		noNewChanges("after the fix")
+	})
+
+	t.Run("remove an instance", func(t *testing.T) {
+		start := time.Now()
+		n[0].writeConf(t, reloadConf(150, base, false))
+		r := n[0].lastReload(t, start)
+		if !r.OK || strings.Join(r.Removed, ",") != "VI_2" {
+			t.Fatalf("removing VI_2: %+v", r)
+		}
+		// Node 0 resigned VI_2 (priority 0): node 1 takes it over; VI_1 stays.
+		waitFor(t, 5*time.Second, "node 1 takes 198.51.100.50 over", func() bool {
+			return !n[0].has(t, ctx, "198.51.100.50") && n[1].has(t, ctx, "198.51.100.50")
+		})
+		if !n[0].holds(t, ctx) || n[1].holds(t, ctx) {
+			t.Error("VI_1 moved")
+		}
+		before0, before1 = len(n[0].changes()), len(n[1].changes())
+	})
+
+	t.Run("priority change hands over once", func(t *testing.T) {
+		start := time.Now()
+		n[1].writeConf(t, reloadConf(200, base, true))
+		// Both of node 1's instances get the new priority (VI_2 is its alone by now).
+		if r := n[1].lastReload(t, start); !r.OK || !slices.Equal(sorted(r.Changed), []string{"VI_1", "VI_2"}) {
+			t.Fatalf("priority 200 on node 1: %+v", r)
+		}
+		waitFor(t, 5*time.Second, "node 1 takes VI_1 over", func() bool { return n[1].holds(t, ctx) && !n[0].holds(t, ctx) })
+		time.Sleep(2 * time.Second)
+		got0, got1 := n[0].changes()[before0:], n[1].changes()[before1:]
+		if strings.Join(got0, ",") != "VI_1 MASTER>BACKUP" || strings.Join(got1, ",") != "VI_1 BACKUP>MASTER" {
+			t.Errorf("state changes after the priority change: node 0 %v, node 1 %v; want one handover", got0, got1)
+		}
+		before0, before1 = len(n[0].changes()), len(n[1].changes())
+	})
+
+	t.Run("100 rapid edits converge without a flap", func(t *testing.T) {
+		start := time.Now()
+		var last string
+		for i := range 100 {
+			// Node 1 stays the strongest whatever the edit; the last edit adds 192.0.2.150.
+			vips := []string{"192.0.2.100/24", fmt.Sprintf("192.0.2.%d/24", 101+i%40)}
+			if i == 99 {
+				vips = []string{"192.0.2.100/24", "192.0.2.150/24"}
+			}
+			last = reloadConf(200-i%2, vips, true)
+			n[1].writeConf(t, last)
+			time.Sleep(100 * time.Millisecond)
+		}
+		waitFor(t, 10*time.Second, "node 1 converges on the last file", func() bool {
+			return n[1].has(t, ctx, "192.0.2.150") && !n[1].has(t, ctx, "192.0.2.140") && !n[1].has(t, ctx, "192.0.2.139")
+		})
+		r := n[1].lastReload(t, start)
+		if !r.OK {
+			t.Errorf("last reload: %+v", r)
+		}
+		for i := 101; i <= 140; i++ {
+			if n[1].has(t, ctx, fmt.Sprintf("192.0.2.%d", i)) {
+				t.Errorf("192.0.2.%d of an earlier edit is still there", i)
+			}
+		}
+		time.Sleep(time.Second)
+		noNewChanges("after 100 edits")
+		reloads := strings.Count(n[1].proc.Output(), "reloaded: trigger=\"file change\"")
+		t.Logf("100 edits in %s: node 1 reloaded %d times in all", time.Since(start).Round(time.Millisecond), reloads)
+	})
+
+	t.Run("vigil reload", func(t *testing.T) {
+		out, err := exec.Command(vigilBin, "reload", "--control", n[1].sock()).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "reload (vigil reload)") || !strings.Contains(string(out), ": applied") {
+			t.Errorf("vigil reload: %v\n%s", err, out)
+		}
+		noNewChanges("after vigil reload")
+	})
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
