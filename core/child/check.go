@@ -23,16 +23,32 @@ type checkServer struct {
 
 	mu     sync.Mutex
 	latest map[string]*childpb.CheckState
+	// gone names the checks that a reload removed: forward drops a change that one sent
+	// just before it stopped, which would otherwise bring its state back.
+	gone map[string]bool
+
+	// rmu orders Start, Reload and the end of the work: they replace the scheduler's checks
+	// and the plugin host.
+	rmu     sync.Mutex
+	sched   *check.Scheduler // set by Start
+	host    *plugin.Host     // the plugin host, kept across reloads; nil once the work ended
+	hostKey string           // check.PluginHostKey of the settings host was made with
+	ended   bool             // the work ended (Stop): no reload any more
 }
 
 func newCheckServer(log hclog.Logger) *checkServer {
-	return &checkServer{log: log, latest: map[string]*childpb.CheckState{}}
+	return &checkServer{log: log, latest: map[string]*childpb.CheckState{}, gone: map[string]bool{}}
 }
 
 func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*childpb.StartResponse, error) {
 	cfg, err := parseChildConfig(req)
 	if err != nil {
 		return nil, err
+	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.sched != nil || s.ended {
+		return nil, status.Error(codes.FailedPrecondition, "already started")
 	}
 	host := plugin.New(plugin.ConfigOptions(cfg.Global, s.log))
 	specs, err := check.FromConfig(ctx, cfg, host)
@@ -42,22 +58,105 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 		// restarting; core stops with the message.
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
+	s.logNotes(specs, func(string) bool { return true })
+	ready := make(chan *check.Scheduler)
+	started := s.work.start(func(ctx context.Context) {
+		// The channel is drained all the time by forward: its size only spares the checks
+		// of a start from waiting on each other with their initial states.
+		changes := make(chan check.Change, len(specs)+1)
+		sched := check.NewScheduler(ctx, changes)
+		ready <- sched
+		go s.forward(ctx, changes)
+		sched.Wait()
+		s.rmu.Lock()
+		defer s.rmu.Unlock()
+		s.host.Close()
+		s.host, s.ended = nil, true
+	})
+	if !started {
+		host.Close()
+		return nil, status.Error(codes.FailedPrecondition, "already started")
+	}
+	s.sched, s.host, s.hostKey = <-ready, host, check.PluginHostKey(cfg.Global)
+	s.sched.Update(specs)
+	s.log.Info("checks started", "count", len(specs))
+	return &childpb.StartResponse{}, nil
+}
+
+// Reload applies a new configuration to the running checks (see check.Scheduler.Update):
+// a check whose definition (check.Spec.Key) is unchanged keeps running with its state, and
+// is not configured on its plugin again; a new one starts, a removed one stops and leaves
+// Status; a changed one restarts with a fresh state and is answered as restarted (never as
+// changed: no new definition is applied in place). The plugin processes keep running,
+// unless plugin_dir or a check plugin's plugin_sha256 changed: then every plugin check
+// restarts on a new plugin host. A configuration that cannot run fails with InvalidArgument
+// and leaves the running checks as they were. Reload before Start fails with
+// FailedPrecondition: the checks start with Start, which core calls first.
+func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*childpb.ReloadResponse, error) {
+	cfg, err := parseChildConfig(req)
+	if err != nil {
+		return nil, err
+	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	switch {
+	case s.ended:
+		return nil, status.Error(codes.FailedPrecondition, "stopped")
+	case s.sched == nil:
+		return nil, status.Error(codes.FailedPrecondition, "not started")
+	}
+	host, hostKey := s.host, check.PluginHostKey(cfg.Global)
+	newHost := hostKey != s.hostKey
+	if newHost {
+		host = plugin.New(plugin.ConfigOptions(cfg.Global, s.log))
+	}
+	specs, err := check.FromConfigReusing(ctx, cfg, host, s.sched.Running)
+	if err != nil {
+		if newHost {
+			host.Close()
+		}
+		if ctx.Err() != nil {
+			// Core gave up waiting (a plugin slow to start): not the configuration's fault.
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	// A check that an earlier reload removed may come back: it must not be gone when it
+	// sends its initial state.
+	s.mu.Lock()
 	for _, sp := range specs {
-		if sp.Note != "" {
+		delete(s.gone, sp.Name)
+	}
+	s.mu.Unlock()
+	d := s.sched.Update(specs)
+	s.mu.Lock()
+	for _, name := range d.Removed {
+		s.gone[name] = true
+		delete(s.latest, name)
+	}
+	s.mu.Unlock()
+	if newHost {
+		// Every check on the old host restarted on the new one (their Key holds hostKey).
+		old := s.host
+		s.host, s.hostKey = host, hostKey
+		old.Close()
+	}
+	starting := map[string]bool{}
+	for _, name := range append(d.Added, d.Restarted...) {
+		starting[name] = true
+	}
+	s.logNotes(specs, func(name string) bool { return starting[name] })
+	s.log.Info("checks reloaded", "kept", len(d.Kept), "added", len(d.Added), "removed", len(d.Removed), "restarted", len(d.Restarted), "new_plugin_host", newHost)
+	return &childpb.ReloadResponse{Kept: d.Kept, Added: d.Added, Removed: d.Removed, Restarted: d.Restarted}, nil
+}
+
+// logNotes logs the notes of the specs that start: a kept check said its note already.
+func (s *checkServer) logNotes(specs []check.Spec, starts func(name string) bool) {
+	for _, sp := range specs {
+		if sp.Note != "" && starts(sp.Name) {
 			s.log.Warn("check", "name", sp.Name, "note", sp.Note)
 		}
 	}
-	started := s.work.start(func(ctx context.Context) {
-		defer host.Close()
-		changes := make(chan check.Change, len(specs)+1)
-		go s.forward(ctx, changes)
-		check.Run(ctx, specs, changes)
-	})
-	if !started {
-		return nil, status.Error(codes.FailedPrecondition, "already started")
-	}
-	s.log.Info("checks started", "count", len(specs))
-	return &childpb.StartResponse{}, nil
 }
 
 // forward keeps the latest state of every check and passes each change to core.
@@ -80,9 +179,14 @@ func (s *checkServer) forward(ctx context.Context, changes <-chan check.Change) 
 				s.log.Info("check changed", args...)
 			}
 			s.mu.Lock()
-			s.latest[c.Name] = st
+			gone := s.gone[c.Name]
+			if !gone {
+				s.latest[c.Name] = st
+			}
 			s.mu.Unlock()
-			s.out.publish(st, s.log)
+			if !gone {
+				s.out.publish(st, s.log)
+			}
 		}
 	}
 }

@@ -1,0 +1,284 @@
+package child
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vigil-ha/vigil/core/internal/childpb"
+)
+
+// buildCheckPlugins builds the plugin host's test plugin (core/plugin/testdata; it logs
+// "configured" for each Configure and answers with its pid as a metric) and the real exec
+// plugin into a private directory, as plugin_dir.
+func buildCheckPlugins(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "plugins")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../plugin/testdata/vigil-check-test", "../../plugins/vigil-check-exec")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building plugins: %v\n%s", err, out)
+	}
+	return dir
+}
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// reloadConfig is a configuration for the check child. The checks probe every 50 ms:
+//
+//	s_keep    a vrrp_script (through the exec plugin) that always fails and counts its runs
+//	c_keep    a vrrp_check of the test plugin, unchanged by every reload
+//	c_exec    a vrrp_check of the exec plugin whose command writes its argument to a file
+//	c_change  a vrrp_check of the test plugin with weight param cw
+//	c_remove  present when remove is set
+//	c_add     present with mode addMode when addMode is set
+func reloadConfig(plugins, dir string, scriptWeight, cw int, remove bool, execArg, addMode string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global_defs {\n    plugin_dir %s\n}\n", plugins)
+	fmt.Fprintf(&b, "vrrp_script s_keep {\n    script \"%s/count.sh\"\n    interval 0.05\n    fall 2\n    weight %d\n}\n", dir, scriptWeight)
+	check := func(name, plugin string, params ...string) {
+		fmt.Fprintf(&b, "vrrp_check %s {\n    plugin %s\n    interval 0.05\n    timeout 2\n    params {\n", name, plugin)
+		for _, p := range params {
+			fmt.Fprintf(&b, "        %s\n", p)
+		}
+		b.WriteString("    }\n}\n")
+	}
+	tracked := []string{"s_keep", "c_keep", "c_exec", "c_change"}
+	check("c_keep", "test", "mode ok")
+	check("c_exec", "exec", fmt.Sprintf("command %s/record.sh %s", dir, execArg))
+	check("c_change", "test", "mode ok", "weight "+strconv.Itoa(cw))
+	if remove {
+		check("c_remove", "test", "mode ok")
+		tracked = append(tracked, "c_remove")
+	}
+	if addMode != "" {
+		check("c_add", "test", "mode "+addMode, "weight 9")
+		tracked = append(tracked, "c_add")
+	}
+	fmt.Fprintf(&b, `vrrp_instance VI_1 {
+    interface lo
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        192.0.2.1/32
+    }
+    track_script {
+        %s
+    }
+}
+`, strings.Join(tracked, "\n        "))
+	return b.String()
+}
+
+// states returns the check child's current states by name.
+func states(s *checkServer) map[string]*childpb.CheckState {
+	m := map[string]*childpb.CheckState{}
+	for _, st := range s.current() {
+		m[st.Name] = st
+	}
+	return m
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func weightIs(st *childpb.CheckState, w int32) bool {
+	return st != nil && st.Up && st.Weight != nil && *st.Weight == w
+}
+
+// lines counts the lines of a file.
+func lines(t *testing.T, path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte("\n"))
+}
+
+// drain returns what sub carries until it has been quiet for quietFor.
+func drain(sub chan *childpb.CheckState, quietFor time.Duration) []*childpb.CheckState {
+	var out []*childpb.CheckState
+	for {
+		select {
+		case st := <-sub:
+			out = append(out, st)
+		case <-time.After(quietFor):
+			return out
+		}
+	}
+}
+
+// TestCheckReload runs the check child with real plugins and reloads it: unchanged checks
+// keep their state (nothing is sent for them, their plugin is not configured again, the
+// plugin processes keep running), a changed one restarts with its new params, a removed one
+// leaves the state, a new one starts; a reload that a plugin rejects changes nothing, not
+// even what the plugins hold; Reload before Start and after Stop fails.
+func TestCheckReload(t *testing.T) {
+	plugins := buildCheckPlugins(t)
+	dir := t.TempDir()
+	runs, recorded := filepath.Join(dir, "runs"), filepath.Join(dir, "recorded")
+	os.WriteFile(filepath.Join(dir, "count.sh"), []byte("#!/bin/sh\necho run >> "+runs+"\nexit 1\n"), 0o755)
+	os.WriteFile(filepath.Join(dir, "record.sh"), []byte("#!/bin/sh\necho \"$1\" >> "+recorded+"\n"), 0o755)
+	var log logBuffer
+	s := newCheckServer(hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Debug}))
+	t.Cleanup(s.shutdown)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req := func(text string) *childpb.StartRequest {
+		return &childpb.StartRequest{ConfigName: "reload.conf", ConfigText: text}
+	}
+	v1 := reloadConfig(plugins, dir, -20, 3, true, "old", "")
+	v2 := reloadConfig(plugins, dir, -30, 5, false, "old", "ok")
+
+	if _, err := s.Reload(ctx, req(v1)); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("Reload before Start: %v, want FailedPrecondition", err)
+	}
+	sub := s.out.subscribe(nil)
+	defer s.out.unsubscribe(sub)
+	if _, err := s.Start(ctx, req(v1)); err != nil {
+		t.Fatalf("Start: %v\n%s", err, log.String())
+	}
+	waitUntil(t, "the checks of v1 settle", func() bool {
+		m := states(s)
+		return len(m) == 5 && m["s_keep"].Message != "initial state" && !m["s_keep"].Up &&
+			weightIs(m["c_keep"], 7) && weightIs(m["c_change"], 3) && weightIs(m["c_remove"], 7) &&
+			m["c_exec"].Up && lines(t, recorded) > 0
+	})
+	drain(sub, 200*time.Millisecond) // every change so far
+	before := states(s)
+	pid := before["c_keep"].Metrics["pid"]
+	if pid == 0 || before["c_change"].Metrics["pid"] != pid {
+		t.Fatalf("test plugin pids: c_keep %v, c_change %v", pid, before["c_change"].Metrics["pid"])
+	}
+	// The test plugin's "configured" lines, whose fields come in any order.
+	configured := func(name string) int {
+		n := 0
+		for _, l := range strings.Split(log.String(), "\n") {
+			if strings.Contains(l, "vigil-check-test: configured:") && strings.Contains(l+" ", " check="+name+" ") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := configured("c_keep"); n != 1 {
+		t.Fatalf("c_keep configured %d times at Start; want once. Log:\n%s", n, log.String())
+	}
+	runsBefore := lines(t, runs)
+
+	resp, err := s.Reload(ctx, req(v2))
+	if err != nil {
+		t.Fatalf("Reload: %v\n%s", err, log.String())
+	}
+	got := fmt.Sprintf("kept %v changed %v added %v removed %v restarted %v", resp.Kept, resp.Changed, resp.Added, resp.Removed, resp.Restarted)
+	if want := "kept [s_keep c_keep c_exec] changed [] added [c_add] removed [c_remove] restarted [c_change]"; got != want {
+		t.Fatalf("Reload answered %s\nwant %s", got, want)
+	}
+	if _, ok := states(s)["c_remove"]; ok {
+		t.Error("the removed check is still in Status")
+	}
+	waitUntil(t, "the new and changed checks report their weights", func() bool {
+		m := states(s)
+		return weightIs(m["c_add"], 9) && weightIs(m["c_change"], 5)
+	})
+	after := drain(sub, 300*time.Millisecond)
+	var sent []string
+	for _, st := range after {
+		sent = append(sent, fmt.Sprintf("%s %q", st.Name, st.Message))
+	}
+	// The changed and the new check each sent their initial state and then their first
+	// probe's weight; nothing came from the kept or the removed checks.
+	want := []string{`c_add "initial state"`, `c_add "ok: c_add"`, `c_change "initial state"`, `c_change "ok: c_change"`}
+	slices.Sort(sent)
+	if !slices.Equal(sent, want) {
+		t.Errorf("sent after the reload: %v\nwant %v", sent, want)
+	}
+	m := states(s)
+	for _, name := range []string{"s_keep", "c_keep", "c_exec"} {
+		if m[name].UnixNano != before[name].UnixNano || m[name].Up != before[name].Up || m[name].Message != before[name].Message {
+			t.Errorf("%s: state %v after the reload, %v before", name, m[name], before[name])
+		}
+	}
+	if len(m) != 5 {
+		t.Errorf("states after the reload: %v", m)
+	}
+	if n := configured("c_keep"); n != 1 {
+		t.Errorf("c_keep configured %d times after the reload; want once, at Start", n)
+	}
+	if p := m["c_add"].Metrics["pid"]; p != pid {
+		t.Errorf("c_add answered from plugin pid %v, c_keep from %v: the plugin process was not kept", p, pid)
+	}
+	waitUntil(t, "s_keep keeps probing", func() bool { return lines(t, runs) >= runsBefore+4 })
+
+	// c_exec's command changes, and c_add's new mode is one the test plugin rejects: the
+	// reload fails and leaves everything as it was, c_exec's command in the exec plugin too.
+	v3 := reloadConfig(plugins, dir, -30, 5, false, "new", "bogus")
+	_, err = s.Reload(ctx, req(v3))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), `mode "bogus"`) {
+		t.Fatalf("Reload with a rejected check: %v, want InvalidArgument with the plugin's message", err)
+	}
+	recordedBefore := lines(t, recorded)
+	waitUntil(t, "c_exec runs on", func() bool { return lines(t, recorded) >= recordedBefore+4 })
+	if b, _ := os.ReadFile(recorded); strings.Contains(string(b), "new") {
+		t.Errorf("c_exec ran the command of the rejected configuration:\n%s", b)
+	}
+	if sent := drain(sub, 200*time.Millisecond); len(sent) != 0 {
+		t.Errorf("a failed reload sent %v", sent)
+	}
+	if m := states(s); len(m) != 5 || !weightIs(m["c_add"], 9) {
+		t.Errorf("states after a failed reload: %v", m)
+	}
+
+	// The same configuration again: everything is kept.
+	resp, err = s.Reload(ctx, req(v2))
+	if err != nil || len(resp.Kept) != 5 || len(resp.Added)+len(resp.Removed)+len(resp.Restarted)+len(resp.Changed) != 0 {
+		t.Fatalf("Reload with the running configuration: %v, %v", resp, err)
+	}
+
+	s.shutdown()
+	if _, err := s.Reload(ctx, req(v2)); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("Reload after Stop: %v, want FailedPrecondition", err)
+	}
+	// Stopping the checks closed the plugin host, which waits for its processes.
+	if st, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat"); err == nil {
+		t.Errorf("the test plugin (pid %v) outlived Stop: %s", pid, st)
+	}
+}
