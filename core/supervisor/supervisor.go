@@ -128,7 +128,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	case err = <-s.fatal:
 	}
 	cancel()
-	s.mu.Lock() // no Reload starts a child from here on
+	// A Reload that started a child did so under s.mu with runCtx alive; from here on
+	// runCtx is done, so none starts another, and Wait sees every Add.
+	s.mu.Lock()
+	s.runCtx = nil
 	s.mu.Unlock()
 	s.wg.Wait()
 	return err
