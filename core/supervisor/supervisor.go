@@ -139,10 +139,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 
 // start supervises p from a goroutine of its own. Callers hold s.mu.
 func (s *Supervisor) start(p *proc) {
+	ctx := s.runCtx
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.supervise(s.runCtx, p)
+		s.supervise(ctx, p)
 	}()
 }
 
