@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -17,6 +18,15 @@ import (
 // reloadConf is a node's configuration for the reload tests: VI_1 with the given priority
 // and addresses, and, when second is set, VI_2 (VRID 52) holding 198.51.100.50.
 func reloadConf(prio int, vips []string, second bool) string {
+	return reloadConfNotify(prio, vips, second, "")
+}
+
+// reloadConfNotify is reloadConf with keepalived's generic notify script on both instances.
+func reloadConfNotify(prio int, vips []string, second bool, notify string) string {
+	line := ""
+	if notify != "" {
+		line = fmt.Sprintf("    notify %q\n", notify)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `vrrp_instance VI_1 {
     state BACKUP
@@ -25,8 +35,8 @@ func reloadConf(prio int, vips []string, second bool) string {
     priority %d
     advert_int 0.2
     version 3
-    virtual_ipaddress {
-`, prio)
+%s    virtual_ipaddress {
+`, prio, line)
 	for _, v := range vips {
 		fmt.Fprintf(&b, "        %s\n", v)
 	}
@@ -39,13 +49,31 @@ func reloadConf(prio int, vips []string, second bool) string {
     priority %d
     advert_int 0.2
     version 3
-    virtual_ipaddress {
+%s    virtual_ipaddress {
         198.51.100.50/24
     }
 }
-`, prio)
+`, prio, line)
 	}
 	return b.String()
+}
+
+// notifyScript writes a generic notify script that records "INSTANCE name STATE" in out.
+func notifyScript(t *testing.T, dir, name, out string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\necho \"$1 $2 $3\" >> "+out+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func lines(path string) []string {
+	b, _ := os.ReadFile(path)
+	if s := strings.TrimSpace(string(b)); s != "" {
+		return strings.Split(s, "\n")
+	}
+	return nil
 }
 
 // writeConf replaces the node's configuration as editors do: a temporary file renamed over.
@@ -113,8 +141,15 @@ type ReloadSeen struct {
 func TestHotReload(t *testing.T) {
 	ctx, n := newLab(t, 2)
 	base := []string{"192.0.2.100/24"}
-	n[0].start(t, reloadConf(150, base, true))
-	n[1].start(t, reloadConf(100, base, true))
+	// Node 0 notifies through script a, node 1 through b1 and, after its priority change,
+	// through b2.
+	dir := n[0].dir
+	outA, outB1, outB2 := filepath.Join(dir, "notified-a"), filepath.Join(dir, "notified-b1"), filepath.Join(dir, "notified-b2")
+	scriptA := notifyScript(t, dir, "a.sh", outA)
+	scriptB1, scriptB2 := notifyScript(t, dir, "b1.sh", outB1), notifyScript(t, dir, "b2.sh", outB2)
+	confA := func(vips []string, second bool) string { return reloadConfNotify(150, vips, second, scriptA) }
+	n[0].start(t, confA(base, true))
+	n[1].start(t, reloadConfNotify(100, base, true, scriptB1))
 	waitFor(t, 15*time.Second, "node 0 holds both VIPs", func() bool {
 		return n[0].holds(t, ctx) && n[0].has(t, ctx, "198.51.100.50")
 	})
@@ -133,7 +168,7 @@ func TestHotReload(t *testing.T) {
 
 	t.Run("add a VIP on the master", func(t *testing.T) {
 		start := time.Now()
-		n[0].writeConf(t, reloadConf(150, append(base, "192.0.2.101/24"), true))
+		n[0].writeConf(t, confA(append(base, "192.0.2.101/24"), true))
 		waitFor(t, 10*time.Second, "192.0.2.101 appears on node 0", func() bool { return n[0].has(t, ctx, "192.0.2.101") })
 		r := n[0].lastReload(t, start)
 		if !r.OK || r.Trigger != "file change" || strings.Join(r.Changed, ",") != "VI_1" || strings.Join(r.Kept, ",") != "VI_2" {
@@ -150,7 +185,7 @@ func TestHotReload(t *testing.T) {
 
 	t.Run("a broken file keeps the running configuration", func(t *testing.T) {
 		start := time.Now()
-		n[0].writeConf(t, reloadConf(150, base, true)+"vrrp_instance VI_3 {\n    interface eth0\n    virtual_router_id 300\n}\n")
+		n[0].writeConf(t, confA(base, true)+"vrrp_instance VI_3 {\n    interface eth0\n    virtual_router_id 300\n}\n")
 		r := n[0].lastReload(t, start)
 		if r.OK || len(r.Errors) == 0 || !strings.Contains(strings.Join(r.Errors, "\n"), ".conf:") {
 			t.Fatalf("broken file: %+v; want refused with the error's place", r)
@@ -165,7 +200,7 @@ func TestHotReload(t *testing.T) {
 		noNewChanges("after a broken file")
 		// Fixed: applied (192.0.2.101 goes, as the fixed file no longer has it).
 		start = time.Now()
-		n[0].writeConf(t, reloadConf(150, base, true))
+		n[0].writeConf(t, confA(base, true))
 		if r := n[0].lastReload(t, start); !r.OK {
 			t.Fatalf("fixed file: %+v", r)
 		}
@@ -175,10 +210,16 @@ func TestHotReload(t *testing.T) {
 
 	t.Run("remove an instance", func(t *testing.T) {
 		start := time.Now()
-		n[0].writeConf(t, reloadConf(150, base, false))
+		notes := len(lines(outA))
+		n[0].writeConf(t, confA(base, false))
 		r := n[0].lastReload(t, start)
 		if !r.OK || strings.Join(r.Removed, ",") != "VI_2" {
 			t.Fatalf("removing VI_2: %+v", r)
+		}
+		waitFor(t, 5*time.Second, "node 0 notifies VI_2's deletion", func() bool { return len(lines(outA)) > notes })
+		time.Sleep(500 * time.Millisecond)
+		if got := lines(outA)[notes:]; strings.Join(got, ",") != "INSTANCE VI_2 DELETED" {
+			t.Errorf("notified on node 0 after removing VI_2: %q, want one DELETED", got)
 		}
 		// Node 0 resigned VI_2 (priority 0): node 1 takes it over; VI_1 stays.
 		waitFor(t, 5*time.Second, "node 1 takes 198.51.100.50 over", func() bool {
@@ -192,7 +233,8 @@ func TestHotReload(t *testing.T) {
 
 	t.Run("priority change hands over once", func(t *testing.T) {
 		start := time.Now()
-		n[1].writeConf(t, reloadConf(200, base, true))
+		old := len(lines(outB1))
+		n[1].writeConf(t, reloadConfNotify(200, base, true, scriptB2))
 		// Both of node 1's instances get the new priority (VI_2 is its alone by now).
 		if r := n[1].lastReload(t, start); !r.OK || !slices.Equal(sorted(r.Changed), []string{"VI_1", "VI_2"}) {
 			t.Fatalf("priority 200 on node 1: %+v", r)
@@ -202,6 +244,14 @@ func TestHotReload(t *testing.T) {
 		got0, got1 := n[0].changes()[before0:], n[1].changes()[before1:]
 		if strings.Join(got0, ",") != "VI_1 MASTER>BACKUP" || strings.Join(got1, ",") != "VI_1 BACKUP>MASTER" {
 			t.Errorf("state changes after the priority change: node 0 %v, node 1 %v; want one handover", got0, got1)
+		}
+		// The changed notify script takes the next event; the old one hears nothing more.
+		waitFor(t, 5*time.Second, "node 1's new notify script runs", func() bool { return len(lines(outB2)) > 0 })
+		if got := lines(outB2); strings.Join(got, ",") != "INSTANCE VI_1 MASTER" {
+			t.Errorf("new notify script got %q, want INSTANCE VI_1 MASTER", got)
+		}
+		if got := lines(outB1)[old:]; len(got) > 0 {
+			t.Errorf("the replaced notify script still ran: %q", got)
 		}
 		before0, before1 = len(n[0].changes()), len(n[1].changes())
 	})
@@ -238,6 +288,17 @@ func TestHotReload(t *testing.T) {
 		noNewChanges("after 100 edits")
 		reloads := strings.Count(n[1].proc.Output(), "reloaded: trigger=\"file change\"")
 		t.Logf("100 edits in %s: node 1 reloaded %d times in all", time.Since(start).Round(time.Millisecond), reloads)
+	})
+
+	t.Run("SIGHUP", func(t *testing.T) {
+		start := time.Now()
+		if err := n[1].proc.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if r := n[1].lastReload(t, start); !r.OK || r.Trigger != "SIGHUP" || len(r.Changed) != 0 {
+			t.Errorf("SIGHUP with the file unchanged: %+v; want OK, nothing changed", r)
+		}
+		noNewChanges("after SIGHUP")
 	})
 
 	t.Run("vigil reload", func(t *testing.T) {
