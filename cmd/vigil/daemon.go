@@ -105,6 +105,9 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	if err != nil {
 		log.Warn("configuration files are not watched; reload with SIGHUP or vigil reload", "error", err)
 	} else {
+		if err := watcher.SetPatterns(cfg.Includes); err != nil {
+			log.Warn("include patterns are not watched", "error", err)
+		}
 		go watcher.Run(ctx, func() {
 			select {
 			case reloads <- reloadRequest{trigger: "file change"}:
@@ -233,6 +236,9 @@ func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Conf
 	if r.watcher != nil {
 		if err := r.watcher.SetFiles(next.Files); err != nil {
 			r.log.Warn("configuration files not all watched", "error", err)
+		}
+		if err := r.watcher.SetPatterns(next.Includes); err != nil {
+			r.log.Warn("include patterns are not watched", "error", err)
 		}
 	}
 	st.OK = err == nil

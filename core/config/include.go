@@ -67,6 +67,11 @@ func (p *preprocessor) include(l srcLine, k includeKind, pattern string) {
 		p.sink.errorf(l.pos, "%s %q: %v", k.name, pattern, err)
 		return
 	}
+	for _, alt := range alts {
+		if !slices.Contains(p.includes, alt) {
+			p.includes = append(p.includes, alt)
+		}
+	}
 	var files []string
 	for _, alt := range alts {
 		matches, err := filepath.Glob(alt)

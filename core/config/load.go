@@ -91,7 +91,7 @@ func Parse(name string, src []byte, opts Options) (*Config, Diagnostics) {
 func finish(pp *preprocessor, sink *diagSink) (*Config, Diagnostics) {
 	tree := buildTree(pp.out, sink)
 	pp.out = nil
-	cfg := &Config{Files: pp.files, Tree: tree}
+	cfg := &Config{Files: pp.files, Includes: pp.includes, Tree: tree}
 	b := &builder{sink: sink, opts: pp.opts, cfg: cfg}
 	b.top(tree)
 	b.validate()

@@ -9,8 +9,11 @@ import (
 // defaults filled in. Lists keep the order of the file.
 type Config struct {
 	// Files are the files read, the main file first, then includes in reading order.
-	Files  []string
-	Global Global
+	Files []string
+	// Includes are the patterns of the include lines (absolute, braces expanded), matched or
+	// not: a file that appears later under one of them changes the configuration.
+	Includes []string
+	Global   Global
 
 	Scripts     []*VRRPScript
 	TrackFiles  []*TrackFile

@@ -42,6 +42,8 @@ type preprocessor struct {
 	defs  map[string]*definition
 	out   []srcLine
 	files []string
+	// includes are the include lines' patterns, absolute, braces expanded.
+	includes []string
 	stack []string // files being read, innermost last, for include cycles and ${_PWD}
 	bytes int64
 	rnd   *rand.Rand

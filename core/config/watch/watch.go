@@ -42,7 +42,13 @@ type Watcher struct {
 	missing map[string]bool            // files that did not resolve last time, to log changes only
 	names   map[string]map[string]bool // directory -> names in it whose events matter
 	dirs    map[string]bool            // the directories this watcher added to fsw
-	running bool
+	// patterns are include patterns (conf.d/*.conf): a file that starts or stops matching one
+	// changes the configuration, though no file of the set changed. globbed is what each
+	// matched last; patternDirs the directory and base pattern of each, for events.
+	patterns    []string
+	globbed     map[string]string
+	patternDirs map[string][]string
+	running     bool
 	closed  bool
 }
 
@@ -74,6 +80,7 @@ func New(files []string, debounce time.Duration, log hclog.Logger) (*Watcher, er
 		seen:     map[string]fingerprint{},
 		missing:  map[string]bool{},
 		dirs:     map[string]bool{},
+		globbed:  map[string]string{},
 	}
 	for _, f := range abs {
 		w.seen[f] = fingerprintOf(f)
@@ -165,6 +172,40 @@ func (w *Watcher) SetFiles(files []string) error {
 	return nil
 }
 
+// SetPatterns replaces the include patterns (absolute, as config.Config.Includes lists them):
+// their directories are watched, and a reload is called for when the set of files a pattern
+// matches changes (a new conf.d/*.conf file, or one removed). What each matches now is the
+// baseline. Wildcards are followed in the last path element only; a pattern with one in a
+// directory part is watched through the files it matched.
+func (w *Watcher) SetPatterns(patterns []string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return fmt.Errorf("watch: set patterns: %w", fsnotify.ErrClosed)
+	}
+	globbed := map[string]string{}
+	for _, p := range patterns {
+		if g, ok := w.globbed[p]; ok {
+			globbed[p] = g
+		} else {
+			globbed[p] = globOf(p)
+		}
+	}
+	w.patterns, w.globbed = slices.Clone(patterns), globbed
+	w.rewatch()
+	return nil
+}
+
+// globOf is what a pattern matches, as one comparable string.
+func globOf(pattern string) string {
+	m, err := filepath.Glob(pattern)
+	if err != nil {
+		return "bad pattern: " + err.Error()
+	}
+	slices.Sort(m)
+	return strings.Join(m, "\n")
+}
+
 // Close releases the watches; Run does it when it returns, so it is needed only when Run is
 // never called.
 func (w *Watcher) Close() error {
@@ -187,7 +228,15 @@ func (w *Watcher) matters(ev fsnotify.Event) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	// A watched directory's own removal or move comes under its own name.
-	return w.names[filepath.Dir(name)][filepath.Base(name)] || w.dirs[name]
+	if w.names[filepath.Dir(name)][filepath.Base(name)] || w.dirs[name] {
+		return true
+	}
+	for _, base := range w.patternDirs[filepath.Dir(name)] {
+		if ok, _ := filepath.Match(base, filepath.Base(name)); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // check updates the watches (a symlink may now lead elsewhere, a directory may have come or
@@ -206,6 +255,12 @@ func (w *Watcher) check() bool {
 		if fp != w.seen[f] {
 			changed = append(changed, f)
 			w.seen[f] = fp
+		}
+	}
+	for _, p := range w.patterns {
+		if g := globOf(p); g != w.globbed[p] {
+			changed = append(changed, p)
+			w.globbed[p] = g
 		}
 	}
 	if len(changed) == 0 {
@@ -263,6 +318,20 @@ func (w *Watcher) rewatchOnce() (vanished bool) {
 		}
 	}
 	w.names = names
+	w.patternDirs = map[string][]string{}
+	for _, p := range w.patterns {
+		dir, base := filepath.Dir(p), filepath.Base(p)
+		if strings.ContainsAny(dir, "*?[") {
+			continue
+		}
+		w.patternDirs[dir] = append(w.patternDirs[dir], base)
+		if names[dir] == nil {
+			names[dir] = map[string]bool{}
+		}
+		if dir != "/" {
+			want(filepath.Dir(dir), filepath.Base(dir)) // its parent sees it come and go
+		}
+	}
 
 	// fsnotify forgets a watch whose directory was removed or moved: its list, not w.dirs, says
 	// what is watched now.

@@ -424,3 +424,45 @@ func TestNewRejects(t *testing.T) {
 		t.Error("SetFiles after Close: no error")
 	}
 }
+
+// TestIncludePatternNewFile: a file that starts or stops matching an include pattern
+// (include conf.d/*.conf) changes the configuration though no watched file changed; other
+// names in that directory do not.
+func TestIncludePatternNewFile(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "vigil.conf")
+	confd := filepath.Join(dir, "conf.d")
+	if err := os.WriteFile(main, []byte("include conf.d/*.conf\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(confd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, []string{main}, main)
+	if err := s.w.SetPatterns([]string{filepath.Join(confd, "*.conf")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confd, "notes.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.noReload(t)
+	extra := filepath.Join(confd, "vi2.conf")
+	if err := os.WriteFile(extra, []byte("vrrp_instance VI_2 {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.reload(t)
+	s.noReload(t)
+	// Once the reload took the new file in, SetFiles watches its content as any other's.
+	if err := s.w.SetFiles([]string{main, extra}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(extra, []byte("vrrp_instance VI_2 { priority 50 }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.reload(t)
+	if err := os.Remove(extra); err != nil {
+		t.Fatal(err)
+	}
+	s.reload(t)
+	s.noReload(t)
+}
