@@ -315,3 +315,41 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// TestReloadOnNewIncludedFile: a file dropped into a directory that an include pattern
+// names (include conf.d/*.conf) is picked up, and removing it removes its instance.
+func TestReloadOnNewIncludedFile(t *testing.T) {
+	ctx, n := newLab(t, 1)
+	confd := filepath.Join(n[0].dir, "conf.d")
+	if err := os.Mkdir(confd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// VI_1 only, and VI_2 in the included directory later.
+	main := strings.Replace(reloadConf(150, []string{"192.0.2.100/24"}, false), "vrrp_instance VI_1", "include "+confd+"/*.conf\nvrrp_instance VI_1", 1)
+	n[0].start(t, main)
+	waitFor(t, 15*time.Second, "node 0 holds VI_1's VIP", func() bool { return n[0].holds(t, ctx) })
+	vi2 := reloadConf(150, []string{"192.0.2.100/24"}, true)
+	vi2 = vi2[strings.Index(vi2, "vrrp_instance VI_2"):]
+	start := time.Now()
+	if err := os.WriteFile(filepath.Join(confd, ".vi2.tmp"), []byte(vi2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(confd, ".vi2.tmp"), filepath.Join(confd, "vi2.conf")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "VI_2's VIP appears", func() bool { return n[0].has(t, ctx, "198.51.100.50") })
+	if r := n[0].lastReload(t, start); !r.OK || strings.Join(r.Added, ",") != "VI_2" {
+		t.Errorf("new included file: %+v; want VI_2 added", r)
+	}
+	start = time.Now()
+	if err := os.Remove(filepath.Join(confd, "vi2.conf")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "VI_2's VIP goes", func() bool { return !n[0].has(t, ctx, "198.51.100.50") })
+	if r := n[0].lastReload(t, start); !r.OK || strings.Join(r.Removed, ",") != "VI_2" {
+		t.Errorf("included file removed: %+v; want VI_2 removed", r)
+	}
+	if !n[0].holds(t, ctx) {
+		t.Error("VI_1 lost its VIP")
+	}
+}
