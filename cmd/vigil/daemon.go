@@ -189,6 +189,12 @@ type reloader struct {
 // changes nothing: every error is logged with its place and kept for `vigil status`.
 func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Config, actions *notifyActions) supervisor.ReloadStatus {
 	st := supervisor.ReloadStatus{Time: time.Now(), Trigger: trigger}
+	if r.watcher != nil {
+		// What this reload reads is not reloaded again by the watcher (after a SIGHUP that
+		// followed an edit, say); a later write still is.
+		snap := r.watcher.Snapshot()
+		defer r.watcher.Accept(snap)
+	}
 	next, diags := config.Load(r.file, r.opts)
 	if next != nil && !diags.HasErrors() {
 		diags = append(diags, validatePlugins(next)...)

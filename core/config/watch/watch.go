@@ -473,3 +473,43 @@ func absFiles(files []string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Snapshot is what the files and include patterns held at one moment.
+type Snapshot struct {
+	files    map[string]fingerprint
+	patterns map[string]string
+}
+
+// Snapshot fingerprints the files and patterns now. A reload that did not come from the
+// watcher (SIGHUP, vigil reload) takes one before it reads the configuration and hands it to
+// Accept afterwards, so that the watcher does not reload the same content again once its
+// debounce ends.
+func (w *Watcher) Snapshot() Snapshot {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := Snapshot{files: map[string]fingerprint{}, patterns: map[string]string{}}
+	for _, f := range w.files {
+		s.files[f] = fingerprintOf(f)
+	}
+	for _, p := range w.patterns {
+		s.patterns[p] = globOf(p)
+	}
+	return s
+}
+
+// Accept takes s as the content last reloaded, for the files and patterns in both. A change
+// made after s was taken still differs from it, and still reloads.
+func (w *Watcher) Accept(s Snapshot) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for f, fp := range s.files {
+		if _, ok := w.seen[f]; ok {
+			w.seen[f] = fp
+		}
+	}
+	for p, g := range s.patterns {
+		if _, ok := w.globbed[p]; ok {
+			w.globbed[p] = g
+		}
+	}
+}

@@ -466,3 +466,27 @@ func TestIncludePatternNewFile(t *testing.T) {
 	s.reload(t)
 	s.noReload(t)
 }
+
+// TestAcceptSnapshot: content a reload already read (after a SIGHUP) does not reload again
+// when the debounce ends; a write after the snapshot still does.
+func TestAcceptSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "vigil.conf")
+	if err := os.WriteFile(f, []byte("a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, []string{f}, f)
+	if err := os.WriteFile(f, []byte("b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.w.Accept(s.w.Snapshot()) // what a SIGHUP's reload does right after the write
+	s.noReload(t)
+	snap := s.w.Snapshot()
+	if err := os.WriteFile(f, []byte("c\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.w.Accept(snap) // the reload read b, not c
+	if got := s.reload(t); got != "c\n" {
+		t.Fatalf("reload read %q, want c", got)
+	}
+}
