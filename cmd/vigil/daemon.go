@@ -56,7 +56,11 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	var notifier atomic.Pointer[notify.Dispatcher]
 	supOpts := supervisor.Options{Exe: exe, Args: childArgs, Log: log,
 		OnTransition: func(t supervisor.Transition) {
-			log.Info("state change", "instance", t.Instance, "from", t.From, "to", t.To, "reason", t.Reason, "priority", t.Priority)
+			if t.To == notify.MasterRxLowerPri {
+				log.Info("master heard a lower priority", "instance", t.Instance, "detail", t.Reason, "priority", t.Priority)
+			} else {
+				log.Info("state change", "instance", t.Instance, "from", t.From, "to", t.To, "reason", t.Reason, "priority", t.Priority)
+			}
 			if d := notifier.Load(); d != nil {
 				d.Transition(notify.Transition{Instance: t.Instance, From: t.From, To: t.To, Priority: t.Priority, Time: t.Time})
 			}

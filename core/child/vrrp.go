@@ -3,6 +3,7 @@ package child
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"syscall"
@@ -77,6 +78,11 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 		s.log.Warn("running with all of root's capabilities", "reason", err)
 	}
 	eng.OnTransition(func(name string, t fsm.Transition) { s.transition(eng, name, t) })
+	eng.OnLowerPriority(func(name string, h fsm.LowerPriorityHeard) {
+		// Core tells it from a state change by its To (notify.MasterRxLowerPri).
+		s.send(eng, name, &childpb.Transition{Instance: name, From: fsm.Master.String(), To: "MASTER_RX_LOWER_PRI",
+			Reason: fmt.Sprintf("advert from %s with priority %d", h.From, h.Priority), UnixNano: time.Now().UnixNano()})
+	})
 	s.eng = eng
 	s.work.start(func(ctx context.Context) {
 		if err := eng.Run(ctx); err != nil {
@@ -121,11 +127,15 @@ func isPermission(err error) bool {
 // group, the priority and the VIPs. The priority is the one the instance last published,
 // which a transition caused by a priority change (tracking) has not caught up with yet.
 func (s *vrrpServer) transition(eng *vrrp.Engine, name string, t fsm.Transition) {
-	tr := &childpb.Transition{Instance: name, From: t.From.String(), To: t.To.String(), Reason: t.Reason, UnixNano: time.Now().UnixNano()}
+	s.send(eng, name, &childpb.Transition{Instance: name, From: t.From.String(), To: t.To.String(), Reason: t.Reason, UnixNano: time.Now().UnixNano()})
+}
+
+// send completes tr with the instance's group, priority and VIPs and passes it to core.
+func (s *vrrpServer) send(eng *vrrp.Engine, name string, tr *childpb.Transition) {
 	for _, st := range eng.Status() {
 		if st.Name == name {
 			tr.Group, tr.Priority, tr.Vips = st.Group, int32(st.EffectivePriority), st.VIPs
-			if st.EffectivePriority == 0 && t.To != fsm.Fault {
+			if st.EffectivePriority == 0 && tr.To != fsm.Fault.String() {
 				// Nothing published yet (the first transition, at start): the configured one.
 				tr.Priority = int32(st.Priority)
 			}

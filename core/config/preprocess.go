@@ -44,9 +44,9 @@ type preprocessor struct {
 	files []string
 	// includes are the include lines' patterns, absolute, braces expanded.
 	includes []string
-	stack []string // files being read, innermost last, for include cycles and ${_PWD}
-	bytes int64
-	rnd   *rand.Rand
+	stack    []string // files being read, innermost last, for include cycles and ${_PWD}
+	bytes    int64
+	rnd      *rand.Rand
 	// pending is the multi-line $NAME= definition whose continuation lines are being collected.
 	pending *definition
 	stopped bool

@@ -93,10 +93,12 @@ func (b *builder) actions(src *source, n config.Notify, refs []config.NameRef, s
 // scripts is keepalived's notify_STATE scripts and the generic notify script of one source,
 // run one after the other for each event (the specific one first, as keepalived does).
 func (b *builder) scripts(src *source, n config.Notify) *action {
-	specific := map[string]*config.Script{Master: n.Master, Backup: n.Backup, Fault: n.Fault, Stop: n.Stop, Deleted: n.Deleted}
+	specific := map[string]*config.Script{Master: n.Master, Backup: n.Backup, Fault: n.Fault, Stop: n.Stop, Deleted: n.Deleted,
+		MasterRxLowerPri: n.MasterRxLowerPri}
 	var states []string
-	for _, st := range allStates {
-		if specific[st] != nil || n.Generic != nil {
+	for _, st := range append(allStates, MasterRxLowerPri) {
+		// The generic notify script hears of state changes only.
+		if specific[st] != nil || (n.Generic != nil && st != MasterRxLowerPri) {
 			states = append(states, st)
 		}
 	}
@@ -107,7 +109,8 @@ func (b *builder) scripts(src *source, n config.Notify) *action {
 	if src.group {
 		kind = "GROUP"
 	}
-	keyword := map[string]string{Master: "notify_master", Backup: "notify_backup", Fault: "notify_fault", Stop: "notify_stop", Deleted: "notify_deleted"}
+	keyword := map[string]string{Master: "notify_master", Backup: "notify_backup", Fault: "notify_fault", Stop: "notify_stop", Deleted: "notify_deleted",
+		MasterRxLowerPri: "notify_master_rx_lower_pri"}
 	runners := map[string]runner{}
 	for st, s := range specific {
 		if s != nil {
@@ -127,7 +130,7 @@ func (b *builder) scripts(src *source, n config.Notify) *action {
 					errs = append(errs, fmt.Errorf("%s: %w", keyword[ev.NewState], err))
 				}
 			}
-			if generic != nil && ctx.Err() == nil {
+			if generic != nil && ev.NewState != MasterRxLowerPri && ctx.Err() == nil {
 				if err := generic(ctx, ev); err != nil {
 					errs = append(errs, fmt.Errorf("notify: %w", err))
 				}

@@ -93,6 +93,9 @@ const (
 	Fault   = "FAULT"
 	Stop    = "STOP"
 	Deleted = "DELETED"
+	// MasterRxLowerPri is not a state: a master heard an advert of a lower priority
+	// (notify_master_rx_lower_pri). Only that script and the FIFO hear of it.
+	MasterRxLowerPri = "MASTER_RX_LOWER_PRI"
 )
 
 // Dispatcher delivers the notify actions of one configuration. Its methods are safe for
@@ -199,6 +202,12 @@ func (d *Dispatcher) Transition(t Transition) {
 	src := d.instances[t.Instance]
 	if src == nil {
 		d.log.Warn("state change of an instance this configuration does not have; no notify", "instance", t.Instance)
+		return
+	}
+	if t.To == MasterRxLowerPri {
+		// The instance stays master; its state as the actions know it does not change.
+		src.prio = t.Priority
+		d.emit(src, Master, MasterRxLowerPri, t.Time)
 		return
 	}
 	src.prio = t.Priority

@@ -36,14 +36,14 @@ type Engine struct {
 	sockets   map[sockKey]*sockGroup
 
 	// What Run started, for Reload to start more of the same (see reload.go).
-	reloadMu   sync.Mutex
-	running    chan struct{} // closed once Run has started everything
-	stopping   bool          // Run is waiting for the units: no new ones
-	runCtx     context.Context
-	readCtx    context.Context
-	wg         sync.WaitGroup // readers, senders
-	uwg        sync.WaitGroup // units
-	stopFiles  context.CancelFunc
+	reloadMu  sync.Mutex
+	running   chan struct{} // closed once Run has started everything
+	stopping  bool          // Run is waiting for the units: no new ones
+	runCtx    context.Context
+	readCtx   context.Context
+	wg        sync.WaitGroup // readers, senders
+	uwg       sync.WaitGroup // units
+	stopFiles context.CancelFunc
 
 	// base is what the refresh words count from (see watch.go); watch is the watchdog of
 	// the backups' handed-over timers.
@@ -55,6 +55,7 @@ type Engine struct {
 
 	mu          sync.Mutex
 	transitions []func(name string, t fsm.Transition)
+	lowerHeard  []func(name string, h fsm.LowerPriorityHeard)
 }
 
 type sockKey struct {
@@ -148,6 +149,24 @@ func (e *Engine) OnTransition(f func(name string, t fsm.Transition)) {
 	e.transitions = append(e.transitions, f)
 }
 
+// OnLowerPriority registers f to be called (from instance goroutines) when a master hears an
+// advert of a lower priority (keepalived's notify_master_rx_lower_pri: after a split brain
+// heals, the master that stays may need to take a floating address back).
+func (e *Engine) OnLowerPriority(f func(name string, h fsm.LowerPriorityHeard)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lowerHeard = append(e.lowerHeard, f)
+}
+
+func (e *Engine) fireLowerHeard(name string, h fsm.LowerPriorityHeard) {
+	e.mu.Lock()
+	fs := append([]func(string, fsm.LowerPriorityHeard){}, e.lowerHeard...)
+	e.mu.Unlock()
+	for _, f := range fs {
+		f(name, h)
+	}
+}
+
 func (e *Engine) fireTransition(name string, t fsm.Transition) {
 	e.mu.Lock()
 	fs := append([]func(string, fsm.Transition){}, e.transitions...)
@@ -173,6 +192,7 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, g con
 		trackers: map[string]trackerState{},
 		buf:      make([]byte, 0, 1500),
 		notify:   e.fireTransition,
+		heard:    e.fireLowerHeard,
 	}
 	in.src = vc.UnicastSrcIP
 	if !in.src.IsValid() && vc.McastSrcIP.IsValid() {

@@ -40,8 +40,10 @@ type instance struct {
 	rx       atomic.Pointer[rxParams]
 	sg       *sockGroup
 
-	// notify receives every transition, for sync groups, status and notify actions.
+	// notify receives every transition, for sync groups, status and notify actions; heard
+	// every lower priority advert heard as master.
 	notify func(name string, t fsm.Transition)
+	heard  func(name string, h fsm.LowerPriorityHeard)
 
 	trackers map[string]trackerState // by tracker key ("if:eth1", "file:maint")
 	buf      []byte
@@ -127,6 +129,9 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 		}
 	case fsm.LowerPriorityHeard:
 		in.log.Debug("lower priority advert heard; answered at once", "from", a.From, "priority", a.Priority)
+		if in.heard != nil {
+			in.heard(in.name, a)
+		}
 	}
 }
 

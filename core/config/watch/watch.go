@@ -49,7 +49,7 @@ type Watcher struct {
 	globbed     map[string]string
 	patternDirs map[string][]string
 	running     bool
-	closed  bool
+	closed      bool
 }
 
 // New watches files (relative names are made absolute against the working directory now) and
