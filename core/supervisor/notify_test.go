@@ -272,3 +272,50 @@ func TestHungNotifyKeepsAdverts(t *testing.T) {
 		return strings.Contains(n[0].proc.Output(), "passed its deadline and was cancelled")
 	})
 }
+
+// TestNotifyMasterRxLowerPri: when a split brain heals, the master that stays hears the other
+// one's lower priority advert and runs notify_master_rx_lower_pri (cloud users re-assert a
+// floating address there); the one that steps down does not, and the staying master's state
+// does not change.
+func TestNotifyMasterRxLowerPri(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	dir := n[0].dir
+	for i, prio := range []int{150, 100} {
+		out := filepath.Join(dir, fmt.Sprintf("rx-%d", i))
+		script := filepath.Join(dir, fmt.Sprintf("rx-%d.sh", i))
+		if err := os.WriteFile(script, []byte("#!/bin/sh\necho heard >> "+out+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// dont_track_primary: cutting the node off the bridge takes its carrier away, which
+		// would otherwise be a fault, not the split brain this test wants.
+		n[i].start(t, strings.Replace(conf(prio, ""), "    virtual_ipaddress {", "    dont_track_primary\n    notify_master_rx_lower_pri "+script+"\n    virtual_ipaddress {", 1))
+	}
+	heard := func(i int) int {
+		b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("rx-%d", i)))
+		return strings.Count(string(b), "heard")
+	}
+	waitFor(t, 15*time.Second, "node 0 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	time.Sleep(time.Second)
+	if err := n[0].Cut(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "node 1 takes over during the partition", func() bool { return n[1].holds(t, ctx) })
+	time.Sleep(500 * time.Millisecond)
+	changes0 := strings.Count(n[0].proc.Output(), "state change:")
+	if err := n[0].Cut(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "node 1 steps down after the heal", func() bool { return !n[1].holds(t, ctx) })
+	waitFor(t, 5*time.Second, "node 0 runs notify_master_rx_lower_pri", func() bool { return heard(0) > 0 })
+	time.Sleep(time.Second)
+	if heard(1) != 0 {
+		t.Errorf("node 1, which stepped down, ran notify_master_rx_lower_pri %d times", heard(1))
+	}
+	if got := strings.Count(n[0].proc.Output(), "state change:"); got != changes0 {
+		t.Errorf("node 0 changed state during the heal (%d state changes, want %d)", got, changes0)
+	}
+	if !n[0].holds(t, ctx) {
+		t.Error("node 0 lost the VIP")
+	}
+	t.Logf("node 0 ran notify_master_rx_lower_pri %d times", heard(0))
+}
