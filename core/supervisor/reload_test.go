@@ -353,3 +353,56 @@ func TestReloadOnNewIncludedFile(t *testing.T) {
 		t.Error("VI_1 lost its VIP")
 	}
 }
+
+// syncConf is reloadConf's two instances in sync group VG1 (when grouped), VI_2 with vip2.
+func syncConf(prio int, vip2 []string, grouped bool) string {
+	text := reloadConf(prio, []string{"192.0.2.100/24"}, true)
+	if len(vip2) > 0 {
+		text = strings.Replace(text, "        198.51.100.50/24\n", "        198.51.100.50/24\n        "+strings.Join(vip2, "\n        ")+"\n", 1)
+	}
+	if grouped {
+		text = "vrrp_sync_group VG1 {\n    group {\n        VI_1\n        VI_2\n    }\n}\n" + text
+	}
+	return text
+}
+
+// TestHotReloadSyncGroup: a sync group whose members keep their identity and grouping keeps
+// its state through a reload that changes a member's addresses; ungrouping restarts them.
+func TestHotReloadSyncGroup(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	n[0].start(t, syncConf(150, nil, true))
+	n[1].start(t, syncConf(100, nil, true))
+	waitFor(t, 15*time.Second, "node 0 holds both VIPs", func() bool {
+		return n[0].holds(t, ctx) && n[0].has(t, ctx, "198.51.100.50")
+	})
+	time.Sleep(time.Second)
+	before0, before1 := len(n[0].changes()), len(n[1].changes())
+
+	start := time.Now()
+	n[0].writeConf(t, syncConf(150, []string{"198.51.100.51/24"}, true))
+	waitFor(t, 10*time.Second, "198.51.100.51 appears", func() bool { return n[0].has(t, ctx, "198.51.100.51") })
+	r := n[0].lastReload(t, start)
+	if !r.OK || strings.Join(r.Changed, ",") != "VI_2" || strings.Join(r.Kept, ",") != "VI_1" {
+		t.Errorf("reload in a sync group: %+v; want VI_2 changed, VI_1 kept", r)
+	}
+	time.Sleep(2 * time.Second)
+	if c0, c1 := n[0].changes()[before0:], n[1].changes()[before1:]; len(c0)+len(c1) > 0 {
+		t.Errorf("state changes after a reload inside a sync group: node 0 %v, node 1 %v", c0, c1)
+	}
+
+	// Leaving the group changes how the instances are driven: they start again (and, being
+	// the strongest, end up master again).
+	start = time.Now()
+	n[0].writeConf(t, syncConf(150, []string{"198.51.100.51/24"}, false))
+	r = n[0].lastReload(t, start)
+	if !r.OK || len(r.Added)+len(r.Removed) > 0 {
+		t.Errorf("ungrouping: %+v", r)
+	}
+	st := n[0].status(t)
+	if st.LastReload == nil || st.LastReload.Report == nil || !slices.Equal(sorted(st.LastReload.Report.VRRP.Restarted), []string{"VI_1", "VI_2"}) {
+		t.Errorf("ungrouping: restarted %+v, want VI_1 and VI_2", st.LastReload)
+	}
+	waitFor(t, 10*time.Second, "node 0 holds every VIP again", func() bool {
+		return n[0].holds(t, ctx) && n[0].has(t, ctx, "198.51.100.50") && n[0].has(t, ctx, "198.51.100.51")
+	})
+}
