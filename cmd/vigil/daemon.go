@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
@@ -54,6 +56,10 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	// Notify actions run in core, fed by the vrrp child's transition stream: VRRP never
 	// waits for them. A reload swaps the dispatcher.
 	var notifier atomic.Pointer[notify.Dispatcher]
+	// notifyMu orders each transition with a reload's swap of dispatchers, so that no event
+	// reaches the old dispatcher after the new one took over its states. Transition never
+	// blocks, so neither does the lock.
+	var notifyMu sync.Mutex
 	supOpts := supervisor.Options{Exe: exe, Args: childArgs, Log: log,
 		OnTransition: func(t supervisor.Transition) {
 			if t.To == notify.MasterRxLowerPri {
@@ -61,6 +67,8 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 			} else {
 				log.Info("state change", "instance", t.Instance, "from", t.From, "to", t.To, "reason", t.Reason, "priority", t.Priority)
 			}
+			notifyMu.Lock()
+			defer notifyMu.Unlock()
 			if d := notifier.Load(); d != nil {
 				d.Transition(notify.Transition{Instance: t.Instance, From: t.From, To: t.To, Priority: t.Priority, Time: t.Time})
 			}
@@ -120,7 +128,7 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 		})
 	}
 
-	r := reloader{file: o.file, opts: opts, log: log, sup: sup, notifier: &notifier, watcher: watcher}
+	r := reloader{file: o.file, opts: opts, log: log, sup: sup, notifier: &notifier, notifyMu: &notifyMu, watcher: watcher}
 	stopSig := ""
 loop:
 	for {
@@ -185,6 +193,7 @@ type reloader struct {
 	log      hclog.Logger
 	sup      *supervisor.Supervisor
 	notifier *atomic.Pointer[notify.Dispatcher]
+	notifyMu *sync.Mutex
 	watcher  *watch.Watcher
 }
 
@@ -203,6 +212,15 @@ func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Conf
 	if next != nil && !diags.HasErrors() {
 		diags = append(diags, validatePlugins(next)...)
 		diags = append(diags, validateNotifyPlugins(next)...)
+		// At start vigil waits for a missing interface; a running daemon refuses a file
+		// whose instance could not start, rather than apply the rest without it.
+		for _, in := range next.Instances {
+			if _, err := net.InterfaceByName(in.Interface); err != nil {
+				diags = append(diags, config.Diagnostic{Pos: in.Pos, Severity: config.SevError,
+					Msg: fmt.Sprintf("vrrp_instance %s: interface %q does not exist on this host", in.Name, in.Interface),
+					Hint: "create the interface first, then reload"})
+			}
+		}
 	}
 	if next == nil || diags.HasErrors() {
 		for _, d := range diags.Errors() {
@@ -220,8 +238,10 @@ func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Conf
 	// transition: a priority change hands mastership over) and know the state each kept
 	// instance is in; the old ones deliver DELETED for what the reload removes.
 	fresh := startNotify(next, r.log)
+	r.notifyMu.Lock()
 	fresh.d.Adopt(actions.d)
 	r.notifier.Store(fresh.d)
+	r.notifyMu.Unlock()
 	old := *actions
 	*actions = fresh
 

@@ -245,7 +245,8 @@ func TestUpdateAddsRemovesRestarts(t *testing.T) {
 	added, changed := &counter{ok: true}, &counter{ok: false}
 	d = s.Update([]Spec{
 		{Name: "keep", Key: "k1", Prober: &counter{}, Interval: iv},
-		// The new definition starts down (init_fail) and fails: its initial state says so.
+		// The new definition (init_fail, and failing) starts in the state the old one was
+		// in, up, and goes down when its own probes fail.
 		{Name: "change", Key: "c2", Prober: changed, Interval: iv, InitFail: true, Warmup: time.Millisecond},
 		{Name: "nokey", Prober: nokey, Interval: iv, Warmup: time.Millisecond},
 		{Name: "added", Key: "a1", Prober: added, Interval: iv, Warmup: time.Millisecond},
@@ -265,8 +266,11 @@ func TestUpdateAddsRemovesRestarts(t *testing.T) {
 	if c := got["added"]; c.Msg != "initial state" || !c.Up {
 		t.Errorf("added: %+v", c)
 	}
-	if c := got["change"]; c.Msg != "initial state" || c.Up {
-		t.Errorf("restarted change: %+v, want its new definition's initial state, down", c)
+	if c := got["change"]; c.Msg != "initial state" || !c.Up {
+		t.Errorf("restarted change: %+v, want the old definition's state, up", c)
+	}
+	if c := next(t, changes, 5*time.Second); c.Name != "change" || c.Up {
+		t.Errorf("after the restart: %+v, want change going down on its own probes", c)
 	}
 	if c := got["nokey"]; c.Msg != "initial state" || !c.Up {
 		t.Errorf("restarted nokey: %+v", c)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -136,6 +137,8 @@ type task struct {
 	spec   Spec
 	cancel context.CancelFunc
 	done   chan struct{}
+	// up is the state the check last sent (known once it sent one), for a restart.
+	up, known atomic.Bool
 }
 
 // Diff is what an Update did, by check name, in the order of the specs given (Removed in
@@ -151,7 +154,9 @@ type Diff struct {
 	// A later Update that gives one again starts it afresh.
 	Removed []string
 	// Restarted are checks whose definition changed (or has no Key): the old one stopped,
-	// the new one started with a fresh threshold and sends its initial state. A new
+	// the new one started with a fresh threshold in the state the old one was in (so that
+	// editing a failed check does not raise the priority until it fails again, and move
+	// mastership twice), and sends that as its initial state. A new
 	// definition is never applied to a running check in place: the old state was counted
 	// against the old rise, fall or probe, and carrying it over would mix the two.
 	Restarted []string
@@ -178,6 +183,7 @@ func (s *Scheduler) Update(specs []Spec) Diff {
 	next := make(map[string]bool, len(specs))
 	var start []Spec
 	var startIDs, stop []string
+	carry := map[string]*task{} // restarted: the old task, for its state
 	seen := map[string]int{}
 	for _, sp := range specs {
 		id := taskID(sp.Name, seen)
@@ -192,6 +198,7 @@ func (s *Scheduler) Update(specs []Spec) Diff {
 		default:
 			d.Restarted = append(d.Restarted, sp.Name)
 			stop = append(stop, id)
+			carry[id] = old
 		}
 		start, startIDs = append(start, sp), append(startIDs, id)
 	}
@@ -212,7 +219,12 @@ func (s *Scheduler) Update(specs []Spec) Diff {
 		delete(s.tasks, id)
 	}
 	for i, sp := range start {
-		s.tasks[startIDs[i]] = s.launch(sp)
+		var initial *bool
+		if old := carry[startIDs[i]]; old != nil && old.known.Load() {
+			up := old.up.Load()
+			initial = &up
+		}
+		s.tasks[startIDs[i]] = s.launch(sp, initial)
 	}
 	return d
 }
@@ -227,7 +239,7 @@ func taskID(name string, seen map[string]int) string {
 	return name
 }
 
-func (s *Scheduler) launch(sp Spec) *task {
+func (s *Scheduler) launch(sp Spec, initial *bool) *task {
 	ctx, cancel := context.WithCancel(s.ctx)
 	t := &task{spec: sp, cancel: cancel, done: make(chan struct{})}
 	s.wg.Add(1)
@@ -235,7 +247,7 @@ func (s *Scheduler) launch(sp Spec) *task {
 		defer s.wg.Done()
 		defer close(t.done)
 		defer cancel()
-		runOne(ctx, sp, s.changes)
+		runOne(ctx, sp, s.changes, initial, func(up bool) { t.up.Store(up); t.known.Store(true) })
 	}()
 	return t
 }
@@ -267,12 +279,18 @@ func (s *Scheduler) Stop() {
 	s.Wait()
 }
 
-func runOne(ctx context.Context, s Spec, changes chan<- Change) {
+// runOne runs one check; initial, when set, is the state it starts in (instead of init_fail's),
+// and sent is told each state it sends.
+func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, sent func(up bool)) {
 	th := NewThreshold(s.Rise, s.Fall, s.InitFail)
+	if initial != nil {
+		th.up = *initial
+	}
 	var weight *int // the dynamic weight sent last
 	send := func(c Change) bool {
 		select {
 		case changes <- c:
+			sent(c.Up)
 			return true
 		case <-ctx.Done():
 			return false

@@ -35,6 +35,10 @@ type vrrpServer struct {
 
 	mu  sync.Mutex
 	eng *vrrp.Engine
+	// checkAt is when each check's state that vrrp last took was made: core replays every
+	// state after a reload while new ones keep coming, and an older one must not win.
+	checkAt map[string]int64
+	setMu   sync.Mutex // one SetCheck at a time, so that the check above and the post agree
 }
 
 // maxEarly bounds the transitions kept for core before it subscribes.
@@ -172,11 +176,23 @@ func (s *vrrpServer) Transitions(_ *childpb.Empty, srv childpb.VRRP_TransitionsS
 }
 
 func (s *vrrpServer) SetCheck(ctx context.Context, c *childpb.CheckState) (*childpb.Empty, error) {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
 	s.mu.Lock()
 	eng := s.eng
+	stale := c.UnixNano != 0 && c.UnixNano < s.checkAt[c.Name]
+	if !stale && c.UnixNano != 0 {
+		if s.checkAt == nil {
+			s.checkAt = map[string]int64{}
+		}
+		s.checkAt[c.Name] = c.UnixNano
+	}
 	s.mu.Unlock()
 	if eng == nil {
 		return nil, status.Error(codes.FailedPrecondition, "not started")
+	}
+	if stale {
+		return &childpb.Empty{}, nil
 	}
 	var dynamic *int
 	if c.Weight != nil {

@@ -233,6 +233,7 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 			return classify(err)
 		}
 		p.set(func() { p.vrrp = c })
+		s.catchUp(ctx, p, req.ConfigText, func(r *childpb.StartRequest) error { _, err := c.Reload(ctx, r); return err })
 		s.replayChecks(ctx, c)
 		go s.watchTransitions(ctx, c)
 	case childpb.CheckClient:
@@ -240,6 +241,7 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 			return classify(err)
 		}
 		p.set(func() { p.check = c })
+		s.catchUp(ctx, p, req.ConfigText, func(r *childpb.StartRequest) error { _, err := c.Reload(ctx, r); return err })
 		go s.watchChecks(ctx, c)
 	}
 	s.opts.Log.Info("child running", "role", string(p.role), "pid", cmd.Process.Pid)
@@ -266,6 +268,21 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 			}
 			missed = 0
 		}
+	}
+}
+
+// catchUp reloads a child that started with text when a reload changed the configuration
+// while it was starting: that reload found no client for it. (A reload that did find it
+// applies the same text again, which changes nothing.)
+func (s *Supervisor) catchUp(ctx context.Context, p *proc, text string, reload func(*childpb.StartRequest) error) {
+	s.mu.Lock()
+	cur := s.text
+	s.mu.Unlock()
+	if cur == text {
+		return
+	}
+	if err := reload(&childpb.StartRequest{ConfigText: cur, ConfigName: "core"}); err != nil {
+		s.opts.Log.Error("the configuration reloaded while the child started could not be applied to it", "role", string(p.role), "error", status.Convert(err).Message())
 	}
 }
 

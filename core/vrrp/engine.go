@@ -472,7 +472,12 @@ func (e *Engine) receive(sg *sockGroup, d datagram, at int64) {
 	if in.fresh.offer(ev, at) {
 		return // a steady backup's refresh: recorded, its unit sleeps on
 	}
-	in.unit.inbox <- unitEvent{member: in.member, ev: ev}
+	select {
+	case in.unit.inbox <- unitEvent{member: in.member, ev: ev}:
+	case <-in.unit.exited:
+		// A reload removed the instance after this reader looked it up: the advert is for
+		// nobody, and waiting would stall every instance on this socket.
+	}
 }
 
 func (e *Engine) dropErr(err error, src netip.Addr) {

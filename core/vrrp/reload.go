@@ -381,6 +381,9 @@ func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRP
 	trackers := map[string]trackerState{}
 	if !vc.DontTrackPrim {
 		if t, ok := in.trackers["if:"+vc.Interface]; ok {
+			// As the link watch reports it for the primary interface: no weight, so that a
+			// down link is a fault (a track_interface line below sets one again).
+			t.weight, t.reverse = 0, false
 			trackers["if:"+vc.Interface] = t
 		}
 	}
