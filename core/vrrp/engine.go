@@ -33,7 +33,10 @@ type Engine struct {
 	cfg       *config.Config
 	instances []*instance
 	units     []*unit
-	sockets   map[sockKey]*sockGroup
+	// sockets are guarded by sockMu, not rw: a reload opens sockets for new instances
+	// without holding rw, which a unit may need meanwhile (to report a transition).
+	sockMu  sync.Mutex
+	sockets map[sockKey]*sockGroup
 
 	// What Run started, for Reload to start more of the same (see reload.go).
 	reloadMu  sync.Mutex
@@ -102,7 +105,7 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 	e := &Engine{cfg: cfg, log: log, nl: nl, sockets: map[sockKey]*sockGroup{}, base: base, watch: newWatchdog(base),
 		running: make(chan struct{})}
 	for _, vc := range cfg.Instances {
-		in, err := e.newInstance(ctx, vc, cfg.Global)
+		in, err := e.newInstance(ctx, vc, cfg)
 		if err != nil {
 			e.close()
 			return nil, fmt.Errorf("vrrp_instance %s: %w", vc.Name, err)
@@ -176,7 +179,8 @@ func (e *Engine) fireTransition(name string, t fsm.Transition) {
 	}
 }
 
-func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, g config.Global) (*instance, error) {
+func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *config.Config) (*instance, error) {
+	g := cfg.Global
 	ifi, err := net.InterfaceByName(vc.Interface)
 	if err != nil {
 		return nil, fmt.Errorf("interface %q: %w", vc.Interface, err)
@@ -239,7 +243,10 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, g con
 		in.trackers["if:"+t.Name] = trackerState{up: true, weight: t.Weight, reverse: t.Reverse}
 	}
 
+	in.trackable = trackable(vc, cfg)
 	key := sockKey{ifindex: ifi.Index, v6: in.v6}
+	e.sockMu.Lock()
+	defer e.sockMu.Unlock()
 	sg := e.sockets[key]
 	if sg == nil {
 		s, err := openSocket(ctx, ifi, in.v6, groups)
@@ -309,9 +316,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.rw.Lock()
 	e.runCtx, e.readCtx = ctx, readCtx
-	for _, sg := range e.sockets {
-		e.startSocket(sg)
-	}
+	e.startSockets()
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -334,16 +339,25 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.rw.Unlock()
 	e.uwg.Wait() // instances have resigned and released their addresses
 	stopReaders()
-	e.rw.RLock()
+	e.sockMu.Lock()
 	for _, sg := range e.sockets {
 		sg.sock.close() // unblocks the readers
 	}
-	e.rw.RUnlock()
+	e.sockMu.Unlock()
 	e.wg.Wait()
 	return nil
 }
 
-// startSocket starts the reader and the sender of a socket. Callers hold rw.
+// startSockets starts the reader and the sender of each socket that has none yet.
+func (e *Engine) startSockets() {
+	e.sockMu.Lock()
+	defer e.sockMu.Unlock()
+	for _, sg := range e.sockets {
+		e.startSocket(sg)
+	}
+}
+
+// startSocket starts the reader and the sender of a socket. Callers hold sockMu.
 func (e *Engine) startSocket(sg *sockGroup) {
 	if sg.started {
 		return
@@ -386,8 +400,8 @@ func (e *Engine) startTrackFiles() {
 }
 
 func (e *Engine) close() {
-	e.rw.RLock()
-	defer e.rw.RUnlock()
+	e.sockMu.Lock()
+	defer e.sockMu.Unlock()
 	for _, sg := range e.sockets {
 		sg.sock.close()
 	}
@@ -552,6 +566,9 @@ func (e *Engine) linkLoop(ctx context.Context, links <-chan netif.Link) {
 
 // post hands ev to the instance's unit, unless the unit is gone (a reload removed it).
 func (in *instance) post(ctx context.Context, ev fsm.Event) {
+	if ctx.Err() != nil {
+		return // a watcher a reload replaced: its news may be stale
+	}
 	select {
 	case in.unit.inbox <- unitEvent{member: in.member, ev: ev}:
 	case <-in.unit.exited:

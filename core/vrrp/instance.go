@@ -46,6 +46,9 @@ type instance struct {
 	heard  func(name string, h fsm.LowerPriorityHeard)
 
 	trackers map[string]trackerState // by tracker key ("if:eth1", "file:maint")
+	// trackable are the keys the configuration tracks: an update for another key (posted
+	// before a reload removed it) is dropped. Only the unit touches it, after start.
+	trackable map[string]bool
 	buf      []byte
 
 	// unit is the goroutine that drives this instance (alone, or with its sync group), and

@@ -135,8 +135,10 @@ type reconfigure struct {
 }
 
 // Reload applies cfg, which config.Load validated: see the comment at the top of this file.
-// The instances it keeps never stop running. An error (an interface of a new instance that
-// does not exist, say) leaves the instances it could not start out, and says which.
+// The instances it keeps never stop running. Once it has checked that the new instances'
+// interfaces exist, it runs to its end whatever ctx does: a reload stopped half-way would
+// leave instances stopped but listed as running. An error (a new instance that cannot
+// start, an address that cannot be added) names the instance; the rest applies.
 func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, error) {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
@@ -171,7 +173,8 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 		}
 	}
 
-	// A unit stays when each of its instances stays and they are grouped as before.
+	// A unit stays when each of its instances stays and they are grouped as before, and it
+	// still runs (a unit ends only when the engine stops or a reload removes it).
 	groupOf := map[string]string{} // new instance name -> its new sync group
 	for _, g := range cfg.SyncGroups {
 		for _, m := range g.Members {
@@ -179,10 +182,11 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 		}
 	}
 	var res ReloadResult
+	var errs []error
 	var keep, drop []*unit
 	kept := map[*config.VRRPInstance]bool{}
 	for _, u := range units {
-		if unitStays(u, oldCfg, cfg, newByID, groupOf) {
+		if unitStays(u, oldCfg, cfg, newByID, groupOf) && !u.hasExited() {
 			keep = append(keep, u)
 			for _, in := range u.members {
 				kept[newByID[identity(in.cfg, oldCfg.Global)]] = true
@@ -193,10 +197,12 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 	}
 
 	// Stop what goes first: a restarted instance's VRID must be free for its successor.
+	restarted := map[string]bool{} // identities
 	for _, u := range drop {
 		for _, in := range u.members {
 			in.sg.setVRID(uint8(in.cfg.VRID), nil)
-			if newByID[identity(in.cfg, oldCfg.Global)] != nil {
+			if id := identity(in.cfg, oldCfg.Global); newByID[id] != nil {
+				restarted[id] = true
 				res.Restarted = append(res.Restarted, in.name)
 			} else {
 				res.Removed = append(res.Removed, in.name)
@@ -205,63 +211,57 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 		u.stop()
 	}
 	for _, u := range drop {
-		select {
-		case <-u.exited: // resigned, addresses removed
-		case <-ctx.Done():
-			return res, ctx.Err()
-		}
+		<-u.exited // resigned, addresses removed
 	}
 
-	// Apply the new settings to what stays, each unit on its own goroutine.
-	for _, u := range keep {
-		changed := make([]bool, len(u.members))
-		r := reconfigure{done: make(chan struct{}), apply: func(u *unit, now time.Time) {
-			for i, in := range u.members {
-				vc := newByID[identity(in.cfg, oldCfg.Global)]
-				changed[i] = e.reconfigure(u, now, i, vc, cfg)
-			}
-		}}
-		select {
-		case u.inbox <- unitEvent{ev: r}:
-		case <-u.exited:
-			continue
-		case <-ctx.Done():
-			return res, ctx.Err()
+	// Apply the new settings to what stays, on each unit's goroutine, in two rounds: every
+	// master first removes the addresses and routes it no longer has, then adds the new
+	// ones, so that an address moved from one instance to another is never removed last.
+	results := make([][]reconfigured, len(keep))
+	for phase := range 2 {
+		for i, u := range keep {
+			u := u
+			results[i] = make([]reconfigured, len(u.members))
+			u.apply(func(u *unit, now time.Time) {
+				for m, in := range u.members {
+					vc := newByID[identity(in.cfg, oldCfg.Global)]
+					if phase == 0 {
+						results[i][m].errs = e.release(in, vc, cfg)
+					} else {
+						results[i][m] = e.reconfigure(u, now, m, vc, cfg, results[i][m].errs)
+					}
+				}
+			})
 		}
-		select {
-		case <-r.done:
-		case <-u.exited:
-		case <-ctx.Done():
-			return res, ctx.Err()
-		}
-		for i, in := range u.members {
-			if changed[i] {
+	}
+	for i, u := range keep {
+		for m, in := range u.members {
+			r := results[i][m]
+			if r.changed {
 				res.Changed = append(res.Changed, in.name)
 			} else {
 				res.Kept = append(res.Kept, in.name)
 			}
+			for _, err := range r.errs {
+				errs = append(errs, fmt.Errorf("%s: vrrp_instance %s: %w", in.cfg.Pos, in.name, err))
+			}
 		}
 	}
 
-	// Start what is new.
+	// Start what is new. The sockets open without rw held: a unit that reports a
+	// transition meanwhile reads the status under rw.
 	var fresh []*instance
-	var errs []error
-	e.rw.Lock()
-	defer e.rw.Unlock()
-	if e.stopping {
-		return res, errors.New("vrrp is stopping")
-	}
 	for _, vc := range cfg.Instances {
 		if kept[vc] {
 			continue
 		}
-		in, err := e.newInstance(ctx, vc, cfg.Global)
+		in, err := e.newInstance(e.runCtx, vc, cfg)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: vrrp_instance %s: %w", vc.Pos, vc.Name, err))
 			continue
 		}
 		fresh = append(fresh, in)
-		if !slices.Contains(res.Restarted, vc.Name) {
+		if !restarted[identity(vc, cfg.Global)] {
 			res.Added = append(res.Added, vc.Name)
 		}
 	}
@@ -271,10 +271,13 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 		instances = append(instances, u.members...)
 	}
 	instances = append(instances, fresh...)
+	e.rw.Lock()
+	defer e.rw.Unlock()
 	e.cfg, e.instances, e.units = cfg, instances, append(keep, newUnits...)
-	for _, sg := range e.sockets {
-		e.startSocket(sg)
+	if e.stopping {
+		return res, errors.Join(append(errs, errors.New("vrrp is stopping: the new instances did not start"))...)
 	}
+	e.startSockets()
 	for _, u := range newUnits {
 		for _, in := range u.members {
 			in.listen()
@@ -283,6 +286,12 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 	}
 	e.startTrackFiles()
 	return res, errors.Join(errs...)
+}
+
+// reconfigured is what applying a reload to one kept instance did.
+type reconfigured struct {
+	changed bool
+	errs    []error
 }
 
 // unitStays: every member keeps its identity, and the new configuration groups them the
@@ -316,43 +325,54 @@ func unitStays(u *unit, oldCfg, cfg *config.Config, newByID map[string]*config.V
 	return slices.Equal(members, names)
 }
 
-// reconfigure applies vc to the member of u in place, from u's goroutine, and reports
-// whether anything changed. A master adds the addresses and routes the reload added (and
-// announces the new addresses) and removes those it removed; the others just keep the new
-// lists for their next takeover.
-func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRPInstance, cfg *config.Config) bool {
+// release is a reload's first round for a kept instance, on its unit's goroutine: a master
+// removes the routes and addresses that vc no longer has.
+func (e *Engine) release(in *instance, vc *config.VRRPInstance, cfg *config.Config) []error {
+	if in.m.State() != fsm.Master {
+		return nil
+	}
+	next := settingsOf(vc, cfg.Global, in.src)
+	var errs []error
+	for _, r := range in.settings.routes {
+		if !slices.Contains(next.routes, r) {
+			if err := in.nl.DelRoute(r); err != nil {
+				errs = append(errs, fmt.Errorf("remove virtual route %s: %w", r.Dst, err))
+			}
+		}
+	}
+	for _, a := range in.settings.vips {
+		if !slices.Contains(next.vips, a) {
+			if err := in.nl.DelAddr(a); err != nil {
+				errs = append(errs, fmt.Errorf("remove virtual address %s from %s: %w", a.Prefix, a.Dev, err))
+			}
+		}
+	}
+	return errs
+}
+
+// reconfigure is a reload's second round for a kept instance, on its unit's goroutine: vc
+// applies in place. A master adds the addresses and routes the reload added and announces
+// the new addresses; the others keep the new lists for their next takeover. errs are the
+// first round's.
+func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRPInstance, cfg *config.Config, errs []error) reconfigured {
 	in := u.members[member]
 	old := in.settings
 	next := settingsOf(vc, cfg.Global, in.src)
 	changed := in.name != vc.Name || !reflect.DeepEqual(old, next)
 	if in.m.State() == fsm.Master {
-		for _, r := range old.routes {
-			if !slices.Contains(next.routes, r) {
-				if err := in.nl.DelRoute(r); err != nil {
-					in.log.Error("cannot remove virtual route", "route", r.Dst.String(), "error", err)
-				}
-			}
-		}
-		for _, a := range old.vips {
-			if !slices.Contains(next.vips, a) {
-				if err := in.nl.DelAddr(a); err != nil {
-					in.log.Error("cannot remove virtual address", "address", a.Prefix.String(), "dev", a.Dev, "error", err)
-				}
-			}
-		}
 		var added []netif.Addr
 		for _, a := range next.vips {
 			if !slices.Contains(old.vips, a) {
 				added = append(added, a)
 				if err := in.nl.AddAddr(a); err != nil {
-					in.log.Error("cannot add virtual address", "address", a.Prefix.String(), "dev", a.Dev, "error", err)
+					errs = append(errs, fmt.Errorf("add virtual address %s on %s: %w", a.Prefix, a.Dev, err))
 				}
 			}
 		}
 		for _, r := range next.routes {
 			if !slices.Contains(old.routes, r) {
 				if err := in.nl.AddRoute(r); err != nil {
-					in.log.Error("cannot add virtual route", "route", r.Dst.String(), "error", err)
+					errs = append(errs, fmt.Errorf("add virtual route %s: %w", r.Dst, err))
 				}
 			}
 		}
@@ -362,7 +382,7 @@ func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRP
 	}
 	if err := in.m.Reconfigure(now, next.fsm); err != nil {
 		// identity() covers VRID, version and source, so this is a bug; keep the old.
-		in.log.Error("reload not applied to the state machine", "error", err)
+		errs = append(errs, fmt.Errorf("state machine: %w", err))
 	}
 	e.rw.Lock()
 	if in.name != vc.Name {
@@ -373,6 +393,7 @@ func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRP
 	in.auth, in.authType, in.garp = next.auth, next.authType, next.garp
 	e.rw.Unlock()
 	in.rx.Store(next.rx(vc))
+	in.trackable = trackable(vc, cfg)
 
 	// Trackers: those still configured keep their state with the new weights; new
 	// interfaces start up (the link watch reports changes, as at start), new scripts wait
@@ -399,26 +420,9 @@ func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRP
 	// state until the replay or the watcher brings the current one with the new weight:
 	// dropping a failed script for a moment would raise the priority and could hand
 	// mastership over and back.
-	var scripts, files []config.TrackRef
-	scripts, files = append(scripts, vc.TrackScripts...), append(files, vc.TrackFiles...)
-	for _, g := range cfg.SyncGroups {
-		if slices.ContainsFunc(g.Members, func(m config.NameRef) bool { return m.Name == vc.Name }) {
-			scripts, files = append(scripts, g.TrackScripts...), append(files, g.TrackFiles...)
-		}
-	}
-	for _, r := range scripts {
-		if st, ok := in.trackers["script:"+r.Name]; ok {
-			trackers["script:"+r.Name] = st
-		}
-	}
-	for _, r := range files {
-		for _, f := range cfg.TrackFiles {
-			if f.Name == r.Name {
-				k := "file:" + filepath.Clean(f.File)
-				if st, ok := in.trackers[k]; ok {
-					trackers[k] = st
-				}
-			}
+	for k, st := range in.trackers {
+		if (strings.HasPrefix(k, "script:") || strings.HasPrefix(k, "file:")) && in.trackable[k] {
+			trackers[k] = st
 		}
 	}
 	in.trackers = trackers
@@ -428,7 +432,39 @@ func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRP
 	if changed {
 		in.log.Info("reloaded in place", "state", in.m.State().String(), "priority", in.m.EffectivePriority())
 	}
-	return changed
+	return reconfigured{changed: changed, errs: errs}
+}
+
+// trackable lists the tracker keys of vc: its interfaces (the primary one unless
+// dont_track_primary), and the scripts and files it or its sync group tracks.
+func trackable(vc *config.VRRPInstance, cfg *config.Config) map[string]bool {
+	keys := map[string]bool{}
+	if !vc.DontTrackPrim {
+		keys["if:"+vc.Interface] = true
+	}
+	for _, t := range vc.TrackInterfaces {
+		keys["if:"+t.Name] = true
+	}
+	scripts, files := slices.Clone(vc.TrackScripts), slices.Clone(vc.TrackFiles)
+	for _, g := range cfg.SyncGroups {
+		if slices.ContainsFunc(g.Members, func(m config.NameRef) bool { return m.Name == vc.Name }) {
+			scripts, files = append(scripts, g.TrackScripts...), append(files, g.TrackFiles...)
+			for _, t := range g.TrackInterfaces {
+				keys["if:"+t.Name] = true
+			}
+		}
+	}
+	for _, r := range scripts {
+		keys["script:"+r.Name] = true
+	}
+	for _, r := range files {
+		for _, f := range cfg.TrackFiles {
+			if f.Name == r.Name {
+				keys["file:"+filepath.Clean(f.File)] = true
+			}
+		}
+	}
+	return keys
 }
 
 // announceAddrs sends one gratuitous ARP / unsolicited NA for each of addrs.

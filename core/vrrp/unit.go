@@ -22,6 +22,7 @@ type unit struct {
 	watch *watchdog
 
 	pollfds []unix.PollFd // the members' sockets, for waitUntil
+	pending []unitEvent   // events that came during the startup delay
 
 	stop   context.CancelFunc // ends run (set by Engine.startUnit)
 	exited chan struct{}      // closed when run has returned
@@ -166,15 +167,57 @@ func (u *unit) takeBack() {
 	}
 }
 
+// hasExited reports whether run has returned.
+func (u *unit) hasExited() bool {
+	select {
+	case <-u.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// apply runs f on the unit's goroutine and returns when it has run, or when the unit has
+// exited without running it.
+func (u *unit) apply(f func(u *unit, now time.Time)) {
+	r := reconfigure{apply: f, done: make(chan struct{})}
+	select {
+	case u.inbox <- unitEvent{ev: r}:
+	case <-u.exited:
+		return
+	}
+	select {
+	case <-r.done:
+	case <-u.exited:
+	}
+}
+
 // run drives the unit until ctx ends, then resigns every master (priority 0) and removes
 // the addresses before returning.
 func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 	if startDelay > 0 {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(startDelay):
+		// A reload may come during vrrp_startup_delay: apply it (the machines have not
+		// started) and keep every other event for after the delay.
+		delay := time.NewTimer(startDelay)
+		var later []unitEvent
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				delay.Stop()
+				return
+			case <-delay.C:
+				break wait
+			case ue := <-u.inbox:
+				if r, ok := ue.ev.(reconfigure); ok {
+					r.apply(u, time.Now())
+					close(r.done)
+					continue
+				}
+				later = append(later, ue)
+			}
 		}
+		u.pending = later
 	}
 	now := time.Now()
 	for i, in := range u.members {
@@ -183,6 +226,10 @@ func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 			u.handle(now, i, ev)
 		}
 	}
+	for _, ue := range u.pending {
+		u.receive(ue)
+	}
+	u.pending = nil
 	// Go 1.23 timers: Reset never delivers a stale expiry, so no draining is needed.
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -238,6 +285,9 @@ func (u *unit) receive(ue unitEvent) {
 		ev.apply(u, now)
 		close(ev.done)
 	case trackerEvent:
+		if in.trackable != nil && !in.trackable[ev.key] {
+			return // posted before a reload stopped tracking it
+		}
 		in.trackers[ev.key] = ev.state
 		for _, e := range in.trackerEvents() {
 			u.handle(now, ue.member, e)
