@@ -217,7 +217,7 @@ func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Conf
 		for _, in := range next.Instances {
 			if _, err := net.InterfaceByName(in.Interface); err != nil {
 				diags = append(diags, config.Diagnostic{Pos: in.Pos, Severity: config.SevError,
-					Msg: fmt.Sprintf("vrrp_instance %s: interface %q does not exist on this host", in.Name, in.Interface),
+					Msg:  fmt.Sprintf("vrrp_instance %s: interface %q does not exist on this host", in.Name, in.Interface),
 					Hint: "create the interface first, then reload"})
 			}
 		}

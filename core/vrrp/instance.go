@@ -49,7 +49,7 @@ type instance struct {
 	// trackable are the keys the configuration tracks: an update for another key (posted
 	// before a reload removed it) is dropped. Only the unit touches it, after start.
 	trackable map[string]bool
-	buf      []byte
+	buf       []byte
 
 	// unit is the goroutine that drives this instance (alone, or with its sync group), and
 	// member its index there.
