@@ -633,3 +633,32 @@ func TestScriptsDoNotWaitForPlugins(t *testing.T) {
 		t.Errorf("delivered %q, want %q", got, want)
 	}
 }
+
+// TestAdoptAndRxLowerPri: a dispatcher that replaces another on reload knows the states its
+// actions heard (a kept master's next change reports MASTER as the old state, and a repeat of
+// a known state notifies nothing); MASTER_RX_LOWER_PRI runs only its own script, leaves the
+// state alone, and reaches the generic script not at all.
+func TestAdoptAndRxLowerPri(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	text := instance("VI_1", 1, fmt.Sprintf(" notify %s\n notify_master_rx_lower_pri %s\n",
+		writer(t, dir, "generic", out), writer(t, dir, "rxlow", out)))
+	old := New(parse(t, text), Options{Log: testLog(t)})
+	defer old.Close()
+	old.Transition(Transition{Instance: "VI_1", From: "INIT", To: "BACKUP", Priority: 100})
+	old.Transition(Transition{Instance: "VI_1", From: "BACKUP", To: "MASTER", Priority: 100})
+	waitFor(t, "the old dispatcher's scripts", func() bool { return len(lines(out)) >= 2 })
+
+	fresh := New(parse(t, text), Options{Log: testLog(t)})
+	defer fresh.Close()
+	fresh.Adopt(old)
+	fresh.Transition(Transition{Instance: "VI_1", From: "MASTER", To: "MASTER_RX_LOWER_PRI", Priority: 100})
+	fresh.Transition(Transition{Instance: "VI_1", From: "INIT", To: "MASTER", Priority: 100}) // known: nothing
+	fresh.Transition(Transition{Instance: "VI_1", From: "BACKUP", To: "BACKUP", Priority: 90})
+	want := []string{"generic INSTANCE VI_1 BACKUP 100", "generic INSTANCE VI_1 MASTER 100", "rxlow", "generic INSTANCE VI_1 BACKUP 90"}
+	waitFor(t, "every script", func() bool { return len(lines(out)) >= len(want) })
+	time.Sleep(200 * time.Millisecond)
+	if got := lines(out); !slices.Equal(got, want) {
+		t.Errorf("scripts ran as\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

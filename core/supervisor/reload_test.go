@@ -303,7 +303,7 @@ func TestHotReload(t *testing.T) {
 
 	t.Run("vigil reload", func(t *testing.T) {
 		out, err := exec.Command(vigilBin, "reload", "--control", n[1].sock()).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "reload (vigil reload)") || !strings.Contains(string(out), ": applied") {
+		if err != nil || !strings.Contains(string(out), "reload (vigil reload)") || !strings.Contains(string(out), ": applied\n") {
 			t.Errorf("vigil reload: %v\n%s", err, out)
 		}
 		noNewChanges("after vigil reload")
