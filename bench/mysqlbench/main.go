@@ -112,14 +112,10 @@ func main() {
 	}
 }
 
-func fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "mysqlbench: "+format+"\n", args...)
-	os.Exit(1)
-}
+func fatalf(format string, args ...any) { harness.Fatalf("mysqlbench", format, args...) }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
-}
+// logf is harness.Logf.
+var logf = harness.Logf
 
 // cleaner runs cleanup steps once, newest first, from run's end or from the signal handler,
 // whichever comes first; the other waits for it.

@@ -32,6 +32,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/vigil-ha/vigil/bench/internal/harness"
 	corecheck "github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/plugin"
 	"github.com/vigil-ha/vigil/sdk"
@@ -99,14 +100,10 @@ func main() {
 	}
 }
 
-func fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "pluginbench: "+format+"\n", args...)
-	os.Exit(1)
-}
+func fatalf(format string, args ...any) { harness.Fatalf("pluginbench", format, args...) }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
-}
+// logf is harness.Logf.
+var logf = harness.Logf
 
 // trivial is the check under test: no I/O, so that what is measured is the boundary.
 type trivial struct{}

@@ -69,14 +69,10 @@ func main() {
 	}
 }
 
-func fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "vrrpbench: "+format+"\n", args...)
-	os.Exit(1)
-}
+func fatalf(format string, args ...any) { harness.Fatalf("vrrpbench", format, args...) }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
-}
+// logf is harness.Logf.
+var logf = harness.Logf
 
 func run(o options) error {
 	if err := lab.Available(); err != nil {

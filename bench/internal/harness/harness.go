@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/proc"
 )
@@ -45,4 +46,15 @@ func Leftovers(nsPrefix string, leftover func(pid int, cmdline string) bool) str
 		}
 	}
 	return strings.Join(probs, "; ")
+}
+
+// Logf writes one progress line to stderr, with the time of day, as every bench does.
+func Logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+}
+
+// Fatalf writes tool's error to stderr and exits 1.
+func Fatalf(tool, format string, args ...any) {
+	fmt.Fprintf(os.Stderr, tool+": "+format+"\n", args...)
+	os.Exit(1)
 }
