@@ -37,6 +37,9 @@ type Engine struct {
 	// without holding rw, which a unit may need meanwhile (to report a transition).
 	sockMu  sync.Mutex
 	sockets map[sockKey]*sockGroup
+	// vmacs are the VMAC interfaces this engine created, deleted when it stops.
+	vmacMu sync.Mutex
+	vmacs  []string
 
 	// What Run started, for Reload to start more of the same (see reload.go).
 	reloadMu  sync.Mutex
@@ -181,6 +184,32 @@ func (e *Engine) fireTransition(name string, t fsm.Transition) {
 
 func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *config.Config) (*instance, error) {
 	g := cfg.Global
+	// Adverts arrive on the instance's interface. They leave from it too, or from the VMAC
+	// (use_vmac), with the virtual MAC, so that the switches learn it on the master's port.
+	// vmac_xmit_base keeps them on the instance's interface; so does IPv6, whose adverts
+	// must come from a link-local address of the interface they leave. The VMAC's socket
+	// joins no group: a backup's VMAC then sends nothing at all (no IGMP report either)
+	// that would teach the switches the virtual MAC on the wrong port.
+	sendIf := vc.Interface
+	if name := vmacName(vc); name != "" {
+		created, err := e.nl.EnsureVMAC(vc.Interface, name, netif.VMACAddr(vc.VRID, vc.IPv6), vc.IPv6)
+		if created {
+			e.vmacMu.Lock()
+			e.vmacs = append(e.vmacs, name)
+			e.vmacMu.Unlock()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("use_vmac: %w", err)
+		}
+		if !vc.IPv6 {
+			if err := e.nl.SetVMACParent(vc.Interface); err != nil {
+				return nil, fmt.Errorf("use_vmac: %w", err)
+			}
+		}
+		if !vc.VMACXmitBase && !vc.IPv6 {
+			sendIf = name
+		}
+	}
 	ifi, err := net.InterfaceByName(vc.Interface)
 	if err != nil {
 		return nil, fmt.Errorf("interface %q: %w", vc.Interface, err)
@@ -235,21 +264,48 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 	fc := in.settings.fsm
 	fc.InitialState = initial
 	in.m = fsm.New(fc)
-	// Say plainly what this build leaves out, rather than run as if it were there.
-	if vc.UseVMAC {
-		in.log.Warn("use_vmac is not implemented yet: the virtual addresses use the interface's own MAC address", "at", vc.Pos.String())
-	}
 	for _, t := range vc.TrackInterfaces {
 		in.trackers["if:"+t.Name] = trackerState{up: true, weight: t.Weight, reverse: t.Reverse}
 	}
 
 	in.trackable = trackable(vc, cfg)
-	key := sockKey{ifindex: ifi.Index, v6: in.v6}
 	e.sockMu.Lock()
 	defer e.sockMu.Unlock()
+	sg, err := e.sockGroup(ctx, ifi, in.v6, groups)
+	if err != nil {
+		return nil, err
+	}
+	if other := sg.lookup(uint8(vc.VRID)); other != nil {
+		return nil, fmt.Errorf("virtual_router_id %d on %s is used by %s too", vc.VRID, vc.Interface, other.name)
+	}
+	in.sg, in.sock, in.out = sg, sg.sock, sg.out
+	if name := vmacName(vc); name != "" {
+		in.vmac = name
+	}
+	if sendIf != vc.Interface {
+		sifi, err := net.InterfaceByName(sendIf)
+		if err != nil {
+			return nil, fmt.Errorf("interface %q: %w", sendIf, err)
+		}
+		// It listens too: while it is up (master), the adverts of another master (a
+		// split brain), which carry the same virtual MAC, reach only it.
+		out, err := e.sockGroup(ctx, sifi, in.v6, groups)
+		if err != nil {
+			return nil, err
+		}
+		in.vsg, in.sock, in.out = out, out.sock, out.out
+	}
+	in.fresh.word.Store(-1)
+	return in, nil
+}
+
+// sockGroup returns the socket of an interface and family, opened (and its groups joined)
+// on first use. Callers hold sockMu.
+func (e *Engine) sockGroup(ctx context.Context, ifi *net.Interface, v6 bool, groups []netip.Addr) (*sockGroup, error) {
+	key := sockKey{ifindex: ifi.Index, v6: v6}
 	sg := e.sockets[key]
 	if sg == nil {
-		s, err := openSocket(ctx, ifi, in.v6, groups)
+		s, err := openSocket(ctx, ifi, v6, groups)
 		if err != nil {
 			return nil, err
 		}
@@ -261,18 +317,24 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 			return nil, err
 		}
 	}
-	if other := sg.lookup(uint8(vc.VRID)); other != nil {
-		return nil, fmt.Errorf("virtual_router_id %d on %s is used by %s too", vc.VRID, vc.Interface, other.name)
-	}
-	in.sg = sg
-	in.sock = sg.sock
-	in.out = sg.out
-	in.fresh.word.Store(-1)
-	return in, nil
+	return sg, nil
 }
 
-// listen makes in reachable by its socket's reader: the last step, once its unit exists.
-func (in *instance) listen() { in.sg.setVRID(uint8(in.cfg.VRID), in) }
+// listen makes in reachable by its sockets' readers: the last step, once its unit exists.
+func (in *instance) listen() {
+	in.sg.setVRID(uint8(in.cfg.VRID), in)
+	if in.vsg != nil {
+		in.vsg.setVRID(uint8(in.cfg.VRID), in)
+	}
+}
+
+// unlisten undoes listen, for a reload that removes in.
+func (in *instance) unlisten() {
+	in.sg.setVRID(uint8(in.cfg.VRID), nil)
+	if in.vsg != nil {
+		in.vsg.setVRID(uint8(in.cfg.VRID), nil)
+	}
+}
 
 // primaryAddr waits a little for the interface's address: right after boot or link-up an
 // IPv6 link-local address is still "tentative" while duplicate address detection runs.
@@ -405,7 +467,26 @@ func (e *Engine) close() {
 	for _, sg := range e.sockets {
 		sg.sock.close()
 	}
+	e.vmacMu.Lock()
+	for _, name := range e.vmacs {
+		if err := e.nl.DeleteVMAC(name); err != nil {
+			e.log.Warn("VMAC interface left behind", "interface", name, "error", err)
+		}
+	}
+	e.vmacs = nil
+	e.vmacMu.Unlock()
 	e.nl.Close()
+}
+
+// vmacName is the VMAC interface of vc, or "" without use_vmac.
+func vmacName(vc *config.VRRPInstance) string {
+	if !vc.UseVMAC {
+		return ""
+	}
+	if vc.VMACName != "" {
+		return vc.VMACName
+	}
+	return netif.VMACName(vc.VRID, vc.IPv6)
 }
 
 // readLoop receives adverts on one socket, validates them and hands them to their instance.

@@ -38,7 +38,10 @@ type instance struct {
 	// to compare; rx is the part the socket reader needs, swapped whole by a reload.
 	settings settings
 	rx       atomic.Pointer[rxParams]
-	sg       *sockGroup
+	sg       *sockGroup // the socket adverts arrive on
+	vsg      *sockGroup // use_vmac: the VMAC's socket, which adverts leave from
+	vmac     string     // use_vmac: the VMAC interface
+	vmacUp   bool
 
 	// notify receives every transition, for sync groups, status and notify actions; heard
 	// every lower priority advert heard as master.
@@ -180,7 +183,23 @@ func (in *instance) advertPackets(prio uint8) ([]outPacket, error) {
 	return out, nil
 }
 
+// setVMAC brings the VMAC up (before the first advert of a new master) or down (after the
+// last one and the addresses): see netif.SetVMACUp.
+func (in *instance) setVMAC(up bool) {
+	if in.vmac == "" || in.vmacUp == up {
+		return
+	}
+	if err := in.nl.SetVMACUp(in.vmac, up); err != nil {
+		in.log.Error("VMAC", "error", err)
+		return
+	}
+	in.vmacUp = up
+}
+
 func (in *instance) sendAdvert(prio uint8) {
+	if prio != 0 {
+		in.setVMAC(true)
+	}
 	adv := in.advert(prio)
 	for _, dst := range in.dsts {
 		b, err := adv.AppendMarshal(in.buf[:0], in.src, dst, in.rx.Load().popts)
@@ -197,6 +216,7 @@ func (in *instance) sendAdvert(prio uint8) {
 
 // takeOver adds the virtual addresses and routes: this node is now the virtual router.
 func (in *instance) takeOver() {
+	in.setVMAC(true)
 	for _, a := range in.vips {
 		if err := in.nl.AddAddr(a); err != nil {
 			in.log.Error("cannot add virtual address", "address", a.Prefix.String(), "dev", a.Dev, "error", err)
@@ -221,6 +241,7 @@ func (in *instance) release() {
 			in.log.Error("cannot remove virtual address", "address", a.Prefix.String(), "dev", a.Dev, "error", err)
 		}
 	}
+	in.setVMAC(false)
 }
 
 // announce sends n gratuitous ARPs / unsolicited NAs for every virtual address.

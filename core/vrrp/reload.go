@@ -48,12 +48,17 @@ type settings struct {
 
 func settingsOf(vc *config.VRRPInstance, g config.Global, src netip.Addr) settings {
 	var s settings
+	// With use_vmac, addresses without a dev of their own go on the VMAC.
+	dev := vc.Interface
+	if name := vmacName(vc); name != "" {
+		dev = name
+	}
 	for _, a := range vc.VIPs {
 		s.advAddrs = append(s.advAddrs, a.Prefix.Addr())
-		s.vips = append(s.vips, toNetifAddr(a, vc.Interface))
+		s.vips = append(s.vips, toNetifAddr(a, dev))
 	}
 	for _, a := range vc.ExcludedVIPs {
-		s.vips = append(s.vips, toNetifAddr(a, vc.Interface))
+		s.vips = append(s.vips, toNetifAddr(a, dev))
 	}
 	for _, r := range vc.Routes {
 		s.routes = append(s.routes, toNetifRoute(r))
@@ -123,8 +128,8 @@ func identity(vc *config.VRRPInstance, g config.Global) string {
 	if len(peers) > 0 {
 		group = netip.Addr{}
 	}
-	return fmt.Sprintf("%s v6=%v vrid=%d version=%d src=%s mcast_src=%s group=%s peers=%s",
-		vc.Interface, vc.IPv6, vc.VRID, vc.Version, vc.UnicastSrcIP, vc.McastSrcIP, group, strings.Join(peers, ","))
+	return fmt.Sprintf("%s v6=%v vrid=%d version=%d src=%s mcast_src=%s group=%s peers=%s vmac=%s/%v",
+		vc.Interface, vc.IPv6, vc.VRID, vc.Version, vc.UnicastSrcIP, vc.McastSrcIP, group, strings.Join(peers, ","), vmacName(vc), vc.VMACXmitBase)
 }
 
 // reconfigure is a reload's work for one unit, done by the unit's goroutine.
@@ -200,7 +205,7 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 	restarted := map[string]bool{} // identities
 	for _, u := range drop {
 		for _, in := range u.members {
-			in.sg.setVRID(uint8(in.cfg.VRID), nil)
+			in.unlisten()
 			if id := identity(in.cfg, oldCfg.Global); newByID[id] != nil {
 				restarted[id] = true
 				res.Restarted = append(res.Restarted, in.name)

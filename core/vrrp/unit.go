@@ -45,8 +45,11 @@ func newUnit(members []*instance, group bool, base time.Time, watch *watchdog) *
 	}
 	for i, in := range members {
 		in.unit, in.member = u, i
-		if in.sock != nil && in.sock.fd >= 0 && !slices.ContainsFunc(u.pollfds, func(p unix.PollFd) bool { return int(p.Fd) == in.sock.fd }) {
-			u.pollfds = append(u.pollfds, unix.PollFd{Fd: int32(in.sock.fd), Events: unix.POLLIN})
+		// The sockets adverts arrive on.
+		for _, sg := range []*sockGroup{in.sg, in.vsg} {
+			if sg != nil && sg.sock != nil && sg.sock.fd >= 0 && !slices.ContainsFunc(u.pollfds, func(p unix.PollFd) bool { return int(p.Fd) == sg.sock.fd }) {
+				u.pollfds = append(u.pollfds, unix.PollFd{Fd: int32(sg.sock.fd), Events: unix.POLLIN})
+			}
 		}
 	}
 	return u
