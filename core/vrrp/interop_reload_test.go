@@ -59,3 +59,22 @@ func reloadAddsVIP(t *testing.T, kaGlobal string, wantTakeover bool) {
 		l.checkClean()
 	}
 }
+
+// TestInteropVMAC: vigil and keepalived both with use_vmac form one virtual router: exactly
+// one master, failover both ways, and the VIP always answers from the virtual MAC.
+func TestInteropVMAC(t *testing.T) {
+	l := newInteropLab(t, 2)
+	a := inst{vrid: 71, prio: 150, advert: "0.2", version: 3, vip: "192.0.2.100/24", extra: "    use_vmac\n"}
+	b := a
+	b.prio = 100
+	vigilMasterKABackup(t, l, vip4, a, b, 200*time.Millisecond)
+	for i, nd := range l.Nodes {
+		if out, err := nd.Exec(l.ctx, "ip", "-o", "link", "show", "vrrp.71"); err != nil || !strings.Contains(out, "link/ether 00:00:5e:00:01:47") {
+			t.Errorf("node %d: vrrp.71: %v\n%s", i, err, out)
+		}
+	}
+	if out, _ := l.Nodes[0].Exec(l.ctx, "ip", "-o", "addr", "show", "dev", "vrrp.71"); !strings.Contains(out, "192.0.2.100/24") {
+		t.Errorf("the VIP is not on vigil's VMAC:\n%s", out)
+	}
+	l.checkClean()
+}
