@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -89,26 +88,12 @@ func fatalf(format string, args ...any) { harness.Fatalf("reloadbench", format, 
 var logf = harness.Logf
 
 func run(o options) error {
-	if err := lab.Available(); err != nil {
-		return err
-	}
-	kaBin, err := exec.LookPath(o.keepalived)
-	if err != nil {
-		return fmt.Errorf("keepalived: %w", err)
-	}
-	root, err := harness.ModuleRoot("reloadbench")
+	setup, removeWork, err := harness.SetupLab("reloadbench", o.keepalived, o.keep, lab.Available)
 	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "reloadbench-")
-	if err != nil {
-		return err
-	}
-	if o.keep {
-		logf("work directory (kept): %s", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer removeWork()
+	kaBin, root, work := setup.Keepalived, setup.Root, setup.Work
 	ctx := context.Background()
 	b := &bench{o: o, work: work, keepalived: kaBin}
 

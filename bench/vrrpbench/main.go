@@ -75,26 +75,12 @@ func fatalf(format string, args ...any) { harness.Fatalf("vrrpbench", format, ar
 var logf = harness.Logf
 
 func run(o options) error {
-	if err := lab.Available(); err != nil {
-		return err
-	}
-	kaBin, err := exec.LookPath(o.keepalived)
-	if err != nil {
-		return fmt.Errorf("keepalived: %w", err)
-	}
-	root, err := harness.ModuleRoot("vrrpbench")
+	setup, removeWork, err := harness.SetupLab("vrrpbench", o.keepalived, o.keep, lab.Available)
 	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "vrrpbench-")
-	if err != nil {
-		return err
-	}
-	if o.keep {
-		logf("work directory (kept): %s", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer removeWork()
+	kaBin, root, work := setup.Keepalived, setup.Root, setup.Work
 	ctx := context.Background()
 
 	vigilBin := filepath.Join(work, "vigil")

@@ -58,3 +58,36 @@ func Fatalf(tool, format string, args ...any) {
 	fmt.Fprintf(os.Stderr, tool+": "+format+"\n", args...)
 	os.Exit(1)
 }
+
+// LabBench is what a bench that runs vigil beside keepalived in namespaces starts from.
+type LabBench struct {
+	Keepalived string // the keepalived binary
+	Root       string // the module's root (for git and go build)
+	Work       string // a fresh work directory
+}
+
+// SetupLab checks that namespaces can be made, finds keepalived and the module root, and
+// makes tool's work directory; cleanup removes it unless keep (then it is logged).
+// labAvailable is core/lab.Available, passed in so that this package stays free of it.
+func SetupLab(tool, keepalived string, keep bool, labAvailable func() error) (LabBench, func(), error) {
+	var b LabBench
+	if err := labAvailable(); err != nil {
+		return b, nil, err
+	}
+	var err error
+	if b.Keepalived, err = exec.LookPath(keepalived); err != nil {
+		return b, nil, fmt.Errorf("keepalived: %w", err)
+	}
+	if b.Root, err = ModuleRoot(tool); err != nil {
+		return b, nil, err
+	}
+	if b.Work, err = os.MkdirTemp("", tool+"-"); err != nil {
+		return b, nil, err
+	}
+	cleanup := func() { os.RemoveAll(b.Work) }
+	if keep {
+		Logf("work directory (kept): %s", b.Work)
+		cleanup = func() {}
+	}
+	return b, cleanup, nil
+}
