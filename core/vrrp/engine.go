@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -476,6 +477,21 @@ func (e *Engine) close() {
 	e.vmacs = nil
 	e.vmacMu.Unlock()
 	e.nl.Close()
+}
+
+// dropVMAC deletes a VMAC this engine created and no instance uses any more.
+func (e *Engine) dropVMAC(name string) {
+	e.vmacMu.Lock()
+	defer e.vmacMu.Unlock()
+	i := slices.Index(e.vmacs, name)
+	if i < 0 {
+		return // not ours: it was there before vigil
+	}
+	if err := e.nl.DeleteVMAC(name); err != nil {
+		e.log.Warn("VMAC interface left behind", "interface", name, "error", err)
+		return
+	}
+	e.vmacs = slices.Delete(e.vmacs, i, i+1)
 }
 
 // vmacName is the VMAC interface of vc, or "" without use_vmac.

@@ -218,6 +218,18 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 	for _, u := range drop {
 		<-u.exited // resigned, addresses removed
 	}
+	// A VMAC that no instance of the new configuration uses goes with its instance.
+	usedVMAC := map[string]bool{}
+	for _, vc := range cfg.Instances {
+		usedVMAC[vmacName(vc)] = true
+	}
+	for _, u := range drop {
+		for _, in := range u.members {
+			if in.vmac != "" && !usedVMAC[in.vmac] {
+				e.dropVMAC(in.vmac)
+			}
+		}
+	}
 
 	// Apply the new settings to what stays, on each unit's goroutine, in two rounds: every
 	// master first removes the addresses and routes it no longer has, then adds the new

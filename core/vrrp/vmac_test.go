@@ -1,7 +1,9 @@
 package vrrp_test
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,6 +90,29 @@ func TestVMAC(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the bridge did not learn the virtual MAC on p2 after the failover:\n%s", fdb)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A reload without use_vmac restarts the instance on eth0 and removes the VMAC.
+	c := b
+	c.extra = ""
+	path := filepath.Join(l.dir, l.Nodes[1].Name+".conf")
+	if err := os.WriteFile(path+".new", []byte(c.conf()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		_, gone := l.Nodes[1].Exec(l.ctx, "ip", "link", "show", "vrrp.58")
+		out, _ := l.Nodes[1].Exec(l.ctx, "ip", "-o", "addr", "show", "dev", "eth0")
+		if gone != nil && strings.Contains(out, "192.0.2.100/24") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a reload without use_vmac: VMAC still there (%v) or VIP not on eth0:\n%s", gone == nil, out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
