@@ -113,10 +113,16 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 
 	// The watcher sees editors' renames and symlink swaps, and fires once a burst of writes
 	// has settled and the content really changed (core/config/watch).
-	watcher, err := watch.New(cfg.Files, reloadDebounce, log.Named("watch"))
+	var watcher *watch.Watcher
+	if o.watch > 0 {
+		watcher, err = watch.New(cfg.Files, o.watch, log.Named("watch"))
+	} else {
+		log.Info("configuration files are not watched (--watch 0); reload with SIGHUP or vigil reload")
+	}
 	if err != nil {
 		log.Warn("configuration files are not watched; reload with SIGHUP or vigil reload", "error", err)
-	} else {
+		watcher = nil
+	} else if watcher != nil {
 		if err := watcher.SetPatterns(cfg.Includes); err != nil {
 			log.Warn("include patterns are not watched", "error", err)
 		}
@@ -177,8 +183,10 @@ loop:
 	return exitOK
 }
 
-// reloadDebounce is how long the watcher waits for a burst of writes to settle.
-const reloadDebounce = 300 * time.Millisecond
+// defaultWatchDebounce is how long the watcher waits for a burst of writes to settle: an
+// editor's save or a ConfigMap swap takes a few milliseconds; a tool writing several files
+// in turn gets one reload for all of them.
+const defaultWatchDebounce = 300 * time.Millisecond
 
 // reloadRequest asks the daemon's loop for a reload; reply, when set, gets its result.
 type reloadRequest struct {

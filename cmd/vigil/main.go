@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -51,6 +52,9 @@ type options struct {
 	pidFile   string
 	control   string
 	role      string
+	// watch is the file watcher's debounce; 0 turns it off (reload by SIGHUP or vigil
+	// reload only).
+	watch time.Duration
 }
 
 // defaultConfigFiles are tried in order when -f is not given: vigil's own place first, then
@@ -93,6 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pidFile, "p", "/run/vigil.pid", "pid file of the core process")
 	fs.StringVar(&o.pidFile, "pid", "/run/vigil.pid", "same as -p")
 	fs.StringVar(&o.control, "control", control.DefaultSocket, "control socket (vigil status talks to it)")
+	fs.DurationVar(&o.watch, "watch", defaultWatchDebounce, "reload when the configuration files change, once they have been quiet this long; 0: only on SIGHUP or vigil reload")
 	// The role flag is how core starts its children; it is not for operators.
 	fs.StringVar(&o.role, "role", "", "internal: run as the check or vrrp child")
 	fs.Usage = func() {

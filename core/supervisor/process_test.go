@@ -41,13 +41,13 @@ type node struct {
 func (n *node) sock() string    { return filepath.Join(n.dir, n.Name+".sock") }
 func (n *node) pidFile() string { return filepath.Join(n.dir, n.Name+".pid") }
 
-func (n *node) start(t *testing.T, conf string) {
+func (n *node) start(t *testing.T, conf string, args ...string) {
 	t.Helper()
 	path := filepath.Join(n.dir, n.Name+".conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := n.Start(vigilBin, "-f", path, "-p", n.pidFile(), "--control", n.sock())
+	p, err := n.Start(vigilBin, append([]string{"-f", path, "-p", n.pidFile(), "--control", n.sock()}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

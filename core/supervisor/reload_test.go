@@ -406,3 +406,26 @@ func TestHotReloadSyncGroup(t *testing.T) {
 		return n[0].holds(t, ctx) && n[0].has(t, ctx, "198.51.100.50") && n[0].has(t, ctx, "198.51.100.51")
 	})
 }
+
+// TestReloadWatchOff: with --watch 0 an edit changes nothing until a SIGHUP asks for it.
+func TestReloadWatchOff(t *testing.T) {
+	ctx, n := newLab(t, 1)
+	n[0].start(t, reloadConf(150, []string{"192.0.2.100/24"}, false), "--watch", "0")
+	waitFor(t, 15*time.Second, "node 0 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	n[0].writeConf(t, reloadConf(150, []string{"192.0.2.100/24", "192.0.2.101/24"}, false))
+	time.Sleep(1500 * time.Millisecond) // five debounces of the default watch
+	if n[0].has(t, ctx, "192.0.2.101") {
+		t.Fatal("the edit applied without a reload although the watch is off")
+	}
+	if st := n[0].status(t); st.LastReload != nil {
+		t.Fatalf("a reload ran: %+v", st.LastReload)
+	}
+	start := time.Now()
+	if err := n[0].proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if r := n[0].lastReload(t, start); !r.OK || r.Trigger != "SIGHUP" {
+		t.Fatalf("SIGHUP: %+v", r)
+	}
+	waitFor(t, 5*time.Second, "192.0.2.101 appears after SIGHUP", func() bool { return n[0].has(t, ctx, "192.0.2.101") })
+}
