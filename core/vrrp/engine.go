@@ -222,7 +222,6 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 		nl:       e.nl,
 		v6:       vc.IPv6,
 		unicast:  len(vc.UnicastPeers) > 0,
-		garp:     vc.Garp,
 		trackers: map[string]trackerState{},
 		buf:      make([]byte, 0, 1500),
 		notify:   e.fireTransition,
@@ -251,8 +250,6 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 		groups = []netip.Addr{group}
 	}
 	in.settings = settingsOf(vc, g, in.src)
-	in.vips, in.advAddrs, in.routes = in.settings.vips, in.settings.advAddrs, in.settings.routes
-	in.auth, in.authType = in.settings.auth, in.settings.authType
 	in.rx.Store(in.settings.rx(vc))
 	// Without a "state" line keepalived derives the start from the priority (255: MASTER).
 	initial := fsm.Init

@@ -24,18 +24,13 @@ type instance struct {
 	sock *socket
 	nl   *netif.Netif
 
-	v6       bool
-	src      netip.Addr   // source of our adverts
-	dsts     []netip.Addr // the multicast group, or the unicast peers
-	unicast  bool
-	advAddrs []netip.Addr // the addresses carried in adverts
-	vips     []netif.Addr // virtual_ipaddress and virtual_ipaddress_excluded
-	routes   []netif.Route
-	auth     [8]byte
-	authType uint8
-	garp     config.Garp
-	// settings is what the configuration makes of the instance at run time, for a reload
-	// to compare; rx is the part the socket reader needs, swapped whole by a reload.
+	v6      bool
+	src     netip.Addr   // source of our adverts
+	dsts    []netip.Addr // the multicast group, or the unicast peers
+	unicast bool
+	// settings is what the configuration makes of the instance at run time (its addresses,
+	// routes, authentication, GARP schedule ...); a reload replaces it. rx is the part the
+	// socket reader needs, swapped whole by a reload.
 	settings settings
 	rx       atomic.Pointer[rxParams]
 	sg       *sockGroup // the socket adverts arrive on
@@ -118,7 +113,7 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 			"priority", in.m.EffectivePriority())
 		if a.To == fsm.Master {
 			in.takeOver()
-			in.garps = newGarpSchedule(in.garp)
+			in.garps = newGarpSchedule(in.settings.garp)
 			in.announce(in.garps.batch())
 			in.scheduleGarp(now)
 		} else if a.From == fsm.Master || a.From == fsm.Init {
@@ -163,9 +158,9 @@ func (in *instance) advert(prio uint8) packet.Advert {
 		VRID:     uint8(in.cfg.VRID),
 		Priority: prio,
 		Interval: in.cfg.AdvertInt,
-		AuthType: in.authType,
-		AuthData: in.auth,
-		Addrs:    in.advAddrs,
+		AuthType: in.settings.authType,
+		AuthData: in.settings.auth,
+		Addrs:    in.settings.advAddrs,
 	}
 }
 
@@ -217,12 +212,12 @@ func (in *instance) sendAdvert(prio uint8) {
 // takeOver adds the virtual addresses and routes: this node is now the virtual router.
 func (in *instance) takeOver() {
 	in.setVMAC(true)
-	for _, a := range in.vips {
+	for _, a := range in.settings.vips {
 		if err := in.nl.AddAddr(a); err != nil {
 			in.log.Error("cannot add virtual address", "address", a.Prefix.String(), "dev", a.Dev, "error", err)
 		}
 	}
-	for _, r := range in.routes {
+	for _, r := range in.settings.routes {
 		if err := in.nl.AddRoute(r); err != nil {
 			in.log.Error("cannot add virtual route", "route", r.Dst.String(), "error", err)
 		}
@@ -231,12 +226,12 @@ func (in *instance) takeOver() {
 
 // release removes what takeOver added.
 func (in *instance) release() {
-	for _, r := range in.routes {
+	for _, r := range in.settings.routes {
 		if err := in.nl.DelRoute(r); err != nil {
 			in.log.Error("cannot remove virtual route", "route", r.Dst.String(), "error", err)
 		}
 	}
-	for _, a := range in.vips {
+	for _, a := range in.settings.vips {
 		if err := in.nl.DelAddr(a); err != nil {
 			in.log.Error("cannot remove virtual address", "address", a.Prefix.String(), "dev", a.Dev, "error", err)
 		}
@@ -247,7 +242,7 @@ func (in *instance) release() {
 // announce sends n gratuitous ARPs / unsolicited NAs for every virtual address.
 func (in *instance) announce(n int) {
 	for i := 0; i < n; i++ {
-		in.announceAddrs(in.vips)
+		in.announceAddrs(in.settings.vips)
 	}
 }
 

@@ -30,11 +30,9 @@ func TestReceive(t *testing.T) {
 		name:     "VI_1",
 		cfg:      &config.VRRPInstance{Name: "VI_1", VRID: 51},
 		src:      self,
-		advAddrs: []netip.Addr{vip},
-		authType: packet.AuthPass,
-		auth:     pass,
+		settings: settings{advAddrs: []netip.Addr{vip}, authType: packet.AuthPass, auth: pass},
 	}
-	in.rx.Store(&rxParams{expect: packet.Expect{Version: 2, VRID: 51, AuthType: packet.AuthPass, AuthData: pass, Interval: time.Second, Addrs: in.advAddrs}})
+	in.rx.Store(&rxParams{expect: packet.Expect{Version: 2, VRID: 51, AuthType: packet.AuthPass, AuthData: pass, Interval: time.Second, Addrs: in.settings.advAddrs}})
 	in.fresh.word.Store(-1)
 	u := newUnit([]*instance{in}, false, time.Now(), nil)
 	e := &Engine{log: hclog.NewNullLogger()}
@@ -101,8 +99,8 @@ func TestSteadyBackupRefresh(t *testing.T) {
 	master := netip.MustParseAddr("192.0.2.12")
 	vip := netip.MustParseAddr("192.0.2.100")
 	cfg := &config.VRRPInstance{Name: "VI_1", VRID: 51, Version: 3, Priority: 100, AdvertInt: 100 * time.Millisecond}
-	in := &instance{name: "VI_1", cfg: cfg, log: hclog.NewNullLogger(), src: self, advAddrs: []netip.Addr{vip}}
-	in.rx.Store(&rxParams{expect: packet.Expect{Version: 3, VRID: 51, Interval: cfg.AdvertInt, Addrs: in.advAddrs}})
+	in := &instance{name: "VI_1", cfg: cfg, log: hclog.NewNullLogger(), src: self, settings: settings{advAddrs: []netip.Addr{vip}}}
+	in.rx.Store(&rxParams{expect: packet.Expect{Version: 3, VRID: 51, Interval: cfg.AdvertInt, Addrs: in.settings.advAddrs}})
 	in.m = fsm.New(fsm.Config{VRID: 51, Version: 3, Priority: 100, AdvertInterval: cfg.AdvertInt, Preempt: true, PrimaryAddr: self})
 	in.fresh.word.Store(-1)
 	base := time.Now()

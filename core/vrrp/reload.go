@@ -235,17 +235,19 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 	// master first removes the addresses and routes it no longer has, then adds the new
 	// ones, so that an address moved from one instance to another is never removed last.
 	results := make([][]reconfigured, len(keep))
+	for i, u := range keep {
+		results[i] = make([]reconfigured, len(u.members))
+	}
 	for phase := range 2 {
 		for i, u := range keep {
-			u := u
-			results[i] = make([]reconfigured, len(u.members))
 			u.apply(func(u *unit, now time.Time) {
 				for m, in := range u.members {
-					vc := newByID[identity(in.cfg, oldCfg.Global)]
+					vc, r := newByID[identity(in.cfg, oldCfg.Global)], &results[i][m]
 					if phase == 0 {
-						results[i][m].errs = e.release(in, vc, cfg)
+						r.next = settingsOf(vc, cfg.Global, in.src)
+						r.errs = e.release(in, r.next)
 					} else {
-						results[i][m] = e.reconfigure(u, now, m, vc, cfg, results[i][m].errs)
+						*r = e.reconfigure(u, now, m, vc, cfg, r.next, r.errs)
 					}
 				}
 			})
@@ -307,6 +309,7 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 
 // reconfigured is what applying a reload to one kept instance did.
 type reconfigured struct {
+	next    settings // what the new configuration makes of it
 	changed bool
 	errs    []error
 }
@@ -343,12 +346,11 @@ func unitStays(u *unit, oldCfg, cfg *config.Config, newByID map[string]*config.V
 }
 
 // release is a reload's first round for a kept instance, on its unit's goroutine: a master
-// removes the routes and addresses that vc no longer has.
-func (e *Engine) release(in *instance, vc *config.VRRPInstance, cfg *config.Config) []error {
+// removes the routes and addresses that next no longer has.
+func (e *Engine) release(in *instance, next settings) []error {
 	if in.m.State() != fsm.Master {
 		return nil
 	}
-	next := settingsOf(vc, cfg.Global, in.src)
 	var errs []error
 	for _, r := range in.settings.routes {
 		if !slices.Contains(next.routes, r) {
@@ -371,10 +373,9 @@ func (e *Engine) release(in *instance, vc *config.VRRPInstance, cfg *config.Conf
 // applies in place. A master adds the addresses and routes the reload added and announces
 // the new addresses; the others keep the new lists for their next takeover. errs are the
 // first round's.
-func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRPInstance, cfg *config.Config, errs []error) reconfigured {
+func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRPInstance, cfg *config.Config, next settings, errs []error) reconfigured {
 	in := u.members[member]
 	old := in.settings
-	next := settingsOf(vc, cfg.Global, in.src)
 	changed := in.name != vc.Name || !reflect.DeepEqual(old, next)
 	if in.m.State() == fsm.Master {
 		var added []netif.Addr
@@ -406,8 +407,6 @@ func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRP
 		in.log = e.log.With("instance", vc.Name)
 	}
 	in.name, in.cfg, in.settings = vc.Name, vc, next
-	in.vips, in.advAddrs, in.routes = next.vips, next.advAddrs, next.routes
-	in.auth, in.authType, in.garp = next.auth, next.authType, next.garp
 	e.rw.Unlock()
 	in.rx.Store(next.rx(vc))
 	in.trackable = trackable(vc, cfg)
@@ -449,7 +448,7 @@ func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRP
 	if changed {
 		in.log.Info("reloaded in place", "state", in.m.State().String(), "priority", in.m.EffectivePriority())
 	}
-	return reconfigured{changed: changed, errs: errs}
+	return reconfigured{next: next, changed: changed, errs: errs}
 }
 
 // trackable lists the tracker keys of vc: its interfaces (the primary one unless

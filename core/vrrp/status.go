@@ -60,7 +60,7 @@ func (e *Engine) Status() []InstanceStatus {
 			Master: in.snap.master,
 		}
 		in.snap.mu.Unlock()
-		for _, a := range in.vips {
+		for _, a := range in.settings.vips {
 			st.VIPs = append(st.VIPs, a.Prefix.String())
 		}
 		out = append(out, st)
