@@ -88,7 +88,7 @@ func fatalf(format string, args ...any) { harness.Fatalf("reloadbench", format, 
 var logf = harness.Logf
 
 func run(o options) error {
-	setup, removeWork, err := harness.SetupLab("reloadbench", o.keepalived, o.keep, lab.Available)
+	setup, removeWork, err := harness.SetupLab("reloadbench", o.keepalived, o.keep)
 	if err != nil {
 		return err
 	}

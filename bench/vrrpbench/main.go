@@ -75,7 +75,7 @@ func fatalf(format string, args ...any) { harness.Fatalf("vrrpbench", format, ar
 var logf = harness.Logf
 
 func run(o options) error {
-	setup, removeWork, err := harness.SetupLab("vrrpbench", o.keepalived, o.keep, lab.Available)
+	setup, removeWork, err := harness.SetupLab("vrrpbench", o.keepalived, o.keep)
 	if err != nil {
 		return err
 	}

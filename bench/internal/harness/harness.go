@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/proc"
+	"github.com/vigil-ha/vigil/core/lab"
 )
 
 // ModuleRoot is the directory of the vigil module the benchmark tool runs in.
@@ -68,10 +69,9 @@ type LabBench struct {
 
 // SetupLab checks that namespaces can be made, finds keepalived and the module root, and
 // makes tool's work directory; cleanup removes it unless keep (then it is logged).
-// labAvailable is core/lab.Available, passed in so that this package stays free of it.
-func SetupLab(tool, keepalived string, keep bool, labAvailable func() error) (LabBench, func(), error) {
+func SetupLab(tool, keepalived string, keep bool) (LabBench, func(), error) {
 	var b LabBench
-	if err := labAvailable(); err != nil {
+	if err := lab.Available(); err != nil {
 		return b, nil, err
 	}
 	var err error
