@@ -119,15 +119,10 @@ func (n *Netif) vmacSysctls(name string, v6 bool) error {
 	if !v6 {
 		set[filepath.Join("ipv6/conf", name, "disable_ipv6")] = "1"
 	}
-	return n.inNS(func() error {
-		for k, v := range set {
-			// /proc/sys/net follows the writing thread's network namespace.
-			if err := os.WriteFile(filepath.Join("/proc/sys/net", k), []byte(v), 0o644); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("vmac %s: sysctl %s: %w", name, k, err)
-			}
-		}
-		return nil
-	})
+	if err := n.setSysctls(set, true); err != nil {
+		return fmt.Errorf("vmac %s: %w", name, err)
+	}
+	return nil
 }
 
 // SetVMACParent sets what a VMAC's parent interface needs: ARP answered only for its own
@@ -135,11 +130,21 @@ func (n *Netif) vmacSysctls(name string, v6 bool) error {
 // its own address (arp_announce 2), not from a VIP whose reply it is sending, which would
 // teach the clients the parent's MAC for the VIP.
 func (n *Netif) SetVMACParent(name string) error {
+	return n.setSysctls(map[string]string{
+		filepath.Join("ipv4/conf", name, "arp_ignore"):   "1",
+		filepath.Join("ipv4/conf", name, "arp_announce"): "2",
+	}, false)
+}
+
+// setSysctls writes net sysctls (paths below /proc/sys/net) in the handle's namespace, which
+// /proc/sys/net follows for the writing thread. missingOK skips those the kernel lacks (IPv6
+// turned off, say).
+func (n *Netif) setSysctls(set map[string]string, missingOK bool) error {
 	return n.inNS(func() error {
-		for k, v := range map[string]string{"arp_ignore": "1", "arp_announce": "2"} {
-			p := filepath.Join("/proc/sys/net/ipv4/conf", name, k)
-			if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
-				return fmt.Errorf("sysctl %s: %w", p, err)
+		for k, v := range set {
+			err := os.WriteFile(filepath.Join("/proc/sys/net", k), []byte(v), 0o644)
+			if err != nil && !(missingOK && errors.Is(err, os.ErrNotExist)) {
+				return fmt.Errorf("sysctl net/%s: %w", k, err)
 			}
 		}
 		return nil
