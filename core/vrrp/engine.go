@@ -625,10 +625,6 @@ func (e *Engine) Drops() map[string]uint64 {
 
 // linkLoop turns link changes into tracker updates for the instances that care.
 func (e *Engine) linkLoop(ctx context.Context, links <-chan netif.Link) {
-	type post struct {
-		in *instance
-		ev trackerEvent
-	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -638,23 +634,34 @@ func (e *Engine) linkLoop(ctx context.Context, links <-chan netif.Link) {
 				return
 			}
 			// Collect under the lock, post without it: a unit applying a reload takes it.
-			var posts []post
+			var posts []trackerPost
 			e.rw.RLock()
 			for _, in := range e.instances {
 				if in.cfg.Interface == l.Name && !in.cfg.DontTrackPrim {
-					posts = append(posts, post{in, trackerEvent{key: "if:" + l.Name, state: trackerState{up: l.Up}}})
+					posts = append(posts, trackerPost{in, trackerEvent{key: "if:" + l.Name, state: trackerState{up: l.Up}}})
 				}
 				for _, t := range in.cfg.TrackInterfaces {
 					if t.Name == l.Name {
-						posts = append(posts, post{in, trackerEvent{key: "if:" + l.Name, state: trackerState{up: l.Up, weight: t.Weight, reverse: t.Reverse}}})
+						posts = append(posts, trackerPost{in, trackerEvent{key: "if:" + l.Name, state: trackerState{up: l.Up, weight: t.Weight, reverse: t.Reverse}}})
 					}
 				}
 			}
 			e.rw.RUnlock()
-			for _, p := range posts {
-				p.in.post(ctx, p.ev)
-			}
+			postAll(ctx, posts)
 		}
+	}
+}
+
+// trackerPost is a tracker update for an instance. The link watch and SetCheck collect
+// theirs under rw and post them after releasing it: a unit applying a reload takes rw.
+type trackerPost struct {
+	in *instance
+	ev trackerEvent
+}
+
+func postAll(ctx context.Context, posts []trackerPost) {
+	for _, p := range posts {
+		p.in.post(ctx, p.ev)
 	}
 }
 

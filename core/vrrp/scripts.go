@@ -10,12 +10,7 @@ import (
 // tracks it, with the weight the instance or the vrrp_script gives it, and the dynamic
 // weight its plugin reported last (nil: none).
 func (e *Engine) SetCheck(ctx context.Context, name string, up bool, dynamic *int) {
-	type target struct {
-		in *instance
-		ev trackerEvent
-	}
-	var posts []target
-	// Collect under the lock, post without it: a unit applying a reload takes it.
+	var posts []trackerPost
 	e.rw.RLock()
 	weight, reverse := 0, false
 	for _, s := range e.cfg.Scripts {
@@ -33,7 +28,7 @@ func (e *Engine) SetCheck(ctx context.Context, name string, up bool, dynamic *in
 		if r.HasWeight {
 			w, rev = r.Weight, r.Reverse
 		}
-		posts = append(posts, target{in, trackerEvent{key: "script:" + name, state: trackerState{up: up, weight: w, reverse: rev, dynamic: dynamic}}})
+		posts = append(posts, trackerPost{in, trackerEvent{key: "script:" + name, state: trackerState{up: up, weight: w, reverse: rev, dynamic: dynamic}}})
 	}
 	byName := map[string]*instance{}
 	for _, in := range e.instances {
@@ -58,7 +53,5 @@ func (e *Engine) SetCheck(ctx context.Context, name string, up bool, dynamic *in
 		}
 	}
 	e.rw.RUnlock()
-	for _, p := range posts {
-		p.in.post(ctx, p.ev)
-	}
+	postAll(ctx, posts)
 }
