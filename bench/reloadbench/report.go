@@ -21,7 +21,7 @@ type environment struct {
 	nproc, kernel, cpu, goVersion string
 	vigilRev, keepalived          string
 	date                          time.Time
-	loadBefore, loadAfter         string
+	loadBefore                    string
 }
 
 func collectEnv(root, kaBin string) environment {
