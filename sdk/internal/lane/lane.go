@@ -89,33 +89,45 @@ func Listen(dir string) (*Listener, Offer, error) {
 	return ln, Offer{Network: "unix", Address: path, Certificate: cert.Certificate[0], Token: token}, nil
 }
 
-// Accept waits for the host's one connection (at most acceptTimeout), removes the socket,
-// and returns the connection once the host has shown the token.
+// Accept waits for the host's two connections (at most acceptTimeout in all), removes the
+// socket, and returns the lane once the host has shown the token.
 func (ln *Listener) Accept(ctx context.Context) (*Conn, error) {
 	defer ln.Close()
 	ctx, cancel := context.WithTimeout(ctx, acceptTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { ln.l.Close() })
 	defer stop()
-	c, err := ln.l.Accept()
-	if err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("nobody connected: %w", ctx.Err())
+	var pair [2]net.Conn // host to plugin, plugin to host
+	for i := range pair {
+		c, err := ln.l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("nobody connected: %w", ctx.Err())
+			}
+			if pair[0] != nil {
+				pair[0].Close()
+			}
+			return nil, fmt.Errorf("probe lane: %w", err)
 		}
+		pair[i] = c
+	}
+	d, err := newDuplex(pair[0], pair[1])
+	if err != nil {
+		pair[0].Close()
+		pair[1].Close()
 		return nil, fmt.Errorf("probe lane: %w", err)
 	}
-	tc := tls.Server(c, ln.cfg)
-	c.SetDeadline(time.Now().Add(acceptTimeout))
-	conn := newConn(tc)
+	d.SetDeadline(time.Now().Add(acceptTimeout))
+	conn := newConn(tls.Server(d, ln.cfg))
 	tok, err := conn.recvFrame()
 	if err == nil && subtle.ConstantTimeCompare(tok, ln.token) != 1 {
 		err = errors.New("the peer did not show the lane's token")
 	}
 	if err != nil {
-		c.Close()
+		d.Close()
 		return nil, fmt.Errorf("probe lane: %w", err)
 	}
-	c.SetDeadline(time.Time{})
+	d.SetDeadline(time.Time{})
 	return conn, nil
 }
 
@@ -126,7 +138,7 @@ func (ln *Listener) Close() error {
 	return err
 }
 
-// Dial connects to an offered lane and shows its token.
+// Dial connects to an offered lane (two connections, duplex.go) and shows its token.
 func Dial(ctx context.Context, o Offer) (*Conn, error) {
 	if o.Network != "unix" {
 		return nil, fmt.Errorf("probe lane: network %q, want unix", o.Network)
@@ -140,9 +152,27 @@ func Dial(ctx context.Context, o Offer) (*Conn, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	d := tls.Dialer{Config: &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS13}}
-	c, err := d.DialContext(ctx, o.Network, o.Address)
+	var dialer net.Dialer
+	var pair [2]net.Conn // host to plugin, plugin to host; dialled in that order (duplex.go)
+	for i := range pair {
+		c, err := dialer.DialContext(ctx, o.Network, o.Address)
+		if err != nil {
+			if pair[0] != nil {
+				pair[0].Close()
+			}
+			return nil, fmt.Errorf("probe lane: %w", err)
+		}
+		pair[i] = c
+	}
+	d, err := newDuplex(pair[1], pair[0])
 	if err != nil {
+		pair[0].Close()
+		pair[1].Close()
+		return nil, fmt.Errorf("probe lane: %w", err)
+	}
+	c := tls.Client(d, &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS13})
+	if err := c.HandshakeContext(ctx); err != nil {
+		d.Close()
 		return nil, fmt.Errorf("probe lane: %w", err)
 	}
 	conn := newConn(c)

@@ -1,5 +1,4 @@
-// vigil plugin protocol, versions 1 and 2 (2 adds the Probes stream and the optional probe
-// lane to Check).
+// vigil plugin protocol, versions 1 to 3 (2 adds the Probes stream to Check, 3 the probe lane).
 //
 // vigil runs health checks and notify actions as separate processes ("plugins") started by
 // HashiCorp go-plugin (https://github.com/hashicorp/go-plugin) and spoken to over gRPC. Go
@@ -14,9 +13,10 @@
 //   VIGIL_PLUGIN=6f1c0a3e-vigil-plugin        the magic cookie. When it is missing or different,
 //                                             print a hint to stderr and exit 1: the binary was
 //                                             started by hand, not by vigil.
-//   PLUGIN_PROTOCOL_VERSIONS=1,2              comma-separated protocol versions vigil speaks. Pick
-//                                             the highest you also speak (2 adds Check.Probes;
-//                                             a plugin that speaks 1 gets Check calls only).
+//   PLUGIN_PROTOCOL_VERSIONS=1,2,3            comma-separated protocol versions vigil speaks. Pick
+//                                             the highest you also speak (2 adds Check.Probes,
+//                                             3 Check.ProbeLane; a plugin that speaks 1 gets
+//                                             Check calls only).
 //   PLUGIN_MIN_PORT, PLUGIN_MAX_PORT          the TCP port range, if you listen on TCP.
 //   PLUGIN_CLIENT_CERT                        PEM certificate of vigil (AutoMTLS, always set).
 //   PLUGIN_UNIX_SOCKET_DIR                    where to create a unix socket (optional).
@@ -166,7 +166,7 @@ type DescribeResponse struct {
 	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`                                               // the plugin's name, e.g. "mysql"
 	Kind            string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`                                               // "check" or "notify"
 	Version         string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`                                         // the plugin's own version, free form
-	ProtocolVersion int32                  `protobuf:"varint,4,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"` // the newest vigil plugin protocol it speaks (this file: 2)
+	ProtocolVersion int32                  `protobuf:"varint,4,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"` // the newest vigil plugin protocol it speaks (this file: 3)
 	Description     string                 `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`                                 // one line
 	Params          []*ParamSpec           `protobuf:"bytes,6,rep,name=params,proto3" json:"params,omitempty"`
 	unknownFields   protoimpl.UnknownFields

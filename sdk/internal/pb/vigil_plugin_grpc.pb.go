@@ -1,5 +1,4 @@
-// vigil plugin protocol, versions 1 and 2 (2 adds the Probes stream and the optional probe
-// lane to Check).
+// vigil plugin protocol, versions 1 to 3 (2 adds the Probes stream to Check, 3 the probe lane).
 //
 // vigil runs health checks and notify actions as separate processes ("plugins") started by
 // HashiCorp go-plugin (https://github.com/hashicorp/go-plugin) and spoken to over gRPC. Go
@@ -14,9 +13,10 @@
 //   VIGIL_PLUGIN=6f1c0a3e-vigil-plugin        the magic cookie. When it is missing or different,
 //                                             print a hint to stderr and exit 1: the binary was
 //                                             started by hand, not by vigil.
-//   PLUGIN_PROTOCOL_VERSIONS=1,2              comma-separated protocol versions vigil speaks. Pick
-//                                             the highest you also speak (2 adds Check.Probes;
-//                                             a plugin that speaks 1 gets Check calls only).
+//   PLUGIN_PROTOCOL_VERSIONS=1,2,3            comma-separated protocol versions vigil speaks. Pick
+//                                             the highest you also speak (2 adds Check.Probes,
+//                                             3 Check.ProbeLane; a plugin that speaks 1 gets
+//                                             Check calls only).
 //   PLUGIN_MIN_PORT, PLUGIN_MAX_PORT          the TCP port range, if you listen on TCP.
 //   PLUGIN_CLIENT_CERT                        PEM certificate of vigil (AutoMTLS, always set).
 //   PLUGIN_UNIX_SOCKET_DIR                    where to create a unix socket (optional).
@@ -95,18 +95,22 @@ type CheckClient interface {
 	// are ready together into one ResultBatch. Run each probe within its own timeout and stop
 	// it when its id arrives in cancel. When the stream ends, stop every probe it started.
 	Probes(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProbeBatch, ResultBatch], error)
-	// ProbeLane (optional) offers the Probes stream's messages on a socket of their own, without
-	// gRPC and HTTP/2 framing: one probe then costs a few system calls in each process instead
-	// of gRPC's reader and writer goroutines and frames. A plugin that does not serve it returns
-	// UNIMPLEMENTED and gets its probes on Probes. Otherwise: listen on a new unix socket in a
+	// ProbeLane (protocol 3) offers the Probes stream's messages on a socket of their own,
+	// without gRPC and HTTP/2 framing: a probe then costs a few system calls in each process
+	// instead of gRPC's reader and writer goroutines and frames. vigil asks for a lane once per
+	// plugin process (again after a lane breaks) and falls back to Probes when the call fails.
+	// Listen on a new unix socket in a
 	// directory of mode 0700, answer with its address, a fresh self-signed certificate (for the
-	// name "localhost") and a fresh random token of at least 32 bytes, and accept exactly one
-	// connection, then remove the socket. vigil connects with TLS 1.3, trusting only that
-	// certificate, and sends the token as its first frame; close the connection if it differs.
-	// On the connection, each frame is a 4-byte big-endian length and that many bytes of a
-	// protobuf message: vigil sends ProbeBatch, the plugin ResultBatch, with the same meaning
-	// as on Probes. Frames over 16 MiB are an error. When the connection ends, stop every probe
-	// it started.
+	// name "localhost") and a fresh random token of at least 32 bytes, and accept exactly two
+	// connections, then remove the socket. vigil opens them one after the other: the first
+	// carries vigil's bytes to the plugin, the second the plugin's bytes to vigil (each
+	// process then waits on one socket only, which halves a probe's wake-ups). Read only the
+	// first and write only the second; together they are one byte stream in each direction,
+	// on which vigil runs TLS 1.3 as the client, trusting only that certificate, and sends the
+	// token as its first frame; close both if it differs. Each frame is a 4-byte big-endian
+	// length and that many bytes of a protobuf message: vigil sends ProbeBatch, the plugin
+	// ResultBatch, with the same meaning as on Probes. Frames over 16 MiB are an error. When
+	// the lane ends, stop every probe it started.
 	ProbeLane(ctx context.Context, in *ProbeLaneRequest, opts ...grpc.CallOption) (*ProbeLaneResponse, error)
 }
 
@@ -189,18 +193,22 @@ type CheckServer interface {
 	// are ready together into one ResultBatch. Run each probe within its own timeout and stop
 	// it when its id arrives in cancel. When the stream ends, stop every probe it started.
 	Probes(grpc.BidiStreamingServer[ProbeBatch, ResultBatch]) error
-	// ProbeLane (optional) offers the Probes stream's messages on a socket of their own, without
-	// gRPC and HTTP/2 framing: one probe then costs a few system calls in each process instead
-	// of gRPC's reader and writer goroutines and frames. A plugin that does not serve it returns
-	// UNIMPLEMENTED and gets its probes on Probes. Otherwise: listen on a new unix socket in a
+	// ProbeLane (protocol 3) offers the Probes stream's messages on a socket of their own,
+	// without gRPC and HTTP/2 framing: a probe then costs a few system calls in each process
+	// instead of gRPC's reader and writer goroutines and frames. vigil asks for a lane once per
+	// plugin process (again after a lane breaks) and falls back to Probes when the call fails.
+	// Listen on a new unix socket in a
 	// directory of mode 0700, answer with its address, a fresh self-signed certificate (for the
-	// name "localhost") and a fresh random token of at least 32 bytes, and accept exactly one
-	// connection, then remove the socket. vigil connects with TLS 1.3, trusting only that
-	// certificate, and sends the token as its first frame; close the connection if it differs.
-	// On the connection, each frame is a 4-byte big-endian length and that many bytes of a
-	// protobuf message: vigil sends ProbeBatch, the plugin ResultBatch, with the same meaning
-	// as on Probes. Frames over 16 MiB are an error. When the connection ends, stop every probe
-	// it started.
+	// name "localhost") and a fresh random token of at least 32 bytes, and accept exactly two
+	// connections, then remove the socket. vigil opens them one after the other: the first
+	// carries vigil's bytes to the plugin, the second the plugin's bytes to vigil (each
+	// process then waits on one socket only, which halves a probe's wake-ups). Read only the
+	// first and write only the second; together they are one byte stream in each direction,
+	// on which vigil runs TLS 1.3 as the client, trusting only that certificate, and sends the
+	// token as its first frame; close both if it differs. Each frame is a 4-byte big-endian
+	// length and that many bytes of a protobuf message: vigil sends ProbeBatch, the plugin
+	// ResultBatch, with the same meaning as on Probes. Frames over 16 MiB are an error. When
+	// the lane ends, stop every probe it started.
 	ProbeLane(context.Context, *ProbeLaneRequest) (*ProbeLaneResponse, error)
 	mustEmbedUnimplementedCheckServer()
 }

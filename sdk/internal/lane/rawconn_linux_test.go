@@ -1,0 +1,243 @@
+package lane
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/sdk/internal/pb"
+)
+
+// pair connects two unix sockets through a listener in a temporary directory.
+func pair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err = net.Dial("unix", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// polled lists the files (by inode) that this process's epoll instances watch (the runtime
+// has one), from /proc/self/fdinfo. By inode, not descriptor: a duplicate of a watched
+// descriptor is watched too.
+func polled(t *testing.T) map[uint64]bool {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	out := map[uint64]bool{}
+	for _, e := range fds {
+		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); l != "anon_inode:[eventpoll]" {
+			continue
+		}
+		b, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 || f[0] != "tfd:" {
+				continue
+			}
+			for _, kv := range f {
+				if v, ok := strings.CutPrefix(kv, "ino:"); ok {
+					if n, err := strconv.ParseUint(v, 16, 64); err == nil {
+						out[n] = true
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func fdOf(t *testing.T, c net.Conn) int {
+	t.Helper()
+	rc, err := c.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	rc.Control(func(u uintptr) { fd = int(u) })
+	return fd
+}
+
+func inode(t *testing.T, fd int) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// TestWriteEndOutOfPoller: the reason for two connections (duplex.go) holds only if the
+// socket a process writes is not in its poller and the one it reads is.
+func TestWriteEndOutOfPoller(t *testing.T) {
+	a, _ := pair(t)
+	b, _ := pair(t)
+	d, err := newDuplex(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	w, ok := d.w.(*rawWriter)
+	if !ok {
+		t.Fatalf("write end is a %T, want *rawWriter", d.w)
+	}
+	in := polled(t)
+	if in[inode(t, w.fd)] {
+		t.Errorf("the write end (fd %d) is in the poller", w.fd)
+	}
+	if r := fdOf(t, a); !in[inode(t, r)] {
+		t.Errorf("the read end (fd %d) is not in the poller: %v", r, in)
+	}
+}
+
+// fill writes to w until the socket is full, with its peer not reading.
+func fill(t *testing.T, w *rawWriter) {
+	t.Helper()
+	w.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	defer w.SetWriteDeadline(time.Time{})
+	chunk := make([]byte, 64<<10)
+	for range 1000 {
+		if _, err := w.Write(chunk); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("64 MB went into a unix socket nobody reads")
+}
+
+// TestWriterWaitsForRoom: a write to a full socket completes once the peer reads, byte
+// for byte; a deadline and Close end the wait.
+func TestWriterWaitsForRoom(t *testing.T) {
+	c, s := pair(t)
+	we, err := detach(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := we.(*rawWriter)
+	defer w.Close()
+	fill(t, w)
+
+	msg := bytes.Repeat([]byte("vigil"), 100000)
+	done := make(chan error, 1)
+	go func() { _, err := w.Write(msg); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("write to a full socket returned at once: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	// Drain everything: what fill left, then msg, which must arrive whole.
+	var got bytes.Buffer
+	buf := make([]byte, 1<<20)
+	s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !bytes.HasSuffix(got.Bytes(), msg) {
+		n, err := s.Read(buf)
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", got.Len(), err)
+		}
+		got.Write(buf[:n])
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+
+	fill(t, w)
+	w.SetWriteDeadline(time.Now().Add(30 * time.Millisecond))
+	if _, err := w.Write(msg); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write past its deadline: %v", err)
+	}
+	w.SetWriteDeadline(time.Time{})
+	go func() { _, err := w.Write(msg); done <- err }()
+	time.Sleep(20 * time.Millisecond)
+	w.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("write during Close: %v; want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end a write waiting for room")
+	}
+}
+
+// TestPeerGone: writing to a lane whose peer closed is an error, not SIGPIPE.
+func TestPeerGone(t *testing.T) {
+	c, s := pair(t)
+	we, err := detach(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer we.Close()
+	s.Close()
+	var werr error
+	for range 10 {
+		if _, werr = we.Write([]byte("x")); werr != nil {
+			break
+		}
+	}
+	if werr == nil {
+		t.Fatal("writes to a closed peer succeeded")
+	}
+}
+
+// TestBigFrames: frames larger than the sockets hold go through while both ends work, in
+// both directions at once.
+func TestBigFrames(t *testing.T) {
+	ln, o, err := Listen(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := accept(ln)
+	host, err := Dial(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	r := <-acc
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.c.Close()
+	big := strings.Repeat("y", 4<<20)
+	errs := make(chan error, 2)
+	go func() { errs <- host.Send(&pb.ProbeBatch{Probes: []*pb.Probe{{Id: 1, Name: big}}}) }()
+	go func() { errs <- r.c.Send(&pb.ResultBatch{Results: []*pb.ProbeResult{{Id: 2, Error: big}}}) }()
+	var pbIn pb.ProbeBatch
+	if err := r.c.Recv(&pbIn); err != nil || pbIn.Probes[0].GetName() != big {
+		t.Fatalf("plugin got %d bytes, %v", len(pbIn.GetProbes()), err)
+	}
+	var rbIn pb.ResultBatch
+	if err := host.Recv(&rbIn); err != nil || rbIn.Results[0].GetError() != big {
+		t.Fatalf("host got %v", err)
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
