@@ -9,7 +9,9 @@
 // the check scheduler probes it. The scripts are a "#!/bin/sh" script that exits 0 and
 // /bin/true, run by core/check.Script as vrrp_script runs them. Each is measured one probe at
 // a time and with N probes in flight, in several runs whose order rotates, so that slow drifts
-// of the shared machine hit all alike. No root needed; nothing leaves the machine.
+// of the shared machine hit all alike. Beside them, keepalived itself runs vrrp_scripts in a
+// one-node namespace lab (keepalived.go; as root, else that case is skipped). Nothing leaves
+// the machine.
 package main
 
 import (
@@ -49,6 +51,10 @@ type options struct {
 	interval time.Duration
 	window   time.Duration
 	profile  string
+	// the keepalived case (keepalived.go)
+	keepalived string
+	kaScripts  int
+	kaWindow   time.Duration
 }
 
 func main() {
@@ -70,6 +76,9 @@ func main() {
 	flag.IntVar(&o.checks, "checks", 16, "checks in the scheduled cases (0: none)")
 	flag.DurationVar(&o.interval, "interval", 100*time.Millisecond, "probe interval of the scheduled cases")
 	flag.DurationVar(&o.window, "window", 3*time.Second, "measurement window of the scheduled cases")
+	flag.StringVar(&o.keepalived, "keepalived", "keepalived", "the keepalived binary of the keepalived case (needs root)")
+	flag.IntVar(&o.kaScripts, "ka-scripts", 50, "vrrp_scripts (interval 1s) in the keepalived case (0: skip it)")
+	flag.DurationVar(&o.kaWindow, "ka-window", 5*time.Second, "measurement window of the keepalived case, with scripts and again without")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of this process (the host side) to this file")
 	flag.Parse()
 	for _, f := range strings.Split(*levels, ",") {
@@ -79,8 +88,8 @@ func main() {
 		}
 		o.inFlight = append(o.inFlight, n)
 	}
-	if o.runs < 1 || o.probes < 100 || o.forks < 100 {
-		fatalf("want -runs >= 1, -probes >= 100, -forks >= 100")
+	if o.runs < 1 || o.probes < 100 || o.forks < 100 || o.kaScripts < 0 || o.kaWindow < time.Second {
+		fatalf("want -runs >= 1, -probes >= 100, -forks >= 100, -ka-scripts >= 0, -ka-window >= 1s")
 	}
 	if o.profile != "" {
 		f, err := os.Create(o.profile)
@@ -242,7 +251,11 @@ func run(o options) error {
 	if np, err := pluginPID(dir); err != nil || np != pid {
 		return fmt.Errorf("the plugin process changed during the runs (%d -> %d, %v): results are void", pid, np, err)
 	}
-	rep := report{o: o, cases: cases, results: results, took: time.Since(start), loadBefore: loadBefore, loadAfter: loadavg(), date: start}
+	ka := runKeepalived(o, work)
+	if ka.skipped != "" {
+		logf("keepalived case skipped: %s", ka.skipped)
+	}
+	rep := report{o: o, cases: cases, results: results, ka: ka, took: time.Since(start), loadBefore: loadBefore, loadAfter: loadavg(), date: start}
 	md := rep.markdown()
 	fmt.Print(md)
 	if o.out != "" {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/vigil-ha/vigil/bench/internal/proc"
 	"github.com/vigil-ha/vigil/core/lab"
 )
 
@@ -105,7 +105,7 @@ func (b *bench) cpuRun(ctx context.Context, im *impl, n int, advert, warm, windo
 	if q1, q2 := processTree(d1.pid()), processTree(d2.pid()); len(q1) != len(p1) || len(q2) != len(p2) {
 		return res, fmt.Errorf("process set changed during the window (%v -> %v, %v -> %v)", p1, q1, p2, q2)
 	}
-	hz := float64(clockTicks)
+	hz := float64(time.Second / proc.Tick())
 	load := func(d *daemon, pids []int, t0, t1 uint64, tx0, tx1 uint64, to0 int) nodeLoad {
 		l := nodeLoad{
 			cpuPct:    float64(t1-t0) / hz / elapsed.Seconds() * 100,
@@ -168,17 +168,6 @@ func runQuiet(ctx context.Context, name string, args ...string) error {
 	cmd.Stdout, cmd.Stderr = nil, nil
 	return cmd.Run()
 }
-
-var clockTicks = func() int {
-	out, err := exec.Command("getconf", "CLK_TCK").Output()
-	if err == nil {
-		if v, err := strconv.Atoi(strings.TrimSpace(string(out))); err == nil && v > 0 {
-			return v
-		}
-	}
-	fmt.Fprintln(os.Stderr, "vrrpbench: getconf CLK_TCK failed; assuming 100")
-	return 100
-}()
 
 // rawDrops sums the drops column of the node's raw IPv4 sockets (the VRRP sockets; a socket
 // that was closed and reopened in between would make this undercount).

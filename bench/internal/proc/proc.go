@@ -6,14 +6,18 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Stat is what /proc/PID/stat says about one process (all its threads together).
 type Stat struct {
 	PID, PPID, Pgrp int
 	Ticks           uint64 // utime + stime of its threads, live and exited, in clock ticks
+	ChildTicks      uint64 // cutime + cstime: its children that ended and that it waited for
 	Zombie          bool
 }
 
@@ -29,7 +33,7 @@ func ReadStat(pid int) (Stat, error) {
 		return Stat{}, fmt.Errorf("/proc/%d/stat: no comm", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
+	if len(f) < 15 {
 		return Stat{}, fmt.Errorf("/proc/%d/stat: short", pid)
 	}
 	// f[0] is field 3 (state): field k is f[k-3].
@@ -37,7 +41,9 @@ func ReadStat(pid int) (Stat, error) {
 	pgrp, _ := strconv.Atoi(f[2])
 	ut, _ := strconv.ParseUint(f[11], 10, 64)
 	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return Stat{PID: pid, PPID: ppid, Pgrp: pgrp, Ticks: ut + st, Zombie: f[0] == "Z"}, nil
+	cut, _ := strconv.ParseUint(f[13], 10, 64)
+	cst, _ := strconv.ParseUint(f[14], 10, 64)
+	return Stat{PID: pid, PPID: ppid, Pgrp: pgrp, Ticks: ut + st, ChildTicks: cut + cst, Zombie: f[0] == "Z"}, nil
 }
 
 // All reads every process's stat; processes that end meanwhile are left out.
@@ -85,3 +91,16 @@ func PIDs(ss []Stat) []int {
 	}
 	return out
 }
+
+// Tick is the length of a clock tick, the unit of Stat's times (getconf CLK_TCK; 10 ms
+// when that fails, the value on every Linux this runs on).
+var Tick = sync.OnceValue(func() time.Duration {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(out))); err == nil && v > 0 {
+			return time.Second / time.Duration(v)
+		}
+	}
+	fmt.Fprintln(os.Stderr, "getconf CLK_TCK failed; assuming 100 ticks a second")
+	return 10 * time.Millisecond
+})
