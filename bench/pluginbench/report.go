@@ -82,7 +82,7 @@ func (r *report) markdown() string {
 	w("- vigil %s, %s; %d runs of every case in rotating order, %d plugin probes and %d script probes per case and run;\n  the machine's other load (another benchmark may share its 2 cores) shows in the load average\n",
 		cmdLine("git", "rev-parse", "--short", "HEAD"), runtime.Version(), r.o.runs, r.o.probes, r.o.forks)
 	w("- plugin: a trivial check built with the SDK (answers OK, no I/O), probed through core/plugin's Host and\n")
-	w("  Prober as the check scheduler does (protocol 3: the probe lane, protobuf frames on a TLS unix socket beside the gRPC connection);\n")
+	w("  Prober as the check scheduler does (protocol 3: the probe lane, protobuf frames under TLS on two unix connections, one per direction, beside the gRPC connection);\n")
 	w("  scripts: core/check.Script, as vrrp_script runs them (own process group, deadline). Every probe has a 5 s deadline.\n")
 	w("- CPU per probe: user+system time of this process (getrusage) + of the reaped scripts (RUSAGE_CHILDREN)\n")
 	w("  + of the plugin process (/proc/PID/task/*/schedstat, nanoseconds), over the measured probes, divided by\n")

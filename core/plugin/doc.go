@@ -22,7 +22,7 @@
 // restarts one that died with backoff. Close stops them all and their process groups.
 //
 // Probes. With a plugin that speaks protocol 3, every probe of every check it serves travels
-// on one probe lane (sdk/check, sdk/internal/lane): protobuf frames on a TLS unix socket that
+// on one probe lane (sdk/check, sdk/internal/lane): protobuf frames under TLS on unix sockets that
 // the plugin offers over its gRPC connection, probes and results that are ready together in
 // one frame. A probe costs a fraction of a gRPC call, and a small fraction of keepalived's
 // fork and exec of a script (bench/pluginbench, BENCHMARKS.md). Protocol 2 plugins get the

@@ -1,8 +1,9 @@
 // Package lane is the probe lane of the check protocol (Check.ProbeLane in
 // ../../proto/vigil_plugin.proto): the Probes stream's messages as length-prefixed protobuf
-// frames on a unix socket of their own, under TLS, beside the plugin's gRPC connection.
+// frames under TLS on unix connections of their own (one per direction, duplex.go), beside the
+// plugin's gRPC connection.
 //
-// Why a second connection: on a gRPC stream, one probe one-at-a-time costs about 130 µs of
+// Why connections beside gRPC: on a gRPC stream, one probe one-at-a-time costs about 130 µs of
 // CPU in the two processes, two and a half to three times what a bare round trip between two
 // Go processes costs here; the rest is HTTP/2 framing and gRPC's reader and writer goroutines
 // handing each message on (see BENCHMARKS.md, "Plugin probe vs forked script"). The lane
