@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,9 +19,10 @@ import (
 // rawWriter's writes do too). A probe makes each of the two processes read and write once
 // after being idle, and a system call made the ordinary way from an idle Go process wakes
 // the runtime's monitor thread (sysmon), which then polls every 20 µs for a millisecond: on
-// the 2-core VM of BENCHMARKS.md that was about a tenth of a probe's CPU. The socket is non-blocking, so a raw
-// call never blocks the thread; when it would, the function returns false and the runtime's
-// poller waits, deadlines included.
+// the 2-core VM of BENCHMARKS.md that was about a tenth of a probe's CPU. The socket is
+// non-blocking, so a raw call never blocks the thread; when it would, the function returns
+// false and the runtime's poller waits, deadlines included. (What the race detector learns
+// from syscall.Read and Write, race_on.go tells it.)
 //
 // The read that finds the socket empty (EAGAIN) before each wait cannot be skipped, even
 // after a short read: the runtime forgets earlier readiness when a read begins
@@ -51,15 +53,7 @@ func (c *quietConn) Read(p []byte) (int, error) {
 	var errno syscall.Errno
 	err := c.rc.Read(func(fd uintptr) bool {
 		for {
-			var r uintptr
-			var e syscall.Errno
-			if raceEnabled {
-				var rn int
-				rn, e = rawOrRace(syscall.Read(int(fd), p))
-				r = uintptr(rn)
-			} else {
-				r, _, e = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			}
+			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 			if e == syscall.EINTR {
 				continue
 			}
@@ -72,26 +66,14 @@ func (c *quietConn) Read(p []byte) (int, error) {
 	})
 	switch {
 	case err != nil:
-		return 0, &net.OpError{Op: "read", Net: "unix", Addr: c.RemoteAddr(), Err: err}
+		return 0, err // already a *net.OpError (closed, deadline)
 	case errno != 0:
-		return 0, &net.OpError{Op: "read", Net: "unix", Addr: c.RemoteAddr(), Err: errno}
+		return 0, &net.OpError{Op: "read", Net: "unix", Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", errno)}
 	case n == 0:
 		return 0, io.EOF
 	}
+	raceAcquireIO()
 	return n, nil
-}
-
-// rawOrRace turns syscall.Read's and syscall.Write's results into a raw call's, for the
-// race detector's builds (race_on.go).
-func rawOrRace(n int, err error) (int, syscall.Errno) {
-	if err != nil {
-		e, _ := err.(syscall.Errno)
-		if e == 0 {
-			e = syscall.EIO
-		}
-		return 0, e
-	}
-	return n, 0
 }
 
 // rawWriter is the write end of a lane on Linux: a socket outside the runtime's poller (see
@@ -103,6 +85,7 @@ type rawWriter struct {
 	closed   atomic.Bool
 	deadline atomic.Int64 // Unix nanoseconds; 0: none
 	addr     net.Addr
+	cleanup  runtime.Cleanup // closes fd if the writer is dropped unclosed; stopped by Close
 }
 
 // detach takes c's socket out of the poller: it keeps a duplicate of the descriptor, which
@@ -132,6 +115,8 @@ func detach(c net.Conn) (writeEnd, error) {
 		return nil, fmt.Errorf("probe lane: duplicate the write end: %w", dupErr)
 	}
 	w := &rawWriter{fd: nfd, addr: c.RemoteAddr()}
+	// A lane dropped without Close must still end, or its peer would wait for EOF forever.
+	w.cleanup = runtime.AddCleanup(w, func(fd int) { syscall.Close(fd) }, nfd)
 	c.Close() // also takes the socket out of the poller; the duplicate keeps it open
 	return w, nil
 }
@@ -140,30 +125,27 @@ func (w *rawWriter) Write(p []byte) (int, error) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.fd < 0 {
-		return 0, w.opError(net.ErrClosed)
+		return 0, w.opError("write", net.ErrClosed)
+	}
+	if w.expired() {
+		return 0, w.opError("write", os.ErrDeadlineExceeded)
 	}
 	n := 0
 	for n < len(p) {
-		var r uintptr
-		var e syscall.Errno
-		if raceEnabled {
-			var wn int
-			wn, e = rawOrRace(syscall.Write(w.fd, p[n:])) // non-blocking: the descriptor shares the original's O_NONBLOCK
-			r = uintptr(wn)
-		} else {
-			r, _, e = syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(w.fd), uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n),
-				syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
-		}
+		raceReleaseIO()
+		// unix.SYS_SENDTO: the syscall package has none on 386.
+		r, _, e := syscall.RawSyscall6(unix.SYS_SENDTO, uintptr(w.fd), uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n),
+			syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
 		switch e {
 		case 0:
 			n += int(r)
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			if err := w.waitWritable(); err != nil {
-				return n, w.opError(err)
+				return n, w.opError("write", err)
 			}
 		default:
-			return n, w.opError(e)
+			return n, w.opError("write", os.NewSyscallError("sendto", e))
 		}
 	}
 	return n, nil
@@ -198,6 +180,12 @@ func (w *rawWriter) waitWritable() error {
 	}
 }
 
+// expired reports whether the write deadline has passed.
+func (w *rawWriter) expired() bool {
+	dl := w.deadline.Load()
+	return dl != 0 && time.Now().UnixNano() >= dl
+}
+
 func (w *rawWriter) SetWriteDeadline(t time.Time) error {
 	if t.IsZero() {
 		w.deadline.Store(0)
@@ -209,18 +197,19 @@ func (w *rawWriter) SetWriteDeadline(t time.Time) error {
 
 func (w *rawWriter) Close() error {
 	if w.closed.Swap(true) {
-		return w.opError(net.ErrClosed)
+		return w.opError("close", net.ErrClosed)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.cleanup.Stop()
 	err := syscall.Close(w.fd)
 	w.fd = -1
 	if err != nil {
-		return w.opError(err)
+		return w.opError("close", os.NewSyscallError("close", err))
 	}
 	return nil
 }
 
-func (w *rawWriter) opError(err error) error {
-	return &net.OpError{Op: "write", Net: "unix", Addr: w.addr, Err: err}
+func (w *rawWriter) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "unix", Addr: w.addr, Err: err}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -114,21 +116,26 @@ func TestWriteEndOutOfPoller(t *testing.T) {
 	}
 }
 
-// fill writes to w until the socket is full, with its peer not reading.
-func fill(t *testing.T, w *rawWriter) {
+// fill writes to w until the socket is full, with its peer not reading, and returns how
+// many bytes went in.
+func fill(t *testing.T, w *rawWriter) int {
 	t.Helper()
 	w.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 	defer w.SetWriteDeadline(time.Time{})
 	chunk := make([]byte, 64<<10)
+	total := 0
 	for range 1000 {
-		if _, err := w.Write(chunk); err != nil {
+		n, err := w.Write(chunk)
+		total += n
+		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return
+				return total
 			}
 			t.Fatal(err)
 		}
 	}
 	t.Fatal("64 MB went into a unix socket nobody reads")
+	return 0
 }
 
 // TestWriterWaitsForRoom: a write to a full socket completes once the peer reads, byte
@@ -141,9 +148,13 @@ func TestWriterWaitsForRoom(t *testing.T) {
 	}
 	w := we.(*rawWriter)
 	defer w.Close()
-	fill(t, w)
+	filled := fill(t, w)
 
-	msg := bytes.Repeat([]byte("vigil"), 100000)
+	// A message that does not repeat, so that a byte lost, doubled or moved shows.
+	msg := make([]byte, 500000)
+	for i := range msg {
+		msg[i] = byte(i * 7 / 3)
+	}
 	done := make(chan error, 1)
 	go func() { _, err := w.Write(msg); done <- err }()
 	select {
@@ -151,20 +162,29 @@ func TestWriterWaitsForRoom(t *testing.T) {
 		t.Fatalf("write to a full socket returned at once: %v", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	// Drain everything: what fill left, then msg, which must arrive whole.
-	var got bytes.Buffer
-	buf := make([]byte, 1<<20)
+	// Read exactly what fill left (zeros), then msg.
+	got := make([]byte, filled+len(msg))
 	s.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for !bytes.HasSuffix(got.Bytes(), msg) {
-		n, err := s.Read(buf)
-		if err != nil {
-			t.Fatalf("read after %d bytes: %v", got.Len(), err)
-		}
-		got.Write(buf[:n])
+	if _, err := io.ReadFull(s, got); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if !bytes.Equal(got[:filled], make([]byte, filled)) || !bytes.Equal(got[filled:], msg) {
+		t.Fatal("the bytes read differ from those written")
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("write: %v", err)
 	}
+	s.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if n, err := s.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("%d bytes more than were written (%v)", n, err)
+	}
+
+	// A deadline that has passed fails a write even when there is room.
+	w.SetWriteDeadline(time.Now().Add(-time.Second))
+	if _, err := w.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write after its deadline, with room: %v", err)
+	}
+	w.SetWriteDeadline(time.Time{})
 
 	fill(t, w)
 	w.SetWriteDeadline(time.Now().Add(30 * time.Millisecond))
@@ -185,8 +205,12 @@ func TestWriterWaitsForRoom(t *testing.T) {
 	}
 }
 
-// TestPeerGone: writing to a lane whose peer closed is an error, not SIGPIPE.
+// TestPeerGone: writing to a lane whose peer closed is EPIPE, and no SIGPIPE is raised (a
+// program that asked for SIGPIPE with signal.Notify would get it otherwise).
 func TestPeerGone(t *testing.T) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGPIPE)
+	defer signal.Stop(sigs)
 	c, s := pair(t)
 	we, err := detach(c)
 	if err != nil {
@@ -200,8 +224,55 @@ func TestPeerGone(t *testing.T) {
 			break
 		}
 	}
-	if werr == nil {
-		t.Fatal("writes to a closed peer succeeded")
+	if !errors.Is(werr, syscall.EPIPE) {
+		t.Fatalf("write to a closed peer: %v; want EPIPE", werr)
+	}
+	select {
+	case sig := <-sigs:
+		t.Fatalf("writing to a closed peer raised %v", sig)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// TestReadEnd: the read end reports EOF when the peer closes, and honours its deadline.
+func TestReadEnd(t *testing.T) {
+	c, s := pair(t)
+	r := quiet(c)
+	if _, ok := r.(*quietConn); !ok {
+		t.Fatalf("quiet gave a %T", r)
+	}
+	r.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	if _, err := r.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline: %v", err)
+	}
+	r.SetReadDeadline(time.Time{})
+	s.Write([]byte("abc"))
+	s.Close()
+	buf := make([]byte, 8)
+	if n, err := r.Read(buf); n != 3 || err != nil || string(buf[:3]) != "abc" {
+		t.Fatalf("read = %d %q, %v", n, buf[:n], err)
+	}
+	if _, err := r.Read(buf); err != io.EOF {
+		t.Fatalf("read after the peer closed: %v; want io.EOF", err)
+	}
+}
+
+// TestOneConnectionOnly: a host that opens one connection (as before the lane had two) gets
+// no lane, and the plugin gives up after its accept timeout instead of waiting forever.
+func TestOneConnectionOnly(t *testing.T) {
+	ln, o, err := Listen(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("unix", o.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := ln.Accept(ctx); err == nil || !strings.Contains(err.Error(), "nobody connected") {
+		t.Fatalf("accept with one connection: %v", err)
 	}
 }
 

@@ -102,15 +102,19 @@ type CheckClient interface {
 	// Listen on a new unix socket in a
 	// directory of mode 0700, answer with its address, a fresh self-signed certificate (for the
 	// name "localhost") and a fresh random token of at least 32 bytes, and accept exactly two
-	// connections, then remove the socket. vigil opens them one after the other: the first
-	// carries vigil's bytes to the plugin, the second the plugin's bytes to vigil (each
-	// process then waits on one socket only, which halves a probe's wake-ups). Read only the
-	// first and write only the second; together they are one byte stream in each direction,
-	// on which vigil runs TLS 1.3 as the client, trusting only that certificate, and sends the
-	// token as its first frame; close both if it differs. Each frame is a 4-byte big-endian
-	// length and that many bytes of a protobuf message: vigil sends ProbeBatch, the plugin
-	// ResultBatch, with the same meaning as on Probes. Frames over 16 MiB are an error. When
-	// the lane ends, stop every probe it started.
+	// connections, one after the other, then remove the socket. vigil opens them in order and
+	// they are told apart only by that order: the first carries vigil's bytes to the plugin,
+	// the second the plugin's bytes to vigil (each process then waits on one socket only, which
+	// halves a probe's wake-ups). Read only the first and write only the second: together they
+	// are one byte stream each way, on which vigil runs TLS 1.3 as the client, trusting only
+	// that certificate (OpenSSL: SSL_set_rfd/SSL_set_wfd; Python: ssl.MemoryBIO; rustls:
+	// read_tls/write_tls). Inside TLS, each frame is a 4-byte big-endian length and that many
+	// bytes; a frame may span TLS records. The first frame from vigil is the token itself, raw
+	// bytes; close both connections if it differs. After it, vigil's frames are ProbeBatch
+	// messages and the plugin's ResultBatch messages, with the same meaning as on Probes.
+	// Frames over 16 MiB are an error. Read and write independently (large batches may travel
+	// both ways at once). End of stream or an error on either connection ends the lane: close
+	// both and stop every probe it started.
 	ProbeLane(ctx context.Context, in *ProbeLaneRequest, opts ...grpc.CallOption) (*ProbeLaneResponse, error)
 }
 
@@ -200,15 +204,19 @@ type CheckServer interface {
 	// Listen on a new unix socket in a
 	// directory of mode 0700, answer with its address, a fresh self-signed certificate (for the
 	// name "localhost") and a fresh random token of at least 32 bytes, and accept exactly two
-	// connections, then remove the socket. vigil opens them one after the other: the first
-	// carries vigil's bytes to the plugin, the second the plugin's bytes to vigil (each
-	// process then waits on one socket only, which halves a probe's wake-ups). Read only the
-	// first and write only the second; together they are one byte stream in each direction,
-	// on which vigil runs TLS 1.3 as the client, trusting only that certificate, and sends the
-	// token as its first frame; close both if it differs. Each frame is a 4-byte big-endian
-	// length and that many bytes of a protobuf message: vigil sends ProbeBatch, the plugin
-	// ResultBatch, with the same meaning as on Probes. Frames over 16 MiB are an error. When
-	// the lane ends, stop every probe it started.
+	// connections, one after the other, then remove the socket. vigil opens them in order and
+	// they are told apart only by that order: the first carries vigil's bytes to the plugin,
+	// the second the plugin's bytes to vigil (each process then waits on one socket only, which
+	// halves a probe's wake-ups). Read only the first and write only the second: together they
+	// are one byte stream each way, on which vigil runs TLS 1.3 as the client, trusting only
+	// that certificate (OpenSSL: SSL_set_rfd/SSL_set_wfd; Python: ssl.MemoryBIO; rustls:
+	// read_tls/write_tls). Inside TLS, each frame is a 4-byte big-endian length and that many
+	// bytes; a frame may span TLS records. The first frame from vigil is the token itself, raw
+	// bytes; close both connections if it differs. After it, vigil's frames are ProbeBatch
+	// messages and the plugin's ResultBatch messages, with the same meaning as on Probes.
+	// Frames over 16 MiB are an error. Read and write independently (large batches may travel
+	// both ways at once). End of stream or an error on either connection ends the lane: close
+	// both and stop every probe it started.
 	ProbeLane(context.Context, *ProbeLaneRequest) (*ProbeLaneResponse, error)
 	mustEmbedUnimplementedCheckServer()
 }
