@@ -33,6 +33,31 @@ type duplex struct {
 	w        writeEnd
 }
 
+// join opens the lane's two connections with open (Dial's or Accept's), host to plugin
+// first, and makes the duplex of the host's side or the plugin's.
+func join(open func() (net.Conn, error), host bool) (*duplex, error) {
+	down, err := open()
+	if err != nil {
+		return nil, err
+	}
+	up, err := open()
+	if err != nil {
+		down.Close()
+		return nil, err
+	}
+	r, w := down, up
+	if host {
+		r, w = up, down
+	}
+	d, err := newDuplex(r, w)
+	if err != nil {
+		down.Close()
+		up.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
 func newDuplex(r, w net.Conn) (*duplex, error) {
 	we, err := detach(w)
 	if err != nil {

@@ -98,24 +98,14 @@ func (ln *Listener) Accept(ctx context.Context) (*Conn, error) {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { ln.l.Close() })
 	defer stop()
-	var pair [2]net.Conn // host to plugin, plugin to host
-	for i := range pair {
+	d, err := join(func() (net.Conn, error) {
 		c, err := ln.l.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				err = fmt.Errorf("nobody connected: %w", ctx.Err())
-			}
-			if pair[0] != nil {
-				pair[0].Close()
-			}
-			return nil, fmt.Errorf("probe lane: %w", err)
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("nobody connected: %w", ctx.Err())
 		}
-		pair[i] = c
-	}
-	d, err := newDuplex(pair[0], pair[1])
+		return c, err
+	}, false)
 	if err != nil {
-		pair[0].Close()
-		pair[1].Close()
 		return nil, fmt.Errorf("probe lane: %w", err)
 	}
 	d.SetDeadline(time.Now().Add(acceptTimeout))
@@ -154,21 +144,8 @@ func Dial(ctx context.Context, o Offer) (*Conn, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	var dialer net.Dialer
-	var pair [2]net.Conn // host to plugin, plugin to host; dialled in that order (duplex.go)
-	for i := range pair {
-		c, err := dialer.DialContext(ctx, o.Network, o.Address)
-		if err != nil {
-			if pair[0] != nil {
-				pair[0].Close()
-			}
-			return nil, fmt.Errorf("probe lane: %w", err)
-		}
-		pair[i] = c
-	}
-	d, err := newDuplex(pair[1], pair[0])
+	d, err := join(func() (net.Conn, error) { return dialer.DialContext(ctx, o.Network, o.Address) }, true)
 	if err != nil {
-		pair[0].Close()
-		pair[1].Close()
 		return nil, fmt.Errorf("probe lane: %w", err)
 	}
 	c := tls.Client(d, &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS13})

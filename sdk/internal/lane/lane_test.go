@@ -30,6 +30,27 @@ type result struct {
 	err error
 }
 
+// connected makes a lane and returns its two ends, closed when the test ends.
+func connected(t *testing.T) (host, plugin *Conn) {
+	t.Helper()
+	ln, o, err := Listen(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := accept(ln)
+	host, err = Dial(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close() })
+	r := <-acc
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { r.c.Close() })
+	return host, r.c
+}
+
 func TestRoundTrip(t *testing.T) {
 	ln, o, err := Listen(t.TempDir())
 	if err != nil {
@@ -131,26 +152,12 @@ func TestWrongCertificate(t *testing.T) {
 
 // TestFrameLimit: a length over MaxFrame fails the read without allocating it.
 func TestFrameLimit(t *testing.T) {
-	ln, o, err := Listen(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	acc := accept(ln)
-	host, err := Dial(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer host.Close()
-	r := <-acc
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	defer r.c.Close()
+	host, plugin := connected(t)
 	// Garbage of a legal size is a bad message, not a panic.
 	if err := host.sendFrame([]byte{0xff, 0xff, 0xff}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.Recv(&pb.ProbeBatch{}); err == nil || !strings.Contains(err.Error(), "bad message") {
+	if err := plugin.Recv(&pb.ProbeBatch{}); err == nil || !strings.Contains(err.Error(), "bad message") {
 		t.Fatalf("garbage frame: %v", err)
 	}
 	var h [4]byte
@@ -158,7 +165,7 @@ func TestFrameLimit(t *testing.T) {
 	if _, err := host.c.Write(h[:]); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.Recv(&pb.ProbeBatch{}); err == nil || !strings.Contains(err.Error(), "over the") {
+	if err := plugin.Recv(&pb.ProbeBatch{}); err == nil || !strings.Contains(err.Error(), "over the") {
 		t.Fatalf("oversized frame: %v", err)
 	}
 }

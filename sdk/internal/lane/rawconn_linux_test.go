@@ -279,27 +279,13 @@ func TestOneConnectionOnly(t *testing.T) {
 // TestBigFrames: frames larger than the sockets hold go through while both ends work, in
 // both directions at once.
 func TestBigFrames(t *testing.T) {
-	ln, o, err := Listen(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	acc := accept(ln)
-	host, err := Dial(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer host.Close()
-	r := <-acc
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	defer r.c.Close()
+	host, plugin := connected(t)
 	big := strings.Repeat("y", 4<<20)
 	errs := make(chan error, 2)
 	go func() { errs <- host.Send(&pb.ProbeBatch{Probes: []*pb.Probe{{Id: 1, Name: big}}}) }()
-	go func() { errs <- r.c.Send(&pb.ResultBatch{Results: []*pb.ProbeResult{{Id: 2, Error: big}}}) }()
+	go func() { errs <- plugin.Send(&pb.ResultBatch{Results: []*pb.ProbeResult{{Id: 2, Error: big}}}) }()
 	var pbIn pb.ProbeBatch
-	if err := r.c.Recv(&pbIn); err != nil || pbIn.Probes[0].GetName() != big {
+	if err := plugin.Recv(&pbIn); err != nil || pbIn.Probes[0].GetName() != big {
 		t.Fatalf("plugin got %d bytes, %v", len(pbIn.GetProbes()), err)
 	}
 	var rbIn pb.ResultBatch
