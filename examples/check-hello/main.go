@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vigil-ha/vigil/sdk/check"
@@ -20,8 +19,7 @@ func main() { check.Serve(newHello()) }
 // hello keeps the params of every configured check, by name: one plugin process serves all
 // the vrrp_check blocks that name it, and vigil calls its methods concurrently.
 type hello struct {
-	mu     sync.RWMutex
-	checks map[string]target
+	checks check.Configured[target]
 }
 
 type target struct {
@@ -31,7 +29,7 @@ type target struct {
 
 var _ check.Checker = (*hello)(nil)
 
-func newHello() *hello { return &hello{checks: map[string]target{}} }
+func newHello() *hello { return &hello{} }
 
 func (h *hello) Describe(context.Context) (check.Info, error) {
 	return check.Info{
@@ -63,20 +61,14 @@ func (h *hello) Configure(_ context.Context, req check.ConfigureRequest) (check.
 	if t.address == "" {
 		return check.ConfigureResponse{}, fmt.Errorf("address is required")
 	}
-	if !req.ValidateOnly {
-		h.mu.Lock()
-		h.checks[req.Name] = t
-		h.mu.Unlock()
-	}
+	h.checks.Keep(req, t)
 	return check.ConfigureResponse{}, nil
 }
 
 func (h *hello) Check(ctx context.Context, req check.CheckRequest) (check.CheckResponse, error) {
-	h.mu.RLock()
-	t, ok := h.checks[req.Name]
-	h.mu.RUnlock()
-	if !ok {
-		return check.CheckResponse{}, fmt.Errorf("check %q is not configured", req.Name)
+	t, err := h.checks.Lookup(req.Name)
+	if err != nil {
+		return check.CheckResponse{}, err
 	}
 	start := time.Now()
 	var d net.Dialer

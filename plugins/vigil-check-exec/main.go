@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"sync"
 	"time"
 
 	"github.com/vigil-ha/vigil/core/script"
@@ -18,13 +17,12 @@ func main() { check.Serve(newExecer()) }
 
 // execer keeps the configured commands by check name; vigil calls it concurrently.
 type execer struct {
-	mu     sync.RWMutex
-	checks map[string]*command
+	checks check.Configured[*command]
 }
 
 var _ check.Checker = (*execer)(nil)
 
-func newExecer() *execer { return &execer{checks: map[string]*command{}} }
+func newExecer() *execer { return &execer{} }
 
 // mode says how an exit status reads.
 type mode string
@@ -60,20 +58,14 @@ func (x *execer) Configure(_ context.Context, req check.ConfigureRequest) (check
 	if err != nil {
 		return check.ConfigureResponse{}, err
 	}
-	if !req.ValidateOnly {
-		x.mu.Lock()
-		x.checks[req.Name] = c
-		x.mu.Unlock()
-	}
+	x.checks.Keep(req, c)
 	return check.ConfigureResponse{Warnings: warnings}, nil
 }
 
 func (x *execer) Check(ctx context.Context, req check.CheckRequest) (check.CheckResponse, error) {
-	x.mu.RLock()
-	c, ok := x.checks[req.Name]
-	x.mu.RUnlock()
-	if !ok {
-		return check.CheckResponse{}, fmt.Errorf("check %q is not configured", req.Name)
+	c, err := x.checks.Lookup(req.Name)
+	if err != nil {
+		return check.CheckResponse{}, err
 	}
 	// Stop the command a little before the probe's deadline, so that the answer saying so
 	// (and not a bare deadline error) reaches vigil in time.

@@ -19,13 +19,12 @@ func main() { check.Serve(newHTTP()) }
 
 // httpChecker keeps the configured probes by check name; vigil calls it concurrently.
 type httpChecker struct {
-	mu     sync.RWMutex
-	checks map[string]*probe
+	checks check.Configured[*probe]
 }
 
 var _ check.Checker = (*httpChecker)(nil)
 
-func newHTTP() *httpChecker { return &httpChecker{checks: map[string]*probe{}} }
+func newHTTP() *httpChecker { return &httpChecker{} }
 
 func (c *httpChecker) Describe(context.Context) (check.Info, error) {
 	return check.Info{
@@ -53,20 +52,14 @@ func (c *httpChecker) Configure(_ context.Context, req check.ConfigureRequest) (
 	if err != nil {
 		return check.ConfigureResponse{}, err
 	}
-	if !req.ValidateOnly {
-		c.mu.Lock()
-		c.checks[req.Name] = p
-		c.mu.Unlock()
-	}
+	c.checks.Keep(req, p)
 	return check.ConfigureResponse{}, nil
 }
 
 func (c *httpChecker) Check(ctx context.Context, req check.CheckRequest) (check.CheckResponse, error) {
-	c.mu.RLock()
-	p, ok := c.checks[req.Name]
-	c.mu.RUnlock()
-	if !ok {
-		return check.CheckResponse{}, fmt.Errorf("check %q is not configured", req.Name)
+	p, err := c.checks.Lookup(req.Name)
+	if err != nil {
+		return check.CheckResponse{}, err
 	}
 	ctx, cancel := target.Early(ctx)
 	defer cancel()

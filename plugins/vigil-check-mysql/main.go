@@ -9,7 +9,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,13 +21,12 @@ func main() { check.Serve(newMySQL()) }
 
 // mySQL keeps one target per configured check name; vigil calls it concurrently.
 type mySQL struct {
-	mu      sync.RWMutex
-	targets map[string]*target
+	targets check.Configured[*target]
 }
 
 var _ check.Checker = (*mySQL)(nil)
 
-func newMySQL() *mySQL { return &mySQL{targets: map[string]*target{}} }
+func newMySQL() *mySQL { return &mySQL{} }
 
 // target is a configured check with its connection pool.
 type target struct {
@@ -65,21 +63,15 @@ func (m *mySQL) Configure(_ context.Context, req check.ConfigureRequest) (check.
 	if req.ValidateOnly {
 		return check.ConfigureResponse{Warnings: warnings}, nil
 	}
-	m.mu.Lock()
-	old := m.targets[req.Name]
-	if old != nil && old.cfg == cfg {
+	if old, err := m.targets.Lookup(req.Name); err == nil && old.cfg == cfg {
 		// Same params (and the same file contents): keep the connection.
-		m.mu.Unlock()
 		return check.ConfigureResponse{Warnings: warnings}, nil
 	}
 	t, err := newTarget(cfg)
 	if err != nil {
-		m.mu.Unlock()
 		return check.ConfigureResponse{}, err
 	}
-	m.targets[req.Name] = t
-	m.mu.Unlock()
-	if old != nil {
+	if old, replaced := m.targets.Keep(req, t); replaced {
 		// A probe still running on the old pool finishes; its connection closes when it
 		// is returned, and the idle one closes now.
 		old.db.Close()
@@ -120,11 +112,9 @@ type slogLogger struct{}
 func (slogLogger) Print(v ...any) { slog.Warn("mysql driver: " + fmt.Sprint(v...)) }
 
 func (m *mySQL) Check(ctx context.Context, req check.CheckRequest) (check.CheckResponse, error) {
-	m.mu.RLock()
-	t, ok := m.targets[req.Name]
-	m.mu.RUnlock()
-	if !ok {
-		return check.CheckResponse{}, fmt.Errorf("check %q is not configured", req.Name)
+	t, err := m.targets.Lookup(req.Name)
+	if err != nil {
+		return check.CheckResponse{}, err
 	}
 	dl, ok := ctx.Deadline()
 	if !ok {

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vigil-ha/vigil/plugins/internal/target"
@@ -27,13 +26,12 @@ const maxReply = 64 << 10
 
 // tcpChecker keeps the configured probes by check name; vigil calls it concurrently.
 type tcpChecker struct {
-	mu     sync.RWMutex
-	checks map[string]*probe
+	checks check.Configured[*probe]
 }
 
 var _ check.Checker = (*tcpChecker)(nil)
 
-func newTCP() *tcpChecker { return &tcpChecker{checks: map[string]*probe{}} }
+func newTCP() *tcpChecker { return &tcpChecker{} }
 
 // probe is one configured check.
 type probe struct {
@@ -62,11 +60,7 @@ func (c *tcpChecker) Configure(_ context.Context, req check.ConfigureRequest) (c
 	if err != nil {
 		return check.ConfigureResponse{}, err
 	}
-	if !req.ValidateOnly {
-		c.mu.Lock()
-		c.checks[req.Name] = p
-		c.mu.Unlock()
-	}
+	c.checks.Keep(req, p)
 	return check.ConfigureResponse{}, nil
 }
 
@@ -121,11 +115,9 @@ func parse(params []check.Param) (*probe, error) {
 }
 
 func (c *tcpChecker) Check(ctx context.Context, req check.CheckRequest) (check.CheckResponse, error) {
-	c.mu.RLock()
-	p, ok := c.checks[req.Name]
-	c.mu.RUnlock()
-	if !ok {
-		return check.CheckResponse{}, fmt.Errorf("check %q is not configured", req.Name)
+	p, err := c.checks.Lookup(req.Name)
+	if err != nil {
+		return check.CheckResponse{}, err
 	}
 	ctx, cancel := target.Early(ctx)
 	defer cancel()

@@ -20,7 +20,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vigil-ha/vigil/sdk"
@@ -31,13 +30,12 @@ func main() { notify.Serve(newMailer()) }
 
 // mailer keeps the configured mail settings by notifier name; vigil calls it concurrently.
 type mailer struct {
-	mu   sync.RWMutex
-	mail map[string]*settings
+	mail notify.Configured[*settings]
 }
 
 var _ notify.Notifier = (*mailer)(nil)
 
-func newMailer() *mailer { return &mailer{mail: map[string]*settings{}} }
+func newMailer() *mailer { return &mailer{} }
 
 // TLS modes.
 const (
@@ -90,20 +88,14 @@ func (m *mailer) Configure(_ context.Context, req notify.ConfigureRequest) (noti
 	if err != nil {
 		return notify.ConfigureResponse{}, err
 	}
-	if !req.ValidateOnly {
-		m.mu.Lock()
-		m.mail[req.Name] = s
-		m.mu.Unlock()
-	}
+	m.mail.Keep(req, s)
 	return notify.ConfigureResponse{Warnings: warnings}, nil
 }
 
 func (m *mailer) Notify(ctx context.Context, req notify.NotifyRequest) (notify.NotifyResponse, error) {
-	m.mu.RLock()
-	s, ok := m.mail[req.Name]
-	m.mu.RUnlock()
-	if !ok {
-		return notify.NotifyResponse{}, fmt.Errorf("notifier %q is not configured", req.Name)
+	s, err := m.mail.Lookup(req.Name)
+	if err != nil {
+		return notify.NotifyResponse{}, err
 	}
 	return notify.NotifyResponse{}, s.send(ctx, compose(s, req.Event, time.Now()))
 }

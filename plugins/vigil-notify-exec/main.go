@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/vigil-ha/vigil/core/script"
@@ -20,13 +19,12 @@ func main() { notify.Serve(newExecer()) }
 
 // execer keeps the configured scripts by notifier name; vigil calls it concurrently.
 type execer struct {
-	mu      sync.RWMutex
-	scripts map[string]*command
+	scripts notify.Configured[*command]
 }
 
 var _ notify.Notifier = (*execer)(nil)
 
-func newExecer() *execer { return &execer{scripts: map[string]*command{}} }
+func newExecer() *execer { return &execer{} }
 
 // command is one configured script.
 type command struct {
@@ -58,25 +56,19 @@ func (x *execer) Configure(_ context.Context, req notify.ConfigureRequest) (noti
 	if err != nil {
 		return notify.ConfigureResponse{}, err
 	}
-	if !req.ValidateOnly {
-		x.mu.Lock()
-		x.scripts[req.Name] = c
-		x.mu.Unlock()
-	}
+	x.scripts.Keep(req, c)
 	return notify.ConfigureResponse{Warnings: warnings}, nil
 }
 
 func (x *execer) Notify(ctx context.Context, req notify.NotifyRequest) (notify.NotifyResponse, error) {
-	x.mu.RLock()
-	c, ok := x.scripts[req.Name]
-	x.mu.RUnlock()
-	if !ok {
-		return notify.NotifyResponse{}, fmt.Errorf("notifier %q is not configured", req.Name)
+	c, err := x.scripts.Lookup(req.Name)
+	if err != nil {
+		return notify.NotifyResponse{}, err
 	}
 	if len(c.states) > 0 && !slices.Contains(c.states, req.Event.NewState) {
 		return notify.NotifyResponse{}, nil
 	}
-	err := script.Run(ctx, script.Args(c.argv, c.generic, req.Event), c.cred, script.Env(req.Event))
+	err = script.Run(ctx, script.Args(c.argv, c.generic, req.Event), c.cred, script.Env(req.Event))
 	return notify.NotifyResponse{}, err
 }
 

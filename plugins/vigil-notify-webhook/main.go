@@ -19,7 +19,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vigil-ha/vigil/sdk"
@@ -30,13 +29,12 @@ func main() { notify.Serve(newWebhook()) }
 
 // webhook keeps the configured endpoints by notifier name; vigil calls it concurrently.
 type webhook struct {
-	mu    sync.RWMutex
-	hooks map[string]*endpoint
+	hooks notify.Configured[*endpoint]
 }
 
 var _ notify.Notifier = (*webhook)(nil)
 
-func newWebhook() *webhook { return &webhook{hooks: map[string]*endpoint{}} }
+func newWebhook() *webhook { return &webhook{} }
 
 // endpoint is one configured webhook.
 type endpoint struct {
@@ -75,11 +73,7 @@ func (w *webhook) Configure(_ context.Context, req notify.ConfigureRequest) (not
 	if err != nil {
 		return notify.ConfigureResponse{}, err
 	}
-	if !req.ValidateOnly {
-		w.mu.Lock()
-		w.hooks[req.Name] = e
-		w.mu.Unlock()
-	}
+	w.hooks.Keep(req, e)
 	return notify.ConfigureResponse{Warnings: warnings}, nil
 }
 
@@ -117,11 +111,9 @@ func Sign(secret, body []byte) string {
 }
 
 func (w *webhook) Notify(ctx context.Context, req notify.NotifyRequest) (notify.NotifyResponse, error) {
-	w.mu.RLock()
-	e, ok := w.hooks[req.Name]
-	w.mu.RUnlock()
-	if !ok {
-		return notify.NotifyResponse{}, fmt.Errorf("notifier %q is not configured", req.Name)
+	e, err := w.hooks.Lookup(req.Name)
+	if err != nil {
+		return notify.NotifyResponse{}, err
 	}
 	body, err := json.Marshal(payload(req.Event))
 	if err != nil {

@@ -37,6 +37,9 @@ type (
 	ConfigureResponse = sdk.ConfigureResponse
 )
 
+// Configured keeps what Configure made of each configured name (sdk.Configured).
+type Configured[T any] = sdk.Configured[T]
+
 // Parameter types for ParamSpec.Type.
 const (
 	TypeString     = sdk.TypeString
