@@ -41,10 +41,7 @@ func validatePlugins(cfg *config.Config) config.Diagnostics {
 	defer cancel()
 	host := plugin.New(plugin.ConfigOptions(cfg.Global, hclog.NewNullLogger()))
 	defer host.Close()
-	dir := cfg.Global.PluginDir
-	if dir == "" {
-		dir = plugin.DefaultDir
-	}
+	dir := plugin.ResolveDir(cfg.Global.PluginDir)
 	var ds config.Diagnostics
 	missing := map[string]bool{}
 	for _, it := range items {
@@ -71,14 +68,14 @@ func validatePlugins(cfg *config.Config) config.Diagnostics {
 // pluginsCmd is `vigil plugins [--dir DIR] [--json]`: what is installed, and what each takes.
 func pluginsCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flagSet("vigil plugins", stderr)
-	dir := fs.String("dir", plugin.DefaultDir, "the plugin directory")
+	dir := fs.String("dir", "", "the plugin directory (default: "+plugin.DefaultDir+", or the vigil binary's own directory in a development tree)")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	found, err := plugin.List(ctx, plugin.Options{Dir: *dir, Logger: hclog.NewNullLogger()})
+	found, err := plugin.List(ctx, plugin.Options{Dir: plugin.ResolveDir(*dir), Logger: hclog.NewNullLogger()})
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil plugins: %v\n", err)
 		return exitInternal

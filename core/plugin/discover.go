@@ -20,6 +20,40 @@ import (
 // DefaultDir is where installed plugins live.
 const DefaultDir = "/usr/lib/vigil/plugins"
 
+// ResolveDir is the plugin directory to use for the configured one (plugin_dir; empty for
+// none). An installed vigil uses DefaultDir. When that is what is asked for but it does not
+// exist, and the running vigil binary sits beside plugins, as bin/ of a development tree does
+// after `make build`, that directory is used instead, so that ./bin/vigil finds ./bin's
+// plugins with no plugin_dir. Any other configured directory is used as it is.
+func ResolveDir(configured string) string {
+	_, err := os.Stat(DefaultDir)
+	exe, _ := os.Executable()
+	return resolveDir(configured, err == nil, exe)
+}
+
+func resolveDir(configured string, defaultExists bool, exe string) string {
+	if configured != "" && configured != DefaultDir {
+		return configured
+	}
+	if defaultExists || exe == "" {
+		return DefaultDir
+	}
+	if dir := filepath.Dir(exe); holdsPlugins(dir) {
+		return dir
+	}
+	return DefaultDir
+}
+
+// holdsPlugins reports whether dir has a file named like a plugin.
+func holdsPlugins(dir string) bool {
+	for _, kind := range []sdk.Kind{sdk.KindCheck, sdk.KindNotify} {
+		if m, _ := filepath.Glob(filepath.Join(dir, Executable(kind, "*"))); len(m) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 var (
 	// ErrNotFound: no plugin of that kind and name in the plugin directory.
 	ErrNotFound = errors.New("plugin not found")

@@ -4,7 +4,8 @@
 // check scheduler as a check.Prober).
 //
 // Discovery. Plugins are executables named vigil-check-NAME and vigil-notify-NAME in one
-// plugin directory (Options.Dir: DefaultDir when installed, bin/ in a development tree).
+// plugin directory (Options.Dir; ResolveDir: DefaultDir when installed, else the vigil
+// binary's own directory when plugins sit beside it, as in bin/ of a development tree).
 // vigil's own plugins (mysql, tcp, http, exec, email, webhook) are separate binaries installed
 // in that directory like any third-party plugin, not served by the vigil binary itself: that
 // keeps one code path, proves the public SDK every day, and lets a crashing check take down

@@ -25,7 +25,7 @@ import (
 
 // Options configure a Host.
 type Options struct {
-	// Dir is the plugin directory; DefaultDir when empty.
+	// Dir is the plugin directory; ResolveDir("") when empty.
 	Dir string
 	// Checksums pins plugins by the lower-case hex SHA-256 of their executable, keyed by
 	// executable name (vigil-check-mysql). Unpinned plugins run unchecked.
@@ -44,12 +44,12 @@ type Options struct {
 
 // ConfigOptions are the Options that global_defs asks for: plugin_dir and plugin_sha256.
 func ConfigOptions(g config.Global, log hclog.Logger) Options {
-	return Options{Dir: g.PluginDir, Checksums: g.PluginSHA256, Logger: log}
+	return Options{Dir: ResolveDir(g.PluginDir), Checksums: g.PluginSHA256, Logger: log}
 }
 
 func (o Options) withDefaults() Options {
 	if o.Dir == "" {
-		o.Dir = DefaultDir
+		o.Dir = ResolveDir("")
 	}
 	if o.Logger == nil {
 		o.Logger = hclog.Default()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -42,5 +43,34 @@ func TestFilterHandshake(t *testing.T) {
 				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestResolveDir: plugin_dir wins; without it an installed vigil uses DefaultDir, and a
+// vigil binary beside plugins (bin/ after make build) uses its own directory.
+func TestResolveDir(t *testing.T) {
+	dev := t.TempDir()
+	exe := filepath.Join(dev, "vigil")
+	bare := filepath.Join(t.TempDir(), "vigil")
+	if err := os.WriteFile(filepath.Join(dev, "vigil-check-tcp"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		configured    string
+		defaultExists bool
+		exe, want     string
+	}{
+		{"/opt/vigil/plugins", false, exe, "/opt/vigil/plugins"},
+		{"/opt/vigil/plugins", true, exe, "/opt/vigil/plugins"},
+		{"", true, exe, DefaultDir},
+		{DefaultDir, true, exe, DefaultDir},
+		{"", false, exe, dev},
+		{DefaultDir, false, exe, dev},
+		{"", false, bare, DefaultDir},
+		{"", false, "", DefaultDir},
+	} {
+		if got := resolveDir(c.configured, c.defaultExists, c.exe); got != c.want {
+			t.Errorf("resolveDir(%q, %v, %q) = %q; want %q", c.configured, c.defaultExists, c.exe, got, c.want)
+		}
 	}
 }
