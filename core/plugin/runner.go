@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,6 +38,10 @@ type procRunner struct {
 	raw  io.ReadCloser // the plugin's real stdout
 	err  io.ReadCloser
 	pid  int
+	// exited is closed when Wait has reaped the plugin; the thread that started it waits
+	// for that (Start).
+	exited   chan struct{}
+	exitOnce sync.Once
 }
 
 var _ runner.Runner = (*procRunner)(nil)
@@ -58,7 +64,7 @@ func newProcRunner(log hclog.Logger, path, sum string, spec *exec.Cmd) (*procRun
 	if err != nil {
 		return nil, err
 	}
-	r := &procRunner{log: log, cmd: cmd, path: path, sum: sum, raw: raw, err: stderr}
+	r := &procRunner{log: log, cmd: cmd, path: path, sum: sum, raw: raw, err: stderr, exited: make(chan struct{})}
 	r.out, r.outW = io.Pipe()
 	return r, nil
 }
@@ -73,7 +79,20 @@ func (r *procRunner) Start(context.Context) error {
 			return fmt.Errorf("%w: %s changed while being started: SHA-256 %s, pinned %s", ErrChecksum, r.path, got, r.sum)
 		}
 	}
-	if err := r.cmd.Start(); err != nil {
+	// The parent-death signal fires when the thread that started the plugin ends, not only
+	// when vigil does, and the runtime ends threads (one that a goroutine left locked, in
+	// another namespace, say). Start it from a thread kept for the plugin's lifetime.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := r.cmd.Start()
+		started <- err
+		if err == nil {
+			<-r.exited
+		}
+	}()
+	if err := <-started; err != nil {
 		return err
 	}
 	r.pid = r.cmd.Process.Pid
@@ -154,7 +173,11 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-func (r *procRunner) Wait(context.Context) error { return r.cmd.Wait() }
+func (r *procRunner) Wait(context.Context) error {
+	err := r.cmd.Wait()
+	r.exitOnce.Do(func() { close(r.exited) })
+	return err
+}
 
 func (r *procRunner) Kill(context.Context) error {
 	if r.cmd.Process == nil {

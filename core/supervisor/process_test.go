@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -630,4 +631,107 @@ func buildPlugin(t *testing.T, dir, name, pkg string) string {
 		t.Fatalf("building %s: %v\n%s", pkg, err, out)
 	}
 	return plugins
+}
+
+// procsWith lists the live processes (not zombies) whose command line contains s.
+func procsWith(s string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !bytes.Contains(cmd, []byte(s)) {
+			continue
+		}
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !bytes.Contains(st, []byte(") Z ")) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// TestNoPluginOutlivesItsProcess: a check plugin, and the script it is running for a
+// probe, end with the process that started them, whether the check child or core is killed
+// with SIGKILL (no chance to clean up); after the check child's restart there is again
+// exactly one plugin process.
+func TestNoPluginOutlivesItsProcess(t *testing.T) {
+	ctx, n := newLab(t, 1)
+	plugins := buildPlugin(t, n[0].dir, "vigil-check-exec", "github.com/vigil-ha/vigil/plugins/vigil-check-exec")
+	pluginPath := filepath.Join(plugins, "vigil-check-exec")
+	// A probe that is always in flight: the command, sleep under a name of its own, runs
+	// past the interval. (Not a shell script: a child of the command outlives it, as under
+	// keepalived; see vigil-check-exec's run.go.)
+	script := filepath.Join(n[0].dir, "slow-probe")
+	if err := copyExecutable("/bin/sleep", script); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, p := range procsWith(script) {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	})
+	check := fmt.Sprintf(`global_defs {
+    plugin_dir %s
+}
+vrrp_check chk {
+    plugin exec
+    interval 0.2
+    timeout 20
+    params {
+        command %s 30
+    }
+}
+`, plugins, script)
+	n[0].start(t, conf(150, check))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	var plug, scripts []int
+	waitFor(t, 10*time.Second, "the plugin runs a probe", func() bool {
+		plug, scripts = procsWith(pluginPath), procsWith(script)
+		return len(plug) == 1 && len(scripts) == 1
+	})
+	gone := func(pids []int) bool {
+		for _, p := range pids {
+			if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p)); err == nil && !bytes.Contains(st, []byte(") Z ")) {
+				return false
+			}
+		}
+		return true
+	}
+
+	// The check child dies: its plugin and the script go with it; the restarted child
+	// starts one new plugin.
+	cpid := n[0].childPID(t, "check")
+	if err := syscall.Kill(cpid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "plugin and script of the killed check child gone", func() bool { return gone(plug) && gone(scripts) })
+	waitFor(t, 15*time.Second, "a new check child with one new plugin", func() bool {
+		p := n[0].childPID(t, "check")
+		np := procsWith(pluginPath)
+		return p != 0 && p != cpid && len(np) == 1 && np[0] != plug[0]
+	})
+	waitFor(t, 10*time.Second, "the new plugin runs a probe", func() bool {
+		plug, scripts = procsWith(pluginPath), procsWith(script)
+		return len(plug) == 1 && len(scripts) == 1
+	})
+
+	// Core dies: the children, the plugin and its script follow.
+	if err := n[0].proc.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "plugin and script gone after core", func() bool { return gone(plug) && gone(scripts) })
+	if left := procsWith(pluginPath); len(left) > 0 {
+		t.Errorf("plugin processes left: %v", left)
+	}
+}
+
+func copyExecutable(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }

@@ -32,7 +32,11 @@ func (c *command) run(ctx context.Context) check.CheckResponse {
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, c.path, c.argv[1:]...)
 	cmd.Args[0] = c.argv[0]
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.cred}
+	// SIGKILL if the plugin dies mid-probe (vigil killed it, or vigil died): the command's
+	// own group is not the plugin's, so killing the plugin's group would not reach it. (Its
+	// children, in that group, run on to their end, as under keepalived; vigil.service's
+	// KillMode ends them with the service.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.cred, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// A grandchild that keeps the output pipe open must not hold the probe past its end.
 	cmd.WaitDelay = 100 * time.Millisecond
