@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,6 +17,7 @@ import (
 	corecheck "github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/plugin"
+	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
@@ -65,17 +68,40 @@ func validatePlugins(cfg *config.Config) config.Diagnostics {
 	return ds
 }
 
-// pluginsCmd is `vigil plugins [--dir DIR] [--json]`: what is installed, and what each takes.
+// pluginsCmd is `vigil plugins [-f FILE] [--dir DIR] [--json]`: what is installed, and what
+// each takes. The configuration's plugin_dir and plugin_sha256 apply as they do for the
+// daemon, so that a plugin whose checksum the configuration pins differently is listed as an
+// error instead of being run.
 func pluginsCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flagSet("vigil plugins", stderr)
-	dir := fs.String("dir", "", "the plugin directory (default: "+plugin.DefaultDir+", or the vigil binary's own directory in a development tree)")
+	file := fs.String("f", "", "configuration file whose plugin_dir and plugin_sha256 apply (default /etc/vigil/vigil.conf, else /etc/keepalived/keepalived.conf, if one exists)")
+	dir := fs.String("dir", "", "the plugin directory, instead of the configuration's plugin_dir (default: "+plugin.DefaultDir+", or the vigil binary's own directory in a development tree)")
 	asJSON := fs.Bool("json", false, "print as JSON")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: vigil plugins [-f FILE] [--dir DIR] [--json]\n\nvigil plugins starts each installed plugin once and lists its kind, name, version,\nprotocol version and params (* required).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
 		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vigil plugins: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+	opts, code := pluginOptions(*file, stderr)
+	if code != exitOK {
+		return code
+	}
+	if *dir != "" {
+		opts.Dir = plugin.ResolveDir(*dir)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	found, err := plugin.List(ctx, plugin.Options{Dir: plugin.ResolveDir(*dir), Logger: hclog.NewNullLogger()})
+	found, err := plugin.List(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil plugins: %v\n", err)
 		return exitInternal
@@ -103,23 +129,65 @@ func pluginsCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
+	// PARAMS, the one column that can be long, comes last so that it does not push the
+	// others apart.
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tNAME\tVERSION\tPROTOCOL\tPARAMS\tPATH")
+	fmt.Fprintln(tw, "KIND\tNAME\tVERSION\tPROTOCOL\tPATH\tPARAMS (* required)")
 	for _, f := range found {
 		if f.Err != nil {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\terror: %v\t%s\n", f.Kind, f.Name, f.Err, f.Path)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\terror: %v\n", f.Kind, f.Name, f.Path, f.Err)
 			continue
 		}
-		var params []string
-		for _, p := range f.Info.Params {
-			s := p.Name
-			if p.Required {
-				s += "*"
-			}
-			params = append(params, s)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", f.Kind, f.Name, f.Info.Version, f.Info.ProtocolVersion, strings.Join(params, " "), f.Path)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", f.Kind, f.Name, f.Info.Version, f.Info.ProtocolVersion, f.Path, formatParams(f.Info.Params))
 	}
 	tw.Flush()
 	return exitOK
+}
+
+// formatParams is the PARAMS column: each param as NAME[*]:TYPE, * for required.
+func formatParams(params []sdk.ParamSpec) string {
+	if len(params) == 0 {
+		return "-"
+	}
+	var out []string
+	for _, p := range params {
+		s := p.Name
+		if p.Required {
+			s += "*"
+		}
+		if p.Type != "" {
+			s += ":" + string(p.Type)
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, " ")
+}
+
+// pluginOptions are the plugin host's options for `vigil plugins`: those of the
+// configuration file (plugin_dir and plugin_sha256), read as `vigil -t` reads it. With no
+// -f, the daemon's default file is read if it exists, and ResolveDir("") with no pins is
+// used if none does. A file that cannot be read or has errors is reported, and nothing is
+// run: its pins could not be honoured.
+func pluginOptions(file string, stderr io.Writer) (plugin.Options, int) {
+	log := hclog.NewNullLogger()
+	if file == "" {
+		for _, p := range defaultConfigFiles {
+			if _, err := os.Stat(p); err == nil {
+				file = p
+				break
+			}
+		}
+		if file == "" {
+			return plugin.Options{Dir: plugin.ResolveDir(""), Logger: log}, exitOK
+		}
+	}
+	cfg, diags := config.Load(file, config.Options{ConfigID: config.DefaultConfigID(), InterfaceExists: interfaceExists})
+	if cfg == nil || diags.HasErrors() {
+		for _, d := range diags {
+			fmt.Fprintln(stderr, d.String())
+		}
+		fmt.Fprintf(stderr, "vigil plugins: %s: configuration has %d error(s); its plugin_dir and plugin_sha256 cannot be applied (fix it, or name another file with -f)\n", file, len(diags.Errors()))
+		return plugin.Options{}, exitConfig
+	}
+	return plugin.ConfigOptions(cfg.Global, log), exitOK
 }
