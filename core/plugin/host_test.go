@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/sdk"
@@ -71,14 +73,17 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-// newHost returns a host on the test plugins whose log goes to the test log; it is closed,
+// newHost returns a host on the test plugins whose log goes to the test log (unless opts has
+// a Logger); it is closed,
 // and checked to have left no child process behind, when the test ends.
 func newHost(t *testing.T, opts Options) *Host {
 	t.Helper()
 	if opts.Dir == "" {
 		opts.Dir = pluginDir
 	}
-	opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "vigil", Output: &syncWriter{t: t}, Level: hclog.Debug})
+	if opts.Logger == nil {
+		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "vigil", Output: &syncWriter{t: t}, Level: hclog.Debug})
+	}
 	h := New(opts)
 	t.Cleanup(func() {
 		h.Close()
@@ -235,7 +240,7 @@ func TestResponseFields(t *testing.T) {
 	}
 	_, err = h.ConfigureCheck(ctxFor(t, 10*time.Second), "test", check.ConfigureRequest{Name: "bad", Params: []check.Param{{Key: "mode", Values: []string{"dance"}}}})
 	var pe *sdk.PluginError
-	if !errors.As(err, &pe) || pe.Msg != `mode "dance": want ok, crash, hang or stop` {
+	if !errors.As(err, &pe) || pe.Msg != `mode "dance": want ok, crash, hang, stop or barrier` {
 		t.Fatalf("Configure rejected: %v", err)
 	}
 }
@@ -395,28 +400,127 @@ func copyPlugin(t *testing.T, dst string, mode os.FileMode) {
 	os.Chmod(dst, mode) // past the umask
 }
 
+// TestConcurrentProbes: 1,000 probes at once all run at the same moment in one plugin
+// process. Check "gate" answers only once all 1,000 are inside the plugin's Check together, so
+// a host or SDK that ran a process's probes one (or a few) at a time would fail every probe at
+// its deadline.
 func TestConcurrentProbes(t *testing.T) {
 	h := newHost(t, Options{})
-	configure(t, h, "test", "good", "mode", "ok")
-	pid := probeOK(t, h, "good")
 	const n = 1000
+	configure(t, h, "test", "good", "mode", "ok")
+	configure(t, h, "test", "gate", "mode", "barrier", "count", strconv.Itoa(n))
+	pid := probeOK(t, h, "good")
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
 		wg.Go(func() {
-			resp, err := h.Check(ctxFor(t, 30*time.Second), "test", check.CheckRequest{Name: "good"})
+			resp, err := h.Check(ctxFor(t, 30*time.Second), "test", check.CheckRequest{Name: "gate"})
 			switch {
 			case err != nil:
 				errs <- err
-			case resp.Status != check.OK || int(resp.Metrics["pid"]) != pid:
-				errs <- fmt.Errorf("%+v", resp)
+			case resp.Status != check.OK || resp.Message != "gate" || int(resp.Metrics["pid"]) != pid:
+				errs <- fmt.Errorf("%+v; want OK from pid %d", resp, pid)
 			}
 		})
 	}
 	wg.Wait()
 	close(errs)
+	failed := 0
 	for err := range errs {
-		t.Error(err)
+		if failed++; failed <= 5 {
+			t.Error(err)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d probes failed", failed, n)
+	}
+}
+
+// TestNewPluginOldHost: a plugin built with this SDK serves a host that speaks only protocol
+// 1 (a Check call per probe), as an older vigil would start it.
+func TestNewPluginOldHost(t *testing.T) {
+	hs := sdk.Handshake()
+	hs.ProtocolVersion = 1
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig:  hs,
+		VersionedPlugins: map[int]goplugin.PluginSet{1: check.VersionedPlugins()[1]},
+		Cmd:              exec.Command(filepath.Join(pluginDir, "vigil-check-test")),
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		StartTimeout:     20 * time.Second,
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "old-vigil", Output: &syncWriter{t: t}, Level: hclog.Debug}),
+	})
+	t.Cleanup(client.Kill)
+	proto, err := client.Client()
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if v := client.NegotiatedVersion(); v != 1 {
+		t.Fatalf("negotiated protocol %d, want 1", v)
+	}
+	raw, err := proto.Dispense(string(sdk.KindCheck))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := raw.(check.Checker)
+	if !ok {
+		t.Fatalf("dispensed %T, not a check.Checker", raw)
+	}
+	ctx := ctxFor(t, 20*time.Second)
+	if info, err := c.Describe(ctx); err != nil || info.Name != "test" || info.Kind != sdk.KindCheck {
+		t.Fatalf("Describe: %+v, %v", info, err)
+	}
+	if _, err := c.Configure(ctx, check.ConfigureRequest{Name: "good", Params: []check.Param{{Key: "mode", Values: []string{"ok"}}}}); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	pid := client.ReattachConfig().Pid
+	for range 3 {
+		resp, err := c.Check(ctx, check.CheckRequest{Name: "good"})
+		if err != nil || resp.Status != check.OK || resp.Message != "good" || resp.Weight == nil || *resp.Weight != 7 || int(resp.Metrics["pid"]) != pid {
+			t.Fatalf("Check: %+v, %v; want OK from pid %d", resp, err, pid)
+		}
+	}
+	// What the plugin rejects still comes back as its message.
+	_, err = c.Configure(ctx, check.ConfigureRequest{Name: "bad", Params: []check.Param{{Key: "mode", Values: []string{"dance"}}}})
+	var pe *sdk.PluginError
+	if !errors.As(err, &pe) || !strings.HasPrefix(pe.Msg, `mode "dance"`) {
+		t.Fatalf("Configure rejected: %v", err)
+	}
+}
+
+// TestPluginLogs: what a plugin logs with log/slog reaches the host's logger named after the
+// plugin's executable, at the level the plugin logged it, with its fields.
+func TestPluginLogs(t *testing.T) {
+	var log syncBuffer
+	h := newHost(t, Options{Logger: hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Trace})})
+	configure(t, h, "test", "loud", "mode", "ok", "warn", "the disk is on fire")
+	// The plugin's stderr is read on its own: the line may come after Configure's answer.
+	want := map[string]*regexp.Regexp{
+		"warn": regexp.MustCompile(`^\S+ \[WARN\] +vigil-check-test: the disk is on fire: (.* )?check=loud( |$)`),
+		"info": regexp.MustCompile(`^\S+ \[INFO\] +vigil-check-test: configured: (.* )?check=loud( |$)`),
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		missing := []string{}
+		for what, re := range want {
+			found := false
+			for _, l := range strings.Split(log.String(), "\n") {
+				found = found || re.MatchString(l)
+			}
+			if !found {
+				missing = append(missing, what)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s the host's log lacks the plugin's %v line(s):\n%s", missing, log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Contains(log.String(), "[DEBUG] vigil-check-test: {") {
+		t.Errorf("a plugin's JSON log line passed through unparsed:\n%s", log.String())
 	}
 }
 

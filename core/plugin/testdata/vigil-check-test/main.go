@@ -1,12 +1,17 @@
 // Command vigil-check-test is the host's test plugin. Each configured check has a mode:
 //
-//	ok     answers OK with the check's name
-//	crash  exits the process in the middle of the probe
-//	hang   never answers the probe, but the process keeps answering pings
-//	stop   starts a sleeper child (its pid goes to the file in param pidfile), then stops
-//	       itself with SIGSTOP: the process answers nothing any more
+//	ok       answers OK with the check's name
+//	crash    exits the process in the middle of the probe
+//	hang     never answers the probe, but the process keeps answering pings
+//	stop     starts a sleeper child (its pid goes to the file in param pidfile), then stops
+//	         itself with SIGSTOP: the process answers nothing any more
+//	barrier  answers OK only once param count probes of the check are inside Check at the
+//	         same moment; a probe whose context ends before that fails, saying how many
+//	         were there. It proves that the probes of one process run concurrently.
 //
 // An answer carries the plugin's pid as metric "pid" and a dynamic weight: param weight, or 7.
+// Param warn makes Configure log its value at Warn level (with the check's name), so that a
+// test can follow a plugin's log line into the host's log.
 package main
 
 import (
@@ -23,15 +28,55 @@ import (
 )
 
 type tester struct {
-	mu     sync.Mutex
-	checks map[string]map[string]string
+	mu       sync.Mutex
+	checks   map[string]map[string]string
+	barriers map[string]*barrier
+}
+
+// barrier lets probes through once count of them wait at the same time.
+type barrier struct {
+	count   int
+	mu      sync.Mutex
+	waiting int
+	release chan struct{} // closed when count probes waited together; then replaced
+}
+
+// wait blocks until count probes (this one included) wait at the same moment, or ctx ends.
+func (b *barrier) wait(ctx context.Context) error {
+	b.mu.Lock()
+	ch := b.release
+	b.waiting++
+	if b.waiting == b.count {
+		close(ch)
+		b.waiting, b.release = 0, make(chan struct{})
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-ch: // released after all, while this probe gave up
+		return nil
+	default:
+	}
+	n := b.waiting
+	b.waiting--
+	return fmt.Errorf("barrier: %d of %d probes inside Check at once when the context ended: %w", n, b.count, ctx.Err())
 }
 
 func (t *tester) Describe(context.Context) (check.Info, error) {
 	return check.Info{Name: "test", Version: "1.0.0", Params: []check.ParamSpec{
-		{Name: "mode", Type: check.TypeString, Required: true, Description: "ok, crash, hang or stop"},
+		{Name: "mode", Type: check.TypeString, Required: true, Description: "ok, crash, hang, stop or barrier"},
 		{Name: "pidfile", Type: check.TypeString},
 		{Name: "weight", Type: check.TypeInt},
+		{Name: "count", Type: check.TypeInt, Description: "barrier: the probes to wait for"},
+		{Name: "warn", Type: check.TypeString, Description: "a line to log at Warn level on Configure"},
 	}}, nil
 }
 
@@ -40,21 +85,37 @@ func (t *tester) Configure(_ context.Context, req check.ConfigureRequest) (check
 	for _, p := range req.Params {
 		ps[p.Key] = p.Value()
 	}
+	var b *barrier
 	switch ps["mode"] {
 	case "ok", "crash", "hang", "stop":
+	case "barrier":
+		n, err := strconv.Atoi(ps["count"])
+		if err != nil || n < 1 {
+			return check.ConfigureResponse{}, fmt.Errorf("mode barrier: count %q: want a positive number", ps["count"])
+		}
+		b = &barrier{count: n, release: make(chan struct{})}
 	default:
-		return check.ConfigureResponse{}, fmt.Errorf("mode %q: want ok, crash, hang or stop", ps["mode"])
+		return check.ConfigureResponse{}, fmt.Errorf("mode %q: want ok, crash, hang, stop or barrier", ps["mode"])
 	}
 	t.mu.Lock()
 	t.checks[req.Name] = ps
+	if b != nil {
+		t.barriers[req.Name] = b
+	} else {
+		delete(t.barriers, req.Name)
+	}
 	t.mu.Unlock()
 	slog.Info("configured", "check", req.Name, "mode", ps["mode"])
+	if w := ps["warn"]; w != "" {
+		slog.Warn(w, "check", req.Name)
+	}
 	return check.ConfigureResponse{}, nil
 }
 
 func (t *tester) Check(ctx context.Context, req check.CheckRequest) (check.CheckResponse, error) {
 	t.mu.Lock()
 	ps, ok := t.checks[req.Name]
+	b := t.barriers[req.Name]
 	t.mu.Unlock()
 	if !ok {
 		return check.CheckResponse{}, fmt.Errorf("%s is not configured", req.Name)
@@ -75,6 +136,10 @@ func (t *tester) Check(ctx context.Context, req check.CheckRequest) (check.Check
 		// Another thread may still run for a moment after SIGSTOP: never answer anyway.
 		syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 		select {}
+	case "barrier":
+		if err := b.wait(ctx); err != nil {
+			return check.CheckResponse{}, err
+		}
 	}
 	w := 7
 	if v, ok := ps["weight"]; ok {
@@ -83,4 +148,6 @@ func (t *tester) Check(ctx context.Context, req check.CheckRequest) (check.Check
 	return check.CheckResponse{Status: check.OK, Message: req.Name, Weight: &w, Metrics: map[string]float64{"pid": float64(os.Getpid())}}, nil
 }
 
-func main() { check.Serve(&tester{checks: map[string]map[string]string{}}) }
+func main() {
+	check.Serve(&tester{checks: map[string]map[string]string{}, barriers: map[string]*barrier{}})
+}
