@@ -15,6 +15,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -140,7 +141,7 @@ type kase struct {
 	parallel int
 	n        int
 	sched    *schedule
-	probe    func(ctx context.Context) bool
+	probe    func(ctx context.Context) corecheck.Result
 	// pid of the long-lived process that serves the probes besides this one, 0 for none.
 	pid func() int
 }
@@ -202,8 +203,8 @@ func run(o options) error {
 	}
 	sh := corecheck.Script{Argv: []string{script}}
 	tru := corecheck.Script{Argv: []string{"/bin/true"}}
-	probe := func(p corecheck.Prober) func(ctx context.Context) bool {
-		return func(ctx context.Context) bool { return p.Probe(ctx).OK }
+	probe := func(p corecheck.Prober) func(ctx context.Context) corecheck.Result {
+		return p.Probe
 	}
 	noPID := func() int { return 0 }
 	plugPID := func() int { return pid }
@@ -316,29 +317,34 @@ func scheduled(k kase) ([]time.Duration, error) {
 	var mu sync.Mutex
 	var lat []time.Duration
 	var failed int
+	var firstErr string
+	end := time.Now().Add(s.window) // the window's deadline
 	specs := make([]corecheck.Spec, s.checks)
 	for i := range specs {
 		specs[i] = corecheck.Spec{
 			Name: fmt.Sprintf("chk%d", i), Interval: s.interval, Timeout: 5 * time.Second, Rise: 1, Fall: 1, Align: s.align,
 			Prober: proberFunc(func(ctx context.Context) corecheck.Result {
 				t := time.Now()
-				ok := k.probe(ctx)
+				r := k.probe(ctx)
 				d := time.Since(t)
-				if !ok && ctx.Err() != nil {
-					// Cut short by the end of the window: not a probe that ran.
+				if !r.OK && (ctx.Err() != nil || !time.Now().Before(end)) {
+					// Cut short by the end of the window: not a probe that ran. (By the
+					// clock too: a probe can find the window's deadline passed before the
+					// window's timer has cancelled its context.)
 					return corecheck.Result{}
 				}
 				mu.Lock()
 				lat = append(lat, d)
-				if !ok {
+				if !r.OK {
 					failed++
+					firstErr = cmp.Or(firstErr, r.Msg)
 				}
 				mu.Unlock()
-				return corecheck.Result{OK: ok}
+				return corecheck.Result{OK: r.OK}
 			}),
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.window)
+	ctx, cancel := context.WithDeadline(context.Background(), end)
 	defer cancel()
 	changes := make(chan corecheck.Change, s.checks)
 	go func() {
@@ -350,7 +356,7 @@ func scheduled(k kase) ([]time.Duration, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	if failed > 0 {
-		return nil, fmt.Errorf("%d of %d probes failed", failed, len(lat))
+		return nil, fmt.Errorf("%d of %d probes failed; the first: %s", failed, len(lat), firstErr)
 	}
 	return lat, nil
 }
@@ -364,6 +370,7 @@ func loop(k kase, n int) ([]time.Duration, error) {
 	lat := make([]time.Duration, n)
 	var next atomic.Int64
 	var failed atomic.Int64
+	var firstErr atomic.Pointer[string]
 	var wg sync.WaitGroup
 	for range k.parallel {
 		wg.Go(func() {
@@ -371,18 +378,19 @@ func loop(k kase, n int) ([]time.Duration, error) {
 				// The deadline a check with timeout 5 gets from the scheduler.
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				t := time.Now()
-				ok := k.probe(ctx)
+				r := k.probe(ctx)
 				lat[i] = time.Since(t)
 				cancel()
-				if !ok {
+				if !r.OK {
 					failed.Add(1)
+					firstErr.CompareAndSwap(nil, &r.Msg)
 				}
 			}
 		})
 	}
 	wg.Wait()
 	if f := failed.Load(); f > 0 {
-		return nil, fmt.Errorf("%d of %d probes failed", f, n)
+		return nil, fmt.Errorf("%d of %d probes failed; the first: %s", f, n, *firstErr.Load())
 	}
 	return lat, nil
 }

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corecheck "github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/config"
@@ -25,7 +26,8 @@ var _ corecheck.Prober = Prober{}
 func (p Prober) Probe(ctx context.Context) corecheck.Result {
 	resp, err := p.Host.Check(ctx, p.Plugin, check.CheckRequest{Name: p.Check})
 	if err != nil {
-		if ctx.Err() != nil {
+		// By the clock too: the deadline can pass a moment before its timer cancels ctx.
+		if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && !time.Now().Before(dl) {
 			return corecheck.Result{OK: p.Reverse, Msg: "timed out"}
 		}
 		return corecheck.Result{OK: p.Reverse, Msg: err.Error()}
