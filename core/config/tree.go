@@ -190,7 +190,14 @@ func writeTree(b *strings.Builder, nodes []*Node, indent int) {
 		}
 		b.WriteString(strings.Repeat("    ", indent))
 		b.WriteString(line)
-		if n.HasBlock {
+		if n.HasBlock && indent > 0 && topLevelBlocks[n.Name] {
+			// Nested (inside a block vigil ignores, say): "vrrp_instance {" on one line
+			// would read back as a lost '}' (buildTree), a '{' on the next line as this.
+			b.WriteString("\n" + strings.Repeat("    ", indent) + "{\n")
+			writeTree(b, n.Block, indent+1)
+			b.WriteString(strings.Repeat("    ", indent))
+			b.WriteString("}")
+		} else if n.HasBlock {
 			b.WriteString(" {\n")
 			writeTree(b, n.Block, indent+1)
 			b.WriteString(strings.Repeat("    ", indent))
