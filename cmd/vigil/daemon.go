@@ -301,7 +301,7 @@ type notifyActions struct {
 // keepalived's scripts from core when the exec plugin is not installed.
 func startNotify(cfg *config.Config, log hclog.Logger) notifyActions {
 	host := plugin.New(plugin.ConfigOptions(cfg.Global, log.Named("plugin")))
-	dir := plugin.ResolveDir(cfg.Global.PluginDir)
+	dir := host.Dir()
 	d := notify.New(cfg, notify.Options{
 		Plugins: host,
 		Installed: func(name string) bool {

@@ -44,7 +44,7 @@ func validatePlugins(cfg *config.Config) config.Diagnostics {
 	defer cancel()
 	host := plugin.New(plugin.ConfigOptions(cfg.Global, hclog.NewNullLogger()))
 	defer host.Close()
-	dir := plugin.ResolveDir(cfg.Global.PluginDir)
+	dir := host.Dir()
 	var ds config.Diagnostics
 	missing := map[string]bool{}
 	for _, it := range items {

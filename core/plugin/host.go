@@ -94,6 +94,9 @@ func New(opts Options) *Host {
 	return &Host{opts: opts.withDefaults(), procs: map[key]*proc{}}
 }
 
+// Dir is the plugin directory the host looks in (Options.Dir, resolved).
+func (h *Host) Dir() string { return h.opts.Dir }
+
 // proc is one plugin: its current process, if any, and what to replay to the next one.
 type proc struct {
 	h    *Host
