@@ -28,9 +28,13 @@ import (
 )
 
 type tester struct {
-	mu       sync.Mutex
-	checks   map[string]map[string]string
-	barriers map[string]*barrier
+	checks check.Configured[conf]
+}
+
+// conf is one configured check: its params, and its barrier in mode barrier.
+type conf struct {
+	ps   map[string]string
+	gate *barrier
 }
 
 // barrier lets probes through once count of them wait at the same time.
@@ -85,7 +89,7 @@ func (t *tester) Configure(_ context.Context, req check.ConfigureRequest) (check
 	for _, p := range req.Params {
 		ps[p.Key] = p.Value()
 	}
-	var b *barrier
+	c := conf{ps: ps}
 	switch ps["mode"] {
 	case "ok", "crash", "hang", "stop":
 	case "barrier":
@@ -93,18 +97,11 @@ func (t *tester) Configure(_ context.Context, req check.ConfigureRequest) (check
 		if err != nil || n < 1 {
 			return check.ConfigureResponse{}, fmt.Errorf("mode barrier: count %q: want a positive number", ps["count"])
 		}
-		b = &barrier{count: n, release: make(chan struct{})}
+		c.gate = &barrier{count: n, release: make(chan struct{})}
 	default:
 		return check.ConfigureResponse{}, fmt.Errorf("mode %q: want ok, crash, hang, stop or barrier", ps["mode"])
 	}
-	t.mu.Lock()
-	t.checks[req.Name] = ps
-	if b != nil {
-		t.barriers[req.Name] = b
-	} else {
-		delete(t.barriers, req.Name)
-	}
-	t.mu.Unlock()
+	t.checks.Keep(req, c)
 	slog.Info("configured", "check", req.Name, "mode", ps["mode"])
 	if w := ps["warn"]; w != "" {
 		slog.Warn(w, "check", req.Name)
@@ -113,13 +110,11 @@ func (t *tester) Configure(_ context.Context, req check.ConfigureRequest) (check
 }
 
 func (t *tester) Check(ctx context.Context, req check.CheckRequest) (check.CheckResponse, error) {
-	t.mu.Lock()
-	ps, ok := t.checks[req.Name]
-	b := t.barriers[req.Name]
-	t.mu.Unlock()
-	if !ok {
-		return check.CheckResponse{}, fmt.Errorf("%s is not configured", req.Name)
+	c, err := t.checks.Lookup(req.Name)
+	if err != nil {
+		return check.CheckResponse{}, err
 	}
+	ps := c.ps
 	switch ps["mode"] {
 	case "crash":
 		os.Exit(3)
@@ -137,7 +132,7 @@ func (t *tester) Check(ctx context.Context, req check.CheckRequest) (check.Check
 		syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 		select {}
 	case "barrier":
-		if err := b.wait(ctx); err != nil {
+		if err := c.gate.wait(ctx); err != nil {
 			return check.CheckResponse{}, err
 		}
 	}
@@ -148,6 +143,4 @@ func (t *tester) Check(ctx context.Context, req check.CheckRequest) (check.Check
 	return check.CheckResponse{Status: check.OK, Message: req.Name, Weight: &w, Metrics: map[string]float64{"pid": float64(os.Getpid())}}, nil
 }
 
-func main() {
-	check.Serve(&tester{checks: map[string]map[string]string{}, barriers: map[string]*barrier{}})
-}
+func main() { check.Serve(&tester{}) }
