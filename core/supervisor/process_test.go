@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -260,10 +261,6 @@ func TestKillCoreTakesChildrenAlong(t *testing.T) {
 	killed := time.Now()
 	if err := n[0].proc.Signal(syscall.SIGKILL); err != nil { // core only
 		t.Fatal(err)
-	}
-	alive := func(pid int) bool {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		return err == nil && !bytes.Contains(st, []byte(") Z "))
 	}
 	took := waitFor(t, 3*time.Second, "children exit after core is killed", func() bool { return !alive(vpid) && !alive(cpid) })
 	if took > time.Second {
@@ -633,6 +630,12 @@ func buildPlugin(t *testing.T, dir, name, pkg string) string {
 	return plugins
 }
 
+// alive reports whether pid is a running process: not gone, not a zombie.
+func alive(pid int) bool {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !bytes.Contains(st, []byte(") Z "))
+}
+
 // procsWith lists the live processes (not zombies) whose command line contains s.
 func procsWith(s string) []int {
 	ents, _ := os.ReadDir("/proc")
@@ -646,7 +649,7 @@ func procsWith(s string) []int {
 		if err != nil || !bytes.Contains(cmd, []byte(s)) {
 			continue
 		}
-		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !bytes.Contains(st, []byte(") Z ")) {
+		if alive(pid) {
 			out = append(out, pid)
 		}
 	}
@@ -692,14 +695,7 @@ vrrp_check chk {
 		plug, scripts = procsWith(pluginPath), procsWith(script)
 		return len(plug) == 1 && len(scripts) == 1
 	})
-	gone := func(pids []int) bool {
-		for _, p := range pids {
-			if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p)); err == nil && !bytes.Contains(st, []byte(") Z ")) {
-				return false
-			}
-		}
-		return true
-	}
+	gone := func(pids []int) bool { return !slices.ContainsFunc(pids, alive) }
 
 	// The check child dies: its plugin and the script go with it; the restarted child
 	// starts one new plugin.
