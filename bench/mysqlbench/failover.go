@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/core/lab"
 	"github.com/vigil-ha/vigil/core/lab/mariadb"
 )
@@ -81,13 +82,8 @@ vrrp_check chk {
 	keepalived := &daemonKind{
 		name: "keepalived",
 		bin:  e.keepalived,
-		// -n foreground, -l log to the console (our log file), -G no syslog, -P VRRP only
-		// (the vrrp_script runs in the VRRP process); own pid files per namespace.
-		args: func(conf, dir string) []string {
-			return []string{"-n", "-l", "-G", "-P", "-f", conf,
-				"-p", filepath.Join(dir, "keepalived.pid"), "-r", filepath.Join(dir, "vrrp.pid"),
-				"-c", filepath.Join(dir, "checkers.pid"), "-b", filepath.Join(dir, "bfd.pid")}
-		},
+		// VRRP only: the vrrp_script runs in the VRRP process.
+		args: harness.KeepalivedArgs,
 		check: func(iv time.Duration) string {
 			// script_user root with enable_script_security: what a check script run as root
 			// needs to pass keepalived -t.

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/bench/internal/proc"
 	"github.com/vigil-ha/vigil/core/lab"
 )
@@ -135,9 +136,7 @@ func kaWindow(node *lab.Node, bin, dir, conf, count string, window time.Duration
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return kaSample{}, err
 	}
-	p, err := node.Start(bin, "-n", "-l", "-G", "-P", "-f", path,
-		"-p", filepath.Join(dir, "keepalived.pid"), "-r", filepath.Join(dir, "vrrp.pid"),
-		"-c", filepath.Join(dir, "checkers.pid"), "-b", filepath.Join(dir, "bfd.pid"))
+	p, err := node.Start(bin, harness.KeepalivedArgs(path, dir)...)
 	if err != nil {
 		return kaSample{}, err
 	}
@@ -147,9 +146,11 @@ func kaWindow(node *lab.Node, bin, dir, conf, count string, window time.Duration
 		return kaSample{}, fmt.Errorf("keepalived exited: %s", p.Output())
 	}
 	root := p.Cmd.Process.Pid
-	t0, o0, c0 := kaTicks(root), kaOwnTicks(root), fileSize(count)
+	t0, o0 := kaTicks(root)
+	c0 := fileSize(count)
 	time.Sleep(window)
-	t1, o1, c1 := kaTicks(root), kaOwnTicks(root), fileSize(count)
+	t1, o1 := kaTicks(root)
+	c1 := fileSize(count)
 	if p.Exited() {
 		return kaSample{}, fmt.Errorf("keepalived exited during the window: %s", p.Output())
 	}
@@ -165,26 +166,18 @@ func kaWindow(node *lab.Node, bin, dir, conf, count string, window time.Duration
 	}, nil
 }
 
-// kaTicks is the CPU of root's process tree: every process's own ticks and those of the
-// children it reaped (the scripts land in the VRRP process's).
-func kaTicks(root int) uint64 {
-	var sum uint64
+// kaTicks is the CPU of root's process tree, all and keepalived's own, in one reading of
+// /proc. All: every process's own ticks and those of the children it reaped (the scripts land
+// in the VRRP process's). Own: root (the parent) and its children (the VRRP process; the
+// checker and BFD processes with -P do not run).
+func kaTicks(root int) (all, own uint64) {
 	for _, s := range proc.Tree(root) {
-		sum += s.Ticks + s.ChildTicks
-	}
-	return sum
-}
-
-// kaOwnTicks is the CPU of keepalived's own processes: root (the parent) and its children
-// (the VRRP process; the checker and BFD processes with -P do not run).
-func kaOwnTicks(root int) uint64 {
-	var sum uint64
-	for _, s := range proc.Tree(root) {
+		all += s.Ticks + s.ChildTicks
 		if s.PID == root || s.PPID == root {
-			sum += s.Ticks
+			own += s.Ticks
 		}
 	}
-	return sum
+	return all, own
 }
 
 func fileSize(path string) int64 {

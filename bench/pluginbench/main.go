@@ -203,9 +203,6 @@ func run(o options) error {
 	}
 	sh := corecheck.Script{Argv: []string{script}}
 	tru := corecheck.Script{Argv: []string{"/bin/true"}}
-	probe := func(p corecheck.Prober) func(ctx context.Context) corecheck.Result {
-		return p.Probe
-	}
 	noPID := func() int { return 0 }
 	plugPID := func() int { return pid }
 	var cases []kase
@@ -215,9 +212,9 @@ func run(o options) error {
 			load = fmt.Sprintf("%d in flight", par)
 		}
 		cases = append(cases,
-			kase{name: casePlugin, load: load, parallel: par, n: o.probes, probe: probe(pr), pid: plugPID},
-			kase{name: caseSh, load: load, parallel: par, n: o.forks, probe: probe(sh), pid: noPID},
-			kase{name: caseTrue, load: load, parallel: par, n: o.forks, probe: probe(tru), pid: noPID},
+			kase{name: casePlugin, load: load, parallel: par, n: o.probes, probe: pr.Probe, pid: plugPID},
+			kase{name: caseSh, load: load, parallel: par, n: o.forks, probe: sh.Probe, pid: noPID},
+			kase{name: caseTrue, load: load, parallel: par, n: o.forks, probe: tru.Probe, pid: noPID},
 		)
 	}
 	if o.checks > 0 {
@@ -228,10 +225,10 @@ func run(o options) error {
 			return &schedule{checks: o.checks, interval: o.interval, window: o.window, align: align}
 		}
 		cases = append(cases,
-			kase{name: casePlugin, load: load + ", aligned", vs: load + ", spread", sched: sched(plugin.AlignGroup), probe: probe(pr), pid: plugPID},
-			kase{name: casePlugin, load: load + ", spread", sched: sched(""), probe: probe(pr), pid: plugPID},
-			kase{name: caseSh, load: load + ", spread", sched: sched(""), probe: probe(sh), pid: noPID},
-			kase{name: caseTrue, load: load + ", spread", sched: sched(""), probe: probe(tru), pid: noPID},
+			kase{name: casePlugin, load: load + ", aligned", vs: load + ", spread", sched: sched(plugin.AlignGroup), probe: pr.Probe, pid: plugPID},
+			kase{name: casePlugin, load: load + ", spread", sched: sched(""), probe: pr.Probe, pid: plugPID},
+			kase{name: caseSh, load: load + ", spread", sched: sched(""), probe: sh.Probe, pid: noPID},
+			kase{name: caseTrue, load: load + ", spread", sched: sched(""), probe: tru.Probe, pid: noPID},
 		)
 	}
 	results := make([][]result, len(cases))

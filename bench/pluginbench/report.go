@@ -35,8 +35,13 @@ type report struct {
 type stat struct{ med, lo, hi time.Duration }
 
 func (r *report) stat(c int, field func(result) time.Duration) stat {
+	return statOf(r.results[c], field)
+}
+
+// statOf is the median and range of field over runs.
+func statOf[R any](runs []R, field func(R) time.Duration) stat {
 	var v []time.Duration
-	for _, res := range r.results[c] {
+	for _, res := range runs {
 		v = append(v, field(res))
 	}
 	slices.Sort(v)
@@ -120,16 +125,8 @@ func (r *report) markdown() string {
 	}
 	var kaCPU time.Duration
 	if len(r.ka.results) > 0 {
-		kaStat := func(f func(kaResult) time.Duration) stat {
-			var v []time.Duration
-			for _, x := range r.ka.results {
-				v = append(v, f(x))
-			}
-			slices.Sort(v)
-			return stat{med: v[len(v)/2], lo: v[0], hi: v[len(v)-1]}
-		}
-		all := kaStat(func(x kaResult) time.Duration { return x.cpuPerProbe })
-		own := kaStat(func(x kaResult) time.Duration { return x.ownPerProbe }).med
+		all := statOf(r.ka.results, func(x kaResult) time.Duration { return x.cpuPerProbe })
+		own := statOf(r.ka.results, func(x kaResult) time.Duration { return x.ownPerProbe }).med
 		kaCPU = all.med
 		w("| keepalived itself, vrrp_script `#!/bin/sh` | %d scripts every 1s | **%s** | %s | %s | — | — | — |\n",
 			r.o.kaScripts, all, fmtDur(own), fmtDur(all.med-own))

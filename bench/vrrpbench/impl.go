@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/core/lab"
 )
 
@@ -48,17 +49,9 @@ func vigilImpl(bin string) *impl {
 
 func keepalivedImpl(bin string) *impl {
 	return &impl{
-		name: "keepalived",
-		bin:  bin,
-		// -n foreground, -l log to the console (our log file), -G no syslog, -P VRRP only; own
-		// pid files so that several keepalived in several namespaces do not collide.
-		args: func(conf, dir string) []string {
-			return []string{"-n", "-l", "-G", "-P", "-f", conf,
-				"-p", filepath.Join(dir, "keepalived.pid"),
-				"-r", filepath.Join(dir, "vrrp.pid"),
-				"-c", filepath.Join(dir, "checkers.pid"),
-				"-b", filepath.Join(dir, "bfd.pid")}
-		},
+		name:           "keepalived",
+		bin:            bin,
+		args:           harness.KeepalivedArgs,
 		takeoverMarker: "Entering MASTER STATE",
 	}
 }

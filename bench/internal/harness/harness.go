@@ -91,3 +91,14 @@ func SetupLab(tool, keepalived string, keep bool) (LabBench, func(), error) {
 	}
 	return b, cleanup, nil
 }
+
+// KeepalivedArgs runs keepalived in the foreground, logging to the console (its log file), VRRP
+// only, on conf, with pid files of its own in dir, so that several keepalived in several
+// namespaces do not collide.
+func KeepalivedArgs(conf, dir string) []string {
+	return []string{"-n", "-l", "-G", "-P", "-f", conf,
+		"-p", filepath.Join(dir, "keepalived.pid"),
+		"-r", filepath.Join(dir, "vrrp.pid"),
+		"-c", filepath.Join(dir, "checkers.pid"),
+		"-b", filepath.Join(dir, "bfd.pid")}
+}
