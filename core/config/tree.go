@@ -188,19 +188,19 @@ func writeTree(b *strings.Builder, nodes []*Node, indent int) {
 			// written bare it would continue the line, so close it with an empty comment.
 			line += " #"
 		}
-		b.WriteString(strings.Repeat("    ", indent))
+		pad := strings.Repeat("    ", indent)
+		b.WriteString(pad)
 		b.WriteString(line)
-		if n.HasBlock && indent > 0 && topLevelBlocks[n.Name] {
-			// Nested (inside a block vigil ignores, say): "vrrp_instance {" on one line
-			// would read back as a lost '}' (buildTree), a '{' on the next line as this.
-			b.WriteString("\n" + strings.Repeat("    ", indent) + "{\n")
+		if n.HasBlock {
+			open := " {\n"
+			if indent > 0 && topLevelBlocks[n.Name] {
+				// Nested (inside a block vigil ignores, say): "vrrp_instance {" on one line
+				// would read back as a lost '}' (buildTree), a '{' on the next line as this.
+				open = "\n" + pad + "{\n"
+			}
+			b.WriteString(open)
 			writeTree(b, n.Block, indent+1)
-			b.WriteString(strings.Repeat("    ", indent))
-			b.WriteString("}")
-		} else if n.HasBlock {
-			b.WriteString(" {\n")
-			writeTree(b, n.Block, indent+1)
-			b.WriteString(strings.Repeat("    ", indent))
+			b.WriteString(pad)
 			b.WriteString("}")
 		}
 		b.WriteByte('\n')
