@@ -161,6 +161,7 @@ type inst struct {
 	iface     string
 	unicastTo []netip.Addr
 	src       netip.Addr
+	state     string // keepalived's "state"; BACKUP when empty
 }
 
 func (in inst) conf() string {
@@ -176,9 +177,12 @@ func (in inst) conf() string {
 	if in.version == 0 {
 		in.version = 2
 	}
+	if in.state == "" {
+		in.state = "BACKUP"
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "vrrp_instance %s {\n    state BACKUP\n    interface %s\n    virtual_router_id %d\n    priority %d\n    advert_int %s\n    version %d\n",
-		in.name, in.iface, in.vrid, in.prio, in.advert, in.version)
+	fmt.Fprintf(&b, "vrrp_instance %s {\n    state %s\n    interface %s\n    virtual_router_id %d\n    priority %d\n    advert_int %s\n    version %d\n",
+		in.name, in.state, in.iface, in.vrid, in.prio, in.advert, in.version)
 	if len(in.unicastTo) > 0 {
 		fmt.Fprintf(&b, "    unicast_src_ip %s\n    unicast_peer {\n", in.src)
 		for _, p := range in.unicastTo {

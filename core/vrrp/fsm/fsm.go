@@ -70,8 +70,12 @@ type Config struct {
 	PrimaryAddr netip.Addr
 	// InitialState is keepalived's "state": Init (unset) means Master for the
 	// address owner and Backup otherwise. Master for the owner goes MASTER at
-	// once; Master for a non-owner starts in BACKUP with a master down timer of
-	// one advert interval plus the minimum skew, as keepalived does.
+	// once (RFC 5798 6.4.1). Master for a non-owner starts in BACKUP with the
+	// full Master_Down_Interval, as 6.4.1 says for every router that is not
+	// the owner: a restarted node must hear a running master before it may
+	// claim the address, and one interval is too short for that (one lost or
+	// late advert would make it a second master). keepalived 2.2.7 waits the
+	// same on the wire; only preemption settings follow from "state MASTER".
 	InitialState State
 	// LowerPrioNoAdvert is keepalived's lower_prio_no_advert: a master does not
 	// answer a lower-priority advert with its own.
@@ -357,12 +361,14 @@ func (m *Machine) startup(now time.Time) {
 	}
 	// 6.4.1 "else": Master_Adver_Interval = Advertisement_Interval, set the
 	// Master_Down_Timer to Master_Down_Interval, transition to Backup.
+	// "state MASTER" (or a sync group that is MASTER) does not shorten the
+	// timer: a router that is not the owner never claims the address before a
+	// running master has had Master_Down_Interval to show itself.
 	m.enterBackup(now, Init, "startup")
 	if wantMaster {
-		// keepalived "state MASTER" for a non-owner: wait one advert
-		// interval (plus the smallest skew) for a master to show itself.
+		// It does count for the sync group: this member is ready for MASTER
+		// when its timer runs out, so it does not hold the others back.
 		m.wantMaster = true
-		m.deadline = now.Add(m.masterAdverInterval + m.skew(1))
 	}
 }
 

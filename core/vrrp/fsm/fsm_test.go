@@ -231,8 +231,8 @@ func TestConfigVariants(t *testing.T) {
 			[]Action{SendAdvert{255}, tr(Init, Master)}, Master, time.Second, 255},
 		{"owner with state BACKUP starts as backup (keepalived)", func(c *Config) { owner(c); c.InitialState = Backup }, Init, Startup{},
 			[]Action{tr(Init, Backup)}, Backup, mdiOwner, 255},
-		{"non-owner with state MASTER: backup for one interval + min skew", func(c *Config) { c.InitialState = Master }, Init, Startup{},
-			[]Action{tr(Init, Backup)}, Backup, time.Second + time.Second/256, 100},
+		{"non-owner with state MASTER: backup for Master_Down_Interval (6.4.1)", func(c *Config) { c.InitialState = Master }, Init, Startup{},
+			[]Action{tr(Init, Backup)}, Backup, 3609375 * time.Microsecond, 100},
 		{"owner leaving fault goes master at once", owner, Fault, FaultChanged{Faulty: false},
 			[]Action{SendAdvert{255}, tr(Fault, Master)}, Master, time.Second, 255},
 		{"owner ignores priority changes", owner, Master, PriorityChanged{Effective: 10},
@@ -296,5 +296,70 @@ func TestStateString(t *testing.T) {
 		if s.String() != want {
 			t.Errorf("%d: %q, want %q", int(s), s.String(), want)
 		}
+	}
+}
+
+// TestStartupStateMasterWaitsForRunningMaster: a non-owner configured "state
+// MASTER" restarts beside a running master whose first advert after the
+// restart is lost. RFC 5798 6.4.1 starts it as a backup with the full
+// Master_Down_Interval, so the master's next advert arrives in time and the
+// restarted router never sends an advert of its own (not even one). Alone, it
+// takes over when Master_Down_Interval has run out, and not before.
+func TestStartupStateMasterWaitsForRunningMaster(t *testing.T) {
+	cfg := baseConfig()
+	cfg.InitialState = Master
+	mdi := 3609375 * time.Microsecond
+	master := AdvertReceived{From: highAddr, Priority: 150, Interval: time.Second}
+
+	m := New(cfg)
+	check := func(now time.Time, as []Action) {
+		t.Helper()
+		for _, a := range as {
+			if sa, ok := a.(SendAdvert); ok {
+				t.Fatalf("at +%v: restarted router sent an advert (priority %d) while a master runs", now.Sub(t0), sa.Priority)
+			}
+			if tr, ok := a.(Transition); ok && tr.To == Master {
+				t.Fatalf("at +%v: restarted router became master while a master runs", now.Sub(t0))
+			}
+		}
+	}
+	check(t0, m.Handle(t0, Startup{}))
+	if m.State() != Backup {
+		t.Fatalf("after startup: %v, want BACKUP", m.State())
+	}
+	// The running master advertises at +0.5 s (lost), +1.5 s, +2.5 s ...;
+	// Tick as a runtime would, every 10 ms.
+	next := t0.Add(1500 * time.Millisecond)
+	for now := t0; now.Before(t0.Add(10 * time.Second)); now = now.Add(10 * time.Millisecond) {
+		if !now.Before(next) {
+			check(now, m.Handle(now, master))
+			next = next.Add(time.Second)
+		}
+		check(now, m.Tick(now))
+	}
+	if m.State() != Backup {
+		t.Fatalf("state %v, want BACKUP", m.State())
+	}
+
+	// Alone on the link: master exactly when Master_Down_Interval runs out.
+	m = New(cfg)
+	m.Handle(t0, Startup{})
+	if got := timerIn(m, t0); got != mdi {
+		t.Fatalf("startup timer %v, want Master_Down_Interval %v", got, mdi)
+	}
+	if as := m.Tick(t0.Add(mdi - time.Nanosecond)); len(as) != 0 || m.State() != Backup {
+		t.Fatalf("before Master_Down_Interval: %#v, state %v", as, m.State())
+	}
+	got := stripReasons(t, m.Tick(t0.Add(mdi)))
+	if want := []Action{SendAdvert{100}, tr(Backup, Master)}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("at Master_Down_Interval: %#v, want %#v", got, want)
+	}
+
+	// The owner (priority 255) goes master at once (6.4.1), its advert first.
+	cfg.Priority = PriorityOwner
+	m = New(cfg)
+	got = stripReasons(t, m.Handle(t0, Startup{}))
+	if want := []Action{SendAdvert{255}, tr(Init, Master)}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("owner startup: %#v, want %#v", got, want)
 	}
 }

@@ -124,6 +124,9 @@ func newSim(t *testing.T, seed uint64) *sim {
 			PrimaryAddr:       netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)}),
 			LowerPrioNoAdvert: rng.IntN(5) == 0,
 		}
+		if rng.IntN(4) == 0 {
+			cfg.InitialState = Master // keepalived's "state MASTER"
+		}
 		s.rs = append(s.rs, &simRouter{cfg: cfg, trackers: []Tracker{{Up: true, Weight: -(10 + rng.IntN(100))}, {Up: true}}})
 	}
 	s.logf("seed %d: %d routers v%d interval %v preempt %v delay %v", seed, n, version, interval, s.preempt, delay)
@@ -261,7 +264,18 @@ func (s *sim) start(i int) {
 	prio, fault := Effective(r.cfg.Priority, r.trackers)
 	r.m.Handle(s.now, PriorityChanged{Effective: prio})
 	r.m.Handle(s.now, FaultChanged{Faulty: fault, Reason: "tracker"})
-	s.logf("r%d start prio %d fault %v", i, r.m.EffectivePriority(), fault)
+	s.logf("r%d start prio %d fault %v state %v", i, r.m.EffectivePriority(), fault, r.cfg.InitialState)
+	// RFC 5798 6.4.1: only the owner configured to start as master may do
+	// so at once; anyone else, "state MASTER" or not, first waits a whole
+	// Master_Down_Interval for a running master to show itself.
+	r.notBefore = time.Time{}
+	if r.cfg.Priority != PriorityOwner || r.cfg.InitialState == Backup {
+		minSkew := r.cfg.AdvertInterval / 256
+		if r.cfg.Version == 2 {
+			minSkew = time.Second / 256
+		}
+		r.notBefore = s.now.Add(3*r.cfg.AdvertInterval + minSkew)
+	}
 	s.apply(i, r.m.Handle(s.now, Startup{}))
 }
 
