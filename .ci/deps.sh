@@ -5,9 +5,10 @@
 # build because it cannot install: without root or apt-get it prints what is missing and goes on.
 # Add a package to DEPS when a test starts to need it, and say in the test which package provides
 # the tool. keepalived: the configuration tests use keepalived -t as the judge of its own samples.
+# frr: FRR's zebra, vrrpd and vtysh, the second VRRP interop peer (core/vrrp/frr_interop_test.go).
 set -euo pipefail
 
-DEPS="iproute2 iputils-ping keepalived tshark mariadb-server"
+DEPS="iproute2 iputils-ping keepalived tshark mariadb-server frr"
 
 read -r -a deps <<<"$DEPS"
 if [ "${#deps[@]}" -eq 0 ]; then

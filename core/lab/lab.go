@@ -280,6 +280,17 @@ func (nd *Node) Cut(ctx context.Context, cut bool) error {
 	return run(ctx, "ip", "-n", nd.lab.Switch, "link", "set", "p"+i, state)
 }
 
+// Isolate takes the node's port out of the bridge, or puts it back: a partition in which
+// both ends of the veth pair keep their carrier, so that nothing on the node sees a link
+// fault (Cut takes the port down, and a veth whose peer is down loses its carrier).
+func (nd *Node) Isolate(ctx context.Context, isolate bool) error {
+	port := "p" + strings.TrimPrefix(nd.Name, "n")
+	if isolate {
+		return run(ctx, "ip", "-n", nd.lab.Switch, "link", "set", port, "nomaster")
+	}
+	return run(ctx, "ip", "-n", nd.lab.Switch, "link", "set", port, "master", "br0")
+}
+
 // BuildVigil builds the vigil binary into dir, for tests that run real daemons.
 func BuildVigil(dir string) (string, error) {
 	bin := filepath.Join(dir, "vigil")
