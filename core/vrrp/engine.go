@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -68,12 +69,13 @@ type Engine struct {
 type sockKey struct {
 	ifindex int
 	v6      bool
+	vmac    bool // a VMAC's listener (openVMACListener), beside the VMAC's sending socket
 }
 
 // sockGroup is a socket and the instances that receive from it, by VRID.
 type sockGroup struct {
 	sock *socket
-	out  *sender
+	out  *sender // nil on a VMAC's listener, which only receives
 	// byVRID is replaced, never changed, so that the reader looks up without a lock while a
 	// reload adds or removes instances.
 	byVRID  atomic.Pointer[map[uint8]*instance]
@@ -185,12 +187,13 @@ func (e *Engine) fireTransition(name string, t fsm.Transition) {
 
 func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *config.Config) (*instance, error) {
 	g := cfg.Global
-	// Adverts arrive on the instance's interface. They leave from it too, or from the VMAC
-	// (use_vmac), with the virtual MAC, so that the switches learn it on the master's port.
-	// vmac_xmit_base keeps them on the instance's interface; so does IPv6, whose adverts
-	// must come from a link-local address of the interface they leave. The VMAC's socket
-	// joins no group: a backup's VMAC then sends nothing at all (no IGMP report either)
-	// that would teach the switches the virtual MAC on the wrong port.
+	// Adverts arrive on the instance's interface, and with use_vmac on the VMAC too (those
+	// sent from the virtual MAC while ours is up: see openVMACListener). They leave from the
+	// interface, or from the VMAC, with the virtual MAC, so that the switches learn it on the
+	// master's port. vmac_xmit_base keeps them on the instance's interface; so does IPv6,
+	// whose adverts must come from a link-local address of the interface they leave. The
+	// VMAC's sockets join no group: a backup's VMAC then sends nothing at all (no IGMP
+	// report either) that would teach the switches the virtual MAC on the wrong port.
 	sendIf := vc.Interface
 	if name := vmacName(vc); name != "" {
 		created, err := e.nl.EnsureVMAC(vc.Interface, name, netif.VMACAddr(vc.VRID, vc.IPv6), vc.IPv6)
@@ -279,19 +282,23 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 	in.sg, in.sock, in.out = sg, sg.sock, sg.out
 	if name := vmacName(vc); name != "" {
 		in.vmac = name
-	}
-	if sendIf != vc.Interface {
-		sifi, err := net.InterfaceByName(sendIf)
+		vifi, err := net.InterfaceByName(name)
 		if err != nil {
-			return nil, fmt.Errorf("interface %q: %w", sendIf, err)
+			return nil, fmt.Errorf("interface %q: %w", name, err)
 		}
-		// It listens too: while it is up (master), the adverts of another master (a
-		// split brain), which carry the same virtual MAC, reach only it.
-		out, err := e.sockGroup(ctx, sifi, in.v6, groups)
-		if err != nil {
+		// While it is up (master), the adverts of another master that sends from the same
+		// virtual MAC (a split brain, whatever the sending side's vmac_xmit_base or address
+		// family) reach only the VMAC: it must listen, or both stay master for good.
+		if in.vsg, err = e.vmacListener(vifi, in.v6, netif.VMACAddr(vc.VRID, vc.IPv6)); err != nil {
 			return nil, err
 		}
-		in.vsg, in.sock, in.out = out, out.sock, out.out
+		if sendIf == name {
+			out, err := e.sockGroup(ctx, vifi, in.v6, nil) // sends only: see above
+			if err != nil {
+				return nil, err
+			}
+			in.sock, in.out = out.sock, out.out
+		}
 	}
 	in.fresh.word.Store(-1)
 	return in, nil
@@ -315,6 +322,23 @@ func (e *Engine) sockGroup(ctx context.Context, ifi *net.Interface, v6 bool, gro
 			return nil, err
 		}
 	}
+	return sg, nil
+}
+
+// vmacListener returns the listener of a VMAC (see openVMACListener), opened on first use.
+// Callers hold sockMu.
+func (e *Engine) vmacListener(ifi *net.Interface, v6 bool, mac net.HardwareAddr) (*sockGroup, error) {
+	key := sockKey{ifindex: ifi.Index, v6: v6, vmac: true}
+	if sg := e.sockets[key]; sg != nil {
+		return sg, nil
+	}
+	s, err := openVMACListener(ifi, v6, mac)
+	if err != nil {
+		return nil, err
+	}
+	sg := &sockGroup{sock: s}
+	sg.setVRID(0, nil)
+	e.sockets[key] = sg
 	return sg, nil
 }
 
@@ -423,15 +447,18 @@ func (e *Engine) startSocket(sg *sockGroup) {
 		return
 	}
 	sg.started = true
-	e.wg.Add(2)
+	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		e.readLoop(e.readCtx, sg)
 	}()
-	go func() {
-		defer e.wg.Done()
-		sg.out.run(e.readCtx)
-	}()
+	if sg.out != nil {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			sg.out.run(e.readCtx)
+		}()
+	}
 }
 
 // startUnit runs u until Run's context ends or the unit is stopped (a reload removed it).
@@ -476,8 +503,10 @@ func (e *Engine) close() {
 	e.nl.Close()
 }
 
-// dropVMAC deletes a VMAC this engine created and no instance uses any more.
+// dropVMAC deletes a VMAC this engine created and no instance uses any more, and closes
+// the sockets on it (after vmacMu is released: close takes sockMu first).
 func (e *Engine) dropVMAC(name string) {
+	defer e.closeSocketsOn(name)
 	e.vmacMu.Lock()
 	defer e.vmacMu.Unlock()
 	i := slices.Index(e.vmacs, name)
@@ -489,6 +518,19 @@ func (e *Engine) dropVMAC(name string) {
 		return
 	}
 	e.vmacs = slices.Delete(e.vmacs, i, i+1)
+}
+
+// closeSocketsOn closes and forgets the sockets on interface name, whose instances are gone;
+// their readers end.
+func (e *Engine) closeSocketsOn(name string) {
+	e.sockMu.Lock()
+	defer e.sockMu.Unlock()
+	for k, sg := range e.sockets {
+		if sg.sock.ifi.Name == name {
+			sg.sock.close()
+			delete(e.sockets, k)
+		}
+	}
 }
 
 // vmacName is the VMAC interface of vc, or "" without use_vmac.
@@ -514,7 +556,7 @@ func (e *Engine) readLoop(ctx context.Context, sg *sockGroup) {
 		var err error
 		ds, err = ring.read(ds)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
 				return
 			}
 			e.log.Warn("VRRP socket read failed", "interface", sg.sock.ifi.Name, "error", err)

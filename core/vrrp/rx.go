@@ -16,6 +16,7 @@ import (
 // the addresses and control messages on each call, which cost more than the system call.
 type rxRing struct {
 	v6    bool
+	link  bool // a VMAC listener: whole IP packets, header checksum unchecked (see parseLink)
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
 	bufs  [][]byte
@@ -29,12 +30,13 @@ type rxRing struct {
 const rxBatch = 128
 
 func newRxRing(s *socket) (*rxRing, error) {
-	rc, err := s.conn.(syscall.Conn).SyscallConn()
+	rc, err := s.rawConn()
 	if err != nil {
 		return nil, fmt.Errorf("raw socket: %w", err)
 	}
 	r := &rxRing{
 		v6:    s.v6,
+		link:  s.link != nil,
 		hdrs:  make([]unix.Mmsghdr, rxBatch),
 		iovs:  make([]unix.Iovec, rxBatch),
 		bufs:  make([][]byte, rxBatch),
@@ -49,8 +51,8 @@ func newRxRing(s *socket) (*rxRing, error) {
 		h := &r.hdrs[i].Hdr
 		h.Iov = &r.iovs[i]
 		h.SetIovlen(1)
-		if s.v6 {
-			// IPv4 needs neither: the IP header in front of the payload has it all.
+		if s.v6 && s.link == nil {
+			// IPv4 and the VMAC listener need neither: the IP header in front of the payload has it all.
 			r.oobs[i] = make([]byte, 128)
 			h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
 			h.Control = &r.oobs[i][0]
@@ -66,7 +68,7 @@ func (r *rxRing) read(out []datagram) ([]datagram, error) {
 	out = out[:0]
 	for i := range r.used {
 		r.hdrs[i].Len = 0
-		if r.v6 {
+		if r.v6 && !r.link {
 			r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 			r.hdrs[i].Hdr.SetControllen(len(r.oobs[i]))
 		}
@@ -91,6 +93,12 @@ func (r *rxRing) read(out []datagram) ([]datagram, error) {
 	r.used = n
 	for i := range n {
 		b := r.bufs[i][:r.hdrs[i].Len]
+		if r.link {
+			if d, ok := parseLink(b, r.v6); ok {
+				out = append(out, d)
+			}
+			continue
+		}
 		if !r.v6 {
 			d, ok := parseIPv4(b)
 			if ok {
@@ -114,6 +122,11 @@ func parseIPv4(b []byte) (datagram, bool) {
 	ihl := int(b[0]&0x0f) * 4
 	if ihl < 20 || ihl > len(b) {
 		return datagram{}, false
+	}
+	// The total length bounds the payload: a frame from a packet socket carries the
+	// Ethernet padding of a short packet after it.
+	if n := int(binary.BigEndian.Uint16(b[2:4])); n >= ihl && n < len(b) {
+		b = b[:n]
 	}
 	return datagram{
 		payload: b[ihl:],
@@ -151,4 +164,50 @@ func parseIPv6Control(oob []byte, d *datagram) {
 		}
 		oob = oob[next:]
 	}
+}
+
+// parseLink takes a whole IP packet from a VMAC listener. The kernel's IP layer has not
+// seen it (a packet socket hears frames before it): what it would have checked and a raw
+// socket relies on, this checks: the version, lengths, the IPv4 header checksum. The
+// socket's filter has let through only unfragmented VRRP.
+func parseLink(b []byte, v6 bool) (datagram, bool) {
+	if !v6 {
+		if len(b) < 20 || b[0]>>4 != 4 {
+			return datagram{}, false
+		}
+		ihl := int(b[0]&0x0f) * 4
+		n := int(binary.BigEndian.Uint16(b[2:4]))
+		if ihl < 20 || n < ihl || n > len(b) || ipChecksum(b[:ihl]) != 0 {
+			return datagram{}, false
+		}
+		return parseIPv4(b[:n])
+	}
+	if len(b) < 40 || b[0]>>4 != 6 || b[6] != 112 {
+		return datagram{}, false
+	}
+	n := 40 + int(binary.BigEndian.Uint16(b[4:6]))
+	if n > len(b) {
+		return datagram{}, false
+	}
+	return datagram{
+		payload: b[40:n],
+		ttl:     int(b[7]),
+		src:     netip.AddrFrom16([16]byte(b[8:24])),
+		dst:     netip.AddrFrom16([16]byte(b[24:40])),
+	}, true
+}
+
+// ipChecksum is the Internet checksum of b: 0 over a header whose checksum is right.
+func ipChecksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
 }

@@ -2,12 +2,15 @@ package vrrp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -18,12 +21,15 @@ import (
 // socket is the raw VRRP socket of one interface and address family, shared by every
 // instance on that interface: adverts arrive once and are handed out by VRID.
 type socket struct {
-	fd   int // for poll(2) only; conn owns it
+	fd   int // for poll(2) only; conn (or link) owns it
 	ifi  *net.Interface
 	v6   bool
 	conn net.PacketConn
 	p4   *ipv4.PacketConn
 	p6   *ipv6.PacketConn
+	// link is set instead of conn on a VMAC's listener (openVMACListener): a packet socket
+	// that only receives, and delivers whole IP packets.
+	link *os.File
 }
 
 // datagram is one received VRRP payload with what the IP layer told us about it.
@@ -77,7 +83,7 @@ const receiveBuffer = 4 << 20
 // setBuffer raises the receive buffer past net.core.rmem_max when allowed (CAP_NET_ADMIN:
 // SO_RCVBUFFORCE), else as far as the limit goes.
 func (s *socket) setBuffer() error {
-	rc, err := s.conn.(syscall.Conn).SyscallConn()
+	rc, err := s.rawConn()
 	if err != nil {
 		return err
 	}
@@ -164,7 +170,105 @@ func (s *socket) send(payload []byte, src, dst netip.Addr) error {
 	return nil
 }
 
-func (s *socket) close() error { return s.conn.Close() }
+func (s *socket) close() error {
+	if s.link != nil {
+		return s.link.Close()
+	}
+	return s.conn.Close()
+}
+
+// rawConn is the socket's descriptor for system calls that go through the runtime poller.
+func (s *socket) rawConn() (syscall.RawConn, error) {
+	if s.link != nil {
+		return s.link.SyscallConn()
+	}
+	return s.conn.(syscall.Conn).SyscallConn()
+}
+
+// openVMACListener opens the socket that hears, on a VMAC, the adverts of another master
+// that sends from the same virtual MAC (FRR's vrrpd, keepalived and vigil with use_vmac, a
+// split brain). While the VMAC is up the kernel hands a frame whose source is the VMAC's
+// own MAC to that macvlan alone (macvlan's private mode, vigil's), never to the parent
+// interface, whose socket would otherwise hear it: without this socket both stay master
+// for good. A raw IP socket on the VMAC would need the VMAC to join the VRRP group, and
+// then every other advert, which the parent's socket already hears, would arrive twice.
+// So this is a packet socket that takes only VRRP packets sent from the VMAC's MAC
+// (mac): those never reach the parent, and every advert is heard exactly once. It joins
+// nothing and sends nothing.
+func openVMACListener(ifi *net.Interface, v6 bool, mac net.HardwareAddr) (*socket, error) {
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("VMAC listener on %s: MAC %v is not an Ethernet address", ifi.Name, mac)
+	}
+	proto, protoOff := uint16(unix.ETH_P_IP), uint32(9) // IPv4: the protocol byte
+	if v6 {
+		proto, protoOff = unix.ETH_P_IPV6, 6 // IPv6: the next header byte
+	}
+	filter, err := vmacFilter(protoOff, !v6, mac)
+	if err != nil {
+		return nil, err
+	}
+	// Protocol 0 until bound: a packet socket with a protocol hears every interface from its
+	// creation on, before the filter and the bind.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("VMAC listener on %s: %w", ifi.Name, err)
+	}
+	fail := func(what string, err error) (*socket, error) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("VMAC listener on %s: %s: %w", ifi.Name, what, err)
+	}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}); err != nil {
+		return fail("attach filter", err)
+	}
+	// Our own adverts leave from the VMAC too (IPv4 without vmac_xmit_base). Kernels before
+	// 4.20 lack the option; receive drops our own adverts by their source address anyway.
+	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: ifi.Index}); err != nil {
+		return fail("bind", err)
+	}
+	s := &socket{fd: fd, ifi: ifi, v6: v6, link: os.NewFile(uintptr(fd), "vrrp-vmac-"+ifi.Name)}
+	if err := s.setBuffer(); err != nil {
+		s.close()
+		return nil, fmt.Errorf("VMAC listener on %s: %w", ifi.Name, err)
+	}
+	return s, nil
+}
+
+// vmacFilter is the classic BPF program of a VMAC listener: VRRP (protocol 112 at protoOff
+// of the IP header), unfragmented for IPv4, from the Ethernet source address mac.
+func vmacFilter(protoOff uint32, v4 bool, mac net.HardwareAddr) ([]unix.SockFilter, error) {
+	// The link-layer header lies before the IP header that a datagram packet socket's
+	// filter starts at: the kernel's SKF_LL_OFF reaches it.
+	const llOff = 0xffe00000 // SKF_LL_OFF, -0x200000
+	const srcMAC = llOff + 6
+	prog := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: protoOff, Size: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 112, SkipFalse: 6},
+		bpf.LoadAbsolute{Off: 6, Size: 2}, // IPv4 flags and fragment offset (IPv6: ignored below)
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x3fff, SkipTrue: 4},
+		bpf.LoadAbsolute{Off: srcMAC, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: binary.BigEndian.Uint32(mac[0:4]), SkipFalse: 2},
+		bpf.LoadAbsolute{Off: srcMAC + 4, Size: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(binary.BigEndian.Uint16(mac[4:6])), SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.RetConstant{Val: 0xffff},
+	}
+	if !v4 {
+		prog[2] = bpf.LoadConstant{Dst: bpf.RegA, Val: 0}
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, fmt.Errorf("VMAC listener filter: %w", err)
+	}
+	out := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return out, nil
+}
+
+// htons puts v in network byte order, as sockaddr_ll wants its protocol.
+func htons(v uint16) uint16 { return binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, v)) }
 
 // groupFor is the multicast group an instance listens on and sends to.
 func groupFor(v6 bool, g4, g6 netip.Addr) netip.Addr {
