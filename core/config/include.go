@@ -73,6 +73,7 @@ func (p *preprocessor) include(l srcLine, k includeKind, pattern string) {
 		}
 	}
 	var files []string
+	wildFile := map[string]bool{} // files matched by a wildcard, not named outright
 	for _, alt := range alts {
 		matches, err := filepath.Glob(alt)
 		if err != nil {
@@ -86,6 +87,7 @@ func (p *preprocessor) include(l srcLine, k includeKind, pattern string) {
 		for _, m := range matches {
 			if !slices.Contains(files, m) {
 				files = append(files, m)
+				wildFile[m] = wild
 			}
 		}
 	}
@@ -100,9 +102,19 @@ func (p *preprocessor) include(l srcLine, k includeKind, pattern string) {
 		return
 	}
 	// Plain include keeps keepalived's leniency: an unreadable match is reported but does not
-	// stop the configuration.
-	lenient := !k.readable && !p.opts.StrictIncludes
+	// stop the configuration, nor does a wildcard match that is not a regular file (keepalived
+	// skips a conf.d subdirectory the same way). A file named outright that is a directory, a
+	// device or a FIFO is an error though, where keepalived only warns: nobody means to include
+	// /dev/zero, and a configuration missing what the include should have given is the worse
+	// surprise on the day it reloads.
 	for _, f := range files {
+		lenient := includeStrict
+		if !k.readable && !p.opts.StrictIncludes {
+			lenient = includeUnreadable
+			if wildFile[f] {
+				lenient = includeSkipSpecial
+			}
+		}
 		p.readFileAs(f, l.pos, lenient)
 	}
 }

@@ -2,14 +2,16 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-ha/vigil/core/opfile"
 )
 
 // Limits that keep a hostile or mistaken file from exhausting the daemon. They are above what
@@ -110,10 +112,23 @@ func (p *preprocessor) random(args []string) (string, error) {
 
 // readFile reads one file and feeds its lines through the preprocessor. from is the place of
 // the include that asked for it (zero for the main file).
-func (p *preprocessor) readFile(path string, from Pos) { p.readFileAs(path, from, false) }
+func (p *preprocessor) readFile(path string, from Pos) { p.readFileAs(path, from, includeStrict) }
 
-// readFileAs is readFile where lenient makes an unreadable file a warning.
-func (p *preprocessor) readFileAs(path string, from Pos, lenient bool) {
+// includeLeniency says which problems with a file are only warnings.
+type includeLeniency int
+
+const (
+	// includeStrict: every problem is an error.
+	includeStrict includeLeniency = iota
+	// includeUnreadable: a file that cannot be opened is a warning (keepalived's plain include).
+	includeUnreadable
+	// includeSkipSpecial: as includeUnreadable, and a match of a wildcard that is not a regular
+	// file (a subdirectory of conf.d) is skipped with a warning, as keepalived does.
+	includeSkipSpecial
+)
+
+// readFileAs is readFile where lenient makes some problems warnings.
+func (p *preprocessor) readFileAs(path string, from Pos, lenient includeLeniency) {
 	if p.stopped {
 		return
 	}
@@ -130,13 +145,34 @@ func (p *preprocessor) readFileAs(path string, from Pos, lenient bool) {
 			return
 		}
 	}
-	data, err := os.ReadFile(path)
+	// Read no more than what is left of the total budget, plus one byte to know it is exceeded:
+	// an include of /dev/zero or of a huge log must fail at the limit, not after filling memory.
+	limit := max(p.opts.maxInputBytes()-p.bytes, 0)
+	data, err := opfile.Read(path, limit)
 	if err != nil {
-		if from.File == "" {
-			p.sink.errorf(Pos{File: path}, "cannot read configuration: %v", err).Hint = "check the path given with -f"
-		} else if lenient {
+		where := from
+		if where.File == "" {
+			where = Pos{File: path}
+		}
+		switch {
+		case errors.Is(err, opfile.ErrTooLarge):
+			p.sink.errorf(where, "%v: the configuration may hold at most %d bytes in total", err, p.opts.maxInputBytes()).Hint =
+				"include only configuration files; is a binary or log file being included?"
+			p.stopped = true
+		case errors.Is(err, opfile.ErrNotRegular) && lenient == includeSkipSpecial:
+			p.sink.warnf(from, "%v; skipped", err).Hint = "keepalived skips it too; narrow the pattern to the configuration files"
+		case errors.Is(err, opfile.ErrNotRegular):
+			d := p.sink.errorf(where, "%v", err)
+			if from.File == "" {
+				d.Hint = "give -f the path of the configuration file"
+			} else {
+				d.Hint = "include only regular files holding configuration"
+			}
+		case from.File == "":
+			p.sink.errorf(where, "cannot read configuration: %v", err).Hint = "check the path given with -f"
+		case lenient != includeStrict:
 			p.sink.warnf(from, "cannot read included file: %v", err).Hint = "use includer to make this an error"
-		} else {
+		default:
 			p.sink.errorf(from, "cannot read included file: %v", err)
 		}
 		return

@@ -3,7 +3,6 @@ package notify
 import (
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/opfile"
 	"github.com/vigil-ha/vigil/core/script"
 	sdk "github.com/vigil-ha/vigil/sdk/notify"
 )
@@ -75,19 +75,24 @@ func openFIFOs(g config.Global, log hclog.Logger) *fifoSet {
 
 // openFIFO opens path, creating the FIFO when nothing is there.
 func openFIFO(path string) (int, error) {
-	fi, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
+	exists, err := opfile.CheckFIFO(path)
+	if err != nil {
+		return -1, fmt.Errorf("notify FIFO: %w", err)
+	}
+	if !exists {
 		if err := syscall.Mkfifo(path, 0o600); err != nil && !errors.Is(err, syscall.EEXIST) {
 			return -1, fmt.Errorf("create FIFO %s: %w", path, err)
 		}
-	} else if err != nil {
-		return -1, fmt.Errorf("FIFO %s: %w", path, err)
-	} else if fi.Mode()&os.ModeNamedPipe == 0 {
-		return -1, fmt.Errorf("%s exists and is not a FIFO (mode %v): remove it or name another path", path, fi.Mode())
 	}
 	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("open FIFO %s: %w", path, err)
+	}
+	// Whatever was swapped in since the check, a FIFO is what gets written.
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		syscall.Close(fd)
+		return -1, fmt.Errorf("notify FIFO: %s was replaced by something that is not a FIFO: remove it or name another path", path)
 	}
 	return fd, nil
 }

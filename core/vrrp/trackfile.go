@@ -2,7 +2,6 @@ package vrrp
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,12 +9,14 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/opfile"
 )
 
 // readTrackFile reads the number in a track_file the way keepalived does: a missing, empty
 // or non-numeric file counts as 0; the number may be decimal, 0x hex or 0 octal.
 func readTrackFile(path string) int {
-	b, err := os.ReadFile(path)
+	// A track file holds one number; a device or a FIFO is refused.
+	b, err := opfile.Read(path, opfile.LineLimit)
 	if err != nil {
 		return 0
 	}

@@ -422,7 +422,7 @@ func TestHTTPRejectsBadParams(t *testing.T) {
 		{[]check.Param{a, root, P("tls", "maybe")}, `tls "maybe": want yes or no`},
 		{[]check.Param{a, root, P("enable_sni", "yes")}, "enable_sni applies to HTTPS only: add tls yes"},
 		{[]check.Param{a, root, P("tls_verify", "yes")}, "tls_verify applies to HTTPS only"},
-		{[]check.Param{a, root, P("tls", "yes"), P("ca_file", "/nonexistent/ca.pem"), P("tls_verify", "yes")}, "ca_file: open /nonexistent/ca.pem"},
+		{[]check.Param{a, root, P("tls", "yes"), P("ca_file", "/nonexistent/ca.pem"), P("tls_verify", "yes")}, "ca_file: stat /nonexistent/ca.pem: no such file"},
 		{[]check.Param{a, root, P("tls", "yes"), P("ca_file", p.keyFile), P("tls_verify", "yes")}, "no PEM certificate in it"},
 		{[]check.Param{a, root, P("tls", "yes"), P("ca_file", p.caFile)}, "ca_file is only used with tls_verify yes"},
 		{[]check.Param{a, root, P("tls", "yes"), P("cert_file", p.certFile)}, "cert_file needs key_file"},

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/vigil-ha/vigil/core/opfile"
 	"github.com/vigil-ha/vigil/plugins/internal/target"
 	"github.com/vigil-ha/vigil/plugins/vigil-check-http/httpget"
 	"github.com/vigil-ha/vigil/sdk/check"
@@ -303,7 +303,7 @@ func parseSize(s string) (int64, error) {
 }
 
 func loadCA(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
+	pem, err := opfile.Read(path, opfile.PEMLimit)
 	if err != nil {
 		return nil, fmt.Errorf("ca_file: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-ha/vigil/core/opfile"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
@@ -260,7 +261,7 @@ func (c config) tlsConfig() (*tls.Config, error) {
 }
 
 func readFile(param, path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := opfile.Read(path, opfile.PEMLimit)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", param, err)
 	}
@@ -273,9 +274,6 @@ func readPasswordFile(path string) (string, []string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return "", nil, fmt.Errorf("password_file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return "", nil, fmt.Errorf("password_file %s is not a regular file", path)
 	}
 	perm := fi.Mode().Perm()
 	if perm&0o004 != 0 {
@@ -292,7 +290,7 @@ func readPasswordFile(path string) (string, []string, error) {
 		}
 		warnings = append(warnings, fmt.Sprintf("password_file %s is readable by %s (mode %04o): make sure only vigil's users are in it, or chmod g-r", path, group, perm))
 	}
-	b, err := os.ReadFile(path)
+	b, err := opfile.Read(path, opfile.LineLimit)
 	if err != nil {
 		return "", nil, fmt.Errorf("password_file: %w", err)
 	}

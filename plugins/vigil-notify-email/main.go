@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-ha/vigil/core/opfile"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/notify"
 )
@@ -317,7 +318,7 @@ func parse(params []notify.Param) (*settings, []string, error) {
 	}
 	s.tlsConfig = &tls.Config{ServerName: serverName, InsecureSkipVerify: skipVerify, MinVersion: tls.VersionTLS12}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pem, err := opfile.Read(caFile, opfile.PEMLimit)
 		if err != nil {
 			return nil, nil, fmt.Errorf("ca_file: %w", err)
 		}
@@ -336,13 +337,10 @@ func readSecret(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not a regular file", path)
-	}
 	if perm := fi.Mode().Perm(); perm&0o004 != 0 {
 		return "", fmt.Errorf("%s is readable by everyone (mode %04o): chmod o-rwx %s", path, perm, path)
 	}
-	b, err := os.ReadFile(path)
+	b, err := opfile.Read(path, opfile.LineLimit)
 	if err != nil {
 		return "", err
 	}

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-ha/vigil/core/opfile"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/notify"
 )
@@ -238,7 +239,7 @@ func parse(params []notify.Param) (*endpoint, []string, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pem, err := opfile.Read(caFile, opfile.PEMLimit)
 		if err != nil {
 			return nil, nil, fmt.Errorf("ca_file: %w", err)
 		}
@@ -265,13 +266,10 @@ func readSecret(path string) ([]byte, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s is not a regular file", path)
-	}
 	if perm := fi.Mode().Perm(); perm&0o004 != 0 {
 		return nil, nil, fmt.Errorf("%s is readable by everyone (mode %04o): chmod o-rwx %s", path, perm, path)
 	}
-	b, err := os.ReadFile(path)
+	b, err := opfile.Read(path, opfile.LineLimit)
 	if err != nil {
 		return nil, nil, err
 	}

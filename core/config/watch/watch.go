@@ -28,6 +28,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/vigil-ha/vigil/core/opfile"
 )
 
 // Watcher calls for a reload when the content of any of its files changes.
@@ -431,16 +433,22 @@ type fingerprint struct {
 	err string
 }
 
+// maxFingerprintBytes is above what any configuration may hold (config.Options.MaxInputBytes).
+const maxFingerprintBytes = 256 << 20
+
 // fingerprintOf reads path, following symlinks. A file that cannot be read has a fingerprint
 // too, so that its disappearance is a change and the reload reports the error.
+// Only regular files are opened (a FIFO would block the watcher in open(2)), and only the
+// first maxFingerprintBytes are read: past the configuration's own limit the file is refused
+// anyway, and /dev/zero or a growing log must not keep the watcher reading.
 func fingerprintOf(path string) fingerprint {
-	f, err := os.Open(path)
+	f, err := opfile.Open(path)
 	if err != nil {
 		return fingerprint{err: errText(err)}
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, io.LimitReader(f, maxFingerprintBytes)); err != nil {
 		return fingerprint{err: errText(err)}
 	}
 	var fp fingerprint
