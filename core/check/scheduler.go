@@ -54,6 +54,9 @@ type Change struct {
 	Name string
 	Up   bool
 	Msg  string // the last probe's message
+	// Initial is set on the state a check sends when it starts, before any probe crossed a
+	// threshold (Msg then says "initial state", for people only).
+	Initial bool
 	// Weight is the dynamic weight the check reported last, nil while it has reported none.
 	// A probe without one (a timeout, a plugin that crashed) keeps the weight reported
 	// before: a failing check is handled by Up and the configured weight, and a weight that
@@ -296,7 +299,7 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, s
 			return false
 		}
 	}
-	if !send(Change{Name: s.Name, Up: th.Up(), Msg: "initial state"}) {
+	if !send(Change{Name: s.Name, Up: th.Up(), Msg: "initial state", Initial: true}) {
 		return
 	}
 	interval := max(s.Interval, 10*time.Millisecond)

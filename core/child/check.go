@@ -1,7 +1,9 @@
 package child
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,9 +21,14 @@ type checkServer struct {
 	childpb.UnimplementedCheckServer
 	log  hclog.Logger
 	work work
-	out  fanout[*childpb.CheckState]
+	out  *fanout[*childpb.CheckState] // published under mu, so that Changes starts from latest exactly
+	// now stamps each state with the time it was made, for people (vigil status); the
+	// order of the states is (epoch, seq), never this clock, which may step back.
+	now func() time.Time
 
 	mu     sync.Mutex
+	epoch  uint64 // core's epoch of this child (StartRequest.Epoch)
+	seq    uint64 // the last state's sequence number
 	latest map[string]*childpb.CheckState
 	// gone names the checks that a reload removed: forward drops a change that one sent
 	// just before it stopped, which would otherwise bring its state back.
@@ -37,8 +44,12 @@ type checkServer struct {
 }
 
 func newCheckServer(log hclog.Logger) *checkServer {
-	return &checkServer{log: log, latest: map[string]*childpb.CheckState{}, gone: map[string]bool{}}
+	return &checkServer{log: log, out: newFanout(checkKey, 0), now: time.Now, latest: map[string]*childpb.CheckState{}, gone: map[string]bool{}}
 }
+
+// checkKey is what a check state supersedes: the earlier state of its check. Only the
+// newest state of a check matters to VRRP, so a subscriber that falls behind gets that.
+func checkKey(st *childpb.CheckState) string { return st.Name }
 
 func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*childpb.StartResponse, error) {
 	cfg, err := parseChildConfig(req)
@@ -50,6 +61,9 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 	if s.sched != nil || s.ended {
 		return nil, status.Error(codes.FailedPrecondition, "already started")
 	}
+	s.mu.Lock()
+	s.epoch = req.GetEpoch()
+	s.mu.Unlock()
 	host := plugin.New(plugin.ConfigOptions(cfg.Global, s.log))
 	specs, err := check.FromConfig(ctx, cfg, host)
 	if err != nil {
@@ -159,19 +173,15 @@ func (s *checkServer) logNotes(specs []check.Spec, starts func(name string) bool
 	}
 }
 
-// forward keeps the latest state of every check and passes each change to core.
+// forward keeps the latest state of every check and passes each change to core, numbered
+// in the order they come (see childpb.CheckState).
 func (s *checkServer) forward(ctx context.Context, changes <-chan check.Change) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case c := <-changes:
-			st := &childpb.CheckState{Name: c.Name, Up: c.Up, Message: c.Msg, UnixNano: time.Now().UnixNano(), Metrics: c.Metrics}
-			if c.Weight != nil {
-				w := int32(*c.Weight)
-				st.Weight = &w
-			}
-			if c.Msg != "initial state" {
+			if !c.Initial {
 				args := []any{"check", c.Name, "up", c.Up, "detail", c.Msg}
 				if c.Weight != nil {
 					args = append(args, "weight", *c.Weight)
@@ -179,14 +189,18 @@ func (s *checkServer) forward(ctx context.Context, changes <-chan check.Change) 
 				s.log.Info("check changed", args...)
 			}
 			s.mu.Lock()
-			gone := s.gone[c.Name]
-			if !gone {
+			if !s.gone[c.Name] {
+				s.seq++
+				st := &childpb.CheckState{Name: c.Name, Up: c.Up, Message: c.Msg, Initial: c.Initial, Metrics: c.Metrics,
+					UnixNano: s.now().UnixNano(), Epoch: s.epoch, Seq: s.seq}
+				if c.Weight != nil {
+					w := int32(*c.Weight)
+					st.Weight = &w
+				}
 				s.latest[c.Name] = st
+				s.out.publish(st)
 			}
 			s.mu.Unlock()
-			if !gone {
-				s.out.publish(st, s.log)
-			}
 		}
 	}
 }
@@ -194,16 +208,29 @@ func (s *checkServer) forward(ctx context.Context, changes <-chan check.Change) 
 func (s *checkServer) current() []*childpb.CheckState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.currentLocked()
+}
+
+// currentLocked is current for a caller that holds s.mu.
+func (s *checkServer) currentLocked() []*childpb.CheckState {
 	out := make([]*childpb.CheckState, 0, len(s.latest))
 	for _, st := range s.latest {
 		out = append(out, st)
 	}
+	// In their order, so that a subscriber that starts from them sees what forward sent.
+	slices.SortFunc(out, func(a, b *childpb.CheckState) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out
 }
 
-// Changes sends the current state of every check, then each change.
+// Changes sends the current state of every check, then each change. A stream that falls
+// behind gets the newest state of every check (see fanout), never an older one last.
 func (s *checkServer) Changes(_ *childpb.Empty, srv childpb.Check_ChangesServer) error {
-	return stream(srv.Context(), &s.out, s.current(), srv.Send)
+	// Subscribing under mu, which forward publishes under: each state is either in the
+	// current ones or published after, never lost between the two.
+	s.mu.Lock()
+	q := s.out.subscribe(s.currentLocked())
+	s.mu.Unlock()
+	return stream(srv.Context(), s.out, q, srv.Send, s.log)
 }
 
 func (s *checkServer) Status(context.Context, *childpb.Empty) (*childpb.CheckStatus, error) {

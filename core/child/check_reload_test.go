@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,7 +67,7 @@ func reloadConfig(plugins, dir string, scriptWeight, cw int, remove bool, execAr
 	fmt.Fprintf(&b, "global_defs {\n    plugin_dir %s\n}\n", plugins)
 	fmt.Fprintf(&b, "vrrp_script s_keep {\n    script \"%s/count.sh\"\n    interval 0.05\n    fall 2\n    weight %d\n}\n", dir, scriptWeight)
 	check := func(name, plugin string, params ...string) {
-		fmt.Fprintf(&b, "vrrp_check %s {\n    plugin %s\n    interval 0.05\n    timeout 2\n    params {\n", name, plugin)
+		fmt.Fprintf(&b, "vrrp_check %s {\n    plugin %s\n    interval 0.05\n    timeout 10\n    params {\n", name, plugin)
 		for _, p := range params {
 			fmt.Fprintf(&b, "        %s\n", p)
 		}
@@ -134,17 +133,28 @@ func lines(t *testing.T, path string) int {
 	return bytes.Count(b, []byte("\n"))
 }
 
-// drain returns what sub carries until it has been quiet for quietFor.
-func drain(sub chan *childpb.CheckState, quietFor time.Duration) []*childpb.CheckState {
+// seqNow is the sequence number of the last state the check child sent.
+func seqNow(s *checkServer) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
+}
+
+// collectUntil takes what q carries until done holds for everything taken so far.
+func collectUntil(t *testing.T, q *queue[*childpb.CheckState], what string, done func([]*childpb.CheckState) bool) []*childpb.CheckState {
+	t.Helper()
 	var out []*childpb.CheckState
-	for {
+	deadline := time.After(15 * time.Second)
+	for !done(out) {
 		select {
-		case st := <-sub:
-			out = append(out, st)
-		case <-time.After(quietFor):
-			return out
+		case <-q.ready:
+			sent, _ := q.take()
+			out = append(out, sent...)
+		case <-deadline:
+			t.Fatalf("timed out waiting until %s; sent: %v", what, out)
 		}
 	}
+	return out
 }
 
 // TestCheckReload runs the check child with real plugins and reloads it: unchanged checks
@@ -161,7 +171,7 @@ func TestCheckReload(t *testing.T) {
 	var log logBuffer
 	s := newCheckServer(hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Debug}))
 	t.Cleanup(s.shutdown)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	req := func(text string) *childpb.StartRequest {
 		return &childpb.StartRequest{ConfigName: "reload.conf", ConfigText: text}
@@ -179,12 +189,14 @@ func TestCheckReload(t *testing.T) {
 	}
 	waitUntil(t, "the checks of v1 settle", func() bool {
 		m := states(s)
-		return len(m) == 5 && m["s_keep"].Message != "initial state" && !m["s_keep"].Up &&
+		return len(m) == 5 && !m["s_keep"].Initial && !m["s_keep"].Up &&
 			weightIs(m["c_keep"], 7) && weightIs(m["c_change"], 3) && weightIs(m["c_remove"], 7) &&
 			m["c_exec"].Up && lines(t, recorded) > 0
 	})
-	drain(sub, 200*time.Millisecond) // every change so far
 	before := states(s)
+	// Every state sent so far is numbered up to seqBefore: what the reload makes the
+	// checks send comes after.
+	seqBefore := seqNow(s)
 	pid := before["c_keep"].Metrics["pid"]
 	if pid == 0 || before["c_change"].Metrics["pid"] != pid {
 		t.Fatalf("test plugin pids: c_keep %v, c_change %v", pid, before["c_change"].Metrics["pid"])
@@ -219,21 +231,44 @@ func TestCheckReload(t *testing.T) {
 		m := states(s)
 		return weightIs(m["c_add"], 9) && weightIs(m["c_change"], 5)
 	})
-	after := drain(sub, 300*time.Millisecond)
-	var sent []string
+	// What was sent after the reload, up to the new weights of c_add and c_change. How
+	// many probes ran meanwhile depends on the machine's load, and so does how many states
+	// a check sent (a probe may even time out and fail once): what must hold is the order
+	// and who sent.
+	after := collectUntil(t, sub, "c_add and c_change send their new weights", func(sent []*childpb.CheckState) bool {
+		var add, change bool
+		for _, st := range sent {
+			add = add || st.Name == "c_add" && weightIs(st, 9)
+			change = change || st.Name == "c_change" && weightIs(st, 5)
+		}
+		return add && change
+	})
+	first := map[string]*childpb.CheckState{}
 	for _, st := range after {
-		sent = append(sent, fmt.Sprintf("%s %q", st.Name, st.Message))
-	}
-	// The changed and the new check each sent their initial state and then their first
-	// probe's weight; nothing came from the kept or the removed checks.
-	want := []string{`c_add "initial state"`, `c_add "ok: c_add"`, `c_change "initial state"`, `c_change "ok: c_change"`}
-	slices.Sort(sent)
-	if !slices.Equal(sent, want) {
-		t.Errorf("sent after the reload: %v\nwant %v", sent, want)
+		if st.Seq <= seqBefore {
+			continue // sent before the reload, taken only now
+		}
+		switch st.Name {
+		case "c_add", "c_change":
+			// The changed and the new check each send their initial state first, then what
+			// their probes find.
+			if first[st.Name] == nil {
+				first[st.Name] = st
+				if !st.Initial || !st.Up || st.Weight != nil {
+					t.Errorf("%s: first state after the reload %v; want its initial state, up, without a weight yet", st.Name, st)
+				}
+			} else if st.Initial {
+				t.Errorf("%s: initial state %v after its state %v", st.Name, st, first[st.Name])
+			}
+		default:
+			// Nothing comes from the kept or the removed checks.
+			t.Errorf("sent after the reload: %v; only c_add and c_change should send", st)
+		}
 	}
 	m := states(s)
 	for _, name := range []string{"s_keep", "c_keep", "c_exec"} {
-		if m[name].UnixNano != before[name].UnixNano || m[name].Up != before[name].Up || m[name].Message != before[name].Message {
+		// The same state, not a new one that says the same: Seq numbers every state sent.
+		if m[name].Seq != before[name].Seq || m[name].Up != before[name].Up || m[name].Message != before[name].Message {
 			t.Errorf("%s: state %v after the reload, %v before", name, m[name], before[name])
 		}
 	}
@@ -251,6 +286,7 @@ func TestCheckReload(t *testing.T) {
 	// c_exec's command changes, and c_add's new mode is one the test plugin rejects: the
 	// reload fails and leaves everything as it was, c_exec's command in the exec plugin too.
 	v3 := reloadConfig(plugins, dir, -30, 5, false, "new", "bogus")
+	seqFailed := seqNow(s)
 	_, err = s.Reload(ctx, req(v3))
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), `mode "bogus"`) {
 		t.Fatalf("Reload with a rejected check: %v, want InvalidArgument with the plugin's message", err)
@@ -260,8 +296,11 @@ func TestCheckReload(t *testing.T) {
 	if b, _ := os.ReadFile(recorded); strings.Contains(string(b), "new") {
 		t.Errorf("c_exec ran the command of the rejected configuration:\n%s", b)
 	}
-	if sent := drain(sub, 200*time.Millisecond); len(sent) != 0 {
-		t.Errorf("a failed reload sent %v", sent)
+	// The checks have probed on since (c_exec four times at least) and found nothing new:
+	// the failed reload made none of them send a state.
+	if n := seqNow(s); n != seqFailed {
+		sent, _ := sub.take()
+		t.Errorf("a failed reload was followed by %d states: %v", n-seqFailed, sent)
 	}
 	if m := states(s); len(m) != 5 || !weightIs(m["c_add"], 9) {
 		t.Errorf("states after a failed reload: %v", m)

@@ -2,6 +2,7 @@ package child
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -9,56 +10,112 @@ import (
 )
 
 // fanout hands each published value to every subscribed stream without ever blocking the
-// publisher: a stream that falls behind loses values and the loss is logged.
+// publisher and without ever losing the newest value of a key (a check, an instance): a
+// stream that falls behind gets, for every key, its newest value, and at most the older
+// values that fit in its queue's limit are kept besides (see queue). Nothing needs a resync,
+// because nothing that still matters is dropped.
 type fanout[T any] struct {
+	key   func(T) string
+	limit int // see queue.limit
+
 	mu   sync.Mutex
-	subs []chan T
+	subs []*queue[T]
 }
 
-// subscribe returns a channel of published values, preloaded with initial.
-func (f *fanout[T]) subscribe(initial []T) chan T {
-	ch := make(chan T, max(1024, len(initial)))
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func newFanout[T any](key func(T) string, limit int) *fanout[T] {
+	return &fanout[T]{key: key, limit: limit}
+}
+
+// newQueue returns an empty queue with the fanout's key and limit.
+func (f *fanout[T]) newQueue() *queue[T] {
+	return &queue[T]{key: f.key, limit: f.limit, ready: make(chan struct{}, 1)}
+}
+
+// subscribe returns a queue of the values published from now on, preloaded with initial.
+// A caller that computes initial under the lock it publishes under gets every value exactly
+// once: either in initial or published after.
+func (f *fanout[T]) subscribe(initial []T) *queue[T] {
+	q := f.newQueue()
 	for _, v := range initial {
-		ch <- v
+		q.push(v)
 	}
-	f.subs = append(f.subs, ch)
-	return ch
-}
-
-func (f *fanout[T]) unsubscribe(ch chan T) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for i, c := range f.subs {
-		if c == ch {
-			f.subs = append(f.subs[:i], f.subs[i+1:]...)
-			return
-		}
-	}
+	f.subs = append(f.subs, q)
+	return q
 }
 
-func (f *fanout[T]) publish(v T, log hclog.Logger) {
+func (f *fanout[T]) unsubscribe(q *queue[T]) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, c := range f.subs {
-		select {
-		case c <- v:
-		default:
-			log.Warn("core is not reading fast enough; an update was dropped")
-		}
+	f.subs = slices.DeleteFunc(f.subs, func(s *queue[T]) bool { return s == q })
+}
+
+func (f *fanout[T]) publish(v T) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, q := range f.subs {
+		q.push(v)
 	}
 }
 
-// stream sends the values of one subscription until the stream's context ends.
-func stream[T any](ctx context.Context, f *fanout[T], initial []T, send func(T) error) error {
-	ch := f.subscribe(initial)
-	defer f.unsubscribe(ch)
+// queue holds the values published for one subscriber that it has not taken yet. Up to
+// limit values are kept as they come; past it (at once for a limit of 0), a new value takes
+// the place of the pending value of the same key, which it supersedes. What the subscriber
+// takes is thus the published sequence with only superseded values left out, in order, and
+// always ends with the newest value of every key; the queue never holds more than limit
+// values plus one per key.
+type queue[T any] struct {
+	key   func(T) string
+	limit int
+	ready chan struct{} // a value is pending (capacity 1: one wake-up covers any number)
+
+	mu        sync.Mutex
+	items     []T
+	coalesced int // superseded values left out since the last take
+}
+
+func (q *queue[T]) push(v T) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) >= q.limit {
+		k := q.key(v)
+		if i := slices.IndexFunc(q.items, func(p T) bool { return q.key(p) == k }); i >= 0 {
+			q.items = slices.Delete(q.items, i, i+1)
+			q.coalesced++
+		}
+	}
+	q.items = append(q.items, v)
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the pending values, oldest first, and how many superseded ones were left out.
+func (q *queue[T]) take() ([]T, int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items, n := q.items, q.coalesced
+	q.items, q.coalesced = nil, 0
+	return items, n
+}
+
+// stream sends the values of q, a subscription to f, until ctx ends or send fails; then it
+// unsubscribes q.
+func stream[T any](ctx context.Context, f *fanout[T], q *queue[T], send func(T) error, log hclog.Logger) error {
+	defer f.unsubscribe(q)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case v := <-ch:
+		case <-q.ready:
+		}
+		items, coalesced := q.take()
+		if coalesced > 0 {
+			log.Warn("core is not reading fast enough; it gets the newest state of each, superseded ones were left out", "left_out", coalesced)
+		}
+		for _, v := range items {
 			if err := send(v); err != nil {
 				return err
 			}

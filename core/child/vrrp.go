@@ -24,27 +24,47 @@ type vrrpServer struct {
 	childpb.UnimplementedVRRPServer
 	log  hclog.Logger
 	work work
-	out  fanout[*childpb.Transition]
+	out  *fanout[*childpb.Transition]
 
 	// Transitions before core's first Transitions call are kept for it: the engine starts
 	// in Start, and core subscribes only after Start returns, so the first transitions
 	// (INIT to BACKUP at once, say) would otherwise be lost, and their notify actions too.
 	tmu        sync.Mutex
-	early      []*childpb.Transition
+	early      *queue[*childpb.Transition]
 	subscribed bool
 
 	mu  sync.Mutex
 	eng *vrrp.Engine
-	// checkAt is when each check's state that vrrp last took was made: core replays every
-	// state after a reload while new ones keep coming, and an older one must not win.
-	checkAt map[string]int64
-	setMu   sync.Mutex // one SetCheck at a time, so that the check above and the post agree
+	// checkOrder is the order of each check's state that vrrp last took: core replays
+	// every state after a reload or a restart of this child while new ones keep coming,
+	// and an older one must not win (see childpb.CheckState).
+	checkOrder map[string]childpb.Order
+	setMu      sync.Mutex // one SetCheck at a time, so that the order above and the post agree
 }
 
-// maxEarly bounds the transitions kept for core before it subscribes.
-const maxEarly = 1024
+// maxPending is how many transitions a subscriber (or core, before it subscribes) may have
+// pending before one supersedes the pending one of its instance: each transition runs
+// notify actions, so they are all kept while that stays bounded.
+const maxPending = 1024
 
-func newVRRPServer(log hclog.Logger) *vrrpServer { return &vrrpServer{log: log} }
+func newVRRPServer(log hclog.Logger) *vrrpServer {
+	out := newFanout(transitionKey, maxPending)
+	return &vrrpServer{log: log, out: out, early: out.newQueue()}
+}
+
+// transitionKey is what a transition supersedes, once a subscriber has too many pending:
+// the earlier transition of its instance (the newest says the state it is in now), but
+// never a state change for a MASTER_RX_LOWER_PRI event, or the other way round.
+func transitionKey(t *childpb.Transition) string {
+	if t.To == lowerPriorityHeard {
+		return t.Instance + "\x00" + t.To
+	}
+	return t.Instance
+}
+
+// lowerPriorityHeard is the To of the event of a master hearing a lower priority, which
+// core tells from a state change by it (notify.MasterRxLowerPri).
+const lowerPriorityHeard = "MASTER_RX_LOWER_PRI"
 
 // parseChildConfig reads the configuration core sent. Core validated it already, so an
 // error here means core and child disagree, which restarting cannot fix.
@@ -84,7 +104,7 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 	eng.OnTransition(func(name string, t fsm.Transition) { s.transition(eng, name, t) })
 	eng.OnLowerPriority(func(name string, h fsm.LowerPriorityHeard) {
 		// Core tells it from a state change by its To (notify.MasterRxLowerPri).
-		s.send(eng, name, &childpb.Transition{Instance: name, From: fsm.Master.String(), To: "MASTER_RX_LOWER_PRI",
+		s.send(eng, name, &childpb.Transition{Instance: name, From: fsm.Master.String(), To: lowerPriorityHeard,
 			Reason: fmt.Sprintf("advert from %s with priority %d", h.From, h.Priority), UnixNano: time.Now().UnixNano()})
 	})
 	s.eng = eng
@@ -149,51 +169,39 @@ func (s *vrrpServer) send(eng *vrrp.Engine, name string, tr *childpb.Transition)
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
 	if !s.subscribed {
-		if len(s.early) < maxEarly {
-			s.early = append(s.early, tr)
-		}
+		s.early.push(tr)
 		return
 	}
-	s.out.publish(tr, s.log)
+	s.out.publish(tr)
 }
 
 func (s *vrrpServer) Transitions(_ *childpb.Empty, srv childpb.VRRP_TransitionsServer) error {
 	s.tmu.Lock()
-	ch := s.out.subscribe(s.early)
-	s.early, s.subscribed = nil, true
+	early, _ := s.early.take()
+	q := s.out.subscribe(early)
+	s.subscribed = true
 	s.tmu.Unlock()
-	defer s.out.unsubscribe(ch)
-	for {
-		select {
-		case <-srv.Context().Done():
-			return nil
-		case v := <-ch:
-			if err := srv.Send(v); err != nil {
-				return err
-			}
-		}
-	}
+	return stream(srv.Context(), s.out, q, srv.Send, s.log)
 }
 
+// SetCheck applies a check's state, unless a newer state of the check was applied already
+// (core's replay racing a change: see childpb.CheckState).
 func (s *vrrpServer) SetCheck(ctx context.Context, c *childpb.CheckState) (*childpb.Empty, error) {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
 	s.mu.Lock()
 	eng := s.eng
-	stale := c.UnixNano != 0 && c.UnixNano < s.checkAt[c.Name]
-	if !stale && c.UnixNano != 0 {
-		if s.checkAt == nil {
-			s.checkAt = map[string]int64{}
-		}
-		s.checkAt[c.Name] = c.UnixNano
-	}
 	s.mu.Unlock()
 	if eng == nil {
 		return nil, status.Error(codes.FailedPrecondition, "not started")
 	}
-	if stale {
+	if last, ok := s.checkOrder[c.Name]; ok && c.Order().Before(last) {
 		return &childpb.Empty{}, nil
 	}
+	if s.checkOrder == nil {
+		s.checkOrder = map[string]childpb.Order{}
+	}
+	s.checkOrder[c.Name] = c.Order()
 	var dynamic *int
 	if c.Weight != nil {
 		w := int(*c.Weight)

@@ -59,7 +59,11 @@ type Supervisor struct {
 
 	mu     sync.Mutex
 	checks map[string]*childpb.CheckState // latest state of every check, replayed to a new vrrp child
-	fatal  chan error
+	// checkEpoch counts the check children started: each gets the next one, so that its
+	// states order after those of every earlier check child (childpb.CheckState), whatever
+	// the wall clock did in between.
+	checkEpoch uint64
+	fatal      chan error
 }
 
 // proc is one supervised child and what `vigil status` shows of it.
@@ -226,6 +230,10 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 	defer p.set(func() { p.vrrp, p.check, p.client, p.pid = nil, nil, nil, 0 })
 	s.mu.Lock()
 	req := &childpb.StartRequest{ConfigText: s.text, ConfigName: "core"}
+	if p.role == child.RoleCheck {
+		s.checkEpoch++
+		req.Epoch = s.checkEpoch
+	}
 	s.mu.Unlock()
 	switch c := raw.(type) {
 	case childpb.VRRPClient:
@@ -324,9 +332,9 @@ func (s *Supervisor) watchChecks(ctx context.Context, c childpb.CheckClient) {
 		if err != nil {
 			return
 		}
-		s.mu.Lock()
-		s.checks[st.Name] = st
-		s.mu.Unlock()
+		if !s.noteCheck(st) {
+			continue
+		}
 		if v := s.vrrpClient(); v != nil {
 			if _, err := v.SetCheck(ctx, st); err != nil {
 				s.opts.Log.Warn("could not pass a check state to vrrp", "check", st.Name, "error", err)
@@ -335,7 +343,22 @@ func (s *Supervisor) watchChecks(ctx context.Context, c childpb.CheckClient) {
 	}
 }
 
-// replayChecks gives a (re)started vrrp child the states it missed.
+// noteCheck remembers st as its check's latest state, for replayChecks, unless the state
+// remembered is newer: a state of a check child that was restarted meanwhile, still on its
+// way from the old child's stream, must not replace one of the new child. It reports
+// whether st was taken (and is to be forwarded).
+func (s *Supervisor) noteCheck(st *childpb.CheckState) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.checks[st.Name]; old != nil && st.Order().Before(old.Order()) {
+		return false
+	}
+	s.checks[st.Name] = st
+	return true
+}
+
+// replayChecks gives a (re)started vrrp child the states it missed. It may race watchChecks
+// forwarding a newer state: the vrrp child keeps the newest it was given (SetCheck).
 func (s *Supervisor) replayChecks(ctx context.Context, v childpb.VRRPClient) {
 	s.mu.Lock()
 	states := make([]*childpb.CheckState, 0, len(s.checks))

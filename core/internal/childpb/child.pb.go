@@ -64,9 +64,13 @@ func (*Empty) Descriptor() ([]byte, []int) {
 // StartRequest hands a child its configuration: the resolved text that `vigil -d` prints,
 // which reads back to the same model (includes, conditionals and parameters already applied).
 type StartRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ConfigText    string                 `protobuf:"bytes,1,opt,name=config_text,json=configText,proto3" json:"config_text,omitempty"`
-	ConfigName    string                 `protobuf:"bytes,2,opt,name=config_name,json=configName,proto3" json:"config_name,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ConfigText string                 `protobuf:"bytes,1,opt,name=config_text,json=configText,proto3" json:"config_text,omitempty"`
+	ConfigName string                 `protobuf:"bytes,2,opt,name=config_name,json=configName,proto3" json:"config_name,omitempty"`
+	// epoch is the check child's epoch, given with Start (Reload ignores it): core counts the
+	// check children it starts, so that every state of a later child orders after every state
+	// of an earlier one, whatever the wall clock did meanwhile (see CheckState).
+	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -113,6 +117,13 @@ func (x *StartRequest) GetConfigName() string {
 		return x.ConfigName
 	}
 	return ""
+}
+
+func (x *StartRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 type StartResponse struct {
@@ -229,16 +240,28 @@ func (x *ReloadResponse) GetRestarted() []string {
 }
 
 // CheckState is a check crossing its rise or fall threshold (and, first, its initial state).
+//
+// States are ordered by (epoch, seq), never by the clock: the wall clock steps back (NTP, a
+// VM restored from a snapshot), and a state that compared older than one sent before the
+// step would be ignored. Of two states of one check, the one with the greater (epoch, seq)
+// is the newer one; a state equal to the last one taken is the same state sent again (core
+// replays them after a reload), and is taken again.
 type CheckState struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Up       bool                   `protobuf:"varint,2,opt,name=up,proto3" json:"up,omitempty"`
-	Message  string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	UnixNano int64                  `protobuf:"varint,4,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Up      bool                   `protobuf:"varint,2,opt,name=up,proto3" json:"up,omitempty"`
+	Message string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// unix_nano is when the state was made, for people (`vigil status`): never for ordering.
+	UnixNano int64 `protobuf:"varint,4,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
 	// weight is the check's dynamic weight (from its plugin), when it reports one; see
 	// core/check.Change.Weight for what VRRP makes of it.
-	Weight        *int32             `protobuf:"varint,5,opt,name=weight,proto3,oneof" json:"weight,omitempty"`
-	Metrics       map[string]float64 `protobuf:"bytes,6,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"` // of the probe that caused this state
+	Weight  *int32             `protobuf:"varint,5,opt,name=weight,proto3,oneof" json:"weight,omitempty"`
+	Metrics map[string]float64 `protobuf:"bytes,6,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"` // of the probe that caused this state
+	// initial is set on the state a check sends when it starts (at Start, or when a reload
+	// adds or restarts it): no probe has crossed a threshold yet.
+	Initial       bool   `protobuf:"varint,7,opt,name=initial,proto3" json:"initial,omitempty"`
+	Epoch         uint64 `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"` // the check child's epoch (StartRequest.epoch)
+	Seq           uint64 `protobuf:"varint,9,opt,name=seq,proto3" json:"seq,omitempty"`     // counts the states of one check child, from 1
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -313,6 +336,27 @@ func (x *CheckState) GetMetrics() map[string]float64 {
 		return x.Metrics
 	}
 	return nil
+}
+
+func (x *CheckState) GetInitial() bool {
+	if x != nil {
+		return x.Initial
+	}
+	return false
+}
+
+func (x *CheckState) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *CheckState) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 // Transition is a VRRP instance changing state: what core's notify actions are told.
@@ -625,19 +669,20 @@ var File_child_proto protoreflect.FileDescriptor
 const file_child_proto_rawDesc = "" +
 	"\n" +
 	"\vchild.proto\x12\x0evigil.child.v1\"\a\n" +
-	"\x05Empty\"P\n" +
+	"\x05Empty\"f\n" +
 	"\fStartRequest\x12\x1f\n" +
 	"\vconfig_text\x18\x01 \x01(\tR\n" +
 	"configText\x12\x1f\n" +
 	"\vconfig_name\x18\x02 \x01(\tR\n" +
-	"configName\"\x0f\n" +
+	"configName\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\x0f\n" +
 	"\rStartResponse\"\x8c\x01\n" +
 	"\x0eReloadResponse\x12\x12\n" +
 	"\x04kept\x18\x01 \x03(\tR\x04kept\x12\x18\n" +
 	"\achanged\x18\x02 \x03(\tR\achanged\x12\x14\n" +
 	"\x05added\x18\x03 \x03(\tR\x05added\x12\x18\n" +
 	"\aremoved\x18\x04 \x03(\tR\aremoved\x12\x1c\n" +
-	"\trestarted\x18\x05 \x03(\tR\trestarted\"\x8e\x02\n" +
+	"\trestarted\x18\x05 \x03(\tR\trestarted\"\xd0\x02\n" +
 	"\n" +
 	"CheckState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
@@ -645,7 +690,10 @@ const file_child_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x1b\n" +
 	"\tunix_nano\x18\x04 \x01(\x03R\bunixNano\x12\x1b\n" +
 	"\x06weight\x18\x05 \x01(\x05H\x00R\x06weight\x88\x01\x01\x12A\n" +
-	"\ametrics\x18\x06 \x03(\v2'.vigil.child.v1.CheckState.MetricsEntryR\ametrics\x1a:\n" +
+	"\ametrics\x18\x06 \x03(\v2'.vigil.child.v1.CheckState.MetricsEntryR\ametrics\x12\x18\n" +
+	"\ainitial\x18\a \x01(\bR\ainitial\x12\x14\n" +
+	"\x05epoch\x18\b \x01(\x04R\x05epoch\x12\x10\n" +
+	"\x03seq\x18\t \x01(\x04R\x03seq\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\t\n" +
