@@ -113,7 +113,7 @@ func stream[T any](ctx context.Context, f *fanout[T], q *queue[T], send func(T) 
 		}
 		items, coalesced := q.take()
 		if coalesced > 0 {
-			log.Warn("core is not reading fast enough; it gets the newest state of each, superseded ones were left out", "left_out", coalesced)
+			log.Warn("core is not reading fast enough; superseded updates were left out, the newest of each is sent", "left_out", coalesced)
 		}
 		for _, v := range items {
 			if err := send(v); err != nil {

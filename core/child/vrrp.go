@@ -37,7 +37,7 @@ type vrrpServer struct {
 	eng *vrrp.Engine
 	// checkOrder is the order of each check's state that vrrp last took: core replays
 	// every state after a reload or a restart of this child while new ones keep coming,
-	// and an older one must not win (see childpb.CheckState).
+	// and an older one must not win (see childpb.CheckState). Guarded by setMu.
 	checkOrder map[string]childpb.Order
 	setMu      sync.Mutex // one SetCheck at a time, so that the order above and the post agree
 }
@@ -177,7 +177,10 @@ func (s *vrrpServer) send(eng *vrrp.Engine, name string, tr *childpb.Transition)
 
 func (s *vrrpServer) Transitions(_ *childpb.Empty, srv childpb.VRRP_TransitionsServer) error {
 	s.tmu.Lock()
-	early, _ := s.early.take()
+	early, left := s.early.take()
+	if left > 0 {
+		s.log.Warn("core subscribed late; of the transitions before, only the newest of each instance was kept for it", "left_out", left)
+	}
 	q := s.out.subscribe(early)
 	s.subscribed = true
 	s.tmu.Unlock()
