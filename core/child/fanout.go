@@ -60,11 +60,12 @@ func (f *fanout[T]) publish(v T) {
 }
 
 // queue holds the values published for one subscriber that it has not taken yet. Up to
-// limit values are kept as they come; past it (at once for a limit of 0), a new value takes
-// the place of the pending value of the same key, which it supersedes. What the subscriber
-// takes is thus the published sequence with only superseded values left out, in order, and
-// always ends with the newest value of every key; the queue never holds more than limit
-// values plus one per key.
+// limit values are kept as they come; past it (at once for a limit of 0), a new value
+// supersedes the oldest pending value of its key, which is left out. What the subscriber
+// takes is thus the published sequence with only superseded values left out, in order; of
+// each key it gets the newest values, a run without gaps (for transitions: no BACKUP
+// between two MASTERs left out), ending with the newest; the queue never holds more than
+// limit values plus one per key.
 type queue[T any] struct {
 	key   func(T) string
 	limit int

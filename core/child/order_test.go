@@ -274,3 +274,32 @@ func short(got, final map[string]string) []string {
 	}
 	return out
 }
+
+// TestQueueKeepsNewestOfEachKey: a queue keeps every value up to its limit, then lets a new
+// value supersede the pending one of its key; what is taken is in publishing order and ends
+// with the newest value of every key.
+func TestQueueKeepsNewestOfEachKey(t *testing.T) {
+	type v struct{ key, val string }
+	f := newFanout(func(x v) string { return x.key }, 3)
+	q := f.subscribe(nil)
+	for _, x := range []v{{"a", "a1"}, {"b", "b1"}, {"a", "a2"}, {"a", "a3"}, {"c", "c1"}, {"b", "b2"}, {"a", "a4"}} {
+		f.publish(x)
+	}
+	got, left := q.take()
+	// a1 b1 a2 kept as they came (the limit); then each new value supersedes the oldest
+	// pending one of its key (a3 a1, b2 b1, a4 a2), so that what is left of a key is its
+	// newest values, in order; c1 is new.
+	want := []v{{"a", "a3"}, {"c", "c1"}, {"b", "b2"}, {"a", "a4"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) || left != 3 {
+		t.Errorf("took %v (%d left out), want %v (3 left out)", got, left, want)
+	}
+	f.publish(v{"b", "b3"})
+	if got, left := q.take(); fmt.Sprint(got) != fmt.Sprint([]v{{"b", "b3"}}) || left != 0 {
+		t.Errorf("then took %v (%d left out)", got, left)
+	}
+	f.unsubscribe(q)
+	f.publish(v{"b", "b4"})
+	if got, _ := q.take(); len(got) != 0 {
+		t.Errorf("took %v after unsubscribing", got)
+	}
+}
