@@ -3,6 +3,7 @@ package vrrp_test
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -21,8 +22,9 @@ import (
 // vigil's lower priority and stays master too: a split brain that never heals.
 //
 // One lab per address family runs every case at once, one virtual router each: vigil on n1,
-// FRR on n2, keepalived on n3 (when installed). vigil plain, with use_vmac, and with
-// use_vmac and vmac_xmit_base, each below and above its peer's priority. n1 is taken off
+// FRR on n2, keepalived on n3 (when installed). VRRPv3: vigil plain, with use_vmac, and with
+// use_vmac and vmac_xmit_base, each below and above its peer's priority; for IPv4 also
+// VRRPv2 beside FRR, plain and with use_vmac. n1 is taken off
 // the bridge (its link stays up) and put back; then every virtual router must have one
 // master again, the higher-priority one, and keep it.
 
@@ -33,6 +35,22 @@ type peerCase struct {
 	peerPrio  int
 	vigilVMAC string // vigil's use_vmac lines
 	peer      string // "frr" or "keepalived"
+	version   int    // 3 (advert_int 0.2 s) unless 2 (1 s: VRRPv2 counts whole seconds)
+}
+
+// advert is the advert interval of the case, as vigil's configuration writes it.
+func (c peerCase) advert() string {
+	if c.version == 2 {
+		return "1"
+	}
+	return "0.2"
+}
+
+func (c peerCase) vrrpVersion() int {
+	if c.version == 2 {
+		return 2
+	}
+	return 3
 }
 
 func (c peerCase) String() string {
@@ -40,7 +58,7 @@ func (c peerCase) String() string {
 	if c.vigilVMAC != "" {
 		how = strings.Join(strings.Fields(c.vigilVMAC), " ")
 	}
-	return fmt.Sprintf("VRID %d (vigil %s, prio %d; %s prio %d)", c.vrid, how, c.vigilPrio, c.peer, c.peerPrio)
+	return fmt.Sprintf("VRID %d (VRRPv%d, vigil %s, prio %d; %s prio %d)", c.vrid, c.vrrpVersion(), how, c.vigilPrio, c.peer, c.peerPrio)
 }
 
 func (c peerCase) vip(v6 bool) netip.Prefix {
@@ -55,7 +73,7 @@ const (
 	vmacXmitLine = "    use_vmac\n    vmac_xmit_base\n"
 )
 
-func peerCases(withKA bool) []peerCase {
+func peerCases(withKA, v6 bool) []peerCase {
 	var cs []peerCase
 	vrid := 71
 	for _, vm := range []string{"", vmacLine, vmacXmitLine} {
@@ -66,6 +84,19 @@ func peerCases(withKA bool) []peerCase {
 			}
 			cs = append(cs, c)
 			vrid++
+		}
+	}
+	if !v6 {
+		// VRRPv2 (IPv4 only), plain and use_vmac.
+		for _, vm := range []string{"", vmacLine} {
+			for _, peerHigh := range []bool{true, false} {
+				c := peerCase{vrid: vrid, vigilPrio: 200, peerPrio: 100, vigilVMAC: vm, peer: "frr", version: 2}
+				if peerHigh {
+					c.vigilPrio, c.peerPrio = 100, 200
+				}
+				cs = append(cs, c)
+				vrid++
+			}
 		}
 	}
 	if !withKA {
@@ -97,8 +128,12 @@ func frrConf(cs []peerCase, v6 bool) string {
 		if v6 {
 			fam = "ipv6"
 		}
-		fmt.Fprintf(&b, " vrrp %d version 3\n vrrp %d priority %d\n vrrp %d advertisement-interval 200\n vrrp %d %s %s\n",
-			c.vrid, c.vrid, c.peerPrio, c.vrid, c.vrid, fam, c.vip(v6).Addr())
+		ms := 200
+		if c.version == 2 {
+			ms = 1000
+		}
+		fmt.Fprintf(&b, " vrrp %d version %d\n vrrp %d priority %d\n vrrp %d advertisement-interval %d\n vrrp %d %s %s\n",
+			c.vrid, c.vrrpVersion(), c.vrid, c.peerPrio, c.vrid, ms, c.vrid, fam, c.vip(v6).Addr())
 	}
 	return b.String()
 }
@@ -126,7 +161,7 @@ func testPeersPartition(t *testing.T, v6 bool) {
 	} else {
 		l = &ilab{testLab: newLab(t, n)}
 	}
-	cs := peerCases(withKA)
+	cs := peerCases(withKA, v6)
 
 	// The peers first, each alone master of its virtual routers; then vigil joins.
 	for _, c := range cs {
@@ -146,6 +181,10 @@ func testPeersPartition(t *testing.T, v6 bool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if os.Getenv("FRRLOG") != "" { // FRRLOG=1 go test -v -run Peers: what vrrpd said
+
+			t.Logf("--- FRR vrrpd\n%s", frr.Output())
+		}
 		if t.Failed() {
 			out := frr.Output()
 			if len(out) > 6000 {
@@ -161,9 +200,9 @@ func testPeersPartition(t *testing.T, v6 bool) {
 	for _, c := range cs {
 		vip := c.vip(v6).String()
 		name := fmt.Sprintf("VI_%d", c.vrid)
-		vigilConf.WriteString(inst{name: name, vrid: c.vrid, prio: c.vigilPrio, advert: "0.2", version: 3, vip: vip, extra: c.vigilVMAC}.conf())
+		vigilConf.WriteString(inst{name: name, vrid: c.vrid, prio: c.vigilPrio, advert: c.advert(), version: c.vrrpVersion(), vip: vip, extra: c.vigilVMAC}.conf())
 		if c.peer == "keepalived" {
-			kaConf.WriteString(inst{name: name, vrid: c.vrid, prio: c.peerPrio, advert: "0.2", version: 3, vip: vip, extra: vmacLine}.conf())
+			kaConf.WriteString(inst{name: name, vrid: c.vrid, prio: c.peerPrio, advert: c.advert(), version: c.vrrpVersion(), vip: vip, extra: vmacLine}.conf())
 		}
 	}
 	if withKA {
