@@ -182,7 +182,6 @@ func testPeersPartition(t *testing.T, v6 bool) {
 	}
 	t.Cleanup(func() {
 		if os.Getenv("FRRLOG") != "" { // FRRLOG=1 go test -v -run Peers: what vrrpd said
-
 			t.Logf("--- FRR vrrpd\n%s", frr.Output())
 		}
 		if t.Failed() {
