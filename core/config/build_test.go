@@ -254,3 +254,38 @@ vrrp_instance VI_1 {
 		t.Errorf("auth_pass = %q", got)
 	}
 }
+
+// TestGarpLowerPrio: garp_lower_prio_repeat and garp_lower_prio_delay as keepalived 2.2.7
+// resolves them: an instance's fall back to global_defs' vrrp_garp_lower_prio_*, and those
+// to vrrp_garp_master_repeat and vrrp_garp_master_delay (5 and 5 s), never to the instance's
+// own garp_master_*; 0 turns them off; vrrp_strict turns them off.
+func TestGarpLowerPrio(t *testing.T) {
+	inst := func(name, extra string) string {
+		return "vrrp_instance " + name + " {\n interface eth0\n virtual_router_id 1\n" + extra + " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
+	}
+	for _, tt := range []struct {
+		name, global, extra string
+		repeat              int
+		delay               time.Duration
+	}{
+		{"defaults", "", "", 5, 5 * time.Second},
+		{"instance garp_master_* do not count", "", " garp_master_repeat 2\n garp_master_delay 1\n", 5, 5 * time.Second},
+		{"global master settings", "vrrp_garp_master_repeat 3\n vrrp_garp_master_delay 2\n", "", 3, 2 * time.Second},
+		{"global lower prio settings", "vrrp_garp_master_repeat 3\n vrrp_garp_lower_prio_repeat 0\n vrrp_garp_lower_prio_delay 0\n", "", 0, 0},
+		{"instance settings", "vrrp_garp_lower_prio_repeat 0\n", " garp_lower_prio_repeat 1\n garp_lower_prio_delay 7\n", 1, 7 * time.Second},
+		{"vrrp_strict", "vrrp_strict\n", " version 3\n", 0, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// global_defs last: keepalived applies it first wherever it stands.
+			text := inst("V", tt.extra) + "global_defs {\n " + tt.global + "}\n"
+			cfg, ds := Parse("g.conf", []byte(text), Options{})
+			if ds.HasErrors() {
+				t.Fatalf("%v\n%s", ds, text)
+			}
+			g := cfg.Instances[0].Garp
+			if g.LowerPrioRepeat != tt.repeat || g.LowerPrioDelay != tt.delay {
+				t.Errorf("garp_lower_prio_repeat %d, garp_lower_prio_delay %v; want %d, %v", g.LowerPrioRepeat, g.LowerPrioDelay, tt.repeat, tt.delay)
+			}
+		})
+	}
+}

@@ -84,8 +84,8 @@ type Garp struct {
 	MasterRepeat        int           // default 5
 	MasterRefresh       time.Duration // 0: no refresh
 	MasterRefreshRepeat int           // default 1
-	LowerPrioDelay      time.Duration // default: MasterDelay
-	LowerPrioRepeat     int           // default: MasterRepeat
+	LowerPrioDelay      time.Duration // after a lower priority advert; default: global MasterDelay
+	LowerPrioRepeat     int           // after a lower priority advert, 0: none; default: global MasterRepeat
 	Interval            time.Duration // between GARPs, 0: back to back
 	GNAInterval         time.Duration // between NAs
 }

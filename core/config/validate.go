@@ -305,6 +305,14 @@ func (b *builder) validateInstance(vi *VRRPInstance) {
 		if len(vi.UnicastPeers) > 0 {
 			b.sink.errorf(vi.at("unicast_peer"), "%s: unicast_peer is not allowed with vrrp_strict (RFC 5798 is multicast only)", name)
 		}
+		// RFC 5798 has a master discard lower priority adverts: keepalived's strict mode sends
+		// no gratuitous ARPs for them.
+		for _, kw := range []string{"garp_lower_prio_repeat", "garp_lower_prio_delay"} {
+			if _, set := vi.Places[kw]; set {
+				b.sink.warnf(vi.at(kw), "%s: %s is not allowed with vrrp_strict and is ignored, as by keepalived", name, kw)
+			}
+		}
+		vi.Garp.LowerPrioRepeat, vi.Garp.LowerPrioDelay = 0, 0
 	}
 	for _, r := range vi.TrackInterfaces {
 		if r.Name == vi.Interface && !r.HasWeight {

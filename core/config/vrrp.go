@@ -29,8 +29,9 @@ func (b *builder) top(nodes []*Node) {
 		VRRPVersion:        2,
 		VRRPMcastGroup4:    netip.MustParseAddr("224.0.0.18"),
 		VRRPMcastGroup6:    netip.MustParseAddr("ff02::12"),
-		Garp:               Garp{MasterDelay: defaultGarpDelay, MasterRepeat: defaultGarpRepeat, MasterRefreshRepeat: 1},
-		PluginDir:          "/usr/lib/vigil/plugins",
+		// The lower priority settings default to the master ones: unset until the end.
+		Garp:      Garp{MasterDelay: defaultGarpDelay, MasterRepeat: defaultGarpRepeat, MasterRefreshRepeat: 1, LowerPrioDelay: -1, LowerPrioRepeat: -1},
+		PluginDir: "/usr/lib/vigil/plugins",
 	}
 	named := func(f func(n *Node)) kw { return kw{min: 1, max: 1, block: needBlock, fn: f} }
 	// keepalived applies global_defs before anything else wherever it stands in the file, so
@@ -58,13 +59,20 @@ func (b *builder) top(nodes []*Node) {
 		"virtual_server_group": named(b.virtualServerGroup),
 		"virtual_server":       {min: 1, max: 2, block: needBlock, fn: b.virtualServer},
 	})
-	g := &b.cfg.Global.Garp
-	if g.LowerPrioDelay == 0 {
+	b.cfg.Global.Garp = b.cfg.Global.Garp.resolved()
+}
+
+// resolved gives the lower priority settings that global_defs left unset the values of
+// vrrp_garp_master_delay and vrrp_garp_master_repeat, as keepalived does (an instance's
+// garp_master_* do not count: its garp_lower_prio_* fall back to the global ones).
+func (g Garp) resolved() Garp {
+	if g.LowerPrioDelay < 0 {
 		g.LowerPrioDelay = g.MasterDelay
 	}
-	if g.LowerPrioRepeat == 0 {
+	if g.LowerPrioRepeat < 0 {
 		g.LowerPrioRepeat = g.MasterRepeat
 	}
+	return g
 }
 
 func (b *builder) globalDefs(n *Node) {
@@ -161,7 +169,7 @@ func (b *builder) garpKeywords(g *Garp, prefix string) keywords {
 		prefix + "garp_master_refresh":        b.timerKw(&g.MasterRefresh, 0, 86400*time.Second),
 		prefix + "garp_master_refresh_repeat": b.intKw(&g.MasterRefreshRepeat, 1, 255),
 		prefix + "garp_lower_prio_delay":      b.timerKw(&g.LowerPrioDelay, 0, 255*time.Second),
-		prefix + "garp_lower_prio_repeat":     b.intKw(&g.LowerPrioRepeat, 1, 255),
+		prefix + "garp_lower_prio_repeat":     b.intKw(&g.LowerPrioRepeat, 0, 255), // 0: off
 		prefix + "garp_interval":              b.timerKw(&g.Interval, 0, 1000*time.Second),
 		prefix + "gna_interval":               b.timerKw(&g.GNAInterval, 0, 1000*time.Second),
 	}
@@ -434,7 +442,7 @@ func (b *builder) vrrpInstance(n *Node) {
 	if vi.IPv6 && !versionSet {
 		vi.Version = 3 // IPv6 exists only in VRRPv3
 	}
-	inheritGarp(&vi.Garp, g.Garp, vi.Places)
+	inheritGarp(&vi.Garp, g.Garp.resolved(), vi.Places)
 	b.cfg.Instances = append(b.cfg.Instances, vi)
 }
 

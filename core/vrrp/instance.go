@@ -56,6 +56,10 @@ type instance struct {
 
 	garps   garpSchedule
 	garpDue time.Time // zero: no announcement pending
+	// The second round of a Reannounce (garp_lower_prio_delay after the first): when, and
+	// how many. Zero time: none pending.
+	reannounceDue time.Time
+	reannounceN   int
 
 	// Timers handed over while steady (unit.handOver); only the unit touches these fields,
 	// except fresh, which the socket reader writes.
@@ -119,7 +123,7 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 		} else if a.From == fsm.Master || a.From == fsm.Init {
 			// From INIT too: a vrrp process restarted after a crash finds the addresses its
 			// predecessor left behind, and a backup must not hold them (keepalived does the same).
-			in.garpDue = time.Time{}
+			in.garpDue, in.reannounceDue = time.Time{}, time.Time{}
 			in.release()
 		}
 		if in.notify != nil {
@@ -127,6 +131,14 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 			// state of this step first, not the one before it.
 			in.publish()
 			in.notify(in.name, a)
+		}
+	case fsm.Reannounce:
+		// A split brain ends: clients may have followed the other master's announcements.
+		in.log.Debug("re-announcing the virtual addresses after a lower priority advert", "repeat", a.Repeat, "again_after", a.Again)
+		in.announce(a.Repeat)
+		in.reannounceDue = time.Time{}
+		if a.Again > 0 {
+			in.reannounceDue, in.reannounceN = now.Add(a.Again), a.Repeat
 		}
 	case fsm.LowerPriorityHeard:
 		in.log.Debug("lower priority advert heard; answered at once", "from", a.From, "priority", a.Priority)
@@ -145,11 +157,24 @@ func (in *instance) scheduleGarp(now time.Time) {
 
 // garpTick sends the announcements that are due.
 func (in *instance) garpTick(now time.Time) {
+	if !in.reannounceDue.IsZero() && !now.Before(in.reannounceDue) {
+		in.reannounceDue = time.Time{}
+		in.announce(in.reannounceN)
+	}
 	if in.garpDue.IsZero() || now.Before(in.garpDue) {
 		return
 	}
 	in.announce(in.garps.batch())
 	in.scheduleGarp(now)
+}
+
+// nextAnnouncement is when the next pending announcement is due; false if none is.
+func (in *instance) nextAnnouncement() (time.Time, bool) {
+	dl := in.garpDue
+	if !in.reannounceDue.IsZero() && (dl.IsZero() || in.reannounceDue.Before(dl)) {
+		dl = in.reannounceDue
+	}
+	return dl, !dl.IsZero()
 }
 
 func (in *instance) advert(prio uint8) packet.Advert {

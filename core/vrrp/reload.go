@@ -86,6 +86,11 @@ func settingsOf(vc *config.VRRPInstance, g config.Global, src netip.Addr) settin
 		PreemptDelay:      vc.PreemptDelay,
 		PrimaryAddr:       src,
 		LowerPrioNoAdvert: vc.LowerPrioNoAdv || g.VRRPLowerPrioNoAdvert,
+		// keepalived 2.2.7: vrrp_garp_master_repeat (5) and vrrp_garp_master_delay (5 s)
+		// unless set otherwise (core/config fills them in).
+		LowerPrioGarpRepeat:  vc.Garp.LowerPrioRepeat,
+		LowerPrioGarpDelay:   vc.Garp.LowerPrioDelay,
+		HigherPrioSendAdvert: vc.HigherPrioSend || g.VRRPHigherPrioSendAdvert,
 	}
 	s.garp = vc.Garp
 	var t []string

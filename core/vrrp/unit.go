@@ -106,8 +106,8 @@ func (u *unit) nextDeadline() (dl time.Time, ok, precise bool) {
 		}
 	}
 	for _, in := range u.members {
-		if !in.garpDue.IsZero() && (!ok || in.garpDue.Before(dl)) {
-			dl, ok, precise = in.garpDue, true, false
+		if due, has := in.nextAnnouncement(); has && (!ok || due.Before(dl)) {
+			dl, ok, precise = due, true, false
 		}
 	}
 	return dl, ok, precise

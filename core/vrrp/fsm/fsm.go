@@ -80,6 +80,18 @@ type Config struct {
 	// LowerPrioNoAdvert is keepalived's lower_prio_no_advert: a master does not
 	// answer a lower-priority advert with its own.
 	LowerPrioNoAdvert bool
+	// LowerPrioGarpRepeat and LowerPrioGarpDelay are keepalived's
+	// garp_lower_prio_repeat and garp_lower_prio_delay: a master that hears
+	// a lower priority advert re-announces its addresses (Reannounce), so
+	// that clients which followed the other master during a split brain come
+	// back. A repeat of 0 turns it off.
+	LowerPrioGarpRepeat int
+	LowerPrioGarpDelay  time.Duration
+	// HigherPrioSendAdvert is keepalived's higher_prio_send_advert: a master
+	// that hears a higher priority advert sends one of its own before it
+	// steps down, so that the winner hears a lower priority and re-announces
+	// (the end of a split brain seen from the side that loses it).
+	HigherPrioSendAdvert bool
 	// DownTimerAdverts is keepalived's down_timer_adverts, the number of
 	// missed adverts in Master_Down_Interval; 0 means the RFC's 3.
 	DownTimerAdverts int
@@ -133,16 +145,27 @@ type Transition struct {
 }
 
 // LowerPriorityHeard reports that, as master, we heard an advert from a lower
-// priority router (keepalived's notify_master_rx_lower_pri). If the config
-// allows it, a SendAdvert precedes it.
+// priority router (keepalived's notify_master_rx_lower_pri): another master,
+// so a split brain is ending. It comes once per episode (see masterRx); if
+// the config allows it, a SendAdvert and a Reannounce precede it.
 type LowerPriorityHeard struct {
 	From     netip.Addr
 	Priority uint8
 }
 
+// Reannounce asks for Repeat rounds of gratuitous ARPs / unsolicited NAs for
+// the virtual addresses now and, when Again is positive, Repeat rounds more
+// after Again (keepalived's garp_lower_prio_repeat and garp_lower_prio_delay).
+// A later Reannounce replaces the pending second round.
+type Reannounce struct {
+	Repeat int
+	Again  time.Duration
+}
+
 func (SendAdvert) isAction()         {}
 func (Transition) isAction()         {}
 func (LowerPriorityHeard) isAction() {}
+func (Reannounce) isAction()         {}
 
 // Machine is the state machine of one virtual router. It is not safe for
 // concurrent use. A machine that belongs to a SyncGroup is driven only
@@ -165,6 +188,9 @@ type Machine struct {
 	// preemptAt is when a pending preempt_delay ends; zero when none runs.
 	preemptAt  time.Time
 	masterAddr netip.Addr // the master we last accepted an advert from
+	// lowerHeardAt is when, as master, we last heard a lower priority
+	// advert; zero outside such an episode (see masterRx).
+	lowerHeardAt time.Time
 
 	group *SyncGroup
 	index int      // our index in group
@@ -456,6 +482,9 @@ func (m *Machine) masterRx(now time.Time, ev AdvertReceived) {
 		// Master_Down_Interval, Transition to the Backup state."
 		// Two owners: keepalived first waits to see whether the other one
 		// backs off; we step down at once, as the RFC says.
+		if m.cfg.HigherPrioSendAdvert {
+			m.emit(SendAdvert{Priority: uint8(m.priority)})
+		}
 		if m.cfg.Version == 3 && ev.Interval > 0 {
 			m.masterAdverInterval = ev.Interval
 		}
@@ -464,12 +493,32 @@ func (m *Machine) masterRx(now time.Time, ev AdvertReceived) {
 	case lower:
 		// The RFC says "discard". keepalived answers at once with its own
 		// advert so that the lower router, which presumably lost our adverts
-		// and became master, steps down without waiting, and fires
+		// and became master, steps down without waiting; it re-announces the
+		// addresses, since clients followed the other master's gratuitous
+		// ARPs (or NAs) while it was one, and fires
 		// notify_master_rx_lower_pri.
+		//
+		// Every advert is answered, so the other master steps down even if
+		// an answer is lost. The announcements and the notification come once
+		// per episode: a master thawed after a freeze finds dozens of queued
+		// adverts and would otherwise flood the link and the logs (keepalived
+		// repeats both for each advert). An episode ends when no lower
+		// priority advert came for a Master_Down_Interval, or we leave MASTER.
+		first := m.lowerHeardAt.IsZero() || now.Sub(m.lowerHeardAt) >= m.MasterDownInterval()
+		m.lowerHeardAt = now
 		if !m.cfg.LowerPrioNoAdvert {
 			m.emit(SendAdvert{Priority: uint8(m.priority)})
 			m.deadline = now.Add(m.cfg.AdvertInterval)
 		}
+		if !first {
+			return
+		}
+		if m.cfg.LowerPrioGarpRepeat > 0 {
+			m.emit(Reannounce{Repeat: m.cfg.LowerPrioGarpRepeat, Again: m.cfg.LowerPrioGarpDelay})
+		}
+		// keepalived: the other members of a sync group that hold their
+		// addresses re-announce them too, each with its own settings.
+		m.group.reannounceOthers(m)
 		m.emit(LowerPriorityHeard{From: ev.From, Priority: ev.Priority})
 	default:
 		// Our own priority from our own address: a looped-back advert or a
@@ -594,6 +643,9 @@ func (m *Machine) enterBackup(now time.Time, from State, reason string) {
 func (m *Machine) setState(to State, reason string) {
 	from := m.state
 	m.state = to
+	if to != Master {
+		m.lowerHeardAt = time.Time{}
+	}
 	switch to {
 	case Init, Fault:
 		m.deadline = time.Time{}

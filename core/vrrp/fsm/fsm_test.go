@@ -363,3 +363,82 @@ func TestStartupStateMasterWaitsForRunningMaster(t *testing.T) {
 		t.Fatalf("owner startup: %#v, want %#v", got, want)
 	}
 }
+
+// TestLowerPriorityReannounces: a split brain ends when the master hears the
+// other master's lower priority advert. It answers every such advert, and once
+// per episode re-announces its addresses with garp_lower_prio_repeat rounds now
+// and as many after garp_lower_prio_delay (keepalived 2.2.7's defaults: 5 and
+// 5 s), then notifies. Adverts queued while it was frozen are one episode; a
+// new one starts after a Master_Down_Interval without them, or after a
+// stay in BACKUP.
+func TestLowerPriorityReannounces(t *testing.T) {
+	cfg := baseConfig()
+	cfg.LowerPrioGarpRepeat, cfg.LowerPrioGarpDelay = 5, 5*time.Second
+	m, now := reach(t, cfg, Master)
+	lower := AdvertReceived{From: lowAddr, Priority: 50, Interval: time.Second}
+	episode := []Action{SendAdvert{100}, Reannounce{Repeat: 5, Again: 5 * time.Second}, LowerPriorityHeard{lowAddr, 50}}
+
+	now = now.Add(100 * time.Millisecond)
+	if got := m.Handle(now, lower); !reflect.DeepEqual(got, episode) {
+		t.Fatalf("first lower priority advert: %#v, want %#v", got, episode)
+	}
+	// 49 more queued adverts, processed at once: each answered, nothing else.
+	for i := range 49 {
+		now = now.Add(time.Millisecond)
+		if got, want := m.Handle(now, lower), []Action{SendAdvert{100}}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("queued advert %d: %#v, want %#v", i+2, got, want)
+		}
+	}
+	// Quiet for a Master_Down_Interval: the next one starts a new episode.
+	now = now.Add(m.MasterDownInterval())
+	m.Tick(now)
+	if got := m.Handle(now, lower); !reflect.DeepEqual(got, episode) {
+		t.Fatalf("after a quiet Master_Down_Interval: %#v, want %#v", got, episode)
+	}
+	// Back to BACKUP and MASTER again: a new episode at once.
+	m.Handle(now, AdvertReceived{From: highAddr, Priority: 200, Interval: time.Second})
+	now = now.Add(m.MasterDownInterval())
+	m.Tick(now)
+	if m.State() != Master {
+		t.Fatalf("state %v, want MASTER", m.State())
+	}
+	now = now.Add(10 * time.Millisecond)
+	if got := m.Handle(now, lower); !reflect.DeepEqual(got, episode) {
+		t.Fatalf("first lower advert of a new mastership: %#v, want %#v", got, episode)
+	}
+
+	// garp_lower_prio_repeat 0 turns the announcements off; lower_prio_no_advert the answer.
+	cfg.LowerPrioGarpRepeat, cfg.LowerPrioNoAdvert = 0, true
+	m, now = reach(t, cfg, Master)
+	if got, want := m.Handle(now, lower), []Action{LowerPriorityHeard{lowAddr, 50}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("repeat 0, lower_prio_no_advert: %#v, want %#v", got, want)
+	}
+
+	// Equal priority from a lower address is a lower advert too (6.4.3).
+	cfg = baseConfig()
+	cfg.LowerPrioGarpRepeat, cfg.LowerPrioGarpDelay = 2, 0
+	m, now = reach(t, cfg, Master)
+	want := []Action{SendAdvert{100}, Reannounce{Repeat: 2}, LowerPriorityHeard{lowAddr, 100}}
+	if got := m.Handle(now, AdvertReceived{From: lowAddr, Priority: 100, Interval: time.Second}); !reflect.DeepEqual(got, want) {
+		t.Fatalf("equal priority, lower address: %#v, want %#v", got, want)
+	}
+}
+
+// TestHigherPrioSendAdvert: keepalived's higher_prio_send_advert makes the
+// master that loses a split brain send one advert with its own priority before
+// it steps down, so that the winner hears a lower priority and re-announces.
+func TestHigherPrioSendAdvert(t *testing.T) {
+	higher := AdvertReceived{From: highAddr, Priority: 200, Interval: time.Second}
+	for _, send := range []bool{false, true} {
+		cfg := baseConfig()
+		cfg.HigherPrioSendAdvert = send
+		m, now := reach(t, cfg, Master)
+		want := []Action{tr(Master, Backup)}
+		if send {
+			want = append([]Action{SendAdvert{100}}, want...)
+		}
+		if got := stripReasons(t, m.Handle(now, higher)); !reflect.DeepEqual(got, want) {
+			t.Errorf("higher_prio_send_advert %v: %#v, want %#v", send, got, want)
+		}
+	}
+}

@@ -60,6 +60,7 @@ type simRouter struct {
 	// timer, from the adverts we heard (see deliver).
 	notBefore   time.Time
 	transitions int
+	reannounces int
 }
 
 type sim struct {
@@ -127,6 +128,8 @@ func newSim(t *testing.T, seed uint64) *sim {
 		if rng.IntN(4) == 0 {
 			cfg.InitialState = Master // keepalived's "state MASTER"
 		}
+		cfg.LowerPrioGarpRepeat, cfg.LowerPrioGarpDelay = rng.IntN(3), time.Duration(rng.IntN(3))*time.Second
+		cfg.HigherPrioSendAdvert = rng.IntN(4) == 0
 		s.rs = append(s.rs, &simRouter{cfg: cfg, trackers: []Tracker{{Up: true, Weight: -(10 + rng.IntN(100))}, {Up: true}}})
 	}
 	s.logf("seed %d: %d routers v%d interval %v preempt %v delay %v", seed, n, version, interval, s.preempt, delay)
@@ -161,6 +164,12 @@ func (s *sim) apply(i int, as []Action) {
 					adv: AdvertReceived{From: r.cfg.PrimaryAddr, Priority: a.Priority, Interval: iv},
 				})
 			}
+		case Reannounce:
+			// Only a master holds the addresses it announces.
+			if r.m.State() != Master || a.Repeat <= 0 {
+				s.fail("r%d: %#v in %v", i, a, r.m.State())
+			}
+			r.reannounces++
 		case Transition:
 			r.transitions++
 			s.logf("r%d %v -> %v (%s) prio %d", i, a.From, a.To, a.Reason, r.m.EffectivePriority())
@@ -416,13 +425,16 @@ func TestSimulation(t *testing.T) {
 		first, seeds = uint64(*simSeed), 1
 	}
 	start := time.Now()
-	var events int
+	var events, reannounces int
 	var virtual time.Duration
 	for seed := first; seed < first+uint64(seeds); seed++ {
 		s := newSim(t, seed)
 		s.run(6)
 		events += s.events
+		for _, r := range s.rs {
+			reannounces += r.reannounces
+		}
 		virtual += s.now.Sub(t0)
 	}
-	t.Logf("%d seeds (from %d): %d events, %v virtual time, in %v", seeds, first, events, virtual.Round(time.Second), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d seeds (from %d): %d events, %d re-announcements, %v virtual time, in %v", seeds, first, events, reannounces, virtual.Round(time.Second), time.Since(start).Round(time.Millisecond))
 }

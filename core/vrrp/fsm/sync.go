@@ -115,6 +115,21 @@ func (g *SyncGroup) canGoMaster(m *Machine) bool {
 	return true
 }
 
+// reannounceOthers asks the members other than m that are MASTER to
+// re-announce their addresses with their own lower priority settings, as
+// keepalived does when one member hears a lower priority advert. A nil group
+// has no other members.
+func (g *SyncGroup) reannounceOthers(m *Machine) {
+	if g == nil {
+		return
+	}
+	for _, o := range g.members {
+		if o != m && o.state == Master && o.cfg.LowerPrioGarpRepeat > 0 {
+			o.emit(Reannounce{Repeat: o.cfg.LowerPrioGarpRepeat, Again: o.cfg.LowerPrioGarpDelay})
+		}
+	}
+}
+
 // syncFault is keepalived's vrrp_sync_fault.
 func (g *SyncGroup) syncFault(m *Machine) {
 	if g.state == Fault {

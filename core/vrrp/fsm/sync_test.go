@@ -156,3 +156,29 @@ func TestGroupedMachinePanicsWhenDrivenAlone(t *testing.T) {
 	}()
 	g.Member(0).Handle(t0, Startup{})
 }
+
+// TestSyncGroupReannounces: when one member hears a lower priority advert, the
+// other members that are MASTER re-announce their addresses too, each with its
+// own garp_lower_prio settings (keepalived's vrrp_state_master_rx).
+func TestSyncGroupReannounces(t *testing.T) {
+	var ms []*Machine
+	for i, rep := range []int{5, 0, 3} {
+		cfg := baseConfig()
+		cfg.VRID = uint8(i + 1)
+		cfg.LowerPrioGarpRepeat, cfg.LowerPrioGarpDelay = rep, time.Duration(i)*time.Second
+		ms = append(ms, New(cfg))
+	}
+	g := NewSyncGroup(ms...)
+	startGroup(t, g, t0)
+	now := tickUntil(g, t0, t0.Add(time.Minute), func() bool { return states(g)[0] == Master && states(g)[2] == Master })
+	got := g.Handle(now, 0, AdvertReceived{From: lowAddr, Priority: 50, Interval: time.Second})
+	want := []MemberAction{
+		{0, SendAdvert{100}},
+		{0, Reannounce{Repeat: 5}},
+		{2, Reannounce{Repeat: 3, Again: 2 * time.Second}},
+		{0, LowerPriorityHeard{lowAddr, 50}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("actions %#v, want %#v", got, want)
+	}
+}
