@@ -44,6 +44,9 @@ type options struct {
 	keep       bool
 	skipFO     bool
 	skipCPU    bool
+	stormRuns  int
+	stormWarm  time.Duration
+	skipStorm  bool
 }
 
 func main() {
@@ -60,6 +63,9 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, daemon logs)")
 	flag.BoolVar(&o.skipFO, "skip-failover", false, "skip the failover trials (metrics 1 and 2)")
 	flag.BoolVar(&o.skipCPU, "skip-cpu", false, "skip the CPU/memory runs (metrics 3 and 4)")
+	flag.IntVar(&o.stormRuns, "storm-runs", 3, "simultaneous-start runs per implementation (metric 5)")
+	flag.DurationVar(&o.stormWarm, "storm-warm", 4*time.Second, "wait after both nodes start before the simultaneous-start window")
+	flag.BoolVar(&o.skipStorm, "skip-storm", false, "skip the simultaneous-start runs (metric 5)")
 	flag.Parse()
 	if o.instances < 1 || o.instances > 255 {
 		fatalf("-instances must be 1..255")
@@ -177,6 +183,23 @@ func run(o options) error {
 					im.name, i+1, r.master.cpuPct, r.master.procs, r.master.threads, float64(r.master.rssKB)/1024, r.master.txPerSec,
 					r.backup.cpuPct, float64(r.backup.rssKB)/1024, r.backup.txPerSec, r.masterVIPs, r.backupVIPs, r.master.takeovers, r.backup.takeovers, r.master.rawDrops, r.backup.rawDrops)
 				rep.addCPU(im.name, r)
+			}
+		}
+	}
+	if !o.skipStorm {
+		logf("simultaneous start: %d instances, advert_int %s, %d runs per implementation, %s warm-up, %s window", o.instances, o.cpuAdvert, o.stormRuns, o.stormWarm, o.window)
+		for i := 0; i < o.stormRuns; i++ {
+			for _, im := range order(impls, i) {
+				r, err := b.stormRun(ctx, im, o.instances, o.cpuAdvert, o.stormWarm, o.window)
+				if err != nil {
+					logf("storm %s run %d failed: %v", im.name, i+1, err)
+					rep.failed[im.name+"/storm"]++
+					continue
+				}
+				logf("storm %-10s run %d: backup %.1f transitions to MASTER/s (%d during start-up, last %d of %d s quiet)  master %.1f/s  CPU master %5.1f%% backup %5.1f%%  RSS %.1f/%.1f MiB  VIPs %d/%d",
+					im.name, i+1, r.backupPerSec, r.startup, r.quietSeconds, r.windowSeconds, r.masterPerSec, r.master.cpuPct, r.backup.cpuPct,
+					float64(r.master.rssKB)/1024, float64(r.backup.rssKB)/1024, r.masterVIPs, r.backupVIPs)
+				rep.addStorm(im.name, r)
 			}
 		}
 	}

@@ -94,6 +94,9 @@ func newReport(o options, env environment) *report {
 	add("cpu_backup", fmt.Sprintf("3. CPU, backup, %d instances, advert_int %s (%% of one core)", o.instances, seconds(o.cpuAdvert)), "%", "%.1f")
 	add("rss_master", "4. VmRSS, master (sum over its processes)", "MiB", "%.1f")
 	add("rss_backup", "4. VmRSS, backup (sum over its processes)", "MiB", "%.1f")
+	add("storm_rate", fmt.Sprintf("5. Both nodes started at once, %d instances, advert_int %s: backup transitions to MASTER per second after %s", o.instances, seconds(o.cpuAdvert), o.stormWarm), "1/s", "%.1f")
+	add("storm_cpu_master", "5. Both nodes started at once: CPU, master (% of one core)", "%", "%.1f")
+	add("storm_cpu_backup", "5. Both nodes started at once: CPU, backup (% of one core)", "%", "%.1f")
 	return r
 }
 
@@ -138,6 +141,19 @@ func (r *report) addCPU(im string, c cpuResult) {
 	r.san(im+"/takeovers_master", float64(c.master.takeovers))
 	r.san(im+"/vips_master", float64(c.masterVIPs))
 	r.san(im+"/vips_backup", float64(c.backupVIPs))
+}
+
+func (r *report) addStorm(im string, s stormResult) {
+	r.put("storm_rate", im, s.backupPerSec)
+	r.put("storm_cpu_master", im, s.master.cpuPct)
+	r.put("storm_cpu_backup", im, s.backup.cpuPct)
+	r.san(im+"/storm_startup", float64(s.startup))
+	r.san(im+"/storm_master_rate", s.masterPerSec)
+	r.san(im+"/storm_quiet", float64(s.quietSeconds))
+	r.san(im+"/storm_vips_master", float64(s.masterVIPs))
+	r.san(im+"/storm_vips_backup", float64(s.backupVIPs))
+	r.san(im+"/storm_rss_master", float64(s.master.rssKB)/1024)
+	r.san(im+"/storm_rss_backup", float64(s.backup.rssKB)/1024)
 }
 
 func (m *metric) cell(im string) (median, spread string) {
@@ -192,6 +208,13 @@ func (r *report) sanityTable() string {
 		{"procs_master", "steady state: processes per node", "%.0f"},
 		{"threads_master", "steady state: threads, master", "%.0f"},
 		{"threads_backup", "steady state: threads, backup", "%.0f"},
+		{"storm_startup", "simultaneous start: backup transitions to MASTER during the warm-up", "%.0f"},
+		{"storm_master_rate", "simultaneous start: master transitions to MASTER per second during the window", "%.1f"},
+		{"storm_quiet", "simultaneous start: whole seconds at the end of the window without a backup takeover (of " + fmt.Sprint(int(r.o.window/time.Second)) + ")", "%.0f"},
+		{"storm_vips_master", "simultaneous start: VIPs on the master after the window", "%.0f"},
+		{"storm_vips_backup", "simultaneous start: VIPs on the backup after the window", "%.0f"},
+		{"storm_rss_master", "simultaneous start: VmRSS, master (MiB)", "%.1f"},
+		{"storm_rss_backup", "simultaneous start: VmRSS, backup (MiB)", "%.1f"},
 	}
 	var b strings.Builder
 	b.WriteString("| Check | vigil median (min / max) | keepalived median (min / max) |\n|---|---|---|\n")
@@ -242,7 +265,8 @@ func (r *report) markdown(outPath string) string {
 	w("three nodes, documentation addresses only), runs the trials and removes everything again (processes by\n")
 	w("process group, then the namespaces). A full run takes about %s. Useful flags: `-trials N` (failover\n", roundDur(r.duration))
 	w("trials per implementation, default 15), `-cpu-runs N` (default 3), `-window 20s`, `-instances 255`,\n")
-	w("`-skip-failover`, `-skip-cpu`, `-keep` (keep configs and daemon logs), `-out ''` (print only).\n\n")
+	w("`-skip-failover`, `-skip-cpu`, `-storm-runs N` (default 3), `-skip-storm`, `-keep` (keep configs and daemon\n")
+	w("logs), `-out ''` (print only).\n\n")
 
 	w("## Last run\n\n")
 	args := strings.Join(os.Args[1:], " ")
@@ -250,8 +274,8 @@ func (r *report) markdown(outPath string) string {
 	w("- date: %s (run took %s)\n", e.date.Format("2006-01-02 15:04 MST"), roundDur(r.duration))
 	w("- machine: nproc %s, kernel %s, CPU %s; load average %s before, %s after\n", e.nproc, e.kernel, e.cpu, e.loadBefore, e.loadAfter)
 	w("- vigil %s (built with %s), %s\n", e.vigilRev, e.goVersion, e.keepalived)
-	w("- failover: %d trials per implementation, VRRPv3 advert_int %s; steady state: %d runs per implementation, %d instances, advert_int %s, %s window\n",
-		o.trials, seconds(o.advert), o.cpuRuns, o.instances, seconds(o.cpuAdvert), o.window)
+	w("- failover: %d trials per implementation, VRRPv3 advert_int %s; steady state: %d runs per implementation, %d instances, advert_int %s, %s window; simultaneous start: %d runs per implementation, %s warm-up, same window\n",
+		o.trials, seconds(o.advert), o.cpuRuns, o.instances, seconds(o.cpuAdvert), o.window, o.stormRuns, o.stormWarm)
 	if len(r.failed) > 0 {
 		var keys []string
 		for k, n := range r.failed {
@@ -300,6 +324,12 @@ func (r *report) markdown(outPath string) string {
 	w("the window (keepalived: parent + VRRP child, so shared pages count twice; the PSS row splits them).\n")
 	w("The capture is closed during these runs, and nothing else runs in the lab; the harness only reads\n")
 	w("/proc and the nodes' eth0 tx counters before and after the window.\n\n")
+	w("**Metric 5 (simultaneous start).** The configurations of metrics 3 and 4, but n1 and n2 are started\n")
+	w("together, as after a power cut or a cluster-wide deploy: start-up is the costliest moment, and a backup\n")
+	w("that misses its master's adverts for a Master_Down_Interval takes over, which costs more CPU, which\n")
+	w("delays more adverts. After a %s warm-up the backup's transitions to MASTER (log lines: vigil\n", o.stormWarm)
+	w("`to=MASTER`, keepalived `Entering MASTER STATE`) are counted over a %s window, per second, with the\n", o.window)
+	w("CPU of both process trees as for metric 3. Lower is better; 0 means the pair settled during the warm-up.\n\n")
 	w("**Noise.** The machine's cores are shared with other work; compare the p10/p90 and min/max columns and\n")
 	w("the load averages above before trusting a difference smaller than the spread.\n\n")
 
