@@ -20,8 +20,10 @@ type impl struct {
 	bin  string
 	// args returns the command line for conf on node; dir holds per-run files (pid files).
 	args func(conf, dir string) []string
-	// takeoverMarker is the log text of a transition to MASTER.
+	// takeoverMarker is the log text of a transition to MASTER; a line counts only if it
+	// also holds every one of takeoverAlso.
 	takeoverMarker string
+	takeoverAlso   []string
 }
 
 func vigilImpl(bin string) *impl {
@@ -43,7 +45,10 @@ func vigilImpl(bin string) *impl {
 			}
 			return a
 		},
+		// The vrrp child logs each transition and core logs it again when it passes it to the
+		// notify actions: count the child's line only (its logger is named vigil.vrrp.BINARY).
 		takeoverMarker: "to=MASTER",
+		takeoverAlso:   []string{".vrrp."},
 	}
 }
 
@@ -119,7 +124,24 @@ func (d *daemon) stop() {
 }
 
 func (d *daemon) takeovers() int {
-	return strings.Count(d.proc.Output(), d.im.takeoverMarker)
+	out := d.proc.Output()
+	if len(d.im.takeoverAlso) == 0 {
+		return strings.Count(out, d.im.takeoverMarker)
+	}
+	n := 0
+lines:
+	for line := range strings.Lines(out) {
+		if !strings.Contains(line, d.im.takeoverMarker) {
+			continue
+		}
+		for _, s := range d.im.takeoverAlso {
+			if !strings.Contains(line, s) {
+				continue lines
+			}
+		}
+		n++
+	}
+	return n
 }
 
 func tail(s string, n int) string {

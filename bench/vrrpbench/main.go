@@ -196,9 +196,9 @@ func run(o options) error {
 					rep.failed[im.name+"/storm"]++
 					continue
 				}
-				logf("storm %-10s run %d: backup %.1f transitions to MASTER/s (%d during start-up, last %d of %d s quiet)  master %.1f/s  CPU master %5.1f%% backup %5.1f%%  RSS %.1f/%.1f MiB  VIPs %d/%d",
+				logf("storm %-10s run %d: backup %.1f transitions to MASTER/s (%d during start-up, last %d of %d s quiet)  master %.1f/s  CPU master %5.1f%% backup %5.1f%%  RSS %.1f/%.1f MiB  VIPs %d/%d  master tx %.0f/s  backup raw drops %d",
 					im.name, i+1, r.backupPerSec, r.startup, r.quietSeconds, r.windowSeconds, r.masterPerSec, r.master.cpuPct, r.backup.cpuPct,
-					float64(r.master.rssKB)/1024, float64(r.backup.rssKB)/1024, r.masterVIPs, r.backupVIPs)
+					float64(r.master.rssKB)/1024, float64(r.backup.rssKB)/1024, r.masterVIPs, r.backupVIPs, r.master.txPerSec, r.backup.rawDrops)
 				rep.addStorm(im.name, r)
 			}
 		}

@@ -152,6 +152,8 @@ func (r *report) addStorm(im string, s stormResult) {
 	r.san(im+"/storm_quiet", float64(s.quietSeconds))
 	r.san(im+"/storm_vips_master", float64(s.masterVIPs))
 	r.san(im+"/storm_vips_backup", float64(s.backupVIPs))
+	r.san(im+"/storm_tx_master", s.master.txPerSec)
+	r.san(im+"/storm_drops_backup", float64(s.backup.rawDrops))
 	r.san(im+"/storm_rss_master", float64(s.master.rssKB)/1024)
 	r.san(im+"/storm_rss_backup", float64(s.backup.rssKB)/1024)
 }
@@ -213,6 +215,8 @@ func (r *report) sanityTable() string {
 		{"storm_quiet", "simultaneous start: whole seconds at the end of the window without a backup takeover (of " + fmt.Sprint(int(r.o.window/time.Second)) + ")", "%.0f"},
 		{"storm_vips_master", "simultaneous start: VIPs on the master after the window", "%.0f"},
 		{"storm_vips_backup", "simultaneous start: VIPs on the backup after the window", "%.0f"},
+		{"storm_tx_master", "simultaneous start: frames/s sent by the master's eth0 during the window (expected instances × 100)", "%.0f"},
+		{"storm_drops_backup", "simultaneous start: datagrams dropped by the backup's raw sockets during the window", "%.0f"},
 		{"storm_rss_master", "simultaneous start: VmRSS, master (MiB)", "%.1f"},
 		{"storm_rss_backup", "simultaneous start: VmRSS, backup (MiB)", "%.1f"},
 	}

@@ -55,6 +55,7 @@ func (b *bench) stormRun(ctx context.Context, im *impl, n int, advert, warm, win
 	if err := joinErr(err1, err2); err != nil {
 		return res, err
 	}
+	tx1a, dr2a := txFrames(ctx, n1), rawDrops(ctx, n2)
 	begin := time.Now()
 	// One sample per second, to see whether the storm ends within the window.
 	secs := int(window / time.Second)
@@ -75,6 +76,7 @@ func (b *bench) stormRun(ctx context.Context, im *impl, n int, advert, warm, win
 	t1b, err1 := cpuTicks(p1)
 	t2b, err2 := cpuTicks(p2)
 	elapsed := time.Since(begin)
+	tx1b, dr2b := txFrames(ctx, n1), rawDrops(ctx, n2)
 	if err := joinErr(err1, err2); err != nil {
 		return res, fmt.Errorf("a process went away during the window: %w", err)
 	}
@@ -91,6 +93,8 @@ func (b *bench) stormRun(ctx context.Context, im *impl, n int, advert, warm, win
 	}
 	res.master = load(d1, p1, t1a, t1b, to1)
 	res.backup = load(d2, p2, t2a, t2b, to2)
+	res.master.txPerSec = float64(tx1b-tx1a) / elapsed.Seconds()
+	res.backup.rawDrops = dr2b - dr2a
 	res.backupPerSec = float64(res.backup.takeovers) / elapsed.Seconds()
 	res.masterPerSec = float64(res.master.takeovers) / elapsed.Seconds()
 	res.masterVIPs, res.backupVIPs = countVIPs(ctx, n1), countVIPs(ctx, n2)
