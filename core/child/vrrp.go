@@ -156,14 +156,11 @@ func (s *vrrpServer) transition(eng *vrrp.Engine, name string, t fsm.Transition)
 
 // send completes tr with the instance's group, priority and VIPs and passes it to core.
 func (s *vrrpServer) send(eng *vrrp.Engine, name string, tr *childpb.Transition) {
-	for _, st := range eng.Status() {
-		if st.Name == name {
-			tr.Group, tr.Priority, tr.Vips = st.Group, int32(st.EffectivePriority), st.VIPs
-			if st.EffectivePriority == 0 && tr.To != fsm.Fault.String() {
-				// Nothing published yet (the first transition, at start): the configured one.
-				tr.Priority = int32(st.Priority)
-			}
-			break
+	if st, ok := eng.StatusOf(name); ok {
+		tr.Group, tr.Priority, tr.Vips = st.Group, int32(st.EffectivePriority), st.VIPs
+		if st.EffectivePriority == 0 && tr.To != fsm.Fault.String() {
+			// Nothing published yet (the first transition, at start): the configured one.
+			tr.Priority = int32(st.Priority)
 		}
 	}
 	s.tmu.Lock()

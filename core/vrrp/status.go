@@ -53,18 +53,47 @@ func (e *Engine) Status() []InstanceStatus {
 	}
 	out := make([]InstanceStatus, 0, len(e.instances))
 	for _, in := range e.instances {
-		in.snap.mu.Lock()
-		st := InstanceStatus{
-			Name: in.name, Group: group[in.name], Interface: in.cfg.Interface, VRID: in.cfg.VRID,
-			State: in.snap.state.String(), Priority: in.cfg.Priority, EffectivePriority: in.snap.prio,
-			Master: in.snap.master,
-		}
-		in.snap.mu.Unlock()
-		for _, a := range in.settings.vips {
-			st.VIPs = append(st.VIPs, a.Prefix.String())
-		}
-		out = append(out, st)
+		out = append(out, in.status(group[in.name]))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// StatusOf returns one instance's status, as Status has it. A transition report needs it
+// for every state change and every lower priority advert a master hears: building all
+// of Status for each (255 entries, sorted) cost a master in a flap storm most of its
+// processor, which delayed its adverts, which made more backups take over.
+func (e *Engine) StatusOf(name string) (InstanceStatus, bool) {
+	e.rw.RLock()
+	defer e.rw.RUnlock()
+	for _, in := range e.instances {
+		if in.name != name {
+			continue
+		}
+		group := ""
+		for _, g := range e.cfg.SyncGroups {
+			for _, m := range g.Members {
+				if m.Name == name {
+					group = g.Name
+				}
+			}
+		}
+		return in.status(group), true
+	}
+	return InstanceStatus{}, false
+}
+
+// status is the instance's published state. Callers hold rw (for cfg and settings).
+func (in *instance) status(group string) InstanceStatus {
+	in.snap.mu.Lock()
+	st := InstanceStatus{
+		Name: in.name, Group: group, Interface: in.cfg.Interface, VRID: in.cfg.VRID,
+		State: in.snap.state.String(), Priority: in.cfg.Priority, EffectivePriority: in.snap.prio,
+		Master: in.snap.master,
+	}
+	in.snap.mu.Unlock()
+	for _, a := range in.settings.vips {
+		st.VIPs = append(st.VIPs, a.Prefix.String())
+	}
+	return st
 }
