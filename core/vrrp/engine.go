@@ -81,6 +81,7 @@ type sockGroup struct {
 	byVRID  atomic.Pointer[map[uint8]*instance]
 	adv     packet.Advert // the reader's scratch advert
 	started bool          // its reader and sender run
+	prog    rxProgress    // how far the reader has got (see unit.settle)
 }
 
 func (sg *sockGroup) lookup(vrid uint8) *instance { return (*sg.byVRID.Load())[vrid] }
@@ -546,7 +547,8 @@ func vmacName(vc *config.VRRPInstance) string {
 
 // readLoop receives adverts on one socket, validates them and hands them to their instance.
 func (e *Engine) readLoop(ctx context.Context, sg *sockGroup) {
-	ring, err := newRxRing(sg.sock)
+	defer sg.prog.stop()
+	ring, err := newRxRing(sg.sock, &sg.prog)
 	if err != nil {
 		e.log.Error("VRRP socket cannot receive", "interface", sg.sock.ifi.Name, "error", err)
 		return
@@ -567,6 +569,7 @@ func (e *Engine) readLoop(ctx context.Context, sg *sockGroup) {
 		for _, d := range ds {
 			e.receive(sg, d, at)
 		}
+		sg.prog.handedOut(ring.seq, ring.used < rxBatch)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -24,12 +26,14 @@ type rxRing struct {
 	oobs  [][]byte
 	used  int // headers the last call filled, to be reset before the next
 	raw   syscall.RawConn
+	prog  *rxProgress
+	seq   uint64 // the number of the call that filled the headers (rxProgress.started)
 }
 
 // rxBatch is how many adverts one system call can return.
 const rxBatch = 128
 
-func newRxRing(s *socket) (*rxRing, error) {
+func newRxRing(s *socket, prog *rxProgress) (*rxRing, error) {
 	rc, err := s.rawConn()
 	if err != nil {
 		return nil, fmt.Errorf("raw socket: %w", err)
@@ -43,6 +47,7 @@ func newRxRing(s *socket) (*rxRing, error) {
 		names: make([]unix.RawSockaddrInet6, rxBatch),
 		oobs:  make([][]byte, rxBatch),
 		raw:   rc,
+		prog:  prog,
 	}
 	for i := range r.hdrs {
 		r.bufs[i] = make([]byte, 1500)
@@ -79,9 +84,14 @@ func (r *rxRing) read(out []datagram) ([]datagram, error) {
 		// A raw system call: with MSG_DONTWAIT it never blocks (the poller does the waiting),
 		// and it keeps the runtime's monitor from taking the processor away from a read that
 		// copies a hundred adverts, which costs more than the read itself.
+		r.seq = r.prog.started.Add(1)
 		r0, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
 		n, errno = int(r0), e
-		return errno != unix.EAGAIN && errno != unix.EWOULDBLOCK // else: wait for the poller
+		if errno == unix.EAGAIN || errno == unix.EWOULDBLOCK {
+			r.prog.handedOut(r.seq, true) // the socket is empty
+			return false                  // wait for the poller
+		}
+		return true
 	})
 	if err != nil {
 		return out, err
@@ -112,6 +122,75 @@ func (r *rxRing) read(out []datagram) ([]datagram, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// rxProgress tells how far a socket's reader has got, so that a unit about to act on an
+// expired Master_Down_Timer can first wait for the adverts that are already in the socket
+// (see unit.settle). Calls are numbered as the reader makes them; a call's adverts count as
+// handed out once each is in its unit's inbox or refresh word.
+type rxProgress struct {
+	started atomic.Uint64 // the last recvmmsg call begun
+	emptied atomic.Uint64 // the last call that left the socket empty, once its adverts were handed out
+	handed  atomic.Uint64 // the last call whose adverts were handed out
+	gone    atomic.Bool   // the reader stopped: nobody waits for it any more
+
+	waiting atomic.Bool // a unit waits on ch
+	mu      sync.Mutex
+	ch      chan struct{} // closed at the reader's next progress
+}
+
+// handedOut records that the adverts of call seq have been handed out, and whether that
+// call left the socket empty.
+func (p *rxProgress) handedOut(seq uint64, empty bool) {
+	p.handed.Store(seq)
+	if empty {
+		p.emptied.Store(seq)
+	}
+	p.wake()
+}
+
+// stop records that the reader has returned.
+func (p *rxProgress) stop() {
+	p.gone.Store(true)
+	p.wake()
+}
+
+func (p *rxProgress) wake() {
+	if !p.waiting.Load() {
+		return // the usual case: one atomic load per batch
+	}
+	p.mu.Lock()
+	p.waiting.Store(false)
+	if p.ch != nil {
+		close(p.ch)
+		p.ch = nil
+	}
+	p.mu.Unlock()
+}
+
+// next returns a channel that is closed when the reader makes progress. The caller checks
+// its condition again after next returns: progress made in between is not lost, since the
+// reader stores it before it looks for waiters.
+func (p *rxProgress) next() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ch == nil {
+		p.ch = make(chan struct{})
+	}
+	p.waiting.Store(true)
+	return p.ch
+}
+
+// drainBatches bounds how many full batches past the call in progress a unit waits for when
+// the socket never runs empty (a flood): by then the reader has read far more than a raw
+// socket's receive buffer held when the unit looked.
+const drainBatches = 16
+
+// caughtUp reports whether every datagram that was in the socket when call since was the
+// last one begun has been handed out: a later call found the socket empty (or emptied it),
+// drainBatches calls went by, or the reader is gone.
+func (p *rxProgress) caughtUp(since uint64) bool {
+	return p.emptied.Load() > since || p.handed.Load() > since+drainBatches || p.gone.Load()
 }
 
 // parseIPv4 takes the header that a raw IPv4 socket delivers in front of the payload.

@@ -21,7 +21,8 @@ type unit struct {
 	base  time.Time // the engine's: refresh words count from it
 	watch *watchdog
 
-	pollfds []unix.PollFd // the members' sockets, for waitUntil
+	pollfds []unix.PollFd // the members' sockets, for waitUntil and settle
+	socks   []*sockGroup  // the same sockets, in the same order
 	pending []unitEvent   // events that came during the startup delay
 
 	stop   context.CancelFunc // ends run (set by Engine.startUnit)
@@ -49,6 +50,7 @@ func newUnit(members []*instance, group bool, base time.Time, watch *watchdog) *
 		for _, sg := range []*sockGroup{in.sg, in.vsg} {
 			if sg != nil && sg.sock != nil && sg.sock.fd >= 0 && !slices.ContainsFunc(u.pollfds, func(p unix.PollFd) bool { return int(p.Fd) == sg.sock.fd }) {
 				u.pollfds = append(u.pollfds, unix.PollFd{Fd: int32(sg.sock.fd), Events: unix.POLLIN})
+				u.socks = append(u.socks, sg)
 			}
 		}
 	}
@@ -261,14 +263,96 @@ func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 			u.receive(ue)
 		case <-timerC:
 			u.takeBack()
-			if precise {
-				if ue, got := u.waitUntil(dl); got {
-					u.receive(ue) // it may well be the master's advert
+			u.timerFired(ctx, dl, precise)
+		}
+	}
+}
+
+// timerFired handles the expiry of the unit's timer, which was due at dl.
+func (u *unit) timerFired(ctx context.Context, dl time.Time, precise bool) {
+	if precise {
+		if ue, got := u.waitUntil(dl); got {
+			u.receive(ue) // it may well be the master's advert
+			return
+		}
+	}
+	if u.downTimerDue(time.Now()) {
+		u.settle(ctx)
+	}
+	u.tick(time.Now())
+}
+
+// downTimerDue reports whether a member's Master_Down_Timer has run out at now.
+func (u *unit) downTimerDue(now time.Time) bool {
+	for _, in := range u.members {
+		if dl, ok := in.m.NextDeadline(); ok && in.m.State() == fsm.Backup && !dl.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// settleBound bounds how long settle waits for the socket readers. It is a failure bound
+// only (a reader that cannot make progress): a reader normally hands its adverts over as
+// soon as the unit parks.
+const settleBound = time.Second
+
+// settle hands the machines every event that arrived before their expired Master_Down_Timer
+// is acted on: first those already in the inbox, then the adverts still in the sockets,
+// which it waits for the readers to hand over. RFC 5798 6.4.2 takes events in the order they
+// happen; an advert that is already here came before the expiry is handled, and it must
+// win. Under overload (hundreds of instances starting, a flap storm) a unit wakes long past
+// its deadline with the master's advert unread; taking over then would cost the VIPs, the
+// announcements and a notify, delay the next adverts further and feed the storm.
+func (u *unit) settle(ctx context.Context) {
+	var got []unitEvent
+	queued := func() {
+		for {
+			select {
+			case ue := <-u.inbox:
+				got = append(got, ue)
+			default:
+				return
+			}
+		}
+	}
+	queued()
+	if len(u.pollfds) > 0 {
+		for i := range u.pollfds {
+			u.pollfds[i].Revents = 0
+		}
+		if n, err := unix.Poll(u.pollfds, 0); err == nil && n > 0 {
+			bound := time.NewTimer(settleBound)
+			defer bound.Stop()
+		socks:
+			for i, sg := range u.socks {
+				if u.pollfds[i].Revents&unix.POLLIN == 0 {
 					continue
 				}
+				since := sg.prog.started.Load()
+				for !sg.prog.caughtUp(since) {
+					progress := sg.prog.next()
+					if sg.prog.caughtUp(since) {
+						break
+					}
+					// Parking lets the reader run (the vrrp process has one processor), and
+					// what it hands this unit meanwhile is kept, in order.
+					select {
+					case ue := <-u.inbox:
+						got = append(got, ue)
+					case <-progress:
+					case <-bound.C:
+						break socks
+					case <-ctx.Done():
+						break socks
+					}
+				}
 			}
-			u.tick(time.Now())
 		}
+	}
+	queued()
+	for _, ue := range got {
+		u.receive(ue)
 	}
 }
 
