@@ -15,7 +15,8 @@ import (
 
 // validateNotifyPlugins asks the plugin of each vrrp_notify block whether it accepts its
 // params, so that `vigil -t` reports a bad URL or a missing secret file at the block's place.
-// A plugin that is not installed on this host is a warning (once per plugin), as for checks.
+// A plugin that is not installed on this host is an error (once per plugin), as for checks:
+// the notifier could not do what the file asks.
 func validateNotifyPlugins(cfg *config.Config) config.Diagnostics {
 	if len(cfg.Notifiers) == 0 {
 		return nil
@@ -41,7 +42,6 @@ func validateNotifyPlugins(cfg *config.Config) config.Diagnostics {
 		d := config.Diagnostic{Pos: n.Pos, Severity: config.SevError, Msg: fmt.Sprintf("vrrp_notify %q: plugin %s: %v", n.Name, n.Plugin, err)}
 		if errors.Is(err, plugin.ErrNotFound) {
 			missing[n.Plugin] = true
-			d.Severity = config.SevWarning
 			d.Msg = fmt.Sprintf("vrrp_notify %q: plugin %s is not installed in %s", n.Name, n.Plugin, dir)
 			d.Hint = "install vigil-notify-" + n.Plugin + " there, or set plugin_dir in global_defs"
 		}

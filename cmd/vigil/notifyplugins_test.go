@@ -9,7 +9,7 @@ import (
 )
 
 // TestConfigTestNotifyPlugins: vigil -t asks the plugin of each vrrp_notify to validate its
-// params and prints an objection at the block's line; a missing plugin is a warning.
+// params and prints an objection at the block's line; a missing plugin is an error there too.
 func TestConfigTestNotifyPlugins(t *testing.T) {
 	dir := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(dir, "vigil-notify-webhook"), "github.com/vigil-ha/vigil/plugins/vigil-notify-webhook")
@@ -17,7 +17,7 @@ func TestConfigTestNotifyPlugins(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	conf := filepath.Join(dir, "keepalived.conf")
-	write := func(url string) {
+	write := func(url, more string) {
 		os.WriteFile(conf, []byte(`global_defs {
     plugin_dir `+dir+`
 }
@@ -27,12 +27,10 @@ vrrp_notify hook {
         url `+url+`
     }
 }
-vrrp_notify page {
-    plugin pager
-}
-`), 0o644)
+`+more), 0o644)
 	}
-	write("ftp://example.com/")
+	pager := "vrrp_notify page {\n    plugin pager\n}\n"
+	write("ftp://example.com/", pager)
 	code, _, stderr := runVigil("-t", "-f", conf)
 	if code == 0 {
 		t.Errorf("vigil -t accepted a webhook with an ftp url:\n%s", stderr)
@@ -40,10 +38,14 @@ vrrp_notify page {
 	if want := conf + `:4:1: error: vrrp_notify "hook": plugin webhook: url "ftp://example.com/"`; !strings.Contains(stderr, want) {
 		t.Errorf("vigil -t:\n%s\nwant: %s", stderr, want)
 	}
-	if !strings.Contains(stderr, `vrrp_notify "page": plugin pager is not installed in `+dir) {
+	if !strings.Contains(stderr, conf+`:10:1: error: vrrp_notify "page": plugin pager is not installed in `+dir) {
 		t.Errorf("vigil -t says nothing of the missing pager plugin:\n%s", stderr)
 	}
-	write("https://hooks.example.com/vigil")
+	write("https://hooks.example.com/vigil", pager)
+	if code, _, stderr := runVigil("-t", "-f", conf); code == 0 {
+		t.Errorf("vigil -t accepted a vrrp_notify whose plugin is not installed:\n%s", stderr)
+	}
+	write("https://hooks.example.com/vigil", "")
 	if code, _, stderr := runVigil("-t", "-f", conf); code != 0 {
 		t.Errorf("vigil -t refused a good webhook (exit %d):\n%s", code, stderr)
 	}

@@ -23,8 +23,9 @@ import (
 
 // validatePlugins asks the plugin of each vrrp_check and of each real_server checker
 // whether it accepts its params, so that `vigil -t` reports a plugin's objection at the
-// check's place. A plugin that is not installed on this host is a warning (once per plugin),
-// like a missing interface: the file may be meant for another machine.
+// check's place. A plugin that is not installed on this host is an error (once per plugin):
+// the daemon refuses such a vrrp_check, and `vigil -t && systemctl reload vigil` must not
+// pass a file that the daemon then refuses.
 func validatePlugins(cfg *config.Config) config.Diagnostics {
 	type item struct {
 		what string
@@ -59,7 +60,6 @@ func validatePlugins(cfg *config.Config) config.Diagnostics {
 		d := config.Diagnostic{Pos: c.Pos, Severity: config.SevError, Msg: fmt.Sprintf("%s: plugin %s: %v", it.what, c.Plugin, err)}
 		if errors.Is(err, plugin.ErrNotFound) {
 			missing[c.Plugin] = true
-			d.Severity = config.SevWarning
 			d.Msg = fmt.Sprintf("%s: plugin %s is not installed in %s", it.what, c.Plugin, dir)
 			d.Hint = "install vigil-check-" + c.Plugin + " there, or set plugin_dir in global_defs"
 		}

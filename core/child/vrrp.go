@@ -69,7 +69,7 @@ const lowerPriorityHeard = "MASTER_RX_LOWER_PRI"
 // parseChildConfig reads the configuration core sent. Core validated it already, so an
 // error here means core and child disagree, which restarting cannot fix.
 func parseChildConfig(req *childpb.StartRequest) (*config.Config, error) {
-	cfg, ds := config.Parse(req.ConfigName, []byte(req.ConfigText), config.Options{DisableIncludes: true})
+	cfg, ds := config.Parse(req.ConfigName, []byte(req.ConfigText), config.Options{DisableIncludes: true, Places: placesOf(req)})
 	if ds.HasErrors() {
 		return nil, status.Errorf(codes.InvalidArgument, "configuration: %v", ds.Errors())
 	}

@@ -118,3 +118,43 @@ func joined(ds Diagnostics) string {
 	}
 	return strings.Join(s, "\n")
 }
+
+// TestTextWithPlacesReadsBackToTheOperatorsPlaces: the resolved text that core hands its
+// children, parsed with its places, gives every statement the place it has in the operator's
+// files (an included file, a ~SEQ, a nested block), not a line of the text.
+func TestTextWithPlacesReadsBackToTheOperatorsPlaces(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"main.conf": "global_defs {\n  router_id r1\n}\n\ninclude inc.conf\n",
+		"inc.conf": "# instances\nvrrp_instance VI_1 {\n interface lo\n virtual_router_id 1\n virtual_ipaddress {\n" +
+			"  ~SEQ(n,1,1,2) 192.0.2.${n}/32\n }\n}\nvrrp_instance VI_2 {\n interface lo\n virtual_router_id 2\n}\nvirtual_server 192.0.2.100 80 {\n    protocol TCP\n    real_server 192.0.2.11 80 {\n" +
+			"        TCP_CHECK {\n            connect_timeout 3\n        }\n    }\n}\n",
+	})
+	cfg, ds := Load(filepath.Join(dir, "main.conf"), Options{})
+	if ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	text, places := cfg.TextWithPlaces()
+	if got := strings.Count(text, "\n"); got != len(places) {
+		t.Fatalf("%d lines of text, %d places", got, len(places))
+	}
+	back, ds := Parse("core", []byte(text), Options{DisableIncludes: true, Places: places})
+	if ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	var walk func(a, b []*Node)
+	walk = func(a, b []*Node) {
+		if len(a) != len(b) {
+			t.Fatalf("%d statements read back, want %d", len(b), len(a))
+		}
+		for i := range a {
+			if a[i].Pos != b[i].Pos || a[i].End != b[i].End {
+				t.Errorf("%s read back at %v (end %v), want %v (end %v)", a[i].Name, b[i].Pos, b[i].End, a[i].Pos, a[i].End)
+			}
+			walk(a[i].Block, b[i].Block)
+		}
+	}
+	walk(cfg.Tree, back.Tree)
+	if in := back.Instances[1]; in.Pos != (Pos{File: filepath.Join(dir, "inc.conf"), Line: 9, Col: 1}) {
+		t.Errorf("VI_2 at %v, want inc.conf:9:1", in.Pos)
+	}
+}

@@ -23,6 +23,11 @@ type Options struct {
 	// RandomSeed makes ${_RANDOM} repeatable; 0 seeds from the clock.
 	RandomSeed uint64
 
+	// Places, for a text written by Config.TextWithPlaces, is the place each of its lines
+	// came from: positions found in the text are reported there (at the start of the
+	// statement: the text's own columns mean nothing in the operator's file).
+	Places []Pos
+
 	MaxInputBytes   int64
 	MaxIncludeDepth int
 	MaxLines        int
@@ -103,6 +108,16 @@ func finish(pp *preprocessor, sink *diagSink) (*Config, Diagnostics) {
 // Text prints the resolved configuration in canonical keepalived syntax.
 func (c *Config) Text() string {
 	var sb strings.Builder
-	writeTree(&sb, c.Tree, 0)
+	writeTree(&sb, c.Tree, 0, nil)
 	return sb.String()
+}
+
+// TextWithPlaces is Text together with the place in the operator's files that each line of
+// the text came from (places[i] for line i+1). Given back to Parse as Options.Places, it
+// makes what is parsed from the text name those places: core hands its children the text,
+// and their messages must name the operator's file, not the text.
+func (c *Config) TextWithPlaces() (text string, places []Pos) {
+	var sb strings.Builder
+	writeTree(&sb, c.Tree, 0, &places)
+	return sb.String(), places
 }

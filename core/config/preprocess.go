@@ -234,6 +234,10 @@ func (p *preprocessor) readData(name string, data []byte, from Pos) {
 		}
 		l := srcLine{pos: Pos{File: name, Line: lineNo, Col: lead + 1}, text: text, exact: len(text), braceInComment: brace}
 		l.fallback = l.pos.Col
+		if len(p.stack) == 1 && lineNo <= len(p.opts.Places) {
+			// A resolved text from core: the line stands for a statement of the operator's.
+			l.pos, l.exact, l.fallback = p.opts.Places[lineNo-1], 0, p.opts.Places[lineNo-1].Col
+		}
 		p.line(l, cont, 0)
 	}
 	p.pending = nil // a definition continued past the end of its file ends with the file

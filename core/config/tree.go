@@ -176,8 +176,14 @@ func describe(n *Node) string {
 
 // writeTree prints the tree in canonical keepalived syntax: one statement per line, four
 // spaces per level. Arguments are written as they were read (quotes kept), so script commands
-// keep their meaning; reading the output back gives the same tree.
-func writeTree(b *strings.Builder, nodes []*Node, indent int) {
+// keep their meaning; reading the output back gives the same tree. When places is not nil,
+// the place in the operator's files of each line written is appended to it.
+func writeTree(b *strings.Builder, nodes []*Node, indent int, places *[]Pos) {
+	place := func(p Pos) {
+		if places != nil {
+			*places = append(*places, p)
+		}
+	}
 	for _, n := range nodes {
 		line := dumpName(n.Name)
 		if n.Rest != "" {
@@ -191,17 +197,20 @@ func writeTree(b *strings.Builder, nodes []*Node, indent int) {
 		pad := strings.Repeat("    ", indent)
 		b.WriteString(pad)
 		b.WriteString(line)
+		place(n.Pos)
 		if n.HasBlock {
 			open := " {\n"
 			if indent > 0 && topLevelBlocks[n.Name] {
 				// Nested (inside a block vigil ignores, say): "vrrp_instance {" on one line
 				// would read back as a lost '}' (buildTree), a '{' on the next line as this.
 				open = "\n" + pad + "{\n"
+				place(n.Pos)
 			}
 			b.WriteString(open)
-			writeTree(b, n.Block, indent+1)
+			writeTree(b, n.Block, indent+1, places)
 			b.WriteString(pad)
 			b.WriteString("}")
+			place(n.End)
 		}
 		b.WriteByte('\n')
 	}

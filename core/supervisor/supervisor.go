@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/child"
@@ -50,7 +51,7 @@ type Transition struct {
 type Supervisor struct {
 	opts     Options
 	cfg      *config.Config
-	text     string
+	req      *childpb.StartRequest // what a child is started or reloaded with: the text and its places
 	children []*proc
 
 	// What Run started, for Reload to start a child the new configuration needs.
@@ -94,7 +95,7 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Supervisor{opts: opts, cfg: cfg, text: cfg.Text(), checks: map[string]*childpb.CheckState{}, fatal: make(chan error, 2)}
+	s := &Supervisor{opts: opts, cfg: cfg, req: child.StartRequest(cfg), checks: map[string]*childpb.CheckState{}, fatal: make(chan error, 2)}
 	if wantCheck {
 		p := &proc{role: child.RoleCheck, state: "starting"}
 		// The check child runs as script_user when one is set: a compromised check then
@@ -229,7 +230,8 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 	})
 	defer p.set(func() { p.vrrp, p.check, p.client, p.pid = nil, nil, nil, 0 })
 	s.mu.Lock()
-	req := &childpb.StartRequest{ConfigText: s.text, ConfigName: "core"}
+	// A copy: the check child's epoch is set on it, and s.req stays the same for every child.
+	req := proto.Clone(s.req).(*childpb.StartRequest)
 	if p.role == child.RoleCheck {
 		s.checkEpoch++
 		req.Epoch = s.checkEpoch
@@ -284,12 +286,12 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 // applies the same text again, which changes nothing.)
 func (s *Supervisor) catchUp(ctx context.Context, p *proc, text string, reload func(*childpb.StartRequest) error) {
 	s.mu.Lock()
-	cur := s.text
+	cur := s.req
 	s.mu.Unlock()
-	if cur == text {
+	if cur.ConfigText == text {
 		return
 	}
-	if err := reload(&childpb.StartRequest{ConfigText: cur, ConfigName: "core"}); err != nil {
+	if err := reload(cur); err != nil {
 		s.opts.Log.Error("the configuration reloaded while the child started could not be applied to it", "role", string(p.role), "error", status.Convert(err).Message())
 	}
 }
@@ -431,8 +433,8 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 		return ReloadReport{}, err
 	}
 	s.mu.Lock()
-	s.cfg, s.text = cfg, cfg.Text()
-	req := &childpb.StartRequest{ConfigText: s.text, ConfigName: "core"}
+	s.cfg, s.req = cfg, child.StartRequest(cfg)
+	req := s.req
 	if s.runCtx != nil && s.runCtx.Err() == nil {
 		for _, need := range []struct {
 			want bool

@@ -70,7 +70,14 @@ type StartRequest struct {
 	// epoch is the check child's epoch, given with Start (Reload ignores it): core counts the
 	// check children it starts, so that every state of a later child orders after every state
 	// of an earlier one, whatever the wall clock did meanwhile (see CheckState).
-	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The place in the operator's files of each line of config_text, so that a child's
+	// messages name those files: line i+1 of the text came from line place_line[i], column
+	// place_col[i] of files[place_file[i]].
+	Files         []string `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty"`
+	PlaceFile     []uint32 `protobuf:"varint,5,rep,packed,name=place_file,json=placeFile,proto3" json:"place_file,omitempty"`
+	PlaceLine     []uint32 `protobuf:"varint,6,rep,packed,name=place_line,json=placeLine,proto3" json:"place_line,omitempty"`
+	PlaceCol      []uint32 `protobuf:"varint,7,rep,packed,name=place_col,json=placeCol,proto3" json:"place_col,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -124,6 +131,34 @@ func (x *StartRequest) GetEpoch() uint64 {
 		return x.Epoch
 	}
 	return 0
+}
+
+func (x *StartRequest) GetFiles() []string {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *StartRequest) GetPlaceFile() []uint32 {
+	if x != nil {
+		return x.PlaceFile
+	}
+	return nil
+}
+
+func (x *StartRequest) GetPlaceLine() []uint32 {
+	if x != nil {
+		return x.PlaceLine
+	}
+	return nil
+}
+
+func (x *StartRequest) GetPlaceCol() []uint32 {
+	if x != nil {
+		return x.PlaceCol
+	}
+	return nil
 }
 
 type StartResponse struct {
@@ -669,13 +704,19 @@ var File_child_proto protoreflect.FileDescriptor
 const file_child_proto_rawDesc = "" +
 	"\n" +
 	"\vchild.proto\x12\x0evigil.child.v1\"\a\n" +
-	"\x05Empty\"f\n" +
+	"\x05Empty\"\xd7\x01\n" +
 	"\fStartRequest\x12\x1f\n" +
 	"\vconfig_text\x18\x01 \x01(\tR\n" +
 	"configText\x12\x1f\n" +
 	"\vconfig_name\x18\x02 \x01(\tR\n" +
 	"configName\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\x0f\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x14\n" +
+	"\x05files\x18\x04 \x03(\tR\x05files\x12\x1d\n" +
+	"\n" +
+	"place_file\x18\x05 \x03(\rR\tplaceFile\x12\x1d\n" +
+	"\n" +
+	"place_line\x18\x06 \x03(\rR\tplaceLine\x12\x1b\n" +
+	"\tplace_col\x18\a \x03(\rR\bplaceCol\"\x0f\n" +
 	"\rStartResponse\"\x8c\x01\n" +
 	"\x0eReloadResponse\x12\x12\n" +
 	"\x04kept\x18\x01 \x03(\tR\x04kept\x12\x18\n" +
