@@ -78,7 +78,13 @@ func FromConfigReusing(ctx context.Context, cfg *config.Config, plugins PluginSp
 			it := newItem(c.Name, pluginKey(c, hostKey).String(), reuse, func() (Spec, error) {
 				return plugins.CheckSpec(ctx, c, false)
 			})
-			if reuse != nil && !it.reused {
+			if reuse != nil {
+				// The plugin process keeps running across reloads without its file being
+				// looked at again: a reload checks that file as a start would.
+				failing := Spec{Name: c.Name, Interval: c.Interval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall}
+				it = it.refuse(verifyPlugin(plugins, c.Plugin), failing, "vrrp_check disabled: ")
+			}
+			if reuse != nil && !it.reused && it.unsafe == nil {
 				validate = append(validate, c)
 			}
 			items = append(items, it)
@@ -93,15 +99,27 @@ func FromConfigReusing(ctx context.Context, cfg *config.Config, plugins PluginSp
 		if err != nil {
 			return nil, fmt.Errorf("vrrp_script %s: %w", s.Name, err)
 		}
+		// The script's file is checked again on every reload, kept or not: a script that
+		// became writable by others since the last one must stop running, as keepalived
+		// disables it on a reload.
+		var unsafe error
+		if cfg.Global.EnableScriptSecurity {
+			unsafe = script.CheckCommand(s.Script.Argv[0], cred)
+		}
+		failing := Spec{Name: s.Name, Interval: s.Interval, Timeout: s.Timeout, Rise: s.Rise, Fall: s.Fall}
 		if plugins != nil && plugins.HasCheck(ExecPlugin) {
 			var user []string
 			if cred != nil {
 				user = scriptUser(cfg.Global, s.Script)
 			}
 			pc := scriptCheck(s, user, cfg.Global.EnableScriptSecurity)
-			items = append(items, newItem(s.Name, pluginKey(pc, hostKey).String(), reuse, func() (Spec, error) {
+			it := newItem(s.Name, pluginKey(pc, hostKey).String(), reuse, func() (Spec, error) {
 				return scriptSpec(ctx, plugins, pc), nil
-			}))
+			})
+			if unsafe == nil && reuse != nil {
+				unsafe = verifyPlugin(plugins, ExecPlugin)
+			}
+			items = append(items, it.refuse(unsafe, failing, "vrrp_script disabled: "))
 			continue
 		}
 		// Without the exec plugin (only the vigil binary was installed), the check process
@@ -117,7 +135,7 @@ func FromConfigReusing(ctx context.Context, cfg *config.Config, plugins PluginSp
 				InitFail: s.InitFail,
 				Note:     "vigil-check-" + ExecPlugin + " is not installed: the check process runs this vrrp_script itself",
 			}, nil
-		}))
+		}).refuse(unsafe, failing, "vrrp_script disabled: "))
 	}
 	if plugins != nil {
 		items = append(items, realServerItems(ctx, cfg, plugins, hostKey, reuse)...)
@@ -144,6 +162,39 @@ type item struct {
 	reused bool
 	run    Spec
 	build  func() (Spec, error)
+	// unsafe is why the check's script or plugin may not run (see refuse).
+	unsafe error
+}
+
+// refuse turns it, when err is set, into failing (a check that fails at every probe with
+// prefix and err as its message, starting down), whether it was to be reused or built:
+// a check whose script or plugin is not safe to run any more stops running it, and the
+// instances tracking it stop counting on it. The failing check has no Key, so that the
+// next reload looks at the file again.
+func (it item) refuse(err error, failing Spec, prefix string) item {
+	if err == nil {
+		return it
+	}
+	it.reused, it.unsafe = false, err
+	failing.Prober, failing.InitFail, failing.Note = refused{msg: err.Error()}, true, prefix+err.Error()
+	it.build = func() (Spec, error) { return failing, nil }
+	return it
+}
+
+// PluginVerifier is a PluginSpecs that can look at a check plugin's file again (core/plugin's
+// Host: is it safe to run, does it have its pinned checksum). A reload asks it for every
+// plugin its checks use, since a running plugin process is not started again.
+type PluginVerifier interface {
+	VerifyCheck(name string) error
+}
+
+// verifyPlugin is plugins' objection to check plugin name, nil when it has none or cannot
+// tell.
+func verifyPlugin(plugins PluginSpecs, name string) error {
+	if v, ok := plugins.(PluginVerifier); ok {
+		return v.VerifyCheck(name)
+	}
+	return nil
 }
 
 func newItem(name, key string, reuse Reuse, build func() (Spec, error)) item {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/script"
 )
 
 // Plugins that run keepalived's real_server checkers. vigil programs no IPVS: it checks real
@@ -33,9 +34,23 @@ func realServerItems(ctx context.Context, cfg *config.Config, plugins PluginSpec
 			k.duration("warmup", ck.Warmup)
 			key = k.String()
 		}
-		items = append(items, newItem(pc.Name, key, reuse, func() (Spec, error) {
+		it := newItem(pc.Name, key, reuse, func() (Spec, error) {
 			return checkerSpec(ctx, plugins, pc, ck), nil
-		}))
+		})
+		// A reload looks at a MISC_CHECK's script and at the checker's plugin again (see
+		// FromConfigReusing).
+		var unsafe error
+		if ck.Type == "MISC_CHECK" && ck.MiscPath != nil && cfg.Global.EnableScriptSecurity {
+			cred, err := credential(cfg.Global, ck.MiscPath)
+			if err == nil {
+				unsafe = script.CheckCommand(ck.MiscPath.Argv[0], cred)
+			}
+		}
+		if unsafe == nil && reuse != nil && key != "" {
+			unsafe = verifyPlugin(plugins, pc.Plugin)
+		}
+		failing := Spec{Name: pc.Name, Interval: pc.Interval, Timeout: pc.Timeout, Rise: pc.Rise, Fall: pc.Fall}
+		items = append(items, it.refuse(unsafe, failing, ""))
 	}
 	return items
 }

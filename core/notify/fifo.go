@@ -113,6 +113,13 @@ func (s *fifoSet) startReader(g config.Global, f *config.FIFO) {
 		}
 		cred = c
 	}
+	if g.EnableScriptSecurity {
+		// As every other script: one that others could change is not run.
+		if err := script.CheckCommand(f.Script.Argv[0], cred); err != nil {
+			s.log.Error("notify FIFO script not started", "fifo", f.Path, "error", err)
+			return
+		}
+	}
 	argv := append(append([]string{}, f.Script.Argv...), f.Path)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	// SIGTERM if core dies, so that a restarted vigil does not find an old reader on the

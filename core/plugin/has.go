@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -15,4 +16,21 @@ func (h *Host) HasCheck(name string) bool {
 	}
 	_, err := os.Stat(filepath.Join(h.opts.Dir, Executable(sdk.KindCheck, name)))
 	return err == nil
+}
+
+// VerifyCheck looks at check plugin name's file again as starting it does: it must be safe
+// to run and have the checksum plugin_sha256 pins. A plugin that is not installed is not
+// its business (nil): starting it says so. When the file fails, the plugin's running process
+// is stopped (its configuration is kept for a later start), so that nothing goes on using
+// a plugin that someone else may have replaced. A reload asks this for every plugin its
+// checks keep (core/check.PluginVerifier).
+func (h *Host) VerifyCheck(name string) error {
+	if !h.HasCheck(name) {
+		return nil
+	}
+	if _, err := find(h.opts.Dir, sdk.KindCheck, name, h.opts.Checksums); err != nil {
+		h.stop(sdk.KindCheck, name)
+		return fmt.Errorf("check plugin %s: %w", name, err)
+	}
+	return nil
 }

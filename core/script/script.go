@@ -171,21 +171,59 @@ func (l *Limited) Write(p []byte) (int, error) {
 // Bytes is what was kept.
 func (l *Limited) Bytes() []byte { return l.buf.Bytes() }
 
-// CheckSecureFor is CheckSecure for a program that runs with cred, or as root when cred is nil.
+// CheckSecureFor is CheckSecure for a program that runs with cred, or as this process's own
+// user when cred is nil (a check process that already runs as script_user switches to no one).
 func CheckSecureFor(path string, cred *syscall.Credential) error {
-	uid := uint32(0)
+	uid := uint32(os.Getuid())
 	if cred != nil {
 		uid = cred.Uid
 	}
 	return CheckSecure(path, uid)
 }
 
+// CheckCommand is enable_script_security's rule for a script's command: the program argv0
+// names (looked up in PATH when it has no '/') must be safe to run as cred (CheckSecureFor).
+// A program that does not exist is not this rule's business (the script then fails when it
+// runs): CheckCommand returns nil for it. vigil -t, a reload and whatever runs a script all
+// ask this, so that they agree.
+func CheckCommand(argv0 string, cred *syscall.Credential) error {
+	if argv0 == "" {
+		return nil
+	}
+	path, err := exec.LookPath(argv0)
+	if err != nil {
+		return nil
+	}
+	return CheckSecureFor(path, cred)
+}
+
 // CheckSecure refuses a program that someone other than root, or the user it runs as (uid),
 // could replace: the file and every directory above it must be owned by one of them and not
 // writable by group or others (sticky directories excepted), as keepalived's
-// enable_script_security requires.
+// enable_script_security requires. Both the path as given and, when symbolic links are on the
+// way, the file they lead to are checked (keepalived checks both too): whoever can change a
+// link or a directory the real file lies in can change what runs.
 func CheckSecure(path string, uid uint32) error {
-	p := path
+	if err := checkPath(path, path, uid); err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if real, err = filepath.Abs(real); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if real == filepath.Clean(path) {
+		return nil
+	}
+	return checkPath(path, real, uid)
+}
+
+// checkPath checks file and each directory above it for CheckSecure; path is the program as
+// configured, for the message.
+func checkPath(path, file string, uid uint32) error {
+	p := file
 	for {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -196,15 +234,18 @@ func CheckSecure(path string, uid uint32) error {
 			return fmt.Errorf("%s: no owner information", p)
 		}
 		what := "the program"
-		if p != path {
+		switch {
+		case p == file && file != path:
+			what = "the program it leads to, " + file + ","
+		case p != file:
 			what = "directory " + p + " above it"
 		}
 		if st.Uid != 0 && st.Uid != uid {
-			return fmt.Errorf("%s is not safe to run: %s is owned by uid %d, not root; fix the ownership or turn off enable_script_security", path, what, st.Uid)
+			return fmt.Errorf("%s is not safe to run: %s is owned by uid %d, not root; run chown root %s, or turn off enable_script_security", path, what, st.Uid, p)
 		}
 		// In a sticky directory (/tmp) others may write, but not replace what they do not own.
-		if fi.Mode().Perm()&0o022 != 0 && (p == path || fi.Mode()&os.ModeSticky == 0) {
-			return fmt.Errorf("%s is not safe to run: %s is writable by group or others (mode %v); chmod go-w it or turn off enable_script_security", path, what, fi.Mode().Perm())
+		if fi.Mode().Perm()&0o022 != 0 && (p == file || fi.Mode()&os.ModeSticky == 0) {
+			return fmt.Errorf("%s is not safe to run: %s is writable by group or others (mode %v); run chmod go-w %s, or turn off enable_script_security", path, what, fi.Mode().Perm(), p)
 		}
 		parent := filepath.Dir(p)
 		if parent == p {
