@@ -21,6 +21,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/config/watch"
 	"github.com/vigil-ha/vigil/core/control"
@@ -78,6 +80,7 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 		log.Error("cannot start", "error", err)
 		return exitConfig
 	}
+	rootBounding := limitCoreCapabilities(cfg, log)
 
 	// Reloads come from SIGHUP, `vigil reload` and the file watcher, and run one at a time
 	// on this goroutine; the control socket's goroutines wait for theirs.
@@ -134,7 +137,7 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 		})
 	}
 
-	r := reloader{file: o.file, opts: opts, log: log, sup: sup, notifier: &notifier, notifyMu: &notifyMu, watcher: watcher}
+	r := reloader{file: o.file, opts: opts, log: log, sup: sup, notifier: &notifier, notifyMu: &notifyMu, watcher: watcher, rootBounding: rootBounding}
 	stopSig := ""
 loop:
 	for {
@@ -203,6 +206,8 @@ type reloader struct {
 	notifier *atomic.Pointer[notify.Dispatcher]
 	notifyMu *sync.Mutex
 	watcher  *watch.Watcher
+	// rootBounding: core kept root's bounding set at start (limitCoreCapabilities).
+	rootBounding bool
 }
 
 // reload validates the file as `vigil -t` does (plugins' Configure included) and, only if
@@ -270,6 +275,10 @@ func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Conf
 		old.close()
 	}()
 
+	if !r.rootBounding && os.Geteuid() == 0 && corecheck.RunsScriptsAsRoot(next) {
+		r.log.Warn("scripts now run as root, but with only the capabilities vigil started with; restart vigil to give them all of root's, or set script_user",
+			"capabilities", "CAP_DAC_OVERRIDE CAP_KILL CAP_SETGID CAP_SETUID CAP_NET_ADMIN CAP_NET_RAW")
+	}
 	*cfg = next
 	if r.watcher != nil {
 		if err := r.watcher.SetFiles(next.Files); err != nil {
@@ -284,6 +293,32 @@ func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Conf
 		"instances_kept", len(rep.VRRP.Kept), "changed", rep.VRRP.Changed, "added", rep.VRRP.Added, "removed", rep.VRRP.Removed, "restarted", rep.VRRP.Restarted,
 		"checks_kept", len(rep.Checks.Kept), "checks_changed", rep.Checks.Changed, "checks_added", rep.Checks.Added, "checks_removed", rep.Checks.Removed)
 	return st
+}
+
+// limitCoreCapabilities leaves core, running as root, only what it uses itself: switching
+// to script_user for the check process and notify scripts (CAP_SETUID, CAP_SETGID),
+// killing their process groups (CAP_KILL) and reaching the socket of a check process that
+// runs as script_user (CAP_DAC_OVERRIDE). Its bounding set, the most that a program it
+// starts as root can have, shrinks to those and the vrrp process's CAP_NET_ADMIN and
+// CAP_NET_RAW, unless a script of cfg runs as root: keepalived gives such scripts all of
+// root's powers (a notify_master that restarts a daemon, which then binds port 80, say), so
+// vigil keeps root's bounding set for them and says how to do without it. It reports whether
+// the bounding set was kept. Dropping needs a binary built without cgo (make build's);
+// otherwise core says so and keeps everything.
+func limitCoreCapabilities(cfg *config.Config, log hclog.Logger) (rootBounding bool) {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	bounding := child.CoreBounding
+	if corecheck.RunsScriptsAsRoot(cfg) {
+		bounding = nil
+		log.Info("scripts run as root, with root's capabilities; give them a script_user of their own so that vigil can drop those")
+	}
+	if err := child.LimitCapabilities(child.CoreCaps, bounding); err != nil {
+		log.Warn("core keeps all of root's capabilities", "reason", err)
+		return true
+	}
+	return bounding == nil
 }
 
 // notifyStopWait bounds how long SIGTERM (or a reload) waits for STOP (or DELETED)

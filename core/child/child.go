@@ -92,6 +92,7 @@ func Serve(role Role, log hclog.Logger) {
 		v := newVRRPServer(log)
 		set[string(role)], srv = &vrrpPlugin{srv: v}, v
 	case RoleCheck:
+		limitCheckCaps(log)
 		c := newCheckServer(log)
 		set[string(role)], srv = &checkPlugin{srv: c}, c
 	default:

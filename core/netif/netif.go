@@ -54,12 +54,14 @@ func New() (*Netif, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netif: get current network namespace: %w", err)
 	}
-	n, err := newAt(ns)
+	// The socket opens in this namespace without joining it again: joining a namespace,
+	// even one's own, takes CAP_SYS_ADMIN, which vigil's processes do not keep.
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		ns.Close()
-		return nil, err
+		return nil, fmt.Errorf("netif: open netlink socket: %w", err)
 	}
-	return n, nil
+	return &Netif{ns: ns, h: h, arpFD: -1, ndiscFD: -1}, nil
 }
 
 // NewAt returns a Netif for the given network namespace. The handle is
