@@ -517,15 +517,15 @@ func TestKeys(t *testing.T) {
 	base := pluginKey(pc(), "h").String()
 	moved := pc()
 	moved.Pos.Line, moved.Weight, moved.Params[0].Pos.Line = 30, 50, 31
+	moved.Reverse = true // the vrrp process applies it, as the weight
 	if k := pluginKey(moved, "h").String(); k != base {
-		t.Errorf("position or weight changed the Key:\n%s\n%s", base, k)
+		t.Errorf("position, weight or reverse changed the Key:\n%s\n%s", base, k)
 	}
 	for name, change := range map[string]func(*config.PluginCheck){
 		"nested param": func(c *config.PluginCheck) { c.Params[0].Block[0].Values = []string{"/a", "b"} },
 		"another param": func(c *config.PluginCheck) {
 			c.Params = append(c.Params, config.Param{Key: "path", Values: []string{"/a b"}})
 		},
-		"reverse":   func(c *config.PluginCheck) { c.Reverse = true },
 		"fall":      func(c *config.PluginCheck) { c.Fall = 3 },
 		"init_fail": func(c *config.PluginCheck) { c.InitFail = true },
 		"timeout":   func(c *config.PluginCheck) { c.Timeout = 2 * time.Second },

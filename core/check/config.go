@@ -280,7 +280,7 @@ func scriptCheck(s *config.VRRPScript, user []string, secure bool) *config.Plugi
 	}
 	return &config.PluginCheck{
 		Name: s.Name, Pos: s.Pos, Plugin: ExecPlugin, Interval: s.Interval, Timeout: s.Timeout,
-		Rise: s.Rise, Fall: s.Fall, Weight: s.Weight, Reverse: s.Reverse, InitFail: s.InitFail, Params: params,
+		Rise: s.Rise, Fall: s.Fall, Weight: s.Weight, InitFail: s.InitFail, Params: params,
 	}
 }
 

@@ -15,11 +15,11 @@ import (
 //   - In: everything the check process does with the check: how it runs (in-process
 //     script, or which plugin with which params, and which plugin binaries the host may
 //     run), its timing (interval, timeout, delay_before_retry, warmup), its thresholds
-//     (rise, fall, init_fail) and reverse, which turns the plugin's answer (and drops its
-//     dynamic weight) in the check process.
+//     (rise, fall, init_fail).
 //   - Out: the name (the scheduler compares it separately), positions in the file (moving
-//     a block is no change), and the configured weight, which the vrrp process applies from
-//     its own copy of the configuration: a new weight must not cost the check its state.
+//     a block is no change), and the configured weight and reverse, which the vrrp process
+//     applies from its own copy of the configuration (fsm.Effective): a new weight or
+//     direction must not cost the check its state.
 
 // keyText builds a Key: one line per field, every value quoted, so that no two different
 // definitions can print the same text.
@@ -64,7 +64,6 @@ func pluginKey(pc *config.PluginCheck, hostKey string) *keyText {
 	k.number("rise", pc.Rise)
 	k.number("fall", pc.Fall)
 	k.flag("init_fail", pc.InitFail)
-	k.flag("reverse", pc.Reverse)
 	k.params(pc.Params)
 	return k
 }

@@ -68,7 +68,11 @@ type Change struct {
 	// lower its node's priority step by step as its service degrades (e.g. -10 per 10 s of
 	// replication lag) before it fails; while the check is down, the configured weight
 	// applies exactly as for a vrrp_script (0: FAULT, negative: that penalty), so a plugin
-	// can never soften what its failure does. Reverse tracking ignores dynamic weights.
+	// can never soften what its failure does. Reverse tracking ignores dynamic weights. All of
+	// that is decided in the vrrp process (fsm.Effective, the one owner of reverse): here Up
+	// and Weight are what the check reported, never turned around, and rise and fall count
+	// raw results whether an instance tracks the check with reverse or not, as keepalived
+	// counts its vrrp_script's.
 	Weight *int
 	// Metrics are those of the probe that caused the change.
 	Metrics map[string]float64

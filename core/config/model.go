@@ -240,8 +240,28 @@ type TrackRef struct {
 	Name      string
 	Weight    int
 	HasWeight bool
-	Reverse   bool
-	Pos       Pos
+	// Reverse is what the line says after its weight: reverse (true) or noreverse (false),
+	// when HasReverse. A line that says neither keeps the tracked definition's own
+	// direction (see Apply).
+	Reverse    bool
+	HasReverse bool
+	Pos        Pos
+}
+
+// Apply returns the weight and direction that this line gives a tracked vrrp_script,
+// vrrp_check or track_file whose own block says weight and reverse. As in keepalived 2.2.7
+// (vrrp_track.c, track_file.c): a weight on the line replaces the block's weight, and the
+// direction stays the block's unless the line says reverse or noreverse; a line without a
+// weight takes both from the block. What the direction then does is fsm.Effective's to
+// decide. (A track_interface has no block: its line alone says both.)
+func (r TrackRef) Apply(weight int, reverse bool) (int, bool) {
+	if r.HasWeight {
+		weight = r.Weight
+	}
+	if r.HasReverse {
+		reverse = r.Reverse
+	}
+	return weight, reverse
 }
 
 // NameRef names a definition elsewhere in the file.

@@ -548,11 +548,8 @@ func (b *builder) trackRefs(n *Node, limit int) []TrackRef {
 				r.Weight, ok = b.int(args[1], -limit, limit)
 				r.HasWeight = true
 				args = args[2:]
-			case "reverse":
-				r.Reverse = true
-				args = args[1:]
-			case "noreverse":
-				r.Reverse = false
+			case "reverse", "noreverse":
+				r.Reverse, r.HasReverse = args[0].Text == "reverse", true
 				args = args[1:]
 			default:
 				d := b.sink.errorf(args[0].Pos, "unexpected %q after %q in %s", args[0].Text, l.Name, n.Name)
@@ -563,6 +560,14 @@ func (b *builder) trackRefs(n *Node, limit int) []TrackRef {
 				}
 				ok = false
 			}
+		}
+		if ok && r.HasReverse && !r.HasWeight {
+			// keepalived reads reverse only after a weight, and drops a line that has
+			// one without the other ("unknown track script option"): tracking silently
+			// without the direction the operator wrote would be worse than either.
+			d := b.sink.errorf(l.Pos, "%q in %s: reverse and noreverse need a weight before them", l.Name, n.Name)
+			d.Hint = "the form is NAME weight N reverse"
+			ok = false
 		}
 		if ok {
 			refs = append(refs, r)

@@ -200,10 +200,12 @@ func TestExamplePluginThroughHost(t *testing.T) {
 	if r := spec.Prober.Probe(ctx); !r.OK || r.Msg != "ok: HELLO vigil" {
 		t.Fatalf("Probe: %+v", r)
 	}
+	// reverse does not turn the probe's result around: rise and fall count what the plugin
+	// said, and the vrrp process alone applies reverse (fsm.Effective).
 	pc.Reverse = true
 	spec, _ = h.CheckSpec(ctx, pc, false)
-	if r := spec.Prober.Probe(ctx); r.OK {
-		t.Fatalf("reversed Probe: %+v", r)
+	if r := spec.Prober.Probe(ctx); !r.OK {
+		t.Fatalf("Probe of a check tracked with reverse: %+v; want the plugin's own OK", r)
 	}
 
 	// Bad params fail with the plugin's message and the check's position (vigil -t).
@@ -222,20 +224,19 @@ func TestResponseFields(t *testing.T) {
 		t.Fatalf("Check: %+v, %v", resp, err)
 	}
 	// The scheduler's Prober passes weight and metrics on, the weight capped to what a VRRP
-	// priority can move, and none for a reversed check.
+	// priority can move. It knows nothing of reverse: that is the vrrp process's alone.
 	configure(t, h, "test", "heavy", "mode", "ok", "weight", "-900")
 	for _, tc := range []struct {
-		check   string
-		reverse bool
-		weight  int // -1000: none
-	}{{"good", false, 7}, {"heavy", false, -253}, {"good", true, -1000}} {
-		r := Prober{Host: h, Plugin: "test", Check: tc.check, Reverse: tc.reverse}.Probe(ctxFor(t, 10*time.Second))
+		check  string
+		weight int
+	}{{"good", 7}, {"heavy", -253}} {
+		r := Prober{Host: h, Plugin: "test", Check: tc.check}.Probe(ctxFor(t, 10*time.Second))
 		w := -1000
 		if r.Weight != nil {
 			w = *r.Weight
 		}
-		if w != tc.weight || r.Metrics["pid"] == 0 || r.OK == tc.reverse {
-			t.Errorf("Probe %s (reverse %v): %+v, weight %d; want weight %d", tc.check, tc.reverse, r, w, tc.weight)
+		if w != tc.weight || r.Metrics["pid"] == 0 || !r.OK {
+			t.Errorf("Probe %s: %+v, weight %d; want OK, weight %d", tc.check, r, w, tc.weight)
 		}
 	}
 	_, err = h.ConfigureCheck(ctxFor(t, 10*time.Second), "test", check.ConfigureRequest{Name: "bad", Params: []check.Param{{Key: "mode", Values: []string{"dance"}}}})

@@ -12,12 +12,14 @@ import (
 )
 
 // Prober runs one configured check through its plugin, for the check scheduler. OK and
-// Warning count as success, Critical, Unknown and any error as failure; Reverse swaps them.
+// Warning count as success, Critical, Unknown and any error as failure. A check tracked
+// with reverse is probed the same way: the result stays what the plugin said, so that rise
+// and fall count the service's real successes and failures, and the vrrp process alone
+// turns the weight around (fsm.Effective, the one owner of reverse, says why).
 type Prober struct {
-	Host    *Host
-	Plugin  string // the check plugin (vigil-check-NAME)
-	Check   string // the configured check's name
-	Reverse bool
+	Host   *Host
+	Plugin string // the check plugin (vigil-check-NAME)
+	Check  string // the configured check's name
 }
 
 var _ corecheck.Prober = Prober{}
@@ -28,16 +30,18 @@ func (p Prober) Probe(ctx context.Context) corecheck.Result {
 	if err != nil {
 		// By the clock too: the deadline can pass a moment before its timer cancels ctx.
 		if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && !time.Now().Before(dl) {
-			return corecheck.Result{OK: p.Reverse, Msg: "timed out"}
+			return corecheck.Result{Msg: "timed out"}
 		}
-		return corecheck.Result{OK: p.Reverse, Msg: err.Error()}
+		return corecheck.Result{Msg: err.Error()}
 	}
 	msg := resp.Status.String()
 	if resp.Message != "" {
 		msg += ": " + resp.Message
 	}
-	r := corecheck.Result{OK: resp.Status.Healthy() != p.Reverse, Msg: msg, Metrics: resp.Metrics}
-	if resp.Weight != nil && !p.Reverse {
+	r := corecheck.Result{OK: resp.Status.Healthy(), Msg: msg, Metrics: resp.Metrics}
+	// Passed on for reverse tracking too: whether a reversed tracker uses it is for the
+	// vrrp process to decide (it does not), from the weight and reverse it applies.
+	if resp.Weight != nil {
 		// A weight beyond what a VRRP priority can move is the plugin's mistake; cap it
 		// rather than let one probe take the priority out of range.
 		w := min(max(*resp.Weight, -maxWeight), maxWeight)
@@ -77,7 +81,7 @@ func (h *Host) CheckSpec(ctx context.Context, c *config.PluginCheck, validateOnl
 	}
 	return corecheck.Spec{
 		Name:     c.Name,
-		Prober:   Prober{Host: h, Plugin: c.Plugin, Check: c.Name, Reverse: c.Reverse},
+		Prober:   Prober{Host: h, Plugin: c.Plugin, Check: c.Name},
 		Interval: c.Interval,
 		Timeout:  c.Timeout,
 		Rise:     c.Rise,

@@ -98,10 +98,10 @@ func settingsOf(vc *config.VRRPInstance, g config.Global, src netip.Addr) settin
 		t = append(t, fmt.Sprintf("if:%s/%d/%v", ti.Name, ti.Weight, ti.Reverse))
 	}
 	for _, r := range vc.TrackScripts {
-		t = append(t, fmt.Sprintf("script:%s/%v/%d/%v", r.Name, r.HasWeight, r.Weight, r.Reverse))
+		t = append(t, fmt.Sprintf("script:%s/%v/%d/%v/%v", r.Name, r.HasWeight, r.Weight, r.HasReverse, r.Reverse))
 	}
 	for _, r := range vc.TrackFiles {
-		t = append(t, fmt.Sprintf("file:%s/%v/%d/%v", r.Name, r.HasWeight, r.Weight, r.Reverse))
+		t = append(t, fmt.Sprintf("file:%s/%v/%d/%v/%v", r.Name, r.HasWeight, r.Weight, r.HasReverse, r.Reverse))
 	}
 	s.tracking = strings.Join(t, " ") + fmt.Sprintf(" dont_track_primary=%v", vc.DontTrackPrim)
 	return s

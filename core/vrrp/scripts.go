@@ -24,10 +24,8 @@ func (e *Engine) SetCheck(ctx context.Context, name string, up bool, dynamic *in
 		}
 	}
 	post := func(in *instance, r config.TrackRef) {
-		w, rev := weight, reverse
-		if r.HasWeight {
-			w, rev = r.Weight, r.Reverse
-		}
+		// up is the check's raw result: reverse is applied once, by fsm.Effective.
+		w, rev := r.Apply(weight, reverse)
 		posts = append(posts, trackerPost{in, trackerEvent{key: "script:" + name, state: trackerState{up: up, weight: w, reverse: rev, dynamic: dynamic}}})
 	}
 	byName := map[string]*instance{}

@@ -53,10 +53,10 @@ func (e *Engine) trackFileUsers() map[string][]trackFileUser {
 			if f == nil {
 				continue
 			}
-			u := trackFileUser{in: in, weight: f.Weight, reverse: f.Reverse}
-			if r.HasWeight {
-				u.weight, u.reverse = r.Weight, r.Reverse
-			}
+			// The value posted is the file's as read: reverse is applied once, by
+			// fsm.Effective.
+			u := trackFileUser{in: in}
+			u.weight, u.reverse = r.Apply(f.Weight, f.Reverse)
 			p := filepath.Clean(f.File)
 			byPath[p] = append(byPath[p], u)
 		}

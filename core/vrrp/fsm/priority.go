@@ -13,12 +13,16 @@ const (
 
 // Tracker is the state of one tracked object as one instance sees it, with the
 // weight and reverse flag that instance configured for it.
+//
+// Up and Value are the object's own state, never turned around: a script that exits 0 is
+// Up whether it is tracked with reverse or not, and its rise and fall counted those raw
+// results. Reverse is applied in one place only, Effective below; see there why.
 type Tracker struct {
 	Kind    TrackerKind
 	Up      bool // TrackUpDown: the object is up (script succeeds, link up ...)
 	Value   int  // TrackFile: the number in the file
 	Weight  int  // -253..253 (the config layer checks the range)
-	Reverse bool
+	Reverse bool // the weight's direction is turned around: see Effective
 	// Dynamic is a weight a check plugin reported (vigil only; keepalived has none). While
 	// the object is up, and the tracker is not reverse, it takes the place of Weight's
 	// effect; while the object is down Weight applies as usual, so that a plugin can never
@@ -41,6 +45,24 @@ type Tracker struct {
 //   - the sum is clamped to 1..254.
 //   - the address owner (255) keeps 255 whatever the weights, but a failing
 //     weight-0 tracker (or a file at -254) still puts it in FAULT.
+//
+// This is the one place that decides what reverse does, for every kind of tracker (script,
+// vrrp_check, interface, file) and for dynamic weights. keepalived 2.2.7 keeps it in one
+// place as well: its scripts report their raw exit status, rise and fall count raw
+// results, and only the VRRP side multiplies the weight by -1 (the tracking object's
+// weight_multiplier in vrrp_track.c and track_file.c). vigil once turned a check's result
+// around in the check process too (the plugin Prober), and with the flip here the two
+// cancelled: `weight 20 reverse` on a succeeding script left the priority at 100 where
+// keepalived advertises 80, and `weight 0 reverse` put the instance in FAULT on the wrong
+// side. So the check process, the track_file watcher and the link watch report what they
+// see, and reverse means something here only (TestPriorityDifferential in core/vrrp
+// compares the result with keepalived's on the wire).
+//
+// A reversed tracker ignores a dynamic weight: a plugin reports how far its own service
+// has degraded, and turned around that would raise the priority of a node as its service
+// recovers, a reading no configuration asked for. keepalived has no dynamic weights for
+// VRRP to compare with; its nearest relative, a track_file's value times weight, is
+// reversed whole, and so it is here.
 func Effective(base int, trackers []Tracker) (priority int, fault bool) {
 	total := base
 	for _, t := range trackers {
