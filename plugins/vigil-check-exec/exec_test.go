@@ -74,6 +74,10 @@ func TestExitStatus(t *testing.T) {
 	}{
 		{"script ok", "exit 0", "vrrp_script", false, check.OK, "", -1},
 		{"script fails", "exit 1", "vrrp_script", false, check.Critical, "exit status 1", -1},
+		// A child left holding stdout keeps the output open past WaitDelay: the exit status
+		// still decides, as in keepalived.
+		{"script ok, child holds stdout", "sleep 5 & exit 0", "vrrp_script", false, check.OK, "", -1},
+		{"script fails, child holds stdout", "sleep 5 & exit 1", "vrrp_script", false, check.Critical, "exit status 1", -1},
 		{"script fails with output", "echo replication stopped; exit 3", "vrrp_script", false, check.Critical, "replication stopped", -1},
 		{"misc ok", "exit 0", "misc_check", false, check.OK, "", -1},
 		{"misc 2 without dynamic fails", "exit 2", "misc_check", false, check.Critical, "exit status 2", -1},

@@ -46,6 +46,13 @@ func (c *command) run(ctx context.Context) check.CheckResponse {
 		cmd.Stderr = out // Nagios plugins print their answer on stdout; keep stderr out of it
 	}
 	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The command exited 0 but its output pipe outlived WaitDelay: a child it left
+		// holding the pipe, or a machine too loaded to finish copying the output in time.
+		// The exit status is the answer (keepalived never reads a script's output), and
+		// counting this as a failure made succeeding scripts fail under load.
+		err = nil
+	}
 	// Whatever the command left running in its group goes with it, as keepalived does.
 	if cmd.Process != nil {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
