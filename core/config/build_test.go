@@ -289,3 +289,52 @@ func TestGarpLowerPrio(t *testing.T) {
 		})
 	}
 }
+
+// TestTrackLineReverse: a track_script or track_file line's weight replaces the block's, and
+// its direction stays the block's unless the line says reverse or noreverse (keepalived
+// 2.2.7, vrrp_track.c and track_file.c). reverse without a weight is refused: keepalived
+// drops such a line.
+func TestTrackLineReverse(t *testing.T) {
+	src := `vrrp_script s {
+    script /bin/true
+    weight 10 reverse
+}
+vrrp_instance V {
+    interface eth0
+    virtual_router_id 1
+    virtual_ipaddress {
+        192.0.2.1
+    }
+    track_script {
+        s
+        s weight 20
+        s weight 20 noreverse
+        s weight -5 reverse
+    }
+}
+`
+	cfg, ds := Parse("t.conf", []byte(src), Options{})
+	if ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	s := cfg.Scripts[0]
+	type wr struct {
+		w   int
+		rev bool
+	}
+	var got []wr
+	for _, r := range cfg.Instances[0].TrackScripts {
+		w, rev := r.Apply(s.Weight, s.Reverse)
+		got = append(got, wr{w, rev})
+	}
+	want := []wr{{10, true}, {20, true}, {20, false}, {-5, true}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("weight and direction per line: %v, want %v", got, want)
+	}
+
+	bad := strings.Replace(src, "        s weight -5 reverse\n", "        s reverse\n", 1)
+	_, ds = Parse("t.conf", []byte(bad), Options{})
+	if !ds.HasErrors() || !strings.Contains(ds.Error(), "need a weight before them") {
+		t.Errorf("reverse without a weight: %v; want an error", ds)
+	}
+}

@@ -43,8 +43,10 @@ type Tracker struct {
 //   - vigil's dynamic weight, while the object is up and not reverse: +dynamic
 //     (capped to ±253) in place of all of the above.
 //   - the sum is clamped to 1..254.
-//   - the address owner (255) keeps 255 whatever the weights, but a failing
-//     weight-0 tracker (or a file at -254) still puts it in FAULT.
+//   - the address owner (255) keeps 255: as keepalived 2.2.7 does when it completes
+//     the instance (vrrp.c, "ignoring ... due to address_owner"), it ignores every
+//     tracker with a non-zero weight, and takes a track_file's weight 1 (the default)
+//     for weight 0; its weight-0 trackers still put it in FAULT as above.
 //
 // This is the one place that decides what reverse does, for every kind of tracker (script,
 // vrrp_check, interface, file) and for dynamic weights. keepalived 2.2.7 keeps it in one
@@ -66,6 +68,13 @@ type Tracker struct {
 func Effective(base int, trackers []Tracker) (priority int, fault bool) {
 	total := base
 	for _, t := range trackers {
+		if base == PriorityOwner {
+			if t.Kind == TrackFile && t.Weight == 1 {
+				t.Weight = 0 // a file at its default weight: FAULT while non-zero
+			} else if t.Weight != 0 {
+				continue // nothing moves the owner's priority, nor faults it by a weight
+			}
+		}
 		mult := 1
 		if t.Reverse {
 			mult = -1

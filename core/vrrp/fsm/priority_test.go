@@ -46,7 +46,14 @@ func TestEffective(t *testing.T) {
 		{"file weight 0, non-zero: fault", 100, []Tracker{file(7, 0)}, 100, true},
 		{"file weight 0 reverse, zero: fault", 100, []Tracker{{Kind: TrackFile, Value: 0, Reverse: true}}, 100, true},
 		{"file weight 0 reverse, non-zero: fine", 100, []Tracker{{Kind: TrackFile, Value: 1, Reverse: true}}, 100, false},
-		{"owner file fault", 255, []Tracker{file(-300, 1)}, 255, true},
+		// keepalived ignores an owner's weighted trackers, and a file's weight 1 is weight 0.
+		{"owner file weight 1: non-zero faults", 255, []Tracker{file(-300, 1)}, 255, true},
+		{"owner file weight 1: zero is fine", 255, []Tracker{file(0, 1)}, 255, false},
+		{"owner file weight 1 reverse: zero faults", 255, []Tracker{{Kind: TrackFile, Value: 0, Weight: 1, Reverse: true}}, 255, true},
+		{"owner file weight 10 at -300: ignored", 255, []Tracker{file(-30, 10)}, 255, false},
+		{"owner file weight 0: non-zero faults", 255, []Tracker{file(2, 0)}, 255, true},
+		{"owner weight 0 reverse up: fault", 255, []Tracker{rev(up(0))}, 255, true},
+		{"owner weighted reverse: ignored", 255, []Tracker{rev(up(20)), rev(down(-20))}, 255, false},
 	}
 	for _, tt := range tests {
 		p, f := Effective(tt.base, tt.trackers)
@@ -78,5 +85,35 @@ func TestEffectiveDynamicWeight(t *testing.T) {
 	}
 	if p, _ := Effective(PriorityOwner, []Tracker{{Up: true, Dynamic: dw(-50)}}); p != PriorityOwner {
 		t.Errorf("owner with a dynamic weight: %d, want 255", p)
+	}
+}
+
+// TestEffectiveScriptCases: the twelve script cases of keepalived.conf(5) (weight +20/-20/0,
+// reverse or not, script up or down), with Up the script's raw result: reverse is applied
+// here and only here. core/vrrp's TestPriorityDifferential compares the same cases with
+// keepalived 2.2.7 on the wire.
+func TestEffectiveScriptCases(t *testing.T) {
+	const F = -1 // FAULT
+	for _, tc := range []struct {
+		weight  int
+		reverse bool
+		up      bool
+		want    int
+	}{
+		{20, false, true, 120}, {20, false, false, 100},
+		{20, true, true, 80}, {20, true, false, 100},
+		{-20, false, true, 100}, {-20, false, false, 80},
+		{-20, true, true, 100}, {-20, true, false, 120},
+		{0, false, true, 100}, {0, false, false, F},
+		{0, true, true, F}, {0, true, false, 100},
+	} {
+		p, f := Effective(100, []Tracker{{Up: tc.up, Weight: tc.weight, Reverse: tc.reverse}})
+		got := p
+		if f {
+			got = F
+		}
+		if got != tc.want {
+			t.Errorf("weight %d reverse %v up %v: %d (fault %v), want %d (-1: FAULT)", tc.weight, tc.reverse, tc.up, p, f, tc.want)
+		}
 	}
 }

@@ -1,0 +1,49 @@
+package plugin
+
+import (
+	"testing"
+	"time"
+
+	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/config"
+)
+
+// TestReverseCountsRawResults: a vrrp_check tracked with reverse runs in the check process as
+// any other, so rise counts the plugin's own successes. (The Prober once turned them into
+// failures for reverse, and the vrrp process turned the weight around again.) What reverse
+// does is fsm.Effective's alone.
+func TestReverseCountsRawResults(t *testing.T) {
+	h := newHost(t, Options{})
+	ctx := ctxFor(t, 60*time.Second)
+	pc := &config.PluginCheck{Name: "rev", Plugin: "test", Weight: 20, Reverse: true,
+		Interval: 20 * time.Millisecond, Timeout: 10 * time.Second, Rise: 2, Fall: 2, InitFail: true,
+		Params: []config.Param{{Key: "mode", Values: []string{"ok"}}}}
+	spec, err := h.CheckSpec(ctx, pc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := make(chan corecheck.Change, 4)
+	go corecheck.Run(ctx, []corecheck.Spec{spec}, changes)
+	next := func() corecheck.Change {
+		t.Helper()
+		select {
+		case c := <-changes:
+			return c
+		case <-ctx.Done():
+			t.Fatal("no change from the check: its successes were not counted as such")
+		}
+		return corecheck.Change{}
+	}
+	if c := next(); c.Up || c.Msg != "initial state" {
+		t.Fatalf("initial: %+v; want down (init_fail)", c)
+	}
+	// The first success reports the plugin's dynamic weight (a change of its own); the
+	// second makes rise.
+	c := next()
+	for !c.Up {
+		c = next()
+	}
+	if c.Weight == nil || *c.Weight != 7 {
+		t.Fatalf("after the plugin's successes: %+v; want up, with the plugin's dynamic weight 7", c)
+	}
+}
