@@ -229,11 +229,11 @@ func TestPriorityDifferential(t *testing.T) {
 	}
 
 	var table strings.Builder
-	fmt.Fprintf(&table, "%-62s %6s %10s %10s %6s\n", "case (VRID: instance)", "doc", "keepalived", "vigil+exec", "vigil")
+	fmt.Fprintf(&table, "%-67s %6s %10s %10s %6s\n", "case (VRID: instance)", "doc", "keepalived", "vigil+exec", "vigil")
 	for i, c := range cs {
 		id := i + 1
 		ka := got[0][id]
-		fmt.Fprintf(&table, "%2d %-59s %6s %10s %10s %6s\n", id, c.name, verdict(c.want), verdict(ka), verdict(got[1][id]), verdict(got[2][id]))
+		fmt.Fprintf(&table, "%2d %-64s %6s %10s %10s %6s\n", id, c.name, verdict(c.want), verdict(ka), verdict(got[1][id]), verdict(got[2][id]))
 		if ka != c.want {
 			t.Errorf("VRID %d (%s): keepalived advertises %s; keepalived.conf(5) reads %s: the case is wrong", id, c.name, verdict(ka), verdict(c.want))
 		}
