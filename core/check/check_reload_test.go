@@ -197,9 +197,10 @@ func TestUpdateKeepsProbeCadence(t *testing.T) {
 	}
 	times := c.probeTimes()
 	for i := 1; i < len(times); i++ {
-		// A probe starts one interval after the one before started, never earlier; the
-		// upper bound only catches a lost timer.
-		if gap := times[i].Sub(times[i-1]); gap < interval-time.Millisecond || gap > 5*interval {
+		// A probe starts one interval after the one before started, never earlier. How
+		// much later depends on the machine's load; a lost timer shows as probes that
+		// never reach six (above).
+		if gap := times[i].Sub(times[i-1]); gap < interval-time.Millisecond {
 			t.Errorf("probe %d came %s after probe %d; want about %s", i+1, gap, i, interval)
 		}
 	}
@@ -255,25 +256,27 @@ func TestUpdateAddsRemovesRestarts(t *testing.T) {
 		t.Fatalf("second update: %s", diffString(d))
 	}
 	goneProbes, oldChangeProbes := gone.count(), change.count()
-	got := map[string]Change{}
-	for range 3 {
+	// Per check, in order: the initial states of added and nokey, and the initial state of
+	// change followed by its own probe taking it down. Between checks there is no order:
+	// on a loaded machine, change's first probe may come before another check's initial
+	// state.
+	got := map[string][]Change{}
+	for range 4 {
 		c := next(t, changes, 5*time.Second)
-		if _, dup := got[c.Name]; dup {
-			t.Fatalf("a second change for %s: %+v", c.Name, c)
+		got[c.Name] = append(got[c.Name], c)
+	}
+	for _, name := range []string{"added", "nokey", "change"} {
+		cs := got[name]
+		if len(cs) == 0 || !cs[0].Initial || cs[0].Msg != "initial state" || !cs[0].Up {
+			// For change: the old definition's state, up.
+			t.Errorf("%s: sent %+v, want its initial state first, up", name, cs)
 		}
-		got[c.Name] = c
 	}
-	if c := got["added"]; c.Msg != "initial state" || !c.Up {
-		t.Errorf("added: %+v", c)
+	if cs := got["change"]; len(cs) != 2 || cs[1].Up || cs[1].Initial {
+		t.Errorf("change sent %+v after the restart, want its initial state, then down on its own probes", cs)
 	}
-	if c := got["change"]; c.Msg != "initial state" || !c.Up {
-		t.Errorf("restarted change: %+v, want the old definition's state, up", c)
-	}
-	if c := next(t, changes, 5*time.Second); c.Name != "change" || c.Up {
-		t.Errorf("after the restart: %+v, want change going down on its own probes", c)
-	}
-	if c := got["nokey"]; c.Msg != "initial state" || !c.Up {
-		t.Errorf("restarted nokey: %+v", c)
+	if len(got) != 3 {
+		t.Errorf("changes after the second update: %+v; want only added, nokey and change", got)
 	}
 	// Ten intervals later: nothing from gone or keep, and the stopped probers were not called.
 	quiet(t, changes, 10*iv)
