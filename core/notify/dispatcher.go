@@ -440,12 +440,20 @@ func (w *worker) deliver(ctx context.Context, ev sdk.Event) {
 	case errors.Is(err, errSkipped):
 	case ctx.Err() != nil:
 		w.d.log.Warn("notify action cancelled at shutdown", "action", w.act.name, "for", w.src, "state", ev.NewState)
-	case cctx.Err() != nil:
+	case cctx.Err() != nil || pastDeadline(cctx):
 		w.d.log.Error("notify action passed its deadline and was cancelled", "action", w.act.name, "for", w.src, "state", ev.NewState,
 			"timeout", w.act.timeout.String(), "error", err)
 	default:
 		w.d.log.Error("notify action failed", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took, "error", err)
 	}
+}
+
+// pastDeadline reports whether ctx's deadline has passed. A call can end for its deadline
+// (the plugin, told it, gives up) before ctx's own timer has fired and set ctx.Err(), which
+// happens on a loaded machine.
+func pastDeadline(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // errSkipped: the action had nothing to do for this event (an e-mail already sent for that

@@ -165,7 +165,9 @@ func conf(prio int, extra string) string {
 }
 
 func checkScript(flag string) string {
-	return fmt.Sprintf("vrrp_script chk {\n    script \"/usr/bin/test -e %s\"\n    interval 0.1\n}\n", flag)
+	// The timeout only bounds a hung script: left to default to the interval, it failed
+	// the check whenever starting the script took 100 ms, as it does on a loaded machine.
+	return fmt.Sprintf("vrrp_script chk {\n    script \"/usr/bin/test -e %s\"\n    interval 0.1\n    timeout 10\n}\n", flag)
 }
 
 func TestKillCheckChildLeavesVRRPAlone(t *testing.T) {
@@ -217,15 +219,20 @@ func TestKillVRRPChildRecovers(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	// The dead child leaves the VIP on n1; n2 takes over after Master_Down_Interval
-	// (3 x 0.2 s + skew = 0.66 s). Two holders must not last longer than that interval.
-	const mdi = 661 * time.Millisecond
+	// The dead child leaves the VIP on n1 (nothing removed it), n2 takes over after
+	// Master_Down_Interval (3 x 0.2 s + skew = 0.66 s), and both hold it until n1's vrrp
+	// child is back: core notices the death at its next health tick (1 s), restarts after
+	// the 1 s backoff, and the new child takes the address back as the higher priority.
+	// How long that takes depends on the machine's load, so what must hold is the order:
+	// n2 takes over, then n1 alone holds the VIP again with a new vrrp child.
 	var both, longest time.Duration
+	sawN2 := false
 	last := time.Now()
-	end := time.Now().Add(6 * time.Second)
-	for time.Now().Before(end) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		h0, h1 := n[0].holds(t, ctx), n[1].holds(t, ctx)
 		now := time.Now()
+		sawN2 = sawN2 || h1
 		if h0 && h1 {
 			both += now.Sub(last)
 			longest = max(longest, both)
@@ -233,13 +240,14 @@ func TestKillVRRPChildRecovers(t *testing.T) {
 			both = 0
 		}
 		last = now
+		if sawN2 && h0 && !h1 {
+			break
+		}
+		if now.After(deadline) {
+			t.Fatalf("after 30 s: n2 took over %v, n1 holds %v, n2 holds %v", sawN2, h0, h1)
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if longest > mdi+300*time.Millisecond {
-		t.Errorf("two masters for %s, longer than one Master_Down_Interval (%s)", longest, mdi)
-	}
-	// The restarted child recovers n1's role (higher priority, preempt).
-	waitFor(t, 10*time.Second, "n1 holds the VIP again", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
 	if p := n[0].childPID(t, "vrrp"); p == pid || p == 0 {
 		t.Errorf("vrrp child not restarted (pid %d)", p)
 	}
@@ -599,7 +607,7 @@ func TestScriptRunsThroughExecPlugin(t *testing.T) {
 	script := filepath.Join(n[0].dir, "chk.sh")
 	os.WriteFile(flag, nil, 0o644)
 	os.WriteFile(script, []byte("#!/bin/sh\nif [ -e "+flag+" ]; then echo service answers; exit 0; fi\necho service gone; exit 1\n"), 0o755)
-	extra := fmt.Sprintf("global_defs {\n    plugin_dir %s\n}\nvrrp_script chk {\n    script %q\n    interval 0.1\n}\n", plugins, script)
+	extra := fmt.Sprintf("global_defs {\n    plugin_dir %s\n}\nvrrp_script chk {\n    script %q\n    interval 0.1\n    timeout 10\n}\n", plugins, script)
 	n[0].start(t, conf(150, extra))
 	n[1].start(t, conf(100, ""))
 	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
