@@ -521,9 +521,15 @@ func (p *preprocessor) generator(l srcLine, depth int) {
 		spec = l.text[open+1 : closeIdx]
 	}
 	body := l.advance(closeIdx + 1)
-	if strings.TrimSpace(body.text) == "" {
-		p.sink.errorf(l.pos, "%s has no text to repeat after ')'", "~"+head)
-		return
+	// Nothing after ')': keepalived 2.2.7 (lib/parser.c, read_line) still runs through the
+	// values, setting the variable to each in turn and producing empty lines, which it skips.
+	// So the lines that follow are read once, with the variable at its last value: a
+	// vrrp_instance VI_${n} block after ~SEQ(n,1,1,20) gives VI_20 alone. vigil does the same
+	// (setting the last value at once), and says so, as that is rarely what was meant.
+	empty := strings.TrimSpace(body.text) == ""
+	emptyWarning := func(set []string) {
+		p.sink.warnf(l.pos, "~%s has nothing after ')' to repeat: as in keepalived, the lines that follow are read once, with %s",
+			head, strings.Join(set, ", ")).Hint = "put what is to be repeated after ')' on the same line, e.g. a multi-line $DEFINITION holding the block"
 	}
 	switch head {
 	case "SEQ", "SEQx":
@@ -534,7 +540,16 @@ func (p *preprocessor) generator(l srcLine, depth int) {
 			p.sink.errorf(l.pos, "invalid ~%s(%s): %v", head, spec, err).Hint = "the form is ~SEQ(var, start, step, end); start and step may be left out"
 			// The text is still read once, unexpanded, so that a block it opens stays balanced
 			// and the rest of the file is checked as usual.
-			p.line(body, false, depth+1)
+			if !empty {
+				p.line(body, false, depth+1)
+			}
+			return
+		}
+		if empty {
+			if len(vals) > 0 {
+				p.defs[vars] = &definition{lines: []string{vals[len(vals)-1]}}
+				emptyWarning([]string{"$" + vars + "=" + vals[len(vals)-1]})
+			}
 			return
 		}
 		for _, v := range vals {
@@ -548,7 +563,19 @@ func (p *preprocessor) generator(l srcLine, depth int) {
 		vars, sets, err := parseLst(spec)
 		if err != nil {
 			p.sink.errorf(l.pos, "invalid ~LST(%s): %v", spec, err).Hint = "the form is ~LST(var, v1, v2, ...) or ~LST({a, b}, {1, 2}, {3, 4})"
-			p.line(body, false, depth+1)
+			if !empty {
+				p.line(body, false, depth+1)
+			}
+			return
+		}
+		if empty {
+			last := sets[len(sets)-1]
+			var set []string
+			for i, v := range vars {
+				p.defs[v] = &definition{lines: []string{last[i]}}
+				set = append(set, "$"+v+"="+last[i])
+			}
+			emptyWarning(set)
 			return
 		}
 		for _, set := range sets {
