@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -92,7 +94,7 @@ func pluginsCmd(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	opts, code := pluginOptions(*file, stderr)
+	opts, cfg, code := pluginOptions(*file, stderr)
 	if code != exitOK {
 		return code
 	}
@@ -105,6 +107,21 @@ func pluginsCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil plugins: %v\n", err)
 		return exitInternal
+	}
+	found = notInstalled(found, cfg, opts.Dir)
+	// A row with an error (a checksum that differs from its pin, an unsafe file mode, a plugin
+	// that does not start, one the configuration names but that is missing) makes the exit
+	// status non-zero, so that `vigil plugins` can gate a deployment.
+	failed := 0
+	for _, f := range found {
+		if f.Err != nil {
+			failed++
+		}
+	}
+	exit := exitOK
+	if failed > 0 {
+		exit = exitConfig
+		defer fmt.Fprintf(stderr, "vigil plugins: %d plugin(s) cannot run\n", failed)
 	}
 	if *asJSON {
 		type entry struct {
@@ -127,7 +144,7 @@ func pluginsCmd(args []string, stdout, stderr io.Writer) int {
 		if err := enc.Encode(out); err != nil {
 			return exitInternal
 		}
-		return exitOK
+		return exit
 	}
 	// PARAMS, the one column that can be long, comes last so that it does not push the
 	// others apart.
@@ -141,7 +158,7 @@ func pluginsCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", f.Kind, f.Name, f.Info.Version, f.Info.ProtocolVersion, f.Path, formatParams(f.Info.Params))
 	}
 	tw.Flush()
-	return exitOK
+	return exit
 }
 
 // formatParams is the PARAMS column: each param as NAME[*]:TYPE, * for required.
@@ -168,7 +185,7 @@ func formatParams(params []sdk.ParamSpec) string {
 // -f, the daemon's default file is read if it exists, and ResolveDir("") with no pins is
 // used if none does. A file that cannot be read or has errors is reported, and nothing is
 // run: its pins could not be honoured.
-func pluginOptions(file string, stderr io.Writer) (plugin.Options, int) {
+func pluginOptions(file string, stderr io.Writer) (plugin.Options, *config.Config, int) {
 	log := hclog.NewNullLogger()
 	if file == "" {
 		for _, p := range defaultConfigFiles {
@@ -178,7 +195,7 @@ func pluginOptions(file string, stderr io.Writer) (plugin.Options, int) {
 			}
 		}
 		if file == "" {
-			return plugin.Options{Dir: plugin.ResolveDir(""), Logger: log}, exitOK
+			return plugin.Options{Dir: plugin.ResolveDir(""), Logger: log}, nil, exitOK
 		}
 	}
 	cfg, diags := config.Load(file, config.Options{ConfigID: config.DefaultConfigID(), InterfaceExists: interfaceExists})
@@ -187,7 +204,56 @@ func pluginOptions(file string, stderr io.Writer) (plugin.Options, int) {
 			fmt.Fprintln(stderr, d.String())
 		}
 		fmt.Fprintf(stderr, "vigil plugins: %s: configuration has %d error(s); its plugin_dir and plugin_sha256 cannot be applied (fix it, or name another file with -f)\n", file, len(diags.Errors()))
-		return plugin.Options{}, exitConfig
+		return plugin.Options{}, nil, exitConfig
 	}
-	return plugin.ConfigOptions(cfg.Global, log), exitOK
+	return plugin.ConfigOptions(cfg.Global, log), cfg, exitOK
+}
+
+// namedPlugin is a plugin that the configuration names, at the first place naming it.
+type namedPlugin struct {
+	kind sdk.Kind
+	name string
+	pos  config.Pos
+	what string
+}
+
+// namedPlugins lists the plugins that cfg needs: those of its vrrp_checks, real_server
+// checkers and vrrp_notify blocks, each once.
+func namedPlugins(cfg *config.Config) []namedPlugin {
+	var out []namedPlugin
+	seen := map[string]bool{}
+	add := func(kind sdk.Kind, name string, pos config.Pos, what string) {
+		if key := plugin.Executable(kind, name); !seen[key] {
+			seen[key] = true
+			out = append(out, namedPlugin{kind, name, pos, what})
+		}
+	}
+	for _, c := range cfg.Checks {
+		add(sdk.KindCheck, c.Plugin, c.Pos, fmt.Sprintf("vrrp_check %q", c.Name))
+	}
+	for _, rc := range corecheck.RealServerChecks(cfg) {
+		add(sdk.KindCheck, rc.Plugin, rc.Pos, fmt.Sprintf("real_server check %q", rc.Name))
+	}
+	for _, n := range cfg.Notifiers {
+		add(sdk.KindNotify, n.Plugin, n.Pos, fmt.Sprintf("vrrp_notify %q", n.Name))
+	}
+	return out
+}
+
+// notInstalled adds to found a row with an error for each plugin that cfg names and that
+// is not in dir.
+func notInstalled(found []plugin.Found, cfg *config.Config, dir string) []plugin.Found {
+	if cfg == nil {
+		return found
+	}
+	for _, n := range namedPlugins(cfg) {
+		if slices.ContainsFunc(found, func(f plugin.Found) bool { return f.Kind == n.kind && f.Name == n.name }) {
+			continue
+		}
+		found = append(found, plugin.Found{
+			Path: filepath.Join(dir, plugin.Executable(n.kind, n.name)), Kind: n.kind, Name: n.name,
+			Err: fmt.Errorf("not installed, but %s: %s names it", n.pos, n.what),
+		})
+	}
+	return found
 }

@@ -80,8 +80,8 @@ func TestPluginsConfig(t *testing.T) {
 		bad := strings.Repeat("0", 64)
 		write(bad)
 		code, stdout, stderr := runVigil("plugins", "-f", conf)
-		if code != 0 {
-			t.Fatalf("vigil plugins -f exited %d:\n%s%s", code, stdout, stderr)
+		if code != exitConfig {
+			t.Errorf("vigil plugins -f listing a checksum mismatch exited %d, want %d:\n%s%s", code, exitConfig, stdout, stderr)
 		}
 		want := fmt.Sprintf("error: plugin checksum mismatch: check plugin hello: %s has SHA-256 %s, but plugin_sha256 vigil-check-hello in global_defs expects %s", wrapper, good, bad)
 		if !regexp.MustCompile(`(?m)^check +hello +- +- +` + regexp.QuoteMeta(wrapper) + ` +` + regexp.QuoteMeta(want)).MatchString(stdout) {
@@ -92,7 +92,7 @@ func TestPluginsConfig(t *testing.T) {
 		}
 		// --dir overrides the directory, not the pins.
 		code, stdout, _ = runVigil("plugins", "-f", conf, "--dir", dir, "--json")
-		if code != 0 || !strings.Contains(stdout, `"error": "plugin checksum mismatch`) {
+		if code != exitConfig || !strings.Contains(stdout, `"error": "plugin checksum mismatch`) {
 			t.Errorf("vigil plugins -f --dir --json (exit %d):\n%s\nwant the checksum error", code, stdout)
 		}
 		if _, err := os.Stat(mark); err == nil {
@@ -117,7 +117,7 @@ func TestPluginsConfig(t *testing.T) {
 		// With no -f, the daemon's default file applies when it exists ...
 		defaultConfigFiles = []string{filepath.Join(t.TempDir(), "none.conf"), conf}
 		code, stdout, stderr := runVigil("plugins")
-		if code != 0 || !strings.Contains(stdout, "error: plugin checksum mismatch") {
+		if code != exitConfig || !strings.Contains(stdout, "error: plugin checksum mismatch") {
 			t.Errorf("vigil plugins with the default file pinning a wrong checksum (exit %d):\n%s%s", code, stdout, stderr)
 		}
 		if _, err := os.Stat(mark); err == nil {
@@ -181,5 +181,45 @@ vrrp_check chk_smtp {
 	write("127.0.0.1:25")
 	if code, _, stderr := runVigil("-t", "-f", conf); code != 0 {
 		t.Errorf("vigil -t refused a good address (exit %d):\n%s", code, stderr)
+	}
+}
+
+// TestPluginsExitStatus: vigil plugins exits non-zero when a row is an error, so that it can
+// gate CI: a plugin whose file anyone may change, and one that the configuration names but
+// that is not installed (the checksum mismatch is in TestPluginsConfig).
+func TestPluginsExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	buildHello(t, dir)
+	conf := filepath.Join(t.TempDir(), "keepalived.conf")
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(conf, []byte("global_defs {\n    plugin_dir "+dir+"\n}\n"+body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(name string) string { return "vrrp_check " + name + " {\n    plugin " + name + "\n}\n" }
+
+	write(check("hello"))
+	if code, stdout, stderr := runVigil("plugins", "-f", conf); code != exitOK {
+		t.Fatalf("all well: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	write(check("hello") + "\n" + check("redsi"))
+	code, stdout, stderr := runVigil("plugins", "-f", conf)
+	if code != exitConfig {
+		t.Errorf("a named plugin is missing: exit %d, want %d\n%s%s", code, exitConfig, stdout, stderr)
+	}
+	want := filepath.Join(dir, "vigil-check-redsi") + `  error: not installed, but ` + conf + `:8:1: vrrp_check "redsi" names it`
+	if !strings.Contains(stdout, want) || !strings.Contains(stderr, "1 plugin(s) cannot run") {
+		t.Errorf("vigil plugins:\n%s%s\nwant a row ending %s", stdout, stderr, want)
+	}
+
+	write(check("hello"))
+	if err := os.Chmod(filepath.Join(dir, "vigil-check-hello"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runVigil("plugins", "-f", conf, "--json")
+	if code != exitConfig || !strings.Contains(stdout, "is group- or world-writable") {
+		t.Errorf("a world-writable plugin: exit %d, want %d\n%s%s", code, exitConfig, stdout, stderr)
 	}
 }
