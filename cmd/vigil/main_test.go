@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func runVigil(args ...string) (code int, stdout, stderr string) {
@@ -207,5 +210,38 @@ func TestConfigTestMissingPlugin(t *testing.T) {
 	want := checks + `:3:3: error: vrrp_check "chk": plugin redsi is not installed in ` + dir
 	if !strings.Contains(stderr, want) {
 		t.Errorf("vigil -t:\n%s\nwant: %s", stderr, want)
+	}
+}
+
+// TestConfigTestRefusesSpecialFiles: vigil -t on a file that includes /dev/zero, or given a
+// FIFO with -f, stops at once with the place and the reason; before, it read /dev/zero until
+// memory ran out and blocked on the FIFO for ever.
+func TestConfigTestRefusesSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(conf, []byte(good+"include /dev/zero\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ file, want string }{
+		{conf, conf + ":11:1: error: /dev/zero is a character device, not a regular file"},
+		{fifo, fifo + ": error: " + fifo + " is a FIFO, not a regular file"},
+	} {
+		done := make(chan string, 1)
+		go func() {
+			code, _, stderr := runVigil("-t", "-f", tt.file)
+			done <- fmt.Sprintf("exit %d\n%s", code, stderr)
+		}()
+		select {
+		case got := <-done:
+			if !strings.HasPrefix(got, fmt.Sprintf("exit %d\n", exitConfig)) || !strings.Contains(got, tt.want) {
+				t.Errorf("vigil -t -f %s: %s\nwant exit %d and %s", tt.file, got, exitConfig, tt.want)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("vigil -t -f %s has not returned after 60 s", tt.file)
+		}
 	}
 }
