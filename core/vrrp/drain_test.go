@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/net/ipv4"
 
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/vrrp/fsm"
@@ -162,5 +163,68 @@ func TestExpiredTimerYieldsToAdvertInInbox(t *testing.T) {
 	b := newDrainBench(t)
 	b.u.inbox <- unitEvent{member: 0, ev: fsm.AdvertReceived{From: b.master, Priority: 150, Interval: 10 * time.Millisecond}}
 	b.u.timerFired(context.Background(), b.dl, false)
+	b.check()
+}
+
+// TestExpiredTimerYieldsToAdvertTheReaderHolds: the reader has read the master's advert
+// together with one for another instance, whose unit is busy (its inbox full), so the
+// socket is empty but the advert is not handed out yet. The unit must wait for it too.
+func TestExpiredTimerYieldsToAdvertTheReaderHolds(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	b := newDrainBench(t)
+	// A second instance on the same socket, whose unit does not run: its inbox is full.
+	cfg := &config.VRRPInstance{Name: "VI_2", VRID: 52, Version: 3, Priority: 100, AdvertInt: 10 * time.Millisecond}
+	other := &instance{name: "VI_2", cfg: cfg, log: hclog.NewNullLogger(), src: b.in.src, settings: b.in.settings}
+	other.rx.Store(&rxParams{expect: packet.Expect{Version: 3, VRID: 52, Interval: cfg.AdvertInt, Addrs: other.settings.advAddrs}})
+	other.fresh.word.Store(-1)
+	busy := newUnit([]*instance{other}, false, b.e.base, b.e.watch)
+	defer close(busy.exited) // releases the reader if it still waits for the busy unit
+	for len(busy.inbox) < cap(busy.inbox) {
+		busy.inbox <- unitEvent{ev: wakeUp{}}
+	}
+	b.sg.setVRID(52, other)
+
+	// Both adverts in one system call, the other instance's first, so that the reader takes
+	// them in one batch and stops at the full inbox with ours in hand.
+	forOther := b.advert()
+	a := packet.Advert{Version: 3, VRID: 52, Priority: 150, Interval: 10 * time.Millisecond, Addrs: other.settings.advAddrs}
+	body, err := a.Marshal(b.master, packet.IPv4Group, packet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forOther = append(forOther[:20:20], body...)
+	pc := ipv4.NewPacketConn(b.conn)
+	to := b.conn.LocalAddr()
+	if _, err := pc.WriteBatch([]ipv4.Message{{Buffers: [][]byte{forOther}, Addr: to}, {Buffers: [][]byte{b.advert()}, Addr: to}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Let the reader run until it is stuck at the busy unit (a failure bound, not a timing).
+	for deadline := time.Now().Add(10 * time.Second); b.u.socketsReadable() || !b.sg.prog.inHand(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("set-up: the reader did not take both adverts (readable %v, in hand %v)", b.u.socketsReadable(), b.sg.prog.inHand())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Once our unit waits for the reader, the busy unit catches up with its inbox.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for !b.sg.prog.waiting.Load() {
+			select {
+			case <-stop:
+				return
+			default:
+				time.Sleep(time.Millisecond)
+			}
+		}
+		for {
+			select {
+			case <-busy.inbox:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	b.u.timerFired(context.Background(), b.dl, true)
 	b.check()
 }

@@ -149,6 +149,12 @@ func (p *rxProgress) handedOut(seq uint64, empty bool) {
 	p.wake()
 }
 
+// inHand reports whether the reader is in a call, or holds adverts of its last call that
+// it has not handed out yet.
+func (p *rxProgress) inHand() bool {
+	return !p.gone.Load() && p.started.Load() > p.handed.Load()
+}
+
 // stop records that the reader has returned.
 func (p *rxProgress) stop() {
 	p.gone.Store(true)

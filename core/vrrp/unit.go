@@ -321,12 +321,14 @@ func (u *unit) settle(ctx context.Context) {
 		for i := range u.pollfds {
 			u.pollfds[i].Revents = 0
 		}
-		if n, err := unix.Poll(u.pollfds, 0); err == nil && n > 0 {
+		if _, err := unix.Poll(u.pollfds, 0); err == nil {
 			bound := time.NewTimer(settleBound)
 			defer bound.Stop()
 		socks:
 			for i, sg := range u.socks {
-				if u.pollfds[i].Revents&unix.POLLIN == 0 {
+				// Wait if adverts are queued, or if the reader holds some it has read and not
+				// handed out yet (it may be waiting for another unit's full inbox).
+				if u.pollfds[i].Revents&unix.POLLIN == 0 && !sg.prog.inHand() {
 					continue
 				}
 				since := sg.prog.started.Load()
