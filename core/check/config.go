@@ -137,6 +137,9 @@ func FromConfigReusing(ctx context.Context, cfg *config.Config, plugins PluginSp
 			}, nil
 		}).refuse(unsafe, failing, "vrrp_script disabled: "))
 	}
+	// The vrrp_scripts and vrrp_checks start unknown, as keepalived's tracked scripts do;
+	// the real_server checkers after them start up, as keepalived's checkers do.
+	tracked := len(items)
 	if plugins != nil {
 		items = append(items, realServerItems(ctx, cfg, plugins, hostKey, reuse)...)
 	}
@@ -146,11 +149,12 @@ func FromConfigReusing(ctx context.Context, cfg *config.Config, plugins PluginSp
 		}
 	}
 	specs := make([]Spec, 0, len(items))
-	for _, it := range items {
+	for i, it := range items {
 		sp, err := it.spec()
 		if err != nil {
 			return nil, err
 		}
+		sp.FirstDecides = i < tracked
 		specs = append(specs, sp)
 	}
 	return specs, nil

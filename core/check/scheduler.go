@@ -22,6 +22,17 @@ type Spec struct {
 	// InitFail starts the check down instead of up (keepalived's init_fail): an instance that
 	// depends on it cannot become master before the check has passed rise times.
 	InitFail bool
+	// FirstDecides starts the check neither up nor down, as keepalived 2.2.7 starts a tracked
+	// vrrp_script (vrrp_scheduler.c sets its result one success short of rise, and takes its
+	// first failure as a failure whatever fall says): no state is sent until the first probe,
+	// whose result alone is the check's state, then rise and fall count as usual. An instance
+	// tracking it therefore never counts on a service that was never seen up (a dead service
+	// at start with fall 3 would otherwise count as up for three intervals, long enough to
+	// take mastership). The first probe comes at once instead of being staggered, as
+	// keepalived runs such a script at once. InitFail, or a state carried over a restart
+	// (Scheduler.Update), takes precedence: the state is then known. FromConfig sets it on
+	// vrrp_scripts and vrrp_checks; real_server checkers start up, as keepalived's do.
+	FirstDecides bool
 	// Align, when not empty, names a group of checks that probe at the same moments: checks
 	// with the same Align and Interval start their probes on one shared grid, instead of
 	// being spread over the interval like scripts. Plugin checks are all aligned: waking a
@@ -83,7 +94,8 @@ type Change struct {
 type Threshold struct {
 	Rise, Fall int
 	up         bool
-	run        int // consecutive results that disagree with the current state
+	unknown    bool // no result yet, and no state assumed: the first result decides
+	run        int  // consecutive results that disagree with the current state
 }
 
 // NewThreshold starts up, or down when initFail is set.
@@ -91,11 +103,26 @@ func NewThreshold(rise, fall int, initFail bool) *Threshold {
 	return &Threshold{Rise: max(rise, 1), Fall: max(fall, 1), up: !initFail}
 }
 
-// Up is the current state.
+// NewUnknownThreshold starts neither up nor down: the first result added is the state,
+// whatever rise and fall say (see Spec.FirstDecides).
+func NewUnknownThreshold(rise, fall int) *Threshold {
+	return &Threshold{Rise: max(rise, 1), Fall: max(fall, 1), unknown: true}
+}
+
+// Up is the current state (false while Known is not).
 func (t *Threshold) Up() bool { return t.up }
 
-// Add records one result and reports whether the state changed.
+// Known reports whether the threshold has a state: always, except before the first result
+// of one made by NewUnknownThreshold.
+func (t *Threshold) Known() bool { return !t.unknown }
+
+// Add records one result and reports whether the state changed (the first result of an
+// unknown threshold always does: it gives the first state).
 func (t *Threshold) Add(ok bool) bool {
+	if t.unknown {
+		t.up, t.unknown, t.run = ok, false, 0
+		return true
+	}
 	if ok == t.up {
 		t.run = 0
 		return false
@@ -155,7 +182,8 @@ type Diff struct {
 	// (up or down, the run of results towards rise or fall) and probe timing go on as they
 	// were, and no change is sent for them.
 	Kept []string
-	// Added are new checks: each sends its initial state, as at start.
+	// Added are new checks: each sends its initial state, as at start (a FirstDecides check
+	// sends its first probe's result instead).
 	Added []string
 	// Removed are checks no longer given: they stopped, and nothing more is sent for them.
 	// A later Update that gives one again starts it afresh.
@@ -290,8 +318,11 @@ func (s *Scheduler) Stop() {
 // and sent is told each state it sends.
 func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, sent func(up bool)) {
 	th := NewThreshold(s.Rise, s.Fall, s.InitFail)
-	if initial != nil {
+	switch {
+	case initial != nil:
 		th.up = *initial
+	case s.FirstDecides && !s.InitFail:
+		th = NewUnknownThreshold(s.Rise, s.Fall)
 	}
 	var weight *int // the dynamic weight sent last
 	send := func(c Change) bool {
@@ -303,7 +334,9 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, s
 			return false
 		}
 	}
-	if !send(Change{Name: s.Name, Up: th.Up(), Msg: "initial state", Initial: true}) {
+	// A check that starts unknown says nothing until its first probe: an initial "up" or
+	// "down" would be a guess that the instances tracking it act on.
+	if th.Known() && !send(Change{Name: s.Name, Up: th.Up(), Msg: "initial state", Initial: true}) {
 		return
 	}
 	interval := max(s.Interval, 10*time.Millisecond)
@@ -315,6 +348,8 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, s
 	wait := time.Duration(rand.Int64N(int64(interval)))
 	if s.Warmup > 0 {
 		wait = time.Duration(rand.Int64N(int64(s.Warmup)))
+	} else if !th.Known() {
+		wait = 0 // nothing is known until it runs
 	} else if s.Align != "" {
 		wait = time.Until(nextSlot(s.Align, interval, time.Now()))
 	}

@@ -271,6 +271,7 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 	}
 
 	in.trackable = trackable(vc, cfg)
+	in.startPending(vc, cfg)
 	e.sockMu.Lock()
 	defer e.sockMu.Unlock()
 	sg, err := e.sockGroup(ctx, ifi, in.v6, groups)

@@ -83,13 +83,21 @@ type trackerState struct {
 	value   int // track_file: the number read from the file
 	isFile  bool
 	dynamic *int // a check plugin's dynamic weight (see fsm.Tracker.Dynamic)
+	// pending: a tracked script or check that has no result yet (pendingScripts); up,
+	// value and dynamic mean nothing then.
+	pending bool
 }
 
 // trackerEvents recomputes the effective priority and fault state from the trackers, as
 // events for the machine.
 func (in *instance) trackerEvents() []fsm.Event {
 	ts := make([]fsm.Tracker, 0, len(in.trackers))
+	waiting := false // a weight-0 script has no result yet
 	for _, t := range in.trackers {
+		if t.pending {
+			waiting = waiting || t.weight == 0
+			continue
+		}
 		if t.isFile {
 			ts = append(ts, fsm.Tracker{Kind: fsm.TrackFile, Value: t.value, Weight: t.weight, Reverse: t.reverse})
 			continue
@@ -97,7 +105,11 @@ func (in *instance) trackerEvents() []fsm.Event {
 		ts = append(ts, fsm.Tracker{Kind: fsm.TrackUpDown, Up: t.up, Weight: t.weight, Reverse: t.reverse, Dynamic: t.dynamic})
 	}
 	prio, fault := fsm.Effective(in.cfg.Priority, ts)
-	return []fsm.Event{fsm.PriorityChanged{Effective: prio}, fsm.FaultChanged{Faulty: fault, Reason: "tracking"}}
+	reason := "tracking"
+	if waiting && !fault {
+		reason = "waiting for the first result of a tracked script"
+	}
+	return []fsm.Event{fsm.PriorityChanged{Effective: prio}, fsm.FaultChanged{Faulty: fault || waiting, Reason: reason}}
 }
 
 // trackerEvent carries a tracker change into the instance goroutine.

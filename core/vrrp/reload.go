@@ -446,6 +446,15 @@ func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRP
 			trackers[k] = st
 		}
 	}
+	// A script still waiting for its first result keeps waiting, with the new weight. A
+	// script the reload starts tracking does not wait (the replay brings its state):
+	// keepalived 2.2.7 does not hold a running instance for a script new at a reload
+	// (SCRIPT_INIT_STATE_INIT_RELOAD), and a master must not resign over a reload.
+	for k, st := range pendingScripts(vc, cfg) {
+		if trackers[k].pending {
+			trackers[k] = st
+		}
+	}
 	in.trackers = trackers
 	for _, ev := range in.trackerEvents() {
 		u.handle(now, member, ev)

@@ -226,10 +226,13 @@ func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 	}
 	now := time.Now()
 	for i, in := range u.members {
-		u.handle(now, i, fsm.Startup{})
+		// The trackers first: a fault known at start (a weight-0 script without a result,
+		// a tracked interface down) keeps the instance in FAULT from its first moment,
+		// where an owner started first would advertise 255 before resigning.
 		for _, ev := range in.trackerEvents() {
 			u.handle(now, i, ev)
 		}
+		u.handle(now, i, fsm.Startup{})
 	}
 	for _, ue := range u.pending {
 		u.receive(ue)
