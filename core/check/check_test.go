@@ -212,3 +212,96 @@ func TestNextSlot(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownThreshold: a threshold that starts unknown takes its first result as its state,
+// whatever rise and fall say (keepalived's vrrp_script), then counts as usual.
+func TestUnknownThreshold(t *testing.T) {
+	for _, first := range []bool{false, true} {
+		th := NewUnknownThreshold(2, 3)
+		if th.Known() {
+			t.Fatal("an unknown threshold is known before any result")
+		}
+		if !th.Add(first) || !th.Known() || th.Up() != first {
+			t.Fatalf("first result %v: known %v, up %v; want it to be the state", first, th.Known(), th.Up())
+		}
+		// From here on rise 2 and fall 3 count.
+		need := map[bool]int{true: 3, false: 2}[first] // results to flip
+		for i := 1; i < need; i++ {
+			if th.Add(!first) {
+				t.Fatalf("first %v: flipped after %d opposite results, want %d", first, i, need)
+			}
+		}
+		if !th.Add(!first) || th.Up() == first {
+			t.Fatalf("first %v: did not flip after %d opposite results", first, need)
+		}
+	}
+}
+
+// TestFirstDecides: a FirstDecides check sends no initial state; its first probe runs at
+// once (not after the interval, an hour here) and its result is the first state sent, up or
+// down, whatever rise and fall say. init_fail still starts it down, with an initial state.
+func TestFirstDecides(t *testing.T) {
+	for _, ok := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		changes := make(chan Change, 4)
+		s := NewScheduler(ctx, changes)
+		g := newGate()
+		s.Update([]Spec{{Name: "svc", Key: "k", Prober: g, Interval: time.Hour, Timeout: time.Minute, Rise: 2, Fall: 3, FirstDecides: true}})
+		g.answer(t, 1, ok)
+		if c := next(t, changes, 10*time.Second); c.Initial || c.Up != ok || c.Msg != "probe 1" {
+			t.Errorf("service up %v: first state %+v; want the first probe's result, not an initial state", ok, c)
+		}
+		s.Stop()
+		cancel()
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	changes := make(chan Change, 4)
+	s := NewScheduler(ctx, changes)
+	defer s.Stop()
+	s.Update([]Spec{{Name: "svc", Key: "k", Prober: newGate(), Interval: time.Hour, Rise: 2, Fall: 3, FirstDecides: true, InitFail: true}})
+	if c := next(t, changes, 10*time.Second); !c.Initial || c.Up {
+		t.Errorf("init_fail: first state %+v; want an initial state, down", c)
+	}
+}
+
+// TestFirstDecidesRestart: a FirstDecides check restarted by an Update (its definition
+// changed) starts in the state it had, sent as its initial state, once it had one; restarted
+// before its first result it starts unknown again and sends nothing until its first probe.
+func TestFirstDecidesRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	changes := make(chan Change, 4)
+	s := NewScheduler(ctx, changes)
+	defer s.Stop()
+	spec := func(key string, p Prober) Spec {
+		return Spec{Name: "svc", Key: key, Prober: p, Interval: time.Hour, Timeout: time.Minute, Rise: 2, Fall: 3, FirstDecides: true}
+	}
+	g1 := newGate()
+	s.Update([]Spec{spec("k1", g1)})
+	g1.answer(t, 1, false)
+	if c := next(t, changes, 10*time.Second); c.Up {
+		t.Fatalf("first state %+v", c)
+	}
+	g2 := newGate()
+	if d := s.Update([]Spec{spec("k2", g2)}); diffString(d) != "kept [] added [] removed [] restarted [svc]" {
+		t.Fatalf("update: %s", diffString(d))
+	}
+	if c := next(t, changes, 10*time.Second); !c.Initial || c.Up {
+		t.Fatalf("restarted after a failure: %+v; want an initial state, down", c)
+	}
+
+	// Restarted while its first probe of a new definition still runs: unknown again.
+	s2 := NewScheduler(ctx, changes)
+	defer s2.Stop()
+	g3 := newGate()
+	s2.Update([]Spec{{Name: "other", Key: "a", Prober: g3, Interval: time.Hour, Timeout: time.Minute, Rise: 2, Fall: 3, FirstDecides: true}})
+	<-g3.calls // its first probe has started, and is never answered
+	g4 := newGate()
+	s2.Update([]Spec{{Name: "other", Key: "b", Prober: g4, Interval: time.Hour, Timeout: time.Minute, Rise: 2, Fall: 3, FirstDecides: true}})
+	g4.answer(t, 1, true)
+	if c := next(t, changes, 10*time.Second); c.Name != "other" || c.Initial || !c.Up {
+		t.Fatalf("restarted before its first result: %+v; want its first probe's result", c)
+	}
+}

@@ -111,3 +111,27 @@ func TestRetryDelay(t *testing.T) {
 		t.Fatalf("down after %v: the retries waited for the interval", d)
 	}
 }
+
+// TestTrackedChecksFirstDecide: vrrp_scripts (through the exec plugin or run by the check
+// process) and vrrp_checks start unknown, as keepalived's tracked scripts do; one refused by
+// its plugin starts down (init_fail), with no first result to wait for.
+func TestTrackedChecksFirstDecide(t *testing.T) {
+	cfg := scriptConfig(false)
+	cfg.Checks = []*config.PluginCheck{{Name: "db", Plugin: "mysql", Interval: time.Second, Rise: 2, Fall: 3}}
+	cfg.Instances[0].TrackScripts = append(cfg.Instances[0].TrackScripts, config.TrackRef{Name: "db"})
+	for _, p := range []*fakePlugins{{installed: true}, {}} {
+		specs, err := FromConfig(context.Background(), cfg, p)
+		if err != nil || len(specs) != 2 {
+			t.Fatalf("FromConfig: %v, %d specs", err, len(specs))
+		}
+		for _, sp := range specs {
+			if !sp.FirstDecides || sp.InitFail {
+				t.Errorf("exec plugin installed %v: %s starts known (first decides %v, init_fail %v)", p.installed, sp.Name, sp.FirstDecides, sp.InitFail)
+			}
+		}
+	}
+	specs, err := FromConfig(context.Background(), scriptConfig(true), &fakePlugins{installed: true, refuse: errors.New("unsafe")})
+	if err != nil || len(specs) != 1 || !specs[0].InitFail {
+		t.Fatalf("refused script: %v, %+v", err, specs)
+	}
+}

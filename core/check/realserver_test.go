@@ -120,6 +120,10 @@ virtual_server 192.0.2.100 80 {
 	// keepalived's timing: connect_timeout, retry+1 failures delay_before_retry apart, the
 	// virtual server's delay_loop.
 	for _, s := range specs {
+		if s.FirstDecides {
+			// keepalived's checkers start up (alpha: down), unlike its vrrp_scripts.
+			t.Errorf("%s starts unknown; a real_server checker starts up", s.Name)
+		}
 		if strings.HasSuffix(s.Name, "/TCP_CHECK") && (s.Timeout != 3*time.Second || s.Fall != 3 || s.RetryDelay != time.Second || s.Interval != 6*time.Second) {
 			t.Errorf("TCP_CHECK spec %+v", s)
 		}
