@@ -92,11 +92,9 @@ type trackerState struct {
 // events for the machine.
 func (in *instance) trackerEvents() []fsm.Event {
 	ts := make([]fsm.Tracker, 0, len(in.trackers))
-	waiting := false // a weight-0 script has no result yet
 	for _, t := range in.trackers {
 		if t.pending {
-			waiting = waiting || t.weight == 0
-			continue
+			continue // adds nothing until its first result
 		}
 		if t.isFile {
 			ts = append(ts, fsm.Tracker{Kind: fsm.TrackFile, Value: t.value, Weight: t.weight, Reverse: t.reverse})
@@ -105,11 +103,18 @@ func (in *instance) trackerEvents() []fsm.Event {
 		ts = append(ts, fsm.Tracker{Kind: fsm.TrackUpDown, Up: t.up, Weight: t.weight, Reverse: t.reverse, Dynamic: t.dynamic})
 	}
 	prio, fault := fsm.Effective(in.cfg.Priority, ts)
-	reason := "tracking"
-	if waiting && !fault {
-		reason = "waiting for the first result of a tracked script"
+	return []fsm.Event{fsm.PriorityChanged{Effective: prio}, fsm.FaultChanged{Faulty: fault, Reason: "tracking"}}
+}
+
+// waitingFirst reports whether the instance waits for the first result of a script or
+// check it tracks with weight 0: it may not start before (see unit.started).
+func (in *instance) waitingFirst() bool {
+	for _, t := range in.trackers {
+		if t.pending && t.weight == 0 {
+			return true
+		}
 	}
-	return []fsm.Event{fsm.PriorityChanged{Effective: prio}, fsm.FaultChanged{Faulty: fault || waiting, Reason: reason}}
+	return false
 }
 
 // trackerEvent carries a tracker change into the instance goroutine.

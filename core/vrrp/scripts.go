@@ -63,10 +63,11 @@ func scriptWeight(cfg *config.Config, name string) (weight int, reverse bool) {
 // pendingScripts is the tracker state of every script and check that vc tracks, itself or
 // through its sync group, before the check process has said anything about it: pending,
 // with the weight the instance gives it. A pending tracker adds nothing to the priority,
-// and one of weight 0 holds the instance in FAULT until the first result, as keepalived
-// 2.2.7 holds an instance out of BACKUP (num_script_init) until each of its weight-0
-// scripts has run once: a master must not claim the address for a service nobody has
-// seen up, and a weighted script must not lend the weight of a result it has not had.
+// and one of weight 0 keeps the instance from starting until the first result (see
+// unit.started), as keepalived 2.2.7 holds an instance out of BACKUP (num_script_init)
+// until each of its weight-0 scripts has run once: a master must not claim the address
+// for a service nobody has seen up, and a weighted script must not lend the weight of a
+// result it has not had.
 func pendingScripts(vc *config.VRRPInstance, cfg *config.Config) map[string]trackerState {
 	out := map[string]trackerState{}
 	add := func(r config.TrackRef) {

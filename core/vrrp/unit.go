@@ -24,6 +24,12 @@ type unit struct {
 	pollfds []unix.PollFd // the members' sockets, for waitUntil and settle
 	socks   []*sockGroup  // the same sockets, in the same order
 	pending []unitEvent   // events that came during the startup delay
+	// started is set once the members' machines have had their Startup: that waits until no
+	// member waits for the first result of a weight-0 script (instance.waitingFirst), as
+	// keepalived 2.2.7 holds an instance, and its whole sync group, out of BACKUP until
+	// then (num_script_init). Until then the members stay in INIT: nothing is sent, and no
+	// notify runs for a state nobody has decided yet.
+	started bool
 
 	stop   context.CancelFunc // ends run (set by Engine.startUnit)
 	exited chan struct{}      // closed when run has returned
@@ -224,16 +230,7 @@ func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 		}
 		u.pending = later
 	}
-	now := time.Now()
-	for i, in := range u.members {
-		// The trackers first: a fault known at start (a weight-0 script without a result,
-		// a tracked interface down) keeps the instance in FAULT from its first moment,
-		// where an owner started first would advertise 255 before resigning.
-		for _, ev := range in.trackerEvents() {
-			u.handle(now, i, ev)
-		}
-		u.handle(now, i, fsm.Startup{})
-	}
+	u.startWhenReady(time.Now())
 	for _, ue := range u.pending {
 		u.receive(ue)
 	}
@@ -376,6 +373,7 @@ func (u *unit) receive(ue unitEvent) {
 	case reconfigure:
 		ev.apply(u, now)
 		close(ev.done)
+		u.startWhenReady(now)
 	case trackerEvent:
 		if in.trackable != nil && !in.trackable[ev.key] {
 			return // posted before a reload stopped tracking it
@@ -384,8 +382,27 @@ func (u *unit) receive(ue unitEvent) {
 		for _, e := range in.trackerEvents() {
 			u.handle(now, ue.member, e)
 		}
+		u.startWhenReady(now)
 	default:
 		u.handle(now, ue.member, ue.ev)
+	}
+}
+
+// startWhenReady starts the members' machines, unless they started already or one of them
+// still waits for a first result (see unit.started).
+func (u *unit) startWhenReady(now time.Time) {
+	if u.started || slices.ContainsFunc(u.members, (*instance).waitingFirst) {
+		return
+	}
+	u.started = true
+	for i, in := range u.members {
+		// The trackers first: a fault known at start (a tracked interface down, a
+		// weight-0 script that failed) keeps the instance in FAULT from its first moment,
+		// where an owner started first would advertise 255 before resigning.
+		for _, ev := range in.trackerEvents() {
+			u.handle(now, i, ev)
+		}
+		u.handle(now, i, fsm.Startup{})
 	}
 }
 
