@@ -18,7 +18,9 @@ type startCase struct {
 	block    string // the vrrp_script's weight line
 	up       bool   // the script succeeds (/bin/true) or fails (/bin/false)
 	interval int
-	want     []int // keepalived.conf(5)'s reading: every priority advertised (none: FAULT throughout)
+	want     []int  // keepalived.conf(5)'s reading: every priority advertised (none: FAULT throughout)
+	group    string // the vrrp_sync_group the instance is in, if any
+	noScript bool   // the instance tracks no script (block, up and interval unused)
 }
 
 func startCases() []startCase {
@@ -35,6 +37,9 @@ func startCases() []startCase {
 		{name: "owner, weight 0, down", prio: 255, block: "weight 0", interval: 1},
 		{name: "owner, weight 0, down, interval 2", prio: 255, block: "weight 0", interval: 2},
 		{name: "owner, weight 0, up", prio: 255, block: "weight 0", up: true, interval: 1, want: []int{255}},
+		// A sync group waits for its members' weight-0 scripts, and goes to FAULT together.
+		{name: "sync group G, weight 0, down", block: "weight 0", interval: 2, group: "G"},
+		{name: "sync group G, no script", group: "G", noScript: true},
 	}
 }
 
@@ -42,7 +47,15 @@ func startCases() []startCase {
 // fall 3 and rise 2.
 func startConfig(cs []startCase) string {
 	var defs, insts strings.Builder
+	groups := map[string][]string{}
+	var order []string
 	for i, c := range cs {
+		if c.group != "" {
+			if groups[c.group] == nil {
+				order = append(order, c.group)
+			}
+			groups[c.group] = append(groups[c.group], fmt.Sprintf("VI_%d", i+1))
+		}
 		id := i + 1
 		prio, state := c.prio, "BACKUP"
 		if prio == 0 {
@@ -55,9 +68,16 @@ func startConfig(cs []startCase) string {
 		if c.up {
 			cmd = "/bin/true"
 		}
-		fmt.Fprintf(&defs, "vrrp_script s%d {\n    script %s\n    interval %d\n    fall 3\n    rise 2\n    %s\n}\n", id, cmd, c.interval, c.block)
-		fmt.Fprintf(&insts, "vrrp_instance VI_%d {\n    state %s\n    interface eth0\n    virtual_router_id %d\n    priority %d\n    advert_int 1\n    version 3\n    track_script {\n        s%d\n    }\n    virtual_ipaddress {\n        192.0.2.%d/24\n    }\n}\n",
-			id, state, id, prio, id, 100+id)
+		track := ""
+		if !c.noScript {
+			fmt.Fprintf(&defs, "vrrp_script s%d {\n    script %s\n    interval %d\n    fall 3\n    rise 2\n    %s\n}\n", id, cmd, c.interval, c.block)
+			track = fmt.Sprintf("    track_script {\n        s%d\n    }\n", id)
+		}
+		fmt.Fprintf(&insts, "vrrp_instance VI_%d {\n    state %s\n    interface eth0\n    virtual_router_id %d\n    priority %d\n    advert_int 1\n    version 3\n%s    virtual_ipaddress {\n        192.0.2.%d/24\n    }\n}\n",
+			id, state, id, prio, track, 100+id)
+	}
+	for _, g := range order {
+		fmt.Fprintf(&insts, "vrrp_sync_group %s {\n    group {\n        %s\n    }\n}\n", g, strings.Join(groups[g], "\n        "))
 	}
 	return "global_defs {\n    enable_script_security\n    script_user root\n}\n" + defs.String() + insts.String()
 }
