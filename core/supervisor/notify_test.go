@@ -215,23 +215,26 @@ func TestHungNotifyKeepsAdverts(t *testing.T) {
 	var pid int
 	fmt.Sscan(string(b), &pid)
 	waitFor(t, 5*time.Second, "VI_2's notify_master", func() bool { b, _ := os.ReadFile(out); return string(b) == "MASTER\n" })
-	if syscall.Kill(pid, 0) != nil {
+	if !alive(pid) {
 		t.Fatal("the hung action ended before VI_2's ran: this test proves nothing")
 	}
 	// Until the deadline kills it, n1 stays master and n2 backup: n1's adverts go on.
+	// Killed means gone or a zombie: the sleep, orphaned when its shell died, waits for
+	// whoever adopted it to reap it, which on a loaded machine may take a while. The
+	// deadline is 4 s; 30 s only bounds the wait.
 	polls := 0
-	for syscall.Kill(pid, 0) == nil {
+	for alive(pid) {
 		if n[1].holds(t, ctx) || !n[0].holds(t, ctx) {
 			t.Fatal("n2 took the VIP while n1's notify action hung: n1's adverts stopped")
 		}
 		polls++
-		if polls > 1000 {
+		if time.Since(hangStart) > 30*time.Second {
 			t.Fatal("the hung action was not killed at its deadline")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	hangEnd := time.Now()
-	if polls < 10 {
+	if polls < 3 {
 		t.Errorf("the hang lasted %d polls only: the deadline came early or the test did not watch", polls)
 	}
 	if capture != nil {
