@@ -20,15 +20,20 @@ import (
 // another router exactly once, whether that router sends from its own MAC (the frame
 // reaches the parent interface, and the VMAC too if it had joined the VRRP group) or from
 // the virtual MAC (the frame reaches the VMAC alone). Lower-priority adverts are injected
-// from n2 as whole Ethernet frames; each one heard makes the master log "master heard a
-// lower priority" once. Both ways of sending the adverts, with and without vmac_xmit_base.
+// from n2 as whole Ethernet frames; the master answers each one it hears with an advert of
+// its own (the log says so only once per split-brain episode), so the answers on the wire
+// count what it heard. Both ways of sending the adverts, with and without vmac_xmit_base.
+//
+// The instances are address owners in state MASTER (master at once) with a 40 s advert
+// interval, so that no periodic advert falls among the answers: each answer restarts the
+// interval, and every instance is answered once before its rounds begin.
 func TestVMACHearsEachAdvertOnce(t *testing.T) {
 	l := newLab(t, 2)
-	const n = 5
+	const n, prio = 5, 255
 	insts := []inst{
-		{name: "VI_XMIT_VMAC", vrid: 91, prio: 200, advert: "1", version: 3, vip: "192.0.2.191/24", extra: vmacLine},
-		{name: "VI_XMIT_BASE", vrid: 92, prio: 200, advert: "1", version: 3, vip: "192.0.2.192/24", extra: vmacXmitLine},
-		{name: "VI_V6", vrid: 93, prio: 200, advert: "1", version: 3, vip: "2001:db8::1:93/64", extra: vmacLine},
+		{name: "VI_XMIT_VMAC", vrid: 91, prio: prio, advert: "40", version: 3, vip: "192.0.2.191/24", extra: vmacLine, state: "MASTER"},
+		{name: "VI_XMIT_BASE", vrid: 92, prio: prio, advert: "40", version: 3, vip: "192.0.2.192/24", extra: vmacXmitLine, state: "MASTER"},
+		{name: "VI_V6", vrid: 93, prio: prio, advert: "40", version: 3, vip: "2001:db8::1:93/64", extra: vmacLine, state: "MASTER"},
 	}
 	var conf strings.Builder
 	for _, in := range insts {
@@ -49,17 +54,10 @@ func TestVMACHearsEachAdvertOnce(t *testing.T) {
 		}
 	}
 
-	fd, ifi := packetSocketIn(t, l.Nodes[1].NS, "eth0")
+	fd, ifi := packetSocketIn(t, l.Nodes[1].NS, "eth0", 0)
 	defer unix.Close(fd)
-	heard := func(name string) int {
-		c := 0
-		for _, line := range strings.Split(p.Output(), "\n") {
-			if strings.Contains(line, "master heard a lower priority") && strings.Contains(line, "instance="+name) {
-				c++
-			}
-		}
-		return c
-	}
+	rx, _ := packetSocketIn(t, l.Nodes[1].NS, "eth0", unix.ETH_P_ALL)
+	defer unix.Close(rx)
 	for _, in := range insts {
 		vip := netip.MustParsePrefix(in.vip).Addr()
 		src, group, vmac := l.Nodes[1].Addr4.Addr(), packet.IPv4Group, net.HardwareAddr{0, 0, 0x5e, 0, 1, byte(in.vrid)}
@@ -72,21 +70,20 @@ func TestVMACHearsEachAdvertOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for round, from := range []net.HardwareAddr{ifi.HardwareAddr, vmac} {
+		// Prime: one advert from n2's own MAC, which every version hears, restarts the
+		// instance's advert interval; its answers (one, or two where heard twice) are read away.
+		sendFrame(t, fd, ifi.Index, ifi.HardwareAddr, src, group, payload)
+		if got := answers(t, rx, in.vrid, prio, 1); got == 0 {
+			t.Fatalf("%s: no answer to a lower-priority advert from n2's own MAC", in.name)
+		}
+		for _, from := range []net.HardwareAddr{ifi.HardwareAddr, vmac} {
 			for range n {
 				sendFrame(t, fd, ifi.Index, from, src, group, payload)
 			}
-			want := (round + 1) * n
-			deadline := time.Now().Add(10 * time.Second)
-			for heard(in.name) < want && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond)
-			}
-			// A second copy would come with the first: give it time to show, then count.
-			time.Sleep(500 * time.Millisecond)
-			if got := heard(in.name); got != want {
-				t.Errorf("%s: after %d adverts from %s, %d so far in all, vigil heard %d", in.name, n, from, want, got)
+			if got := answers(t, rx, in.vrid, prio, n); got != n {
+				t.Errorf("%s: %d adverts from %s, the master answered %d", in.name, n, from, got)
 			} else {
-				t.Logf("%s: %d adverts from %s heard %d times", in.name, n, from, n)
+				t.Logf("%s: %d adverts from %s answered %d times", in.name, n, from, got)
 			}
 		}
 	}
@@ -97,9 +94,71 @@ func TestVMACHearsEachAdvertOnce(t *testing.T) {
 	}
 }
 
+// answers reads the VRRP adverts for vrid at priority prio that arrive on the packet socket
+// fd, until want of them have come (or 10 s have passed), and then for another 500 ms, in
+// which a second copy would show; it returns how many came.
+func answers(t *testing.T, fd, vrid, prio, want int) int {
+	t.Helper()
+	tv := unix.NsecToTimeval((50 * time.Millisecond).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	got, buf := 0, make([]byte, 2048)
+	deadline := time.Now().Add(10 * time.Second)
+	var settle time.Time
+	for {
+		now := time.Now()
+		if settle.IsZero() && (got >= want || now.After(deadline)) {
+			settle = now.Add(500 * time.Millisecond)
+		}
+		if !settle.IsZero() && now.After(settle) {
+			return got
+		}
+		m, from, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			continue // the receive timeout: look at the clock again
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue // what n2 injects itself
+		}
+		if v, p, ok := vrrpOf(buf[:m]); ok && v == vrid && p == prio {
+			got++
+		}
+	}
+}
+
+// vrrpOf returns the VRID and priority of a VRRP advert in an Ethernet frame.
+func vrrpOf(f []byte) (vrid, prio int, ok bool) {
+	if len(f) < 14 {
+		return 0, 0, false
+	}
+	var adv []byte
+	switch binary.BigEndian.Uint16(f[12:]) {
+	case 0x0800:
+		ip := f[14:]
+		if len(ip) < 20 || ip[9] != 112 {
+			return 0, 0, false
+		}
+		adv = ip[int(ip[0]&0x0f)*4:]
+	case 0x86dd:
+		ip := f[14:]
+		if len(ip) < 40 || ip[6] != 112 {
+			return 0, 0, false
+		}
+		adv = ip[40:]
+	default:
+		return 0, 0, false
+	}
+	if len(adv) < 3 {
+		return 0, 0, false
+	}
+	return int(adv[1]), int(adv[2]), true
+}
+
 // packetSocketIn opens a raw packet socket on dev in the network namespace ns (a lab
-// node's), from a thread that enters it and goes back.
-func packetSocketIn(t *testing.T, ns, dev string) (int, *net.Interface) {
+// node's), from a thread that enters it and goes back. With proto 0 it only sends; with
+// an Ethernet protocol (ETH_P_ALL) it is bound to dev and receives that protocol's frames.
+func packetSocketIn(t *testing.T, ns, dev string, proto uint16) (int, *net.Interface) {
 	t.Helper()
 	type result struct {
 		fd  int
@@ -124,7 +183,12 @@ func packetSocketIn(t *testing.T, ns, dev string) (int, *net.Interface) {
 				return result{err: fmt.Errorf("setns %s: %w", ns, err)}
 			}
 			ifi, ierr := net.InterfaceByName(dev)
-			fd, serr := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+			fd, serr := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(proto)))
+			if serr == nil && ierr == nil && proto != 0 {
+				if serr = unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: ifi.Index}); serr != nil {
+					unix.Close(fd)
+				}
+			}
 			if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
 				// This thread stays in the lab's namespace: leave it locked, so that it
 				// ends with this goroutine instead of running others.
@@ -147,6 +211,9 @@ func packetSocketIn(t *testing.T, ns, dev string) (int, *net.Interface) {
 	}
 	return r.fd, r.ifi
 }
+
+// htons: the Ethernet protocol in network byte order, as packet sockets take it.
+func htons(v uint16) uint16 { return binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, v)) }
 
 // sendFrame sends a VRRP payload as an Ethernet frame from the MAC from and the address src
 // to the multicast group, TTL or hop limit 255.
