@@ -338,3 +338,21 @@ vrrp_instance V {
 		t.Errorf("reverse without a weight: %v; want an error", ds)
 	}
 }
+
+// TestOwnerStateBackupWarning: the warning for an address owner left in state BACKUP says
+// what happens. keepalived 2.2.7 on the wire enters BACKUP and takes over after
+// Master_Down_Interval (about 3 s at advert_int 1), and so does vigil's state machine
+// (fsm: "owner starts as backup"); an earlier text said it became MASTER at once.
+func TestOwnerStateBackupWarning(t *testing.T) {
+	text := "vrrp_instance V {\n interface eth0\n state BACKUP\n virtual_router_id 1\n priority 255\n virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
+	_, ds := Parse("o.conf", []byte(text), Options{})
+	for _, d := range ds {
+		if strings.Contains(d.Msg, "address owner") {
+			if d.Severity != SevWarning || strings.Contains(d.Msg, "at once") || !strings.Contains(d.Msg, "starts as BACKUP") {
+				t.Errorf("owner warning: %s", d)
+			}
+			return
+		}
+	}
+	t.Errorf("no warning for priority 255 with state BACKUP: %v", ds)
+}

@@ -279,7 +279,11 @@ func (b *builder) validateInstance(vi *VRRPInstance) {
 		b.sink.warnf(vi.at("preempt_delay"), "%s: preempt_delay has no effect with nopreempt", name)
 	}
 	if vi.Priority == 255 && vi.InitialState != "MASTER" {
-		b.sink.warnf(vi.at("priority"), "%s: priority 255 (address owner) with state BACKUP; it becomes MASTER at once anyway", name)
+		// keepalived 2.2.7 on the wire: such an owner enters BACKUP and takes over only when
+		// its Master_Down_Timer runs out (about 3 advert intervals); vigil's state machine
+		// does the same (fsm startup).
+		b.sink.warnf(vi.at("priority"), "%s: priority 255 (address owner) with state BACKUP; it starts as BACKUP and takes over after Master_Down_Interval, as in keepalived", name).Hint =
+			"set state MASTER for the RFC's immediate takeover by the address owner"
 	}
 	if vi.UnicastSrcIP.IsValid() {
 		for _, p := range vi.UnicastPeers {
