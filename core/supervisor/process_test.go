@@ -691,11 +691,15 @@ vrrp_check chk {
     plugin exec
     interval 0.2
     timeout 20
+    weight -10
     params {
         command %s 30
     }
 }
 `, plugins, script)
+	// The check never gets a result (its probe outlasts the test): with the default weight
+	// 0 it would hold the instance in INIT, as keepalived holds one for a weight-0 script's
+	// first result; a weight lets n1 become master all the same.
 	n[0].start(t, conf(150, check))
 	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
 	var plug, scripts []int
@@ -711,7 +715,7 @@ vrrp_check chk {
 	if err := syscall.Kill(cpid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, "plugin and script of the killed check child gone", func() bool { return gone(plug) && gone(scripts) })
+	waitFor(t, 10*time.Second, "plugin and script of the killed check child gone", func() bool { return gone(plug) && gone(scripts) })
 	waitFor(t, 15*time.Second, "a new check child with one new plugin", func() bool {
 		p := n[0].childPID(t, "check")
 		np := procsWith(pluginPath)
@@ -726,7 +730,7 @@ vrrp_check chk {
 	if err := n[0].proc.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, "plugin and script gone after core", func() bool { return gone(plug) && gone(scripts) })
+	waitFor(t, 10*time.Second, "plugin and script gone after core", func() bool { return gone(plug) && gone(scripts) })
 	if left := procsWith(pluginPath); len(left) > 0 {
 		t.Errorf("plugin processes left: %v", left)
 	}
