@@ -356,3 +356,15 @@ func TestOwnerStateBackupWarning(t *testing.T) {
 	}
 	t.Errorf("no warning for priority 255 with state BACKUP: %v", ds)
 }
+
+// TestOwnerWithoutStateNoWarning: an owner without a state line takes over at once (the
+// engine starts it from INIT, as keepalived does): no warning about waiting as a backup.
+func TestOwnerWithoutStateNoWarning(t *testing.T) {
+	text := "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n priority 255\n virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
+	_, ds := Parse("o.conf", []byte(text), Options{})
+	for _, d := range ds {
+		if strings.Contains(d.Msg, "address owner") {
+			t.Errorf("owner without a state line: %s", d)
+		}
+	}
+}

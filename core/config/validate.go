@@ -278,10 +278,11 @@ func (b *builder) validateInstance(vi *VRRPInstance) {
 	if vi.PreemptDelay > 0 && vi.NoPreempt {
 		b.sink.warnf(vi.at("preempt_delay"), "%s: preempt_delay has no effect with nopreempt", name)
 	}
-	if vi.Priority == 255 && vi.InitialState != "MASTER" {
-		// keepalived 2.2.7 on the wire: such an owner enters BACKUP and takes over only when
-		// its Master_Down_Timer runs out (about 3 advert intervals); vigil's state machine
-		// does the same (fsm startup).
+	if _, written := vi.Places["state"]; written && vi.Priority == 255 && vi.InitialState != "MASTER" {
+		// keepalived 2.2.7 on the wire: an owner written "state BACKUP" enters BACKUP and
+		// takes over only when its Master_Down_Timer runs out (about 3 advert intervals);
+		// vigil's state machine does the same (fsm startup). Without a state line both take
+		// over at once (the engine starts it from INIT), so there is nothing to warn about.
 		b.sink.warnf(vi.at("priority"), "%s: priority 255 (address owner) with state BACKUP; it starts as BACKUP and takes over after Master_Down_Interval, as in keepalived", name).Hint =
 			"set state MASTER for the RFC's immediate takeover by the address owner"
 	}

@@ -89,32 +89,47 @@ func TestRestartStateMasterIntoRunningPair(t *testing.T) {
 				t.Fatalf("%s on n2 did not stop on SIGTERM: %v", impl, err)
 			}
 
-			// The restart, with the master's adverts kept from n2 until one has been lost.
-			l.multicastTo(1, false)
-			start := time.Now()
-			p = l.startNode(impl, 1, b.conf())
-			waitLogged(t, p, startedBackup(impl), 1, 10*time.Second)
-			up := time.Now()
-			ps := l.packetsUntil(func(ps []pkt) bool { return !firstFrom(ps, master, up, 150).IsZero() })
-			lost := firstFrom(ps, master, up, 150)
-			if lost.IsZero() {
-				t.Fatalf("no advert from the master on the wire after n2 started")
-			}
-			l.multicastTo(1, true)
-			healed := time.Now()
-			// The master's adverts reach n2 again before its Master_Down_Interval (3.61 s)
-			// from its start has run out, unless the machine was too slow to let them
-			// through: then the test proves nothing.
-			if gap := healed.Sub(lost); gap > 1800*time.Millisecond {
-				t.Fatalf("adverts reached n2 again only %s after the lost one: too late to test (machine overloaded?)", gap)
+			// The restart, with the master's adverts kept from n2 until one has been lost. The
+			// master's adverts must reach n2 again before its Master_Down_Interval (3.61 s) from
+			// its start runs out; a machine too slow to let them through in time proves nothing
+			// (n2 rightly takes over), so such a try is stopped and made again.
+			var start, up, lost, healed time.Time
+			for try := 1; ; try++ {
+				l.multicastTo(1, false)
+				start = time.Now()
+				p = l.startNode(impl, 1, b.conf())
+				waitLogged(t, p, startedBackup(impl), 1, 10*time.Second)
+				up = time.Now()
+				ps := l.packetsUntil(func(ps []pkt) bool { return !firstFrom(ps, master, up, 150).IsZero() })
+				lost = firstFrom(ps, master, up, 150)
+				if lost.IsZero() {
+					t.Fatalf("no advert from the master on the wire after n2 started")
+				}
+				l.multicastTo(1, true)
+				healed = time.Now()
+				gap := healed.Sub(lost)
+				if gap <= 1800*time.Millisecond {
+					break
+				}
+				if try == 3 {
+					t.Skipf("in 3 tries the master's adverts reached n2 again only %s after the lost one: the machine is too slow for this test", gap)
+				}
+				t.Logf("try %d: adverts reached n2 again only %s after the lost one (machine overloaded?); trying again", try, gap)
+				if err := p.Signal(15); err != nil {
+					t.Fatal(err)
+				}
+				if err := p.Wait(10 * time.Second); err != nil {
+					t.Fatalf("%s on n2 did not stop on SIGTERM: %v", impl, err)
+				}
+				l.waitHolder(vip4, "n1", 10*time.Second)
 			}
 
 			// Twice Master_Down_Interval: n2 stays a backup throughout.
 			l.stable(vip4, "n1", 2*mdi(time.Second, b.prio))
-			ps = l.packets()
+			ps := l.packets()
 			var fromN2 []string
 			for _, pk := range ps {
-				if pk.src == restarted {
+				if pk.src == restarted && !pk.at.Before(start) {
 					fromN2 = append(fromN2, fmt.Sprintf("+%s prio %d", pk.at.Sub(start).Round(time.Millisecond), pk.prio))
 				}
 			}
