@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/netif"
@@ -555,12 +556,24 @@ func (e *Engine) readLoop(ctx context.Context, sg *sockGroup) {
 		return
 	}
 	ds := make([]datagram, 0, rxBatch)
+	var downSeq uint64 // the call that last reported ENETDOWN
 	for {
 		var err error
 		ds, err = ring.read(ds)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
 				return
+			}
+			// The call brought nothing to hand out: a unit that settles on this reader
+			// (unit.settle) must not wait for it.
+			sg.prog.handedOut(ring.seq, false)
+			// A packet socket reports once that its interface is, or went, down: a VMAC at
+			// every start and every step-down. The next read waits as usual; only if it
+			// fails at once again (no call found the socket empty in between) is it news.
+			netDown := sg.sock.link != nil && errors.Is(err, unix.ENETDOWN)
+			if netDown && (downSeq == 0 || ring.seq != downSeq+1) {
+				downSeq = ring.seq
+				continue
 			}
 			e.log.Warn("VRRP socket read failed", "interface", sg.sock.ifi.Name, "error", err)
 			time.Sleep(100 * time.Millisecond)

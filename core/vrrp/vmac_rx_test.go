@@ -88,7 +88,9 @@ func TestVMACHearsEachAdvertOnce(t *testing.T) {
 		}
 	}
 	for _, line := range strings.Split(p.Output(), "\n") {
-		if strings.Contains(line, "advert dropped") || strings.Contains(line, "[ERROR]") {
+		// A VMAC is down until its instance is master, and its listener's socket reports
+		// that (ENETDOWN) once: routine, not a failed read.
+		if strings.Contains(line, "advert dropped") || strings.Contains(line, "[ERROR]") || strings.Contains(line, "socket read failed") {
 			t.Errorf("vigil: %s", line)
 		}
 	}
