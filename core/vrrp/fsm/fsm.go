@@ -191,6 +191,10 @@ type Machine struct {
 	// lowerHeardAt is when, as master, we last heard a lower priority
 	// advert; zero outside such an episode (see masterRx).
 	lowerHeardAt time.Time
+	// reannouncedAt is when, as master, we last re-announced our addresses
+	// for a lower priority advert, ours or a sync group member's; zero
+	// before the first one of a mastership.
+	reannouncedAt time.Time
 
 	group *SyncGroup
 	index int      // our index in group
@@ -499,31 +503,62 @@ func (m *Machine) masterRx(now time.Time, ev AdvertReceived) {
 		// notify_master_rx_lower_pri.
 		//
 		// Every advert is answered, so the other master steps down even if
-		// an answer is lost. The announcements and the notification come once
-		// per episode: a master thawed after a freeze finds dozens of queued
-		// adverts and would otherwise flood the link and the logs (keepalived
-		// repeats both for each advert). An episode ends when no lower
-		// priority advert came for a Master_Down_Interval, or we leave MASTER.
+		// an answer is lost. keepalived also re-announces and notifies for
+		// each advert; a master thawed after a freeze finds dozens queued and
+		// would flood the link and the logs. So:
+		//  - The notification (a script run and a log line) comes once per
+		//    episode: it reports that a split brain is ending, not how long.
+		//    An episode ends when no lower priority advert came for a
+		//    Master_Down_Interval, or we leave MASTER.
+		//  - The re-announce comes at the start of an episode and then again
+		//    whenever the last one is max(garp_lower_prio_delay,
+		//    Master_Down_Interval) old while the adverts keep coming. In a
+		//    one-way partition the other master never hears us, keeps
+		//    advertising and refreshing its own gratuitous ARPs, and the
+		//    episode never ends; clients must still come back to us.
 		first := m.lowerHeardAt.IsZero() || now.Sub(m.lowerHeardAt) >= m.MasterDownInterval()
 		m.lowerHeardAt = now
 		if !m.cfg.LowerPrioNoAdvert {
 			m.emit(SendAdvert{Priority: uint8(m.priority)})
 			m.deadline = now.Add(m.cfg.AdvertInterval)
 		}
-		if !first {
-			return
+		if m.reannounceDue(now, first) {
+			m.reannounce(now)
+			// keepalived: the other members of a sync group that hold their
+			// addresses re-announce them too, each with its own settings.
+			m.group.reannounceOthers(m, now, first)
 		}
-		if m.cfg.LowerPrioGarpRepeat > 0 {
-			m.emit(Reannounce{Repeat: m.cfg.LowerPrioGarpRepeat, Again: m.cfg.LowerPrioGarpDelay})
+		if first {
+			m.emit(LowerPriorityHeard{From: ev.From, Priority: ev.Priority})
 		}
-		// keepalived: the other members of a sync group that hold their
-		// addresses re-announce them too, each with its own settings.
-		m.group.reannounceOthers(m)
-		m.emit(LowerPriorityHeard{From: ev.From, Priority: ev.Priority})
 	default:
 		// Our own priority from our own address: a looped-back advert or a
 		// duplicate address. keepalived logs a warning and carries on.
 	}
+}
+
+// reannounceDue reports whether a lower priority advert heard at now (first:
+// it starts an episode) calls for a re-announce (see masterRx). A sync group
+// member's episode may have made us re-announce moments ago; the start of
+// our own episode then adds nothing, or every member would announce N times
+// at once in a group-wide split brain.
+func (m *Machine) reannounceDue(now time.Time, first bool) bool {
+	if m.reannouncedAt.IsZero() {
+		return true
+	}
+	since := now.Sub(m.reannouncedAt)
+	return since >= max(m.cfg.LowerPrioGarpDelay, m.MasterDownInterval()) ||
+		first && since >= m.MasterDownInterval()
+}
+
+// reannounce emits our Reannounce, if garp_lower_prio_repeat allows one, and
+// records when.
+func (m *Machine) reannounce(now time.Time) {
+	if m.cfg.LowerPrioGarpRepeat <= 0 {
+		return
+	}
+	m.emit(Reannounce{Repeat: m.cfg.LowerPrioGarpRepeat, Again: m.cfg.LowerPrioGarpDelay})
+	m.reannouncedAt = now
 }
 
 // setPriority applies a new effective priority (keepalived's
@@ -645,6 +680,7 @@ func (m *Machine) setState(to State, reason string) {
 	m.state = to
 	if to != Master {
 		m.lowerHeardAt = time.Time{}
+		m.reannouncedAt = time.Time{}
 	}
 	switch to {
 	case Init, Fault:

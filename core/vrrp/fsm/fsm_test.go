@@ -442,3 +442,48 @@ func TestHigherPrioSendAdvert(t *testing.T) {
 		}
 	}
 }
+
+// TestLowerPriorityReannouncesWhileAdvertsKeepComing: in a one-way partition
+// the other master cannot hear us, so it keeps advertising (and refreshing its
+// own gratuitous ARPs) once a second and the episode of lower priority adverts
+// never ends. We must keep re-announcing, at most once per
+// max(garp_lower_prio_delay, Master_Down_Interval), while the notification
+// stays once per episode.
+func TestLowerPriorityReannouncesWhileAdvertsKeepComing(t *testing.T) {
+	for _, delay := range []time.Duration{0, 5 * time.Second} {
+		cfg := baseConfig()
+		cfg.LowerPrioGarpRepeat, cfg.LowerPrioGarpDelay = 5, delay
+		m, now := reach(t, cfg, Master)
+		every := max(delay, m.MasterDownInterval())
+		lower := AdvertReceived{From: lowAddr, Priority: 50, Interval: time.Second}
+		start := now
+		var at []time.Duration
+		heard := 0
+		for range 61 {
+			for _, a := range m.Handle(now, lower) {
+				switch a.(type) {
+				case Reannounce:
+					at = append(at, now.Sub(start))
+				case LowerPriorityHeard:
+					heard++
+				}
+			}
+			now = now.Add(time.Second)
+			m.Tick(now)
+		}
+		if heard != 1 {
+			t.Errorf("delay %v: %d LowerPriorityHeard in one episode, want 1", delay, heard)
+		}
+		// Adverts come each second: a re-announce at 0, then at the first
+		// advert at least `every` after the previous one.
+		var want []time.Duration
+		for last, s := time.Duration(-1), time.Duration(0); s <= 60*time.Second; s += time.Second {
+			if last < 0 || s-last >= every {
+				want, last = append(want, s), s
+			}
+		}
+		if !reflect.DeepEqual(at, want) {
+			t.Errorf("delay %v (every %v): re-announced at %v, want %v", delay, every, at, want)
+		}
+	}
+}

@@ -117,15 +117,18 @@ func (g *SyncGroup) canGoMaster(m *Machine) bool {
 
 // reannounceOthers asks the members other than m that are MASTER to
 // re-announce their addresses with their own lower priority settings, as
-// keepalived does when one member hears a lower priority advert. A nil group
-// has no other members.
-func (g *SyncGroup) reannounceOthers(m *Machine) {
+// keepalived does when one member hears a lower priority advert (first: it
+// starts m's episode). Each member keeps its own rate limit and records the
+// round, so that its own lower priority adverts, which in a group-wide split
+// brain come moments later, do not start another round for every member. A
+// nil group has no other members.
+func (g *SyncGroup) reannounceOthers(m *Machine, now time.Time, first bool) {
 	if g == nil {
 		return
 	}
 	for _, o := range g.members {
-		if o != m && o.state == Master && o.cfg.LowerPrioGarpRepeat > 0 {
-			o.emit(Reannounce{Repeat: o.cfg.LowerPrioGarpRepeat, Again: o.cfg.LowerPrioGarpDelay})
+		if o != m && o.state == Master && o.reannounceDue(now, first) {
+			o.reannounce(now)
 		}
 	}
 }

@@ -182,3 +182,63 @@ func TestSyncGroupReannounces(t *testing.T) {
 		t.Fatalf("actions %#v, want %#v", got, want)
 	}
 }
+
+// TestSyncGroupReannouncesOnce: in a group-wide split brain every member hears
+// its own lower priority advert within moments. The first one re-announces
+// for the whole group; the others' adverts must not start another round for
+// every member (N×Repeat announcements at once, and the pending second round
+// pushed back each time). Later rounds stay rate-limited per member.
+func TestSyncGroupReannouncesOnce(t *testing.T) {
+	var ms []*Machine
+	for i := range 3 {
+		cfg := baseConfig()
+		cfg.VRID = uint8(i + 1)
+		cfg.LowerPrioGarpRepeat, cfg.LowerPrioGarpDelay = 2, 5*time.Second
+		ms = append(ms, New(cfg))
+	}
+	g := NewSyncGroup(ms...)
+	startGroup(t, g, t0)
+	now := tickUntil(g, t0, t0.Add(time.Minute), func() bool {
+		s := states(g)
+		return s[0] == Master && s[1] == Master && s[2] == Master
+	})
+	lower := AdvertReceived{From: lowAddr, Priority: 50, Interval: time.Second}
+	count := func(as []MemberAction) (re [3]int, heard [3]int) {
+		for _, a := range as {
+			switch a.Action.(type) {
+			case Reannounce:
+				re[a.Member]++
+			case LowerPriorityHeard:
+				heard[a.Member]++
+			}
+		}
+		return re, heard
+	}
+	var re, heard [3]int
+	// Adverts of the other node's three masters, a second apart for a minute.
+	for s := range 61 {
+		for i := range 3 {
+			r, h := count(g.Handle(now.Add(time.Duration(i)*time.Millisecond), i, lower))
+			for j := range 3 {
+				re[j] += r[j]
+				heard[j] += h[j]
+			}
+			if s == 0 && i == 0 && r != [3]int{1, 1, 1} {
+				t.Fatalf("first advert: re-announcements per member %v, want [1 1 1]", r)
+			}
+			if s == 0 && i > 0 && r != [3]int{} {
+				t.Fatalf("member %d's first advert right after member 0's: re-announcements %v, want none", i, r)
+			}
+		}
+		now = now.Add(time.Second)
+		g.Tick(now)
+	}
+	// Each member's notification once; re-announcements every
+	// max(5 s, Master_Down_Interval) = 5 s: at 0, 5, ..., 60 s.
+	if heard != [3]int{1, 1, 1} {
+		t.Errorf("LowerPriorityHeard per member %v, want [1 1 1]", heard)
+	}
+	if re != [3]int{13, 13, 13} {
+		t.Errorf("re-announcements per member in 60 s %v, want [13 13 13]", re)
+	}
+}
