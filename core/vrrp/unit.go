@@ -30,6 +30,9 @@ type unit struct {
 	// then (num_script_init). Until then the members stay in INIT: nothing is sent, and no
 	// notify runs for a state nobody has decided yet.
 	started bool
+	// settleBound bounds how long settle waits for the socket readers (defaultSettleBound;
+	// a test on a loaded machine sets a larger one).
+	settleBound time.Duration
 
 	stop   context.CancelFunc // ends run (set by Engine.startUnit)
 	exited chan struct{}      // closed when run has returned
@@ -42,7 +45,8 @@ type unitEvent struct {
 }
 
 func newUnit(members []*instance, group bool, base time.Time, watch *watchdog) *unit {
-	u := &unit{members: members, inbox: make(chan unitEvent, 64*len(members)), base: base, watch: watch, exited: make(chan struct{})}
+	u := &unit{members: members, inbox: make(chan unitEvent, 64*len(members)), base: base, watch: watch, exited: make(chan struct{}),
+		settleBound: defaultSettleBound}
 	if group {
 		ms := make([]*fsm.Machine, len(members))
 		for i, in := range members {
@@ -292,10 +296,10 @@ func (u *unit) downTimerDue(now time.Time) bool {
 	return false
 }
 
-// settleBound bounds how long settle waits for the socket readers. It is a failure bound
-// only (a reader that cannot make progress): a reader normally hands its adverts over as
-// soon as the unit parks.
-const settleBound = time.Second
+// defaultSettleBound bounds how long settle waits for the socket readers. It is a failure
+// bound only (a reader that cannot make progress): a reader normally hands its adverts over
+// as soon as the unit parks.
+const defaultSettleBound = time.Second
 
 // settle hands the machines every event that arrived before their expired Master_Down_Timer
 // is acted on: first those already in the inbox, then the adverts still in the sockets,
@@ -322,7 +326,7 @@ func (u *unit) settle(ctx context.Context) {
 			u.pollfds[i].Revents = 0
 		}
 		if _, err := unix.Poll(u.pollfds, 0); err == nil {
-			bound := time.NewTimer(settleBound)
+			bound := time.NewTimer(u.settleBound)
 			defer bound.Stop()
 		socks:
 			for i, sg := range u.socks {
