@@ -82,7 +82,10 @@ type sockGroup struct {
 	byVRID  atomic.Pointer[map[uint8]*instance]
 	adv     packet.Advert // the reader's scratch advert
 	started bool          // its reader and sender run
-	prog    rxProgress    // how far the reader has got (see unit.settle)
+	// stop ends its reader and sender (set when they start): a reload that drops a VMAC
+	// closes its sockets long before Run's readers all stop.
+	stop context.CancelFunc
+	prog rxProgress // how far the reader has got (see unit.settle)
 }
 
 func (sg *sockGroup) lookup(vrid uint8) *instance { return (*sg.byVRID.Load())[vrid] }
@@ -292,12 +295,18 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 		// While it is up (master), the adverts of another master that sends from the same
 		// virtual MAC (a split brain, whatever the sending side's vmac_xmit_base or address
 		// family) reach only the VMAC: it must listen, or both stay master for good.
-		if in.vsg, err = e.vmacListener(vifi, in.v6, netif.VMACAddr(vc.VRID, vc.IPv6)); err != nil {
+		var fresh bool
+		if in.vsg, fresh, err = e.vmacListener(vifi, in.v6, netif.VMACAddr(vc.VRID, vc.IPv6)); err != nil {
 			return nil, err
 		}
 		if sendIf == name {
 			out, err := e.sockGroup(ctx, vifi, in.v6, nil) // sends only: see above
 			if err != nil {
+				if fresh {
+					// Nobody else uses it: left listed, startSockets would give it a
+					// reader that serves no instance.
+					e.dropVMACListener(vifi, in.v6)
+				}
 				return nil, err
 			}
 			in.sock, in.out = out.sock, out.out
@@ -328,21 +337,30 @@ func (e *Engine) sockGroup(ctx context.Context, ifi *net.Interface, v6 bool, gro
 	return sg, nil
 }
 
-// vmacListener returns the listener of a VMAC (see openVMACListener), opened on first use.
-// Callers hold sockMu.
-func (e *Engine) vmacListener(ifi *net.Interface, v6 bool, mac net.HardwareAddr) (*sockGroup, error) {
+// vmacListener returns the listener of a VMAC (see openVMACListener), opened on first use,
+// and whether this call opened it. Callers hold sockMu.
+func (e *Engine) vmacListener(ifi *net.Interface, v6 bool, mac net.HardwareAddr) (*sockGroup, bool, error) {
 	key := sockKey{ifindex: ifi.Index, v6: v6, vmac: true}
 	if sg := e.sockets[key]; sg != nil {
-		return sg, nil
+		return sg, false, nil
 	}
 	s, err := openVMACListener(ifi, v6, mac)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	sg := &sockGroup{sock: s}
 	sg.setVRID(0, nil)
 	e.sockets[key] = sg
-	return sg, nil
+	return sg, true, nil
+}
+
+// dropVMACListener closes and forgets the listener of a VMAC. Callers hold sockMu.
+func (e *Engine) dropVMACListener(ifi *net.Interface, v6 bool) {
+	key := sockKey{ifindex: ifi.Index, v6: v6, vmac: true}
+	if sg := e.sockets[key]; sg != nil {
+		sg.shut()
+		delete(e.sockets, key)
+	}
 }
 
 // listen makes in reachable by its sockets' readers: the last step, once its unit exists.
@@ -450,16 +468,18 @@ func (e *Engine) startSocket(sg *sockGroup) {
 		return
 	}
 	sg.started = true
+	ctx, cancel := context.WithCancel(e.readCtx)
+	sg.stop = cancel
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		e.readLoop(e.readCtx, sg)
+		e.readLoop(ctx, sg)
 	}()
 	if sg.out != nil {
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			sg.out.run(e.readCtx)
+			sg.out.run(ctx)
 		}()
 	}
 }
@@ -530,10 +550,19 @@ func (e *Engine) closeSocketsOn(name string) {
 	defer e.sockMu.Unlock()
 	for k, sg := range e.sockets {
 		if sg.sock.ifi.Name == name {
-			sg.sock.close()
+			sg.shut()
 			delete(e.sockets, k)
 		}
 	}
+}
+
+// shut stops the socket's reader and sender, if they run, and closes it. Callers hold
+// sockMu.
+func (sg *sockGroup) shut() {
+	if sg.stop != nil {
+		sg.stop() // the sender waits on nothing else
+	}
+	sg.sock.close() // unblocks the reader
 }
 
 // vmacName is the VMAC interface of vc, or "" without use_vmac.
