@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigil-ha/vigil/core/vrrp/packet"
 )
 
 // rxRing receives adverts with recvmmsg into buffers, message headers and control buffers
@@ -262,7 +264,7 @@ func parseLink(b []byte, v6 bool) (datagram, bool) {
 		}
 		ihl := int(b[0]&0x0f) * 4
 		n := int(binary.BigEndian.Uint16(b[2:4]))
-		if ihl < 20 || n < ihl || n > len(b) || ipChecksum(b[:ihl]) != 0 {
+		if ihl < 20 || n < ihl || n > len(b) || packet.Checksum(b[:ihl]) != 0 {
 			return datagram{}, false
 		}
 		return parseIPv4(b[:n])
@@ -280,19 +282,4 @@ func parseLink(b []byte, v6 bool) (datagram, bool) {
 		src:     netip.AddrFrom16([16]byte(b[8:24])),
 		dst:     netip.AddrFrom16([16]byte(b[24:40])),
 	}, true
-}
-
-// ipChecksum is the Internet checksum of b: 0 over a header whose checksum is right.
-func ipChecksum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+
+	"github.com/vigil-ha/vigil/core/vrrp/packet"
 )
 
 // TestParseLink: what a VMAC listener's packet socket delivers is the whole IP packet,
@@ -16,7 +18,7 @@ func TestParseLink(t *testing.T) {
 		binary.BigEndian.PutUint16(h[2:], uint16(20+len(payload)))
 		copy(h[12:], []byte{192, 0, 2, 12})
 		copy(h[16:], []byte{224, 0, 0, 18})
-		binary.BigEndian.PutUint16(h[10:], ipChecksum(h))
+		binary.BigEndian.PutUint16(h[10:], packet.Checksum(h))
 		return append(h, payload...)
 	}
 	padded := append(v4(), make([]byte, 14)...) // a 46-byte Ethernet payload at least

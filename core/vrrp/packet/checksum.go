@@ -13,6 +13,10 @@ import "net/netip"
 //     leave the pseudo-header out; keepalived's v3_checksum_as_v2 talks to them, and so does
 //     Options.V3ChecksumAsV2.
 
+// Checksum is the Internet checksum (RFC 1071) of b: 0 over data, such as an IPv4 header,
+// whose checksum field is right. The VRRP checksum below is the same sum over more bytes.
+func Checksum(b []byte) uint16 { return fold(sum(0, b)) }
+
 // sum adds b to acc as big-endian 16-bit words, a trailing odd byte padded with zero.
 func sum(acc uint32, b []byte) uint32 {
 	for len(b) >= 2 {

@@ -189,3 +189,37 @@ func advertEqual(a, b Advert) bool {
 	}
 	return true
 }
+
+// TestChecksumIPv4Header: Checksum over a real IPv4 header (from a capture: VRRP from
+// 192.0.2.12 to 224.0.0.18) gives its checksum field, and 0 with the field in place.
+func TestChecksumIPv4Header(t *testing.T) {
+	h := []byte{0x45, 0xc0, 0x00, 0x28, 0x00, 0x00, 0x00, 0x00, 0xff, 0x70, 0x00, 0x00,
+		192, 0, 2, 12, 224, 0, 0, 18}
+	want := checksumByHand(h)
+	if got := Checksum(h); got != want {
+		t.Fatalf("Checksum = %#04x, want %#04x", got, want)
+	}
+	h[10], h[11] = byte(want>>8), byte(want)
+	if got := Checksum(h); got != 0 {
+		t.Errorf("Checksum over a header with its checksum = %#04x, want 0", got)
+	}
+	if got := Checksum([]byte{0x12}); got != ^uint16(0x1200) {
+		t.Errorf("odd length: Checksum = %#04x, want %#04x", got, ^uint16(0x1200))
+	}
+}
+
+// checksumByHand is RFC 1071's sum written out plainly, as the reference.
+func checksumByHand(b []byte) uint16 {
+	var s uint64
+	for i := 0; i < len(b); i += 2 {
+		w := uint64(b[i]) << 8
+		if i+1 < len(b) {
+			w |= uint64(b[i+1])
+		}
+		s += w
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
