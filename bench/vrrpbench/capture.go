@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigil-ha/vigil/core/netif"
 )
 
 // The capture is an AF_PACKET socket on the lab's bridge, opened inside the switch namespace.
@@ -79,11 +81,11 @@ func openCapture(ns, ifname string) (*capture, error) {
 		if err != nil {
 			return -1, err
 		}
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(netif.Htons(unix.ETH_P_ALL)))
 		if err != nil {
 			return -1, fmt.Errorf("packet socket: %w", err)
 		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: netif.Htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
 			unix.Close(fd)
 			return -1, fmt.Errorf("bind %s: %w", ifname, err)
 		}
@@ -112,8 +114,6 @@ func openCapture(ns, ifname string) (*capture, error) {
 	go c.loop()
 	return c, nil
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func (c *capture) loop() {
 	defer close(c.done)

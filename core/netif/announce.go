@@ -120,8 +120,6 @@ func icmpv6Checksum(src, dst [16]byte, msg []byte) uint16 {
 	return ^uint16(sum)
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
 // announceLink resolves the interface and checks that it does ARP/ND on
 // Ethernet-like hardware.
 func (n *Netif) announceLink(ifname string) (Link, error) {
@@ -169,7 +167,7 @@ func (n *Netif) send(fdp *int, l Link, proto uint16, frame []byte) error {
 		return err
 	}
 	to := &unix.SockaddrLinklayer{
-		Protocol: htons(proto),
+		Protocol: Htons(proto),
 		Ifindex:  l.Index,
 		Halen:    6,
 	}

@@ -185,12 +185,12 @@ func (l *lab) capture(t *testing.T, ifname string) *capture {
 		t.Fatal(err)
 	}
 	// Opened on the test thread, which is in the lab namespace.
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(Htons(unix.ETH_P_ALL)))
 	if err != nil {
 		t.Fatalf("capture socket: %v", err)
 	}
 	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: link.Attrs().Index}); err != nil {
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: Htons(unix.ETH_P_ALL), Ifindex: link.Attrs().Index}); err != nil {
 		t.Fatalf("bind capture to %s: %v", ifname, err)
 	}
 	tv := unix.NsecToTimeval((200 * time.Millisecond).Nanoseconds())

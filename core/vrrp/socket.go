@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigil-ha/vigil/core/netif"
 	"github.com/vigil-ha/vigil/core/vrrp/packet"
 )
 
@@ -223,7 +224,7 @@ func openVMACListener(ifi *net.Interface, v6 bool, mac net.HardwareAddr) (*socke
 	// Our own adverts leave from the VMAC too (IPv4 without vmac_xmit_base). Kernels before
 	// 4.20 lack the option; receive drops our own adverts by their source address anyway.
 	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: ifi.Index}); err != nil {
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: netif.Htons(proto), Ifindex: ifi.Index}); err != nil {
 		return fail("bind", err)
 	}
 	s := &socket{fd: fd, ifi: ifi, v6: v6, link: os.NewFile(uintptr(fd), "vrrp-vmac-"+ifi.Name)}
@@ -266,9 +267,6 @@ func vmacFilter(protoOff uint32, v4 bool, mac net.HardwareAddr) ([]unix.SockFilt
 	}
 	return out, nil
 }
-
-// htons puts v in network byte order, as sockaddr_ll wants its protocol.
-func htons(v uint16) uint16 { return binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, v)) }
 
 // groupFor is the multicast group an instance listens on and sends to.
 func groupFor(v6 bool, g4, g6 netip.Addr) netip.Addr {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigil-ha/vigil/core/netif"
 	"github.com/vigil-ha/vigil/core/vrrp/packet"
 )
 
@@ -185,9 +186,9 @@ func packetSocketIn(t *testing.T, ns, dev string, proto uint16) (int, *net.Inter
 				return result{err: fmt.Errorf("setns %s: %w", ns, err)}
 			}
 			ifi, ierr := net.InterfaceByName(dev)
-			fd, serr := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(proto)))
+			fd, serr := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(netif.Htons(proto)))
 			if serr == nil && ierr == nil && proto != 0 {
-				if serr = unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: ifi.Index}); serr != nil {
+				if serr = unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: netif.Htons(proto), Ifindex: ifi.Index}); serr != nil {
 					unix.Close(fd)
 				}
 			}
@@ -213,9 +214,6 @@ func packetSocketIn(t *testing.T, ns, dev string, proto uint16) (int, *net.Inter
 	}
 	return r.fd, r.ifi
 }
-
-// htons: the Ethernet protocol in network byte order, as packet sockets take it.
-func htons(v uint16) uint16 { return binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, v)) }
 
 // sendFrame sends a VRRP payload as an Ethernet frame from the MAC from and the address src
 // to the multicast group, TTL or hop limit 255.
