@@ -39,10 +39,12 @@ build:
 	echo "$(GO) build -o $(BIN)/" $$pkgs; \
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $$pkgs
 
+# -timeout 30m: core/vrrp runs its namespace and interop labs one after another, about 8 min
+# on an idle 2-core machine and over go test's default 10 min with two busy loops beside it.
 test:
 	bash .ci/deps.sh
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz FUZZTIME=100000x
 	$(MAKE) demo
 

@@ -71,7 +71,9 @@ func tsharkRead(t *testing.T, file string, args ...string) string {
 // neighbour advertisements of a takeover.
 func TestWireFormatDissected(t *testing.T) {
 	l := newLab(t, 2)
-	file, wait := l.capture(6 * time.Second)
+	// Long enough for n1's Master_Down_Interval (3.4 s), the second round of announcements
+	// 1 s after its takeover, and a slow machine.
+	file, wait := l.capture(10 * time.Second)
 	garp := "    garp_master_delay 1\n    garp_master_repeat 2\n"
 	auth := "    authentication {\n        auth_type PASS\n        auth_pass vigil\n    }\n"
 	conf := func(prio int) string {
@@ -79,7 +81,11 @@ func TestWireFormatDissected(t *testing.T) {
 			inst{name: "V3", vrid: 71, prio: prio, advert: "0.5", version: 3, vip: "192.0.2.101/24"}.conf() +
 			inst{name: "V6", vrid: 72, prio: prio, advert: "0.5", version: 3, vip: "2001:db8::100/64", extra: garp}.conf()
 	}
+	// n2 only once n1 is master: started together, their Master_Down_Timers (3.41 s and
+	// 3.61 s) can run out at the same moment on a busy machine, and both become master for
+	// a moment (tshark then warns of a duplicate address, and n1 re-announces).
 	l.start(0, conf(150))
+	l.waitHolder(vip4, "n1", 15*time.Second)
 	l.start(1, conf(100))
 	wait()
 
