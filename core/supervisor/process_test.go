@@ -372,17 +372,29 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-func TestCheckChildDropsToScriptUser(t *testing.T) {
-	ctx, n := newLab(t, 1)
-	// The script runs as nobody: its file must be reachable by nobody.
+// nobodyFlag creates the flag file that checkScript tests, in a directory of its own that
+// the user nobody can reach (t.TempDir's parents are root's alone), and returns its path.
+func nobodyFlag(t *testing.T) string {
+	t.Helper()
 	open, err := os.MkdirTemp("", "vigil-nobody-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(open) })
-	os.Chmod(open, 0o755)
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	flag := filepath.Join(open, "ok")
-	os.WriteFile(flag, nil, 0o644)
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return flag
+}
+
+func TestCheckChildDropsToScriptUser(t *testing.T) {
+	ctx, n := newLab(t, 1)
+	// The script runs as nobody: its file must be reachable by nobody.
+	flag := nobodyFlag(t)
 	n[0].start(t, "global_defs {\n    script_user nobody\n}\n"+conf(150, checkScript(flag)))
 	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
 	var pid int

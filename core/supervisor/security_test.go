@@ -119,14 +119,7 @@ func TestCapabilities(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, n := newLab(t, 1)
 			// The script's directory must be reachable by nobody.
-			open, err := os.MkdirTemp("", "vigil-caps-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(open) })
-			os.Chmod(open, 0o755)
-			flag := filepath.Join(open, "ok")
-			os.WriteFile(flag, nil, 0o644)
+			flag := nobodyFlag(t)
 			global := ""
 			if tc.scriptUser != "" {
 				global = "global_defs {\n    script_user " + tc.scriptUser + "\n}\n"
