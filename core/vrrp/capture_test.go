@@ -20,15 +20,30 @@ func (l *testLab) capture(d time.Duration) (file string, wait func()) {
 	ctx, cancel := context.WithTimeout(l.ctx, d+30*time.Second)
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.Switch, "tshark", "-q", "-i", "br0",
 		"-a", "duration:"+strings.TrimSuffix(d.String(), "s"), "-w", file, "-f", "ip proto 112 or ip6 proto 112 or arp or icmp6")
+	done, werr := startTshark(l.t, cmd, cancel)
+	return file, func() {
+		defer cancel()
+		<-done
+		if *werr != nil {
+			l.t.Fatalf("tshark: %v", *werr)
+		}
+	}
+}
+
+// startTshark starts cmd, a tshark capture, and returns once tshark says it is listening
+// ("Capturing on ..." on its standard error). done is closed when tshark has exited, with
+// the error of its Wait in *werr. When it does not start capturing, cancel is called (it
+// may end cmd's context) and the test fails.
+func startTshark(t *testing.T, cmd *exec.Cmd, cancel func()) (done <-chan struct{}, werr *error) {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		l.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		l.t.Fatal(err)
+		t.Fatal(err)
 	}
-	// tshark says "Capturing on 'br0'" once it is listening.
-	ready := make(chan struct{})
+	ready, exited, waitErr := make(chan struct{}), make(chan struct{}), new(error)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -39,19 +54,19 @@ func (l *testLab) capture(d time.Duration) (file string, wait func()) {
 		}
 		for sc.Scan() {
 		}
+		*waitErr = cmd.Wait()
+		close(exited)
 	}()
 	select {
 	case <-ready:
+	case <-exited:
+		cancel()
+		t.Fatal("tshark exited before capturing")
 	case <-time.After(15 * time.Second):
 		cancel()
-		l.t.Fatal("tshark did not start capturing")
+		t.Fatal("tshark did not start capturing")
 	}
-	return file, func() {
-		defer cancel()
-		if err := cmd.Wait(); err != nil {
-			l.t.Fatalf("tshark: %v", err)
-		}
-	}
+	return exited, waitErr
 }
 
 func tsharkRead(t *testing.T, file string, args ...string) string {

@@ -1,7 +1,6 @@
 package vrrp_test
 
 import (
-	"bufio"
 	"fmt"
 	"net/netip"
 	"os"
@@ -26,7 +25,7 @@ import (
 type pcapCapture struct {
 	cmd  *exec.Cmd
 	file string
-	done chan struct{}
+	done <-chan struct{}
 }
 
 func (l *testLab) startPcap(filter string) *pcapCapture {
@@ -34,38 +33,11 @@ func (l *testLab) startPcap(filter string) *pcapCapture {
 	if _, err := exec.LookPath("tshark"); err != nil {
 		l.t.Skip("tshark is not installed: the test reads the wire")
 	}
-	c := &pcapCapture{file: filepath.Join(l.dir, "bridge.pcap"), done: make(chan struct{})}
+	c := &pcapCapture{file: filepath.Join(l.dir, "bridge.pcap")}
 	c.cmd = exec.Command("ip", "netns", "exec", l.Switch, "tshark", "-q", "-i", "br0", "-w", c.file, "-f", filter)
-	stderr, err := c.cmd.StderrPipe()
-	if err != nil {
-		l.t.Fatal(err)
-	}
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "Capturing on") {
-				close(ready)
-				break
-			}
-		}
-		for sc.Scan() {
-		}
-		_ = c.cmd.Wait()
-		close(c.done)
-	}()
+	c.done, _ = startTshark(l.t, c.cmd, func() { _ = c.cmd.Process.Kill() })
 	l.t.Cleanup(func() { c.stop() })
-	select {
-	case <-ready:
-	case <-c.done:
-		l.t.Fatal("tshark exited before capturing")
-	case <-time.After(15 * time.Second):
-		l.t.Fatal("tshark did not start capturing")
-	}
 	return c
 }
 
