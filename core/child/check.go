@@ -3,6 +3,7 @@ package child
 import (
 	"cmp"
 	"context"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -234,7 +235,7 @@ func (s *checkServer) Changes(_ *childpb.Empty, srv childpb.Check_ChangesServer)
 }
 
 func (s *checkServer) Status(context.Context, *childpb.Empty) (*childpb.CheckStatus, error) {
-	return &childpb.CheckStatus{Checks: s.current()}, nil
+	return &childpb.CheckStatus{Checks: s.current(), Goroutines: uint32(runtime.NumGoroutine())}, nil
 }
 
 func (s *checkServer) Stop(context.Context, *childpb.Empty) (*childpb.Empty, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -215,7 +216,7 @@ func (s *vrrpServer) Status(context.Context, *childpb.Empty) (*childpb.VRRPStatu
 	s.mu.Lock()
 	eng := s.eng
 	s.mu.Unlock()
-	out := &childpb.VRRPStatus{}
+	out := &childpb.VRRPStatus{Goroutines: uint32(runtime.NumGoroutine())}
 	if eng == nil {
 		return out, nil
 	}

@@ -353,6 +353,15 @@ func TestStatus(t *testing.T) {
 	if len(st.Processes) != 2 {
 		t.Errorf("processes: %+v", st.Processes)
 	}
+	// Goroutine counts, for leak hunting in soaks (bench/faults): every process reports its own.
+	if st.Goroutines < 1 {
+		t.Errorf("core's goroutines: %d", st.Goroutines)
+	}
+	for _, p := range st.Processes {
+		if p.Goroutines < 1 {
+			t.Errorf("%s child's goroutines: %d", p.Role, p.Goroutines)
+		}
+	}
 	st2 := n[1].status(t)
 	if len(st2.Instances) != 1 || st2.Instances[0].State != "BACKUP" || st2.Instances[0].Master != "192.0.2.11" {
 		t.Errorf("backup status: %+v", st2.Instances)

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"runtime"
 	"sort"
 	"time"
 
@@ -16,6 +17,9 @@ type Status struct {
 	Drops     map[string]uint64 `json:"advert_drops,omitempty"`
 	// LastReload is the last reload's result; nil before the first.
 	LastReload *ReloadStatus `json:"last_reload,omitempty"`
+	// Goroutines is core's count; each child reports its own in Processes. A count that
+	// keeps growing in a steady state is a leak (the soak in bench/faults samples them).
+	Goroutines int `json:"goroutines"`
 }
 
 // ReloadStatus is the result of one reload, for `vigil status` and `vigil reload`.
@@ -37,6 +41,8 @@ type ProcessStatus struct {
 	UptimeSec float64 `json:"uptime_seconds"`
 	Restarts  int     `json:"restarts"`
 	LastError string  `json:"last_error,omitempty"`
+	// Goroutines is the child's count, from its Status answer; 0 when it did not answer.
+	Goroutines int `json:"goroutines,omitempty"`
 }
 
 // InstanceStatus describes one VRRP instance.
@@ -66,21 +72,30 @@ type CheckStatus struct {
 
 // Status collects the state of every child and asks the running ones for theirs.
 func (s *Supervisor) Status(ctx context.Context) Status {
-	var st Status
+	st := Status{Goroutines: runtime.NumGoroutine()}
 	for _, p := range s.procs() {
 		p.mu.Lock()
 		ps := ProcessStatus{Role: string(p.role), PID: p.pid, State: p.state, Restarts: p.restarts, LastError: p.lastError}
 		if p.state == "running" {
 			ps.UptimeSec = time.Since(p.started).Round(time.Millisecond).Seconds()
 		}
-		v := p.vrrp
+		v, c := p.vrrp, p.check
 		p.mu.Unlock()
-		st.Processes = append(st.Processes, ps)
+		if c != nil {
+			// Only for the goroutine count: the check states core holds are those it forwards.
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			cs, err := c.Status(cctx, &childpb.Empty{})
+			cancel()
+			if err == nil {
+				ps.Goroutines = int(cs.Goroutines)
+			}
+		}
 		if v != nil {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			vs, err := v.Status(cctx, &childpb.Empty{})
 			cancel()
 			if err == nil {
+				ps.Goroutines = int(vs.Goroutines)
 				for _, in := range vs.Instances {
 					st.Instances = append(st.Instances, InstanceStatus{
 						Name: in.Name, Group: in.Group, Interface: in.Interface, VRID: in.Vrid, State: in.State,
@@ -90,6 +105,7 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 				st.Drops = vs.Drops
 			}
 		}
+		st.Processes = append(st.Processes, ps)
 	}
 	s.mu.Lock()
 	for _, c := range s.checks {

@@ -607,6 +607,7 @@ type VRRPStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Instances     []*InstanceStatus      `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty"`
 	Drops         map[string]uint64      `protobuf:"bytes,2,rep,name=drops,proto3" json:"drops,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Goroutines    uint32                 `protobuf:"varint,3,opt,name=goroutines,proto3" json:"goroutines,omitempty"` // the child's, for leak hunting in soaks
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -655,9 +656,17 @@ func (x *VRRPStatus) GetDrops() map[string]uint64 {
 	return nil
 }
 
+func (x *VRRPStatus) GetGoroutines() uint32 {
+	if x != nil {
+		return x.Goroutines
+	}
+	return 0
+}
+
 type CheckStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Checks        []*CheckState          `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
+	Goroutines    uint32                 `protobuf:"varint,2,opt,name=goroutines,proto3" json:"goroutines,omitempty"` // the child's, for leak hunting in soaks
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -697,6 +706,13 @@ func (x *CheckStatus) GetChecks() []*CheckState {
 		return x.Checks
 	}
 	return nil
+}
+
+func (x *CheckStatus) GetGoroutines() uint32 {
+	if x != nil {
+		return x.Goroutines
+	}
+	return 0
 }
 
 var File_child_proto protoreflect.FileDescriptor
@@ -758,17 +774,23 @@ const file_child_proto_rawDesc = "" +
 	"\tinterface\x18\x06 \x01(\tR\tinterface\x12\x12\n" +
 	"\x04vrid\x18\a \x01(\rR\x04vrid\x12\x12\n" +
 	"\x04vips\x18\b \x03(\tR\x04vips\x12\x14\n" +
-	"\x05group\x18\t \x01(\tR\x05group\"\xc1\x01\n" +
+	"\x05group\x18\t \x01(\tR\x05group\"\xe1\x01\n" +
 	"\n" +
 	"VRRPStatus\x12<\n" +
 	"\tinstances\x18\x01 \x03(\v2\x1e.vigil.child.v1.InstanceStatusR\tinstances\x12;\n" +
-	"\x05drops\x18\x02 \x03(\v2%.vigil.child.v1.VRRPStatus.DropsEntryR\x05drops\x1a8\n" +
+	"\x05drops\x18\x02 \x03(\v2%.vigil.child.v1.VRRPStatus.DropsEntryR\x05drops\x12\x1e\n" +
+	"\n" +
+	"goroutines\x18\x03 \x01(\rR\n" +
+	"goroutines\x1a8\n" +
 	"\n" +
 	"DropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"A\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"a\n" +
 	"\vCheckStatus\x122\n" +
-	"\x06checks\x18\x01 \x03(\v2\x1a.vigil.child.v1.CheckStateR\x06checks2\x8a\x03\n" +
+	"\x06checks\x18\x01 \x03(\v2\x1a.vigil.child.v1.CheckStateR\x06checks\x12\x1e\n" +
+	"\n" +
+	"goroutines\x18\x02 \x01(\rR\n" +
+	"goroutines2\x8a\x03\n" +
 	"\x04VRRP\x12D\n" +
 	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12F\n" +
 	"\x06Reload\x12\x1c.vigil.child.v1.StartRequest\x1a\x1e.vigil.child.v1.ReloadResponse\x12B\n" +
