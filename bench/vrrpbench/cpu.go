@@ -110,12 +110,12 @@ func (b *bench) cpuRun(ctx context.Context, im *impl, n int, advert, warm, windo
 		l := nodeLoad{
 			cpuPct:    float64(t1-t0) / hz / elapsed.Seconds() * 100,
 			procs:     len(pids),
-			threads:   threads(pids),
+			threads:   proc.Threads(pids),
 			txPerSec:  float64(tx1-tx0) / elapsed.Seconds(),
 			takeovers: d.takeovers() - to0,
 		}
-		l.rssKB, _ = memKB(pids, "status", "VmRSS")
-		l.pssKB, _ = memKB(pids, "smaps_rollup", "Pss")
+		l.rssKB, _ = proc.MemKB(pids, "status", "VmRSS")
+		l.pssKB, _ = proc.MemKB(pids, "smaps_rollup", "Pss")
 		return l
 	}
 	res.master = load(d1, p1, t1a, t1b, tx1a, tx1b, to1)

@@ -1,12 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
-
 	"github.com/vigil-ha/vigil/bench/internal/proc"
 )
 
@@ -35,36 +29,4 @@ func cpuTicks(pids []int) (uint64, error) {
 		sum += s.Ticks
 	}
 	return sum, nil
-}
-
-// memKB sums a "Key: N kB" line of /proc/PID/status (VmRSS) or /proc/PID/smaps_rollup (Pss).
-func memKB(pids []int, file, key string) (uint64, error) {
-	var sum uint64
-	for _, p := range pids {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/%s", p, file))
-		if err != nil {
-			return 0, err
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fs := strings.Fields(sc.Text())
-			if len(fs) >= 2 && fs[0] == key+":" {
-				v, _ := strconv.ParseUint(fs[1], 10, 64)
-				sum += v
-				break
-			}
-		}
-		f.Close()
-	}
-	return sum, nil
-}
-
-// threads counts the threads of pids.
-func threads(pids []int) int {
-	n := 0
-	for _, p := range pids {
-		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
-		n += len(ents)
-	}
-	return n
 }

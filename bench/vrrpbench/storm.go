@@ -85,10 +85,10 @@ func (b *bench) stormRun(ctx context.Context, im *impl, n int, advert, warm, win
 		l := nodeLoad{
 			cpuPct:    float64(t1-t0) / hz / elapsed.Seconds() * 100,
 			procs:     len(pids),
-			threads:   threads(pids),
+			threads:   proc.Threads(pids),
 			takeovers: d.takeovers() - to0,
 		}
-		l.rssKB, _ = memKB(pids, "status", "VmRSS")
+		l.rssKB, _ = proc.MemKB(pids, "status", "VmRSS")
 		return l
 	}
 	res.master = load(d1, p1, t1a, t1b, to1)

@@ -104,3 +104,65 @@ var Tick = sync.OnceValue(func() time.Duration {
 	fmt.Fprintln(os.Stderr, "getconf CLK_TCK failed; assuming 100 ticks a second")
 	return 10 * time.Millisecond
 })
+
+// MemKB sums a "Key: N kB" line over pids: of /proc/PID/status (file "status", key "VmRSS")
+// or /proc/PID/smaps_rollup (file "smaps_rollup", key "Pss").
+func MemKB(pids []int, file, key string) (uint64, error) {
+	var sum uint64
+	for _, p := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", p, file))
+		if err != nil {
+			return 0, err
+		}
+		v, ok := field(b, key)
+		if !ok {
+			return 0, fmt.Errorf("/proc/%d/%s: no %s", p, file, key)
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// field is the number after "Key:" in a /proc file of "Key: value [kB]" lines.
+func field(b []byte, key string) (uint64, bool) {
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == key+":" {
+			v, err := strconv.ParseUint(f[1], 10, 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// Threads counts the threads of pids (those that are gone count none).
+func Threads(pids []int) int {
+	n := 0
+	for _, p := range pids {
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
+		n += len(ents)
+	}
+	return n
+}
+
+// Usage is what one process holds at one moment: the figures a leak makes grow.
+type Usage struct {
+	RSSKB   uint64 // VmRSS
+	Threads int
+	FDs     int // open file descriptors (sockets, pipes and files alike)
+}
+
+// ReadUsage reads pid's Usage from /proc/PID/status and /proc/PID/fd.
+func ReadUsage(pid int) (Usage, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Usage{}, err
+	}
+	rss, _ := field(b, "VmRSS") // a zombie has none
+	th, _ := field(b, "Threads")
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return Usage{}, err
+	}
+	return Usage{RSSKB: rss, Threads: int(th), FDs: len(fds)}, nil
+}
