@@ -5,10 +5,13 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vigil-ha/vigil/bench/internal/many"
 )
 
 // Failover trials: n1 (priority 150, state MASTER) and n2 (priority 100) run the same
@@ -39,9 +42,8 @@ func failoverConf(prio int, state string, advert time.Duration) string {
 `, state, foVRID, prio, seconds(advert), foVIP)
 }
 
-func seconds(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
-}
+// seconds writes d as keepalived.conf wants it.
+func seconds(d time.Duration) string { return many.Seconds(d) }
 
 // masterDownInterval is RFC 5798's 3 x Master_Adver_Interval + Skew_Time for a backup of
 // priority prio (v3: Skew_Time = (256 - prio) x Master_Adver_Interval / 256).
@@ -219,4 +221,10 @@ func waitFor(timeout time.Duration, cond func() bool) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func runQuiet(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = nil, nil
+	return cmd.Run()
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/harness"
+	"github.com/vigil-ha/vigil/bench/internal/many"
 	"github.com/vigil-ha/vigil/core/lab"
 )
 
@@ -99,7 +100,7 @@ func run(o options) error {
 	impls := []*impl{vigilImpl(vigilBin), keepalivedImpl(kaBin)}
 
 	// Both implementations must accept the very configurations they are given.
-	for _, c := range []string{failoverConf(foPrioHigh, "MASTER", o.advert), manyConf(o.instances, foPrioHigh, "MASTER", o.cpuAdvert)} {
+	for _, c := range []string{failoverConf(foPrioHigh, "MASTER", o.advert), many.Conf(o.instances, foPrioHigh, "MASTER", o.cpuAdvert)} {
 		p := filepath.Join(work, "check.conf")
 		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
 			return err
@@ -197,8 +198,8 @@ func run(o options) error {
 					continue
 				}
 				logf("storm %-10s run %d: backup %.1f transitions to MASTER/s (%d during start-up, last %d of %d s quiet)  master %.1f/s  CPU master %5.1f%% backup %5.1f%%  RSS %.1f/%.1f MiB  VIPs %d/%d  master tx %.0f/s  backup raw drops %d",
-					im.name, i+1, r.backupPerSec, r.startup, r.quietSeconds, r.windowSeconds, r.masterPerSec, r.master.cpuPct, r.backup.cpuPct,
-					float64(r.master.rssKB)/1024, float64(r.backup.rssKB)/1024, r.masterVIPs, r.backupVIPs, r.master.txPerSec, r.backup.rawDrops)
+					im.name, i+1, r.BackupPerSec, r.Startup, r.QuietSeconds, r.WindowSeconds, r.MasterPerSec, r.Master.CPUPct, r.Backup.CPUPct,
+					float64(r.Master.RSSKB)/1024, float64(r.Backup.RSSKB)/1024, r.MasterVIPs, r.BackupVIPs, r.MasterTxPerSec, r.BackupRawDrops)
 				rep.addStorm(im.name, r)
 			}
 		}

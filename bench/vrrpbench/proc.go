@@ -17,16 +17,3 @@ func processGroup(pgid int) []int {
 	}
 	return out
 }
-
-// cpuTicks sums utime+stime over pids.
-func cpuTicks(pids []int) (uint64, error) {
-	var sum uint64
-	for _, p := range pids {
-		s, err := proc.ReadStat(p)
-		if err != nil {
-			return 0, err
-		}
-		sum += s.Ticks
-	}
-	return sum, nil
-}

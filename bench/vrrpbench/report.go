@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/vigil-ha/vigil/bench/internal/many"
 )
 
 type environment struct {
@@ -143,19 +145,19 @@ func (r *report) addCPU(im string, c cpuResult) {
 	r.san(im+"/vips_backup", float64(c.backupVIPs))
 }
 
-func (r *report) addStorm(im string, s stormResult) {
-	r.put("storm_rate", im, s.backupPerSec)
-	r.put("storm_cpu_master", im, s.master.cpuPct)
-	r.put("storm_cpu_backup", im, s.backup.cpuPct)
-	r.san(im+"/storm_startup", float64(s.startup))
-	r.san(im+"/storm_master_rate", s.masterPerSec)
-	r.san(im+"/storm_quiet", float64(s.quietSeconds))
-	r.san(im+"/storm_vips_master", float64(s.masterVIPs))
-	r.san(im+"/storm_vips_backup", float64(s.backupVIPs))
-	r.san(im+"/storm_tx_master", s.master.txPerSec)
-	r.san(im+"/storm_drops_backup", float64(s.backup.rawDrops))
-	r.san(im+"/storm_rss_master", float64(s.master.rssKB)/1024)
-	r.san(im+"/storm_rss_backup", float64(s.backup.rssKB)/1024)
+func (r *report) addStorm(im string, s many.StormResult) {
+	r.put("storm_rate", im, s.BackupPerSec)
+	r.put("storm_cpu_master", im, s.Master.CPUPct)
+	r.put("storm_cpu_backup", im, s.Backup.CPUPct)
+	r.san(im+"/storm_startup", float64(s.Startup))
+	r.san(im+"/storm_master_rate", s.MasterPerSec)
+	r.san(im+"/storm_quiet", float64(s.QuietSeconds))
+	r.san(im+"/storm_vips_master", float64(s.MasterVIPs))
+	r.san(im+"/storm_vips_backup", float64(s.BackupVIPs))
+	r.san(im+"/storm_tx_master", s.MasterTxPerSec)
+	r.san(im+"/storm_drops_backup", float64(s.BackupRawDrops))
+	r.san(im+"/storm_rss_master", float64(s.Master.RSSKB)/1024)
+	r.san(im+"/storm_rss_backup", float64(s.Backup.RSSKB)/1024)
 }
 
 func (m *metric) cell(im string) (median, spread string) {

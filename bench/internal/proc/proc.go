@@ -166,3 +166,16 @@ func ReadUsage(pid int) (Usage, error) {
 	}
 	return Usage{RSSKB: rss, Threads: int(th), FDs: len(fds)}, nil
 }
+
+// SumTicks sums Ticks over pids; an error when one of them is gone (its time with it).
+func SumTicks(pids []int) (uint64, error) {
+	var sum uint64
+	for _, p := range pids {
+		s, err := ReadStat(p)
+		if err != nil {
+			return 0, err
+		}
+		sum += s.Ticks
+	}
+	return sum, nil
+}
