@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vigil-ha/vigil/bench/internal/daemon"
 	"github.com/vigil-ha/vigil/bench/internal/many"
 	"github.com/vigil-ha/vigil/bench/internal/proc"
 )
@@ -29,31 +30,31 @@ type cpuResult struct {
 	backupVIPs     int
 }
 
-func (b *bench) cpuRun(ctx context.Context, im *impl, n int, advert, warm, window time.Duration) (res cpuResult, err error) {
+func (b *bench) cpuRun(ctx context.Context, im *daemon.Impl, n int, advert, warm, window time.Duration) (res cpuResult, err error) {
 	n1, n2 := b.lab.Nodes[0], b.lab.Nodes[1]
 	defer many.Reset(ctx, n, n1, n2)
 
-	d1, err := im.start(ctx, n1, b.work, "cpu", many.Conf(n, foPrioHigh, "MASTER", advert))
+	d1, err := im.Start(ctx, n1, b.work, "cpu", many.Conf(n, foPrioHigh, "MASTER", advert))
 	if err != nil {
 		return res, err
 	}
-	defer d1.stop()
+	defer d1.Stop()
 	if err := waitFor(30*time.Second, func() bool { return many.CountVIPs(ctx, n1) == n }); err != nil {
-		return res, fmt.Errorf("n1 holds %d of %d VIPs: %w\n%s", many.CountVIPs(ctx, n1), n, err, tail(d1.proc.Output(), 2000))
+		return res, fmt.Errorf("n1 holds %d of %d VIPs: %w\n%s", many.CountVIPs(ctx, n1), n, err, daemon.Tail(d1.Proc.Output(), 2000))
 	}
-	d2, err := im.start(ctx, n2, b.work, "cpu", many.Conf(n, foPrioLow, "BACKUP", advert))
+	d2, err := im.Start(ctx, n2, b.work, "cpu", many.Conf(n, foPrioLow, "BACKUP", advert))
 	if err != nil {
 		return res, err
 	}
-	defer d2.stop()
+	defer d2.Stop()
 	// Past both GARP bursts (garp_master_delay 5 s) and the backup's start-up.
 	time.Sleep(warm)
-	if d1.proc.Exited() || d2.proc.Exited() {
-		return res, fmt.Errorf("a daemon exited during warm-up:\n%s\n%s", tail(d1.proc.Output(), 1500), tail(d2.proc.Output(), 1500))
+	if d1.Proc.Exited() || d2.Proc.Exited() {
+		return res, fmt.Errorf("a daemon exited during warm-up:\n%s\n%s", daemon.Tail(d1.Proc.Output(), 1500), daemon.Tail(d2.Proc.Output(), 1500))
 	}
 
-	p1, p2 := processTree(d1.pid()), processTree(d2.pid())
-	to1, to2 := d1.takeovers(), d2.takeovers()
+	p1, p2 := processTree(d1.PID()), processTree(d2.PID())
+	to1, to2 := d1.Takeovers(), d2.Takeovers()
 	t1a, err1 := proc.SumTicks(p1)
 	t2a, err2 := proc.SumTicks(p2)
 	tx1a, tx2a := many.TxFrames(ctx, n1), many.TxFrames(ctx, n2)
@@ -71,17 +72,17 @@ func (b *bench) cpuRun(ctx context.Context, im *impl, n int, advert, warm, windo
 	if err := joinErr(err1, err2); err != nil {
 		return res, fmt.Errorf("a process went away during the window: %w", err)
 	}
-	if q1, q2 := processTree(d1.pid()), processTree(d2.pid()); len(q1) != len(p1) || len(q2) != len(p2) {
+	if q1, q2 := processTree(d1.PID()), processTree(d2.PID()); len(q1) != len(p1) || len(q2) != len(p2) {
 		return res, fmt.Errorf("process set changed during the window (%v -> %v, %v -> %v)", p1, q1, p2, q2)
 	}
 	hz := float64(time.Second / proc.Tick())
-	load := func(d *daemon, pids []int, t0, t1 uint64, tx0, tx1 uint64, to0 int) nodeLoad {
+	load := func(d *daemon.Daemon, pids []int, t0, t1 uint64, tx0, tx1 uint64, to0 int) nodeLoad {
 		l := nodeLoad{
 			cpuPct:    float64(t1-t0) / hz / elapsed.Seconds() * 100,
 			procs:     len(pids),
 			threads:   proc.Threads(pids),
 			txPerSec:  float64(tx1-tx0) / elapsed.Seconds(),
-			takeovers: d.takeovers() - to0,
+			takeovers: d.Takeovers() - to0,
 		}
 		l.rssKB, _ = proc.MemKB(pids, "status", "VmRSS")
 		l.pssKB, _ = proc.MemKB(pids, "smaps_rollup", "Pss")

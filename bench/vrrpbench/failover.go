@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-ha/vigil/bench/internal/daemon"
 	"github.com/vigil-ha/vigil/bench/internal/many"
 )
 
@@ -59,23 +60,23 @@ type foResult struct {
 	bridgeRepl time.Duration // first echo reply seen on the bridge - first backup advert
 }
 
-func (b *bench) failoverTrial(ctx context.Context, im *impl, advert time.Duration) (res foResult, err error) {
+func (b *bench) failoverTrial(ctx context.Context, im *daemon.Impl, advert time.Duration) (res foResult, err error) {
 	n1, n2, n3 := b.lab.Nodes[0], b.lab.Nodes[1], b.lab.Nodes[2]
 	defer b.resetFailover(ctx)
 
-	d1, err := im.start(ctx, n1, b.work, "fo", failoverConf(foPrioHigh, "MASTER", advert))
+	d1, err := im.Start(ctx, n1, b.work, "fo", failoverConf(foPrioHigh, "MASTER", advert))
 	if err != nil {
 		return res, err
 	}
-	defer d1.stop()
+	defer d1.Stop()
 	if err := waitFor(10*time.Second, func() bool { ok, _ := n1.HasAddr(ctx, foVIP); return ok }); err != nil {
-		return res, fmt.Errorf("n1 never took the VIP: %w\n%s", err, tail(d1.proc.Output(), 2000))
+		return res, fmt.Errorf("n1 never took the VIP: %w\n%s", err, daemon.Tail(d1.Proc.Output(), 2000))
 	}
-	d2, err := im.start(ctx, n2, b.work, "fo", failoverConf(foPrioLow, "BACKUP", advert))
+	d2, err := im.Start(ctx, n2, b.work, "fo", failoverConf(foPrioLow, "BACKUP", advert))
 	if err != nil {
 		return res, err
 	}
-	defer d2.stop()
+	defer d2.Stop()
 	time.Sleep(10*advert + 300*time.Millisecond) // n2 settles as backup
 	if ok, _ := n2.HasAddr(ctx, foVIP); ok {
 		return res, fmt.Errorf("n2 holds the VIP while n1 is master")
@@ -91,7 +92,7 @@ func (b *bench) failoverTrial(ctx context.Context, im *impl, advert time.Duratio
 	start := time.Now()
 	b.cap.reset()
 	time.Sleep(5 * advert) // a few master adverts in the capture
-	if err := d1.kill9(); err != nil {
+	if err := d1.Kill9(); err != nil {
 		return res, fmt.Errorf("kill -9 master: %w", err)
 	}
 	killed := time.Now()
@@ -103,11 +104,11 @@ func (b *bench) failoverTrial(ctx context.Context, im *impl, advert time.Duratio
 	// during the very interval being measured).
 	a2 := n2.Addr4.Addr()
 	if err := waitFor(5*time.Second, func() bool { return b.cap.hasAdvertFrom(a2, foVRID, killed) }); err != nil {
-		return res, fmt.Errorf("n2 never advertised: %w\n%s", err, tail(d2.proc.Output(), 2000))
+		return res, fmt.Errorf("n2 never advertised: %w\n%s", err, daemon.Tail(d2.Proc.Output(), 2000))
 	}
 	time.Sleep(200 * time.Millisecond) // the client's first replies from the new master
 	if ok, _ := n2.HasAddr(ctx, foVIP); !ok {
-		return res, fmt.Errorf("n2 advertises but does not hold the VIP\n%s", tail(d2.proc.Output(), 2000))
+		return res, fmt.Errorf("n2 advertises but does not hold the VIP\n%s", daemon.Tail(d2.Proc.Output(), 2000))
 	}
 	_ = ping.Signal(syscall.SIGINT) // ping flushes its output on SIGINT
 	if err := ping.Wait(3 * time.Second); err != nil && !ping.Exited() {
@@ -197,7 +198,7 @@ func firstPingReply(out string, after time.Time) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("no echo reply after the takeover (%d replies in all):\n%s", replies, tail(out, 1000))
+	return time.Time{}, fmt.Errorf("no echo reply after the takeover (%d replies in all):\n%s", replies, daemon.Tail(out, 1000))
 }
 
 // resetFailover puts the lab back: n1 plugged in, no VIP anywhere, no neighbour entry on n3.

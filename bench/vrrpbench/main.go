@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-ha/vigil/bench/internal/daemon"
 	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/bench/internal/many"
 	"github.com/vigil-ha/vigil/core/lab"
@@ -97,7 +98,7 @@ func run(o options) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/vigil: %w\n%s", err, out)
 	}
-	impls := []*impl{vigilImpl(vigilBin), keepalivedImpl(kaBin)}
+	impls := []*daemon.Impl{daemon.Vigil(vigilBin), daemon.Keepalived(kaBin)}
 
 	// Both implementations must accept the very configurations they are given.
 	for _, c := range []string{failoverConf(foPrioHigh, "MASTER", o.advert), many.Conf(o.instances, foPrioHigh, "MASTER", o.cpuAdvert)} {
@@ -106,7 +107,7 @@ func run(o options) error {
 			return err
 		}
 		for _, im := range impls {
-			if err := im.configTest(ctx, p); err != nil {
+			if err := im.ConfigTest(ctx, p); err != nil {
 				return err
 			}
 		}
@@ -156,13 +157,13 @@ func run(o options) error {
 			for _, im := range order(impls, i) {
 				r, err := b.failoverTrial(ctx, im, o.advert)
 				if err != nil {
-					logf("failover %s trial %d failed: %v", im.name, i+1, err)
-					rep.failed[im.name+"/failover"]++
+					logf("failover %s trial %d failed: %v", im.Name, i+1, err)
+					rep.failed[im.Name+"/failover"]++
 					continue
 				}
 				logf("failover %-10s trial %2d: gap %7.2f ms  detect %+6.2f ms  garp %+6.2f ms  client reply %6.2f ms  bridge reply %6.2f ms",
-					im.name, i+1, ms(r.gap), ms(r.detect), ms(r.garp), ms(r.reply), ms(r.bridgeRepl))
-				rep.addFailover(im.name, r)
+					im.Name, i+1, ms(r.gap), ms(r.detect), ms(r.garp), ms(r.reply), ms(r.bridgeRepl))
+				rep.addFailover(im.Name, r)
 			}
 		}
 		// The steady state runs without the capture: 25,500 frames/s would load the cores.
@@ -176,14 +177,14 @@ func run(o options) error {
 			for _, im := range order(impls, i) {
 				r, err := b.cpuRun(ctx, im, o.instances, o.cpuAdvert, o.warm, o.window)
 				if err != nil {
-					logf("cpu %s run %d failed: %v", im.name, i+1, err)
-					rep.failed[im.name+"/cpu"]++
+					logf("cpu %s run %d failed: %v", im.Name, i+1, err)
+					rep.failed[im.Name+"/cpu"]++
 					continue
 				}
 				logf("cpu %-10s run %d: master %5.1f%% (%d procs, %d threads, RSS %.1f MiB, tx %.0f/s)  backup %5.1f%% (RSS %.1f MiB, tx %.0f/s)  VIPs %d/%d  takeovers %d/%d  raw drops %d/%d",
-					im.name, i+1, r.master.cpuPct, r.master.procs, r.master.threads, float64(r.master.rssKB)/1024, r.master.txPerSec,
+					im.Name, i+1, r.master.cpuPct, r.master.procs, r.master.threads, float64(r.master.rssKB)/1024, r.master.txPerSec,
 					r.backup.cpuPct, float64(r.backup.rssKB)/1024, r.backup.txPerSec, r.masterVIPs, r.backupVIPs, r.master.takeovers, r.backup.takeovers, r.master.rawDrops, r.backup.rawDrops)
-				rep.addCPU(im.name, r)
+				rep.addCPU(im.Name, r)
 			}
 		}
 	}
@@ -193,14 +194,14 @@ func run(o options) error {
 			for _, im := range order(impls, i) {
 				r, err := b.stormRun(ctx, im, o.instances, o.cpuAdvert, o.stormWarm, o.window)
 				if err != nil {
-					logf("storm %s run %d failed: %v", im.name, i+1, err)
-					rep.failed[im.name+"/storm"]++
+					logf("storm %s run %d failed: %v", im.Name, i+1, err)
+					rep.failed[im.Name+"/storm"]++
 					continue
 				}
 				logf("storm %-10s run %d: backup %.1f transitions to MASTER/s (%d during start-up, last %d of %d s quiet)  master %.1f/s  CPU master %5.1f%% backup %5.1f%%  RSS %.1f/%.1f MiB  VIPs %d/%d  master tx %.0f/s  backup raw drops %d",
-					im.name, i+1, r.BackupPerSec, r.Startup, r.QuietSeconds, r.WindowSeconds, r.MasterPerSec, r.Master.CPUPct, r.Backup.CPUPct,
+					im.Name, i+1, r.BackupPerSec, r.Startup, r.QuietSeconds, r.WindowSeconds, r.MasterPerSec, r.Master.CPUPct, r.Backup.CPUPct,
 					float64(r.Master.RSSKB)/1024, float64(r.Backup.RSSKB)/1024, r.MasterVIPs, r.BackupVIPs, r.MasterTxPerSec, r.BackupRawDrops)
-				rep.addStorm(im.name, r)
+				rep.addStorm(im.Name, r)
 			}
 		}
 	}
@@ -227,11 +228,11 @@ func run(o options) error {
 }
 
 // order alternates which implementation goes first.
-func order(impls []*impl, i int) []*impl {
+func order(impls []*daemon.Impl, i int) []*daemon.Impl {
 	if i%2 == 0 {
 		return impls
 	}
-	return []*impl{impls[1], impls[0]}
+	return []*daemon.Impl{impls[1], impls[0]}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -179,3 +179,23 @@ func SumTicks(pids []int) (uint64, error) {
 	}
 	return sum, nil
 }
+
+// Group lists the live processes of process group pgid (zombies excluded).
+func Group(pgid int) []int {
+	var out []int
+	for _, s := range All() {
+		if s.Pgrp == pgid && !s.Zombie {
+			out = append(out, s.PID)
+		}
+	}
+	return out
+}
+
+// Cmdline is the argument vector of process pid; nil when it is gone.
+func Cmdline(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
