@@ -1,7 +1,8 @@
 # vigil — developer and CI entry points. GNU make.
 #
 #   make build   every command (cmd/) and plugin (plugins/) into bin/
-#   make test    OS deps, go vet, unit tests with -race, a short fuzz run, the demo
+#   make test    OS deps, go vet, unit tests with -race, the short fault suite, a short fuzz run,
+#                the demo
 #   make fuzz    each fuzz target for FUZZTIME (default 60s; or a count such as 100000x), one at a time
 #   make demo    a live two-node failover in network namespaces (root)
 #   make demo-mysql  the MySQL story: two MariaDB servers in master-master replication, vigil
@@ -9,6 +10,8 @@
 #   make bench   Go benchmarks, then vigil beside keepalived in namespaces, plugin probes
 #                beside forked scripts, and MySQL checks and failover beside keepalived's
 #                usual script, into BENCHMARKS.md
+#   make faults  every fault scenario, vigil beside keepalived in namespaces, into RELIABILITY.md
+#                (root)
 #   make lint    go vet and staticcheck
 #   make clean
 
@@ -27,7 +30,7 @@ FUZZTIME ?= 60s
 # (2026.2.2) are not resolvable through the proxy. Newer Go releases may need a newer one.
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build test fuzz demo demo-mysql bench lint clean
+.PHONY: build test fuzz demo demo-mysql bench faults lint clean
 
 # plugins/ may be empty or absent (git keeps no empty directories): list only the trees that
 # exist, and ask go list which packages they hold. -e keeps packages that fail to load in the
@@ -45,6 +48,7 @@ test:
 	bash .ci/deps.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) run ./bench/faults -short
 	$(MAKE) fuzz FUZZTIME=100000x
 	$(MAKE) demo
 
@@ -79,6 +83,12 @@ bench:
 	$(GO) run ./bench/vrrpbench -out BENCHMARKS.md
 	$(GO) run ./bench/pluginbench -out BENCHMARKS.md
 	$(GO) run ./bench/mysqlbench -out BENCHMARKS.md
+
+# The fault suite (bench/faults): each scenario injects one fault into vigil and into keepalived
+# in network namespaces while a client sends through the VIP; exits 1 when an invariant breaks
+# (root; make test runs its -short form, the scenarios that take seconds, to stdout only).
+faults:
+	$(GO) run ./bench/faults -out RELIABILITY.md
 
 lint:
 	$(GO) vet ./...

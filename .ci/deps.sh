@@ -6,9 +6,10 @@
 # Add a package to DEPS when a test starts to need it, and say in the test which package provides
 # the tool. keepalived: the configuration tests use keepalived -t as the judge of its own samples.
 # frr: FRR's zebra, vrrpd and vtysh, the second VRRP interop peer (core/vrrp/frr_interop_test.go).
+# nftables: nft, the fault suite's packet loss and filtering inside its namespaces (bench/faults).
 set -euo pipefail
 
-DEPS="iproute2 iputils-ping keepalived tshark mariadb-server frr"
+DEPS="iproute2 iputils-ping keepalived tshark mariadb-server frr nftables"
 
 read -r -a deps <<<"$DEPS"
 if [ "${#deps[@]}" -eq 0 ]; then

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+type environment struct {
+	nproc, kernel, cpu, goVersion string
+	vigilRev, keepalived          string
+	date                          time.Time
+	loadBefore, loadAfter         string
+}
+
+func collectEnv(root, kaBin string) environment {
+	e := environment{date: time.Now(), goVersion: runtime.Version()}
+	e.nproc = cmdLine("nproc")
+	e.kernel = cmdLine("uname", "-r")
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				e.cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	rev := cmdLine("git", "-C", root, "rev-parse", "--short", "HEAD")
+	if st := cmdLine("git", "-C", root, "status", "--porcelain", "--", "cmd", "core", "go.mod", "go.sum", ":(exclude)*_test.go"); st != "" && st != "?" {
+		rev += " (with uncommitted changes to vigil's code)"
+	}
+	e.vigilRev = rev
+	out, _ := exec.Command(kaBin, "-v").CombinedOutput()
+	e.keepalived = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
+	return e
+}
+
+func cmdLine(name string, args ...string) string {
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+type report struct {
+	o         options
+	env       environment
+	rows      []row
+	duration  time.Duration
+	leftovers string
+}
+
+func dur(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "never"
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	default:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+}
+
+func count(n int) string {
+	if n < 0 {
+		return "–"
+	}
+	return fmt.Sprint(n)
+}
+
+func (r row) cells() []string {
+	res := r.res
+	if res.Err != nil {
+		return []string{"–", "–", "–", "–", "–", "**run failed**: " + oneLine(res.Err.Error())}
+	}
+	notes := append([]string(nil), res.Notes...)
+	if b := res.Broken(); len(b) > 0 {
+		notes = append([]string{"**BROKEN: " + strings.Join(b, "; ") + "**"}, notes...)
+	}
+	conv := dur(res.Converge)
+	return []string{count(res.Masters), conv, dur(res.Outage), count(res.Lost), count(res.Moved), strings.Join(notes, "; ")}
+}
+
+func (r row) summary() string {
+	c := r.cells()
+	return fmt.Sprintf("masters %s, converge %s, outage %s, lost %s, moved %s (%s) [%s]", c[0], c[1], c[2], c[3], c[4], c[5], r.took.Round(time.Second))
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return strings.ReplaceAll(s, "|", "\\|")
+}
+
+func (r *report) table() string {
+	var b strings.Builder
+	b.WriteString("| scenario | implementation | masters after convergence | time to converge | client-visible outage | acknowledged writes lost | transitions on nodes that should not have moved | notes |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
+	for _, rw := range r.rows {
+		c := rw.cells()
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", rw.sc.Name, rw.impl, c[0], c[1], c[2], c[3], c[4], strings.ReplaceAll(c[5], "|", "\\|"))
+	}
+	return b.String()
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	e := r.env
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# Reliability: faults injected into vigil and keepalived\n\n")
+	w("This file is written by `bench/faults` (`make faults`); do not edit it by hand. Each scenario injects\n")
+	w("one fault into a cluster of VRRP nodes in network namespaces while a client sends a request every\n")
+	w("10 ms through the VIP to a real service, and reports the figures below, vigil beside keepalived in\n")
+	w("the same run, each on a lab of its own, with the same keepalived.conf.\n\n")
+	w("## How to run\n\n")
+	w("```sh\n# as root, from the repository root; needs iproute2, keepalived, nftables and mariadb-server (.ci/deps.sh)\n")
+	w("go run ./bench/faults -out RELIABILITY.md    # make faults: every scenario\n")
+	w("go run ./bench/faults -short                 # part of make test: the scenarios that take seconds\n```\n\n")
+	w("`-run REGEXP` picks scenarios by name, `-keep` keeps the work directory (configurations, daemon logs,\n")
+	w("the client's records, the notify file). It exits 1 when a row breaks an invariant (masters after\n")
+	w("convergence other than 1, an acknowledged write lost, a transition on a node that should not have\n")
+	w("moved, a scenario's own must-hold check) or fails to run, and says which. Timing figures are\n")
+	w("reported, never asserted.\n\n")
+
+	w("## Last run\n\n")
+	w("- command: `go run ./bench/faults %s`\n", strings.Join(os.Args[1:], " "))
+	w("- date: %s (run took %s)\n", e.date.UTC().Format("2006-01-02 15:04 MST"), r.duration.Round(time.Second))
+	w("- machine: nproc %s, kernel %s, CPU %s; load average %s before, %s after\n", e.nproc, e.kernel, e.cpu, e.loadBefore, e.loadAfter)
+	w("- vigil %s (built with %s), %s\n", e.vigilRev, e.goVersion, e.keepalived)
+	if r.leftovers != "" {
+		w("- **left behind after the run**: %s\n", r.leftovers)
+	} else {
+		w("- left behind after the run: nothing (lab namespaces and processes checked)\n")
+	}
+	var broken int
+	for _, rw := range r.rows {
+		if len(rw.res.Broken()) > 0 {
+			broken++
+		}
+	}
+	w("- rows breaking an invariant: %d of %d\n\n", broken, len(r.rows))
+	w("## Results\n\n")
+	b.WriteString(r.table())
+	w("\n## Scenarios\n\n")
+	seen := map[string]bool{}
+	for _, rw := range r.rows {
+		if seen[rw.sc.Name] {
+			continue
+		}
+		seen[rw.sc.Name] = true
+		short := ""
+		if rw.sc.Short {
+			short = " (short: part of `make test`)"
+		}
+		w("- **%s**%s: %s\n", rw.sc.Name, short, strings.Join(strings.Fields(rw.sc.Doc), " "))
+	}
+	w("\n## Method\n\n")
+	w("**Lab.** `core/lab`: a bridge in a switch namespace, VRRP nodes n1, n2, n3 (192.0.2.11-13) and a client\n")
+	w("node after them, each on a veth pair; a fresh lab for every row. Every VRRP node runs the implementation\n")
+	w("under test on the same keepalived.conf (one VRRPv3 instance VI_1, VRID 51, VIP 192.0.2.100/24 on eth0,\n")
+	w("advert_int 1 s unless the scenario says otherwise; priorities 150, 100, 50; n1 `state MASTER`, the\n")
+	w("others `state BACKUP`), vigil as `vigil -f CONF -p PIDFILE -control SOCKET`, keepalived as\n")
+	w("`keepalived -n -l -G -P -f CONF` with pid files of its own, each in a process group of its own.\n\n")
+	w("**Service and client.** Every VRRP node runs a TCP service on port 8080 that answers each connection\n")
+	w("with its node's name (this program re-executed in the node's namespace). The client (the same, in the\n")
+	w("client node's namespace) opens a new connection to VIP:8080 every 10 ms, each in parallel with a\n")
+	w("deadline of 1 s for connect and answer, and records the time it was sent and which node answered, or\n")
+	w("that it failed (refused, unreachable, timeout).\n\n")
+	w("**Masters after convergence**: the number of VRRP nodes whose interfaces hold the VIP (`ip addr`)\n")
+	w("after the scenario's convergence wait (at most 10 s plus ten Master_Down_Intervals, until one node\n")
+	w("holds it and answered the client's last 50 requests, at least) and a hold of three advert intervals\n")
+	w("plus a second. A node the scenario took off the bridge (a cut link, a dead host) is not counted: its\n")
+	w("addresses are invisible to the network. Must be 1.\n\n")
+	w("**Time to converge**: from the fault to the sending of the first request of the client's final\n")
+	w("unbroken run of answers from the node that holds the VIP at the end (no failure and no other node\n")
+	w("after it). \"never\" when the cluster did not converge within the wait.\n\n")
+	w("**Client-visible outage**: the longest run of consecutive failed requests (by the time they were sent)\n")
+	w("since the cluster settled: from the sending of the first failed request of the run to the sending\n")
+	w("of the next answered one. Requests are 10 ms apart, so one failed request is a 10 ms outage.\n\n")
+	w("**Acknowledged writes lost** (MySQL scenarios): MariaDB master-master on n1 and n2 (`core/lab/mariadb`,\n")
+	w("semi-synchronous replication AFTER_SYNC); a writer in the client's namespace inserts a numbered row\n")
+	w("through the VIP every 10 ms (one connection, 1 s deadline per insert, a failed insert is not retried).\n")
+	w("After convergence the writer stops, and the count is the rows whose insert was acknowledged but that\n")
+	w("are missing on the final master's server, after waiting up to 30 s for its replication to apply them.\n")
+	w("Must be 0. \"–\" where the scenario has no writer.\n\n")
+	w("**Transitions on nodes that should not have moved**: every vrrp_instance has `notify \"SCRIPT NODE\"`;\n")
+	w("both implementations run the script on each state change, and it appends the node, instance, state\n")
+	w("and time to a file. The figure is the number of lines from the fault to the end of the measurement of\n")
+	w("the nodes that the scenario names as bystanders (usually n3, whose priority is below the backup's).\n")
+	w("Must be 0.\n\n")
+	w("**Notes**: the client's answers by node and failures by reason over the measured window, and the\n")
+	w("scenario's own figures.\n")
+	return b.String()
+}
