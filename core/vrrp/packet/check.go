@@ -15,8 +15,9 @@ type Expect struct {
 	// Interval: v2 must match (RFC 3768 7.1; keepalived drops the advert); v3 is not checked
 	// (backups adopt the master's, RFC 5798 6.4.2).
 	Interval time.Duration
-	// Addrs are compared as a set unless SkipAddrCheck. A different count is bad_addr_count, the
-	// same count with different members addr_mismatch; both are Advisory (see Reason.Advisory).
+	// Addrs are compared as a set unless SkipAddrCheck. A list with none of them is
+	// foreign_addrs; otherwise a different count is bad_addr_count, the same count with
+	// different members addr_mismatch, both Advisory (see Reason.Advisory).
 	// keepalived's skip_check_adv_addr skips the comparison only while the master is unchanged:
 	// the caller decides per advert whether to set SkipAddrCheck.
 	Addrs         []netip.Addr
@@ -48,6 +49,12 @@ func (a *Advert) Check(e Expect) error {
 	if e.SkipAddrCheck {
 		return nil
 	}
+	// Another virtual router with the same VRID (another cluster on the segment, or a forger
+	// that names addresses of its own): not a peer that disagrees with us about a VIP, so never
+	// advisory. keepalived 2.2.7 drops it too (it drops every list that differs).
+	if len(a.Addrs) > 0 && len(e.Addrs) > 0 && !sharesAddr(a.Addrs, e.Addrs) {
+		return drop(ReasonForeignAddrs, "none of the %d addresses is ours", len(a.Addrs))
+	}
 	if len(a.Addrs) != len(e.Addrs) {
 		return drop(ReasonBadAddrCount, "%d addresses, expected %d", len(a.Addrs), len(e.Addrs))
 	}
@@ -64,6 +71,16 @@ func (a *Advert) Check(e Expect) error {
 		}
 	}
 	return nil
+}
+
+// sharesAddr reports whether the lists have an address in common.
+func sharesAddr(a, b []netip.Addr) bool {
+	for _, ip := range a {
+		if containsAddr(b, ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // containsAddr compares without zones: the wire carries none, configured link-local VIPs may.

@@ -41,6 +41,15 @@ func checkCases() []checkCase {
 		{"other address", a(v3, func(a *Advert) { a.Addrs = []netip.Addr{vips[0], vips[1], netip.MustParseAddr("10.9.9.9")} }), e3, ReasonAddrMismatch},
 		{"duplicate hides a missing one", a(v3, func(a *Advert) { a.Addrs = []netip.Addr{vips[0], vips[0], vips[1]} }), e3, ReasonAddrMismatch},
 		{"skip address check", a(v3, func(a *Advert) { a.Addrs = addrs4(7) }), e(e3, func(e *Expect) { e.SkipAddrCheck = true }), ""},
+		// None of our addresses: another virtual router with the same VRID, whatever its
+		// priority (an owner of none of our addresses owns nothing of ours).
+		{"no address in common", a(v3, func(a *Advert) { a.Addrs = []netip.Addr{netip.MustParseAddr("10.9.9.9")} }), e3, ReasonForeignAddrs},
+		{"same count, none in common", a(v3, func(a *Advert) {
+			a.Addrs = []netip.Addr{netip.MustParseAddr("10.9.9.7"), netip.MustParseAddr("10.9.9.8"), netip.MustParseAddr("10.9.9.9")}
+		}), e3, ReasonForeignAddrs},
+		{"owner with none in common", a(v3, func(a *Advert) { a.Priority = 255; a.Addrs = []netip.Addr{netip.MustParseAddr("10.9.9.9")} }), e3, ReasonForeignAddrs},
+		{"skip address check, none in common", a(v3, func(a *Advert) { a.Addrs = []netip.Addr{netip.MustParseAddr("10.9.9.9")} }),
+			e(e3, func(e *Expect) { e.SkipAddrCheck = true }), ""},
 		// Hard checks come before the advisory address checks.
 		{"wrong password and addresses", a(v2, func(a *Advert) { a.AuthData[0] = 'x'; a.Addrs = nil }), e2, ReasonAuthMismatch},
 	}

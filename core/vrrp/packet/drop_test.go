@@ -15,6 +15,7 @@ var allReasons = []Reason{
 	ReasonBadLength, ReasonBadChecksum, ReasonBadVRID, ReasonZeroInterval, ReasonBadAuthType,
 	ReasonAuthUnsupported, ReasonBadTTL, ReasonVersionMismatch, ReasonVRIDMismatch,
 	ReasonAuthMismatch, ReasonIntervalMismatch, ReasonBadAddrCount, ReasonAddrMismatch,
+	ReasonForeignAddrs,
 }
 
 // mutate returns a copy of a golden packet changed by f, with the checksum recomputed (for the

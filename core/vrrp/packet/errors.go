@@ -34,13 +34,18 @@ const (
 	ReasonIntervalMismatch Reason = "interval_mismatch"
 	ReasonBadAddrCount     Reason = "bad_addr_count" // count differs from the configured VIPs
 	ReasonAddrMismatch     Reason = "addr_mismatch"  // same count, different addresses
+	ReasonForeignAddrs     Reason = "foreign_addrs"  // none of our addresses: another virtual router
 )
 
-// Advisory reports whether a reason is a configuration disagreement rather than a reason the
-// RFCs or keepalived require a drop. keepalived logs bad_addr_count and addr_mismatch and still
-// accepts the advert; RFC 3768/5798 section 7.1 say to log them and drop unless the sender is
-// the address owner (priority 255). Check reports them last, so a caller that gets an advisory
-// reason knows every other check passed and may choose keepalived's behaviour.
+// Advisory reports whether a reason is a configuration disagreement that a caller may choose to
+// accept: a list that shares at least one address with ours, as while a reload that adds or
+// removes a VIP reaches one node before the other. RFC 3768/5798 section 7.1 say to log such an
+// advert and drop it unless the sender is the address owner (priority 255); keepalived 2.2.7
+// drops it whatever the priority, unless skip_check_adv_addr and the master is unchanged. Check
+// reports them last, so a caller that gets an advisory reason knows every other check passed.
+// A list with none of our addresses (foreign_addrs) is not advisory: it is another virtual
+// router that uses the same VRID on the segment, and accepting its adverts would hand our
+// addresses to nobody (a higher priority) or make our master answer a stranger.
 func (r Reason) Advisory() bool {
 	return r == ReasonBadAddrCount || r == ReasonAddrMismatch
 }
