@@ -103,6 +103,18 @@ func Serve(role Role, log hclog.Logger) {
 	// has no reader any more. A write to it would then kill the process with SIGPIPE, before
 	// the vrrp child resigned and removed its addresses; ignored, the write just fails.
 	signal.Ignore(syscall.SIGPIPE)
+	// SIGHUP reaches the children too when an operator reloads with `killall -HUP vigil`
+	// (as many do keepalived) or the terminal hangs up, and Go's default for it is to exit:
+	// the vrrp child would die and leave its addresses to a backup. Reloads come from core;
+	// here the signal is only logged. Caught rather than ignored: an ignored signal stays
+	// ignored across exec, in the plugins and scripts that the children start.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	go func() {
+		for range hups {
+			log.Debug("SIGHUP ignored: core reloads the configuration and hands it to the children")
+		}
+	}()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
 	go func() {

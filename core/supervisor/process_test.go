@@ -464,6 +464,49 @@ func TestSignals(t *testing.T) {
 	}
 }
 
+// TestSIGHUPToTheGroupOnlyReloads: `killall -HUP vigil` (or `pkill -HUP vigil`, as operators
+// reload keepalived) sends SIGHUP to the children too. Core reloads; the children must
+// carry on: a child that died of it (Go's default for SIGHUP) left the VIP to a backup.
+func TestSIGHUPToTheGroupOnlyReloads(t *testing.T) {
+	ctx, n := newLab(t, 1)
+	flag := filepath.Join(n[0].dir, "ok")
+	os.WriteFile(flag, nil, 0o644)
+	n[0].start(t, conf(150, checkScript(flag)))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	var vrrpPID, checkPID int
+	waitFor(t, 5*time.Second, "children running", func() bool {
+		vrrpPID, checkPID = n[0].childPID(t, "vrrp"), n[0].childPID(t, "check")
+		return vrrpPID != 0 && checkPID != 0
+	})
+	for round := 1; round <= 2; round++ {
+		// lab.Node.Start gave core a process group of its own, which the children share.
+		if err := syscall.Kill(-n[0].proc.Cmd.Process.Pid, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		// Core's reload asks both children over gRPC: when it is logged, the signal reached
+		// every process of the group long before.
+		waitFor(t, 10*time.Second, "reload logged", func() bool {
+			return strings.Count(n[0].proc.Output(), "reloaded: trigger=SIGHUP") >= round
+		})
+	}
+	for role, pid := range map[string]int{"vrrp": vrrpPID, "check": checkPID} {
+		if !alive(pid) {
+			t.Errorf("%s child %d died of SIGHUP", role, pid)
+		}
+	}
+	for _, p := range n[0].status(t).Processes {
+		if p.Restarts != 0 {
+			t.Errorf("%s child restarted %d times after SIGHUP to the group (last error %q)", p.Role, p.Restarts, p.LastError)
+		}
+	}
+	if out := n[0].proc.Output(); strings.Contains(out, "reload applied in part") {
+		t.Errorf("a reload failed in a child:\n%s", out)
+	}
+	if !n[0].holds(t, ctx) {
+		t.Error("n1 lost the VIP")
+	}
+}
+
 func TestVRRPChildKeepsOnlyNetworkCapabilities(t *testing.T) {
 	ctx, n := newLab(t, 1)
 	n[0].start(t, conf(150, ""))
