@@ -48,7 +48,10 @@ func Listen(path string, status func(ctx context.Context) any, reload func(ctx c
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", serveJSON(status))
 	mux.HandleFunc("POST /reload", serveJSON(reload))
-	s := &Server{path: path, ln: ln, server: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	s := &Server{path: path, ln: ln, server: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		// Other clients may keep connections alive: one that never comes back must not hold
+		// a goroutine and a descriptor of core's for ever.
+		IdleTimeout: 30 * time.Second}}
 	go func() { _ = s.server.Serve(ln) }()
 	return s, nil
 }
@@ -97,7 +100,11 @@ func Post(ctx context.Context, socket, path string) ([]byte, error) {
 }
 
 func call(ctx context.Context, method, socket, path string) ([]byte, error) {
+	// One request per connection: a kept-alive connection of a transport that nobody uses
+	// again would hold a goroutine and a descriptor on both sides for as long as the calling
+	// process lives (a monitoring agent, the fault suite's soak), one more per call.
 	client := &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
