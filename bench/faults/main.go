@@ -127,8 +127,7 @@ func run(o options) ([]string, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	env := collectEnv(setup.Root, setup.Keepalived)
-	env.loadBefore = loadavg()
+	env := harness.CollectMachine(setup.Root, setup.Keepalived)
 	began := time.Now()
 	var rows []row
 	k := 0
@@ -150,7 +149,7 @@ func run(o options) ([]string, error) {
 			logf("%s on %s: %s", sc.Name, name, r.summary())
 		}
 	}
-	env.loadAfter = loadavg()
+	env.LoadAfter = harness.Loadavg()
 	leftovers := harness.Leftovers("vg-flt", func(_ int, c string) bool { return strings.Contains(c, work) })
 	if leftovers != "" {
 		logf("LEFTOVERS: %s", leftovers)

@@ -31,7 +31,8 @@ type MySQL struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	mu      sync.Mutex
-	acked   []int64 // sequence numbers the server acknowledged
+	acked   []int64     // sequence numbers the server acknowledged
+	ackedAt []time.Time // when each was acknowledged
 	failed  int
 	lastErr string
 }
@@ -105,9 +106,13 @@ func (m *MySQL) write(ctx context.Context) {
 		ictx, cancel := context.WithTimeout(ctx, writeTimeout)
 		_, err := m.db.ExecContext(ictx, "INSERT INTO faults.w (seq) VALUES (?)", seq)
 		cancel()
+		if err != nil && ctx.Err() != nil {
+			return // StopWriter interrupted it: neither acknowledged nor a failure
+		}
 		m.mu.Lock()
 		if err == nil {
 			m.acked = append(m.acked, seq)
+			m.ackedAt = append(m.ackedAt, time.Now())
 		} else {
 			m.failed++
 			m.lastErr = err.Error()
@@ -130,7 +135,8 @@ func (m *MySQL) StopWriter() {
 }
 
 // Lost counts the acknowledged rows missing on node i's server (n1 or n2), waiting up to
-// 30 s for replication to bring them; note says how many were written and failed.
+// 30 s for replication to bring them; note says how many were written and failed, and the
+// writer's longest wait between two acknowledged inserts.
 func (m *MySQL) Lost(ctx context.Context, i int) (int, string, error) {
 	if i >= len(m.Servers) {
 		return 0, "", fmt.Errorf("%s has no MariaDB", m.e.Nodes[i].Name)
@@ -142,6 +148,10 @@ func (m *MySQL) Lost(ctx context.Context, i int) (int, string, error) {
 	defer db.Close()
 	m.mu.Lock()
 	acked := append([]int64(nil), m.acked...)
+	var gap time.Duration
+	for k := 1; k < len(m.ackedAt); k++ {
+		gap = max(gap, m.ackedAt[k].Sub(m.ackedAt[k-1]))
+	}
 	failed, lastErr := m.failed, m.lastErr
 	m.mu.Unlock()
 	var missing int
@@ -167,7 +177,7 @@ func (m *MySQL) Lost(ctx context.Context, i int) (int, string, error) {
 		return missing == 0
 	})
 	_ = err // missing rows after the bound are the figure, not an error
-	note := fmt.Sprintf("writes: %d acknowledged, %d failed", len(acked), failed)
+	note := fmt.Sprintf("writes: %d acknowledged, %d failed, longest time between two acknowledgements %s", len(acked), failed, dur(gap))
 	if failed > 0 {
 		note += fmt.Sprintf(" (last: %.80s)", lastErr)
 	}

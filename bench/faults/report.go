@@ -1,69 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"time"
+
+	"github.com/vigil-ha/vigil/bench/internal/harness"
 )
-
-type environment struct {
-	nproc, kernel, cpu, goVersion string
-	vigilRev, keepalived          string
-	date                          time.Time
-	loadBefore, loadAfter         string
-}
-
-func collectEnv(root, kaBin string) environment {
-	e := environment{date: time.Now(), goVersion: runtime.Version()}
-	e.nproc = cmdLine("nproc")
-	e.kernel = cmdLine("uname", "-r")
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				e.cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	rev := cmdLine("git", "-C", root, "rev-parse", "--short", "HEAD")
-	if st := cmdLine("git", "-C", root, "status", "--porcelain", "--", "cmd", "core", "go.mod", "go.sum", ":(exclude)*_test.go"); st != "" && st != "?" {
-		rev += " (with uncommitted changes to vigil's code)"
-	}
-	e.vigilRev = rev
-	out, _ := exec.Command(kaBin, "-v").CombinedOutput()
-	e.keepalived = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
-	return e
-}
-
-func cmdLine(name string, args ...string) string {
-	out, err := exec.Command(name, args...).Output()
-	if err != nil {
-		return "?"
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
 
 type report struct {
 	o         options
-	env       environment
+	env       harness.Machine
 	rows      []row
 	duration  time.Duration
 	leftovers string
@@ -145,9 +93,9 @@ func (r *report) markdown() string {
 
 	w("## Last run\n\n")
 	w("- command: `go run ./bench/faults %s`\n", strings.Join(os.Args[1:], " "))
-	w("- date: %s (run took %s)\n", e.date.UTC().Format("2006-01-02 15:04 MST"), r.duration.Round(time.Second))
-	w("- machine: nproc %s, kernel %s, CPU %s; load average %s before, %s after\n", e.nproc, e.kernel, e.cpu, e.loadBefore, e.loadAfter)
-	w("- vigil %s (built with %s), %s\n", e.vigilRev, e.goVersion, e.keepalived)
+	w("- date: %s (run took %s)\n", e.Date.UTC().Format("2006-01-02 15:04 MST"), r.duration.Round(time.Second))
+	w("- machine: nproc %s, kernel %s, CPU %s; load average %s before, %s after\n", e.NProc, e.Kernel, e.CPU, e.LoadBefore, e.LoadAfter)
+	w("- vigil %s (built with %s), %s\n", e.VigilRev, e.GoVersion, e.Keepalived)
 	if r.leftovers != "" {
 		w("- **left behind after the run**: %s\n", r.leftovers)
 	} else {
@@ -182,6 +130,10 @@ func (r *report) markdown() string {
 	w("advert_int 1 s unless the scenario says otherwise; priorities 150, 100, 50; n1 `state MASTER`, the\n")
 	w("others `state BACKUP`), vigil as `vigil -f CONF -p PIDFILE -control SOCKET`, keepalived as\n")
 	w("`keepalived -n -l -G -P -f CONF` with pid files of its own, each in a process group of its own.\n\n")
+	w("**Faults.** How each scenario injects its fault is in the list above. A signal to a daemon goes to\n")
+	w("its whole process group (vigil's core and its check and vrrp children; keepalived's parent and its\n")
+	w("VRRP child). A killed master's node is also taken off the bridge: the daemon dies without removing\n")
+	w("its VIP, and the node's kernel would keep answering for it; a dead host does not.\n\n")
 	w("**Service and client.** Every VRRP node runs a TCP service on port 8080 that answers each connection\n")
 	w("with its node's name (this program re-executed in the node's namespace). The client (the same, in the\n")
 	w("client node's namespace) opens a new connection to VIP:8080 every 10 ms, each in parallel with a\n")
