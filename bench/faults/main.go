@@ -150,7 +150,7 @@ func run(o options) ([]string, error) {
 		}
 	}
 	env.LoadAfter = harness.Loadavg()
-	leftovers := harness.Leftovers("vg-flt", func(_ int, c string) bool { return strings.Contains(c, work) })
+	leftovers := ownLeftovers(work)
 	if leftovers != "" {
 		logf("LEFTOVERS: %s", leftovers)
 	}
@@ -199,4 +199,21 @@ func runOne(ctx context.Context, sc *Scenario, im *daemon.Impl, k int, work, sel
 		res.Err = err
 	}
 	return res
+}
+
+// ownLeftovers is what this run left behind: its labs' namespaces (vg-fltK-PID-*: other runs
+// of the suite may be under way beside it) and processes started from its work directory.
+func ownLeftovers(work string) string {
+	all := harness.Leftovers("vg-flt", func(_ int, c string) bool { return strings.Contains(c, work) })
+	if all == "" {
+		return ""
+	}
+	mine := fmt.Sprintf("-%d-", os.Getpid())
+	var out []string
+	for _, p := range strings.Split(all, "; ") {
+		if !strings.HasPrefix(p, "namespace ") || strings.Contains(p, mine) {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "; ")
 }
