@@ -17,7 +17,7 @@ func (l *testLab) capture(d time.Duration) (file string, wait func()) {
 		l.t.Skip("tshark is not installed (make test installs it)")
 	}
 	file = filepath.Join(l.dir, "bridge.pcap")
-	ctx, cancel := context.WithTimeout(l.ctx, d+30*time.Second)
+	ctx, cancel := context.WithTimeout(l.ctx, d+120*time.Second) // startTshark may take up to 90 s
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.Switch, "tshark", "-q", "-i", "br0",
 		"-a", "duration:"+strings.TrimSuffix(d.String(), "s"), "-w", file, "-f", "ip proto 112 or ip6 proto 112 or arp or icmp6")
 	done, werr := startTshark(l.t, cmd, cancel)
@@ -62,9 +62,12 @@ func startTshark(t *testing.T, cmd *exec.Cmd, cancel func()) (done <-chan struct
 	case <-exited:
 		cancel()
 		t.Fatal("tshark exited before capturing")
-	case <-time.After(15 * time.Second):
+	case <-time.After(90 * time.Second):
+		// tshark (dumpcap and its dissector tables) takes about a second to start on an
+		// idle machine and took over 15 s at a load of 20 on two cores: the bound only ends
+		// a tshark that will never capture.
 		cancel()
-		t.Fatal("tshark did not start capturing")
+		t.Fatal("tshark did not start capturing within 90 s")
 	}
 	return exited, waitErr
 }

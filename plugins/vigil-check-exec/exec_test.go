@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,24 +112,37 @@ func TestExitStatus(t *testing.T) {
 }
 
 // TestTimeoutKillsGroup: a script that starts a long child and waits is stopped at the
-// probe's deadline, with its child.
+// probe's deadline, with its child. What must hold is that the child dies long before its
+// sleep 60 ends; the deadline (2 s, room for bash to start on a busy machine) and the bound
+// on the child's end (30 s) leave load out of it.
 func TestTimeoutKillsGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
 	c := sdktest.ServeCheck(t, newExecer())
-	start := time.Now()
-	resp := probe(t, c, 300*time.Millisecond, params("command", writeScript(t, "sleep 60 & echo $! > "+pidFile+"; wait")))
-	if resp.Status != check.Critical || !strings.Contains(resp.Message, "timed out") {
-		t.Fatalf("got %s %q, want a timeout", resp.Status, resp.Message)
+	ps := params("command", writeScript(t, "sleep 60 & echo $! > "+pidFile+"; wait"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Configure(ctx, check.ConfigureRequest{Name: "chk", Params: ps}); err != nil {
+		t.Fatalf("Configure: %v", err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Fatalf("probe took %v with a 300ms deadline", d)
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer pcancel()
+	resp, err := c.Check(pctx, check.CheckRequest{Name: "chk"})
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		// The plugin answers 50 ms before the deadline; on a loaded machine that answer can
+		// come after it. The plugin still ends the group at its own deadline: see below.
+		t.Logf("the answer came after the deadline: %v", err)
+	case err != nil:
+		t.Fatalf("Check: %v", err)
+	case resp.Status != check.Critical || !strings.Contains(resp.Message, "timed out"):
+		t.Fatalf("got %s %q, want a timeout", resp.Status, resp.Message)
 	}
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for syscall.Kill(pid, 0) == nil {
 		// A zombie still answers kill 0 until reaped by init; look at its state.
 		if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && strings.Contains(string(st), ") Z ") {
