@@ -1,0 +1,377 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigil-ha/vigil/core/vrrp/packet"
+)
+
+// The forger is the third node of the forge scenarios: it sends VRRP that no daemon would
+// send, from a raw IPv4 socket with IP_HDRINCL opened inside its namespace, so that the TTL,
+// the VRRP checksum and the lengths are ours to break. The kernel still fills in the IP
+// total length and header checksum of every packet (raw(7)): a packet the IP layer would drop
+// tests nothing of the daemons; what reaches them is a VRRP message that is wrong.
+
+// forger sends whole IPv4 packets to the VRRP group from one node.
+type forger struct {
+	fd   int
+	src  netip.Addr
+	sent atomic.Uint64
+	errs atomic.Uint64
+}
+
+// newForger opens the raw socket in namespace ns, bound to ifname, with src as the source
+// of every packet it builds. The socket keeps its namespace once the thread has left it.
+func newForger(ns, ifname string, src netip.Addr) (*forger, error) {
+	fd, err := socketIn(ns, func() (int, error) {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, packet.Protocol)
+		if err != nil {
+			return -1, fmt.Errorf("raw socket: %w", err)
+		}
+		if err := forgerOpts(fd, ifname); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		return fd, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("forger in %s: %w", ns, err)
+	}
+	return &forger{fd: fd, src: src}, nil
+}
+
+// forgerOpts sets up a raw socket in the calling thread's namespace: our own IP headers, out
+// of ifname only, multicast out of ifname (the lab's nodes have no route to 224.0.0.0/4).
+func forgerOpts(fd int, ifname string) error {
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
+		return fmt.Errorf("IP_HDRINCL: %w", err)
+	}
+	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname); err != nil {
+		return fmt.Errorf("SO_BINDTODEVICE %s: %w", ifname, err)
+	}
+	idx, err := ifIndex(ifname)
+	if err != nil {
+		return err
+	}
+	if err := unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(idx)}); err != nil {
+		return fmt.Errorf("IP_MULTICAST_IF %s: %w", ifname, err)
+	}
+	// A big send buffer: the flood sends in bursts.
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+	return nil
+}
+
+// ifIndex looks ifname up in the calling thread's namespace.
+func ifIndex(ifname string) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(ifname)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	return int(ifr.Uint32()), nil
+}
+
+// socketIn runs open on a locked thread moved into namespace ns, as core/lab's DialIn does:
+// a socket belongs to the namespace it was created in. A thread that cannot move back stays
+// locked, so the runtime ends it with its goroutine.
+func socketIn(ns string, open func() (int, error)) (int, error) {
+	type result struct {
+		fd  int
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			ch <- result{-1, fmt.Errorf("current namespace: %w", err)}
+			return
+		}
+		defer orig.Close()
+		target, err := netns.GetFromName(ns)
+		if err != nil {
+			ch <- result{-1, fmt.Errorf("namespace %s: %w", ns, err)}
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			ch <- result{-1, fmt.Errorf("enter namespace %s: %w", ns, err)}
+			return
+		}
+		fd, oerr := open()
+		if err := netns.Set(orig); err != nil {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+			ch <- result{-1, fmt.Errorf("leave namespace %s: %w", ns, err)}
+			return
+		}
+		runtime.UnlockOSThread()
+		ch <- result{fd, oerr}
+	}()
+	r := <-ch
+	return r.fd, r.err
+}
+
+func (f *forger) close() { unix.Close(f.fd) }
+
+// send puts one IP packet (header included) on the wire to the VRRP group.
+func (f *forger) send(pkt []byte) error {
+	to := &unix.SockaddrInet4{Addr: packet.IPv4Group.As4()}
+	if err := unix.Sendto(f.fd, pkt, 0, to); err != nil {
+		f.errs.Add(1)
+		return fmt.Errorf("forger: send: %w", err)
+	}
+	f.sent.Add(1)
+	return nil
+}
+
+// sendEvery sends pkts in turn, n a second, until ctx ends or d has passed, in bursts every
+// millisecond so that a rate of 10,000 a second needs no finer timer than the machine has.
+// It returns how many it sent. Send errors (a full queue under a flood) are counted, not fatal.
+func (f *forger) sendEvery(ctx context.Context, pkts [][]byte, rate int, d time.Duration) uint64 {
+	start := time.Now()
+	before := f.sent.Load()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	var due, i int
+	for {
+		select {
+		case <-ctx.Done():
+			return f.sent.Load() - before
+		case now := <-tick.C:
+			el := now.Sub(start)
+			if el >= d {
+				return f.sent.Load() - before
+			}
+			// Catch up on what the rate asks for by now: a late tick sends a bigger burst.
+			want := int(el.Seconds() * float64(rate))
+			for ; due < want; due++ {
+				_ = f.send(pkts[i%len(pkts)])
+				i++
+			}
+		}
+	}
+}
+
+// ipv4 lays out an IPv4 header in front of payload: protocol VRRP, to the VRRP group, with
+// the given TTL. The kernel fills in the total length, the identification and the header
+// checksum (IP_HDRINCL).
+func ipv4(src netip.Addr, ttl uint8, payload []byte) []byte {
+	b := make([]byte, 20+len(payload))
+	b[0] = 0x45
+	b[1] = 0xc0 // DSCP CS6, as keepalived and vigil send
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	b[8] = ttl
+	b[9] = packet.Protocol
+	s, d := src.As4(), packet.IPv4Group.As4()
+	copy(b[12:16], s[:])
+	copy(b[16:20], d[:])
+	copy(b[20:], payload)
+	return b
+}
+
+// vrrpTarget is what the forger knows of the virtual router it attacks, as anyone on the
+// segment can learn it from one advert.
+type vrrpTarget struct {
+	Version  int // 2 or 3
+	VRID     uint8
+	Interval time.Duration
+	Addrs    []netip.Addr // the VIPs
+	AuthPass string       // v2 with auth_type PASS: the real password ("" for none)
+}
+
+// advert is the well-formed advert the target's own master would send, with priority prio
+// and address list addrs, from src.
+func (t vrrpTarget) advert(src netip.Addr, prio uint8, addrs []netip.Addr, pass string) ([]byte, error) {
+	a := packet.Advert{Version: t.Version, VRID: t.VRID, Priority: prio, Interval: t.Interval, Addrs: addrs}
+	if t.Version == 2 && (pass != "" || t.AuthPass != "") {
+		a.AuthType = packet.AuthPass
+		copy(a.AuthData[:], pass)
+	}
+	msg, err := a.Marshal(src, packet.IPv4Group, packet.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("forge advert: %w", err)
+	}
+	return msg, nil
+}
+
+// forgery is one kind of bad VRRP the forger sends: payloads builds the VRRP messages (what
+// follows the IP header) and ttl is the TTL they go out with. want is the drop reason vigil
+// must count for them ("" where vigil accepts the advert as RFC 5798 and keepalived do, and
+// the scenario checks what follows instead).
+type forgery struct {
+	name string
+	ttl  uint8
+	want packet.Reason
+	// payloads returns the VRRP messages to send in turn.
+	payloads func(t vrrpTarget, src netip.Addr) ([][]byte, error)
+}
+
+// otherAddrs is the address list of another virtual router: another cluster on the segment
+// that happens to use the same VRID.
+var otherAddrs = []netip.Addr{netip.MustParseAddr("203.0.113.200"), netip.MustParseAddr("203.0.113.201")}
+
+// single wraps one advert as a payload list.
+func single(b []byte, err error) ([][]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{b}, nil
+}
+
+// The forgeries of the malformed-VRRP scenario, each from a third node at a priority above
+// the master's (200: a well-formed advert would make the master step down), so that the only
+// thing that keeps the cluster still is the check that must reject it.
+const forgedPrio = 200
+
+func forgeries() []forgery {
+	return []forgery{
+		{name: "wrong TTL (64)", ttl: 64, want: packet.ReasonBadTTL,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				return single(t.advert(src, forgedPrio, t.Addrs, t.AuthPass))
+			}},
+		{name: "bad checksum", ttl: 255, want: packet.ReasonBadChecksum,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				b, err := t.advert(src, forgedPrio, t.Addrs, t.AuthPass)
+				if err != nil {
+					return nil, err
+				}
+				b[6] ^= 0x5a // any other value is wrong
+				return [][]byte{b}, nil
+			}},
+		{name: "wrong PASS password", ttl: 255, want: packet.ReasonAuthMismatch,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				if t.Version != 2 {
+					return nil, errors.New("a PASS password needs a VRRPv2 instance")
+				}
+				return single(t.advert(src, forgedPrio, t.Addrs, "guessed"))
+			}},
+		{name: "VRID collision, other addresses", ttl: 255, want: packet.ReasonForeignAddrs,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				return single(t.advert(src, forgedPrio, otherAddrs, t.AuthPass))
+			}},
+		{name: "priority 0 storm", ttl: 255, want: "",
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				return single(t.advert(src, 0, t.Addrs, t.AuthPass))
+			}},
+		{name: "truncated", ttl: 255, want: packet.ReasonBadLength,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				// The header announces the VIPs, the packet ends in the middle of the first.
+				b, err := t.advert(src, forgedPrio, t.Addrs, t.AuthPass)
+				if err != nil {
+					return nil, err
+				}
+				return [][]byte{b[:10]}, nil
+			}},
+		{name: "too short for a header", ttl: 255, want: packet.ReasonTooShort,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				b, err := t.advert(src, forgedPrio, t.Addrs, t.AuthPass)
+				if err != nil {
+					return nil, err
+				}
+				return [][]byte{b[:4]}, nil
+			}},
+		{name: "oversized (1480 bytes)", ttl: 255, want: packet.ReasonBadLength,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				// A valid advert followed by what fills the lab's 1500-byte MTU, the checksum
+				// recomputed over all of it, so that only the length gives it away.
+				b, err := t.advert(src, forgedPrio, t.Addrs, t.AuthPass)
+				if err != nil {
+					return nil, err
+				}
+				big := make([]byte, 1480)
+				copy(big, b)
+				for i := len(b); i < len(big); i++ {
+					big[i] = byte(i)
+				}
+				big[6], big[7] = 0, 0
+				binary.BigEndian.PutUint16(big[6:], vrrpChecksum(big, t.Version, src))
+				return [][]byte{big}, nil
+			}},
+	}
+}
+
+// vrrpChecksum is the checksum a VRRP message of this version from src to the IPv4 group
+// carries (v2: the message alone; v3: with the IPv4 pseudo-header), for messages the codec
+// would refuse to build. msg's checksum field must be zero.
+func vrrpChecksum(msg []byte, version int, src netip.Addr) uint16 {
+	if version == 2 {
+		return packet.Checksum(msg)
+	}
+	s, d := src.As4(), packet.IPv4Group.As4()
+	ph := make([]byte, 0, 12+len(msg))
+	ph = append(ph, s[:]...)
+	ph = append(ph, d[:]...)
+	ph = append(ph, 0, packet.Protocol)
+	ph = binary.BigEndian.AppendUint16(ph, uint16(len(msg)))
+	ph = append(ph, msg...)
+	return packet.Checksum(ph)
+}
+
+// garbage returns n messages of random bytes aimed at the target's VRID (garbage for
+// another VRID costs a daemon one lookup and is not counted as a drop by either daemon),
+// 1 to 80 bytes long; half start like a VRRP advert of the target's version, so that they get
+// past the version check into the length and checksum checks. seed makes a run repeatable.
+func garbage(t vrrpTarget, n int, seed uint64) [][]byte {
+	r := rand.New(rand.NewPCG(seed, 15))
+	out := make([][]byte, n)
+	for i := range out {
+		b := make([]byte, 1+r.IntN(80))
+		for j := range b {
+			b[j] = byte(r.UintN(256))
+		}
+		if i%2 == 0 {
+			b[0] = byte(t.Version)<<4 | 1
+		}
+		if len(b) > 1 {
+			b[1] = t.VRID
+		}
+		out[i] = b
+	}
+	return out
+}
+
+// packets wraps payloads in IPv4 headers from src with ttl.
+func packets(src netip.Addr, ttl uint8, payloads [][]byte) [][]byte {
+	out := make([][]byte, len(payloads))
+	for i, p := range payloads {
+		out[i] = ipv4(src, ttl, p)
+	}
+	return out
+}
+
+// ownerForgeries are the adverts of the forged-owner scenario: a third node claims to be the
+// address owner (priority 255), once with the virtual router's own address list (anyone on
+// the segment learns it from one advert) and once with another. Each is one advert: one is
+// all it takes.
+func ownerForgeries() []forgery {
+	return []forgery{
+		{name: "priority 255, right addresses", ttl: 255, want: "",
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				return single(t.advert(src, 255, t.Addrs, t.AuthPass))
+			}},
+		{name: "priority 255, other addresses", ttl: 255, want: packet.ReasonForeignAddrs,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				return single(t.advert(src, 255, otherAddrs, t.AuthPass))
+			}},
+	}
+}

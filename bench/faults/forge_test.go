@@ -1,0 +1,75 @@
+package main
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/vrrp/packet"
+)
+
+// Each forgery must be the fault it claims to be: vigil's own receive checks (the codec, then
+// the instance's expectations, then the TTL rule) name the reason the scenario then expects in
+// the daemon's drop counters. A forgery that drifted (a checksum that happens to verify, a
+// payload that parses) would make the scenario test nothing.
+func TestForgeriesAreWhatTheySay(t *testing.T) {
+	src := netip.MustParseAddr("192.0.2.13")
+	vips := []netip.Addr{netip.MustParseAddr("192.0.2.100")}
+	for _, target := range []vrrpTarget{
+		{Version: 3, VRID: 51, Interval: time.Second, Addrs: vips},
+		{Version: 2, VRID: 51, Interval: time.Second, Addrs: vips, AuthPass: "s3cret"},
+	} {
+		var auth [8]byte
+		authType := uint8(packet.AuthNone)
+		if target.AuthPass != "" {
+			authType = packet.AuthPass
+			copy(auth[:], target.AuthPass)
+		}
+		expect := packet.Expect{Version: target.Version, VRID: target.VRID, AuthType: authType,
+			AuthData: auth, Interval: target.Interval, Addrs: vips}
+		for _, f := range forgeries() {
+			if f.name == "wrong PASS password" && target.Version != 2 {
+				continue
+			}
+			payloads, err := f.payloads(target, src)
+			if err != nil {
+				t.Fatalf("v%d %s: %v", target.Version, f.name, err)
+			}
+			for _, p := range payloads {
+				pkt := ipv4(src, f.ttl, p)
+				if len(pkt) > 1500 {
+					t.Errorf("v%d %s: %d bytes do not fit the lab's MTU", target.Version, f.name, len(pkt))
+				}
+				got := reasonOf(p, int(pkt[8]), src, expect)
+				if got != f.want {
+					t.Errorf("v%d %s: vigil's checks say %q, want %q", target.Version, f.name, got, f.want)
+				}
+			}
+		}
+		// Garbage: every message must be refused by the codec, none may be an advert.
+		for i, g := range garbage(target, 5000, 1) {
+			if len(g) > 1 && g[1] != target.VRID {
+				t.Fatalf("garbage %d aims at VRID %d", i, g[1])
+			}
+			if r := reasonOf(g, 255, src, expect); r == "" || r.Advisory() {
+				t.Fatalf("v%d garbage %d (% x) passes vigil's checks (%q)", target.Version, i, g, r)
+			}
+		}
+	}
+}
+
+// reasonOf runs vigil's receive checks in the engine's order and returns the drop reason,
+// "" for an advert that is accepted as it is.
+func reasonOf(msg []byte, ttl int, src netip.Addr, e packet.Expect) packet.Reason {
+	if err := packet.CheckTTL(ttl, false, 0, 0); err != nil {
+		return packet.ReasonOf(err)
+	}
+	a, err := packet.Parse(msg, src, packet.IPv4Group, packet.Options{})
+	if err != nil {
+		return packet.ReasonOf(err)
+	}
+	if err := a.Check(e); err != nil {
+		return packet.ReasonOf(err)
+	}
+	return ""
+}
