@@ -41,6 +41,15 @@ func init() {
 			Run:   runForgedOwnerOther,
 		},
 		&Scenario{
+			Name: "forged-owner-nft",
+			Doc: `forged-owner on nodes whose nftables accept VRRP only from the cluster's own addresses
+				(the README's advice): the kernel drops the forger's advert before either daemon reads it,
+				and no node may move. (A forger on the segment can also forge a peer's source address;
+				this stops strangers and other clusters, not that.)`,
+			Short: true,
+			Run:   runForgedOwnerNft,
+		},
+		&Scenario{
 			Name: "forged-malformed",
 			Doc: `A fourth node sends malformed and foreign VRRPv2 to a cluster whose instance has
 				auth_type PASS, each kind for 5 s at 10 a second and priority 200 (a well-formed advert
@@ -92,6 +101,28 @@ func runForgedOwner(ctx context.Context, e *Env) (*Result, error) {
 
 func runForgedOwnerOther(ctx context.Context, e *Env) (*Result, error) {
 	return forgedOwner(ctx, e, ownerForgeries()[1], 0, 1, 2)
+}
+
+func runForgedOwnerNft(ctx context.Context, e *Env) (*Result, error) {
+	var peers []string
+	for _, nd := range e.Nodes {
+		peers = append(peers, nd.Addr4.Addr().String())
+	}
+	rules := fmt.Sprintf(`table inet vrrp_peers {
+    chain input {
+        type filter hook input priority filter; policy accept;
+        ip protocol vrrp ip saddr != { %s } drop
+    }
+}
+`, strings.Join(peers, ", "))
+	for _, nd := range e.Nodes {
+		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nd.NS, "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(rules)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("nft in %s: %w: %s", nd.Name, err, out)
+		}
+	}
+	return forgedOwner(ctx, e, ownerForgeries()[0], 0, 1, 2)
 }
 
 // forgedOwner sends one advert of fg from a fourth node and measures; still are the nodes
