@@ -15,6 +15,11 @@ type Scenario struct {
 	Impls []string
 	// Nodes is the number of VRRP nodes of the lab (n1..nN, the client is one more); 0 means 3.
 	Nodes int
+	// KeepalivedBreaks, when set, says why keepalived 2.2.7 is known to break this scenario's
+	// invariants. Its rows still show the figures and BROKEN, but do not fail the run: the
+	// suite guards vigil, and keepalived is the reference it is compared with. A keepalived
+	// row that fails to run still fails it.
+	KeepalivedBreaks string
 	// Timeout bounds the whole run (lab, daemons, fault, measurement); 0 means 3 minutes.
 	Timeout time.Duration
 	// Run injects the fault into a lab that Env has built, and measures. It returns the result
