@@ -616,8 +616,29 @@ func (e *Engine) readLoop(ctx context.Context, sg *sockGroup) {
 	}
 }
 
+// Drop reasons of the receive path beside those of the codec (packet.Reason).
+const (
+	// reasonBadIPHeader: the IP header in front of the advert was unusable (a VMAC
+	// listener hears frames before the kernel's IP layer checks them).
+	reasonBadIPHeader packet.Reason = "bad_ip_header"
+	// reasonUnknownVRID: no instance on the socket has the advert's VRID. Counted, never
+	// logged: other virtual routers share the segment.
+	reasonUnknownVRID packet.Reason = "unknown_vrid"
+	// reasonNotPeer: with check_unicast_src, a unicast advert from an address that is not
+	// a unicast_peer (keepalived 2.2.7 drops it the same way).
+	reasonNotPeer packet.Reason = "not_a_peer"
+	// reasonCastMismatch: a multicast advert for an instance with unicast peers, or a
+	// unicast one for an instance without (keepalived 2.2.7: "Expected unicast packet but
+	// received multicast packet" and the reverse).
+	reasonCastMismatch packet.Reason = "cast_mismatch"
+)
+
 // receive handles one datagram that arrived at (nanoseconds since e.base).
 func (e *Engine) receive(sg *sockGroup, d datagram, at int64) {
+	if d.badHeader {
+		e.drop(reasonBadIPHeader, d.src, "")
+		return
+	}
 	if len(d.payload) < 2 {
 		e.drop(packet.ReasonTooShort, d.src, "")
 		return
@@ -625,22 +646,31 @@ func (e *Engine) receive(sg *sockGroup, d datagram, at int64) {
 	in := sg.lookup(d.payload[1])
 	if in == nil {
 		// Other virtual routers share the segment; their adverts are none of our business.
-		e.count("unknown_vrid")
+		e.count(reasonUnknownVRID)
 		return
 	}
 	// Multicast adverts must arrive with TTL 255; unicast ones only within a configured
-	// min_ttl..max_ttl (keepalived: none configured accepts any).
+	// min_ttl..max_ttl (keepalived: none configured accepts any), and with check_unicast_src
+	// only from a unicast_peer.
 	rx := in.rx.Load()
 	min, max := 0, 0
 	if rx.unicast {
-		for _, p := range rx.peers {
-			if p.Addr == d.src && (p.MinTTL != 0 || p.MaxTTL != 255) {
-				min, max = p.MinTTL, p.MaxTTL
-			}
+		p := rx.peer(d.src)
+		if p == nil && rx.checkSrc {
+			e.drop(reasonNotPeer, d.src, "")
+			return
+		}
+		if p != nil && (p.MinTTL != 0 || p.MaxTTL != 255) {
+			min, max = p.MinTTL, p.MaxTTL
 		}
 	}
 	if err := packet.CheckTTL(d.ttl, rx.unicast, min, max); err != nil {
 		e.dropErr(err, d.src)
+		return
+	}
+	// An IPv6 destination is unknown when the socket gave no IPV6_PKTINFO: not checked then.
+	if d.dst.IsValid() && d.dst.IsMulticast() == rx.unicast {
+		e.drop(reasonCastMismatch, d.src, "destination "+d.dst.String())
 		return
 	}
 	// One advert per socket, reused: the reader owns it, and parsing then allocates nothing.

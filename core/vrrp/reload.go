@@ -43,6 +43,7 @@ type settings struct {
 	expect   packet.Expect
 	popts    packet.Options
 	garp     config.Garp
+	checkSrc bool // unicast adverts only from a unicast_peer (check_unicast_src)
 	tracking string // the tracked interfaces, scripts and files, with weights
 }
 
@@ -93,6 +94,13 @@ func settingsOf(vc *config.VRRPInstance, g config.Global, src netip.Addr) settin
 		HigherPrioSendAdvert: vc.HigherPrioSend || g.VRRPHigherPrioSendAdvert,
 	}
 	s.garp = vc.Garp
+	// keepalived 2.2.7: a min_ttl or max_ttl on any peer turns check_unicast_src on.
+	s.checkSrc = vc.CheckUnicastSrc || g.VRRPCheckUnicastSrc
+	for _, p := range vc.UnicastPeers {
+		if p.MinTTL != 0 || p.MaxTTL != 255 {
+			s.checkSrc = true
+		}
+	}
 	var t []string
 	for _, ti := range vc.TrackInterfaces {
 		t = append(t, fmt.Sprintf("if:%s/%d/%v", ti.Name, ti.Weight, ti.Reverse))
@@ -113,10 +121,24 @@ type rxParams struct {
 	popts   packet.Options
 	unicast bool
 	peers   []config.UnicastPeer // for their TTL limits
+	// checkSrc: unicast adverts only from one of peers (check_unicast_src).
+	checkSrc bool
 }
 
 func (s settings) rx(vc *config.VRRPInstance) *rxParams {
-	return &rxParams{expect: s.expect, popts: s.popts, unicast: len(vc.UnicastPeers) > 0, peers: vc.UnicastPeers}
+	return &rxParams{expect: s.expect, popts: s.popts, unicast: len(vc.UnicastPeers) > 0, peers: vc.UnicastPeers,
+		checkSrc: s.checkSrc}
+}
+
+// peer returns the unicast_peer whose address is src, or nil. The wire carries no zone: a
+// peer configured with one (fe80::2%eth0) still matches.
+func (rx *rxParams) peer(src netip.Addr) *config.UnicastPeer {
+	for i := range rx.peers {
+		if rx.peers[i].Addr.WithZone("") == src.WithZone("") {
+			return &rx.peers[i]
+		}
+	}
+	return nil
 }
 
 // identity is what makes an instance the same virtual router across a reload.

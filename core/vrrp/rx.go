@@ -104,26 +104,36 @@ func (r *rxRing) read(out []datagram) ([]datagram, error) {
 	}
 	r.used = n
 	for i := range n {
-		b := r.bufs[i][:r.hdrs[i].Len]
-		if r.link {
-			if d, ok := parseLink(b, r.v6); ok {
-				out = append(out, d)
-			}
-			continue
+		var oob []byte
+		if r.v6 && !r.link {
+			oob = r.oobs[i][:r.hdrs[i].Hdr.Controllen]
 		}
-		if !r.v6 {
-			d, ok := parseIPv4(b)
-			if ok {
-				out = append(out, d)
-			}
-			continue
-		}
-		d := datagram{payload: b, ttl: -1, src: netip.AddrFrom16(r.names[i].Addr)}
-		h := &r.hdrs[i].Hdr
-		parseIPv6Control(r.oobs[i][:h.Controllen], &d)
-		out = append(out, d)
+		out = append(out, decodeRx(r.bufs[i][:r.hdrs[i].Len], r.v6, r.link, r.names[i].Addr, oob))
 	}
 	return out, nil
+}
+
+// decodeRx turns one received message into the datagram that Engine.receive checks and
+// dispatches: what a raw IPv4 socket or a VMAC listener delivers is a whole IP packet, what
+// a raw IPv6 socket delivers a payload, with the sender's address (src) and control
+// messages (oob) beside it. A packet whose IP header is unusable comes back marked badHeader,
+// so that receive counts it like any other drop. The fuzz test (FuzzReceive) enters here.
+func decodeRx(b []byte, v6, link bool, src [16]byte, oob []byte) datagram {
+	var d datagram
+	ok := true
+	switch {
+	case link:
+		d, ok = parseLink(b, v6)
+	case !v6:
+		d, ok = parseIPv4(b)
+	default:
+		d = datagram{payload: b, ttl: -1, src: netip.AddrFrom16(src)}
+		parseIPv6Control(oob, &d)
+	}
+	if !ok {
+		return datagram{badHeader: true, ttl: -1}
+	}
+	return d
 }
 
 // rxProgress tells how far a socket's reader has got, so that a unit about to act on an

@@ -39,6 +39,9 @@ type datagram struct {
 	src     netip.Addr
 	dst     netip.Addr
 	ttl     int
+	// badHeader: the IP header in front of the payload was unusable (see decodeRx); the
+	// rest is empty.
+	badHeader bool
 }
 
 // openSocket opens a raw protocol-112 socket bound to the interface, with TTL/hop limit 255
