@@ -45,15 +45,26 @@ func Listen(path string, status func(ctx context.Context) any, reload func(ctx c
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
+	s := &Server{path: path, ln: ln, server: newServer(handler(status, reload))}
+	go func() { _ = s.server.Serve(ln) }()
+	return s, nil
+}
+
+// handler routes the control socket's requests: GET (and HEAD) /status, POST /reload;
+// anything else gets 404 or 405 and calls neither.
+func handler(status, reload func(ctx context.Context) any) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", serveJSON(status))
 	mux.HandleFunc("POST /reload", serveJSON(reload))
-	s := &Server{path: path, ln: ln, server: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+	return mux
+}
+
+// newServer is the HTTP server of the control socket (its fuzz test serves with it too).
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
 		// Other clients may keep connections alive: one that never comes back must not hold
 		// a goroutine and a descriptor of core's for ever.
-		IdleTimeout: 30 * time.Second}}
-	go func() { _ = s.server.Serve(ln) }()
-	return s, nil
+		IdleTimeout: 30 * time.Second}
 }
 
 // serveJSON answers with what f returns, as indented JSON.
