@@ -29,7 +29,8 @@ import (
 //   - nothing but POST /reload changes state: the reload callback runs only for a request
 //     whose method is POST and path /reload, the status callback only for GET or HEAD
 //     /status, and every status answer shows the state that the reloads made;
-//   - the server still answers GET /status on a new connection afterwards.
+//   - the server still answers GET /status on a new connection after an input that got
+//     no answer at all.
 func FuzzControl(f *testing.F) {
 	for _, s := range []string{
 		"GET /status HTTP/1.1\r\nHost: vigil\r\n\r\n",
@@ -70,10 +71,11 @@ func FuzzControl(f *testing.F) {
 		st.begin()
 		raw := ctrl.exchange(t, data)
 		calls := st.end()
-		checkResponses(t, data, raw, calls, st)
-		// The server is still there, and the state is what the reloads made it.
-		if _, gen := ctrl.status(t); gen != st.generation() {
-			t.Fatalf("status shows generation %d after %d reloads", gen, st.generation())
+		if n := checkResponses(t, data, raw, calls); n == 0 {
+			// Nothing answered: the server must still be there, its state unchanged.
+			if _, gen := ctrl.status(t); gen != st.generation() {
+				t.Fatalf("status shows generation %d after %d reloads", gen, st.generation())
+			}
 		}
 		if msg := ctrl.errs.panics(); msg != "" {
 			t.Fatalf("a handler panicked on %q: %s", data, msg)
@@ -93,6 +95,7 @@ type fuzzState struct {
 type cbCall struct {
 	reload       bool
 	method, path string
+	gen          int // the state it answered with
 }
 
 type reqKey struct{}
@@ -129,6 +132,9 @@ func (s *fuzzState) record(ctx context.Context, reload bool) int {
 	}
 	if reload {
 		s.gen++
+	}
+	if s.running {
+		s.calls[len(s.calls)-1].gen = s.gen
 	}
 	return s.gen
 }
@@ -224,8 +230,8 @@ const maxResponse = 4096
 func maxResponses(data []byte) int { return len(data)/16 + 1 }
 
 // checkResponses parses what the server answered and checks it against the callbacks that
-// ran.
-func checkResponses(t *testing.T, data, raw []byte, calls []cbCall, st *fuzzState) {
+// ran, and returns how many there were.
+func checkResponses(t *testing.T, data, raw []byte, calls []cbCall) int {
 	br := bufio.NewReader(bytes.NewReader(raw))
 	methods := requestMethods(data)
 	var oks, n int
@@ -256,6 +262,13 @@ func checkResponses(t *testing.T, data, raw []byte, calls []cbCall, st *fuzzStat
 			// net/http answers "OPTIONS *" itself; it reaches no handler.
 		case c == http.StatusOK:
 			oks++
+			// Each answer shows the state its callback saw: nothing else changed it.
+			var g struct{ Generation *int }
+			if len(body) > 0 && oks <= len(calls) {
+				if err := json.Unmarshal(body, &g); err != nil || g.Generation == nil || *g.Generation != calls[oks-1].gen {
+					t.Fatalf("answer %d to %q: %q, want generation %d", n, data, body, calls[oks-1].gen)
+				}
+			}
 		case c == http.StatusContinue:
 			n-- // an interim answer to Expect: 100-continue
 		case c == http.StatusMovedPermanently, c == http.StatusTemporaryRedirect, c == http.StatusPermanentRedirect:
@@ -267,6 +280,14 @@ func checkResponses(t *testing.T, data, raw []byte, calls []cbCall, st *fuzzStat
 		}
 		if resp.StatusCode == http.StatusMethodNotAllowed && resp.Header.Get("Allow") == "" {
 			t.Fatalf("405 without Allow to %q", data)
+		}
+		if resp.Close {
+			// The server's last answer. One it makes itself for a request it cannot read
+			// has a body even when the request said HEAD: the rest is that body.
+			if rest, _ := io.ReadAll(br); len(rest) > maxResponse {
+				t.Fatalf("answer %d to %q: %d bytes after it", n, data, len(rest))
+			}
+			break
 		}
 	}
 	if n > maxResponses(data) {
@@ -283,6 +304,7 @@ func checkResponses(t *testing.T, data, raw []byte, calls []cbCall, st *fuzzStat
 			t.Fatalf("%s %q asked for the status (input %q)", c.method, c.path, data)
 		}
 	}
+	return n
 }
 
 // requestMethods returns the methods of the requests in data, in order, as far as the HTTP
