@@ -67,11 +67,16 @@ func TestReceive(t *testing.T) {
 		{"another virtual router's addresses", advert(func(a *packet.Advert) { a.Addrs = []netip.Addr{netip.MustParseAddr("203.0.113.200")} }), 255, peer, false, "foreign_addrs"},
 		{"corrupt", append(advert(nil)[:10], 0xff), 255, peer, false, "bad_length"},
 		{"own advert looped back", advert(nil), 255, self, false, ""},
+		{"unicast to a multicast instance", advert(nil), 255, peer, false, "cast_mismatch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := e.Drops()[tt.reason]
-			e.receive(sg, datagram{payload: tt.payload, src: tt.src, dst: packet.IPv4Group, ttl: tt.ttl}, 0)
+			dst := packet.IPv4Group
+			if tt.reason == "cast_mismatch" {
+				dst = self
+			}
+			e.receive(sg, datagram{payload: tt.payload, src: tt.src, dst: dst, ttl: tt.ttl}, 0)
 			select {
 			case ue := <-u.inbox:
 				if !tt.delivered {
@@ -86,6 +91,53 @@ func TestReceive(t *testing.T) {
 			}
 			if tt.reason != "" && e.Drops()[tt.reason] != before+1 {
 				t.Errorf("drop count for %s = %d, want %d", tt.reason, e.Drops()[tt.reason], before+1)
+			}
+		})
+	}
+}
+
+// TestCheckUnicastSrc: which configurations drop unicast adverts from addresses that are not
+// unicast peers (keepalived 2.2.7: check_unicast_src, vrrp_check_unicast_src, or a peer's
+// min_ttl or max_ttl).
+func TestCheckUnicastSrc(t *testing.T) {
+	peer := netip.MustParseAddr("192.0.2.12")
+	for _, tt := range []struct {
+		name   string
+		vc     config.VRRPInstance
+		global bool
+		want   bool
+	}{
+		{"no option", config.VRRPInstance{UnicastPeers: []config.UnicastPeer{{Addr: peer, MaxTTL: 255}}}, false, false},
+		{"check_unicast_src", config.VRRPInstance{CheckUnicastSrc: true, UnicastPeers: []config.UnicastPeer{{Addr: peer, MaxTTL: 255}}}, false, true},
+		{"vrrp_check_unicast_src", config.VRRPInstance{UnicastPeers: []config.UnicastPeer{{Addr: peer, MaxTTL: 255}}}, true, true},
+		{"min_ttl", config.VRRPInstance{UnicastPeers: []config.UnicastPeer{{Addr: peer, MinTTL: 1, MaxTTL: 255}}}, false, true},
+		{"max_ttl", config.VRRPInstance{UnicastPeers: []config.UnicastPeer{{Addr: peer, MaxTTL: 64}}}, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			vc := tt.vc
+			vc.Version, vc.VRID, vc.AdvertInt = 3, 52, time.Second
+			g := config.Global{VRRPCheckUnicastSrc: tt.global}
+			rx := settingsOf(&vc, g, netip.MustParseAddr("192.0.2.11")).rx(&vc)
+			if rx.checkSrc != tt.want {
+				t.Fatalf("checkSrc = %v, want %v", rx.checkSrc, tt.want)
+			}
+			in := &instance{name: "VI_1", cfg: &vc, src: netip.MustParseAddr("192.0.2.11")}
+			in.rx.Store(rx)
+			in.fresh.word.Store(-1)
+			u := newUnit([]*instance{in}, false, time.Now(), nil)
+			e := &Engine{log: hclog.NewNullLogger()}
+			sg := &sockGroup{}
+			sg.setVRID(52, in)
+			stranger := netip.MustParseAddr("198.51.100.7")
+			a := packet.Advert{Version: 3, VRID: 52, Priority: 200, Interval: time.Second}
+			b, err := a.Marshal(stranger, in.src, packet.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.receive(sg, datagram{payload: b, src: stranger, dst: in.src, ttl: 64}, 0)
+			delivered := len(u.inbox) == 1
+			if delivered == tt.want || (e.Drops()["not_a_peer"] == 1) != tt.want {
+				t.Fatalf("advert from a stranger: delivered %v, drops %v", delivered, e.Drops())
 			}
 		})
 	}
