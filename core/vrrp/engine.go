@@ -631,6 +631,9 @@ const (
 	// unicast one for an instance without (keepalived 2.2.7: "Expected unicast packet but
 	// received multicast packet" and the reverse).
 	reasonCastMismatch packet.Reason = "cast_mismatch"
+	// reasonOwnAddress: an advert from the instance's own address, which passed every
+	// other check.
+	reasonOwnAddress packet.Reason = "own_address"
 )
 
 // receive handles one datagram that arrived at (nanoseconds since e.base).
@@ -691,8 +694,13 @@ func (e *Engine) receive(sg *sockGroup, d datagram, at int64) {
 		// node take over as well.
 		e.drop(de.Reason, d.src, de.Detail)
 	}
-	if d.src == in.src {
-		return // our own advert, looped back by a unicast peer list or a bridge
+	if d.src.WithZone("") == in.src.WithZone("") {
+		// Our own advert, looped back by a unicast peer list or a bridge, or another host
+		// with our address: it must neither refresh our Master_Down_Timer as a backup nor
+		// make us compare ourselves with ourselves as a master. Counted, not logged: a
+		// peer list that names us brings one every interval.
+		e.count(reasonOwnAddress)
+		return
 	}
 	ev := fsm.AdvertReceived{From: d.src, Priority: adv.Priority, Interval: adv.Interval}
 	if in.fresh.offer(ev, at) {

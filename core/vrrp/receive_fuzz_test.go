@@ -40,12 +40,12 @@ import (
 //     instance, drop reasons come from a fixed set, the drop log is rate-limited;
 //   - every message has exactly one outcome: counted once under a drop reason (and then
 //     nothing reaches a state machine), or delivered to the one instance that has its VRID
-//     on that socket (counted at most once more, under an advisory reason), or ignored as
-//     the instance's own advert;
+//     on that socket (counted at most once more, under an advisory reason);
 //   - what is delivered passed every receive check, which this test decides on its own for
 //     TTL, source and destination (keepalived 2.2.7's rules) and through the codec for the
 //     rest, with the instance's own expectations;
-//   - an advert from an instance's own address never reaches its machine (a looped-back
+//   - an advert from an instance's own address never reaches its machine, and is counted as
+//     own_address (a looped-back
 //     advert must not refresh a backup's Master_Down_Timer, RFC 5798 6.4.2, nor make a
 //     master compare itself with itself, 6.4.3);
 //   - a backup that gets a priority 0 advert sets its Master_Down_Timer to Skew_Time
@@ -346,13 +346,13 @@ func (h *rxHarness) step(t *testing.T, m rxMessage) {
 	verdict, target := h.judge(t, m.kind, d)
 	switch {
 	case verdict == "":
-		// Accepted: delivered to its instance, or ignored as its own.
-		if len(counted) > 0 {
-			t.Fatalf("accepted advert %x (from %v, TTL %d) counted as %v", d.payload, d.src, d.ttl, counted)
-		}
+		// Accepted: delivered to its instance, or ignored (and counted) as its own.
 		own := d.src == target.src
-		if own && len(got) > 0 {
-			t.Fatalf("%s: its own advert (from %v) reached the machine: %+v", target.name, d.src, got[0].ev)
+		if own && (len(got) > 0 || len(counted) != 1 || counted[0] != reasonOwnAddress) {
+			t.Fatalf("%s: its own advert (from %v) counted as %v, delivered %+v", target.name, d.src, counted, got)
+		}
+		if !own && len(counted) > 0 {
+			t.Fatalf("accepted advert %x (from %v, TTL %d) counted as %v", d.payload, d.src, d.ttl, counted)
 		}
 		if !own {
 			if len(got) != 1 || got[0].in != target {
@@ -506,7 +506,7 @@ var knownReasons = map[packet.Reason]bool{
 	packet.ReasonZeroInterval: true, packet.ReasonBadAuthType: true, packet.ReasonAuthUnsupported: true, packet.ReasonBadTTL: true,
 	packet.ReasonVersionMismatch: true, packet.ReasonVRIDMismatch: true, packet.ReasonAuthMismatch: true,
 	packet.ReasonIntervalMismatch: true, packet.ReasonBadAddrCount: true, packet.ReasonAddrMismatch: true,
-	reasonBadIPHeader: true, reasonUnknownVRID: true, reasonNotPeer: true, reasonCastMismatch: true,
+	reasonBadIPHeader: true, reasonUnknownVRID: true, reasonNotPeer: true, reasonCastMismatch: true, reasonOwnAddress: true,
 }
 
 func (h *rxHarness) drops() map[string]uint64 { return h.e.Drops() }

@@ -66,7 +66,7 @@ func TestReceive(t *testing.T) {
 		{"other address list still counts", advert(func(a *packet.Advert) { a.Addrs = append(a.Addrs, netip.MustParseAddr("192.0.2.101")) }), 255, peer, true, "bad_addr_count"},
 		{"another virtual router's addresses", advert(func(a *packet.Advert) { a.Addrs = []netip.Addr{netip.MustParseAddr("203.0.113.200")} }), 255, peer, false, "foreign_addrs"},
 		{"corrupt", append(advert(nil)[:10], 0xff), 255, peer, false, "bad_length"},
-		{"own advert looped back", advert(nil), 255, self, false, ""},
+		{"own advert looped back", advert(nil), 255, self, false, "own_address"},
 		{"unicast to a multicast instance", advert(nil), 255, peer, false, "cast_mismatch"},
 	}
 	for _, tt := range tests {

@@ -43,7 +43,7 @@ type settings struct {
 	expect   packet.Expect
 	popts    packet.Options
 	garp     config.Garp
-	checkSrc bool // unicast adverts only from a unicast_peer (check_unicast_src)
+	checkSrc bool   // unicast adverts only from a unicast_peer (check_unicast_src)
 	tracking string // the tracked interfaces, scripts and files, with weights
 }
 
