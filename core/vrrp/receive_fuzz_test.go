@@ -505,7 +505,7 @@ var knownReasons = map[packet.Reason]bool{
 	packet.ReasonV2OverIPv6: true, packet.ReasonBadLength: true, packet.ReasonBadChecksum: true, packet.ReasonBadVRID: true,
 	packet.ReasonZeroInterval: true, packet.ReasonBadAuthType: true, packet.ReasonAuthUnsupported: true, packet.ReasonBadTTL: true,
 	packet.ReasonVersionMismatch: true, packet.ReasonVRIDMismatch: true, packet.ReasonAuthMismatch: true,
-	packet.ReasonIntervalMismatch: true, packet.ReasonBadAddrCount: true, packet.ReasonAddrMismatch: true,
+	packet.ReasonIntervalMismatch: true, packet.ReasonBadAddrCount: true, packet.ReasonAddrMismatch: true, packet.ReasonForeignAddrs: true,
 	reasonBadIPHeader: true, reasonUnknownVRID: true, reasonNotPeer: true, reasonCastMismatch: true, reasonOwnAddress: true,
 }
 
@@ -767,9 +767,12 @@ func receiveSeeds(tb testing.TB) [][]byte {
 		script(rxMessage{kind: rxLink4, bytes: func() []byte { b := ip4(peer4, packet.IPv4Group, 255, good2); b[10] ^= 1; return b }()}),
 		// Wrong password.
 		script(raw4(0, peer4, packet.IPv4Group, 255, wrongPass)),
-		// A VRID collision with another cluster's address list, priority 255.
+		// A VRID collision with another cluster's address list, priority 255; a list that
+		// shares one of ours (advisory: the advert still counts).
 		script(raw4(0, peer4, packet.IPv4Group, 255, v2(255, pass, vip("198.51.100.1", "198.51.100.2"))),
 			raw6(0, peer6, 255, v3(51, 255, time.Second, peer6, packet.IPv6Group, vip("2001:db8::999")))),
+		script(raw4(0, peer4, packet.IPv4Group, 255, v2(200, pass, vip("192.0.2.100", "198.51.100.2"))),
+			raw6(0, peer6, 255, v3(51, 200, time.Second, peer6, packet.IPv6Group, vip("2001:db8::100", "2001:db8::999")))),
 		// Priority 0: to backups that follow a master, then a storm of them to a master.
 		script(raw4(0, peer4, packet.IPv4Group, 255, good2), raw4(500*time.Millisecond, peer4, packet.IPv4Group, 255, v2(0, pass, vip("192.0.2.100"))),
 			raw6(0, peer6, 255, good6), raw6(200*time.Millisecond, peer6, 255, v3(51, 0, time.Second, peer6, packet.IPv6Group, vip("2001:db8::100")))),
