@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"syscall"
 	"time"
+
+	"github.com/vigil-ha/vigil/bench/internal/proc"
 )
 
 // The master's faults: its daemon killed, its link cut, its daemon frozen. n1 (priority 150)
@@ -56,8 +58,10 @@ func runKill9(ctx context.Context, e *Env) (*Result, error) {
 
 // kill9Master kills n1's daemon and takes n1 off the bridge, then measures.
 func kill9Master(ctx context.Context, e *Env) (*Result, error) {
+	d := e.Daemons[0]
+	kids := d.Children()
 	fault := time.Now()
-	if err := e.Daemons[0].Kill9(); err != nil {
+	if err := d.Kill9(); err != nil {
 		return nil, err
 	}
 	if err := e.Cut(ctx, 0, true); err != nil {
@@ -66,6 +70,12 @@ func kill9Master(ctx context.Context, e *Env) (*Result, error) {
 	r, err := e.Measure(ctx, fault, 0, 0, 2)
 	if err != nil {
 		return r, err
+	}
+	// The whole daemon died, children too (they would otherwise keep the VIP and advertise).
+	r.Check(len(kids) > 0, "no child process of %s found before the kill", e.Impl.Name)
+	for role, pid := range kids {
+		st, err := proc.ReadStat(pid)
+		r.Check(err != nil || st.Zombie, "the %s child (pid %d) survived the kill", role, pid)
 	}
 	if h, _ := e.Holders(ctx); len(h) == 1 && h[0] != 1 {
 		r.Fail("%s took over, not n2", e.Nodes[h[0]].Name)
