@@ -108,7 +108,7 @@ func run(o options) error {
 			}
 		}
 	}
-	env := collectEnv(root, kaBin)
+	env := harness.CollectMachine(root, kaBin)
 
 	logDir := filepath.Join(work, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {

@@ -1,67 +1,20 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
-	"runtime"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/vigil-ha/vigil/bench/internal/harness"
 )
 
 const (
 	beginMarker = "<!-- reloadbench: this block is written by bench/reloadbench -->"
 	endMarker   = "<!-- end of reloadbench -->"
 )
-
-type environment struct {
-	nproc, kernel, cpu, goVersion string
-	vigilRev, keepalived          string
-	date                          time.Time
-	loadBefore                    string
-}
-
-func collectEnv(root, kaBin string) environment {
-	e := environment{date: time.Now().UTC(), goVersion: runtime.Version(), loadBefore: loadavg()}
-	e.nproc = cmdLine("nproc")
-	e.kernel = cmdLine("uname", "-r")
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				e.cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	e.vigilRev = cmdLine("git", "-C", root, "rev-parse", "--short", "HEAD")
-	if st := cmdLine("git", "-C", root, "status", "--porcelain", "--", "cmd", "core", "go.mod", "go.sum", ":(exclude)*_test.go"); st != "" && st != "?" {
-		e.vigilRev += " (with uncommitted changes to vigil's code)"
-	}
-	out, _ := exec.Command(kaBin, "-v").CombinedOutput()
-	e.keepalived = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
-	return e
-}
-
-func cmdLine(name string, args ...string) string {
-	out, err := exec.Command(name, args...).Output()
-	if err != nil {
-		return "?"
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "?"
-}
 
 // cell collects the trials of one variant with or without vrrp_skip_check_adv_addr.
 type cell struct {
@@ -86,14 +39,14 @@ type cell struct {
 
 type report struct {
 	o         options
-	env       environment
+	env       harness.Machine
 	variants  []variant
 	cells     map[string]*cell
 	duration  time.Duration
 	leftovers string
 }
 
-func newReport(o options, env environment, vs []variant) *report {
+func newReport(o options, env harness.Machine, vs []variant) *report {
 	return &report{o: o, env: env, variants: vs, cells: map[string]*cell{}}
 }
 
@@ -194,10 +147,10 @@ func (r *report) markdown() string {
 	w("vigil (file watch, or SIGHUP) beside keepalived (SIGHUP). Written by `bench/reloadbench`:\n\n")
 	w("```sh\ngo run ./bench/reloadbench -out BENCHMARKS.md   # as root; needs iproute2 and keepalived; about %s\n```\n\n", r.duration.Round(time.Second))
 	w("- command: `go run ./bench/reloadbench%s -out BENCHMARKS.md`\n", r.flagsLine())
-	w("- date: %s (run took %s)\n", e.date.Format("2006-01-02 15:04 UTC"), r.duration.Round(time.Second))
+	w("- date: %s (run took %s)\n", e.Date.Format("2006-01-02 15:04 UTC"), r.duration.Round(time.Second))
 	w("- machine: nproc %s, kernel %s, CPU %s; load average %s before, %s after (the cores are shared with other work)\n",
-		e.nproc, e.kernel, e.cpu, e.loadBefore, loadavg())
-	w("- vigil %s (%s), %s\n", e.vigilRev, e.goVersion, e.keepalived)
+		e.NProc, e.Kernel, e.CPU, e.LoadBefore, harness.Loadavg())
+	w("- vigil %s (%s), %s\n", e.VigilRev, e.GoVersion, e.Keepalived)
 	lo := "nothing (lab namespaces and the run's vigil/keepalived processes checked)"
 	if r.leftovers != "" {
 		lo = r.leftovers

@@ -113,8 +113,7 @@ func run(o options) error {
 		}
 	}
 
-	env := collectEnv(root, kaBin)
-	env.loadBefore = loadavg()
+	env := harness.CollectMachine(root, kaBin)
 
 	logDir := filepath.Join(work, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
@@ -206,7 +205,7 @@ func run(o options) error {
 		}
 	}
 	rep.duration = time.Since(began)
-	rep.env.loadAfter = loadavg()
+	rep.env.LoadAfter = harness.Loadavg()
 
 	cleanup()
 	rep.leftovers = leftovers(l.Name)

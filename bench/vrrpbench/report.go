@@ -1,69 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
-	"runtime"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/bench/internal/many"
 )
-
-type environment struct {
-	nproc, kernel, cpu, goVersion string
-	vigilRev, keepalived          string
-	date                          time.Time
-	loadBefore, loadAfter         string
-}
-
-func collectEnv(root, kaBin string) environment {
-	e := environment{date: time.Now(), goVersion: runtime.Version()}
-	e.nproc = cmdLine("nproc")
-	e.kernel = cmdLine("uname", "-r")
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				e.cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	rev := cmdLine("git", "-C", root, "rev-parse", "--short", "HEAD")
-	if st := cmdLine("git", "-C", root, "status", "--porcelain", "--", "cmd", "core", "go.mod", "go.sum", ":(exclude)*_test.go"); st != "" && st != "?" {
-		rev += " (with uncommitted changes to vigil's code)"
-	}
-	e.vigilRev = rev
-	out, _ := exec.Command(kaBin, "-v").CombinedOutput()
-	e.keepalived = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
-	return e
-}
-
-func cmdLine(name string, args ...string) string {
-	out, err := exec.Command(name, args...).Output()
-	if err != nil {
-		return "?"
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
 
 // metric is one row of the results table.
 type metric struct {
@@ -74,7 +21,7 @@ type metric struct {
 
 type report struct {
 	o         options
-	env       environment
+	env       harness.Machine
 	metrics   []*metric
 	byKey     map[string]*metric
 	failed    map[string]int
@@ -83,7 +30,7 @@ type report struct {
 	leftovers string
 }
 
-func newReport(o options, env environment) *report {
+func newReport(o options, env harness.Machine) *report {
 	r := &report{o: o, env: env, byKey: map[string]*metric{}, failed: map[string]int{}, sanity: map[string]*sample{}}
 	add := func(key, title, unit, format string) {
 		m := &metric{key: key, title: title, unit: unit, format: format, vals: map[string]*sample{"vigil": {}, "keepalived": {}}}
@@ -277,9 +224,9 @@ func (r *report) markdown(outPath string) string {
 	w("## Last run\n\n")
 	args := strings.Join(os.Args[1:], " ")
 	w("- command: `go run ./bench/vrrpbench %s`\n", args)
-	w("- date: %s (run took %s)\n", e.date.Format("2006-01-02 15:04 MST"), roundDur(r.duration))
-	w("- machine: nproc %s, kernel %s, CPU %s; load average %s before, %s after\n", e.nproc, e.kernel, e.cpu, e.loadBefore, e.loadAfter)
-	w("- vigil %s (built with %s), %s\n", e.vigilRev, e.goVersion, e.keepalived)
+	w("- date: %s (run took %s)\n", e.Date.Format("2006-01-02 15:04 MST"), roundDur(r.duration))
+	w("- machine: nproc %s, kernel %s, CPU %s; load average %s before, %s after\n", e.NProc, e.Kernel, e.CPU, e.LoadBefore, e.LoadAfter)
+	w("- vigil %s (built with %s), %s\n", e.VigilRev, e.GoVersion, e.Keepalived)
 	w("- failover: %d trials per implementation, VRRPv3 advert_int %s; steady state: %d runs per implementation, %d instances, advert_int %s, %s window; simultaneous start: %d runs per implementation, %s warm-up, same window\n",
 		o.trials, seconds(o.advert), o.cpuRuns, o.instances, seconds(o.cpuAdvert), o.window, o.stormRuns, o.stormWarm)
 	if len(r.failed) > 0 {
