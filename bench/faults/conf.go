@@ -30,6 +30,9 @@ type Conf struct {
 	Global string
 	// Instance holds extra lines inside every vrrp_instance (track_script, nopreempt ...).
 	Instance string
+	// Top comes after global_defs, before the instances: the vrrp_scripts they track
+	// (keepalived ignores a track_script whose vrrp_script comes later in the file).
+	Top string
 	// Extra is appended after the instances (vrrp_script, vrrp_check, vrrp_sync_group ...).
 	Extra string
 }
@@ -91,6 +94,9 @@ func (c Conf) text(node int, name, notify string) string {
 		w("%s\n", indent(c.Global, "    "))
 	}
 	w("}\n")
+	if c.Top != "" {
+		w("%s\n", c.Top)
+	}
 	for i := range c.Instances {
 		w("vrrp_instance VI_%d {\n", i+1)
 		w("    state %s\n    interface eth0\n    virtual_router_id %d\n    priority %d\n", c.state(node), VRID(i), c.priority(node))

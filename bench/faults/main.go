@@ -117,6 +117,10 @@ func run(o options) ([]string, error) {
 		if vigilBin, err = lab.BuildVigil(work); err != nil {
 			return nil, err
 		}
+		logf("building the check plugins beside it")
+		if err := buildPlugins(context.Background(), work); err != nil {
+			return nil, err
+		}
 	}
 	self, err := os.Executable()
 	if err != nil {
