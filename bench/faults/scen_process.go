@@ -405,6 +405,11 @@ func runPluginCrash(ctx context.Context, e *Env) (*Result, error) {
 			break
 		}
 		pids = append(pids, pid)
+		// Let the new process serve a probe or two before it is killed in turn: a process
+		// killed while it starts is another fault (a failed start).
+		if err := sleepCtx(ctx, 2*time.Second); err != nil {
+			return nil, err
+		}
 	}
 	r, err := e.Measure(ctx, fault, 0, 0, others(e)...)
 	if err != nil {
@@ -416,7 +421,8 @@ func runPluginCrash(ctx context.Context, e *Env) (*Result, error) {
 	r.Check(holderIs(ctx, e, 0), "n1 does not hold the VIP alone at the end")
 	out := e.Daemons[0].Proc.Output()
 	r.Check(!strings.Contains(out, "up=false"), "the check went down on n1")
-	r.Note("plugin processes %v; the host logged %d deaths", pids, strings.Count(out, "plugin died, will restart"))
+	r.Note("plugin processes %v; the host logged %d deaths and %d failed starts", pids,
+		strings.Count(out, "plugin died, will restart"), strings.Count(out, "plugin did not start"))
 	return r, nil
 }
 
