@@ -73,3 +73,30 @@ func reasonOf(msg []byte, ttl int, src netip.Addr, e packet.Expect) packet.Reaso
 	}
 	return ""
 }
+
+// logRate reads both daemons' log formats: a line counts in the second its time says, and
+// a continuation line without a time counts with the line before it.
+func TestLogRate(t *testing.T) {
+	from := time.Date(2026, 12, 6, 23, 9, 4, 0, time.Local)
+	to := from.Add(2 * time.Second)
+	for _, c := range []struct {
+		impl, out  string
+		n, busiest int
+	}{
+		{"keepalived", "Sun Dec  6 23:09:03 2026: before\n" +
+			"Sun Dec  6 23:09:04 2026: (VI_1) invalid TTL/HL\n" +
+			"Sun Dec  6 23:09:04 2026: (VI_1) invalid TTL/HL\n" +
+			"                         continued\n" +
+			"Sun Dec  6 23:09:05 2026: (VI_1) Invalid VRRPv2 checksum\n" +
+			"Sun Dec  6 23:09:06 2026: after\n", 4, 3},
+		{"vigil", from.Add(-time.Second).UTC().Format(time.RFC3339Nano) + " [WARN] before\n" +
+			from.Add(10*time.Millisecond).UTC().Format(time.RFC3339Nano) + " [WARN]  vigil.vrrp.vigil: advert dropped\n" +
+			from.Add(1500*time.Millisecond).UTC().Format(time.RFC3339Nano) + " [WARN]  vigil.vrrp.vigil: advert dropped\n" +
+			to.UTC().Format(time.RFC3339Nano) + " [INFO] after\n", 2, 1},
+	} {
+		n, busiest := logRate(c.out, c.impl, from, to)
+		if n != c.n || busiest != c.busiest {
+			t.Errorf("%s: %d lines, busiest second %d; want %d, %d", c.impl, n, busiest, c.n, c.busiest)
+		}
+	}
+}
