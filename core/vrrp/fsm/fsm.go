@@ -425,6 +425,13 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived) {
 	// also claims to own the address gets 255 back once that is over. We
 	// never step down (see masterRx), so there is nothing to restore.
 	switch {
+	case ev.Priority == PriorityStop && m.masterAddr.IsValid() && ev.From != m.masterAddr:
+		// A resignation from a router that is not the master we follow resigns
+		// nothing: our master is still there. The RFC and keepalived take any
+		// priority 0; then a forger's, or another cluster's, sets our timer to
+		// Skew_Time, and only our master's answer in time (7.8 ms at priority
+		// 254) keeps us from taking over: under a storm of them on a loaded
+		// host it does not (bench/faults forged-malformed).
 	case ev.Priority == PriorityStop:
 		// "If the Priority in the ADVERTISEMENT is zero, then: Set the
 		// Master_Down_Timer to Skew_Time."

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -207,5 +208,33 @@ func TestTimerAdjustedOnPriorityChange(t *testing.T) {
 	now = now.Add(time.Second)
 	if got := mm.Tick(now); len(got) != 1 || got[0] != (SendAdvert{180}) {
 		t.Errorf("master advert after priority change: %#v", got)
+	}
+}
+
+// A priority-0 advert says that the master is resigning. One from a router that is not the
+// master this backup follows resigns nothing: it is a forger's, or another cluster's, and
+// a storm of them must not make the backup take over (bench/faults forged-malformed). Before
+// the backup has heard any master, a priority 0 from anyone still counts.
+func TestPriorityZeroOnlyFromTheMaster(t *testing.T) {
+	stranger := netip.MustParseAddr("192.0.2.99")
+	cfg := baseConfig()
+	m, now := reach(t, cfg, Backup)
+	m.Handle(now, AdvertReceived{From: stranger, Priority: 0, Interval: time.Second})
+	if g := timerIn(m, now); g != m.SkewTime() {
+		t.Fatalf("no master heard yet: timer %v, want skew %v", g, m.SkewTime())
+	}
+	now = now.Add(100 * time.Millisecond)
+	m.Handle(now, AdvertReceived{From: highAddr, Priority: 150, Interval: time.Second})
+	now = now.Add(100 * time.Millisecond)
+	for range 10 {
+		now = now.Add(10 * time.Millisecond)
+		m.Handle(now, AdvertReceived{From: stranger, Priority: 0, Interval: time.Second})
+	}
+	if g, want := timerIn(m, now), m.MasterDownInterval()-200*time.Millisecond; g != want {
+		t.Fatalf("after a stranger's priority 0: timer %v, want the master's %v", g, want)
+	}
+	m.Handle(now, AdvertReceived{From: highAddr, Priority: 0, Interval: time.Second})
+	if g := timerIn(m, now); g != m.SkewTime() {
+		t.Fatalf("after the master's priority 0: timer %v, want skew %v", g, m.SkewTime())
 	}
 }
