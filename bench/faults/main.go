@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ type options struct {
 	keep       bool
 	keepalived string
 	vigil      string
+	impls      string
 }
 
 func main() {
@@ -35,6 +37,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configurations, daemon logs, client records)")
 	flag.StringVar(&o.keepalived, "keepalived", "keepalived", "keepalived binary")
 	flag.StringVar(&o.vigil, "vigil", "", "vigil binary to test (default: go build ./cmd/vigil)")
+	flag.StringVar(&o.impls, "impl", "", "run only these implementations (comma-separated: vigil,keepalived); default: each scenario's")
 	flag.StringVar(&serveName, "serve", "", "internal: run as the service of node `NAME` (in its namespace)")
 	flag.StringVar(&clientAddr, "client", "", "internal: run as the client of `ADDR` (in its namespace)")
 	flag.Parse()
@@ -137,6 +140,9 @@ func run(o options) ([]string, error) {
 	k := 0
 	for _, sc := range chosen {
 		for _, name := range sc.impls() {
+			if o.impls != "" && !slices.Contains(strings.Split(o.impls, ","), name) {
+				continue
+			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
