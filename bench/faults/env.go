@@ -71,7 +71,9 @@ func (e *Env) Start(ctx context.Context, i int, text string) (*daemon.Daemon, er
 // n1 answers it.
 func (e *Env) StartCluster(ctx context.Context, c Conf) error {
 	e.Conf = c.withDefaults()
-	bound := 20*time.Second + 4*e.Conf.Advert
+	// A failure bound only. Each instance adds a notify script run per node at start (a fork
+	// of sh), which a loaded machine can take 100 ms or more to do.
+	bound := 20*time.Second + 4*e.Conf.Advert + time.Duration(e.Conf.Instances)*200*time.Millisecond
 	p := filepath.Join(e.Work, "check.conf")
 	if err := os.WriteFile(p, []byte(e.ConfText(0)), 0o644); err != nil {
 		return err

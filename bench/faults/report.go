@@ -167,5 +167,14 @@ func (r *report) markdown() string {
 	w("Must be 0.\n\n")
 	w("**Notes**: the client's answers by node and failures by reason over the measured window, and the\n")
 	w("scenario's own figures.\n")
+	// Scenarios that measure figures of their own say how.
+	seen = map[string]bool{}
+	for _, rw := range r.rows {
+		if rw.sc.Method == "" || seen[rw.sc.Method] {
+			continue
+		}
+		seen[rw.sc.Method] = true
+		w("\n%s\n", strings.Join(strings.Fields(rw.sc.Method), " "))
+	}
 	return b.String()
 }

@@ -8,9 +8,12 @@ import (
 
 // Scenario is one fault, run once for each implementation it names.
 type Scenario struct {
-	Name  string // row name in RELIABILITY.md and what -run matches
-	Doc   string // one or two sentences for RELIABILITY.md: the fault, and what must hold
-	Short bool   // takes seconds: part of `make test` (go run ./bench/faults -short)
+	Name string // row name in RELIABILITY.md and what -run matches
+	Doc  string // one or two sentences for RELIABILITY.md: the fault, and what must hold
+	// Method, when set, is a paragraph for the Method section: how the scenario's own figures
+	// are measured. Scenarios sharing one paragraph give the same text; it is printed once.
+	Method string
+	Short  bool // takes seconds: part of `make test` (go run ./bench/faults -short)
 	// Impls are the implementations to run it on ("vigil", "keepalived"); nil means both.
 	Impls []string
 	// Nodes is the number of VRRP nodes of the lab (n1..nN, the client is one more); 0 means 3.
