@@ -37,6 +37,13 @@ func init() {
 			Run:   childKill("vrrp", 0),
 		},
 		&Scenario{
+			Name: "master-vrrp-child-kill9-fast",
+			Doc: `master-vrrp-child-kill9 at advert_int 0.1 s, where n2's Master_Down_Interval (0.36 s) is
+				shorter than the time the parent takes to restart the child: until the new child removes
+				it, the dead child's VIP stays on n1 while n2 holds it too.`,
+			Run: childKillConf("vrrp", 0, 100*time.Millisecond),
+		},
+		&Scenario{
 			Name: "backup-vrrp-child-kill9",
 			Doc: `A backup's (n2's) VRRP process alone gets SIGKILL, and its parent restarts it as a backup:
 				nobody else moves (n1 and n3: zero transitions) and the VIP stays on n1.`,
@@ -239,8 +246,15 @@ func (w *holderWatch) end(e *Env) string {
 
 // childKill kills the child in role of node's daemon with SIGKILL and waits for its restart.
 func childKill(role string, node int) func(context.Context, *Env) (*Result, error) {
+	return childKillConf(role, node, 0)
+}
+
+// childKillConf is childKill at advert_int advert (0: the default).
+func childKillConf(role string, node int, advert time.Duration) func(context.Context, *Env) (*Result, error) {
 	return func(ctx context.Context, e *Env) (*Result, error) {
-		if err := e.StartCluster(ctx, procConf(3)); err != nil {
+		c := procConf(3)
+		c.Advert = advert
+		if err := e.StartCluster(ctx, c); err != nil {
 			return nil, err
 		}
 		d := e.Daemons[node]

@@ -152,14 +152,16 @@ func (s *Supervisor) start(p *proc) {
 	}()
 }
 
-// supervise runs one child, restarting it as keepalived does: at once if it ran for more
-// than 60 s, otherwise after 1, 2, 4 ... up to 60 s.
+// supervise runs one child, restarting it as keepalived does: at once, then, while it keeps
+// dying within 60 s of its start, after 1, 2, 4 ... up to 60 s. The first restart never
+// waits, however short the run: a dead vrrp child leaves its VIPs on the node until the
+// new child removes them, while a backup may already have taken over.
 func (s *Supervisor) supervise(ctx context.Context, p *proc) {
 	// The children's parent-death signal belongs to the thread that started them; keep this
 	// goroutine on one thread for its whole life so the signal fires only when core dies.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	backoff := time.Second
+	backoff := time.Duration(0)
 	for {
 		start := time.Now()
 		err := s.runOnce(ctx, p)
@@ -173,12 +175,11 @@ func (s *Supervisor) supervise(ctx context.Context, p *proc) {
 			s.fatal <- err
 			return
 		}
-		wait := backoff
 		if time.Since(start) > 60*time.Second {
-			wait, backoff = 0, time.Second
-		} else {
-			backoff = min(backoff*2, 60*time.Second)
+			backoff = 0 // a stable run: this death counts as a first one
 		}
+		wait := backoff
+		backoff = min(max(2*backoff, time.Second), 60*time.Second)
 		s.opts.Log.Error("child stopped; restarting", "role", string(p.role), "error", err, "in", wait.String())
 		p.set(func() { p.state, p.lastError = "backoff", fmt.Sprint(err); p.restarts++ })
 		select {
@@ -256,15 +257,22 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 	}
 	s.opts.Log.Info("child running", "role", string(p.role), "pid", cmd.Process.Pid)
 
-	// Health: a child that exits, or misses three pings in a row, is restarted.
+	// Health: a child that exits, or misses three pings in a row, is restarted. An exit is
+	// looked for more often than pings are sent: it costs a lock, and a restart waits for it.
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	exited := time.NewTicker(exitPoll)
+	defer exited.Stop()
 	missed := 0
 	for {
 		select {
 		case <-ctx.Done():
 			s.stopChild(p, raw)
 			return ctx.Err()
+		case <-exited.C:
+			if client.Exited() {
+				return fmt.Errorf("%s child exited", p.role)
+			}
 		case <-tick.C:
 			if client.Exited() {
 				return fmt.Errorf("%s child exited", p.role)
@@ -280,6 +288,10 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 		}
 	}
 }
+
+// exitPoll is how often a running child is looked at for an exit (go-plugin offers no
+// channel for it).
+const exitPoll = 50 * time.Millisecond
 
 // catchUp reloads a child that started with text when a reload changed the configuration
 // while it was starting: that reload found no client for it. (A reload that did find it
