@@ -689,9 +689,10 @@ func (e *Engine) receive(sg *sockGroup, d datagram, at int64) {
 			e.dropErr(err, d.src)
 			return
 		}
-		// A different address list is logged and counted but the advert still counts, as
-		// keepalived does: a peer that was just reloaded with one more VIP must not make this
-		// node take over as well.
+		// A list that shares an address with ours is logged and counted but the advert
+		// still counts (keepalived 2.2.7 drops it): a peer that was just reloaded with one
+		// more VIP must not make this node take over as well. A list with none of ours is
+		// not advisory (foreign_addrs): another virtual router with our VRID.
 		e.drop(de.Reason, d.src, de.Detail)
 	}
 	if d.src.WithZone("") == in.src.WithZone("") {
