@@ -26,6 +26,7 @@ import (
 // forger sends whole IPv4 packets to the VRRP group from one node.
 type forger struct {
 	fd   int
+	ifx  int // the interface's index
 	src  netip.Addr
 	sent atomic.Uint64
 	errs atomic.Uint64
@@ -34,12 +35,13 @@ type forger struct {
 // newForger opens the raw socket in namespace ns, bound to ifname, with src as the source
 // of every packet it builds. The socket keeps its namespace once the thread has left it.
 func newForger(ns, ifname string, src netip.Addr) (*forger, error) {
+	var idx int
 	fd, err := socketIn(ns, func() (int, error) {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, packet.Protocol)
 		if err != nil {
 			return -1, fmt.Errorf("raw socket: %w", err)
 		}
-		if err := forgerOpts(fd, ifname); err != nil {
+		if idx, err = forgerOpts(fd, ifname); err != nil {
 			unix.Close(fd)
 			return -1, err
 		}
@@ -48,28 +50,60 @@ func newForger(ns, ifname string, src netip.Addr) (*forger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("forger in %s: %w", ns, err)
 	}
-	return &forger{fd: fd, src: src}, nil
+	return &forger{fd: fd, ifx: idx, src: src}, nil
 }
 
 // forgerOpts sets up a raw socket in the calling thread's namespace: our own IP headers, out
 // of ifname only, multicast out of ifname (the lab's nodes have no route to 224.0.0.0/4).
-func forgerOpts(fd int, ifname string) error {
+func forgerOpts(fd int, ifname string) (int, error) {
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
-		return fmt.Errorf("IP_HDRINCL: %w", err)
+		return 0, fmt.Errorf("IP_HDRINCL: %w", err)
 	}
 	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname); err != nil {
-		return fmt.Errorf("SO_BINDTODEVICE %s: %w", ifname, err)
+		return 0, fmt.Errorf("SO_BINDTODEVICE %s: %w", ifname, err)
 	}
 	idx, err := ifIndex(ifname)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(idx)}); err != nil {
-		return fmt.Errorf("IP_MULTICAST_IF %s: %w", ifname, err)
+		return 0, fmt.Errorf("IP_MULTICAST_IF %s: %w", ifname, err)
 	}
 	// A big send buffer: the flood sends in bursts.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
-	return nil
+	return idx, nil
+}
+
+// waitAdvert returns once an advert from from has arrived (the forger listens to the VRRP
+// group as any host on the segment can), so that a forgery can be timed right after the
+// master's advert: the longest the master stays silent. It gives up after bound.
+func (f *forger) waitAdvert(ctx context.Context, from netip.Addr, bound time.Duration) error {
+	mreq := &unix.IPMreqn{Multiaddr: packet.IPv4Group.As4(), Ifindex: int32(f.ifx)}
+	if err := unix.SetsockoptIPMreqn(f.fd, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq); err != nil && !errors.Is(err, unix.EADDRINUSE) {
+		return fmt.Errorf("forger: join the VRRP group: %w", err)
+	}
+	tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
+	if err := unix.SetsockoptTimeval(f.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return fmt.Errorf("forger: SO_RCVTIMEO: %w", err)
+	}
+	// Drop what queued before: the advert must be a fresh one.
+	buf := make([]byte, 2048)
+	for {
+		if _, _, err := unix.Recvfrom(f.fd, buf, unix.MSG_DONTWAIT); err != nil {
+			break
+		}
+	}
+	deadline := time.Now().Add(bound)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		n, _, err := unix.Recvfrom(f.fd, buf, 0)
+		if err != nil || n < 20 {
+			continue
+		}
+		if netip.AddrFrom4([4]byte(buf[12:16])) == from {
+			return nil
+		}
+	}
+	return fmt.Errorf("forger: no advert from %s within %s", from, bound)
 }
 
 // ifIndex looks ifname up in the calling thread's namespace.

@@ -50,6 +50,18 @@ func init() {
 			Run:   runForgedOwnerNft,
 		},
 		&Scenario{
+			Name: "forged-prio0-spoofed",
+			Doc: `A fourth node forges one priority-0 advert (the master resigning) with the master's own
+				source address, right after one of the master's adverts. The backups heed it (it comes
+				from the master they follow) and set their timer to Skew_Time. The master would answer
+				it at once (RFC 5798 6.4.3), but its kernel drops a packet from its own address as a
+				martian: n2 takes over until the master's next advert, in both implementations.
+				Reported, not held to an invariant on n2; n1 and n3 must not move, n1 must end with
+				the VIP.`,
+			Short: true,
+			Run:   runForgedPrio0Spoofed,
+		},
+		&Scenario{
 			Name: "forged-malformed",
 			Doc: `A fourth node sends malformed and foreign VRRPv2 to a cluster whose instance has
 				auth_type PASS, each kind for 5 s at 10 a second and priority 200 (a well-formed advert
@@ -126,6 +138,41 @@ func runForgedOwnerNft(ctx context.Context, e *Env) (*Result, error) {
 		}
 	}
 	return forgedOwner(ctx, e, ownerForgeries()[0], 0, 1, 2)
+}
+
+func runForgedPrio0Spoofed(ctx context.Context, e *Env) (*Result, error) {
+	if err := e.StartCluster(ctx, Conf{}); err != nil {
+		return nil, err
+	}
+	_, f, err := attacker(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	n1 := e.Nodes[0].Addr4.Addr()
+	msg, err := e.target("").advert(n1, 0, []netip.Addr{VIP(0)}, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := f.waitAdvert(ctx, n1, 5*e.Conf.Advert); err != nil {
+		return nil, err
+	}
+	fault := time.Now()
+	if err := f.send(ipv4(n1, 255, msg)); err != nil {
+		return nil, err
+	}
+	r, err := e.Measure(ctx, fault, 0, 0, 0, 2)
+	if err != nil {
+		return r, err
+	}
+	for i := range e.Nodes {
+		for _, tr := range e.Transitions(i, fault) {
+			r.Note("%s went %s after %s", e.Nodes[i].Name, tr.State, dur(tr.At.Sub(fault)))
+		}
+	}
+	if h, _ := e.Holders(ctx); len(h) == 1 && h[0] != 0 {
+		r.Fail("%s holds the VIP at the end, not n1", e.Nodes[h[0]].Name)
+	}
+	return r, nil
 }
 
 // forgedOwner sends one advert of fg from a fourth node and measures; still are the nodes
