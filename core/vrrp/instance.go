@@ -60,6 +60,8 @@ type instance struct {
 	// how many. Zero time: none pending.
 	reannounceDue time.Time
 	reannounceN   int
+	// The early round of a Reannounce (fsm.Reannounce.Soon after the first); zero: none.
+	reannounceSoon time.Time
 
 	// Timers handed over while steady (unit.handOver); only the unit touches these fields,
 	// except fresh, which the socket reader writes.
@@ -140,7 +142,7 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 		} else if a.From == fsm.Master || a.From == fsm.Init {
 			// From INIT too: a vrrp process restarted after a crash finds the addresses its
 			// predecessor left behind, and a backup must not hold them (keepalived does the same).
-			in.garpDue, in.reannounceDue = time.Time{}, time.Time{}
+			in.garpDue, in.reannounceDue, in.reannounceSoon = time.Time{}, time.Time{}, time.Time{}
 			in.release()
 		}
 		if in.notify != nil {
@@ -153,9 +155,12 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 		// A split brain ends: clients may have followed the other master's announcements.
 		in.log.Debug("re-announcing the virtual addresses after a lower priority advert", "repeat", a.Repeat, "again_after", a.Again)
 		in.announce(a.Repeat)
-		in.reannounceDue = time.Time{}
+		in.reannounceDue, in.reannounceSoon, in.reannounceN = time.Time{}, time.Time{}, a.Repeat
 		if a.Again > 0 {
-			in.reannounceDue, in.reannounceN = now.Add(a.Again), a.Repeat
+			in.reannounceDue = now.Add(a.Again)
+		}
+		if a.Soon > 0 {
+			in.reannounceSoon = now.Add(a.Soon)
 		}
 	case fsm.LowerPriorityHeard:
 		in.log.Debug("lower priority advert heard; answered at once", "from", a.From, "priority", a.Priority)
@@ -174,6 +179,10 @@ func (in *instance) scheduleGarp(now time.Time) {
 
 // garpTick sends the announcements that are due.
 func (in *instance) garpTick(now time.Time) {
+	if !in.reannounceSoon.IsZero() && !now.Before(in.reannounceSoon) {
+		in.reannounceSoon = time.Time{}
+		in.announce(in.reannounceN)
+	}
 	if !in.reannounceDue.IsZero() && !now.Before(in.reannounceDue) {
 		in.reannounceDue = time.Time{}
 		in.announce(in.reannounceN)
@@ -188,8 +197,10 @@ func (in *instance) garpTick(now time.Time) {
 // nextAnnouncement is when the next pending announcement is due; false if none is.
 func (in *instance) nextAnnouncement() (time.Time, bool) {
 	dl := in.garpDue
-	if !in.reannounceDue.IsZero() && (dl.IsZero() || in.reannounceDue.Before(dl)) {
-		dl = in.reannounceDue
+	for _, t := range []time.Time{in.reannounceDue, in.reannounceSoon} {
+		if !t.IsZero() && (dl.IsZero() || t.Before(dl)) {
+			dl = t
+		}
 	}
 	return dl, !dl.IsZero()
 }

@@ -157,9 +157,25 @@ type LowerPriorityHeard struct {
 // the virtual addresses now and, when Again is positive, Repeat rounds more
 // after Again (keepalived's garp_lower_prio_repeat and garp_lower_prio_delay).
 // A later Reannounce replaces the pending second round.
+//
+// Soon asks for Repeat rounds more after Soon, which keepalived does not do: a
+// backup that lost our adverts and took over sends its advert, then adds the
+// addresses and announces them; we re-announce as soon as we hear the advert,
+// which can be before its announcements reach the clients, and they would
+// stay with it until the second round, garp_lower_prio_delay (5 s) later
+// (bench/faults' packet-loss rows, with keepalived and vigil alike). Soon is
+// past its takeover, and past its stepping down on our answer.
 type Reannounce struct {
 	Repeat int
 	Again  time.Duration
+	Soon   time.Duration
+}
+
+// reannounceSoon is Reannounce.Soon: an advert interval (the other router hears our
+// answer and steps down), and no less than 100 ms (its takeover's address change and
+// announcements take milliseconds, more on a loaded host).
+func reannounceSoon(advert time.Duration) time.Duration {
+	return max(advert, 100*time.Millisecond)
 }
 
 func (SendAdvert) isAction()         {}
@@ -564,7 +580,7 @@ func (m *Machine) reannounce(now time.Time) {
 	if m.cfg.LowerPrioGarpRepeat <= 0 {
 		return
 	}
-	m.emit(Reannounce{Repeat: m.cfg.LowerPrioGarpRepeat, Again: m.cfg.LowerPrioGarpDelay})
+	m.emit(Reannounce{Repeat: m.cfg.LowerPrioGarpRepeat, Again: m.cfg.LowerPrioGarpDelay, Soon: reannounceSoon(m.cfg.AdvertInterval)})
 	m.reannouncedAt = now
 }
 

@@ -376,7 +376,7 @@ func TestLowerPriorityReannounces(t *testing.T) {
 	cfg.LowerPrioGarpRepeat, cfg.LowerPrioGarpDelay = 5, 5*time.Second
 	m, now := reach(t, cfg, Master)
 	lower := AdvertReceived{From: lowAddr, Priority: 50, Interval: time.Second}
-	episode := []Action{SendAdvert{100}, Reannounce{Repeat: 5, Again: 5 * time.Second}, LowerPriorityHeard{lowAddr, 50}}
+	episode := []Action{SendAdvert{100}, Reannounce{Repeat: 5, Again: 5 * time.Second, Soon: time.Second}, LowerPriorityHeard{lowAddr, 50}}
 
 	now = now.Add(100 * time.Millisecond)
 	if got := m.Handle(now, lower); !reflect.DeepEqual(got, episode) {
@@ -418,7 +418,7 @@ func TestLowerPriorityReannounces(t *testing.T) {
 	cfg = baseConfig()
 	cfg.LowerPrioGarpRepeat, cfg.LowerPrioGarpDelay = 2, 0
 	m, now = reach(t, cfg, Master)
-	want := []Action{SendAdvert{100}, Reannounce{Repeat: 2}, LowerPriorityHeard{lowAddr, 100}}
+	want := []Action{SendAdvert{100}, Reannounce{Repeat: 2, Soon: time.Second}, LowerPriorityHeard{lowAddr, 100}}
 	if got := m.Handle(now, AdvertReceived{From: lowAddr, Priority: 100, Interval: time.Second}); !reflect.DeepEqual(got, want) {
 		t.Fatalf("equal priority, lower address: %#v, want %#v", got, want)
 	}
@@ -484,6 +484,41 @@ func TestLowerPriorityReannouncesWhileAdvertsKeepComing(t *testing.T) {
 		}
 		if !reflect.DeepEqual(at, want) {
 			t.Errorf("delay %v (every %v): re-announced at %v, want %v", delay, every, at, want)
+		}
+	}
+}
+
+// TestLowerPriorityReannounceAgainSoon: a backup that lost our adverts takes over and
+// sends its advert, then its gratuitous ARPs; we hear the advert and re-announce at once,
+// and its ARPs can reach the clients after ours (seen in bench/faults' packet-loss rows: the
+// clients then stay with it until garp_lower_prio_delay, 5 s, after it stepped down). Each
+// re-announce asks for one more round soon after: an advert interval, at least 100 ms.
+func TestLowerPriorityReannounceAgainSoon(t *testing.T) {
+	for _, c := range []struct {
+		advert, soon time.Duration
+		repeat       int
+	}{
+		{time.Second, time.Second, 5},
+		{100 * time.Millisecond, 100 * time.Millisecond, 5},
+		{10 * time.Millisecond, 100 * time.Millisecond, 5},
+		{time.Second, 0, 0}, // garp_lower_prio_repeat 0: no re-announce at all
+	} {
+		cfg := baseConfig()
+		cfg.AdvertInterval = c.advert
+		cfg.LowerPrioGarpRepeat, cfg.LowerPrioGarpDelay = c.repeat, 5*time.Second
+		m, now := reach(t, cfg, Master)
+		var got []Reannounce
+		for _, a := range m.Handle(now, AdvertReceived{From: lowAddr, Priority: 50, Interval: c.advert}) {
+			if r, ok := a.(Reannounce); ok {
+				got = append(got, r)
+			}
+		}
+		var want []Reannounce
+		if c.repeat > 0 {
+			want = []Reannounce{{Repeat: c.repeat, Again: 5 * time.Second, Soon: c.soon}}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("advert %v: %+v, want %+v", c.advert, got, want)
 		}
 	}
 }

@@ -174,8 +174,8 @@ func TestSyncGroupReannounces(t *testing.T) {
 	got := g.Handle(now, 0, AdvertReceived{From: lowAddr, Priority: 50, Interval: time.Second})
 	want := []MemberAction{
 		{0, SendAdvert{100}},
-		{0, Reannounce{Repeat: 5}},
-		{2, Reannounce{Repeat: 3, Again: 2 * time.Second}},
+		{0, Reannounce{Repeat: 5, Soon: time.Second}},
+		{2, Reannounce{Repeat: 3, Again: 2 * time.Second, Soon: time.Second}},
 		{0, LowerPriorityHeard{lowAddr, 50}},
 	}
 	if !reflect.DeepEqual(got, want) {
