@@ -44,8 +44,13 @@ func (r row) cells() []string {
 	if b := res.Broken(); len(b) > 0 {
 		notes = append([]string{"**BROKEN: " + strings.Join(b, "; ") + "**"}, notes...)
 	}
-	conv := dur(res.Converge)
-	return []string{count(res.Masters), conv, dur(res.Outage), count(res.Lost), count(res.Moved), strings.Join(notes, "; ")}
+	span := func(d time.Duration) string {
+		if d == NotMeasured {
+			return "–"
+		}
+		return dur(d)
+	}
+	return []string{count(res.Masters), span(res.Converge), span(res.Outage), count(res.Lost), count(res.Moved), strings.Join(notes, "; ")}
 }
 
 func (r row) summary() string {

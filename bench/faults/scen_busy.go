@@ -126,7 +126,7 @@ func runStorm(ctx context.Context, e *Env) (*Result, error) {
 		return nil, err
 	}
 	// Masters: the nodes holding any of the VIPs.
-	r := &Result{Masters: min(s.MasterVIPs, 1) + min(s.BackupVIPs, 1), Converge: -1, Lost: -1, Moved: -1}
+	r := &Result{Masters: min(s.MasterVIPs, 1) + min(s.BackupVIPs, 1), Converge: NotMeasured, Outage: NotMeasured, Lost: -1, Moved: -1}
 	r.Note("backup took over %.1f times/s after the warm-up (%d during it; last %d of %d s quiet), master %.1f/s",
 		s.BackupPerSec, s.Startup, s.QuietSeconds, s.WindowSeconds, s.MasterPerSec)
 	r.Note("CPU master %.1f %%, backup %.1f %% of one core; master sent %.0f frames/s (expected %d)",

@@ -38,9 +38,11 @@ type Result struct {
 	// bridge by Env.Cut or Env.Isolate not counted); it must be 1. -1: not measured.
 	Masters int
 	// Converge is the time from the fault until one node alone answers the client (and it is
-	// the one that holds the VIP at the end); -1: never, within the scenario's bound.
+	// the one that holds the VIP at the end); -1: never, within the scenario's bound;
+	// NotMeasured: a scenario without a client.
 	Converge time.Duration
-	// Outage is the longest run of requests the client saw fail or go unanswered.
+	// Outage is the longest run of requests the client saw fail or go unanswered;
+	// NotMeasured: a scenario without a client.
 	Outage time.Duration
 	// Lost is the number of acknowledged writes missing on the final master; -1: no writer.
 	Lost int
@@ -55,6 +57,10 @@ type Result struct {
 	// Err is set by the runner when Run returned an error: the row failed to run.
 	Err error
 }
+
+// NotMeasured is a Converge or Outage that the scenario does not measure (it runs no
+// client): the table shows "–".
+const NotMeasured time.Duration = -1 << 63
 
 // Note adds a note.
 func (r *Result) Note(format string, args ...any) {
