@@ -114,6 +114,9 @@ func run(o options) ([]string, error) {
 	if err := os.Chmod(work, 0o755); err != nil {
 		return nil, err
 	}
+	// The commit before the build: what the binary is built from, should the tree move on while
+	// the suite runs.
+	env := harness.CollectMachine(setup.Root, setup.Keepalived)
 	vigilBin := o.vigil
 	if vigilBin == "" {
 		logf("building vigil")
@@ -134,7 +137,6 @@ func run(o options) ([]string, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	env := harness.CollectMachine(setup.Root, setup.Keepalived)
 	began := time.Now()
 	var rows []row
 	k := 0
