@@ -145,6 +145,16 @@ func runSoak(ctx context.Context, e *Env, d, every time.Duration) (*Result, erro
 		return r, err
 	}
 	r.Note("%d samples over %s", s.samples(), d)
+	if ts := e.Transitions(1, start); len(ts) > 0 {
+		// Takeovers come in bursts when the master's process stalls: count the seconds.
+		secs := map[int64]bool{}
+		for _, t := range ts {
+			if t.State == "MASTER" {
+				secs[t.At.Unix()] = true
+			}
+		}
+		r.Note("n2 took over %d times, in %d distinct seconds", countState(ts, time.Now(), "MASTER"), len(secs))
+	}
 	for _, l := range s.summary() {
 		r.Note("%s", l)
 	}
