@@ -29,10 +29,13 @@ func init() {
 		&Scenario{
 			Name: "master-vrrp-child-kill9",
 			Doc: `The master's VRRP process alone gets SIGKILL (vigil's vrrp child; keepalived's VRRP child).
-				Its parent restarts it; the new one removes the VIP the dead one left, starts as a backup,
-				n2 takes over after its Master_Down_Interval, and n1 takes the VIP back (it preempts with
-				the higher priority): the VIP moves twice. Must hold: the child restarted, n1 the one
-				master at the end, n3 does not move. The notes give the time with no holder and with two.`,
+				Its parent restarts it; the new one removes the VIP the dead one left and starts as a
+				backup; n2 takes over, and n1 takes the VIP back after its Master_Down_Interval (it
+				preempts with the higher priority): the VIP moves twice. keepalived's n2 waits for its
+				Master_Down_Interval with nobody holding the VIP; vigil's new child resigns for the dead
+				one (a priority 0 advert), so n2 takes over after Skew_Time. Must hold: the child
+				restarted, n1 the one master at the end, n3 does not move. The notes give the time with
+				no holder and with two.`,
 			Short: true,
 			Run:   childKill("vrrp", 0),
 		},

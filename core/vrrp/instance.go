@@ -142,8 +142,18 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 		} else if a.From == fsm.Master || a.From == fsm.Init {
 			// From INIT too: a vrrp process restarted after a crash finds the addresses its
 			// predecessor left behind, and a backup must not hold them (keepalived does the same).
+			leftover := a.From == fsm.Init && in.holdsVIP()
 			in.garpDue, in.reannounceDue, in.reannounceSoon = time.Time{}, time.Time{}, time.Time{}
 			in.release()
+			if leftover {
+				// The predecessor was master and died without resigning: resign for it, so
+				// that a backup takes over after Skew_Time instead of Master_Down_Interval
+				// with nobody holding the addresses in between (keepalived leaves them
+				// waiting). Sent after the addresses are gone; a master that is still there
+				// answers a priority 0 advert at once (RFC 5798 6.4.3).
+				in.log.Info("addresses left by a vrrp process that died as master removed; resigning for it", "priority", 0)
+				in.sendAdvert(fsm.PriorityStop)
+			}
 		}
 		if in.notify != nil {
 			// Listeners read the instance's status (its priority, for notify): publish the
@@ -275,6 +285,16 @@ func (in *instance) takeOver() {
 			in.log.Error("cannot add virtual route", "route", r.Dst.String(), "error", err)
 		}
 	}
+}
+
+// holdsVIP reports whether the interface carries one of the instance's virtual addresses.
+func (in *instance) holdsVIP() bool {
+	for _, a := range in.settings.vips {
+		if ok, err := in.nl.HasAddr(a); err == nil && ok {
+			return true
+		}
+	}
+	return false
 }
 
 // release removes what takeOver added.
