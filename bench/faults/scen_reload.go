@@ -42,6 +42,15 @@ func init() {
 			Run: configGarbage("binary"),
 		},
 		&Scenario{
+			Name: "master-group-sighup",
+			Doc: `SIGHUP to every process of the master's daemon at once, as killall -HUP or pkill -HUP
+				(how many reload keepalived) or a terminal hangup sends it: the main process reloads the
+				unchanged file. Must hold: zero transitions anywhere, the VIP stays on n1, and vigil's
+				children carry on (before the fix they died of it, and n2 took over).`,
+			Short: true,
+			Run:   runGroupSighup,
+		},
+		&Scenario{
 			Name: "master-reload-100",
 			Doc: `100 valid reloads of the master in 10 s: its keepalived.conf is rewritten (a new file
 				renamed over it) with a new comment each time, every other time also with the tracked
@@ -277,4 +286,47 @@ func printable(s string, n int) string {
 		return string(b[:n]) + "..."
 	}
 	return string(b)
+}
+
+func runGroupSighup(ctx context.Context, e *Env) (*Result, error) {
+	if err := e.StartCluster(ctx, procConf(3)); err != nil {
+		return nil, err
+	}
+	d := e.Daemons[0]
+	vigil := e.Impl.Name == "vigil"
+	kids := d.Children()
+	logBefore := len(d.Proc.Output())
+	w := watchHolders(ctx, e, 0)
+	fault := time.Now()
+	if err := d.Signal(syscall.SIGHUP); err != nil {
+		return nil, err
+	}
+	var fails []string
+	if vigil {
+		if err := e.waitFor(ctx, 30*time.Second, func() bool { return countOf(d, "vigil: reloaded: trigger=SIGHUP") > 0 }); err != nil {
+			fails = append(fails, "vigil did not log the reload within 30 s")
+		}
+	} else {
+		if err := e.waitFor(ctx, 30*time.Second, func() bool { return strings.Contains(d.Proc.Output()[logBefore:], "Reloading") }); err != nil {
+			fails = append(fails, "keepalived did not log a reload within 30 s")
+		}
+	}
+	r, err := e.Measure(ctx, fault, 0, 0, others(e)...)
+	if err != nil {
+		return r, err
+	}
+	for _, f := range fails {
+		r.Fail("%s", f)
+	}
+	r.Note("%s", w.end(e))
+	r.Check(holderIs(ctx, e, 0), "n1 does not hold the VIP alone at the end")
+	log := d.Proc.Output()[logBefore:]
+	if vigil {
+		r.Check(fmt.Sprint(d.Children()) == fmt.Sprint(kids), "children changed: %v, then %v", kids, d.Children())
+		r.Check(!strings.Contains(log, "applied in part"), "the reload failed in a child: %s", firstLines(log, "applied in part", 1))
+	} else {
+		r.Note("keepalived logged %d reloads; children %v, then %v", strings.Count(log, "Reloading"), kids, d.Children())
+	}
+	r.Note("transitions since the fault: %s", allStates(e, fault))
+	return r, nil
 }
