@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+
+	"github.com/vigil-ha/vigil/sdk/internal/lane"
 )
 
 // ProtocolVersion is the newest vigil plugin protocol this SDK speaks, and MinProtocolVersion
@@ -48,8 +50,13 @@ const windowSize = 1 << 20
 
 // GRPCDialOptions are the gRPC options of a host's connection to a plugin (go-plugin's
 // ClientConfig.GRPCDialOptions); the SDK gives the plugin's end the matching server options.
+//
+// The host takes at most lane.MaxAnswer (4 MiB, gRPC's own default) in one message from a
+// plugin: go-plugin lifts gRPC's limit to 2 GiB, and a buggy plugin could then make the host
+// hold that much for one answer, of which it keeps a short message anyway.
 func GRPCDialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize)}
+	return []grpc.DialOption{grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(lane.MaxAnswer))}
 }
 
 // GRPCServerOptions are the plugin's end of GRPCDialOptions.

@@ -39,6 +39,11 @@ import (
 // limit. A batch of a thousand probe results is well under a megabyte.
 const MaxFrame = 16 << 20
 
+// MaxAnswer bounds a frame the host takes from its plugin: what gRPC takes in one message
+// unless told otherwise, and what the host takes on the Probes stream (sdk.GRPCDialOptions).
+// A plugin that sends more is buggy; its answer would be cut to a short message anyway.
+const MaxAnswer = 4 << 20
+
 // tokenLen is the length of the secret the host proves itself with.
 const tokenLen = 32
 
@@ -154,6 +159,7 @@ func Dial(ctx context.Context, o Offer) (*Conn, error) {
 		return nil, fmt.Errorf("probe lane: %w", err)
 	}
 	conn := newConn(c)
+	conn.max = MaxAnswer
 	if err := conn.sendFrame(o.Token); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("probe lane: %w", err)
@@ -166,12 +172,13 @@ func Dial(ctx context.Context, o Offer) (*Conn, error) {
 type Conn struct {
 	c   net.Conn
 	r   *bufio.Reader
+	max uint32 // the largest frame Recv takes: MaxFrame, or MaxAnswer at the host's end
 	in  []byte
 	wmu sync.Mutex
 	out []byte
 }
 
-func newConn(c net.Conn) *Conn { return &Conn{c: c, r: bufio.NewReaderSize(c, 32<<10)} }
+func newConn(c net.Conn) *Conn { return &Conn{c: c, r: bufio.NewReaderSize(c, 32<<10), max: MaxFrame} }
 
 // Send writes m as one frame.
 func (c *Conn) Send(m proto.Message) error {
@@ -222,8 +229,8 @@ func (c *Conn) recvFrame() ([]byte, error) {
 		return nil, err
 	}
 	n := binary.BigEndian.Uint32(h[:])
-	if n > MaxFrame {
-		return nil, fmt.Errorf("probe lane: frame of %d bytes, over the %d limit", n, MaxFrame)
+	if n > c.max {
+		return nil, fmt.Errorf("probe lane: frame of %d bytes, over the %d limit", n, c.max)
 	}
 	if cap(c.in) < int(n) {
 		c.in = make([]byte, n)

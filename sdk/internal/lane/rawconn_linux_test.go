@@ -277,24 +277,36 @@ func TestOneConnectionOnly(t *testing.T) {
 }
 
 // TestBigFrames: frames larger than the sockets hold go through while both ends work, in
-// both directions at once.
+// both directions at once; the host takes up to MaxAnswer from its plugin.
 func TestBigFrames(t *testing.T) {
 	host, plugin := connected(t)
-	big := strings.Repeat("y", 4<<20)
+	big := strings.Repeat("y", 8<<20)
+	answer := strings.Repeat("y", MaxAnswer-64)
 	errs := make(chan error, 2)
 	go func() { errs <- host.Send(&pb.ProbeBatch{Probes: []*pb.Probe{{Id: 1, Name: big}}}) }()
-	go func() { errs <- plugin.Send(&pb.ResultBatch{Results: []*pb.ProbeResult{{Id: 2, Error: big}}}) }()
+	go func() { errs <- plugin.Send(&pb.ResultBatch{Results: []*pb.ProbeResult{{Id: 2, Error: answer}}}) }()
 	var pbIn pb.ProbeBatch
 	if err := plugin.Recv(&pbIn); err != nil || pbIn.Probes[0].GetName() != big {
 		t.Fatalf("plugin got %d bytes, %v", len(pbIn.GetProbes()), err)
 	}
 	var rbIn pb.ResultBatch
-	if err := host.Recv(&rbIn); err != nil || rbIn.Results[0].GetError() != big {
+	if err := host.Recv(&rbIn); err != nil || rbIn.Results[0].GetError() != answer {
 		t.Fatalf("host got %v", err)
 	}
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestAnswerLimit: a plugin's frame over MaxAnswer fails the host's read, as a gRPC message
+// over that size would: a buggy plugin cannot make its host hold 16 MiB for an answer.
+func TestAnswerLimit(t *testing.T) {
+	host, plugin := connected(t)
+	go plugin.Send(&pb.ResultBatch{Results: []*pb.ProbeResult{{Id: 2, Error: strings.Repeat("y", MaxAnswer)}}})
+	var rb pb.ResultBatch
+	if err := host.Recv(&rb); err == nil || !strings.Contains(err.Error(), "over the 4194304 limit") {
+		t.Fatalf("host took an answer over MaxAnswer: %v", err)
 	}
 }
