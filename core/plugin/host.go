@@ -343,6 +343,9 @@ func (p *proc) callRun(ctx context.Context, f func(r *run) error) error {
 	case ctx.Err() != nil:
 		go p.ping(r)
 		return fmt.Errorf("%s plugin %s: %w", p.kind, p.name, ctx.Err())
+	case !isPluginError(err):
+		// The transport refused the answer (one over the size limit, say): whose was it.
+		return fmt.Errorf("%s plugin %s: %w", p.kind, p.name, err)
 	}
 	return err
 }

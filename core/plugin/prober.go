@@ -30,28 +30,43 @@ func (p Prober) Probe(ctx context.Context) corecheck.Result {
 	if err != nil {
 		// By the clock too: the deadline can pass a moment before its timer cancels ctx.
 		if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && !time.Now().Before(dl) {
-			return corecheck.Result{Msg: "timed out"}
+			return corecheck.Result{Msg: fmt.Sprintf("plugin %s: timed out", p.Plugin)}
 		}
-		return corecheck.Result{Msg: err.Error()}
+		if isPluginError(err) {
+			// The plugin's own message (an unknown name, a bad state): say whose it is.
+			return corecheck.Result{Msg: corecheck.Message(fmt.Sprintf("plugin %s: %v", p.Plugin, err))}
+		}
+		return corecheck.Result{Msg: corecheck.Message(err.Error())}
+	}
+	return answer(p.Plugin, resp)
+}
+
+// answer is what the scheduler makes of a check plugin's answer. A plugin may be buggy (or
+// speak the protocol from another language, unchecked): an answer with a status that does not
+// exist or a weight beyond what a VRRP priority can move counts as a failure, with a message
+// that names the plugin and the bad value, and its weight is not taken. Never a wild weight,
+// never a success by accident. The message and metrics are bounded (corecheck.Message,
+// corecheck.Metrics) for the log, the vrrp process and `vigil status`.
+func answer(plugin string, resp check.CheckResponse) corecheck.Result {
+	if resp.Status < check.Unknown || resp.Status > check.Critical {
+		return corecheck.Result{Msg: corecheck.Message(fmt.Sprintf("plugin %s answered status %d, which does not exist (a bug in the plugin): counted as a failure", plugin, int(resp.Status)))}
+	}
+	if resp.Weight != nil && !corecheck.ValidWeight(int64(*resp.Weight)) {
+		return corecheck.Result{Msg: corecheck.Message(fmt.Sprintf("plugin %s answered weight %d, beyond %d..%d (a bug in the plugin): counted as a failure", plugin, *resp.Weight, -corecheck.MaxWeight, corecheck.MaxWeight))}
 	}
 	msg := resp.Status.String()
 	if resp.Message != "" {
 		msg += ": " + resp.Message
 	}
-	r := corecheck.Result{OK: resp.Status.Healthy(), Msg: msg, Metrics: resp.Metrics}
+	r := corecheck.Result{OK: resp.Status.Healthy(), Msg: corecheck.Message(msg), Metrics: corecheck.Metrics(resp.Metrics)}
 	// Passed on for reverse tracking too: whether a reversed tracker uses it is for the
 	// vrrp process to decide (it does not), from the weight and reverse it applies.
 	if resp.Weight != nil {
-		// A weight beyond what a VRRP priority can move is the plugin's mistake; cap it
-		// rather than let one probe take the priority out of range.
-		w := min(max(*resp.Weight, -maxWeight), maxWeight)
+		w := *resp.Weight
 		r.Weight = &w
 	}
 	return r
 }
-
-// maxWeight is the largest weight keepalived accepts for a tracked script.
-const maxWeight = 253
 
 // Params converts a configuration's params block for a plugin.
 func Params(ps []config.Param) []sdk.Param {

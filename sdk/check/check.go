@@ -96,8 +96,9 @@ type CheckResponse struct {
 	// Weight, when set, is a dynamic weight the plugin computed (e.g. from replication lag).
 	// While the check is up it takes the place of the configured weight's effect on the
 	// priority of the instances that track the check; while it is down the configured weight
-	// applies as for a vrrp_script. vigil caps it to -253..253 and keeps it until the plugin
-	// reports another, so report one with every answer or with none.
+	// applies as for a vrrp_script. It must lie in -253..253: vigil counts an answer with a
+	// weight beyond that as a failure (a bug in the plugin), and keeps a good weight until the
+	// plugin reports another, so report one with every answer or with none.
 	Weight *int
 	// Metrics are numbers worth graphing, by name (e.g. "replication_lag_seconds").
 	Metrics map[string]float64

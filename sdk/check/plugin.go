@@ -165,8 +165,13 @@ func toStatus(s Status) pb.Status {
 	return pb.Status_STATUS_UNKNOWN
 }
 
+// fromStatus keeps a status that does not exist (a plugin written without this SDK may send
+// one) as it came, outside Unknown..Critical: it is not Healthy, and the host can say what
+// the plugin sent instead of taking it for Unknown.
 func fromStatus(s pb.Status) Status {
 	switch s {
+	case pb.Status_STATUS_UNKNOWN:
+		return Unknown
 	case pb.Status_STATUS_OK:
 		return OK
 	case pb.Status_STATUS_WARNING:
@@ -174,5 +179,5 @@ func fromStatus(s pb.Status) Status {
 	case pb.Status_STATUS_CRITICAL:
 		return Critical
 	}
-	return Unknown
+	return Status(s) // the wire's numbers are the SDK's
 }
