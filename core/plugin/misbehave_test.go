@@ -57,6 +57,7 @@ func TestMisbehavingPlugin(t *testing.T) {
 		{mode: "metrics", wantUp: true, msgHas: "ok: many"},
 		{mode: "flood", wantUp: true, msgHas: "ok: chk_flood"},
 		{mode: "late", timeout: 500 * time.Millisecond, msgHas: "plugin bad: timed out"},
+		{mode: "empty", msgHas: "plugin bad: answered a probe with neither a result nor an error"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			h := newHost(t, Options{Dir: dir})

@@ -146,7 +146,7 @@ func (c *client) Check(ctx context.Context, req CheckRequest) (CheckResponse, er
 
 func fromResponse(resp *pb.CheckResponse) CheckResponse {
 	out := CheckResponse{Status: fromStatus(resp.GetStatus()), Message: resp.GetMessage(), Metrics: resp.GetMetrics()}
-	if resp.Weight != nil {
+	if resp != nil && resp.Weight != nil {
 		w := int(resp.GetWeight())
 		out.Weight = &w
 	}

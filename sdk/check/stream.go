@@ -319,6 +319,11 @@ func (m *mux) check(ctx context.Context, req CheckRequest) (CheckResponse, error
 		if r.GetError() != "" || r.GetErrorCode() != 0 {
 			return CheckResponse{}, wire.Error(status.Error(codes.Code(r.GetErrorCode()), r.GetError()))
 		}
+		if r.GetResponse() == nil {
+			// A plugin written without this SDK may send that; it once took the host down
+			// with a nil pointer.
+			return CheckResponse{}, &sdk.PluginError{Msg: "answered a probe with neither a result nor an error (a bug in the plugin)"}
+		}
 		return fromResponse(r.GetResponse()), nil
 	case <-ctx.Done():
 		ps.mu.Lock()

@@ -24,6 +24,7 @@
 //	metrics    answers OK with 100000 metrics, some of them NaN or infinite
 //	flood      answers OK, and from then on sends results nobody asked for, without end
 //	late       ignores its deadline and answers OK 2 s after it
+//	empty      answers the probe with neither a result nor an error (on the Probes stream)
 //
 // It speaks protocol 2 (the Probes stream): its answers travel as gRPC messages, which it can
 // rewrite.
@@ -50,8 +51,12 @@ import (
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
-// rawStatus marks a message that the answer's status is to be rewritten to the number after it.
-const rawStatus = "@status="
+// rawStatus marks a message that the answer's status is to be rewritten to the number after
+// it; noResponse one whose result is to go without its response.
+const (
+	rawStatus  = "@status="
+	noResponse = "@noresponse"
+)
 
 type bad struct {
 	checks check.Configured[string]
@@ -104,6 +109,8 @@ func (b *bad) Check(ctx context.Context, req check.CheckRequest) (check.CheckRes
 	case "flood":
 		b.flood.Store(true)
 		return check.CheckResponse{Status: check.OK, Message: req.Name}, nil
+	case "empty":
+		return check.CheckResponse{Status: check.OK, Message: noResponse}, nil
 	case "late":
 		dl, _ := ctx.Deadline()
 		time.Sleep(time.Until(dl) + 2*time.Second)
@@ -113,8 +120,16 @@ func (b *bad) Check(ctx context.Context, req check.CheckRequest) (check.CheckRes
 }
 
 // rewrite sets the status of every check answer in m that asks for it (rawStatus) to the
-// number it names: the SDK itself only sends statuses that exist.
+// number it names, and drops the answers that ask for it (noResponse) from their results:
+// the SDK itself only sends statuses that exist, and a response with every result.
 func rewrite(m protoreflect.Message) {
+	if m.Descriptor().FullName() == "vigil.plugin.v1.ProbeResult" {
+		fd := m.Descriptor().Fields().ByName("response")
+		if m.Has(fd) && m.Get(fd).Message().Get(fd.Message().Fields().ByName("message")).String() == noResponse {
+			m.Clear(fd)
+			return
+		}
+	}
 	if m.Descriptor().FullName() == "vigil.plugin.v1.CheckResponse" {
 		fs := m.Descriptor().Fields()
 		msg := m.Get(fs.ByName("message")).String()
