@@ -96,13 +96,10 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 			cancel()
 			if err == nil {
 				ps.Goroutines = int(vs.Goroutines)
-				for _, in := range vs.Instances {
-					st.Instances = append(st.Instances, InstanceStatus{
-						Name: in.Name, Group: in.Group, Interface: in.Interface, VRID: in.Vrid, State: in.State,
-						Priority: in.Priority, EffectivePriority: in.EffectivePriority, Master: in.Master, VIPs: in.Vips,
-					})
-				}
-				st.Drops = vs.Drops
+				s.mu.Lock()
+				cfg := s.cfg
+				s.mu.Unlock()
+				st.Instances, st.Drops = instancesOf(vs, cfg)
 			}
 		}
 		st.Processes = append(st.Processes, ps)

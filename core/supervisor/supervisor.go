@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -60,6 +61,7 @@ type Supervisor struct {
 
 	mu     sync.Mutex
 	checks map[string]*childpb.CheckState // latest state of every check, replayed to a new vrrp child
+	names  map[string]bool                // the checks of cfg: those the check child may send states of
 	// checkEpoch counts the check children started: each gets the next one, so that its
 	// states order after those of every earlier check child (childpb.CheckState), whatever
 	// the wall clock did in between.
@@ -95,7 +97,7 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Supervisor{opts: opts, cfg: cfg, req: child.StartRequest(cfg), checks: map[string]*childpb.CheckState{}, fatal: make(chan error, 2)}
+	s := &Supervisor{opts: opts, cfg: cfg, req: child.StartRequest(cfg), checks: map[string]*childpb.CheckState{}, names: checkNames(cfg), fatal: make(chan error, 2)}
 	if wantCheck {
 		p := &proc{role: child.RoleCheck, state: "starting"}
 		// The check child runs as script_user when one is set: a compromised check then
@@ -191,6 +193,9 @@ func (s *Supervisor) supervise(ctx context.Context, p *proc) {
 	}
 }
 
+// maxChildMessage bounds what core takes in one message from a child.
+const maxChildMessage = 4 << 20
+
 // fatalError is a child failure that restarting cannot fix.
 type fatalError struct{ err error }
 
@@ -216,6 +221,9 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 		Logger:           s.opts.Log.Named(string(p.role)),
 		Managed:          false,
 		StartTimeout:     30 * time.Second,
+		// go-plugin lifts gRPC's receive limit to 2 GiB: a child's message is a check state,
+		// a transition or a status answer, far under gRPC's own default.
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxChildMessage))},
 	})
 	defer client.Kill()
 	rpc, err := client.Client()
@@ -229,6 +237,9 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 	p.set(func() {
 		p.pid, p.started, p.state, p.client = cmd.Process.Pid, time.Now(), "running", client
 	})
+	// The streams from this child end with it.
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
 	defer p.set(func() { p.vrrp, p.check, p.client, p.pid = nil, nil, nil, 0 })
 	s.mu.Lock()
 	// A copy: the check child's epoch is set on it, and s.req stays the same for every child.
@@ -246,14 +257,14 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 		p.set(func() { p.vrrp = c })
 		s.catchUp(ctx, p, req.ConfigText, func(r *childpb.StartRequest) error { _, err := c.Reload(ctx, r); return err })
 		s.replayChecks(ctx, c)
-		go s.watchTransitions(ctx, c)
+		go s.follow(watchCtx, p.role, func(ctx context.Context) error { return s.watchTransitions(ctx, c) })
 	case childpb.CheckClient:
 		if _, err := c.Start(ctx, req); err != nil {
 			return classify(err)
 		}
 		p.set(func() { p.check = c })
 		s.catchUp(ctx, p, req.ConfigText, func(r *childpb.StartRequest) error { _, err := c.Reload(ctx, r); return err })
-		go s.watchChecks(ctx, c)
+		go s.follow(watchCtx, p.role, func(ctx context.Context) error { return s.watchChecks(ctx, c, req.Epoch) })
 	}
 	s.opts.Log.Info("child running", "role", string(p.role), "pid", cmd.Process.Pid)
 
@@ -335,26 +346,45 @@ func (s *Supervisor) stopChild(p *proc, raw any) {
 	}
 }
 
-// watchChecks forwards every check state to the vrrp child and remembers it.
-func (s *Supervisor) watchChecks(ctx context.Context, c childpb.CheckClient) {
+// watchChecks forwards every check state that the check child of epoch sends to the vrrp
+// child, and remembers it; what admitCheck refuses is logged and dropped.
+func (s *Supervisor) watchChecks(ctx context.Context, c childpb.CheckClient, epoch uint64) error {
 	stream, err := c.Changes(ctx, &childpb.Empty{})
 	if err != nil {
-		return
+		return err
 	}
+	var refused logLimit
 	for {
 		st, err := stream.Recv()
 		if err != nil {
-			return
+			return err
 		}
-		if !s.noteCheck(st) {
+		st, ok := s.takeCheck(st, epoch, &refused)
+		if !ok {
 			continue
 		}
 		if v := s.vrrpClient(); v != nil {
 			if _, err := v.SetCheck(ctx, st); err != nil {
-				s.opts.Log.Warn("could not pass a check state to vrrp", "check", st.Name, "error", err)
+				s.setCheckFailed(st, err)
 			}
 		}
 	}
+}
+
+// takeCheck admits st from the check child of epoch (admitCheck) and remembers it
+// (noteCheck). It returns the state to forward, and whether there is one.
+func (s *Supervisor) takeCheck(st *childpb.CheckState, epoch uint64, refused *logLimit) (*childpb.CheckState, bool) {
+	s.mu.Lock()
+	names := s.names
+	s.mu.Unlock()
+	st, err := admitCheck(st, epoch, names)
+	if err != nil {
+		if refused.allow() {
+			s.opts.Log.Warn("check child sent a bad state; not applied", "error", err, "refused_so_far", refused.n)
+		}
+		return nil, false
+	}
+	return st, s.noteCheck(st)
 }
 
 // noteCheck remembers st as its check's latest state, for replayChecks, unless the state
@@ -371,6 +401,38 @@ func (s *Supervisor) noteCheck(st *childpb.CheckState) bool {
 	return true
 }
 
+// logLimit lets the first messages about a child's bad messages through, then one in a
+// thousand: a child that sends nothing else must not flood core's log.
+type logLimit struct{ n int }
+
+func (l *logLimit) allow() bool {
+	l.n++
+	return l.n <= 10 || l.n%1000 == 0
+}
+
+// follow runs watch, a stream from a child, until ctx ends with the child's run. A stream
+// that ends while the child runs (a message over the size limit, say) is opened again after
+// a pause: the check child sends the state of every check again, so nothing is lost; the
+// vrrp child's transitions in between are, and the log says so. Before, such a stream ended
+// for good, and so did every check state or notify action after it.
+func (s *Supervisor) follow(ctx context.Context, role child.Role, watch func(context.Context) error) {
+	var broke logLimit
+	for {
+		err := watch(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if broke.allow() {
+			s.opts.Log.Error("stream from child broke; opening it again", "role", string(role), "error", err, "breaks", broke.n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // replayChecks gives a (re)started vrrp child the states it missed. It may race watchChecks
 // forwarding a newer state: the vrrp child keeps the newest it was given (SetCheck).
 func (s *Supervisor) replayChecks(ctx context.Context, v childpb.VRRPClient) {
@@ -382,24 +444,49 @@ func (s *Supervisor) replayChecks(ctx context.Context, v childpb.VRRPClient) {
 	s.mu.Unlock()
 	for _, st := range states {
 		if _, err := v.SetCheck(ctx, st); err != nil {
-			s.opts.Log.Warn("could not pass a check state to vrrp", "check", st.Name, "error", err)
+			s.setCheckFailed(st, err)
 		}
 	}
 }
 
-func (s *Supervisor) watchTransitions(ctx context.Context, v childpb.VRRPClient) {
-	stream, err := v.Transitions(ctx, &childpb.Empty{})
-	if err != nil {
+// setCheckFailed logs a check state that the vrrp child did not take. NotFound is a check
+// that the vrrp child's configuration does not track yet: a reload reloads the check child
+// first, whose new checks send their states at once, and the vrrp child gets them all again
+// once it has reloaded too.
+func (s *Supervisor) setCheckFailed(st *childpb.CheckState, err error) {
+	if status.Code(err) == codes.NotFound {
+		s.opts.Log.Debug("vrrp does not track this check (yet)", "check", st.Name, "error", status.Convert(err).Message())
 		return
 	}
+	s.opts.Log.Warn("could not pass a check state to vrrp", "check", st.Name, "error", err)
+}
+
+func (s *Supervisor) watchTransitions(ctx context.Context, v childpb.VRRPClient) error {
+	stream, err := v.Transitions(ctx, &childpb.Empty{})
+	if err != nil {
+		return err
+	}
+	var refused logLimit
 	for {
 		t, err := stream.Recv()
 		if err != nil {
-			return
+			return err
 		}
-		if s.opts.OnTransition != nil {
-			s.opts.OnTransition(Transition{Instance: t.Instance, Group: t.Group, From: t.From, To: t.To, Reason: t.Reason,
-				Priority: int(t.Priority), VIPs: t.Vips, Time: time.Unix(0, t.UnixNano)})
+		s.mu.Lock()
+		cfg := s.cfg
+		s.mu.Unlock()
+		tr, err := admitTransition(t, cfg)
+		switch {
+		case err != nil && t.GetTo() == "INIT":
+			// An instance that a reload removed stops, after core took the new
+			// configuration: nothing to notify (INIT never is).
+			s.opts.Log.Debug("transition of an instance the configuration does not have", "error", err)
+		case err != nil:
+			if refused.allow() {
+				s.opts.Log.Warn("vrrp child sent a bad transition; not passed on", "error", err, "refused_so_far", refused.n)
+			}
+		case s.opts.OnTransition != nil:
+			s.opts.OnTransition(tr)
 		}
 	}
 }
@@ -445,7 +532,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 		return ReloadReport{}, err
 	}
 	s.mu.Lock()
-	s.cfg, s.req = cfg, child.StartRequest(cfg)
+	s.cfg, s.req, s.names = cfg, child.StartRequest(cfg), checkNames(cfg)
 	req := s.req
 	if s.runCtx != nil && s.runCtx.Err() == nil {
 		for _, need := range []struct {
