@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 	"github.com/vigil-ha/vigil/core/vrrp"
@@ -36,6 +37,9 @@ type vrrpServer struct {
 
 	mu  sync.Mutex
 	eng *vrrp.Engine
+	// checks are the checks the configuration's instances and sync groups track: the only
+	// ones SetCheck takes a state of. Set with the engine's configuration, under mu.
+	checks map[string]bool
 	// checkOrder is the order of each check's state that vrrp last took: core replays
 	// every state after a reload or a restart of this child while new ones keep coming,
 	// and an older one must not win (see childpb.CheckState). Guarded by setMu.
@@ -108,7 +112,7 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 		s.send(eng, name, &childpb.Transition{Instance: name, From: fsm.Master.String(), To: lowerPriorityHeard,
 			Reason: fmt.Sprintf("advert from %s with priority %d", h.From, h.Priority), UnixNano: time.Now().UnixNano()})
 	})
-	s.eng = eng
+	s.eng, s.checks = eng, trackedChecks(cfg)
 	s.work.start(func(ctx context.Context) {
 		if err := eng.Run(ctx); err != nil {
 			s.log.Error("VRRP engine stopped", "error", err)
@@ -131,6 +135,19 @@ func (s *vrrpServer) Reload(ctx context.Context, req *childpb.StartRequest) (*ch
 		return nil, status.Error(codes.FailedPrecondition, "not started")
 	}
 	res, err := eng.Reload(ctx, cfg)
+	// Even a reload that failed in part runs the new configuration's instances.
+	checks := trackedChecks(cfg)
+	s.mu.Lock()
+	s.checks = checks
+	s.mu.Unlock()
+	// What is kept of checks stays within the tracked ones.
+	s.setMu.Lock()
+	for name := range s.checkOrder {
+		if !checks[name] {
+			delete(s.checkOrder, name)
+		}
+	}
+	s.setMu.Unlock()
 	out := &childpb.ReloadResponse{Kept: res.Kept, Changed: res.Changed, Added: res.Added, Removed: res.Removed, Restarted: res.Restarted}
 	if err != nil {
 		// The rest of the reload applied; gRPC carries no response with an error, so the
@@ -186,30 +203,60 @@ func (s *vrrpServer) Transitions(_ *childpb.Empty, srv childpb.VRRP_TransitionsS
 }
 
 // SetCheck applies a check's state, unless a newer state of the check was applied already
-// (core's replay racing a change: see childpb.CheckState).
+// (core's replay racing a change: see childpb.CheckState), or refuses it (admitCheck).
 func (s *vrrpServer) SetCheck(ctx context.Context, c *childpb.CheckState) (*childpb.Empty, error) {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
 	s.mu.Lock()
-	eng := s.eng
+	eng, checks := s.eng, s.checks
 	s.mu.Unlock()
 	if eng == nil {
 		return nil, status.Error(codes.FailedPrecondition, "not started")
 	}
+	apply, dynamic, err := s.admitCheck(c, checks)
+	if err != nil || !apply {
+		return &childpb.Empty{}, err
+	}
+	eng.SetCheck(ctx, c.Name, c.Up, dynamic)
+	return &childpb.Empty{}, nil
+}
+
+// admitCheck decides on a check state from core, under setMu: it refuses one of a check that
+// no instance tracks (NotFound: core sends the states of a check a reload added before it
+// reloads this child, and all of them again after), one without its number, and one with a
+// weight beyond what a priority can take (InvalidArgument), so that none of them is applied
+// or kept; it reports whether the state is newer than the check's last one (apply), and
+// then takes its number, and the dynamic weight to apply.
+func (s *vrrpServer) admitCheck(c *childpb.CheckState, checks map[string]bool) (apply bool, dynamic *int, err error) {
+	switch {
+	case !checks[c.GetName()]:
+		return false, nil, status.Errorf(codes.NotFound, "check %q: no instance or sync group tracks it", check.Message(c.GetName()))
+	case c.GetEpoch() == 0 || c.GetSeq() == 0:
+		return false, nil, status.Errorf(codes.InvalidArgument, "check %s: a state without its number (epoch %d, seq %d)", c.GetName(), c.GetEpoch(), c.GetSeq())
+	case c.Weight != nil && !check.ValidWeight(int64(c.GetWeight())):
+		return false, nil, status.Errorf(codes.InvalidArgument, "check %s: weight %d, beyond %d..%d", c.GetName(), c.GetWeight(), -check.MaxWeight, check.MaxWeight)
+	}
 	if last, ok := s.checkOrder[c.Name]; ok && c.Order().Before(last) {
-		return &childpb.Empty{}, nil
+		return false, nil, nil
 	}
 	if s.checkOrder == nil {
 		s.checkOrder = map[string]childpb.Order{}
 	}
 	s.checkOrder[c.Name] = c.Order()
-	var dynamic *int
 	if c.Weight != nil {
 		w := int(*c.Weight)
 		dynamic = &w
 	}
-	eng.SetCheck(ctx, c.Name, c.Up, dynamic)
-	return &childpb.Empty{}, nil
+	return true, dynamic, nil
+}
+
+// trackedChecks names the checks that cfg's instances and sync groups track.
+func trackedChecks(cfg *config.Config) map[string]bool {
+	names := map[string]bool{}
+	for _, r := range check.Tracked(cfg) {
+		names[r.Name] = true
+	}
+	return names
 }
 
 func (s *vrrpServer) Status(context.Context, *childpb.Empty) (*childpb.VRRPStatus, error) {
