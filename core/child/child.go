@@ -126,7 +126,18 @@ func Serve(role Role, log hclog.Logger) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         set,
-		GRPCServer:      plugin.DefaultGRPCServer,
+		GRPCServer:      grpcServer,
 		Logger:          log,
 	})
+}
+
+// maxRequest bounds what a child takes in one message from core. Start and Reload carry the
+// configuration's resolved text and the places of its lines: gRPC's default of 4 MiB would
+// refuse a large configuration (the reader takes 64 MiB, and macros may make the resolved
+// text longer still), and the child would then fail to start, again and again.
+const maxRequest = 512 << 20
+
+// grpcServer is a child's gRPC server: go-plugin's default, taking requests up to maxRequest.
+func grpcServer(opts []grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxRequest))...)
 }
