@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -307,7 +308,7 @@ func BuildVigil(dir string) (string, error) {
 // builds vigil into a temporary directory and stores its path in bin, then runs the tests.
 // Without root the tests run anyway and skip themselves with the reason.
 func TestMain(m *testing.M, bin *string) int {
-	if Available() == nil {
+	if Available() == nil && !listingOrFuzzing() {
 		dir, err := os.MkdirTemp("", "vigil-bin-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -325,4 +326,17 @@ func TestMain(m *testing.M, bin *string) int {
 		}
 	}
 	return m.Run()
+}
+
+// listingOrFuzzing reports whether the test binary runs to list its tests or to fuzz (make
+// fuzz runs no test beside the target): then no test needs the binary, and each fuzz worker
+// runs TestMain again, where building vigil would cost each about a minute.
+func listingOrFuzzing() bool {
+	flag.Parse()
+	for _, name := range []string{"test.fuzz", "test.list", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }

@@ -33,10 +33,12 @@ var pluginDir string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
-		// Fuzzing (make fuzz runs no test beside it) needs no plugin, and each fuzz worker
-		// runs TestMain again: building the plugins would cost each a minute.
-		os.Exit(m.Run())
+	for _, name := range []string{"test.fuzz", "test.list", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			// Listing and fuzzing (make fuzz runs no test beside it) need no plugin, and each
+			// fuzz worker runs TestMain again: building the plugins would cost each a minute.
+			os.Exit(m.Run())
+		}
 	}
 	os.Exit(func() int {
 		dir, err := os.MkdirTemp("", "vigil-plugins-")
