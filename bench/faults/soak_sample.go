@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -135,11 +136,19 @@ func targets(d *daemon.Daemon) map[string]int {
 	}
 	for _, s := range proc.Tree(d.PID()) {
 		args := proc.Cmdline(s.PID)
-		if len(args) > 0 && !s.Zombie {
-			if b := filepath.Base(args[0]); strings.HasPrefix(b, "vigil-check-") || strings.HasPrefix(b, "vigil-notify-") {
-				out[node+" "+b] = s.PID
-			}
+		if len(args) == 0 || s.Zombie {
+			continue
 		}
+		b := filepath.Base(args[0])
+		if !strings.HasPrefix(b, "vigil-check-") && !strings.HasPrefix(b, "vigil-notify-") {
+			continue
+		}
+		// A plugin's child between fork and exec (a script it starts) still shows the
+		// plugin's command line: not the plugin.
+		if slices.Equal(proc.Cmdline(s.PPID), args) {
+			continue
+		}
+		out[node+" "+b] = s.PID
 	}
 	return out
 }
