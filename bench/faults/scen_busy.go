@@ -32,7 +32,13 @@ func init() {
 				unmap, again), then they stop. Namespaces share the machine's CPUs: the load reaches n1's
 				daemon and the client as much as n2's. Must hold: no transition on either node during
 				the load (keepalived's "timer expired" false failovers on busy hosts are a known
-				complaint), one master.`, busyWindow),
+				complaint), one master. Where vigil's backup takes over and keepalived's does not, the
+				wait figure says why: vigil's VRRP processes, several threads each, wait far longer for
+				a CPU than keepalived's single-threaded one, and a master whose adverts are late by a
+				Master_Down_Interval loses its backup. Running vigil at a higher priority (nice -10, or
+				systemd's Nice= or CPUSchedulingPolicy=) is the operator's remedy; the fix in vigil is
+				to honour keepalived's vrrp_priority and vrrp_rt_priority for the vrrp child (today
+				ignored with a warning).`, busyWindow),
 			Method: `**Busy host** (backup-busy). This program, re-executed in n2's namespace, is the load:
 				-faults-burn cpu spins one thread; -faults-burn mem is a stress --vm worker (mmap of
 				anonymous memory, one byte written per page, munmap, again), each of an eighth of
