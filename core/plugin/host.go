@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	corecheck "github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
@@ -347,7 +348,7 @@ func (p *proc) callRun(ctx context.Context, f func(r *run) error) error {
 		// The transport refused the answer (one over the size limit, say): whose was it.
 		return fmt.Errorf("%s plugin %s: %w", p.kind, p.name, err)
 	}
-	return err
+	return boundPluginError(err)
 }
 
 // ping kills a process that does not answer a health ping: it is hung, not just slow.
@@ -495,6 +496,7 @@ func (h *Host) ConfigureCheck(ctx context.Context, name string, req check.Config
 	if err == nil || isPluginError(err) {
 		p.remember(req, err)
 	}
+	resp.Warnings = boundWarnings(resp.Warnings)
 	return resp, err
 }
 
@@ -530,6 +532,7 @@ func (h *Host) ConfigureNotifier(ctx context.Context, name string, req notify.Co
 	if err == nil || isPluginError(err) {
 		p.remember(req, err)
 	}
+	resp.Warnings = boundWarnings(resp.Warnings)
 	return resp, err
 }
 
@@ -543,6 +546,37 @@ func (h *Host) Notify(ctx context.Context, name string, req notify.NotifyRequest
 		_, err := impl.(notify.Notifier).Notify(ctx, req)
 		return err
 	})
+}
+
+// boundPluginError cuts the plugin's own message in err to what vigil shows of it
+// (corecheck.Message): it goes to the log and to the operator's terminal (vigil -t).
+func boundPluginError(err error) error {
+	var pe *sdk.PluginError
+	if errors.As(err, &pe) {
+		if m := corecheck.Message(pe.Msg); m != pe.Msg {
+			return &sdk.PluginError{Msg: m}
+		}
+	}
+	return err
+}
+
+// maxWarnings bounds the warnings of a plugin's Configure answer that are kept.
+const maxWarnings = 16
+
+// boundWarnings keeps at most maxWarnings of a Configure answer's warnings, each cut as a
+// probe's message is, and says how many more there were.
+func boundWarnings(ws []string) []string {
+	if len(ws) == 0 {
+		return ws
+	}
+	out := make([]string, 0, min(len(ws), maxWarnings+1))
+	for _, w := range ws[:min(len(ws), maxWarnings)] {
+		out = append(out, corecheck.Message(w))
+	}
+	if n := len(ws) - maxWarnings; n > 0 {
+		out = append(out, fmt.Sprintf("and %d more warnings", n))
+	}
+	return out
 }
 
 func isPluginError(err error) bool {

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/hashicorp/go-hclog"
 
 	corecheck "github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/config"
@@ -147,5 +150,37 @@ func TestMisbehavingPluginStart(t *testing.T) {
 				t.Errorf("probe: %+v; want a failure naming the plugin", r)
 			}
 		})
+	}
+}
+
+// TestMisbehavingConfigure: what a plugin answers to Configure reaches the log and the
+// operator's terminal (vigil -t): a refusal of 1 MiB and 300 warnings of 10 KiB, all
+// full of newlines and terminal escapes, come out cut and clean, and the plugin is named.
+func TestMisbehavingConfigure(t *testing.T) {
+	dir := buildBad(t)
+	var log syncBuffer
+	h := newHost(t, Options{Dir: dir, Logger: hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Warn})})
+	ctx := ctxFor(t, time.Minute)
+	pc := &config.PluginCheck{Name: "chk", Plugin: "bad", Pos: config.Pos{File: "vigil.conf", Line: 3, Col: 1},
+		Params: []config.Param{{Key: "mode", Values: []string{"ok"}}, {Key: "reject", Values: []string{"1"}}}}
+	_, err := h.CheckSpec(ctx, pc, false)
+	if err == nil || len(err.Error()) > corecheck.MaxMessage+100 || strings.IndexFunc(err.Error(), unicode.IsControl) >= 0 || !strings.Contains(err.Error(), "plugin bad") {
+		t.Errorf("refusal of %d bytes: %.200q", len(fmt.Sprint(err)), fmt.Sprint(err))
+	}
+	pc.Params[1] = config.Param{Key: "warnings", Values: []string{"1"}}
+	if _, err := h.CheckSpec(ctx, pc, false); err != nil {
+		t.Fatal(err)
+	}
+	var warnings int
+	for _, line := range strings.Split(log.String(), "\n") {
+		if strings.Contains(line, "check configuration") {
+			warnings++
+			if len(line) > 2*corecheck.MaxMessage+200 || strings.ContainsRune(line, 0x1b) {
+				t.Errorf("warning logged as %d bytes: %.200q", len(line), line)
+			}
+		}
+	}
+	if warnings != maxWarnings+1 {
+		t.Errorf("%d warnings logged; want %d and a line saying how many more", warnings, maxWarnings)
 	}
 }

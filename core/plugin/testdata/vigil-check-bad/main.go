@@ -26,6 +26,9 @@
 //	late       ignores its deadline and answers OK 2 s after it
 //	empty      answers the probe with neither a result nor an error (on the Probes stream)
 //
+// Configure misbehaves by param: reject makes it refuse the check with a message of 1 MiB of
+// lines and terminal escapes, warnings makes it accept with 300 warnings of 10 KiB each.
+//
 // It speaks protocol 2 (the Probes stream): its answers travel as gRPC messages, which it can
 // rewrite.
 package main
@@ -69,13 +72,21 @@ func (b *bad) Describe(context.Context) (check.Info, error) {
 
 func (b *bad) Configure(_ context.Context, req check.ConfigureRequest) (check.ConfigureResponse, error) {
 	mode := ""
+	var resp check.ConfigureResponse
 	for _, p := range req.Params {
-		if p.Key == "mode" {
+		switch p.Key {
+		case "mode":
 			mode = p.Value()
+		case "reject":
+			return resp, fmt.Errorf("%s", strings.Repeat("no\n\x1b[2J", 1<<20/7))
+		case "warnings":
+			for range 300 {
+				resp.Warnings = append(resp.Warnings, strings.Repeat("w\n\x1b[2J", 10<<10/7))
+			}
 		}
 	}
 	b.checks.Keep(req, mode)
-	return check.ConfigureResponse{}, nil
+	return resp, nil
 }
 
 func (b *bad) Check(ctx context.Context, req check.CheckRequest) (check.CheckResponse, error) {
