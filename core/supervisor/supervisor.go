@@ -419,16 +419,15 @@ func (s *Supervisor) follow(ctx context.Context, role child.Role, watch func(con
 	var broke logLimit
 	for {
 		err := watch(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if broke.allow() {
-			s.opts.Log.Error("stream from child broke; opening it again", "role", string(role), "error", err, "breaks", broke.n)
-		}
+		// A child that died ends its streams too: its run ends within the pause, and there is
+		// nothing to say about its streams.
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Second):
+		}
+		if broke.allow() {
+			s.opts.Log.Error("stream from child broke; opening it again", "role", string(role), "error", err, "breaks", broke.n)
 		}
 	}
 }
