@@ -201,7 +201,7 @@ func configGarbage(kind string) func(context.Context, *Env) (*Result, error) {
 			r.Check(moved == 0, "%d transitions after the good file was reloaded", moved)
 		} else {
 			r.Note("keepalived %s afterwards; its log after the SIGHUP: %s", map[bool]string{true: "had exited", false: "still ran"}[d.Proc.Exited()],
-				firstLines(kaStamp.ReplaceAllString(log, ""), "", 8))
+				firstLines(strings.ReplaceAll(kaStamp.ReplaceAllString(log, ""), d.Dir+"/", ""), "", 8))
 		}
 		r.Notes = append(r.Notes, notes...)
 		r.Note("transitions since the fault: %s", allStates(e, fault))
@@ -265,8 +265,9 @@ func runReload100(ctx context.Context, e *Env) (*Result, error) {
 		r.Check(!strings.Contains(log, "reload refused") && !strings.Contains(log, "applied in part"),
 			"a reload failed: %s", firstLines(log, "reload", 2))
 		r.Check(fmt.Sprint(d.Children()) == fmt.Sprint(kids), "children changed: %v, then %v", kids, d.Children())
-		r.Note("%d SIGHUPs in %s; %d reloads applied (%d by SIGHUP, %d by the file watcher)", reloads, dur(sent), applied,
-			strings.Count(log, "vigil: reloaded: trigger=SIGHUP"), strings.Count(log, "vigil: reloaded: trigger=\"file change\""))
+		r.Note("%d SIGHUPs in %s; %d reloads applied (%d by SIGHUP, %d by the file watcher), %d of them restarting the changed check",
+			reloads, dur(sent), applied, strings.Count(log, "vigil: reloaded: trigger=SIGHUP"),
+			strings.Count(log, "vigil: reloaded: trigger=\"file change\""), strings.Count(log, `checks_restarted=["chk"]`))
 	} else {
 		r.Note("%d SIGHUPs in %s; keepalived logged %d reloads", reloads, dur(sent), strings.Count(log, "Reloading ..."))
 	}

@@ -291,7 +291,7 @@ func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Conf
 	st.OK = err == nil
 	r.log.Info("reloaded", "trigger", trigger, "file", r.file,
 		"instances_kept", len(rep.VRRP.Kept), "changed", rep.VRRP.Changed, "added", rep.VRRP.Added, "removed", rep.VRRP.Removed, "restarted", rep.VRRP.Restarted,
-		"checks_kept", len(rep.Checks.Kept), "checks_changed", rep.Checks.Changed, "checks_added", rep.Checks.Added, "checks_removed", rep.Checks.Removed)
+		"checks_kept", len(rep.Checks.Kept), "checks_changed", rep.Checks.Changed, "checks_added", rep.Checks.Added, "checks_removed", rep.Checks.Removed, "checks_restarted", rep.Checks.Restarted)
 	return st
 }
 
