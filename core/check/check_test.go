@@ -42,11 +42,14 @@ func TestScriptProbe(t *testing.T) {
 	// A script that starts a child and hangs: the whole process group dies at the deadline.
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
+	// The sleep outlives the failure bound below by far: a probe that waits for the script
+	// (or for its child holding the output open) instead of killing the group at the deadline
+	// fails the bound; a loaded machine only delays a correct one by seconds.
 	tctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	r := (Script{Argv: []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; wait"}}).Probe(tctx)
-	if r.OK || r.Msg != "timed out" || time.Since(start) > 5*time.Second {
+	r := (Script{Argv: []string{"sh", "-c", "sleep 300 & echo $! > " + pidFile + "; wait"}}).Probe(tctx)
+	if r.OK || r.Msg != "timed out" || time.Since(start) > 120*time.Second {
 		t.Fatalf("hung script: %+v after %s", r, time.Since(start))
 	}
 	b, err := os.ReadFile(pidFile)

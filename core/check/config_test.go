@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,15 +87,14 @@ func TestScriptFallbackAndRefusal(t *testing.T) {
 // that is up, the retries come after delay_before_retry, not after the (long) interval, and
 // the check goes down after the last one.
 func TestRetryDelay(t *testing.T) {
-	p := &seq{results: []Result{{OK: true}, {Msg: "refused"}}}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	const interval = 10 * time.Second
+	p := &stampedSeq{seq: seq{results: []Result{{OK: true}, {Msg: "refused"}}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	changes := make(chan Change, 4)
-	// The interval is far longer than the test may take: only the retry delay can bring the
-	// second and third failures in time. Warmup 1ms starts the first probe at once.
-	go Run(ctx, []Spec{{Name: "rs", Prober: p, Interval: 4 * time.Second, Fall: 3, Rise: 1,
+	// Warmup 1ms starts the first probe at once.
+	go Run(ctx, []Spec{{Name: "rs", Prober: p, Interval: interval, Fall: 3, Rise: 1,
 		RetryDelay: 10 * time.Millisecond, Warmup: time.Millisecond}}, changes)
-	start := time.Now()
 	for _, want := range []bool{true, false} {
 		select {
 		case c := <-changes:
@@ -105,11 +105,39 @@ func TestRetryDelay(t *testing.T) {
 			t.Fatalf("no change to up=%v", want)
 		}
 	}
-	// One interval (the ok probe, then the first failure), then two retries 10 ms apart;
-	// without the retry delay it would be three intervals.
-	if d := time.Since(start); d > 8*time.Second {
-		t.Fatalf("down after %v: the retries waited for the interval", d)
+	// The probes: ok, then three failures (fall 3), the last two retries. A timer never fires
+	// early, so a retry that waited for the interval comes at least an interval after the
+	// failure before it; one that waited for delay_before_retry (10ms) comes a scheduling
+	// delay after it, which even a loaded machine keeps far below 10 s.
+	at := p.times()
+	if len(at) < 4 {
+		t.Fatalf("down after %d probes, want 4 (ok, then fall 3 failures)", len(at))
 	}
+	for i := 2; i < 4; i++ {
+		if gap := at[i].Sub(at[i-1]); gap >= interval {
+			t.Errorf("retry %d came %v after the failure before it: it waited for the interval", i-1, gap)
+		}
+	}
+}
+
+// stampedSeq is a seq that notes when each probe ran.
+type stampedSeq struct {
+	seq
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (s *stampedSeq) Probe(ctx context.Context) Result {
+	s.mu.Lock()
+	s.at = append(s.at, time.Now())
+	s.mu.Unlock()
+	return s.seq.Probe(ctx)
+}
+
+func (s *stampedSeq) times() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.at...)
 }
 
 // TestTrackedChecksFirstDecide: vrrp_scripts (through the exec plugin or run by the check

@@ -88,11 +88,14 @@ func TestDialHonoursContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	// The server holds the connection open, then closes it: a Read that ignores ctx ends with
+	// EOF when the server closes, not with "timeout", so the reason alone tells them apart and
+	// the test needs no clock. The hold only bounds how long a broken Read keeps the test.
 	go func() {
 		c, err := ln.Accept()
 		if err == nil {
 			defer c.Close()
-			time.Sleep(5 * time.Second)
+			time.Sleep(60 * time.Second)
 		}
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -104,7 +107,7 @@ func TestDialHonoursContext(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
 	_, err = conn.Read(make([]byte, 1))
-	if Reason(err) != "timeout" || time.Since(start) > 3*time.Second {
-		t.Errorf("Read after cancel = %v after %s; want it interrupted at once", err, time.Since(start))
+	if Reason(err) != "timeout" {
+		t.Errorf("Read after cancel = %v after %s; want it interrupted by the cancel", err, time.Since(start))
 	}
 }
