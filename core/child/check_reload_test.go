@@ -54,7 +54,10 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-// reloadConfig is a configuration for the check child. The checks probe every 50 ms:
+// reloadConfig is a configuration for the check child. The checks probe every 50 ms, each
+// with a 10 s timeout: the script's default, its interval, is shorter than a fork and exec
+// of a shell on a loaded machine, and a probe that times out changes the check's message,
+// which the test takes for a state sent when none should be.
 //
 //	s_keep    a vrrp_script (through the exec plugin) that always fails and counts its runs
 //	c_keep    a vrrp_check of the test plugin, unchanged by every reload
@@ -65,7 +68,7 @@ func (l *logBuffer) String() string {
 func reloadConfig(plugins, dir string, scriptWeight, cw int, remove bool, execArg, addMode string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "global_defs {\n    plugin_dir %s\n}\n", plugins)
-	fmt.Fprintf(&b, "vrrp_script s_keep {\n    script \"%s/count.sh\"\n    interval 0.05\n    fall 2\n    weight %d\n}\n", dir, scriptWeight)
+	fmt.Fprintf(&b, "vrrp_script s_keep {\n    script \"%s/count.sh\"\n    interval 0.05\n    timeout 10\n    fall 2\n    weight %d\n}\n", dir, scriptWeight)
 	check := func(name, plugin string, params ...string) {
 		fmt.Fprintf(&b, "vrrp_check %s {\n    plugin %s\n    interval 0.05\n    timeout 10\n    params {\n", name, plugin)
 		for _, p := range params {
@@ -111,7 +114,8 @@ func states(s *checkServer) map[string]*childpb.CheckState {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	// Only a failure bound: what is waited for takes well under a second on an idle machine.
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting until %s", what)
@@ -144,7 +148,7 @@ func seqNow(s *checkServer) uint64 {
 func collectUntil(t *testing.T, q *queue[*childpb.CheckState], what string, done func([]*childpb.CheckState) bool) []*childpb.CheckState {
 	t.Helper()
 	var out []*childpb.CheckState
-	deadline := time.After(15 * time.Second)
+	deadline := time.After(60 * time.Second)
 	for !done(out) {
 		select {
 		case <-q.ready:
@@ -171,7 +175,7 @@ func TestCheckReload(t *testing.T) {
 	var log logBuffer
 	s := newCheckServer(hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Debug}))
 	t.Cleanup(s.shutdown)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
 	defer cancel()
 	req := func(text string) *childpb.StartRequest {
 		return &childpb.StartRequest{ConfigName: "reload.conf", ConfigText: text}
