@@ -196,6 +196,10 @@ type Machine struct {
 
 	masterAdverInterval time.Duration
 	deadline            time.Time // Adver_Timer in Master, Master_Down_Timer in Backup; zero if none
+	// resigned is set while a backup's Master_Down_Timer runs for Skew_Time only, because
+	// its master resigned with a priority 0 advert: the transition it ends in says so, as
+	// keepalived's log does, and tells an operator (and a test) a handover from a failure.
+	resigned bool
 
 	// wantMaster is keepalived's wantstate MASTER while a backup is held
 	// back: its master down timer ran out but its sync group cannot follow
@@ -360,7 +364,11 @@ func (m *Machine) tick(now time.Time) {
 	switch m.state {
 	case Backup:
 		// 6.4.2 Backup: "If the Master_Down_Timer fires": become master.
-		m.goMaster(now, "master down timer expired")
+		reason := "master down timer expired"
+		if m.resigned {
+			reason = "master resigned (priority 0 advert)"
+		}
+		m.goMaster(now, reason)
 	case Master:
 		// 6.4.3 Master: "If the Adver_Timer fires": send an ADVERTISEMENT
 		// and reset the Adver_Timer to Advertisement_Interval.
@@ -452,6 +460,7 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived) {
 		// "If the Priority in the ADVERTISEMENT is zero, then: Set the
 		// Master_Down_Timer to Skew_Time."
 		m.deadline = now.Add(m.SkewTime())
+		m.resigned = true
 	case !m.cfg.Preempt || int(ev.Priority) >= m.priority || m.preemptDelayed(now):
 		// "If Preempt_Mode is False, or if the Priority in the ADVERTISEMENT
 		// is greater than or equal to the local Priority, then: Set
@@ -463,6 +472,7 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived) {
 			m.masterAdverInterval = ev.Interval // v2 adverts carry it for troubleshooting only
 		}
 		m.deadline = now.Add(m.MasterDownInterval())
+		m.resigned = false
 		m.masterAddr = ev.From
 		m.wantMaster = false
 		if m.cfg.PreemptDelay > 0 {
@@ -673,6 +683,7 @@ func (m *Machine) goMaster(now time.Time, reason string) {
 		m.wantMaster = true
 		if m.state == Backup {
 			m.deadline = now.Add(m.MasterDownInterval())
+			m.resigned = false
 		}
 		return
 	}
@@ -701,6 +712,7 @@ func (m *Machine) enterBackup(now time.Time, from State, reason string) {
 func (m *Machine) setState(to State, reason string) {
 	from := m.state
 	m.state = to
+	m.resigned = false // every timer is set anew on a change of state
 	if to != Master {
 		m.lowerHeardAt = time.Time{}
 		m.reannouncedAt = time.Time{}

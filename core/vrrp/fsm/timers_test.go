@@ -100,11 +100,35 @@ func TestPriorityZeroSkewOnly(t *testing.T) {
 		if a := m.Tick(now.Add(skew - 1)); a != nil || m.State() != Backup {
 			t.Errorf("prio %d: took over before Skew_Time", prio)
 		}
-		m.Tick(now.Add(skew))
+		acts := m.Tick(now.Add(skew))
 		if m.State() != Master {
 			t.Errorf("prio %d: not master after Skew_Time", prio)
 		}
+		// The transition says why: the logs (and the lab tests) tell a handover from a
+		// master that went silent by it.
+		if r := transitionReason(acts); r != "master resigned (priority 0 advert)" {
+			t.Errorf("prio %d: took over with reason %q", prio, r)
+		}
+		// A master that goes silent afterwards is a failure, not a resignation.
+		m.Handle(now.Add(time.Second), AdvertReceived{From: highAddr, Priority: 255, Interval: 200 * time.Millisecond})
+		if m.State() != Backup {
+			t.Fatalf("prio %d: %v after the higher master came back", prio, m.State())
+		}
+		d, _ := m.NextDeadline()
+		if r := transitionReason(m.Tick(d)); m.State() != Master || r != "master down timer expired" {
+			t.Errorf("prio %d: %v with reason %q after the master went silent", prio, m.State(), r)
+		}
 	}
+}
+
+// transitionReason is the reason of the Transition among acts, "" if none.
+func transitionReason(acts []Action) string {
+	for _, a := range acts {
+		if tr, ok := a.(Transition); ok {
+			return tr.Reason
+		}
+	}
+	return ""
 }
 
 // runAgainstLowerMaster feeds a backup adverts from a lower-priority master every second from
