@@ -168,7 +168,9 @@ func TestNotifyOnFailover(t *testing.T) {
 // TestHungNotifyKeepsAdverts: n1's vrrp_notify action for VI_1 hangs (sleep forever). While
 // it hangs, n1 keeps advertising (n2, listening as backup, never takes over, which it would
 // after three missed adverts), VI_2's notify_master on n1 runs, and at the action's deadline
-// the hung call is cancelled and its process group killed.
+// the hung call is cancelled and its process group killed. advert_int is 1 s and the deadline
+// 10 s so that a loaded machine's late adverts stay far from both a takeover (3.6 s of
+// silence) and the gap a blocked sender would leave (the whole 10 s).
 func TestHungNotifyKeepsAdverts(t *testing.T) {
 	ctx, n := newLab(t, 2)
 	dir := filepath.Join(n[0].dir, "hung")
@@ -191,7 +193,7 @@ func TestHungNotifyKeepsAdverts(t *testing.T) {
 	vi2 := filepath.Join(dir, "vi2.sh")
 	os.WriteFile(vi2, []byte("#!/bin/sh\necho \"$1\" >> "+out+"\n"), 0o755)
 	instance := func(name string, vrid, prio int, vip, extra string) string {
-		return fmt.Sprintf("vrrp_instance %s {\n    state BACKUP\n    interface eth0\n    virtual_router_id %d\n    priority %d\n    advert_int 0.2\n    version 3\n    virtual_ipaddress {\n        %s/24\n    }\n%s}\n", name, vrid, prio, vip, extra)
+		return fmt.Sprintf("vrrp_instance %s {\n    state BACKUP\n    interface eth0\n    virtual_router_id %d\n    priority %d\n    advert_int 1\n    version 3\n    virtual_ipaddress {\n        %s/24\n    }\n%s}\n", name, vrid, prio, vip, extra)
 	}
 	// n2's view of the wire: every VRRP advert with its arrival time.
 	var capture *lab.Proc
@@ -200,35 +202,37 @@ func TestHungNotifyKeepsAdverts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 20*time.Second, "tshark to capture", func() bool { return strings.Contains(capture.Output(), "Capturing on") })
+		// tshark takes about a second to start on an idle machine and over 15 s on a loaded
+		// one (as core/vrrp's startTshark says): the bound only ends one that never captures.
+		waitFor(t, 90*time.Second, "tshark to capture", func() bool { return strings.Contains(capture.Output(), "Capturing on") })
 	} else {
 		t.Log("tshark is not installed: advert times are not measured, only that n2 stays backup")
 	}
-	n[0].start(t, fmt.Sprintf("global_defs {\n    plugin_dir %s\n}\nvrrp_notify hang {\n    plugin exec\n    timeout 4\n    params {\n        command %s\n        states MASTER\n    }\n}\n", plugins, hang)+
+	n[0].start(t, fmt.Sprintf("global_defs {\n    plugin_dir %s\n}\nvrrp_notify hang {\n    plugin exec\n    timeout 10\n    params {\n        command %s\n        states MASTER\n    }\n}\n", plugins, hang)+
 		instance("VI_1", 51, 150, "192.0.2.100", "    notify_action hang\n")+
 		instance("VI_2", 52, 150, "192.0.2.101", "    notify_master \""+vi2+" MASTER\"\n"))
-	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
-	n[1].start(t, conf(100, ""))
-	waitFor(t, 5*time.Second, "the hung action to start", func() bool { _, err := os.Stat(pidFile); return err == nil })
+	waitFor(t, 30*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	n[1].start(t, strings.Replace(conf(100, ""), "advert_int 0.2", "advert_int 1", 1))
+	waitFor(t, 30*time.Second, "the hung action to start", func() bool { _, err := os.Stat(pidFile); return err == nil })
 	hangStart := time.Now()
 	b, _ := os.ReadFile(pidFile)
 	var pid int
 	fmt.Sscan(string(b), &pid)
-	waitFor(t, 5*time.Second, "VI_2's notify_master", func() bool { b, _ := os.ReadFile(out); return string(b) == "MASTER\n" })
+	waitFor(t, 30*time.Second, "VI_2's notify_master", func() bool { b, _ := os.ReadFile(out); return string(b) == "MASTER\n" })
 	if !alive(pid) {
 		t.Fatal("the hung action ended before VI_2's ran: this test proves nothing")
 	}
 	// Until the deadline kills it, n1 stays master and n2 backup: n1's adverts go on.
 	// Killed means gone or a zombie: the sleep, orphaned when its shell died, waits for
 	// whoever adopted it to reap it, which on a loaded machine may take a while. The
-	// deadline is 4 s; 30 s only bounds the wait.
+	// deadline is 10 s; 60 s only bounds the wait.
 	polls := 0
 	for alive(pid) {
 		if n[1].holds(t, ctx) || !n[0].holds(t, ctx) {
 			t.Fatal("n2 took the VIP while n1's notify action hung: n1's adverts stopped")
 		}
 		polls++
-		if time.Since(hangStart) > 30*time.Second {
+		if time.Since(hangStart) > 60*time.Second {
 			t.Fatal("the hung action was not killed at its deadline")
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -238,10 +242,12 @@ func TestHungNotifyKeepsAdverts(t *testing.T) {
 		t.Errorf("the hang lasted %d polls only: the deadline came early or the test did not watch", polls)
 	}
 	if capture != nil {
-		// VI_1's adverts while its action hung: none late by more than the three intervals
-		// after which a backup takes over (advert_int 0.2).
-		time.Sleep(300 * time.Millisecond) // the last ones reach tshark's output
-		var times []float64
+		// VI_1's adverts while its action hung: no gap, counting from the start of the hang
+		// to its end, as long as half the deadline. A sender blocked by the action leaves a
+		// gap of the whole deadline (10 s); a loaded machine delays adverts (every 1 s) by far
+		// less.
+		time.Sleep(2 * time.Second) // the last ones reach tshark's output
+		times := []float64{float64(hangStart.UnixNano()) / 1e9}
 		for _, l := range strings.Split(capture.Output(), "\n") {
 			f := strings.Split(l, "\t")
 			var at float64
@@ -251,20 +257,18 @@ func TestHungNotifyKeepsAdverts(t *testing.T) {
 			if _, err := fmt.Sscan(f[0], &at); err != nil {
 				continue
 			}
-			if at >= float64(hangStart.UnixNano())/1e9 && at <= float64(hangEnd.UnixNano())/1e9 {
+			if at >= times[0] && at <= float64(hangEnd.UnixNano())/1e9 {
 				times = append(times, at)
 			}
 		}
-		if len(times) < int(hangEnd.Sub(hangStart)/time.Second) {
-			t.Fatalf("%d adverts of VI_1 seen in the %s of the hang", len(times), hangEnd.Sub(hangStart).Round(time.Millisecond))
-		}
+		times = append(times, float64(hangEnd.UnixNano())/1e9)
 		maxGap := 0.0
 		for i := 1; i < len(times); i++ {
 			maxGap = max(maxGap, times[i]-times[i-1])
 		}
-		t.Logf("%d adverts of VI_1 during the %s hang, largest gap %.3fs (advert_int 0.2)", len(times), hangEnd.Sub(hangStart).Round(time.Millisecond), maxGap)
-		if maxGap >= 0.6 {
-			t.Errorf("an advert came %.3fs after the previous one while the notify action hung", maxGap)
+		t.Logf("%d adverts of VI_1 during the %s hang, largest gap %.3fs (advert_int 1)", len(times)-2, hangEnd.Sub(hangStart).Round(time.Millisecond), maxGap)
+		if maxGap >= 5 {
+			t.Errorf("no advert of VI_1 for %.3fs while the notify action hung", maxGap)
 		}
 	}
 	st2 := n[1].status(t)
@@ -276,7 +280,7 @@ func TestHungNotifyKeepsAdverts(t *testing.T) {
 			t.Errorf("n2's %s is %s, want BACKUP throughout", st.Name, st.State)
 		}
 	}
-	waitFor(t, 5*time.Second, "n1's log of the cancelled call", func() bool {
+	waitFor(t, 30*time.Second, "n1's log of the cancelled call", func() bool {
 		return strings.Contains(n[0].proc.Output(), "passed its deadline and was cancelled")
 	})
 }
