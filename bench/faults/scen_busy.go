@@ -67,7 +67,10 @@ func init() {
 				the CPU time of both daemons' process trees (utime + stime). No notify script: 255
 				instances flapping would fork it thousands of times and change the load being measured.`,
 			Nodes: 2,
-			Run:   runStorm,
+			KeepalivedBreaks: `at this rate its backup keeps taking over instances (hundreds of times a
+				second after the warm-up, vrrpbench's metric 5 and the row here), so when the window
+				ends some VIPs are on both nodes (2026-12-07: 43 of 255 on n2).`,
+			Run: runStorm,
 		},
 	)
 }
