@@ -460,6 +460,36 @@ func mdi(advert time.Duration, prio int) time.Duration {
 	return 3*advert + skew(advert, prio)
 }
 
+// takeoverReasons waits until vigil's core has logged n transitions to MASTER (core's
+// lines, "vigil: state change:", not the vrrp child's it relays) and returns their reasons.
+func takeoverReasons(t *testing.T, p *lab.Proc, n int) []string {
+	t.Helper()
+	var reasons []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		reasons = nil
+		for line := range strings.Lines(p.Output()) {
+			if !strings.Contains(line, " vigil: state change:") || !strings.Contains(line, "to=MASTER") {
+				continue
+			}
+			_, r, _ := strings.Cut(line, "reason=")
+			if strings.HasPrefix(r, `"`) {
+				r, _, _ = strings.Cut(r[1:], `"`)
+			} else {
+				r, _, _ = strings.Cut(r, " ")
+			}
+			reasons = append(reasons, strings.TrimSpace(r))
+		}
+		if len(reasons) >= n {
+			return reasons
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vigil logged %d transitions to MASTER (%q), want %d:\n%s", len(reasons), reasons, n, p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func skew(advert time.Duration, prio int) time.Duration {
 	return time.Duration(256-prio) * advert / 256
 }
@@ -467,8 +497,8 @@ func skew(advert time.Duration, prio int) time.Duration {
 const passAuth = "    authentication {\n        auth_type PASS\n        auth_pass s3cret\n    }\n"
 
 // vigilMasterKABackup: vigil on n1 (150) is master, keepalived on n2 (100) backup and stays
-// so; SIGTERM vigil hands over to keepalived within about the skew time; restarting vigil
-// preempts back. Returns the handover time.
+// so; SIGTERM vigil hands over to keepalived because of its priority 0 advert (keepalived's
+// log says it heard one before it entered MASTER); restarting vigil preempts back.
 func vigilMasterKABackup(t *testing.T, l *ilab, vip netip.Addr, a, b inst, advert time.Duration) {
 	vcfg := a.conf()
 	pv := l.startVigil(0, vcfg)
@@ -476,27 +506,27 @@ func vigilMasterKABackup(t *testing.T, l *ilab, vip netip.Addr, a, b inst, adver
 	// one whose Master_Down_Timer ends first takes over for a moment, which on a loaded
 	// machine can be keepalived (its process starts faster): a race of the test, not a
 	// protocol question.
-	l.waitHolder(vip, "n1", 10*time.Second)
+	l.waitHolder(vip, "n1", 30*time.Second)
 	ka := l.startKA(1, b.conf())
-	waitState(t, ka, "BACKUP", 1, 5*time.Second)
+	waitState(t, ka, "BACKUP", 1, 30*time.Second)
 	l.stable(vip, "n1", 3*time.Second)
 	if strings.Contains(ka.Output(), "Entering MASTER STATE") {
 		t.Fatalf("keepalived became master next to a higher-priority vigil:\n%s", ka.Output())
 	}
 
 	// Graceful stop of vigil: priority 0 advert, keepalived waits only its skew time.
+	// Not timed: on a loaded machine the handover takes longer, and at advert_int 0.2 a
+	// takeover by the Master_Down_Timer comes only 0.4 s after one by Skew_Time. keepalived
+	// logs the priority 0 advert it accepted; a takeover it did not cause would come without
+	// that line before it.
 	stopped := l.stopTERM(pv)
-	took := l.waitHolder(vip, "n2", 5*time.Second)
-	if err := pv.Wait(5 * time.Second); err != nil {
+	took := l.waitHolder(vip, "n2", 30*time.Second)
+	if err := pv.Wait(30 * time.Second); err != nil {
 		t.Errorf("vigil did not exit cleanly on SIGTERM: %v", err)
 	}
-	limit := skew(advert, b.prio) + advert
-	if limit < time.Second {
-		limit = time.Second // polling and scheduling on shared cores
-	}
-	if took > limit {
-		t.Errorf("keepalived took over %s after vigil's SIGTERM; with a priority-0 advert it should take about the skew time %s (Master_Down_Interval %s)",
-			took, skew(advert, b.prio), mdi(advert, b.prio))
+	waitState(t, ka, "MASTER", 1, 30*time.Second)
+	if out := ka.Output(); !strings.Contains(out[:strings.Index(out, "Entering MASTER STATE")], "Backup received priority 0 advertisement") {
+		t.Errorf("keepalived entered MASTER without a priority 0 advert from vigil before:\n%s", out)
 	}
 	src, kaSrc := l.srcOf(0, vip.Is6()), l.srcOf(1, vip.Is6())
 	ps := l.packetsUntil(func(ps []pkt) bool { return !firstFrom(ps, kaSrc, stopped, -1).IsZero() })
@@ -511,9 +541,9 @@ func vigilMasterKABackup(t *testing.T, l *ilab, vip netip.Addr, a, b inst, adver
 
 	// Restart vigil: it preempts back (after its own Master_Down_Interval as a backup).
 	l.startVigil(0, vcfg)
-	back := l.waitHolder(vip, "n1", mdi(advert, a.prio)+5*time.Second)
+	back := l.waitHolder(vip, "n1", mdi(advert, a.prio)+30*time.Second)
 	t.Logf("vigil restarted -> preempted back after %s", back.Round(time.Millisecond))
-	waitState(t, ka, "BACKUP", 2, 3*time.Second)
+	waitState(t, ka, "BACKUP", 2, 30*time.Second)
 	l.stable(vip, "n1", 2*time.Second)
 }
 
@@ -559,23 +589,24 @@ func TestInteropV2KeepalivedMaster(t *testing.T) {
 	l.startCapture()
 	kcfg := inst{vrid: 62, prio: 150, vip: "192.0.2.100/24", extra: passAuth}.conf()
 	ka := l.startKA(0, kcfg)
-	l.waitHolder(vip4, "n1", 10*time.Second) // vigil joins a running master (see vigilMasterKABackup)
+	l.waitHolder(vip4, "n1", 30*time.Second) // vigil joins a running master (see vigilMasterKABackup)
 	pv := l.startVigil(1, inst{vrid: 62, prio: 100, vip: "192.0.2.100/24", extra: passAuth}.conf())
 	l.stable(vip4, "n1", 3*time.Second)
-	waitState(t, ka, "MASTER", 1, time.Second)
+	waitState(t, ka, "MASTER", 1, 30*time.Second)
 	if strings.Contains(pv.Output(), "to=MASTER") {
 		t.Errorf("vigil became master next to a higher-priority keepalived:\n%s", pv.Output())
 	}
 
-	// Graceful stop: keepalived sends priority 0; vigil takes over after its skew time.
+	// Graceful stop: keepalived sends priority 0; vigil takes over after its skew time, and
+	// says that this is why (not timed: a loaded machine delays both kinds of takeover).
 	sk, down := skew(time.Second, 100), mdi(time.Second, 100)
 	stopped := l.stopTERM(ka.Proc)
-	took := l.waitHolder(vip4, "n2", 5*time.Second)
-	if err := ka.Wait(5 * time.Second); err != nil {
+	took := l.waitHolder(vip4, "n2", 30*time.Second)
+	if err := ka.Wait(30 * time.Second); err != nil {
 		t.Errorf("keepalived did not exit cleanly on SIGTERM: %v", err)
 	}
-	if took > sk+time.Second {
-		t.Errorf("vigil took over %s after keepalived's SIGTERM; with a priority-0 advert it should take about the skew time %s", took, sk)
+	if r := takeoverReasons(t, pv, 1); r[0] != "master resigned (priority 0 advert)" {
+		t.Errorf("vigil took over from keepalived's SIGTERM with reason %q; want keepalived's priority 0 advert", r[0])
 	}
 	ps := l.packetsUntil(func(ps []pkt) bool { return !firstFrom(ps, l.Nodes[1].Addr4.Addr(), stopped, 100).IsZero() })
 	zero := firstFrom(ps, l.Nodes[0].Addr4.Addr(), stopped.Add(-time.Second), 0)
@@ -588,15 +619,19 @@ func TestInteropV2KeepalivedMaster(t *testing.T) {
 
 	// keepalived comes back and preempts.
 	ka = l.startKA(0, kcfg)
-	l.waitHolder(vip4, "n1", mdi(time.Second, 150)+5*time.Second)
-	waitState(t, ka, "MASTER", 1, 2*time.Second)
+	l.waitHolder(vip4, "n1", mdi(time.Second, 150)+30*time.Second)
+	waitState(t, ka, "MASTER", 1, 30*time.Second)
 	l.stable(vip4, "n1", 2*time.Second)
 
 	// kill -9 of keepalived's whole process group: no goodbye. The dead master leaves the
 	// address behind; vigil must add it after Master_Down_Interval.
 	killed := time.Now()
 	ka.kill()
-	tookKill := l.waitHas(1, vip4, 2*down+2*time.Second)
+	tookKill := l.waitHas(1, vip4, 2*down+30*time.Second)
+	// No goodbye this time: the Master_Down_Timer, not a resignation, made vigil master.
+	if r := takeoverReasons(t, pv, 2); r[1] != "master down timer expired" {
+		t.Errorf("vigil took over from a killed keepalived with reason %q; want the Master_Down_Timer", r[1])
+	}
 	ps = l.packetsUntil(func(ps []pkt) bool { return !firstFrom(ps, l.Nodes[1].Addr4.Addr(), killed, 100).IsZero() })
 	last := lastFrom(ps, l.Nodes[0].Addr4.Addr(), killed)
 	vFirst = firstFrom(ps, l.Nodes[1].Addr4.Addr(), killed, 100)
