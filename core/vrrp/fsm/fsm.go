@@ -525,8 +525,8 @@ func (m *Machine) masterRx(now time.Time, ev AdvertReceived) {
 		if m.cfg.Version == 3 && ev.Interval > 0 {
 			m.masterAdverInterval = ev.Interval
 		}
-		m.masterAddr = ev.From
 		m.enterBackup(now, Master, fmt.Sprintf("higher priority %d advert from %s", ev.Priority, ev.From))
+		m.masterAddr = ev.From
 	case lower:
 		// The RFC says "discard". keepalived answers at once with its own
 		// advert so that the lower router, which presumably lost our adverts
@@ -702,6 +702,11 @@ func (m *Machine) goMaster(now time.Time, reason string) {
 func (m *Machine) enterBackup(now time.Time, from State, reason string) {
 	m.wantMaster = false
 	m.preemptAt = time.Time{}
+	// A backup follows the master whose advert it accepted, and none until then: a router
+	// that was master (or in FAULT) must not take its own address for the master's, or it
+	// ignores the real master's priority 0 (backupRx). The higher-priority path sets the
+	// sender after this.
+	m.masterAddr = netip.Addr{}
 	m.setState(Backup, reason)
 	m.deadline = now.Add(m.MasterDownInterval())
 	if m.group != nil && from == Master {

@@ -262,3 +262,24 @@ func TestPriorityZeroOnlyFromTheMaster(t *testing.T) {
 		t.Fatalf("after the master's priority 0: timer %v, want skew %v", g, m.SkewTime())
 	}
 }
+
+// TestPriorityZeroAfterLeavingMaster: a router that was master follows no master once it is
+// back in Backup (after a fault here; a sync group's push is the same), until it accepts an
+// advert. The new master's resignation in that window must still set Skew_Time: had it kept
+// its own address as "the master it follows", it would ignore it and wait a whole
+// Master_Down_Interval with nobody holding the addresses.
+func TestPriorityZeroAfterLeavingMaster(t *testing.T) {
+	cfg := baseConfig()
+	m, now := reach(t, cfg, Master)
+	m.Handle(now, FaultChanged{Faulty: true, Reason: "link down"})
+	now = now.Add(time.Second)
+	m.Handle(now, FaultChanged{Faulty: false})
+	if m.State() != Backup {
+		t.Fatalf("after the fault: %v, want BACKUP", m.State())
+	}
+	now = now.Add(100 * time.Millisecond)
+	m.Handle(now, AdvertReceived{From: highAddr, Priority: 0, Interval: time.Second})
+	if g := timerIn(m, now); g != m.SkewTime() {
+		t.Fatalf("the new master's priority 0 before any advert of it: timer %v, want skew %v", g, m.SkewTime())
+	}
+}
