@@ -129,7 +129,7 @@ func (e *Env) StartCluster(ctx context.Context, c Conf) error {
 		node, _, n := FinalRun(e.Client.Requests())
 		return node == want && n >= 20
 	}); err != nil {
-		return fmt.Errorf("the client never got 20 answers in a row from %s: %w (answers: %s)", want, err, formatAnswers(Answers(e.Client.Requests())))
+		return fmt.Errorf("the client never got 20 answers in a row from %s: %w (answers: %s)", want, err, formatCounts(Answers(e.Client.Requests())))
 	}
 	e.measuredTo = time.Now()
 	return nil
@@ -288,7 +288,7 @@ func (e *Env) Measure(ctx context.Context, fault time.Time, bound, hold time.Dur
 	for k, h := range holders {
 		names[k] = e.Nodes[h].Name
 	}
-	r.Note("answers: %s", formatAnswers(Answers(rs)))
+	r.Note("answers: %s", formatCounts(Answers(rs)))
 	if len(holders) != 1 {
 		r.Note("VIP held by: [%s]", strings.Join(names, " "))
 	}

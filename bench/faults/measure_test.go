@@ -73,7 +73,7 @@ func TestFinalRun(t *testing.T) {
 
 func TestAnswersAndBetween(t *testing.T) {
 	rs := reqs("aa-bb")
-	if got := formatAnswers(Answers(rs)); got != "failed:timeout 1, n1 2, n2 2" {
+	if got := formatCounts(Answers(rs)); got != "failed:timeout 1, n1 2, n2 2" {
 		t.Errorf("Answers = %q", got)
 	}
 	if got := Between(rs, rs[1].Sent, rs[3].Sent); len(got) != 2 || got[0] != rs[1] || got[1] != rs[2] {

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -391,7 +390,7 @@ func runForgedMalformed(ctx context.Context, e *Env) (*Result, error) {
 			total += n
 		}
 		if i == 1 {
-			r.Note("n2's drops by reason: %s (total %d of %d sent)", formatDrops(got), total, sentTotal(phases))
+			r.Note("n2's drops by reason: %s (total %d of %d sent)", formatCounts(got), total, sentTotal(phases))
 		}
 	}
 	return r, nil
@@ -427,19 +426,6 @@ func diffDrops(after, before map[string]uint64) map[string]uint64 {
 		}
 	}
 	return out
-}
-
-func formatDrops(m map[string]uint64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
-	}
-	return strings.Join(parts, ", ")
 }
 
 func sentList(ps []phase) string {

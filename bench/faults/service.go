@@ -253,7 +253,9 @@ func FinalRun(rs []Request) (node string, since time.Time, n int) {
 	return node, rs[i].Sent, len(rs) - i
 }
 
-func formatAnswers(m map[string]int) string {
+// formatCounts writes counts by name as "a 1, b 2", sorted by name: the client's answers by
+// node, a node's drops by reason.
+func formatCounts[N int | uint64](m map[string]N) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
