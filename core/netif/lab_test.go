@@ -125,6 +125,33 @@ func (l *lab) veth(t testing.TB) {
 	for _, name := range []string{"v0", "v1"} {
 		l.setUp(t, name, true)
 	}
+	// Until the kernel's linkwatch work has seen the carrier, a link that is up still has
+	// the noop qdisc, which drops what a packet socket sends on it without an error. That
+	// work is deferred (up to a second, longer on a busy machine), and a test that sent
+	// its frame before it ran waited 30 s for nothing (CI, TestSendGARP). Operstate UP is
+	// set by the same work, so it says the link really carries frames.
+	for _, name := range []string{"v0", "v1"} {
+		l.waitOperUp(t, name)
+	}
+}
+
+func (l *lab) waitOperUp(t testing.TB, name string) {
+	t.Helper()
+	const bound = 30 * time.Second // ends only a test whose link never comes up
+	deadline := time.Now().Add(bound)
+	for {
+		link, err := l.h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if link.Attrs().OperState == netlink.OperUp {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: operstate %s after %s, want up", name, link.Attrs().OperState, bound)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (l *lab) setUp(t testing.TB, name string, up bool) {
