@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/internal/pb"
@@ -98,7 +100,60 @@ func (s *server) Check(ctx context.Context, req *pb.CheckRequest) (_ *pb.CheckRe
 		w := int32(*resp.Weight)
 		out.Weight = &w
 	}
+	fitResponse(out)
 	return out, nil
+}
+
+// What one answer may take on the wire. The host takes at most lane.MaxAnswer in one
+// message, and on the Probes stream and the lane answers that are ready at once travel
+// together (see serveProbes): an answer beyond that would break the stream and fail every
+// probe in flight on it, and a unary answer beyond it fails its probe. The host keeps far
+// less of a message anyway (1 KiB, see CONTRIBUTING.md), so a plugin that answers a page
+// of text or a metric per table loses nothing it could have shown.
+const (
+	maxResultMessage = 64 << 10  // bytes of Message sent; the rest is cut
+	maxResultSize    = 256 << 10 // bytes of one encoded answer
+)
+
+// fitResponse cuts an answer larger than maxResultSize: its message to maxResultMessage
+// bytes (on a character boundary), then its metrics to those, in name order, that fit. The
+// status and the weight, which decide, always stay.
+func fitResponse(r *pb.CheckResponse) {
+	if proto.Size(r) <= maxResultSize {
+		return
+	}
+	r.Message = cutUTF8(r.Message, maxResultMessage)
+	size := proto.Size(r)
+	if size <= maxResultSize {
+		return
+	}
+	names := slices.Sorted(maps.Keys(r.Metrics))
+	all := r.Metrics
+	r.Metrics = nil
+	size = proto.Size(r)
+	kept := map[string]float64{}
+	for _, k := range names {
+		// An entry: its tag and length, the name's tag, length and bytes, the value's tag
+		// and 8 bytes.
+		n := len(k) + 20
+		if size+n > maxResultSize {
+			break
+		}
+		kept[k] = all[k]
+		size += n
+	}
+	r.Metrics = kept
+}
+
+// cutUTF8 returns at most n bytes of s, not ending inside a character.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // validUTF8 makes s encodable: protobuf refuses strings that are not UTF-8, and a message often

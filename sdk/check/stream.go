@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/internal/lane"
@@ -42,7 +43,7 @@ type probesServer interface {
 }
 
 func (s *server) serveProbes(stream probesServer) error {
-	out := newCombiner(func(rs []*pb.ProbeResult) error { return stream.Send(&pb.ResultBatch{Results: rs}) })
+	out := newCombiner(func(rs []*pb.ProbeResult) error { return sendResults(stream, rs) })
 	// Send must not be called once the handler has returned.
 	defer out.close()
 	ctx, cancelAll := context.WithCancel(stream.Context())
@@ -81,7 +82,7 @@ func (s *server) serveProbes(stream probesServer) error {
 				r := &pb.ProbeResult{Id: id, Response: resp}
 				if err != nil {
 					st := status.Convert(err)
-					r.ErrorCode, r.Error = uint32(st.Code()), validUTF8(st.Message())
+					r.ErrorCode, r.Error = uint32(st.Code()), cutUTF8(validUTF8(st.Message()), maxResultMessage)
 				}
 				out.add(r)
 			}()
@@ -95,6 +96,32 @@ func (s *server) serveProbes(stream probesServer) error {
 		}
 		mu.Unlock()
 	}
+}
+
+// maxResultBatch bounds one ResultBatch: half of what the host takes in one message
+// (lane.MaxAnswer), so that a batch of answers of up to maxResultSize each never reaches it.
+const maxResultBatch = lane.MaxAnswer / 2
+
+// sendResults sends rs in as few batches as fit under maxResultBatch.
+func sendResults(stream probesServer, rs []*pb.ProbeResult) error {
+	for len(rs) > 0 {
+		n, size := 0, 0
+		for n < len(rs) {
+			// Each entry of the repeated field adds its tag and length (at most 4 bytes
+			// for an answer of up to maxResultSize).
+			s := proto.Size(rs[n]) + 4
+			if n > 0 && size+s > maxResultBatch {
+				break
+			}
+			size += s
+			n++
+		}
+		if err := stream.Send(&pb.ResultBatch{Results: rs[:n]}); err != nil {
+			return err
+		}
+		rs = rs[n:]
+	}
+	return nil
 }
 
 // errNoStream: the plugin negotiated protocol 2 or 3 but does not serve Probes (a non-Go plugin

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -51,6 +52,17 @@ func (p *probeImpl) Check(ctx context.Context, req CheckRequest) (CheckResponse,
 		panic("boom")
 	case "fail":
 		return CheckResponse{}, errors.New("no route to database")
+	case "huge":
+		// A buggy plugin: far more than the host takes in one message.
+		m := make(map[string]float64, 100000)
+		for i := range 100000 {
+			m[fmt.Sprintf("metric_%06d", i)] = float64(i)
+		}
+		return CheckResponse{Status: OK, Message: "huge " + strings.Repeat("é", 4<<20), Metrics: m}, nil
+	}
+	if strings.HasPrefix(req.Name, "big-") {
+		// Each answer well within bounds, but many of them at once are more than one message takes.
+		return CheckResponse{Status: OK, Message: req.Name + strings.Repeat("x", 60<<10)}, nil
 	}
 	w := len(req.Name)
 	return CheckResponse{Status: Warning, Message: req.Name, Weight: &w, Metrics: map[string]float64{"len": float64(w)}}, nil
@@ -128,10 +140,40 @@ func TestProbeProtocols(t *testing.T) {
 				t.Error(err)
 			}
 
+			// Answers that together exceed what the host takes in one message reach it in
+			// several (the plugin's combiner joins whatever is ready at once); the stream
+			// survives them.
+			bigErrs := make(chan error, 200)
+			for i := range 200 {
+				wg.Go(func() {
+					name := fmt.Sprintf("big-%d", i)
+					resp, err := c.Check(ctx, CheckRequest{Name: name})
+					if err != nil || resp.Status != OK || resp.Message != name+strings.Repeat("x", 60<<10) {
+						bigErrs <- fmt.Errorf("%s: %d bytes, %v", name, len(resp.Message), err)
+					}
+				})
+			}
+			wg.Wait()
+			close(bigErrs)
+			for err := range bigErrs {
+				t.Error(err)
+			}
+
+			// An answer far beyond it is cut, not lost: the status comes through with the start
+			// of the message and as many metrics, in name order, as fit.
+			resp, err := c.Check(ctx, CheckRequest{Name: "huge"})
+			if err != nil || resp.Status != OK || !strings.HasPrefix(resp.Message, "huge éé") || len(resp.Message) > maxResultMessage ||
+				len(resp.Metrics) == 0 || resp.Metrics["metric_000000"] != 0 || len(resp.Metrics) >= 100000 {
+				t.Errorf("huge answer: %v, %d bytes of message, %d metrics", err, len(resp.Message), len(resp.Metrics))
+			}
+			if !utf8.ValidString(resp.Message) {
+				t.Error("huge answer: message cut inside a character")
+			}
+
 			// Bytes that are not UTF-8 (protobuf cannot carry them) neither fail the probe
 			// nor the stream.
 			bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			resp, err := c.Check(bctx, CheckRequest{Name: "binary"})
+			resp, err = c.Check(bctx, CheckRequest{Name: "binary"})
 			cancel()
 			if err != nil || resp.Message != "\uFFFD ok" || resp.Metrics["\uFFFD"] != 1 {
 				t.Errorf("binary answer: %+v, %v", resp, err)
