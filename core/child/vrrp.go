@@ -135,6 +135,10 @@ func (s *vrrpServer) Reload(ctx context.Context, req *childpb.StartRequest) (*ch
 		return nil, status.Error(codes.FailedPrecondition, "not started")
 	}
 	res, err := eng.Reload(ctx, cfg)
+	if errors.Is(err, vrrp.ErrNotApplied) {
+		// The engine still runs the old instances: they keep the checks they track.
+		return nil, status.Errorf(codes.FailedPrecondition, "%v", err)
+	}
 	// Even a reload that failed in part runs the new configuration's instances.
 	checks := trackedChecks(cfg)
 	s.mu.Lock()

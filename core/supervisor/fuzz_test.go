@@ -185,8 +185,11 @@ func FuzzFromVRRPChild(f *testing.F) {
 					t.Fatalf("group %q passed on for %s", got.Group, got.Instance)
 				case len(got.Reason) > check.MaxMessage || strings.IndexFunc(got.Reason, unicode.IsControl) >= 0:
 					t.Fatalf("reason passed on: %q", got.Reason)
-				case len(got.VIPs) > maxVIPs:
-					t.Fatalf("%d addresses passed on", len(got.VIPs))
+				}
+				for _, in := range s.cfg.Instances {
+					if in.Name == got.Instance && len(got.VIPs) > len(in.VIPs)+len(in.ExcludedVIPs) {
+						t.Fatalf("%d addresses passed on for %s, which has %d", len(got.VIPs), in.Name, len(in.VIPs)+len(in.ExcludedVIPs))
+					}
 				}
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os/exec"
 	"runtime"
 	"slices"
@@ -61,7 +62,15 @@ type Supervisor struct {
 
 	mu     sync.Mutex
 	checks map[string]*childpb.CheckState // latest state of every check, replayed to a new vrrp child
-	names  map[string]bool                // the checks of cfg: those the check child may send states of
+	names  map[string]bool                // the checks the check child may send states of (see alt)
+	// alt is the configuration before the last reload, while a child may still run it: from
+	// the moment core takes the new one until every child has reloaded, and after that if a
+	// child's reload failed. A message is admitted if either configuration has room for it
+	// (names holds the checks of both meanwhile). Judged by the new one alone, a transition
+	// the vrrp child made by the old one just before it reloaded (of an instance the reload
+	// removes or moves to another sync group, or naming an address the reload drops) was
+	// refused, and its notify lost.
+	alt *config.Config
 	// checkEpoch counts the check children started: each gets the next one, so that its
 	// states order after those of every earlier check child (childpb.CheckState), whatever
 	// the wall clock did in between.
@@ -460,6 +469,21 @@ func (s *Supervisor) setCheckFailed(st *childpb.CheckState, err error) {
 	s.opts.Log.Warn("could not pass a check state to vrrp", "check", st.Name, "error", err)
 }
 
+// admitTransition admits t by the configuration, or by the one before a reload while a
+// child may still run it (see alt).
+func (s *Supervisor) admitTransition(t *childpb.Transition) (Transition, error) {
+	s.mu.Lock()
+	cfg, alt := s.cfg, s.alt
+	s.mu.Unlock()
+	tr, err := admitTransition(t, cfg)
+	if err != nil && alt != nil {
+		if atr, aerr := admitTransition(t, alt); aerr == nil {
+			return atr, nil
+		}
+	}
+	return tr, err
+}
+
 func (s *Supervisor) watchTransitions(ctx context.Context, v childpb.VRRPClient) error {
 	stream, err := v.Transitions(ctx, &childpb.Empty{})
 	if err != nil {
@@ -471,10 +495,7 @@ func (s *Supervisor) watchTransitions(ctx context.Context, v childpb.VRRPClient)
 		if err != nil {
 			return err
 		}
-		s.mu.Lock()
-		cfg := s.cfg
-		s.mu.Unlock()
-		tr, err := admitTransition(t, cfg)
+		tr, err := s.admitTransition(t)
 		switch {
 		case err != nil && t.GetTo() == "INIT":
 			// An instance that a reload removed stops, after core took the new
@@ -531,7 +552,10 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 		return ReloadReport{}, err
 	}
 	s.mu.Lock()
-	s.cfg, s.req, s.names = cfg, child.StartRequest(cfg), checkNames(cfg)
+	s.alt = s.cfg
+	s.cfg, s.req = cfg, child.StartRequest(cfg)
+	s.names = checkNames(cfg)
+	maps.Copy(s.names, checkNames(s.alt))
 	req := s.req
 	if s.runCtx != nil && s.runCtx.Err() == nil {
 		for _, need := range []struct {
@@ -578,6 +602,11 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 			rep.VRRP = childReload(r)
 		}
 		s.replayChecks(ctx, v)
+	}
+	if len(errs) == 0 {
+		s.mu.Lock()
+		s.alt, s.names = nil, checkNames(cfg)
+		s.mu.Unlock()
 	}
 	return rep, errors.Join(errs...)
 }

@@ -68,8 +68,9 @@ func admitCheck(st *childpb.CheckState, epoch uint64, names map[string]bool) (*c
 // master hearing a lower priority (in To).
 var transitionStates = []string{"INIT", "BACKUP", "MASTER", "FAULT", "STOP", "DELETED", "MASTER_RX_LOWER_PRI"}
 
-// maxVIPs bounds the addresses a transition may carry: an instance can have no more.
-const maxVIPs = 4096
+// vipsOf is how many addresses the vrrp child may name for an instance: its
+// virtual_ipaddress and virtual_ipaddress_excluded, as the configuration lists them.
+func vipsOf(in *config.VRRPInstance) int { return len(in.VIPs) + len(in.ExcludedVIPs) }
 
 // admitTransition returns what core passes on for t (to notify actions), or why it is refused.
 func admitTransition(t *childpb.Transition, cfg *config.Config) (Transition, error) {
@@ -89,8 +90,8 @@ func admitTransition(t *childpb.Transition, cfg *config.Config) (Transition, err
 		return Transition{}, fmt.Errorf("%w: instance %s: priority %d", errRefused, in.Name, t.GetPriority())
 	case t.GetGroup() != "" && !inGroup(cfg, t.GetGroup(), in.Name):
 		return Transition{}, fmt.Errorf("%w: instance %s: sync group %q, which it is not in", errRefused, in.Name, check.Message(t.GetGroup()))
-	case len(t.GetVips()) > maxVIPs:
-		return Transition{}, fmt.Errorf("%w: instance %s: %d addresses", errRefused, in.Name, len(t.GetVips()))
+	case len(t.GetVips()) > vipsOf(in):
+		return Transition{}, fmt.Errorf("%w: instance %s: %d addresses, of %d configured", errRefused, in.Name, len(t.GetVips()), vipsOf(in))
 	}
 	for _, v := range t.GetVips() {
 		if _, err := netip.ParsePrefix(v); err != nil {
@@ -118,19 +119,20 @@ const maxDropReasons = 64
 // configuration (each once), with their strings bounded, and at most maxDropReasons drop
 // counters with clean names.
 func instancesOf(vs *childpb.VRRPStatus, cfg *config.Config) ([]InstanceStatus, map[string]uint64) {
-	want := map[string]bool{}
+	want := map[string]*config.VRRPInstance{}
 	for _, in := range cfg.Instances {
-		want[in.Name] = true
+		want[in.Name] = in
 	}
 	var out []InstanceStatus
 	for _, in := range vs.GetInstances() {
-		if !want[in.GetName()] {
+		c := want[in.GetName()]
+		if c == nil {
 			continue
 		}
-		want[in.GetName()] = false // once
+		want[in.GetName()] = nil // once
 		vips := in.GetVips()
-		if len(vips) > maxVIPs {
-			vips = vips[:maxVIPs]
+		if len(vips) > vipsOf(c) {
+			vips = vips[:vipsOf(c)]
 		}
 		vips = slices.Clone(vips)
 		for i, v := range vips {

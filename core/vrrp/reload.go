@@ -159,6 +159,10 @@ func identity(vc *config.VRRPInstance, g config.Global) string {
 		vc.Interface, vc.IPv6, vc.VRID, vc.Version, vc.UnicastSrcIP, vc.McastSrcIP, group, strings.Join(peers, ","), vmacName(vc), vc.VMACXmitBase)
 }
 
+// ErrNotApplied is a reload that changed nothing: the engine runs the configuration it ran
+// before. Any other error from Reload leaves the rest of the new configuration applied.
+var ErrNotApplied = errors.New("reload not applied")
+
 // reconfigure is a reload's work for one unit, done by the unit's goroutine.
 type reconfigure struct {
 	fsm.Event
@@ -177,14 +181,14 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 	select {
 	case <-e.running:
 	case <-ctx.Done():
-		return ReloadResult{}, ctx.Err()
+		return ReloadResult{}, fmt.Errorf("%w: %w", ErrNotApplied, ctx.Err())
 	}
 	e.rw.RLock()
 	stopping := e.stopping || e.runCtx.Err() != nil
 	oldCfg, units := e.cfg, slices.Clone(e.units)
 	e.rw.RUnlock()
 	if stopping {
-		return ReloadResult{}, errors.New("vrrp is stopping")
+		return ReloadResult{}, fmt.Errorf("%w: vrrp is stopping", ErrNotApplied)
 	}
 	// Interfaces of new instances are checked before anything stops, so that a typo in a
 	// new instance does not cost the old ones anything.
@@ -200,7 +204,7 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 		newByID[id] = vc
 		if oldByID[id] == nil {
 			if _, err := net.InterfaceByName(vc.Interface); err != nil {
-				return ReloadResult{}, fmt.Errorf("%s: vrrp_instance %s: interface %q: %w", vc.Pos, vc.Name, vc.Interface, err)
+				return ReloadResult{}, fmt.Errorf("%w: %s: vrrp_instance %s: interface %q: %w", ErrNotApplied, vc.Pos, vc.Name, vc.Interface, err)
 			}
 		}
 	}
