@@ -13,6 +13,8 @@ import (
 	"github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
+	"github.com/vigil-ha/vigil/core/notify"
+	"github.com/vigil-ha/vigil/core/vrrp/fsm"
 )
 
 // What core takes from its children. The check child runs plugins and scripts, as
@@ -64,9 +66,16 @@ func admitCheck(st *childpb.CheckState, epoch uint64, names map[string]bool) (*c
 	return bounded, nil
 }
 
-// transitionStates are the states a transition may name: the VRRP states, and the event of a
-// master hearing a lower priority (in To).
-var transitionStates = []string{"INIT", "BACKUP", "MASTER", "FAULT", "STOP", "DELETED", "MASTER_RX_LOWER_PRI"}
+// transitionStates are the states a transition from the vrrp child may name: those of the
+// state machine, and the event of a master hearing a lower priority (in To). STOP and
+// DELETED are core's own (notify), never the child's.
+var transitionStates = func() []string {
+	var names []string
+	for _, s := range fsm.States() {
+		names = append(names, s.String())
+	}
+	return append(names, notify.MasterRxLowerPri)
+}()
 
 // vipsOf is how many addresses the vrrp child may name for an instance: its
 // virtual_ipaddress and virtual_ipaddress_excluded, as the configuration lists them.

@@ -29,6 +29,9 @@ const (
 	Fault
 )
 
+// States returns every state a Machine can be in.
+func States() []State { return []State{Init, Backup, Master, Fault} }
+
 func (s State) String() string {
 	switch s {
 	case Init:
