@@ -492,6 +492,15 @@ func printStatus(w io.Writer, st supervisor.Status) {
 	for _, p := range st.Processes {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\n", p.Role, p.PID, p.State, (time.Duration(p.UptimeSec * float64(time.Second))).Round(time.Second), p.Restarts, p.LastError)
 	}
+	for _, p := range st.Processes {
+		if p.Unanswered != "" {
+			what := "its part"
+			if p.Role == string(child.RoleVRRP) {
+				what = "the instances"
+			}
+			fmt.Fprintf(tw, "\n%s (pid %d) did not answer: %s; %s are not shown\n", p.Role, p.PID, p.Unanswered, what)
+		}
+	}
 	if len(st.Instances) > 0 {
 		fmt.Fprintln(tw, "\nINSTANCE\tINTERFACE\tVRID\tSTATE\tPRIORITY\tMASTER\tVIPS")
 		for _, in := range st.Instances {

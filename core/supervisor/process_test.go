@@ -435,6 +435,25 @@ func TestStatus(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "cannot reach vigil") {
 		t.Errorf("status without a daemon: %v %s", err, out)
 	}
+
+	// A child that does not answer (here: stopped) is named, and its part is said to be
+	// missing, not left out as if there were nothing to show.
+	vrrpPID := n[1].childPID(t, "vrrp")
+	if err := syscall.Kill(vrrpPID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped, err := n[1].tryStatus()
+	out, _ = exec.Command(vigilBin, "status", "--control", n[1].sock()).CombinedOutput()
+	if err := syscall.Kill(vrrpPID, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || len(stopped.Processes) != 1 || !strings.Contains(stopped.Processes[0].Unanswered, "no answer within 2s") || len(stopped.Instances) != 0 {
+		t.Errorf("status with the vrrp child stopped: %+v, %v", stopped, err)
+	}
+	if want := fmt.Sprintf("vrrp (pid %d) did not answer: no answer within 2s", vrrpPID); !strings.Contains(string(out), want) ||
+		!strings.Contains(string(out), "the instances are not shown") {
+		t.Errorf("vigil status with the vrrp child stopped lacks %q:\n%s", want, out)
+	}
 }
 
 // nobodyFlag creates the flag file that checkScript tests, in a directory of its own that

@@ -2,9 +2,13 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sort"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 )
@@ -43,7 +47,14 @@ type ProcessStatus struct {
 	LastError string  `json:"last_error,omitempty"`
 	// Goroutines is the child's count, from its Status answer; 0 when it did not answer.
 	Goroutines int `json:"goroutines,omitempty"`
+	// Unanswered says why a running child's part of the status is missing (it did not answer
+	// within childStatusWait): for the vrrp child, the instances are then unknown, not absent.
+	Unanswered string `json:"unanswered,omitempty"`
 }
+
+// childStatusWait is how long a status waits for each child's part: status never hangs on a
+// stopped or overloaded child.
+const childStatusWait = 2 * time.Second
 
 // InstanceStatus describes one VRRP instance.
 type InstanceStatus struct {
@@ -83,18 +94,22 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 		p.mu.Unlock()
 		if c != nil {
 			// Only for the goroutine count: the check states core holds are those it forwards.
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			cctx, cancel := context.WithTimeout(ctx, childStatusWait)
 			cs, err := c.Status(cctx, &childpb.Empty{})
 			cancel()
 			if err == nil {
 				ps.Goroutines = int(cs.Goroutines)
+			} else {
+				ps.Unanswered = unanswered(err)
 			}
 		}
 		if v != nil {
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			cctx, cancel := context.WithTimeout(ctx, childStatusWait)
 			vs, err := v.Status(cctx, &childpb.Empty{})
 			cancel()
-			if err == nil {
+			if err != nil {
+				ps.Unanswered = unanswered(err)
+			} else {
 				ps.Goroutines = int(vs.Goroutines)
 				s.mu.Lock()
 				cfg := s.cfg
@@ -111,4 +126,12 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 	s.mu.Unlock()
 	sort.Slice(st.Checks, func(i, j int) bool { return st.Checks[i].Name < st.Checks[j].Name })
 	return st
+}
+
+// unanswered words a child's failure to answer its part of a status.
+func unanswered(err error) string {
+	if status.Code(err) == codes.DeadlineExceeded {
+		return fmt.Sprintf("no answer within %s (stopped or overloaded?)", childStatusWait)
+	}
+	return status.Convert(err).Message()
 }
