@@ -19,7 +19,8 @@
 //	negstatus  answers status -7
 //	weight     answers OK with weight 1000000000
 //	negweight  answers OK with weight -1000000000
-//	huge       answers OK with a message of 8 MiB, over gRPC's limit
+//	huge       answers OK with a message of 8 MiB, over gRPC's limit (written into the answer
+//	           on its way out: the SDK itself cuts a message to 64 KiB)
 //	long       answers OK with a message of 64 KiB, with newlines and terminal escapes
 //	metrics    answers OK with 100000 metrics, some of them NaN or infinite
 //	flood      answers OK, and from then on sends results nobody asked for, without end
@@ -59,6 +60,7 @@ import (
 const (
 	rawStatus  = "@status="
 	noResponse = "@noresponse"
+	rawHuge    = "@huge"
 )
 
 type bad struct {
@@ -107,7 +109,7 @@ func (b *bad) Check(ctx context.Context, req check.CheckRequest) (check.CheckRes
 	case "negweight":
 		return check.CheckResponse{Status: check.OK, Message: "heavy", Weight: weight(-1_000_000_000)}, nil
 	case "huge":
-		return check.CheckResponse{Status: check.OK, Message: strings.Repeat("h", 8<<20)}, nil
+		return check.CheckResponse{Status: check.OK, Message: rawHuge}, nil
 	case "long":
 		return check.CheckResponse{Status: check.OK, Message: strings.Repeat("line\n\x1b[2J\x1b[31mred\t", 64<<10/17)}, nil
 	case "metrics":
@@ -131,7 +133,7 @@ func (b *bad) Check(ctx context.Context, req check.CheckRequest) (check.CheckRes
 }
 
 // rewrite sets the status of every check answer in m that asks for it (rawStatus) to the
-// number it names, and drops the answers that ask for it (noResponse) from their results:
+// number it names, writes 8 MiB into the message of those that ask for it (rawHuge), and drops the answers that ask for it (noResponse) from their results:
 // the SDK itself only sends statuses that exist, and a response with every result.
 func rewrite(m protoreflect.Message) {
 	if m.Descriptor().FullName() == "vigil.plugin.v1.ProbeResult" {
@@ -144,6 +146,9 @@ func rewrite(m protoreflect.Message) {
 	if m.Descriptor().FullName() == "vigil.plugin.v1.CheckResponse" {
 		fs := m.Descriptor().Fields()
 		msg := m.Get(fs.ByName("message")).String()
+		if msg == rawHuge {
+			m.Set(fs.ByName("message"), protoreflect.ValueOfString(strings.Repeat("h", 8<<20)))
+		}
 		if n, ok := strings.CutPrefix(msg, rawStatus); ok {
 			v, _ := strconv.Atoi(n)
 			m.Set(fs.ByName("status"), protoreflect.ValueOfEnum(protoreflect.EnumNumber(v)))
