@@ -477,7 +477,25 @@ func (h *Host) Describe(ctx context.Context, kind sdk.Kind, name string) (sdk.In
 		// What the plugin's SDK could speak matters less than what this vigil speaks with it.
 		info.ProtocolVersion = version
 	}
-	return info, err
+	return boundInfo(info), err
+}
+
+// maxParams bounds the params of a plugin's description that are kept: a plugin documents a
+// handful.
+const maxParams = 256
+
+// boundInfo keeps a plugin's description, which `vigil plugins` prints and the log names
+// plugins by, within bounds: each string cut and cleaned as a probe's message is, and at
+// most maxParams params.
+func boundInfo(in sdk.Info) sdk.Info {
+	in.Name, in.Version, in.Description = corecheck.Message(in.Name), corecheck.Message(in.Version), corecheck.Message(in.Description)
+	params := make([]sdk.ParamSpec, 0, min(len(in.Params), maxParams))
+	for _, p := range in.Params[:min(len(in.Params), maxParams)] {
+		p.Name, p.Default, p.Description = corecheck.Message(p.Name), corecheck.Message(p.Default), corecheck.Message(p.Description)
+		params = append(params, p)
+	}
+	in.Params = params
+	return in
 }
 
 // ConfigureCheck sends the params of one named check to check plugin name. The host keeps

@@ -16,6 +16,7 @@ import (
 
 	corecheck "github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
@@ -32,7 +33,7 @@ func buildBad(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"badnoise", "badhs", "badflood"} {
+	for _, name := range []string{"badnoise", "badhs", "badflood", "baddesc"} {
 		if err := os.WriteFile(filepath.Join(dir, "vigil-check-"+name), bin, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -201,5 +202,35 @@ func TestMisbehavingConfigure(t *testing.T) {
 	}
 	if warnings != maxWarnings+1 {
 		t.Errorf("%d warnings logged; want %d and a line saying how many more", warnings, maxWarnings)
+	}
+}
+
+// TestMisbehavingDescribe: a plugin's description reaches `vigil plugins` and the log. One
+// with strings of 64 KiB full of newlines and terminal escapes, and 10000 params, comes out
+// cut and clean, and the plugin's checks still work. (One over 4 MiB fails as any answer
+// that large does, naming the plugin.)
+func TestMisbehavingDescribe(t *testing.T) {
+	dir := buildBad(t)
+	h := newHost(t, Options{Dir: dir})
+	info, err := h.Describe(ctxFor(t, time.Minute), sdk.KindCheck, "baddesc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, s := range map[string]string{"name": info.Name, "version": info.Version, "description": info.Description} {
+		if len(s) > corecheck.MaxMessage || strings.IndexFunc(s, unicode.IsControl) >= 0 || !strings.HasPrefix(s, "doc ") {
+			t.Errorf("%s kept as %d bytes: %.100q", what, len(s), s)
+		}
+	}
+	if len(info.Params) != maxParams {
+		t.Errorf("%d params kept, want %d", len(info.Params), maxParams)
+	}
+	for _, p := range info.Params {
+		if strings.IndexFunc(p.Name+p.Default+p.Description, unicode.IsControl) >= 0 {
+			t.Fatalf("param kept with control characters: %+v", p)
+		}
+	}
+	configure(t, h, "baddesc", "good", "mode", "ok")
+	if r := (Prober{Host: h, Plugin: "baddesc", Check: "good"}).Probe(ctxFor(t, 30*time.Second)); !r.OK {
+		t.Errorf("probe after the description: %+v", r)
 	}
 }

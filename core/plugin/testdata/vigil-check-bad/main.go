@@ -9,6 +9,8 @@
 //	                      bytes that are not UTF-8, terminal escapes, a 1 MiB line, many lines
 //	vigil-check-badhs     writes garbage without a newline: it runs into the handshake line
 //	vigil-check-badflood  writes to stdout forever and never shakes hands
+//	vigil-check-baddesc   describes itself with a name, version and description of 64 KiB of
+//	                      lines and terminal escapes, and 10000 params like them
 //
 // By mode (param mode of a check):
 //
@@ -64,12 +66,21 @@ const (
 )
 
 type bad struct {
-	checks check.Configured[string]
-	flood  *atomic.Bool
+	checks  check.Configured[string]
+	flood   *atomic.Bool
+	wildDoc bool // baddesc
 }
 
 func (b *bad) Describe(context.Context) (check.Info, error) {
-	return check.Info{Name: "bad", Version: "0.1.0", Params: []check.ParamSpec{{Name: "mode", Type: check.TypeString, Required: true}}}, nil
+	info := check.Info{Name: "bad", Version: "0.1.0", Params: []check.ParamSpec{{Name: "mode", Type: check.TypeString, Required: true}}}
+	if b.wildDoc {
+		wild := strings.Repeat("doc\n\x1b[2J", 64<<10/8)
+		info.Name, info.Version, info.Description = wild, wild, wild
+		for i := range 10000 {
+			info.Params = append(info.Params, check.ParamSpec{Name: fmt.Sprintf("p%d\x1b[31m", i), Type: check.TypeString, Default: "\x1b[2J", Description: "x\ny"})
+		}
+	}
+	return info, nil
 }
 
 func (b *bad) Configure(_ context.Context, req check.ConfigureRequest) (check.ConfigureResponse, error) {
@@ -247,9 +258,10 @@ func main() {
 		}
 	}
 	flood := &atomic.Bool{}
+	impl := &bad{flood: flood, wildDoc: filepath.Base(os.Args[0]) == "vigil-check-baddesc"}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  sdk.Handshake(),
-		VersionedPlugins: map[int]plugin.PluginSet{2: {"check": &check.Plugin{Impl: &bad{flood: flood}}}},
+		VersionedPlugins: map[int]plugin.PluginSet{2: {"check": &check.Plugin{Impl: impl}}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts,
 				grpc.ChainUnaryInterceptor(unary),
