@@ -70,6 +70,11 @@ type Global struct {
 	VRRPNotifyFIFO *FIFO
 	LVSNotifyFIFO  *FIFO
 
+	// VRRPProcess and CheckerProcess are the scheduling settings of the vrrp and the check
+	// process (vrrp_priority ..., checker_priority ...).
+	VRRPProcess    Process
+	CheckerProcess Process
+
 	// PluginDir is where vigil looks for vigil-check-NAME and vigil-notify-NAME binaries.
 	PluginDir string
 	// PluginSHA256 pins plugins (plugin_sha256 NAME HEX): the lower-case hex SHA-256 of each
@@ -77,6 +82,29 @@ type Global struct {
 	// refuses to start a pinned plugin whose file has another checksum.
 	PluginSHA256 map[string]string
 }
+
+// Process is how one of vigil's child processes is scheduled, from keepalived's
+// PREFIX_priority, PREFIX_rt_priority, PREFIX_rlimit_rttime and PREFIX_no_swap (PREFIX: vrrp,
+// checker). The zero value changes nothing.
+type Process struct {
+	// Nice is the nice value, -20..19; 0 leaves it as it is. As in keepalived, it is not
+	// applied while RTPriority is: a real-time thread does not use it.
+	Nice int
+	// RTPriority, 1..99, runs every thread with SCHED_RR at this priority; 0: not real-time.
+	RTPriority int
+	// RLimitRTTime is the CPU time in microseconds that a real-time thread may use without
+	// blocking before it is warned (at half of it) with SIGXCPU; only with RTPriority.
+	// Default 10000, keepalived's.
+	RLimitRTTime int
+	// NoSwap locks the process's pages in memory (mlockall) as they are touched.
+	NoSwap bool
+	// Places are where each keyword was written, for the warnings that name it when the
+	// kernel refuses a setting.
+	Places map[string]Pos `json:"-"`
+}
+
+// IsZero reports whether p changes nothing about the process.
+func (p Process) IsZero() bool { return p.Nice == 0 && p.RTPriority == 0 && !p.NoSwap }
 
 // Garp is the gratuitous ARP / unsolicited NA schedule on becoming master.
 type Garp struct {

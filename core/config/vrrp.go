@@ -1,11 +1,14 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net/netip"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -30,8 +33,10 @@ func (b *builder) top(nodes []*Node) {
 		VRRPMcastGroup4:    netip.MustParseAddr("224.0.0.18"),
 		VRRPMcastGroup6:    netip.MustParseAddr("ff02::12"),
 		// The lower priority settings default to the master ones: unset until the end.
-		Garp:      Garp{MasterDelay: defaultGarpDelay, MasterRepeat: defaultGarpRepeat, MasterRefreshRepeat: 1, LowerPrioDelay: -1, LowerPrioRepeat: -1},
-		PluginDir: "/usr/lib/vigil/plugins",
+		Garp:           Garp{MasterDelay: defaultGarpDelay, MasterRepeat: defaultGarpRepeat, MasterRefreshRepeat: 1, LowerPrioDelay: -1, LowerPrioRepeat: -1},
+		PluginDir:      "/usr/lib/vigil/plugins",
+		VRRPProcess:    Process{RLimitRTTime: defaultRLimitRTTime},
+		CheckerProcess: Process{RLimitRTTime: defaultRLimitRTTime},
 	}
 	named := func(f func(n *Node)) kw { return kw{min: 1, max: 1, block: needBlock, fn: f} }
 	// keepalived applies global_defs before anything else wherever it stands in the file, so
@@ -129,7 +134,68 @@ func (b *builder) globalDefs(n *Node) {
 	for k, v := range garp {
 		ks[k] = v
 	}
+	maps.Copy(ks, b.processKeywords(&g.VRRPProcess, "vrrp"))
+	maps.Copy(ks, b.processKeywords(&g.CheckerProcess, "checker"))
 	b.walk("global_defs", n.Block, ks)
+}
+
+// defaultRLimitRTTime is keepalived's RT_RLIMIT_DEFAULT: the microseconds a real-time
+// thread may run without blocking, when PREFIX_rt_priority is set without a limit.
+const defaultRLimitRTTime = 10000
+
+// processKeywords are the scheduling keywords of the vrrp or the checker process, with
+// keepalived 2.2.7's ranges. keepalived's -t fails on a value out of range too, but at run
+// time it clamps a real-time priority into 1..99 and ignores a bad nice value; vigil runs no
+// file that -t refuses.
+func (b *builder) processKeywords(p *Process, prefix string) keywords {
+	place := func(n *Node) {
+		if p.Places == nil {
+			p.Places = map[string]Pos{}
+		}
+		p.Places[n.Name] = n.Pos
+	}
+	rlimit := kw{min: 1, max: 1, fn: func(n *Node) {
+		place(n)
+		v, err := strconv.ParseUint(n.Args[0].Text, 10, 64)
+		switch {
+		case err != nil && !errors.Is(err, strconv.ErrRange):
+			b.sink.errorf(n.Args[0].Pos, "%q is not a whole number", n.Args[0].Text).Hint = "give the microseconds, from 1 to 4294967295"
+			return
+		case err != nil || v < 1 || v > math.MaxUint32:
+			b.sink.errorf(n.Args[0].Pos, "%s is out of range: use 1 to 4294967295 microseconds", n.Args[0].Text)
+			return
+		}
+		// keepalived makes 1 into 2: the warning comes at half the limit, which must not be 0.
+		p.RLimitRTTime = max(int(v), 2)
+		if strings.HasSuffix(n.Name, "_rtime") {
+			b.sink.warnf(n.Pos, "%q is a deprecated spelling", n.Name).Hint = fmt.Sprintf("write %s_rlimit_rttime", prefix)
+		}
+	}}
+	return keywords{
+		prefix + "_priority": {min: 1, max: 1, fn: func(n *Node) {
+			place(n)
+			if v, ok := b.int(n.Args[0], -20, 19); ok {
+				p.Nice = v
+			}
+		}},
+		prefix + "_rt_priority": {min: 1, max: 1, fn: func(n *Node) {
+			place(n)
+			if v, ok := b.int(n.Args[0], 1, 99); ok {
+				p.RTPriority = v
+			}
+		}},
+		prefix + "_rlimit_rttime": rlimit,
+		prefix + "_rlimit_rtime":  rlimit,
+		// keepalived ignores any argument: "vrrp_no_swap no" locks memory all the same.
+		prefix + "_no_swap": {max: -1, fn: func(n *Node) {
+			place(n)
+			p.NoSwap = true
+			if len(n.Args) > 0 {
+				b.sink.warnf(n.Args[0].Pos, "%q takes no argument; %q is ignored and memory is locked", n.Name, n.Args[0].Text).Hint =
+					"write " + n.Name + " alone, or remove the line to leave memory unlocked"
+			}
+		}},
+	}
 }
 
 // pluginExecutable is the file name of a plugin in plugin_dir.
