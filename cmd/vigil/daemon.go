@@ -309,7 +309,11 @@ func limitCoreCapabilities(cfg *config.Config, log hclog.Logger) (rootBounding b
 	if os.Geteuid() != 0 {
 		return false
 	}
-	bounding := child.CoreBounding
+	// The children inherit core's bounding set: vrrp_priority and the like need
+	// CAP_SYS_NICE (CAP_IPC_LOCK for *_no_swap) in it, for the vrrp and check processes to
+	// set them. A reload cannot bring back what is dropped here: a priority first set by a
+	// reload takes a restart of vigil (the child says so when the kernel refuses it).
+	bounding := slices.Concat(child.CoreBounding, child.PriorityCaps(cfg.Global.VRRPProcess, cfg.Global.CheckerProcess))
 	if corecheck.RunsScriptsAsRoot(cfg) {
 		bounding = nil
 		log.Info("scripts run as root, with root's capabilities; give them a script_user of their own so that vigil can drop those")

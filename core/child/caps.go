@@ -3,6 +3,7 @@ package child
 import (
 	"fmt"
 	"os"
+	"slices"
 	"syscall"
 	"unsafe"
 
@@ -110,4 +111,36 @@ func limitCheckCaps(log hclog.Logger) {
 	if err := LimitCapabilities(ScriptCaps, nil); err != nil {
 		log.Warn("the check process keeps all of root's capabilities", "reason", err)
 	}
+}
+
+// raiseCheckCaps makes the capabilities that checker_priority and the like need effective in
+// the check process as well, when core left them permitted (child.PriorityCaps), so that
+// Start and each reload can apply and undo them.
+func raiseCheckCaps(log hclog.Logger, extra []int) {
+	if os.Geteuid() != 0 {
+		return
+	}
+	extra = permitted(extra)
+	if len(extra) == 0 {
+		return
+	}
+	if err := LimitCapabilities(append(slices.Clone(ScriptCaps), extra...), nil); err != nil {
+		log.Debug("check process capabilities unchanged", "reason", err)
+	}
+}
+
+// permitted returns those of caps that this process may make effective.
+func permitted(caps []int) []int {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil
+	}
+	var out []int
+	for _, c := range caps {
+		if data[c/32].Permitted&(1<<(uint(c)%32)) != 0 {
+			out = append(out, c)
+		}
+	}
+	return out
 }

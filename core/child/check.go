@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 	"github.com/vigil-ha/vigil/core/plugin"
 )
@@ -23,6 +24,7 @@ type checkServer struct {
 	log  hclog.Logger
 	work work
 	out  *fanout[*childpb.CheckState] // published under mu, so that Changes starts from latest exactly
+	prio *scheduling                  // checker_priority, checker_rt_priority ...
 	// now stamps each state with the time it was made, for people (vigil status); the
 	// order of the states is (epoch, seq), never this clock, which may step back.
 	now func() time.Time
@@ -45,7 +47,8 @@ type checkServer struct {
 }
 
 func newCheckServer(log hclog.Logger) *checkServer {
-	return &checkServer{log: log, out: newFanout(checkKey, 0), now: time.Now, latest: map[string]*childpb.CheckState{}, gone: map[string]bool{}}
+	return &checkServer{log: log, out: newFanout(checkKey, 0), now: time.Now, latest: map[string]*childpb.CheckState{}, gone: map[string]bool{},
+		prio: newScheduling(log, "checker", true)}
 }
 
 // checkKey is what a check state supersedes: the earlier state of its check. Only the
@@ -95,6 +98,7 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 	s.sched, s.host, s.hostKey = <-ready, host, check.PluginHostKey(cfg.Global)
 	s.sched.Update(specs)
 	s.log.Info("checks started", "count", len(specs))
+	s.applyScheduling(cfg.Global.CheckerProcess)
 	return &childpb.StartResponse{}, nil
 }
 
@@ -162,7 +166,17 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 	}
 	s.logNotes(specs, func(name string) bool { return starting[name] })
 	s.log.Info("checks reloaded", "kept", len(d.Kept), "added", len(d.Added), "removed", len(d.Removed), "restarted", len(d.Restarted), "new_plugin_host", newHost)
+	s.applyScheduling(cfg.Global.CheckerProcess)
 	return &childpb.ReloadResponse{Kept: d.Kept, Added: d.Added, Removed: d.Removed, Restarted: d.Restarted}, nil
+}
+
+// applyScheduling applies checker_priority and the like to the check process: its checks
+// and plugins, and what it runs for vrrp_script (which keepalived runs from its vrrp
+// process, so that there checker_* leave them alone). Scripts and plugins it starts do not
+// inherit a raised priority (see scheduling).
+func (s *checkServer) applyScheduling(p config.Process) {
+	raiseCheckCaps(s.log, PriorityCaps(p))
+	s.prio.apply(p)
 }
 
 // logNotes logs the notes of the specs that start: a kept check said its note already.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ type vrrpServer struct {
 	log  hclog.Logger
 	work work
 	out  *fanout[*childpb.Transition]
+	prio *scheduling // vrrp_priority, vrrp_rt_priority ...
 
 	// Transitions before core's first Transitions call are kept for it: the engine starts
 	// in Start, and core subscribes only after Start returns, so the first transitions
@@ -54,7 +56,7 @@ const maxPending = 1024
 
 func newVRRPServer(log hclog.Logger) *vrrpServer {
 	out := newFanout(transitionKey, maxPending)
-	return &vrrpServer{log: log, out: out, early: out.newQueue()}
+	return &vrrpServer{log: log, out: out, early: out.newQueue(), prio: newScheduling(log, "vrrp", false)}
 }
 
 // transitionKey is what a transition supersedes, once a subscriber has too many pending:
@@ -101,9 +103,14 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 		// Anything else (an interface that does not exist yet ...) may pass: core retries.
 		return nil, status.Errorf(codes.Unavailable, "%v", err)
 	}
+	// Scheduling as keepalived sets it: once the engine is ready, before its threads start
+	// work, and while the process may still raise its priority (CAP_SYS_NICE, CAP_IPC_LOCK).
+	prio := cfg.Global.VRRPProcess
+	s.prio.apply(prio)
 	// The sockets are open and netlink is ready: from here on the process keeps only
-	// CAP_NET_ADMIN and CAP_NET_RAW, so a bug in it cannot do anything else as root.
-	if err := dropCapabilities(vrrpCaps); err != nil {
+	// CAP_NET_ADMIN and CAP_NET_RAW, so a bug in it cannot do anything else as root; and,
+	// when the configuration sets a priority, what a reload needs to change or undo it.
+	if err := dropCapabilities(append(slices.Clone(vrrpCaps), permitted(PriorityCaps(prio))...)); err != nil {
 		s.log.Warn("running with all of root's capabilities", "reason", err)
 	}
 	eng.OnTransition(func(name string, t fsm.Transition) { s.transition(eng, name, t) })
@@ -139,6 +146,9 @@ func (s *vrrpServer) Reload(ctx context.Context, req *childpb.StartRequest) (*ch
 		// The engine still runs the old instances: they keep the checks they track.
 		return nil, status.Errorf(codes.FailedPrecondition, "%v", err)
 	}
+	// A priority added by the reload needs what the process kept at Start: without it, the
+	// kernel refuses it and apply says so, naming the keyword.
+	s.prio.apply(cfg.Global.VRRPProcess)
 	// Even a reload that failed in part runs the new configuration's instances.
 	checks := trackedChecks(cfg)
 	s.mu.Lock()

@@ -1,0 +1,353 @@
+package child
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigil-ha/vigil/core/config"
+)
+
+// PriorityCaps are the capabilities a process needs to apply p: CAP_SYS_NICE for a negative
+// nice value or a real-time priority, CAP_IPC_LOCK to lock its memory. Core keeps them in
+// its bounding set for its children when the configuration asks for them, and each child
+// keeps them permitted so that a reload can change or undo what it applied.
+func PriorityCaps(p ...config.Process) []int {
+	var nice, lock bool
+	for _, q := range p {
+		nice = nice || q.Nice < 0 || q.RTPriority > 0
+		lock = lock || q.NoSwap
+	}
+	var caps []int
+	if nice {
+		caps = append(caps, unix.CAP_SYS_NICE)
+	}
+	if lock {
+		caps = append(caps, unix.CAP_IPC_LOCK)
+	}
+	return caps
+}
+
+// scheduling applies one process's scheduling settings (config.Process) and undoes them when
+// a reload removes them, the way keepalived's set_process_priorities does for its vrrp and
+// checker processes, with these differences for a Go process:
+//
+//   - Nice value and policy are per thread on Linux (setpriority(PRIO_PROCESS, 0) and
+//     sched_setscheduler(0) change the calling thread only), and a Go process has several
+//     threads that the runtime creates at will. Each thread of /proc/self/task is set; a new
+//     thread inherits from the thread that creates it, so once all are set, later ones follow.
+//     A thread created during a pass by a thread not yet set is found by the next pass: the
+//     passes go on until one finds every thread as wanted.
+//   - keepalived sets SCHED_RESET_ON_FORK with SCHED_RR, and resets its script children's
+//     priority before exec, so that they never run real-time. Go's os/exec has no hook there,
+//     so the flag has to do it; but the kernel applies it to every clone, new threads
+//     included: with it, a thread the runtime creates later runs SCHED_OTHER at nice 0. So a
+//     process that starts programs (the check process: scripts and plugins) sets the flag and
+//     sets each new thread again (watchThreads, every second); one that starts none (the vrrp
+//     process) leaves it off, and its new threads inherit the settings at once.
+//   - When the kernel refuses SCHED_RR (no CAP_SYS_NICE, or a cgroup without real-time
+//     runtime), the nice value is applied instead, if there is one; keepalived then applies
+//     neither. Nothing refused stops the process: it is logged, naming the keyword.
+//   - RLIMIT_RTTIME: see setRTLimit.
+type scheduling struct {
+	log    hclog.Logger
+	prefix string // the keywords' prefix: "vrrp" or "checker"
+	// spawns: the process starts programs, which must not inherit a raised priority.
+	spawns bool
+
+	mu       sync.Mutex
+	applied  bool            // threads were changed, so that a reload without settings undoes it
+	orig     int             // the nice value before
+	target   *unix.SchedAttr // what every thread must have now; nil: nothing
+	watching bool            // watchThreads runs
+	rttime   *unix.Rlimit    // RLIMIT_RTTIME before, when it was changed
+	locked   bool            // mlockall done
+	xcpu     chan os.Signal  // SIGXCPU, once setRTLimit asked for it
+	soft     uint64          // the SIGXCPU threshold now set, for warnXCPU to restore
+}
+
+func newScheduling(log hclog.Logger, prefix string, spawns bool) *scheduling {
+	return &scheduling{log: log, prefix: prefix, spawns: spawns}
+}
+
+// apply makes the process run as p says, or as it ran before when p is zero and an earlier
+// apply changed it. Problems are logged, never returned: a process that cannot raise its
+// priority still does its work, as keepalived's does.
+func (s *scheduling) apply(p config.Process) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.applied || p.Nice != 0 || p.RTPriority != 0 {
+		s.setThreads(p)
+	}
+	s.setNoSwap(p)
+	if s.target != nil && s.spawns && !s.watching {
+		s.watching = true
+		go s.watchThreads(time.Second)
+	}
+}
+
+// setThreads gives every thread the nice value or the real-time priority of p.
+func (s *scheduling) setThreads(p config.Process) {
+	if !s.applied {
+		// The nice value before, to go back to. (The raw getpriority system call answers
+		// 20 minus it; sched_getattr answers it.)
+		if cur, err := unix.SchedGetAttr(0, 0); err == nil {
+			s.orig = int(cur.Nice)
+		}
+		s.applied = true
+	}
+	var flags uint64
+	if s.spawns {
+		// SCHED_OTHER keeps the flag once it was set: clearing it needs CAP_SYS_NICE, and it
+		// only spares children a raised priority.
+		flags = unix.SCHED_FLAG_RESET_ON_FORK
+	}
+	other := unix.SchedAttr{Policy: unix.SCHED_NORMAL, Flags: flags, Nice: int32(s.orig)}
+	if p.Nice != 0 {
+		other.Nice = int32(p.Nice)
+	}
+	if p.RTPriority > 0 {
+		rr := unix.SchedAttr{Policy: unix.SCHED_RR, Flags: flags, Priority: uint32(p.RTPriority)}
+		n, err := setAllThreads(rr)
+		if err == nil {
+			s.target = &rr
+			s.log.Info("real-time scheduling set", "keyword", s.prefix+"_rt_priority", "policy", "SCHED_RR", "priority", p.RTPriority, "threads_changed", n)
+			s.setRTLimit(p.RLimitRTTime)
+			return
+		}
+		s.log.Warn(s.prefix+"_rt_priority not applied: the kernel refused SCHED_RR", "place", s.place(p, "_rt_priority"),
+			"priority", p.RTPriority, "error", err,
+			"hint", "needs CAP_SYS_NICE, and real-time runtime in the cgroup (cpu.rt_runtime_us) where the kernel has CONFIG_RT_GROUP_SCHED")
+		// Threads set before a refusal go back to SCHED_OTHER below.
+	}
+	s.restoreRTLimit()
+	n, err := setAllThreads(other)
+	s.target = nil
+	switch {
+	case err != nil && p.Nice != 0:
+		s.log.Warn(s.prefix+"_priority not applied: the kernel refused the nice value", "place", s.place(p, "_priority"),
+			"nice", p.Nice, "error", err, "hint", "a negative nice value needs CAP_SYS_NICE")
+	case err != nil:
+		s.log.Warn("scheduling not reset", "nice", s.orig, "error", err)
+	case p.Nice != 0:
+		s.target = &other
+		s.log.Info("nice value set", "keyword", s.prefix+"_priority", "nice", p.Nice, "threads_changed", n)
+	case n > 0:
+		s.log.Info("scheduling reset", "nice", s.orig, "threads_changed", n)
+	}
+}
+
+// watchThreads gives threads that the runtime created since the last pass the settings of
+// the others, in a process with SCHED_RESET_ON_FORK (see scheduling). The runtime keeps the
+// threads it made and makes new ones only when all are busy or blocked, mostly soon after
+// start, so a pass a second finds few, and costs a directory read and a system call a thread.
+func (s *scheduling) watchThreads(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for range t.C {
+		s.mu.Lock()
+		if s.target != nil {
+			n, err := setAllThreads(*s.target)
+			if err != nil {
+				s.log.Warn("a new thread kept its scheduling", "error", err)
+			} else if n > 0 {
+				s.log.Debug("new threads given the process's scheduling", "threads", n)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *scheduling) place(p config.Process, suffix string) string {
+	if pos, ok := p.Places[s.prefix+suffix]; ok {
+		return pos.String()
+	}
+	return s.prefix + suffix
+}
+
+// maxPasses bounds the passes over the threads: the runtime creates threads now and then,
+// not without end; a process that keeps creating them faster than they are set has a bug.
+const maxPasses = 100
+
+// setAllThreads gives every thread of this process the scheduling attributes want, and
+// returns how many it had to change. It re-reads /proc/self/task until a pass changes
+// nothing, so that no thread is left out: one created meanwhile by a thread not yet set
+// inherited the old settings, and the next pass finds it.
+func setAllThreads(want unix.SchedAttr) (int, error) {
+	changed := 0
+	for range maxPasses {
+		tids, err := threadIDs()
+		if err != nil {
+			return changed, err
+		}
+		n := 0
+		for _, tid := range tids {
+			cur, err := unix.SchedGetAttr(tid, 0)
+			if errors.Is(err, unix.ESRCH) {
+				continue // the thread ended
+			}
+			if err != nil {
+				return changed, fmt.Errorf("read the scheduling of thread %d: %w", tid, err)
+			}
+			if sameScheduling(cur, &want) {
+				continue
+			}
+			attr := want
+			if err := unix.SchedSetAttr(tid, &attr, 0); err != nil {
+				if errors.Is(err, unix.ESRCH) {
+					continue
+				}
+				return changed, fmt.Errorf("thread %d: %w", tid, err)
+			}
+			n++
+		}
+		changed += n
+		if n == 0 {
+			return changed, nil
+		}
+	}
+	return changed, fmt.Errorf("threads still changing after %d passes over /proc/self/task", maxPasses)
+}
+
+// sameScheduling compares what setAllThreads sets: policy, reset-on-fork, and the priority
+// of a real-time policy or the nice value of the others.
+func sameScheduling(cur, want *unix.SchedAttr) bool {
+	if cur.Policy != want.Policy || cur.Flags&unix.SCHED_FLAG_RESET_ON_FORK != want.Flags&unix.SCHED_FLAG_RESET_ON_FORK {
+		return false
+	}
+	if want.Policy == unix.SCHED_RR || want.Policy == unix.SCHED_FIFO {
+		return cur.Priority == want.Priority
+	}
+	return cur.Nice == want.Nice
+}
+
+// threadIDs lists this process's threads.
+func threadIDs() ([]int, error) {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, fmt.Errorf("list threads: %w", err)
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
+}
+
+// setRTLimit sets RLIMIT_RTTIME for a real-time process: keepalived sets the soft limit to
+// half of PREFIX_rlimit_rttime (the kernel then sends SIGXCPU, which it logs) and the hard
+// limit to all of it (the kernel then kills the process). vigil sets the soft limit the same
+// way and logs the warning, but leaves the hard limit as it is (unlimited, normally), for
+// these reasons:
+//
+//   - The limit counts the CPU time a real-time thread uses without a blocking system call.
+//     A Go thread runs goroutine after goroutine without one as long as there is work: a
+//     burst of packets and timers, a reload's parse, the garbage collector's marking; with
+//     keepalived's default of 10 ms a busy but healthy vrrp process would be killed, and
+//     that kill is a failover, the very thing a real-time priority is set to prevent.
+//   - Go ignores SIGXCPU unless asked for it (the runtime's signal table marks it
+//     notify-only), so the soft limit harms nothing: vigil asks, logs it and sets the
+//     threshold again (the kernel raises it by a second at each signal).
+//   - A thread that spins for ever is still bounded by the kernel's real-time throttling
+//     (kernel.sched_rt_runtime_us: 95 % of each second by default) and by Go's own
+//     preemption, which keeps the process's other goroutines, and core's health pings,
+//     served.
+func (s *scheduling) setRTLimit(limit int) {
+	if limit < 2 {
+		return
+	}
+	if s.rttime == nil {
+		var old unix.Rlimit
+		if err := unix.Prlimit(0, unix.RLIMIT_RTTIME, nil, &old); err != nil {
+			s.log.Warn(s.prefix+"_rlimit_rttime not applied", "error", err)
+			return
+		}
+		s.rttime = &old
+	}
+	soft := uint64(limit / 2)
+	lim := unix.Rlimit{Cur: soft, Max: s.rttime.Max}
+	if lim.Max != unix.RLIM_INFINITY && lim.Cur > lim.Max {
+		lim.Cur = lim.Max
+	}
+	if err := unix.Prlimit(0, unix.RLIMIT_RTTIME, &lim, nil); err != nil {
+		s.log.Warn(s.prefix+"_rlimit_rttime not applied", "error", err)
+		return
+	}
+	s.soft = lim.Cur
+	if s.xcpu == nil {
+		s.xcpu = make(chan os.Signal, 1)
+		signal.Notify(s.xcpu, syscall.SIGXCPU)
+		go s.warnXCPU(s.xcpu)
+	}
+}
+
+// restoreRTLimit puts back RLIMIT_RTTIME as it was before setRTLimit.
+func (s *scheduling) restoreRTLimit() {
+	if s.rttime == nil {
+		return
+	}
+	if err := unix.Prlimit(0, unix.RLIMIT_RTTIME, s.rttime, nil); err != nil {
+		s.log.Warn("RLIMIT_RTTIME not restored", "error", err)
+		return
+	}
+	s.rttime, s.soft = nil, 0
+}
+
+// warnXCPU logs each SIGXCPU, at most one line a minute with the count in between, and sets
+// the threshold back, which the kernel raised by a second.
+func (s *scheduling) warnXCPU(sigs <-chan os.Signal) {
+	var last time.Time
+	missed := 0
+	for range sigs {
+		s.mu.Lock()
+		soft, hard := s.soft, uint64(unix.RLIM_INFINITY)
+		if s.rttime != nil {
+			hard = s.rttime.Max
+		}
+		s.mu.Unlock()
+		if soft > 0 {
+			_ = unix.Prlimit(0, unix.RLIMIT_RTTIME, &unix.Rlimit{Cur: soft, Max: hard}, nil)
+		}
+		if !last.IsZero() && time.Since(last) < time.Minute {
+			missed++
+			continue
+		}
+		last = time.Now()
+		s.log.Warn("a real-time thread ran longer than half of "+s.prefix+"_rlimit_rttime without blocking (SIGXCPU)",
+			"threshold_us", soft, "more_since_last_warning", missed,
+			"hint", "vigil only warns; raise "+s.prefix+"_rlimit_rttime if this repeats")
+		missed = 0
+	}
+}
+
+// setNoSwap locks the process in memory for PREFIX_no_swap, or unlocks it when a reload
+// removed the keyword. MCL_ONFAULT locks pages as they are touched: the Go runtime reserves
+// far more address space than it uses, and locking it all at once would commit it.
+func (s *scheduling) setNoSwap(p config.Process) {
+	switch {
+	case p.NoSwap && !s.locked:
+		if err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT); err != nil {
+			s.log.Warn(s.prefix+"_no_swap not applied: memory not locked", "place", s.place(p, "_no_swap"), "error", err,
+				"hint", "needs CAP_IPC_LOCK or a large enough RLIMIT_MEMLOCK")
+			return
+		}
+		s.locked = true
+		s.log.Info("memory locked", "keyword", s.prefix+"_no_swap")
+	case !p.NoSwap && s.locked:
+		if err := unix.Munlockall(); err != nil {
+			s.log.Warn("memory not unlocked", "error", err)
+			return
+		}
+		s.locked = false
+	}
+}

@@ -1,0 +1,253 @@
+package supervisor_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// threadSched is what /proc/PID/task/TID/stat and sched_getattr say of one thread.
+type threadSched struct {
+	tid         int
+	nice        int
+	rtPriority  int
+	policy      int
+	resetOnFork bool
+}
+
+func (s threadSched) String() string {
+	return fmt.Sprintf("tid %d: policy %d rt_priority %d nice %d reset_on_fork %v", s.tid, s.policy, s.rtPriority, s.nice, s.resetOnFork)
+}
+
+// statSched reads nice (field 19), rt_priority (40) and policy (41) of /proc/.../stat; the
+// fields are counted after the command name, which may hold blanks and parentheses.
+func statSched(path string) (threadSched, error) {
+	var s threadSched
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return s, fmt.Errorf("%s: no command name", path)
+	}
+	f := strings.Fields(string(b)[i+1:]) // f[0] is field 3
+	if len(f) < 39 {
+		return s, fmt.Errorf("%s: %d fields", path, len(f)+2)
+	}
+	s.nice, _ = strconv.Atoi(f[19-3])
+	s.rtPriority, _ = strconv.Atoi(f[40-3])
+	s.policy, _ = strconv.Atoi(f[41-3])
+	return s, nil
+}
+
+// threadsOf reads every thread of pid: /proc for nice, policy and priority, sched_getattr
+// for SCHED_RESET_ON_FORK, which /proc does not show.
+func threadsOf(t *testing.T, pid int) []threadSched {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []threadSched
+	for _, e := range ents {
+		tid, _ := strconv.Atoi(e.Name())
+		s, err := statSched(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		s.tid = tid
+		attr, err := unix.SchedGetAttr(tid, 0)
+		if err != nil {
+			continue
+		}
+		s.resetOnFork = attr.Flags&unix.SCHED_FLAG_RESET_ON_FORK != 0
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		t.Fatalf("no threads read for pid %d", pid)
+	}
+	return out
+}
+
+// probeScript writes the stat line of the shell that runs it to out: the scheduling that a
+// script started by vigil gets.
+func probeScript(t *testing.T, dir, name, out string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	body := fmt.Sprintf("#!/bin/sh\ncat /proc/$$/stat > %s.tmp && mv %s.tmp %s\nexit 0\n", out, out, out)
+	if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func schedConf(globals, chk, notify string) string {
+	return fmt.Sprintf(`global_defs {
+%s}
+vrrp_script chk {
+    script "%s"
+    interval 0.5
+    timeout 10
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 0.2
+    version 3
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+    track_script {
+        chk
+    }
+    notify_master "%s"
+}
+`, globals, chk, notify)
+}
+
+// TestProcessPriorities runs the daemon with keepalived's process priority keywords and
+// reads, for every thread of the vrrp and check processes, what the kernel says: with
+// vrrp_rt_priority 50 all are SCHED_RR at 50 (the check process's with SCHED_RESET_ON_FORK,
+// see core/child's scheduling), and the nice value of
+// vrrp_priority -10 is left alone, as keepalived 2.2.7 leaves it (its VRRP process reads nice
+// 0 beside SCHED_RR 50 on the same file); a script started by the check process and a notify
+// script run SCHED_OTHER at nice 0. Without a real-time priority vrrp_priority -10 sets nice
+// -10 on every thread, and a reload that removes it puts back nice 0.
+func TestProcessPriorities(t *testing.T) {
+	ctx, n := newLab(t, 1)
+	dir := n[0].dir
+	chkOut, notifyOut := filepath.Join(dir, "chk.stat"), filepath.Join(dir, "notify.stat")
+	chk := probeScript(t, dir, "chk.sh", chkOut)
+	notify := probeScript(t, dir, "notify.sh", notifyOut)
+
+	n[0].start(t, schedConf(`    vrrp_priority -10
+    vrrp_rt_priority 50
+    checker_priority -5
+    checker_rt_priority 40
+`, chk, notify))
+	waitFor(t, 15*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	var vrrpPID, checkPID int
+	waitFor(t, 5*time.Second, "children running", func() bool {
+		vrrpPID, checkPID = n[0].childPID(t, "vrrp"), n[0].childPID(t, "check")
+		return vrrpPID != 0 && checkPID != 0
+	})
+	waitFor(t, 10*time.Second, "scripts ran", func() bool {
+		_, e1 := os.Stat(chkOut)
+		_, e2 := os.Stat(notifyOut)
+		return e1 == nil && e2 == nil
+	})
+	if strings.Contains(n[0].proc.Output(), "the kernel refused SCHED_RR") {
+		// vigil carries on with the nice value instead; that much must hold.
+		for _, th := range threadsOf(t, vrrpPID) {
+			if th.nice != -10 || th.policy != unix.SCHED_NORMAL {
+				t.Errorf("vrrp child after SCHED_RR was refused: %s, want SCHED_OTHER at nice -10", th)
+			}
+		}
+		t.Skipf("the kernel refused SCHED_RR here (no CAP_SYS_NICE, or a cgroup without real-time runtime); vigil logged it and applied vrrp_priority:\n%s", n[0].proc.Output())
+	}
+	// The vrrp process starts no program: its threads go without SCHED_RESET_ON_FORK, so that
+	// new ones inherit SCHED_RR. The check process starts scripts and plugins: its threads
+	// carry the flag, and those the runtime creates later are set within a second.
+	for _, c := range []struct {
+		role  string
+		pid   int
+		prio  int
+		reset bool
+	}{{"vrrp", vrrpPID, 50, false}, {"check", checkPID, 40, true}} {
+		ok := func(th threadSched) bool {
+			return th.policy == unix.SCHED_RR && th.rtPriority == c.prio && th.resetOnFork == c.reset && th.nice == 0
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			bad := 0
+			for _, th := range threadsOf(t, c.pid) {
+				if !ok(th) {
+					bad++
+				}
+			}
+			if bad == 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		ths := threadsOf(t, c.pid)
+		for _, th := range ths {
+			t.Logf("%s child %d %s", c.role, c.pid, th)
+			if !ok(th) {
+				t.Errorf("%s child thread %s; want SCHED_RR (2) at %d, reset_on_fork %v, nice 0", c.role, th, c.prio, c.reset)
+			}
+		}
+		t.Logf("%s child: %d threads", c.role, len(ths))
+	}
+	for _, out := range []string{chkOut, notifyOut} {
+		s, err := statSched(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: policy %d rt_priority %d nice %d", filepath.Base(out), s.policy, s.rtPriority, s.nice)
+		if s.policy != unix.SCHED_NORMAL || s.rtPriority != 0 || s.nice != 0 {
+			t.Errorf("%s: policy %d rt_priority %d nice %d; want SCHED_OTHER (0), 0, nice 0", out, s.policy, s.rtPriority, s.nice)
+		}
+	}
+	// The vrrp child keeps CAP_SYS_NICE (bit 23) beside its network capabilities, for reloads.
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", vrrpPID)); err != nil || !strings.Contains(string(b), "CapEff:\t0000000000803000") {
+		t.Errorf("vrrp child capabilities, want CapEff 0x803000:\n%s", b)
+	}
+
+	// Without a real-time priority: nice -10 on every thread, reset on fork.
+	path := filepath.Join(dir, n[0].Name+".conf")
+	os.Remove(chkOut)
+	writeReload := func(globals string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(schedConf(globals, chk, notify)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := n[0].Exec(ctx, vigilBin, "reload", "--control", n[0].sock()); err != nil {
+			t.Fatalf("vigil reload: %v\n%s", err, out)
+		}
+	}
+	writeReload("    vrrp_priority -10\n    checker_priority -5\n")
+	want := func(what string, pid, nice int) {
+		t.Helper()
+		waitFor(t, 10*time.Second, what, func() bool {
+			for _, th := range threadsOf(t, pid) {
+				if th.policy != unix.SCHED_NORMAL || th.nice != nice || th.resetOnFork != (pid == checkPID) {
+					return false
+				}
+			}
+			return true
+		})
+		for _, th := range threadsOf(t, pid) {
+			t.Logf("%s: %s", what, th)
+		}
+	}
+	want("vrrp child at nice -10 after the reload", vrrpPID, -10)
+	want("check child at nice -5 after the reload", checkPID, -5)
+	waitFor(t, 10*time.Second, "script ran again", func() bool { _, err := os.Stat(chkOut); return err == nil })
+	if s, err := statSched(chkOut); err != nil || s.policy != unix.SCHED_NORMAL || s.nice != 0 {
+		t.Errorf("script of the check child at nice -5: %+v %v; want SCHED_OTHER at nice 0", s, err)
+	}
+
+	// A reload without the keywords puts back what the threads had before.
+	writeReload("")
+	want("vrrp child back at nice 0", vrrpPID, 0)
+	want("check child back at nice 0", checkPID, 0)
+	if p := n[0].childPID(t, "vrrp"); p != vrrpPID {
+		t.Errorf("vrrp child restarted (%d -> %d)", vrrpPID, p)
+	}
+	if out := n[0].proc.Output(); strings.Contains(out, "not applied") || strings.Contains(out, "SIGXCPU") {
+		t.Errorf("warnings in the log:\n%s", out)
+	}
+	if !n[0].holds(t, ctx) {
+		t.Error("n1 lost the VIP")
+	}
+}
