@@ -3,9 +3,11 @@ package supervisor_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,5 +251,73 @@ func TestProcessPriorities(t *testing.T) {
 	}
 	if !n[0].holds(t, ctx) {
 		t.Error("n1 lost the VIP")
+	}
+}
+
+// TestProcessPrioritiesKeepalived runs keepalived 2.2.7 on the files of TestProcessPriorities
+// and reads its VRRP process, the judge of what vigil's vrrp process shows there: with
+// vrrp_rt_priority 50 and vrrp_priority -10 it is SCHED_RR at 50 with SCHED_RESET_ON_FORK
+// and nice 0 (the nice value is not applied beside a real-time priority); with
+// vrrp_priority -10 alone, nice -10. Its vrrp_script (run by its VRRP process) runs
+// SCHED_OTHER at nice 0.
+func TestProcessPrioritiesKeepalived(t *testing.T) {
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		t.Skip("keepalived is not installed")
+	}
+	_, n := newLab(t, 1)
+	dir := n[0].dir
+	for i, c := range []struct {
+		globals      string
+		policy, prio int
+		nice         int
+		resetOnFork  bool
+	}{
+		{"    vrrp_priority -10\n    vrrp_rt_priority 50\n", unix.SCHED_RR, 50, 0, true},
+		{"    vrrp_priority -10\n", unix.SCHED_NORMAL, 0, -10, false},
+	} {
+		chkOut := filepath.Join(dir, fmt.Sprintf("ka-chk-%d.stat", i))
+		chk := probeScript(t, dir, fmt.Sprintf("ka-chk-%d.sh", i), chkOut)
+		notify := probeScript(t, dir, fmt.Sprintf("ka-notify-%d.sh", i), filepath.Join(dir, fmt.Sprintf("ka-notify-%d.stat", i)))
+		base := filepath.Join(dir, fmt.Sprintf("ka-%d", i))
+		if err := os.WriteFile(base+".conf", []byte(schedConf(c.globals, chk, notify)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := n[0].Start("keepalived", "-n", "-l", "-D", "-P", "-f", base+".conf", "-p", base+".pid", "-r", base+"-vrrp.pid")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pid int
+		waitFor(t, 15*time.Second, "keepalived's VRRP process and its script", func() bool {
+			b, err := os.ReadFile(base + "-vrrp.pid")
+			if err != nil {
+				return false
+			}
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			_, err = os.Stat(chkOut)
+			return pid > 0 && err == nil
+		})
+		// Its priorities are set once its configuration is read: wait for them.
+		waitFor(t, 10*time.Second, "keepalived's VRRP process scheduled", func() bool {
+			ths := threadsOf(t, pid)
+			return ths[0].policy == c.policy && ths[0].nice == c.nice
+		})
+		for _, th := range threadsOf(t, pid) {
+			t.Logf("keepalived VRRP process (%s): %s", strings.TrimSpace(strings.ReplaceAll(c.globals, "\n", ";")), th)
+			if th.policy != c.policy || th.rtPriority != c.prio || th.nice != c.nice || th.resetOnFork != c.resetOnFork {
+				t.Errorf("keepalived VRRP thread %s; want policy %d priority %d nice %d reset_on_fork %v", th, c.policy, c.prio, c.nice, c.resetOnFork)
+			}
+		}
+		s, err := statSched(chkOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("keepalived's vrrp_script: policy %d rt_priority %d nice %d", s.policy, s.rtPriority, s.nice)
+		if s.policy != unix.SCHED_NORMAL || s.nice != 0 {
+			t.Errorf("keepalived's vrrp_script: policy %d nice %d", s.policy, s.nice)
+		}
+		p.Signal(syscall.SIGTERM)
+		if err := p.Wait(20 * time.Second); err != nil && !p.Exited() {
+			p.Kill()
+		}
 	}
 }
