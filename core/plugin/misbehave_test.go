@@ -145,7 +145,7 @@ func TestMisbehavingPluginStart(t *testing.T) {
 		errHas string // "" when it must start
 	}{
 		{name: "badnoise"},
-		{name: "badhs", errHas: "vigil-check-badhs"},
+		{name: "badhs", errHas: `its handshake came on one line after other output printed without a newline: "garbage without a newline1|`},
 		{name: "badflood", errHas: "vigil-check-badflood"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,8 +161,8 @@ func TestMisbehavingPluginStart(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
-				t.Fatalf("start: %v; want an error naming %s", err, tc.errHas)
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) || !strings.Contains(err.Error(), "vigil-check-"+tc.name) {
+				t.Fatalf("start: %v; want an error naming vigil-check-%s and holding %s", err, tc.name, tc.errHas)
 			}
 			// A probe says so too, as the check's message, without waiting for a start.
 			r := (Prober{Host: h, Plugin: tc.name, Check: "good"}).Probe(ctxFor(t, 30*time.Second))

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -42,6 +43,9 @@ type procRunner struct {
 	// for that (Start).
 	exited   chan struct{}
 	exitOnce sync.Once
+	// ranInto is the plugin's handshake line with output in front of it (see
+	// filterHandshake), for Diagnose; set before go-plugin sees the stdout end.
+	ranInto atomic.Pointer[string]
 }
 
 var _ runner.Runner = (*procRunner)(nil)
@@ -96,13 +100,17 @@ func (r *procRunner) Start(context.Context) error {
 		return err
 	}
 	r.pid = r.cmd.Process.Pid
-	go filterHandshake(r.log, r.raw, r.outW)
+	go filterHandshake(r.log, r.raw, r.outW, func(line string) { r.ranInto.Store(&line) })
 	return nil
 }
 
 // handshakeLine is go-plugin's handshake: core protocol | app protocol | network | address |
 // protocol [| server certificate, base64].
 var handshakeLine = regexp.MustCompile(`^\d+\|\d+\|(tcp|unix)\|[^|]+\|(grpc|netrpc)(\|[A-Za-z0-9+/=]*)?$`)
+
+// handshakeAtEnd finds a handshake at the end of a line that holds more: output printed
+// without a newline, then the handshake.
+var handshakeAtEnd = regexp.MustCompile(`\d+\|\d+\|(tcp|unix)\|[^|]+\|(grpc|netrpc)(\|[A-Za-z0-9+/=]*)?$`)
 
 // maxNoiseLogged bounds the lines of stdout noise logged per start.
 const maxNoiseLogged = 10
@@ -112,8 +120,10 @@ const maxLine = 64 << 10
 
 // filterHandshake copies the plugin's stdout to w from the handshake line on, and logs and
 // drops what comes before it. It closes w at the end of the output, so that go-plugin sees
-// the plugin's stdout end.
-func filterHandshake(log hclog.Logger, raw io.Reader, w *io.PipeWriter) {
+// the plugin's stdout end. A line that ends in a handshake after other output (printed
+// without a newline) ends the start at once: ranInto gets the line first, so that the
+// start fails with the cause (Diagnose) instead of a timeout 10 s later.
+func filterHandshake(log hclog.Logger, raw io.Reader, w *io.PipeWriter, ranInto func(line string)) {
 	br := bufio.NewReaderSize(raw, 4096)
 	dropped := 0
 	for {
@@ -129,6 +139,12 @@ func filterHandshake(log hclog.Logger, raw io.Reader, w *io.PipeWriter) {
 			// The rest goes through untouched (go-plugin reads and discards it).
 			_, err := io.Copy(w, br)
 			w.CloseWithError(err)
+			return
+		}
+		if t := bytes.TrimSpace(line); handshakeAtEnd.Match(t) {
+			ranInto(truncate(string(t), 200))
+			w.Close()
+			io.Copy(io.Discard, br) // the plugin must not block on a full pipe until it is killed
 			return
 		}
 		if len(line) > 0 {
@@ -195,6 +211,9 @@ func (r *procRunner) Name() string          { return r.path }
 func (r *procRunner) ID() string            { return strconv.Itoa(r.pid) }
 
 func (r *procRunner) Diagnose(context.Context) string {
+	if line := r.ranInto.Load(); line != nil {
+		return fmt.Sprintf("its handshake came on one line after other output printed without a newline: %q; the plugin must end what it prints to stdout with a newline, or log to stderr (see sdk/README.md)", *line)
+	}
 	return "the plugin must print go-plugin's handshake line on stdout (see sdk/README.md); was it built for this machine, and does it run by hand?"
 }
 

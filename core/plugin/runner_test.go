@@ -28,19 +28,21 @@ func TestRunnerChecksum(t *testing.T) {
 
 func TestFilterHandshake(t *testing.T) {
 	const hs = "1|2|unix|/tmp/plugin1/sock|grpc|MIIBkzCCATmgAwIBAgIR"
-	for _, tc := range []struct{ name, in, want string }{
-		{"clean", hs + "\nlater\n", hs + "\nlater\n"},
-		{"noise first", "hello\r\n\n1|2|3\n  " + hs + " \r\nlater", hs + "\nlater"},
-		{"no certificate", "x\n1|1|tcp|127.0.0.1:1234|grpc\n", "1|1|tcp|127.0.0.1:1234|grpc\n"},
-		{"no handshake", "a\nb\n", ""},
-		{"long noise", strings.Repeat("y", 3*maxLine) + "\n" + hs + "\n", hs + "\n"},
+	for _, tc := range []struct{ name, in, want, ranInto string }{
+		{"clean", hs + "\nlater\n", hs + "\nlater\n", ""},
+		{"noise first", "hello\r\n\n1|2|3\n  " + hs + " \r\nlater", hs + "\nlater", ""},
+		{"no certificate", "x\n1|1|tcp|127.0.0.1:1234|grpc\n", "1|1|tcp|127.0.0.1:1234|grpc\n", ""},
+		{"no handshake", "a\nb\n", "", ""},
+		{"long noise", strings.Repeat("y", 3*maxLine) + "\n" + hs + "\n", hs + "\n", ""},
+		{"ran into it", "x\nstarting..." + hs + "\nlater\n", "", "starting..." + hs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pr, pw := io.Pipe()
-			go filterHandshake(hclog.NewNullLogger(), strings.NewReader(tc.in), pw)
+			var ranInto string
+			go filterHandshake(hclog.NewNullLogger(), strings.NewReader(tc.in), pw, func(line string) { ranInto = line })
 			got, err := io.ReadAll(pr)
-			if err != nil || string(got) != tc.want {
-				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			if err != nil || string(got) != tc.want || ranInto != tc.ranInto {
+				t.Fatalf("got %q, %v, ran into %q; want %q, ran into %q", got, err, ranInto, tc.want, tc.ranInto)
 			}
 		})
 	}
