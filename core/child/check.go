@@ -175,7 +175,9 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 // process, so that there checker_* leave them alone). Scripts and plugins it starts do not
 // inherit a raised priority (see scheduling).
 func (s *checkServer) applyScheduling(p config.Process) {
-	raiseCheckCaps(s.log, PriorityCaps(p))
+	// What was applied before stays effective too: undoing it needs CAP_SYS_NICE, and locked
+	// memory needs CAP_IPC_LOCK until it is unlocked (see scheduling.setNoSwap).
+	raiseCheckCaps(s.log, PriorityCaps(p, s.prio.current()))
 	s.prio.apply(p)
 }
 

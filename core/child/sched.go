@@ -94,6 +94,18 @@ func (s *scheduling) apply(p config.Process) {
 	}
 }
 
+// current is what the process runs with now, for the capabilities that undoing it needs.
+func (s *scheduling) current() config.Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var p config.Process
+	if s.applied {
+		p.Nice = -1 // anything that needs CAP_SYS_NICE to undo
+	}
+	p.NoSwap = s.locked
+	return p
+}
+
 // setThreads gives every thread the nice value or the real-time priority of p.
 func (s *scheduling) setThreads(p config.Process) {
 	if !s.applied {
@@ -332,7 +344,14 @@ func (s *scheduling) warnXCPU(sigs <-chan os.Signal) {
 
 // setNoSwap locks the process in memory for PREFIX_no_swap, or unlocks it when a reload
 // removed the keyword. MCL_ONFAULT locks pages as they are touched: the Go runtime reserves
-// far more address space than it uses, and locking it all at once would commit it.
+// far more address space than it uses (VmLck then counts all of it, about 1 GiB, while the
+// resident set stays as it was), and locking it all at once would commit it. With
+// MCL_FUTURE every later mapping is locked too, and counted against RLIMIT_MEMLOCK unless
+// the process has CAP_IPC_LOCK: a process that locked its memory must keep that capability
+// effective until it unlocks, or the runtime's next mmap fails with EAGAIN and the process
+// dies ("fatal error: runtime: cannot map pages in arena address space", tried).
+// Without the capability mlockall fails as a whole (the reservations exceed the limit), and
+// nothing is locked.
 func (s *scheduling) setNoSwap(p config.Process) {
 	switch {
 	case p.NoSwap && !s.locked:

@@ -109,7 +109,8 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 	s.prio.apply(prio)
 	// The sockets are open and netlink is ready: from here on the process keeps only
 	// CAP_NET_ADMIN and CAP_NET_RAW, so a bug in it cannot do anything else as root; and,
-	// when the configuration sets a priority, what a reload needs to change or undo it.
+	// when the configuration sets a priority, what a reload needs to change or undo it (and
+	// locked memory needs CAP_IPC_LOCK for as long as it stays locked: see setNoSwap).
 	if err := dropCapabilities(append(slices.Clone(vrrpCaps), permitted(PriorityCaps(prio))...)); err != nil {
 		s.log.Warn("running with all of root's capabilities", "reason", err)
 	}

@@ -123,7 +123,8 @@ vrrp_instance VI_1 {
 // vrrp_priority -10 is left alone, as keepalived 2.2.7 leaves it (its VRRP process reads nice
 // 0 beside SCHED_RR 50 on the same file); a script started by the check process and a notify
 // script run SCHED_OTHER at nice 0. Without a real-time priority vrrp_priority -10 sets nice
-// -10 on every thread, and a reload that removes it puts back nice 0.
+// -10 on every thread, and a reload that removes it puts back nice 0. *_no_swap locks the
+// processes' memory; a reload without checker_no_swap unlocks the check process's.
 func TestProcessPriorities(t *testing.T) {
 	ctx, n := newLab(t, 1)
 	dir := n[0].dir
@@ -135,6 +136,8 @@ func TestProcessPriorities(t *testing.T) {
     vrrp_rt_priority 50
     checker_priority -5
     checker_rt_priority 40
+    vrrp_no_swap
+    checker_no_swap
 `, chk, notify))
 	waitFor(t, 15*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
 	var vrrpPID, checkPID int
@@ -200,10 +203,26 @@ func TestProcessPriorities(t *testing.T) {
 			t.Errorf("%s: policy %d rt_priority %d nice %d; want SCHED_OTHER (0), 0, nice 0", out, s.policy, s.rtPriority, s.nice)
 		}
 	}
-	// The vrrp child keeps CAP_SYS_NICE (bit 23) beside its network capabilities, for reloads.
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", vrrpPID)); err != nil || !strings.Contains(string(b), "CapEff:\t0000000000803000") {
-		t.Errorf("vrrp child capabilities, want CapEff 0x803000:\n%s", b)
+	// The vrrp child keeps CAP_SYS_NICE (bit 23) and CAP_IPC_LOCK (14) beside its network
+	// capabilities, for reloads; vrrp_no_swap locked its pages (as they are touched: VmLck
+	// follows VmRSS instead of the runtime's reservations).
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", vrrpPID))
+	if err != nil || !strings.Contains(string(b), "CapEff:\t0000000000807000") {
+		t.Errorf("vrrp child capabilities, want CapEff 0x807000:\n%s", b)
 	}
+	if v := vmLck(t, checkPID); v == "0" {
+		t.Error("checker_no_swap: nothing locked in the check child")
+	}
+	var vm []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && (f[0] == "VmLck:" || f[0] == "VmRSS:" || f[0] == "VmSize:") {
+			vm = append(vm, line)
+			if f[0] == "VmLck:" && f[1] == "0" {
+				t.Errorf("vrrp_no_swap: nothing locked: %s", line)
+			}
+		}
+	}
+	t.Logf("vrrp child memory: %s", strings.Join(vm, "; "))
 
 	// Without a real-time priority: nice -10 on every thread, reset on fork.
 	path := filepath.Join(dir, n[0].Name+".conf")
@@ -235,6 +254,14 @@ func TestProcessPriorities(t *testing.T) {
 	want("vrrp child at nice -10 after the reload", vrrpPID, -10)
 	want("check child at nice -5 after the reload", checkPID, -5)
 	waitFor(t, 10*time.Second, "script ran again", func() bool { _, err := os.Stat(chkOut); return err == nil })
+	// checker_no_swap is gone: the check child unlocked its memory, and lives on (had it
+	// lost CAP_IPC_LOCK while locked, the runtime's next mapping would have failed).
+	if v := vmLck(t, checkPID); v != "0" {
+		t.Errorf("check child VmLck %s kB after a reload without checker_no_swap", v)
+	}
+	if p := n[0].childPID(t, "check"); p != checkPID {
+		t.Errorf("check child restarted (%d -> %d)", checkPID, p)
+	}
 	if s, err := statSched(chkOut); err != nil || s.policy != unix.SCHED_NORMAL || s.nice != 0 {
 		t.Errorf("script of the check child at nice -5: %+v %v; want SCHED_OTHER at nice 0", s, err)
 	}
@@ -320,4 +347,19 @@ func TestProcessPrioritiesKeepalived(t *testing.T) {
 			p.Kill()
 		}
 	}
+}
+
+// vmLck is the VmLck figure (kB) of /proc/PID/status.
+func vmLck(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmLck:" {
+			return f[1]
+		}
+	}
+	return ""
 }
