@@ -246,4 +246,3 @@ func TestRealTimeEveryThread(t *testing.T) {
 		t.Error(out)
 	}
 }
-
