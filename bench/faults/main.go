@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,12 +27,14 @@ type options struct {
 	keepalived string
 	vigil      string
 	impls      string
+	update     string
 }
 
 func main() {
 	var o options
 	var serveName, clientAddr string
 	flag.StringVar(&o.out, "out", "", "write the report to this file (RELIABILITY.md); empty: stdout only")
+	flag.StringVar(&o.update, "update", "", "replace the rows this run measures in this report (RELIABILITY.md), keeping the others and saying which run measured which")
 	flag.BoolVar(&o.short, "short", false, "run only the scenarios that take seconds (make test)")
 	flag.StringVar(&o.run, "run", "", "run only the scenarios whose name matches this regular expression")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configurations, daemon logs, client records)")
@@ -98,6 +101,18 @@ func run(o options) ([]string, error) {
 	if len(chosen) == 0 {
 		return nil, fmt.Errorf("no scenario matches")
 	}
+	if o.update != "" && o.out != "" {
+		return nil, fmt.Errorf("-update and -out: give one")
+	}
+	var prior *priorReport
+	if o.update != "" {
+		// Read before anything runs: a file that cannot be updated fails at once, not after
+		// half an hour of soak.
+		var err error
+		if prior, err = readPrior(o.update); err != nil {
+			return nil, err
+		}
+	}
 	setup, removeWork, err := harness.SetupLab("faults", o.keepalived, o.keep)
 	if err != nil {
 		if lab.Available() != nil {
@@ -141,38 +156,52 @@ func run(o options) ([]string, error) {
 	var rows []row
 	k := 0
 	for _, sc := range chosen {
+		var names []string
 		for _, name := range sc.impls() {
 			if o.impls != "" && !slices.Contains(strings.Split(o.impls, ","), name) {
 				continue
 			}
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			im := impls[name]
-			if im == nil {
+			if impls[name] == nil {
 				return nil, fmt.Errorf("scenario %s: unknown implementation %q", sc.Name, name)
 			}
-			k++
-			logf("%s on %s", sc.Name, name)
-			t0 := time.Now()
-			res := runOne(ctx, sc, im, k, filepath.Join(work, fmt.Sprintf("%02d-%s-%s", k, sc.Name, name)), self, o.short)
-			r := row{sc: sc, impl: name, res: res, took: time.Since(t0)}
-			rows = append(rows, r)
-			logf("%s on %s: %s", sc.Name, name, r.summary())
+			names = append(names, name)
 		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// One row per implementation, in order; side by side when the scenario says so.
+		got := make([]row, len(names))
+		var wg sync.WaitGroup
+		for i, name := range names {
+			k++
+			one := func(k int) {
+				logf("%s on %s", sc.Name, name)
+				t0 := time.Now()
+				res := runOne(ctx, sc, impls[name], k, filepath.Join(work, fmt.Sprintf("%02d-%s-%s", k, sc.Name, name)), self, o.short)
+				got[i] = row{sc: sc, impl: name, res: res, took: time.Since(t0)}
+				logf("%s on %s: %s", sc.Name, name, got[i].summary())
+			}
+			if sc.Together {
+				wg.Go(func() { one(k) })
+			} else {
+				one(k)
+			}
+		}
+		wg.Wait()
+		rows = append(rows, got...)
 	}
 	env.LoadAfter = harness.Loadavg()
 	leftovers := ownLeftovers(work)
 	if leftovers != "" {
 		logf("LEFTOVERS: %s", leftovers)
 	}
-	rep := &report{o: o, env: env, rows: rows, duration: time.Since(began), leftovers: leftovers}
+	rep := &report{o: o, env: env, rows: rows, duration: time.Since(began), leftovers: leftovers, prior: prior}
 	fmt.Print(rep.table())
-	if o.out != "" {
-		if err := os.WriteFile(o.out, []byte(rep.markdown()), 0o644); err != nil {
+	if out := o.out + o.update; out != "" {
+		if err := os.WriteFile(out, []byte(rep.markdown()), 0o644); err != nil {
 			return nil, err
 		}
-		logf("wrote %s", o.out)
+		logf("wrote %s", out)
 	}
 	var broken []string
 	for _, r := range rows {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ type report struct {
 	rows      []row
 	duration  time.Duration
 	leftovers string
+	prior     *priorReport // -update: the report this run's rows go into
 }
 
 func dur(d time.Duration) string {
@@ -66,15 +68,53 @@ func oneLine(s string) string {
 	return strings.ReplaceAll(s, "|", "\\|")
 }
 
+const tableHead = "| scenario | implementation | masters after convergence | time to converge | client-visible outage | acknowledged writes lost | transitions on nodes that should not have moved | notes |\n" +
+	"|---|---|---:|---:|---:|---:|---:|---|\n"
+
+// line is rw as a line of the results table.
+func (rw row) line() string {
+	c := rw.cells()
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s |", rw.sc.Name, rw.impl, c[0], c[1], c[2], c[3], c[4], strings.ReplaceAll(c[5], "|", "\\|"))
+}
+
+// table is this run's rows.
 func (r *report) table() string {
 	var b strings.Builder
-	b.WriteString("| scenario | implementation | masters after convergence | time to converge | client-visible outage | acknowledged writes lost | transitions on nodes that should not have moved | notes |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString(tableHead)
 	for _, rw := range r.rows {
-		c := rw.cells()
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", rw.sc.Name, rw.impl, c[0], c[1], c[2], c[3], c[4], strings.ReplaceAll(c[5], "|", "\\|"))
+		b.WriteString(rw.line() + "\n")
 	}
 	return b.String()
+}
+
+// merged returns the lines of the results table, by scenario and implementation in the
+// suite's order: this run's rows, and with -update the prior report's rows of the others.
+// It also returns the scenarios that have rows.
+func (r *report) merged() ([]string, []*Scenario) {
+	mine := map[rowKey]string{}
+	for _, rw := range r.rows {
+		mine[rowKey{rw.sc.Name, rw.impl}] = rw.line()
+	}
+	var lines []string
+	var present []*Scenario
+	for _, sc := range scenarios.list {
+		has := false
+		for _, impl := range []string{"vigil", "keepalived"} {
+			k := rowKey{sc.Name, impl}
+			l, ok := mine[k]
+			if !ok && r.prior != nil {
+				l, ok = r.prior.rows[k]
+			}
+			if ok {
+				lines = append(lines, l)
+				has = true
+			}
+		}
+		if has {
+			present = append(present, sc)
+		}
+	}
+	return lines, present
 }
 
 func (r *report) markdown() string {
@@ -89,48 +129,74 @@ func (r *report) markdown() string {
 	w("## How to run\n\n")
 	w("```sh\n# as root, from the repository root; needs iproute2, keepalived, nftables and mariadb-server (.ci/deps.sh)\n")
 	w("go run ./bench/faults -out RELIABILITY.md    # make faults: every scenario\n")
-	w("go run ./bench/faults -short -impl vigil     # part of make test: the scenarios that take seconds, on vigil\n```\n\n")
+	w("go run ./bench/faults -short -impl vigil     # part of make test: the scenarios that take seconds, on vigil\n")
+	w("go run ./bench/faults -run '^soak$' -update RELIABILITY.md   # one scenario's rows into this file\n```\n\n")
 	w("`-run REGEXP` picks scenarios by name, `-impl vigil` one implementation, `-keep` keeps the work\n")
 	w("directory (configurations, daemon logs, the client's records, the notify file). It exits 1 when a row breaks an invariant (masters after\n")
 	w("convergence other than 1, an acknowledged write lost, a transition on a node that should not have\n")
 	w("moved, a scenario's own must-hold check) or fails to run, and says which. Timing figures are\n")
 	w("reported, never asserted.\n\n")
 
-	w("## Last run\n\n")
-	w("- command: `go run ./bench/faults %s`\n", strings.Join(os.Args[1:], " "))
-	w("- date: %s (run took %s)\n", e.Date.UTC().Format("2006-01-02 15:04 MST"), r.duration.Round(time.Second))
-	w("- machine: nproc %s, kernel %s, CPU %s; load average %s before, %s after\n", e.NProc, e.Kernel, e.CPU, e.LoadBefore, e.LoadAfter)
-	w("- vigil %s (built with %s), %s\n", e.VigilRev, e.GoVersion, e.Keepalived)
-	if r.leftovers != "" {
-		w("- **left behind after the run**: %s\n", r.leftovers)
-	} else {
-		w("- left behind after the run: nothing (lab namespaces and processes checked)\n")
+	lines, present := r.merged()
+	thisRun := func() {
+		w("- command: `go run ./bench/faults %s`\n", strings.Join(os.Args[1:], " "))
+		w("- date: %s (run took %s)\n", e.Date.UTC().Format("2006-01-02 15:04 MST"), r.duration.Round(time.Second))
+		w("- machine: nproc %s, kernel %s, CPU %s; load average %s before, %s after\n", e.NProc, e.Kernel, e.CPU, e.LoadBefore, e.LoadAfter)
+		w("- vigil %s (built with %s), %s\n", e.VigilRev, e.GoVersion, e.Keepalived)
+		if r.leftovers != "" {
+			w("- **left behind after the run**: %s\n", r.leftovers)
+		} else {
+			w("- left behind after the run: nothing (lab namespaces and processes checked)\n")
+		}
 	}
 	var broken int
-	for _, rw := range r.rows {
-		if len(rw.res.Broken()) > 0 {
+	for _, l := range lines {
+		if strings.Contains(l, "**BROKEN") || strings.Contains(l, "**run failed**") {
 			broken++
 		}
 	}
-	w("- rows breaking an invariant: %d of %d\n\n", broken, len(r.rows))
-	w("## Results\n\n")
-	b.WriteString(r.table())
-	w("\n## Scenarios\n\n")
-	seen := map[string]bool{}
-	for _, rw := range r.rows {
-		if seen[rw.sc.Name] {
-			continue
+	if r.prior == nil {
+		w("## Last run\n\n")
+		thisRun()
+	} else {
+		// Each run says which rows it measured; a row is the latest run's that lists it.
+		w("## Runs\n\n")
+		w("The rows come from more than one run (`-update`); each run below lists the rows it measured.\n\n")
+		var mine []string
+		for _, rw := range r.rows {
+			mine = append(mine, rw.sc.Name+"/"+rw.impl)
 		}
-		seen[rw.sc.Name] = true
+		for _, pr := range r.prior.runs {
+			if pr.rows != "" && pr.coveredBy(mine) {
+				continue // every row it measured was measured again
+			}
+			w("%s\n", strings.TrimRight(pr.text, "\n"))
+			if pr.rows == "" {
+				w("- rows: every row not listed by a later run\n")
+			}
+			w("\n")
+		}
+		w("### %s\n\n", e.Date.UTC().Format("2006-01-02 15:04 MST"))
+		thisRun()
+		w("- rows: %s\n", strings.Join(mine, ", "))
+	}
+	w("- rows breaking an invariant: %d of %d\n\n", broken, len(lines))
+	w("## Results\n\n")
+	b.WriteString(tableHead)
+	for _, l := range lines {
+		b.WriteString(l + "\n")
+	}
+	w("\n## Scenarios\n\n")
+	for _, sc := range present {
 		short := ""
-		if rw.sc.Short {
+		if sc.Short {
 			short = " (short: part of `make test`)"
 		}
 		known := ""
-		if rw.sc.KeepalivedBreaks != "" {
-			known = " keepalived 2.2.7 is known to break it (its rows do not fail the run): " + strings.Join(strings.Fields(rw.sc.KeepalivedBreaks), " ")
+		if sc.KeepalivedBreaks != "" {
+			known = " keepalived 2.2.7 is known to break it (its rows do not fail the run): " + strings.Join(strings.Fields(sc.KeepalivedBreaks), " ")
 		}
-		w("- **%s**%s: %s%s\n", rw.sc.Name, short, strings.Join(strings.Fields(rw.sc.Doc), " "), known)
+		w("- **%s**%s: %s%s\n", sc.Name, short, strings.Join(strings.Fields(sc.Doc), " "), known)
 	}
 	w("\n## Method\n\n")
 	w("**Lab.** `core/lab`: a bridge in a switch namespace, VRRP nodes n1, n2, n3 (192.0.2.11-13) and a client\n")
@@ -173,13 +239,110 @@ func (r *report) markdown() string {
 	w("**Notes**: the client's answers by node and failures by reason over the measured window, and the\n")
 	w("scenario's own figures.\n")
 	// Scenarios that measure figures of their own say how.
-	seen = map[string]bool{}
-	for _, rw := range r.rows {
-		if rw.sc.Method == "" || seen[rw.sc.Method] {
+	seen := map[string]bool{}
+	for _, sc := range present {
+		if sc.Method == "" || seen[sc.Method] {
 			continue
 		}
-		seen[rw.sc.Method] = true
-		w("\n%s\n", strings.Join(strings.Fields(rw.sc.Method), " "))
+		seen[sc.Method] = true
+		w("\n%s\n", strings.Join(strings.Fields(sc.Method), " "))
 	}
 	return b.String()
+}
+
+// rowKey names a row of the results table.
+type rowKey struct{ scenario, impl string }
+
+// priorReport is what -update keeps of the report it updates: its rows, and the runs that
+// measured them.
+type priorReport struct {
+	rows map[rowKey]string
+	runs []priorRun
+}
+
+// priorRun is one run's block of a report: its bullets as written, and the rows it lists
+// ("scenario/impl, ..."); "" for a report's only run, which measured every row no later run
+// lists.
+type priorRun struct {
+	text string
+	rows string
+}
+
+// coveredBy reports whether every row the run lists is among rows.
+func (p priorRun) coveredBy(rows []string) bool {
+	for _, r := range strings.Split(p.rows, ", ") {
+		if !slices.Contains(rows, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// readPrior reads a report this program wrote, for -update.
+func readPrior(path string) (*priorReport, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("-update: %w", err)
+	}
+	sections := map[string]string{}
+	for _, sec := range strings.Split("\n"+string(b), "\n## ")[1:] {
+		title, body, _ := strings.Cut(sec, "\n")
+		sections[title] = body
+	}
+	p := &priorReport{rows: map[rowKey]string{}}
+	switch {
+	case sections["Last run"] != "":
+		p.runs = []priorRun{{text: "### " + firstDate(sections["Last run"]) + "\n\n" + strings.TrimSpace(stripBroken(sections["Last run"])) + "\n"}}
+	case sections["Runs"] != "":
+		for _, blk := range strings.Split(sections["Runs"], "\n### ")[1:] {
+			blk = "### " + strings.TrimSpace(stripBroken(blk)) + "\n"
+			var rows string
+			for _, l := range strings.Split(blk, "\n") {
+				if r, ok := strings.CutPrefix(l, "- rows: "); ok {
+					rows = r
+				}
+			}
+			if rows == "every row not listed by a later run" {
+				rows = ""
+				blk = strings.Replace(blk, "- rows: every row not listed by a later run\n", "", 1)
+			}
+			p.runs = append(p.runs, priorRun{text: blk, rows: rows})
+		}
+	default:
+		return nil, fmt.Errorf("-update: %s has neither a Last run nor a Runs section: not a report of this program", path)
+	}
+	for _, l := range strings.Split(sections["Results"], "\n") {
+		f := strings.SplitN(l, " | ", 3)
+		if len(f) < 3 || !strings.HasPrefix(l, "| ") || strings.HasPrefix(l, "| scenario |") {
+			continue
+		}
+		p.rows[rowKey{strings.TrimPrefix(f[0], "| "), f[1]}] = l
+	}
+	if len(p.rows) == 0 {
+		return nil, fmt.Errorf("-update: %s has no result rows", path)
+	}
+	return p, nil
+}
+
+// stripBroken drops a run block's count of broken rows: the report counts them once, over
+// all rows.
+func stripBroken(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(l, "- rows breaking an invariant:") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// firstDate is the date of a Last run block ("- date: 2026-12-07 00:29 UTC (run took ...)").
+func firstDate(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if d, ok := strings.CutPrefix(l, "- date: "); ok {
+			d, _, _ = strings.Cut(d, " (")
+			return d
+		}
+	}
+	return "an earlier run"
 }

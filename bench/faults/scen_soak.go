@@ -52,7 +52,7 @@ func soakTimeout(d time.Duration) time.Duration { return d + 4*time.Minute }
 func init() {
 	long := &Scenario{
 		Name: "soak",
-		Doc: `Two nodes, 100 vrrp_instances at advert_int 0.1 (VRIDs 51-150), every instance tracking
+		Doc: `Two nodes, 100 vrrp_instances at advert_int 0.1 (VRIDs 51-150), vigil's and keepalived's labs side by side at the same time, every instance tracking
 			one shared vrrp_script (/bin/true, weight -10: a failed run lowers a priority and moves
 			nothing) that vigil runs every 100 ms and keepalived every second (its minimum: keepalived
 			2.2.7 refuses an interval below 1 s); then left alone for -soak (30 minutes). Every few
@@ -64,7 +64,9 @@ func init() {
 			for a moment (the "timer expired" false failovers operators complain of); seen with 100
 			instances at advert_int 0.1 at a load average of 25 on 2 cores.`,
 		Nodes: 2,
-		Run:   func(ctx context.Context, e *Env) (*Result, error) { return runSoak(ctx, e, soakLen.d, 10*time.Second) },
+		// Half an hour each is long, and the two face the same load only side by side.
+		Together: true,
+		Run:      func(ctx context.Context, e *Env) (*Result, error) { return runSoak(ctx, e, soakLen.d, 10*time.Second) },
 	}
 	long.Timeout = soakTimeout(30 * time.Minute)
 	soakLen.d, soakLen.sc = 30*time.Minute, long

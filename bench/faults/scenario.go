@@ -25,6 +25,10 @@ type Scenario struct {
 	KeepalivedBreaks string
 	// Timeout bounds the whole run (lab, daemons, fault, measurement); 0 means 3 minutes.
 	Timeout time.Duration
+	// Together runs the scenario's implementations at the same time, each on its own lab, so
+	// that they face the same load from the rest of the machine: a long run (the soak) is
+	// compared fairly only so, and takes half the time.
+	Together bool
 	// Run injects the fault into a lab that Env has built, and measures. It returns the result
 	// (normally Env.Finish's, with notes and checks added), or an error when the scenario could
 	// not be run at all (a daemon that does not start, a command that fails).
