@@ -182,7 +182,8 @@ func run(o options) ([]string, error) {
 				logf("%s on %s: %s", sc.Name, name, got[i].summary())
 			}
 			if sc.Together {
-				wg.Go(func() { one(k) })
+				n := k // k moves on before the goroutine runs
+				wg.Go(func() { one(n) })
 			} else {
 				one(k)
 			}
