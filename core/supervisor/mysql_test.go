@@ -211,11 +211,14 @@ func TestMySQLFailoverOnDatabaseDeath(t *testing.T) {
 	dbs[0].Kill()
 	waitFor(t, 10*time.Second, "n2 takes the VIP", func() bool { return n[1].holds(t, ctx) && !n[0].holds(t, ctx) })
 	moved := time.Since(killed)
-	// One interval until the probe that sees the death, fall probes, then the handover; the
-	// polling above adds up to its own period. A generous allowance for a shared machine.
-	bound := mysqlFall*mysqlInterval + backupDownInterval + time.Second
-	if moved > bound {
-		t.Errorf("the VIP moved %v after mariadbd died; want within fall × interval + Master_Down_Interval (+1 s): %v", moved, bound)
+	// How it moved, not how fast (a loaded machine stretches any bound): n1's check took its
+	// instance to FAULT, which resigned it, and n2 took over on that priority 0 advert,
+	// without waiting for a Master_Down_Timer.
+	waitFor(t, 10*time.Second, "n1's instance in FAULT by its check", func() bool {
+		return strings.Contains(n[0].proc.Output(), "to=FAULT")
+	})
+	if !strings.Contains(n[1].proc.Output(), `to=MASTER reason="master resigned (priority 0 advert)"`) {
+		t.Errorf("n2 did not take over on n1's resignation:\n%s", n[1].proc.Output())
 	}
 	t.Logf("VIP on n2 %v after mariadbd was killed on n1", moved.Round(time.Millisecond))
 	waitFor(t, 10*time.Second, "writes resume through the VIP", func() bool { return w.ackedAfter(killed.Add(moved)) >= 10 })
@@ -235,12 +238,11 @@ func TestMySQLFailoverOnLinkCut(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "n2 takes the VIP", func() bool { return n[1].holds(t, ctx) })
 	moved := time.Since(cut)
-	if bound := backupDownInterval + time.Second; moved > bound {
-		t.Errorf("n2 took the VIP %v after the cut; want within Master_Down_Interval (+1 s): %v", moved, bound)
-	}
+	t.Logf("VIP on n2 %v after the cut", moved.Round(time.Millisecond))
 	waitFor(t, 10*time.Second, "writes resume through the VIP", func() bool { return w.ackedAfter(cut.Add(moved)) >= 10 })
-	if !strings.Contains(n[1].proc.Output(), "to=MASTER") {
-		t.Error("n2's log has no transition to MASTER")
+	// n2 took over because n1's adverts stopped (nothing else tells it of the cut).
+	if !strings.Contains(n[1].proc.Output(), `to=MASTER reason="master down timer expired"`) {
+		t.Errorf("n2 did not take over on its Master_Down_Timer:\n%s", n[1].proc.Output())
 	}
 	checkNoLoss(t, ctx, w, dbs[1])
 }
