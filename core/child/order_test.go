@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,27 @@ func (c *checkChild) emit(t *testing.T, ch check.Change) *childpb.CheckState {
 // those of the child before it. The vrrp child must still apply them (the failure takes the
 // priority down at once), and must not let a late state of the earlier child, or core
 // replaying an older state, undo them.
+// waitPriority waits until the effective priority of vs's first instance is one of want,
+// and returns it. The bound only ends a test whose priority never gets there.
+func waitPriority(t *testing.T, ctx context.Context, vs *vrrpServer, want ...int32) int32 {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := vs.Status(ctx, &childpb.Empty{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := st.Instances[0].EffectivePriority
+		if slices.Contains(want, p) {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("effective priority %d, want one of %v", p, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestCheckStateOrderSurvivesClockStepBack(t *testing.T) {
 	if !inLab(t, "clkback") {
 		return
@@ -130,27 +152,7 @@ vrrp_instance VI_1 {
 			t.Fatalf("SetCheck(%v): %v", st, err)
 		}
 	}
-	// prio waits until the effective priority is one of want, and returns it.
-	prio := func(want ...int32) int32 {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			st, err := vs.Status(ctx, &childpb.Empty{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := st.Instances[0].EffectivePriority
-			for _, w := range want {
-				if p == w {
-					return p
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("effective priority %d, want one of %v", p, want)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	prio := func(want ...int32) int32 { t.Helper(); return waitPriority(t, ctx, vs, want...) }
 	up := func(name string) check.Change { return check.Change{Name: name, Up: true, Msg: "ok"} }
 	down := func(name string) check.Change { return check.Change{Name: name, Up: false, Msg: "exit status 1"} }
 

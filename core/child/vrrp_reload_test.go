@@ -71,22 +71,7 @@ vrrp_instance VI_2 {
 			t.Fatalf("SetCheck(chk, up=%v): %v", up, err)
 		}
 	}
-	prio := func(want int32) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			st, err := vs.Status(ctx, &childpb.Empty{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if p := st.Instances[0].EffectivePriority; p == want {
-				return
-			} else if time.Now().After(deadline) {
-				t.Fatalf("effective priority %d, want %d", p, want)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	prio := func(want int32) { t.Helper(); waitPriority(t, ctx, vs, want) }
 	set(true, 1)
 	prio(100)
 

@@ -25,9 +25,6 @@ import (
 const (
 	mysqlInterval = 200 * time.Millisecond
 	mysqlFall     = 2
-	// Master_Down_Interval of conf()'s instance for the backup (advert_int 0.2, priority 100):
-	// 3 × 0.2 s + (256 − 100) × 0.2 s / 256.
-	backupDownInterval = 600*time.Millisecond + 156*200*time.Millisecond/256
 )
 
 // mysqlPair starts the lab: n1 (priority 150) and n2 (100) each with a MariaDB replicating
