@@ -498,11 +498,12 @@ func printStatus(w io.Writer, st supervisor.Status) {
 	}
 	for _, p := range st.Processes {
 		if p.Unanswered != "" {
-			what := "its part"
+			// The check states are core's own and shown anyway; the vrrp child's instances are not.
+			what := "its goroutine count is unknown"
 			if p.Role == string(child.RoleVRRP) {
-				what = "the instances"
+				what = "the instances are not shown"
 			}
-			fmt.Fprintf(tw, "\n%s (pid %d) did not answer: %s; %s are not shown\n", p.Role, p.PID, p.Unanswered, what)
+			fmt.Fprintf(tw, "\n%s (pid %d) did not answer: %s; %s\n", p.Role, p.PID, p.Unanswered, what)
 		}
 	}
 	if len(st.Instances) > 0 {

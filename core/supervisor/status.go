@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 )
 
@@ -133,5 +134,6 @@ func unanswered(err error) string {
 	if status.Code(err) == codes.DeadlineExceeded {
 		return fmt.Sprintf("no answer within %s (stopped or overloaded?)", childStatusWait)
 	}
-	return status.Convert(err).Message()
+	// The child's own words: cleaned as anything else a child sends.
+	return check.Message(status.Convert(err).Message())
 }

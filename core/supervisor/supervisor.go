@@ -62,15 +62,16 @@ type Supervisor struct {
 
 	mu     sync.Mutex
 	checks map[string]*childpb.CheckState // latest state of every check, replayed to a new vrrp child
-	names  map[string]bool                // the checks the check child may send states of (see alt)
-	// alt is the configuration before the last reload, while a child may still run it: from
-	// the moment core takes the new one until every child has reloaded, and after that if a
-	// child's reload failed. A message is admitted if either configuration has room for it
-	// (names holds the checks of both meanwhile). Judged by the new one alone, a transition
-	// the vrrp child made by the old one just before it reloaded (of an instance the reload
-	// removes or moves to another sync group, or naming an address the reload drops) was
-	// refused, and its notify lost.
-	alt *config.Config
+	names  map[string]bool                // the checks the check child may send states of (see ran)
+	// ran holds, per child, the configurations it may send messages by besides cfg: the one
+	// it last applied (at start, or by a reload it took) and the one before that, whose
+	// messages may still be on their way on its stream after the reload's answer. A reload
+	// that a child failed leaves them as they were: it still runs the older one. A message
+	// is admitted if one of these configurations has room for it; judged by cfg alone, a
+	// transition the vrrp child made by the old configuration just before it reloaded (of an
+	// instance the reload removes or moves to another sync group, or naming an address it
+	// drops) was refused, and its notify lost.
+	ran map[child.Role][2]*config.Config
 	// checkEpoch counts the check children started: each gets the next one, so that its
 	// states order after those of every earlier check child (childpb.CheckState), whatever
 	// the wall clock did in between.
@@ -106,7 +107,8 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Supervisor{opts: opts, cfg: cfg, req: child.StartRequest(cfg), checks: map[string]*childpb.CheckState{}, names: checkNames(cfg), fatal: make(chan error, 2)}
+	s := &Supervisor{opts: opts, cfg: cfg, req: child.StartRequest(cfg), checks: map[string]*childpb.CheckState{}, names: checkNames(cfg), fatal: make(chan error, 2),
+		ran: map[child.Role][2]*config.Config{}}
 	if wantCheck {
 		p := &proc{role: child.RoleCheck, state: "starting"}
 		// The check child runs as script_user when one is set: a compromised check then
@@ -469,15 +471,18 @@ func (s *Supervisor) setCheckFailed(st *childpb.CheckState, err error) {
 	s.opts.Log.Warn("could not pass a check state to vrrp", "check", st.Name, "error", err)
 }
 
-// admitTransition admits t by the configuration, or by the one before a reload while a
-// child may still run it (see alt).
+// admitTransition admits t by the configuration, or by one the vrrp child may still send
+// transitions by (see ran).
 func (s *Supervisor) admitTransition(t *childpb.Transition) (Transition, error) {
 	s.mu.Lock()
-	cfg, alt := s.cfg, s.alt
+	cfg, ran := s.cfg, s.ran[child.RoleVRRP]
 	s.mu.Unlock()
 	tr, err := admitTransition(t, cfg)
-	if err != nil && alt != nil {
-		if atr, aerr := admitTransition(t, alt); aerr == nil {
+	for _, c := range ran {
+		if err == nil || c == nil {
+			break
+		}
+		if atr, aerr := admitTransition(t, c); aerr == nil {
 			return atr, nil
 		}
 	}
@@ -552,10 +557,13 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 		return ReloadReport{}, err
 	}
 	s.mu.Lock()
-	s.alt = s.cfg
+	for _, role := range []child.Role{child.RoleVRRP, child.RoleCheck} {
+		if s.ran[role][0] == nil {
+			s.ran[role] = [2]*config.Config{s.cfg} // what it ran before any reload
+		}
+	}
 	s.cfg, s.req = cfg, child.StartRequest(cfg)
-	s.names = checkNames(cfg)
-	maps.Copy(s.names, checkNames(s.alt))
+	s.names = s.checkNamesLocked()
 	req := s.req
 	if s.runCtx != nil && s.runCtx.Err() == nil {
 		for _, need := range []struct {
@@ -591,6 +599,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 			for _, name := range r.GetRemoved() {
 				delete(s.checks, name)
 			}
+			s.took(child.RoleCheck, cfg)
 			s.mu.Unlock()
 		}
 	}
@@ -600,15 +609,33 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 			errs = append(errs, fmt.Errorf("vrrp process: %s", status.Convert(err).Message()))
 		} else {
 			rep.VRRP = childReload(r)
+			s.mu.Lock()
+			s.took(child.RoleVRRP, cfg)
+			s.mu.Unlock()
 		}
 		s.replayChecks(ctx, v)
 	}
-	if len(errs) == 0 {
-		s.mu.Lock()
-		s.alt, s.names = nil, checkNames(cfg)
-		s.mu.Unlock()
-	}
 	return rep, errors.Join(errs...)
+}
+
+// took records that the child of role applied cfg (see ran). Called with s.mu held.
+func (s *Supervisor) took(role child.Role, cfg *config.Config) {
+	s.ran[role] = [2]*config.Config{cfg, s.ran[role][0]}
+	if role == child.RoleCheck {
+		s.names = s.checkNamesLocked()
+	}
+}
+
+// checkNamesLocked is the checks of cfg and of every configuration the check child may send
+// states by (see ran). Called with s.mu held.
+func (s *Supervisor) checkNamesLocked() map[string]bool {
+	names := checkNames(s.cfg)
+	for _, c := range s.ran[child.RoleCheck] {
+		if c != nil {
+			maps.Copy(names, checkNames(c))
+		}
+	}
+	return names
 }
 
 func (s *Supervisor) checkClient() childpb.CheckClient {
