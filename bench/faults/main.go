@@ -198,7 +198,11 @@ func run(o options) ([]string, error) {
 	}
 	rep := &report{o: o, env: env, rows: rows, duration: time.Since(began), leftovers: leftovers, prior: prior}
 	fmt.Print(rep.table())
-	if out := o.out + o.update; out != "" {
+	out := o.out // -out and -update are exclusive (checked above)
+	if o.update != "" {
+		out = o.update
+	}
+	if out != "" {
 		if err := os.WriteFile(out, []byte(rep.markdown()), 0o644); err != nil {
 			return nil, err
 		}

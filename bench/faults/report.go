@@ -37,14 +37,21 @@ func count(n int) string {
 	return fmt.Sprint(n)
 }
 
+// What a row's notes begin with when it breaks an invariant or failed to run; a report read
+// back (-update) counts such rows by them.
+const (
+	markBroken = "**BROKEN: "
+	markFailed = "**run failed**"
+)
+
 func (r row) cells() []string {
 	res := r.res
 	if res.Err != nil {
-		return []string{"–", "–", "–", "–", "–", "**run failed**: " + oneLine(res.Err.Error())}
+		return []string{"–", "–", "–", "–", "–", markFailed + ": " + oneLine(res.Err.Error())}
 	}
 	notes := append([]string(nil), res.Notes...)
 	if b := res.Broken(); len(b) > 0 {
-		notes = append([]string{"**BROKEN: " + strings.Join(b, "; ") + "**"}, notes...)
+		notes = append([]string{markBroken + strings.Join(b, "; ") + "**"}, notes...)
 	}
 	span := func(d time.Duration) string {
 		if d == NotMeasured {
@@ -99,7 +106,7 @@ func (r *report) merged() ([]string, []*Scenario) {
 	var present []*Scenario
 	for _, sc := range scenarios.list {
 		has := false
-		for _, impl := range []string{"vigil", "keepalived"} {
+		for _, impl := range sc.impls() {
 			k := rowKey{sc.Name, impl}
 			l, ok := mine[k]
 			if !ok && r.prior != nil {
@@ -151,7 +158,7 @@ func (r *report) markdown() string {
 	}
 	var broken int
 	for _, l := range lines {
-		if strings.Contains(l, "**BROKEN") || strings.Contains(l, "**run failed**") {
+		if strings.Contains(l, markBroken) || strings.Contains(l, markFailed) {
 			broken++
 		}
 	}

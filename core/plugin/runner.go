@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin/runner"
@@ -109,7 +110,8 @@ func (r *procRunner) Start(context.Context) error {
 var handshakeLine = regexp.MustCompile(`^\d+\|\d+\|(tcp|unix)\|[^|]+\|(grpc|netrpc)(\|[A-Za-z0-9+/=]*)?$`)
 
 // handshakeAtEnd finds a handshake at the end of a line that holds more: output printed
-// without a newline, then the handshake.
+// without a newline, then the handshake. (Behind more than maxLine bytes of such output the
+// handshake is cut off with the rest of the line, and the start fails by its timeout.)
 var handshakeAtEnd = regexp.MustCompile(`\d+\|\d+\|(tcp|unix)\|[^|]+\|(grpc|netrpc)(\|[A-Za-z0-9+/=]*)?$`)
 
 // maxNoiseLogged bounds the lines of stdout noise logged per start.
@@ -142,7 +144,8 @@ func filterHandshake(log hclog.Logger, raw io.Reader, w *io.PipeWriter, ranInto 
 			return
 		}
 		if t := bytes.TrimSpace(line); handshakeAtEnd.Match(t) {
-			ranInto(truncate(string(t), 200))
+			// The end of the line is the evidence: the handshake and what ran into it.
+			ranInto(tail(string(t), 200))
 			w.Close()
 			io.Copy(io.Discard, br) // the plugin must not block on a full pipe until it is killed
 			return
@@ -180,6 +183,18 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 			return line, err
 		}
 	}
+}
+
+// tail is the last n bytes of s (at a character boundary), marked as cut.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := len(s) - n
+	for i < len(s) && !utf8.RuneStart(s[i]) {
+		i++
+	}
+	return "…" + s[i:]
 }
 
 func truncate(s string, n int) string {

@@ -137,7 +137,7 @@ func fitResponse(r *pb.CheckResponse) {
 		// and 8 bytes.
 		n := len(k) + 20
 		if size+n > maxResultSize {
-			break
+			continue // a shorter name after it may still fit
 		}
 		kept[k] = all[k]
 		size += n

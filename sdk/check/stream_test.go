@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/internal/pb"
@@ -326,5 +327,51 @@ func TestProbeAndCancelInOneBatch(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Probes returned %v after its stream ended", err)
+	}
+}
+
+// batchRecorder is a probesServer that records the batches sent on it.
+type batchRecorder struct {
+	probesServer
+	sent []*pb.ResultBatch
+}
+
+func (b *batchRecorder) Send(rb *pb.ResultBatch) error {
+	b.sent = append(b.sent, rb)
+	return nil
+}
+
+// TestSendResultsSplits: answers that together exceed a batch go in several batches, each
+// within maxResultBatch, all of them in order; a lone answer goes alone.
+func TestSendResultsSplits(t *testing.T) {
+	var rs []*pb.ProbeResult
+	for i := range 200 {
+		rs = append(rs, &pb.ProbeResult{Id: uint64(i), Response: &pb.CheckResponse{Message: strings.Repeat("x", 60<<10)}})
+	}
+	rec := &batchRecorder{}
+	if err := sendResults(rec, rs); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.sent) < 2 {
+		t.Fatalf("200 answers of 60 KiB in %d batch", len(rec.sent))
+	}
+	next := uint64(0)
+	for _, b := range rec.sent {
+		if n := proto.Size(b); n > maxResultBatch {
+			t.Errorf("a batch of %d bytes, over %d", n, maxResultBatch)
+		}
+		for _, r := range b.GetResults() {
+			if r.GetId() != next {
+				t.Fatalf("answer %d sent where %d was due", r.GetId(), next)
+			}
+			next++
+		}
+	}
+	if next != 200 {
+		t.Errorf("%d answers sent of 200", next)
+	}
+	rec.sent = nil
+	if err := sendResults(rec, rs[:1]); err != nil || len(rec.sent) != 1 {
+		t.Errorf("one answer: %d batches, %v", len(rec.sent), err)
 	}
 }

@@ -3,6 +3,7 @@ package fsm
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -520,5 +521,20 @@ func TestLowerPriorityReannounceAgainSoon(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("advert %v: %+v, want %+v", c.advert, got, want)
 		}
+	}
+}
+
+// TestStatesListed: States lists every state the const block declares, each with a name: a
+// state added there and not to States would be refused by core (which takes the names a
+// vrrp child may send from States).
+func TestStatesListed(t *testing.T) {
+	states := States()
+	for i, s := range states {
+		if s != State(i) || strings.HasPrefix(s.String(), "State(") {
+			t.Errorf("States()[%d] = %v", i, s)
+		}
+	}
+	if next := State(len(states)); !strings.HasPrefix(next.String(), "State(") {
+		t.Errorf("state %d (%s) is not in States()", int(next), next)
 	}
 }
