@@ -115,15 +115,12 @@ func limitCheckCaps(log hclog.Logger) {
 
 // raiseCheckCaps makes the capabilities that checker_priority and the like need effective in
 // the check process as well, when core left them permitted (child.PriorityCaps), so that
-// Start and each reload can apply and undo them.
+// Start and each reload can apply and undo them; those not in extra are no longer effective.
 func raiseCheckCaps(log hclog.Logger, extra []int) {
 	if os.Geteuid() != 0 {
 		return
 	}
 	extra = permitted(extra)
-	if len(extra) == 0 {
-		return
-	}
 	if err := LimitCapabilities(append(slices.Clone(ScriptCaps), extra...), nil); err != nil {
 		log.Debug("check process capabilities unchanged", "reason", err)
 	}

@@ -176,9 +176,11 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 // inherit a raised priority (see scheduling).
 func (s *checkServer) applyScheduling(p config.Process) {
 	// What was applied before stays effective too: undoing it needs CAP_SYS_NICE, and locked
-	// memory needs CAP_IPC_LOCK until it is unlocked (see scheduling.setNoSwap).
+	// memory needs CAP_IPC_LOCK until it is unlocked (see scheduling.setNoSwap). Once undone,
+	// neither stays effective.
 	raiseCheckCaps(s.log, PriorityCaps(p, s.prio.current()))
 	s.prio.apply(p)
+	raiseCheckCaps(s.log, PriorityCaps(p, s.prio.current()))
 }
 
 // logNotes logs the notes of the specs that start: a kept check said its note already.
@@ -259,4 +261,7 @@ func (s *checkServer) Stop(context.Context, *childpb.Empty) (*childpb.Empty, err
 	return &childpb.Empty{}, nil
 }
 
-func (s *checkServer) shutdown() { s.work.shutdown(s.log) }
+func (s *checkServer) shutdown() {
+	s.work.shutdown(s.log)
+	s.prio.stop()
+}

@@ -16,14 +16,15 @@ import (
 	"github.com/vigil-ha/vigil/core/config"
 )
 
-// PriorityCaps are the capabilities a process needs to apply p: CAP_SYS_NICE for a negative
-// nice value or a real-time priority, CAP_IPC_LOCK to lock its memory. Core keeps them in
+// PriorityCaps are the capabilities a process needs to apply p and to undo it: CAP_SYS_NICE
+// for any nice value (a positive one takes it to go back down, RLIMIT_NICE being 0) or a
+// real-time priority, CAP_IPC_LOCK to lock its memory. Core keeps them in
 // its bounding set for its children when the configuration asks for them, and each child
 // keeps them permitted so that a reload can change or undo what it applied.
 func PriorityCaps(p ...config.Process) []int {
 	var nice, lock bool
 	for _, q := range p {
-		nice = nice || q.Nice < 0 || q.RTPriority > 0
+		nice = nice || q.Nice != 0 || q.RTPriority > 0
 		lock = lock || q.NoSwap
 	}
 	var caps []int
@@ -51,8 +52,10 @@ func PriorityCaps(p ...config.Process) []int {
 //     so the flag has to do it; but the kernel applies it to every clone, new threads
 //     included: with it, a thread the runtime creates later runs SCHED_OTHER at nice 0. So a
 //     process that starts programs (the check process: scripts and plugins) sets the flag and
-//     sets each new thread again (watchThreads, every second); one that starts none (the vrrp
-//     process) leaves it off, and its new threads inherit the settings at once.
+//     sets each new thread again (watchThreads, every second, for as long as a setting is
+//     applied); one that starts none (the vrrp process) leaves it off, and its new threads
+//     inherit the settings at once. Threads left with mixed settings by a refusal part-way
+//     are set again by watchThreads in either.
 //   - When the kernel refuses SCHED_RR (no CAP_SYS_NICE, or a cgroup without real-time
 //     runtime), the nice value is applied instead, if there is one; keepalived then applies
 //     neither. Nothing refused stops the process: it is logged, naming the keyword.
@@ -63,19 +66,23 @@ type scheduling struct {
 	// spawns: the process starts programs, which must not inherit a raised priority.
 	spawns bool
 
-	mu       sync.Mutex
-	applied  bool            // threads were changed, so that a reload without settings undoes it
-	orig     int             // the nice value before
-	target   *unix.SchedAttr // what every thread must have now; nil: nothing
-	watching bool            // watchThreads runs
-	rttime   *unix.Rlimit    // RLIMIT_RTTIME before, when it was changed
-	locked   bool            // mlockall done
-	xcpu     chan os.Signal  // SIGXCPU, once setRTLimit asked for it
-	soft     uint64          // the SIGXCPU threshold now set, for warnXCPU to restore
+	mu        sync.Mutex
+	applied   bool            // threads were changed, so that a reload without settings undoes it
+	orig      int             // the nice value before
+	target    *unix.SchedAttr // what every thread must have now; nil: nothing
+	mixed     bool            // the last pass failed part-way: threads differ until one succeeds
+	watch     chan struct{}   // closed to end watchThreads; nil: it does not run
+	watchFail bool            // watchThreads warned of a failed pass, not yet of a good one
+	rttime    *unix.Rlimit    // RLIMIT_RTTIME before, when it was changed
+	locked    bool            // mlockall done
+	xcpu      chan os.Signal  // SIGXCPU, once setRTLimit asked for it
+	xcpuEnd   chan struct{}   // closed to end warnXCPU
+	soft      uint64          // the SIGXCPU threshold set, for warnXCPU to re-arm
+	rearm     time.Duration   // how long without SIGXCPU before warnXCPU re-arms the threshold
 }
 
 func newScheduling(log hclog.Logger, prefix string, spawns bool) *scheduling {
-	return &scheduling{log: log, prefix: prefix, spawns: spawns}
+	return &scheduling{log: log, prefix: prefix, spawns: spawns, rearm: time.Minute}
 }
 
 // apply makes the process run as p says, or as it ran before when p is zero and an earlier
@@ -88,10 +95,34 @@ func (s *scheduling) apply(p config.Process) {
 		s.setThreads(p)
 	}
 	s.setNoSwap(p)
-	if s.target != nil && s.spawns && !s.watching {
-		s.watching = true
-		go s.watchThreads(time.Second)
+	switch {
+	case s.needsWatch() && s.watch == nil:
+		s.watch = make(chan struct{})
+		go s.watchThreads(time.Second, s.watch)
+	case !s.needsWatch():
+		s.stopWatch()
 	}
+}
+
+// needsWatch: threads must be set again, the new ones of a process with reset-on-fork or
+// those that a failed pass left behind.
+func (s *scheduling) needsWatch() bool { return s.target != nil && (s.spawns || s.mixed) }
+
+// stopWatch ends watchThreads, if it runs.
+func (s *scheduling) stopWatch() {
+	if s.watch != nil {
+		close(s.watch)
+		s.watch = nil
+	}
+}
+
+// stop ends the goroutines that apply started (watchThreads, warnXCPU), for a process that
+// shuts down; the settings stay as they are.
+func (s *scheduling) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopWatch()
+	s.stopXCPU()
 }
 
 // current is what the process runs with now, for the capabilities that undoing it needs.
@@ -126,11 +157,12 @@ func (s *scheduling) setThreads(p config.Process) {
 	if p.Nice != 0 {
 		other.Nice = int32(p.Nice)
 	}
+	rrChanged := 0 // threads set to SCHED_RR before the kernel refused it for another
 	if p.RTPriority > 0 {
 		rr := unix.SchedAttr{Policy: unix.SCHED_RR, Flags: flags, Priority: uint32(p.RTPriority)}
 		n, err := setAllThreads(rr)
 		if err == nil {
-			s.target = &rr
+			s.target, s.mixed = &rr, false
 			s.log.Info("real-time scheduling set", "keyword", s.prefix+"_rt_priority", "policy", "SCHED_RR", "priority", p.RTPriority, "threads_changed", n)
 			s.setRTLimit(p.RLimitRTTime)
 			return
@@ -139,11 +171,19 @@ func (s *scheduling) setThreads(p config.Process) {
 			"priority", p.RTPriority, "error", err,
 			"hint", "needs CAP_SYS_NICE, and real-time runtime in the cgroup (cpu.rt_runtime_us) where the kernel has CONFIG_RT_GROUP_SCHED")
 		// Threads set before a refusal go back to SCHED_OTHER below.
+		rrChanged = n
 	}
 	s.restoreRTLimit()
 	n, err := setAllThreads(other)
-	s.target = nil
+	s.target, s.mixed = nil, false
 	switch {
+	case err != nil && (rrChanged > 0 || n > 0):
+		// Some threads have SCHED_RR or the new nice value and others not: watchThreads goes
+		// on setting them until a pass succeeds (it says so), rather than leave them so.
+		s.target, s.mixed = &other, true
+		s.log.Warn("threads left with mixed scheduling: setting them again every second", "keyword", s.prefix+"_priority",
+			"place", s.place(p, "_priority"), "nice", other.Nice, "threads_changed", n, "after_sched_rr_refused_part_way", rrChanged > 0, "error", err,
+			"hint", "a negative nice value needs CAP_SYS_NICE")
 	case err != nil && p.Nice != 0:
 		s.log.Warn(s.prefix+"_priority not applied: the kernel refused the nice value", "place", s.place(p, "_priority"),
 			"nice", p.Nice, "error", err, "hint", "a negative nice value needs CAP_SYS_NICE")
@@ -152,26 +192,50 @@ func (s *scheduling) setThreads(p config.Process) {
 	case p.Nice != 0:
 		s.target = &other
 		s.log.Info("nice value set", "keyword", s.prefix+"_priority", "nice", p.Nice, "threads_changed", n)
-	case n > 0:
-		s.log.Info("scheduling reset", "nice", s.orig, "threads_changed", n)
+	default:
+		// Undone: nothing is left to undo, nor a capability needed for it (see current).
+		s.applied = false
+		if n > 0 {
+			s.log.Info("scheduling reset", "nice", s.orig, "threads_changed", n)
+		}
 	}
 }
 
 // watchThreads gives threads that the runtime created since the last pass the settings of
-// the others, in a process with SCHED_RESET_ON_FORK (see scheduling). The runtime keeps the
-// threads it made and makes new ones only when all are busy or blocked, mostly soon after
-// start, so a pass a second finds few, and costs a directory read and a system call a thread.
-func (s *scheduling) watchThreads(every time.Duration) {
+// the others, in a process with SCHED_RESET_ON_FORK (see scheduling), or those that a failed
+// pass left behind, until end is closed. The runtime keeps the threads it made and makes new
+// ones only when all are busy or blocked, mostly soon after start, so a pass a second finds
+// few, and costs a directory read and a system call a thread. A failure is logged once, until
+// a pass succeeds.
+func (s *scheduling) watchThreads(every time.Duration, end chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for range t.C {
+	for {
+		select {
+		case <-end:
+			return
+		case <-t.C:
+		}
 		s.mu.Lock()
-		if s.target != nil {
-			n, err := setAllThreads(*s.target)
-			if err != nil {
-				s.log.Warn("a new thread kept its scheduling", "error", err)
-			} else if n > 0 {
-				s.log.Debug("new threads given the process's scheduling", "threads", n)
+		if s.watch != end { // stopped meanwhile (and maybe started again)
+			s.mu.Unlock()
+			return
+		}
+		n, err := setAllThreads(*s.target)
+		switch {
+		case err != nil && !s.watchFail:
+			s.watchFail = true
+			s.log.Warn("threads kept their scheduling", "error", err, "note", "retried every second; logged again once it succeeds")
+		case err == nil && s.watchFail:
+			s.watchFail = false
+			s.log.Info("every thread has the process's scheduling again", "threads_changed", n)
+		case err == nil && n > 0:
+			s.log.Debug("new threads given the process's scheduling", "threads", n)
+		}
+		if err == nil && s.mixed {
+			s.mixed = false
+			if !s.needsWatch() {
+				s.stopWatch()
 			}
 		}
 		s.mu.Unlock()
@@ -207,7 +271,7 @@ func setAllThreads(want unix.SchedAttr) (int, error) {
 				continue // the thread ended
 			}
 			if err != nil {
-				return changed, fmt.Errorf("read the scheduling of thread %d: %w", tid, err)
+				return changed + n, fmt.Errorf("read the scheduling of thread %d: %w", tid, err)
 			}
 			if sameScheduling(cur, &want) {
 				continue
@@ -217,7 +281,7 @@ func setAllThreads(want unix.SchedAttr) (int, error) {
 				if errors.Is(err, unix.ESRCH) {
 					continue
 				}
-				return changed, fmt.Errorf("thread %d: %w", tid, err)
+				return changed + n, fmt.Errorf("thread %d: %w", tid, err)
 			}
 			n++
 		}
@@ -268,8 +332,11 @@ func threadIDs() ([]int, error) {
 //     keepalived's default of 10 ms a busy but healthy vrrp process would be killed, and
 //     that kill is a failover, the very thing a real-time priority is set to prevent.
 //   - Go ignores SIGXCPU unless asked for it (the runtime's signal table marks it
-//     notify-only), so the soft limit harms nothing: vigil asks, logs it and sets the
-//     threshold again (the kernel raises it by a second at each signal).
+//     notify-only), so the soft limit harms nothing: vigil asks and logs it. At each signal
+//     the kernel raises the soft limit by a second, which spaces the signals of a thread that
+//     keeps running; vigil leaves it raised (setting it back at once would bring a signal, and
+//     a prlimit call, at every tick) and sets the threshold again at the next apply, or after
+//     a minute without a signal (warnXCPU).
 //   - A thread that spins for ever is still bounded by the kernel's real-time throttling
 //     (kernel.sched_rt_runtime_us: 95 % of each second by default) and by Go's own
 //     preemption, which keeps the process's other goroutines, and core's health pings,
@@ -297,14 +364,24 @@ func (s *scheduling) setRTLimit(limit int) {
 	}
 	s.soft = lim.Cur
 	if s.xcpu == nil {
-		s.xcpu = make(chan os.Signal, 1)
+		s.xcpu, s.xcpuEnd = make(chan os.Signal, 1), make(chan struct{})
 		signal.Notify(s.xcpu, syscall.SIGXCPU)
-		go s.warnXCPU(s.xcpu)
+		go s.warnXCPU(s.xcpu, s.xcpuEnd)
+	}
+}
+
+// stopXCPU ends warnXCPU and stops asking for SIGXCPU, which Go then ignores again.
+func (s *scheduling) stopXCPU() {
+	if s.xcpu != nil {
+		signal.Stop(s.xcpu)
+		close(s.xcpuEnd)
+		s.xcpu, s.xcpuEnd = nil, nil
 	}
 }
 
 // restoreRTLimit puts back RLIMIT_RTTIME as it was before setRTLimit.
 func (s *scheduling) restoreRTLimit() {
+	s.stopXCPU()
 	if s.rttime == nil {
 		return
 	}
@@ -315,21 +392,32 @@ func (s *scheduling) restoreRTLimit() {
 	s.rttime, s.soft = nil, 0
 }
 
-// warnXCPU logs each SIGXCPU, at most one line a minute with the count in between, and sets
-// the threshold back, which the kernel raised by a second.
-func (s *scheduling) warnXCPU(sigs <-chan os.Signal) {
+// warnXCPU logs each SIGXCPU, at most one line a minute with the count in between, until end
+// is closed. It leaves the threshold as the kernel raised it (by a second at each signal),
+// and sets it back after s.rearm without a signal.
+func (s *scheduling) warnXCPU(sigs <-chan os.Signal, end <-chan struct{}) {
 	var last time.Time
 	missed := 0
-	for range sigs {
+	quiet := time.NewTimer(s.rearm)
+	quiet.Stop()
+	defer quiet.Stop()
+	for {
+		select {
+		case <-end:
+			return
+		case <-quiet.C:
+			s.mu.Lock()
+			if s.rttime != nil && s.soft > 0 {
+				_ = unix.Prlimit(0, unix.RLIMIT_RTTIME, &unix.Rlimit{Cur: s.soft, Max: s.rttime.Max}, nil)
+			}
+			s.mu.Unlock()
+			continue
+		case <-sigs:
+		}
+		quiet.Reset(s.rearm)
 		s.mu.Lock()
-		soft, hard := s.soft, uint64(unix.RLIM_INFINITY)
-		if s.rttime != nil {
-			hard = s.rttime.Max
-		}
+		soft := s.soft
 		s.mu.Unlock()
-		if soft > 0 {
-			_ = unix.Prlimit(0, unix.RLIMIT_RTTIME, &unix.Rlimit{Cur: soft, Max: hard}, nil)
-		}
 		if !last.IsZero() && time.Since(last) < time.Minute {
 			missed++
 			continue
@@ -350,11 +438,20 @@ func (s *scheduling) warnXCPU(sigs <-chan os.Signal) {
 // the process has CAP_IPC_LOCK: a process that locked its memory must keep that capability
 // effective until it unlocks, or the runtime's next mmap fails with EAGAIN and the process
 // dies ("fatal error: runtime: cannot map pages in arena address space", tried).
-// Without the capability mlockall fails as a whole (the reservations exceed the limit), and
-// nothing is locked.
+// Without the capability mlockall fails as a whole when the reservations exceed the limit,
+// but succeeds under a large finite one (systemd's LimitMEMLOCK=, a container's), and the
+// process dies later, when the limit is reached: so it locks only with CAP_IPC_LOCK effective
+// or no limit at all, and otherwise warns and leaves its memory as it is. (keepalived 2.2.7
+// calls mlockall whatever it holds, and logs a failure at INFO: a C process gets a failed
+// mmap or malloc, where the Go runtime stops the process.)
 func (s *scheduling) setNoSwap(p config.Process) {
 	switch {
 	case p.NoSwap && !s.locked:
+		if why := cannotLock(); why != "" {
+			s.log.Warn(s.prefix+"_no_swap not applied: memory not locked", "place", s.place(p, "_no_swap"), "reason", why,
+				"hint", "needs CAP_IPC_LOCK (kept by core only when the file it starts with asks for "+s.prefix+"_no_swap) or LimitMEMLOCK=infinity")
+			return
+		}
 		if err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT); err != nil {
 			s.log.Warn(s.prefix+"_no_swap not applied: memory not locked", "place", s.place(p, "_no_swap"), "error", err,
 				"hint", "needs CAP_IPC_LOCK or a large enough RLIMIT_MEMLOCK")
@@ -369,4 +466,22 @@ func (s *scheduling) setNoSwap(p config.Process) {
 		}
 		s.locked = false
 	}
+}
+
+// cannotLock says why this process must not lock its memory for good (MCL_FUTURE), or ""
+// when it may: CAP_IPC_LOCK is effective, or RLIMIT_MEMLOCK is unlimited.
+func cannotLock() string {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err == nil && data[unix.CAP_IPC_LOCK/32].Effective&(1<<(unix.CAP_IPC_LOCK%32)) != 0 {
+		return ""
+	}
+	var lim unix.Rlimit
+	if err := unix.Prlimit(0, unix.RLIMIT_MEMLOCK, nil, &lim); err != nil {
+		return fmt.Sprintf("no CAP_IPC_LOCK, and RLIMIT_MEMLOCK unknown: %v", err)
+	}
+	if lim.Cur == unix.RLIM_INFINITY {
+		return ""
+	}
+	return fmt.Sprintf("no CAP_IPC_LOCK and RLIMIT_MEMLOCK is %d bytes: the Go runtime would stop the process once its memory reached it", lim.Cur)
 }

@@ -29,11 +29,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runSched runs case c in a fresh test binary and returns its output.
-func runSched(t *testing.T, c string) string {
+// runSched runs case c in a fresh test binary, with env added to its environment, and
+// returns its output.
+func runSched(t *testing.T, c string, env ...string) string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), schedHelper+"="+c)
+	cmd.Env = append(append(os.Environ(), env...), schedHelper+"="+c)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", c, err, out)
@@ -186,11 +187,218 @@ func runSchedHelper(c string) int {
 			return 1
 		}
 		fmt.Println("OK")
+	case "undo":
+		// A positive nice value and its undo: watchThreads runs while it is applied and ends
+		// with it, current no longer asks for CAP_SYS_NICE, and stop ends watchThreads too.
+		s := newScheduling(log, "checker", true)
+		s.apply(config.Process{Nice: 5})
+		if !started("watchThreads") || s.current().Nice == 0 {
+			fmt.Println("FAIL after checker_priority 5: watchThreads", running("watchThreads"), "current", s.current())
+			return 1
+		}
+		s.apply(config.Process{})
+		if bad := everyThread(unix.SchedAttr{Policy: unix.SCHED_NORMAL, Flags: unix.SCHED_FLAG_RESET_ON_FORK}); len(bad) > 0 {
+			fmt.Println("FAIL after undo:", strings.Join(bad, "; "))
+			return 1
+		}
+		if c := s.current(); c.Nice != 0 || c.RTPriority != 0 || c.NoSwap {
+			fmt.Printf("FAIL current after undo: %+v, want nothing left to undo\n", c)
+			return 1
+		}
+		if !gone("watchThreads") {
+			fmt.Println("FAIL watchThreads still runs after the undo")
+			return 1
+		}
+		s.apply(config.Process{Nice: 5})
+		if !started("watchThreads") {
+			fmt.Println("FAIL watchThreads not started again")
+			return 1
+		}
+		s.stop()
+		if !gone("watchThreads") {
+			fmt.Println("FAIL watchThreads still runs after stop")
+			return 1
+		}
+		fmt.Println("OK")
+	case "xcpu":
+		// As root: a real-time thread that runs past the soft RLIMIT_RTTIME gets SIGXCPU, and
+		// the kernel raises the soft limit by a second; vigil leaves it raised (no signal at
+		// every tick), sets it again at the next apply, and ends warnXCPU with the priority.
+		s := newScheduling(log, "vrrp", false)
+		p := config.Process{RTPriority: 1, RLimitRTTime: 2000}
+		s.apply(p)
+		done := make(chan error)
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_RR, Priority: 1}, 0); err != nil {
+				done <- err
+				return
+			}
+			// 200 ms without a system call (GODEBUG=asyncpreemptoff=1: no preemption either).
+			for start := time.Now(); time.Since(start) < 200*time.Millisecond; {
+			}
+			done <- nil
+		}()
+		if err := <-done; err != nil {
+			fmt.Println("FAIL", err)
+			return 1
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			out := logs.String()
+			mu.Unlock()
+			if strings.Contains(out, "SIGXCPU") {
+				break
+			}
+			if time.Now().After(deadline) {
+				fmt.Println("FAIL no SIGXCPU logged:", out)
+				return 1
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		var lim unix.Rlimit
+		unix.Prlimit(0, unix.RLIMIT_RTTIME, nil, &lim)
+		if lim.Cur <= 1000 {
+			fmt.Printf("FAIL RLIMIT_RTTIME set back to %d after SIGXCPU: a thread that keeps running gets one at every tick\n", lim.Cur)
+			return 1
+		}
+		s.apply(p)
+		unix.Prlimit(0, unix.RLIMIT_RTTIME, nil, &lim)
+		if lim.Cur != 1000 {
+			fmt.Printf("FAIL RLIMIT_RTTIME %d after apply, want 1000 again\n", lim.Cur)
+			return 1
+		}
+		s.apply(config.Process{})
+		if !gone("warnXCPU") {
+			fmt.Println("FAIL warnXCPU still runs without vrrp_rt_priority")
+			return 1
+		}
+		fmt.Println("OK")
+	case "memlock":
+		// Without CAP_IPC_LOCK but under a large finite RLIMIT_MEMLOCK mlockall succeeds, and
+		// the runtime would die at the limit later: vigil does not lock, and says why.
+		big := uint64(1) << 40
+		if err := unix.Prlimit(0, unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: big, Max: big}, nil); err != nil {
+			fmt.Println("SKIP cannot raise RLIMIT_MEMLOCK here (no CAP_SYS_RESOURCE?):", err)
+			return 0
+		}
+		if err := syscall.Setgid(65534); err != nil {
+			fmt.Println("SKIP", err)
+			return 0
+		}
+		if err := syscall.Setuid(65534); err != nil {
+			fmt.Println("SKIP", err)
+			return 0
+		}
+		s := newScheduling(log, "vrrp", false)
+		s.apply(config.Process{NoSwap: true, Places: map[string]config.Pos{"vrrp_no_swap": {File: "k.conf", Line: 4, Col: 5}}})
+		mu.Lock()
+		out := logs.String()
+		mu.Unlock()
+		st, _ := os.ReadFile("/proc/self/status")
+		if s.current().NoSwap || !strings.Contains(string(st), "VmLck:\t       0 kB") {
+			fmt.Println("FAIL memory locked without CAP_IPC_LOCK under a finite RLIMIT_MEMLOCK:", out)
+			return 1
+		}
+		if !strings.Contains(out, "vrrp_no_swap not applied: memory not locked: place=k.conf:4:5") {
+			fmt.Println("FAIL log:", out)
+			return 1
+		}
+		fmt.Println("OK")
+	case "mixed":
+		// Without CAP_SYS_NICE, a thread in SCHED_IDLE stays there (RLIMIT_NICE 0), so a
+		// nice value is refused part-way: the threads set before keep it, and that is said,
+		// and retried. (Threads left SCHED_RR after a refused real-time priority take the
+		// same way.)
+		if err := unix.Prlimit(0, unix.RLIMIT_NICE, &unix.Rlimit{}, nil); err != nil {
+			fmt.Println("FAIL", err)
+			return 1
+		}
+		// The idle thread must not be the first that setAllThreads reaches: goroutines lock
+		// threads (kept so) until one is not.
+		idle := make(chan error)
+		for range 5 {
+			go func() {
+				runtime.LockOSThread() // never unlocked: the thread stays as it is
+				if tids := mustThreads(); len(tids) > 0 && tids[0] == unix.Gettid() {
+					idle <- nil
+					select {}
+				}
+				idle <- unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_IDLE}, 0)
+				select {}
+			}()
+			if err := <-idle; err != nil {
+				fmt.Println("SKIP SCHED_IDLE:", err)
+				return 0
+			}
+			if len(everyThread(unix.SchedAttr{Policy: unix.SCHED_NORMAL})) > 0 {
+				break
+			}
+		}
+		if err := syscall.Setgid(65534); err != nil {
+			fmt.Println("SKIP", err)
+			return 0
+		}
+		if err := syscall.Setuid(65534); err != nil {
+			fmt.Println("SKIP", err)
+			return 0
+		}
+		s := newScheduling(log, "vrrp", false)
+		s.apply(config.Process{Nice: 5})
+		mu.Lock()
+		out := logs.String()
+		mu.Unlock()
+		if len(everyThread(unix.SchedAttr{Policy: unix.SCHED_NORMAL, Nice: 5})) == len(mustThreads()) {
+			fmt.Println("SKIP no thread took nice 5 before the refusal:", out)
+			return 0
+		}
+		s.mu.Lock()
+		target, watch := s.target, s.watch
+		s.mu.Unlock()
+		if !strings.Contains(out, "threads left with mixed scheduling") || target == nil || watch == nil {
+			fmt.Println("FAIL threads left mixed without a word or a retry:", out)
+			return 1
+		}
+		fmt.Println("OK")
 	default:
 		fmt.Println("FAIL unknown case", c)
 		return 1
 	}
 	return 0
+}
+
+func mustThreads() []int {
+	tids, _ := threadIDs()
+	return tids
+}
+
+// running reports whether a goroutine runs the scheduling method fn.
+func running(fn string) bool {
+	buf := make([]byte, 1<<20)
+	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*scheduling)."+fn)
+}
+
+// started waits for a goroutine running fn, 10 s at most (a failure bound): one just
+// created may not be in runtime.Stack's list yet.
+func started(fn string) bool {
+	for deadline := time.Now().Add(10 * time.Second); !running(fn); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// gone waits for the goroutines running fn to end, 10 s at most (a failure bound).
+func gone(fn string) bool {
+	for deadline := time.Now().Add(10 * time.Second); running(fn); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
 }
 
 type lockedWriter struct {
@@ -245,4 +453,60 @@ func TestRealTimeEveryThread(t *testing.T) {
 	if !strings.HasPrefix(out, "OK") {
 		t.Error(out)
 	}
+}
+
+// TestPriorityCaps: any nice value needs CAP_SYS_NICE, a positive one to go back to 0
+// (RLIMIT_NICE is 0); a real-time priority too; *_no_swap needs CAP_IPC_LOCK.
+func TestPriorityCaps(t *testing.T) {
+	for _, c := range []struct {
+		p    config.Process
+		want []int
+	}{
+		{config.Process{}, nil},
+		{config.Process{Nice: 5}, []int{unix.CAP_SYS_NICE}},
+		{config.Process{Nice: -5}, []int{unix.CAP_SYS_NICE}},
+		{config.Process{RTPriority: 1}, []int{unix.CAP_SYS_NICE}},
+		{config.Process{NoSwap: true}, []int{unix.CAP_IPC_LOCK}},
+	} {
+		if got := PriorityCaps(c.p); fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("PriorityCaps(%+v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+}
+
+// runSchedCase runs a helper case that needs root and reads its verdict.
+func runSchedCase(t *testing.T, c string, env ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	out := runSched(t, c, env...)
+	t.Log(strings.TrimSpace(out))
+	if strings.HasPrefix(out, "SKIP") {
+		t.Skip(out)
+	}
+	if !strings.HasPrefix(out, "OK") {
+		t.Error(out)
+	}
+}
+
+// TestUndoNice: a reload that removes a positive nice value undoes it; nothing is then left
+// to undo (the check process drops CAP_SYS_NICE), and watchThreads ends with it and at stop.
+func TestUndoNice(t *testing.T) { runSchedCase(t, "undo") }
+
+// TestNoSwapNeedsCapability: under a large finite RLIMIT_MEMLOCK and without CAP_IPC_LOCK,
+// *_no_swap is refused with a warning instead of a lock that would end the process later.
+func TestNoSwapNeedsCapability(t *testing.T) { runSchedCase(t, "memlock") }
+
+// TestMixedScheduling: threads left with different settings by a refusal part-way are
+// reported and set again.
+func TestMixedScheduling(t *testing.T) { runSchedCase(t, "mixed") }
+
+// TestSIGXCPUSpacing: after SIGXCPU the soft RLIMIT_RTTIME stays as the kernel raised it,
+// until the next apply.
+func TestSIGXCPUSpacing(t *testing.T) {
+	if err := exec.Command("chrt", "-r", "1", "true").Run(); err != nil {
+		t.Skipf("the kernel refuses SCHED_RR here: %v", err)
+	}
+	runSchedCase(t, "xcpu", "GODEBUG=asyncpreemptoff=1")
 }

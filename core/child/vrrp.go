@@ -301,5 +301,9 @@ func (s *vrrpServer) Stop(context.Context, *childpb.Empty) (*childpb.Empty, erro
 	return &childpb.Empty{}, nil
 }
 
-// shutdown resigns every master and removes the addresses, waiting at most 5 s.
-func (s *vrrpServer) shutdown() { s.work.shutdown(s.log) }
+// shutdown resigns every master and removes the addresses, waiting at most 5 s, and ends
+// what the scheduling settings run.
+func (s *vrrpServer) shutdown() {
+	s.work.shutdown(s.log)
+	s.prio.stop()
+}
