@@ -103,9 +103,6 @@ type Process struct {
 	Places map[string]Pos `json:"-"`
 }
 
-// IsZero reports whether p changes nothing about the process.
-func (p Process) IsZero() bool { return p.Nice == 0 && p.RTPriority == 0 && !p.NoSwap }
-
 // Garp is the gratuitous ARP / unsolicited NA schedule on becoming master.
 type Garp struct {
 	MasterDelay         time.Duration // default 5s
