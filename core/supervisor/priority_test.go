@@ -285,6 +285,47 @@ func TestProcessPriorities(t *testing.T) {
 	}
 }
 
+// TestPositivePriorityUndone: a reload that removes a positive vrrp_priority and
+// checker_priority puts every thread of both processes back to nice 0. That raises the
+// priority, which needs CAP_SYS_NICE (RLIMIT_NICE is 0): core keeps it for its children when
+// the file it starts with sets any nice value, not only a negative one.
+func TestPositivePriorityUndone(t *testing.T) {
+	ctx, n := newLab(t, 1)
+	dir := n[0].dir
+	chk := probeScript(t, dir, "chk.sh", filepath.Join(dir, "chk.stat"))
+	notify := probeScript(t, dir, "notify.sh", filepath.Join(dir, "notify.stat"))
+	n[0].start(t, schedConf("    vrrp_priority 5\n    checker_priority 5\n", chk, notify))
+	var vrrpPID, checkPID int
+	waitFor(t, 15*time.Second, "children running", func() bool {
+		vrrpPID, checkPID = n[0].childPID(t, "vrrp"), n[0].childPID(t, "check")
+		return vrrpPID != 0 && checkPID != 0
+	})
+	want := func(what string, pid, nice int) {
+		t.Helper()
+		waitFor(t, 10*time.Second, what, func() bool {
+			for _, th := range threadsOf(t, pid) {
+				if th.policy != unix.SCHED_NORMAL || th.nice != nice {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	want("vrrp child at nice 5", vrrpPID, 5)
+	want("check child at nice 5", checkPID, 5)
+	if err := os.WriteFile(filepath.Join(dir, n[0].Name+".conf"), []byte(schedConf("", chk, notify)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := n[0].Exec(ctx, vigilBin, "reload", "--control", n[0].sock()); err != nil {
+		t.Fatalf("vigil reload: %v\n%s", err, out)
+	}
+	want("vrrp child back at nice 0", vrrpPID, 0)
+	want("check child back at nice 0", checkPID, 0)
+	if out := n[0].proc.Output(); strings.Contains(out, "not reset") || strings.Contains(out, "mixed") {
+		t.Errorf("warnings in the log:\n%s", out)
+	}
+}
+
 // TestProcessPrioritiesKeepalived runs keepalived 2.2.7 on the files of TestProcessPriorities
 // and reads its VRRP process, the judge of what vigil's vrrp process shows there: with
 // vrrp_rt_priority 50 and vrrp_priority -10 it is SCHED_RR at 50 with SCHED_RESET_ON_FORK
