@@ -124,6 +124,10 @@ type run struct {
 	version int // the protocol version negotiated with the plugin
 	started time.Time
 	pinging atomic.Bool
+	// suspect is set (under proc.mu) while a health ping decides whether the process is
+	// hung, and closed when it has: a call waits for the verdict instead of going to a
+	// process that may never answer.
+	suspect chan struct{}
 }
 
 func (h *Host) proc(kind sdk.Kind, name string) (*proc, error) {
@@ -150,6 +154,19 @@ func (p *proc) get(ctx context.Context) (*run, error) {
 		return nil, ErrClosed
 	}
 	if r := p.cur; r != nil {
+		if sus := r.suspect; sus != nil {
+			// A call passed its deadline on this process and a ping is out. Sending the
+			// next call there would lose it too if the process is hung (a plugin frozen
+			// with SIGSTOP cost three probes so, one more than fall 3 allows): wait for the
+			// verdict, then take whatever process is current.
+			p.mu.Unlock()
+			select {
+			case <-sus:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%s plugin %s is not answering (a health ping is out): %w", p.kind, p.name, ctx.Err())
+			}
+			return p.get(ctx)
+		}
 		if !r.client.Exited() {
 			p.mu.Unlock()
 			return r, nil
@@ -342,7 +359,7 @@ func (p *proc) callRun(ctx context.Context, f func(r *run) error) error {
 		p.mu.Unlock()
 		return fmt.Errorf("%s plugin %s died during the call: %w", p.kind, p.name, err)
 	case ctx.Err() != nil:
-		go p.ping(r)
+		p.ping(r)
 		return fmt.Errorf("%s plugin %s: %w", p.kind, p.name, ctx.Err())
 	case !isPluginError(err):
 		// The transport refused the answer (one over the size limit, say): whose was it.
@@ -352,19 +369,33 @@ func (p *proc) callRun(ctx context.Context, f func(r *run) error) error {
 }
 
 // ping kills a process that does not answer a health ping: it is hung, not just slow.
+//
+// It marks the process suspect before it returns, so that no call after the one that passed
+// its deadline goes there until the verdict; the ping itself runs in the background.
 func (p *proc) ping(r *run) {
 	if !r.pinging.CompareAndSwap(false, true) {
 		return
 	}
+	sus := make(chan struct{})
+	p.mu.Lock()
+	r.suspect = sus
+	p.mu.Unlock()
+	go p.pingNow(r, sus)
+}
+
+func (p *proc) pingNow(r *run, sus chan struct{}) {
 	defer r.pinging.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), p.h.opts.PingTimeout)
 	defer cancel()
 	_, err := grpc_health_v1.NewHealthClient(r.rpc.Conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: plugin.GRPCServiceName})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// The verdict is in before the waiting calls go on: a hung process is no longer current.
+	defer close(sus)
+	r.suspect = nil
 	if err == nil {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.diedLocked(r, "hung: no answer to a health ping: "+err.Error())
 }
 

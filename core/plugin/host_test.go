@@ -353,6 +353,26 @@ func TestUnresponsiveKilledWithChildren(t *testing.T) {
 	}
 }
 
+// TestNoCallToASuspectPlugin: once a probe has passed its deadline and the host pings the
+// plugin, the next probe waits for the ping's verdict and goes to the process that is
+// current then (here a new one: the old one is frozen), instead of to a process that may
+// never answer. The check of a frozen plugin lost a probe more so, one more than fall 3
+// allows (the fault suite's plugin-hang on a loaded machine).
+func TestNoCallToASuspectPlugin(t *testing.T) {
+	h := newHost(t, Options{PingTimeout: 2 * time.Second})
+	pidfile := filepath.Join(t.TempDir(), "sleeper")
+	configure(t, h, "test", "good", "mode", "ok")
+	configure(t, h, "test", "stop", "mode", "stop", "pidfile", pidfile)
+	pid := probeOK(t, h, "good")
+	if _, err := h.Check(ctxFor(t, 300*time.Millisecond), "test", check.CheckRequest{Name: "stop"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("probe of a stopping plugin: %v", err)
+	}
+	// At once, while the ping is out: it must not go to the frozen process.
+	if pid2 := probeOK(t, h, "good"); pid2 == pid {
+		t.Fatalf("the probe was answered by the frozen process %d", pid)
+	}
+}
+
 func TestRefused(t *testing.T) {
 	sum, err := sha256File(filepath.Join(pluginDir, "vigil-check-test"))
 	if err != nil {

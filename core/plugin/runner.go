@@ -144,8 +144,10 @@ func filterHandshake(log hclog.Logger, raw io.Reader, w *io.PipeWriter, ranInto 
 			return
 		}
 		if t := bytes.TrimSpace(line); handshakeAtEnd.Match(t) {
-			// The end of the line is the evidence: the handshake and what ran into it.
-			ranInto(tail(string(t), 200))
+			// The evidence is where they meet: the end of what ran into the handshake, and
+			// the handshake's start (its certificate goes on for hundreds of bytes).
+			at := handshakeAtEnd.FindIndex(t)[0]
+			ranInto(tail(string(t[:at]), 120) + truncate(string(t[at:]), 60))
 			w.Close()
 			io.Copy(io.Discard, br) // the plugin must not block on a full pipe until it is killed
 			return

@@ -35,6 +35,8 @@ func TestFilterHandshake(t *testing.T) {
 		{"no handshake", "a\nb\n", "", ""},
 		{"long noise", strings.Repeat("y", 3*maxLine) + "\n" + hs + "\n", hs + "\n", ""},
 		{"ran into it", "x\nstarting..." + hs + "\nlater\n", "", "starting..." + hs},
+		{"long noise ran into it", "x\n" + strings.Repeat("n", 500) + hs + strings.Repeat("A", 500) + "\n", "",
+			"…" + strings.Repeat("n", 120) + (hs + strings.Repeat("A", 500))[:60] + "…"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pr, pw := io.Pipe()
