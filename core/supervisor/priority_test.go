@@ -132,8 +132,9 @@ func TestProcessPriorities(t *testing.T) {
 	chk := probeScript(t, dir, "chk.sh", chkOut)
 	notify := probeScript(t, dir, "notify.sh", notifyOut)
 
-	// A second of real-time CPU time before SIGXCPU: with the default 10 ms, the garbage
-	// collector or a reload on a loaded machine may send one, and the log must hold none.
+	// A limit of 1 s (vigil warns at half of it, 500 ms, by SIGXCPU): with the default 10 ms
+	// (5 ms) the garbage collector or a reload on a loaded machine may send one, and the log
+	// must hold none.
 	n[0].start(t, schedConf(`    vrrp_priority -10
     vrrp_rt_priority 50
     vrrp_rlimit_rttime 1000000
@@ -287,8 +288,9 @@ func TestProcessPriorities(t *testing.T) {
 
 // TestPositivePriorityUndone: a reload that removes a positive vrrp_priority and
 // checker_priority puts every thread of both processes back to nice 0. That raises the
-// priority, which needs CAP_SYS_NICE (RLIMIT_NICE is 0): core keeps it for its children when
-// the file it starts with sets any nice value, not only a negative one.
+// priority, which needs CAP_SYS_NICE (RLIMIT_NICE is 0): the children keep it when the file
+// they start with sets any nice value, not only a negative one. (Core's own bounding set is
+// root's whole here: the scripts run as root.)
 func TestPositivePriorityUndone(t *testing.T) {
 	ctx, n := newLab(t, 1)
 	dir := n[0].dir
