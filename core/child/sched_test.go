@@ -126,12 +126,7 @@ func runSchedHelper(c string) int {
 			return 1
 		}
 		// As nobody the process has no capability left (Go changes every thread's ids).
-		if err := syscall.Setgid(65534); err != nil {
-			fmt.Println("SKIP", err)
-			return 0
-		}
-		if err := syscall.Setuid(65534); err != nil {
-			fmt.Println("SKIP", err)
+		if !becomeNobody() {
 			return 0
 		}
 		s := newScheduling(log, "vrrp", false)
@@ -284,12 +279,7 @@ func runSchedHelper(c string) int {
 			fmt.Println("SKIP cannot raise RLIMIT_MEMLOCK here (no CAP_SYS_RESOURCE?):", err)
 			return 0
 		}
-		if err := syscall.Setgid(65534); err != nil {
-			fmt.Println("SKIP", err)
-			return 0
-		}
-		if err := syscall.Setuid(65534); err != nil {
-			fmt.Println("SKIP", err)
+		if !becomeNobody() {
 			return 0
 		}
 		s := newScheduling(log, "vrrp", false)
@@ -337,12 +327,7 @@ func runSchedHelper(c string) int {
 				break
 			}
 		}
-		if err := syscall.Setgid(65534); err != nil {
-			fmt.Println("SKIP", err)
-			return 0
-		}
-		if err := syscall.Setuid(65534); err != nil {
-			fmt.Println("SKIP", err)
+		if !becomeNobody() {
 			return 0
 		}
 		s := newScheduling(log, "vrrp", false)
@@ -367,6 +352,20 @@ func runSchedHelper(c string) int {
 		return 1
 	}
 	return 0
+}
+
+// becomeNobody drops the helper process to user and group nobody, which leaves it no
+// capability (Go changes every thread's ids). When it cannot, it prints SKIP and says so.
+func becomeNobody() bool {
+	if err := syscall.Setgid(65534); err != nil {
+		fmt.Println("SKIP", err)
+		return false
+	}
+	if err := syscall.Setuid(65534); err != nil {
+		fmt.Println("SKIP", err)
+		return false
+	}
+	return true
 }
 
 func mustThreads() []int {
