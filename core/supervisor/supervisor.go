@@ -108,7 +108,7 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 		return nil, err
 	}
 	s := &Supervisor{opts: opts, cfg: cfg, req: child.StartRequest(cfg), checks: map[string]*childpb.CheckState{}, names: checkNames(cfg), fatal: make(chan error, 2),
-		ran: map[child.Role][2]*config.Config{}}
+		ran: map[child.Role][2]*config.Config{child.RoleVRRP: {cfg}, child.RoleCheck: {cfg}}}
 	if wantCheck {
 		p := &proc{role: child.RoleCheck, state: "starting"}
 		// The check child runs as script_user when one is set: a compromised check then
@@ -557,11 +557,6 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 		return ReloadReport{}, err
 	}
 	s.mu.Lock()
-	for _, role := range []child.Role{child.RoleVRRP, child.RoleCheck} {
-		if s.ran[role][0] == nil {
-			s.ran[role] = [2]*config.Config{s.cfg} // what it ran before any reload
-		}
-	}
 	s.cfg, s.req = cfg, child.StartRequest(cfg)
 	s.names = s.checkNamesLocked()
 	req := s.req
