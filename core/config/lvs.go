@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -25,6 +26,8 @@ const (
 	maxCheckTimer  = 4294 * time.Second
 	maxLoopTimer   = 86400 * time.Second
 	maxMiscTimeout = 4294
+	// maxPEName is the longest IPVS persistence engine name (IP_VS_PENAME_MAXLEN less its NUL).
+	maxPEName = 15
 )
 
 // lvsSchedulers are the IPVS schedulers keepalived accepts for lb_algo / lvs_sched.
@@ -165,12 +168,14 @@ func (b *builder) vsgEntry(l *Node) (VSGEntry, bool) {
 		}
 		e.FWMark = v
 		if len(l.Args) == 2 {
-			if _, ok := b.enum(l.Args[1], "inet", "inet6"); !ok {
+			f, ok := b.exact(l.Args[1], "inet", "inet6")
+			if !ok {
 				return e, false
 			}
-			d := b.sink.warnf(l.Args[1].Pos, "the address family of a fwmark entry is not supported by vigil; ignored")
-			d.Unsupported = true
-			d.Hint = "see README, \"keepalived features vigil does not support\""
+			e.Family = 4
+			if f == "inet6" {
+				e.Family = 6
+			}
 		}
 		return e, true
 	}
@@ -181,6 +186,15 @@ func (b *builder) vsgEntry(l *Node) (VSGEntry, bool) {
 	}
 	from, to, ok := b.addrRange(Token{Text: l.Name, Pos: l.Pos})
 	if !ok {
+		return e, false
+	}
+	if to.IsValid() && !sameButLast(from, to) {
+		part, hint := "octet", "192.0.2.1-10"
+		if from.Is6() {
+			part, hint = "16-bit group", "2001:db8::1-a"
+		}
+		b.sink.errorf(l.Pos, "the range %s spans more than the last %s of the address", l.Name, part).Hint =
+			fmt.Sprintf("keepalived 2.2.7 counts only the last %s up (a wider range never ends there): split it into lines such as %s", part, hint)
 		return e, false
 	}
 	e.Addr, e.RangeTo = from, to
@@ -270,6 +284,17 @@ func (b *builder) addrRange(t Token) (netip.Addr, netip.Addr, bool) {
 	return from, to, true
 }
 
+// sameButLast reports whether a and b differ at most in the last octet (IPv4) or the last
+// 16-bit group (IPv6).
+func sameButLast(a, b netip.Addr) bool {
+	x, y := a.AsSlice(), b.AsSlice()
+	n := len(x) - 1
+	if a.Is6() {
+		n--
+	}
+	return string(x[:n]) == string(y[:n])
+}
+
 func lastAddr(p netip.Prefix) netip.Addr {
 	raw := p.Masked().Addr().AsSlice()
 	for i := p.Bits(); i < len(raw)*8; i++ {
@@ -288,6 +313,11 @@ type pendingRS struct {
 	own      inherited
 	checkers []pendingChecker
 	node     *Node
+	// method is the real server's own lvs_method; vsMethod the virtual server's lb_kind as it
+	// stood where the block began.
+	method    fwd
+	vsMethod  fwd
+	smtpAlert *bool
 }
 
 type pendingChecker struct {
@@ -295,18 +325,106 @@ type pendingChecker struct {
 	own inherited
 }
 
+// vsState is what keepalived knows of a virtual server while it reads the block: several
+// keywords mean what the lines above them said (the scheduler for sh-port, the family for
+// persistence_granularity, the forwarding method for a real server).
+type vsState struct {
+	vs *VirtualServer
+	// family is 4 or 6 once the address, ip_family, or a real server that is not tunnelled
+	// said it; 0 until then.
+	family int
+	// method is the lb_kind read so far ("" before any), with its tunnel.
+	method fwd
+	// sorry is the sorry server's own sorry_server_lvs_method, when given.
+	sorryMethod fwd
+	sorryAt     fwd // the lb_kind in force where the sorry_server line stands
+	smtpAlert   *bool
+	nodes       []*Node
+}
+
+// fwd is a forwarding method with its tunnel; the zero value is "not set".
+type fwd struct {
+	method string
+	tunnel Tunnel
+}
+
 func (b *builder) virtualServer(n *Node) {
 	vs := &VirtualServer{Pos: n.Pos, DelayLoop: defaultDelayLoop}
+	st := &vsState{vs: vs, nodes: n.Block}
 	// A bad head is reported, and the block is still read for the mistakes it holds.
 	headOK := b.vsHead(vs, n)
+	if vs.Addr.IsValid() {
+		st.family = famOf(vs.Addr)
+	}
 	var in inherited
 	var pending []*pendingRS
+	method := kw{min: 1, max: -1, fn: func(n *Node) {
+		if f, ok := b.forwarding(n, "virtual"); ok {
+			st.method = f
+		}
+	}}
+	flag := kw{fn: func(n *Node) { b.schedFlag(st, n) }}
 	ks := keywords{
-		"lb_algo":    b.enumKw(&vs.LBAlgo, lvsSchedulers...),
-		"lvs_sched":  b.enumKw(&vs.LBAlgo, lvsSchedulers...),
-		"lb_kind":    b.lbKindKw(&vs.LBKind),
-		"lvs_method": b.lbKindKw(&vs.LBKind),
-		"protocol":   b.enumKw(&vs.Protocol, "TCP", "UDP", "SCTP"),
+		"lb_algo":     b.schedKw(&vs.LBAlgo),
+		"lvs_sched":   b.schedKw(&vs.LBAlgo),
+		"lb_kind":     method,
+		"lvs_method":  method,
+		"hashed":      flag,
+		"ops":         flag,
+		"flag-1":      flag,
+		"flag-2":      flag,
+		"flag-3":      flag,
+		"sh-port":     flag,
+		"sh-fallback": flag,
+		"mh-port":     flag,
+		"mh-fallback": flag,
+		"ip_family": {min: 1, max: 1, fn: func(n *Node) {
+			v, ok := b.exact(n.Args[0], "inet", "inet6")
+			if !ok {
+				return
+			}
+			f := 4
+			if v == "inet6" {
+				f = 6
+			}
+			if st.family != 0 && st.family != f {
+				b.sink.errorf(n.Args[0].Pos, "ip_family %s conflicts with the IPv%d of %s", v, st.family, vsName(vs)).Hint =
+					"remove the ip_family line, or make it match the service's addresses"
+				return
+			}
+			st.family = f
+		}},
+		"persistence_engine": {min: 1, max: 1, fn: func(n *Node) {
+			t := n.Args[0]
+			if len(t.Text) > maxPEName {
+				b.sink.errorf(t.Pos, "persistence_engine %q is longer than %d bytes", t.Text, maxPEName).Hint =
+					"IPVS persistence engines have short names, such as sip"
+				return
+			}
+			vs.PersistEngine = t.Text
+		}},
+		"persistence_granularity": {min: 1, max: 1, fn: func(n *Node) { b.granularity(st, n.Args[0]) }},
+		"ha_suspend":              {fn: func(*Node) { vs.HASuspend = true }},
+		"smtp_alert":              b.smtpAlertKw(&st.smtpAlert),
+		"sorry_server_inhibit": {fn: func(n *Node) {
+			if vs.SorryServer == nil {
+				b.sink.errorf(n.Pos, "sorry_server_inhibit comes before any sorry_server").Hint =
+					"keepalived ignores it there: put it after the sorry_server line"
+				return
+			}
+			vs.SorryServer.InhibitOnFailure = true
+		}},
+		"sorry_server_lvs_method": {min: 1, max: -1, fn: func(n *Node) {
+			if vs.SorryServer == nil {
+				b.sink.errorf(n.Pos, "sorry_server_lvs_method comes before any sorry_server").Hint =
+					"keepalived ignores it there: put it after the sorry_server line"
+				return
+			}
+			if f, ok := b.forwarding(n, "sorry"); ok {
+				st.sorryMethod = f
+			}
+		}},
+		"protocol": b.enumKw(&vs.Protocol, "TCP", "UDP", "SCTP"),
 		"persistence_timeout": {max: 1, fn: func(n *Node) {
 			if len(n.Args) == 0 {
 				vs.Persist = defaultPersistence
@@ -342,9 +460,10 @@ func (b *builder) virtualServer(n *Node) {
 				}
 			}
 			vs.SorryServer = ss
+			st.sorryAt = st.method
 		}},
 		"real_server": {min: 1, max: 2, block: needBlock, fn: func(n *Node) {
-			if p := b.realServer(vs, n); p != nil {
+			if p := b.realServer(st, n); p != nil {
 				pending = append(pending, p)
 			}
 		}},
@@ -356,9 +475,32 @@ func (b *builder) virtualServer(n *Node) {
 	if vs.LBAlgo == "" {
 		vs.LBAlgo = defaultScheduler
 	}
+	vs.LBKind, vs.Tunnel = st.method.method, st.method.tunnel
 	if vs.LBKind == "" {
 		vs.LBKind = defaultLBKind
 	}
+	if ss := vs.SorryServer; ss != nil {
+		known := st.sorryMethod
+		if known.method == "" {
+			known = st.sorryAt
+		}
+		f := known
+		if f.method == "" {
+			f = fwd{vs.LBKind, vs.Tunnel}
+		}
+		ss.LVSMethod, ss.Tunnel = f.method, f.tunnel
+		// keepalived: a sorry server that is not tunnelled says the family when nothing did.
+		if known.method != "TUN" {
+			if st.family == 0 {
+				st.family = famOf(ss.Addr)
+			} else if famOf(ss.Addr) != st.family {
+				b.sink.errorf(ss.Pos, "sorry_server %s is IPv%d but %s is IPv%d", ss.Addr, famOf(ss.Addr), vsName(vs), st.family).Hint =
+					"use a sorry server of the service's family, or TUN forwarding (which may cross families)"
+				vs.SorryServer = nil
+			}
+		}
+	}
+	vs.Family = b.vsFamily(st, pending)
 	if vs.Quorum == 0 {
 		vs.Quorum = 1
 	}
@@ -380,8 +522,9 @@ func (b *builder) virtualServer(n *Node) {
 		in.virtualhost = opt[string]{vs.Virtualhost, true}
 	}
 	for _, p := range pending {
-		b.resolveRS(vs, p, in)
+		b.resolveRS(st, p, in)
 	}
+	vs.SMTPAlert = b.vsSMTPAlert(st.smtpAlert)
 	if _, written := places["real_server"]; !written {
 		b.sink.warnf(n.Pos, "%s has no real_server; ignored, as keepalived does", vsName(vs)).Hint =
 			"add a real_server ADDRESS PORT { ... } block"
@@ -432,21 +575,6 @@ func (b *builder) enumKw(p *string, vals ...string) kw {
 	}}
 }
 
-func (b *builder) lbKindKw(p *string) kw {
-	return kw{min: 1, max: -1, fn: func(n *Node) {
-		v, ok := b.enum(n.Args[0], "NAT", "DR", "TUN")
-		if !ok {
-			return
-		}
-		*p = v
-		if len(n.Args) > 1 {
-			d := b.sink.warnf(n.Args[1].Pos, "tunnel options of %s are not supported by vigil; ignored", n.Name)
-			d.Unsupported = true
-			d.Hint = "see README, \"keepalived features vigil does not support\""
-		}
-	}}
-}
-
 func vsName(vs *VirtualServer) string {
 	switch {
 	case vs.Group != "":
@@ -468,7 +596,8 @@ func rsName(rs *RealServer) string {
 
 // --- real_server ------------------------------------------------------------------------
 
-func (b *builder) realServer(vs *VirtualServer, n *Node) *pendingRS {
+func (b *builder) realServer(st *vsState, n *Node) *pendingRS {
+	vs := st.vs
 	a, ok := b.rsAddr(vs, n)
 	rs := &RealServer{Pos: n.Pos, Addr: a}
 	if ok && len(n.Args) == 2 {
@@ -482,7 +611,7 @@ func (b *builder) realServer(vs *VirtualServer, n *Node) *pendingRS {
 			d.Hint = fmt.Sprintf("write real_server %s PORT { ... }", rs.Addr)
 		}
 	}
-	p := &pendingRS{rs: rs, node: n}
+	p := &pendingRS{rs: rs, node: n, vsMethod: st.method}
 	checker := func(typ string) kw {
 		return kw{block: needBlock, fn: func(n *Node) {
 			if c := b.checker(typ, n); c != nil {
@@ -493,16 +622,24 @@ func (b *builder) realServer(vs *VirtualServer, n *Node) *pendingRS {
 	ks := keywords{
 		"weight":             b.optIntKw(&p.own.weight, 0, maxRSWeight),
 		"inhibit_on_failure": b.optBoolKw(&p.own.inhibit),
-		"alpha":              b.optBoolKw(&p.own.alpha),
-		"notify_up":          b.scriptKw(&rs.NotifyUp),
-		"notify_down":        b.scriptKw(&rs.NotifyDown),
-		"connect_timeout":    b.optTimerKw(&p.own.connectTimeout, time.Microsecond, maxCheckTimer),
-		"virtualhost":        optStrKw(&p.own.virtualhost),
-		"TCP_CHECK":          checker("TCP_CHECK"),
-		"HTTP_GET":           checker("HTTP_GET"),
-		"SSL_GET":            checker("SSL_GET"),
-		"MISC_CHECK":         checker("MISC_CHECK"),
-		"PLUGIN_CHECK":       checker("PLUGIN_CHECK"),
+		"lvs_method": {min: 1, max: -1, fn: func(n *Node) {
+			if f, ok := b.forwarding(n, "real"); ok {
+				p.method = f
+			}
+		}},
+		"uthreshold":      b.intKw(&rs.UThreshold, 0, math.MaxUint32),
+		"lthreshold":      b.intKw(&rs.LThreshold, 0, math.MaxUint32),
+		"smtp_alert":      b.smtpAlertKw(&p.smtpAlert),
+		"alpha":           b.optBoolKw(&p.own.alpha),
+		"notify_up":       b.scriptKw(&rs.NotifyUp),
+		"notify_down":     b.scriptKw(&rs.NotifyDown),
+		"connect_timeout": b.optTimerKw(&p.own.connectTimeout, time.Microsecond, maxCheckTimer),
+		"virtualhost":     optStrKw(&p.own.virtualhost),
+		"TCP_CHECK":       checker("TCP_CHECK"),
+		"HTTP_GET":        checker("HTTP_GET"),
+		"SSL_GET":         checker("SSL_GET"),
+		"MISC_CHECK":      checker("MISC_CHECK"),
+		"PLUGIN_CHECK":    checker("PLUGIN_CHECK"),
 	}
 	b.retryTimingKws(&p.own, ks, 1)
 	// A bad address is reported, and the block is still read for the mistakes it holds.
@@ -510,7 +647,28 @@ func (b *builder) realServer(vs *VirtualServer, n *Node) *pendingRS {
 	if !ok {
 		return nil
 	}
+	// keepalived checks the family where the block ends, with the method known there: a
+	// tunnelled real server may be of the other family.
+	if m := p.methodHere(); m.method != "TUN" {
+		switch f := famOf(rs.Addr); {
+		case st.family == 0:
+			st.family = f
+		case f != st.family:
+			b.sink.errorf(n.Args[0].Pos, "%s is IPv%d but %s is IPv%d", rsName(rs), f, vsName(vs), st.family).Hint =
+				"use a real server of the service's family, or TUN forwarding (lvs_method TUN), which may cross families"
+			return nil
+		}
+	}
 	return p
+}
+
+// methodHere is the real server's forwarding method as keepalived knows it at the end of its
+// block: its own lvs_method, else the lb_kind written above the block.
+func (p *pendingRS) methodHere() fwd {
+	if p.method.method != "" {
+		return p.method
+	}
+	return p.vsMethod
 }
 
 // rsAddr reads a real server's address. When the port was run into the address, the virtual
@@ -534,11 +692,18 @@ func (b *builder) rsAddr(vs *VirtualServer, n *Node) (netip.Addr, bool) {
 
 // resolveRS fills the real server and its checkers with the settings they inherit, and adds
 // the real server to its virtual server.
-func (b *builder) resolveRS(vs *VirtualServer, p *pendingRS, vsIn inherited) {
+func (b *builder) resolveRS(st *vsState, p *pendingRS, vsIn inherited) {
+	vs := st.vs
 	in := p.own.under(vsIn)
 	rs := p.rs
 	rs.Weight = in.weight.get(1)
 	rs.InhibitOnFailure = in.inhibit.get(false)
+	m := p.methodHere()
+	if m.method == "" {
+		m = fwd{vs.LBKind, vs.Tunnel}
+	}
+	rs.LVSMethod, rs.Tunnel = m.method, m.tunnel
+	rs.SMTPAlert = b.rsSMTPAlert(p.smtpAlert)
 	for _, pc := range p.checkers {
 		c := pc.c
 		cin := pc.own.under(in)
@@ -737,6 +902,7 @@ func (b *builder) statusRange(t Token) (StatusRange, bool) {
 // --- cross-reference checks -------------------------------------------------------------
 
 func (b *builder) validateLVS() {
+	b.validateSyncDaemon()
 	groups := map[string]*VirtualServerGroup{}
 	var groupNames []string
 	for _, g := range b.cfg.VirtualServerGroups {
@@ -789,6 +955,7 @@ func (b *builder) validateLVS() {
 				"add \"protocol TCP\" (or UDP, SCTP) to say which"
 			vs.Protocol = "UDP"
 		}
+		b.validateVSFlags(vs, groups[vs.Group], nodes)
 		k := vsKey{addr: vs.Addr, port: vs.Port, fwmark: vs.FWMark, group: vs.Group, proto: vs.Protocol}
 		if prev, ok := seen[k]; ok {
 			b.sink.errorf(vs.Pos, "%s is already defined at %s", vsName(vs), prev.Pos).Hint =
@@ -841,6 +1008,117 @@ func (b *builder) validateLVS() {
 	}
 }
 
+// validateVSFlags checks the settings keepalived 2.2.7 drops, with a warning, for some kinds
+// of service: ops on TCP or SCTP, ha_suspend on fwmarks, persistence_granularity on a group;
+// and the ports IPVS will not use.
+func (b *builder) validateVSFlags(vs *VirtualServer, g *VirtualServerGroup, nodes map[Pos]*Node) {
+	at := func(kw string) Pos {
+		if n := nodes[vs.Pos]; n != nil {
+			for _, l := range n.Block {
+				if l.Name == kw {
+					return l.Pos
+				}
+			}
+		}
+		return vs.Pos
+	}
+	hasAddrs := (g == nil && vs.FWMark == 0) || (g != nil && !onlyFWMarks(g))
+	hasFWMarks := vs.FWMark != 0 || (g != nil && slices.ContainsFunc(g.Entries, func(e VSGEntry) bool { return e.FWMark != 0 }))
+	if vs.OPS && hasAddrs && vs.Protocol != "UDP" {
+		b.sink.warnf(at("ops"), "ops (one-packet scheduling) needs UDP, and %s is %s; ignored, as keepalived does", vsName(vs), vs.Protocol).Hint =
+			"remove ops, or use protocol UDP"
+		vs.OPS = false
+	}
+	if vs.HASuspend && hasFWMarks {
+		b.sink.warnf(at("ha_suspend"), "ha_suspend cannot follow a fwmark service (it has no address to watch); ignored, as keepalived does").Hint =
+			"remove ha_suspend; to program the service only on the master, use an address service"
+		vs.HASuspend = false
+	}
+	if vs.HASuspend {
+		b.checkHASuspend(vs, g, at("ha_suspend"))
+	}
+	if vs.Group != "" && vs.PersistMask.IsValid() {
+		b.sink.warnf(at("persistence_granularity"), "persistence_granularity has no effect on a virtual_server group: keepalived 2.2.7 programs each of its services with the full mask; ignored").Hint =
+			"remove it, or write the services as separate virtual_server blocks"
+		vs.PersistMask = netip.Addr{}
+	}
+	if g != nil {
+		return
+	}
+	for _, rs := range vs.RealServers {
+		if rs.LVSMethod == "NAT" || rs.Port == 0 {
+			continue
+		}
+		if vs.FWMark != 0 {
+			b.sink.warnf(rs.Pos, "%s uses %s in a fwmark service: IPVS ignores its port", rsName(rs), rs.LVSMethod).Hint =
+				"the checkers still connect to that port; IPVS forwards each packet to the port it was sent to"
+		} else if rs.Port != vs.Port && vs.Port != 0 {
+			b.sink.warnf(rs.Pos, "%s uses %s, which cannot change the port: IPVS forwards to port %d, not %d", rsName(rs), rs.LVSMethod, vs.Port, rs.Port).Hint =
+				"give it the service's port, or use lvs_method NAT to rewrite the port; the checkers still connect to the port written"
+		}
+	}
+}
+
+// checkHASuspend warns when no address of an ha_suspend service is one this file ever puts
+// on the host: keepalived then runs its checkers only if the address comes some other way.
+func (b *builder) checkHASuspend(vs *VirtualServer, g *VirtualServerGroup, pos Pos) {
+	var addrs []netip.Addr
+	if g == nil {
+		addrs = append(addrs, vs.Addr)
+	} else {
+		for _, e := range g.Entries {
+			addrs = append(addrs, e.Addrs()...)
+		}
+	}
+	held := func(a netip.Addr) bool {
+		match := func(list []*Address) bool {
+			return slices.ContainsFunc(list, func(x *Address) bool { return x.Prefix.Addr() == a })
+		}
+		if match(b.cfg.StaticAddrs) {
+			return true
+		}
+		for _, vi := range b.cfg.Instances {
+			if match(vi.VIPs) || match(vi.ExcludedVIPs) {
+				return true
+			}
+		}
+		return false
+	}
+	if slices.ContainsFunc(addrs, held) {
+		return
+	}
+	b.sink.warnf(pos, "ha_suspend: no vrrp_instance or static_ipaddress of this file holds the address of %s", vsName(vs)).Hint =
+		"its checkers run only while the address is on an interface of this host; add it to the virtual_ipaddress of the vrrp_instance that owns it"
+}
+
+// validateSyncDaemon checks the vrrp_instance lvs_sync_daemon names and gives the sync id
+// its default, the instance's virtual_router_id.
+func (b *builder) validateSyncDaemon() {
+	sd := b.cfg.Global.LVSSyncDaemon
+	if sd == nil || sd.Instance == "" {
+		return
+	}
+	var names []string
+	for _, vi := range b.cfg.Instances {
+		if vi.Name == sd.Instance {
+			if !sd.HasSyncID {
+				sd.SyncID = vi.VRID
+			}
+			return
+		}
+		names = append(names, vi.Name)
+	}
+	d := b.sink.errorf(sd.InstancePos, "lvs_sync_daemon names vrrp_instance %q, which is not defined", sd.Instance)
+	switch s := suggest(sd.Instance, names); {
+	case s != "":
+		d.Hint = fmt.Sprintf("did you mean %q? (keepalived would run without the sync daemon)", s)
+	case len(names) > 0:
+		d.Hint = "name one of: " + strings.Join(names, ", ") + " (keepalived would run without the sync daemon)"
+	default:
+		d.Hint = "define the vrrp_instance whose master runs the master sync daemon, or remove the name to run both daemons all the time"
+	}
+}
+
 func onlyFWMarks(g *VirtualServerGroup) bool {
 	if g == nil || len(g.Entries) == 0 {
 		return false
@@ -859,10 +1137,11 @@ func (b *builder) checkGroupEntries(g *VirtualServerGroup) {
 		addr, to netip.Addr
 		port     int
 		fwmark   int
+		family   int
 	}
 	seen := map[key]Pos{}
 	for _, e := range g.Entries {
-		k := key{e.Addr, e.RangeTo, e.Port, e.FWMark}
+		k := key{e.Addr, e.RangeTo, e.Port, e.FWMark, e.Family}
 		if p, ok := seen[k]; ok {
 			b.sink.errorf(e.Pos, "this entry of virtual_server_group %q repeats the one at %s", g.Name, p).Hint = "remove one of the two lines"
 			continue
@@ -889,4 +1168,427 @@ func (b *builder) lvsNodes() map[Pos]*Node {
 		}
 	}
 	return idx
+}
+
+// famOf is 4 or 6.
+func famOf(a netip.Addr) int {
+	if a.Is4() {
+		return 4
+	}
+	return 6
+}
+
+// exact reads one of vals spelt exactly as keepalived compares it (case matters there: "tun"
+// or "RR" is refused and the setting left at its default, so vigil refuses it too).
+func (b *builder) exact(t Token, vals ...string) (string, bool) {
+	if slices.Contains(vals, t.Text) {
+		return t.Text, true
+	}
+	d := b.sink.errorf(t.Pos, "%q is not one of %s", t.Text, strings.Join(vals, ", "))
+	for _, v := range vals {
+		if strings.EqualFold(v, t.Text) {
+			d.Hint = fmt.Sprintf("write %q: keepalived takes only that spelling", v)
+			return "", false
+		}
+	}
+	if s := suggest(t.Text, vals); s != "" {
+		d.Hint = fmt.Sprintf("did you mean %q?", s)
+	}
+	return "", false
+}
+
+func (b *builder) schedKw(p *string) kw {
+	return kw{min: 1, max: 1, fn: func(n *Node) {
+		if v, ok := b.exact(n.Args[0], lvsSchedulers...); ok {
+			*p = v
+		}
+	}}
+}
+
+// forwarding reads "NAT|DR|TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]", the
+// value of lb_kind, lvs_method and sorry_server_lvs_method, with keepalived 2.2.7's rules.
+func (b *builder) forwarding(n *Node, what string) (fwd, bool) {
+	m, ok := b.exact(n.Args[0], "NAT", "DR", "TUN")
+	if !ok {
+		return fwd{}, false
+	}
+	t := Tunnel{Type: "ipip", Checksum: "nocsum"}
+	args := n.Args[1:]
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch a.Text {
+		case "type", "port":
+			if i+1 == len(args) {
+				d := b.sink.errorf(a.Pos, "%q of %s needs a value", a.Text, n.Name)
+				d.Hint = "write: " + n.Name + " TUN type gue port 6080"
+				return fwd{}, false
+			}
+			i++
+			if a.Text == "type" {
+				v, ok := b.exact(args[i], "ipip", "gue", "gre")
+				if !ok {
+					return fwd{}, false
+				}
+				t.Type = v
+			} else {
+				v, ok := b.port(args[i])
+				if !ok {
+					return fwd{}, false
+				}
+				t.Port = v
+			}
+		case "nocsum", "csum", "remcsum":
+			t.Checksum = a.Text
+		default:
+			b.sink.errorf(a.Pos, "unknown tunnel option %q of %s", a.Text, n.Name).Hint =
+				"after TUN come: type ipip|gue|gre, port N (gue only), nocsum|csum|remcsum"
+			return fwd{}, false
+		}
+	}
+	switch {
+	case t.Type == "gue" && t.Port == 0:
+		b.sink.errorf(n.Pos, "a gue tunnel needs a port").Hint = "write: " + n.Name + " TUN type gue port 6080"
+		return fwd{}, false
+	case t.Type != "gue" && t.Port != 0:
+		b.sink.errorf(n.Pos, "port is for gue tunnels only; this one is %s", t.Type).Hint = "add \"type gue\", or remove the port"
+		return fwd{}, false
+	case t.Type == "ipip" && t.Checksum != "nocsum":
+		b.sink.errorf(n.Pos, "ipip tunnels have no checksum option (%s)", t.Checksum).Hint = "use type gue or gre for checksums, or remove " + t.Checksum
+		return fwd{}, false
+	case t.Type == "gre" && t.Checksum == "remcsum":
+		b.sink.errorf(n.Pos, "gre tunnels have no remote checksum (remcsum)").Hint = "use csum or nocsum with gre, or type gue"
+		return fwd{}, false
+	}
+	if m != "TUN" {
+		if len(args) > 0 {
+			b.sink.warnf(args[0].Pos, "tunnel options of the %s server's %s apply only to TUN; ignored", what, m).Hint =
+				"remove them, or write " + n.Name + " TUN ..."
+		}
+		return fwd{method: m}, true
+	}
+	return fwd{method: m, tunnel: t}, true
+}
+
+// schedFlag reads the scheduler flag keywords. As in keepalived 2.2.7, sh-* and mh-* depend on
+// the scheduler set by the lines above them.
+func (b *builder) schedFlag(st *vsState, n *Node) {
+	vs := st.vs
+	switch n.Name {
+	case "ops":
+		vs.OPS = true
+		return
+	case "flag-1":
+		vs.SchedFlag1 = true
+		return
+	case "flag-2":
+		vs.SchedFlag2 = true
+		return
+	case "flag-3":
+		vs.SchedFlag3 = true
+		return
+	}
+	sched := vs.LBAlgo
+	if sched == "sh" || sched == "mh" {
+		switch n.Name {
+		case sched + "-port":
+			vs.SchedFlag2 = true
+		case sched + "-fallback":
+			vs.SchedFlag1 = true
+		case "hashed":
+			b.sink.warnf(n.Pos, "hashed has no effect; ignored, as keepalived does").Hint = "the kernel hashes every service; remove the line"
+		default:
+			other := strings.Replace(n.Name, n.Name[:2], sched, 1)
+			b.sink.warnf(n.Pos, "%s has no effect with the %s scheduler; ignored, as keepalived does", n.Name, sched).Hint =
+				fmt.Sprintf("did you mean %s?", other)
+		}
+		return
+	}
+	if n.Name == "hashed" {
+		b.sink.warnf(n.Pos, "hashed has no effect; ignored, as keepalived does").Hint = "the kernel hashes every service; remove the line"
+		return
+	}
+	want := n.Name[:2]
+	now := "not set yet"
+	if sched != "" {
+		now = sched
+	}
+	d := b.sink.errorf(n.Pos, "%s applies only to the %s scheduler, and lb_algo is %s at this line", n.Name, want, now)
+	d.Hint = fmt.Sprintf("set lb_algo %s above this line, or remove it", want)
+	for _, l := range st.nodes {
+		if l.Pos.Line > n.Pos.Line && (l.Name == "lb_algo" || l.Name == "lvs_sched") && l.Arg(0) == want {
+			d.Hint = fmt.Sprintf("keepalived reads the lines in order and ignores this one: move %q (line %d) above it", l.Name+" "+want, l.Pos.Line)
+		}
+	}
+}
+
+// granularity reads persistence_granularity: a netmask for an IPv4 service, a prefix length
+// for an IPv6 one. As in keepalived, the family is the one known at this line, else the
+// value's form says it; and the service becomes persistent (360s) if it was not.
+func (b *builder) granularity(st *vsState, t Token) {
+	fam := st.family
+	if fam == 0 {
+		fam = 6
+		if strings.Contains(t.Text, ".") {
+			fam = 4
+		}
+	}
+	var mask netip.Addr
+	if fam == 6 {
+		if strings.Contains(t.Text, ".") {
+			b.sink.errorf(t.Pos, "persistence_granularity %s is an IPv4 netmask, but %s is IPv6", t.Text, vsName(st.vs)).Hint =
+				"an IPv6 service takes a prefix length from 1 to 128, e.g. persistence_granularity 64"
+			return
+		}
+		v, ok := b.int(t, 1, 128)
+		if !ok {
+			return
+		}
+		mask = prefixMask(128, v)
+	} else {
+		a, err := netip.ParseAddr(t.Text)
+		if err != nil || !a.Is4() {
+			d := b.sink.errorf(t.Pos, "persistence_granularity %q is not an IPv4 netmask", t.Text)
+			d.Hint = "an IPv4 service takes a netmask such as 255.255.255.0"
+			if v, err := strconv.Atoi(t.Text); err == nil && v >= 1 && v <= 32 {
+				d.Hint = fmt.Sprintf("did you mean %s (/%d)? an IPv4 service takes a netmask", prefixMask(32, v), v)
+			}
+			return
+		}
+		mask = a
+	}
+	st.vs.PersistMask = mask
+	if st.family == 0 {
+		st.family = fam
+	}
+	if st.vs.Persist == 0 {
+		st.vs.Persist = defaultPersistence
+	}
+}
+
+// prefixMask is the netmask of a prefix length, for a family of bits bits.
+func prefixMask(bits, ones int) netip.Addr {
+	raw := make([]byte, bits/8)
+	for i := 0; i < ones; i++ {
+		raw[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(raw)
+	return a
+}
+
+// vsFamily is the family of a virtual server that is not a group's, as keepalived 2.2.7
+// settles it: what was known while reading, else (a fwmark service whose servers are all
+// tunnelled) the family its sorry and real servers share, else IPv4.
+func (b *builder) vsFamily(st *vsState, pending []*pendingRS) int {
+	if st.family != 0 {
+		return st.family
+	}
+	if st.vs.Group != "" {
+		return 4 // what keepalived gives a fwmark entry of the group written without a family
+	}
+	fam := 0
+	var addrs []netip.Addr
+	if st.vs.SorryServer != nil {
+		addrs = append(addrs, st.vs.SorryServer.Addr)
+	}
+	for _, p := range pending {
+		addrs = append(addrs, p.rs.Addr)
+	}
+	for _, a := range addrs {
+		switch {
+		case fam == 0:
+			fam = famOf(a)
+		case fam != famOf(a):
+			return 4
+		}
+	}
+	if fam == 0 {
+		return 4
+	}
+	return fam
+}
+
+// vsSMTPAlert and rsSMTPAlert resolve smtp_alert as keepalived 2.2.7 does: the block's own,
+// else global_defs smtp_alert_checker, else smtp_alert; a real server defaults to on.
+func (b *builder) vsSMTPAlert(own *bool) bool { return b.checkerSMTPAlert(own, false) }
+func (b *builder) rsSMTPAlert(own *bool) bool { return b.checkerSMTPAlert(own, true) }
+
+func (b *builder) checkerSMTPAlert(own *bool, def bool) bool {
+	g := &b.cfg.Global
+	for _, v := range []*bool{own, g.SMTPAlertChecker, g.SMTPAlert} {
+		if v != nil {
+			return *v
+		}
+	}
+	return def
+}
+
+// --- global_defs ------------------------------------------------------------------------
+
+// maxLVSTimeout is keepalived's LVS_MAX_TIMEOUT: 31 days, for lvs_timeouts and persistence.
+const maxLVSTimeout = 31 * 86400
+
+// lvsGlobalKeywords are the LVS settings of global_defs.
+func (b *builder) lvsGlobalKeywords(g *Global) keywords {
+	flushOnStop := kw{max: 1, fn: func(n *Node) {
+		if n.Name == "lvs_flush_onstop" {
+			b.sink.warnf(n.Pos, "%q is a deprecated spelling", n.Name).Hint = "write lvs_flush_on_stop"
+		}
+		if len(n.Args) == 0 {
+			g.LVSFlushOnStop = "full"
+			return
+		}
+		if _, ok := b.exact(n.Args[0], "VS"); ok {
+			g.LVSFlushOnStop = "VS"
+		}
+	}}
+	return keywords{
+		"lvs_flush":         setKw(&g.LVSFlush),
+		"lvs_flush_on_stop": flushOnStop,
+		"lvs_flush_onstop":  flushOnStop,
+		"lvs_timeouts":      {min: 2, max: 6, fn: func(n *Node) { b.lvsTimeouts(&g.LVSTimeouts, n) }},
+		"lvs_sync_daemon":   {min: 1, max: -1, fn: func(n *Node) { b.lvsSyncDaemon(g, n) }},
+	}
+}
+
+// lvsTimeouts reads "lvs_timeouts [tcp N] [tcpfin N] [udp N]".
+func (b *builder) lvsTimeouts(t *LVSTimeouts, n *Node) {
+	t.Pos = n.Pos
+	for i := 0; i < len(n.Args); i++ {
+		a := n.Args[i]
+		var p *time.Duration
+		switch a.Text {
+		case "tcp":
+			p = &t.TCP
+		case "tcpfin":
+			p = &t.TCPFin
+		case "udp":
+			p = &t.UDP
+		default:
+			d := b.sink.errorf(a.Pos, "unknown lvs_timeouts option %q", a.Text)
+			d.Hint = "write: lvs_timeouts tcp 900 tcpfin 120 udp 300 (seconds, any of the three)"
+			if s := suggest(a.Text, []string{"tcp", "tcpfin", "udp"}); s != "" {
+				d.Hint = fmt.Sprintf("did you mean %q?", s)
+			}
+			continue
+		}
+		if i+1 == len(n.Args) {
+			b.sink.errorf(a.Pos, "lvs_timeouts %s needs a number of seconds", a.Text).Hint = "write: lvs_timeouts " + a.Text + " 300"
+			continue
+		}
+		i++
+		if v, ok := b.int(n.Args[i], 0, maxLVSTimeout); ok {
+			*p = time.Duration(v) * time.Second
+		}
+	}
+}
+
+// maxIfName is the longest interface name IPVS's sync daemon takes (IP_VS_IFNAME_MAXLEN less
+// its NUL).
+const maxIfName = 15
+
+// lvsSyncDaemon reads "lvs_sync_daemon INTERFACE [VRRP_INSTANCE] [id N] [maxlen N] [port N]
+// [ttl N] [group ADDR]", with keepalived 2.2.7's older forms: "inst NAME" for the instance,
+// and a bare third word as the sync id (deprecated there).
+func (b *builder) lvsSyncDaemon(g *Global, n *Node) {
+	if g.LVSSyncDaemon != nil {
+		b.sink.errorf(n.Pos, "lvs_sync_daemon is already set at %s", g.LVSSyncDaemon.Pos).Hint =
+			"keepalived runs one sync daemon and ignores this line: remove one of them"
+		return
+	}
+	ifname := n.Args[0]
+	if len(ifname.Text) > maxIfName {
+		b.sink.errorf(ifname.Pos, "interface name %q is longer than %d bytes", ifname.Text, maxIfName)
+		return
+	}
+	sd := &SyncDaemon{Interface: ifname.Text, Pos: n.Pos}
+	args := n.Args[1:]
+	instAt := Pos{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		value := func() (Token, bool) {
+			if i+1 == len(args) {
+				b.sink.errorf(a.Pos, "lvs_sync_daemon %s needs a value", a.Text).Hint =
+					"write: lvs_sync_daemon " + sd.Interface + " VI_1 id 1 maxlen 1400 port 8848 ttl 1 group 224.0.0.81"
+				return Token{}, false
+			}
+			i++
+			return args[i], true
+		}
+		switch a.Text {
+		case "inst":
+			if v, ok := value(); ok {
+				if sd.Instance != "" {
+					b.sink.errorf(a.Pos, "lvs_sync_daemon names its vrrp_instance twice (%s and %s)", sd.Instance, v.Text)
+					continue
+				}
+				sd.Instance, instAt = v.Text, v.Pos
+			}
+		case "id":
+			if v, ok := value(); ok {
+				if id, ok := b.int(v, 0, 255); ok {
+					sd.SyncID, sd.HasSyncID = id, true
+				}
+			}
+		case "maxlen":
+			if v, ok := value(); ok {
+				sd.MaxLen, _ = b.int(v, 1, 65535-20-8)
+			}
+		case "port":
+			if v, ok := value(); ok {
+				sd.Port, _ = b.port(v)
+			}
+		case "ttl":
+			if v, ok := value(); ok {
+				sd.TTL, _ = b.int(v, 1, 255)
+			}
+		case "group":
+			if v, ok := value(); ok {
+				if addr, ok := b.addr(v); ok {
+					if !addr.IsMulticast() {
+						b.sink.errorf(v.Pos, "lvs_sync_daemon group %s is not a multicast address", addr).Hint =
+							"use a multicast group such as 224.0.0.81 (the kernel's default) or ff02::81"
+					} else {
+						sd.Group = addr
+					}
+				}
+			}
+		default:
+			switch {
+			case i == 0:
+				sd.Instance, instAt = a.Text, a.Pos
+			case i == 1:
+				if id, ok := b.int(a, 0, 255); ok {
+					sd.SyncID, sd.HasSyncID = id, true
+					b.sink.warnf(a.Pos, "a sync id without \"id\" is a deprecated form").Hint = "write: id " + a.Text
+				}
+			default:
+				b.sink.errorf(a.Pos, "unknown lvs_sync_daemon option %q", a.Text).Hint =
+					"after the interface and the vrrp_instance come: id N, maxlen N, port N, ttl N, group ADDR"
+			}
+		}
+	}
+	sd.InstancePos = instAt
+	g.LVSSyncDaemon = sd
+}
+
+// syncDaemonInterfaceKw is a vrrp_instance's lvs_sync_daemon_interface, deprecated in
+// keepalived since 1.2.19 for global_defs lvs_sync_daemon: the sync daemon on that interface,
+// driven by this instance.
+func (b *builder) syncDaemonInterfaceKw(vi *VRRPInstance) kw {
+	return kw{min: 1, max: 1, fn: func(n *Node) {
+		g := &b.cfg.Global
+		if g.LVSSyncDaemon != nil {
+			b.sink.errorf(n.Pos, "lvs_sync_daemon is already set at %s", g.LVSSyncDaemon.Pos).Hint =
+				"keepalived runs one sync daemon and ignores this line: remove it"
+			return
+		}
+		ifname := n.Args[0]
+		if len(ifname.Text) > maxIfName {
+			b.sink.errorf(ifname.Pos, "interface name %q is longer than %d bytes", ifname.Text, maxIfName)
+			return
+		}
+		b.sink.warnf(n.Pos, "lvs_sync_daemon_interface is deprecated").Hint =
+			fmt.Sprintf("write in global_defs: lvs_sync_daemon %s %s", ifname.Text, vi.Name)
+		g.LVSSyncDaemon = &SyncDaemon{Interface: ifname.Text, Instance: vi.Name, InstancePos: vi.Pos, Pos: n.Pos}
+	}}
 }

@@ -110,7 +110,7 @@ func TestLVSVirtualServer(t *testing.T) {
 			name: "defaults and aliases",
 			src: `virtual_server 10.0.0.1 443 {
     lvs_sched sh
-    lvs_method tun
+    lvs_method TUN
     protocol tcp
     persistence_timeout
     real_server 10.0.1.1 443 {
@@ -262,7 +262,6 @@ virtual_server 10.0.0.6 80 {
 				`test.conf:36:1: warning: quorum 5 of virtual_server 10.0.0.5 80 exceeds the total weight 2 of its real servers; using 2, as keepalived does`,
 				`test.conf:36:1: warning: hysteresis 2 of virtual_server 10.0.0.5 80 is not below its quorum 2; using 1, as keepalived does`,
 				`test.conf:45:5: warning: protocol is ignored for a fwmark service; the firewall mark selects the packets; remove the protocol line`,
-				`test.conf:51:20: warning: tunnel options of lvs_method are not supported by vigil; ignored`,
 				`test.conf:53:16: error: 2147483648 is out of range: use 0 to 2147483647`,
 			},
 			check: func(t *testing.T, c *Config) {
@@ -322,20 +321,21 @@ virtual_server 10.0.0.1 443 {
 			src: `virtual_server 10.0.0.1 80 {
     protocol TCP
     delay_lop 5
-    ha_suspend
+    snmp_name web
     real_server 10.0.1.1 80 {
         wieght 2
-        uthreshold 100
-        lvs_method DR
+        snmp_name web1
+        PING_CHECK {
+        }
     }
 }
 `,
 			diags: []string{
 				`test.conf:3:5: error: unknown keyword "delay_lop" in virtual_server; did you mean "delay_loop"?`,
-				`test.conf:4:5: warning: "ha_suspend" is not supported by vigil; ignored`,
+				`test.conf:4:5: warning: "snmp_name" is not supported by vigil; ignored`,
 				`test.conf:6:9: error: unknown keyword "wieght" in virtual_server/real_server; did you mean "weight"?`,
-				`test.conf:7:9: warning: "uthreshold" is not supported by vigil; ignored`,
-				`test.conf:8:9: warning: "lvs_method" is not supported by vigil; ignored`,
+				`test.conf:7:9: warning: "snmp_name" is not supported by vigil; ignored`,
+				`test.conf:8:9: warning: "PING_CHECK" is not supported by vigil; ignored`,
 			},
 		},
 	})
@@ -847,10 +847,11 @@ func TestLVSGroups(t *testing.T) {
     10.0.0.2 0
     10.0.0.3
     192.168.200.3-10 8080
-    192.168.200.250-192.168.201.10 80
+    192.168.200.250-192.168.200.255 80
     192.168.202.8/29 443
     2001:db8::10-1f 80
     fwmark 1
+    fwmark 2 inet6
 }
 virtual_server group web {
     protocol TCP
@@ -871,10 +872,11 @@ virtual_server group web {
 					{Addr: ip("10.0.0.2"), Pos: at(3, 5)},
 					{Addr: ip("10.0.0.3"), Pos: at(4, 5)},
 					{Addr: ip("192.168.200.3"), RangeTo: ip("192.168.200.10"), Port: 8080, Pos: at(5, 5)},
-					{Addr: ip("192.168.200.250"), RangeTo: ip("192.168.201.10"), Port: 80, Pos: at(6, 5)},
+					{Addr: ip("192.168.200.250"), RangeTo: ip("192.168.200.255"), Port: 80, Pos: at(6, 5)},
 					{Addr: ip("192.168.202.8"), RangeTo: ip("192.168.202.15"), Port: 443, Pos: at(7, 5)},
 					{Addr: ip("2001:db8::10"), RangeTo: ip("2001:db8::1f"), Port: 80, Pos: at(8, 5)},
 					{FWMark: 1, Pos: at(9, 5)},
+					{FWMark: 2, Family: 6, Pos: at(10, 5)},
 				}}
 				if !reflect.DeepEqual(g, want) {
 					t.Errorf("got  %+v\nwant %+v", g, want)
@@ -897,9 +899,13 @@ virtual_server group web {
     fwmark 0
     fwmark 2 inet
     fwmark 2 inet4
-    fwmark 2
+    fwmark 2 inet
     10.0.0.1 80 {
     }
+    192.168.200.250-192.168.201.10 80
+    10.0.0.0/23 80
+    2001:db8::1-2001:db8::1:1 80
+    fwmark 2 INET6
 }
 virtual_server_group empty {
 }
@@ -934,14 +940,17 @@ virtual_server group web {
 				`test.conf:7:14: error: 65536 is out of range: use 1 to 65535`,
 				`test.conf:8:5: error: fwmark needs a number; write: fwmark 1`,
 				`test.conf:9:12: error: 0 is out of range: use 1 to 4294967295`,
-				`test.conf:10:14: warning: the address family of a fwmark entry is not supported by vigil; ignored`,
 				`test.conf:11:14: error: "inet4" is not one of inet, inet6; did you mean "inet"?`,
 				`test.conf:12:5: error: this entry of virtual_server_group "web" repeats the one at test.conf:10:5`,
 				`test.conf:13:5: error: unexpected block in virtual_server_group "web"`,
-				`test.conf:16:1: error: virtual_server_group "empty" has no entries`,
-				`test.conf:18:1: error: virtual_server_group "web" is already defined at test.conf:1:1`,
-				`test.conf:21:22: error: virtual_server_group "wbe" is not defined; did you mean "web"?`,
-				`test.conf:31:5: error: real_server 10.0.1.1 needs a port: virtual_server_group "plain" has no fwmark entry; write real_server 10.0.1.1 PORT { ... }`,
+				`test.conf:15:5: error: the range 192.168.200.250-192.168.201.10 spans more than the last octet of the address; keepalived 2.2.7 counts only the last octet up`,
+				`test.conf:16:5: error: the range 10.0.0.0/23 spans more than the last octet`,
+				`test.conf:17:5: error: the range 2001:db8::1-2001:db8::1:1 spans more than the last 16-bit group of the address`,
+				`test.conf:18:14: error: "INET6" is not one of inet, inet6; write "inet6": keepalived takes only that spelling`,
+				`test.conf:20:1: error: virtual_server_group "empty" has no entries`,
+				`test.conf:22:1: error: virtual_server_group "web" is already defined at test.conf:1:1`,
+				`test.conf:25:22: error: virtual_server_group "wbe" is not defined; did you mean "web"?`,
+				`test.conf:35:5: error: real_server 10.0.1.1 needs a port: virtual_server_group "plain" has no fwmark entry; write real_server 10.0.1.1 PORT { ... }`,
 			},
 		},
 	})

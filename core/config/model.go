@@ -68,7 +68,23 @@ type Global struct {
 
 	NotifyFIFO     *FIFO
 	VRRPNotifyFIFO *FIFO
-	LVSNotifyFIFO  *FIFO
+	// LVSNotifyFIFO gets keepalived's lines for virtual and real server transitions.
+	LVSNotifyFIFO *FIFO
+
+	// LVSSyncDaemon is lvs_sync_daemon (or the deprecated lvs_sync_daemon_interface of a
+	// vrrp_instance); nil when not set.
+	LVSSyncDaemon *SyncDaemon
+	// LVSFlush empties the whole IPVS table at start (lvs_flush), before vigil adds its
+	// services. Without it, a service that exists already is taken over as it is.
+	LVSFlush bool
+	// LVSFlushOnStop is lvs_flush_on_stop: "" (not set: each real server and each virtual
+	// server vigil added is removed one by one), "full" (the whole IPVS table is flushed,
+	// services vigil did not add included) or "VS" (each virtual server vigil added is
+	// removed, and the kernel drops its real servers with it).
+	LVSFlushOnStop string
+	// LVSTimeouts are the kernel's IPVS connection timeouts (lvs_timeouts); a zero field
+	// leaves that timeout as the kernel has it.
+	LVSTimeouts LVSTimeouts
 
 	// VRRPProcess and CheckerProcess are the scheduling settings of the vrrp and the check
 	// process (vrrp_priority ..., checker_priority ...).
@@ -101,6 +117,37 @@ type Process struct {
 	// Places are where each keyword was written, for the warnings that name it when the
 	// kernel refuses a setting.
 	Places map[string]Pos `json:"-"`
+}
+
+// SyncDaemon is the kernel's IPVS connection synchronisation (lvs_sync_daemon INTERFACE
+// [VRRP_INSTANCE] [id N] [maxlen N] [port N] [ttl N] [group ADDR]). A zero number or address
+// leaves the kernel's default (port 8848, ttl 1, group 224.0.0.81, maxlen from the MTU).
+type SyncDaemon struct {
+	// Interface is where the sync messages are sent and received (under 16 bytes).
+	Interface string
+	// Instance is the vrrp_instance whose state drives the daemons: while it is master the
+	// kernel runs the master (sending) daemon, otherwise the backup (receiving) one. ""
+	// (no instance named): both run all the time, as keepalived's checker does then.
+	Instance    string
+	InstancePos Pos
+	// SyncID tells this cluster's messages from others' on the same group, 0..255; when not
+	// given, the instance's virtual_router_id (0 without an instance).
+	SyncID    int
+	HasSyncID bool
+	MaxLen    int        // the sync message's largest payload, 1..65507; 0: the kernel's
+	Port      int        // UDP port of the sync messages, 1..65535; 0: the kernel's (8848)
+	TTL       int        // multicast TTL, 1..255; 0: the kernel's (1)
+	Group     netip.Addr // multicast group; zero: the kernel's (224.0.0.81, or ff02::81)
+	Pos       Pos
+}
+
+// LVSTimeouts are lvs_timeouts: the IPVS connection timeouts for established TCP, TCP after
+// FIN, and UDP, each 0..31 days; 0 leaves the kernel's value.
+type LVSTimeouts struct {
+	TCP    time.Duration
+	TCPFin time.Duration
+	UDP    time.Duration
+	Pos    Pos
 }
 
 // Garp is the gratuitous ARP / unsolicited NA schedule on becoming master.
@@ -361,46 +408,123 @@ type VirtualServerGroup struct {
 
 // VSGEntry is one line of a virtual_server_group: an address (range) and port, or a fwmark.
 type VSGEntry struct {
-	Addr    netip.Addr
-	RangeTo netip.Addr // last address of "A.B.C.D-E"
-	Port    int
+	Addr netip.Addr
+	// RangeTo is the last address of "A.B.C.D-E", "A.B.C.D-A.B.C.E" or ADDR/LEN; zero for a
+	// single address. The range lies within the last octet (IPv4) or the last 16-bit group
+	// (IPv6) of Addr: keepalived 2.2.7 counts only that part up, so vigil refuses a wider one.
+	RangeTo netip.Addr
+	Port    int // 0: no port (only for a persistent service)
 	FWMark  int
-	Pos     Pos
+	// Family is the address family of a fwmark entry ("fwmark N inet|inet6"): 4, 6, or 0
+	// when not given (the virtual server's family is used).
+	Family int
+	Pos    Pos
 }
 
-// VirtualServer is a virtual_server block: a service whose real servers vigil checks.
+// ServiceKey is one IPVS service: what identifies it in the kernel's table. A fwmark
+// service has no address, port or protocol.
+type ServiceKey struct {
+	Family   int // 4 or 6
+	Addr     netip.Addr
+	Port     int
+	FWMark   int
+	Protocol string // TCP, UDP or SCTP; "" for a fwmark service
+}
+
+// VirtualServer is a virtual_server block: an IPVS service (or, with a group, one service per
+// address of the group and per fwmark) balanced over its real servers.
 type VirtualServer struct {
-	Pos         Pos
-	Addr        netip.Addr // zero for fwmark or group
-	Port        int
-	FWMark      int
-	Group       string
-	DelayLoop   time.Duration // default 60s
-	LBAlgo      string
-	LBKind      string
-	Protocol    string // TCP (default), UDP, SCTP
-	Persist     time.Duration
-	Quorum      int
-	Hysteresis  int
-	QuorumUp    *Script
-	QuorumDown  *Script
-	Alpha       bool
-	Omega       bool
+	Pos    Pos
+	Addr   netip.Addr // zero for fwmark or group
+	Port   int
+	FWMark int
+	Group  string
+	// Family is 4 or 6: the address's family, else ip_family, else that of the sorry server or
+	// the real servers that are not tunnelled (as keepalived decides it); 4 when nothing says.
+	Family    int
+	DelayLoop time.Duration // default 60s
+	LBAlgo    string        // IPVS scheduler; default wlc
+	// LBKind is the forwarding method that real servers without their own lvs_method get:
+	// NAT (default), DR or TUN; Tunnel goes with TUN.
+	LBKind string
+	Tunnel Tunnel
+	// SchedFlag1..3 are the scheduler flags (IPVS service flags sched1..3) of flag-1..flag-3;
+	// sh-fallback and mh-fallback set flag 1, sh-port and mh-port flag 2, as in the kernel.
+	SchedFlag1 bool
+	SchedFlag2 bool
+	SchedFlag3 bool
+	// OPS is one-packet scheduling (ops): each UDP datagram is scheduled on its own. Only a
+	// UDP or a fwmark service keeps it (keepalived drops it for TCP and SCTP, with a warning).
+	OPS      bool
+	Protocol string // TCP, UDP, SCTP; "" for a fwmark service; UDP when not set (keepalived's)
+	// Persist is persistence_timeout (0: not persistent). persistence_granularity alone
+	// makes it 360s, as does a service without a port.
+	Persist time.Duration
+	// PersistMask is persistence_granularity: the mask applied to a client address to choose
+	// whose connections stick together. For IPv4 any mask (ipvsadm and keepalived do not require
+	// contiguous bits); for IPv6 the mask of the prefix length written. Zero when not set
+	// (each client address on its own: 255.255.255.255 or /128).
+	PersistMask netip.Addr
+	// PersistEngine is persistence_engine (an IPVS persistence engine such as sip), at most
+	// 15 bytes; "" when not set.
+	PersistEngine string
+	// HASuspend is ha_suspend: the checkers of this service run only while one of its
+	// addresses is configured on this host (for a VIP: while its vrrp_instance is master);
+	// keepalived watches the kernel's address events for it. Never on a fwmark service.
+	HASuspend  bool
+	Quorum     int
+	Hysteresis int
+	QuorumUp   *Script
+	QuorumDown *Script
+	Alpha      bool
+	Omega      bool
+	// SMTPAlert is smtp_alert, resolved: the block's, else global_defs smtp_alert_checker,
+	// else global smtp_alert, else false.
+	SMTPAlert   bool
 	Virtualhost string
+	// SorryServer is used while the real servers do not reach the quorum. Its
+	// InhibitOnFailure is sorry_server_inhibit; its LVSMethod and Tunnel come from
+	// sorry_server_lvs_method, else from the virtual server's lb_kind.
 	SorryServer *RealServer
 	RealServers []*RealServer
 }
 
-// RealServer is a real_server block.
+// Tunnel is the encapsulation of TUN forwarding, from the words after "TUN" on an lb_kind or
+// lvs_method line ("TUN type gue port 6080 csum"). Zero for NAT and DR.
+type Tunnel struct {
+	Type     string // "ipip" (the default with TUN), "gue" or "gre"
+	Port     int    // GUE's destination port, 1..65535; set exactly when Type is gue
+	Checksum string // "nocsum" (the default with TUN), "csum" or "remcsum"; ipip has only nocsum, gre no remcsum
+}
+
+// RealServer is a real_server block (or a sorry_server line).
 type RealServer struct {
-	Pos              Pos
-	Addr             netip.Addr
-	Port             int
-	Weight           int // default 1
+	Pos  Pos
+	Addr netip.Addr
+	// Port is the port as written (0: none); the checkers connect to it. The IPVS
+	// destination port is DestPort's.
+	Port int
+	// Weight is the IPVS weight, 0..2147483647; default the virtual server's weight (1).
+	// 0 keeps the server in the table without new connections.
+	Weight int
+	// InhibitOnFailure sets the weight to 0 on failure instead of removing the server, so
+	// that its established connections live on.
 	InhibitOnFailure bool
-	NotifyUp         *Script
-	NotifyDown       *Script
-	Checkers         []*Checker
+	// LVSMethod is the forwarding method: NAT, DR or TUN (with Tunnel). The real server's own
+	// lvs_method, else the virtual server's lb_kind as it stood where the real_server block
+	// began, else the block's final lb_kind, else NAT (keepalived's order).
+	LVSMethod string
+	Tunnel    Tunnel
+	// UThreshold and LThreshold are IPVS's upper and lower connection thresholds
+	// (uthreshold, lthreshold); 0: none.
+	UThreshold int
+	LThreshold int
+	// SMTPAlert is smtp_alert, resolved: the block's, else global smtp_alert_checker, else
+	// global smtp_alert, else true (keepalived's default for real servers, unlike elsewhere).
+	SMTPAlert  bool
+	NotifyUp   *Script
+	NotifyDown *Script
+	Checkers   []*Checker
 }
 
 // Checker is one health checker of a real server.
@@ -430,6 +554,10 @@ type Checker struct {
 	// MISC_CHECK
 	MiscPath    *Script
 	MiscTimeout time.Duration
+	// MiscDynamic (misc_dynamic) lets the exit code set the weight, as in keepalived 2.2.7:
+	// 0 is up with the real server's configured weight; 1 is down; 2..255 is up with weight
+	// code-2 (0..253) in place of the configured one. Without it, 0 is up and anything else
+	// (as a kill by a signal or the timeout, with or without it) is down.
 	MiscDynamic bool
 
 	// PLUGIN_CHECK: either a named vrrp_check or an inline plugin with params.

@@ -136,6 +136,7 @@ func (b *builder) globalDefs(n *Node) {
 	}
 	maps.Copy(ks, b.processKeywords(&g.VRRPProcess, "vrrp"))
 	maps.Copy(ks, b.processKeywords(&g.CheckerProcess, "checker"))
+	maps.Copy(ks, b.lvsGlobalKeywords(g))
 	b.walk("global_defs", n.Block, ks)
 }
 
@@ -483,6 +484,8 @@ func (b *builder) vrrpInstance(n *Node) {
 		"notify_action":   b.notifyActionKw(&vi.NotifyActions),
 		"use_vmac":        {max: -1, fn: func(n *Node) { b.useVMAC(vi, n) }},
 		"vmac_xmit_base":  setKw(&vi.VMACXmitBase),
+
+		"lvs_sync_daemon_interface": b.syncDaemonInterfaceKw(vi),
 	}
 	for k, v := range b.notifyKeywords(&vi.Notify) {
 		ks[k] = v
