@@ -258,8 +258,8 @@ func FuzzDiff(f *testing.F) {
 		// once, and only when it differs (a deleted service takes its
 		// destinations without further ops).
 		type target struct {
-			s ServiceKey
-			d DestKey
+			s    ServiceKey
+			d    DestKey
 			dest bool
 		}
 		seen := map[target]bool{}
