@@ -1042,11 +1042,15 @@ func (b *builder) validateVSFlags(vs *VirtualServer, g *VirtualServerGroup, node
 			"remove it, or write the services as separate virtual_server blocks"
 		vs.PersistMask = netip.Addr{}
 	}
-	if g != nil {
-		return
-	}
 	for _, rs := range vs.RealServers {
 		if rs.LVSMethod == "NAT" || rs.Port == 0 {
+			continue
+		}
+		if g != nil {
+			if slices.ContainsFunc(g.Entries, func(e VSGEntry) bool { return e.FWMark != 0 || e.Port != rs.Port }) {
+				b.sink.warnf(rs.Pos, "%s uses %s, which cannot change the port: IPVS forwards to the port of each service of group %s, not %d", rsName(rs), rs.LVSMethod, vs.Group, rs.Port).Hint =
+					"remove its port, or use lvs_method NAT to rewrite the port; the checkers still connect to the port written"
+			}
 			continue
 		}
 		if vs.FWMark != 0 {

@@ -2,8 +2,11 @@ package config
 
 import (
 	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +19,15 @@ type lvsCase struct {
 	src   string
 	diags []string // each is contained in the diagnostic at the same index; the counts match
 	check func(t *testing.T, c *Config)
+	// keepalived, when set, are lines that keepalived 2.2.7's -t must print for the same file
+	// (each contained in one line of its output): the judge agrees that there is a problem.
+	// Set and empty: keepalived must say nothing but the notes every such file gets.
+	keepalived []string
 }
+
+// keepalivedNotes are what keepalived -t says of files without a mistake: defaults it fills
+// in, and interfaces of vrrp_instances that this host may not have.
+var keepalivedNotes = []string{"no scheduler set", "no forwarding method set", "Unknown interface", "cannot use a loopback"}
 
 func runLVSCases(t *testing.T, cases []lvsCase) {
 	t.Helper()
@@ -40,7 +51,41 @@ func runLVSCases(t *testing.T, cases []lvsCase) {
 			if tc.check != nil {
 				tc.check(t, cfg)
 			}
+			if tc.keepalived != nil {
+				checkKeepalived(t, tc.src, tc.keepalived)
+			}
 		})
+	}
+}
+
+// checkKeepalived runs keepalived -t on src and wants each of want in its output.
+func checkKeepalived(t *testing.T, src string, want []string) {
+	t.Helper()
+	bin, err := exec.LookPath("keepalived")
+	if err != nil {
+		t.Log("keepalived is not installed; its verdict is not compared (make test installs it)")
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Log("keepalived -t needs root; its verdict is not compared")
+		return
+	}
+	f := filepath.Join(t.TempDir(), "test.conf")
+	if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command(bin, "-t", "-f", f).CombinedOutput()
+	if len(want) == 0 {
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if l != "" && !slices.ContainsFunc(keepalivedNotes, func(n string) bool { return strings.Contains(l, n) }) {
+				t.Errorf("keepalived -t finds a problem vigil does not: %s", l)
+			}
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("keepalived -t does not say %q; it says:\n%s", w, out)
+		}
 	}
 }
 
@@ -1070,4 +1115,775 @@ func TestLVSSampleModels(t *testing.T) {
 			t.Errorf("%+v", cfg.VirtualServers[0])
 		}
 	})
+}
+
+func TestLVSSchedulerFlags(t *testing.T) {
+	runLVSCases(t, []lvsCase{
+		{
+			keepalived: []string{},
+			name:       "flags of sh, mh and any scheduler",
+			src: `virtual_server 192.0.2.1 53 {
+    protocol UDP
+    lb_algo sh
+    sh-port
+    sh-fallback
+    flag-3
+    ops
+    real_server 192.0.2.10 53 {
+    }
+}
+virtual_server 192.0.2.2 80 {
+    protocol TCP
+    lb_algo mh
+    mh-port
+    mh-fallback
+    real_server 192.0.2.10 80 {
+    }
+}
+virtual_server fwmark 5 {
+    ops
+    flag-1
+    flag-2
+    real_server 192.0.2.10 {
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				a, b, f := c.VirtualServers[0], c.VirtualServers[1], c.VirtualServers[2]
+				if !a.SchedFlag1 || !a.SchedFlag2 || !a.SchedFlag3 || !a.OPS || a.LBAlgo != "sh" {
+					t.Errorf("sh: %+v", a)
+				}
+				if !b.SchedFlag1 || !b.SchedFlag2 || b.SchedFlag3 || b.OPS || b.LBAlgo != "mh" {
+					t.Errorf("mh: %+v", b)
+				}
+				if !f.SchedFlag1 || !f.SchedFlag2 || f.SchedFlag3 || !f.OPS || f.Family != 4 {
+					t.Errorf("fwmark keeps ops: %+v", f)
+				}
+			},
+		},
+		{
+			name: "flags that keepalived ignores",
+			src: `virtual_server 192.0.2.1 80 {
+    protocol TCP
+    sh-port
+    mh-fallback
+    lb_algo sh
+    mh-port
+    hashed
+    ops
+    real_server 192.0.2.10 80 {
+    }
+}
+virtual_server 192.0.2.2 80 {
+    protocol TCP
+    lb_algo rr
+    sh-fallback
+    hashed
+    real_server 192.0.2.10 80 {
+    }
+}
+`,
+			diags: []string{
+				`test.conf:3:5: error: sh-port applies only to the sh scheduler, and lb_algo is not set yet at this line; keepalived reads the lines in order and ignores this one: move "lb_algo sh" (line 5) above it`,
+				`test.conf:4:5: error: mh-fallback applies only to the mh scheduler, and lb_algo is not set yet at this line; set lb_algo mh above this line, or remove it`,
+				`test.conf:6:5: warning: mh-port has no effect with the sh scheduler; ignored, as keepalived does; did you mean sh-port?`,
+				`test.conf:7:5: warning: hashed has no effect; ignored, as keepalived does`,
+				`test.conf:8:5: warning: ops (one-packet scheduling) needs UDP, and virtual_server 192.0.2.1 80 is TCP; ignored, as keepalived does`,
+				`test.conf:15:5: error: sh-fallback applies only to the sh scheduler, and lb_algo is rr at this line`,
+				`test.conf:16:5: warning: hashed has no effect`,
+			},
+			check: func(t *testing.T, c *Config) {
+				for _, vs := range c.VirtualServers {
+					if vs.SchedFlag1 || vs.SchedFlag2 || vs.SchedFlag3 || vs.OPS {
+						t.Errorf("no flag may be set: %+v", vs)
+					}
+				}
+			},
+			keepalived: []string{
+				"test.conf: Line 3) sh-port only applies to sh scheduler",
+				"test.conf: Line 4) mh-fallback only applies to sh scheduler",
+				"one packet scheduling requires UDP",
+				"test.conf: Line 15) sh-fallback only applies to sh scheduler",
+				"test.conf: Line 16) hashed only applies to sh scheduler",
+			},
+		},
+		{
+			name: "scheduler names are spelt as keepalived compares them",
+			src: `virtual_server 192.0.2.1 80 {
+    protocol TCP
+    lb_algo RR
+    lvs_sched Wlc
+    real_server 192.0.2.10 80 {
+    }
+}
+`,
+			diags: []string{
+				`test.conf:3:13: error: "RR" is not one of rr, wrr, lc, wlc, lblc, lblcr, sh, dh, sed, nq, fo, ovf, mh, twos; write "rr": keepalived takes only that spelling`,
+				`test.conf:4:15: error: "Wlc" is not one of`,
+			},
+			keepalived: []string{"Invalid lvs_scheduler 'RR'", "Invalid lvs_scheduler 'Wlc'"},
+		},
+	})
+}
+
+func TestLVSForwarding(t *testing.T) {
+	runLVSCases(t, []lvsCase{
+		{
+			keepalived: []string{},
+			name:       "methods, tunnels and where a real server takes its method from",
+			src: `virtual_server 192.0.2.1 80 {
+    protocol TCP
+    real_server 192.0.2.10 80 {
+    }
+    lb_kind TUN type gue port 6080 csum
+    real_server 192.0.2.11 80 {
+        uthreshold 1000
+        lthreshold 800
+    }
+    real_server 192.0.2.12 80 {
+        lvs_method DR
+    }
+    real_server 2001:db8::1 80 {
+        lvs_method TUN type gre csum
+    }
+    real_server 192.0.2.13 8080 {
+        lvs_method NAT
+        weight 0
+    }
+    lb_kind DR
+    real_server 192.0.2.14 80 {
+    }
+    sorry_server 192.0.2.99 80
+    sorry_server_inhibit
+    sorry_server_lvs_method TUN type ipip
+}
+virtual_server 192.0.2.2 80 {
+    protocol TCP
+    real_server 192.0.2.10 80 {
+    }
+    sorry_server 192.0.2.99 80
+    lvs_method TUN type gue port 5555 remcsum
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				vs := c.VirtualServers[0]
+				if vs.LBKind != "DR" || vs.Tunnel != (Tunnel{}) || vs.Family != 4 {
+					t.Errorf("virtual server: %+v", vs)
+				}
+				gue := Tunnel{Type: "gue", Port: 6080, Checksum: "csum"}
+				want := []struct {
+					method string
+					tunnel Tunnel
+				}{
+					{"DR", Tunnel{}}, // written before any lb_kind: the block's final one
+					{"TUN", gue},     // the lb_kind above the block
+					{"DR", Tunnel{}},
+					{"TUN", Tunnel{Type: "gre", Checksum: "csum"}},
+					{"NAT", Tunnel{}},
+					{"DR", Tunnel{}},
+				}
+				if len(vs.RealServers) != len(want) {
+					t.Fatalf("%d real servers", len(vs.RealServers))
+				}
+				for i, w := range want {
+					if rs := vs.RealServers[i]; rs.LVSMethod != w.method || rs.Tunnel != w.tunnel {
+						t.Errorf("%s: %s %+v, want %s %+v", rsName(rs), rs.LVSMethod, rs.Tunnel, w.method, w.tunnel)
+					}
+				}
+				if rs := vs.RealServers[1]; rs.UThreshold != 1000 || rs.LThreshold != 800 {
+					t.Errorf("thresholds: %+v", rs)
+				}
+				if rs := vs.RealServers[4]; rs.Weight != 0 {
+					t.Errorf("weight 0: %+v", rs)
+				}
+				ss := vs.SorryServer
+				if ss == nil || !ss.InhibitOnFailure || ss.LVSMethod != "TUN" || ss.Tunnel != (Tunnel{Type: "ipip", Checksum: "nocsum"}) {
+					t.Errorf("sorry server: %+v", ss)
+				}
+				b := c.VirtualServers[1]
+				gue2 := Tunnel{Type: "gue", Port: 5555, Checksum: "remcsum"}
+				if b.LBKind != "TUN" || b.Tunnel != gue2 || b.RealServers[0].LVSMethod != "TUN" || b.RealServers[0].Tunnel != gue2 ||
+					b.SorryServer.LVSMethod != "TUN" || b.SorryServer.Tunnel != gue2 {
+					t.Errorf("a method written last reaches every server: %+v %+v %+v", b, b.RealServers[0], b.SorryServer)
+				}
+			},
+		},
+		{
+			name: "method and tunnel mistakes",
+			src: `virtual_server 192.0.2.1 80 {
+    protocol TCP
+    lb_kind tun
+    lvs_method TUN type vxlan
+    lvs_method TUN type gue
+    lvs_method TUN port 80
+    lvs_method TUN csum
+    lvs_method TUN type gre remcsum
+    lvs_method TUN type
+    lvs_method TUN mtu 1400
+    lvs_method DR type gue port 6080
+    real_server 2001:db8::1 80 {
+    }
+    real_server 192.0.2.10 80 {
+    }
+    sorry_server_inhibit
+    sorry_server_lvs_method DR
+    sorry_server 2001:db8::99 80
+}
+`,
+			diags: []string{
+				`test.conf:3:13: error: "tun" is not one of NAT, DR, TUN; write "TUN": keepalived takes only that spelling`,
+				`test.conf:4:25: error: "vxlan" is not one of ipip, gue, gre`,
+				`test.conf:5:5: error: a gue tunnel needs a port; write: lvs_method TUN type gue port 6080`,
+				`test.conf:6:5: error: port is for gue tunnels only; this one is ipip`,
+				`test.conf:7:5: error: ipip tunnels have no checksum option (csum)`,
+				`test.conf:8:5: error: gre tunnels have no remote checksum (remcsum)`,
+				`test.conf:9:20: error: "type" of lvs_method needs a value`,
+				`test.conf:10:20: error: unknown tunnel option "mtu" of lvs_method`,
+				`test.conf:11:19: warning: tunnel options of the virtual server's DR apply only to TUN; ignored`,
+				`test.conf:12:17: error: real_server 2001:db8::1 80 is IPv6 but virtual_server 192.0.2.1 80 is IPv4; use a real server of the service's family, or TUN forwarding`,
+				`test.conf:16:5: error: sorry_server_inhibit comes before any sorry_server; keepalived ignores it there: put it after the sorry_server line`,
+				`test.conf:17:5: error: sorry_server_lvs_method comes before any sorry_server`,
+				`test.conf:18:5: error: sorry_server 2001:db8::99 is IPv6 but virtual_server 192.0.2.1 80 is IPv4`,
+			},
+			keepalived: []string{
+				"unknown [tun] routing method",
+				"Unknown tunnel type vxlan",
+				"test.conf: Line 5) gue tunnels require port",
+				"test.conf: Line 6) gue tunnels require port",
+				"ipip tunnels do not support checksum option",
+				"gre tunnels do not support remote checksum option",
+				"Missing tunnel type",
+				"Invalid tunnel option mtu",
+				"real server 2001:db8::1 don't match",
+				"Ignoring sorry_server inhibit used before or without sorry_server",
+				"sorry_server forwarding used without sorry_server",
+				"Address family of virtual server and sorry server",
+			},
+		},
+		{
+			name: "ports IPVS does not use",
+			src: `virtual_server 192.0.2.1 80 {
+    protocol TCP
+    lb_kind DR
+    real_server 192.0.2.10 8080 {
+    }
+    real_server 192.0.2.11 80 {
+    }
+    real_server 192.0.2.12 8080 {
+        lvs_method NAT
+    }
+}
+virtual_server fwmark 1 {
+    lb_kind TUN
+    real_server 192.0.2.10 80 {
+    }
+}
+virtual_server_group g {
+    192.0.2.5-6 80
+    192.0.2.7 443
+}
+virtual_server group g {
+    protocol TCP
+    lb_kind DR
+    real_server 192.0.2.10 80 {
+    }
+}
+`,
+			diags: []string{
+				`test.conf:4:5: warning: real_server 192.0.2.10 8080 uses DR, which cannot change the port: IPVS forwards to port 80, not 8080`,
+				`test.conf:14:5: warning: real_server 192.0.2.10 80 uses TUN in a fwmark service: IPVS ignores its port`,
+				`test.conf:24:5: warning: real_server 192.0.2.10 80 uses DR, which cannot change the port: IPVS forwards to the port of each service of group g, not 80`,
+			},
+			keepalived: []string{
+				"real server [192.0.2.10]:tcp:8080 ports don't match - resetting",
+				"real server [192.0.2.10]:none:80 has port specified - clearing",
+				"[192.0.2.7,443] and real server [192.0.2.10]:tcp:80 ports don't match",
+			},
+			check: func(t *testing.T, c *Config) {
+				vs := c.VirtualServers[0]
+				k := c.Services(vs)[0]
+				for i, want := range []int{80, 80, 8080} {
+					if got := vs.DestPort(vs.RealServers[i], k); got != want {
+						t.Errorf("%s: destination port %d, want %d", rsName(vs.RealServers[i]), got, want)
+					}
+				}
+				fw := c.VirtualServers[1]
+				if got := fw.DestPort(fw.RealServers[0], c.Services(fw)[0]); got != 0 {
+					t.Errorf("fwmark TUN destination port %d, want 0", got)
+				}
+			},
+		},
+	})
+}
+
+func TestLVSPersistence(t *testing.T) {
+	runLVSCases(t, []lvsCase{
+		{
+			keepalived: []string{},
+			name:       "granularity, engine and the timeout they imply",
+			src: `virtual_server 192.0.2.1 80 {
+    protocol TCP
+    persistence_granularity 255.255.255.0
+    persistence_engine sip
+    real_server 192.0.2.10 80 {
+    }
+}
+virtual_server 2001:db8::1 80 {
+    protocol TCP
+    persistence_timeout 600
+    persistence_granularity 64
+    real_server 2001:db8::10 80 {
+    }
+}
+virtual_server fwmark 3 {
+    persistence_granularity 255.255.0.255
+    real_server 192.0.2.10 {
+    }
+}
+virtual_server fwmark 4 {
+    real_server 2001:db8::10 {
+    }
+    persistence_granularity 48
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				want := []struct {
+					persist time.Duration
+					mask    string
+					family  int
+				}{
+					{360 * time.Second, "255.255.255.0", 4},
+					{600 * time.Second, "ffff:ffff:ffff:ffff::", 6},
+					{360 * time.Second, "255.255.0.255", 4}, // keepalived and ipvsadm take any mask
+					{360 * time.Second, "ffff:ffff:ffff::", 6},
+				}
+				for i, w := range want {
+					vs := c.VirtualServers[i]
+					if vs.Persist != w.persist || vs.PersistMask != ip(w.mask) || vs.Family != w.family {
+						t.Errorf("%s: persist %v mask %v family %d", vsName(vs), vs.Persist, vs.PersistMask, vs.Family)
+					}
+				}
+				if c.VirtualServers[0].PersistEngine != "sip" {
+					t.Errorf("engine %q", c.VirtualServers[0].PersistEngine)
+				}
+			},
+		},
+		{
+			name: "granularity mistakes",
+			src: `virtual_server 2001:db8::1 80 {
+    protocol TCP
+    persistence_granularity 255.255.255.0
+    persistence_granularity 129
+    persistence_engine sipsipsipsipsipsip
+    real_server 2001:db8::10 80 {
+    }
+}
+virtual_server 192.0.2.1 80 {
+    protocol TCP
+    persistence_granularity 24
+    real_server 192.0.2.10 80 {
+    }
+}
+virtual_server_group g {
+    192.0.2.1-3 80
+}
+virtual_server group g {
+    protocol TCP
+    persistence_granularity 255.255.255.0
+    real_server 192.0.2.10 80 {
+    }
+}
+`,
+			diags: []string{
+				`test.conf:3:29: error: persistence_granularity 255.255.255.0 is an IPv4 netmask, but virtual_server 2001:db8::1 80 is IPv6; an IPv6 service takes a prefix length from 1 to 128`,
+				`test.conf:4:29: error: 129 is out of range: use 1 to 128`,
+				`test.conf:5:24: error: persistence_engine "sipsipsipsipsipsip" is longer than 15 bytes`,
+				`test.conf:11:29: error: persistence_granularity "24" is not an IPv4 netmask; did you mean 255.255.255.0 (/24)?`,
+				`test.conf:20:5: warning: persistence_granularity has no effect on a virtual_server group: keepalived 2.2.7 programs each of its services with the full mask; ignored`,
+			},
+			keepalived: []string{
+				"Invalid IPv6 persistence_granularity specified - 255.255.255.0",
+				"Invalid IPv6 persistence_granularity specified - 129",
+				"persistence_name too long",
+			},
+			check: func(t *testing.T, c *Config) {
+				for _, vs := range c.VirtualServers {
+					if vs.Group == "g" && (vs.PersistMask.IsValid() || vs.Persist != 360*time.Second) {
+						t.Errorf("group: mask %v persist %v", vs.PersistMask, vs.Persist)
+					}
+				}
+			},
+		},
+	})
+}
+
+func TestLVSFamily(t *testing.T) {
+	runLVSCases(t, []lvsCase{
+		{
+			keepalived: []string{},
+			name:       "fwmark services whose servers are all tunnelled",
+			src: `virtual_server fwmark 9 {
+    lb_kind TUN
+    real_server 2001:db8::1 {
+    }
+    real_server 2001:db8::2 {
+    }
+}
+virtual_server fwmark 10 {
+    lb_kind TUN
+    real_server 2001:db8::1 {
+    }
+    real_server 192.0.2.1 {
+    }
+}
+virtual_server fwmark 11 {
+    ip_family inet6
+    lb_kind TUN
+    real_server 192.0.2.1 {
+    }
+}
+virtual_server fwmark 12 {
+    real_server 2001:db8::1 {
+    }
+}
+`,
+			check: func(t *testing.T, c *Config) {
+				for i, want := range []int{6, 4, 6, 6} {
+					if vs := c.VirtualServers[i]; vs.Family != want {
+						t.Errorf("%s: IPv%d, want IPv%d", vsName(vs), vs.Family, want)
+					}
+				}
+			},
+		},
+		{
+			name: "ip_family against the address",
+			src: `virtual_server 192.0.2.1 80 {
+    protocol TCP
+    ip_family inet6
+    ip_family INET
+    real_server 192.0.2.10 80 {
+    }
+}
+`,
+			diags: []string{
+				`test.conf:3:15: error: ip_family inet6 conflicts with the IPv4 of virtual_server 192.0.2.1 80`,
+				`test.conf:4:15: error: "INET" is not one of inet, inet6; write "inet"`,
+			},
+			keepalived: []string{"Virtual server specified family inet6 conflicts with server family", "unknown address family INET"},
+		},
+	})
+}
+
+func TestLVSHASuspend(t *testing.T) {
+	runLVSCases(t, []lvsCase{
+		{
+			name: "ha_suspend on an address a vrrp_instance holds, on one it does not, on a fwmark",
+			src: `vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+}
+virtual_server 192.0.2.1 80 {
+    protocol TCP
+    ha_suspend
+    real_server 192.0.2.10 80 {
+    }
+}
+virtual_server 192.0.2.2 80 {
+    protocol TCP
+    ha_suspend
+    real_server 192.0.2.10 80 {
+    }
+}
+virtual_server fwmark 1 {
+    ha_suspend
+    real_server 192.0.2.10 {
+    }
+}
+`,
+			diags: []string{
+				`test.conf:16:5: warning: ha_suspend: no vrrp_instance or static_ipaddress of this file holds the address of virtual_server 192.0.2.2 80; its checkers run only while the address is on an interface of this host`,
+				`test.conf:21:5: warning: ha_suspend cannot follow a fwmark service (it has no address to watch); ignored, as keepalived does`,
+			},
+			keepalived: []string{"cannot use ha_suspend with fwmarks"},
+			check: func(t *testing.T, c *Config) {
+				for i, want := range []bool{true, true, false} {
+					if vs := c.VirtualServers[i]; vs.HASuspend != want {
+						t.Errorf("%s: ha_suspend %v, want %v", vsName(vs), vs.HASuspend, want)
+					}
+				}
+			},
+		},
+	})
+}
+
+func TestLVSSMTPAlert(t *testing.T) {
+	const mail = "global_defs {\n    smtp_server 192.0.2.25\n    notification_email {\n        ops@example.com\n    }\n%s}\n"
+	const vs = `virtual_server 192.0.2.1 80 {
+    protocol TCP
+%s    real_server 192.0.2.10 80 {
+    }
+    real_server 192.0.2.11 80 {
+        smtp_alert off
+    }
+}
+`
+	cases := []struct {
+		name, global, vsLine string
+		vs, rs               bool // the virtual server's, the first real server's
+	}{
+		{"keepalived's defaults", "", "", false, true},
+		{"global smtp_alert", "    smtp_alert\n", "", true, true},
+		{"smtp_alert_checker before smtp_alert", "    smtp_alert\n    smtp_alert_checker off\n", "", false, false},
+		{"the block's own", "    smtp_alert_checker off\n", "    smtp_alert\n", true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(mail, "%s", tc.global, 1) + strings.Replace(vs, "%s", tc.vsLine, 1)
+			c, ds := Parse("test.conf", []byte(src), Options{ConfigID: "test"})
+			if len(ds) != 0 {
+				t.Fatalf("%v", ds)
+			}
+			v := c.VirtualServers[0]
+			if v.SMTPAlert != tc.vs || v.RealServers[0].SMTPAlert != tc.rs || v.RealServers[1].SMTPAlert {
+				t.Errorf("virtual server %v, real servers %v %v; want %v %v false", v.SMTPAlert, v.RealServers[0].SMTPAlert, v.RealServers[1].SMTPAlert, tc.vs, tc.rs)
+			}
+		})
+	}
+}
+
+func TestLVSGlobal(t *testing.T) {
+	const instance = `vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {
+        192.0.2.1
+    }
+}
+`
+	runLVSCases(t, []lvsCase{
+		{
+			keepalived: []string{},
+			name:       "every LVS setting of global_defs",
+			src: `global_defs {
+    lvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 port 8849 ttl 2 group 239.1.2.3
+    lvs_flush
+    lvs_flush_on_stop VS
+    lvs_timeouts tcp 900 tcpfin 120 udp 300
+}
+` + instance,
+			check: func(t *testing.T, c *Config) {
+				g := c.Global
+				want := SyncDaemon{Interface: "eth1", Instance: "VI_1", InstancePos: Pos{"test.conf", 2, 26}, SyncID: 7, HasSyncID: true,
+					MaxLen: 1400, Port: 8849, TTL: 2, Group: ip("239.1.2.3"), Pos: Pos{"test.conf", 2, 5}}
+				if g.LVSSyncDaemon == nil || *g.LVSSyncDaemon != want {
+					t.Errorf("sync daemon: %+v", g.LVSSyncDaemon)
+				}
+				if !g.LVSFlush || g.LVSFlushOnStop != "VS" {
+					t.Errorf("flush %v, on stop %q", g.LVSFlush, g.LVSFlushOnStop)
+				}
+				if g.LVSTimeouts.TCP != 900*time.Second || g.LVSTimeouts.TCPFin != 120*time.Second || g.LVSTimeouts.UDP != 300*time.Second {
+					t.Errorf("timeouts: %+v", g.LVSTimeouts)
+				}
+			},
+		},
+		{
+			keepalived: []string{},
+			name:       "the sync id defaults to the instance's virtual_router_id",
+			src:        "global_defs {\n    lvs_sync_daemon eth1 inst VI_1\n    lvs_timeouts udp 0\n}\n" + instance,
+			check: func(t *testing.T, c *Config) {
+				sd := c.Global.LVSSyncDaemon
+				if sd == nil || sd.Instance != "VI_1" || sd.SyncID != 51 || sd.HasSyncID || sd.Port != 0 || sd.Group.IsValid() {
+					t.Errorf("%+v", sd)
+				}
+				if c.Global.LVSFlush || c.Global.LVSFlushOnStop != "" || c.Global.LVSTimeouts.UDP != 0 {
+					t.Errorf("defaults: %+v", c.Global)
+				}
+			},
+		},
+		{
+			keepalived: []string{},
+			name:       "a sync daemon without an instance runs both daemons",
+			src:        "global_defs {\n    lvs_sync_daemon eth1\n    lvs_flush_on_stop\n}\n",
+			check: func(t *testing.T, c *Config) {
+				sd := c.Global.LVSSyncDaemon
+				if sd == nil || sd.Interface != "eth1" || sd.Instance != "" || sd.SyncID != 0 || c.Global.LVSFlushOnStop != "full" {
+					t.Errorf("%+v %q", sd, c.Global.LVSFlushOnStop)
+				}
+			},
+		},
+		{
+			name: "deprecated spellings",
+			src: `global_defs {
+    lvs_flush_onstop
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    lvs_sync_daemon_interface eth1
+    virtual_ipaddress {
+        192.0.2.1
+    }
+}
+`,
+			diags: []string{
+				`test.conf:2:5: warning: "lvs_flush_onstop" is a deprecated spelling; write lvs_flush_on_stop`,
+				`test.conf:7:5: warning: lvs_sync_daemon_interface is deprecated; write in global_defs: lvs_sync_daemon eth1 VI_1`,
+			},
+			keepalived: []string{"Specifying lvs_sync_daemon_interface against a vrrp is deprecated"},
+			check: func(t *testing.T, c *Config) {
+				sd := c.Global.LVSSyncDaemon
+				if sd == nil || sd.Interface != "eth1" || sd.Instance != "VI_1" || sd.SyncID != 51 || c.Global.LVSFlushOnStop != "full" {
+					t.Errorf("%+v", sd)
+				}
+			},
+		},
+		{
+			name: "the older positional sync id",
+			src:  "global_defs {\n    lvs_sync_daemon eth1 VI_1 5\n}\n" + instance,
+			diags: []string{
+				`test.conf:2:31: warning: a sync id without "id" is a deprecated form; write: id 5`,
+			},
+			keepalived: []string{`Please use keyword "id" before lvs_sync_daemon SYNCID`},
+			check: func(t *testing.T, c *Config) {
+				if sd := c.Global.LVSSyncDaemon; sd == nil || sd.SyncID != 5 || sd.Instance != "VI_1" {
+					t.Errorf("%+v", sd)
+				}
+			},
+		},
+		{
+			name: "mistakes",
+			src: `global_defs {
+    lvs_sync_daemon eth1 VI_9 id 256 maxlen 0 port 0 ttl 0 group 192.0.2.1 bogus
+    lvs_sync_daemon eth2
+    lvs_timeouts tcp
+    lvs_timeouts tcp 900 fin 3
+    lvs_timeouts udp 2678401
+    lvs_timeouts tcp 1 udp
+    lvs_flush_on_stop ALL
+    lvs_sync_daemon_x eth1
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    lvs_sync_daemon_interface eth1
+    virtual_ipaddress {
+        192.0.2.1
+    }
+}
+`,
+			diags: []string{
+				`test.conf:2:26: error: lvs_sync_daemon names vrrp_instance "VI_9", which is not defined; did you mean "VI_1"? (keepalived would run without the sync daemon)`,
+				`test.conf:2:34: error: 256 is out of range: use 0 to 255`,
+				`test.conf:2:45: error: 0 is out of range: use 1 to 65507`,
+				`test.conf:2:52: error: 0 is out of range: use 1 to 65535`,
+				`test.conf:2:58: error: 0 is out of range: use 1 to 255`,
+				`test.conf:2:66: error: lvs_sync_daemon group 192.0.2.1 is not a multicast address`,
+				`test.conf:2:76: error: unknown lvs_sync_daemon option "bogus"`,
+				`test.conf:3:5: error: lvs_sync_daemon is already set at test.conf:2:5; keepalived runs one sync daemon and ignores this line`,
+				`test.conf:4:5: error: "lvs_timeouts" needs 2 arguments`,
+				`test.conf:5:26: error: unknown lvs_timeouts option "fin"`,
+				`test.conf:5:30: error: unknown lvs_timeouts option "3"`,
+				`test.conf:6:22: error: 2678401 is out of range: use 0 to 2678400`,
+				`test.conf:7:24: error: lvs_timeouts udp needs a number of seconds`,
+				`test.conf:8:23: error: "ALL" is not one of VS`,
+				`test.conf:9:5: error: unknown keyword "lvs_sync_daemon_x" in global_defs; did you mean "lvs_sync_daemon"?`,
+				`test.conf:14:5: error: lvs_sync_daemon is already set at test.conf:2:5`,
+			},
+			keepalived: []string{
+				"Invalid syncid (256)",
+				"Invalid lvs_sync_daemon maxlen (0)",
+				"Invalid lvs_sync_daemon port (0)",
+				"Invalid lvs_sync_daemon ttl (0)",
+				"lvs_sync_daemon group address 192.0.2.1 is not multicast",
+				"Unknown option bogus specified for lvs_sync_daemon",
+				"lvs_sync_daemon has already been specified",
+				"lvs_timeouts requires at least one option",
+				"Unknown option fin specified for lvs_timeouts",
+				"Invalid lvs_timeout udp (2678401)",
+				"No value specified for lvs_timeout udp",
+				"Unknown lvs_flush_on_stop type ALL",
+				"lvs_sync_daemon_interface has already been specified",
+			},
+		},
+	})
+}
+
+func TestLVSServices(t *testing.T) {
+	src := `virtual_server_group g {
+    192.0.2.1-3 80
+    fwmark 7
+    2001:db8::a-b 443
+    fwmark 8 inet6
+    192.0.2.9/32 0
+}
+virtual_server group g {
+    protocol TCP
+    persistence_timeout 60
+    lb_kind DR
+    real_server 192.0.2.10 {
+    }
+    real_server 192.0.2.11 8080 {
+        lvs_method NAT
+    }
+}
+virtual_server 192.0.2.20 443 {
+    protocol SCTP
+    real_server 192.0.2.10 443 {
+    }
+}
+virtual_server fwmark 3 {
+    real_server 2001:db8::5 {
+    }
+}
+virtual_server_group v6 {
+    2001:db8::fffe-2001:db8::ffff 80
+}
+virtual_server group v6 {
+    protocol UDP
+    real_server 2001:db8::5 80 {
+    }
+}
+`
+	c, ds := Parse("test.conf", []byte(src), Options{ConfigID: "test"})
+	if len(ds) != 0 {
+		t.Fatalf("%v", ds)
+	}
+	k := func(fam int, a string, port int, proto string) ServiceKey {
+		return ServiceKey{Family: fam, Addr: ip(a), Port: port, Protocol: proto}
+	}
+	want := [][]ServiceKey{
+		{
+			k(4, "192.0.2.1", 80, "TCP"), k(4, "192.0.2.2", 80, "TCP"), k(4, "192.0.2.3", 80, "TCP"),
+			k(6, "2001:db8::a", 443, "TCP"), k(6, "2001:db8::b", 443, "TCP"),
+			k(4, "192.0.2.9", 0, "TCP"),
+			{Family: 4, FWMark: 7}, // a fwmark entry without a family takes the virtual server's
+			{Family: 6, FWMark: 8},
+		},
+		{k(4, "192.0.2.20", 443, "SCTP")},
+		{{Family: 6, FWMark: 3}},
+		{k(6, "2001:db8::fffe", 80, "UDP"), k(6, "2001:db8::ffff", 80, "UDP")},
+	}
+	if len(c.VirtualServers) != len(want) {
+		t.Fatalf("%d virtual servers", len(c.VirtualServers))
+	}
+	for i, w := range want {
+		if got := c.Services(c.VirtualServers[i]); !reflect.DeepEqual(got, w) {
+			t.Errorf("%s:\n got  %+v\n want %+v", vsName(c.VirtualServers[i]), got, w)
+		}
+	}
+	// Destination ports in the group: DR follows each service, NAT keeps its own.
+	vs := c.VirtualServers[0]
+	svcs := c.Services(vs)
+	for i, w := range []struct{ dr, nat int }{{80, 8080}, {443, 8080}, {0, 8080}, {0, 8080}} {
+		k := svcs[[]int{0, 3, 5, 6}[i]]
+		if dr, nat := vs.DestPort(vs.RealServers[0], k), vs.DestPort(vs.RealServers[1], k); dr != w.dr || nat != w.nat {
+			t.Errorf("%+v: DR %d NAT %d, want %d %d", k, dr, nat, w.dr, w.nat)
+		}
+	}
+	if got := c.Services(&VirtualServer{Group: "missing"}); got != nil {
+		t.Errorf("an undefined group has no services: %+v", got)
+	}
 }
