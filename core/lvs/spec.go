@@ -1,0 +1,180 @@
+// Package lvs decides what keepalived's checker process decides: from the configured
+// virtual servers, the states of their real servers' checkers and the states of the VRRP
+// instances, which IPVS services and destinations should exist, with which weights, and
+// which notifications (notify_up/notify_down, quorum_up/quorum_down, notify FIFO lines) are
+// due. It is the one owner of keepalived's real-server rules: all checkers up, alpha,
+// inhibit_on_failure, dynamic weights, quorum with hysteresis and the sorry server,
+// ha_suspend and the role of the sync daemon.
+//
+// It does no I/O and has no goroutines: a Director is fed events (Check, InstanceState,
+// Reload, Stop) one at a time by its owner, and answers with events to report; Desired is the
+// table to program at any moment. The same inputs always give the same outputs.
+package lvs
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+)
+
+// Method is how IPVS forwards to a destination (lb_kind / lvs_method).
+type Method uint8
+
+// Forwarding methods.
+const (
+	NAT Method = iota
+	DR
+	TUN
+)
+
+func (m Method) String() string {
+	switch m {
+	case DR:
+		return "DR"
+	case TUN:
+		return "TUN"
+	}
+	return "NAT"
+}
+
+// Tunnel is the encapsulation of a TUN destination (keepalived's "lb_kind TUN type gue port
+// N csum"). Type is "" (ipip), "ipip", "gue" or "gre"; Checksum is "", "nocsum", "csum" or
+// "remcsum".
+type Tunnel struct {
+	Type     string
+	Port     uint16
+	Checksum string
+}
+
+// Dest is where a real or sorry server receives traffic, as configured.
+type Dest struct {
+	Addr   netip.Addr
+	Port   uint16 // 0 for a fwmark service's DR/TUN destinations
+	Method Method
+	Tunnel Tunnel
+	// UThreshold and LThreshold are the connection limits (uthreshold, lthreshold).
+	UThreshold, LThreshold uint32
+}
+
+// HostPort is the destination as ADDR:PORT (IPv6 in brackets).
+func (d Dest) HostPort() string {
+	return net.JoinHostPort(d.Addr.String(), strconv.Itoa(int(d.Port)))
+}
+
+// Real is one real_server.
+type Real struct {
+	Dest
+	// Weight is the configured weight (keepalived's iweight), 0 .. 2^31-1.
+	Weight int64
+	// Inhibit is inhibit_on_failure: a failed server stays in the table at weight 0.
+	Inhibit bool
+	// Checkers are its health checkers by name, as core/check names them (VS/RS/TYPE).
+	Checkers []Checker
+}
+
+// Checker is one health checker of a real server.
+type Checker struct {
+	Name string
+	// Alpha starts the checker failed until its first success.
+	Alpha bool
+}
+
+// Sorry is a virtual server's sorry_server.
+type Sorry struct {
+	Dest
+	// Inhibit is sorry_server_inhibit: the sorry server stays in the table at weight 0
+	// while it is not needed.
+	Inhibit bool
+}
+
+// Key is one IPVS service: a protocol, address and port, or a firewall mark.
+type Key struct {
+	// IPv6 is the address family (for a fwmark, the family of the service in the kernel).
+	IPv6     bool
+	Protocol string // "TCP", "UDP" or "SCTP"; "" for a fwmark
+	Addr     netip.Addr
+	Port     uint16
+	FWMark   uint32
+}
+
+func (k Key) String() string {
+	if k.FWMark != 0 {
+		if k.IPv6 {
+			return fmt.Sprintf("FWM %d inet6", k.FWMark)
+		}
+		return fmt.Sprintf("FWM %d", k.FWMark)
+	}
+	return fmt.Sprintf("%s %s", k.Protocol, net.JoinHostPort(k.Addr.String(), strconv.Itoa(int(k.Port))))
+}
+
+// Service is one virtual_server block: one IPVS service, or one per concrete key of its
+// virtual_server_group, all with the same destinations.
+type Service struct {
+	// ID identifies the virtual server across reloads, as keepalived matches them: the
+	// protocol, address and port; the fwmark and family; or the group's name and the
+	// virtual server's rank among those using the group.
+	ID string
+	// Name is the prefix of its checkers' names (core/check: "192.0.2.100:80",
+	// "fwmark 1", "group NAME").
+	Name string
+	// FIFO is the virtual server as keepalived's notify FIFO lines write it
+	// ("[192.0.2.100]:tcp:80", "FWM 1", "[NAME]:0").
+	FIFO string
+	// Protocol is the service's protocol as the FIFO lines write it: "tcp", "udp", "sctp"
+	// or "none" (fwmark).
+	Protocol string
+	// Keys are the IPVS services: one, or the expansion of the group (address ranges one
+	// address at a time, then fwmarks).
+	Keys []Key
+
+	Scheduler string
+	// Flags are the kernel's IP_VS_SVC_F_* scheduler and one-packet flags; the persistent
+	// flag is added from Timeout.
+	Flags uint32
+	// Timeout is persistence_timeout in seconds; 0 is not persistent.
+	Timeout uint32
+	// Granularity is persistence_granularity: the mask applied to a client's address to
+	// choose whose connections stick together (any mask for IPv4, a prefix's for IPv6);
+	// zero when not set (each address on its own).
+	Granularity netip.Addr
+	// PE is the persistence engine (persistence_engine), "" for none.
+	PE string
+
+	// Quorum and Hysteresis: below Quorum-Hysteresis of live weight the quorum is lost,
+	// at Quorum+Hysteresis it is regained.
+	Quorum, Hysteresis int64
+	// Omega runs the down notifications on shutdown.
+	Omega bool
+	// HASuspend suspends the checkers while none of the service's addresses is up here.
+	HASuspend bool
+	Sorry     *Sorry
+	Reals     []Real
+}
+
+// SyncDaemon is global_defs' lvs_sync_daemon.
+type SyncDaemon struct {
+	Interface string
+	// Instance is the VRRP instance whose state it follows; "" runs master and backup
+	// together, as keepalived does without one.
+	Instance string
+	SyncID   int
+	MaxLen   int
+	Port     int
+	TTL      int
+	Group    netip.Addr
+}
+
+// Config is what a Director works from.
+type Config struct {
+	Services []Service
+	// Instances are the addresses each VRRP instance holds while master (virtual_ipaddress
+	// and virtual_ipaddress_excluded), for ha_suspend.
+	Instances map[string][]netip.Addr
+	// Static are addresses always present (static_ipaddress), for ha_suspend.
+	Static []netip.Addr
+	// SyncDaemon is nil when lvs_sync_daemon is not set.
+	SyncDaemon *SyncDaemon
+	// InitNotifies is rs_init_notifies: real servers that start up are announced.
+	InitNotifies bool
+}
