@@ -345,7 +345,7 @@ func (d *Director) present(spec *Service, cfg Config) bool {
 	}
 	has := func(a netip.Addr) bool {
 		for _, k := range spec.Keys {
-			if k.FWMark == 0 && k.Addr == a {
+			if !k.IsFWMark() && k.Addr.Addr() == a {
 				return true
 			}
 		}
@@ -353,7 +353,7 @@ func (d *Director) present(spec *Service, cfg Config) bool {
 	}
 	addrs := false
 	for _, k := range spec.Keys {
-		addrs = addrs || k.FWMark == 0
+		addrs = addrs || !k.IsFWMark()
 	}
 	if !addrs || slices.ContainsFunc(cfg.Static, has) {
 		return true
@@ -377,16 +377,6 @@ func (d *Director) role() Role {
 		return RoleMaster
 	}
 	return RoleBackup
-}
-
-// Sync is the sync daemon to run and its role; ok is false when none should run (not
-// configured, or stopped).
-func (d *Director) Sync() (sd SyncDaemon, role Role, ok bool) {
-	role = d.role()
-	if role == RoleNone {
-		return SyncDaemon{}, RoleNone, false
-	}
-	return *d.cfg.SyncDaemon, role, true
 }
 
 // Suspended lists the checkers that ha_suspend holds now: their probes are wasted, and

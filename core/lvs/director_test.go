@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vigil-ha/vigil/core/ipvs"
 )
 
 // The scenarios below are written from keepalived 2.2.7's check/ipwrapper.c and
@@ -26,7 +28,7 @@ func inhibited(r Real) Real { r.Inhibit = true; return r }
 func service(reals ...Real) Service {
 	return Service{
 		ID: "TCP " + vip + ":80", Name: vip + ":80", FIFO: "[" + vip + "]:tcp:80", Protocol: "tcp",
-		Keys:      []Key{{Protocol: "TCP", Addr: netip.MustParseAddr(vip), Port: 80}},
+		Keys:      []ipvs.ServiceKey{ipvs.AddrKey(ipvs.TCP, netip.MustParseAddrPort(vip+":80"))},
 		Scheduler: "wlc", Quorum: 1, Reals: reals,
 	}
 }
@@ -38,16 +40,19 @@ func sorry(inhibit bool) *Sorry {
 // dests renders the destinations of the first service: "ADDR:PORT=WEIGHT ...".
 func dests(d *Director) string {
 	t := d.Desired()
-	if len(t.Services) == 0 {
+	if err := t.Validate(); err != nil {
+		return err.Error()
+	}
+	if len(t) == 0 {
 		return "(no service)"
 	}
-	return destsOf(t.Services[0])
+	return destsOf(t[t.Keys()[0]])
 }
 
-func destsOf(s TableService) string {
+func destsOf(v ipvs.Virtual) string {
 	var out []string
-	for _, d := range s.Dests {
-		out = append(out, fmt.Sprintf("%s=%d", netip.AddrPortFrom(d.Addr, d.Port), d.Weight))
+	for _, k := range v.DestKeys() {
+		out = append(out, fmt.Sprintf("%s=%d", k, v.Dests[k].Weight))
 	}
 	return strings.Join(out, " ")
 }
@@ -343,7 +348,7 @@ func TestHASuspendGroup(t *testing.T) {
 	// returns early for a group), so its checkers stay suspended for ever; vigil matches
 	// the group's addresses, as the code after that return means to.
 	s := service(rs(11, 1, ck("a")))
-	s.Keys = []Key{{Protocol: "TCP", Addr: netip.MustParseAddr("192.0.2.101"), Port: 80}, {Protocol: "TCP", Addr: netip.MustParseAddr("192.0.2.102"), Port: 80}}
+	s.Keys = []ipvs.ServiceKey{ipvs.AddrKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.101:80")), ipvs.AddrKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.102:80"))}
 	s.HASuspend = true
 	cfg := Config{Services: []Service{s}, Instances: map[string][]netip.Addr{"VI_1": {netip.MustParseAddr("192.0.2.102")}}}
 	d, _ := New(cfg)
@@ -357,47 +362,60 @@ func TestSyncDaemonRole(t *testing.T) {
 	// process starts it as backup), and as both without an instance.
 	cfg := Config{Services: []Service{service(rs(11, 1))}, SyncDaemon: &SyncDaemon{Interface: "eth0", Instance: "VI_1", SyncID: 5}}
 	d, _ := New(cfg)
-	role := func() Role { _, r, _ := d.Sync(); return r }
-	if role() != RoleBackup {
-		t.Fatalf("start: %v", role())
+	states := func() string {
+		var out []string
+		for _, sd := range d.Daemons() {
+			if sd.Interface != "eth0" || sd.SyncID != 5 {
+				t.Fatalf("daemon %+v", sd)
+			}
+			out = append(out, sd.State.String())
+		}
+		return strings.Join(out, " ")
 	}
-	if ev := d.InstanceState("VI_1", true); lines(ev) != "sync daemon role master" {
-		t.Fatalf("events %q", lines(ev))
+	if states() != "backup" {
+		t.Fatalf("start: %v", states())
+	}
+	if ev := d.InstanceState("VI_1", true); lines(ev) != "sync daemon role master" || states() != "master" {
+		t.Fatalf("events %q, daemons %s", lines(ev), states())
 	}
 	if ev := d.InstanceState("VI_1", true); len(ev) != 0 {
 		t.Fatalf("repeated state gave %q", lines(ev))
 	}
-	if ev := d.InstanceState("VI_1", false); lines(ev) != "sync daemon role backup" {
-		t.Fatalf("events %q", lines(ev))
+	if ev := d.InstanceState("VI_1", false); lines(ev) != "sync daemon role backup" || states() != "backup" {
+		t.Fatalf("events %q, daemons %s", lines(ev), states())
 	}
 	cfg.SyncDaemon.Instance = ""
-	if ev := d.Reload(cfg); lines(ev) != "sync daemon role master+backup" {
-		t.Fatalf("events %q", lines(ev))
+	if ev := d.Reload(cfg); lines(ev) != "sync daemon role master+backup" || states() != "master backup" {
+		t.Fatalf("events %q, daemons %s", lines(ev), states())
 	}
 	d.Stop()
-	if _, _, ok := d.Sync(); ok {
-		t.Fatal("sync daemon after Stop")
+	if states() != "" {
+		t.Fatalf("sync daemons after Stop: %s", states())
 	}
 }
 
 func TestGroup(t *testing.T) {
 	// A virtual_server_group is one service per key, all with the same destinations; a
 	// DR destination takes each key's port (none for a fwmark), a NAT one keeps its own.
-	s := service(rs(11, 2), Real{Dest: Dest{Addr: netip.MustParseAddr("192.0.2.12"), Port: 8080, Method: DR}, Weight: 1})
-	s.Keys = []Key{
-		{Protocol: "TCP", Addr: netip.MustParseAddr("192.0.2.101"), Port: 80},
-		{Protocol: "TCP", Addr: netip.MustParseAddr("192.0.2.102"), Port: 443},
-		{FWMark: 7},
+	s := service(rs(11, 2), Real{Dest: Dest{Addr: netip.MustParseAddr("192.0.2.12"), Port: 8080, Method: ipvs.DR}, Weight: 1})
+	s.Keys = []ipvs.ServiceKey{
+		ipvs.AddrKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.101:80")),
+		ipvs.AddrKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.102:443")),
+		ipvs.FWMarkKey(ipvs.IPv4, 7),
 	}
 	d, _ := New(Config{Services: []Service{s}})
 	var got []string
-	for _, ts := range d.Desired().Services {
-		got = append(got, ts.Key.String()+": "+destsOf(ts))
+	tb := d.Desired()
+	if err := tb.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range tb.Keys() {
+		got = append(got, k.String()+": "+destsOf(tb[k]))
 	}
 	want := []string{
-		"TCP 192.0.2.101:80: 192.0.2.11:80=2 192.0.2.12:80=1",
-		"TCP 192.0.2.102:443: 192.0.2.11:80=2 192.0.2.12:443=1",
-		"FWM 7: 192.0.2.11:80=2 192.0.2.12:0=1",
+		"TCP  192.0.2.101:80: 192.0.2.11:80=2 192.0.2.12:80=1",
+		"TCP  192.0.2.102:443: 192.0.2.11:80=2 192.0.2.12:443=1",
+		"FWM  7: 192.0.2.11:80=2 192.0.2.12:0=1",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("table:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -406,23 +424,18 @@ func TestGroup(t *testing.T) {
 
 func TestServiceAttributes(t *testing.T) {
 	s := service(rs(11, 1))
-	s.Scheduler, s.Flags, s.PE = "sh", FlagSched2, "sip"
+	s.Scheduler, s.Flags, s.PE, s.Netmask = "sh", ipvs.FlagSHPort, "sip", 24
 	d, _ := New(Config{Services: []Service{s}})
-	ts := d.Desired().Services[0]
-	// The persistence engine goes with persistence only.
-	if ts.Flags != FlagSched2 || ts.Timeout != 0 || ts.PE != "" || ts.Netmask != netip.MustParseAddr("255.255.255.255") {
-		t.Fatalf("not persistent: %+v", ts)
+	first := func() ipvs.Service { tb := d.Desired(); return tb[tb.Keys()[0]].Service }
+	// Persistence settings go with persistence only, as keepalived sends them.
+	if got, want := first(), (ipvs.Service{Key: s.Keys[0], Scheduler: "sh", Flags: ipvs.FlagSHPort}); got != want {
+		t.Fatalf("not persistent: %+v, want %+v", got, want)
 	}
-	s.Timeout, s.Granularity = 360, netip.MustParseAddr("255.255.255.0")
+	s.Timeout = 360
 	d, _ = New(Config{Services: []Service{s}})
-	ts = d.Desired().Services[0]
-	if ts.Flags != FlagSched2|FlagPersistent || ts.Timeout != 360 || ts.PE != "sip" || ts.Netmask != s.Granularity {
-		t.Fatalf("persistent: %+v", ts)
-	}
-	s.Keys[0].IPv6, s.Granularity = true, netip.Addr{}
-	d, _ = New(Config{Services: []Service{s}})
-	if m := d.Desired().Services[0].Netmask; m != netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff") {
-		t.Fatalf("IPv6 netmask %v", m)
+	want := ipvs.Service{Key: s.Keys[0], Scheduler: "sh", Flags: ipvs.FlagSHPort | ipvs.FlagPersistent, Timeout: 360, Netmask: 24, PE: "sip"}
+	if got := first(); got != want {
+		t.Fatalf("persistent: %+v, want %+v", got, want)
 	}
 }
 
@@ -450,7 +463,7 @@ func TestStop(t *testing.T) {
 		if got := lines(d.Stop()); got != want {
 			t.Errorf("omega %v: events %q, want %q", omega, got, want)
 		}
-		if got := d.Desired(); len(got.Services) != 0 {
+		if got := d.Desired(); len(got) != 0 {
 			t.Errorf("omega %v: table after Stop: %+v", omega, got)
 		}
 		if ev := append(d.Check("b", Result{Up: true}), d.Stop()...); len(ev) != 0 {

@@ -59,7 +59,7 @@ type Event struct {
 	// Quorum, Hysteresis, Threshold and Weight are the figures of a quorum change, for
 	// the mail keepalived sends: the threshold crossed and the live weight.
 	Quorum, Hysteresis, Threshold, Weight int64
-	// Role is the sync daemon's new role, for SyncRole.
+	// Role is the sync daemon's new role, for SyncRole (Daemons says what to run).
 	Role Role
 	// FIFO is keepalived's notify FIFO line for RealUp, RealDown, QuorumUp and QuorumDown,
 	// without the newline: "RS [192.0.2.11]:tcp:80 [192.0.2.100]:tcp:80 UP",

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"reflect"
 	"testing"
+
+	"github.com/vigil-ha/vigil/core/ipvs"
 )
 
 // fuzzConfig builds a small configuration from b: two services sharing a pool of checker
@@ -25,7 +27,7 @@ func fuzzConfig(b []byte) Config {
 		s := service()
 		s.ID = fmt.Sprintf("svc%d", i)
 		if i == 1 {
-			s.Keys = append(s.Keys, Key{FWMark: 3})
+			s.Keys = append(s.Keys, ipvs.FWMarkKey(ipvs.IPv4, 3))
 		}
 		flags := next()
 		s.Quorum, s.Hysteresis = int64(flags%4), int64(flags/4%3)
@@ -38,7 +40,7 @@ func fuzzConfig(b []byte) Config {
 			f := next()
 			r := rs(byte(10+j), int64(f%5), nil...)
 			if f&0x08 != 0 {
-				r.Method = DR
+				r.Method = ipvs.DR
 			}
 			r.Inhibit = f&0x10 != 0
 			for k := range int(f / 32 % 3) {
@@ -95,16 +97,14 @@ func fuzzRun(t *testing.T, cfgBytes, ops []byte) []any {
 
 func checkInvariants(t *testing.T, d *Director) {
 	t.Helper()
-	for _, ts := range d.Desired().Services {
-		seen := map[netip.AddrPort]bool{}
-		for _, td := range ts.Dests {
-			ap := netip.AddrPortFrom(td.Addr, td.Port)
-			if seen[ap] {
-				t.Fatalf("%v: destination %v twice", ts.Key, ap)
-			}
-			seen[ap] = true
-			if td.Weight < 0 || int64(td.Weight) > math.MaxInt32 {
-				t.Fatalf("%v: weight %d", ts.Key, td.Weight)
+	tb := d.Desired()
+	if err := tb.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range tb {
+		for _, td := range v.Dests {
+			if td.Weight > math.MaxInt32 {
+				t.Fatalf("%v: weight %d", k, td.Weight)
 			}
 		}
 	}

@@ -12,47 +12,24 @@
 package lvs
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
+
+	"github.com/vigil-ha/vigil/core/ipvs"
 )
-
-// Method is how IPVS forwards to a destination (lb_kind / lvs_method).
-type Method uint8
-
-// Forwarding methods.
-const (
-	NAT Method = iota
-	DR
-	TUN
-)
-
-func (m Method) String() string {
-	switch m {
-	case DR:
-		return "DR"
-	case TUN:
-		return "TUN"
-	}
-	return "NAT"
-}
-
-// Tunnel is the encapsulation of a TUN destination (keepalived's "lb_kind TUN type gue port
-// N csum"). Type is "" (ipip), "ipip", "gue" or "gre"; Checksum is "", "nocsum", "csum" or
-// "remcsum".
-type Tunnel struct {
-	Type     string
-	Port     uint16
-	Checksum string
-}
 
 // Dest is where a real or sorry server receives traffic, as configured.
 type Dest struct {
-	Addr   netip.Addr
-	Port   uint16 // 0 for a fwmark service's DR/TUN destinations
-	Method Method
-	Tunnel Tunnel
+	Addr netip.Addr
+	// Port is the server's port: for a service that is not a group's, the one IPVS uses
+	// (keepalived gives DR and TUN servers the service's); in a group, as written.
+	Port   uint16
+	Method ipvs.Method
+	// TunnelType, TunnelPort and TunnelFlags are a TUN server's encapsulation.
+	TunnelType  ipvs.TunnelType
+	TunnelPort  uint16
+	TunnelFlags ipvs.TunnelFlags
 	// UThreshold and LThreshold are the connection limits (uthreshold, lthreshold).
 	UThreshold, LThreshold uint32
 }
@@ -88,26 +65,6 @@ type Sorry struct {
 	Inhibit bool
 }
 
-// Key is one IPVS service: a protocol, address and port, or a firewall mark.
-type Key struct {
-	// IPv6 is the address family (for a fwmark, the family of the service in the kernel).
-	IPv6     bool
-	Protocol string // "TCP", "UDP" or "SCTP"; "" for a fwmark
-	Addr     netip.Addr
-	Port     uint16
-	FWMark   uint32
-}
-
-func (k Key) String() string {
-	if k.FWMark != 0 {
-		if k.IPv6 {
-			return fmt.Sprintf("FWM %d inet6", k.FWMark)
-		}
-		return fmt.Sprintf("FWM %d", k.FWMark)
-	}
-	return fmt.Sprintf("%s %s", k.Protocol, net.JoinHostPort(k.Addr.String(), strconv.Itoa(int(k.Port))))
-}
-
 // Service is one virtual_server block: one IPVS service, or one per concrete key of its
 // virtual_server_group, all with the same destinations.
 type Service struct {
@@ -126,18 +83,17 @@ type Service struct {
 	Protocol string
 	// Keys are the IPVS services: one, or the expansion of the group (address ranges one
 	// address at a time, then fwmarks).
-	Keys []Key
+	Keys []ipvs.ServiceKey
 
 	Scheduler string
-	// Flags are the kernel's IP_VS_SVC_F_* scheduler and one-packet flags; the persistent
-	// flag is added from Timeout.
-	Flags uint32
+	// Flags are the scheduler and one-packet flags; the persistent flag comes with
+	// Timeout.
+	Flags ipvs.Flags
 	// Timeout is persistence_timeout in seconds; 0 is not persistent.
 	Timeout uint32
-	// Granularity is persistence_granularity: the mask applied to a client's address to
-	// choose whose connections stick together (any mask for IPv4, a prefix's for IPv6);
-	// zero when not set (each address on its own).
-	Granularity netip.Addr
+	// Netmask is persistence_granularity as a prefix length; 0 for each address on its
+	// own.
+	Netmask uint8
 	// PE is the persistence engine (persistence_engine), "" for none.
 	PE string
 
@@ -158,10 +114,10 @@ type SyncDaemon struct {
 	// Instance is the VRRP instance whose state it follows; "" runs master and backup
 	// together, as keepalived does without one.
 	Instance string
-	SyncID   int
-	MaxLen   int
-	Port     int
-	TTL      int
+	SyncID   uint8
+	MaxLen   uint16
+	Port     uint16
+	TTL      uint8
 	Group    netip.Addr
 }
 

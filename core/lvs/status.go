@@ -1,9 +1,15 @@
 package lvs
 
+import (
+	"slices"
+
+	"github.com/vigil-ha/vigil/core/ipvs"
+)
+
 // ServiceStatus is one virtual server as vigil status shows it.
 type ServiceStatus struct {
 	ID, Name string
-	Keys     []Key
+	Keys     []ipvs.ServiceKey
 	QuorumUp bool
 	// SorryIn: the sorry server is in the pool.
 	SorryIn bool
@@ -42,7 +48,7 @@ type CheckerStatus struct {
 func (d *Director) Status() []ServiceStatus {
 	var out []ServiceStatus
 	for _, s := range d.svcs {
-		ss := ServiceStatus{ID: s.spec.ID, Name: s.spec.Name, Keys: append([]Key(nil), s.spec.Keys...),
+		ss := ServiceStatus{ID: s.spec.ID, Name: s.spec.Name, Keys: slices.Clone(s.spec.Keys),
 			QuorumUp: s.quorumUp, SorryIn: s.sorryIn, Suspended: s.suspended(), Live: live(s),
 			Quorum: s.spec.Quorum, Hysteresis: s.spec.Hysteresis, Sorry: s.spec.Sorry}
 		for _, r := range s.reals {

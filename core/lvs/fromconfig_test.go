@@ -1,0 +1,137 @@
+package lvs
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/ipvs"
+)
+
+const sampleConf = `
+global_defs {
+    lvs_sync_daemon eth0 VI_1 id 7
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+virtual_server 192.0.2.100 80 {
+    lb_algo wrr
+    lb_kind DR
+    protocol TCP
+    persistence_timeout 300
+    persistence_granularity 255.255.255.0
+    ha_suspend
+    quorum 4
+    hysteresis 1
+    sorry_server 198.51.100.9 8080
+    sorry_server_inhibit
+    real_server 192.0.2.11 8080 {
+        weight 3
+        inhibit_on_failure
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server 192.0.2.12 80 {
+        weight 2
+        alpha
+        MISC_CHECK {
+            misc_path /bin/true
+            misc_dynamic
+        }
+    }
+}
+virtual_server_group G {
+    192.0.2.101-102 80
+    fwmark 5
+}
+virtual_server group G {
+    lb_algo sh
+    sh-port
+    lb_kind NAT
+    protocol TCP
+    real_server 192.0.2.13 8080 {
+        TCP_CHECK {
+        }
+    }
+}
+`
+
+// table renders a table as ipvsadm -Ln lists it, roughly.
+func table(tb ipvs.Table) string {
+	var out []string
+	for _, k := range tb.Keys() {
+		v := tb[k]
+		s := v.Service
+		out = append(out, fmt.Sprintf("%v %s flags=%v timeout=%d mask=%d pe=%q", k, s.Scheduler, s.Flags, s.Timeout, s.Netmask, s.PE))
+		for _, dk := range v.DestKeys() {
+			d := v.Dests[dk]
+			out = append(out, fmt.Sprintf("  -> %v %v %d", dk, d.Method, d.Weight))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestFromConfig(t *testing.T) {
+	cfg, ds := config.Parse("keepalived.conf", []byte(sampleConf), config.Options{})
+	if ds.HasErrors() {
+		t.Fatal(ds.Errors())
+	}
+	c := FromConfig(cfg)
+	d, ev := New(c)
+	// keepalived: a DR server or sorry server takes the service's port; the group's fwmark
+	// service keeps the NAT server's port; persistence_granularity is a /24. Quorum 4+1 is
+	// not reached with 3 of weight (the alpha server starts down): the sorry server stands
+	// in at once, and the inhibited server waits at 0.
+	want := strings.Join([]string{
+		`TCP  192.0.2.100:80 wrr flags=persistent timeout=300 mask=24 pe=""`,
+		`  -> 192.0.2.11:80 DR 0`,
+		`  -> 198.51.100.9:80 DR 1`,
+		`TCP  192.0.2.101:80 sh flags=sched2 timeout=0 mask=0 pe=""`,
+		`  -> 192.0.2.13:8080 NAT 1`,
+		`TCP  192.0.2.102:80 sh flags=sched2 timeout=0 mask=0 pe=""`,
+		`  -> 192.0.2.13:8080 NAT 1`,
+		`FWM  5 sh flags=sched2 timeout=0 mask=0 pe=""`,
+		`  -> 192.0.2.13:8080 NAT 1`,
+	}, "\n")
+	if got := table(d.Desired()); got != want {
+		t.Errorf("table:\n%s\nwant:\n%s", got, want)
+	}
+	if got, wantEv := lines(ev), "VS [192.0.2.100]:tcp:80 DOWN (init); VS [G]:0 UP (init)"; got != wantEv {
+		t.Errorf("start events %q, want %q", got, wantEv)
+	}
+	// The checkers are named as core/check names them, so results find them.
+	var names []string
+	for _, s := range d.Status() {
+		for _, r := range s.Reals {
+			for _, c := range r.Checkers {
+				names = append(names, c.Name)
+			}
+		}
+	}
+	wantNames := []string{"192.0.2.100:80/192.0.2.11:8080/TCP_CHECK", "192.0.2.100:80/192.0.2.12:80/MISC_CHECK", "group G/192.0.2.13:8080/TCP_CHECK"}
+	if !slices.Equal(names, wantNames) {
+		t.Errorf("checker names %q, want %q", names, wantNames)
+	}
+	if got := d.Suspended(); !slices.Equal(got, wantNames[:2]) {
+		t.Errorf("suspended %q", got)
+	}
+	d.InstanceState("VI_1", true)
+	// misc_dynamic's weight 5 (exit 7) with 3 reaches 4+1.
+	if got := d.Check(wantNames[1], Result{Up: true, Weight: w(5)}); lines(got) != "RS [192.0.2.12]:tcp:80 [192.0.2.100]:tcp:80 UP; VS [192.0.2.100]:tcp:80 UP" {
+		t.Errorf("events %q", lines(got))
+	}
+	if got, want := destsOf(d.Desired()[c.Services[0].Keys[0]]), "192.0.2.11:80=3 192.0.2.12:80=5 198.51.100.9:80=0"; got != want {
+		t.Errorf("table %q, want %q", got, want)
+	}
+	if sd := d.Daemons(); len(sd) != 1 || sd[0].State != ipvs.Master || sd[0].SyncID != 7 || sd[0].Interface != "eth0" {
+		t.Errorf("daemons %+v", sd)
+	}
+}
