@@ -1451,6 +1451,7 @@ func (b *builder) lvsGlobalKeywords(g *Global) keywords {
 		"lvs_flush_onstop":  flushOnStop,
 		"lvs_timeouts":      {min: 2, max: 6, fn: func(n *Node) { b.lvsTimeouts(&g.LVSTimeouts, n) }},
 		"lvs_sync_daemon":   {min: 1, max: -1, fn: func(n *Node) { b.lvsSyncDaemon(g, n) }},
+		"rs_init_notifies":  b.flagKw(&g.RSInitNotifies),
 	}
 }
 

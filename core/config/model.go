@@ -85,6 +85,9 @@ type Global struct {
 	// LVSTimeouts are the kernel's IPVS connection timeouts (lvs_timeouts); a zero field
 	// leaves that timeout as the kernel has it.
 	LVSTimeouts LVSTimeouts
+	// RSInitNotifies is rs_init_notifies: real servers that start up (at start, or added by
+	// a reload) are announced with notify_up and a notify FIFO line, as later changes are.
+	RSInitNotifies bool
 
 	// VRRPProcess and CheckerProcess are the scheduling settings of the vrrp and the check
 	// process (vrrp_priority ..., checker_priority ...).

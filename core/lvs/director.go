@@ -397,23 +397,26 @@ func (d *Director) Suspended() []string {
 }
 
 // Stop is the shutdown: every real server leaves and every quorum is lost. Only services
-// with omega report it (their real servers that were up, then the quorum down, even if it
-// was down already), as keepalived does. The Desired table is empty afterwards and the
-// sync daemon stops. An owner that keeps IPVS on exit (--dont-release-ipvs) does not call
-// Stop: keepalived then reports nothing either.
+// with omega report it, as keepalived does: their real servers that were up and in the table
+// (unless FlushOnStop empties the table at once), then the quorum down, even if it was down
+// already. The Desired table is empty afterwards and no sync daemon runs. An owner that
+// keeps IPVS on exit (--dont-release-ipvs) does not call Stop: keepalived then reports
+// nothing either.
 func (d *Director) Stop() []Event {
 	if d.stopped {
 		return nil
 	}
 	var ev []Event
 	for _, s := range d.svcs {
-		for _, r := range s.reals {
-			if r.alive {
-				r.alive = false
-				if s.spec.Omega {
+		if d.cfg.FlushOnStop == "" {
+			for _, r := range s.reals {
+				if leaving(s, r) && s.spec.Omega {
 					ev = append(ev, realEvent(s, r, true))
 				}
 			}
+		}
+		for _, r := range s.reals {
+			r.alive = false
 		}
 		s.quorumUp, s.sorryIn = false, false
 		if s.spec.Omega {
@@ -424,4 +427,14 @@ func (d *Director) Stop() []Event {
 	}
 	d.stopped = true
 	return ev
+}
+
+// leaving takes a real server out for good (stop, or a reload that removes it) and says
+// whether that is reported: keepalived reports a server that was up and in the table, not
+// one that the sorry server had pushed out (clear_service_rs).
+func leaving(s *svcState, r *realState) bool {
+	_, in := realEntry(s, r)
+	report := r.alive && in
+	r.alive = false
+	return report
 }

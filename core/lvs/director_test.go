@@ -489,3 +489,19 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("checkers %+v", c)
 	}
 }
+
+func TestStopQuiet(t *testing.T) {
+	// keepalived reports on stop only the servers in the table: not those the sorry server
+	// pushed out, and none when lvs_flush_on_stop empties the table at once.
+	s := service(rs(11, 1, ck("a")), rs(12, 1, ck("b")), inhibited(rs(13, 1, ck("c"))))
+	s.Omega, s.Quorum, s.Sorry = true, 3, sorry(false)
+	d, _ := New(Config{Services: []Service{s}})
+	d.Check("a", Result{Up: false})
+	if got, want := lines(d.Stop()), rs13+" DOWN (stopping); "+vsDn+" (stopping)"; got != want {
+		t.Errorf("sorry server in: events %q, want %q", got, want)
+	}
+	d, _ = New(Config{Services: []Service{s}, FlushOnStop: "full"})
+	if got, want := lines(d.Stop()), vsDn+" (stopping)"; got != want {
+		t.Errorf("flush on stop: events %q, want %q", got, want)
+	}
+}

@@ -43,6 +43,8 @@ func FromConfig(cfg *config.Config) Config {
 	for _, a := range cfg.StaticAddrs {
 		out.Static = append(out.Static, a.Prefix.Addr())
 	}
+	out.InitNotifies = cfg.Global.RSInitNotifies
+	out.FlushOnStop = cfg.Global.LVSFlushOnStop
 	if sd := cfg.Global.LVSSyncDaemon; sd != nil {
 		out.SyncDaemon = &SyncDaemon{Interface: sd.Interface, Instance: sd.Instance, SyncID: uint8(sd.SyncID),
 			MaxLen: uint16(sd.MaxLen), Port: uint16(sd.Port), TTL: uint8(sd.TTL), Group: sd.Group}

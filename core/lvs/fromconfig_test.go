@@ -13,6 +13,8 @@ import (
 const sampleConf = `
 global_defs {
     lvs_sync_daemon eth0 VI_1 id 7
+    rs_init_notifies
+    lvs_flush_on_stop VS
 }
 vrrp_instance VI_1 {
     interface eth0
@@ -104,7 +106,10 @@ func TestFromConfig(t *testing.T) {
 	if got := table(d.Desired()); got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)
 	}
-	if got, wantEv := lines(ev), "VS [192.0.2.100]:tcp:80 DOWN (init); VS [G]:0 UP (init)"; got != wantEv {
+	// rs_init_notifies announces the servers that start up.
+	wantEv := "RS [192.0.2.11]:tcp:80 [192.0.2.100]:tcp:80 UP; VS [192.0.2.100]:tcp:80 DOWN (init); " +
+		"RS [192.0.2.13]:tcp:8080 [G]:0 UP; VS [G]:0 UP (init)"
+	if got := lines(ev); got != wantEv {
 		t.Errorf("start events %q, want %q", got, wantEv)
 	}
 	// The checkers are named as core/check names them, so results find them.
@@ -130,6 +135,9 @@ func TestFromConfig(t *testing.T) {
 	}
 	if got, want := destsOf(d.Desired()[c.Services[0].Keys[0]]), "192.0.2.11:80=3 192.0.2.12:80=5 198.51.100.9:80=0"; got != want {
 		t.Errorf("table %q, want %q", got, want)
+	}
+	if c.FlushOnStop != "VS" {
+		t.Errorf("lvs_flush_on_stop %q", c.FlushOnStop)
 	}
 	if sd := d.Daemons(); len(sd) != 1 || sd[0].State != ipvs.Master || sd[0].SyncID != 7 || sd[0].Interface != "eth0" {
 		t.Errorf("daemons %+v", sd)

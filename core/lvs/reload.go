@@ -43,8 +43,7 @@ func (d *Director) Reload(cfg Config) []Event {
 		for _, or := range o.reals {
 			nr := findReal(n, or.spec.Dest)
 			if nr == nil || !fresh[nr] {
-				if or.alive {
-					or.alive = false
+				if leaving(o, or) {
 					ev = append(ev, realEvent(o, or, false))
 				}
 				continue
@@ -89,13 +88,12 @@ func (d *Director) Reload(cfg Config) []Event {
 	return ev
 }
 
-// remove takes a virtual server away: its real servers that were up are reported down, then
-// its quorum, if it had it (keepalived's clear_service_vs).
+// remove takes a virtual server away: its real servers that were up (and in the table) are
+// reported down, then its quorum, if it had it (keepalived's clear_service_vs).
 func (d *Director) remove(o *svcState) []Event {
 	var ev []Event
 	for _, r := range o.reals {
-		if r.alive {
-			r.alive = false
+		if leaving(o, r) {
 			ev = append(ev, realEvent(o, r, false))
 		}
 	}

@@ -123,6 +123,12 @@ func TestReload(t *testing.T) {
 		to:     []Service{withQuorum(two, 1, sorry(false))},
 		events: vsDn + " (init)", dests: "198.51.100.9:80=1",
 	}, {
+		// A live server the sorry server pushed out leaves without a report.
+		name: "remove pushed-out server", results: []string{"-b"},
+		from:   []Service{withQuorum(two, 2, sorry(false))},
+		to:     []Service{withQuorum(service(rs(12, 1, ck("b"))), 1, sorry(false))},
+		events: "", dests: "198.51.100.9:80=1",
+	}, {
 		// A quorum lowered by a reload is gained at once.
 		name: "quorum lowered", from: []Service{withQuorum(two, 2, sorry(false))}, results: []string{"-a"},
 		to:     []Service{withQuorum(two, 1, sorry(false))},

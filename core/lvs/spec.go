@@ -133,4 +133,7 @@ type Config struct {
 	SyncDaemon *SyncDaemon
 	// InitNotifies is rs_init_notifies: real servers that start up are announced.
 	InitNotifies bool
+	// FlushOnStop is lvs_flush_on_stop: "" (each server and service removed on its own),
+	// "VS" or "full". With a flush keepalived reports no real server on stop.
+	FlushOnStop string
 }
