@@ -404,7 +404,7 @@ func (b *builder) virtualServer(n *Node) {
 			vs.PersistEngine = t.Text
 		}},
 		"persistence_granularity": {min: 1, max: 1, fn: func(n *Node) { b.granularity(st, n.Args[0]) }},
-		"ha_suspend":              {fn: func(*Node) { vs.HASuspend = true }},
+		"ha_suspend":              b.vsSetKw(&vs.HASuspend),
 		"smtp_alert":              b.smtpAlertKw(&st.smtpAlert),
 		"sorry_server_inhibit": {fn: func(n *Node) {
 			if vs.SorryServer == nil {
@@ -438,11 +438,11 @@ func (b *builder) virtualServer(n *Node) {
 		"hysteresis":         b.intKw(&vs.Hysteresis, 0, 1<<31-1),
 		"quorum_up":          b.scriptKw(&vs.QuorumUp),
 		"quorum_down":        b.scriptKw(&vs.QuorumDown),
-		"alpha":              b.flagKw(&vs.Alpha),
-		"omega":              b.flagKw(&vs.Omega),
+		"alpha":              b.vsSetKw(&vs.Alpha),
+		"omega":              b.vsSetKw(&vs.Omega),
 		"virtualhost":        strKw(&vs.Virtualhost),
 		"connect_timeout":    b.optTimerKw(&in.connectTimeout, time.Microsecond, maxCheckTimer),
-		"inhibit_on_failure": b.optBoolKw(&in.inhibit),
+		"inhibit_on_failure": b.vsSetKw(nil, &in.inhibit),
 		"weight":             b.optIntKw(&in.weight, 1, maxRSWeight),
 		"sorry_server": {min: 1, max: 2, fn: func(n *Node) {
 			if vs.SorryServer != nil {
@@ -533,6 +533,27 @@ func (b *builder) virtualServer(n *Node) {
 		return
 	}
 	b.cfg.VirtualServers = append(b.cfg.VirtualServers, vs)
+}
+
+// vsSetKw is a virtual_server switch: keepalived 2.2.7 switches alpha, omega, ha_suspend and
+// inhibit_on_failure on at this level whatever follows them ("alpha off" is on), so vigil
+// does too, and says so when the word asks for the opposite.
+func (b *builder) vsSetKw(p *bool, inherit ...*opt[bool]) kw {
+	return kw{max: 1, fn: func(n *Node) {
+		if p != nil {
+			*p = true
+		}
+		for _, o := range inherit {
+			*o = opt[bool]{true, true}
+		}
+		if len(n.Args) == 0 {
+			return
+		}
+		if v, ok := b.boolArg(n); ok && !v {
+			b.sink.warnf(n.Args[0].Pos, "keepalived switches %s on in a virtual_server whatever follows it; %q is ignored", n.Name, n.Args[0].Text).Hint =
+				"remove the line to leave it off"
+		}
+	}}
 }
 
 // vsHead reads "IP [PORT]", "fwmark N" or "group NAME".
@@ -1022,6 +1043,13 @@ func (b *builder) validateVSFlags(vs *VirtualServer, g *VirtualServerGroup, node
 		}
 		return vs.Pos
 	}
+	if g != nil && vs.Persist == 0 {
+		if i := slices.IndexFunc(g.Entries, func(e VSGEntry) bool { return e.FWMark == 0 && e.Port == 0 }); i >= 0 {
+			b.sink.warnf(vs.Pos, "%s is not persistent, but its group's entry at %s has no port; persistence_timeout is %ss, as keepalived sets it", vsName(vs), g.Entries[i].Pos, seconds(defaultPersistence)).Hint =
+				"give every address of the group a port, or set persistence_timeout"
+			vs.Persist = defaultPersistence
+		}
+	}
 	hasAddrs := (g == nil && vs.FWMark == 0) || (g != nil && !onlyFWMarks(g))
 	hasFWMarks := vs.FWMark != 0 || (g != nil && slices.ContainsFunc(g.Entries, func(e VSGEntry) bool { return e.FWMark != 0 }))
 	if vs.OPS && hasAddrs && vs.Protocol != "UDP" {
@@ -1142,6 +1170,21 @@ func (b *builder) checkGroupEntries(g *VirtualServerGroup) {
 		port     int
 		fwmark   int
 		family   int
+	}
+	have4, have6, noFamily := false, false, false
+	for _, e := range g.Entries {
+		switch {
+		case e.FWMark != 0 && e.Family == 0:
+			noFamily = true
+		case e.Family == 4 || e.Addr.Is4():
+			have4 = true
+		case e.Family == 6 || e.Addr.Is6():
+			have6 = true
+		}
+	}
+	if have4 && have6 && noFamily {
+		b.sink.errorf(g.Pos, "virtual_server_group %q has IPv4 and IPv6 entries and a fwmark without a family", g.Name).Hint =
+			"keepalived cannot tell which family the fwmark service is, and drops the group: write fwmark N inet (or inet6)"
 	}
 	seen := map[key]Pos{}
 	for _, e := range g.Entries {

@@ -66,15 +66,16 @@ func (e VSGEntry) Addrs() []netip.Addr {
 	return out
 }
 
-// DestPort is the port of real server rs in service k, as keepalived 2.2.7 programs it: a NAT
-// server keeps its own port (an address:port service gives its port to a NAT server written
-// without one); a DR or TUN server takes the service's port, whatever its own (0 in a fwmark
-// service): IPVS does not rewrite the port for them.
+// DestPort is the port of real server (or sorry server) rs in service k, as keepalived 2.2.7
+// programs it: a NAT server keeps its own port (an address:port service gives its port to a
+// NAT real server written without one, not to the sorry server); a DR or TUN server takes the
+// service's port, whatever its own (0 in a fwmark service): IPVS does not rewrite the port
+// for them.
 func (vs *VirtualServer) DestPort(rs *RealServer, k ServiceKey) int {
 	if rs.LVSMethod != "NAT" {
 		return k.Port
 	}
-	if rs.Port == 0 && vs.Group == "" && vs.FWMark == 0 {
+	if rs.Port == 0 && vs.Group == "" && vs.FWMark == 0 && rs != vs.SorryServer {
 		return vs.Port
 	}
 	return rs.Port

@@ -895,7 +895,7 @@ func TestLVSGroups(t *testing.T) {
     192.168.200.250-192.168.200.255 80
     192.168.202.8/29 443
     2001:db8::10-1f 80
-    fwmark 1
+    fwmark 1 inet
     fwmark 2 inet6
 }
 virtual_server group web {
@@ -906,7 +906,15 @@ virtual_server group web {
     }
 }
 `,
+			diags: []string{
+				`test.conf:12:1: warning: virtual_server group web is not persistent, but its group's entry at test.conf:3:5 has no port; persistence_timeout is 360s, as keepalived sets it`,
+			},
+			// keepalived 2.2.7's -t says nothing at all of this file (a group of both
+			// families with IPv4 real servers): no comparison.
 			check: func(t *testing.T, c *Config) {
+				if vs := c.VirtualServers[0]; vs.Persist != 360*time.Second {
+					t.Errorf("persistence %v", vs.Persist)
+				}
 				if len(c.VirtualServerGroups) != 1 {
 					t.Fatalf("groups: %+v", c.VirtualServerGroups)
 				}
@@ -920,7 +928,7 @@ virtual_server group web {
 					{Addr: ip("192.168.200.250"), RangeTo: ip("192.168.200.255"), Port: 80, Pos: at(6, 5)},
 					{Addr: ip("192.168.202.8"), RangeTo: ip("192.168.202.15"), Port: 443, Pos: at(7, 5)},
 					{Addr: ip("2001:db8::10"), RangeTo: ip("2001:db8::1f"), Port: 80, Pos: at(8, 5)},
-					{FWMark: 1, Pos: at(9, 5)},
+					{FWMark: 1, Family: 4, Pos: at(9, 5)},
 					{FWMark: 2, Family: 6, Pos: at(10, 5)},
 				}}
 				if !reflect.DeepEqual(g, want) {
@@ -930,6 +938,50 @@ virtual_server group web {
 					t.Errorf("%+v", vs)
 				}
 			},
+		},
+		{
+			name: "a group entry without a port makes the service persistent",
+			src: `virtual_server_group web {
+    192.0.2.1 80
+    192.0.2.2
+}
+virtual_server group web {
+    protocol TCP
+    real_server 192.0.2.10 80 {
+    }
+}
+`,
+			diags: []string{
+				`test.conf:5:1: warning: virtual_server group web is not persistent, but its group's entry at test.conf:3:5 has no port; persistence_timeout is 360s, as keepalived sets it`,
+			},
+			keepalived: []string{"Virtual server [web]:0: zero port only valid for persistent services - setting"},
+			check: func(t *testing.T, c *Config) {
+				if vs := c.VirtualServers[0]; vs.Persist != 360*time.Second {
+					t.Errorf("persistence %v", vs.Persist)
+				}
+			},
+		},
+		{
+			name: "a group of both families needs the family of its fwmarks",
+			src: `virtual_server_group g {
+    192.0.2.1 80
+    2001:db8::1 80
+    fwmark 1
+}
+virtual_server_group h {
+    192.0.2.1 80
+    2001:db8::1 80
+    fwmark 1 inet6
+}
+virtual_server_group i {
+    192.0.2.1 80
+    fwmark 1
+}
+`,
+			diags: []string{
+				`test.conf:1:1: error: virtual_server_group "g" has IPv4 and IPv6 entries and a fwmark without a family; keepalived cannot tell`,
+			},
+			keepalived: []string{"virtual server group g cannot have IPv4, IPv6 and fwmark without family - removing"},
 		},
 		{
 			name: "virtual_server_group errors",
@@ -1814,7 +1866,7 @@ vrrp_instance VI_1 {
 func TestLVSServices(t *testing.T) {
 	src := `virtual_server_group g {
     192.0.2.1-3 80
-    fwmark 7
+    fwmark 7 inet
     2001:db8::a-b 443
     fwmark 8 inet6
     192.0.2.9/32 0
@@ -1840,6 +1892,7 @@ virtual_server fwmark 3 {
 }
 virtual_server_group v6 {
     2001:db8::fffe-2001:db8::ffff 80
+    fwmark 9
 }
 virtual_server group v6 {
     protocol UDP
@@ -1859,12 +1912,13 @@ virtual_server group v6 {
 			k(4, "192.0.2.1", 80, "TCP"), k(4, "192.0.2.2", 80, "TCP"), k(4, "192.0.2.3", 80, "TCP"),
 			k(6, "2001:db8::a", 443, "TCP"), k(6, "2001:db8::b", 443, "TCP"),
 			k(4, "192.0.2.9", 0, "TCP"),
-			{Family: 4, FWMark: 7}, // a fwmark entry without a family takes the virtual server's
+			{Family: 4, FWMark: 7},
 			{Family: 6, FWMark: 8},
 		},
 		{k(4, "192.0.2.20", 443, "SCTP")},
 		{{Family: 6, FWMark: 3}},
-		{k(6, "2001:db8::fffe", 80, "UDP"), k(6, "2001:db8::ffff", 80, "UDP")},
+		// a fwmark entry without a family takes the virtual server's
+		{k(6, "2001:db8::fffe", 80, "UDP"), k(6, "2001:db8::ffff", 80, "UDP"), {Family: 6, FWMark: 9}},
 	}
 	if len(c.VirtualServers) != len(want) {
 		t.Fatalf("%d virtual servers", len(c.VirtualServers))
@@ -1886,4 +1940,47 @@ virtual_server group v6 {
 	if got := c.Services(&VirtualServer{Group: "missing"}); got != nil {
 		t.Errorf("an undefined group has no services: %+v", got)
 	}
+}
+
+func TestLVSVirtualServerSwitches(t *testing.T) {
+	runLVSCases(t, []lvsCase{
+		{
+			name: "alpha, omega, ha_suspend and inhibit_on_failure are on whatever follows them",
+			src: `vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {
+        192.0.2.1
+    }
+}
+virtual_server 192.0.2.1 80 {
+    protocol TCP
+    alpha off
+    omega no
+    ha_suspend false
+    inhibit_on_failure on
+    sorry_server 192.0.2.99
+    real_server 192.0.2.10 80 {
+    }
+}
+`,
+			diags: []string{
+				`test.conf:10:11: warning: keepalived switches alpha on in a virtual_server whatever follows it; "off" is ignored; remove the line to leave it off`,
+				`test.conf:11:11: warning: keepalived switches omega on`,
+				`test.conf:12:16: warning: keepalived switches ha_suspend on`,
+			},
+			check: func(t *testing.T, c *Config) {
+				vs := c.VirtualServers[0]
+				if !vs.Alpha || !vs.Omega || !vs.HASuspend || !vs.RealServers[0].InhibitOnFailure || vs.RealServers[0].Checkers != nil {
+					t.Errorf("%+v %+v", vs, vs.RealServers[0])
+				}
+				k := c.Services(vs)[0]
+				// keepalived gives a NAT real server without a port the service's (vigil asks
+				// for the port), but not the sorry server.
+				if p := vs.DestPort(vs.SorryServer, k); p != 0 {
+					t.Errorf("sorry server without a port: %d", p)
+				}
+			},
+		},
+	})
 }
