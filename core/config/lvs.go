@@ -26,8 +26,9 @@ const (
 	maxCheckTimer  = 4294 * time.Second
 	maxLoopTimer   = 86400 * time.Second
 	maxMiscTimeout = 4294
-	// maxPEName is the longest IPVS persistence engine name (IP_VS_PENAME_MAXLEN less its NUL).
-	maxPEName = 15
+	// maxPEName is the longest IPVS persistence engine name (IP_VS_PENAME_MAXLEN; keepalived
+	// keeps it with its NUL in one byte more).
+	maxPEName = 16
 )
 
 // lvsSchedulers are the IPVS schedulers keepalived accepts for lb_algo / lvs_sched.
@@ -1492,7 +1493,7 @@ func (b *builder) lvsGlobalKeywords(g *Global) keywords {
 		"lvs_flush":         setKw(&g.LVSFlush),
 		"lvs_flush_on_stop": flushOnStop,
 		"lvs_flush_onstop":  flushOnStop,
-		"lvs_timeouts":      {min: 2, max: 6, fn: func(n *Node) { b.lvsTimeouts(&g.LVSTimeouts, n) }},
+		"lvs_timeouts":      {min: 2, max: -1, fn: func(n *Node) { b.lvsTimeouts(&g.LVSTimeouts, n) }},
 		"lvs_sync_daemon":   {min: 1, max: -1, fn: func(n *Node) { b.lvsSyncDaemon(g, n) }},
 		"rs_init_notifies":  b.flagKw(&g.RSInitNotifies),
 	}

@@ -1489,6 +1489,7 @@ virtual_server 2001:db8::1 80 {
 }
 virtual_server fwmark 3 {
     persistence_granularity 255.255.0.255
+    persistence_engine abcdefghijklmnop
     real_server 192.0.2.10 {
     }
 }
@@ -1515,8 +1516,8 @@ virtual_server fwmark 4 {
 						t.Errorf("%s: persist %v mask %v family %d", vsName(vs), vs.Persist, vs.PersistMask, vs.Family)
 					}
 				}
-				if c.VirtualServers[0].PersistEngine != "sip" {
-					t.Errorf("engine %q", c.VirtualServers[0].PersistEngine)
+				if c.VirtualServers[0].PersistEngine != "sip" || c.VirtualServers[2].PersistEngine != "abcdefghijklmnop" {
+					t.Errorf("engines %q %q", c.VirtualServers[0].PersistEngine, c.VirtualServers[2].PersistEngine)
 				}
 			},
 		},
@@ -1549,7 +1550,7 @@ virtual_server group g {
 			diags: []string{
 				`test.conf:3:29: error: persistence_granularity 255.255.255.0 is an IPv4 netmask, but virtual_server 2001:db8::1 80 is IPv6; an IPv6 service takes a prefix length from 1 to 128`,
 				`test.conf:4:29: error: 129 is out of range: use 1 to 128`,
-				`test.conf:5:24: error: persistence_engine "sipsipsipsipsipsip" is longer than 15 bytes`,
+				`test.conf:5:24: error: persistence_engine "sipsipsipsipsipsip" is longer than 16 bytes`,
 				`test.conf:11:29: error: persistence_granularity "24" is not an IPv4 netmask; did you mean 255.255.255.0 (/24)?`,
 				`test.conf:20:5: warning: persistence_granularity has no effect on a virtual_server group: keepalived 2.2.7 programs each of its services with the full mask; ignored`,
 			},
@@ -1723,7 +1724,7 @@ func TestLVSGlobal(t *testing.T) {
     lvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 port 8849 ttl 2 group 239.1.2.3
     lvs_flush
     lvs_flush_on_stop VS
-    lvs_timeouts tcp 900 tcpfin 120 udp 300
+    lvs_timeouts tcp 900 tcpfin 120 udp 300 tcp 901
 }
 ` + instance,
 			check: func(t *testing.T, c *Config) {
@@ -1736,7 +1737,7 @@ func TestLVSGlobal(t *testing.T) {
 				if !g.LVSFlush || g.LVSFlushOnStop != "VS" {
 					t.Errorf("flush %v, on stop %q", g.LVSFlush, g.LVSFlushOnStop)
 				}
-				if g.LVSTimeouts.TCP != 900*time.Second || g.LVSTimeouts.TCPFin != 120*time.Second || g.LVSTimeouts.UDP != 300*time.Second {
+				if g.LVSTimeouts.TCP != 901*time.Second || g.LVSTimeouts.TCPFin != 120*time.Second || g.LVSTimeouts.UDP != 300*time.Second {
 					t.Errorf("timeouts: %+v", g.LVSTimeouts)
 				}
 			},

@@ -469,7 +469,7 @@ type VirtualServer struct {
 	// (each client address on its own: 255.255.255.255 or /128).
 	PersistMask netip.Addr
 	// PersistEngine is persistence_engine (an IPVS persistence engine such as sip), at most
-	// 15 bytes; "" when not set.
+	// 16 bytes; "" when not set.
 	PersistEngine string
 	// HASuspend is ha_suspend: the checkers of this service run only while one of its
 	// addresses is configured on this host (for a VIP: while its vrrp_instance is master);
