@@ -105,6 +105,11 @@ func serviceOf(cfg *config.Config, vs *config.VirtualServer, rank int, names map
 	}
 	if ss := vs.SorryServer; ss != nil {
 		s.Sorry = &Sorry{Dest: dest(vs, ss, ck[0]), Inhibit: ss.InhibitOnFailure}
+		if s.Sorry.Method == ipvs.NAT {
+			// keepalived gives a NAT real server written without a port the service's,
+			// but not a NAT sorry server: IPVS then keeps the client's port for it.
+			s.Sorry.Port = uint16(ss.Port)
+		}
 	}
 	for _, rs := range vs.RealServers {
 		r := Real{Dest: dest(vs, rs, ck[0]), Weight: int64(rs.Weight), Inhibit: rs.InhibitOnFailure}

@@ -50,6 +50,15 @@ virtual_server 192.0.2.100 80 {
         }
     }
 }
+virtual_server 192.0.2.100 443 {
+    protocol TCP
+    sorry_server 198.51.100.11
+    real_server 192.0.2.14 443 {
+        alpha
+        TCP_CHECK {
+        }
+    }
+}
 virtual_server_group G {
     192.0.2.101-102 80
     fwmark 5
@@ -59,6 +68,8 @@ virtual_server group G {
     sh-port
     lb_kind NAT
     protocol TCP
+    sorry_server 198.51.100.10
+    sorry_server_inhibit
     real_server 192.0.2.13 8080 {
         TCP_CHECK {
         }
@@ -96,18 +107,25 @@ func TestFromConfig(t *testing.T) {
 		`TCP  192.0.2.100:80 wrr flags=persistent timeout=300 mask=24 pe=""`,
 		`  -> 192.0.2.11:80 DR 0`,
 		`  -> 198.51.100.9:80 DR 1`,
+		// A NAT sorry server written without a port keeps none (IPVS keeps the client's).
+		`TCP  192.0.2.100:443 wlc flags=none timeout=0 mask=0 pe=""`,
+		`  -> 198.51.100.11:0 NAT 1`,
 		`TCP  192.0.2.101:80 sh flags=sched2 timeout=0 mask=0 pe=""`,
 		`  -> 192.0.2.13:8080 NAT 1`,
+		`  -> 198.51.100.10:0 NAT 0`,
 		`TCP  192.0.2.102:80 sh flags=sched2 timeout=0 mask=0 pe=""`,
 		`  -> 192.0.2.13:8080 NAT 1`,
+		`  -> 198.51.100.10:0 NAT 0`,
 		`FWM  5 sh flags=sched2 timeout=0 mask=0 pe=""`,
 		`  -> 192.0.2.13:8080 NAT 1`,
+		`  -> 198.51.100.10:0 NAT 0`,
 	}, "\n")
 	if got := table(d.Desired()); got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)
 	}
 	// rs_init_notifies announces the servers that start up.
 	wantEv := "RS [192.0.2.11]:tcp:80 [192.0.2.100]:tcp:80 UP; VS [192.0.2.100]:tcp:80 DOWN (init); " +
+		"VS [192.0.2.100]:tcp:443 DOWN (init); " +
 		"RS [192.0.2.13]:tcp:8080 [G]:0 UP; VS [G]:0 UP (init)"
 	if got := lines(ev); got != wantEv {
 		t.Errorf("start events %q, want %q", got, wantEv)
@@ -121,7 +139,8 @@ func TestFromConfig(t *testing.T) {
 			}
 		}
 	}
-	wantNames := []string{"192.0.2.100:80/192.0.2.11:8080/TCP_CHECK", "192.0.2.100:80/192.0.2.12:80/MISC_CHECK", "group G/192.0.2.13:8080/TCP_CHECK"}
+	wantNames := []string{"192.0.2.100:80/192.0.2.11:8080/TCP_CHECK", "192.0.2.100:80/192.0.2.12:80/MISC_CHECK",
+		"192.0.2.100:443/192.0.2.14:443/TCP_CHECK", "group G/192.0.2.13:8080/TCP_CHECK"}
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("checker names %q, want %q", names, wantNames)
 	}
