@@ -1104,18 +1104,8 @@ func (b *builder) checkHASuspend(vs *VirtualServer, g *VirtualServerGroup, pos P
 		}
 	}
 	held := func(a netip.Addr) bool {
-		match := func(list []*Address) bool {
-			return slices.ContainsFunc(list, func(x *Address) bool { return x.Prefix.Addr() == a })
-		}
-		if match(b.cfg.StaticAddrs) {
-			return true
-		}
-		for _, vi := range b.cfg.Instances {
-			if match(vi.VIPs) || match(vi.ExcludedVIPs) {
-				return true
-			}
-		}
-		return false
+		vis, static := b.cfg.AddressHolders(a)
+		return static || len(vis) > 0
 	}
 	if slices.ContainsFunc(addrs, held) {
 		return

@@ -80,3 +80,25 @@ func (vs *VirtualServer) DestPort(rs *RealServer, k ServiceKey) int {
 	}
 	return rs.Port
 }
+
+// AddressHolders returns the vrrp_instances whose virtual_ipaddress (or
+// virtual_ipaddress_excluded) holds address a, in file order, and whether a static_ipaddress
+// holds it. With ha_suspend, keepalived 2.2.7 runs a service's checkers only while one of its
+// addresses is on this host: for a VIP, while one of these instances is master.
+func (c *Config) AddressHolders(a netip.Addr) ([]*VRRPInstance, bool) {
+	has := func(list []*Address) bool {
+		for _, x := range list {
+			if x.Prefix.Addr() == a {
+				return true
+			}
+		}
+		return false
+	}
+	var out []*VRRPInstance
+	for _, vi := range c.Instances {
+		if has(vi.VIPs) || has(vi.ExcludedVIPs) {
+			out = append(out, vi)
+		}
+	}
+	return out, has(c.StaticAddrs)
+}

@@ -1662,6 +1662,12 @@ virtual_server fwmark 1 {
 			},
 			keepalived: []string{"cannot use ha_suspend with fwmarks"},
 			check: func(t *testing.T, c *Config) {
+				if vis, static := c.AddressHolders(ip("192.0.2.1")); len(vis) != 1 || vis[0].Name != "VI_1" || static {
+					t.Errorf("holders of 192.0.2.1: %v %v", vis, static)
+				}
+				if vis, static := c.AddressHolders(ip("192.0.2.2")); len(vis) != 0 || static {
+					t.Errorf("holders of 192.0.2.2: %v %v", vis, static)
+				}
 				for i, want := range []bool{true, true, false} {
 					if vs := c.VirtualServers[i]; vs.HASuspend != want {
 						t.Errorf("%s: ha_suspend %v, want %v", vsName(vs), vs.HASuspend, want)

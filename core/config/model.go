@@ -472,8 +472,9 @@ type VirtualServer struct {
 	// 16 bytes; "" when not set.
 	PersistEngine string
 	// HASuspend is ha_suspend: the checkers of this service run only while one of its
-	// addresses is configured on this host (for a VIP: while its vrrp_instance is master);
-	// keepalived watches the kernel's address events for it. Never on a fwmark service.
+	// addresses is configured on this host (for a VIP: while its vrrp_instance is master;
+	// Config.AddressHolders names the instances); keepalived watches the kernel's address
+	// events for it. Never on a fwmark service.
 	HASuspend  bool
 	Quorum     int
 	Hysteresis int
