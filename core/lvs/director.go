@@ -205,29 +205,33 @@ func live(s *svcState) int64 {
 func (d *Director) quorum(s *svcState, init bool) []Event {
 	sum := live(s)
 	q, h := s.spec.Quorum, s.spec.Hysteresis
-	ev := Event{Service: s.spec.ID, Init: init, Quorum: q, Hysteresis: h, Weight: sum}
 	if !s.quorumUp {
-		ev.Threshold = q + h
 		switch {
 		case sum >= q+h:
 			s.quorumUp, s.sorryIn = true, false
-			ev.Kind, ev.FIFO = QuorumUp, fifoVS(s.spec, true)
-			return []Event{ev}
+			return []Event{quorumEvent(s.spec, true, init, q+h, sum)}
 		case init && s.spec.Sorry != nil && !s.sorryIn:
 			s.sorryIn = true
-			ev.Kind, ev.FIFO = QuorumDown, fifoVS(s.spec, false)
-			return []Event{ev}
+			return []Event{quorumEvent(s.spec, false, init, q+h, sum)}
 		}
 		return nil
 	}
-	ev.Threshold = q - h
 	if sum == 0 || sum < q-h {
 		s.quorumUp = false
 		s.sorryIn = s.spec.Sorry != nil
-		ev.Kind, ev.FIFO = QuorumDown, fifoVS(s.spec, false)
-		return []Event{ev}
+		return []Event{quorumEvent(s.spec, false, init, q-h, sum)}
 	}
 	return nil
+}
+
+// quorumEvent reports a quorum gained or lost at threshold th with live weight sum.
+func quorumEvent(spec *Service, up, init bool, th, sum int64) Event {
+	ev := Event{Kind: QuorumDown, Service: spec.ID, Init: init, Quorum: spec.Quorum, Hysteresis: spec.Hysteresis,
+		Threshold: th, Weight: sum, FIFO: fifoVS(spec, up), Script: spec.QuorumDown}
+	if up {
+		ev.Kind, ev.Script = QuorumUp, spec.QuorumUp
+	}
+	return ev
 }
 
 func realEvent(s *svcState, r *realState, stopping bool) Event {
@@ -235,8 +239,12 @@ func realEvent(s *svcState, r *realState, stopping bool) Event {
 	if r.alive {
 		k = RealUp
 	}
+	script := r.spec.NotifyDown
+	if r.alive {
+		script = r.spec.NotifyUp
+	}
 	return Event{Kind: k, Service: s.spec.ID, Real: r.spec.HostPort(), Stopping: stopping,
-		FIFO: fifoRS(s.spec, r.spec.Dest, r.alive)}
+		FIFO: fifoRS(s.spec, r.spec.Dest, r.alive), Script: script}
 }
 
 // Check applies one checker's result and returns what it caused. A result for a name no
@@ -420,9 +428,9 @@ func (d *Director) Stop() []Event {
 		}
 		s.quorumUp, s.sorryIn = false, false
 		if s.spec.Omega {
-			q, h := s.spec.Quorum, s.spec.Hysteresis
-			ev = append(ev, Event{Kind: QuorumDown, Service: s.spec.ID, Stopping: true,
-				Quorum: q, Hysteresis: h, Threshold: q - h, FIFO: fifoVS(s.spec, false)})
+			e := quorumEvent(s.spec, false, false, s.spec.Quorum-s.spec.Hysteresis, 0)
+			e.Stopping = true
+			ev = append(ev, e)
 		}
 	}
 	d.stopped = true

@@ -1,6 +1,10 @@
 package lvs
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/vigil-ha/vigil/core/config"
+)
 
 // Kind is what an Event reports.
 type Kind uint8
@@ -52,10 +56,15 @@ type Event struct {
 	Service string
 	Real    string
 	// Init is set on the quorum reported when a virtual server starts (at start or when a
-	// reload adds it): keepalived's "Starting with quorum up/down".
+	// reload adds it): keepalived's "Starting with quorum up/down", in its mail only; the
+	// script and the FIFO line go as for any change.
 	Init bool
-	// Stopping is set on the notifications of a shutdown (omega).
+	// Stopping is set on the notifications of a shutdown (omega). keepalived runs their
+	// scripts then and gives each a second before it goes on.
 	Stopping bool
+	// Script is the script to run: the real server's notify_up or notify_down, the
+	// virtual server's quorum_up or quorum_down; nil for none.
+	Script *config.Script
 	// Quorum, Hysteresis, Threshold and Weight are the figures of a quorum change, for
 	// the mail keepalived sends: the threshold crossed and the live weight.
 	Quorum, Hysteresis, Threshold, Weight int64

@@ -32,6 +32,8 @@ virtual_server 192.0.2.100 80 {
     ha_suspend
     quorum 4
     hysteresis 1
+    quorum_up "/bin/echo quorum up"
+    quorum_down "/bin/echo quorum down"
     sorry_server 198.51.100.9 8080
     sorry_server_inhibit
     real_server 192.0.2.11 8080 {
@@ -44,6 +46,8 @@ virtual_server 192.0.2.100 80 {
     real_server 192.0.2.12 80 {
         weight 2
         alpha
+        notify_up "/bin/echo 12 up"
+        notify_down "/bin/echo 12 down"
         MISC_CHECK {
             misc_path /bin/true
             misc_dynamic
@@ -149,9 +153,19 @@ func TestFromConfig(t *testing.T) {
 	}
 	d.InstanceState("VI_1", true)
 	// misc_dynamic's weight 5 (exit 7) with 3 reaches 4+1.
-	if got := d.Check(wantNames[1], Result{Up: true, Weight: w(5)}); lines(got) != "RS [192.0.2.12]:tcp:80 [192.0.2.100]:tcp:80 UP; VS [192.0.2.100]:tcp:80 UP" {
+	got := d.Check(wantNames[1], Result{Up: true, Weight: w(5)})
+	if lines(got) != "RS [192.0.2.12]:tcp:80 [192.0.2.100]:tcp:80 UP; VS [192.0.2.100]:tcp:80 UP" {
 		t.Errorf("events %q", lines(got))
 	}
+	var scripts []string
+	for _, e := range append(got, d.Check(wantNames[1], Result{Up: false})...) {
+		scripts = append(scripts, e.Script.Cmd)
+	}
+	// Down again: 3 of live weight is not below 4-1, the quorum holds.
+	if want := []string{"/bin/echo 12 up", "/bin/echo quorum up", "/bin/echo 12 down"}; !slices.Equal(scripts, want) {
+		t.Errorf("scripts %q, want %q", scripts, want)
+	}
+	d.Check(wantNames[1], Result{Up: true, Weight: w(5)})
 	if got, want := destsOf(d.Desired()[c.Services[0].Keys[0]]), "192.0.2.11:80=3 192.0.2.12:80=5 198.51.100.9:80=0"; got != want {
 		t.Errorf("table %q, want %q", got, want)
 	}

@@ -58,9 +58,7 @@ func (d *Director) Reload(cfg Config) []Event {
 		if o.quorumUp && (sum == 0 || sum < o.spec.Quorum-o.spec.Hysteresis) {
 			n.quorumUp = false
 			n.sorryIn = n.spec.Sorry != nil
-			q, h := o.spec.Quorum, o.spec.Hysteresis
-			ev = append(ev, Event{Kind: QuorumDown, Service: o.spec.ID, Quorum: q, Hysteresis: h,
-				Threshold: q - h, Weight: sum, FIFO: fifoVS(o.spec, false)})
+			ev = append(ev, quorumEvent(o.spec, false, false, o.spec.Quorum-o.spec.Hysteresis, sum))
 		}
 	}
 	d.svcs, d.checks = svcs, checks
@@ -99,9 +97,7 @@ func (d *Director) remove(o *svcState) []Event {
 	}
 	if o.quorumUp {
 		o.quorumUp = false
-		q, h := o.spec.Quorum, o.spec.Hysteresis
-		ev = append(ev, Event{Kind: QuorumDown, Service: o.spec.ID, Quorum: q, Hysteresis: h,
-			Threshold: q - h, FIFO: fifoVS(o.spec, false)})
+		ev = append(ev, quorumEvent(o.spec, false, false, o.spec.Quorum-o.spec.Hysteresis, 0))
 	}
 	return ev
 }

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/ipvs"
 )
 
@@ -48,6 +49,8 @@ type Real struct {
 	Inhibit bool
 	// Checkers are its health checkers by name, as core/check names them (VS/RS/TYPE).
 	Checkers []Checker
+	// NotifyUp and NotifyDown are its notify_up and notify_down scripts, nil for none.
+	NotifyUp, NotifyDown *config.Script
 }
 
 // Checker is one health checker of a real server.
@@ -100,6 +103,8 @@ type Service struct {
 	// Quorum and Hysteresis: below Quorum-Hysteresis of live weight the quorum is lost,
 	// at Quorum+Hysteresis it is regained.
 	Quorum, Hysteresis int64
+	// QuorumUp and QuorumDown are its quorum_up and quorum_down scripts, nil for none.
+	QuorumUp, QuorumDown *config.Script
 	// Omega runs the down notifications on shutdown.
 	Omega bool
 	// HASuspend suspends the checkers while none of the service's addresses is up here.
