@@ -336,11 +336,13 @@ type vsState struct {
 	family int
 	// method is the lb_kind read so far ("" before any), with its tunnel.
 	method fwd
-	// sorry is the sorry server's own sorry_server_lvs_method, when given.
+	// sorryMethod is the sorry server's own sorry_server_lvs_method, when given; sorryAt
+	// the lb_kind in force where the sorry_server line stands.
 	sorryMethod fwd
-	sorryAt     fwd // the lb_kind in force where the sorry_server line stands
+	sorryAt     fwd
 	smtpAlert   *bool
-	nodes       []*Node
+	// nodes are the block's statements, for hints that look further down.
+	nodes []*Node
 }
 
 // fwd is a forwarding method with its tunnel; the zero value is "not set".
