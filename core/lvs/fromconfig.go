@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/vigil-ha/vigil/core/check"
@@ -13,7 +14,8 @@ import (
 
 // FromConfig is what a Director needs of a validated configuration: its virtual servers
 // with their checkers named as core/check names them (so that a check's results find
-// their checker), the addresses of the VRRP instances (ha_suspend) and lvs_sync_daemon.
+// their checker), which VRRP instances hold the addresses of ha_suspend services, and
+// lvs_sync_daemon.
 // A virtual server whose group is not defined is left out (validation refuses it).
 func FromConfig(cfg *config.Config) Config {
 	names := map[*config.Checker]string{}
@@ -32,16 +34,28 @@ func FromConfig(cfg *config.Config) Config {
 			out.Services = append(out.Services, s)
 		}
 	}
+	// The addresses of ha_suspend services, by the instances that hold them (config's
+	// AddressHolders is the one rule for that).
 	out.Instances = map[string][]netip.Addr{}
-	for _, vi := range cfg.Instances {
-		var addrs []netip.Addr
-		for _, a := range append(append([]*config.Address(nil), vi.VIPs...), vi.ExcludedVIPs...) {
-			addrs = append(addrs, a.Prefix.Addr())
+	for _, s := range out.Services {
+		if !s.HASuspend {
+			continue
 		}
-		out.Instances[vi.Name] = addrs
-	}
-	for _, a := range cfg.StaticAddrs {
-		out.Static = append(out.Static, a.Prefix.Addr())
+		for _, k := range s.Keys {
+			a := k.Addr.Addr()
+			if k.IsFWMark() || slices.Contains(out.Static, a) {
+				continue
+			}
+			vis, static := cfg.AddressHolders(a)
+			if static {
+				out.Static = append(out.Static, a)
+			}
+			for _, vi := range vis {
+				if !slices.Contains(out.Instances[vi.Name], a) {
+					out.Instances[vi.Name] = append(out.Instances[vi.Name], a)
+				}
+			}
+		}
 	}
 	out.InitNotifies = cfg.Global.RSInitNotifies
 	out.FlushOnStop = cfg.Global.LVSFlushOnStop

@@ -169,6 +169,9 @@ func TestFromConfig(t *testing.T) {
 	if got, want := destsOf(d.Desired()[c.Services[0].Keys[0]]), "192.0.2.11:80=3 192.0.2.12:80=5 198.51.100.9:80=0"; got != want {
 		t.Errorf("table %q, want %q", got, want)
 	}
+	if got := c.Instances["VI_1"]; len(c.Instances) != 1 || len(got) != 1 || got[0].String() != "192.0.2.100" {
+		t.Errorf("instances %v", c.Instances)
+	}
 	if c.FlushOnStop != "VS" {
 		t.Errorf("lvs_flush_on_stop %q", c.FlushOnStop)
 	}

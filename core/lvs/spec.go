@@ -130,7 +130,7 @@ type SyncDaemon struct {
 type Config struct {
 	Services []Service
 	// Instances are the addresses each VRRP instance holds while master (virtual_ipaddress
-	// and virtual_ipaddress_excluded), for ha_suspend.
+	// and virtual_ipaddress_excluded), for ha_suspend: those of ha_suspend services suffice.
 	Instances map[string][]netip.Addr
 	// Static are addresses always present (static_ipaddress), for ha_suspend.
 	Static []netip.Addr
