@@ -314,7 +314,9 @@ func eqWeight(a, b *int64) bool {
 
 // InstanceState records whether a VRRP instance is master. It moves the sync daemon that
 // follows the instance, and suspends or resumes the checkers of ha_suspend services whose
-// addresses the instance holds.
+// addresses the instance holds. Every instance starts as not master, so the owner feeds the
+// states it knows right after New (keepalived reads the host's addresses before its
+// checkers start).
 func (d *Director) InstanceState(instance string, master bool) []Event {
 	if d.stopped || d.master[instance] == master {
 		return nil
