@@ -87,17 +87,22 @@ func (d *Director) Reload(cfg Config) []Event {
 }
 
 // remove takes a virtual server away: its real servers that were up (and in the table) are
-// reported down, then its quorum, if it had it (keepalived's clear_service_vs).
+// reported down, then its quorum, if it had it (keepalived's clear_service_vs). With
+// lvs_flush_on_stop keepalived takes the other way out even on a reload: no real server is
+// reported, and the quorum only if no live weight was left.
 func (d *Director) remove(o *svcState) []Event {
 	var ev []Event
-	for _, r := range o.reals {
-		if leaving(o, r) {
-			ev = append(ev, realEvent(o, r, false))
+	if d.cfg.FlushOnStop == "" {
+		for _, r := range o.reals {
+			if leaving(o, r) {
+				ev = append(ev, realEvent(o, r, false))
+			}
 		}
 	}
-	if o.quorumUp {
+	th := o.spec.Quorum - o.spec.Hysteresis
+	if sum := live(o); o.quorumUp && (sum == 0 || sum < th) {
 		o.quorumUp = false
-		ev = append(ev, quorumEvent(o.spec, false, false, o.spec.Quorum-o.spec.Hysteresis, 0))
+		ev = append(ev, quorumEvent(o.spec, false, false, th, sum))
 	}
 	return ev
 }

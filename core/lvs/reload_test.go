@@ -143,6 +143,18 @@ func TestReload(t *testing.T) {
 	}
 }
 
+func TestReloadRemovalWithFlushOnStop(t *testing.T) {
+	// With lvs_flush_on_stop, a virtual server removed by a reload reports nothing while it
+	// had live weight (keepalived's clear_service_vs takes its flushing branch).
+	two := service(rs(11, 1, ck("a")), rs(12, 1, ck("b")))
+	other := service(rs(13, 1))
+	other.ID = "other"
+	d, _ := New(Config{Services: []Service{two, other}, FlushOnStop: "VS"})
+	if ev := d.Reload(Config{Services: []Service{other}, FlushOnStop: "VS"}); len(ev) != 0 {
+		t.Fatalf("events %q", lines(ev))
+	}
+}
+
 func TestReloadKeepsSuspension(t *testing.T) {
 	s := service(rs(11, 1, ck("a")))
 	s.HASuspend = true
