@@ -1991,3 +1991,29 @@ virtual_server 192.0.2.1 80 {
 		},
 	})
 }
+
+// TestLVSKeywordsRead: every keyword keepalived takes in a virtual_server, a real_server and
+// global_defs' LVS settings is read by vigil, except the few listed as not supported.
+func TestLVSKeywordsRead(t *testing.T) {
+	notSupported := []string{"snmp_name", "SMTP_CHECK", "PING_CHECK", "UDP_CHECK", "DNS_CHECK", "FILE_CHECK", "BFD_CHECK"}
+	try := func(t *testing.T, src, kw string) {
+		t.Helper()
+		_, ds := Parse("test.conf", []byte(src), Options{ConfigID: "test"})
+		for _, d := range ds {
+			if d.Unsupported && !slices.Contains(notSupported, kw) {
+				t.Errorf("%s: %s", kw, d)
+			}
+		}
+	}
+	for _, kw := range knownKeepalived["virtual_server"] {
+		try(t, "virtual_server 192.0.2.1 80 {\n    "+kw+"\n    real_server 192.0.2.10 80 {\n    }\n}\n", kw)
+	}
+	for _, kw := range knownKeepalived["virtual_server/real_server"] {
+		try(t, "virtual_server 192.0.2.1 80 {\n    real_server 192.0.2.10 80 {\n        "+kw+"\n    }\n}\n", kw)
+	}
+	for _, kw := range knownKeepalived["global_defs"] {
+		if strings.HasPrefix(kw, "lvs_") && !strings.Contains(kw, "netlink") && kw != "lvs_process_name" {
+			try(t, "global_defs {\n    "+kw+"\n}\n", kw)
+		}
+	}
+}
