@@ -7,9 +7,13 @@
 # the tool. keepalived: the configuration tests use keepalived -t as the judge of its own samples.
 # frr: FRR's zebra, vrrpd and vtysh, the second VRRP interop peer (core/vrrp/frr_interop_test.go).
 # nftables: nft, the fault suite's packet loss and filtering inside its namespaces (bench/faults).
+# qemu-system-x86, linux-image-amd64, busybox-static: core/lab/vm boots a kernel of its own for
+# the tests that need IPVS (this machine's kernel has none). The generic kernel, not the cloud
+# one: linux-image-cloud-amd64 is built without 9p, and the VM's root is the host's over 9p.
+# ipvsadm: inspects and compares the IPVS tables in that VM (core/ipvs).
 set -euo pipefail
 
-DEPS="iproute2 iputils-ping keepalived tshark mariadb-server frr nftables"
+DEPS="iproute2 iputils-ping keepalived tshark mariadb-server frr nftables qemu-system-x86 linux-image-amd64 busybox-static ipvsadm"
 
 read -r -a deps <<<"$DEPS"
 if [ "${#deps[@]}" -eq 0 ]; then
