@@ -340,3 +340,19 @@ func TestVersionLess(t *testing.T) {
 		}
 	}
 }
+
+// The generated scripts must at least parse: a syntax error would only show as a VM that
+// powers off without a word.
+func TestScriptsParse(t *testing.T) {
+	scripts := map[string]string{
+		"init": initScript([]string{"/lib/modules/x/kernel/fs/9p/9p.ko"}, []string{"/tmp", "/var/run"},
+			[]string{"/work/it's here", "/tmp/a b"}, "/usr/bin/busybox"),
+		"stage2": stage2Script("/usr/bin/busybox", []string{"ip_vs"}, "/work/x", []string{"/bin/echo", "a'b", "$c"},
+			[]string{"A=1", "B=it's"}),
+	}
+	for name, s := range scripts {
+		if out, err := exec.Command("/bin/sh", "-n", "-c", s).CombinedOutput(); err != nil {
+			t.Errorf("%s does not parse: %v: %s\n%s", name, err, out, s)
+		}
+	}
+}
