@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
+	"github.com/vigil-ha/vigil/core/notify"
 	"github.com/vigil-ha/vigil/core/script"
 )
 
@@ -36,6 +38,9 @@ type Options struct {
 	Log  hclog.Logger
 	// OnTransition receives every VRRP state change (for notify actions).
 	OnTransition func(Transition)
+	// OnLVS receives every notification of the check process's load balancer, in order
+	// (for notify actions): a virtual or real server that core's configuration has.
+	OnLVS func(LVSEvent)
 }
 
 // Transition is a VRRP instance changing state, as the vrrp child reported it.
@@ -77,6 +82,23 @@ type Supervisor struct {
 	// the wall clock did in between.
 	checkEpoch uint64
 	fatal      chan error
+
+	// instances is the latest admitted state of every VRRP instance, for the check child's
+	// load balancer (ha_suspend, lvs_sync_daemon): fed to it by feedInstances, and all of
+	// them again to a check child that (re)starts.
+	instances map[string]instanceState
+	// instChanged is closed (and replaced) when instances changes: a broadcast to the
+	// feeders, which never makes the transition stream wait for the check child.
+	instChanged chan struct{}
+	// lvsIndex is, for the configurations the check child may send by, their virtual
+	// servers' IDs and real servers (see admitLVS).
+	lvsIndex map[*config.Config]map[string]map[string]bool
+}
+
+// instanceState is an instance's state and how many changes core has seen of it.
+type instanceState struct {
+	state string
+	ver   uint64
 }
 
 // proc is one supervised child and what `vigil status` shows of it.
@@ -96,9 +118,11 @@ type proc struct {
 }
 
 // Needed says which children a configuration needs: no vrrp_instance, no vrrp process; no
-// tracked script or check, no check process.
+// tracked script or check, no virtual_server and no lvs_sync_daemon, no check process (which
+// runs the real servers' checkers and owns IPVS, as keepalived's checker process does).
 func Needed(cfg *config.Config) (vrrp, checks bool, err error) {
-	return len(cfg.Instances) > 0, len(check.Tracked(cfg)) > 0, nil
+	lvs := len(cfg.VirtualServers) > 0 || cfg.Global.LVSSyncDaemon != nil
+	return len(cfg.Instances) > 0, len(check.Tracked(cfg)) > 0 || lvs, nil
 }
 
 // New prepares the children of cfg; Run starts them.
@@ -108,6 +132,7 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 		return nil, err
 	}
 	s := &Supervisor{opts: opts, cfg: cfg, req: child.StartRequest(cfg), checks: map[string]*childpb.CheckState{}, names: checkNames(cfg), fatal: make(chan error, 2),
+		instances: map[string]instanceState{}, instChanged: make(chan struct{}),
 		ran: map[child.Role][2]*config.Config{child.RoleVRRP: {cfg}, child.RoleCheck: {cfg}}}
 	if wantCheck {
 		p := &proc{role: child.RoleCheck, state: "starting"}
@@ -276,6 +301,27 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 		p.set(func() { p.check = c })
 		s.catchUp(ctx, p, req.ConfigText, func(r *childpb.StartRequest) error { _, err := c.Reload(ctx, r); return err })
 		go s.follow(watchCtx, p.role, func(ctx context.Context) error { return s.watchChecks(ctx, c, req.Epoch) })
+		go s.feedInstances(watchCtx, c)
+		// The load balancer's notifications are read until the child has stopped, not
+		// only until core's context ends: the shutdown's own (omega: quorum_down, the
+		// real servers going) come while the child stops (see stopChild).
+		lvsCtx, stopLVS := context.WithCancel(context.WithoutCancel(ctx))
+		lvsDone := make(chan struct{})
+		go func() {
+			defer close(lvsDone)
+			s.followLVS(lvsCtx, c, req.Epoch)
+		}()
+		defer func() {
+			if ctx.Err() != nil {
+				// Stopping: give the stream a moment to bring the last notifications.
+				select {
+				case <-lvsDone:
+				case <-time.After(2 * time.Second):
+				}
+			}
+			stopLVS()
+			<-lvsDone
+		}()
 	}
 	s.opts.Log.Info("child running", "role", string(p.role), "pid", cmd.Process.Pid)
 
@@ -510,8 +556,81 @@ func (s *Supervisor) watchTransitions(ctx context.Context, v childpb.VRRPClient)
 			if refused.allow() {
 				s.opts.Log.Warn("vrrp child sent a bad transition; not passed on", "error", err, "refused_so_far", refused.n)
 			}
-		case s.opts.OnTransition != nil:
-			s.opts.OnTransition(tr)
+		default:
+			s.noteInstance(tr)
+			if s.opts.OnTransition != nil {
+				s.opts.OnTransition(tr)
+			}
+		}
+	}
+}
+
+// noteInstance records an admitted transition's new state for the check child's load
+// balancer and wakes the feeders. A master hearing a lower priority stays master: not a state.
+func (s *Supervisor) noteInstance(tr Transition) {
+	if tr.To == notify.MasterRxLowerPri {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.instances[tr.Instance]
+	if old.state == tr.To {
+		return
+	}
+	s.instances[tr.Instance] = instanceState{state: tr.To, ver: old.ver + 1}
+	close(s.instChanged)
+	s.instChanged = make(chan struct{})
+}
+
+// feedInstances gives the check child c every instance's state, at once (a child that
+// (re)starts learns them all, as replayChecks does for vrrp) and then each change, newest
+// first-come: a state superseded before it was sent is not sent. It runs until ctx ends
+// with the child's run; it never makes the transition stream wait.
+func (s *Supervisor) feedInstances(ctx context.Context, c childpb.CheckClient) {
+	sent := map[string]uint64{}
+	var refused logLimit
+	for {
+		s.mu.Lock()
+		wake := s.instChanged
+		var todo []*childpb.InstanceState
+		vers := map[string]uint64{}
+		for name, st := range s.instances {
+			if sent[name] != st.ver {
+				todo = append(todo, &childpb.InstanceState{Instance: name, State: st.state})
+				vers[name] = st.ver
+			}
+		}
+		s.mu.Unlock()
+		slices.SortFunc(todo, func(a, b *childpb.InstanceState) int { return strings.Compare(a.Instance, b.Instance) })
+		failed := false
+		for _, st := range todo {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := c.SetInstance(cctx, st)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				failed = true
+				if refused.allow() {
+					s.opts.Log.Warn("could not pass an instance state to the check process; trying again", "instance", st.Instance, "error", err)
+				}
+				continue // not marked sent: the next round sends it again
+			}
+			sent[st.Instance] = vers[st.Instance]
+		}
+		if failed {
+			wake = nil // try again after a pause rather than at once
+		}
+		var pause <-chan time.Time
+		if wake == nil {
+			pause = time.After(time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-pause:
 		}
 	}
 }

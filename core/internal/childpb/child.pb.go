@@ -25,6 +25,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type LVSEvent_Kind int32
+
+const (
+	LVSEvent_KIND_UNSPECIFIED LVSEvent_Kind = 0
+	LVSEvent_REAL_UP          LVSEvent_Kind = 1
+	LVSEvent_REAL_DOWN        LVSEvent_Kind = 2
+	LVSEvent_QUORUM_UP        LVSEvent_Kind = 3
+	LVSEvent_QUORUM_DOWN      LVSEvent_Kind = 4
+)
+
+// Enum value maps for LVSEvent_Kind.
+var (
+	LVSEvent_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "REAL_UP",
+		2: "REAL_DOWN",
+		3: "QUORUM_UP",
+		4: "QUORUM_DOWN",
+	}
+	LVSEvent_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"REAL_UP":          1,
+		"REAL_DOWN":        2,
+		"QUORUM_UP":        3,
+		"QUORUM_DOWN":      4,
+	}
+)
+
+func (x LVSEvent_Kind) Enum() *LVSEvent_Kind {
+	p := new(LVSEvent_Kind)
+	*p = x
+	return p
+}
+
+func (x LVSEvent_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LVSEvent_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_child_proto_enumTypes[0].Descriptor()
+}
+
+func (LVSEvent_Kind) Type() protoreflect.EnumType {
+	return &file_child_proto_enumTypes[0]
+}
+
+func (x LVSEvent_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LVSEvent_Kind.Descriptor instead.
+func (LVSEvent_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{10, 0}
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -664,9 +719,12 @@ func (x *VRRPStatus) GetGoroutines() uint32 {
 }
 
 type CheckStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Checks        []*CheckState          `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
-	Goroutines    uint32                 `protobuf:"varint,2,opt,name=goroutines,proto3" json:"goroutines,omitempty"` // the child's, for leak hunting in soaks
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Checks     []*CheckState          `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
+	Goroutines uint32                 `protobuf:"varint,2,opt,name=goroutines,proto3" json:"goroutines,omitempty"` // the child's, for leak hunting in soaks
+	// lvs is the load balancer's part; absent when the configuration has no virtual_server and
+	// no lvs_sync_daemon.
+	Lvs           *LVSStatus `protobuf:"bytes,3,opt,name=lvs,proto3" json:"lvs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -711,6 +769,711 @@ func (x *CheckStatus) GetChecks() []*CheckState {
 func (x *CheckStatus) GetGoroutines() uint32 {
 	if x != nil {
 		return x.Goroutines
+	}
+	return 0
+}
+
+func (x *CheckStatus) GetLvs() *LVSStatus {
+	if x != nil {
+		return x.Lvs
+	}
+	return nil
+}
+
+// InstanceState is a VRRP instance's state, as core admitted it from the vrrp child: the
+// check process's load balancer follows it (ha_suspend, lvs_sync_daemon).
+type InstanceState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      string                 `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // MASTER, BACKUP, FAULT, INIT, STOP
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceState) Reset() {
+	*x = InstanceState{}
+	mi := &file_child_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceState) ProtoMessage() {}
+
+func (x *InstanceState) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceState.ProtoReflect.Descriptor instead.
+func (*InstanceState) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *InstanceState) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *InstanceState) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+// LVSEvent is a virtual or real server changing state, for core's notify actions. It names
+// the server only: core takes the script to run and the FIFO line from its own configuration,
+// never from the check process (which may run as script_user).
+type LVSEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          LVSEvent_Kind          `protobuf:"varint,1,opt,name=kind,proto3,enum=vigil.child.v1.LVSEvent_Kind" json:"kind,omitempty"`
+	Service       string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`    // the virtual server's ID (core/lvs Service.ID)
+	Real          string                 `protobuf:"bytes,3,opt,name=real,proto3" json:"real,omitempty"`          // the real server, ADDR:PORT, for REAL_UP and REAL_DOWN
+	Init          bool                   `protobuf:"varint,4,opt,name=init,proto3" json:"init,omitempty"`         // the quorum reported when the virtual server starts
+	Stopping      bool                   `protobuf:"varint,5,opt,name=stopping,proto3" json:"stopping,omitempty"` // a notification of the shutdown (omega)
+	Seq           uint64                 `protobuf:"varint,6,opt,name=seq,proto3" json:"seq,omitempty"`           // counts the events of one check child, from 1
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LVSEvent) Reset() {
+	*x = LVSEvent{}
+	mi := &file_child_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LVSEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LVSEvent) ProtoMessage() {}
+
+func (x *LVSEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LVSEvent.ProtoReflect.Descriptor instead.
+func (*LVSEvent) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *LVSEvent) GetKind() LVSEvent_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return LVSEvent_KIND_UNSPECIFIED
+}
+
+func (x *LVSEvent) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *LVSEvent) GetReal() string {
+	if x != nil {
+		return x.Real
+	}
+	return ""
+}
+
+func (x *LVSEvent) GetInit() bool {
+	if x != nil {
+		return x.Init
+	}
+	return false
+}
+
+func (x *LVSEvent) GetStopping() bool {
+	if x != nil {
+		return x.Stopping
+	}
+	return false
+}
+
+func (x *LVSEvent) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// LVSStatus is the load balancer in the check process.
+type LVSStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// running: the kernel's IPVS is open and programmed by vigil.
+	Running bool `protobuf:"varint,1,opt,name=running,proto3" json:"running,omitempty"`
+	// error says why it is not running, or what the kernel refused last (with the
+	// virtual_server's file:line and what to do); empty when all is well.
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Services      []*VirtualServerStatus `protobuf:"bytes,3,rep,name=services,proto3" json:"services,omitempty"`
+	SyncDaemons   []*SyncDaemonStatus    `protobuf:"bytes,4,rep,name=sync_daemons,json=syncDaemons,proto3" json:"sync_daemons,omitempty"` // running in the kernel
+	SyncRole      string                 `protobuf:"bytes,5,opt,name=sync_role,json=syncRole,proto3" json:"sync_role,omitempty"`          // what the director wants: none, master, backup, master+backup
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LVSStatus) Reset() {
+	*x = LVSStatus{}
+	mi := &file_child_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LVSStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LVSStatus) ProtoMessage() {}
+
+func (x *LVSStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LVSStatus.ProtoReflect.Descriptor instead.
+func (*LVSStatus) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LVSStatus) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *LVSStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *LVSStatus) GetServices() []*VirtualServerStatus {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *LVSStatus) GetSyncDaemons() []*SyncDaemonStatus {
+	if x != nil {
+		return x.SyncDaemons
+	}
+	return nil
+}
+
+func (x *LVSStatus) GetSyncRole() string {
+	if x != nil {
+		return x.SyncRole
+	}
+	return ""
+}
+
+type VirtualServerStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Pos           string                 `protobuf:"bytes,3,opt,name=pos,proto3" json:"pos,omitempty"`   // FILE:LINE of the virtual_server block
+	Keys          []string               `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"` // the IPVS services, as ipvsadm -Ln writes them
+	QuorumUp      bool                   `protobuf:"varint,5,opt,name=quorum_up,json=quorumUp,proto3" json:"quorum_up,omitempty"`
+	SorryIn       bool                   `protobuf:"varint,6,opt,name=sorry_in,json=sorryIn,proto3" json:"sorry_in,omitempty"`
+	Suspended     bool                   `protobuf:"varint,7,opt,name=suspended,proto3" json:"suspended,omitempty"`
+	LiveWeight    int64                  `protobuf:"varint,8,opt,name=live_weight,json=liveWeight,proto3" json:"live_weight,omitempty"`
+	Quorum        int64                  `protobuf:"varint,9,opt,name=quorum,proto3" json:"quorum,omitempty"`
+	Hysteresis    int64                  `protobuf:"varint,10,opt,name=hysteresis,proto3" json:"hysteresis,omitempty"`
+	Reals         []*RealServerStatus    `protobuf:"bytes,11,rep,name=reals,proto3" json:"reals,omitempty"`
+	Sorry         string                 `protobuf:"bytes,12,opt,name=sorry,proto3" json:"sorry,omitempty"`       // the sorry server, ADDR:PORT
+	Counters      *IPVSCounters          `protobuf:"bytes,13,opt,name=counters,proto3" json:"counters,omitempty"` // summed over keys; absent when the kernel was not read
+	Error         string                 `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`       // what the kernel refused for this virtual server
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VirtualServerStatus) Reset() {
+	*x = VirtualServerStatus{}
+	mi := &file_child_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VirtualServerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VirtualServerStatus) ProtoMessage() {}
+
+func (x *VirtualServerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VirtualServerStatus.ProtoReflect.Descriptor instead.
+func (*VirtualServerStatus) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *VirtualServerStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *VirtualServerStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VirtualServerStatus) GetPos() string {
+	if x != nil {
+		return x.Pos
+	}
+	return ""
+}
+
+func (x *VirtualServerStatus) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *VirtualServerStatus) GetQuorumUp() bool {
+	if x != nil {
+		return x.QuorumUp
+	}
+	return false
+}
+
+func (x *VirtualServerStatus) GetSorryIn() bool {
+	if x != nil {
+		return x.SorryIn
+	}
+	return false
+}
+
+func (x *VirtualServerStatus) GetSuspended() bool {
+	if x != nil {
+		return x.Suspended
+	}
+	return false
+}
+
+func (x *VirtualServerStatus) GetLiveWeight() int64 {
+	if x != nil {
+		return x.LiveWeight
+	}
+	return 0
+}
+
+func (x *VirtualServerStatus) GetQuorum() int64 {
+	if x != nil {
+		return x.Quorum
+	}
+	return 0
+}
+
+func (x *VirtualServerStatus) GetHysteresis() int64 {
+	if x != nil {
+		return x.Hysteresis
+	}
+	return 0
+}
+
+func (x *VirtualServerStatus) GetReals() []*RealServerStatus {
+	if x != nil {
+		return x.Reals
+	}
+	return nil
+}
+
+func (x *VirtualServerStatus) GetSorry() string {
+	if x != nil {
+		return x.Sorry
+	}
+	return ""
+}
+
+func (x *VirtualServerStatus) GetCounters() *IPVSCounters {
+	if x != nil {
+		return x.Counters
+	}
+	return nil
+}
+
+func (x *VirtualServerStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type RealServerStatus struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Address          string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"` // ADDR:PORT
+	Method           string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`   // NAT, DR, TUN
+	Alive            bool                   `protobuf:"varint,3,opt,name=alive,proto3" json:"alive,omitempty"`
+	Weight           int64                  `protobuf:"varint,4,opt,name=weight,proto3" json:"weight,omitempty"` // now, with dynamic weights
+	ConfiguredWeight int64                  `protobuf:"varint,5,opt,name=configured_weight,json=configuredWeight,proto3" json:"configured_weight,omitempty"`
+	InTable          bool                   `protobuf:"varint,6,opt,name=in_table,json=inTable,proto3" json:"in_table,omitempty"`
+	TableWeight      int64                  `protobuf:"varint,7,opt,name=table_weight,json=tableWeight,proto3" json:"table_weight,omitempty"`
+	Checkers         []*RealCheckerStatus   `protobuf:"bytes,8,rep,name=checkers,proto3" json:"checkers,omitempty"`
+	Counters         *IPVSCounters          `protobuf:"bytes,9,opt,name=counters,proto3" json:"counters,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RealServerStatus) Reset() {
+	*x = RealServerStatus{}
+	mi := &file_child_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RealServerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RealServerStatus) ProtoMessage() {}
+
+func (x *RealServerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RealServerStatus.ProtoReflect.Descriptor instead.
+func (*RealServerStatus) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RealServerStatus) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *RealServerStatus) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *RealServerStatus) GetAlive() bool {
+	if x != nil {
+		return x.Alive
+	}
+	return false
+}
+
+func (x *RealServerStatus) GetWeight() int64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *RealServerStatus) GetConfiguredWeight() int64 {
+	if x != nil {
+		return x.ConfiguredWeight
+	}
+	return 0
+}
+
+func (x *RealServerStatus) GetInTable() bool {
+	if x != nil {
+		return x.InTable
+	}
+	return false
+}
+
+func (x *RealServerStatus) GetTableWeight() int64 {
+	if x != nil {
+		return x.TableWeight
+	}
+	return 0
+}
+
+func (x *RealServerStatus) GetCheckers() []*RealCheckerStatus {
+	if x != nil {
+		return x.Checkers
+	}
+	return nil
+}
+
+func (x *RealServerStatus) GetCounters() *IPVSCounters {
+	if x != nil {
+		return x.Counters
+	}
+	return nil
+}
+
+type RealCheckerStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Up            bool                   `protobuf:"varint,2,opt,name=up,proto3" json:"up,omitempty"`
+	HasRun        bool                   `protobuf:"varint,3,opt,name=has_run,json=hasRun,proto3" json:"has_run,omitempty"`
+	Weight        *int64                 `protobuf:"varint,4,opt,name=weight,proto3,oneof" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RealCheckerStatus) Reset() {
+	*x = RealCheckerStatus{}
+	mi := &file_child_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RealCheckerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RealCheckerStatus) ProtoMessage() {}
+
+func (x *RealCheckerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RealCheckerStatus.ProtoReflect.Descriptor instead.
+func (*RealCheckerStatus) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RealCheckerStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RealCheckerStatus) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
+func (x *RealCheckerStatus) GetHasRun() bool {
+	if x != nil {
+		return x.HasRun
+	}
+	return false
+}
+
+func (x *RealCheckerStatus) GetWeight() int64 {
+	if x != nil && x.Weight != nil {
+		return *x.Weight
+	}
+	return 0
+}
+
+// IPVSCounters are the kernel's counters (totals since the entry was added).
+type IPVSCounters struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conns         uint64                 `protobuf:"varint,1,opt,name=conns,proto3" json:"conns,omitempty"`
+	InPackets     uint64                 `protobuf:"varint,2,opt,name=in_packets,json=inPackets,proto3" json:"in_packets,omitempty"`
+	OutPackets    uint64                 `protobuf:"varint,3,opt,name=out_packets,json=outPackets,proto3" json:"out_packets,omitempty"`
+	InBytes       uint64                 `protobuf:"varint,4,opt,name=in_bytes,json=inBytes,proto3" json:"in_bytes,omitempty"`
+	OutBytes      uint64                 `protobuf:"varint,5,opt,name=out_bytes,json=outBytes,proto3" json:"out_bytes,omitempty"`
+	ActiveConns   uint32                 `protobuf:"varint,6,opt,name=active_conns,json=activeConns,proto3" json:"active_conns,omitempty"`
+	InactiveConns uint32                 `protobuf:"varint,7,opt,name=inactive_conns,json=inactiveConns,proto3" json:"inactive_conns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IPVSCounters) Reset() {
+	*x = IPVSCounters{}
+	mi := &file_child_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IPVSCounters) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IPVSCounters) ProtoMessage() {}
+
+func (x *IPVSCounters) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IPVSCounters.ProtoReflect.Descriptor instead.
+func (*IPVSCounters) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *IPVSCounters) GetConns() uint64 {
+	if x != nil {
+		return x.Conns
+	}
+	return 0
+}
+
+func (x *IPVSCounters) GetInPackets() uint64 {
+	if x != nil {
+		return x.InPackets
+	}
+	return 0
+}
+
+func (x *IPVSCounters) GetOutPackets() uint64 {
+	if x != nil {
+		return x.OutPackets
+	}
+	return 0
+}
+
+func (x *IPVSCounters) GetInBytes() uint64 {
+	if x != nil {
+		return x.InBytes
+	}
+	return 0
+}
+
+func (x *IPVSCounters) GetOutBytes() uint64 {
+	if x != nil {
+		return x.OutBytes
+	}
+	return 0
+}
+
+func (x *IPVSCounters) GetActiveConns() uint32 {
+	if x != nil {
+		return x.ActiveConns
+	}
+	return 0
+}
+
+func (x *IPVSCounters) GetInactiveConns() uint32 {
+	if x != nil {
+		return x.InactiveConns
+	}
+	return 0
+}
+
+type SyncDaemonStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"` // master, backup
+	Interface     string                 `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	SyncId        uint32                 `protobuf:"varint,3,opt,name=sync_id,json=syncId,proto3" json:"sync_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncDaemonStatus) Reset() {
+	*x = SyncDaemonStatus{}
+	mi := &file_child_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncDaemonStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncDaemonStatus) ProtoMessage() {}
+
+func (x *SyncDaemonStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncDaemonStatus.ProtoReflect.Descriptor instead.
+func (*SyncDaemonStatus) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SyncDaemonStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *SyncDaemonStatus) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
+func (x *SyncDaemonStatus) GetSyncId() uint32 {
+	if x != nil {
+		return x.SyncId
 	}
 	return 0
 }
@@ -785,23 +1548,97 @@ const file_child_proto_rawDesc = "" +
 	"\n" +
 	"DropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"a\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x8e\x01\n" +
 	"\vCheckStatus\x122\n" +
 	"\x06checks\x18\x01 \x03(\v2\x1a.vigil.child.v1.CheckStateR\x06checks\x12\x1e\n" +
 	"\n" +
 	"goroutines\x18\x02 \x01(\rR\n" +
-	"goroutines2\x8a\x03\n" +
+	"goroutines\x12+\n" +
+	"\x03lvs\x18\x03 \x01(\v2\x19.vigil.child.v1.LVSStatusR\x03lvs\"A\n" +
+	"\rInstanceState\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\tR\binstance\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"\x87\x02\n" +
+	"\bLVSEvent\x121\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1d.vigil.child.v1.LVSEvent.KindR\x04kind\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\x12\x12\n" +
+	"\x04real\x18\x03 \x01(\tR\x04real\x12\x12\n" +
+	"\x04init\x18\x04 \x01(\bR\x04init\x12\x1a\n" +
+	"\bstopping\x18\x05 \x01(\bR\bstopping\x12\x10\n" +
+	"\x03seq\x18\x06 \x01(\x04R\x03seq\"X\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\v\n" +
+	"\aREAL_UP\x10\x01\x12\r\n" +
+	"\tREAL_DOWN\x10\x02\x12\r\n" +
+	"\tQUORUM_UP\x10\x03\x12\x0f\n" +
+	"\vQUORUM_DOWN\x10\x04\"\xde\x01\n" +
+	"\tLVSStatus\x12\x18\n" +
+	"\arunning\x18\x01 \x01(\bR\arunning\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12?\n" +
+	"\bservices\x18\x03 \x03(\v2#.vigil.child.v1.VirtualServerStatusR\bservices\x12C\n" +
+	"\fsync_daemons\x18\x04 \x03(\v2 .vigil.child.v1.SyncDaemonStatusR\vsyncDaemons\x12\x1b\n" +
+	"\tsync_role\x18\x05 \x01(\tR\bsyncRole\"\xac\x03\n" +
+	"\x13VirtualServerStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03pos\x18\x03 \x01(\tR\x03pos\x12\x12\n" +
+	"\x04keys\x18\x04 \x03(\tR\x04keys\x12\x1b\n" +
+	"\tquorum_up\x18\x05 \x01(\bR\bquorumUp\x12\x19\n" +
+	"\bsorry_in\x18\x06 \x01(\bR\asorryIn\x12\x1c\n" +
+	"\tsuspended\x18\a \x01(\bR\tsuspended\x12\x1f\n" +
+	"\vlive_weight\x18\b \x01(\x03R\n" +
+	"liveWeight\x12\x16\n" +
+	"\x06quorum\x18\t \x01(\x03R\x06quorum\x12\x1e\n" +
+	"\n" +
+	"hysteresis\x18\n" +
+	" \x01(\x03R\n" +
+	"hysteresis\x126\n" +
+	"\x05reals\x18\v \x03(\v2 .vigil.child.v1.RealServerStatusR\x05reals\x12\x14\n" +
+	"\x05sorry\x18\f \x01(\tR\x05sorry\x128\n" +
+	"\bcounters\x18\r \x01(\v2\x1c.vigil.child.v1.IPVSCountersR\bcounters\x12\x14\n" +
+	"\x05error\x18\x0e \x01(\tR\x05error\"\xd6\x02\n" +
+	"\x10RealServerStatus\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12\x14\n" +
+	"\x05alive\x18\x03 \x01(\bR\x05alive\x12\x16\n" +
+	"\x06weight\x18\x04 \x01(\x03R\x06weight\x12+\n" +
+	"\x11configured_weight\x18\x05 \x01(\x03R\x10configuredWeight\x12\x19\n" +
+	"\bin_table\x18\x06 \x01(\bR\ainTable\x12!\n" +
+	"\ftable_weight\x18\a \x01(\x03R\vtableWeight\x12=\n" +
+	"\bcheckers\x18\b \x03(\v2!.vigil.child.v1.RealCheckerStatusR\bcheckers\x128\n" +
+	"\bcounters\x18\t \x01(\v2\x1c.vigil.child.v1.IPVSCountersR\bcounters\"x\n" +
+	"\x11RealCheckerStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02up\x18\x02 \x01(\bR\x02up\x12\x17\n" +
+	"\ahas_run\x18\x03 \x01(\bR\x06hasRun\x12\x1b\n" +
+	"\x06weight\x18\x04 \x01(\x03H\x00R\x06weight\x88\x01\x01B\t\n" +
+	"\a_weight\"\xe6\x01\n" +
+	"\fIPVSCounters\x12\x14\n" +
+	"\x05conns\x18\x01 \x01(\x04R\x05conns\x12\x1d\n" +
+	"\n" +
+	"in_packets\x18\x02 \x01(\x04R\tinPackets\x12\x1f\n" +
+	"\vout_packets\x18\x03 \x01(\x04R\n" +
+	"outPackets\x12\x19\n" +
+	"\bin_bytes\x18\x04 \x01(\x04R\ainBytes\x12\x1b\n" +
+	"\tout_bytes\x18\x05 \x01(\x04R\boutBytes\x12!\n" +
+	"\factive_conns\x18\x06 \x01(\rR\vactiveConns\x12%\n" +
+	"\x0einactive_conns\x18\a \x01(\rR\rinactiveConns\"_\n" +
+	"\x10SyncDaemonStatus\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1c\n" +
+	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x17\n" +
+	"\async_id\x18\x03 \x01(\rR\x06syncId2\x8a\x03\n" +
 	"\x04VRRP\x12D\n" +
 	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12F\n" +
 	"\x06Reload\x12\x1c.vigil.child.v1.StartRequest\x1a\x1e.vigil.child.v1.ReloadResponse\x12B\n" +
 	"\vTransitions\x12\x15.vigil.child.v1.Empty\x1a\x1a.vigil.child.v1.Transition0\x01\x12=\n" +
 	"\bSetCheck\x12\x1a.vigil.child.v1.CheckState\x1a\x15.vigil.child.v1.Empty\x12;\n" +
 	"\x06Status\x12\x15.vigil.child.v1.Empty\x1a\x1a.vigil.child.v1.VRRPStatus\x124\n" +
-	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.Empty2\xc9\x02\n" +
+	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.Empty2\xce\x03\n" +
 	"\x05Check\x12D\n" +
 	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12F\n" +
 	"\x06Reload\x12\x1c.vigil.child.v1.StartRequest\x1a\x1e.vigil.child.v1.ReloadResponse\x12>\n" +
-	"\aChanges\x12\x15.vigil.child.v1.Empty\x1a\x1a.vigil.child.v1.CheckState0\x01\x12<\n" +
+	"\aChanges\x12\x15.vigil.child.v1.Empty\x1a\x1a.vigil.child.v1.CheckState0\x01\x12C\n" +
+	"\vSetInstance\x12\x1d.vigil.child.v1.InstanceState\x1a\x15.vigil.child.v1.Empty\x12>\n" +
+	"\tLVSEvents\x12\x15.vigil.child.v1.Empty\x1a\x18.vigil.child.v1.LVSEvent0\x01\x12<\n" +
 	"\x06Status\x12\x15.vigil.child.v1.Empty\x1a\x1b.vigil.child.v1.CheckStatus\x124\n" +
 	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.EmptyB1Z/github.com/vigil-ha/vigil/core/internal/childpbb\x06proto3"
 
@@ -817,52 +1654,74 @@ func file_child_proto_rawDescGZIP() []byte {
 	return file_child_proto_rawDescData
 }
 
-var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_child_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_child_proto_goTypes = []any{
-	(*Empty)(nil),          // 0: vigil.child.v1.Empty
-	(*StartRequest)(nil),   // 1: vigil.child.v1.StartRequest
-	(*StartResponse)(nil),  // 2: vigil.child.v1.StartResponse
-	(*ReloadResponse)(nil), // 3: vigil.child.v1.ReloadResponse
-	(*CheckState)(nil),     // 4: vigil.child.v1.CheckState
-	(*Transition)(nil),     // 5: vigil.child.v1.Transition
-	(*InstanceStatus)(nil), // 6: vigil.child.v1.InstanceStatus
-	(*VRRPStatus)(nil),     // 7: vigil.child.v1.VRRPStatus
-	(*CheckStatus)(nil),    // 8: vigil.child.v1.CheckStatus
-	nil,                    // 9: vigil.child.v1.CheckState.MetricsEntry
-	nil,                    // 10: vigil.child.v1.VRRPStatus.DropsEntry
+	(LVSEvent_Kind)(0),          // 0: vigil.child.v1.LVSEvent.Kind
+	(*Empty)(nil),               // 1: vigil.child.v1.Empty
+	(*StartRequest)(nil),        // 2: vigil.child.v1.StartRequest
+	(*StartResponse)(nil),       // 3: vigil.child.v1.StartResponse
+	(*ReloadResponse)(nil),      // 4: vigil.child.v1.ReloadResponse
+	(*CheckState)(nil),          // 5: vigil.child.v1.CheckState
+	(*Transition)(nil),          // 6: vigil.child.v1.Transition
+	(*InstanceStatus)(nil),      // 7: vigil.child.v1.InstanceStatus
+	(*VRRPStatus)(nil),          // 8: vigil.child.v1.VRRPStatus
+	(*CheckStatus)(nil),         // 9: vigil.child.v1.CheckStatus
+	(*InstanceState)(nil),       // 10: vigil.child.v1.InstanceState
+	(*LVSEvent)(nil),            // 11: vigil.child.v1.LVSEvent
+	(*LVSStatus)(nil),           // 12: vigil.child.v1.LVSStatus
+	(*VirtualServerStatus)(nil), // 13: vigil.child.v1.VirtualServerStatus
+	(*RealServerStatus)(nil),    // 14: vigil.child.v1.RealServerStatus
+	(*RealCheckerStatus)(nil),   // 15: vigil.child.v1.RealCheckerStatus
+	(*IPVSCounters)(nil),        // 16: vigil.child.v1.IPVSCounters
+	(*SyncDaemonStatus)(nil),    // 17: vigil.child.v1.SyncDaemonStatus
+	nil,                         // 18: vigil.child.v1.CheckState.MetricsEntry
+	nil,                         // 19: vigil.child.v1.VRRPStatus.DropsEntry
 }
 var file_child_proto_depIdxs = []int32{
-	9,  // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
-	6,  // 1: vigil.child.v1.VRRPStatus.instances:type_name -> vigil.child.v1.InstanceStatus
-	10, // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
-	4,  // 3: vigil.child.v1.CheckStatus.checks:type_name -> vigil.child.v1.CheckState
-	1,  // 4: vigil.child.v1.VRRP.Start:input_type -> vigil.child.v1.StartRequest
-	1,  // 5: vigil.child.v1.VRRP.Reload:input_type -> vigil.child.v1.StartRequest
-	0,  // 6: vigil.child.v1.VRRP.Transitions:input_type -> vigil.child.v1.Empty
-	4,  // 7: vigil.child.v1.VRRP.SetCheck:input_type -> vigil.child.v1.CheckState
-	0,  // 8: vigil.child.v1.VRRP.Status:input_type -> vigil.child.v1.Empty
-	0,  // 9: vigil.child.v1.VRRP.Stop:input_type -> vigil.child.v1.Empty
-	1,  // 10: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
-	1,  // 11: vigil.child.v1.Check.Reload:input_type -> vigil.child.v1.StartRequest
-	0,  // 12: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
-	0,  // 13: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
-	0,  // 14: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
-	2,  // 15: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
-	3,  // 16: vigil.child.v1.VRRP.Reload:output_type -> vigil.child.v1.ReloadResponse
-	5,  // 17: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
-	0,  // 18: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
-	7,  // 19: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
-	0,  // 20: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
-	2,  // 21: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
-	3,  // 22: vigil.child.v1.Check.Reload:output_type -> vigil.child.v1.ReloadResponse
-	4,  // 23: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
-	8,  // 24: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
-	0,  // 25: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
-	15, // [15:26] is the sub-list for method output_type
-	4,  // [4:15] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	18, // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
+	7,  // 1: vigil.child.v1.VRRPStatus.instances:type_name -> vigil.child.v1.InstanceStatus
+	19, // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
+	5,  // 3: vigil.child.v1.CheckStatus.checks:type_name -> vigil.child.v1.CheckState
+	12, // 4: vigil.child.v1.CheckStatus.lvs:type_name -> vigil.child.v1.LVSStatus
+	0,  // 5: vigil.child.v1.LVSEvent.kind:type_name -> vigil.child.v1.LVSEvent.Kind
+	13, // 6: vigil.child.v1.LVSStatus.services:type_name -> vigil.child.v1.VirtualServerStatus
+	17, // 7: vigil.child.v1.LVSStatus.sync_daemons:type_name -> vigil.child.v1.SyncDaemonStatus
+	14, // 8: vigil.child.v1.VirtualServerStatus.reals:type_name -> vigil.child.v1.RealServerStatus
+	16, // 9: vigil.child.v1.VirtualServerStatus.counters:type_name -> vigil.child.v1.IPVSCounters
+	15, // 10: vigil.child.v1.RealServerStatus.checkers:type_name -> vigil.child.v1.RealCheckerStatus
+	16, // 11: vigil.child.v1.RealServerStatus.counters:type_name -> vigil.child.v1.IPVSCounters
+	2,  // 12: vigil.child.v1.VRRP.Start:input_type -> vigil.child.v1.StartRequest
+	2,  // 13: vigil.child.v1.VRRP.Reload:input_type -> vigil.child.v1.StartRequest
+	1,  // 14: vigil.child.v1.VRRP.Transitions:input_type -> vigil.child.v1.Empty
+	5,  // 15: vigil.child.v1.VRRP.SetCheck:input_type -> vigil.child.v1.CheckState
+	1,  // 16: vigil.child.v1.VRRP.Status:input_type -> vigil.child.v1.Empty
+	1,  // 17: vigil.child.v1.VRRP.Stop:input_type -> vigil.child.v1.Empty
+	2,  // 18: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
+	2,  // 19: vigil.child.v1.Check.Reload:input_type -> vigil.child.v1.StartRequest
+	1,  // 20: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
+	10, // 21: vigil.child.v1.Check.SetInstance:input_type -> vigil.child.v1.InstanceState
+	1,  // 22: vigil.child.v1.Check.LVSEvents:input_type -> vigil.child.v1.Empty
+	1,  // 23: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
+	1,  // 24: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
+	3,  // 25: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
+	4,  // 26: vigil.child.v1.VRRP.Reload:output_type -> vigil.child.v1.ReloadResponse
+	6,  // 27: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
+	1,  // 28: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
+	8,  // 29: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
+	1,  // 30: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
+	3,  // 31: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
+	4,  // 32: vigil.child.v1.Check.Reload:output_type -> vigil.child.v1.ReloadResponse
+	5,  // 33: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
+	1,  // 34: vigil.child.v1.Check.SetInstance:output_type -> vigil.child.v1.Empty
+	11, // 35: vigil.child.v1.Check.LVSEvents:output_type -> vigil.child.v1.LVSEvent
+	9,  // 36: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
+	1,  // 37: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
+	25, // [25:38] is the sub-list for method output_type
+	12, // [12:25] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_child_proto_init() }
@@ -871,18 +1730,20 @@ func file_child_proto_init() {
 		return
 	}
 	file_child_proto_msgTypes[4].OneofWrappers = []any{}
+	file_child_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_child_proto_rawDesc), len(file_child_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   11,
+			NumEnums:      1,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
 		GoTypes:           file_child_proto_goTypes,
 		DependencyIndexes: file_child_proto_depIdxs,
+		EnumInfos:         file_child_proto_enumTypes,
 		MessageInfos:      file_child_proto_msgTypes,
 	}.Build()
 	File_child_proto = out.File

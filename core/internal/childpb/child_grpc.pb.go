@@ -325,11 +325,13 @@ var VRRP_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Check_Start_FullMethodName   = "/vigil.child.v1.Check/Start"
-	Check_Reload_FullMethodName  = "/vigil.child.v1.Check/Reload"
-	Check_Changes_FullMethodName = "/vigil.child.v1.Check/Changes"
-	Check_Status_FullMethodName  = "/vigil.child.v1.Check/Status"
-	Check_Stop_FullMethodName    = "/vigil.child.v1.Check/Stop"
+	Check_Start_FullMethodName       = "/vigil.child.v1.Check/Start"
+	Check_Reload_FullMethodName      = "/vigil.child.v1.Check/Reload"
+	Check_Changes_FullMethodName     = "/vigil.child.v1.Check/Changes"
+	Check_SetInstance_FullMethodName = "/vigil.child.v1.Check/SetInstance"
+	Check_LVSEvents_FullMethodName   = "/vigil.child.v1.Check/LVSEvents"
+	Check_Status_FullMethodName      = "/vigil.child.v1.Check/Status"
+	Check_Stop_FullMethodName        = "/vigil.child.v1.Check/Stop"
 )
 
 // CheckClient is the client API for Check service.
@@ -341,6 +343,11 @@ type CheckClient interface {
 	// with their state and thresholds; new ones start, removed ones stop.
 	Reload(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*ReloadResponse, error)
 	Changes(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CheckState], error)
+	// SetInstance gives the load balancer a VRRP instance's state; core replays every state
+	// it knows to a check child that (re)starts.
+	SetInstance(ctx context.Context, in *InstanceState, opts ...grpc.CallOption) (*Empty, error)
+	// LVSEvents streams the load balancer's notifications in order (seq).
+	LVSEvents(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LVSEvent], error)
 	Status(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*CheckStatus, error)
 	Stop(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 }
@@ -392,6 +399,35 @@ func (c *checkClient) Changes(ctx context.Context, in *Empty, opts ...grpc.CallO
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Check_ChangesClient = grpc.ServerStreamingClient[CheckState]
 
+func (c *checkClient) SetInstance(ctx context.Context, in *InstanceState, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Check_SetInstance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *checkClient) LVSEvents(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LVSEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Check_ServiceDesc.Streams[1], Check_LVSEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[Empty, LVSEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Check_LVSEventsClient = grpc.ServerStreamingClient[LVSEvent]
+
 func (c *checkClient) Status(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*CheckStatus, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CheckStatus)
@@ -421,6 +457,11 @@ type CheckServer interface {
 	// with their state and thresholds; new ones start, removed ones stop.
 	Reload(context.Context, *StartRequest) (*ReloadResponse, error)
 	Changes(*Empty, grpc.ServerStreamingServer[CheckState]) error
+	// SetInstance gives the load balancer a VRRP instance's state; core replays every state
+	// it knows to a check child that (re)starts.
+	SetInstance(context.Context, *InstanceState) (*Empty, error)
+	// LVSEvents streams the load balancer's notifications in order (seq).
+	LVSEvents(*Empty, grpc.ServerStreamingServer[LVSEvent]) error
 	Status(context.Context, *Empty) (*CheckStatus, error)
 	Stop(context.Context, *Empty) (*Empty, error)
 	mustEmbedUnimplementedCheckServer()
@@ -441,6 +482,12 @@ func (UnimplementedCheckServer) Reload(context.Context, *StartRequest) (*ReloadR
 }
 func (UnimplementedCheckServer) Changes(*Empty, grpc.ServerStreamingServer[CheckState]) error {
 	return status.Error(codes.Unimplemented, "method Changes not implemented")
+}
+func (UnimplementedCheckServer) SetInstance(context.Context, *InstanceState) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetInstance not implemented")
+}
+func (UnimplementedCheckServer) LVSEvents(*Empty, grpc.ServerStreamingServer[LVSEvent]) error {
+	return status.Error(codes.Unimplemented, "method LVSEvents not implemented")
 }
 func (UnimplementedCheckServer) Status(context.Context, *Empty) (*CheckStatus, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
@@ -516,6 +563,35 @@ func _Check_Changes_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Check_ChangesServer = grpc.ServerStreamingServer[CheckState]
 
+func _Check_SetInstance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InstanceState)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CheckServer).SetInstance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Check_SetInstance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CheckServer).SetInstance(ctx, req.(*InstanceState))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Check_LVSEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(Empty)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CheckServer).LVSEvents(m, &grpc.GenericServerStream[Empty, LVSEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Check_LVSEventsServer = grpc.ServerStreamingServer[LVSEvent]
+
 func _Check_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(Empty)
 	if err := dec(in); err != nil {
@@ -568,6 +644,10 @@ var Check_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Check_Reload_Handler,
 		},
 		{
+			MethodName: "SetInstance",
+			Handler:    _Check_SetInstance_Handler,
+		},
+		{
 			MethodName: "Status",
 			Handler:    _Check_Status_Handler,
 		},
@@ -580,6 +660,11 @@ var Check_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Changes",
 			Handler:       _Check_Changes_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "LVSEvents",
+			Handler:       _Check_LVSEvents_Handler,
 			ServerStreams: true,
 		},
 	},
