@@ -53,6 +53,8 @@ type options struct {
 	pidFile   string
 	control   string
 	role      string
+	// dontReleaseIPVS is keepalived's -I: at stop, the IPVS table is left as it is.
+	dontReleaseIPVS bool
 	// watch is the file watcher's debounce; 0 turns it off (reload by SIGHUP or vigil
 	// reload only).
 	watch time.Duration
@@ -135,7 +137,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// one stream, with the role as a field.
 		child.Serve(child.Role(o.role), hclog.New(&hclog.LoggerOptions{
 			Level: levelOf(o), Output: stderr, JSONFormat: true, // no name: core names the stream by role
-		}))
+		}), child.Options{DontReleaseIPVS: o.dontReleaseIPVS})
 		return exitOK
 	}
 	log := newLogger(stderr, o)

@@ -3,6 +3,7 @@ package child
 import (
 	"cmp"
 	"context"
+	"maps"
 	"runtime"
 	"slices"
 	"sync"
@@ -15,6 +16,8 @@ import (
 	"github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
+	"github.com/vigil-ha/vigil/core/ipvs"
+	"github.com/vigil-ha/vigil/core/lvs"
 	"github.com/vigil-ha/vigil/core/plugin"
 )
 
@@ -37,6 +40,24 @@ type checkServer struct {
 	// just before it stopped, which would otherwise bring its state back.
 	gone map[string]bool
 
+	// The load balancer (lvs.go): nil while the configuration has no virtual_server and no
+	// lvs_sync_daemon. keepIPVS is --dont-release-ipvs; masters the VRRP instances that core
+	// says are master, for a balancer that a reload starts. lvsOut carries the balancer's
+	// notifications to core; lvsEnded is closed once it has stopped (and sent its last).
+	lvs      *balancer
+	keepIPVS bool
+	masters  map[string]bool
+	lvsOut   *fanout[*childpb.LVSEvent]
+	lvsEnded chan struct{}
+	endOnce  sync.Once
+	// lvsMu orders the notifications (lvsSeq) with core's subscriptions (lvsSubs):
+	// those made while core has no stream open (at start, before it subscribes) wait in
+	// lvsBacklog, at most lvsEventLimit of them, for the next one.
+	lvsMu      sync.Mutex
+	lvsSeq     uint64
+	lvsSubs    int
+	lvsBacklog []*childpb.LVSEvent
+
 	// rmu orders Start, Reload and the end of the work: they replace the scheduler's checks
 	// and the plugin host.
 	rmu     sync.Mutex
@@ -46,9 +67,31 @@ type checkServer struct {
 	ended   bool             // the work ended (Stop): no reload any more
 }
 
-func newCheckServer(log hclog.Logger) *checkServer {
+func newCheckServer(log hclog.Logger, o Options) *checkServer {
 	return &checkServer{log: log, out: newFanout(checkKey, 0), now: time.Now, latest: map[string]*childpb.CheckState{}, gone: map[string]bool{},
-		prio: newScheduling(log, "checker", true)}
+		prio: newScheduling(log, "checker", true), keepIPVS: o.DontReleaseIPVS, masters: map[string]bool{},
+		lvsOut: newFanout(lvsEventKey, lvsEventLimit), lvsEnded: make(chan struct{})}
+}
+
+// startLVS starts the load balancer for cfg when it has one and none runs. Callers hold rmu.
+func (s *checkServer) startLVS(cfg *config.Config) {
+	s.mu.Lock()
+	running := s.lvs != nil
+	masters := maps.Clone(s.masters)
+	s.mu.Unlock()
+	if running || !lvsWanted(cfg) {
+		return
+	}
+	b := newBalancer(s.log, cfg, masters, s.keepIPVS, ipvs.Open, s.publishLVS)
+	s.mu.Lock()
+	s.lvs = b
+	// States that came while it started: the director takes the same state twice as once.
+	for name, m := range s.masters {
+		if masters[name] != m {
+			b.instance(name, m)
+		}
+	}
+	s.mu.Unlock()
 }
 
 // checkKey is what a check state supersedes: the earlier state of its check. Only the
@@ -96,6 +139,8 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 		return nil, status.Error(codes.FailedPrecondition, "already started")
 	}
 	s.sched, s.host, s.hostKey = <-ready, host, check.PluginHostKey(cfg.Global)
+	// Before the checks start: their first results find their checkers in the director.
+	s.startLVS(cfg)
 	s.sched.Update(specs)
 	s.log.Info("checks started", "count", len(specs))
 	s.applyScheduling(cfg.Global.CheckerProcess)
@@ -146,7 +191,14 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 	for _, sp := range specs {
 		delete(s.gone, sp.Name)
 	}
+	b := s.lvs
 	s.mu.Unlock()
+	// The director learns the new virtual and real servers before their checks' results.
+	if b != nil {
+		b.reload(cfg)
+	} else {
+		s.startLVS(cfg)
+	}
 	d := s.sched.Update(specs)
 	s.mu.Lock()
 	for _, name := range d.Removed {
@@ -218,6 +270,16 @@ func (s *checkServer) forward(ctx context.Context, changes <-chan check.Change) 
 				}
 				s.latest[c.Name] = st
 				s.out.publish(st)
+				if s.lvs != nil {
+					// A real server's checker (named as check.RealServerChecks names them);
+					// the director ignores any other check.
+					var w *int
+					if c.Weight != nil {
+						v := int(*c.Weight)
+						w = &v
+					}
+					s.lvs.check(c.Name, lvs.Result{Up: c.Up, Weight: w, Initial: c.Initial})
+				}
 			}
 			s.mu.Unlock()
 		}
@@ -252,8 +314,94 @@ func (s *checkServer) Changes(_ *childpb.Empty, srv childpb.Check_ChangesServer)
 	return stream(srv.Context(), s.out, q, srv.Send, s.log)
 }
 
-func (s *checkServer) Status(context.Context, *childpb.Empty) (*childpb.CheckStatus, error) {
-	return &childpb.CheckStatus{Checks: s.current(), Goroutines: uint32(runtime.NumGoroutine())}, nil
+func (s *checkServer) Status(ctx context.Context, _ *childpb.Empty) (*childpb.CheckStatus, error) {
+	st := &childpb.CheckStatus{Checks: s.current(), Goroutines: uint32(runtime.NumGoroutine())}
+	s.mu.Lock()
+	b := s.lvs
+	s.mu.Unlock()
+	if b != nil {
+		st.Lvs = b.status(ctx)
+	}
+	return st, nil
+}
+
+// SetInstance takes a VRRP instance's state from core, for the load balancer.
+func (s *checkServer) SetInstance(_ context.Context, in *childpb.InstanceState) (*childpb.Empty, error) {
+	if in.GetInstance() == "" {
+		return nil, status.Error(codes.InvalidArgument, "an instance state without an instance")
+	}
+	master := in.GetState() == "MASTER"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if master {
+		s.masters[in.GetInstance()] = true
+	} else {
+		delete(s.masters, in.GetInstance())
+	}
+	if s.lvs != nil {
+		s.lvs.instance(in.GetInstance(), master)
+	}
+	return &childpb.Empty{}, nil
+}
+
+// publishLVS numbers a notification of the load balancer and hands it to core's stream, or
+// keeps it until core opens one.
+func (s *checkServer) publishLVS(ev *childpb.LVSEvent) {
+	s.lvsMu.Lock()
+	defer s.lvsMu.Unlock()
+	s.lvsSeq++
+	ev.Seq = s.lvsSeq
+	if s.lvsSubs > 0 {
+		s.lvsOut.publish(ev)
+		return
+	}
+	if len(s.lvsBacklog) >= lvsEventLimit {
+		s.lvsBacklog = s.lvsBacklog[1:]
+	}
+	s.lvsBacklog = append(s.lvsBacklog, ev)
+}
+
+// LVSEvents sends the load balancer's notifications in order: those made while no stream
+// was open (the start's, before core subscribed), then each new one.
+// It ends once the balancer has stopped and every notification of the stop was sent: core
+// reads this stream until then, so that the shutdown's own (omega) reach its notify path.
+func (s *checkServer) LVSEvents(_ *childpb.Empty, srv childpb.Check_LVSEventsServer) error {
+	s.lvsMu.Lock()
+	q := s.lvsOut.subscribe(s.lvsBacklog)
+	s.lvsBacklog = nil
+	s.lvsSubs++
+	s.lvsMu.Unlock()
+	defer func() {
+		s.lvsMu.Lock()
+		s.lvsSubs--
+		s.lvsOut.unsubscribe(q)
+		s.lvsMu.Unlock()
+	}()
+	ctx := srv.Context()
+	draining := false
+	for {
+		if !draining {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-q.ready:
+			case <-s.lvsEnded:
+				draining = true // send what is left, then end
+			}
+		}
+		items, coalesced := q.take()
+		if coalesced > 0 {
+			s.log.Warn("core is not reading the load balancer's notifications fast enough; the older ones of a server gave way to its newest", "left_out", coalesced)
+		}
+		for _, v := range items {
+			if err := srv.Send(v); err != nil {
+				return err
+			}
+		}
+		if draining && len(items) == 0 {
+			return nil
+		}
+	}
 }
 
 func (s *checkServer) Stop(context.Context, *childpb.Empty) (*childpb.Empty, error) {
@@ -262,6 +410,15 @@ func (s *checkServer) Stop(context.Context, *childpb.Empty) (*childpb.Empty, err
 }
 
 func (s *checkServer) shutdown() {
+	s.mu.Lock()
+	b := s.lvs
+	s.mu.Unlock()
+	if b != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		b.stop(ctx)
+		cancel()
+	}
+	s.endOnce.Do(func() { close(s.lvsEnded) })
 	s.work.shutdown(s.log)
 	s.prio.stop()
 }

@@ -173,7 +173,7 @@ func TestCheckReload(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "count.sh"), []byte("#!/bin/sh\necho run >> "+runs+"\nexit 1\n"), 0o755)
 	os.WriteFile(filepath.Join(dir, "record.sh"), []byte("#!/bin/sh\necho \"$1\" >> "+recorded+"\n"), 0o755)
 	var log logBuffer
-	s := newCheckServer(hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Debug}))
+	s := newCheckServer(hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Debug}), Options{})
 	t.Cleanup(s.shutdown)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
 	defer cancel()

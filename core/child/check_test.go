@@ -13,7 +13,7 @@ import (
 // TestForwardWeightAndMetrics: a check's dynamic weight and metrics reach the state that the
 // check child sends to core (and core on to the vrrp child and to vigil status).
 func TestForwardWeightAndMetrics(t *testing.T) {
-	s := newCheckServer(hclog.NewNullLogger())
+	s := newCheckServer(hclog.NewNullLogger(), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	changes := make(chan check.Change)

@@ -81,10 +81,20 @@ type server interface {
 	shutdown()
 }
 
+// Options are what core's flags tell a child.
+type Options struct {
+	// DontReleaseIPVS is --dont-release-ipvs: the check child leaves the kernel's IPVS
+	// table as it is when it stops.
+	DontReleaseIPVS bool
+	// DontReleaseVRRP is --dont-release-vrrp: the vrrp child leaves the virtual addresses
+	// and routes in place when it stops.
+	DontReleaseVRRP bool
+}
+
 // Serve runs this process as the child in role until core stops it. It logs through log,
 // whose output core reads and re-logs with the role as a field. SIGTERM (sent by core, or by
 // the kernel when core dies: the parent-death signal) stops the work gracefully and exits.
-func Serve(role Role, log hclog.Logger) {
+func Serve(role Role, log hclog.Logger, o Options) {
 	set := plugin.PluginSet{}
 	var srv server
 	switch role {
@@ -93,7 +103,7 @@ func Serve(role Role, log hclog.Logger) {
 		set[string(role)], srv = &vrrpPlugin{srv: v}, v
 	case RoleCheck:
 		limitCheckCaps(log)
-		c := newCheckServer(log)
+		c := newCheckServer(log, o)
 		set[string(role)], srv = &checkPlugin{srv: c}, c
 	default:
 		log.Error("unknown role", "role", string(role))

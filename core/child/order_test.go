@@ -65,7 +65,7 @@ type checkChild struct {
 }
 
 func newCheckChild(t *testing.T, ctx context.Context, epoch uint64, now time.Time) *checkChild {
-	s := newCheckServer(hclog.NewNullLogger())
+	s := newCheckServer(hclog.NewNullLogger(), Options{})
 	s.epoch, s.now = epoch, func() time.Time { return now }
 	c := &checkChild{s: s, q: s.out.subscribe(nil), changes: make(chan check.Change)}
 	go s.forward(ctx, c.changes)
@@ -202,7 +202,7 @@ vrrp_instance VI_1 {
 // Once core reads again it must get the newest state of every check: an older state last
 // would leave VRRP on a stale one until that check changes again.
 func TestChangesSlowCoreGetsLatestState(t *testing.T) {
-	s := newCheckServer(hclog.NewNullLogger())
+	s := newCheckServer(hclog.NewNullLogger(), Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	changes := make(chan check.Change)

@@ -40,7 +40,7 @@ func TestLargeConfigurationStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := grpcServer(nil)
-	cs := newCheckServer(hclog.NewNullLogger())
+	cs := newCheckServer(hclog.NewNullLogger(), Options{})
 	childpb.RegisterCheckServer(srv, cs)
 	go srv.Serve(ln)
 	defer srv.Stop()
