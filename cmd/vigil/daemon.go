@@ -62,6 +62,8 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	// reaches the old dispatcher after the new one took over its states. Transition never
 	// blocks, so neither does the lock.
 	var notifyMu sync.Mutex
+	// lastNotifier is the dispatcher in use when the daemon began to stop.
+	var lastNotifier atomic.Pointer[notify.Dispatcher]
 	supOpts := supervisor.Options{Exe: exe, Args: childArgs, Log: log,
 		OnTransition: func(t supervisor.Transition) {
 			if t.To == notify.MasterRxLowerPri {
@@ -73,6 +75,19 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 			defer notifyMu.Unlock()
 			if d := notifier.Load(); d != nil {
 				d.Transition(notify.Transition{Instance: t.Instance, From: t.From, To: t.To, Priority: t.Priority, Time: t.Time})
+			}
+		},
+		OnLVS: func(e supervisor.LVSEvent) {
+			notifyMu.Lock()
+			defer notifyMu.Unlock()
+			// At stop the notifier is cleared (VRRP's STOP went out), but the check process's
+			// shutdown notifications (omega) come after that: they go to the last one.
+			d := notifier.Load()
+			if d == nil {
+				d = lastNotifier.Load()
+			}
+			if d != nil {
+				d.LVS(notify.LVSEvent{Kind: e.Kind, Service: e.Service, Real: e.Real, Stopping: e.Stopping, Time: time.Now()})
 			}
 		}}
 	sup, err := supervisor.New(cfg, supOpts)
@@ -174,13 +189,22 @@ loop:
 		log.Warn("going on before every notify action finished", "error", err)
 	}
 	stopDone()
+	notifyMu.Lock()
+	lastNotifier.Store(notifier.Load())
 	notifier.Store(nil)
+	notifyMu.Unlock()
 	cancel()
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):
 		log.Error("children did not stop within 15 s")
 	}
+	// The load balancer's shutdown scripts (omega) run before the notify actions close.
+	lvsCtx, lvsDone := context.WithTimeout(context.Background(), notifyStopWait)
+	if err := actions.d.WaitLVS(lvsCtx); err != nil {
+		log.Warn("going on before every load-balancer notify script finished", "error", err)
+	}
+	lvsDone()
 	actions.close()
 	log.Info("stopped")
 	return exitOK

@@ -115,6 +115,9 @@ type Dispatcher struct {
 	groups    map[string]*source
 	order     []*source // instances, then groups, in the file's order: the order of STOP
 	stopped   bool
+	// lvs are the virtual servers' notifications (lvs.go), by ID; lvsOrder in the file's order.
+	lvs      map[string]*lvsSource
+	lvsOrder []*lvsSource
 }
 
 // source is an instance or a sync group and its actions.
@@ -166,6 +169,7 @@ func New(cfg *config.Config, opts Options) *Dispatcher {
 		d.groups[g.Name] = src
 		d.order = append(d.order, src)
 	}
+	d.lvs, d.lvsOrder = b.lvsSources()
 	d.fifos = openFIFOs(cfg.Global, d.log)
 	for _, src := range d.order {
 		for _, w := range src.workers {
@@ -175,6 +179,13 @@ func New(cfg *config.Config, opts Options) *Dispatcher {
 				w.run(ctx)
 			}()
 		}
+	}
+	for _, src := range d.lvsOrder {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			src.worker.run(ctx)
+		}()
 	}
 	go func() {
 		b.configure(ctx)

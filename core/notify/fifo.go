@@ -28,8 +28,10 @@ func Line(ev sdk.Event) string {
 	return fmt.Sprintf("INSTANCE \"%s\" %s %d\n", ev.Instance, ev.NewState, ev.Priority)
 }
 
-// fifoSet is the notify FIFOs of global_defs (notify_fifo, vrrp_notify_fifo), written
-// without ever blocking.
+// fifoSet is the notify FIFOs of global_defs (notify_fifo, vrrp_notify_fifo,
+// lvs_notify_fifo), written without ever blocking: VRRP's lines go to notify_fifo and
+// vrrp_notify_fifo, the load balancer's to notify_fifo and lvs_notify_fifo, as keepalived
+// writes them.
 //
 // Each FIFO is opened read-write and non-blocking, as keepalived does: holding a read end
 // ourselves means that a reader that went away never makes a write fail or raise SIGPIPE,
@@ -47,25 +49,37 @@ type fifoSet struct {
 }
 
 type fifo struct {
-	path    string
-	fd      int
-	dropped int // lines dropped since the last one that went through
+	path      string
+	fd        int
+	vrrp, lvs bool // which lines it gets
+	dropped   int  // lines dropped since the last one that went through
 }
 
 func openFIFOs(g config.Global, log hclog.Logger) *fifoSet {
 	s := &fifoSet{log: log}
-	seen := map[string]bool{}
-	for _, f := range []*config.FIFO{g.NotifyFIFO, g.VRRPNotifyFIFO} {
-		if f == nil || f.Path == "" || seen[f.Path] {
+	seen := map[string]*fifo{}
+	for _, w := range []struct {
+		f         *config.FIFO
+		vrrp, lvs bool
+	}{{g.NotifyFIFO, true, true}, {g.VRRPNotifyFIFO, true, false}, {g.LVSNotifyFIFO, false, true}} {
+		f := w.f
+		if f == nil || f.Path == "" {
 			continue
 		}
-		seen[f.Path] = true
+		if o := seen[f.Path]; o != nil {
+			// One FIFO named twice is opened and read once, and gets both kinds of lines.
+			o.vrrp, o.lvs = o.vrrp || w.vrrp, o.lvs || w.lvs
+			continue
+		}
 		fd, err := openFIFO(f.Path)
 		if err != nil {
 			log.Error("notify FIFO not written", "fifo", f.Path, "error", err)
+			seen[f.Path] = &fifo{} // not opened: not tried again
 			continue
 		}
-		s.fifos = append(s.fifos, &fifo{path: f.Path, fd: fd})
+		ff := &fifo{path: f.Path, fd: fd, vrrp: w.vrrp, lvs: w.lvs}
+		seen[f.Path] = ff
+		s.fifos = append(s.fifos, ff)
 		if f.Script != nil {
 			s.startReader(g, f)
 		}
@@ -144,11 +158,17 @@ func (s *fifoSet) startReader(g config.Global, f *config.FIFO) {
 	s.scripts = append(s.scripts, cmd)
 }
 
-func (s *fifoSet) write(ev sdk.Event) {
-	line := []byte(Line(ev))
+func (s *fifoSet) write(ev sdk.Event) { s.writeLine(Line(ev), false) }
+
+// writeLine writes one line to the FIFOs of VRRP's lines, or of the load balancer's (lvs).
+func (s *fifoSet) writeLine(text string, lvs bool) {
+	line := []byte(text)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range s.fifos {
+		if (lvs && !f.lvs) || (!lvs && !f.vrrp) {
+			continue
+		}
 		_, err := syscall.Write(f.fd, line)
 		if err != nil {
 			f.dropped++

@@ -1,0 +1,261 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/lvs"
+	sdk "github.com/vigil-ha/vigil/sdk/notify"
+)
+
+// The load balancer's notifications: a real server joining or leaving its pool (its
+// notify_up or notify_down script, an "RS" FIFO line) and a virtual server gaining or losing
+// its quorum (quorum_up or quorum_down, a "VS" line). The check process reports them; what
+// is run and written comes from this configuration, by the servers' names. Each virtual
+// server has one worker: its scripts run one at a time, in the order of the events, and a
+// slow script delays only the scripts of its own virtual server.
+
+// LVSEvent is one notification of the load balancer.
+type LVSEvent struct {
+	Kind lvs.Kind // RealUp, RealDown, QuorumUp or QuorumDown
+	// Service is the virtual server's ID (core/lvs Service.ID); Real the real server,
+	// ADDR:PORT, for RealUp and RealDown.
+	Service, Real string
+	// Stopping: a notification of the shutdown (omega). keepalived gives each such script
+	// a second before it goes on; so does vigil.
+	Stopping bool
+	Time     time.Time
+}
+
+// stoppingTimeout is the deadline of a script run for the shutdown (keepalived's).
+const stoppingTimeout = time.Second
+
+// lvsQueueFactor: a virtual server's worker holds this many times QueueLen scripts: one
+// failure can make many real servers' scripts due at once.
+const lvsQueueFactor = 8
+
+// lvsSource is one virtual server and its scripts.
+type lvsSource struct {
+	svc    lvs.Service
+	reals  map[string]int    // ADDR:PORT -> index in svc.Reals
+	run    map[string]runner // by script key (scriptKey)
+	worker *lvsWorker
+}
+
+func scriptKey(kind lvs.Kind, real string) string { return fmt.Sprintf("%d/%s", kind, real) }
+
+// lvsSources builds the virtual servers' scripts (through the exec plugin when it is
+// installed, as the VRRP scripts).
+func (b *builder) lvsSources() (map[string]*lvsSource, []*lvsSource) {
+	if len(b.cfg.VirtualServers) == 0 {
+		return nil, nil
+	}
+	byID := map[string]*lvsSource{}
+	var order []*lvsSource
+	for _, svc := range lvs.FromConfig(b.cfg).Services {
+		if byID[svc.ID] != nil {
+			continue
+		}
+		src := &lvsSource{svc: svc, reals: map[string]int{}, run: map[string]runner{}}
+		add := func(kind lvs.Kind, real, keyword string, s *config.Script) {
+			if s == nil {
+				return
+			}
+			name := "virtual_server " + svc.ID + " " + keyword
+			if real != "" {
+				name = "real_server " + real + " of virtual_server " + svc.ID + " " + keyword
+			}
+			src.run[scriptKey(kind, real)] = b.script(name, s, false)
+		}
+		add(lvs.QuorumUp, "", "quorum_up", svc.QuorumUp)
+		add(lvs.QuorumDown, "", "quorum_down", svc.QuorumDown)
+		for i, r := range svc.Reals {
+			hp := r.HostPort()
+			if _, dup := src.reals[hp]; dup {
+				continue
+			}
+			src.reals[hp] = i
+			add(lvs.RealUp, hp, "notify_up", r.NotifyUp)
+			add(lvs.RealDown, hp, "notify_down", r.NotifyDown)
+		}
+		src.worker = &lvsWorker{d: b.d, src: "virtual_server " + svc.ID, plugin: b.usable("exec"),
+			max: b.d.opts.QueueLen * lvsQueueFactor, wake: make(chan struct{}, 1)}
+		byID[svc.ID] = src
+		order = append(order, src)
+	}
+	return byID, order
+}
+
+// LVS writes the FIFO line of ev and queues its script. It never blocks. Unlike Transition,
+// it is taken after Stop: the shutdown's own notifications (omega) come while the check
+// process stops, after VRRP's STOP went out; Close ends it.
+func (d *Dispatcher) LVS(ev LVSEvent) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ctx.Err() != nil {
+		return
+	}
+	src := d.lvs[ev.Service]
+	if src == nil {
+		d.log.Warn("load-balancer event of a virtual server this configuration does not have; no notify", "virtual_server", ev.Service)
+		return
+	}
+	var dest lvs.Dest
+	real := ev.Kind == lvs.RealUp || ev.Kind == lvs.RealDown
+	if real {
+		i, ok := src.reals[ev.Real]
+		if !ok {
+			d.log.Warn("load-balancer event of a real server this configuration does not have; no notify", "virtual_server", ev.Service, "real_server", ev.Real)
+			return
+		}
+		dest = src.svc.Reals[i].Dest
+	}
+	line := src.svc.FIFOLine(ev.Kind, dest)
+	if line == "" {
+		return
+	}
+	d.fifos.writeLine(line+"\n", true)
+	key := ""
+	if real {
+		key = ev.Real
+	}
+	run := src.run[scriptKey(ev.Kind, key)]
+	if run == nil {
+		return
+	}
+	state := "DOWN"
+	if ev.Kind == lvs.RealUp || ev.Kind == lvs.QuorumUp {
+		state = "UP"
+	}
+	at := ev.Time
+	if at.IsZero() {
+		at = time.Now()
+	}
+	timeout := d.opts.ScriptTimeout
+	if ev.Stopping {
+		timeout = min(timeout, stoppingTimeout)
+	}
+	src.worker.push(lvsJob{what: ev.Kind.String(), real: ev.Real, run: run, timeout: timeout,
+		ev: sdk.Event{Node: d.node, NewState: state, Time: at}})
+}
+
+// WaitLVS waits until the load balancer's scripts queued so far have run, or ctx ends.
+func (d *Dispatcher) WaitLVS(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var busy []string
+		for _, src := range d.lvsOrder {
+			if !src.worker.idle() {
+				busy = append(busy, src.worker.src)
+			}
+		}
+		if len(busy) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("load-balancer notify scripts still running: %v: %w", busy, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// lvsJob is one script to run.
+type lvsJob struct {
+	what    string // the event, for the log
+	real    string
+	run     runner
+	ev      sdk.Event
+	timeout time.Duration
+}
+
+// lvsWorker runs one virtual server's scripts, one at a time, in order, from a bounded
+// queue: when it is full the oldest waiting script is dropped, and the log says which.
+type lvsWorker struct {
+	d      *Dispatcher
+	src    string
+	plugin bool // scripts go through the exec plugin: wait for its configuration
+	max    int
+	wake   chan struct{}
+
+	mu    sync.Mutex
+	queue []lvsJob
+	busy  bool
+}
+
+func (w *lvsWorker) push(j lvsJob) {
+	w.mu.Lock()
+	w.queue = append(w.queue, j)
+	if len(w.queue) > w.max {
+		old := w.queue[0]
+		w.queue = w.queue[1:]
+		w.d.log.Warn("load-balancer notify scripts are behind; the oldest waiting one was dropped", "for", w.src,
+			"dropped", old.what, "real_server", old.real, "queue", w.max)
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *lvsWorker) idle() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue) == 0 && !w.busy
+}
+
+func (w *lvsWorker) run(ctx context.Context) {
+	if w.plugin {
+		select {
+		case <-w.d.ready:
+		case <-ctx.Done():
+			return
+		}
+	}
+	for ctx.Err() == nil {
+		w.mu.Lock()
+		if len(w.queue) == 0 {
+			w.busy = false
+			w.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.wake:
+			}
+			continue
+		}
+		j := w.queue[0]
+		w.queue = w.queue[1:]
+		w.busy = true
+		w.mu.Unlock()
+		w.deliver(ctx, j)
+	}
+}
+
+func (w *lvsWorker) deliver(ctx context.Context, j lvsJob) {
+	cctx, cancel := context.WithTimeout(ctx, j.timeout)
+	defer cancel()
+	start := time.Now()
+	err := j.run(cctx, j.ev)
+	args := []any{"for", w.src, "event", j.what}
+	if j.real != "" {
+		args = append(args, "real_server", j.real)
+	}
+	switch {
+	case err == nil:
+		w.d.log.Info("notify script done", append(args, "took", time.Since(start).Round(time.Millisecond).String())...)
+	case errors.Is(err, errSkipped):
+	case ctx.Err() != nil:
+		w.d.log.Warn("notify script cancelled at shutdown", args...)
+	case cctx.Err() != nil || pastDeadline(cctx):
+		w.d.log.Error("notify script passed its deadline and was cancelled", append(args, "timeout", j.timeout.String(), "error", err)...)
+	default:
+		w.d.log.Error("notify script failed", append(args, "error", err)...)
+	}
+}

@@ -1,0 +1,103 @@
+package notify
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/lvs"
+)
+
+// TestLVSScriptsAndFIFOs: the load balancer's notifications run the real servers' notify_up
+// and notify_down and the virtual server's quorum_up and quorum_down, one at a time in their
+// order, and write keepalived's lines to notify_fifo and lvs_notify_fifo, not to
+// vrrp_notify_fifo (which gets VRRP's lines only); a server the configuration lacks is
+// neither run nor written. The shutdown's notifications are taken after Stop.
+func TestLVSScriptsAndFIFOs(t *testing.T) {
+	dir := t.TempDir()
+	fifos := map[string]string{}
+	for _, name := range []string{"notify", "vrrp", "lvs"} {
+		p := filepath.Join(dir, name+".fifo")
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fifos[name] = p
+	}
+	out := filepath.Join(dir, "out")
+	w := func(name string) string { return writer(t, dir, name, out) }
+	cfg := parse(t, "global_defs {\n notify_fifo "+fifos["notify"]+"\n vrrp_notify_fifo "+fifos["vrrp"]+"\n lvs_notify_fifo "+fifos["lvs"]+"\n}\n"+
+		instance("VI_1", 1, "")+
+		`virtual_server 192.0.2.100 80 {
+ lb_algo rr
+ lb_kind NAT
+ protocol TCP
+ quorum_up "`+w("quorum_up")+` vs1"
+ quorum_down "`+w("quorum_down")+` vs1"
+ real_server 192.0.2.11 8080 {
+  weight 1
+  notify_up "`+w("rs_up")+` rs1"
+  notify_down "`+w("rs_down")+` rs1"
+ }
+ real_server 192.0.2.12 8080 {
+  weight 1
+ }
+}
+`)
+	d := New(cfg, Options{Log: testLog(t)})
+	defer d.Close()
+	notifyR, vrrpR, lvsR := readFIFO(t, fifos["notify"]), readFIFO(t, fifos["vrrp"]), readFIFO(t, fifos["lvs"])
+
+	const vs = "TCP 192.0.2.100:80"
+	d.LVS(LVSEvent{Kind: lvs.QuorumUp, Service: vs})
+	d.LVS(LVSEvent{Kind: lvs.RealDown, Service: vs, Real: "192.0.2.11:8080"})
+	d.LVS(LVSEvent{Kind: lvs.RealDown, Service: vs, Real: "192.0.2.12:8080"}) // no script: a line only
+	d.LVS(LVSEvent{Kind: lvs.QuorumDown, Service: vs})
+	d.LVS(LVSEvent{Kind: lvs.RealUp, Service: vs, Real: "192.0.2.99:8080"})               // not configured
+	d.LVS(LVSEvent{Kind: lvs.QuorumUp, Service: "TCP 192.0.2.200:80"})                    // not configured
+	d.Transition(Transition{Instance: "VI_1", From: "INIT", To: "MASTER", Priority: 100}) // VRRP's line
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.LVS(LVSEvent{Kind: lvs.RealUp, Service: vs, Real: "192.0.2.11:8080", Stopping: true})
+	if err := d.WaitLVS(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	lvsLines := []string{
+		"VS [192.0.2.100]:tcp:80 UP",
+		"RS [192.0.2.11]:tcp:8080 [192.0.2.100]:tcp:80 DOWN",
+		"RS [192.0.2.12]:tcp:8080 [192.0.2.100]:tcp:80 DOWN",
+		"VS [192.0.2.100]:tcp:80 DOWN",
+	}
+	vrrpLines := []string{`INSTANCE "VI_1" MASTER 100`, `INSTANCE "VI_1" STOP 100`}
+	for _, want := range append(append(slices.Clone(lvsLines), vrrpLines...), "RS [192.0.2.11]:tcp:8080 [192.0.2.100]:tcp:80 UP") {
+		if got := notifyR.next(t); got != want {
+			t.Errorf("notify_fifo line %q, want %q", got, want)
+		}
+	}
+	for _, want := range append(lvsLines, "RS [192.0.2.11]:tcp:8080 [192.0.2.100]:tcp:80 UP") {
+		if got := lvsR.next(t); got != want {
+			t.Errorf("lvs_notify_fifo line %q, want %q", got, want)
+		}
+	}
+	for _, want := range vrrpLines {
+		if got := vrrpR.next(t); got != want {
+			t.Errorf("vrrp_notify_fifo line %q, want %q", got, want)
+		}
+	}
+	select {
+	case l := <-vrrpR.lines:
+		t.Errorf("vrrp_notify_fifo got %q besides VRRP's lines", l)
+	default:
+	}
+	// keepalived runs these scripts as written, without arguments of its own.
+	want := []string{"quorum_up vs1", "rs_down rs1", "quorum_down vs1", "rs_up rs1"}
+	if got := lines(out); !slices.Equal(got, want) {
+		t.Errorf("scripts ran as %q, want %q", got, want)
+	}
+}
