@@ -550,7 +550,77 @@ func printStatus(w io.Writer, st supervisor.Status) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, state, c.Since.Format(time.RFC3339), c.Message)
 		}
 	}
+	if l := st.LVS; l != nil {
+		printLVS(tw, l)
+	}
 	tw.Flush()
+}
+
+// printLVS shows the load balancer: each virtual server, then its real servers with their
+// weight, state, checks and the kernel's counters.
+func printLVS(w io.Writer, l *supervisor.LVSStatus) {
+	state := "programmed in IPVS"
+	if !l.Running {
+		state = "NOT RUNNING"
+	}
+	fmt.Fprintf(w, "\nLOAD BALANCER: %s", state)
+	if l.Error != "" {
+		fmt.Fprintf(w, ": %s", l.Error)
+	}
+	fmt.Fprintln(w)
+	if l.SyncRole != "" && l.SyncRole != "none" || len(l.SyncDaemons) > 0 {
+		var running []string
+		for _, d := range l.SyncDaemons {
+			running = append(running, fmt.Sprintf("%s on %s (id %d)", d.State, d.Interface, d.SyncID))
+		}
+		fmt.Fprintf(w, "sync daemon: wanted %s; running: %s\n", l.SyncRole, strings.Join(running, ", "))
+	}
+	up := func(b bool) string {
+		if b {
+			return "up"
+		}
+		return "down"
+	}
+	counters := func(c *supervisor.IPVSCounters) string {
+		if c == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%d conns (%d active), %d B in, %d B out", c.Conns, c.ActiveConns, c.InBytes, c.OutBytes)
+	}
+	for _, vs := range l.VirtualServers {
+		extra := ""
+		if vs.SorryIn {
+			extra += ", sorry server " + vs.Sorry + " in"
+		}
+		if vs.Suspended {
+			extra += ", suspended (ha_suspend)"
+		}
+		fmt.Fprintf(w, "\nVIRTUAL SERVER %s\t%s\tquorum %s (live weight %d of %d)%s\t%s\t%s\n", vs.ID, strings.Join(vs.Services, ", "),
+			up(vs.QuorumUp), vs.LiveWeight, vs.Quorum, extra, counters(vs.Counters), vs.At)
+		if vs.Error != "" {
+			fmt.Fprintf(w, "  kernel refused: %s\n", vs.Error)
+		}
+		fmt.Fprintln(w, "  REAL SERVER\tMETHOD\tSTATE\tWEIGHT\tIN TABLE\tCHECKS\tCOUNTERS")
+		for _, rs := range vs.RealServers {
+			weight := strconv.FormatInt(rs.Weight, 10)
+			if rs.Weight != rs.ConfiguredWeight {
+				weight += fmt.Sprintf(" (configured %d)", rs.ConfiguredWeight)
+			}
+			in := "no"
+			if rs.InTable {
+				in = fmt.Sprintf("weight %d", rs.TableWeight)
+			}
+			var checks []string
+			for _, c := range rs.Checks {
+				s := up(c.Up)
+				if !c.HasRun {
+					s += " (not run yet)"
+				}
+				checks = append(checks, c.Name+" "+s)
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", rs.Address, rs.Method, up(rs.Alive), weight, in, strings.Join(checks, "; "), counters(rs.Counters))
+		}
+	}
 }
 
 func flagSet(name string, stderr io.Writer) *flag.FlagSet {

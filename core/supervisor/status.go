@@ -16,10 +16,13 @@ import (
 
 // Status is what `vigil status` reports.
 type Status struct {
-	Processes []ProcessStatus   `json:"processes"`
-	Instances []InstanceStatus  `json:"instances"`
-	Checks    []CheckStatus     `json:"checks"`
-	Drops     map[string]uint64 `json:"advert_drops,omitempty"`
+	Processes []ProcessStatus  `json:"processes"`
+	Instances []InstanceStatus `json:"instances"`
+	Checks    []CheckStatus    `json:"checks"`
+	// LVS is the load balancer (virtual_server, lvs_sync_daemon); nil when the
+	// configuration has none, or the check process did not answer.
+	LVS   *LVSStatus        `json:"lvs,omitempty"`
+	Drops map[string]uint64 `json:"advert_drops,omitempty"`
 	// LastReload is the last reload's result; nil before the first.
 	LastReload *ReloadStatus `json:"last_reload,omitempty"`
 	// Goroutines is core's count; each child reports its own in Processes. A count that
@@ -94,12 +97,14 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 		v, c := p.vrrp, p.check
 		p.mu.Unlock()
 		if c != nil {
-			// Only for the goroutine count: the check states core holds are those it forwards.
+			// For the goroutine count and the load balancer: the check states core holds are
+			// those it forwards.
 			cctx, cancel := context.WithTimeout(ctx, childStatusWait)
 			cs, err := c.Status(cctx, &childpb.Empty{})
 			cancel()
 			if err == nil {
 				ps.Goroutines = int(cs.Goroutines)
+				st.LVS = lvsStatusOf(cs.GetLvs())
 			} else {
 				ps.Unanswered = unanswered(err)
 			}
