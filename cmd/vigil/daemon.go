@@ -55,6 +55,9 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	if o.detail {
 		childArgs = append(childArgs, "-D")
 	}
+	if o.dontReleaseIPVS {
+		childArgs = append(childArgs, "-I")
+	}
 	// Notify actions run in core, fed by the vrrp child's transition stream: VRRP never
 	// waits for them. A reload swaps the dispatcher.
 	var notifier atomic.Pointer[notify.Dispatcher]

@@ -92,6 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	both(&o.dontFork, "n", "dont-fork", "stay in the foreground (vigil always does; accepted for keepalived compatibility)")
 	both(&o.console, "l", "log-console", "log to the console (vigil always logs to stderr; accepted for keepalived compatibility)")
 	both(&o.detail, "D", "log-detail", "detailed (debug) logging")
+	both(&o.dontReleaseIPVS, "I", "dont-release-ipvs", "at stop, leave the virtual servers in the kernel's IPVS table (keepalived's -I)")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log as JSON lines instead of text")
 	fs.StringVar(&o.configID, "i", config.DefaultConfigID(), "config id for @id conditional lines")
 	fs.StringVar(&o.configID, "config-id", config.DefaultConfigID(), "same as -i")

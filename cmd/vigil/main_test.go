@@ -137,6 +137,14 @@ func TestFlags(t *testing.T) {
 	if code != exitOK {
 		t.Errorf("-n -l -D: %d\n%s", code, stderr)
 	}
+	// keepalived's -I / --dont-release-ipvs too (core passes it to the check process, see
+	// core/supervisor's TestLoadBalancerPlumbing).
+	for _, flag := range []string{"-I", "--dont-release-ipvs"} {
+		code, _, stderr = runVigil(flag, "-t", "-f", writeConf(t, good))
+		if code != exitOK {
+			t.Errorf("%s: %d\n%s", flag, code, stderr)
+		}
+	}
 }
 
 func TestLogJSON(t *testing.T) {
