@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -140,10 +141,11 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 	}
 	s.sched, s.host, s.hostKey = <-ready, host, check.PluginHostKey(cfg.Global)
 	// Before the checks start: their first results find their checkers in the director.
+	raiseCheckCaps(s.log, s.caps(cfg))
 	s.startLVS(cfg)
 	s.sched.Update(specs)
 	s.log.Info("checks started", "count", len(specs))
-	s.applyScheduling(cfg.Global.CheckerProcess)
+	s.applyScheduling(cfg)
 	return &childpb.StartResponse{}, nil
 }
 
@@ -197,6 +199,7 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 	if b != nil {
 		b.reload(cfg)
 	} else {
+		raiseCheckCaps(s.log, s.caps(cfg))
 		s.startLVS(cfg)
 	}
 	d := s.sched.Update(specs)
@@ -218,7 +221,7 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 	}
 	s.logNotes(specs, func(name string) bool { return starting[name] })
 	s.log.Info("checks reloaded", "kept", len(d.Kept), "added", len(d.Added), "removed", len(d.Removed), "restarted", len(d.Restarted), "new_plugin_host", newHost)
-	s.applyScheduling(cfg.Global.CheckerProcess)
+	s.applyScheduling(cfg)
 	return &childpb.ReloadResponse{Kept: d.Kept, Added: d.Added, Removed: d.Removed, Restarted: d.Restarted}, nil
 }
 
@@ -226,13 +229,29 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 // and plugins, and what it runs for vrrp_script (which keepalived runs from its vrrp
 // process, so that there checker_* leave them alone). Scripts and plugins it starts do not
 // inherit a raised priority (see scheduling).
-func (s *checkServer) applyScheduling(p config.Process) {
+func (s *checkServer) applyScheduling(cfg *config.Config) {
+	p := cfg.Global.CheckerProcess
 	// What was applied before stays effective too: undoing it needs CAP_SYS_NICE, and locked
 	// memory needs CAP_IPC_LOCK until it is unlocked (see scheduling.setNoSwap). Once undone,
 	// neither stays effective.
-	raiseCheckCaps(s.log, PriorityCaps(p, s.prio.current()))
+	raiseCheckCaps(s.log, s.caps(cfg))
 	s.prio.apply(p)
-	raiseCheckCaps(s.log, PriorityCaps(p, s.prio.current()))
+	raiseCheckCaps(s.log, s.caps(cfg))
+}
+
+// caps are the capabilities the check process needs besides ScriptCaps: those of
+// checker_priority and the like, and CAP_NET_ADMIN while it programs IPVS (the kernel checks
+// it when the netlink socket is opened and at each command; a reload that removes the last
+// virtual_server still has to remove its services).
+func (s *checkServer) caps(cfg *config.Config) []int {
+	c := PriorityCaps(cfg.Global.CheckerProcess, s.prio.current())
+	s.mu.Lock()
+	lvsOn := s.lvs != nil
+	s.mu.Unlock()
+	if lvsOn || lvsWanted(cfg) {
+		c = append(c, unix.CAP_NET_ADMIN)
+	}
+	return c
 }
 
 // logNotes logs the notes of the specs that start: a kept check said its note already.

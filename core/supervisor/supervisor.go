@@ -125,6 +125,21 @@ func Needed(cfg *config.Config) (vrrp, checks bool, err error) {
 	return len(cfg.Instances) > 0, len(check.Tracked(cfg)) > 0 || lvs, nil
 }
 
+// checkAsScriptUser says whether the check child may run as script_user: not when it owns
+// IPVS (a virtual_server or lvs_sync_daemon), which takes CAP_NET_ADMIN. It then runs as
+// root with ScriptCaps and CAP_NET_ADMIN effective, as keepalived's checker process runs as
+// root; its scripts still run as script_user, its check plugins as root (keepalived's
+// checkers run inside its root process).
+func checkAsScriptUser(cfg *config.Config, log hclog.Logger) bool {
+	if len(cfg.VirtualServers) == 0 && cfg.Global.LVSSyncDaemon == nil {
+		return true
+	}
+	if log != nil {
+		log.Info("the check process runs as root, not as script_user: it programs IPVS (CAP_NET_ADMIN); its scripts still run as script_user, its check plugins as root, as keepalived's checkers")
+	}
+	return false
+}
+
 // New prepares the children of cfg; Run starts them.
 func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 	wantVRRP, wantCheck, err := Needed(cfg)
@@ -137,8 +152,9 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 	if wantCheck {
 		p := &proc{role: child.RoleCheck, state: "starting"}
 		// The check child runs as script_user when one is set: a compromised check then
-		// cannot touch the network configuration.
-		if u := cfg.Global.ScriptUser; u != "" {
+		// cannot touch the network configuration. Not when it programs IPVS, which takes
+		// CAP_NET_ADMIN (see checkAsScriptUser).
+		if u := cfg.Global.ScriptUser; u != "" && checkAsScriptUser(cfg, opts.Log) {
 			cred, err := script.LookupUser(u, cfg.Global.ScriptGroup)
 			if err != nil {
 				return nil, fmt.Errorf("script_user: %w", err)
@@ -686,7 +702,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 		}{{wantCheck, child.RoleCheck}, {wantVRRP, child.RoleVRRP}} {
 			if need.want && !slices.ContainsFunc(s.children, func(p *proc) bool { return p.role == need.role }) {
 				p := &proc{role: need.role, state: "starting"}
-				if need.role == child.RoleCheck && cfg.Global.ScriptUser != "" {
+				if need.role == child.RoleCheck && cfg.Global.ScriptUser != "" && checkAsScriptUser(cfg, s.opts.Log) {
 					cred, err := script.LookupUser(cfg.Global.ScriptUser, cfg.Global.ScriptGroup)
 					if err != nil {
 						s.mu.Unlock()
