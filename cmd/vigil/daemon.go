@@ -58,6 +58,9 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	if o.dontReleaseIPVS {
 		childArgs = append(childArgs, "-I")
 	}
+	if o.dontReleaseVRRP {
+		childArgs = append(childArgs, "-V")
+	}
 	// Notify actions run in core, fed by the vrrp child's transition stream: VRRP never
 	// waits for them. A reload swaps the dispatcher.
 	var notifier atomic.Pointer[notify.Dispatcher]

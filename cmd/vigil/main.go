@@ -55,6 +55,8 @@ type options struct {
 	role      string
 	// dontReleaseIPVS is keepalived's -I: at stop, the IPVS table is left as it is.
 	dontReleaseIPVS bool
+	// dontReleaseVRRP is keepalived's -V: at stop, VRRP's addresses and routes stay.
+	dontReleaseVRRP bool
 	// watch is the file watcher's debounce; 0 turns it off (reload by SIGHUP or vigil
 	// reload only).
 	watch time.Duration
@@ -93,6 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	both(&o.console, "l", "log-console", "log to the console (vigil always logs to stderr; accepted for keepalived compatibility)")
 	both(&o.detail, "D", "log-detail", "detailed (debug) logging")
 	both(&o.dontReleaseIPVS, "I", "dont-release-ipvs", "at stop, leave the virtual servers in the kernel's IPVS table (keepalived's -I)")
+	both(&o.dontReleaseVRRP, "V", "dont-release-vrrp", "at stop, leave VRRP's virtual addresses and routes in place, and do not resign (keepalived's -V)")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log as JSON lines instead of text")
 	fs.StringVar(&o.configID, "i", config.DefaultConfigID(), "config id for @id conditional lines")
 	fs.StringVar(&o.configID, "config-id", config.DefaultConfigID(), "same as -i")
@@ -138,7 +141,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// one stream, with the role as a field.
 		child.Serve(child.Role(o.role), hclog.New(&hclog.LoggerOptions{
 			Level: levelOf(o), Output: stderr, JSONFormat: true, // no name: core names the stream by role
-		}), child.Options{DontReleaseIPVS: o.dontReleaseIPVS})
+		}), child.Options{DontReleaseIPVS: o.dontReleaseIPVS, DontReleaseVRRP: o.dontReleaseVRRP})
 		return exitOK
 	}
 	log := newLogger(stderr, o)

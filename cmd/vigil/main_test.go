@@ -137,9 +137,10 @@ func TestFlags(t *testing.T) {
 	if code != exitOK {
 		t.Errorf("-n -l -D: %d\n%s", code, stderr)
 	}
-	// keepalived's -I / --dont-release-ipvs too (core passes it to the check process, see
-	// core/supervisor's TestLoadBalancerPlumbing).
-	for _, flag := range []string{"-I", "--dont-release-ipvs"} {
+	// keepalived's -I / --dont-release-ipvs and -V / --dont-release-vrrp too (core passes
+	// them to the children: see core/supervisor's TestLoadBalancerPlumbing and
+	// TestDontReleaseVRRP).
+	for _, flag := range []string{"-I", "--dont-release-ipvs", "-V", "--dont-release-vrrp"} {
 		code, _, stderr = runVigil(flag, "-t", "-f", writeConf(t, good))
 		if code != exitOK {
 			t.Errorf("%s: %d\n%s", flag, code, stderr)

@@ -99,7 +99,7 @@ func Serve(role Role, log hclog.Logger, o Options) {
 	var srv server
 	switch role {
 	case RoleVRRP:
-		v := newVRRPServer(log)
+		v := newVRRPServer(log, o)
 		set[string(role)], srv = &vrrpPlugin{srv: v}, v
 	case RoleCheck:
 		limitCheckCaps(log)

@@ -81,7 +81,7 @@ func FuzzFromCore(f *testing.F) {
 				t.Fatalf("a configuration that does not read: %v; want InvalidArgument", err)
 			}
 		}
-		s := newVRRPServer(hclog.NewNullLogger())
+		s := newVRRPServer(hclog.NewNullLogger(), Options{})
 		var last *childpb.Order
 		for _, in := range [][]byte{a, b} {
 			var st childpb.CheckState

@@ -141,7 +141,7 @@ vrrp_instance VI_1 {
 `
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	vs := newVRRPServer(hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Info}))
+	vs := newVRRPServer(hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Info}), Options{})
 	if _, err := vs.Start(ctx, &childpb.StartRequest{ConfigName: "clock.conf", ConfigText: conf}); err != nil {
 		t.Fatalf("vrrp Start: %v", err)
 	}

@@ -29,6 +29,8 @@ type vrrpServer struct {
 	work work
 	out  *fanout[*childpb.Transition]
 	prio *scheduling // vrrp_priority, vrrp_rt_priority ...
+	// keep is --dont-release-vrrp: at stop the instances are left as they are.
+	keep bool
 
 	// Transitions before core's first Transitions call are kept for it: the engine starts
 	// in Start, and core subscribes only after Start returns, so the first transitions
@@ -54,9 +56,9 @@ type vrrpServer struct {
 // notify actions, so they are all kept while that stays bounded.
 const maxPending = 1024
 
-func newVRRPServer(log hclog.Logger) *vrrpServer {
+func newVRRPServer(log hclog.Logger, o Options) *vrrpServer {
 	out := newFanout(transitionKey, maxPending)
-	return &vrrpServer{log: log, out: out, early: out.newQueue(), prio: newScheduling(log, "vrrp", false)}
+	return &vrrpServer{log: log, out: out, early: out.newQueue(), prio: newScheduling(log, "vrrp", false), keep: o.DontReleaseVRRP}
 }
 
 // transitionKey is what a transition supersedes, once a subscriber has too many pending:
@@ -120,6 +122,9 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 		s.send(eng, name, &childpb.Transition{Instance: name, From: fsm.Master.String(), To: lowerPriorityHeard,
 			Reason: fmt.Sprintf("advert from %s with priority %d", h.From, h.Priority), UnixNano: time.Now().UnixNano()})
 	})
+	if s.keep {
+		eng.KeepOnStop()
+	}
 	s.eng, s.checks = eng, trackedChecks(cfg)
 	s.work.start(func(ctx context.Context) {
 		if err := eng.Run(ctx); err != nil {

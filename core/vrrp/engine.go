@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,7 +66,15 @@ type Engine struct {
 	mu          sync.Mutex
 	transitions []func(name string, t fsm.Transition)
 	lowerHeard  []func(name string, h fsm.LowerPriorityHeard)
+
+	// keep is --dont-release-vrrp (KeepOnStop).
+	keep atomic.Bool
 }
+
+// KeepOnStop makes the engine's stop leave every instance as it is, as keepalived's
+// --dont-release-vrrp does: a master sends no priority 0 advert and keeps its virtual
+// addresses, routes and VMAC interfaces. An instance that a reload removes is still released.
+func (e *Engine) KeepOnStop() { e.keep.Store(true) }
 
 type sockKey struct {
 	ifindex int
@@ -487,8 +496,11 @@ func (e *Engine) startSocket(sg *sockGroup) {
 // startUnit runs u until Run's context ends or the unit is stopped (a reload removed it).
 // Callers hold rw.
 func (e *Engine) startUnit(u *unit, delay time.Duration) {
-	ctx, cancel := context.WithCancel(e.runCtx)
+	runCtx := e.runCtx
+	ctx, cancel := context.WithCancel(runCtx)
 	u.stop = cancel
+	// Only the engine's stop keeps the instances (KeepOnStop), not a reload removing the unit.
+	u.keepAtStop = func() bool { return e.keep.Load() && runCtx.Err() != nil }
 	e.uwg.Add(1)
 	go func() {
 		defer e.uwg.Done()
@@ -516,6 +528,10 @@ func (e *Engine) close() {
 		sg.sock.close()
 	}
 	e.vmacMu.Lock()
+	if e.keep.Load() && len(e.vmacs) > 0 {
+		e.log.Info("VMAC interfaces kept (--dont-release-vrrp)", "interfaces", strings.Join(e.vmacs, " "))
+		e.vmacs = nil
+	}
 	for _, name := range e.vmacs {
 		if err := e.nl.DeleteVMAC(name); err != nil {
 			e.log.Warn("VMAC interface left behind", "interface", name, "error", err)

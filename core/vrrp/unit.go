@@ -14,6 +14,10 @@ import (
 // unit is one goroutine driving either a lone instance's machine or a whole sync group, so
 // that the machines of a group are only ever touched together, from one place.
 type unit struct {
+	// keepAtStop says, once the unit's context ended, whether to leave the members as they
+	// are (the engine stops with KeepOnStop) rather than shut them down; nil: shut down.
+	keepAtStop func() bool
+
 	members []*instance
 	group   *fsm.SyncGroup // nil for a lone instance
 	inbox   chan unitEvent
@@ -257,6 +261,9 @@ func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 		select {
 		case <-ctx.Done():
 			u.takeBack()
+			if u.keepAtStop != nil && u.keepAtStop() {
+				return // --dont-release-vrrp: no priority 0 advert, the addresses stay
+			}
 			now := time.Now()
 			for i := range u.members {
 				u.handle(now, i, fsm.Shutdown{})
