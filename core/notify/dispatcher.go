@@ -118,6 +118,10 @@ type Dispatcher struct {
 	// lvs are the virtual servers' notifications (lvs.go), by ID; lvsOrder in the file's order.
 	lvs      map[string]*lvsSource
 	lvsOrder []*lvsSource
+	// prevLVS are the virtual servers of the dispatcher this one took over from (Adopt),
+	// and retired runs the scripts of those this configuration no longer has.
+	prevLVS map[string]*lvsSource
+	retired *lvsWorker
 }
 
 // source is an instance or a sync group and its actions.
@@ -180,11 +184,12 @@ func New(cfg *config.Config, opts Options) *Dispatcher {
 			}()
 		}
 	}
-	for _, src := range d.lvsOrder {
+	d.retired = &lvsWorker{d: d, src: "virtual servers removed by a reload", max: d.opts.QueueLen * lvsQueueFactor, wake: make(chan struct{}, 1)}
+	for _, w := range append(d.lvsWorkers(), d.retired) {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			src.worker.run(ctx)
+			w.run(ctx)
 		}()
 	}
 	go func() {
@@ -476,6 +481,7 @@ var errSkipped = errors.New("nothing to do")
 // state without a transition, so without this the first event after it would report
 // INIT as the old state, and a group would notify a change it did not make.
 func (d *Dispatcher) Adopt(old *Dispatcher) {
+	d.adoptLVS(old)
 	type seen struct {
 		state string
 		prio  int

@@ -99,20 +99,35 @@ func (d *Dispatcher) LVS(ev LVSEvent) {
 	if d.ctx.Err() != nil {
 		return
 	}
-	src := d.lvs[ev.Service]
-	if src == nil {
-		d.log.Warn("load-balancer event of a virtual server this configuration does not have; no notify", "virtual_server", ev.Service)
-		return
-	}
-	var dest lvs.Dest
 	real := ev.Kind == lvs.RealUp || ev.Kind == lvs.RealDown
-	if real {
-		i, ok := src.reals[ev.Real]
-		if !ok {
-			d.log.Warn("load-balancer event of a real server this configuration does not have; no notify", "virtual_server", ev.Service, "real_server", ev.Real)
+	has := func(src *lvsSource) bool {
+		if src == nil {
+			return false
+		}
+		_, ok := src.reals[ev.Real]
+		return !real || ok
+	}
+	src, worker := d.lvs[ev.Service], (*lvsWorker)(nil)
+	if src != nil {
+		worker = src.worker
+	}
+	if !has(src) {
+		// A server that the reload which made this dispatcher removed: its last
+		// notifications (notify_down, quorum_down) come after the reload, by the
+		// configuration before it.
+		if old := d.prevLVS[ev.Service]; has(old) {
+			src = old
+			if worker == nil {
+				worker = d.retired
+			}
+		} else {
+			d.log.Warn("load-balancer event of a server this configuration does not have; no notify", "virtual_server", ev.Service, "real_server", ev.Real)
 			return
 		}
-		dest = src.svc.Reals[i].Dest
+	}
+	var dest lvs.Dest
+	if real {
+		dest = src.svc.Reals[src.reals[ev.Real]].Dest
 	}
 	line := src.svc.FIFOLine(ev.Kind, dest)
 	if line == "" {
@@ -139,8 +154,19 @@ func (d *Dispatcher) LVS(ev LVSEvent) {
 	if ev.Stopping {
 		timeout = min(timeout, stoppingTimeout)
 	}
-	src.worker.push(lvsJob{what: ev.Kind.String(), real: ev.Real, run: run, timeout: timeout,
+	worker.push(lvsJob{what: ev.Kind.String(), real: ev.Real, run: run, timeout: timeout,
 		ev: sdk.Event{Node: d.node, NewState: state, Time: at}})
+}
+
+// adoptLVS keeps old's virtual servers for the last notifications of those a reload removes
+// (see LVS). Called by Adopt.
+func (d *Dispatcher) adoptLVS(old *Dispatcher) {
+	old.mu.Lock()
+	prev := old.lvs
+	old.mu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.prevLVS = prev
 }
 
 // WaitLVS waits until the load balancer's scripts queued so far have run, or ctx ends.
@@ -149,9 +175,9 @@ func (d *Dispatcher) WaitLVS(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		var busy []string
-		for _, src := range d.lvsOrder {
-			if !src.worker.idle() {
-				busy = append(busy, src.worker.src)
+		for _, w := range append(d.lvsWorkers(), d.retired) {
+			if !w.idle() {
+				busy = append(busy, w.src)
 			}
 		}
 		if len(busy) == 0 {
@@ -163,6 +189,14 @@ func (d *Dispatcher) WaitLVS(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+func (d *Dispatcher) lvsWorkers() []*lvsWorker {
+	var ws []*lvsWorker
+	for _, src := range d.lvsOrder {
+		ws = append(ws, src.worker)
+	}
+	return ws
 }
 
 // lvsJob is one script to run.

@@ -101,3 +101,38 @@ func TestLVSScriptsAndFIFOs(t *testing.T) {
 		t.Errorf("scripts ran as %q, want %q", got, want)
 	}
 }
+
+// TestLVSAfterReload: the last notifications of a real or virtual server that a reload
+// removed come after the new dispatcher took over (the check process reports them when it
+// applies the reload); they run the old configuration's scripts.
+func TestLVSAfterReload(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	w := func(name string) string { return writer(t, dir, name, out) }
+	vs := func(addr, reals string) string {
+		return "virtual_server " + addr + " 80 {\n lb_algo rr\n protocol TCP\n quorum_down \"" + w("quorum_down") + " " + addr + "\"\n" + reals + "}\n"
+	}
+	real := func(addr string) string {
+		return " real_server " + addr + " 80 {\n  notify_down \"" + w("rs_down") + " " + addr + "\"\n }\n"
+	}
+	old := New(parse(t, vs("192.0.2.100", real("192.0.2.11")+real("192.0.2.12"))+vs("192.0.2.101", real("192.0.2.13"))), Options{Log: testLog(t)})
+	d := New(parse(t, vs("192.0.2.100", real("192.0.2.11"))), Options{Log: testLog(t)})
+	defer d.Close()
+	d.Adopt(old)
+	old.Close()
+	d.LVS(LVSEvent{Kind: lvs.RealDown, Service: "TCP 192.0.2.100:80", Real: "192.0.2.12:80"})
+	d.LVS(LVSEvent{Kind: lvs.RealDown, Service: "TCP 192.0.2.101:80", Real: "192.0.2.13:80"})
+	d.LVS(LVSEvent{Kind: lvs.QuorumDown, Service: "TCP 192.0.2.101:80"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.WaitLVS(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Each virtual server's in order; two virtual servers' scripts run side by side.
+	got := lines(out)
+	sorted := slices.Sorted(slices.Values(got))
+	want := []string{"quorum_down 192.0.2.101", "rs_down 192.0.2.12", "rs_down 192.0.2.13"}
+	if !slices.Equal(sorted, want) || slices.Index(got, "rs_down 192.0.2.13") > slices.Index(got, "quorum_down 192.0.2.101") {
+		t.Errorf("scripts ran as %q, want %q with 192.0.2.101's in order", got, want)
+	}
+}
