@@ -91,8 +91,7 @@ type balancer struct {
 	spec  lvs.Config
 	kern  *ipvs.Client
 	owned map[ipvs.ServiceKey]bool // keys vigil programs, or programmed and has to remove
-	// opened: Open was tried; openErr is why it failed (nil once open).
-	opened    bool
+	// openErr is why Open failed (nil once open).
 	openErr   error
 	lastOpen  time.Time
 	retryWait time.Duration
