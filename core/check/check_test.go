@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,6 +181,39 @@ func TestRunDynamicWeight(t *testing.T) {
 	case c := <-changes:
 		t.Fatalf("unexpected change: %+v", c)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestRunSuccessResetsWeight: a real_server checker that reported a dynamic weight and
+// then succeeds without one is back at its configured weight (Weight nil), as keepalived's
+// misc_dynamic MISC_CHECK is after an exit of 0; a failure without one keeps it.
+func TestRunSuccessResetsWeight(t *testing.T) {
+	w := func(v int) *int { return &v }
+	p := &seq{results: []Result{
+		{OK: true, Weight: w(10)}, // exit 12
+		{OK: true},                // exit 0: the configured weight again
+		{OK: true, Weight: w(3)},  // exit 5
+		{Msg: "exit 1"},           // down (fall 1); the weight stays
+		{Msg: "exit 1"},
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	changes := make(chan Change, 20)
+	go Run(ctx, []Spec{{Name: "c", Prober: p, Interval: 10 * time.Millisecond, Rise: 1, Fall: 1, SuccessResetsWeight: true}}, changes)
+	want := []string{"up", "up 10", "up", "up 3", "down 3"}
+	for i, wnt := range want {
+		select {
+		case c := <-changes:
+			g := map[bool]string{true: "up", false: "down"}[c.Up]
+			if c.Weight != nil {
+				g += fmt.Sprintf(" %d", *c.Weight)
+			}
+			if g != wnt {
+				t.Fatalf("change %d: %q; want %q", i, g, wnt)
+			}
+		case <-ctx.Done():
+			t.Fatalf("change %d never came; want %q", i, wnt)
+		}
 	}
 }
 

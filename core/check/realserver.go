@@ -242,5 +242,6 @@ func checkerSpec(ctx context.Context, plugins PluginSpecs, pc *config.PluginChec
 	}
 	spec.RetryDelay = ck.DelayBeforeRetry
 	spec.Warmup = ck.Warmup
+	spec.SuccessResetsWeight = true
 	return spec
 }

@@ -47,6 +47,12 @@ type Spec struct {
 	// Warmup, when set, is keepalived's warmup: the first probe comes at a random moment
 	// within it instead of within the first interval.
 	Warmup time.Duration
+	// SuccessResetsWeight, set on real_server checkers, makes a success that reports no
+	// weight drop the weight reported before (Change.Weight nil: the configured weight
+	// again), as keepalived's MISC_CHECK with misc_dynamic goes back to the real server's
+	// weight on exit 0 after an exit of 2..255. A VRRP check keeps its last weight instead
+	// (see Change.Weight).
+	SuccessResetsWeight bool
 	// Note, when set, is something the operator should know about how this check runs,
 	// logged once when it starts (a fallback, a disabled script).
 	Note string
@@ -369,9 +375,12 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, s
 			return
 		}
 		crossed := th.Add(r.OK)
-		if r.Weight != nil && (weight == nil || *weight != *r.Weight) {
+		switch {
+		case r.Weight != nil && (weight == nil || *weight != *r.Weight):
 			w := *r.Weight
 			weight, crossed = &w, true
+		case r.Weight == nil && r.OK && s.SuccessResetsWeight && weight != nil:
+			weight, crossed = nil, true
 		}
 		if crossed && !send(Change{Name: s.Name, Up: th.Up(), Msg: r.Msg, Weight: weight, Metrics: r.Metrics}) {
 			return
