@@ -1,8 +1,9 @@
 # vigil — developer and CI entry points. GNU make.
 #
 #   make build   every command (cmd/) and plugin (plugins/) into bin/
-#   make test    OS deps, go vet, unit tests with -race, the short fault suite, a short fuzz run,
-#                the demo
+#   make test    OS deps, go vet, unit tests with -race, the VM tests (test-vm), the short fault
+#                suite, a short fuzz run, the demo
+#   make test-vm the tests that boot a kernel of their own under qemu (TestVM..., no -race)
 #   make fuzz    each fuzz target for FUZZTIME (default 60s; or a count such as 100000x), one at a time
 #   make demo    a live two-node failover in network namespaces (root)
 #   make demo-mysql  the MySQL story: two MariaDB servers in master-master replication, vigil
@@ -30,7 +31,7 @@ FUZZTIME ?= 60s
 # (2026.2.2) are not resolvable through the proxy. Newer Go releases may need a newer one.
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build test fuzz demo demo-mysql bench faults lint clean
+.PHONY: build test test-vm fuzz demo demo-mysql bench faults lint clean
 
 # plugins/ may be empty or absent (git keeps no empty directories): list only the trees that
 # exist, and ask go list which packages they hold. -e keeps packages that fail to load in the
@@ -48,9 +49,21 @@ test:
 	bash .ci/deps.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) test-vm
 	$(GO) run ./bench/faults -short -impl vigil
 	$(MAKE) fuzz FUZZTIME=100000x
 	$(MAKE) demo
+
+# Tests that need a kernel of their own (IPVS) are named TestVM... and run in one VM per package
+# (core/lab/vm: qemu TCG, seconds to boot). They run here, without -race: under TCG a race
+# build runs about 30 times slower than a plain one, and the race line above already covers
+# their packages' code on the host (their TestVM tests skip in it, saying so). -p 1: one VM at
+# a time, each with both cores. The packages are those whose tests use core/lab/vm.
+test-vm:
+	@pkgs="$$(grep -rlE --include='*_test.go' 'vigil/core/lab/vm"|^package vm$$' . | xargs -r -n1 dirname | sort -u | tr '\n' ' ')"; \
+	if [ -z "$$pkgs" ]; then echo "test-vm: no package tests with core/lab/vm"; exit 0; fi; \
+	echo "$(GO) test -count=1 -p 1 -timeout 20m -run '^TestVM' $$pkgs"; \
+	$(GO) test -count=1 -p 1 -timeout 20m -run '^TestVM' $$pkgs
 
 # make test gives each target a count of inputs rather than a duration: with a duration, Go
 # 1.26's fuzz coordinator can report "context deadline exceeded" as a failure at the end of the

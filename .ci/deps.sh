@@ -48,7 +48,8 @@ fi
 
 echo "deps: installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Several test runs may install at once: wait for dpkg's lock instead of failing.
 echo "+ apt-get update"
-apt-get update -q
+apt-get -o DPkg::Lock::Timeout=600 update -q
 echo "+ apt-get install -y --no-install-recommends ${missing[*]}"
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"

@@ -18,13 +18,28 @@ import (
 // requireEnv makes a VM that cannot start a failure outside CI too.
 const requireEnv = "VIGIL_REQUIRE_VM"
 
+// raceEnv lets a race-enabled test binary run its VM tests after all.
+const raceEnv = "VIGIL_VM_RACE"
+
+// SkipReason says why VM tests do not run in this test binary, or "" when they do. Under TCG
+// a race-enabled binary runs about 30 times slower than a plain one (the detector's shadow
+// memory accesses are all emulated), so VM tests run from a build without -race: make test has
+// a line of its own for them. VIGIL_VM_RACE=1 runs them in a race build anyway.
+func SkipReason() string {
+	if raceBuild && os.Getenv(raceEnv) != "1" {
+		return "a -race build: VM tests run without -race (make test runs them on a line of their own; " + raceEnv + "=1 runs them here)"
+	}
+	return ""
+}
+
 // Required reports whether VM tests must fail, rather than skip, when no VM can start: in CI
 // (CI set, as CI systems do) or when VIGIL_REQUIRE_VM=1.
 func Required() bool {
 	return os.Getenv("CI") != "" || os.Getenv(requireEnv) == "1"
 }
 
-// Guest marks a test as one that runs inside the VM: call it first. Inside the VM it returns
+// Guest marks a test as one that runs inside the VM: call it first. Name such tests TestVM...:
+// make test's line for VM tests selects them by that prefix. Inside the VM it returns
 // at once. On the host it skips the test, because Main runs it again in the VM after the host's
 // tests; if no VM can start here, it says exactly why, and fails instead of skipping when
 // Required.
@@ -32,6 +47,9 @@ func Guest(t testing.TB) {
 	t.Helper()
 	if InGuest() {
 		return
+	}
+	if r := SkipReason(); r != "" {
+		t.Skip(r)
 	}
 	if err := Available(); err != nil {
 		if Required() {
@@ -87,6 +105,10 @@ func runGuestTests(m *testing.M, pattern string, cfg Config, started time.Time) 
 	}
 	if sel == "" {
 		return 0 // -run selects no VM test: no boot
+	}
+	if r := SkipReason(); r != "" {
+		fmt.Printf("vm: VM tests skipped: %s\n", r)
+		return 0
 	}
 	if err := Available(); err != nil {
 		// Guest already failed or skipped each VM test with this reason.

@@ -18,6 +18,9 @@ import (
 // needVM skips (or, when Required, fails) a test that boots a VM where none can start.
 func needVM(t *testing.T) {
 	t.Helper()
+	if r := SkipReason(); r != "" {
+		t.Skip(r)
+	}
 	if err := Available(); err != nil {
 		if Required() {
 			t.Fatalf("a VM cannot start here: %v", err)
@@ -52,7 +55,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 // loaded and modprobe works inside, /proc/net/ip_vs exists, a namespace and a veth pair pass
 // traffic, a share is written through to the host, the command's output reaches the console,
 // and its exit status comes back.
-func TestRun(t *testing.T) {
+func TestVMRun(t *testing.T) {
 	needVM(t)
 	work := t.TempDir() // under /tmp, which the guest covers with its own tmpfs
 	script := `set -e
@@ -100,7 +103,7 @@ exit 7
 }
 
 // A module that cannot be loaded is the VM's failure, not the command's.
-func TestRunMissingModule(t *testing.T) {
+func TestVMRunMissingModule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: one boot is enough")
 	}
@@ -108,13 +111,13 @@ func TestRunMissingModule(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, Config{Modules: []string{"no_such_module"}}, []string{"true"}, nil)
-	if err == nil || !strings.Contains(err.Error(), "modprobe 'no_such_module' failed") {
+	if err == nil || !strings.Contains(err.Error(), "modprobe no_such_module failed") {
 		t.Fatalf("err = %v, want the modprobe failure; console:\n%s", err, res.Output)
 	}
 }
 
 // Cancelling the context kills qemu at once; Run says why.
-func TestRunCancel(t *testing.T) {
+func TestVMRunCancel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: one boot is enough")
 	}
