@@ -3,9 +3,11 @@ package kerneltest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -187,12 +189,13 @@ func (ns netns) listen(t *testing.T, addr string) net.Listener {
 }
 
 // httpClient makes a new connection from the namespace for each request.
-func (ns netns) httpClient() *http.Client {
+func (ns netns) httpClient(tc *tls.Config) *http.Client {
 	return &http.Client{
 		Timeout: 20 * time.Second,
 		Transport: &http.Transport{
 			DisableKeepAlives: true,
 			DialContext:       ns.dial,
+			TLSClientConfig:   tc,
 		},
 	}
 }
@@ -210,38 +213,73 @@ func veth(t *testing.T, a netns, an string, b netns, bn string) {
 	b.ip(t, "link", "set", bn, "up")
 }
 
-// backend is an HTTP server in a namespace of its own that answers its name, or 500 while
-// failing.
+// backend is a namespace of its own with HTTP servers that answer its name: on 8080 from
+// the start, on other ports (plain or TLS) when the test asks; a port set failing answers
+// 500, and a port can be closed and opened again.
 type backend struct {
 	name string
 	ns   netns
 	addr string // its address on the backends' network
-	srv  *http.Server
 	mu   sync.Mutex
-	fail bool
+	fail map[int]bool
+	srvs map[int]*http.Server
 }
 
-func (b *backend) setFail(fail bool) {
+func (b *backend) setFail(port int, fail bool) {
 	b.mu.Lock()
-	b.fail = fail
+	b.fail[port] = fail
 	b.mu.Unlock()
 }
 
-func (b *backend) serve(t *testing.T, port int) {
+// serve answers HTTP (TLS with cfg) on port until the test ends or stop.
+func (b *backend) serve(t *testing.T, port int, cfg *tls.Config) {
 	t.Helper()
 	l := b.ns.listen(t, fmt.Sprintf(":%d", port))
-	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if cfg != nil {
+		l = tls.NewListener(l, cfg)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()
-		fail := b.fail
+		fail := b.fail[port]
 		b.mu.Unlock()
 		if fail {
 			http.Error(w, "failing", http.StatusInternalServerError)
 			return
 		}
 		io.WriteString(w, b.name)
-	})}
-	go b.srv.Serve(l)
-	t.Cleanup(func() { b.srv.Close() })
+	}), ErrorLog: log.New(io.Discard, "", 0)}
+	b.mu.Lock()
+	b.srvs[port] = srv
+	b.mu.Unlock()
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+}
+
+// stop closes the server on port and its connections: connecting is refused.
+func (b *backend) stop(port int) {
+	b.mu.Lock()
+	srv := b.srvs[port]
+	delete(b.srvs, port)
+	b.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+// echo copies back what each connection on port sends, until the test ends.
+func (b *backend) echo(t *testing.T, port int) {
+	t.Helper()
+	l := b.ns.listen(t, fmt.Sprintf(":%d", port))
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
 }
 
 // topo is a client, a director and three backends. The client reaches the director over
@@ -278,7 +316,8 @@ func newTopo(t *testing.T, tag string) *topo {
 	c.ip(t, "addr", "add", "198.51.100.2/24", "dev", "eth1")
 	c.ip(t, "route", "add", vipDR+"/32", "via", "198.51.100.1", "dev", "eth1")
 	for i := 1; i <= 3; i++ {
-		b := &backend{name: fmt.Sprintf("b%d", i), ns: newNS(t, fmt.Sprintf("%sb%d", tag, i)), addr: fmt.Sprintf("198.51.100.%d", 10+i)}
+		b := &backend{name: fmt.Sprintf("b%d", i), ns: newNS(t, fmt.Sprintf("%sb%d", tag, i)), addr: fmt.Sprintf("198.51.100.%d", 10+i),
+			fail: map[int]bool{}, srvs: map[int]*http.Server{}}
 		port := fmt.Sprintf("p%d", i)
 		veth(t, d, port, b.ns, "eth0")
 		d.ip(t, "link", "set", port, "master", "br0")
@@ -289,7 +328,7 @@ func newTopo(t *testing.T, tag string) *topo {
 		b.ns.ip(t, "addr", "add", vipDR+"/32", "dev", "lo")
 		b.ns.sysctl(t, "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2",
 			"net.ipv4.conf.eth0.arp_ignore=1", "net.ipv4.conf.eth0.arp_announce=2")
-		b.serve(t, 8080)
+		b.serve(t, 8080, nil)
 		tp.backends = append(tp.backends, b)
 	}
 	return tp
@@ -407,7 +446,12 @@ func dests(out, service string) []string {
 // the answers by body; any failed request fails the test.
 func spread(t *testing.T, c netns, url string, n int) map[string]int {
 	t.Helper()
-	hc := c.httpClient()
+	return spreadWith(t, c, url, n, nil)
+}
+
+func spreadWith(t *testing.T, c netns, url string, n int, tc *tls.Config) map[string]int {
+	t.Helper()
+	hc := c.httpClient(tc)
 	got := map[string]int{}
 	for i := range n {
 		resp, err := hc.Get(url)
