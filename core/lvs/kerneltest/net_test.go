@@ -223,6 +223,7 @@ type backend struct {
 	mu   sync.Mutex
 	fail map[int]bool
 	srvs map[int]*http.Server
+	body map[int]string // the answer on a port, when not its name
 }
 
 func (b *backend) setFail(port int, fail bool) {
@@ -246,7 +247,11 @@ func (b *backend) serve(t *testing.T, port int, cfg *tls.Config) {
 			http.Error(w, "failing", http.StatusInternalServerError)
 			return
 		}
-		io.WriteString(w, b.name)
+		body := b.name
+		if s, ok := b.body[port]; ok {
+			body = s
+		}
+		io.WriteString(w, body)
 	}), ErrorLog: log.New(io.Discard, "", 0)}
 	b.mu.Lock()
 	b.srvs[port] = srv
@@ -317,7 +322,7 @@ func newTopo(t *testing.T, tag string) *topo {
 	c.ip(t, "route", "add", vipDR+"/32", "via", "198.51.100.1", "dev", "eth1")
 	for i := 1; i <= 3; i++ {
 		b := &backend{name: fmt.Sprintf("b%d", i), ns: newNS(t, fmt.Sprintf("%sb%d", tag, i)), addr: fmt.Sprintf("198.51.100.%d", 10+i),
-			fail: map[int]bool{}, srvs: map[int]*http.Server{}}
+			fail: map[int]bool{}, srvs: map[int]*http.Server{}, body: map[int]string{}}
 		port := fmt.Sprintf("p%d", i)
 		veth(t, d, port, b.ns, "eth0")
 		d.ip(t, "link", "set", port, "master", "br0")
