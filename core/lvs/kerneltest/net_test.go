@@ -349,6 +349,14 @@ type director struct {
 	log  string
 }
 
+// rewrite writes the configuration vigil reads (with plugin_dir set to the built plugins).
+func (d *director) rewrite(t *testing.T, conf string) {
+	t.Helper()
+	if err := os.WriteFile(d.conf, []byte("global_defs {\n    plugin_dir "+binDir(t)+"\n}\n"+conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (d *director) sock() string { return filepath.Join(d.dir, "vigil.sock") }
 
 // startVigil runs vigil on conf (plugin_dir set to the built plugins) in ns, as its own
@@ -359,9 +367,7 @@ func startVigil(t *testing.T, ns netns, conf string, args ...string) *director {
 	d := &director{ns: ns, dir: t.TempDir(), done: make(chan struct{})}
 	d.conf = filepath.Join(d.dir, "vigil.conf")
 	d.log = filepath.Join(d.dir, "vigil.log")
-	if err := os.WriteFile(d.conf, []byte("global_defs {\n    plugin_dir "+bin+"\n}\n"+conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	d.rewrite(t, conf)
 	f, err := os.Create(d.log)
 	if err != nil {
 		t.Fatal(err)
