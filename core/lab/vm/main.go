@@ -74,8 +74,9 @@ func Guest(t testing.TB) {
 // to the current directory (the package's source, readable in the guest).
 //
 // Things the VM tests need from the host (binaries built with go build, certificates) are
-// best made before calling Main, into a directory listed in cfg.Shares: building under TCG is
-// many times slower.
+// best made by cfg.Prepare, beside the test binary (its directory is shared) or into a
+// directory in cfg.Shares: it runs only when the VM boots, and building under TCG is many
+// times slower.
 func Main(m *testing.M, pattern string, cfg Config) {
 	started := time.Now()
 	if InGuest() {
@@ -163,6 +164,12 @@ func runGuestTests(m *testing.M, pattern string, cfg Config, started time.Time) 
 	}
 	if cfg.Console == nil {
 		cfg.Console = os.Stdout
+	}
+	if cfg.Prepare != nil {
+		if err := cfg.Prepare(); err != nil {
+			fmt.Printf("FAIL: vm: preparing the VM tests: %v\n", err)
+			return 1
+		}
 	}
 	fmt.Printf("vm: booting a VM for -run %s\n", sel)
 	res, err := Run(ctx, cfg, argv, env)

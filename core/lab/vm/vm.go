@@ -52,6 +52,10 @@ type Config struct {
 	// Memory in MiB (default 1024) and CPUs (default 2, fewer if the host has fewer).
 	Memory int
 	CPUs   int
+	// Prepare is for Main only: it runs on the host just before the boot, once Main knows the
+	// VM will start (a VM test is selected, a VM can start here, not a race build). Build what
+	// the VM tests need there, into one of Shares: building under TCG is many times slower.
+	Prepare func() error
 	// Kernel is a bzImage whose modules are in /lib/modules/VERSION (VERSION from its name,
 	// vmlinuz-VERSION); default: the newest in /boot that can mount a 9p root.
 	Kernel string

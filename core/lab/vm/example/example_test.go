@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +15,31 @@ import (
 
 // TestMain runs the host's tests, then boots one VM with ip_vs loaded and runs the TestVM
 // tests in it. Whatever the VM tests need from the host (binaries from go build, say) is made
-// here, before vm.Main, into a directory passed in Config.Shares.
+// by Prepare, which runs only when the VM boots; the directory of the test binary is shared
+// with the guest (go test removes it afterwards), so Prepare writes there.
 func TestMain(m *testing.M) {
-	vm.Main(m, "^TestVM", vm.Config{Modules: []string{"ip_vs"}})
+	vm.Main(m, "^TestVM", vm.Config{Modules: []string{"ip_vs"}, Prepare: prepare})
+}
+
+func prepare() error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(filepath.Dir(exe), "made-on-host"), []byte("made on the host\n"), 0o644)
+}
+
+// What Prepare made on the host is there in the VM.
+func TestVMPrepared(t *testing.T) {
+	vm.Guest(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(exe), "made-on-host"))
+	if err != nil || string(b) != "made on the host\n" {
+		t.Errorf("read %q, %v; want what Prepare wrote", b, err)
+	}
 }
 
 // An ordinary test: it runs on the host only.
