@@ -601,8 +601,9 @@ func printLVS(w io.Writer, l *supervisor.LVSStatus) {
 		if vs.Suspended {
 			extra += ", suspended (ha_suspend)"
 		}
-		fmt.Fprintf(w, "\nVIRTUAL SERVER %s\t%s\tquorum %s (live weight %d of %d)%s\t%s\t%s\n", vs.ID, strings.Join(vs.Services, ", "),
-			up(vs.QuorumUp), vs.LiveWeight, vs.Quorum, extra, counters(vs.Counters), vs.At)
+		// No tab: the virtual server's line is not a row of its real servers' table.
+		fmt.Fprintf(w, "\nVIRTUAL SERVER %s (%s, at %s): quorum %s (live weight %d, quorum %d)%s; %s\n", vs.ID, strings.Join(vs.Services, ", "),
+			vs.At, up(vs.QuorumUp), vs.LiveWeight, vs.Quorum, extra, counters(vs.Counters))
 		if vs.Error != "" {
 			fmt.Fprintf(w, "  kernel refused: %s\n", vs.Error)
 		}

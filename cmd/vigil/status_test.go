@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/vigil-ha/vigil/core/supervisor"
+)
+
+// TestPrintLVSStatus: `vigil status` shows the load balancer: whether it runs and why not,
+// each virtual server with its place, quorum and counters, each real server with its
+// weight, state, checks and counters.
+func TestPrintLVSStatus(t *testing.T) {
+	var b bytes.Buffer
+	printStatus(&b, supervisor.Status{LVS: &supervisor.LVSStatus{
+		Running: false, Error: `ipvs: the kernel has no IPVS: load it with "modprobe ip_vs"`, SyncRole: "none",
+		VirtualServers: []supervisor.VirtualServerStatus{{
+			ID: "TCP 192.0.2.100:80", At: "/etc/keepalived/keepalived.conf:12", Services: []string{"TCP  192.0.2.100:80"},
+			QuorumUp: true, LiveWeight: 3, Quorum: 1, Counters: &supervisor.IPVSCounters{Conns: 7, ActiveConns: 1, InBytes: 100, OutBytes: 200},
+			RealServers: []supervisor.RealServerStatus{{
+				Address: "192.0.2.11:80", Method: "NAT", Alive: true, Weight: 3, ConfiguredWeight: 1, InTable: true, TableWeight: 3,
+				Checks: []supervisor.RealCheckStatus{{Name: "192.0.2.100:80/192.0.2.11:80/TCP_CHECK", Up: true, HasRun: true}},
+			}},
+		}},
+	}})
+	out := b.String()
+	for _, want := range []string{
+		`LOAD BALANCER: NOT RUNNING: ipvs: the kernel has no IPVS: load it with "modprobe ip_vs"`,
+		"VIRTUAL SERVER TCP 192.0.2.100:80", "quorum up (live weight 3, quorum 1)", "7 conns (1 active), 100 B in, 200 B out",
+		"/etc/keepalived/keepalived.conf:12",
+		"192.0.2.11:80", "3 (configured 1)", "weight 3", "192.0.2.100:80/192.0.2.11:80/TCP_CHECK up",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "sync daemon") {
+		t.Errorf("a sync daemon shown without lvs_sync_daemon:\n%s", out)
+	}
+}
