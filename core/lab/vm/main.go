@@ -69,8 +69,8 @@ func Guest(t testing.TB) {
 // selects any VM test, boots one VM and runs this same test binary in it with only those tests,
 // passing -v, -count, -short, -failfast, -timeout, -parallel, -skip, -shuffle and -cpu on. The
 // VM's console is this binary's standard output. The binary fails when the VM tests fail, or
-// when the VM cannot start and Required says that is a failure. Inside the VM it only runs the
-// tests. cfg is the VM's: the directory of this binary is added to its Shares, and Dir defaults
+// when the VM cannot start and Required says that is a failure; a race build boots nothing
+// (see SkipReason). Inside the VM it only runs the tests. cfg is the VM's: the directory of this binary is added to its Shares, and Dir defaults
 // to the current directory (the package's source, readable in the guest).
 //
 // Things the VM tests need from the host (binaries built with go build, certificates) are
