@@ -477,28 +477,28 @@ func (b *balancer) daemons(ctx context.Context) error {
 	}
 	want := b.dir.Daemons()
 	var errs []error
+	// Stops first, then starts: a role change stops the old daemon before the new one
+	// starts, as keepalived does.
+	var start []ipvs.Daemon
 	for _, st := range []ipvs.DaemonState{ipvs.Master, ipvs.Backup} {
-		w := findDaemon(want, st)
-		r := findDaemon(running, st)
-		switch {
-		case w == nil && r != nil:
+		w, r := findDaemon(want, st), findDaemon(running, st)
+		if r != nil && (w == nil || !sameDaemon(*w, *r)) {
 			if err := b.kern.StopDaemon(ctx, st); err != nil {
 				errs = append(errs, fmt.Errorf("stop the %v sync daemon: %w", st, err))
-			} else {
-				b.log.Info("IPVS sync daemon stopped", "state", st.String())
+				continue
 			}
-		case w != nil && (r == nil || !sameDaemon(*w, *r)):
-			if r != nil {
-				if err := b.kern.StopDaemon(ctx, st); err != nil {
-					errs = append(errs, fmt.Errorf("stop the %v sync daemon: %w", st, err))
-					continue
-				}
-			}
-			if err := b.kern.StartDaemon(ctx, *w); err != nil {
-				errs = append(errs, fmt.Errorf("start the %v sync daemon on %s (lvs_sync_daemon): %w", st, w.Interface, err))
-			} else {
-				b.log.Info("IPVS sync daemon started", "state", st.String(), "interface", w.Interface, "sync_id", w.SyncID)
-			}
+			b.log.Info("IPVS sync daemon stopped", "state", st.String())
+			r = nil
+		}
+		if w != nil && r == nil {
+			start = append(start, *w)
+		}
+	}
+	for _, w := range start {
+		if err := b.kern.StartDaemon(ctx, w); err != nil {
+			errs = append(errs, fmt.Errorf("start the %v sync daemon on %s (lvs_sync_daemon): %w", w.State, w.Interface, err))
+		} else {
+			b.log.Info("IPVS sync daemon started", "state", w.State.String(), "interface", w.Interface, "sync_id", w.SyncID)
 		}
 	}
 	err = errors.Join(errs...)
