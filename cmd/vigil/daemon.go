@@ -566,13 +566,13 @@ func printStatus(w io.Writer, st supervisor.Status) {
 // weight, state, checks and the kernel's counters.
 func printLVS(w io.Writer, l *supervisor.LVSStatus) {
 	state := "programmed in IPVS"
-	if !l.Running {
-		state = "NOT RUNNING"
+	switch {
+	case !l.Running:
+		state = "NOT RUNNING: " + l.Error
+	case l.Error != "":
+		state += "; the kernel refused: " + l.Error
 	}
 	fmt.Fprintf(w, "\nLOAD BALANCER: %s", state)
-	if l.Error != "" {
-		fmt.Fprintf(w, ": %s", l.Error)
-	}
 	fmt.Fprintln(w)
 	if l.SyncRole != "" && l.SyncRole != "none" || len(l.SyncDaemons) > 0 {
 		var running []string

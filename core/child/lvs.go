@@ -404,7 +404,7 @@ func (b *balancer) apply(ctx context.Context) error {
 			delete(b.owned, k)
 		}
 	}
-	b.report(failed)
+	b.report(failed, want)
 	if len(failed) > 0 {
 		return &ipvs.ApplyError{Failed: failed}
 	}
@@ -413,7 +413,7 @@ func (b *balancer) apply(ctx context.Context) error {
 
 // report logs the kernel's refusals by virtual server, naming its block's file:line, once
 // until the refusal changes; a virtual server that is programmed again is said to be.
-func (b *balancer) report(failed []*ipvs.OpError) {
+func (b *balancer) report(failed []*ipvs.OpError, want ipvs.Table) {
 	byKey := map[ipvs.ServiceKey]int{}
 	for i, s := range b.spec.Services {
 		for _, k := range s.Keys {
@@ -440,8 +440,14 @@ func (b *balancer) report(failed []*ipvs.OpError) {
 			"virtual_server", id, "at", b.posOf(id), "error", msg)
 	}
 	for id := range b.failed {
-		if _, still := msgs[id]; !still {
-			delete(b.failed, id)
+		if _, still := msgs[id]; still || id == "lvs_sync_daemon" {
+			continue
+		}
+		delete(b.failed, id)
+		// Said only of a virtual server that is in the table now (not one a reload or the
+		// stop took out).
+		if i := slices.IndexFunc(b.spec.Services, func(s lvs.Service) bool { return s.ID == id }); i >= 0 &&
+			slices.ContainsFunc(b.spec.Services[i].Keys, func(k ipvs.ServiceKey) bool { _, ok := want[k]; return ok }) {
 			b.log.Info("virtual_server programmed", "virtual_server", id)
 		}
 	}
