@@ -8,6 +8,8 @@
 #   make demo    a live two-node failover in network namespaces (root)
 #   make demo-mysql  the MySQL story: two MariaDB servers in master-master replication, vigil
 #                tracking each, the master's database killed (root, mariadb-server)
+#   make demo-lvs  a balanced VIP: vigil programs IPVS for three HTTP backends, one is killed
+#                (in a VM with IPVS: root, qemu)
 #   make bench   Go benchmarks, then vigil beside keepalived in namespaces, plugin probes
 #                beside forked scripts, and MySQL checks and failover beside keepalived's
 #                usual script, into BENCHMARKS.md
@@ -31,7 +33,7 @@ FUZZTIME ?= 60s
 # (2026.2.2) are not resolvable through the proxy. Newer Go releases may need a newer one.
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build test test-vm fuzz demo demo-mysql bench faults lint clean
+.PHONY: build test test-vm fuzz demo demo-mysql demo-lvs bench faults lint clean
 
 # plugins/ may be empty or absent (git keeps no empty directories): list only the trees that
 # exist, and ask go list which packages they hold. -e keeps packages that fail to load in the
@@ -87,6 +89,11 @@ demo: build
 
 demo-mysql: build
 	$(BIN)/vigil-demo -vigil $(BIN)/vigil -mysql -plugins $(BIN)
+
+# The load balancer: vigil as an IPVS director of three HTTP backends, one killed. This
+# kernel may have no IPVS, so it runs in core/lab/vm's VM (root, qemu; a minute or two).
+demo-lvs: build
+	$(BIN)/vigil-demo -vigil $(BIN)/vigil -lvs -lvs-config configs/keepalived-lvs.conf
 
 # Go micro-benchmarks, then vigil side by side with keepalived in network namespaces (root;
 # about 5 minutes), then a plugin probe beside a forked script (20 s); both write BENCHMARKS.md

@@ -37,7 +37,12 @@ func main() {
 	bin := flag.String("vigil", "bin/vigil", "the vigil binary to run on the nodes")
 	withMySQL := flag.Bool("mysql", false, "the MySQL story instead: two MariaDB servers in master-master replication, the master's database killed")
 	plugins := flag.String("plugins", "bin", "with -mysql: the directory holding vigil-check-mysql")
+	var lvs lvsFlags
+	lvs.register(flag.CommandLine)
 	flag.Parse()
+	if lvs.on || lvs.guest || lvs.backend != "" || lvs.client != "" {
+		os.Exit(lvsMain(&lvs, *bin))
+	}
 	if err := lab.Available(); err != nil {
 		fmt.Fprintf(os.Stderr, "vigil-demo: %v; run it as root (sudo make demo)\n", err)
 		os.Exit(2)
