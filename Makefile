@@ -103,6 +103,7 @@ bench:
 	$(GO) run ./bench/vrrpbench -out BENCHMARKS.md
 	$(GO) run ./bench/pluginbench -out BENCHMARKS.md
 	$(GO) run ./bench/mysqlbench -out BENCHMARKS.md
+	$(GO) run ./bench/lvsbench -out BENCHMARKS.md
 
 # The fault suite (bench/faults): each scenario injects one fault into vigil and into keepalived
 # in network namespaces while a client sends through the VIP; exits 1 when an invariant breaks

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-ha/vigil/bench/internal/harness"
+)
+
+// The block of BENCHMARKS.md this program owns, inside the notes block that bench/vrrpbench
+// keeps when it rewrites the file.
+const (
+	blockBegin = "<!-- lvsbench: this block is written by bench/lvsbench -->"
+	blockEnd   = "<!-- end of lvsbench -->"
+	notesBegin = "<!-- notes: kept when vrrpbench rewrites this file -->"
+	notesEnd   = "<!-- end of notes -->"
+)
+
+type stat struct{ med, lo, hi time.Duration }
+
+func statOf(v []time.Duration) stat {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v) == 0 {
+		return stat{}
+	}
+	return stat{med: v[len(v)/2], lo: v[0], hi: v[len(v)-1]}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+
+func markdown(o options, m harness.Machine, r result, took, boot time.Duration) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("### Load balancer: real server failure to IPVS removal (in a VM)\n\n")
+	w("vigil and keepalived direct the same virtual server at the same time, each from a network namespace of\n")
+	w("its own, in one VM. Written by `bench/lvsbench`:\n\n")
+	w("```sh\ngo run ./bench/lvsbench %s   # as root; boots a VM (qemu TCG); about %s\n```\n\n", strings.Join(os.Args[1:], " "), took.Round(time.Minute))
+	w("- date: %s UTC; vigil %s, %s; %s\n", m.Date.Format("2006-01-02 15:04"), m.VigilRev, m.GoVersion, m.Keepalived)
+	w("- machine: nproc %s, CPU %s, host kernel %s; load average %s before, %s after. The machine is shared\n", m.NProc, m.CPU, m.Kernel, m.LoadBefore, m.LoadAfter)
+	w("  (other benchmarks and a CI run with busy loops may run beside it), and the VM is qemu without KVM (TCG:\n")
+	w("  every instruction emulated, booted in %s), guest kernel %s: compare the two columns, not the\n", boot.Round(time.Second), r.Kernel)
+	w("  absolute figures with a real director's.\n")
+	w("- configuration: `virtual_server 192.0.2.100 80`, `delay_loop 1`, rr, NAT, two real servers with `TCP_CHECK\n")
+	w("  { connect_timeout 1; retry 1 }`, the same file for both. A trial: wait a random part of a second, kill the\n")
+	w("  server's listener (connections refused from then on), poll the director's IPVS table (core/ipvs, generic\n")
+	w("  netlink) every 10 ms until the destination is gone; then restart it and wait until it is back. %d trials\n", o.n)
+	w("  per implementation, alternating which goes first.\n\n")
+	v, k := statOf(r.Removal["vigil"]), statOf(r.Removal["keepalived"])
+	w("| implementation | failure → removed from IPVS, median | min | max |\n|---|---:|---:|---:|\n")
+	w("| vigil | %s | %s | %s |\n", ms(v.med), ms(v.lo), ms(v.hi))
+	w("| keepalived | %s | %s | %s |\n", ms(k.med), ms(k.lo), ms(k.hi))
+	if k.med > 0 {
+		w("\nvigil / keepalived (medians): %.2f.\n", float64(v.med)/float64(k.med))
+	}
+	w("\nNot measured yet: CPU with 1,000 real servers, and a reload adding one real server to 1,000 (issue 16).\n")
+	return b.String()
+}
+
+// writeBlock puts md between the lvsbench markers of path, re-reading the file right before
+// writing so that what others wrote elsewhere stays; without the markers the block goes at
+// the end of the notes block.
+func writeBlock(path, md string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	s := string(b)
+	i := strings.Index(s, blockBegin)
+	j := strings.Index(s, blockEnd)
+	switch {
+	case i >= 0 && j > i:
+		s = s[:i+len(blockBegin)] + "\n" + md + s[j:]
+	case i < 0 && j < 0:
+		e := strings.Index(s, notesEnd)
+		if strings.Index(s, notesBegin) < 0 || e < 0 {
+			return fmt.Errorf("%s has no notes block (%q ... %q) to put the lvsbench block in", path, notesBegin, notesEnd)
+		}
+		sep := ""
+		if !strings.HasSuffix(s[:e], "\n\n") {
+			sep = "\n"
+		}
+		s = s[:e] + sep + blockBegin + "\n" + md + blockEnd + "\n" + s[e:]
+	default:
+		return fmt.Errorf("%s: the lvsbench markers are broken; fix them by hand and run again", path)
+	}
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
