@@ -363,11 +363,18 @@ func (d *director) sock() string { return filepath.Join(d.dir, "vigil.sock") }
 // process group, with its own pid file and control socket.
 func startVigil(t *testing.T, ns netns, conf string, args ...string) *director {
 	t.Helper()
-	bin := binDir(t)
-	d := &director{ns: ns, dir: t.TempDir(), done: make(chan struct{})}
-	d.conf = filepath.Join(d.dir, "vigil.conf")
-	d.log = filepath.Join(d.dir, "vigil.log")
+	dir := t.TempDir()
+	d := &director{ns: ns, dir: dir, conf: filepath.Join(dir, "vigil.conf")}
 	d.rewrite(t, conf)
+	return startVigilFile(t, ns, d.conf, args...)
+}
+
+// startVigilFile runs vigil on the file as it is.
+func startVigilFile(t *testing.T, ns netns, conf string, args ...string) *director {
+	t.Helper()
+	bin := binDir(t)
+	d := &director{ns: ns, dir: t.TempDir(), conf: conf, done: make(chan struct{})}
+	d.log = filepath.Join(d.dir, "vigil.log")
 	f, err := os.Create(d.log)
 	if err != nil {
 		t.Fatal(err)
@@ -388,6 +395,15 @@ func startVigil(t *testing.T, ns netns, conf string, args ...string) *director {
 		}
 	})
 	return d
+}
+
+func (d *director) exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // kill ends vigil's whole process group at once.
