@@ -40,7 +40,8 @@ import (
 
 type options struct {
 	out, keepalived, work, listen string
-	n                             int
+	n, servers                    int
+	window                        time.Duration
 	guest                         bool
 }
 
@@ -49,6 +50,8 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "write the results into the lvsbench block of this file (BENCHMARKS.md); empty: stdout only")
 	flag.StringVar(&o.keepalived, "keepalived", "/usr/sbin/keepalived", "the keepalived binary run beside vigil")
 	flag.IntVar(&o.n, "n", 10, "failures per implementation")
+	flag.IntVar(&o.servers, "cpu", 1000, "the CPU case with 10 virtual servers x 100 real servers (1000; 0: skip it)")
+	flag.DurationVar(&o.window, "window", 30*time.Second, "the CPU case's measurement window")
 	flag.BoolVar(&o.guest, "guest", false, "internal: the part inside the VM")
 	flag.StringVar(&o.work, "work", "", "internal: the work directory shared with the VM")
 	flag.StringVar(&o.listen, "listen", "", "internal: accept TCP connections on this address until killed")
@@ -71,6 +74,7 @@ func main() {
 type result struct {
 	Kernel  string
 	Removal map[string][]time.Duration // implementation → failure-to-removal of each trial
+	CPU     map[string]cpuResult       // implementation → the CPU case (none when skipped)
 }
 
 func host(o options) error {
@@ -117,7 +121,8 @@ func host(o options) error {
 		Shares:  []string{work},
 		Modules: []string{"ip_vs", "ip_vs_rr", "veth"},
 		Console: os.Stderr,
-	}, []string{self, "-guest", "-work", work, "-n", fmt.Sprint(o.n), "-keepalived", ka}, os.Environ())
+	}, []string{self, "-guest", "-work", work, "-n", fmt.Sprint(o.n), "-keepalived", ka,
+		"-cpu", fmt.Sprint(o.servers), "-window", o.window.String()}, os.Environ())
 	if err != nil {
 		return err
 	}
@@ -142,18 +147,25 @@ func host(o options) error {
 }
 
 // listen accepts connections and closes them: enough for TCP_CHECK.
-func listen(addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	for {
-		c, err := l.Accept()
+func listen(addrs string) error {
+	errs := make(chan error)
+	for _, a := range strings.Split(addrs, ",") {
+		l, err := net.Listen("tcp", a)
 		if err != nil {
 			return err
 		}
-		c.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					errs <- err
+					return
+				}
+				c.Close()
+			}
+		}()
 	}
+	return <-errs
 }
 
 const conf = `! lvsbench: one virtual server, two real servers, TCP_CHECK every second, retry 1
@@ -239,22 +251,7 @@ func (s *stack) build(work string) error {
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	var argv []string
-	if s.impl == "vigil" {
-		argv = []string{filepath.Join(work, "bin", "vigil"), "-f", cf, "-p", filepath.Join(dir, "vigil.pid"),
-			"--control", filepath.Join(dir, "vigil.sock"), "--watch", "0"}
-	} else {
-		argv = []string{s.impl, "-n", "-l", "-C", "-f", cf, "-p", filepath.Join(dir, "keepalived.pid"),
-			"-r", filepath.Join(dir, "vrrp.pid"), "-c", filepath.Join(dir, "checkers.pid"), "-b", filepath.Join(dir, "bfd.pid")}
-	}
-	log, err := os.Create(filepath.Join(dir, "log"))
-	if err != nil {
-		return err
-	}
-	s.daemon = exec.Command("ip", append([]string{"netns", "exec", d}, argv...)...)
-	s.daemon.Stdout, s.daemon.Stderr = log, log
-	s.daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	return s.daemon.Start()
+	return s.startDaemon(work, dir, cf)
 }
 
 func (s *stack) serve(addr string) (*exec.Cmd, error) {
@@ -390,6 +387,24 @@ func guest(o options) error {
 			if _, err := s.waitVictim(true, time.Minute); err != nil {
 				return err
 			}
+		}
+	}
+	for _, s := range stacks {
+		s.close()
+	}
+	stacks = nil
+	if o.servers > 0 {
+		r.CPU = map[string]cpuResult{}
+		for _, impl := range []string{"vigil", o.keepalived} {
+			name := "vigil"
+			if impl != "vigil" {
+				name = "keepalived"
+			}
+			c, err := measureCPU(self, o.work, impl, name, o.window)
+			if err != nil {
+				return err
+			}
+			r.CPU[name] = c
 		}
 	}
 	b, err := json.Marshal(r)

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigil-ha/vigil/bench/internal/proc"
+	"github.com/vigil-ha/vigil/core/ipvs"
+)
+
+// The CPU case: vsCount virtual servers × rsPer real servers, every one with a TCP_CHECK each
+// second, all served by one listener process in the backends' namespace (rsPer addresses,
+// one port per virtual server). One implementation runs at a time.
+const (
+	vsCount = 10
+	rsPer   = 100
+)
+
+// cpuResult is one implementation's CPU over the window.
+type cpuResult struct {
+	Window  time.Duration
+	Total   time.Duration // the daemon's whole process tree (vigil: core, check, plugins)
+	Plugins time.Duration // vigil's check plugins alone (0 for keepalived)
+	Procs   int
+	Gone    int // processes of the tree that ended during the window
+	Settle  time.Duration // from start until all real servers were in the table
+}
+
+func bigConf() string {
+	var b strings.Builder
+	b.WriteString("! lvsbench: 10 virtual servers x 100 real servers, TCP_CHECK every second\n")
+	for i := range vsCount {
+		fmt.Fprintf(&b, "virtual_server 192.0.2.100 %d {\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n", 80+i)
+		for j := range rsPer {
+			fmt.Fprintf(&b, "    real_server 198.51.100.%d %d {\n        weight 1\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n", 11+j, 8000+i)
+		}
+		b.WriteString("}\n")
+	}
+	return b.String()
+}
+
+// measureCPU runs impl (name) alone on bigConf and measures its CPU over window once all
+// real servers are in the table.
+func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult, error) {
+	var r cpuResult
+	s := &stack{impl: impl, name: name, dir: "lc-" + name + "-d", backend: "lc-" + name + "-b", self: self}
+	defer s.close()
+	d, b := s.dir, s.backend
+	for _, c := range [][]string{
+		{"ip", "netns", "add", d}, {"ip", "netns", "add", b},
+		{"ip", "-n", d, "link", "set", "lo", "up"}, {"ip", "-n", b, "link", "set", "lo", "up"},
+		{"ip", "-n", d, "addr", "add", "192.0.2.100/32", "dev", "lo"},
+		{"ip", "-n", d, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b},
+		{"ip", "-n", d, "addr", "add", "198.51.100.1/24", "dev", "eth0"},
+		{"ip", "-n", d, "link", "set", "eth0", "up"},
+		{"ip", "-n", b, "link", "set", "eth0", "up"},
+	} {
+		if err := sh(c...); err != nil {
+			return r, err
+		}
+	}
+	var batch strings.Builder
+	for j := range rsPer {
+		fmt.Fprintf(&batch, "addr add 198.51.100.%d/24 dev eth0\n", 11+j)
+	}
+	cmd := exec.Command("ip", "-n", b, "-batch", "-")
+	cmd.Stdin = strings.NewReader(batch.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return r, fmt.Errorf("ip -batch: %w: %s", err, out)
+	}
+	var ports []string
+	for i := range vsCount {
+		ports = append(ports, fmt.Sprintf(":%d", 8000+i))
+	}
+	var err error
+	if s.victim, err = s.serve(strings.Join(ports, ",")); err != nil {
+		return r, err
+	}
+	if s.ipvs, err = openIn(d); err != nil {
+		return r, err
+	}
+	dir := filepath.Join("/tmp", "cpu-"+name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r, err
+	}
+	cf := filepath.Join(dir, "lvs.conf")
+	if err := os.WriteFile(cf, []byte(bigConf()), 0o644); err != nil {
+		return r, err
+	}
+	if err := s.startDaemon(work, dir, cf); err != nil {
+		return r, err
+	}
+	start := time.Now()
+	for {
+		t, _, err := s.ipvs.Read()
+		n := 0
+		if err == nil {
+			for i := range vsCount {
+				n += len(t[ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(netip.MustParseAddr("192.0.2.100"), uint16(80+i)))].Dests)
+			}
+		}
+		if n == vsCount*rsPer {
+			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			b, _ := os.ReadFile(filepath.Join(dir, "log"))
+			return r, fmt.Errorf("%s: %d of %d real servers in the table after 5 minutes; log:\n%s", name, n, vsCount*rsPer, tail(b))
+		}
+		time.Sleep(time.Second)
+	}
+	r.Settle = time.Since(start)
+	time.Sleep(5 * time.Second) // the first round of checks past
+	root := s.daemon.Process.Pid
+	before := ticksOf(proc.PIDs(proc.Tree(root)))
+	t0 := time.Now()
+	time.Sleep(window)
+	pids := proc.PIDs(proc.Tree(root))
+	after := ticksOf(pids)
+	r.Window = time.Since(t0)
+	r.Procs = len(pids)
+	// A process started in the window counts from zero; one that ended in it takes its
+	// time with it (Gone says how many did).
+	for _, p := range pids {
+		dt := time.Duration(after[p]-min(before[p], after[p])) * proc.Tick()
+		r.Total += dt
+		argv := proc.Cmdline(p)
+		if len(argv) > 0 && strings.HasPrefix(filepath.Base(argv[0]), "vigil-check-") {
+			r.Plugins += dt
+		}
+		fmt.Printf("lvsbench: %s: pid %d %q: %s\n", name, p, argv, dt)
+	}
+	for p := range before {
+		if _, ok := after[p]; !ok {
+			r.Gone++
+		}
+	}
+	fmt.Printf("lvsbench: %s with %d real servers: %s CPU over %s (%d processes), plugins %s\n", name, vsCount*rsPer, r.Total, r.Window.Round(time.Second), r.Procs, r.Plugins)
+	return r, nil
+}
+
+// ticksOf reads each pid's ticks; a process gone meanwhile keeps its last reading out.
+func ticksOf(pids []int) map[int]uint64 {
+	m := map[int]uint64{}
+	for _, p := range pids {
+		if s, err := proc.ReadStat(p); err == nil {
+			m[p] = s.Ticks
+		}
+	}
+	return m
+}
+
+func tail(b []byte) string {
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// startDaemon runs the implementation in the director's namespace, logging into dir/log.
+func (s *stack) startDaemon(work, dir, cf string) error {
+	var argv []string
+	if s.name == "vigil" {
+		argv = []string{filepath.Join(work, "bin", "vigil"), "-f", cf, "-p", filepath.Join(dir, "vigil.pid"),
+			"--control", filepath.Join(dir, "vigil.sock"), "--watch", "0"}
+	} else {
+		argv = []string{s.impl, "-n", "-l", "-C", "-f", cf, "-p", filepath.Join(dir, "keepalived.pid"),
+			"-r", filepath.Join(dir, "vrrp.pid"), "-c", filepath.Join(dir, "checkers.pid"), "-b", filepath.Join(dir, "bfd.pid")}
+	}
+	log, err := os.Create(filepath.Join(dir, "log"))
+	if err != nil {
+		return err
+	}
+	s.daemon = exec.Command("ip", append([]string{"netns", "exec", s.dir}, argv...)...)
+	s.daemon.Stdout, s.daemon.Stderr = log, log
+	s.daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return s.daemon.Start()
+}
