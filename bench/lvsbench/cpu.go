@@ -28,7 +28,7 @@ type cpuResult struct {
 	Total   time.Duration // the daemon's whole process tree (vigil: core, check, plugins)
 	Plugins time.Duration // vigil's check plugins alone (0 for keepalived)
 	Procs   int
-	Gone    int // processes of the tree that ended during the window
+	Gone    int           // processes of the tree that ended during the window
 	Settle  time.Duration // from start until all real servers were in the table
 }
 

@@ -65,7 +65,9 @@ func markdown(o options, m harness.Machine, r result, took, boot time.Duration) 
 		w("`delay_loop 1`; one listener process in the backends' namespace serves them all). Each implementation runs\n")
 		w("alone; once all %d destinations are in its IPVS table and 5 s more have passed, the utime+stime of its\n", vsCount*rsPer)
 		w("whole process tree is read over the window (vigil: core, check process and the tcp plugin; keepalived:\n")
-		w("parent and checker process). %% is of one CPU of the (emulated) VM.\n\n")
+		w("parent and checker process). %% is of one CPU of the (emulated) VM's two. A process of the tree that ended\n")
+		w("during the window (counted in parentheses) takes its CPU with it: the total is then a lower bound.\n")
+		w("\"until all in IPVS\": from the daemon's start until every destination was in the table.\n\n")
 		w("| implementation | CPU over the window | %% of one CPU | of it in plugins | processes (ended in the window) | until all in IPVS |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, x := range []struct {
 			n string
