@@ -64,6 +64,8 @@ func realServer(st *supervisor.LVSStatus, vs, addr string) *supervisor.RealServe
 // VIP established before lives on.
 func TestVMChecks(t *testing.T) {
 	vm.Guest(t)
+	// Each test has namespaces (and so IPVS tables) of its own: they overlap their waits.
+	t.Parallel()
 	tp := newTopo(t, "chk")
 	cert := selfSigned(t)
 	for _, b := range tp.backends {

@@ -150,12 +150,15 @@ func (p *pinger) halt() {
 // director knows nothing of it and the connection is reset: what the sync daemon adds.
 func TestVMFailover(t *testing.T) {
 	vm.Guest(t)
+	// Each test has namespaces (and so IPVS tables) of its own: they overlap their waits.
+	t.Parallel()
 	for _, sync := range []bool{false, true} {
 		name, tag := "without sync daemon", "fo"
 		if sync {
 			name, tag = "with lvs_sync_daemon", "fs"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			p := newPair(t, tag)
 			d1 := startVigil(t, p.dirs[0], haConf(150, sync))
 			d2 := startVigil(t, p.dirs[1], haConf(100, sync))

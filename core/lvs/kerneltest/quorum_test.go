@@ -21,6 +21,8 @@ import (
 // lvs_notify_fifo gets keepalived's lines.
 func TestVMQuorum(t *testing.T) {
 	vm.Guest(t)
+	// Each test has namespaces (and so IPVS tables) of its own: they overlap their waits.
+	t.Parallel()
 	tp := newTopo(t, "quo")
 	sorry := tp.backends[0]
 	sorry.body[8084] = "sorry"

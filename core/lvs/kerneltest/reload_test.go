@@ -71,6 +71,8 @@ func activeConns(out, service string) map[string]string {
 // destination still counts it active (a destination deleted and added again would not).
 func TestVMReload(t *testing.T) {
 	vm.Guest(t)
+	// Each test has namespaces (and so IPVS tables) of its own: they overlap their waits.
+	t.Parallel()
 	tp := newTopo(t, "rel")
 	for _, b := range tp.backends {
 		b.echo(t, 9000)

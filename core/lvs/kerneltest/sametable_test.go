@@ -149,6 +149,8 @@ func settled(t *testing.T, ns netns, exited func() bool) []string {
 // skipped, saying so, where there is none).
 func TestVMSameTable(t *testing.T) {
 	vm.Guest(t)
+	// Each test has namespaces (and so IPVS tables) of its own: they overlap their waits.
+	t.Parallel()
 	ka, err := exec.LookPath("keepalived")
 	if err != nil {
 		t.Skip("keepalived is not installed: apt-get install keepalived")
