@@ -34,7 +34,7 @@ const binEnv = "VIGIL_KERNELTEST_BIN"
 // slower) into a directory beside the test binary, which the VM shares, then runs the host's
 // tests and boots one VM for the TestVM ones.
 func TestMain(m *testing.M) {
-	if !vm.InGuest() && vm.Available() == nil && wantsVM() {
+	if !vm.InGuest() && vm.SkipReason() == "" && vm.Available() == nil && wantsVM() {
 		exe, err := os.Executable()
 		if err == nil {
 			dir := filepath.Join(filepath.Dir(exe), "kerneltest-bin")
@@ -51,7 +51,7 @@ func TestMain(m *testing.M) {
 	}})
 }
 
-// wantsVM: listing and fuzzing need no binaries.
+// wantsVM: listing and fuzzing need no binaries (nor does a race build: SkipReason).
 func wantsVM() bool {
 	for _, a := range os.Args[1:] {
 		if strings.HasPrefix(a, "-test.list") || strings.HasPrefix(a, "-test.fuzz") {
