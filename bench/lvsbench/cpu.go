@@ -30,14 +30,23 @@ type cpuResult struct {
 	Procs   int
 	Gone    int           // processes of the tree that ended during the window
 	Settle  time.Duration // from start until all real servers were in the table
+	// Reload is each reload's time from SIGHUP until the real server it adds is in the table.
+	Reload []time.Duration
 }
 
-func bigConf() string {
+// reloads is how many reloads the reload case makes, each adding one real server.
+const reloads = 3
+
+func bigConf(extra int) string {
 	var b strings.Builder
 	b.WriteString("! lvsbench: 10 virtual servers x 100 real servers, TCP_CHECK every second\n")
 	for i := range vsCount {
 		fmt.Fprintf(&b, "virtual_server 192.0.2.100 %d {\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n", 80+i)
-		for j := range rsPer {
+		n := rsPer
+		if i == 0 {
+			n += extra
+		}
+		for j := range n {
 			fmt.Fprintf(&b, "    real_server 198.51.100.%d %d {\n        weight 1\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n", 11+j, 8000+i)
 		}
 		b.WriteString("}\n")
@@ -66,7 +75,7 @@ func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult,
 		}
 	}
 	var batch strings.Builder
-	for j := range rsPer {
+	for j := range rsPer + reloads {
 		fmt.Fprintf(&batch, "addr add 198.51.100.%d/24 dev eth0\n", 11+j)
 	}
 	cmd := exec.Command("ip", "-n", b, "-batch", "-")
@@ -90,7 +99,7 @@ func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult,
 		return r, err
 	}
 	cf := filepath.Join(dir, "lvs.conf")
-	if err := os.WriteFile(cf, []byte(bigConf()), 0o644); err != nil {
+	if err := os.WriteFile(cf, []byte(bigConf(0)), 0o644); err != nil {
 		return r, err
 	}
 	if err := s.startDaemon(work, dir, cf); err != nil {
@@ -142,6 +151,7 @@ func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult,
 	}
 	fmt.Printf("lvsbench: %s with %d real servers: %s CPU over %s (%d processes), plugins %s\n", name, vsCount*rsPer, r.Total, r.Window.Round(time.Second), r.Procs, r.Plugins)
 	return r, nil
+
 }
 
 // ticksOf reads each pid's ticks; a process gone meanwhile keeps its last reading out.

@@ -83,7 +83,17 @@ func markdown(o options, m harness.Machine, r result, took, boot time.Duration) 
 			w("\nvigil / keepalived (CPU): %.2f.\n", float64(v.Total)/float64(k.Total))
 		}
 	}
-	w("\nNot measured yet: a reload adding one real server to 1,000 (issue 16).\n")
+	if len(r.CPU) > 0 {
+		w("\n**Reload adding one real server to %d**: right after the CPU window, the same daemon's file gets one more\n", vsCount*rsPer)
+		w("real server in the first virtual server and the daemon a SIGHUP; the time until that destination is in the\n")
+		w("IPVS table (polled every 10 ms). %d reloads in a row, each adding one more.\n\n", reloads)
+		w("| implementation | reload → new real server in IPVS, median | min | max |\n|---|---:|---:|---:|\n")
+		vr, kr := statOf(r.CPU["vigil"].Reload), statOf(r.CPU["keepalived"].Reload)
+		w("| vigil | %s | %s | %s |\n| keepalived | %s | %s | %s |\n", ms(vr.med), ms(vr.lo), ms(vr.hi), ms(kr.med), ms(kr.lo), ms(kr.hi))
+		if kr.med > 0 {
+			w("\nvigil / keepalived (medians): %.2f.\n", float64(vr.med)/float64(kr.med))
+		}
+	}
 	return b.String()
 }
 
