@@ -150,8 +150,34 @@ func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult,
 		}
 	}
 	fmt.Printf("lvsbench: %s with %d real servers: %s CPU over %s (%d processes), plugins %s\n", name, vsCount*rsPer, r.Total, r.Window.Round(time.Second), r.Procs, r.Plugins)
+	// The reload case: each reload adds one real server to the first virtual server.
+	key := ipvs.AddrKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.100:80"))
+	for k := 1; k <= reloads; k++ {
+		if err := os.WriteFile(cf, []byte(bigConf(k)), 0o644); err != nil {
+			return r, err
+		}
+		want := ipvs.DestKey{Addr: netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + rsPer + k)}), Port: 8000}
+		t0 := time.Now()
+		if err := syscall.Kill(root, syscall.SIGHUP); err != nil {
+			return r, err
+		}
+		for {
+			t, _, err := s.ipvs.Read()
+			if _, ok := t[key].Dests[want]; err == nil && ok {
+				break
+			}
+			if time.Since(t0) > 2*time.Minute {
+				b, _ := os.ReadFile(filepath.Join(dir, "log"))
+				return r, fmt.Errorf("%s: reload %d: %v not in the table after 2 minutes; log:\n%s", name, k, want, tail(b))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		d := time.Since(t0)
+		r.Reload = append(r.Reload, d)
+		fmt.Printf("lvsbench: %s: reload %d added a real server to %d in %s\n", name, k, vsCount*rsPer+k-1, d.Round(time.Millisecond))
+		time.Sleep(3 * time.Second)
+	}
 	return r, nil
-
 }
 
 // ticksOf reads each pid's ticks; a process gone meanwhile keeps its last reading out.

@@ -83,7 +83,7 @@ func markdown(o options, m harness.Machine, r result, took, boot time.Duration) 
 			w("\nvigil / keepalived (CPU): %.2f.\n", float64(v.Total)/float64(k.Total))
 		}
 	}
-	if len(r.CPU) > 0 {
+	if len(r.CPU["vigil"].Reload) > 0 && len(r.CPU["keepalived"].Reload) > 0 {
 		w("\n**Reload adding one real server to %d**: right after the CPU window, the same daemon's file gets one more\n", vsCount*rsPer)
 		w("real server in the first virtual server and the daemon a SIGHUP; the time until that destination is in the\n")
 		w("IPVS table (polled every 10 ms). %d reloads in a row, each adding one more.\n\n", reloads)
