@@ -85,7 +85,7 @@ func (b *builder) actions(src *source, n config.Notify, refs []config.NameRef, s
 		if src.group {
 			what = "sync group " + src.name
 		}
-		ws = append(ws, &worker{d: b.d, src: what, act: a, max: b.d.opts.QueueLen, wake: make(chan struct{}, 1)})
+		ws = append(ws, newWorker(b.d, what, a))
 	}
 	return ws
 }

@@ -184,7 +184,7 @@ func New(cfg *config.Config, opts Options) *Dispatcher {
 			}()
 		}
 	}
-	d.retired = &lvsWorker{d: d, src: "virtual servers removed by a reload", max: d.opts.QueueLen * lvsQueueFactor, wake: make(chan struct{}, 1)}
+	d.retired = newLVSWorker(d, "virtual servers removed by a reload", false)
 	for _, w := range append(d.lvsWorkers(), d.retired) {
 		d.wg.Add(1)
 		go func() {
@@ -376,72 +376,42 @@ func (a *action) wants(state string) bool { return slices.Contains(a.states, sta
 
 // worker runs one action's events for one source, one at a time, in order.
 type worker struct {
-	d    *Dispatcher
-	src  string
-	act  *action
-	max  int
-	wake chan struct{}
+	serial[sdk.Event]
+	d   *Dispatcher
+	src string
+	act *action
+}
 
-	mu    sync.Mutex
-	queue []sdk.Event
-	busy  bool
+func newWorker(d *Dispatcher, src string, act *action) *worker {
+	w := &worker{d: d, src: src, act: act}
+	w.serial = newSerial(d.opts.QueueLen, w.trim)
+	return w
 }
 
 func (w *worker) what() string { return w.act.name + " of " + w.src }
 
-func (w *worker) push(ev sdk.Event) {
-	w.mu.Lock()
-	w.queue = append(w.queue, ev)
-	if len(w.queue) > w.max {
-		dropped := []string{w.queue[0].OldState + "→" + w.queue[0].NewState}
-		w.queue[1].OldState = w.queue[0].OldState
-		w.queue = w.queue[1:]
-		if w.queue[0].OldState == w.queue[0].NewState {
-			dropped = append(dropped, w.queue[0].NewState+"→"+w.queue[0].NewState)
-			w.queue = w.queue[1:]
-		}
-		w.d.log.Warn("notify action is behind; its oldest waiting events were dropped", "action", w.act.name, "for", w.src,
-			"dropped", strings.Join(dropped, " "), "queue", w.max)
+// trim drops the oldest waiting event, folding its old state into the next one so that the
+// next script still hears where the instance came from; a transition that then goes
+// nowhere (BACKUP→BACKUP) is dropped too.
+func (w *worker) trim(q []sdk.Event) []sdk.Event {
+	dropped := []string{q[0].OldState + "→" + q[0].NewState}
+	q[1].OldState = q[0].OldState
+	q = q[1:]
+	if q[0].OldState == q[0].NewState {
+		dropped = append(dropped, q[0].NewState+"→"+q[0].NewState)
+		q = q[1:]
 	}
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (w *worker) idle() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.queue) == 0 && !w.busy
+	w.d.log.Warn("notify action is behind; its oldest waiting events were dropped", "action", w.act.name, "for", w.src,
+		"dropped", strings.Join(dropped, " "), "queue", w.max)
+	return q
 }
 
 func (w *worker) run(ctx context.Context) {
+	var ready <-chan struct{}
 	if w.act.plugin {
-		select {
-		case <-w.d.ready:
-		case <-ctx.Done():
-			return
-		}
+		ready = w.d.ready
 	}
-	for ctx.Err() == nil {
-		w.mu.Lock()
-		if len(w.queue) == 0 {
-			w.busy = false
-			w.mu.Unlock()
-			select {
-			case <-ctx.Done():
-				return
-			case <-w.wake:
-			}
-			continue
-		}
-		ev := w.queue[0]
-		w.queue = w.queue[1:]
-		w.busy = true
-		w.mu.Unlock()
-		w.deliver(ctx, ev)
-	}
+	w.serial.run(ctx, ready, w.deliver)
 }
 
 func (w *worker) deliver(ctx context.Context, ev sdk.Event) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/vigil-ha/vigil/core/config"
@@ -82,8 +81,7 @@ func (b *builder) lvsSources() (map[string]*lvsSource, []*lvsSource) {
 			add(lvs.RealUp, hp, "notify_up", r.NotifyUp)
 			add(lvs.RealDown, hp, "notify_down", r.NotifyDown)
 		}
-		src.worker = &lvsWorker{d: b.d, src: "virtual_server " + svc.ID, plugin: b.usable("exec"),
-			max: b.d.opts.QueueLen * lvsQueueFactor, wake: make(chan struct{}, 1)}
+		src.worker = newLVSWorker(b.d, "virtual_server "+svc.ID, b.usable("exec"))
 		byID[svc.ID] = src
 		order = append(order, src)
 	}
@@ -211,65 +209,31 @@ type lvsJob struct {
 // lvsWorker runs one virtual server's scripts, one at a time, in order, from a bounded
 // queue: when it is full the oldest waiting script is dropped, and the log says which.
 type lvsWorker struct {
+	serial[lvsJob]
 	d      *Dispatcher
 	src    string
 	plugin bool // scripts go through the exec plugin: wait for its configuration
-	max    int
-	wake   chan struct{}
-
-	mu    sync.Mutex
-	queue []lvsJob
-	busy  bool
 }
 
-func (w *lvsWorker) push(j lvsJob) {
-	w.mu.Lock()
-	w.queue = append(w.queue, j)
-	if len(w.queue) > w.max {
-		old := w.queue[0]
-		w.queue = w.queue[1:]
-		w.d.log.Warn("load-balancer notify scripts are behind; the oldest waiting one was dropped", "for", w.src,
-			"dropped", old.what, "real_server", old.real, "queue", w.max)
-	}
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+func newLVSWorker(d *Dispatcher, src string, plugin bool) *lvsWorker {
+	w := &lvsWorker{d: d, src: src, plugin: plugin}
+	w.serial = newSerial(d.opts.QueueLen*lvsQueueFactor, w.trim)
+	return w
 }
 
-func (w *lvsWorker) idle() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.queue) == 0 && !w.busy
+func (w *lvsWorker) trim(q []lvsJob) []lvsJob {
+	old := q[0]
+	w.d.log.Warn("load-balancer notify scripts are behind; the oldest waiting one was dropped", "for", w.src,
+		"dropped", old.what, "real_server", old.real, "queue", w.max)
+	return q[1:]
 }
 
 func (w *lvsWorker) run(ctx context.Context) {
+	var ready <-chan struct{}
 	if w.plugin {
-		select {
-		case <-w.d.ready:
-		case <-ctx.Done():
-			return
-		}
+		ready = w.d.ready
 	}
-	for ctx.Err() == nil {
-		w.mu.Lock()
-		if len(w.queue) == 0 {
-			w.busy = false
-			w.mu.Unlock()
-			select {
-			case <-ctx.Done():
-				return
-			case <-w.wake:
-			}
-			continue
-		}
-		j := w.queue[0]
-		w.queue = w.queue[1:]
-		w.busy = true
-		w.mu.Unlock()
-		w.deliver(ctx, j)
-	}
+	w.serial.run(ctx, ready, w.deliver)
 }
 
 func (w *lvsWorker) deliver(ctx context.Context, j lvsJob) {
