@@ -30,7 +30,13 @@ func statOf(v []time.Duration) stat {
 	return stat{med: v[len(v)/2], lo: v[0], hi: v[len(v)-1]}
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+// ms formats d; a negative d is a reload that did not converge within the case's 2 minutes.
+func ms(d time.Duration) string {
+	if d < 0 {
+		return "> 2 min"
+	}
+	return fmt.Sprintf("%d ms", d.Milliseconds())
+}
 
 func markdown(o options, m harness.Machine, r result, took, boot time.Duration) string {
 	var b strings.Builder
