@@ -89,6 +89,28 @@ func everyThread(want unix.SchedAttr) []string {
 	return bad
 }
 
+// everyThreadOrdinary lists the threads that are not back at SCHED_OTHER, nice 0, after an
+// undo. The reset-on-fork flag is not asked for: the kernel clears it in a thread created
+// from one that has it, so a thread the runtime starts after the undo lacks it, and with
+// nothing privileged left there is nothing for it to reset.
+func everyThreadOrdinary() []string {
+	var bad []string
+	tids, err := threadIDs()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	for _, tid := range tids {
+		cur, err := unix.SchedGetAttr(tid, 0)
+		if err != nil {
+			continue // ended
+		}
+		if cur.Policy != unix.SCHED_NORMAL || cur.Nice != 0 {
+			bad = append(bad, fmt.Sprintf("tid %d: policy %d priority %d nice %d flags %#x", tid, cur.Policy, cur.Priority, cur.Nice, cur.Flags))
+		}
+	}
+	return bad
+}
+
 func runSchedHelper(c string) int {
 	var logs bytes.Buffer
 	var mu sync.Mutex
@@ -172,7 +194,7 @@ func runSchedHelper(c string) int {
 		}
 		// A reload without the keyword puts every thread back to SCHED_OTHER at nice 0.
 		s.apply(config.Process{RLimitRTTime: 10000})
-		if bad := everyThread(unix.SchedAttr{Policy: unix.SCHED_NORMAL, Flags: unix.SCHED_FLAG_RESET_ON_FORK}); len(bad) > 0 {
+		if bad := everyThreadOrdinary(); len(bad) > 0 {
 			fmt.Println("FAIL after reset:", strings.Join(bad, "; "))
 			return 1
 		}
@@ -192,7 +214,7 @@ func runSchedHelper(c string) int {
 			return 1
 		}
 		s.apply(config.Process{})
-		if bad := everyThread(unix.SchedAttr{Policy: unix.SCHED_NORMAL, Flags: unix.SCHED_FLAG_RESET_ON_FORK}); len(bad) > 0 {
+		if bad := everyThreadOrdinary(); len(bad) > 0 {
 			fmt.Println("FAIL after undo:", strings.Join(bad, "; "))
 			return 1
 		}
