@@ -621,7 +621,10 @@ func printLVS(w io.Writer, l *supervisor.LVSStatus) {
 			for _, c := range rs.Checks {
 				s := up(c.Up)
 				if !c.HasRun {
-					s += " (not run yet)"
+					// The check process reports a checker when it crosses rise or fall, so
+					// one that is as it started (up, or down with alpha) has reported
+					// nothing: that says no more than that.
+					s += " (as at start)"
 				}
 				checks = append(checks, c.Name+" "+s)
 			}

@@ -38,7 +38,9 @@ type RealStatus struct {
 type CheckerStatus struct {
 	Name string
 	Up   bool
-	// HasRun: a result came since start (or since its real server was added).
+	// HasRun: a result came since start (or since its real server was added). The check
+	// process sends a checker's crossings of rise and fall only, so a checker still in the
+	// state it started in (up; down with alpha) has none, however often it ran.
 	HasRun bool
 	// Weight is the dynamic weight it asked for with its last success, nil for none.
 	Weight *int64
