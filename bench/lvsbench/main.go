@@ -141,7 +141,7 @@ func host(o options) error {
 	md := markdown(o, m, r, time.Since(start), res.Boot)
 	fmt.Print(md)
 	if o.out != "" {
-		return writeBlock(o.out, md)
+		return harness.WriteBlock(o.out, "lvsbench", md)
 	}
 	return nil
 }

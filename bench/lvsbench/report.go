@@ -10,15 +10,6 @@ import (
 	"github.com/vigil-ha/vigil/bench/internal/harness"
 )
 
-// The block of BENCHMARKS.md this program owns, inside the notes block that bench/vrrpbench
-// keeps when it rewrites the file.
-const (
-	blockBegin = "<!-- lvsbench: this block is written by bench/lvsbench -->"
-	blockEnd   = "<!-- end of lvsbench -->"
-	notesBegin = "<!-- notes: kept when vrrpbench rewrites this file -->"
-	notesEnd   = "<!-- end of notes -->"
-)
-
 type stat struct{ med, lo, hi time.Duration }
 
 func statOf(v []time.Duration) stat {
@@ -101,37 +92,4 @@ func markdown(o options, m harness.Machine, r result, took, boot time.Duration) 
 		}
 	}
 	return b.String()
-}
-
-// writeBlock puts md between the lvsbench markers of path, re-reading the file right before
-// writing so that what others wrote elsewhere stays; without the markers the block goes at
-// the end of the notes block.
-func writeBlock(path, md string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	s := string(b)
-	i := strings.Index(s, blockBegin)
-	j := strings.Index(s, blockEnd)
-	switch {
-	case i >= 0 && j > i:
-		s = s[:i+len(blockBegin)] + "\n" + md + s[j:]
-	case i < 0 && j < 0:
-		e := strings.Index(s, notesEnd)
-		if strings.Index(s, notesBegin) < 0 || e < 0 {
-			return fmt.Errorf("%s has no notes block (%q ... %q) to put the lvsbench block in", path, notesBegin, notesEnd)
-		}
-		sep := ""
-		if !strings.HasSuffix(s[:e], "\n\n") {
-			sep = "\n"
-		}
-		s = s[:e] + sep + blockBegin + "\n" + md + blockEnd + "\n" + s[e:]
-	default:
-		return fmt.Errorf("%s: the lvsbench markers are broken; fix them by hand and run again", path)
-	}
-	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -237,7 +237,7 @@ func run(ctx context.Context, o options, cl *cleaner) error {
 	md := rep.markdown()
 	fmt.Print(md)
 	if o.out != "" {
-		if err := writeBlock(o.out, md); err != nil {
+		if err := harness.WriteBlock(o.out, "mysqlbench", md); err != nil {
 			return err
 		}
 		logf("wrote %s", o.out)

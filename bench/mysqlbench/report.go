@@ -11,16 +11,6 @@ import (
 	"time"
 )
 
-// The block of BENCHMARKS.md this program owns. It sits inside the notes block that
-// bench/vrrpbench keeps when it rewrites the file, so the benchmarks never overwrite each
-// other's results.
-const (
-	blockBegin = "<!-- mysqlbench: this block is written by bench/mysqlbench -->"
-	blockEnd   = "<!-- end of mysqlbench -->"
-	notesBegin = "<!-- notes: kept when vrrpbench rewrites this file -->"
-	notesEnd   = "<!-- end of notes -->"
-)
-
 type report struct {
 	o                     options
 	date                  time.Time
@@ -287,40 +277,6 @@ func medianF(v []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
-}
-
-// writeBlock puts md between the mysqlbench markers of path, re-reading the file right
-// before writing so that what others wrote elsewhere in it stays. Without the markers the
-// block is added at the end of the notes block, which bench/vrrpbench keeps.
-func writeBlock(path, md string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	s := string(b)
-	i := strings.Index(s, blockBegin)
-	j := strings.Index(s, blockEnd)
-	switch {
-	case i >= 0 && j > i:
-		s = s[:i+len(blockBegin)] + "\n" + md + s[j:]
-	case i < 0 && j < 0:
-		n := strings.Index(s, notesBegin)
-		e := strings.Index(s, notesEnd)
-		if n < 0 || e < n {
-			return fmt.Errorf("%s has no notes block (%q ... %q) to put the mysqlbench block in", path, notesBegin, notesEnd)
-		}
-		sep := ""
-		if !strings.HasSuffix(s[:e], "\n\n") {
-			sep = "\n" // a paragraph before the block stays a paragraph of its own
-		}
-		s = s[:e] + sep + blockBegin + "\n" + md + blockEnd + "\n" + s[e:]
-	default:
-		return fmt.Errorf("%s: the mysqlbench markers %q ... %q are broken; fix them by hand and run again", path, blockBegin, blockEnd)
-	}
-	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 func cmdLine(name string, args ...string) string {
