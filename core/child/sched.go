@@ -71,6 +71,8 @@ type scheduling struct {
 	orig      int             // the nice value before
 	target    *unix.SchedAttr // what every thread must have now; nil: nothing
 	mixed     bool            // the last pass failed part-way: threads differ until one succeeds
+	undoing   bool            // target is the settings from before: once every thread has it, nothing is left to undo
+	stopped   bool            // stop was called: a late apply changes nothing and starts no goroutine
 	watch     chan struct{}   // closed to end watchThreads; nil: it does not run
 	watchFail bool            // watchThreads warned of a failed pass, not yet of a good one
 	rttime    *unix.Rlimit    // RLIMIT_RTTIME before, when it was changed
@@ -91,6 +93,11 @@ func newScheduling(log hclog.Logger, prefix string, spawns bool) *scheduling {
 func (s *scheduling) apply(p config.Process) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopped {
+		// A reload racing the process's shutdown: starting watchThreads or warnXCPU again
+		// now would leave them running past stop.
+		return
+	}
 	if s.applied || p.Nice != 0 || p.RTPriority != 0 {
 		s.setThreads(p)
 	}
@@ -108,12 +115,14 @@ func (s *scheduling) apply(p config.Process) {
 // those that a failed pass left behind.
 func (s *scheduling) needsWatch() bool { return s.target != nil && (s.spawns || s.mixed) }
 
-// stopWatch ends watchThreads, if it runs.
+// stopWatch ends watchThreads, if it runs. Its warning state goes with it: a later watch
+// warns of its own first failure.
 func (s *scheduling) stopWatch() {
 	if s.watch != nil {
 		close(s.watch)
 		s.watch = nil
 	}
+	s.watchFail = false
 }
 
 // stop ends the goroutines that apply started (watchThreads, warnXCPU), for a process that
@@ -121,6 +130,7 @@ func (s *scheduling) stopWatch() {
 func (s *scheduling) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stopped = true
 	s.stopWatch()
 	s.stopXCPU()
 }
@@ -162,7 +172,7 @@ func (s *scheduling) setThreads(p config.Process) {
 		rr := unix.SchedAttr{Policy: unix.SCHED_RR, Flags: flags, Priority: uint32(p.RTPriority)}
 		n, err := setAllThreads(rr)
 		if err == nil {
-			s.target, s.mixed = &rr, false
+			s.target, s.mixed, s.undoing = &rr, false, false
 			s.log.Info("real-time scheduling set", "keyword", s.prefix+"_rt_priority", "policy", "SCHED_RR", "priority", p.RTPriority, "threads_changed", n)
 			s.setRTLimit(p.RLimitRTTime)
 			return
@@ -173,14 +183,20 @@ func (s *scheduling) setThreads(p config.Process) {
 		// Threads set before a refusal go back to SCHED_OTHER below.
 		rrChanged = n
 	}
-	s.restoreRTLimit()
 	n, err := setAllThreads(other)
-	s.target, s.mixed = nil, false
+	if err == nil {
+		// Only now is no thread left real-time (one set by an earlier apply, or before the
+		// refusal above): until then the soft limit still warns of a runaway one.
+		s.restoreRTLimit()
+	}
+	s.target, s.mixed, s.undoing = nil, false, false
 	switch {
 	case err != nil && (rrChanged > 0 || n > 0):
 		// Some threads have SCHED_RR or the new nice value and others not: watchThreads goes
 		// on setting them until a pass succeeds (it says so), rather than leave them so.
-		s.target, s.mixed = &other, true
+		// Without a nice value, the target is the settings from before: when that pass
+		// succeeds, the undo is done (watchThreads).
+		s.target, s.mixed, s.undoing = &other, true, p.Nice == 0
 		s.log.Warn("threads left with mixed scheduling: setting them again every second", "keyword", s.prefix+"_priority",
 			"place", s.place(p, "_priority"), "nice", other.Nice, "threads_changed", n, "after_sched_rr_refused_part_way", rrChanged > 0, "error", err,
 			"hint", "a negative nice value needs CAP_SYS_NICE")
@@ -234,6 +250,15 @@ func (s *scheduling) watchThreads(every time.Duration, end chan struct{}) {
 		}
 		if err == nil && s.mixed {
 			s.mixed = false
+			if s.target.Policy != unix.SCHED_RR {
+				s.restoreRTLimit()
+			}
+			if s.undoing {
+				// Every thread is back as it was: nothing is left to undo, nor a capability
+				// needed for it (current), as after an undo that succeeded at once.
+				s.target, s.undoing, s.applied = nil, false, false
+				s.log.Info("scheduling reset", "nice", s.orig, "threads_changed", n)
+			}
 			if !s.needsWatch() {
 				s.stopWatch()
 			}

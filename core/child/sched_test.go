@@ -89,11 +89,11 @@ func everyThread(want unix.SchedAttr) []string {
 	return bad
 }
 
-// everyThreadOrdinary lists the threads that are not back at SCHED_OTHER, nice 0, after an
-// undo. The reset-on-fork flag is not asked for: the kernel clears it in a thread created
+// everyThreadOrdinary lists the threads that are not back at SCHED_OTHER and the nice value
+// the process started with (base: 0, or what `nice go test` gave it), after an undo. The reset-on-fork flag is not asked for: the kernel clears it in a thread created
 // from one that has it, so a thread the runtime starts after the undo lacks it, and with
 // nothing privileged left there is nothing for it to reset.
-func everyThreadOrdinary() []string {
+func everyThreadOrdinary(base int32) []string {
 	var bad []string
 	tids, err := threadIDs()
 	if err != nil {
@@ -104,17 +104,32 @@ func everyThreadOrdinary() []string {
 		if err != nil {
 			continue // ended
 		}
-		if cur.Policy != unix.SCHED_NORMAL || cur.Nice != 0 {
+		if cur.Policy != unix.SCHED_NORMAL || cur.Nice != base {
 			bad = append(bad, fmt.Sprintf("tid %d: policy %d priority %d nice %d flags %#x", tid, cur.Policy, cur.Priority, cur.Nice, cur.Flags))
 		}
 	}
 	return bad
 }
 
+// threadsAt lists the threads whose nice value is nice.
+func threadsAt(nice int32) []int {
+	var out []int
+	for _, tid := range mustThreads() {
+		if cur, err := unix.SchedGetAttr(tid, 0); err == nil && cur.Nice == nice {
+			out = append(out, tid)
+		}
+	}
+	return out
+}
+
 func runSchedHelper(c string) int {
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	log := hclog.New(&hclog.LoggerOptions{Output: &lockedWriter{w: &logs, mu: &mu}, Level: hclog.Debug})
+	var base int32 // the nice value this process started with, which an undo goes back to
+	if cur, err := unix.SchedGetAttr(0, 0); err == nil {
+		base = cur.Nice
+	}
 	switch c {
 	case "threads":
 		// Threads come and go while every thread is set; afterwards, and while they keep
@@ -194,7 +209,7 @@ func runSchedHelper(c string) int {
 		}
 		// A reload without the keyword puts every thread back to SCHED_OTHER at nice 0.
 		s.apply(config.Process{RLimitRTTime: 10000})
-		if bad := everyThreadOrdinary(); len(bad) > 0 {
+		if bad := everyThreadOrdinary(base); len(bad) > 0 {
 			fmt.Println("FAIL after reset:", strings.Join(bad, "; "))
 			return 1
 		}
@@ -214,7 +229,7 @@ func runSchedHelper(c string) int {
 			return 1
 		}
 		s.apply(config.Process{})
-		if bad := everyThreadOrdinary(); len(bad) > 0 {
+		if bad := everyThreadOrdinary(base); len(bad) > 0 {
 			fmt.Println("FAIL after undo:", strings.Join(bad, "; "))
 			return 1
 		}
@@ -234,6 +249,41 @@ func runSchedHelper(c string) int {
 		s.stop()
 		if !gone("watchThreads") {
 			fmt.Println("FAIL watchThreads still runs after stop")
+			return 1
+		}
+		// A reload that reaches the process after stop (the two race at shutdown) changes
+		// nothing and starts nothing.
+		// (Threads the runtime creates after stop have nice 0, reset on fork: only nice 6
+		// would be apply's doing.)
+		s.apply(config.Process{Nice: 6})
+		if n := len(threadsAt(6)); n > 0 || running("watchThreads") {
+			fmt.Println("FAIL apply after stop: threads at nice 6:", n, "watchThreads running:", running("watchThreads"))
+			return 1
+		}
+		fmt.Println("OK")
+	case "undo-late":
+		// An undo refused part-way leaves the settings from before as watchThreads' target
+		// (setThreads); once a pass gives every thread that target, the undo is done:
+		// nothing is left to undo, no capability is asked for it, and the watch ends.
+		s := newScheduling(log, "checker", false)
+		cur, err := unix.SchedGetAttr(0, 0)
+		if err != nil {
+			fmt.Println("FAIL", err)
+			return 1
+		}
+		before := unix.SchedAttr{Policy: unix.SCHED_NORMAL, Nice: cur.Nice}
+		s.mu.Lock()
+		s.applied, s.orig = true, int(cur.Nice)
+		s.target, s.mixed, s.undoing = &before, true, true
+		s.watch = make(chan struct{})
+		go s.watchThreads(20*time.Millisecond, s.watch)
+		s.mu.Unlock()
+		if !gone("watchThreads") {
+			fmt.Println("FAIL watchThreads still runs after a pass that finished the undo")
+			return 1
+		}
+		if c := s.current(); c.Nice != 0 {
+			fmt.Printf("FAIL current after the late undo: %+v, want nothing left to undo\n", c)
 			return 1
 		}
 		fmt.Println("OK")
@@ -345,7 +395,7 @@ func runSchedHelper(c string) int {
 				fmt.Println("SKIP SCHED_IDLE:", err)
 				return 0
 			}
-			if len(everyThread(unix.SchedAttr{Policy: unix.SCHED_NORMAL})) > 0 {
+			if len(everyThread(unix.SchedAttr{Policy: unix.SCHED_NORMAL, Nice: base})) > 0 { // the idle thread is in
 				break
 			}
 		}
@@ -514,6 +564,21 @@ func runSchedCase(t *testing.T, c string, env ...string) {
 // TestUndoNice: a reload that removes a positive nice value undoes it; nothing is then left
 // to undo (the check process drops CAP_SYS_NICE), and watchThreads ends with it and at stop.
 func TestUndoNice(t *testing.T) { runSchedCase(t, "undo") }
+
+// TestUndoFinishedByWatch: an undo that a later pass of watchThreads completes leaves
+// nothing to undo, as one that succeeded at once.
+func TestUndoFinishedByWatch(t *testing.T) { runSchedCase(t, "undo-late") }
+
+// TestStopWatchForgetsFailure: a watch that warned of a failure and was stopped leaves no
+// warning state for the next one, which warns of its own first failure.
+func TestStopWatchForgetsFailure(t *testing.T) {
+	s := newScheduling(hclog.NewNullLogger(), "checker", true)
+	s.watch, s.watchFail = make(chan struct{}), true
+	s.stopWatch()
+	if s.watch != nil || s.watchFail {
+		t.Fatalf("after stopWatch: watch %v, watchFail %v; want nil, false", s.watch, s.watchFail)
+	}
+}
 
 // TestNoSwapNeedsCapability: under a large finite RLIMIT_MEMLOCK and without CAP_IPC_LOCK,
 // *_no_swap is refused with a warning instead of a lock that would end the process later.
