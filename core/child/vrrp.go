@@ -65,15 +65,11 @@ func newVRRPServer(log hclog.Logger, o Options) *vrrpServer {
 // the earlier transition of its instance (the newest says the state it is in now), but
 // never a state change for a MASTER_RX_LOWER_PRI event, or the other way round.
 func transitionKey(t *childpb.Transition) string {
-	if t.To == lowerPriorityHeard {
+	if t.To == fsm.MasterRxLowerPri {
 		return t.Instance + "\x00" + t.To
 	}
 	return t.Instance
 }
-
-// lowerPriorityHeard is the To of the event of a master hearing a lower priority, which
-// core tells from a state change by it (notify.MasterRxLowerPri).
-const lowerPriorityHeard = "MASTER_RX_LOWER_PRI"
 
 // parseChildConfig reads the configuration core sent. Core validated it already, so an
 // error here means core and child disagree, which restarting cannot fix.
@@ -119,7 +115,7 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 	eng.OnTransition(func(name string, t fsm.Transition) { s.transition(eng, name, t) })
 	eng.OnLowerPriority(func(name string, h fsm.LowerPriorityHeard) {
 		// Core tells it from a state change by its To (notify.MasterRxLowerPri).
-		s.send(eng, name, &childpb.Transition{Instance: name, From: fsm.Master.String(), To: lowerPriorityHeard,
+		s.send(eng, name, &childpb.Transition{Instance: name, From: fsm.Master.String(), To: fsm.MasterRxLowerPri,
 			Reason: fmt.Sprintf("advert from %s with priority %d", h.From, h.Priority), UnixNano: time.Now().UnixNano()})
 	})
 	if s.keep {

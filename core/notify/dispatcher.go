@@ -34,6 +34,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/vrrp/fsm"
 	sdk "github.com/vigil-ha/vigil/sdk/notify"
 )
 
@@ -95,7 +96,7 @@ const (
 	Deleted = "DELETED"
 	// MasterRxLowerPri is not a state: a master heard an advert of a lower priority
 	// (notify_master_rx_lower_pri). Only that script and the FIFO hear of it.
-	MasterRxLowerPri = "MASTER_RX_LOWER_PRI"
+	MasterRxLowerPri = fsm.MasterRxLowerPri
 )
 
 // Dispatcher delivers the notify actions of one configuration. Its methods are safe for

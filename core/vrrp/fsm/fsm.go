@@ -147,6 +147,11 @@ type Transition struct {
 	Reason   string
 }
 
+// MasterRxLowerPri is the name LowerPriorityHeard goes by outside the state machine: the To
+// of the transition the vrrp process reports for it, and what notify and the FIFO say
+// (keepalived's MASTER_RX_LOWER_PRI). It is not a state.
+const MasterRxLowerPri = "MASTER_RX_LOWER_PRI"
+
 // LowerPriorityHeard reports that, as master, we heard an advert from a lower
 // priority router (keepalived's notify_master_rx_lower_pri): another master,
 // so a split brain is ending. It comes once per episode (see masterRx); if
