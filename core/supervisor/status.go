@@ -100,7 +100,7 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 			// For the goroutine count and the load balancer: the check states core holds are
 			// those it forwards.
 			cctx, cancel := context.WithTimeout(ctx, childStatusWait)
-			cs, err := c.Status(cctx, &childpb.Empty{})
+			cs, err := c.Status(cctx, &childpb.Empty{}, statusCall())
 			cancel()
 			if err == nil {
 				ps.Goroutines = int(cs.Goroutines)
@@ -111,7 +111,7 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 		}
 		if v != nil {
 			cctx, cancel := context.WithTimeout(ctx, childStatusWait)
-			vs, err := v.Status(cctx, &childpb.Empty{})
+			vs, err := v.Status(cctx, &childpb.Empty{}, statusCall())
 			cancel()
 			if err != nil {
 				ps.Unanswered = unanswered(err)

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -83,4 +84,54 @@ func TestBrokenStreamOpenedAgain(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// bigStatus is a vrrp child with n instances, whose status answer passes 4 MiB.
+type bigStatus struct {
+	childpb.UnimplementedVRRPServer
+	n int
+}
+
+func (b *bigStatus) Status(context.Context, *childpb.Empty) (*childpb.VRRPStatus, error) {
+	st := &childpb.VRRPStatus{}
+	for i := range b.n {
+		st.Instances = append(st.Instances, &childpb.InstanceStatus{
+			Name: fmt.Sprintf("VI_%05d_%s", i, strings.Repeat("n", 300)), State: "BACKUP", Priority: 100, Interface: "eth0", Vrid: uint32(i%255 + 1),
+			Vips: []string{"192.0.2.10/32", "2001:db8::10/128"},
+		})
+	}
+	return st, nil
+}
+
+// TestLargeStatusAnswered: a vrrp child with thousands of instances answers a status over
+// gRPC's 4 MiB (maxChildMessage); core takes it on the connection the supervisor dials,
+// where any other message is still held to maxChildMessage.
+func TestLargeStatusAnswered(t *testing.T) {
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "child.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	childpb.RegisterVRRPServer(srv, &bigStatus{n: 15000})
+	go srv.Serve(ln)
+	defer srv.Stop()
+	conn, err := grpc.NewClient("unix:"+ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxChildMessage)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := childpb.NewVRRPClient(conn)
+	if _, err := c.Status(ctx, &childpb.Empty{}); err == nil {
+		t.Fatal("the test's answer is within maxChildMessage: it proves nothing")
+	}
+	st, err := c.Status(ctx, &childpb.Empty{}, statusCall())
+	if err != nil {
+		t.Fatalf("status of 15000 instances: %v", err)
+	}
+	if len(st.Instances) != 15000 {
+		t.Fatalf("%d instances, want 15000", len(st.Instances))
+	}
 }

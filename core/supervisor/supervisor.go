@@ -248,6 +248,15 @@ func (s *Supervisor) supervise(ctx context.Context, p *proc) {
 // maxChildMessage bounds what core takes in one message from a child.
 const maxChildMessage = 4 << 20
 
+// maxStatusMessage bounds a child's status answer, which grows with the configuration (an
+// instance or a real server is a few hundred bytes: 4 MiB is about ten thousand of them,
+// which a large site reaches), as a whole configuration may take 64 MiB. Only the status
+// calls take it (statusCall); every other message keeps maxChildMessage.
+const maxStatusMessage = 64 << 20
+
+// statusCall is the option of a call for a child's status.
+func statusCall() grpc.CallOption { return grpc.MaxCallRecvMsgSize(maxStatusMessage) }
+
 // fatalError is a child failure that restarting cannot fix.
 type fatalError struct{ err error }
 
