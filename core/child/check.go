@@ -51,6 +51,9 @@ type checkServer struct {
 	lvsOut   *fanout[*childpb.LVSEvent]
 	lvsEnded chan struct{}
 	endOnce  sync.Once
+	// timeouts applies lvs_timeouts while the load balancer runs, and puts the kernel's
+	// back at the stop.
+	timeouts *ipvsTimeouts
 	// lvsMu orders the notifications (lvsSeq) with core's subscriptions (lvsSubs):
 	// those made while core has no stream open (at start, before it subscribes) wait in
 	// lvsBacklog, at most lvsEventLimit of them, for the next one.
@@ -71,7 +74,8 @@ type checkServer struct {
 func newCheckServer(log hclog.Logger, o Options) *checkServer {
 	return &checkServer{log: log, out: newFanout(checkKey, 0), now: time.Now, latest: map[string]*childpb.CheckState{}, gone: map[string]bool{},
 		prio: newScheduling(log, "checker", true), keepIPVS: o.DontReleaseIPVS, masters: map[string]bool{},
-		lvsOut: newFanout(lvsEventKey, lvsEventLimit), lvsEnded: make(chan struct{})}
+		lvsOut: newFanout(lvsEventKey, lvsEventLimit), lvsEnded: make(chan struct{}),
+		timeouts: &ipvsTimeouts{log: log.Named("lvs"), open: ipvs.Open}}
 }
 
 // startLVS starts the load balancer for cfg when it has one and none runs. Callers hold rmu.
@@ -142,6 +146,7 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 	s.sched, s.host, s.hostKey = <-ready, host, check.PluginHostKey(cfg.Global)
 	// Before the checks start: their first results find their checkers in the director.
 	raiseCheckCaps(s.log, s.caps(cfg))
+	s.timeouts.apply(cfg)
 	s.startLVS(cfg)
 	s.sched.Update(specs)
 	s.log.Info("checks started", "count", len(specs))
@@ -202,6 +207,7 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 		raiseCheckCaps(s.log, s.caps(cfg))
 		s.startLVS(cfg)
 	}
+	s.timeouts.apply(cfg)
 	d := s.sched.Update(specs)
 	s.mu.Lock()
 	for _, name := range d.Removed {
@@ -436,6 +442,7 @@ func (s *checkServer) shutdown() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		b.stop(ctx)
 		cancel()
+		s.timeouts.restore()
 	}
 	s.endOnce.Do(func() { close(s.lvsEnded) })
 	s.work.shutdown(s.log)
