@@ -601,8 +601,13 @@ func printLVS(w io.Writer, l *supervisor.LVSStatus) {
 		if vs.Suspended {
 			extra += ", suspended (ha_suspend)"
 		}
-		// No tab: the virtual server's line is not a row of its real servers' table.
-		fmt.Fprintf(w, "\nVIRTUAL SERVER %s (%s, at %s): quorum %s (live weight %d, quorum %d)%s; %s\n", vs.ID, strings.Join(vs.Services, ", "),
+		// No tab: the virtual server's line is not a row of its real servers' table. Its
+		// IPVS services are listed when they say more than its ID: a group's.
+		services := ""
+		if len(vs.Services) != 1 || !sameService(vs.ID, vs.Services[0]) {
+			services = strings.Join(vs.Services, ", ") + ", "
+		}
+		fmt.Fprintf(w, "\nVIRTUAL SERVER %s (%sat %s): quorum %s (live weight %d, quorum %d)%s; %s\n", vs.ID, services,
 			vs.At, up(vs.QuorumUp), vs.LiveWeight, vs.Quorum, extra, counters(vs.Counters))
 		if vs.Error != "" {
 			fmt.Fprintf(w, "  kernel refused: %s\n", vs.Error)
@@ -631,6 +636,19 @@ func printLVS(w io.Writer, l *supervisor.LVSStatus) {
 			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", rs.Address, rs.Method, up(rs.Alive), weight, in, strings.Join(checks, "; "), counters(rs.Counters))
 		}
 	}
+}
+
+// sameService says whether an IPVS service as ipvsadm writes it ("TCP  192.0.2.100:80",
+// "FWM  7 IPv6") is the virtual server of that ID ("TCP 192.0.2.100:80", "fwmark 7 inet6").
+func sameService(id, service string) bool {
+	f := strings.Fields(service)
+	if len(f) > 0 && f[0] == "FWM" {
+		f[0] = "fwmark"
+		if f[len(f)-1] == "IPv6" {
+			f[len(f)-1] = "inet6"
+		}
+	}
+	return strings.Join(f, " ") == id
 }
 
 func flagSet(name string, stderr io.Writer) *flag.FlagSet {

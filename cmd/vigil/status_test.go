@@ -22,13 +22,31 @@ func TestPrintLVSStatus(t *testing.T) {
 				Address: "192.0.2.11:80", Method: "NAT", Alive: true, Weight: 3, ConfiguredWeight: 1, InTable: true, TableWeight: 3,
 				Checks: []supervisor.RealCheckStatus{{Name: "192.0.2.100:80/192.0.2.11:80/TCP_CHECK", Up: true, HasRun: true}},
 			}},
+		}, {
+			ID: "fwmark 8 inet6", At: "/etc/keepalived/keepalived.conf:30", Services: []string{"FWM  8 IPv6"}, RealServers: []supervisor.RealServerStatus{},
+		}, {
+			ID: "group web #1", At: "/etc/keepalived/keepalived.conf:40", Services: []string{"TCP  192.0.2.101:80", "TCP  192.0.2.102:80"},
+			RealServers: []supervisor.RealServerStatus{},
 		}},
 	}})
 	out := b.String()
+	// A virtual server's line names its key once: its one IPVS service is its ID again.
+	// A group's line lists its services.
+	for _, want := range []string{
+		"VIRTUAL SERVER TCP 192.0.2.100:80 (at /etc/keepalived/keepalived.conf:12): ",
+		"VIRTUAL SERVER fwmark 8 inet6 (at /etc/keepalived/keepalived.conf:30): ",
+		"VIRTUAL SERVER group web #1 (TCP  192.0.2.101:80, TCP  192.0.2.102:80, at /etc/keepalived/keepalived.conf:40): ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks the line %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "192.0.2.100:80 "); n != 1 {
+		t.Errorf("the key 192.0.2.100:80 is written %d times, want once:\n%s", n, out)
+	}
 	for _, want := range []string{
 		`LOAD BALANCER: NOT RUNNING: ipvs: the kernel has no IPVS: load it with "modprobe ip_vs"`,
-		"VIRTUAL SERVER TCP 192.0.2.100:80", "quorum up (live weight 3, quorum 1)", "7 conns (1 active), 100 B in, 200 B out",
-		"/etc/keepalived/keepalived.conf:12",
+		"quorum up (live weight 3, quorum 1)", "7 conns (1 active), 100 B in, 200 B out",
 		"192.0.2.11:80", "3 (configured 1)", "weight 3", "192.0.2.100:80/192.0.2.11:80/TCP_CHECK up",
 	} {
 		if !strings.Contains(out, want) {
