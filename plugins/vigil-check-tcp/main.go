@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,6 +41,9 @@ type probe struct {
 	expect []byte         // the reply contains these bytes
 	re     *regexp.Regexp // or matches this
 	quoted string         // expect as configured, for messages
+	// plain is set when a probe only connects, to an IP address, from no chosen source:
+	// then it goes through connectOnly, not net.Dialer.
+	plain netip.AddrPort
 }
 
 func (c *tcpChecker) Describe(context.Context) (check.Info, error) {
@@ -111,6 +115,10 @@ func parse(params []check.Param) (*probe, error) {
 	if p.expect != nil && p.re != nil {
 		return nil, errors.New("expect and expect_regex are both set; keep one")
 	}
+	if ap, ok := plainAddr(p.target.Address); ok && p.send == nil && p.expect == nil && p.re == nil &&
+		!p.target.BindTo.IsValid() && p.target.BindPort == 0 {
+		p.plain = ap
+	}
 	return p, nil
 }
 
@@ -128,6 +136,14 @@ func (p *probe) run(ctx context.Context) check.CheckResponse {
 	start := time.Now()
 	critical := func(format string, args ...any) check.CheckResponse {
 		return check.CheckResponse{Status: check.Critical, Message: fmt.Sprintf(format, args...)}
+	}
+	if p.plain.IsValid() {
+		if err := connectOnly(ctx, p.plain); err != nil {
+			return critical("connect %s: %s", p.target.Address, target.Reason(err))
+		}
+		connected := time.Since(start)
+		return check.CheckResponse{Status: check.OK, Message: "connected to " + p.target.Address + " in " + round(connected).String(),
+			Metrics: map[string]float64{"connect_seconds": connected.Seconds()}}
 	}
 	conn, err := p.target.Dial(ctx)
 	if err != nil {

@@ -1,0 +1,147 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/plugins/internal/target"
+	"github.com/vigil-ha/vigil/sdk/check"
+	"github.com/vigil-ha/vigil/sdk/sdktest"
+)
+
+// Only a probe that connects to an IP address from no chosen source takes connectOnly.
+func TestPlainPathChosen(t *testing.T) {
+	for _, tc := range []struct {
+		params []check.Param
+		plain  bool
+	}{
+		{params("address", "127.0.0.1:80"), true},
+		{params("address", "[::1]:80"), true},
+		{params("address", "localhost:80"), false},
+		{params("address", "[fe80::1%lo]:80"), false},
+		{params("address", "127.0.0.1:80", "send", "x"), false},
+		{params("address", "127.0.0.1:80", "expect", "x"), false},
+		{params("address", "127.0.0.1:80", "expect_regex", "x"), false},
+		{params("address", "127.0.0.1:80", "bindto", "127.0.0.1"), false},
+		{params("address", "127.0.0.1:80", "bind_port", "4000"), false},
+	} {
+		p, err := parse(tc.params)
+		if err != nil {
+			t.Fatalf("parse(%v): %v", tc.params, err)
+		}
+		if p.plain.IsValid() != tc.plain {
+			t.Errorf("parse(%v): plain path %v; want %v", tc.params, p.plain.IsValid(), tc.plain)
+		}
+	}
+}
+
+// The server sees a whole connection, closed in order (FIN, not a reset), and the probe
+// says it connected; a closed port is refused.
+func TestConnectOnly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		var b [1]byte
+		_, err = c.Read(b[:])
+		got <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := connectOnly(ctx, netip.MustParseAddrPort(ln.Addr().String())); err != nil {
+		t.Fatalf("connectOnly: %v", err)
+	}
+	if err := <-got; !errors.Is(err, io.EOF) {
+		t.Fatalf("the server read %v after the probe; want EOF (an orderly close)", err)
+	}
+	refused := closedPort(t)
+	err = connectOnly(ctx, netip.MustParseAddrPort(refused))
+	if r := target.Reason(err); r != "refused" {
+		t.Fatalf("connectOnly to a closed port: %v (%q); want refused", err, r)
+	}
+	if !strings.Contains(err.Error(), refused) {
+		t.Errorf("error %q does not name %s", err, refused)
+	}
+}
+
+// unanswered returns a loopback address whose SYNs are dropped: a listener whose accept queue
+// (backlog 0) is full, so that a connect to it waits until its deadline.
+func unanswered(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*syscall.SockaddrInet4).Port)).String()
+	// Fill the queue: connections the listener never accepts.
+	for range 3 {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+	}
+	return addr
+}
+
+// A connect that gets no answer ends at the probe's deadline, as a timeout; cancelling
+// the probe ends it at once.
+func TestConnectOnlyTimeoutAndCancel(t *testing.T) {
+	addr := netip.MustParseAddrPort(unanswered(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := connectOnly(ctx, addr)
+	if r := target.Reason(err); r != "timeout" {
+		t.Fatalf("connectOnly to a full accept queue: %v (%q); want timeout", err, r)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	done := make(chan error, 1)
+	go func() { done <- connectOnly(ctx, addr) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled connectOnly: %v; want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled connect kept waiting")
+	}
+}
+
+// Through the plugin: a connect that times out is the plugin's own answer, naming it.
+func TestTCPConnectTimeout(t *testing.T) {
+	addr := unanswered(t)
+	c := sdktest.ServeCheck(t, newTCP())
+	resp := probeOnce(t, c, 500*time.Millisecond, params("address", addr))
+	if resp.Status != check.Critical || resp.Message != "connect "+addr+": timeout" {
+		t.Fatalf("Check = %s %q; want critical %q", resp.Status, resp.Message, "connect "+addr+": timeout")
+	}
+}
