@@ -93,7 +93,7 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 				d = lastNotifier.Load()
 			}
 			if d != nil {
-				d.LVS(notify.LVSEvent{Kind: e.Kind, Service: e.Service, Real: e.Real, Stopping: e.Stopping, Time: time.Now()})
+				d.LVS(notify.LVSEvent{Kind: e.Kind, Service: e.Service, Real: e.Real, Init: e.Init, Stopping: e.Stopping, Time: time.Now()})
 			}
 		}}
 	sup, err := supervisor.New(cfg, supOpts)

@@ -83,7 +83,7 @@ func serviceOf(cfg *config.Config, vs *config.VirtualServer, rank int, names map
 		PE:        vs.PersistEngine,
 		Quorum:    int64(vs.Quorum), Hysteresis: int64(vs.Hysteresis),
 		Omega: vs.Omega, HASuspend: vs.HASuspend,
-		QuorumUp: vs.QuorumUp, QuorumDown: vs.QuorumDown,
+		QuorumUp: vs.QuorumUp, QuorumDown: vs.QuorumDown, SMTPAlert: vs.SMTPAlert,
 	}
 	for _, k := range ck {
 		s.Keys = append(s.Keys, serviceKey(k))
@@ -128,7 +128,7 @@ func serviceOf(cfg *config.Config, vs *config.VirtualServer, rank int, names map
 	}
 	for _, rs := range vs.RealServers {
 		r := Real{Dest: dest(vs, rs, ck[0]), Weight: int64(rs.Weight), Inhibit: rs.InhibitOnFailure,
-			NotifyUp: rs.NotifyUp, NotifyDown: rs.NotifyDown}
+			NotifyUp: rs.NotifyUp, NotifyDown: rs.NotifyDown, SMTPAlert: rs.SMTPAlert}
 		for _, c := range rs.Checkers {
 			r.Checkers = append(r.Checkers, Checker{Name: names[c], Alpha: c.Alpha})
 		}

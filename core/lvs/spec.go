@@ -51,6 +51,9 @@ type Real struct {
 	Checkers []Checker
 	// NotifyUp and NotifyDown are its notify_up and notify_down scripts, nil for none.
 	NotifyUp, NotifyDown *config.Script
+	// SMTPAlert: its changes are mailed (smtp_alert, resolved as keepalived does). Core's
+	// notify path sends the mail; the Director does not read it.
+	SMTPAlert bool
 }
 
 // Checker is one health checker of a real server.
@@ -105,6 +108,8 @@ type Service struct {
 	Quorum, Hysteresis int64
 	// QuorumUp and QuorumDown are its quorum_up and quorum_down scripts, nil for none.
 	QuorumUp, QuorumDown *config.Script
+	// SMTPAlert: its quorum changes are mailed (smtp_alert, resolved as keepalived does).
+	SMTPAlert bool
 	// Omega runs the down notifications on shutdown.
 	Omega bool
 	// HASuspend suspends the checkers while none of the service's addresses is up here.

@@ -226,6 +226,32 @@ func (b *builder) smtp(src *source, on *bool) *action {
 		b.d.log.Warn("smtp_alert needs the email notify plugin (vigil-notify-email in plugin_dir); no mail is sent", "for", src.name)
 		return nil
 	}
+	timeout := b.smtpNotifier()
+	states := []string{Master, Backup, Fault, Stop}
+	if g.NoEmailFaults {
+		states = []string{Master, Backup, Stop}
+	}
+	// Only this action's worker touches last: one goroutine, no lock.
+	last := ""
+	return &action{
+		name: "smtp_alert", states: states, timeout: timeout, plugin: true,
+		call: func(ctx context.Context, ev sdk.Event) error {
+			if ev.NewState == last {
+				return errSkipped
+			}
+			err := b.d.opts.Plugins.Notify(ctx, "email", sdk.NotifyRequest{Name: smtpName, Event: ev})
+			if err == nil {
+				last = ev.NewState
+			}
+			return err
+		},
+	}
+}
+
+// smtpNotifier configures the email plugin's smtp_alert notifier from global_defs (once)
+// and returns the deadline of one mail: smtp_connect_timeout plus 10 s.
+func (b *builder) smtpNotifier() time.Duration {
+	g := b.cfg.Global
 	if !b.smtpCfg {
 		b.smtpCfg = true
 		port := g.SMTPPort
@@ -254,25 +280,7 @@ func (b *builder) smtp(src *source, on *bool) *action {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	states := []string{Master, Backup, Fault, Stop}
-	if g.NoEmailFaults {
-		states = []string{Master, Backup, Stop}
-	}
-	// Only this action's worker touches last: one goroutine, no lock.
-	last := ""
-	return &action{
-		name: "smtp_alert", states: states, timeout: timeout + 10*time.Second, plugin: true,
-		call: func(ctx context.Context, ev sdk.Event) error {
-			if ev.NewState == last {
-				return errSkipped
-			}
-			err := b.d.opts.Plugins.Notify(ctx, "email", sdk.NotifyRequest{Name: smtpName, Event: ev})
-			if err == nil {
-				last = ev.NewState
-			}
-			return err
-		},
-	}
+	return timeout + 10*time.Second
 }
 
 // named is a vrrp_notify block, configured once however many instances name it.

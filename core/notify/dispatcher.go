@@ -123,6 +123,9 @@ type Dispatcher struct {
 	// and retired runs the scripts of those this configuration no longer has.
 	prevLVS map[string]*lvsSource
 	retired *lvsWorker
+	// rsUp is whether each real server (lvsKey) is up as the notifications so far say, from
+	// its state at start (up unless a checker has alpha): smtp_alert mails a change only.
+	rsUp map[string]bool
 }
 
 // source is an instance or a sync group and its actions.
@@ -144,7 +147,7 @@ func New(cfg *config.Config, opts Options) *Dispatcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{
 		opts: opts, log: opts.Log, node: cfg.Global.RouterID, ctx: ctx, cancel: cancel,
-		ready: make(chan struct{}), instances: map[string]*source{}, groups: map[string]*source{},
+		ready: make(chan struct{}), instances: map[string]*source{}, groups: map[string]*source{}, rsUp: map[string]bool{},
 	}
 	b := &builder{d: d, cfg: cfg}
 	inGroup := map[string]string{}

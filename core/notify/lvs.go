@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/vigil-ha/vigil/core/config"
@@ -24,10 +26,11 @@ type LVSEvent struct {
 	// Service is the virtual server's ID (core/lvs Service.ID); Real the real server,
 	// ADDR:PORT, for RealUp and RealDown.
 	Service, Real string
-	// Stopping: a notification of the shutdown (omega). keepalived gives each such script
-	// a second before it goes on; so does vigil.
-	Stopping bool
-	Time     time.Time
+	// Init: the quorum reported when the virtual server starts (its mail says "Starting
+	// with quorum up"). Stopping: a notification of the shutdown (omega). keepalived gives
+	// each such script a second before it goes on; so does vigil.
+	Init, Stopping bool
+	Time           time.Time
 }
 
 // stoppingTimeout is the deadline of a script run for the shutdown (keepalived's).
@@ -43,9 +46,39 @@ type lvsSource struct {
 	reals  map[string]int    // ADDR:PORT -> index in svc.Reals
 	run    map[string]runner // by script key (scriptKey)
 	worker *lvsWorker
+	// mail sends smtp_alert's mail through the email plugin, within mailTimeout; nil when
+	// no mail can be sent (no notification_email, smtp_server or email plugin).
+	mail        runner
+	mailTimeout time.Duration
 }
 
 func scriptKey(kind lvs.Kind, real string) string { return fmt.Sprintf("%d/%s", kind, real) }
+
+// lvsKey names a real server of a virtual server in Dispatcher.rsUp.
+func lvsKey(service, real string) string { return service + "\x00" + real }
+
+// lvsMailer is smtp_alert's mail for the load balancer, or nil when none can be sent. A
+// real server's smtp_alert is on by default (keepalived's default), so a file without
+// notification_email or smtp_server sends none and says nothing, as keepalived; one that
+// has them but no email plugin says so once.
+func (b *builder) lvsMailer(svcs []lvs.Service) (runner, time.Duration) {
+	on := false
+	for _, s := range svcs {
+		on = on || s.SMTPAlert || slices.ContainsFunc(s.Reals, func(r lvs.Real) bool { return r.SMTPAlert })
+	}
+	g := b.cfg.Global
+	if !on || len(g.NotificationEmail) == 0 || g.SMTPServer == "" {
+		return nil, 0
+	}
+	if !b.usable("email") {
+		b.d.log.Warn("smtp_alert of the virtual and real servers needs the email notify plugin (vigil-notify-email in plugin_dir); no mail is sent")
+		return nil, 0
+	}
+	timeout := b.smtpNotifier()
+	return func(ctx context.Context, ev sdk.Event) error {
+		return b.d.opts.Plugins.Notify(ctx, "email", sdk.NotifyRequest{Name: smtpName, Event: ev})
+	}, timeout
+}
 
 // lvsSources builds the virtual servers' scripts (through the exec plugin when it is
 // installed, as the VRRP scripts).
@@ -55,11 +88,13 @@ func (b *builder) lvsSources() (map[string]*lvsSource, []*lvsSource) {
 	}
 	byID := map[string]*lvsSource{}
 	var order []*lvsSource
-	for _, svc := range lvs.FromConfig(b.cfg).Services {
+	svcs := lvs.FromConfig(b.cfg).Services
+	mail, mailTimeout := b.lvsMailer(svcs)
+	for _, svc := range svcs {
 		if byID[svc.ID] != nil {
 			continue
 		}
-		src := &lvsSource{svc: svc, reals: map[string]int{}, run: map[string]runner{}}
+		src := &lvsSource{svc: svc, reals: map[string]int{}, run: map[string]runner{}, mail: mail, mailTimeout: mailTimeout}
 		add := func(kind lvs.Kind, real, keyword string, s *config.Script) {
 			if s == nil {
 				return
@@ -78,10 +113,12 @@ func (b *builder) lvsSources() (map[string]*lvsSource, []*lvsSource) {
 				continue
 			}
 			src.reals[hp] = i
+			// As the Director starts it: up unless a checker starts failed (alpha).
+			b.d.rsUp[lvsKey(svc.ID, hp)] = !slices.ContainsFunc(r.Checkers, func(c lvs.Checker) bool { return c.Alpha })
 			add(lvs.RealUp, hp, "notify_up", r.NotifyUp)
 			add(lvs.RealDown, hp, "notify_down", r.NotifyDown)
 		}
-		src.worker = newLVSWorker(b.d, "virtual_server "+svc.ID, b.usable("exec"))
+		src.worker = newLVSWorker(b.d, "virtual_server "+svc.ID, b.usable("exec") || mail != nil)
 		byID[svc.ID] = src
 		order = append(order, src)
 	}
@@ -109,12 +146,13 @@ func (d *Dispatcher) LVS(ev LVSEvent) {
 	if src != nil {
 		worker = src.worker
 	}
+	removed := false
 	if !has(src) {
 		// A server that the reload which made this dispatcher removed: its last
 		// notifications (notify_down, quorum_down) come after the reload, by the
 		// configuration before it.
 		if old := d.prevLVS[ev.Service]; has(old) {
-			src = old
+			src, removed = old, true
 			if worker == nil {
 				worker = d.retired
 			}
@@ -136,24 +174,72 @@ func (d *Dispatcher) LVS(ev LVSEvent) {
 	if real {
 		key = ev.Real
 	}
-	run := src.run[scriptKey(ev.Kind, key)]
-	if run == nil {
-		return
-	}
+	up := ev.Kind == lvs.RealUp || ev.Kind == lvs.QuorumUp
 	state := "DOWN"
-	if ev.Kind == lvs.RealUp || ev.Kind == lvs.QuorumUp {
+	if up {
 		state = "UP"
 	}
 	at := ev.Time
 	if at.IsZero() {
 		at = time.Now()
 	}
-	timeout := d.opts.ScriptTimeout
-	if ev.Stopping {
-		timeout = min(timeout, stoppingTimeout)
+	if run := src.run[scriptKey(ev.Kind, key)]; run != nil {
+		timeout := d.opts.ScriptTimeout
+		if ev.Stopping {
+			timeout = min(timeout, stoppingTimeout)
+		}
+		worker.push(lvsJob{what: ev.Kind.String(), real: ev.Real, run: run, timeout: timeout,
+			ev: sdk.Event{Node: d.node, NewState: state, Time: at}})
 	}
-	worker.push(lvsJob{what: ev.Kind.String(), real: ev.Real, run: run, timeout: timeout,
-		ev: sdk.Event{Node: d.node, NewState: state, Time: at}})
+	// smtp_alert's mail goes after the script, as keepalived sends it after the notifies.
+	if real {
+		was, known := d.rsUp[lvsKey(ev.Service, ev.Real)]
+		d.rsUp[lvsKey(ev.Service, ev.Real)] = up
+		if known && was == up {
+			// Not a change: an alpha checker's first failure (the server started down),
+			// or the notify_up of a server up from the start (notify_rs_init): keepalived
+			// mails neither.
+			return
+		}
+	}
+	on := src.svc.SMTPAlert
+	if real {
+		on = src.svc.Reals[src.reals[ev.Real]].SMTPAlert
+	}
+	if src.mail == nil || !on {
+		return
+	}
+	mev := sdk.Event{Node: d.node, NewState: state, Time: at, VirtualServer: src.svc.FIFO, Detail: mailDetail(ev, removed)}
+	if real {
+		mev.RealServer = src.svc.RealName(dest)
+	}
+	worker.push(lvsJob{what: "smtp_alert of " + ev.Kind.String(), real: ev.Real, run: src.mail, timeout: src.mailTimeout, ev: mev})
+}
+
+// mailDetail is what smtp_alert's mail of ev says happened, in keepalived's words where it
+// has them. keepalived's real server mail comes from the checker that changed ("=> TCP CHECK
+// failed on service <="); core hears of the real server, not of its checkers' turns.
+func mailDetail(ev LVSEvent, removed bool) string {
+	up := ev.Kind == lvs.RealUp || ev.Kind == lvs.QuorumUp
+	switch {
+	case ev.Stopping:
+		return "=> Shutting down <="
+	case ev.Kind == lvs.RealUp || ev.Kind == lvs.RealDown:
+		switch {
+		case removed:
+			return "=> Removing <="
+		case up:
+			return "=> All checkers succeed on service <="
+		}
+		return "=> A checker failed on service <="
+	case ev.Init && up:
+		return "=> Starting with quorum up <="
+	case ev.Init:
+		return "=> Starting with quorum down <="
+	case up:
+		return "=> Gained quorum <="
+	}
+	return "=> Lost quorum <="
 }
 
 // adoptLVS keeps old's virtual servers for the last notifications of those a reload removes
@@ -162,9 +248,15 @@ func (d *Dispatcher) adoptLVS(old *Dispatcher) {
 	old.mu.Lock()
 	prev := old.lvs
 	old.mu.Unlock()
+	old.mu.Lock()
+	rsUp := maps.Clone(old.rsUp)
+	old.mu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.prevLVS = prev
+	// The servers keep the state the notifications gave them (a removed one too: its last
+	// notification comes after the reload).
+	maps.Copy(d.rsUp, rsUp)
 }
 
 // WaitLVS waits until the load balancer's scripts queued so far have run, or ctx ends.

@@ -154,6 +154,44 @@ func TestGroupMail(t *testing.T) {
 	}
 }
 
+// TestLoadBalancerMail: a real server's and a virtual server's events get keepalived's
+// subjects and say what happened; nothing of VRRP's (priority, addresses) is in them.
+func TestLoadBalancerMail(t *testing.T) {
+	s := startSMTPD(t, &smtpd{})
+	n := sdktest.ServeNotifier(t, newMailer())
+	ps := params("server", "127.0.0.1", "port", s.port(), "to", "ops@example.com", "tls", "none")
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	rs := notify.Event{Node: "lb1", NewState: "DOWN", Time: at, VirtualServer: "[192.0.2.100]:tcp:80", RealServer: "[192.0.2.11]:tcp:80",
+		Detail: "=> Real server down: a checker failed <="}
+	vs := notify.Event{Node: "lb1", NewState: "UP", Time: at, VirtualServer: "FWM 7", Detail: "=> Gained quorum <="}
+	for _, e := range []notify.Event{rs, vs} {
+		if err := send(t, n, ps, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := s.received()
+	if len(got) != 2 {
+		t.Fatalf("%d mails, want 2", len(got))
+	}
+	for i, want := range [][]string{
+		{"Subject: [lb1] Realserver [192.0.2.11]:tcp:80 of virtual server [192.0.2.100]:tcp:80 - DOWN",
+			"real server [192.0.2.11]:tcp:80 of virtual server [192.0.2.100]:tcp:80 is down", "=> Real server down: a checker failed <=",
+			"Real server:    [192.0.2.11]:tcp:80", "Time:           2026-05-01T12:00:00Z"},
+		{"Subject: [lb1] Virtualserver FWM 7 - UP", "virtual server FWM 7 has its quorum", "=> Gained quorum <="},
+	} {
+		for _, w := range want {
+			if !strings.Contains(got[i].data, w) {
+				t.Errorf("mail %d lacks %q:\n%s", i, w, got[i].data)
+			}
+		}
+		for _, bad := range []string{"VRRP", "Priority:", "Addresses:"} {
+			if strings.Contains(got[i].data, bad) {
+				t.Errorf("mail %d has %q:\n%s", i, bad, got[i].data)
+			}
+		}
+	}
+}
+
 func TestConfigureErrors(t *testing.T) {
 	n := sdktest.ServeNotifier(t, newMailer())
 	for _, tc := range []struct {

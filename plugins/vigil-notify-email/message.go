@@ -20,8 +20,17 @@ var what = map[string]string{
 	"DELETED": "was removed by a configuration reload",
 }
 
-// Subject is the mail's subject: the node, what changed state, and the new state.
+// Subject is the mail's subject: the node, what changed state, and the new state. A load
+// balancer's mail has keepalived's subject ("[lb1] Realserver [192.0.2.11]:tcp:80 of virtual
+// server [192.0.2.100]:tcp:80 - DOWN", "[lb1] Virtualserver [192.0.2.100]:tcp:80 - UP"), which
+// mail filters written for keepalived match.
 func Subject(ev notify.Event) string {
+	switch {
+	case ev.RealServer != "":
+		return fmt.Sprintf("[%s] Realserver %s of virtual server %s - %s", nodeName(ev), ev.RealServer, ev.VirtualServer, ev.NewState)
+	case ev.VirtualServer != "":
+		return fmt.Sprintf("[%s] Virtualserver %s - %s", nodeName(ev), ev.VirtualServer, ev.NewState)
+	}
 	return fmt.Sprintf("[%s] %s is %s", nodeName(ev), source(ev), ev.NewState)
 }
 
@@ -33,10 +42,29 @@ func nodeName(ev notify.Event) string {
 }
 
 func source(ev notify.Event) string {
-	if ev.Instance == "" {
+	switch {
+	case ev.RealServer != "":
+		return "real server " + ev.RealServer + " of virtual server " + ev.VirtualServer
+	case ev.VirtualServer != "":
+		return "virtual server " + ev.VirtualServer
+	case ev.Instance == "":
 		return "VRRP sync group " + ev.Group
 	}
 	return "VRRP instance " + ev.Instance
+}
+
+// lbWhat says in words what a load balancer's new state means.
+func lbWhat(ev notify.Event) string {
+	up := ev.NewState == "UP"
+	switch {
+	case ev.RealServer != "" && up:
+		return "is up: it gets new connections"
+	case ev.RealServer != "":
+		return "is down: it gets no new connections"
+	case up:
+		return "has its quorum"
+	}
+	return "lost its quorum"
 }
 
 // compose builds the message: headers and a plain-text body with the whole event.
@@ -59,21 +87,38 @@ func compose(s *settings, ev notify.Event, now time.Time) []byte {
 	if meaning == "" {
 		meaning = "changed state"
 	}
+	if ev.VirtualServer != "" {
+		meaning = lbWhat(ev)
+	}
 	line("On %s, %s %s.", nodeName(ev), source(ev), meaning)
 	line("")
-	line("State:     %s -> %s", orDash(ev.OldState), ev.NewState)
-	if ev.Instance != "" {
-		line("Priority:  %d", ev.Priority)
-		if ev.Group != "" {
-			line("Group:     %s", ev.Group)
+	if ev.VirtualServer != "" {
+		line("%s", orDash(ev.Detail))
+		line("")
+		line("State:          %s", ev.NewState)
+		line("Virtual server: %s", ev.VirtualServer)
+		if ev.RealServer != "" {
+			line("Real server:    %s", ev.RealServer)
 		}
+	} else {
+		line("State:     %s -> %s", orDash(ev.OldState), ev.NewState)
+		if ev.Instance != "" {
+			line("Priority:  %d", ev.Priority)
+			if ev.Group != "" {
+				line("Group:     %s", ev.Group)
+			}
+		}
+		line("Addresses: %s", orDash(strings.Join(ev.VIPs, " ")))
 	}
-	line("Addresses: %s", orDash(strings.Join(ev.VIPs, " ")))
 	t := ev.Time
 	if t.IsZero() {
 		t = now
 	}
-	line("Time:      %s", t.UTC().Format(time.RFC3339Nano))
+	label := "Time:      "
+	if ev.VirtualServer != "" {
+		label = "Time:           "
+	}
+	line("%s%s", label, t.UTC().Format(time.RFC3339Nano))
 	line("")
 	line("-- ")
 	line("vigil on %s", s.helo)

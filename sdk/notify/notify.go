@@ -64,16 +64,26 @@ type NotifyRequest struct {
 // NotifyResponse is empty today; fields may be added.
 type NotifyResponse struct{}
 
-// Event is a state change of a VRRP instance or sync group.
+// Event is a state change of a VRRP instance or sync group, or of the load balancer: a real
+// server going up or down, a virtual server gaining or losing its quorum (VirtualServer set;
+// only smtp_alert's email notifier gets these).
 type Event struct {
 	Node     string // router_id of this node
 	Instance string // vrrp_instance; empty for a sync group's own event
 	Group    string // vrrp_sync_group, if the instance is in one
 	OldState string // INIT, BACKUP, MASTER, FAULT, STOP, DELETED
-	NewState string
+	NewState string // for the load balancer: UP or DOWN
 	Priority int
 	Time     time.Time
 	VIPs     []string
+
+	// VirtualServer is the virtual server as keepalived names it ("[192.0.2.100]:tcp:80",
+	// "FWM 1", "[GROUP]:0"); RealServer the real server of a real server's event
+	// ("[192.0.2.11]:tcp:80"), empty for a quorum change; Detail keepalived's line saying what
+	// happened ("=> Lost quorum <=", "=> Removing <="). All empty for VRRP events.
+	VirtualServer string
+	RealServer    string
+	Detail        string
 }
 
 // Serve runs the plugin until vigil stops it. Call it from main and nothing else. Log with

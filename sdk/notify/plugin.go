@@ -74,7 +74,7 @@ func (s *server) Notify(ctx context.Context, req *pb.NotifyRequest) (_ *pb.Notif
 	ev := Event{
 		Node: e.GetNode(), Instance: e.GetInstance(), Group: e.GetGroup(),
 		OldState: e.GetOldState(), NewState: e.GetNewState(), Priority: int(e.GetPriority()),
-		VIPs: e.GetVips(),
+		VIPs: e.GetVips(), VirtualServer: e.GetVirtualServer(), RealServer: e.GetRealServer(), Detail: e.GetDetail(),
 	}
 	if e.GetTime() != nil {
 		ev.Time = e.GetTime().AsTime()
@@ -110,6 +110,7 @@ func (c *client) Notify(ctx context.Context, req NotifyRequest) (NotifyResponse,
 	pe := &pb.Event{
 		Node: e.Node, Instance: e.Instance, Group: e.Group, OldState: e.OldState,
 		NewState: e.NewState, Priority: int32(e.Priority), Vips: e.VIPs,
+		VirtualServer: e.VirtualServer, RealServer: e.RealServer, Detail: e.Detail,
 	}
 	if !e.Time.IsZero() {
 		pe.Time = timestamppb.New(e.Time)

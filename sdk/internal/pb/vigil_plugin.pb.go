@@ -934,15 +934,23 @@ func (x *ProbeLaneResponse) GetToken() []byte {
 }
 
 type Event struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`                         // router_id of this node
-	Instance      string                 `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`                 // vrrp_instance name; empty for a sync group event
-	Group         string                 `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`                       // vrrp_sync_group name, if any
-	OldState      string                 `protobuf:"bytes,4,opt,name=old_state,json=oldState,proto3" json:"old_state,omitempty"` // INIT, BACKUP, MASTER, FAULT, STOP, DELETED
-	NewState      string                 `protobuf:"bytes,5,opt,name=new_state,json=newState,proto3" json:"new_state,omitempty"`
-	Priority      int32                  `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`
-	Time          *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=time,proto3" json:"time,omitempty"`
-	Vips          []string               `protobuf:"bytes,8,rep,name=vips,proto3" json:"vips,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Node     string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`                         // router_id of this node
+	Instance string                 `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`                 // vrrp_instance name; empty for a sync group event
+	Group    string                 `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`                       // vrrp_sync_group name, if any
+	OldState string                 `protobuf:"bytes,4,opt,name=old_state,json=oldState,proto3" json:"old_state,omitempty"` // INIT, BACKUP, MASTER, FAULT, STOP, DELETED
+	NewState string                 `protobuf:"bytes,5,opt,name=new_state,json=newState,proto3" json:"new_state,omitempty"`
+	Priority int32                  `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`
+	Time     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=time,proto3" json:"time,omitempty"`
+	Vips     []string               `protobuf:"bytes,8,rep,name=vips,proto3" json:"vips,omitempty"`
+	// The load balancer's events (only smtp_alert's email notifier gets them): new_state is
+	// UP or DOWN; virtual_server as keepalived names it ("[192.0.2.100]:tcp:80", "FWM 1");
+	// real_server for a real server's event ("[192.0.2.11]:tcp:80"), empty for a quorum
+	// change; detail keepalived's line saying what happened ("=> Lost quorum <="). Empty
+	// for VRRP events; plugins that predate them never get them.
+	VirtualServer string `protobuf:"bytes,9,opt,name=virtual_server,json=virtualServer,proto3" json:"virtual_server,omitempty"`
+	RealServer    string `protobuf:"bytes,10,opt,name=real_server,json=realServer,proto3" json:"real_server,omitempty"`
+	Detail        string `protobuf:"bytes,11,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1031,6 +1039,27 @@ func (x *Event) GetVips() []string {
 		return x.Vips
 	}
 	return nil
+}
+
+func (x *Event) GetVirtualServer() string {
+	if x != nil {
+		return x.VirtualServer
+	}
+	return ""
+}
+
+func (x *Event) GetRealServer() string {
+	if x != nil {
+		return x.RealServer
+	}
+	return ""
+}
+
+func (x *Event) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
 }
 
 type NotifyRequest struct {
@@ -1182,7 +1211,7 @@ const file_vigil_plugin_proto_rawDesc = "" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12 \n" +
 	"\vcertificate\x18\x03 \x01(\fR\vcertificate\x12\x14\n" +
-	"\x05token\x18\x04 \x01(\fR\x05token\"\xe7\x01\n" +
+	"\x05token\x18\x04 \x01(\fR\x05token\"\xc7\x02\n" +
 	"\x05Event\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\tR\binstance\x12\x14\n" +
@@ -1191,7 +1220,12 @@ const file_vigil_plugin_proto_rawDesc = "" +
 	"\tnew_state\x18\x05 \x01(\tR\bnewState\x12\x1a\n" +
 	"\bpriority\x18\x06 \x01(\x05R\bpriority\x12.\n" +
 	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
-	"\x04vips\x18\b \x03(\tR\x04vips\"Q\n" +
+	"\x04vips\x18\b \x03(\tR\x04vips\x12%\n" +
+	"\x0evirtual_server\x18\t \x01(\tR\rvirtualServer\x12\x1f\n" +
+	"\vreal_server\x18\n" +
+	" \x01(\tR\n" +
+	"realServer\x12\x16\n" +
+	"\x06detail\x18\v \x01(\tR\x06detail\"Q\n" +
 	"\rNotifyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x05event\x18\x02 \x01(\v2\x16.vigil.plugin.v1.EventR\x05event\"\x10\n" +

@@ -112,7 +112,9 @@ type CheckClient interface {
 	// bytes; a frame may span TLS records. The first frame from vigil is the token itself, raw
 	// bytes; close both connections if it differs. After it, vigil's frames are ProbeBatch
 	// messages and the plugin's ResultBatch messages, with the same meaning as on Probes.
-	// Frames over 16 MiB are an error. Read and write independently (large batches may travel
+	// Frames over 16 MiB are an error; vigil takes at most 4 MiB in one frame from the plugin,
+	// as in one gRPC message (a ResultBatch, or any answer): a bigger one ends the lane or the
+	// stream, and fails the probes in flight on it. Read and write independently (large batches may travel
 	// both ways at once). End of stream or an error on either connection ends the lane: close
 	// both and stop every probe it started.
 	ProbeLane(ctx context.Context, in *ProbeLaneRequest, opts ...grpc.CallOption) (*ProbeLaneResponse, error)
@@ -214,7 +216,9 @@ type CheckServer interface {
 	// bytes; a frame may span TLS records. The first frame from vigil is the token itself, raw
 	// bytes; close both connections if it differs. After it, vigil's frames are ProbeBatch
 	// messages and the plugin's ResultBatch messages, with the same meaning as on Probes.
-	// Frames over 16 MiB are an error. Read and write independently (large batches may travel
+	// Frames over 16 MiB are an error; vigil takes at most 4 MiB in one frame from the plugin,
+	// as in one gRPC message (a ResultBatch, or any answer): a bigger one ends the lane or the
+	// stream, and fails the probes in flight on it. Read and write independently (large batches may travel
 	// both ways at once). End of stream or an error on either connection ends the lane: close
 	// both and stop every probe it started.
 	ProbeLane(context.Context, *ProbeLaneRequest) (*ProbeLaneResponse, error)
