@@ -4,9 +4,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -15,31 +17,193 @@ import (
 // TCP_CHECK without send or expect, which is what a load balancer with many real servers runs
 // most (keepalived's default checker), a thousand times a second at 1,000 servers.
 //
-// It costs about half the system calls of net.Dialer's connection: socket, connect, the
-// poller's registration (fcntl, epoll_ctl), getpeername once connected, epoll_ctl and close,
-// where net.Dialer adds TCP_NODELAY, four keep-alive options, getsockname and getsockopt for
-// a connection that carries nothing. Most of a probe's CPU is in those calls (perf, through
-// bench/checkcpu). What the server sees is the same: a handshake, then FIN.
+// Most of such a probe's CPU is in system calls (perf, through bench/checkcpu), so it makes
+// few: socket, connect, epoll_ctl on the plugin's own epoll instance, getpeername once
+// connected, and close (which also takes the socket off that instance). net.Dialer spends 13
+// on the same connection (TCP_NODELAY, four keep-alive options, getsockname, getsockopt, the
+// runtime poller's fcntl and two epoll_ctl). What the server sees is the same: a handshake,
+// then FIN. One goroutine (the poller's) collects the events of every connect in flight with
+// one epoll_wait, woken through the runtime's own poller.
 //
 // A cancelled ctx ends the wait at once; the error is then ctx's.
 func connectOnly(ctx context.Context, ap netip.AddrPort) error {
+	fd, err := startConnect(ap)
+	if err != nil || fd < 0 {
+		return err
+	}
+	p, err := sharedPoller()
+	if err != nil {
+		// No epoll instance of its own (a limit on open files, say): the runtime's poller.
+		return connectFile(ctx, ap, fd)
+	}
+	return p.wait(ctx, ap, fd)
+}
+
+// startConnect starts a connect to ap on a new non-blocking socket and returns it, or -1
+// when the connect has already ended (nil: connected, and closed again).
+func startConnect(ap netip.AddrPort) (int, error) {
 	family, sa := sockaddr(ap)
 	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return opError(ap, os.NewSyscallError("socket", err))
+		return -1, opError(ap, os.NewSyscallError("socket", err))
 	}
 	switch err := syscall.Connect(fd, sa); err {
 	case nil, syscall.EISCONN:
 		syscall.Close(fd)
-		return nil
+		return -1, nil
 	case syscall.EINPROGRESS, syscall.EALREADY, syscall.EINTR:
+		return fd, nil
 	default:
 		syscall.Close(fd)
-		return opError(ap, os.NewSyscallError("connect", err))
+		return -1, opError(ap, os.NewSyscallError("connect", err))
 	}
-	// Registered with the runtime's poller after connect, as net does: a registration
-	// reports the socket's state at that moment, so a handshake that is already over is
-	// not missed.
+}
+
+// connected reports whether the connect on fd has ended, and how (nil: connected).
+func connected(fd int) (bool, error) {
+	// The poller may report a socket before its handshake is over (golang.org/issue/14548):
+	// connected only when the kernel knows the peer, failed when SO_ERROR says so.
+	if _, err := syscall.Getpeername(fd); err == nil {
+		return true, nil
+	}
+	n, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
+	switch {
+	case err != nil:
+		return true, os.NewSyscallError("getsockopt", err)
+	case n == 0, syscall.Errno(n) == syscall.EINPROGRESS, syscall.Errno(n) == syscall.EALREADY, syscall.Errno(n) == syscall.EINTR:
+		return false, nil // not yet
+	}
+	return true, os.NewSyscallError("connect", syscall.Errno(n))
+}
+
+// poller is the plugin's epoll instance for connects in flight. Each is registered with a
+// number of its own, not its descriptor: a descriptor closed and reused while its event is
+// collected must not wake the probe that now has it.
+type poller struct {
+	epfd    int
+	mu      sync.Mutex
+	next    uint32
+	waiting map[uint32]chan struct{}
+}
+
+var (
+	pollerOnce sync.Once
+	thePoller  *poller
+	pollerErr  error
+)
+
+// sharedPoller starts the plugin's poller once; it runs as long as the plugin.
+func sharedPoller() (*poller, error) {
+	pollerOnce.Do(func() { thePoller, pollerErr = newPoller() })
+	return thePoller, pollerErr
+}
+
+func newPoller() (*poller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	// On the runtime's poller, the instance is readable while it holds events: the
+	// collecting goroutine sleeps there, not in a blocking epoll_wait of its own thread.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	f := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	p := &poller{epfd: epfd, waiting: map[uint32]chan struct{}{}}
+	ready := make(chan error, 1)
+	go func() {
+		events := make([]syscall.EpollEvent, 256)
+		first := true
+		err := rc.Read(func(fd uintptr) bool {
+			if first {
+				first = false
+				ready <- nil
+			}
+			for {
+				n, err := syscall.EpollWait(int(fd), events, 0)
+				if err == syscall.EINTR {
+					continue
+				}
+				if err != nil {
+					return true
+				}
+				p.mu.Lock()
+				for _, ev := range events[:n] {
+					if ch := p.waiting[uint32(ev.Fd)]; ch != nil {
+						select {
+						case ch <- struct{}{}:
+						default:
+						}
+					}
+				}
+				p.mu.Unlock()
+				if n < len(events) {
+					return false // drained: sleep until the instance is readable again
+				}
+			}
+		})
+		if first {
+			ready <- fmt.Errorf("epoll on the runtime poller: %w", err)
+		}
+		// Not reached while the plugin runs: the instance is never closed.
+		f.Close()
+	}()
+	if err := <-ready; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// wait waits for the connect in progress on fd to end, then closes fd.
+func (p *poller) wait(ctx context.Context, ap netip.AddrPort, fd int) error {
+	defer syscall.Close(fd) // also takes it off the instance: it is never duplicated
+	ch := make(chan struct{}, 1)
+	p.mu.Lock()
+	p.next++
+	for p.waiting[p.next] != nil || p.next == 0 {
+		p.next++
+	}
+	id := p.next
+	p.waiting[id] = ch
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.waiting, id)
+		p.mu.Unlock()
+	}()
+	// Edge-triggered: registered after connect, the socket's state at this moment counts
+	// as an edge, so a handshake that is already over is reported too.
+	ev := syscall.EpollEvent{Events: syscall.EPOLLOUT | epollET, Fd: int32(id)}
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return opError(ap, os.NewSyscallError("epoll_ctl", err))
+	}
+	for {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return opError(ap, ctx.Err())
+		}
+		if done, err := connected(fd); done {
+			if err != nil {
+				return opError(ap, err)
+			}
+			return nil
+		}
+	}
+}
+
+// epollET is syscall.EPOLLET, which package syscall declares as a negative int.
+const epollET = 1 << 31
+
+// connectFile waits for the connect in progress on fd through the runtime's poller, as an
+// os.File, and closes it: connectOnly's way when the plugin has no epoll instance of its own.
+func connectFile(ctx context.Context, ap netip.AddrPort, fd int) error {
 	f := os.NewFile(uintptr(fd), "tcp")
 	defer f.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -62,21 +226,9 @@ func connectOnly(ctx context.Context, ap netip.AddrPort) error {
 			waited = true
 			return false
 		}
-		// The poller may wake us before the handshake is over (golang.org/issue/14548):
-		// connected only when the kernel knows the peer, failed when SO_ERROR says so.
-		if _, err := syscall.Getpeername(int(fd)); err == nil {
-			return true
-		}
-		n, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ERROR)
-		switch {
-		case err != nil:
-			cerr = os.NewSyscallError("getsockopt", err)
-		case n == 0, syscall.Errno(n) == syscall.EINPROGRESS, syscall.Errno(n) == syscall.EALREADY, syscall.Errno(n) == syscall.EINTR:
-			return false // not yet
-		default:
-			cerr = os.NewSyscallError("connect", syscall.Errno(n))
-		}
-		return true
+		done, err := connected(int(fd))
+		cerr = err
+		return done
 	})
 	switch {
 	case err != nil && ctx.Err() != nil:

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -44,9 +45,30 @@ func TestPlainPathChosen(t *testing.T) {
 	}
 }
 
+// connectFileOnly is connectOnly through the runtime's poller (connectFile), its way when the
+// plugin has no epoll instance of its own.
+func connectFileOnly(ctx context.Context, ap netip.AddrPort) error {
+	fd, err := startConnect(ap)
+	if err != nil || fd < 0 {
+		return err
+	}
+	return connectFile(ctx, ap, fd)
+}
+
+var connectors = []struct {
+	name    string
+	connect func(context.Context, netip.AddrPort) error
+}{{"own epoll", connectOnly}, {"runtime poller", connectFileOnly}}
+
 // The server sees a whole connection, closed in order (FIN, not a reset), and the probe
 // says it connected; a closed port is refused.
 func TestConnectOnly(t *testing.T) {
+	for _, c := range connectors {
+		t.Run(c.name, func(t *testing.T) { testConnectOnly(t, c.connect) })
+	}
+}
+
+func testConnectOnly(t *testing.T, connectOnly func(context.Context, netip.AddrPort) error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +137,12 @@ func unanswered(t *testing.T) string {
 // A connect that gets no answer ends at the probe's deadline, as a timeout; cancelling
 // the probe ends it at once.
 func TestConnectOnlyTimeoutAndCancel(t *testing.T) {
+	for _, c := range connectors {
+		t.Run(c.name, func(t *testing.T) { testConnectOnlyTimeoutAndCancel(t, c.connect) })
+	}
+}
+
+func testConnectOnlyTimeoutAndCancel(t *testing.T, connectOnly func(context.Context, netip.AddrPort) error) {
 	addr := netip.MustParseAddrPort(unanswered(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -133,6 +161,52 @@ func TestConnectOnlyTimeoutAndCancel(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a cancelled connect kept waiting")
+	}
+}
+
+// Many connects at once, some refused, all end with their own answer: the poller wakes each
+// probe for its own socket.
+func TestConnectOnlyMany(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	open, closed := netip.MustParseAddrPort(ln.Addr().String()), netip.MustParseAddrPort(closedPort(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 400
+	errs := make(chan error, n)
+	for i := range n {
+		ap := open
+		if i%2 == 1 {
+			ap = closed
+		}
+		go func() {
+			err := connectOnly(ctx, ap)
+			switch {
+			case ap == open && err != nil:
+				errs <- fmt.Errorf("connect to the listener: %w", err)
+			case ap == closed && target.Reason(err) != "refused":
+				errs <- fmt.Errorf("connect to a closed port: %v; want refused", err)
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
 
