@@ -7,13 +7,13 @@
 //
 //	go run ./bench/checkcpu                      # as root; builds vigil and vigil-check-tcp
 //	go run ./bench/checkcpu -bin DIR             # with vigil and vigil-check-tcp already built in DIR
-//	go run ./bench/checkcpu -perf DIR            # and a perf profile of the check process and the plugin
+//	go run ./bench/checkcpu -perf DIR            # and a perf profile of each of its processes
 //
 // The real servers are 198.51.100.11 ... on the loopback of a network namespace that it
 // creates (cc-PID), where one listener process accepts on ports 8000 ... and closes each
 // connection, and vigil runs there too. After -settle, the utime+stime of each of vigil's
 // processes is read from /proc over -window; with -perf, a second window follows in which
-// perf records the check process and the plugin (the first window is not disturbed by it).
+// perf records each of vigil's processes (the first window is not disturbed by it).
 package main
 
 import (
@@ -45,7 +45,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.bin, "bin", "", "directory with vigil and vigil-check-tcp already built (empty: build them)")
-	flag.StringVar(&o.perf, "perf", "", "also record a perf profile of the check process and the plugin into this directory")
+	flag.StringVar(&o.perf, "perf", "", "also record a perf profile of each of vigil's processes into this directory")
 	flag.StringVar(&o.keepalived, "keepalived", "", "also measure this keepalived binary on the same file (its checker without IPVS)")
 	flag.IntVar(&o.vs, "vs", 10, "virtual servers")
 	flag.IntVar(&o.rs, "rs", 100, "real servers per virtual server")
@@ -280,7 +280,7 @@ func measure(o options, ns, work, count, name string, argv []string) error {
 	return nil
 }
 
-// record runs perf over one more window on the check process and the plugins.
+// record runs perf over one more window on each process of the tree.
 func record(o options, root int, name string) error {
 	if err := os.MkdirAll(o.perf, 0o755); err != nil {
 		return err
@@ -288,9 +288,6 @@ func record(o options, root int, name string) error {
 	var cmds []*exec.Cmd
 	for _, p := range proc.PIDs(proc.Tree(root)) {
 		r := role(proc.Cmdline(p))
-		if r == "core" || r == "vrrp" {
-			continue
-		}
 		out := filepath.Join(o.perf, fmt.Sprintf("%s-%s.data", name, strings.ReplaceAll(r, "/", "_")))
 		c := exec.Command("perf", "record", "-F", "997", "-g", "-p", fmt.Sprint(p), "-o", out, "--", "sleep", fmt.Sprint(int(o.window.Seconds())))
 		c.Stdout, c.Stderr = os.Stderr, os.Stderr
