@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/vigil-ha/vigil/core/lab"
 	"github.com/vigil-ha/vigil/core/supervisor"
@@ -501,6 +502,97 @@ func TestCheckChildDropsToScriptUser(t *testing.T) {
 	if got := uid(n[0].childPID(t, "vrrp")); got != "0" {
 		t.Errorf("vrrp child runs as uid %s, want root", got)
 	}
+}
+
+// TestCheckChildRootForFirstVirtualServer: a check child that runs as script_user has no
+// capability, so it could not program IPVS when a reload brings the first virtual_server.
+// Core restarts it as root, with CAP_NET_ADMIN effective for IPVS, and with the new file;
+// VRRP goes on (the VIP stays). A reload that removes the virtual_server again leaves it as
+// it is: root, as keepalived's checker process always is. (This machine's kernel has no
+// IPVS: the load balancer itself runs in core/lvs/kerneltest's VM.)
+func TestCheckChildRootForFirstVirtualServer(t *testing.T) {
+	ctx, n := newLab(t, 1)
+	flag := nobodyFlag(t)
+	base := "global_defs {\n    script_user nobody\n}\n" + conf(150, checkScript(flag))
+	n[0].start(t, base)
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) })
+	var pid int
+	waitFor(t, 5*time.Second, "check child running", func() bool { pid = n[0].childPID(t, "check"); return pid != 0 })
+	if got := procStatus(t, pid, "Uid"); got != "65534" {
+		t.Fatalf("check child runs as uid %s, want nobody (65534)", got)
+	}
+	reload := func(text string) string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(n[0].dir, n[0].Name+".conf"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := n[0].Exec(ctx, vigilBin, "reload", "--control", n[0].sock())
+		if err != nil {
+			t.Fatalf("vigil reload: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	out := reload(base + `virtual_server 192.0.2.200 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 198.51.100.11 80 {
+        weight 1
+    }
+}
+`)
+	t.Logf("vigil reload:\n%s", out)
+	var root int
+	waitFor(t, 30*time.Second, "a new check child running", func() bool {
+		root = n[0].childPID(t, "check")
+		return root != 0 && root != pid
+	})
+	if got := procStatus(t, root, "Uid"); got != "0" {
+		t.Errorf("the check child with a virtual_server runs as uid %s, want root", got)
+	}
+	eff, err := strconv.ParseUint(procStatus(t, root, "CapEff"), 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eff&(1<<unix.CAP_NET_ADMIN) == 0 {
+		t.Errorf("the check child with a virtual_server has CapEff %#x, without CAP_NET_ADMIN", eff)
+	}
+	st, err := n[0].tryStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LVS == nil || len(st.LVS.VirtualServers) != 1 {
+		t.Errorf("the new check child does not run the virtual_server of the reload: %+v", st.LVS)
+	}
+	if !n[0].holds(t, ctx) {
+		t.Errorf("n1 lost the VIP while its check child restarted")
+	}
+	reload(base)
+	waitFor(t, 10*time.Second, "the reload without the virtual_server applied", func() bool {
+		st, err := n[0].tryStatus()
+		return err == nil && (st.LVS == nil || len(st.LVS.VirtualServers) == 0)
+	})
+	if got := n[0].childPID(t, "check"); got != root {
+		t.Errorf("a reload without a virtual_server restarted the check child again (%d -> %d)", root, got)
+	}
+}
+
+// procStatus is the first field of a line of /proc/PID/status ("Uid", "CapEff").
+func procStatus(t *testing.T, pid int, key string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			if f := strings.Fields(v); len(f) > 0 {
+				return f[0]
+			}
+		}
+	}
+	t.Fatalf("/proc/%d/status has no %s", pid, key)
+	return ""
 }
 
 func TestSignals(t *testing.T) {

@@ -104,9 +104,12 @@ type instanceState struct {
 // proc is one supervised child and what `vigil status` shows of it.
 type proc struct {
 	role child.Role
-	cred *syscall.Credential
+	// restart asks the running child to stop and start again at once, with what cred then
+	// says (newProc makes it; one pending request is enough).
+	restart chan struct{}
 
 	mu        sync.Mutex
+	cred      *syscall.Credential // the user the child runs as; nil: root
 	pid       int
 	started   time.Time
 	restarts  int
@@ -116,6 +119,13 @@ type proc struct {
 	check     childpb.CheckClient
 	client    *plugin.Client
 }
+
+func newProc(role child.Role) *proc {
+	return &proc{role: role, state: "starting", restart: make(chan struct{}, 1)}
+}
+
+// errRestart ends a child's run that core asked for (proc.restart): it starts again at once.
+var errRestart = errors.New("restarted by core")
 
 // Needed says which children a configuration needs: no vrrp_instance, no vrrp process; no
 // tracked script or check, no virtual_server and no lvs_sync_daemon, no check process (which
@@ -150,7 +160,7 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 		instances: map[string]instanceState{}, instChanged: make(chan struct{}),
 		ran: map[child.Role][2]*config.Config{child.RoleVRRP: {cfg}, child.RoleCheck: {cfg}}}
 	if wantCheck {
-		p := &proc{role: child.RoleCheck, state: "starting"}
+		p := newProc(child.RoleCheck)
 		// The check child runs as script_user when one is set: a compromised check then
 		// cannot touch the network configuration. Not when it programs IPVS, which takes
 		// CAP_NET_ADMIN (see checkAsScriptUser).
@@ -164,7 +174,7 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 		s.children = append(s.children, p)
 	}
 	if wantVRRP {
-		s.children = append(s.children, &proc{role: child.RoleVRRP, state: "starting"})
+		s.children = append(s.children, newProc(child.RoleVRRP))
 	}
 	return s, nil
 }
@@ -229,6 +239,11 @@ func (s *Supervisor) supervise(ctx context.Context, p *proc) {
 			s.fatal <- err
 			return
 		}
+		if errors.Is(err, errRestart) {
+			// Not a failure: no wait, and the next failure is still a first one.
+			p.set(func() { p.state = "starting" })
+			continue
+		}
 		if time.Since(start) > 60*time.Second {
 			backoff = 0 // a stable run: this death counts as a first one
 		}
@@ -271,9 +286,17 @@ func (p *proc) set(f func()) {
 
 // runOnce starts the child, configures it, and serves it until it dies or ctx ends.
 func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
+	// A restart asked for before this start is done by it: drained before cred is read.
+	select {
+	case <-p.restart:
+	default:
+	}
+	p.mu.Lock()
+	cred := p.cred
+	p.mu.Unlock()
 	cmd := exec.Command(s.opts.Exe, append([]string{"--role", string(p.role)}, s.opts.Args...)...)
 	// SIGTERM when core dies: the vrrp child then resigns and removes its addresses.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Credential: p.cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Credential: cred}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  child.Handshake,
 		Plugins:          child.PluginSet(),
@@ -362,6 +385,10 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 		case <-ctx.Done():
 			s.stopChild(p, raw)
 			return ctx.Err()
+		case <-p.restart:
+			s.opts.Log.Info("restarting the child as core asked", "role", string(p.role), "pid", cmd.Process.Pid, "as_root", cred == nil)
+			s.stopChild(p, raw)
+			return errRestart
 		case <-exited.C:
 			if client.Exited() {
 				return fmt.Errorf("%s child exited", p.role)
@@ -694,7 +721,9 @@ func childReload(r *childpb.ReloadResponse) ChildReload {
 // first, so that new checks run, then the vrrp child, which then gets every check state
 // again (with the new weights). A child the old configuration did not need starts now; one
 // the new configuration does not need stays, idle (it gets a configuration with nothing
-// for it to run). A child that is restarting gets cfg when it starts.
+// for it to run). A child that is restarting gets cfg when it starts. A check child that
+// runs as script_user is restarted as root, with cfg, when cfg is the first to program IPVS
+// (a virtual_server or lvs_sync_daemon): as script_user it has no capability to do so.
 func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadReport, error) {
 	wantVRRP, wantCheck, err := Needed(cfg)
 	if err != nil {
@@ -704,13 +733,32 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 	s.cfg, s.req = cfg, child.StartRequest(cfg)
 	s.names = s.checkNamesLocked()
 	req := s.req
+	restartCheck := false
 	if s.runCtx != nil && s.runCtx.Err() == nil {
+		for _, p := range s.children {
+			if p.role != child.RoleCheck {
+				continue
+			}
+			p.mu.Lock()
+			if p.cred != nil && !checkAsScriptUser(cfg, s.opts.Log) {
+				// It stays root after a reload that removes the load balancer again, as
+				// keepalived's checker process, which always runs as root.
+				p.cred, restartCheck = nil, true
+			}
+			p.mu.Unlock()
+			if restartCheck {
+				select {
+				case p.restart <- struct{}{}:
+				default:
+				}
+			}
+		}
 		for _, need := range []struct {
 			want bool
 			role child.Role
 		}{{wantCheck, child.RoleCheck}, {wantVRRP, child.RoleVRRP}} {
 			if need.want && !slices.ContainsFunc(s.children, func(p *proc) bool { return p.role == need.role }) {
-				p := &proc{role: need.role, state: "starting"}
+				p := newProc(need.role)
 				if need.role == child.RoleCheck && cfg.Global.ScriptUser != "" && checkAsScriptUser(cfg, s.opts.Log) {
 					cred, err := script.LookupUser(cfg.Global.ScriptUser, cfg.Global.ScriptGroup)
 					if err != nil {
@@ -728,7 +776,19 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 
 	var rep ReloadReport
 	var errs []error
-	if c := s.checkClient(); c != nil {
+	if restartCheck {
+		// The new check child starts with cfg: every check restarts, with a fresh state.
+		names := checkNames(cfg)
+		rep.Checks.Restarted = slices.Sorted(maps.Keys(names))
+		s.mu.Lock()
+		for name := range s.checks {
+			if !names[name] {
+				delete(s.checks, name)
+			}
+		}
+		s.took(child.RoleCheck, cfg)
+		s.mu.Unlock()
+	} else if c := s.checkClient(); c != nil {
 		r, err := c.Reload(ctx, req)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("check process: %s", status.Convert(err).Message()))
