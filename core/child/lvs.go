@@ -19,12 +19,21 @@ import (
 )
 
 // The check process owns IPVS, as keepalived's checker process does. One goroutine, the
-// balancer's loop, owns the lvs.Director and the ipvs.Client: everything that moves the
+// balancer's loop, owns the lvs.Director and the kernel's IPVS: everything that moves the
 // director (a checker's result, a VRRP instance's state, a reload, the stop) is an input to
 // it, and after each batch of inputs it reports the director's events and brings the kernel
-// to Director.Desired (read the kernel's table, restricted to the services vigil manages;
-// ipvs.Diff; Apply). The decisions are core/lvs's and core/ipvs's, tested there without a
-// kernel; what is here only feeds them and carries their answers out.
+// to Director.Desired with ipvs.Diff and Apply. The decisions are core/lvs's and core/ipvs's,
+// tested there without a kernel; what is here only feeds them and carries their answers out.
+//
+// What the kernel holds is kept, not read again for every batch: with a thousand real
+// servers a read is a dozen netlink dumps, and a batch comes with every check that changes.
+// The loop diffs Desired against the table it last applied, and reads the kernel only where
+// that cache may be wrong: at start (a service already there is adopted), after the kernel
+// refused something or an apply broke off, after a reload (its new services may exist in
+// the kernel already), and every verifyEvery without a read (a hand edit with ipvsadm). A
+// batch that leaves Desired as it was does nothing at all. keepalived never reads its table
+// back: a destination deleted by hand stays deleted until its real server changes state.
+// vigil restores it within verifyEvery, which costs one read a minute.
 
 // lvsWanted says whether cfg has a load-balancer part: without a virtual_server and an
 // lvs_sync_daemon, nothing opens IPVS at all.
@@ -32,12 +41,19 @@ func lvsWanted(cfg *config.Config) bool {
 	return len(cfg.VirtualServers) > 0 || cfg.Global.LVSSyncDaemon != nil
 }
 
-// Retry bounds: a kernel error is tried again at the next input or after retryMin, doubling
-// to retryMax while it persists; without IPVS, Open is tried again every reopenEvery.
+// Retry bounds: a kernel error is tried again when Desired changes or after retryMin,
+// doubling to retryMax while it persists; without IPVS, Open is tried again every
+// reopenEvery.
 const (
 	retryMin    = 5 * time.Second
 	retryMax    = 60 * time.Second
 	reopenEvery = 60 * time.Second
+	// verifyEvery is how long the loop trusts what it applied without reading the kernel.
+	verifyEvery = time.Minute
+	// gatherEvery spaces the batches of a burst: an input that comes after a quiet time is
+	// applied at once, but inputs that keep coming (the first results of a thousand
+	// checkers) are taken together, at most one batch per gatherEvery.
+	gatherEvery = 50 * time.Millisecond
 	// lvsEventLimit is how many notifications a stream to core holds before the older
 	// ones of a server give way to its newest (fanout).
 	lvsEventLimit = 4096
@@ -48,6 +64,25 @@ type lvsInput struct {
 	check    *lvsCheck
 	instance *lvsInstance
 	reload   *config.Config
+	// barrier is closed once the inputs pushed before it are applied (or refused).
+	barrier chan struct{}
+}
+
+// kernel is what the loop uses of the kernel's IPVS (*ipvs.Client): narrow, so that the
+// loop's own rules (when to read, when to apply) are tested against a table in memory.
+type kernel interface {
+	Read() (ipvs.Table, map[ipvs.ServiceKey]ipvs.ServiceStats, error)
+	Apply(ctx context.Context, ops []ipvs.Op) error
+	Flush(ctx context.Context, keys []ipvs.ServiceKey) error
+	Daemons(ctx context.Context) ([]ipvs.Daemon, error)
+	StartDaemon(ctx context.Context, d ipvs.Daemon) error
+	StopDaemon(ctx context.Context, st ipvs.DaemonState) error
+	Close() error
+}
+
+// loopTiming are the loop's periods (tests shorten them).
+type loopTiming struct {
+	verify, gather time.Duration
 }
 
 type lvsCheck struct {
@@ -66,7 +101,8 @@ type balancer struct {
 	// keep is --dont-release-ipvs: at stop the kernel's table is left as it is.
 	keep bool
 	// open connects to the kernel's IPVS (ipvs.Open).
-	open func() (*ipvs.Client, error)
+	open   func() (kernel, error)
+	timing loopTiming
 	// publish hands a notification to core's stream (checkServer.publishLVS).
 	publish func(*childpb.LVSEvent)
 
@@ -75,12 +111,16 @@ type balancer struct {
 	pending []lvsInput
 	wake    chan struct{}
 	snap    *childpb.LVSStatus
+	// snapStale: the director moved since snap was made; Status asks the loop for a new one
+	// (snapReq) rather than the loop making one for every batch.
+	snapStale bool
+	snapReq   chan chan struct{}
 	// keysByID and destsByID are each virtual server's IPVS services and its real servers'
 	// destinations (in Status's order), for the counters.
 	keysByID  map[string][]ipvs.ServiceKey
 	destsByID map[string][]lvs.Dest
-	client    *ipvs.Client // for Status's counters; set by the loop
-	stopped   bool         // stop began: inputs are ignored
+	client    kernel // for Status's counters; set by the loop
+	stopped   bool   // stop began: inputs are ignored
 
 	stopReq chan struct{}
 	done    chan struct{} // closed when the loop has ended (after the stop's events)
@@ -89,8 +129,24 @@ type balancer struct {
 	dir   *lvs.Director
 	cfg   *config.Config
 	spec  lvs.Config
-	kern  *ipvs.Client
+	kern  kernel
 	owned map[ipvs.ServiceKey]bool // keys vigil programs, or programmed and has to remove
+	// applied is what the kernel holds of the managed services, as far as the loop knows:
+	// read, then changed by each successful Apply. known is false where it may be wrong
+	// (see the top of this file); the next apply reads first. attempted is the Desired
+	// table last handed to the kernel, applied or refused: the same again is not retried
+	// before the retry timer.
+	applied, attempted ipvs.Table
+	known              bool
+	// verifyAt is when the cache has gone unread for verifyEvery (set at each read, or
+	// failed try); verifying says that the read it causes checks a cache believed right.
+	verifyAt  time.Time
+	verifying bool
+	// The sync daemons likewise: those last brought to, and whether that is sure.
+	appliedDaemons []ipvs.Daemon
+	daemonsKnown   bool
+	lastProgram    time.Time // the end of the last batch that programmed, for gatherEvery
+	nextRetry      time.Time // while syncErr: when the kernel is tried again without a change
 	// openErr is why Open failed (nil once open).
 	openErr   error
 	lastOpen  time.Time
@@ -105,8 +161,21 @@ type balancer struct {
 // newBalancer starts the loop for cfg, with the VRRP instance states core gave so far.
 func newBalancer(log hclog.Logger, cfg *config.Config, masters map[string]bool, keep bool, open func() (*ipvs.Client, error),
 	publish func(*childpb.LVSEvent)) *balancer {
-	b := &balancer{log: log.Named("lvs"), keep: keep, open: open, publish: publish,
-		wake: make(chan struct{}, 1), stopReq: make(chan struct{}), done: make(chan struct{}),
+	openKernel := func() (kernel, error) {
+		c, err := open()
+		if err != nil {
+			return nil, err // not a nil *ipvs.Client in a non-nil kernel
+		}
+		return c, nil
+	}
+	return startBalancer(log, cfg, masters, keep, openKernel, publish, loopTiming{verify: verifyEvery, gather: gatherEvery})
+}
+
+// startBalancer is newBalancer on any kernel, with the loop's periods.
+func startBalancer(log hclog.Logger, cfg *config.Config, masters map[string]bool, keep bool, open func() (kernel, error),
+	publish func(*childpb.LVSEvent), timing loopTiming) *balancer {
+	b := &balancer{log: log.Named("lvs"), keep: keep, open: open, publish: publish, timing: timing,
+		wake: make(chan struct{}, 1), snapReq: make(chan chan struct{}), stopReq: make(chan struct{}), done: make(chan struct{}),
 		owned: map[ipvs.ServiceKey]bool{}, failed: map[string]string{}}
 	b.cfg, b.spec = cfg, lvs.FromConfig(cfg)
 	var ev []lvs.Event
@@ -163,6 +232,18 @@ func (b *balancer) instance(name string, master bool) {
 }
 func (b *balancer) reload(cfg *config.Config) { b.push(lvsInput{reload: cfg}) }
 
+// settled returns once every input pushed before it has been applied (or refused), or ctx
+// ended, or the loop stopped.
+func (b *balancer) settled(ctx context.Context) {
+	c := make(chan struct{})
+	b.push(lvsInput{barrier: c})
+	select {
+	case <-c:
+	case <-b.done:
+	case <-ctx.Done():
+	}
+}
+
 // stop ends the loop: the director's stop (unless --dont-release-ipvs: keepalived then
 // reports nothing either), its events, the kernel's table cleaned of what vigil added
 // (lvs_flush_on_stop full: the whole table), the sync daemons stopped. Bounded by ctx.
@@ -193,7 +274,8 @@ func (b *balancer) start(ev []lvs.Event) {
 		}
 	}
 	b.emit(ev)
-	b.program()
+	b.program(true)
+	b.snapshot()
 }
 
 func (b *balancer) run() {
@@ -206,44 +288,87 @@ func (b *balancer) run() {
 		case <-b.stopReq:
 			b.finish()
 			return
+		case reply := <-b.snapReq:
+			b.snapshot()
+			close(reply)
+			continue
 		case <-b.wake:
 		case <-timer.C:
+		}
+		// A burst is taken in batches at most gatherEvery apart: each batch computes the
+		// whole Desired table, so a thousand results one by one would cost a thousand.
+		if wait := b.timing.gather - time.Since(b.lastProgram); wait > 0 {
+			select {
+			case <-b.stopReq:
+				b.finish()
+				return
+			case <-time.After(wait):
+			}
 		}
 		b.mu.Lock()
 		inputs := b.pending
 		b.pending = nil
 		b.mu.Unlock()
 		var ev []lvs.Event
+		var barriers []chan struct{}
+		// changed: an input that may move Desired (a check's initial state does not: the
+		// director ignores it). force: the kernel is read and programmed even if Desired
+		// stayed as it was.
+		changed, force := false, false
 		for _, in := range inputs {
 			switch {
 			case in.check != nil:
+				changed = changed || !in.check.res.Initial
 				ev = append(ev, b.dir.Check(in.check.name, in.check.res)...)
 			case in.instance != nil:
+				changed = true
 				ev = append(ev, b.dir.InstanceState(in.instance.name, in.instance.master)...)
 			case in.reload != nil:
+				changed, force = true, true
 				b.cfg, b.spec = in.reload, lvs.FromConfig(in.reload)
 				ev = append(ev, b.dir.Reload(b.spec)...)
+				// Its new services may be in the kernel already (adopted), and the
+				// managed set changes: read before the next diff.
+				b.known, b.daemonsKnown = false, false
+			case in.barrier != nil:
+				barriers = append(barriers, in.barrier)
 			}
 		}
-		if b.kern == nil && time.Since(b.lastOpen) >= reopenEvery {
+		now := time.Now()
+		if b.kern == nil && now.Sub(b.lastOpen) >= reopenEvery {
 			b.tryOpen(false)
+			force = force || b.kern != nil
+		}
+		if b.kern != nil && (b.syncErr != nil && !now.Before(b.nextRetry) || !now.Before(b.verifyAt)) {
+			force = true
 		}
 		b.emit(ev)
-		b.program()
+		if changed || force {
+			b.program(force)
+			b.mu.Lock()
+			b.snapStale = true
+			b.mu.Unlock()
+		}
+		for _, c := range barriers {
+			close(c)
+		}
 	}
 }
 
-// armTimer sets the slow timer: a retry while the kernel refuses something, a new Open
-// while IPVS is missing, otherwise nothing (an hour).
+// armTimer sets the slow timer: a new Open while IPVS is missing; otherwise the retry while
+// the kernel refuses something, and the verification.
 func (b *balancer) armTimer(t *time.Timer) {
 	wait := time.Hour
 	switch {
 	case b.kern == nil && b.openErr != nil:
 		wait = reopenEvery
-	case b.syncErr != nil:
-		wait = b.retryWait
+	case b.kern != nil:
+		wait = time.Until(b.verifyAt)
+		if b.syncErr != nil {
+			wait = min(wait, time.Until(b.nextRetry))
+		}
 	}
-	t.Reset(wait)
+	t.Reset(max(wait, 0))
 }
 
 // finish is the stop, on the loop.
@@ -259,7 +384,10 @@ func (b *balancer) finish() {
 			if b.cfg.Global.LVSFlushOnStop == "full" {
 				err = b.flushAll(ctx)
 			} else {
-				err = b.apply(ctx) // Desired is empty now: vigil's services go
+				// Desired is empty now: vigil's services go. Read first: a service
+				// removed by hand since would only make the stop's log say it failed.
+				b.known = false
+				err = b.apply(ctx, b.dir.Desired())
 			}
 			if err != nil {
 				b.log.Error("could not remove vigil's services from IPVS at stop", "error", err)
@@ -296,7 +424,7 @@ func (b *balancer) tryOpen(first bool) {
 	if !first {
 		b.log.Info("IPVS is available now; programming the virtual servers")
 	}
-	b.kern, b.openErr = c, nil
+	b.kern, b.openErr, b.known, b.daemonsKnown = c, nil, false, false
 	b.mu.Lock()
 	b.client = c
 	b.mu.Unlock()
@@ -331,25 +459,43 @@ func (b *balancer) emit(events []lvs.Event) {
 	}
 }
 
-// program brings the kernel to the director's table and sync daemons, then updates the
-// status. A refusal is logged once per virtual server (until it changes or clears) with its
-// file:line and what to do, and tried again at the next input or the slow timer.
-func (b *balancer) program() {
-	defer b.snapshot()
+// program brings the kernel to the director's table and sync daemons. Without force, a
+// Desired table and daemons the same as last time do nothing. A refusal is logged once per
+// virtual server (until it changes or clears) with its file:line and what to do, and tried
+// again when Desired changes or at the retry timer (force).
+func (b *balancer) program(force bool) {
 	if b.kern == nil {
+		return
+	}
+	defer func() { b.lastProgram = time.Now() }()
+	if !time.Now().Before(b.verifyAt) {
+		b.verifying = b.verifying || b.known
+		b.known, b.daemonsKnown = false, false
+	}
+	want := b.dir.Desired()
+	if !force && b.attempted != nil && want.Equal(b.attempted) && b.daemonsSettled() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := errors.Join(b.apply(ctx), b.daemons(ctx))
+	err := errors.Join(b.apply(ctx, want), b.daemons(ctx))
 	if err != nil {
 		if b.syncErr == nil {
 			b.retryWait = retryMin
 		} else {
 			b.retryWait = min(2*b.retryWait, retryMax)
 		}
+		b.nextRetry = time.Now().Add(b.retryWait)
 	}
 	b.syncErr = err
+}
+
+// daemonsSettled says whether the sync daemons are as last brought to and still wanted so.
+func (b *balancer) daemonsSettled() bool {
+	if b.spec.SyncDaemon == nil && !b.syncOwned {
+		return true
+	}
+	return b.daemonsKnown && slices.Equal(b.dir.Daemons(), b.appliedDaemons)
 }
 
 // managed are the kernel's services that vigil programs: those of the configuration, and
@@ -366,23 +512,46 @@ func (b *balancer) managed(want ipvs.Table) func(ipvs.ServiceKey) bool {
 	return func(k ipvs.ServiceKey) bool { return b.owned[k] }
 }
 
-// apply is one round of read, diff, apply.
-func (b *balancer) apply(ctx context.Context) error {
-	want := b.dir.Desired()
-	have, _, err := b.kern.Read()
-	if err != nil {
-		b.log.Error("could not read the IPVS table; trying again", "error", err)
-		return err
+// apply brings the managed services to want: the kernel is read first where the cache may
+// be wrong (known), then the difference from the cache is applied.
+func (b *balancer) apply(ctx context.Context, want ipvs.Table) error {
+	managed := b.managed(want)
+	if !b.known {
+		have, _, err := b.kern.Read()
+		b.verifyAt = time.Now().Add(b.timing.verify)
+		if err != nil {
+			b.log.Error("could not read the IPVS table; trying again", "error", err)
+			return err
+		}
+		have = have.Only(managed)
+		// A verification that finds the kernel other than vigil left it: someone else
+		// changed it. Said, and put back.
+		if b.verifying && !have.Equal(b.applied) {
+			b.log.Warn("the IPVS table differs from what vigil programmed (changed by hand?); putting vigil's services back",
+				"changes", len(ipvs.Diff(have, b.applied)))
+		}
+		b.applied, b.known, b.verifying = have, true, false
 	}
-	have = have.Only(b.managed(want))
-	ops := ipvs.Diff(have, want)
+	b.attempted = want
+	ops := ipvs.Diff(b.applied, want)
 	var failed []*ipvs.OpError
 	if len(ops) > 0 {
 		for _, op := range ops {
 			b.log.Debug("ipvs", "op", op.String())
 		}
+		start := time.Now()
 		var ae *ipvs.ApplyError
-		if err := b.kern.Apply(ctx, ops); errors.As(err, &ae) {
+		err := b.kern.Apply(ctx, ops)
+		if err != nil {
+			// Some ops may have gone through: the cache is no longer sure.
+			b.known = false
+		} else {
+			b.applied = want
+		}
+		if took := time.Since(start); len(ops) >= 100 || took >= time.Second {
+			b.log.Info("IPVS table programmed", "changes", len(ops), "took", took.Round(time.Millisecond))
+		}
+		if errors.As(err, &ae) {
 			failed = ae.Failed
 		} else if err != nil {
 			return err
@@ -477,11 +646,15 @@ func (b *balancer) daemons(ctx context.Context) error {
 		return nil
 	}
 	b.syncOwned = b.spec.SyncDaemon != nil
+	want := b.dir.Daemons()
+	if b.daemonsKnown && slices.Equal(want, b.appliedDaemons) {
+		return nil
+	}
 	running, err := b.kern.Daemons(ctx)
 	if err != nil {
+		b.daemonsKnown = false
 		return fmt.Errorf("read the IPVS sync daemons: %w", err)
 	}
-	want := b.dir.Daemons()
 	var errs []error
 	// Stops first, then starts: a role change stops the old daemon before the new one
 	// starts, as keepalived does.
@@ -514,8 +687,10 @@ func (b *balancer) daemons(ctx context.Context) error {
 	}
 	if err == nil {
 		delete(b.failed, "lvs_sync_daemon")
+		b.appliedDaemons, b.daemonsKnown = want, true
 	} else {
 		b.syncOwned = true // not done: try again
+		b.daemonsKnown = false
 	}
 	return err
 }
@@ -551,7 +726,8 @@ func (b *balancer) flushAll(ctx context.Context) error {
 	return b.kern.Flush(ctx, have.Keys())
 }
 
-// snapshot records what Status shows; counters are added when Status is asked.
+// snapshot records what Status shows; counters are added when Status is asked. The loop
+// makes one at start and stop, and between batches when Status asks for one (snapStale).
 func (b *balancer) snapshot() {
 	st := &childpb.LVSStatus{Running: b.kern != nil, SyncRole: syncRole(b.dir)}
 	switch {
@@ -591,7 +767,7 @@ func (b *balancer) snapshot() {
 		}
 	}
 	b.mu.Lock()
-	b.snap, b.keysByID, b.destsByID = st, keys, dests
+	b.snap, b.keysByID, b.destsByID, b.snapStale = st, keys, dests, false
 	b.mu.Unlock()
 }
 
@@ -611,6 +787,22 @@ func syncRole(d *lvs.Director) string {
 
 // status is the last snapshot with the kernel's counters and sync daemons, read now.
 func (b *balancer) status(ctx context.Context) *childpb.LVSStatus {
+	b.mu.Lock()
+	stale := b.snapStale && !b.stopped
+	b.mu.Unlock()
+	if stale {
+		// The loop makes it between two batches; a loop busy past ctx leaves the last one.
+		reply := make(chan struct{})
+		select {
+		case b.snapReq <- reply:
+			select {
+			case <-reply:
+			case <-ctx.Done():
+			}
+		case <-b.done:
+		case <-ctx.Done():
+		}
+	}
 	b.mu.Lock()
 	snap, c, stopped, keys, dests := b.snap, b.client, b.stopped, b.keysByID, b.destsByID
 	b.mu.Unlock()
