@@ -59,7 +59,13 @@ func bigConf(extra int) string {
 func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult, error) {
 	var r cpuResult
 	s := &stack{impl: impl, name: name, dir: "lc-" + name + "-d", backend: "lc-" + name + "-b", self: self}
-	defer s.close()
+	defer func() {
+		s.close()
+		// For -logs: the log goes where the host can read it.
+		if b, err := os.ReadFile(filepath.Join("/tmp", "cpu-"+name, "log")); err == nil {
+			_ = os.WriteFile(filepath.Join(work, "cpu-"+name+".log"), b, 0o644)
+		}
+	}()
 	d, b := s.dir, s.backend
 	for _, c := range [][]string{
 		{"ip", "netns", "add", d}, {"ip", "netns", "add", b},

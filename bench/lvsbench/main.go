@@ -39,7 +39,7 @@ import (
 )
 
 type options struct {
-	out, keepalived, work, listen string
+	out, keepalived, work, listen, logs string
 	n, servers                    int
 	window                        time.Duration
 	guest                         bool
@@ -52,6 +52,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 10, "failures per implementation")
 	flag.IntVar(&o.servers, "cpu", 1000, "the CPU case with 10 virtual servers x 100 real servers (1000; 0: skip it)")
 	flag.DurationVar(&o.window, "window", 30*time.Second, "the CPU case's measurement window")
+	flag.StringVar(&o.logs, "logs", "", "copy the daemons' logs of the CPU and reload case into this directory")
 	flag.BoolVar(&o.guest, "guest", false, "internal: the part inside the VM")
 	flag.StringVar(&o.work, "work", "", "internal: the work directory shared with the VM")
 	flag.StringVar(&o.listen, "listen", "", "internal: accept TCP connections on this address until killed")
@@ -125,6 +126,18 @@ func host(o options) error {
 		"-cpu", fmt.Sprint(o.servers), "-window", o.window.String()}, os.Environ())
 	if err != nil {
 		return err
+	}
+	if o.logs != "" {
+		// The guest left them in the work directory, which goes with this run.
+		if err := os.MkdirAll(o.logs, 0o755); err != nil {
+			return err
+		}
+		for _, name := range []string{"vigil", "keepalived"} {
+			if b, err := os.ReadFile(filepath.Join(work, "cpu-"+name+".log")); err == nil {
+				_ = os.WriteFile(filepath.Join(o.logs, "cpu-"+name+".log"), b, 0o644)
+			}
+		}
+		harness.Logf("the daemons' logs of the CPU and reload case are in %s", o.logs)
 	}
 	if res.ExitCode != 0 {
 		return fmt.Errorf("the benchmark failed inside the VM (exit status %d)", res.ExitCode)

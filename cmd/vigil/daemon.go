@@ -253,7 +253,7 @@ func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Conf
 	}
 	next, diags := config.Load(r.file, r.opts)
 	if next != nil && !diags.HasErrors() {
-		diags = append(diags, validatePlugins(next)...)
+		diags = append(diags, validatePlugins(next, *cfg)...)
 		diags = append(diags, validateNotifyPlugins(next)...)
 		// At start vigil waits for a missing interface; a running daemon refuses a file
 		// whose instance could not start, rather than apply the rest without it.

@@ -155,7 +155,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, diags := config.Load(o.file, opts)
 	if o.test && cfg != nil && !diags.HasErrors() {
-		diags = append(diags, validatePlugins(cfg)...)
+		diags = append(diags, validatePlugins(cfg, nil)...)
 		diags = append(diags, validateNotifyPlugins(cfg)...)
 		// Scripts the daemon would not run (enable_script_security): keepalived's -t fails too.
 		diags = append(diags, corecheck.ScriptSecurity(cfg)...)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -28,17 +29,43 @@ import (
 // check's place. A plugin that is not installed on this host is an error (once per plugin):
 // the daemon refuses such a vrrp_check, and `vigil -t && systemctl reload vigil` must not
 // pass a file that the daemon then refuses.
-func validatePlugins(cfg *config.Config) config.Diagnostics {
+//
+// A reload passes the running configuration: only the checks that are new or whose plugin
+// or params changed are asked, as only those are configured on their plugin again (the
+// check process keeps the others running as they are). All are asked when plugin_dir or a
+// check plugin's plugin_sha256 changed, which restarts every plugin check. Asking each of a
+// thousand real servers' checkers again on every reload, one call after another on a fresh
+// plugin process, took longer than the reload's budget on a slow machine and refused the
+// reload for it.
+func validatePlugins(cfg, running *config.Config) config.Diagnostics {
 	type item struct {
 		what string
 		c    *config.PluginCheck
 	}
+	asked := func(string, *config.PluginCheck) bool { return true }
+	if running != nil && corecheck.PluginHostKey(running.Global) == corecheck.PluginHostKey(cfg.Global) {
+		was := map[string]*config.PluginCheck{}
+		for _, c := range running.Checks {
+			was["vrrp_check "+c.Name] = c
+		}
+		for _, rc := range corecheck.RealServerChecks(running) {
+			was["real_server "+rc.Name] = rc.PluginCheck
+		}
+		asked = func(kind string, c *config.PluginCheck) bool {
+			w := was[kind+c.Name]
+			return w == nil || w.Plugin != c.Plugin || !reflect.DeepEqual(plugin.Params(w.Params), plugin.Params(c.Params))
+		}
+	}
 	var items []item
 	for _, c := range cfg.Checks {
-		items = append(items, item{fmt.Sprintf("vrrp_check %q", c.Name), c})
+		if asked("vrrp_check ", c) {
+			items = append(items, item{fmt.Sprintf("vrrp_check %q", c.Name), c})
+		}
 	}
 	for _, rc := range corecheck.RealServerChecks(cfg) {
-		items = append(items, item{fmt.Sprintf("real_server check %q", rc.Name), rc.PluginCheck})
+		if asked("real_server ", rc.PluginCheck) {
+			items = append(items, item{fmt.Sprintf("real_server check %q", rc.Name), rc.PluginCheck})
+		}
 	}
 	if len(items) == 0 {
 		return nil
