@@ -116,10 +116,18 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 	s.mu.Lock()
 	s.epoch = req.GetEpoch()
 	s.mu.Unlock()
+	// The load balancer starts before the checks are configured on their plugins, which
+	// takes seconds with a thousand real servers: the real servers go into IPVS at once, as
+	// keepalived's checker puts them there before any check ran. Their first results find
+	// their checkers in the director.
+	raiseCheckCaps(s.log, s.caps(cfg))
+	s.timeouts.apply(cfg)
+	s.startLVS(cfg)
 	host := plugin.New(plugin.ConfigOptions(cfg.Global, s.log))
 	specs, err := check.FromConfig(ctx, cfg, host)
 	if err != nil {
 		host.Close()
+		s.stopLVS() // the configuration does not run: what it programmed goes
 		// A plugin that is missing, insecure or rejects its params will not get better by
 		// restarting; core stops with the message.
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
@@ -144,10 +152,6 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 		return nil, status.Error(codes.FailedPrecondition, "already started")
 	}
 	s.sched, s.host, s.hostKey = <-ready, host, check.PluginHostKey(cfg.Global)
-	// Before the checks start: their first results find their checkers in the director.
-	raiseCheckCaps(s.log, s.caps(cfg))
-	s.timeouts.apply(cfg)
-	s.startLVS(cfg)
 	s.sched.Update(specs)
 	s.log.Info("checks started", "count", len(specs))
 	s.applyScheduling(cfg)

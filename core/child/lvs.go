@@ -192,6 +192,20 @@ func startBalancer(log hclog.Logger, cfg *config.Config, masters map[string]bool
 	return b
 }
 
+// stopLVS stops the load balancer of a Start that failed, and forgets it.
+func (s *checkServer) stopLVS() {
+	s.mu.Lock()
+	b := s.lvs
+	s.lvs = nil
+	s.mu.Unlock()
+	if b != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b.stop(ctx)
+		s.timeouts.restore()
+	}
+}
+
 // lvsEventKey is what a notification supersedes when a stream falls far behind: the
 // earlier one of its server.
 func lvsEventKey(e *childpb.LVSEvent) string { return e.GetService() + "\x00" + e.GetReal() }
