@@ -3,6 +3,7 @@
 package main
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"net"
@@ -25,8 +26,10 @@ import (
 // then FIN. One goroutine (the poller's) collects the events of every connect in flight with
 // one epoll_wait, woken through the runtime's own poller.
 //
-// A cancelled ctx ends the wait at once; the error is then ctx's.
-func connectOnly(ctx context.Context, ap netip.AddrPort) error {
+// The connect fails with os.ErrDeadlineExceeded at deadline (none when zero), kept by the
+// poller's one timer rather than a context and timer per probe, and at once with ctx's error
+// when ctx ends first.
+func connectOnly(ctx context.Context, deadline time.Time, ap netip.AddrPort) error {
 	fd, err := startConnect(ap)
 	if err != nil || fd < 0 {
 		return err
@@ -34,9 +37,9 @@ func connectOnly(ctx context.Context, ap netip.AddrPort) error {
 	p, err := sharedPoller()
 	if err != nil {
 		// No epoll instance of its own (a limit on open files, say): the runtime's poller.
-		return connectFile(ctx, ap, fd)
+		return connectFile(ctx, deadline, ap, fd)
 	}
-	return p.wait(ctx, ap, fd)
+	return p.wait(ctx, deadline, ap, fd)
 }
 
 // startConnect starts a connect to ap on a new non-blocking socket and returns it, or -1
@@ -84,6 +87,56 @@ type poller struct {
 	mu      sync.Mutex
 	next    uint32
 	waiting map[uint32]chan struct{}
+	// The deadlines of the connects in flight, earliest first, and the one timer that
+	// wakes each at its own (armed: when it is set for; zero: stopped). A connect that
+	// ended leaves its entry behind: the timer drops it when its time comes.
+	deadlines deadlineHeap
+	timer     *time.Timer
+	armed     time.Time
+}
+
+type deadline struct {
+	at time.Time
+	id uint32
+}
+
+type deadlineHeap []deadline
+
+func (h deadlineHeap) Len() int           { return len(h) }
+func (h deadlineHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h deadlineHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *deadlineHeap) Push(x any)        { *h = append(*h, x.(deadline)) }
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// expire wakes the connects whose deadline has come, and sets the timer for the next one.
+func (p *poller) expire() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	for len(p.deadlines) > 0 && !p.deadlines[0].at.After(now) {
+		d := heap.Pop(&p.deadlines).(deadline)
+		if ch := p.waiting[d.id]; ch != nil {
+			wake(ch)
+		}
+	}
+	p.armed = time.Time{}
+	if len(p.deadlines) > 0 {
+		p.armed = p.deadlines[0].at
+		p.timer.Reset(time.Until(p.armed))
+	}
+}
+
+// wake tells a waiting connect to look at its socket and its clock.
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 var (
@@ -116,6 +169,8 @@ func newPoller() (*poller, error) {
 		return nil, err
 	}
 	p := &poller{epfd: epfd, waiting: map[uint32]chan struct{}{}}
+	p.timer = time.AfterFunc(time.Hour, p.expire)
+	p.timer.Stop()
 	ready := make(chan error, 1)
 	go func() {
 		events := make([]syscall.EpollEvent, 256)
@@ -136,10 +191,7 @@ func newPoller() (*poller, error) {
 				p.mu.Lock()
 				for _, ev := range events[:n] {
 					if ch := p.waiting[uint32(ev.Fd)]; ch != nil {
-						select {
-						case ch <- struct{}{}:
-						default:
-						}
+						wake(ch)
 					}
 				}
 				p.mu.Unlock()
@@ -161,7 +213,7 @@ func newPoller() (*poller, error) {
 }
 
 // wait waits for the connect in progress on fd to end, then closes fd.
-func (p *poller) wait(ctx context.Context, ap netip.AddrPort, fd int) error {
+func (p *poller) wait(ctx context.Context, dl time.Time, ap netip.AddrPort, fd int) error {
 	defer syscall.Close(fd) // also takes it off the instance: it is never duplicated
 	ch := make(chan struct{}, 1)
 	p.mu.Lock()
@@ -171,6 +223,13 @@ func (p *poller) wait(ctx context.Context, ap netip.AddrPort, fd int) error {
 	}
 	id := p.next
 	p.waiting[id] = ch
+	if !dl.IsZero() {
+		heap.Push(&p.deadlines, deadline{at: dl, id: id})
+		if p.armed.IsZero() || dl.Before(p.armed) {
+			p.armed = dl
+			p.timer.Reset(time.Until(dl))
+		}
+	}
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -189,11 +248,16 @@ func (p *poller) wait(ctx context.Context, ap netip.AddrPort, fd int) error {
 		case <-ctx.Done():
 			return opError(ap, ctx.Err())
 		}
+		// Woken by the socket or by the timer (maybe for an earlier connect that had this
+		// number): the socket says whether it is over, the clock whether time is up.
 		if done, err := connected(fd); done {
 			if err != nil {
 				return opError(ap, err)
 			}
 			return nil
+		}
+		if !dl.IsZero() && !time.Now().Before(dl) {
+			return opError(ap, os.ErrDeadlineExceeded)
 		}
 	}
 }
@@ -203,10 +267,10 @@ const epollET = 1 << 31
 
 // connectFile waits for the connect in progress on fd through the runtime's poller, as an
 // os.File, and closes it: connectOnly's way when the plugin has no epoll instance of its own.
-func connectFile(ctx context.Context, ap netip.AddrPort, fd int) error {
+func connectFile(ctx context.Context, dl time.Time, ap netip.AddrPort, fd int) error {
 	f := os.NewFile(uintptr(fd), "tcp")
 	defer f.Close()
-	if dl, ok := ctx.Deadline(); ok {
+	if !dl.IsZero() {
 		if err := f.SetWriteDeadline(dl); err != nil {
 			return opError(ap, err)
 		}

@@ -47,17 +47,19 @@ func TestPlainPathChosen(t *testing.T) {
 
 // connectFileOnly is connectOnly through the runtime's poller (connectFile), its way when the
 // plugin has no epoll instance of its own.
-func connectFileOnly(ctx context.Context, ap netip.AddrPort) error {
+func connectFileOnly(ctx context.Context, dl time.Time, ap netip.AddrPort) error {
 	fd, err := startConnect(ap)
 	if err != nil || fd < 0 {
 		return err
 	}
-	return connectFile(ctx, ap, fd)
+	return connectFile(ctx, dl, ap, fd)
 }
+
+type connectFunc = func(context.Context, time.Time, netip.AddrPort) error
 
 var connectors = []struct {
 	name    string
-	connect func(context.Context, netip.AddrPort) error
+	connect connectFunc
 }{{"own epoll", connectOnly}, {"runtime poller", connectFileOnly}}
 
 // The server sees a whole connection, closed in order (FIN, not a reset), and the probe
@@ -68,7 +70,7 @@ func TestConnectOnly(t *testing.T) {
 	}
 }
 
-func testConnectOnly(t *testing.T, connectOnly func(context.Context, netip.AddrPort) error) {
+func testConnectOnly(t *testing.T, connectOnly connectFunc) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -89,14 +91,14 @@ func testConnectOnly(t *testing.T, connectOnly func(context.Context, netip.AddrP
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := connectOnly(ctx, netip.MustParseAddrPort(ln.Addr().String())); err != nil {
+	if err := connectOnly(ctx, time.Now().Add(10*time.Second), netip.MustParseAddrPort(ln.Addr().String())); err != nil {
 		t.Fatalf("connectOnly: %v", err)
 	}
 	if err := <-got; !errors.Is(err, io.EOF) {
 		t.Fatalf("the server read %v after the probe; want EOF (an orderly close)", err)
 	}
 	refused := closedPort(t)
-	err = connectOnly(ctx, netip.MustParseAddrPort(refused))
+	err = connectOnly(ctx, time.Time{}, netip.MustParseAddrPort(refused))
 	if r := target.Reason(err); r != "refused" {
 		t.Fatalf("connectOnly to a closed port: %v (%q); want refused", err, r)
 	}
@@ -142,18 +144,38 @@ func TestConnectOnlyTimeoutAndCancel(t *testing.T) {
 	}
 }
 
-func testConnectOnlyTimeoutAndCancel(t *testing.T, connectOnly func(context.Context, netip.AddrPort) error) {
+func testConnectOnlyTimeoutAndCancel(t *testing.T, connectOnly connectFunc) {
 	addr := netip.MustParseAddrPort(unanswered(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	err := connectOnly(ctx, addr)
-	if r := target.Reason(err); r != "timeout" {
-		t.Fatalf("connectOnly to a full accept queue: %v (%q); want timeout", err, r)
+	// Deadlines given out of order all come, each not before its time.
+	errs := make(chan error, 4)
+	for _, after := range []time.Duration{400, 100, 300, 200} {
+		dl := time.Now().Add(after * time.Millisecond)
+		go func() {
+			err := connectOnly(context.Background(), dl, addr)
+			switch {
+			case target.Reason(err) != "timeout":
+				errs <- fmt.Errorf("connectOnly to a full accept queue: %v (%q); want timeout", err, target.Reason(err))
+			case time.Now().Before(dl):
+				errs <- fmt.Errorf("connectOnly timed out before its deadline %s", dl)
+			default:
+				errs <- nil
+			}
+		}()
 	}
-	ctx, cancel = context.WithCancel(context.Background())
+	for range 4 {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a connect kept waiting past its deadline")
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	done := make(chan error, 1)
-	go func() { done <- connectOnly(ctx, addr) }()
+	go func() { done <- connectOnly(ctx, time.Time{}, addr) }()
 	select {
 	case err := <-done:
 		if !errors.Is(err, context.Canceled) {
@@ -192,7 +214,7 @@ func TestConnectOnlyMany(t *testing.T) {
 			ap = closed
 		}
 		go func() {
-			err := connectOnly(ctx, ap)
+			err := connectOnly(ctx, time.Now().Add(20*time.Second), ap)
 			switch {
 			case ap == open && err != nil:
 				errs <- fmt.Errorf("connect to the listener: %w", err)

@@ -127,9 +127,27 @@ func (c *tcpChecker) Check(ctx context.Context, req check.CheckRequest) (check.C
 	if err != nil {
 		return check.CheckResponse{}, err
 	}
+	if p.plain.IsValid() {
+		// connectOnly keeps the early deadline itself, without a context and timer of
+		// its own for every probe.
+		return p.connect(ctx), nil
+	}
 	ctx, cancel := target.Early(ctx)
 	defer cancel()
 	return p.run(ctx), nil
+}
+
+// connect is run for a probe that only connects (p.plain): by target.EarlyDeadline, or at
+// once when ctx ends.
+func (p *probe) connect(ctx context.Context) check.CheckResponse {
+	start := time.Now()
+	dl, _ := target.EarlyDeadline(ctx)
+	if err := connectOnly(ctx, dl, p.plain); err != nil {
+		return check.CheckResponse{Status: check.Critical, Message: "connect " + p.target.Address + ": " + target.Reason(err)}
+	}
+	connected := time.Since(start)
+	return check.CheckResponse{Status: check.OK, Message: "connected to " + p.target.Address + " in " + round(connected).String(),
+		Metrics: map[string]float64{"connect_seconds": connected.Seconds()}}
 }
 
 func (p *probe) run(ctx context.Context) check.CheckResponse {
@@ -138,12 +156,7 @@ func (p *probe) run(ctx context.Context) check.CheckResponse {
 		return check.CheckResponse{Status: check.Critical, Message: fmt.Sprintf(format, args...)}
 	}
 	if p.plain.IsValid() {
-		if err := connectOnly(ctx, p.plain); err != nil {
-			return critical("connect %s: %s", p.target.Address, target.Reason(err))
-		}
-		connected := time.Since(start)
-		return check.CheckResponse{Status: check.OK, Message: "connected to " + p.target.Address + " in " + round(connected).String(),
-			Metrics: map[string]float64{"connect_seconds": connected.Seconds()}}
+		return p.connect(ctx)
 	}
 	conn, err := p.target.Dial(ctx)
 	if err != nil {

@@ -150,12 +150,21 @@ func (c *ctxConn) Close() error {
 // runs out of time can still say where it was (and not only vigil's bare deadline error)
 // before vigil stops waiting for it.
 func Early(ctx context.Context) (context.Context, context.CancelFunc) {
-	dl, ok := ctx.Deadline()
+	dl, ok := EarlyDeadline(ctx)
 	if !ok {
 		return context.WithCancel(ctx)
 	}
+	return context.WithDeadline(ctx, dl)
+}
+
+// EarlyDeadline is the deadline of Early's context, for a probe that keeps its own time.
+func EarlyDeadline(ctx context.Context) (time.Time, bool) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return time.Time{}, false
+	}
 	margin := min(50*time.Millisecond, time.Until(dl)/10)
-	return context.WithDeadline(ctx, dl.Add(-margin))
+	return dl.Add(-margin), true
 }
 
 // Reason words err in a few stable words for a probe's message: "refused", "timeout",
