@@ -342,3 +342,86 @@ func TestFirstDecidesRestart(t *testing.T) {
 		t.Fatalf("restarted before its first result: %+v; want its first probe's result", c)
 	}
 }
+
+// lastGate answers with its results in turn and closes reached when it answers the last one,
+// which it repeats from then on.
+type lastGate struct {
+	mu      sync.Mutex
+	results []Result
+	reached chan struct{}
+}
+
+func (g *lastGate) Probe(context.Context) Result {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r := g.results[0]
+	if len(g.results) > 1 {
+		g.results = g.results[1:]
+	} else if g.reached != nil {
+		close(g.reached)
+		g.reached = nil
+	}
+	return r
+}
+
+// TestNoResultWithinBudget: probes that could not be run (a plugin restarting) count neither
+// way while the check's failure budget lasts: fifty of them, then one real failure, do not
+// take a check with fall 2 down, and the success after them keeps it up.
+func TestNoResultWithinBudget(t *testing.T) {
+	results := make([]Result, 0, 52)
+	for range 50 {
+		results = append(results, Result{NoResult: true, Msg: "plugin restarting"})
+	}
+	results = append(results, Result{Msg: "refused"}, Result{OK: true, Msg: "ok"})
+	g := &lastGate{results: results, reached: make(chan struct{})}
+	reached := g.reached
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	changes := make(chan Change, 100)
+	// A budget of two hours: the fifty probes come 10 ms apart.
+	spec := Spec{Name: "c", Prober: g, Interval: 10 * time.Millisecond, Timeout: time.Hour, Rise: 1, Fall: 2}
+	if b := FailureBudget(spec); b != 2*time.Hour {
+		t.Fatalf("budget %s, want 2h", b)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); Run(runCtx, []Spec{spec}, changes) }()
+	select {
+	case <-reached:
+	case <-ctx.Done():
+		t.Fatal("the probes did not all run")
+	}
+	stop()
+	<-done
+	close(changes)
+	for c := range changes {
+		if !c.Initial {
+			t.Errorf("change %+v: probes without a result were counted", c)
+		}
+	}
+}
+
+// TestNoResultPastBudget: a check whose probes keep having no result (a plugin that never
+// comes back) goes down once the budget has passed, saying why.
+func TestNoResultPastBudget(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	changes := make(chan Change, 100)
+	spec := Spec{Name: "c", Prober: &seq{results: []Result{{NoResult: true, Msg: "plugin restarting"}}},
+		Interval: 10 * time.Millisecond, Timeout: 20 * time.Millisecond, Rise: 1, Fall: 3}
+	go Run(ctx, []Spec{spec}, changes)
+	for {
+		select {
+		case c := <-changes:
+			if c.Initial {
+				continue
+			}
+			if c.Up || !strings.Contains(c.Msg, "plugin restarting") || !strings.Contains(c.Msg, "failure budget of 60ms") {
+				t.Fatalf("change %+v; want down past the budget, saying so", c)
+			}
+			return
+		case <-ctx.Done():
+			t.Fatal("a check without results did not go down past its budget")
+		}
+	}
+}

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"slices"
@@ -361,6 +362,11 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, s
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	budget := FailureBudget(s)
+	var (
+		noResults   int       // probes in a row that had no result (Result.NoResult), not yet counted
+		noResultFor time.Time // when the first of them started; zero when the last probe had a result
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -374,7 +380,28 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, s
 		if ctx.Err() != nil {
 			return
 		}
-		crossed := th.Add(r.OK)
+		var crossed bool
+		switch {
+		case r.NoResult:
+			// Nothing was asked of the service: counted neither way while the budget lasts.
+			// Past it, every probe that had no result counts as a failure, those held back
+			// included, so that the check goes down about when fall failures would have
+			// taken it down.
+			if noResultFor.IsZero() {
+				noResultFor = start
+			}
+			noResults++
+			if time.Since(noResultFor) >= budget {
+				for ; noResults > 0; noResults-- {
+					crossed = th.Add(false) || crossed
+				}
+				r.Msg = Message(fmt.Sprintf("%s (no result for %s, past the check's failure budget of %s: counted as failures)",
+					r.Msg, time.Since(noResultFor).Round(time.Millisecond), budget))
+			}
+		default:
+			noResults, noResultFor = 0, time.Time{}
+			crossed = th.Add(r.OK)
+		}
 		switch {
 		case r.Weight != nil && (weight == nil || *weight != *r.Weight):
 			w := *r.Weight
@@ -393,11 +420,27 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, s
 		if s.Align != "" {
 			wait = max(time.Until(nextSlot(s.Align, interval, start.Add(interval/2))), 0)
 		}
-		if s.RetryDelay > 0 && !r.OK && th.Up() {
+		if s.RetryDelay > 0 && !r.OK && !r.NoResult && th.Up() {
 			wait = s.RetryDelay // a retry before the check goes down
 		}
 		timer.Reset(wait)
 	}
+}
+
+// FailureBudget is how long a check's probes may have no result (Result.NoResult: its plugin
+// starting or restarting) before they count as failures: the time fall failures in a row take
+// to bring the check down when each probe uses its whole timeout, fall times the longer of
+// the interval and the timeout (for a real_server checker, fall is retry+1 and a retry comes
+// delay_before_retry after a failure: that delay counts when it is the longer). A plugin that
+// is back within it costs the check nothing; one that is not takes the check down about when
+// failed probes would have.
+func FailureBudget(s Spec) time.Duration {
+	interval := max(s.Interval, 10*time.Millisecond)
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = interval
+	}
+	return time.Duration(max(s.Fall, 1)) * max(interval, timeout, s.RetryDelay)
 }
 
 // nextSlot is the first point at or after t of the grid that the checks aligned by align

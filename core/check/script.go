@@ -22,6 +22,15 @@ type Result struct {
 	Weight *int
 	// Metrics are numbers the probe measured, by name (e.g. "replication_lag_seconds").
 	Metrics map[string]float64
+	// NoResult says that the probe could not be run at all: the check plugin that runs it
+	// was starting, restarting after a death, or under a hang verdict (core/plugin sets it;
+	// a script never does). The service was not asked, so this is neither a success nor a
+	// failure of it, and the scheduler counts it neither way while the check's failure
+	// budget lasts (see FailureBudget): a plugin restarting on a loaded machine must not
+	// take healthy servers down, as keepalived, which checks in its own process, never
+	// would. Past the budget the probes that had no result count as failures after all, so
+	// that a plugin that stays unavailable still takes its checks down. OK is false.
+	NoResult bool
 }
 
 // Prober runs one probe; it must return by the context's deadline.
