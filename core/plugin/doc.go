@@ -29,6 +29,25 @@
 // fork and exec of a script (bench/pluginbench, BENCHMARKS.md). Protocol 2 plugins get the
 // same messages on a gRPC stream, protocol 1 plugins a call each.
 //
+// Slow is not hung. A plugin process serves many checks, and on a saturated machine (the
+// IPVS benchmark: qemu TCG at load 7, a thousand TCP_CHECKs a second through one plugin) it
+// can miss any fixed deadline while it works as hard as the kernel lets it. Killing it then
+// turns load into an outage: every probe in flight fails, and the restart costs more than the
+// slowness did. So the host judges a plugin by what the kernel accounts to its threads
+// (/proc/PID/task/*/schedstat: time run, time waited for a CPU): a health ping missed while
+// the plugin made no progress, and while the host itself could run, counts towards the
+// verdict "hung" (two in a row); one missed while it ran or waited for a CPU shows it busy,
+// and the host pings on with a longer deadline (busyPings bounds that). A start, and the
+// replay of N configurations to a new process (pipelined, replayConcurrency at a time, a
+// cost proportional to N), fail only when the plugin makes no progress for StartTimeout.
+//
+// No result. A probe that never reached a working process (the plugin starting, restarting,
+// backing off after deaths, or under a hang verdict) did not ask the service anything: Prober
+// returns it with corecheck.Result.NoResult, and the check scheduler, which owns rise and
+// fall, counts it neither way within the check's failure budget (corecheck.FailureBudget) and
+// as a failure past it. A restart on a loaded machine costs healthy checks nothing; a plugin
+// that stays broken still takes its checks down, about when failed probes would have.
+//
 // Start-up. go-plugin reads the plugin's handshake from its stdout; the host starts plugins
 // with its own runner (runner.go), which skips and logs lines printed before the handshake,
 // so a plugin that prints in an init function still starts.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -34,10 +35,16 @@ type Options struct {
 	// Logger receives the host's messages and every plugin's log lines, named after the
 	// plugin's executable. hclog's default logger when nil.
 	Logger hclog.Logger
-	// StartTimeout bounds a plugin's start-up and the replay of its configuration (10s).
+	// StartTimeout is how long a starting plugin may go without progress before the start
+	// fails (10s): neither running nor waiting for a CPU (/proc's schedstat), and, during
+	// the replay of its configurations, answering none. A start that makes progress goes on
+	// (a loaded machine only makes it slow; a replay of N configurations costs N answers), up
+	// to startLimit StartTimeouts for the handshake; the replay is bounded by its N answers.
 	StartTimeout time.Duration
-	// PingTimeout is how long a plugin that let a call pass its deadline has to answer a
-	// health ping before it is killed as hung (2s).
+	// PingTimeout is how long each health ping waits for an answer (2s). A plugin that let
+	// a call pass its deadline is pinged until it answers; it is killed as hung only after
+	// pingMisses pings in a row missed while it made no progress (see ping), or after
+	// busyPings PingTimeouts without an answer whatever it did.
 	PingTimeout time.Duration
 	// MaxBackoff caps the wait before restarting a plugin that keeps dying (30s).
 	MaxBackoff time.Duration
@@ -70,8 +77,44 @@ func (o Options) withDefaults() Options {
 // ErrClosed is returned by calls on a closed Host.
 var ErrClosed = errors.New("plugin host closed")
 
+// notRunError marks the error of a call that never reached a working plugin process: the
+// plugin was starting, restarting (dead, or backing off after deaths), under a hang verdict,
+// or died under the call. Prober makes such a probe a corecheck.Result with NoResult: the
+// service was not asked, so the check scheduler counts it neither way within the check's
+// failure budget (corecheck.FailureBudget), and as a failure past it. The message is the
+// wrapped error's.
+type notRunError struct{ err error }
+
+func (e notRunError) Error() string { return e.err.Error() }
+func (e notRunError) Unwrap() error { return e.err }
+
+func notRun(err error) error { return notRunError{err} }
+
+// isNotRun reports whether err kept a call from reaching a working plugin (notRunError).
+func isNotRun(err error) bool {
+	var n notRunError
+	return errors.As(err, &n)
+}
+
 // stableRun is how long a plugin must have run for its next death to restart it at once.
 const stableRun = time.Minute
+
+// startLimit bounds a plugin's handshake, in StartTimeouts, however much progress it shows:
+// one that prints and computes forever without shaking hands must fail some time.
+const startLimit = 6
+
+// pingMisses is how many health pings in a row a plugin must miss, while it makes no
+// progress, to be killed as hung. One miss proves little: the machine may have been busy
+// just then, or the plugin stopped for a moment. Two, PingTimeout each, without the plugin
+// running or even waiting for a CPU between them, leave no other explanation than a stuck
+// process, and cost a frozen plugin's checks no more than their failure budget holds (the
+// probes waiting for the verdict have no result, see notRunError).
+const pingMisses = 2
+
+// busyPings bounds, in PingTimeouts, how long a plugin that keeps busy may leave health pings
+// unanswered before it is killed all the same: a plugin spinning in a loop runs, but serves
+// nobody. A saturated machine delays an answer by seconds, not by a minute.
+const busyPings = 30
 
 // Host runs plugins for vigil. Its methods are safe for concurrent use.
 type Host struct {
@@ -163,7 +206,7 @@ func (p *proc) get(ctx context.Context) (*run, error) {
 			select {
 			case <-sus:
 			case <-ctx.Done():
-				return nil, fmt.Errorf("%s plugin %s is not answering (a health ping is out): %w", p.kind, p.name, ctx.Err())
+				return nil, notRun(fmt.Errorf("%s plugin %s is not answering (a health ping is out): %w", p.kind, p.name, ctx.Err()))
 			}
 			return p.get(ctx)
 		}
@@ -178,9 +221,9 @@ func (p *proc) get(ctx context.Context) (*run, error) {
 			err := p.startErr
 			p.mu.Unlock()
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s plugin %s: retrying in %s after: %w", sdk.ErrUnavailable, p.kind, p.name, wait.Round(time.Millisecond), err)
+				return nil, notRun(fmt.Errorf("%w: %s plugin %s: retrying in %s after: %w", sdk.ErrUnavailable, p.kind, p.name, wait.Round(time.Millisecond), err))
 			}
-			return nil, fmt.Errorf("%w: %s plugin %s died, restarting in %s", sdk.ErrUnavailable, p.kind, p.name, wait.Round(time.Millisecond))
+			return nil, notRun(fmt.Errorf("%w: %s plugin %s died, restarting in %s", sdk.ErrUnavailable, p.kind, p.name, wait.Round(time.Millisecond)))
 		}
 		ch := make(chan struct{})
 		p.starting = ch
@@ -192,14 +235,17 @@ func (p *proc) get(ctx context.Context) (*run, error) {
 	select {
 	case <-ch:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for %s plugin %s to start: %w", p.kind, p.name, ctx.Err())
+		return nil, notRun(fmt.Errorf("waiting for %s plugin %s to start: %w", p.kind, p.name, ctx.Err()))
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cur != nil {
 		return p.cur, nil
 	}
-	return nil, p.startErr
+	if p.startErr == nil || errors.Is(p.startErr, ErrClosed) {
+		return nil, p.startErr
+	}
+	return nil, notRun(p.startErr)
 }
 
 // start launches a process and replays the configuration to it. Callers wait on ch.
@@ -207,7 +253,9 @@ func (p *proc) start(ch chan struct{}) {
 	defer p.h.starts.Done()
 	r, err := p.launch()
 	if err == nil {
-		err = p.replay(r)
+		if err = p.replay(r); err != nil {
+			err = fmt.Errorf("start %s plugin %s: %w", p.kind, p.name, err)
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -240,27 +288,59 @@ func (p *proc) launch() (*run, error) {
 		set = notify.VersionedPlugins()
 	}
 	var pr *procRunner
+	var started atomic.Pointer[procRunner] // pr, for the stall watch
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake(),
 		VersionedPlugins: set,
 		RunnerFunc: func(l hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
 			var err error
 			pr, err = newProcRunner(p.log, path, strings.ToLower(o.Checksums[Executable(p.kind, p.name)]), spec)
+			if err == nil {
+				started.Store(pr)
+			}
 			return pr, err
 		},
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		GRPCDialOptions:  sdk.GRPCDialOptions(),
-		StartTimeout:     o.StartTimeout,
-		Logger:           o.Logger,
+		// go-plugin's own deadline is only the outer bound: the stall watch below ends a
+		// start that makes no progress long before it, and lets one that does go on.
+		StartTimeout: startLimit * o.StartTimeout,
+		Logger:       o.Logger,
 	}
 	client := plugin.NewClient(cfg)
+	// A fixed deadline for the handshake failed every restart of a plugin on a saturated
+	// machine (qemu TCG at load 7: "timeout while waiting for plugin to start", again and
+	// again) while the plugin was starting as fast as it could. Only a plugin that neither
+	// runs nor waits for a CPU for StartTimeout is stuck: that one is killed, which ends
+	// go-plugin's wait at once.
+	var stalled atomic.Pointer[string]
+	watched := make(chan struct{})
+	go watchStall(watched, o.StartTimeout, func() int {
+		if r := started.Load(); r != nil {
+			return int(r.started.Load())
+		}
+		return 0
+	}, func() int64 { return 0 }, func(quiet time.Duration) {
+		why := fmt.Sprintf("no progress for %s (it neither ran nor waited for a CPU) before its handshake: killed", quiet.Round(time.Millisecond))
+		stalled.Store(&why)
+		if r := started.Load(); r != nil {
+			killGroup(int(r.started.Load()))
+		}
+	})
 	proto, err := client.Client()
+	close(watched)
+	if err == nil && stalled.Load() != nil {
+		err = errors.New("killed by the stall watch as it answered")
+	}
 	if err != nil {
 		client.Kill()
 		if pr != nil && pr.pid > 0 {
 			killGroup(pr.pid)
+		}
+		if why := stalled.Load(); why != nil {
+			return nil, fmt.Errorf("start %s: %s (%w)", path, *why, err)
 		}
 		return nil, startError(path, err)
 	}
@@ -285,31 +365,79 @@ func startError(path string, err error) error {
 	return fmt.Errorf("start %s: %w", path, err)
 }
 
-// replay sends every kept configuration to a new process.
+// replayConcurrency bounds the Configure calls of a replay in flight at once: enough to keep
+// the plugin busy while each answer crosses, not so many that a thousand go out together.
+const replayConcurrency = 16
+
+// replay sends every kept configuration to a new process, replayConcurrency at a time.
+//
+// Its cost is proportional to the configurations (the IPVS benchmark replays a thousand
+// TCP_CHECKs), so it has no fixed deadline: it fails only when neither an answer comes nor
+// the plugin runs or waits for a CPU for StartTimeout (watchStall), or when the transport
+// fails. A plugin that refuses a configuration it accepted before is logged and the others
+// go on.
 func (p *proc) replay(r *run) error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.h.opts.StartTimeout)
-	defer cancel()
 	p.mu.Lock()
 	reqs := make([]sdk.ConfigureRequest, 0, len(p.configs))
 	for _, req := range p.configs {
 		reqs = append(reqs, req)
 	}
 	p.mu.Unlock()
-	for _, req := range reqs {
-		var err error
-		switch impl := r.impl.(type) {
-		case check.Checker:
-			_, err = impl.Configure(ctx, req)
-		case notify.Notifier:
-			_, err = impl.Configure(ctx, req)
-		}
-		if err != nil {
-			// The plugin changed its mind about params it accepted before: that name stays
-			// unconfigured (its calls fail with the plugin's message), the others work.
-			p.log.Error("restarted plugin rejects a configuration it accepted before", "name", req.Name, "error", err)
-		}
+	if len(reqs) == 0 {
+		return nil
 	}
-	return nil
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	var answered atomic.Int64
+	watched := make(chan struct{})
+	defer close(watched)
+	go watchStall(watched, p.h.opts.StartTimeout, func() int { return r.pid }, answered.Load, func(quiet time.Duration) {
+		cancel(fmt.Errorf("no progress for %s replaying its configurations (%d of %d answered; it neither ran nor waited for a CPU)", quiet.Round(time.Millisecond), answered.Load(), len(reqs)))
+	})
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		failure error // the first call that failed for another reason than the plugin's refusal
+	)
+	sem := make(chan struct{}, replayConcurrency)
+send:
+	for _, req := range reqs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break send
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var err error
+			switch impl := r.impl.(type) {
+			case check.Checker:
+				_, err = impl.Configure(ctx, req)
+			case notify.Notifier:
+				_, err = impl.Configure(ctx, req)
+			}
+			answered.Add(1)
+			switch {
+			case err == nil:
+			case isPluginError(err):
+				// The plugin changed its mind about params it accepted before: that name
+				// stays unconfigured (its calls fail with the plugin's message), the others
+				// work.
+				p.log.Error("restarted plugin rejects a configuration it accepted before", "name", req.Name, "error", boundPluginError(err))
+			default:
+				mu.Lock()
+				if failure == nil {
+					failure = fmt.Errorf("replaying configuration %s: %w", req.Name, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
+	}
+	return failure
 }
 
 // diedLocked forgets a dead process and arms the backoff.
@@ -357,7 +485,7 @@ func (p *proc) callRun(ctx context.Context, f func(r *run) error) error {
 		p.mu.Lock()
 		p.diedLocked(r, err.Error())
 		p.mu.Unlock()
-		return fmt.Errorf("%s plugin %s died during the call: %w", p.kind, p.name, err)
+		return notRun(fmt.Errorf("%s plugin %s died during the call: %w", p.kind, p.name, err))
 	case ctx.Err() != nil:
 		p.ping(r)
 		return fmt.Errorf("%s plugin %s: %w", p.kind, p.name, ctx.Err())
@@ -383,20 +511,98 @@ func (p *proc) ping(r *run) {
 	go p.pingNow(r, sus)
 }
 
+// pingNow pings r until it answers, or until the evidence says it is hung.
+//
+// A slow plugin is not a hung one. On a saturated machine (the IPVS benchmark: qemu TCG at
+// load 7, a thousand TCP_CHECKs a second through one plugin) a single ping with a fixed
+// deadline killed a plugin that was working as hard as the kernel let it, and every restart
+// then cost the checks more than the slowness did. So a missed ping counts towards the verdict
+// only when the kernel shows that the plugin did nothing meanwhile: none of its threads ran
+// or waited on a run queue for a CPU (schedOf, progressed), and the host itself was able to
+// run (starved: a reply nobody read in time is no evidence). Such a plugin is stopped or
+// blocked for good; pingMisses misses in a row of it are the verdict. A plugin that made
+// progress is busy: calls may go to it again, and the pings go on with a longer deadline,
+// up to busyPings PingTimeouts without an answer, after which it is killed all the same.
+//
+// Calls wait for the verdict only while there is no sign of life (suspect): a plugin frozen
+// with SIGSTOP lost every probe sent to it.
 func (p *proc) pingNow(r *run, sus chan struct{}) {
 	defer r.pinging.Store(false)
-	ctx, cancel := context.WithTimeout(context.Background(), p.h.opts.PingTimeout)
-	defer cancel()
-	_, err := grpc_health_v1.NewHealthClient(r.rpc.Conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: plugin.GRPCServiceName})
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	// The verdict is in before the waiting calls go on: a hung process is no longer current.
-	defer close(sus)
-	r.suspect = nil
-	if err == nil {
-		return
+	released := false
+	// settle ends the suspicion, with a death when why is not empty. The verdict is in
+	// before the waiting calls go on: a hung process is no longer current.
+	settle := func(why string) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if why != "" {
+			p.diedLocked(r, why)
+		}
+		if r.suspect == sus {
+			r.suspect = nil
+		}
+		if !released {
+			released = true
+			close(sus)
+		}
 	}
-	p.diedLocked(r, "hung: no answer to a health ping: "+err.Error())
+	base := p.h.opts.PingTimeout
+	timeout := base
+	first := time.Now()
+	misses, busy := 0, 0
+	for {
+		pb, hb := schedOf(r.pid), schedOf(os.Getpid())
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		_, err := grpc_health_v1.NewHealthClient(r.rpc.Conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: plugin.GRPCServiceName})
+		cancel()
+		if err != nil {
+			// An error before the deadline (a transport being torn down, say) is judged
+			// over the ping's whole span, as a silence would be, and keeps this loop slow.
+			time.Sleep(timeout - time.Since(start))
+		}
+		if err == nil {
+			if busy > 0 {
+				p.log.Info("plugin answered a health ping after a busy spell: slow, not hung", "pid", r.pid, "after", time.Since(first).Round(time.Millisecond))
+			}
+			settle("")
+			return
+		}
+		p.mu.Lock()
+		gone := p.cur != r || p.closed
+		p.mu.Unlock()
+		if gone {
+			settle("") // dead or replaced already: whoever saw that armed the restart
+			return
+		}
+		if r.client.Exited() {
+			settle("exited")
+			return
+		}
+		span := time.Since(start)
+		pa, ha := schedOf(r.pid), schedOf(os.Getpid())
+		switch {
+		case progressed(pb, pa, span):
+			if busy == 0 {
+				p.log.Warn("plugin slow to answer a health ping, but busy (it runs or waits for a CPU): not hung, pinging on", "pid", r.pid, "timeout", timeout)
+			}
+			busy++
+			misses = 0
+			settle("") // it works: calls may go to it, as to any slow process
+			timeout = min(timeout*2, 8*base)
+		case starved(hb, ha, span):
+			// The host could hardly run itself: the miss proves nothing about the plugin.
+		default:
+			misses++
+		}
+		switch {
+		case misses >= pingMisses:
+			settle(fmt.Sprintf("hung: no answer to %d health pings in a row, and no progress meanwhile (it neither ran nor waited for a CPU): %v", misses, err))
+			return
+		case time.Since(first) >= busyPings*base:
+			settle(fmt.Sprintf("hung: no answer to health pings for %s, though it ran: %v", time.Since(first).Round(time.Millisecond), err))
+			return
+		}
+	}
 }
 
 // kill stops a process and everything in its process group. A process that does not leave

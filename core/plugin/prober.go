@@ -12,7 +12,10 @@ import (
 )
 
 // Prober runs one configured check through its plugin, for the check scheduler. OK and
-// Warning count as success, Critical, Unknown and any error as failure. A check tracked
+// Warning count as success, Critical, Unknown and any error as failure, except a probe that
+// never reached a working plugin process (starting, restarting, under a hang verdict): that
+// one has no result (corecheck.Result.NoResult), which the scheduler counts as a failure
+// only past the check's failure budget. A check tracked
 // with reverse is probed the same way: the result stays what the plugin said, so that rise
 // and fall count the service's real successes and failures, and the vrrp process alone
 // turns the weight around (fsm.Effective, the one owner of reverse, says why).
@@ -28,6 +31,11 @@ var _ corecheck.Prober = Prober{}
 func (p Prober) Probe(ctx context.Context) corecheck.Result {
 	resp, err := p.Host.Check(ctx, p.Plugin, check.CheckRequest{Name: p.Check})
 	if err != nil {
+		if isNotRun(err) {
+			// The plugin was starting, restarting or under a hang verdict: the service was
+			// not asked (the scheduler counts this within the check's failure budget).
+			return corecheck.Result{NoResult: true, Msg: corecheck.Message(err.Error())}
+		}
 		// By the clock too: the deadline can pass a moment before its timer cancels ctx.
 		if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && !time.Now().Before(dl) {
 			return corecheck.Result{Msg: fmt.Sprintf("plugin %s: timed out", p.Plugin)}

@@ -40,6 +40,8 @@ type procRunner struct {
 	raw  io.ReadCloser // the plugin's real stdout
 	err  io.ReadCloser
 	pid  int
+	// started is pid for other goroutines (the start's stall watch), set once it runs.
+	started atomic.Int64
 	// exited is closed when Wait has reaped the plugin; the thread that started it waits
 	// for that (Start).
 	exited   chan struct{}
@@ -101,6 +103,7 @@ func (r *procRunner) Start(context.Context) error {
 		return err
 	}
 	r.pid = r.cmd.Process.Pid
+	r.started.Store(int64(r.pid))
 	go filterHandshake(r.log, r.raw, r.outW, func(line string) { r.ranInto.Store(&line) })
 	return nil
 }
