@@ -34,7 +34,9 @@ func loadLog(t *testing.T) (hclog.Logger, *syncBuffer) {
 	return hclog.New(&hclog.LoggerOptions{Name: "vigil", Output: &teeWriter{&buf, &syncWriter{t: t}}, Level: hclog.Warn}), &buf
 }
 
-type teeWriter struct{ a, b interface{ Write([]byte) (int, error) } }
+type teeWriter struct {
+	a, b interface{ Write([]byte) (int, error) }
+}
 
 func (w *teeWriter) Write(p []byte) (int, error) {
 	w.a.Write(p)
