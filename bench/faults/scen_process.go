@@ -99,9 +99,11 @@ func init() {
 		&Scenario{
 			Name: "plugin-hang",
 			Doc: `vigil only: the master's check plugin is frozen with SIGSTOP (same check, fall 3). The
-				probe in flight times out (2 s), the host pings the plugin, kills it as hung when the
-				ping times out too (2 s) and starts another: at most two probes fail, fewer than fall,
-				so zero transitions anywhere.`,
+				probe in flight times out (2 s), the host pings the plugin, kills it as hung when two
+				pings in a row (2 s each) go unanswered while it neither runs nor waits for a CPU, and
+				starts another. The probes meanwhile never reach a plugin: they have no result, counted
+				only past the check's failure budget (fall × timeout, 6 s). One probe fails, fewer than
+				fall, so zero transitions anywhere.`,
 			Impls: []string{"vigil"},
 			Short: true,
 			Run:   pluginHang(3),

@@ -555,11 +555,6 @@ func (p *proc) pingNow(r *run, sus chan struct{}) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		_, err := grpc_health_v1.NewHealthClient(r.rpc.Conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: plugin.GRPCServiceName})
 		cancel()
-		if err != nil {
-			// An error before the deadline (a transport being torn down, say) is judged
-			// over the ping's whole span, as a silence would be, and keeps this loop slow.
-			time.Sleep(timeout - time.Since(start))
-		}
 		if err == nil {
 			if busy > 0 {
 				p.log.Info("plugin answered a health ping after a busy spell: slow, not hung", "pid", r.pid, "after", time.Since(first).Round(time.Millisecond))
@@ -578,6 +573,9 @@ func (p *proc) pingNow(r *run, sus chan struct{}) {
 			settle("exited")
 			return
 		}
+		// An error before the deadline (a transport being torn down, say) is judged over
+		// the ping's whole span, as a silence would be, and keeps this loop slow.
+		time.Sleep(timeout - time.Since(start))
 		span := time.Since(start)
 		pa, ha := schedOf(r.pid), schedOf(os.Getpid())
 		switch {
