@@ -373,9 +373,9 @@ const replayConcurrency = 16
 //
 // Its cost is proportional to the configurations (the IPVS benchmark replays a thousand
 // TCP_CHECKs), so it has no fixed deadline: it fails only when neither an answer comes nor
-// the plugin runs or waits for a CPU for StartTimeout (watchStall), or when the transport
-// fails. A plugin that refuses a configuration it accepted before is logged and the others
-// go on.
+// the plugin runs or waits for a CPU for StartTimeout (watchStall), or when the process dies
+// under it. A configuration the plugin refuses now, or that fails otherwise, is logged and
+// the others go on.
 func (p *proc) replay(r *run) error {
 	p.mu.Lock()
 	reqs := make([]sdk.ConfigureRequest, 0, len(p.configs))
@@ -424,12 +424,17 @@ send:
 				// stays unconfigured (its calls fail with the plugin's message), the others
 				// work.
 				p.log.Error("restarted plugin rejects a configuration it accepted before", "name", req.Name, "error", boundPluginError(err))
-			default:
+			case errors.Is(err, sdk.ErrUnavailable) || r.client.Exited():
+				// The process died under the replay: this start failed.
 				mu.Lock()
 				if failure == nil {
 					failure = fmt.Errorf("replaying configuration %s: %w", req.Name, err)
 				}
 				mu.Unlock()
+			default:
+				// Whatever else failed (an answer over the size limit, say) fails again
+				// at every restart: that name stays unconfigured, the others work.
+				p.log.Error("restarted plugin failed a configuration it accepted before", "name", req.Name, "error", err)
 			}
 		})
 	}

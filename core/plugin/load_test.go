@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -303,5 +304,41 @@ func TestHungPluginFailsAfterBudget(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("the check of a frozen plugin that cannot restart never went down")
 		}
+	}
+}
+
+// TestProgressSeesStopAndWork: what the hang verdict and the start rest on. A stopped process
+// shows no progress; one that spins shows progress, whether it gets a CPU or waits for one
+// (on a loaded machine); this test process's own threads are readable too.
+func TestProgressSeesStopAndWork(t *testing.T) {
+	if !schedOf(os.Getpid()).ok {
+		t.Fatal("no scheduling figures for this process in /proc")
+	}
+	start := func(script string) *exec.Cmd {
+		cmd := exec.Command("sh", "-c", script)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	stopped := start("while :; do :; done")
+	if err := stopped.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	spinning := start("while :; do :; done")
+	time.Sleep(100 * time.Millisecond) // the SIGSTOP lands
+	const span = 500 * time.Millisecond
+	s0, b0 := schedOf(stopped.Process.Pid), schedOf(spinning.Process.Pid)
+	time.Sleep(span)
+	s1, b1 := schedOf(stopped.Process.Pid), schedOf(spinning.Process.Pid)
+	if progressed(s0, s1, span) {
+		t.Errorf("a stopped process progressed: %+v -> %+v", s0, s1)
+	}
+	if !progressed(b0, b1, span) {
+		t.Errorf("a spinning process made no progress: %+v -> %+v", b0, b1)
+	}
+	if progressed(sched{}, b1, span) || progressed(b0, sched{}, span) {
+		t.Error("a process gone (nothing read) counts as progress")
 	}
 }
