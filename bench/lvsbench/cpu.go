@@ -30,6 +30,10 @@ type cpuResult struct {
 	Procs   int
 	Gone    int           // processes of the tree that ended during the window
 	Settle  time.Duration // from start until all real servers were in the table
+	// Checking is from start until the checks run: vigil programs IPVS before its checks
+	// are configured on their plugin, and says "checks started" once they are; keepalived
+	// starts its checkers with its table (0: not waited for).
+	Checking time.Duration
 	// Reload is each reload's time from SIGHUP until the real server it adds is in the table.
 	Reload []time.Duration
 }
@@ -130,6 +134,20 @@ func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult,
 		time.Sleep(time.Second)
 	}
 	r.Settle = time.Since(start)
+	if name == "vigil" {
+		// The window measures checking, not the start: wait for the checks to run.
+		for {
+			b, _ := os.ReadFile(filepath.Join(dir, "log"))
+			if strings.Contains(string(b), "checks started") {
+				break
+			}
+			if time.Since(start) > 5*time.Minute {
+				return r, fmt.Errorf("%s: the checks did not start within 5 minutes; log:\n%s", name, tail(b))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		r.Checking = time.Since(start)
+	}
 	time.Sleep(5 * time.Second) // the first round of checks past
 	root := s.daemon.Process.Pid
 	before := ticksOf(proc.PIDs(proc.Tree(root)))

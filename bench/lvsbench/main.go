@@ -40,9 +40,9 @@ import (
 
 type options struct {
 	out, keepalived, work, listen, logs string
-	n, servers                    int
-	window                        time.Duration
-	guest                         bool
+	n, servers                          int
+	window                              time.Duration
+	guest                               bool
 }
 
 func main() {
