@@ -282,14 +282,9 @@ func connectFile(ctx context.Context, dl time.Time, ap netip.AddrPort, fd int) e
 		return opError(ap, err)
 	}
 	var cerr error
-	waited := false
 	err = rc.Write(func(fd uintptr) bool {
-		if !waited {
-			// connect has just said "in progress": wait for the socket to be writable
-			// before asking anything.
-			waited = true
-			return false
-		}
+		// Asked first before any wait: the poller forgets what it saw before this call
+		// (a handshake over between connect and os.NewFile), so the socket must say it.
 		done, err := connected(int(fd))
 		cerr = err
 		return done
