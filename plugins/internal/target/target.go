@@ -92,7 +92,9 @@ func oneValue(p check.Param) error {
 // deadline is set to ctx's, and cancelling ctx interrupts a read or write in progress, so
 // that every later step of the probe honours ctx without passing it around.
 func (t Target) Dial(ctx context.Context) (net.Conn, error) {
-	d := net.Dialer{}
+	// No TCP keep-alive: a probe's connection lives for one probe, far shorter than the
+	// first keep-alive (15 s idle), and net would spend four system calls setting it up.
+	d := net.Dialer{KeepAlive: -1}
 	if t.BindTo.IsValid() || t.BindPort != 0 {
 		la := &net.TCPAddr{Port: t.BindPort}
 		if t.BindTo.IsValid() {

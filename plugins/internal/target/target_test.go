@@ -111,3 +111,37 @@ func TestDialHonoursContext(t *testing.T) {
 		t.Errorf("Read after cancel = %v after %s; want it interrupted by the cancel", err, time.Since(start))
 	}
 }
+
+// A probe's connection sets no TCP keep-alive: it would never fire within a probe, and
+// costs system calls on every one.
+func TestDialWithoutKeepAlive(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := Target{Address: ln.Addr().String()}.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rc, err := conn.(*ctxConn).Conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on int
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		on, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	if on != 0 {
+		t.Fatalf("SO_KEEPALIVE = %d on a probe's connection; want 0", on)
+	}
+}
