@@ -46,6 +46,7 @@ type checkServer struct {
 	// says are master, for a balancer that a reload starts. lvsOut carries the balancer's
 	// notifications to core; lvsEnded is closed once it has stopped (and sent its last).
 	lvs      *balancer
+	lvsCfg   *config.Config // the configuration lvs last took, to take back a failed reload
 	keepIPVS bool
 	masters  map[string]bool
 	lvsOut   *fanout[*childpb.LVSEvent]
@@ -89,7 +90,7 @@ func (s *checkServer) startLVS(cfg *config.Config) {
 	}
 	b := newBalancer(s.log, cfg, masters, s.keepIPVS, ipvs.Open, s.publishLVS)
 	s.mu.Lock()
-	s.lvs = b
+	s.lvs, s.lvsCfg = b, cfg
 	// States that came while it started: the director takes the same state twice as once.
 	for name, m := range s.masters {
 		if masters[name] != m {
@@ -185,10 +186,35 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 	if newHost {
 		host = plugin.New(plugin.ConfigOptions(cfg.Global, s.log))
 	}
+	// The load balancer takes the new configuration before the checks are configured on
+	// their plugins, which waits for a busy plugin (tens of seconds with a thousand real
+	// servers under qemu TCG): a new real server goes into IPVS at once, as keepalived adds
+	// it at its reload before its checker runs, and the director knows the new checkers
+	// before their first results. A configuration the checks refuse is taken back.
+	s.mu.Lock()
+	b, prev := s.lvs, s.lvsCfg
+	s.mu.Unlock()
+	if b != nil {
+		b.reload(cfg)
+		s.mu.Lock()
+		s.lvsCfg = cfg
+		s.mu.Unlock()
+	} else {
+		raiseCheckCaps(s.log, s.caps(cfg))
+		s.startLVS(cfg)
+	}
 	specs, err := check.FromConfigReusing(ctx, cfg, host, s.sched.Running)
 	if err != nil {
 		if newHost {
 			host.Close()
+		}
+		if b != nil {
+			b.reload(prev)
+			s.mu.Lock()
+			s.lvsCfg = prev
+			s.mu.Unlock()
+		} else {
+			s.stopLVS()
 		}
 		if ctx.Err() != nil {
 			// Core gave up waiting (a plugin slow to start): not the configuration's fault.
@@ -202,15 +228,7 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 	for _, sp := range specs {
 		delete(s.gone, sp.Name)
 	}
-	b := s.lvs
 	s.mu.Unlock()
-	// The director learns the new virtual and real servers before their checks' results.
-	if b != nil {
-		b.reload(cfg)
-	} else {
-		raiseCheckCaps(s.log, s.caps(cfg))
-		s.startLVS(cfg)
-	}
 	s.timeouts.apply(cfg)
 	d := s.sched.Update(specs)
 	s.mu.Lock()

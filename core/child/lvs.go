@@ -196,7 +196,7 @@ func startBalancer(log hclog.Logger, cfg *config.Config, masters map[string]bool
 func (s *checkServer) stopLVS() {
 	s.mu.Lock()
 	b := s.lvs
-	s.lvs = nil
+	s.lvs, s.lvsCfg = nil, nil
 	s.mu.Unlock()
 	if b != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -17,7 +17,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/config"
@@ -552,5 +554,57 @@ func TestBalancerReloadReadsOnce(t *testing.T) {
 	if r != 2 || a != 3 || d != 1000 || len(k.lastOps) != 1 || k.lastOps[0].Kind != ipvs.AddDest ||
 		k.lastOps[0].Dest.Key != (ipvs.DestKey{Addr: netip.MustParseAddr("198.51.100.101"), Port: 8080}) {
 		t.Fatalf("after the reload: %d reads, %d applies (last %v), %d destinations; want 2, 3 (one add), 1000", r, a, k.lastOps, d)
+	}
+}
+
+// TestLoadBalancerReloadTakenBack: a reload's load-balancer part is taken before the checks
+// are configured; a reload that the checks then refuse (a vrrp_check whose plugin is not
+// installed) is taken back, and the director has the servers it had.
+func TestLoadBalancerReloadTakenBack(t *testing.T) {
+	noIPVS(t)
+	s := newCheckServer(hclog.NewNullLogger(), Options{})
+	t.Cleanup(s.shutdown)
+	dir := t.TempDir()
+	ctx := context.Background()
+	if _, err := s.Start(ctx, &childpb.StartRequest{ConfigName: "lvs.conf", ConfigText: lvsConfig(dir, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	reals := func() string {
+		st, err := s.Status(ctx, &childpb.Empty{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, vs := range st.GetLvs().GetServices() {
+			for _, r := range vs.GetReals() {
+				out = append(out, fmt.Sprintf("%s/%d", r.GetAddress(), r.GetConfiguredWeight()))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	const before = "192.0.2.11:80/3 192.0.2.12:443/1 192.0.2.14:443/1"
+	if got := reals(); got != before {
+		t.Fatalf("after start: %s; want %s", got, before)
+	}
+	bad := strings.Replace(lvsConfig(dir, 7), "    virtual_ipaddress {", "    track_script {\n        chk\n    }\n    virtual_ipaddress {", 1) + `vrrp_check chk {
+    plugin missing
+}
+`
+	if _, err := s.Reload(ctx, &childpb.StartRequest{ConfigName: "lvs.conf", ConfigText: bad}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("reload with a missing plugin: %v; want InvalidArgument", err)
+	}
+	s.mu.Lock()
+	b := s.lvs
+	s.mu.Unlock()
+	b.settled(ctx)
+	if got := reals(); got != before {
+		t.Fatalf("after a refused reload: %s; want %s (taken back)", got, before)
+	}
+	if _, err := s.Reload(ctx, &childpb.StartRequest{ConfigName: "lvs.conf", ConfigText: lvsConfig(dir, 7)}); err != nil {
+		t.Fatal(err)
+	}
+	b.settled(ctx)
+	if got, want := reals(), "192.0.2.11:80/7 192.0.2.12:443/1 192.0.2.14:443/1"; got != want {
+		t.Fatalf("after a reload: %s; want %s", got, want)
 	}
 }
