@@ -29,17 +29,39 @@ import (
 // The connect fails with os.ErrDeadlineExceeded at deadline (none when zero), kept by the
 // poller's one timer rather than a context and timer per probe, and at once with ctx's error
 // when ctx ends first.
-func connectOnly(ctx context.Context, deadline time.Time, ap netip.AddrPort) error {
+func (c *connector) connectOnly(ctx context.Context, deadline time.Time, ap netip.AddrPort) error {
 	fd, err := startConnect(ap)
 	if err != nil || fd < 0 {
 		return err
 	}
-	p, err := sharedPoller()
+	p, err := c.poller()
 	if err != nil {
 		// No epoll instance of its own (a limit on open files, say): the runtime's poller.
 		return connectFile(ctx, deadline, ap, fd)
 	}
 	return p.wait(ctx, deadline, ap, fd)
+}
+
+// connector is a tcpChecker's way to connectOnly: its poller, started on the first
+// connect-only probe (a plugin that runs none has no epoll instance), and kept by the
+// checker rather than the package, so that a test can give it a poller that fails.
+type connector struct {
+	once sync.Once
+	p    *poller
+	err  error
+	// epollWait collects the poller's events; nil is syscall.EpollWait.
+	epollWait func(epfd int, events []syscall.EpollEvent, msec int) (int, error)
+}
+
+func (c *connector) poller() (*poller, error) {
+	c.once.Do(func() {
+		wait := c.epollWait
+		if wait == nil {
+			wait = syscall.EpollWait
+		}
+		c.p, c.err = newPoller(wait)
+	})
+	return c.p, c.err
 }
 
 // startConnect starts a connect to ap on a new non-blocking socket and returns it, or -1
@@ -82,9 +104,18 @@ func connected(fd int) (bool, error) {
 // poller is the plugin's epoll instance for connects in flight. Each is registered with a
 // number of its own, not its descriptor: a descriptor closed and reused while its event is
 // collected must not wake the probe that now has it.
+//
+// Should collecting ever fail (epoll_wait with an error other than EINTR), the poller is
+// dead: every connect waiting on it is woken and goes on through the runtime's poller
+// (connectFile), as does every later one. The instance is closed only once no connect can
+// use its number any more, so that a descriptor that reuses the number is never taken for it.
 type poller struct {
 	epfd    int
+	file    *os.File // owns epfd: closing it closes the instance
 	mu      sync.Mutex
+	dead    bool
+	users   int           // connects that registered and have not yet let go (release)
+	stopped chan struct{} // closed once dead
 	next    uint32
 	waiting map[uint32]chan struct{}
 	// The deadlines of the connects in flight, earliest first, and the one timer that
@@ -139,19 +170,9 @@ func wake(ch chan struct{}) {
 	}
 }
 
-var (
-	pollerOnce sync.Once
-	thePoller  *poller
-	pollerErr  error
-)
-
-// sharedPoller starts the plugin's poller once; it runs as long as the plugin.
-func sharedPoller() (*poller, error) {
-	pollerOnce.Do(func() { thePoller, pollerErr = newPoller() })
-	return thePoller, pollerErr
-}
-
-func newPoller() (*poller, error) {
+// newPoller starts a poller that collects its events with epollWait; it runs as long as
+// the plugin, unless collecting fails.
+func newPoller(epollWait func(int, []syscall.EpollEvent, int) (int, error)) (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -168,7 +189,7 @@ func newPoller() (*poller, error) {
 		f.Close()
 		return nil, err
 	}
-	p := &poller{epfd: epfd, waiting: map[uint32]chan struct{}{}}
+	p := &poller{epfd: epfd, file: f, waiting: map[uint32]chan struct{}{}, stopped: make(chan struct{})}
 	p.timer = time.AfterFunc(time.Hour, p.expire)
 	p.timer.Stop()
 	ready := make(chan error, 1)
@@ -181,7 +202,7 @@ func newPoller() (*poller, error) {
 				ready <- nil
 			}
 			for {
-				n, err := syscall.EpollWait(int(fd), events, 0)
+				n, err := epollWait(int(fd), events, 0)
 				if err == syscall.EINTR {
 					continue
 				}
@@ -203,8 +224,7 @@ func newPoller() (*poller, error) {
 		if first {
 			ready <- fmt.Errorf("epoll on the runtime poller: %w", err)
 		}
-		// Not reached while the plugin runs: the instance is never closed.
-		f.Close()
+		p.die()
 	}()
 	if err := <-ready; err != nil {
 		return nil, err
@@ -212,11 +232,46 @@ func newPoller() (*poller, error) {
 	return p, nil
 }
 
-// wait waits for the connect in progress on fd to end, then closes fd.
+// die marks p dead and wakes every connect waiting on it (see poller). Called once, by
+// the goroutine that collected the events, when it stops.
+func (p *poller) die() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dead = true
+	close(p.stopped)
+	p.timer.Stop()
+	for _, ch := range p.waiting {
+		wake(ch)
+	}
+	p.closeIfUnused()
+}
+
+// closeIfUnused closes the instance of a dead poller that no connect uses any more. p.mu
+// is held.
+func (p *poller) closeIfUnused() {
+	if p.dead && p.users == 0 && p.file != nil {
+		p.file.Close()
+		p.file = nil
+	}
+}
+
+// isDead reports whether p has stopped collecting events.
+func (p *poller) isDead() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dead
+}
+
+// wait waits for the connect in progress on fd to end, then closes fd. Once p is dead,
+// connectFile waits instead.
 func (p *poller) wait(ctx context.Context, dl time.Time, ap netip.AddrPort, fd int) error {
-	defer syscall.Close(fd) // also takes it off the instance: it is never duplicated
 	ch := make(chan struct{}, 1)
 	p.mu.Lock()
+	if p.dead {
+		p.mu.Unlock()
+		return connectFile(ctx, dl, ap, fd)
+	}
+	p.users++
 	p.next++
 	for p.waiting[p.next] != nil || p.next == 0 {
 		p.next++
@@ -231,33 +286,54 @@ func (p *poller) wait(ctx context.Context, dl time.Time, ap netip.AddrPort, fd i
 		}
 	}
 	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		delete(p.waiting, id)
-		p.mu.Unlock()
-	}()
+	fallBack, err := p.waitRegistered(ctx, ch, id, dl, ap, fd)
+	// Let go of the instance before connectFile waits: a dead poller's instance is closed
+	// by the last connect that lets go of it, and fd, still on it, is then taken off.
+	p.mu.Lock()
+	delete(p.waiting, id)
+	p.users--
+	p.closeIfUnused()
+	p.mu.Unlock()
+	if fallBack {
+		return connectFile(ctx, dl, ap, fd)
+	}
+	syscall.Close(fd) // also takes it off the instance: it is never duplicated
+	return err
+}
+
+// waitRegistered is wait once the connect has its number id and its channel ch; fallBack
+// says that p died first, and that fd is still open for connectFile.
+func (p *poller) waitRegistered(ctx context.Context, ch chan struct{}, id uint32, dl time.Time, ap netip.AddrPort, fd int) (fallBack bool, err error) {
 	// Edge-triggered: registered after connect, the socket's state at this moment counts
 	// as an edge, so a handshake that is already over is reported too.
 	ev := syscall.EpollEvent{Events: syscall.EPOLLOUT | epollET, Fd: int32(id)}
 	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		return opError(ap, os.NewSyscallError("epoll_ctl", err))
+		if p.isDead() {
+			return true, nil
+		}
+		return false, opError(ap, os.NewSyscallError("epoll_ctl", err))
 	}
 	for {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return opError(ap, ctx.Err())
+			return false, opError(ap, ctx.Err())
+		}
+		if p.isDead() {
+			// Nothing will wake this connect again: the socket may be over already, which
+			// connectFile asks first.
+			return true, nil
 		}
 		// Woken by the socket or by the timer (maybe for an earlier connect that had this
 		// number): the socket says whether it is over, the clock whether time is up.
 		if done, err := connected(fd); done {
 			if err != nil {
-				return opError(ap, err)
+				return false, opError(ap, err)
 			}
-			return nil
+			return false, nil
 		}
 		if !dl.IsZero() && !time.Now().Before(dl) {
-			return opError(ap, os.ErrDeadlineExceeded)
+			return false, opError(ap, os.ErrDeadlineExceeded)
 		}
 	}
 }

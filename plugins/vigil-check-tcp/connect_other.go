@@ -6,9 +6,14 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"time"
 )
 
-// connectOnly is Linux's (connect.go); elsewhere every probe dials through net.
-func connectOnly(context.Context, netip.AddrPort) error { return errors.ErrUnsupported }
+// connector is Linux's (connect.go); elsewhere no probe takes it (plainAddr never allows it).
+type connector struct{}
+
+func (*connector) connectOnly(context.Context, time.Time, netip.AddrPort) error {
+	return errors.ErrUnsupported
+}
 
 func plainAddr(string) (netip.AddrPort, bool) { return netip.AddrPort{}, false }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -57,10 +58,18 @@ func connectFileOnly(ctx context.Context, dl time.Time, ap netip.AddrPort) error
 
 type connectFunc = func(context.Context, time.Time, netip.AddrPort) error
 
+// connectOnly is a connector's connectOnly, on a poller of the test's own.
+var connectOnly connectFunc = (&connector{}).connectOnly
+
 var connectors = []struct {
 	name    string
 	connect connectFunc
-}{{"own epoll", connectOnly}, {"runtime poller", connectFileOnly}}
+}{{"own epoll", connectOnly}, {"runtime poller", connectFileOnly}, {"dead poller", deadPoller().connectOnly}}
+
+// deadPoller is a connector whose poller died at its start: epoll_wait fails at once.
+func deadPoller() *connector {
+	return &connector{epollWait: func(int, []syscall.EpollEvent, int) (int, error) { return 0, syscall.EINVAL }}
+}
 
 // The server sees a whole connection, closed in order (FIN, not a reset), and the probe
 // says it connected; a closed port is refused.
@@ -239,5 +248,100 @@ func TestTCPConnectTimeout(t *testing.T) {
 	resp := probeOnce(t, c, 500*time.Millisecond, params("address", addr))
 	if resp.Status != check.Critical || resp.Message != "connect "+addr+": timeout" {
 		t.Fatalf("Check = %s %q; want critical %q", resp.Status, resp.Message, "connect "+addr+": timeout")
+	}
+}
+
+// A poller whose epoll_wait fails while connects wait on it wakes them, and they and every
+// later connect go on through the runtime's poller: a healthy server stays up, a closed
+// port is refused, and the poller's instance is closed once no connect uses it.
+func TestDeadPollerFallsBack(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// The listener accepts nothing until the poller has died: every connect waits on the
+	// poller (its handshake is over, the event collected, but epoll_wait fails first).
+	failing := make(chan struct{})
+	var fails atomic.Int32
+	conn := &connector{epollWait: func(epfd int, events []syscall.EpollEvent, msec int) (int, error) {
+		select {
+		case <-failing:
+			fails.Add(1)
+			return 0, syscall.EINVAL
+		default:
+			return syscall.EpollWait(epfd, events, msec)
+		}
+	}}
+	p, err := conn.poller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, closed := netip.MustParseAddrPort(ln.Addr().String()), netip.MustParseAddrPort(closedPort(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// A connect to an address that never answers holds the poller while it dies.
+	silent := netip.MustParseAddrPort(unanswered(t))
+	held := make(chan error, 1)
+	go func() { held <- conn.connectOnly(ctx, time.Now().Add(time.Minute), silent) }()
+	for {
+		p.mu.Lock()
+		users := p.users
+		p.mu.Unlock()
+		if users == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(failing)
+	// Wake the collector: a connect to the listener is an event.
+	first := make(chan error, 1)
+	go func() { first <- conn.connectOnly(ctx, time.Now().Add(time.Minute), open) }()
+	select {
+	case <-p.stopped:
+	case <-ctx.Done():
+		t.Fatal("the poller did not stop after epoll_wait failed")
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("connect to a healthy listener while the poller died: %v", err)
+	}
+	for i := range 20 {
+		if err := conn.connectOnly(ctx, time.Now().Add(time.Minute), open); err != nil {
+			t.Fatalf("connect %d to a healthy listener after the poller died: %v", i, err)
+		}
+		if r := target.Reason(conn.connectOnly(ctx, time.Now().Add(time.Minute), closed)); r != "refused" {
+			t.Fatalf("connect %d to a closed port after the poller died: %q; want refused", i, r)
+		}
+	}
+	// The held connect went on through the runtime's poller too: cancelling it ends it.
+	cancel()
+	if err := <-held; !errors.Is(err, context.Canceled) {
+		t.Errorf("the held connect ended with %v; want context.Canceled", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.file != nil || p.users != 0 {
+		t.Errorf("the dead poller keeps its instance (%v) or users (%d) after every connect ended", p.file != nil, p.users)
+	}
+	if fails.Load() != 1 {
+		t.Errorf("epoll_wait was called %d times after it failed; want once", fails.Load())
+	}
+}
+
+// Through the plugin: with a poller that died, a connect-only TCP_CHECK to a healthy server
+// is still OK.
+func TestTCPDeadPoller(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tc := newTCP()
+	tc.conn = deadPoller()
+	c := sdktest.ServeCheck(t, tc)
+	for range 3 {
+		if resp := probeOnce(t, c, 5*time.Second, params("address", ln.Addr().String())); resp.Status != check.OK {
+			t.Fatalf("Check with a dead poller = %s %q; want OK", resp.Status, resp.Message)
+		}
 	}
 }

@@ -28,11 +28,12 @@ const maxReply = 64 << 10
 // tcpChecker keeps the configured probes by check name; vigil calls it concurrently.
 type tcpChecker struct {
 	checks check.Configured[*probe]
+	conn   *connector // runs the probes that only connect (probe.plain)
 }
 
 var _ check.Checker = (*tcpChecker)(nil)
 
-func newTCP() *tcpChecker { return &tcpChecker{} }
+func newTCP() *tcpChecker { return &tcpChecker{conn: &connector{}} }
 
 // probe is one configured check.
 type probe struct {
@@ -130,7 +131,7 @@ func (c *tcpChecker) Check(ctx context.Context, req check.CheckRequest) (check.C
 	if p.plain.IsValid() {
 		// connectOnly keeps the early deadline itself, without a context and timer of
 		// its own for every probe.
-		return p.connect(ctx), nil
+		return p.connect(ctx, c.conn), nil
 	}
 	ctx, cancel := target.Early(ctx)
 	defer cancel()
@@ -138,11 +139,12 @@ func (c *tcpChecker) Check(ctx context.Context, req check.CheckRequest) (check.C
 }
 
 // connect is run for a probe that only connects (p.plain): by target.EarlyDeadline, or at
-// once when ctx ends.
-func (p *probe) connect(ctx context.Context) check.CheckResponse {
+// once when ctx ends. Check is its only caller: ctx is the probe's own, without the early
+// margin yet.
+func (p *probe) connect(ctx context.Context, conn *connector) check.CheckResponse {
 	start := time.Now()
 	dl, _ := target.EarlyDeadline(ctx)
-	if err := connectOnly(ctx, dl, p.plain); err != nil {
+	if err := conn.connectOnly(ctx, dl, p.plain); err != nil {
 		return check.CheckResponse{Status: check.Critical, Message: "connect " + p.target.Address + ": " + target.Reason(err)}
 	}
 	connected := time.Since(start)
@@ -150,13 +152,12 @@ func (p *probe) connect(ctx context.Context) check.CheckResponse {
 		Metrics: map[string]float64{"connect_seconds": connected.Seconds()}}
 }
 
+// run is run for every other probe (Check sends a connect-only one to connect), with ctx
+// already cut by target.Early.
 func (p *probe) run(ctx context.Context) check.CheckResponse {
 	start := time.Now()
 	critical := func(format string, args ...any) check.CheckResponse {
 		return check.CheckResponse{Status: check.Critical, Message: fmt.Sprintf(format, args...)}
-	}
-	if p.plain.IsValid() {
-		return p.connect(ctx)
 	}
 	conn, err := p.target.Dial(ctx)
 	if err != nil {
