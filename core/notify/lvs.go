@@ -193,8 +193,14 @@ func (d *Dispatcher) LVS(ev LVSEvent) {
 	}
 	// smtp_alert's mail goes after the script, as keepalived sends it after the notifies.
 	if real {
-		was, known := d.rsUp[lvsKey(ev.Service, ev.Real)]
-		d.rsUp[lvsKey(ev.Service, ev.Real)] = up
+		k := lvsKey(ev.Service, ev.Real)
+		was, known := d.rsUp[k]
+		d.rsUp[k] = up
+		if removed {
+			// Its last notification: nothing is told of it any more, and rsUp holds only
+			// the servers that can still be (see adoptLVS).
+			delete(d.rsUp, k)
+		}
 		if known && was == up {
 			// Not a change: an alpha checker's first failure (the server started down),
 			// or the notify_up of a server up from the start (notify_rs_init): keepalived
@@ -247,16 +253,24 @@ func mailDetail(ev LVSEvent, removed bool) string {
 func (d *Dispatcher) adoptLVS(old *Dispatcher) {
 	old.mu.Lock()
 	prev := old.lvs
-	old.mu.Unlock()
-	old.mu.Lock()
 	rsUp := maps.Clone(old.rsUp)
 	old.mu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.prevLVS = prev
-	// The servers keep the state the notifications gave them (a removed one too: its last
-	// notification comes after the reload).
-	maps.Copy(d.rsUp, rsUp)
+	// The servers of the old configuration keep the state the notifications gave them: those
+	// this one has too, and those it removed, whose last notification comes after the reload
+	// (LVS forgets each after it). old.rsUp may still hold servers that the reload before
+	// removed: they are not carried on, so that rsUp holds the servers of this configuration
+	// and of the one before it, not every server ever configured.
+	for id, src := range prev {
+		for real := range src.reals {
+			k := lvsKey(id, real)
+			if up, ok := rsUp[k]; ok {
+				d.rsUp[k] = up
+			}
+		}
+	}
 }
 
 // WaitLVS waits until the load balancer's scripts queued so far have run, or ctx ends.

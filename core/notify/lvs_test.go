@@ -2,12 +2,15 @@ package notify
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/lvs"
 )
 
@@ -135,4 +138,51 @@ func TestLVSAfterReload(t *testing.T) {
 	if !slices.Equal(sorted, want) || slices.Index(got, "rs_down 192.0.2.13") > slices.Index(got, "quorum_down 192.0.2.101") {
 		t.Errorf("scripts ran as %q, want %q with 192.0.2.101's in order", got, want)
 	}
+}
+
+// TestLVSReloadsForgetRemovedServers: whether a real server is up is kept across reloads for
+// the servers of the configuration, and for those a reload removed until their last
+// notification (or the next reload): many reloads that each add a server and remove one
+// leave as many states as the configuration has servers.
+func TestLVSReloadsForgetRemovedServers(t *testing.T) {
+	const svc = "TCP 192.0.2.100:80"
+	conf := func(first, n int) (*config.Config, []string) {
+		text := "virtual_server 192.0.2.100 80 {\n lb_algo rr\n protocol TCP\n"
+		var keys []string
+		for i := first; i < first+n; i++ {
+			addr := fmt.Sprintf("198.51.100.%d", i)
+			text += " real_server " + addr + " 80 {\n }\n"
+			keys = append(keys, lvsKey(svc, addr+":80"))
+		}
+		return parse(t, text+"}\n"), keys
+	}
+	states := func(d *Dispatcher) []string {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return slices.Sorted(maps.Keys(d.rsUp))
+	}
+	cfg, _ := conf(1, 3)
+	d := New(cfg, Options{Log: testLog(t)})
+	for i := 2; i < 60; i++ {
+		cfg, keys := conf(i, 3)
+		next := New(cfg, Options{Log: testLog(t)})
+		next.Adopt(d)
+		d.Close()
+		d = next
+		removed := fmt.Sprintf("198.51.100.%d:80", i-1)
+		if i%2 == 0 {
+			// The removed server's last notification comes: it is forgotten at once.
+			d.LVS(LVSEvent{Kind: lvs.RealDown, Service: svc, Real: removed})
+			if got := states(d); !slices.Equal(got, slices.Sorted(slices.Values(keys))) {
+				t.Fatalf("reload %d: states of %q; want the configuration's %q", i, got, keys)
+			}
+			continue
+		}
+		// No notification: it is kept until the next reload.
+		want := slices.Sorted(slices.Values(append(keys, lvsKey(svc, removed))))
+		if got := states(d); !slices.Equal(got, want) {
+			t.Fatalf("reload %d: states of %q; want %q", i, got, want)
+		}
+	}
+	d.Close()
 }
