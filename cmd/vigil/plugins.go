@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -30,10 +29,10 @@ import (
 // the daemon refuses such a vrrp_check, and `vigil -t && systemctl reload vigil` must not
 // pass a file that the daemon then refuses.
 //
-// A reload passes the running configuration: only the checks that are new or whose plugin
-// or params changed are asked, as only those are configured on their plugin again (the
-// check process keeps the others running as they are). All are asked when plugin_dir or a
-// check plugin's plugin_sha256 changed, which restarts every plugin check. Asking each of a
+// A reload passes the running configuration: only the checks that the check process
+// configures on their plugins again are asked (core/check Reconfigured: new checks, and those
+// whose plugin, params, timing or thresholds changed, or all when plugin_dir or a check
+// plugin's plugin_sha256 changed); it keeps the others running as they are. Asking each of a
 // thousand real servers' checkers again on every reload, one call after another on a fresh
 // plugin process, took longer than the reload's budget on a slow machine and refused the
 // reload for it.
@@ -42,28 +41,15 @@ func validatePlugins(cfg, running *config.Config) config.Diagnostics {
 		what string
 		c    *config.PluginCheck
 	}
-	asked := func(string, *config.PluginCheck) bool { return true }
-	if running != nil && corecheck.PluginHostKey(running.Global) == corecheck.PluginHostKey(cfg.Global) {
-		was := map[string]*config.PluginCheck{}
-		for _, c := range running.Checks {
-			was["vrrp_check "+c.Name] = c
-		}
-		for _, rc := range corecheck.RealServerChecks(running) {
-			was["real_server "+rc.Name] = rc.PluginCheck
-		}
-		asked = func(kind string, c *config.PluginCheck) bool {
-			w := was[kind+c.Name]
-			return w == nil || w.Plugin != c.Plugin || !reflect.DeepEqual(plugin.Params(w.Params), plugin.Params(c.Params))
-		}
-	}
+	asked := corecheck.Reconfigured(running, cfg)
 	var items []item
 	for _, c := range cfg.Checks {
-		if asked("vrrp_check ", c) {
+		if asked(c.Name) {
 			items = append(items, item{fmt.Sprintf("vrrp_check %q", c.Name), c})
 		}
 	}
 	for _, rc := range corecheck.RealServerChecks(cfg) {
-		if asked("real_server ", rc.PluginCheck) {
+		if asked(rc.Name) {
 			items = append(items, item{fmt.Sprintf("real_server check %q", rc.Name), rc.PluginCheck})
 		}
 	}

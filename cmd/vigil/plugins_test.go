@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/sdk"
@@ -249,6 +250,10 @@ func TestValidatePluginsOnReload(t *testing.T) {
 		return cfg
 	}
 	running := conf(dir, 3, 8080)
+	// A new connect_timeout is no new param, but the check process configures the checker
+	// again (its Key changed): it is asked too.
+	slower := conf(dir, 3, 8080)
+	slower.VirtualServers[0].RealServers[1].Checkers[0].ConnectTimeout = 2 * time.Second
 	asked := func(ds config.Diagnostics) string {
 		var out []string
 		for _, d := range ds {
@@ -267,6 +272,7 @@ func TestValidatePluginsOnReload(t *testing.T) {
 		// A real server's port is its checker's connect_port: new params, asked again (and
 		// a new name).
 		{"reload changing a checker's params", conf(dir, 3, 9090), running, `"192.0.2.100:80/198.51.100.11:9090/TCP_CHECK"`},
+		{"reload changing a checker's timeout", slower, running, `"192.0.2.100:80/198.51.100.12:8080/TCP_CHECK"`},
 		{"reload changing plugin_dir", conf(t.TempDir(), 3, 8080), running, `"192.0.2.100:80/198.51.100.11:8080/TCP_CHECK"`},
 	} {
 		if got := asked(validatePlugins(c.next, c.running)); got != c.want {

@@ -558,3 +558,70 @@ func TestKeys(t *testing.T) {
 		t.Error("plugin_dir did not change the host")
 	}
 }
+
+// TestReconfigured: Reconfigured names exactly the plugin checks that a reload configures on
+// their plugins again (FromConfigReusing with the running checks), whatever changed: what
+// `vigil reload` validates is what the check process configures.
+func TestReconfigured(t *testing.T) {
+	ctx := context.Background()
+	running := parseConf(t, -10, "monitor", "/health", 3)
+	for name, change := range map[string]func(*config.Config){
+		"nothing":  func(*config.Config) {},
+		"weight":   func(c *config.Config) { c.Checks[0].Weight = 50 },
+		"params":   func(c *config.Config) { c.Checks[0].Params[1].Values = []string{"admin"} },
+		"interval": func(c *config.Config) { c.Checks[1].Interval = 7 * time.Second },
+		"connect_timeout": func(c *config.Config) {
+			c.VirtualServers[0].RealServers[0].Checkers[0].ConnectTimeout = 9 * time.Second
+		},
+		"retry delay": func(c *config.Config) {
+			c.VirtualServers[0].RealServers[0].Checkers[0].DelayBeforeRetry = 5 * time.Second
+		},
+		"plugin_dir": func(c *config.Config) { c.Global.PluginDir = "/elsewhere" },
+		"new check": func(c *config.Config) {
+			rs := *c.VirtualServers[0].RealServers[0]
+			rs.Port = 8080
+			c.VirtualServers[0].RealServers = append(c.VirtualServers[0].RealServers, &rs)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			next := parseConf(t, -10, "monitor", "/health", 3)
+			change(next)
+			p := &recPlugins{}
+			first, err := FromConfig(ctx, running, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.calls = nil
+			if _, err := FromConfigReusing(ctx, next, p, specMap(first)); err != nil {
+				t.Fatal(err)
+			}
+			configured := map[string]bool{}
+			for _, c := range p.calls {
+				if !strings.HasSuffix(c, " validate") {
+					configured[c] = true
+				}
+			}
+			var names []string
+			for _, c := range next.Checks {
+				names = append(names, c.Name)
+			}
+			for _, rc := range RealServerChecks(next) {
+				if p.HasCheck(rc.Plugin) {
+					names = append(names, rc.Name)
+				}
+			}
+			if none := name == "nothing" || name == "weight"; none != (len(configured) == 0) {
+				t.Fatalf("the reload configured %q", p.calls)
+			}
+			asked := Reconfigured(running, next)
+			for _, n := range names {
+				if asked(n) != configured[n] {
+					t.Errorf("%s: Reconfigured %v, but the reload configured it: %v (calls %q)", n, asked(n), configured[n], p.calls)
+				}
+			}
+		})
+	}
+	if !Reconfigured(nil, running)("chk_db") {
+		t.Error("without a running configuration, a check is not reconfigured")
+	}
+}

@@ -68,6 +68,55 @@ func pluginKey(pc *config.PluginCheck, hostKey string) *keyText {
 	return k
 }
 
+// realServerKey is the Key of a real_server checker ck that runs as pc.
+func realServerKey(pc *config.PluginCheck, ck *config.Checker, hostKey string) string {
+	k := pluginKey(pc, hostKey)
+	k.duration("retry_delay", ck.DelayBeforeRetry)
+	k.duration("warmup", ck.Warmup)
+	return k.String()
+}
+
+// pluginKeys is the Key of each check of cfg that runs through a plugin, by name: the
+// vrrp_checks that instances track and every real_server checker, as FromConfigReusing
+// makes them when their plugins are installed.
+func pluginKeys(cfg *config.Config) map[string]string {
+	hostKey := PluginHostKey(cfg.Global)
+	checks := map[string]*config.PluginCheck{}
+	for _, c := range cfg.Checks {
+		checks[c.Name] = c
+	}
+	keys := map[string]string{}
+	for _, r := range Tracked(cfg) {
+		if c := checks[r.Name]; c != nil {
+			keys[c.Name] = pluginKey(c, hostKey).String()
+		}
+	}
+	for _, rc := range RealServerChecks(cfg) {
+		keys[rc.Name] = realServerKey(rc.PluginCheck, rc.Checker, hostKey)
+	}
+	return keys
+}
+
+// Reconfigured says, for a reload from running to cfg, whether the check process configures
+// the plugin check name of cfg (a vrrp_check or a real_server checker, see RealServerChecks)
+// on its plugin again: when the check is new, or its Key changed (its plugin, params, timing,
+// thresholds, or the plugin host). Otherwise the check keeps running as it is and its plugin
+// is asked nothing. `vigil reload` validates the params of these checks only, so that what it
+// validates is what the check process configures. With running nil, every check is.
+//
+// (A check that runs failing because its plugin was missing has no Key and is configured
+// again by any reload; Reconfigured cannot know that its plugin was missing then.)
+func Reconfigured(running, cfg *config.Config) func(name string) bool {
+	if running == nil {
+		return func(string) bool { return true }
+	}
+	was, now := pluginKeys(running), pluginKeys(cfg)
+	return func(name string) bool {
+		w, ok := was[name]
+		return !ok || w != now[name]
+	}
+}
+
 // scriptKey is the Key of a vrrp_script that the check process runs itself.
 func scriptKey(s *config.VRRPScript, cred *syscall.Credential) string {
 	k := &keyText{}

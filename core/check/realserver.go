@@ -29,10 +29,7 @@ func realServerItems(ctx context.Context, cfg *config.Config, plugins PluginSpec
 		// A checker whose plugin is missing runs failing, and has no Key: a reload after
 		// the plugin was installed starts it for real.
 		if plugins.HasCheck(pc.Plugin) {
-			k := pluginKey(pc, hostKey)
-			k.duration("retry_delay", ck.DelayBeforeRetry)
-			k.duration("warmup", ck.Warmup)
-			key = k.String()
+			key = realServerKey(pc, ck, hostKey)
 		}
 		it := newItem(pc.Name, key, reuse, func() (Spec, error) {
 			return checkerSpec(ctx, plugins, pc, ck), nil
