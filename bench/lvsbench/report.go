@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"slices"
@@ -12,9 +13,19 @@ import (
 
 type stat struct{ med, lo, hi time.Duration }
 
+// statOf is the median, min and max of v. A negative value (a reload that did not converge)
+// is longer than any other: it sorts last.
 func statOf(v []time.Duration) stat {
 	v = slices.Clone(v)
-	slices.Sort(v)
+	slices.SortFunc(v, func(a, b time.Duration) int {
+		if (a < 0) != (b < 0) {
+			if a < 0 {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(a, b)
+	})
 	if len(v) == 0 {
 		return stat{}
 	}
