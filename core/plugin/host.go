@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -39,7 +38,8 @@ type Options struct {
 	// fails (10s): neither running nor waiting for a CPU (/proc's schedstat), and, during
 	// the replay of its configurations, answering none. A start that makes progress goes on
 	// (a loaded machine only makes it slow; a replay of N configurations costs N answers), up
-	// to startLimit StartTimeouts for the handshake; the replay is bounded by its N answers.
+	// to startLimit StartTimeouts for the handshake, and for the replay up to startLimit
+	// StartTimeouts without an answer, whatever the CPU shows.
 	StartTimeout time.Duration
 	// PingTimeout is how long each health ping waits for an answer (2s). A plugin that let
 	// a call pass its deadline is pinged until it answers; it is killed as hung only after
@@ -99,8 +99,10 @@ func isNotRun(err error) bool {
 // stableRun is how long a plugin must have run for its next death to restart it at once.
 const stableRun = time.Minute
 
-// startLimit bounds a plugin's handshake, in StartTimeouts, however much progress it shows:
-// one that prints and computes forever without shaking hands must fail some time.
+// startLimit bounds a plugin's handshake, and each wait for the next answer of its replay,
+// in StartTimeouts, however much progress it shows: one that computes forever without
+// shaking hands, or spins in a Configure, must fail some time (as busyPings bounds a busy
+// plugin's health pings), or its start, and a Close waiting for it, would never end.
 const startLimit = 6
 
 // pingMisses is how many health pings in a row a plugin must miss, while it makes no
@@ -122,6 +124,10 @@ type Host struct {
 	mu     sync.Mutex
 	procs  map[key]*proc
 	closed bool
+	// ctx ends when Close begins: a start under way (handshake or replay) is abandoned
+	// then, instead of Close waiting for it up to its bounds.
+	ctx    context.Context
+	cancel context.CancelFunc
 	// starts and kills track the goroutines that start and kill processes: Close waits for
 	// both, so that it returns only when every process has been reaped.
 	starts sync.WaitGroup
@@ -135,7 +141,8 @@ type key struct {
 
 // New returns a Host; plugins start on first use.
 func New(opts Options) *Host {
-	return &Host{opts: opts.withDefaults(), procs: map[key]*proc{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Host{opts: opts.withDefaults(), procs: map[key]*proc{}, ctx: ctx, cancel: cancel}
 }
 
 // Dir is the plugin directory the host looks in (Options.Dir, resolved).
@@ -221,7 +228,9 @@ func (p *proc) get(ctx context.Context) (*run, error) {
 			err := p.startErr
 			p.mu.Unlock()
 			if err != nil {
-				return nil, notRun(fmt.Errorf("%w: %s plugin %s: retrying in %s after: %w", sdk.ErrUnavailable, p.kind, p.name, wait.Round(time.Millisecond), err))
+				// No result only if the start failed in the plugin's run (see start): a
+				// missing or refused executable stays so, and its checks fail at once.
+				return nil, fmt.Errorf("%w: %s plugin %s: retrying in %s after: %w", sdk.ErrUnavailable, p.kind, p.name, wait.Round(time.Millisecond), err)
 			}
 			return nil, notRun(fmt.Errorf("%w: %s plugin %s died, restarting in %s", sdk.ErrUnavailable, p.kind, p.name, wait.Round(time.Millisecond)))
 		}
@@ -242,19 +251,22 @@ func (p *proc) get(ctx context.Context) (*run, error) {
 	if p.cur != nil {
 		return p.cur, nil
 	}
-	if p.startErr == nil || errors.Is(p.startErr, ErrClosed) {
-		return nil, p.startErr
-	}
-	return nil, notRun(p.startErr)
+	return nil, p.startErr // notRun, or not, as start made it
 }
 
 // start launches a process and replays the configuration to it. Callers wait on ch.
+//
+// Its error is notRun when the plugin's run failed (launch, handshake, replay, a death):
+// its checks' probes then have no result for a while. An executable that cannot be run at
+// all (missing, refused as unsafe, its checksum not the pinned one: launch's find) is
+// returned plainly: it stays so until someone acts, and waiting a failure budget for it
+// would only delay the checks' verdict.
 func (p *proc) start(ch chan struct{}) {
 	defer p.h.starts.Done()
 	r, err := p.launch()
 	if err == nil {
 		if err = p.replay(r); err != nil {
-			err = fmt.Errorf("start %s plugin %s: %w", p.kind, p.name, err)
+			err = notRun(fmt.Errorf("start %s plugin %s: %w", p.kind, p.name, err))
 		}
 	}
 	p.mu.Lock()
@@ -262,15 +274,18 @@ func (p *proc) start(ch chan struct{}) {
 	defer close(ch)
 	p.starting, p.startErr = nil, err
 	switch {
+	case p.closed:
+		// The host closed under the start (which it may have cut short): no failure.
+		if r != nil {
+			p.h.kills.Go(r.kill)
+		}
+		p.startErr = ErrClosed
 	case err != nil:
 		if r != nil {
 			p.h.kills.Go(r.kill)
 		}
 		p.backoffLocked()
 		p.log.Error("plugin did not start", "error", err)
-	case p.closed:
-		p.h.kills.Go(r.kill)
-		p.startErr = ErrClosed
 	default:
 		p.cur = r
 		p.log.Debug("plugin started", "pid", r.pid, "protocol", r.version)
@@ -281,8 +296,18 @@ func (p *proc) launch() (*run, error) {
 	o := p.h.opts
 	path, err := find(o.Dir, p.kind, p.name, o.Checksums)
 	if err != nil {
-		return nil, err
+		return nil, err // plainly: see start
 	}
+	r, err := p.launchPath(path)
+	if err != nil {
+		return nil, notRun(err)
+	}
+	return r, nil
+}
+
+// launchPath starts the plugin at path and shakes hands with it.
+func (p *proc) launchPath(path string) (*run, error) {
+	o := p.h.opts
 	set := check.VersionedPlugins()
 	if p.kind == sdk.KindNotify {
 		set = notify.VersionedPlugins()
@@ -314,21 +339,45 @@ func (p *proc) launch() (*run, error) {
 	// machine (qemu TCG at load 7: "timeout while waiting for plugin to start", again and
 	// again) while the plugin was starting as fast as it could. Only a plugin that neither
 	// runs nor waits for a CPU for StartTimeout is stuck: that one is killed, which ends
-	// go-plugin's wait at once.
+	// go-plugin's wait at once; so is one that shows progress for startLimit StartTimeouts
+	// without shaking hands, and one the host gives up as it closes.
 	var stalled atomic.Pointer[string]
 	watched := make(chan struct{})
-	go watchStall(watched, o.StartTimeout, func() int {
+	pidOf := func() int {
 		if r := started.Load(); r != nil {
 			return int(r.started.Load())
 		}
 		return 0
-	}, func() int64 { return 0 }, func(quiet time.Duration) {
+	}
+	go watchStall(watched, o.StartTimeout, startLimit*o.StartTimeout, pidOf, func() int64 { return 0 }, func(quiet time.Duration, busy bool) {
 		why := fmt.Sprintf("no progress for %s (it neither ran nor waited for a CPU) before its handshake: killed", quiet.Round(time.Millisecond))
-		stalled.Store(&why)
-		if r := started.Load(); r != nil {
-			killGroup(int(r.started.Load()))
+		if busy {
+			why = fmt.Sprintf("no handshake after %s, though it ran: killed", quiet.Round(time.Millisecond))
 		}
+		stalled.Store(&why)
+		killGroup(pidOf())
 	})
+	go func() {
+		select {
+		case <-watched:
+			return
+		case <-p.h.ctx.Done():
+		}
+		// Close: kill the process, or, before it runs, as soon as it does.
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if pid := pidOf(); pid > 0 {
+				killGroup(pid)
+				return
+			}
+			select {
+			case <-watched:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	proto, err := client.Client()
 	close(watched)
 	if err == nil && stalled.Load() != nil {
@@ -372,10 +421,11 @@ const replayConcurrency = 16
 // replay sends every kept configuration to a new process, replayConcurrency at a time.
 //
 // Its cost is proportional to the configurations (the IPVS benchmark replays a thousand
-// TCP_CHECKs), so it has no fixed deadline: it fails only when neither an answer comes nor
-// the plugin runs or waits for a CPU for StartTimeout (watchStall), or when the process dies
-// under it. A configuration the plugin refuses now, or that fails otherwise, is logged and
-// the others go on.
+// TCP_CHECKs), so it has no fixed deadline: it fails when neither an answer comes nor the
+// plugin runs or waits for a CPU for StartTimeout (watchStall), when no answer comes for
+// startLimit StartTimeouts whatever the CPU shows (a plugin spinning in a Configure), or when
+// the process dies under it; Close cuts it short. A configuration the plugin refuses now, or
+// that fails otherwise, is logged and the others go on.
 func (p *proc) replay(r *run) error {
 	p.mu.Lock()
 	reqs := make([]sdk.ConfigureRequest, 0, len(p.configs))
@@ -386,12 +436,16 @@ func (p *proc) replay(r *run) error {
 	if len(reqs) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithCancelCause(context.Background())
+	ctx, cancel := context.WithCancelCause(p.h.ctx)
 	defer cancel(nil)
 	var answered atomic.Int64
 	watched := make(chan struct{})
 	defer close(watched)
-	go watchStall(watched, p.h.opts.StartTimeout, func() int { return r.pid }, answered.Load, func(quiet time.Duration) {
+	go watchStall(watched, p.h.opts.StartTimeout, startLimit*p.h.opts.StartTimeout, func() int { return r.pid }, answered.Load, func(quiet time.Duration, busy bool) {
+		if busy {
+			cancel(fmt.Errorf("no answer for %s replaying its configurations (%d of %d answered), though it ran", quiet.Round(time.Millisecond), answered.Load(), len(reqs)))
+			return
+		}
 		cancel(fmt.Errorf("no progress for %s replaying its configurations (%d of %d answered; it neither ran nor waited for a CPU)", quiet.Round(time.Millisecond), answered.Load(), len(reqs)))
 	})
 	var (
@@ -431,6 +485,9 @@ send:
 					failure = fmt.Errorf("replaying configuration %s: %w", req.Name, err)
 				}
 				mu.Unlock()
+			case ctx.Err() != nil:
+				// The replay was cut short (stalled, or the host closes): that is the
+				// start's error, not this configuration's.
 			default:
 				// Whatever else failed (an answer over the size limit, say) fails again
 				// at every restart: that name stays unconfigured, the others work.
@@ -524,7 +581,7 @@ func (p *proc) ping(r *run) {
 // then cost the checks more than the slowness did. So a missed ping counts towards the verdict
 // only when the kernel shows that the plugin did nothing meanwhile: none of its threads ran
 // or waited on a run queue for a CPU (schedOf, progressed), and the host itself was able to
-// run (starved: a reply nobody read in time is no evidence). Such a plugin is stopped or
+// run (late: a reply nobody read in time is no evidence). Such a plugin is stopped or
 // blocked for good; pingMisses misses in a row of it are the verdict. A plugin that made
 // progress is busy: calls may go to it again, and the pings go on with a longer deadline,
 // up to busyPings PingTimeouts without an answer, after which it is killed all the same.
@@ -555,7 +612,7 @@ func (p *proc) pingNow(r *run, sus chan struct{}) {
 	first := time.Now()
 	misses, busy := 0, 0
 	for {
-		pb, hb := schedOf(r.pid), schedOf(os.Getpid())
+		pb := schedOf(r.pid)
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		_, err := grpc_health_v1.NewHealthClient(r.rpc.Conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: plugin.GRPCServiceName})
@@ -582,7 +639,7 @@ func (p *proc) pingNow(r *run, sus chan struct{}) {
 		// the ping's whole span, as a silence would be, and keeps this loop slow.
 		time.Sleep(timeout - time.Since(start))
 		span := time.Since(start)
-		pa, ha := schedOf(r.pid), schedOf(os.Getpid())
+		pa := schedOf(r.pid)
 		switch {
 		case progressed(pb, pa, span):
 			if busy == 0 {
@@ -592,8 +649,9 @@ func (p *proc) pingNow(r *run, sus chan struct{}) {
 			misses = 0
 			settle("") // it works: calls may go to it, as to any slow process
 			timeout = min(timeout*2, 8*base)
-		case starved(hb, ha, span):
-			// The host could hardly run itself: the miss proves nothing about the plugin.
+		case late(timeout, span):
+			// This goroutine woke up late: the host could hardly run itself, and the miss
+			// proves nothing about the plugin.
 		default:
 			misses++
 		}
@@ -674,6 +732,9 @@ func (h *Host) Close() error {
 			wg.Go(r.kill)
 		}
 	}
+	// Starts under way give up (handshake, replay) once every proc is closed, so that each
+	// sees closed and ends quietly.
+	h.cancel()
 	wg.Wait()
 	h.starts.Wait() // a start that was under way kills its own process when it sees closed
 	h.kills.Wait()

@@ -99,23 +99,33 @@ func progressed(before, after sched, span time.Duration) bool {
 	return after.run+after.wait-before.run-before.wait >= max(span/100, 2*time.Millisecond)
 }
 
-// starved reports whether the host's own threads waited for a CPU for a quarter of span or
-// more between two samples: the host itself could hardly run then, so a reply the plugin
-// sent may just not have been read in time.
-func starved(before, after sched, span time.Duration) bool {
-	return before.ok && after.ok && after.wait-before.wait >= span/4
+// late reports whether the goroutine that waited span for something it gave timeout woke
+// up late by a quarter of timeout or more: the host itself could not run then (its CPU
+// taken, or the whole process stopped), so a reply the plugin sent in time may just not have
+// been read in time, and a miss proves nothing about the plugin.
+//
+// It is the lateness of the goroutine doing the waiting, not the wait time the kernel
+// accounted to the host's threads: the check process has many threads, and on a loaded
+// machine their small waits for a CPU add up past any share of span while each runs soon
+// enough; a sum (or even one thread's wait: a busy thread waits while the ping's thread does
+// not) made every missed ping look like the host's fault, and a frozen plugin was then killed
+// only by the busyPings bound, after a minute, instead of after pingMisses pings.
+func late(timeout, span time.Duration) bool {
+	return span-timeout >= timeout/4
 }
 
 // watchStall calls stalled, once, when the process pid() has made no progress (progressed)
 // and the host has seen no work done (work() unchanged: configurations answered, say) for a
-// whole window; it returns when done is closed. pid() may be 0 while the process is not
-// started yet: that is no progress, but the window only runs from the first look.
-func watchStall(done <-chan struct{}, window time.Duration, pid func() int, work func() int64, stalled func(quiet time.Duration)) {
+// whole window, with busy false; or, with busy true, when no work was done for limit
+// whatever the process did (limit 0: no such bound): a process that spins without answering
+// serves nobody. It returns when done is closed. pid() may be 0 while the process is not
+// started yet: that is no progress, but the windows only run from the first look.
+func watchStall(done <-chan struct{}, window, limit time.Duration, pid func() int, work func() int64, stalled func(quiet time.Duration, busy bool)) {
 	step := max(window/8, 10*time.Millisecond)
 	tick := time.NewTicker(step)
 	defer tick.Stop()
 	last, lastWork := schedOf(pid()), work()
-	lastAt, quietSince := time.Now(), time.Now()
+	lastAt, quietSince, idleSince := time.Now(), time.Now(), time.Now()
 	for {
 		select {
 		case <-done:
@@ -124,11 +134,18 @@ func watchStall(done <-chan struct{}, window time.Duration, pid func() int, work
 		}
 		now := time.Now()
 		s, w := schedOf(pid()), work()
+		if w != lastWork {
+			idleSince = now
+		}
 		switch {
 		case w != lastWork, progressed(last, s, now.Sub(lastAt)):
 			quietSince = now
 		case now.Sub(quietSince) >= window:
-			stalled(now.Sub(quietSince))
+			stalled(now.Sub(quietSince), false)
+			return
+		}
+		if limit > 0 && now.Sub(idleSince) >= limit {
+			stalled(now.Sub(idleSince), true)
 			return
 		}
 		last, lastWork, lastAt = s, w, now

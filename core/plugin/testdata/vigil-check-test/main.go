@@ -9,6 +9,10 @@
 //	         same moment; a probe whose context ends before that fails, saying how many
 //	         were there. It proves that the probes of one process run concurrently.
 //
+// Two files beside the executable make it misbehave while it uses the CPU, for the start's
+// bounds: with NAME.spin-start it spins forever before it shakes hands, with
+// NAME.spin-configure every Configure spins forever (one at a time: one CPU is enough).
+//
 // An answer carries the plugin's pid as metric "pid" and a dynamic weight: param weight, or 7.
 // Param warn makes Configure log its value at Warn level (with the check's name), so that a
 // test can follow a plugin's log line into the host's log.
@@ -29,6 +33,23 @@ import (
 
 type tester struct {
 	checks check.Configured[conf]
+	exe    string // this executable, for its spin-* files
+	spin   sync.Mutex
+}
+
+// spinning reports whether the file exe.what exists.
+func spinning(exe, what string) bool {
+	if exe == "" {
+		return false
+	}
+	_, err := os.Stat(exe + "." + what)
+	return err == nil
+}
+
+// spin uses the CPU forever.
+func spin() {
+	for n := 0; ; n++ {
+	}
 }
 
 // conf is one configured check: its params, and its barrier in mode barrier.
@@ -85,6 +106,10 @@ func (t *tester) Describe(context.Context) (check.Info, error) {
 }
 
 func (t *tester) Configure(_ context.Context, req check.ConfigureRequest) (check.ConfigureResponse, error) {
+	if spinning(t.exe, "spin-configure") {
+		t.spin.Lock()
+		spin()
+	}
 	ps := map[string]string{}
 	for _, p := range req.Params {
 		ps[p.Key] = p.Value()
@@ -143,4 +168,10 @@ func (t *tester) Check(ctx context.Context, req check.CheckRequest) (check.Check
 	return check.CheckResponse{Status: check.OK, Message: req.Name, Weight: &w, Metrics: map[string]float64{"pid": float64(os.Getpid())}}, nil
 }
 
-func main() { check.Serve(&tester{}) }
+func main() {
+	exe, _ := os.Executable()
+	if spinning(exe, "spin-start") {
+		spin()
+	}
+	check.Serve(&tester{exe: exe})
+}
