@@ -39,14 +39,19 @@
 // verdict "hung" (two in a row); one missed while it ran or waited for a CPU shows it busy,
 // and the host pings on with a longer deadline (busyPings bounds that). A start, and the
 // replay of N configurations to a new process (pipelined, replayConcurrency at a time, a
-// cost proportional to N), fail only when the plugin makes no progress for StartTimeout.
+// cost proportional to N), fail when the plugin makes no progress for StartTimeout, or, with
+// progress, when it has not shaken hands, or answered the next configuration, within
+// startLimit StartTimeouts (a spinning plugin serves nobody). Close cuts a start short. A
+// missed ping counts as the host's fault only when the goroutine doing it woke up late.
 //
 // No result. A probe that never reached a working process (the plugin starting, restarting,
 // backing off after deaths, or under a hang verdict) did not ask the service anything: Prober
 // returns it with corecheck.Result.NoResult, and the check scheduler, which owns rise and
 // fall, counts it neither way within the check's failure budget (corecheck.FailureBudget) and
 // as a failure past it. A restart on a loaded machine costs healthy checks nothing; a plugin
-// that stays broken still takes its checks down, about when failed probes would have.
+// that stays broken still takes its checks down, about when failed probes would have. A
+// plugin that cannot be run at all (missing, refused: find) is no such case: it stays so
+// until someone acts, and its probes fail at once.
 //
 // Start-up. go-plugin reads the plugin's handshake from its stdout; the host starts plugins
 // with its own runner (runner.go), which skips and logs lines printed before the handshake,
