@@ -20,7 +20,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,7 +69,6 @@ func main() {
 // how many it accepted so far into count, so that the measurement knows how many probes
 // there were.
 func listen(addrs, count string) error {
-	errs := make(chan error)
 	var n atomic.Int64
 	go func() {
 		for range time.Tick(100 * time.Millisecond) {
@@ -78,24 +76,7 @@ func listen(addrs, count string) error {
 			_ = os.Rename(count+".tmp", count)
 		}
 	}()
-	for _, a := range strings.Split(addrs, ",") {
-		l, err := net.Listen("tcp", a)
-		if err != nil {
-			return err
-		}
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					errs <- err
-					return
-				}
-				c.Close()
-				n.Add(1)
-			}
-		}()
-	}
-	return <-errs
+	return harness.AcceptAndClose(strings.Split(addrs, ","), &n)
 }
 
 // conf is lvsbench's file: vs virtual servers of rs real servers, one port per virtual server.
@@ -232,17 +213,17 @@ func measure(o options, ns, work, count, name string, argv []string) error {
 	select {
 	case <-exited:
 		b, _ := os.ReadFile(logf)
-		return fmt.Errorf("%s exited; its log:\n%s", name, tail(b))
+		return fmt.Errorf("%s exited; its log:\n%s", name, harness.Tail(b))
 	case <-time.After(o.settle):
 	}
 	root := d.Process.Pid
 	for k := range o.runs {
-		before := ticksOf(proc.PIDs(proc.Tree(root)))
+		before := proc.TicksOf(proc.PIDs(proc.Tree(root)))
 		n0 := accepted(count)
 		t0 := time.Now()
 		time.Sleep(o.window)
 		pids := proc.PIDs(proc.Tree(root))
-		after := ticksOf(pids)
+		after := proc.TicksOf(pids)
 		window := time.Since(t0)
 		probes := accepted(count) - n0
 		var total time.Duration
@@ -331,22 +312,4 @@ func accepted(file string) int64 {
 	b, _ := os.ReadFile(file)
 	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	return n
-}
-
-// ticksOf reads each pid's ticks; a process gone meanwhile keeps its last reading out.
-func ticksOf(pids []int) map[int]uint64 {
-	m := map[int]uint64{}
-	for _, p := range pids {
-		if s, err := proc.ReadStat(p); err == nil {
-			m[p] = s.Ticks
-		}
-	}
-	return m
-}
-
-func tail(b []byte) string {
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
 }

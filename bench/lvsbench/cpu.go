@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/bench/internal/proc"
 	"github.com/vigil-ha/vigil/core/ipvs"
 )
@@ -129,7 +130,7 @@ func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult,
 		}
 		if time.Since(start) > 5*time.Minute {
 			b, _ := os.ReadFile(filepath.Join(dir, "log"))
-			return r, fmt.Errorf("%s: %d of %d real servers in the table after 5 minutes; log:\n%s", name, n, vsCount*rsPer, tail(b))
+			return r, fmt.Errorf("%s: %d of %d real servers in the table after 5 minutes; log:\n%s", name, n, vsCount*rsPer, harness.Tail(b))
 		}
 		time.Sleep(time.Second)
 	}
@@ -142,7 +143,7 @@ func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult,
 				break
 			}
 			if time.Since(start) > 5*time.Minute {
-				return r, fmt.Errorf("%s: the checks did not start within 5 minutes; log:\n%s", name, tail(b))
+				return r, fmt.Errorf("%s: the checks did not start within 5 minutes; log:\n%s", name, harness.Tail(b))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -150,11 +151,11 @@ func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult,
 	}
 	time.Sleep(5 * time.Second) // the first round of checks past
 	root := s.daemon.Process.Pid
-	before := ticksOf(proc.PIDs(proc.Tree(root)))
+	before := proc.TicksOf(proc.PIDs(proc.Tree(root)))
 	t0 := time.Now()
 	time.Sleep(window)
 	pids := proc.PIDs(proc.Tree(root))
-	after := ticksOf(pids)
+	after := proc.TicksOf(pids)
 	r.Window = time.Since(t0)
 	r.Procs = len(pids)
 	// A process started in the window counts from zero; one that ended in it takes its
@@ -193,7 +194,7 @@ func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult,
 			if time.Since(t0) > 2*time.Minute {
 				// A result, not a failure of the run: the report says it did not converge.
 				b, _ := os.ReadFile(filepath.Join(dir, "log"))
-				fmt.Printf("lvsbench: %s: reload %d: %v not in the table after 2 minutes; log:\n%s\n", name, k, want, tail(b))
+				fmt.Printf("lvsbench: %s: reload %d: %v not in the table after 2 minutes; log:\n%s\n", name, k, want, harness.Tail(b))
 				r.Reload = append(r.Reload, -1)
 				return r, nil
 			}
@@ -205,24 +206,6 @@ func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult,
 		time.Sleep(3 * time.Second)
 	}
 	return r, nil
-}
-
-// ticksOf reads each pid's ticks; a process gone meanwhile keeps its last reading out.
-func ticksOf(pids []int) map[int]uint64 {
-	m := map[int]uint64{}
-	for _, p := range pids {
-		if s, err := proc.ReadStat(p); err == nil {
-			m[p] = s.Ticks
-		}
-	}
-	return m
-}
-
-func tail(b []byte) string {
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
 }
 
 // startDaemon runs the implementation in the director's namespace, logging into dir/log.

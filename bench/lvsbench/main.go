@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -60,7 +59,7 @@ func main() {
 	var err error
 	switch {
 	case o.listen != "":
-		err = listen(o.listen)
+		err = harness.AcceptAndClose(strings.Split(o.listen, ","), nil)
 	case o.guest:
 		err = guest(o)
 	default:
@@ -157,28 +156,6 @@ func host(o options) error {
 		return harness.WriteBlock(o.out, "lvsbench", md)
 	}
 	return nil
-}
-
-// listen accepts connections and closes them: enough for TCP_CHECK.
-func listen(addrs string) error {
-	errs := make(chan error)
-	for _, a := range strings.Split(addrs, ",") {
-		l, err := net.Listen("tcp", a)
-		if err != nil {
-			return err
-		}
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					errs <- err
-					return
-				}
-				c.Close()
-			}
-		}()
-	}
-	return <-errs
 }
 
 const conf = `! lvsbench: one virtual server, two real servers, TCP_CHECK every second, retry 1

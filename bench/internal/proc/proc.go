@@ -167,6 +167,17 @@ func ReadUsage(pid int) (Usage, error) {
 	return Usage{RSSKB: rss, Threads: int(th), FDs: len(fds)}, nil
 }
 
+// TicksOf reads each pid's ticks; a process gone meanwhile is left out (its time with it).
+func TicksOf(pids []int) map[int]uint64 {
+	m := map[int]uint64{}
+	for _, p := range pids {
+		if s, err := ReadStat(p); err == nil {
+			m[p] = s.Ticks
+		}
+	}
+	return m
+}
+
 // SumTicks sums Ticks over pids; an error when one of them is gone (its time with it).
 func SumTicks(pids []int) (uint64, error) {
 	var sum uint64
