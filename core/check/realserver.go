@@ -31,7 +31,13 @@ func realServerItems(ctx context.Context, cfg *config.Config, plugins PluginSpec
 		if plugins.HasCheck(pc.Plugin) {
 			key = realServerKey(pc, ck, hostKey)
 		}
+		// A reload configures a new or changed checker from its own task (pendingChecker),
+		// not here: the reload's effect on IPVS and on the other checks never waits for a
+		// busy plugin (the IPVS benchmark's reload waited minutes for one under qemu TCG).
 		it := newItem(pc.Name, key, reuse, func() (Spec, error) {
+			if reuse != nil && key != "" {
+				return pendingChecker(plugins, pc, ck), nil
+			}
 			return checkerSpec(ctx, plugins, pc, ck), nil
 		})
 		// A reload looks at a MISC_CHECK's script and at the checker's plugin again (see
@@ -234,11 +240,32 @@ func checkerSpec(ctx context.Context, plugins PluginSpecs, pc *config.PluginChec
 		return failing(fmt.Sprintf("%s: %s needs check plugin %s (vigil-check-%s), which is not installed", ck.Pos, ck.Type, pc.Plugin, pc.Plugin))
 	}
 	spec, err := plugins.CheckSpec(ctx, pc, false)
-	if err != nil {
+	switch {
+	case IsNotConfigured(err):
+		// The plugin was busy or (re)starting: not the checker's fault, and no reason for
+		// it to fail until the next reload. Its task tries again.
+		return pendingChecker(plugins, pc, ck)
+	case err != nil:
 		return failing(err.Error())
 	}
+	return checkerTiming(spec, ck)
+}
+
+// checkerTiming sets keepalived's checker rules on the spec of a configured checker.
+func checkerTiming(spec Spec, ck *config.Checker) Spec {
 	spec.RetryDelay = ck.DelayBeforeRetry
 	spec.Warmup = ck.Warmup
 	spec.SuccessResetsWeight = true
 	return spec
+}
+
+// pendingChecker is a checker whose plugin is installed, to be configured by its own task
+// (see pending). It starts as a configured checker would: up, or down with alpha.
+func pendingChecker(plugins PluginSpecs, pc *config.PluginCheck, ck *config.Checker) Spec {
+	p := newPending(func(ctx context.Context) (Prober, error) {
+		sp, err := plugins.CheckSpec(ctx, pc, false)
+		return sp.Prober, err
+	})
+	return checkerTiming(Spec{Name: pc.Name, Prober: p, Interval: pc.Interval, Timeout: pc.Timeout,
+		Rise: pc.Rise, Fall: pc.Fall, InitFail: pc.InitFail, Align: PluginAlign}, ck)
 }

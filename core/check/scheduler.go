@@ -234,7 +234,7 @@ func (s *Scheduler) Update(specs []Spec) Diff {
 		switch {
 		case old == nil:
 			d.Added = append(d.Added, sp.Name)
-		case sp.Key != "" && sp.Key == old.spec.Key:
+		case sp.Key != "" && sp.Key == old.spec.Key && reusable(old.spec):
 			d.Kept = append(d.Kept, sp.Name)
 			continue
 		default:
@@ -299,7 +299,7 @@ func (s *Scheduler) launch(sp Spec, initial *bool) *task {
 func (s *Scheduler) Running(name, key string) (Spec, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t := s.tasks[name]; t != nil && key != "" && t.spec.Key == key {
+	if t := s.tasks[name]; t != nil && key != "" && t.spec.Key == key && reusable(t.spec) {
 		return t.spec, true
 	}
 	return Spec{}, false
@@ -332,6 +332,8 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, s
 		th = NewUnknownThreshold(s.Rise, s.Fall)
 	}
 	var weight *int // the dynamic weight sent last
+	// A pending check is configured on its plugin beside its probes (see pending).
+	defer startPending(ctx, s)()
 	send := func(c Change) bool {
 		select {
 		case changes <- c:

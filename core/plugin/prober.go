@@ -2,7 +2,9 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corecheck "github.com/vigil-ha/vigil/core/check"
@@ -89,7 +91,24 @@ func Params(ps []config.Param) []sdk.Param {
 }
 
 // AlignGroup is the scheduler's alignment group of every plugin check (check.Spec.Align).
-const AlignGroup = "plugins"
+const AlignGroup = corecheck.PluginAlign
+
+// checkKind names a check as its configuration does: a real_server checker by its type and
+// name (corecheck.RealServerChecks names them VS/RS/TYPE, with #n for a second checker of a
+// type), any other as the vrrp_check it is.
+func checkKind(name string) string {
+	base := name
+	if i := strings.LastIndexByte(base, '#'); i > 0 {
+		base = base[:i]
+	}
+	if i := strings.LastIndexByte(base, '/'); i > 0 && strings.Count(base, "/") >= 2 {
+		switch typ := base[i+1:]; typ {
+		case "TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK", "PLUGIN_CHECK", "SMTP_CHECK", "DNS_CHECK", "UDP_CHECK", "BFD_CHECK", "FILE_CHECK":
+			return "real_server " + typ + " " + name
+		}
+	}
+	return "vrrp_check " + name
+}
 
 // CheckSpec configures a vrrp_check on its plugin and returns it ready for the scheduler.
 // With validateOnly (vigil -t) the plugin only checks the params; the spec is then not for
@@ -97,7 +116,13 @@ const AlignGroup = "plugins"
 func (h *Host) CheckSpec(ctx context.Context, c *config.PluginCheck, validateOnly bool) (corecheck.Spec, error) {
 	resp, err := h.ConfigureCheck(ctx, c.Plugin, check.ConfigureRequest{Name: c.Name, Params: Params(c.Params), ValidateOnly: validateOnly})
 	if err != nil {
-		return corecheck.Spec{}, fmt.Errorf("%s: vrrp_check %s: plugin %s: %w", c.Pos, c.Name, c.Plugin, err)
+		werr := fmt.Errorf("%s: %s: plugin %s: %w", c.Pos, checkKind(c.Name), c.Plugin, err)
+		if !isPluginError(err) && (isNotRun(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+			// The plugin never looked at the params: starting, restarting, or too busy to
+			// answer in time. A real_server checker is tried again (corecheck.pending).
+			werr = corecheck.NotConfigured(werr)
+		}
+		return corecheck.Spec{}, werr
 	}
 	for _, w := range resp.Warnings {
 		h.opts.Logger.Warn("check configuration", "pos", c.Pos.String(), "check", c.Name, "plugin", c.Plugin, "warning", w)

@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,5 +47,29 @@ func TestReverseCountsRawResults(t *testing.T) {
 	}
 	if c.Weight == nil || *c.Weight != 7 {
 		t.Fatalf("after the plugin's successes: %+v; want up, with the plugin's dynamic weight 7", c)
+	}
+}
+
+// TestCheckSpecErrors: a Configure that the plugin refuses is a plain error naming the check
+// as the configuration does (a real_server checker is no vrrp_check); one that never reached
+// the plugin in time is marked NotConfigured, so that a real_server checker is tried again.
+func TestCheckSpecErrors(t *testing.T) {
+	h := newHost(t, Options{})
+	ctx := ctxFor(t, 60*time.Second)
+	const name = "192.0.2.100:80/192.0.2.11:80/PLUGIN_CHECK#2"
+	pc := &config.PluginCheck{Name: name, Plugin: "test", Pos: config.Pos{File: "lvs.conf", Line: 7, Col: 9},
+		Params: []config.Param{{Key: "mode", Values: []string{"bogus"}}}}
+	_, err := h.CheckSpec(ctx, pc, false)
+	if err == nil || corecheck.IsNotConfigured(err) || !strings.Contains(err.Error(), "lvs.conf:7:9: real_server PLUGIN_CHECK "+name+": plugin test: ") {
+		t.Fatalf("refused: %v (not configured: %v); want the place and the checker named", err, corecheck.IsNotConfigured(err))
+	}
+	if got := checkKind("chk_db"); got != "vrrp_check chk_db" {
+		t.Errorf("checkKind(chk_db) = %q", got)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	pc.Params = []config.Param{{Key: "mode", Values: []string{"ok"}}}
+	if _, err := h.CheckSpec(done, pc, false); !corecheck.IsNotConfigured(err) {
+		t.Fatalf("Configure with its context ended: %v; want it marked NotConfigured", err)
 	}
 }
