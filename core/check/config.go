@@ -56,6 +56,9 @@ type Reuse func(name, key string) (Spec, bool)
 // rejects them when configuring could still leave a changed check reconfigured.)
 func FromConfigReusing(ctx context.Context, cfg *config.Config, plugins PluginSpecs, reuse Reuse) ([]Spec, error) {
 	hostKey := PluginHostKey(cfg.Global)
+	if plugins != nil {
+		plugins = newMemo(plugins)
+	}
 	scripts := map[string]*config.VRRPScript{}
 	for _, s := range cfg.Scripts {
 		scripts[s.Name] = s

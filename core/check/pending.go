@@ -148,3 +148,41 @@ func reusable(sp Spec) bool {
 	p, ok := sp.Prober.(*pending)
 	return !ok || !p.refused()
 }
+
+// memo answers HasCheck and VerifyCheck once per plugin for one build of the checks (see
+// FromConfigReusing): a thousand real servers' checkers use one or two plugins, and each
+// answer looks at the plugin's file (its path up to /, and its SHA-256 when plugin_sha256
+// pins it) again, a thousand times on every reload.
+type memo struct {
+	PluginSpecs
+	mu       sync.Mutex
+	has      map[string]bool
+	verified map[string]error
+}
+
+func newMemo(p PluginSpecs) *memo {
+	return &memo{PluginSpecs: p, has: map[string]bool{}, verified: map[string]error{}}
+}
+
+func (m *memo) HasCheck(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	has, ok := m.has[name]
+	if !ok {
+		has = m.PluginSpecs.HasCheck(name)
+		m.has[name] = has
+	}
+	return has
+}
+
+// VerifyCheck is the plugins' objection (verifyPlugin), asked once.
+func (m *memo) VerifyCheck(name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	err, ok := m.verified[name]
+	if !ok {
+		err = verifyPlugin(m.PluginSpecs, name)
+		m.verified[name] = err
+	}
+	return err
+}
