@@ -339,7 +339,7 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 			return classify(err)
 		}
 		p.set(func() { p.vrrp = c })
-		s.catchUp(ctx, p, req.ConfigText, func(r *childpb.StartRequest) error { _, err := c.Reload(ctx, r); return err })
+		s.catchUp(ctx, p, req.ConfigText, func(ctx context.Context, r *childpb.StartRequest) error { _, err := c.Reload(ctx, r); return err })
 		s.replayChecks(ctx, c)
 		go s.follow(watchCtx, p.role, func(ctx context.Context) error { return s.watchTransitions(ctx, c) })
 	case childpb.CheckClient:
@@ -347,7 +347,7 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 			return classify(err)
 		}
 		p.set(func() { p.check = c })
-		s.catchUp(ctx, p, req.ConfigText, func(r *childpb.StartRequest) error { _, err := c.Reload(ctx, r); return err })
+		s.catchUp(ctx, p, req.ConfigText, func(ctx context.Context, r *childpb.StartRequest) error { _, err := c.Reload(ctx, r); return err })
 		go s.follow(watchCtx, p.role, func(ctx context.Context) error { return s.watchChecks(ctx, c, req.Epoch) })
 		go s.feedInstances(watchCtx, c)
 		// The load balancer's notifications are read until the child has stopped, not
@@ -413,18 +413,29 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 // channel for it).
 const exitPoll = 50 * time.Millisecond
 
+// catchUpWait bounds catchUp's reload as core bounds a reload (cmd/vigil's 30 s): the
+// child's work (its watch streams) starts only after it, so a child that does not answer
+// must not hold them until the shutdown (a check child waiting for a saturated plugin did).
+const catchUpWait = 30 * time.Second
+
 // catchUp reloads a child that started with text when a reload changed the configuration
 // while it was starting: that reload found no client for it. (A reload that did find it
-// applies the same text again, which changes nothing.)
-func (s *Supervisor) catchUp(ctx context.Context, p *proc, text string, reload func(*childpb.StartRequest) error) {
+// applies the same text again, which changes nothing.) It says so in the log, and gives
+// up after catchUpWait: the child then runs with the configuration it started with until
+// the next reload, which the log says too.
+func (s *Supervisor) catchUp(ctx context.Context, p *proc, text string, reload func(context.Context, *childpb.StartRequest) error) {
 	s.mu.Lock()
 	cur := s.req
 	s.mu.Unlock()
 	if cur.ConfigText == text {
 		return
 	}
-	if err := reload(cur); err != nil {
-		s.opts.Log.Error("the configuration reloaded while the child started could not be applied to it", "role", string(p.role), "error", status.Convert(err).Message())
+	s.opts.Log.Info("applying the configuration reloaded while the child started", "role", string(p.role))
+	rctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	if err := reload(rctx, cur); err != nil {
+		s.opts.Log.Error("the configuration reloaded while the child started could not be applied to it; it runs with the one it started with until the next reload",
+			"role", string(p.role), "error", status.Convert(err).Message())
 	}
 }
 
