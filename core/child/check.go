@@ -186,11 +186,14 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 	if newHost {
 		host = plugin.New(plugin.ConfigOptions(cfg.Global, s.log))
 	}
-	// The load balancer takes the new configuration before the checks are configured on
-	// their plugins, which waits for a busy plugin (tens of seconds with a thousand real
-	// servers under qemu TCG): a new real server goes into IPVS at once, as keepalived adds
-	// it at its reload before its checker runs, and the director knows the new checkers
-	// before their first results. A configuration the checks refuse is taken back.
+	// The load balancer takes the new configuration before the checks are built: a new
+	// real server goes into IPVS at once, as keepalived adds it at its reload before its
+	// checker runs, and the director knows the new checkers before their first results. A
+	// configuration the checks refuse is taken back. A new or changed real_server checker
+	// is configured on its plugin by its own task (core/check's pending), never here: a
+	// busy plugin (seconds per answer with a thousand TCP_CHECKs under qemu TCG) holds
+	// neither this reload nor the next. A new or changed vrrp_check still is, since a
+	// plugin's refusal fails the reload.
 	s.mu.Lock()
 	b, prev := s.lvs, s.lvsCfg
 	s.mu.Unlock()
