@@ -35,11 +35,22 @@ type Conf struct {
 	Top string
 	// Extra is appended after the instances (vrrp_script, vrrp_check, vrrp_sync_group ...).
 	Extra string
+	// IPv6 makes every instance advertise VIP6(i)/64 (VRRPv3 over IPv6: from eth0's
+	// link-local address to ff02::12) and hold VIP(i)/24 as virtual_ipaddress_excluded, which
+	// the master adds and no advert carries: Holders and the client work as over IPv4.
+	IPv6 bool
 }
 
 // VIP is the virtual address of instance i (0-based): 192.0.2.100 + i.
 func VIP(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{192, 0, 2, byte(100 + i)})
+}
+
+// VIP6 is the IPv6 virtual address of instance i (0-based) with Conf.IPv6: 2001:db8::100 + i.
+func VIP6(i int) netip.Addr {
+	b := netip.MustParseAddr("2001:db8::100").As16()
+	b[15] += byte(i)
+	return netip.AddrFrom16(b)
 }
 
 // VRID is the virtual router id of instance i (0-based).
@@ -107,6 +118,11 @@ func (c Conf) text(node int, name, notify string) string {
 		}
 		if c.Instance != "" {
 			w("%s\n", indent(c.Instance, "    "))
+		}
+		if c.IPv6 {
+			w("    virtual_ipaddress {\n        %s/64\n    }\n", VIP6(i))
+			w("    virtual_ipaddress_excluded {\n        %s/24\n    }\n}\n", VIP(i))
+			continue
 		}
 		w("    virtual_ipaddress {\n        %s/24\n    }\n}\n", VIP(i))
 	}

@@ -22,12 +22,15 @@ import (
 // the VRRP checksum and the lengths are ours to break. The kernel still fills in the IP
 // total length and header checksum of every packet (raw(7)): a packet the IP layer would drop
 // tests nothing of the daemons; what reaches them is a VRRP message that is wrong.
+// Over IPv6 the socket has IPV6_HDRINCL: the hop limit is ours, and the kernel computes no
+// VRRP checksum (a raw socket of a protocol other than ICMPv6 has no IPV6_CHECKSUM unless
+// asked), so a wrong one goes out as it was built.
 
-// forger sends whole IPv4 packets to the VRRP group from one node.
+// forger sends whole IP packets to the VRRP group of src's family from one node.
 type forger struct {
 	fd   int
 	ifx  int // the interface's index
-	src  netip.Addr
+	src  netip.Addr // IPv6: the interface's link-local address, as VRRPv3 sends from
 	sent atomic.Uint64
 	errs atomic.Uint64
 }
@@ -37,11 +40,15 @@ type forger struct {
 func newForger(ns, ifname string, src netip.Addr) (*forger, error) {
 	var idx int
 	fd, err := socketIn(ns, func() (int, error) {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, packet.Protocol)
+		family, opts := unix.AF_INET, forgerOpts
+		if src.Is6() {
+			family, opts = unix.AF_INET6, forgerOpts6
+		}
+		fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, packet.Protocol)
 		if err != nil {
 			return -1, fmt.Errorf("raw socket: %w", err)
 		}
-		if idx, err = forgerOpts(fd, ifname); err != nil {
+		if idx, err = opts(fd, ifname); err != nil {
 			unix.Close(fd)
 			return -1, err
 		}
@@ -74,10 +81,33 @@ func forgerOpts(fd int, ifname string) (int, error) {
 	return idx, nil
 }
 
+// forgerOpts6 is forgerOpts for an IPv6 socket: our own IPv6 headers (Linux 4.5 on), out of
+// ifname only, multicast out of ifname.
+func forgerOpts6(fd int, ifname string) (int, error) {
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1); err != nil {
+		return 0, fmt.Errorf("IPV6_HDRINCL: %w", err)
+	}
+	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname); err != nil {
+		return 0, fmt.Errorf("SO_BINDTODEVICE %s: %w", ifname, err)
+	}
+	idx, err := ifIndex(ifname)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, idx); err != nil {
+		return 0, fmt.Errorf("IPV6_MULTICAST_IF %s: %w", ifname, err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+	return idx, nil
+}
+
 // waitAdvert returns once an advert from from has arrived (the forger listens to the VRRP
 // group as any host on the segment can), so that a forgery can be timed right after the
 // master's advert: the longest the master stays silent. It gives up after bound.
 func (f *forger) waitAdvert(ctx context.Context, from netip.Addr, bound time.Duration) error {
+	if f.src.Is6() {
+		return errors.New("forger: waitAdvert listens over IPv4 only")
+	}
 	mreq := &unix.IPMreqn{Multiaddr: packet.IPv4Group.As4(), Ifindex: int32(f.ifx)}
 	if err := unix.SetsockoptIPMreqn(f.fd, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq); err != nil && !errors.Is(err, unix.EADDRINUSE) {
 		return fmt.Errorf("forger: join the VRRP group: %w", err)
@@ -169,7 +199,10 @@ func (f *forger) close() { unix.Close(f.fd) }
 
 // send puts one IP packet (header included) on the wire to the VRRP group.
 func (f *forger) send(pkt []byte) error {
-	to := &unix.SockaddrInet4{Addr: packet.IPv4Group.As4()}
+	var to unix.Sockaddr = &unix.SockaddrInet4{Addr: packet.IPv4Group.As4()}
+	if f.src.Is6() {
+		to = &unix.SockaddrInet6{Addr: packet.IPv6Group.As16(), ZoneId: uint32(f.ifx)}
+	}
 	if err := unix.Sendto(f.fd, pkt, 0, to); err != nil {
 		f.errs.Add(1)
 		return fmt.Errorf("forger: send: %w", err)
@@ -223,6 +256,30 @@ func ipv4(src netip.Addr, ttl uint8, payload []byte) []byte {
 	return b
 }
 
+// ipv6 lays out an IPv6 header in front of payload: next header VRRP, to ff02::12, with the
+// given hop limit. With IPV6_HDRINCL the kernel sends the header as it is, payload length
+// included.
+func ipv6(src netip.Addr, hops uint8, payload []byte) []byte {
+	b := make([]byte, 40+len(payload))
+	b[0], b[1] = 0x6c, 0x00 // version 6, traffic class 0xc0 (CS6, as both daemons send)
+	binary.BigEndian.PutUint16(b[4:], uint16(len(payload)))
+	b[6] = packet.Protocol
+	b[7] = hops
+	s, d := src.As16(), packet.IPv6Group.As16()
+	copy(b[8:24], s[:])
+	copy(b[24:40], d[:])
+	copy(b[40:], payload)
+	return b
+}
+
+// group is the VRRP multicast group of src's family.
+func group(src netip.Addr) netip.Addr {
+	if src.Is6() {
+		return packet.IPv6Group
+	}
+	return packet.IPv4Group
+}
+
 // vrrpTarget is what the forger knows of the virtual router it attacks, as anyone on the
 // segment can learn it from one advert.
 type vrrpTarget struct {
@@ -241,7 +298,7 @@ func (t vrrpTarget) advert(src netip.Addr, prio uint8, addrs []netip.Addr, pass 
 		a.AuthType = packet.AuthPass
 		copy(a.AuthData[:], pass)
 	}
-	msg, err := a.Marshal(src, packet.IPv4Group, packet.Options{})
+	msg, err := a.Marshal(src, group(src), packet.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("forge advert: %w", err)
 	}
@@ -344,12 +401,24 @@ func forgeries() []forgery {
 	}
 }
 
-// vrrpChecksum is the checksum a VRRP message of this version from src to the IPv4 group
-// carries (v2: the message alone; v3: with the IPv4 pseudo-header), for messages the codec
-// would refuse to build. msg's checksum field must be zero.
+// vrrpChecksum is the checksum a VRRP message of this version from src to the group of its
+// family carries (v2: the message alone; v3: with the IPv4 or the IPv6 pseudo-header), for
+// messages the codec would refuse to build. msg's checksum field must be zero.
 func vrrpChecksum(msg []byte, version int, src netip.Addr) uint16 {
-	if version == 2 {
+	if version == 2 && src.Is4() {
 		return packet.Checksum(msg)
+	}
+	if src.Is6() {
+		// RFC 8200 8.1: source, destination, upper-layer length (32 bits), 3 zero bytes, next
+		// header.
+		s, d := src.As16(), packet.IPv6Group.As16()
+		ph := make([]byte, 0, 40+len(msg))
+		ph = append(ph, s[:]...)
+		ph = append(ph, d[:]...)
+		ph = binary.BigEndian.AppendUint32(ph, uint32(len(msg)))
+		ph = append(ph, 0, 0, 0, packet.Protocol)
+		ph = append(ph, msg...)
+		return packet.Checksum(ph)
 	}
 	s, d := src.As4(), packet.IPv4Group.As4()
 	ph := make([]byte, 0, 12+len(msg))
@@ -384,11 +453,15 @@ func garbage(t vrrpTarget, n int, seed uint64) [][]byte {
 	return out
 }
 
-// packets wraps payloads in IPv4 headers from src with ttl.
+// packets wraps payloads in IP headers of src's family from src with ttl (the hop limit).
 func packets(src netip.Addr, ttl uint8, payloads [][]byte) [][]byte {
+	wrap := ipv4
+	if src.Is6() {
+		wrap = ipv6
+	}
 	out := make([][]byte, len(payloads))
 	for i, p := range payloads {
-		out[i] = ipv4(src, ttl, p)
+		out[i] = wrap(src, ttl, p)
 	}
 	return out
 }
@@ -406,6 +479,84 @@ func ownerForgeries() []forgery {
 		{name: "priority 255, other addresses", ttl: 255, want: packet.ReasonForeignAddrs,
 			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
 				return single(t.advert(src, 255, otherAddrs, t.AuthPass))
+			}},
+	}
+}
+
+// otherAddrs6 is otherAddrs over IPv6.
+var otherAddrs6 = []netip.Addr{netip.MustParseAddr("2001:db8::200"), netip.MustParseAddr("2001:db8::201")}
+
+// reasonUnknownVRID is the drop reason vigil's engine counts (never logs) for an advert whose
+// VRID no instance on the socket has: it demultiplexes by VRID before the codec's checks.
+const reasonUnknownVRID packet.Reason = "unknown_vrid"
+
+// withChecksum sets b's VRRP checksum to the right one for src, so that the fault a forgery
+// claims is its only one.
+func withChecksum(b []byte, version int, src netip.Addr) []byte {
+	b[6], b[7] = 0, 0
+	binary.BigEndian.PutUint16(b[6:], vrrpChecksum(b, version, src))
+	return b
+}
+
+// forgeries6 are the forgeries of the malformed-VRRP scenario over IPv6: VRRPv3 from the
+// forger's link-local address to ff02::12, each at forgedPrio and with a right checksum but
+// for the one fault it is named after.
+func forgeries6() []forgery {
+	mod := func(f func(b []byte) []byte) func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+		return func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+			b, err := t.advert(src, forgedPrio, t.Addrs, "")
+			if err != nil {
+				return nil, err
+			}
+			return [][]byte{f(b)}, nil
+		}
+	}
+	fix := func(src netip.Addr) func(b []byte) []byte {
+		return func(b []byte) []byte { return withChecksum(b, 3, src) }
+	}
+	return []forgery{
+		{name: "wrong hop limit (64)", ttl: 64, want: packet.ReasonBadTTL,
+			payloads: mod(func(b []byte) []byte { return b })},
+		{name: "hop limit 1", ttl: 1, want: packet.ReasonBadTTL,
+			payloads: mod(func(b []byte) []byte { return b })},
+		{name: "bad checksum", ttl: 255, want: packet.ReasonBadChecksum,
+			payloads: mod(func(b []byte) []byte { b[6] ^= 0x5a; return b })},
+		{name: "bad version (4)", ttl: 255, want: packet.ReasonBadVersion,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				return mod(func(b []byte) []byte { b[0] = 4<<4 | 1; return fix(src)(b) })(t, src)
+			}},
+		{name: "VRRPv2 over IPv6", ttl: 255, want: packet.ReasonV2OverIPv6,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				return mod(func(b []byte) []byte { b[0] = 2<<4 | 1; return fix(src)(b) })(t, src)
+			}},
+		{name: "bad type (2)", ttl: 255, want: packet.ReasonBadType,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				return mod(func(b []byte) []byte { b[0] = 3<<4 | 2; return fix(src)(b) })(t, src)
+			}},
+		{name: "too short for a header", ttl: 255, want: packet.ReasonTooShort,
+			payloads: mod(func(b []byte) []byte { return b[:4] })},
+		{name: "truncated", ttl: 255, want: packet.ReasonBadLength,
+			payloads: mod(func(b []byte) []byte { return b[:12] })},
+		{name: "address count above the addresses", ttl: 255, want: packet.ReasonBadLength,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				return mod(func(b []byte) []byte { b[3]++; return fix(src)(b) })(t, src)
+			}},
+		{name: "address count 0 with an address", ttl: 255, want: packet.ReasonBadLength,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				return mod(func(b []byte) []byte { b[3] = 0; return fix(src)(b) })(t, src)
+			}},
+		{name: "wrong VRID", ttl: 255, want: reasonUnknownVRID,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				t.VRID++
+				return single(t.advert(src, forgedPrio, t.Addrs, ""))
+			}},
+		{name: "VRID collision, other addresses", ttl: 255, want: packet.ReasonForeignAddrs,
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				return single(t.advert(src, forgedPrio, otherAddrs6, ""))
+			}},
+		{name: "priority 0 storm", ttl: 255, want: "",
+			payloads: func(t vrrpTarget, src netip.Addr) ([][]byte, error) {
+				return single(t.advert(src, 0, t.Addrs, ""))
 			}},
 	}
 }

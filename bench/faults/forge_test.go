@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -58,13 +59,54 @@ func TestForgeriesAreWhatTheySay(t *testing.T) {
 	}
 }
 
+// The IPv6 forgeries likewise, from a link-local address to ff02::12; wrong VRID is told by
+// the engine's demultiplexing (unknown_vrid) before Check would say vrid_mismatch.
+func TestForgeries6AreWhatTheySay(t *testing.T) {
+	src := netip.MustParseAddr("fe80::200:5eff:fe00:113")
+	vips := []netip.Addr{VIP6(0)}
+	target := vrrpTarget{Version: 3, VRID: 51, Interval: time.Second, Addrs: vips}
+	expect := packet.Expect{Version: 3, VRID: 51, Interval: time.Second, Addrs: vips}
+	for _, f := range forgeries6() {
+		payloads, err := f.payloads(target, src)
+		if err != nil {
+			t.Fatalf("%s: %v", f.name, err)
+		}
+		for _, pkt := range packets(src, f.ttl, payloads) {
+			if len(pkt) > 1500 || pkt[0]>>4 != 6 || pkt[6] != packet.Protocol {
+				t.Fatalf("%s: not an IPv6 VRRP packet that fits the MTU: % x", f.name, pkt[:8])
+			}
+			if int(binary.BigEndian.Uint16(pkt[4:])) != len(pkt)-40 {
+				t.Errorf("%s: payload length %d, carries %d", f.name, binary.BigEndian.Uint16(pkt[4:]), len(pkt)-40)
+			}
+			if got := netip.AddrFrom16([16]byte(pkt[8:24])); got != src {
+				t.Errorf("%s: from %s, want %s", f.name, got, src)
+			}
+			if got := netip.AddrFrom16([16]byte(pkt[24:40])); got != packet.IPv6Group {
+				t.Errorf("%s: to %s, want %s", f.name, got, packet.IPv6Group)
+			}
+			got := reasonOf(pkt[40:], int(pkt[7]), src, expect)
+			if got == packet.ReasonVRIDMismatch {
+				got = reasonUnknownVRID
+			}
+			if got != f.want {
+				t.Errorf("%s: vigil's checks say %q, want %q", f.name, got, f.want)
+			}
+		}
+	}
+	for i, g := range garbage(target, 5000, 1) {
+		if r := reasonOf(g, 255, src, expect); r == "" || r.Advisory() {
+			t.Fatalf("garbage %d (% x) passes vigil's checks over IPv6 (%q)", i, g, r)
+		}
+	}
+}
+
 // reasonOf runs vigil's receive checks in the engine's order and returns the drop reason,
 // "" for an advert that is accepted as it is.
 func reasonOf(msg []byte, ttl int, src netip.Addr, e packet.Expect) packet.Reason {
 	if err := packet.CheckTTL(ttl, false, 0, 0); err != nil {
 		return packet.ReasonOf(err)
 	}
-	a, err := packet.Parse(msg, src, packet.IPv4Group, packet.Options{})
+	a, err := packet.Parse(msg, src, group(src), packet.Options{})
 	if err != nil {
 		return packet.ReasonOf(err)
 	}

@@ -88,16 +88,44 @@ func init() {
 			Timeout: 5 * time.Minute,
 			Run:     runForgedMalformed,
 		},
+		&Scenario{
+			Name: "forged-malformed-v6",
+			Doc: `forged-malformed over IPv6: the instance advertises 2001:db8::100 with VRRPv3 (from
+				link-local addresses to ff02::12, next header 112) and holds 192.0.2.100 as an
+				excluded address. A fourth node sends, from its link-local address, each kind for 5 s
+				at 10 a second and priority 200: hop limit 64 and 1, a bad checksum, version 4,
+				version 2, type 2, one too short for a header, a truncated advert, an address count
+				above and below the addresses carried, another VRID, the same VRID with another
+				cluster's addresses; then priority-0 adverts at 1000 a second for 5 s, then 10 s of
+				random garbage aimed at the VRID at 10,000 packets a second. No node may move; vigil
+				must count each kind under its drop reason (another VRID: unknown_vrid, counted and
+				never logged) and log each reason at most once per 10 s. make test's short run sends
+				each kind for 1 s and floods for 3 s.`,
+			Short:   true,
+			Timeout: 5 * time.Minute,
+			Run:     runForgedMalformed6,
+		},
 	)
 }
 
-// attacker adds a node to the lab's bridge that runs no VRRP, with a forger on its eth0.
-func attacker(ctx context.Context, e *Env) (*lab.Node, *forger, error) {
+// attacker adds a node to the lab's bridge that runs no VRRP, with a forger on its eth0:
+// over IPv4 from its address, over IPv6 (v6) from its link-local one.
+func attacker(ctx context.Context, e *Env, v6 bool) (*lab.Node, *forger, error) {
 	nd, err := e.Lab.AddNode(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("attacker node: %w", err)
 	}
-	f, err := newForger(nd.NS, nd.Iface, nd.Addr4.Addr())
+	src := nd.Addr4.Addr()
+	if v6 {
+		// The kernel gives eth0 its link-local address when the link comes up.
+		if err := e.waitFor(ctx, 10*time.Second, func() bool {
+			src, err = linkLocal(ctx, nd)
+			return err == nil
+		}); err != nil {
+			return nil, nil, fmt.Errorf("attacker node has no link-local address: %w", err)
+		}
+	}
+	f, err := newForger(nd.NS, nd.Iface, src)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -114,7 +142,24 @@ func attacker(ctx context.Context, e *Env) (*lab.Node, *forger, error) {
 	return nd, f, nil
 }
 
+// linkLocal is the link-local address of nd's eth0.
+func linkLocal(ctx context.Context, nd *lab.Node) (netip.Addr, error) {
+	out, err := exec.CommandContext(ctx, "ip", "-n", nd.NS, "-6", "-o", "addr", "show", "dev", nd.Iface, "scope", "link").CombinedOutput()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("ip addr in %s: %w: %s", nd.NS, err, out)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if p, err := netip.ParsePrefix(f); err == nil && p.Addr().IsLinkLocalUnicast() {
+			return p.Addr(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("no link-local address on %s in %s", nd.Iface, nd.NS)
+}
+
 func (e *Env) target(pass string) vrrpTarget {
+	if e.Conf.IPv6 {
+		return vrrpTarget{Version: 3, VRID: uint8(VRID(0)), Interval: e.Conf.Advert, Addrs: []netip.Addr{VIP6(0)}}
+	}
 	return vrrpTarget{Version: e.Conf.Version, VRID: uint8(VRID(0)), Interval: e.Conf.Advert,
 		Addrs: []netip.Addr{VIP(0)}, AuthPass: pass}
 }
@@ -163,7 +208,7 @@ func runForgedPrio0Spoofed(ctx context.Context, e *Env) (*Result, error) {
 	if err := e.StartCluster(ctx, Conf{}); err != nil {
 		return nil, err
 	}
-	_, f, err := attacker(ctx, e)
+	_, f, err := attacker(ctx, e, false)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +250,7 @@ func forgedOwnerBound(ctx context.Context, e *Env, fg forgery, bound time.Durati
 	if err := e.StartCluster(ctx, Conf{}); err != nil {
 		return nil, err
 	}
-	_, f, err := attacker(ctx, e)
+	_, f, err := attacker(ctx, e, false)
 	if err != nil {
 		return nil, err
 	}
@@ -267,14 +312,24 @@ type phase struct {
 
 func runForgedMalformed(ctx context.Context, e *Env) (*Result, error) {
 	c := Conf{Version: 2, Instance: fmt.Sprintf("authentication {\n    auth_type PASS\n    auth_pass %s\n}", passwd)}
+	return forgedMalformed(ctx, e, c, passwd, forgeries())
+}
+
+func runForgedMalformed6(ctx context.Context, e *Env) (*Result, error) {
+	return forgedMalformed(ctx, e, Conf{Version: 3, IPv6: true}, "", forgeries6())
+}
+
+// forgedMalformed starts a cluster with c, sends each of fgs from a fourth node (over IPv6
+// with c.IPv6), then the priority-0 storm and the garbage flood, and measures.
+func forgedMalformed(ctx context.Context, e *Env, c Conf, pass string, fgs []forgery) (*Result, error) {
 	if err := e.StartCluster(ctx, c); err != nil {
 		return nil, err
 	}
-	_, f, err := attacker(ctx, e)
+	_, f, err := attacker(ctx, e, c.IPv6)
 	if err != nil {
 		return nil, err
 	}
-	t := e.target(passwd)
+	t := e.target(pass)
 	pc := e.pacing()
 	fault := time.Now()
 	dropsBefore := make([]map[string]uint64, len(e.Nodes))
@@ -298,7 +353,7 @@ func runForgedMalformed(ctx context.Context, e *Env) (*Result, error) {
 		e.Logf("%s: sent %d", name, p.sent)
 		return nil
 	}
-	for _, fg := range forgeries() {
+	for _, fg := range fgs {
 		pl, err := fg.payloads(t, f.src)
 		if err != nil {
 			return nil, err
