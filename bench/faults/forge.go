@@ -29,7 +29,7 @@ import (
 // forger sends whole IP packets to the VRRP group of src's family from one node.
 type forger struct {
 	fd   int
-	ifx  int // the interface's index
+	ifx  int        // the interface's index
 	src  netip.Addr // IPv6: the interface's link-local address, as VRRPv3 sends from
 	sent atomic.Uint64
 	errs atomic.Uint64
