@@ -37,6 +37,25 @@ type cpuResult struct {
 	Checking time.Duration
 	// Reload is each reload's time from SIGHUP until the real server it adds is in the table.
 	Reload []time.Duration
+	// FalseDowns counts the real servers the daemon took for down over the whole run (start,
+	// window, reloads): every backend answers all the time, so each one is a false down.
+	FalseDowns int
+}
+
+// falseDowns counts the downs in a daemon's log: vigil's "check changed" lines with
+// up=false, keepalived's "Removing service" (what it logs when a checker takes a real server
+// out; its stop logs "Shutting down service" instead).
+func falseDowns(impl string, log []byte) int {
+	n := 0
+	for _, l := range strings.Split(string(log), "\n") {
+		switch {
+		case impl == "vigil" && strings.Contains(l, "check changed:") && strings.Contains(l, "up=false"):
+			n++
+		case impl != "vigil" && strings.Contains(l, "Removing service"):
+			n++
+		}
+	}
+	return n
 }
 
 // reloads is how many reloads the reload case makes, each adding one real server.
@@ -61,14 +80,14 @@ func bigConf(extra int) string {
 
 // measureCPU runs impl (name) alone on bigConf and measures its CPU over window once all
 // real servers are in the table.
-func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult, error) {
-	var r cpuResult
+func measureCPU(self, work, impl, name string, window time.Duration) (r cpuResult, err error) {
 	s := &stack{impl: impl, name: name, dir: "lc-" + name + "-d", backend: "lc-" + name + "-b", self: self}
 	defer func() {
 		s.close()
 		// For -logs: the log goes where the host can read it.
 		if b, err := os.ReadFile(filepath.Join("/tmp", "cpu-"+name, "log")); err == nil {
 			_ = os.WriteFile(filepath.Join(work, "cpu-"+name+".log"), b, 0o644)
+			r.FalseDowns = falseDowns(impl, b)
 		}
 	}()
 	d, b := s.dir, s.backend
@@ -98,7 +117,6 @@ func measureCPU(self, work, impl, name string, window time.Duration) (cpuResult,
 	for i := range vsCount {
 		ports = append(ports, fmt.Sprintf(":%d", 8000+i))
 	}
-	var err error
 	if s.victim, err = s.serve(strings.Join(ports, ",")); err != nil {
 		return r, err
 	}

@@ -79,7 +79,10 @@ func markdown(o options, m harness.Machine, r result, took, boot time.Duration) 
 		w("\"until all in IPVS\": from the daemon's start until every destination was in the table. \"until checks run\":\n")
 		w("vigil programs IPVS before its checks are configured on their plugin; the window starts 5 s after its log\n")
 		w("says \"checks started\" (keepalived starts its checkers with its table).\n\n")
-		w("| implementation | CPU over the window | %% of one CPU | of it in plugins | processes (ended in the window) | until all in IPVS | until checks run |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		w("\"healthy marked down\": how many times over the whole run (start, window, reloads) the daemon took a real\n")
+		w("server for down, from its log (vigil: a check changed to down; keepalived: \"Removing service\"): every backend\n")
+		w("answers all the time, so each one is false.\n\n")
+		w("| implementation | CPU over the window | %% of one CPU | of it in plugins | processes (ended in the window) | until all in IPVS | until checks run | healthy marked down |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, x := range []struct {
 			n string
 			c cpuResult
@@ -92,7 +95,7 @@ func markdown(o options, m harness.Machine, r result, took, boot time.Duration) 
 			if x.c.Checking > 0 {
 				checking = x.c.Checking.Round(time.Second).String()
 			}
-			w("| %s | %s over %s | %.1f %% | %s | %d (%d) | %s | %s |\n", x.n, ms(x.c.Total), x.c.Window.Round(time.Second), pct, ms(x.c.Plugins), x.c.Procs, x.c.Gone, x.c.Settle.Round(time.Second), checking)
+			w("| %s | %s over %s | %.1f %% | %s | %d (%d) | %s | %s | %d |\n", x.n, ms(x.c.Total), x.c.Window.Round(time.Second), pct, ms(x.c.Plugins), x.c.Procs, x.c.Gone, x.c.Settle.Round(time.Second), checking, x.c.FalseDowns)
 		}
 		if k.Total > 0 {
 			w("\nvigil / keepalived (CPU): %.2f.\n", float64(v.Total)/float64(k.Total))

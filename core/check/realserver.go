@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"strconv"
@@ -11,8 +12,8 @@ import (
 	"github.com/vigil-ha/vigil/core/script"
 )
 
-// Plugins that run keepalived's real_server checkers. vigil programs no IPVS: it checks real
-// servers so that `vigil status` shows them, with keepalived's timing rules.
+// Plugins that run keepalived's real_server checkers, with keepalived's timing rules; their
+// results decide the real servers' weights in IPVS (core/lvs).
 const (
 	TCPPlugin  = "tcp"
 	HTTPPlugin = "http"
@@ -251,12 +252,32 @@ func checkerSpec(ctx context.Context, plugins PluginSpecs, pc *config.PluginChec
 	return checkerTiming(spec, ck)
 }
 
-// checkerTiming sets keepalived's checker rules on the spec of a configured checker.
+// checkerTiming sets keepalived's checker rules on the spec of a configured checker, and its
+// alignment lane (checkerAlign).
 func checkerTiming(spec Spec, ck *config.Checker) Spec {
 	spec.RetryDelay = ck.DelayBeforeRetry
 	spec.Warmup = ck.Warmup
 	spec.SuccessResetsWeight = true
+	spec.Align = checkerAlign(spec.Name)
 	return spec
+}
+
+// checkerLanes is how many alignment groups real_server checkers are spread over.
+const checkerLanes = 16
+
+// checkerAlign is a real_server checker's alignment group: one of checkerLanes, by its name.
+// Aligned probes share their wake-ups (Spec.Align), but a load balancer has hundreds or
+// thousands of checkers, and one grid for all of them sent every probe of a second to the
+// plugin at the same instant: the plugin then worked through a burst of a thousand connects,
+// and on a slow machine (bench/lvsbench's VM) the last ones passed their connect_timeout
+// in the queue, so that healthy real servers went down (1,365 false downs in two minutes,
+// keepalived none: it starts each checker at a moment of its own). Lanes keep the bursts
+// to about a sixteenth, each lane with a phase of its own, while a handful of checkers
+// still share wake-ups within their lane.
+func checkerAlign(name string) string {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return PluginAlign + "/rs" + strconv.Itoa(int(h.Sum32()%checkerLanes))
 }
 
 // pendingChecker is a checker whose plugin is installed, to be configured by its own task
@@ -267,5 +288,5 @@ func pendingChecker(plugins PluginSpecs, pc *config.PluginCheck, ck *config.Chec
 		return sp.Prober, err
 	})
 	return checkerTiming(Spec{Name: pc.Name, Prober: p, Interval: pc.Interval, Timeout: pc.Timeout,
-		Rise: pc.Rise, Fall: pc.Fall, InitFail: pc.InitFail, Align: PluginAlign}, ck)
+		Rise: pc.Rise, Fall: pc.Fall, InitFail: pc.InitFail}, ck)
 }
