@@ -288,5 +288,5 @@ func pendingChecker(plugins PluginSpecs, pc *config.PluginCheck, ck *config.Chec
 		return sp.Prober, err
 	})
 	return checkerTiming(Spec{Name: pc.Name, Prober: p, Interval: pc.Interval, Timeout: pc.Timeout,
-		Rise: pc.Rise, Fall: pc.Fall, InitFail: pc.InitFail}, ck)
+		Rise: pc.Rise, Fall: pc.Fall, InitFail: pc.InitFail, Late: PluginLate(pc.Timeout)}, ck)
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	sdkcheck "github.com/vigil-ha/vigil/sdk/check"
 )
 
 // Spec is one scheduled check.
@@ -48,6 +50,11 @@ type Spec struct {
 	// Warmup, when set, is keepalived's warmup: the first probe comes at a random moment
 	// within it instead of within the first interval.
 	Warmup time.Duration
+	// Late, when set, is how much longer than Timeout the scheduler waits for a plugin's
+	// answer: the plugin still gets Timeout (sdkcheck.WithProbeDeadline), and its verdict,
+	// even one that comes late because the plugin or this process ran late, is what counts
+	// (PluginLate says why).
+	Late time.Duration
 	// SuccessResetsWeight, set on real_server checkers, makes a success that reports no
 	// weight drop the weight reported before (Change.Weight nil: the configured weight
 	// again), as keepalived's MISC_CHECK with misc_dynamic goes back to the real server's
@@ -376,7 +383,10 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, s
 		case <-timer.C:
 		}
 		start := time.Now()
-		pctx, cancel := context.WithTimeout(ctx, timeout)
+		pctx, cancel := context.WithTimeout(ctx, timeout+s.Late)
+		if s.Late > 0 {
+			pctx = sdkcheck.WithProbeDeadline(pctx, start.Add(timeout))
+		}
 		r := s.Prober.Probe(pctx)
 		cancel()
 		if ctx.Err() != nil {

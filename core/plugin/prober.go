@@ -137,5 +137,6 @@ func (h *Host) CheckSpec(ctx context.Context, c *config.PluginCheck, validateOnl
 		InitFail: c.InitFail,
 		// Probes that start together share the wake-ups of both processes and their messages.
 		Align: AlignGroup,
+		Late:  corecheck.PluginLate(c.Timeout),
 	}, nil
 }

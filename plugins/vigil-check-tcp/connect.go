@@ -317,6 +317,11 @@ func (p *poller) waitRegistered(ctx context.Context, ch chan struct{}, id uint32
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			// The socket first: after a stall (a busy machine) both may be due, and a
+			// handshake that was over before the end counts, as keepalived counts it.
+			if done, err := connected(fd); done && err == nil {
+				return false, nil
+			}
 			return false, opError(ap, ctx.Err())
 		}
 		if p.isDead() {

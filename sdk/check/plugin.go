@@ -192,6 +192,12 @@ func (c *client) Check(ctx context.Context, req CheckRequest) (CheckResponse, er
 			return resp, err
 		}
 	}
+	if dl, ok := probeDeadline(ctx); ok {
+		// A unary call carries one deadline, the plugin's: the host waits no longer.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl)
+		defer cancel()
+	}
 	resp, err := c.c.Check(ctx, &pb.CheckRequest{Name: req.Name})
 	if err != nil {
 		return CheckResponse{}, wire.Error(err)

@@ -320,7 +320,7 @@ func (m *mux) check(ctx context.Context, req CheckRequest) (CheckResponse, error
 		return CheckResponse{}, err
 	}
 	var timeout time.Duration
-	if dl, ok := ctx.Deadline(); ok {
+	if dl, ok := probeDeadline(ctx); ok {
 		if timeout = time.Until(dl); timeout <= 0 {
 			return CheckResponse{}, context.DeadlineExceeded
 		}

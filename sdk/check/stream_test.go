@@ -47,6 +47,12 @@ func (p *probeImpl) Check(ctx context.Context, req CheckRequest) (CheckResponse,
 			return CheckResponse{Status: Critical, Message: "no deadline"}, nil
 		}
 		return CheckResponse{Status: OK, Message: time.Until(dl).Round(time.Second).String()}, nil
+	case "late":
+		// A plugin that ran late: its answer comes after its deadline.
+		if dl, ok := ctx.Deadline(); ok {
+			time.Sleep(time.Until(dl) + 200*time.Millisecond)
+		}
+		return CheckResponse{Status: OK, Message: "late"}, nil
 	case "binary":
 		return CheckResponse{Status: OK, Message: "\xff ok", Metrics: map[string]float64{"\xfe": 1}}, nil
 	case "panic":
@@ -373,5 +379,43 @@ func TestSendResultsSplits(t *testing.T) {
 	rec.sent = nil
 	if err := sendResults(rec, rs[:1]); err != nil || len(rec.sent) != 1 {
 		t.Errorf("one answer: %d batches, %v", len(rec.sent), err)
+	}
+}
+
+// TestProbeDeadline: a host that set a probe deadline (WithProbeDeadline) gives the plugin
+// that deadline, not its own longer one, and on the lane and the stream takes an answer that
+// came after it (the plugin's verdict, late because a process ran late); on Check calls,
+// which carry one deadline, it stops waiting at the probe deadline.
+func TestProbeDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		unary, stream bool
+		noLane        bool
+		lateTaken     bool
+	}{{"lane", false, true, false, true}, {"stream", false, true, true, true}, {"unary", true, true, false, false}, {"fallback", false, false, false, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			impl := &probeImpl{ended: make(chan time.Duration, 1)}
+			var srv pb.CheckServer = &server{impl: impl}
+			if !tc.stream {
+				srv = unaryOnly{s: &server{impl: impl}}
+			}
+			c := serveLoopback(t, srv, tc.unary, tc.noLane)
+			probe := func(name string) (CheckResponse, error) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				return c.Check(WithProbeDeadline(ctx, time.Now().Add(2*time.Second)), CheckRequest{Name: name})
+			}
+			resp, err := probe("deadline")
+			if err != nil || resp.Message != "2s" {
+				t.Fatalf("the plugin's deadline: %+v, %v; want 2s, the probe's", resp, err)
+			}
+			resp, err = probe("late")
+			switch {
+			case tc.lateTaken && (err != nil || resp.Status != OK):
+				t.Fatalf("a late answer: %+v, %v; want it taken", resp, err)
+			case !tc.lateTaken && !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(fmt.Sprint(err), "deadline"):
+				t.Fatalf("a late answer on Check calls: %+v, %v; want the probe deadline's error", resp, err)
+			}
+		})
 	}
 }
