@@ -70,56 +70,43 @@ func churnThreads(stop <-chan struct{}) *sync.WaitGroup {
 	return &wg
 }
 
-// everyThread reports the threads of this process that do not match want.
-func everyThread(want unix.SchedAttr) []string {
-	var bad []string
+// threadsWhere lists the threads of this process whose scheduling bad reports, with it.
+// A thread that ended meanwhile is left out.
+func threadsWhere(bad func(cur *unix.SchedAttr) bool) []string {
 	tids, err := threadIDs()
 	if err != nil {
 		return []string{err.Error()}
 	}
+	var out []string
 	for _, tid := range tids {
 		cur, err := unix.SchedGetAttr(tid, 0)
 		if err != nil {
 			continue // ended
 		}
-		if !sameScheduling(cur, &want) {
-			bad = append(bad, fmt.Sprintf("tid %d: policy %d priority %d nice %d flags %#x", tid, cur.Policy, cur.Priority, cur.Nice, cur.Flags))
-		}
-	}
-	return bad
-}
-
-// everyThreadOrdinary lists the threads that are not back at SCHED_OTHER and the nice value
-// the process started with (base: 0, or what `nice go test` gave it), after an undo. The reset-on-fork flag is not asked for: the kernel clears it in a thread created
-// from one that has it, so a thread the runtime starts after the undo lacks it, and with
-// nothing privileged left there is nothing for it to reset.
-func everyThreadOrdinary(base int32) []string {
-	var bad []string
-	tids, err := threadIDs()
-	if err != nil {
-		return []string{err.Error()}
-	}
-	for _, tid := range tids {
-		cur, err := unix.SchedGetAttr(tid, 0)
-		if err != nil {
-			continue // ended
-		}
-		if cur.Policy != unix.SCHED_NORMAL || cur.Nice != base {
-			bad = append(bad, fmt.Sprintf("tid %d: policy %d priority %d nice %d flags %#x", tid, cur.Policy, cur.Priority, cur.Nice, cur.Flags))
-		}
-	}
-	return bad
-}
-
-// threadsAt lists the threads whose nice value is nice.
-func threadsAt(nice int32) []int {
-	var out []int
-	for _, tid := range mustThreads() {
-		if cur, err := unix.SchedGetAttr(tid, 0); err == nil && cur.Nice == nice {
-			out = append(out, tid)
+		if bad(cur) {
+			out = append(out, fmt.Sprintf("tid %d: policy %d priority %d nice %d flags %#x", tid, cur.Policy, cur.Priority, cur.Nice, cur.Flags))
 		}
 	}
 	return out
+}
+
+// everyThread reports the threads of this process that do not match want.
+func everyThread(want unix.SchedAttr) []string {
+	return threadsWhere(func(cur *unix.SchedAttr) bool { return !sameScheduling(cur, &want) })
+}
+
+// everyThreadOrdinary lists the threads that are not back at SCHED_OTHER and the nice value
+// the process started with (base: 0, or what `nice go test` gave it), after an undo. The
+// reset-on-fork flag is not asked for: the kernel clears it in a thread created from one
+// that has it, so a thread the runtime starts after the undo lacks it, and with nothing
+// privileged left there is nothing for it to reset.
+func everyThreadOrdinary(base int32) []string {
+	return threadsWhere(func(cur *unix.SchedAttr) bool { return cur.Policy != unix.SCHED_NORMAL || cur.Nice != base })
+}
+
+// threadsAt lists the threads whose nice value is nice.
+func threadsAt(nice int32) []string {
+	return threadsWhere(func(cur *unix.SchedAttr) bool { return cur.Nice == nice })
 }
 
 func runSchedHelper(c string) int {
