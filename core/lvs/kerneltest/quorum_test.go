@@ -121,6 +121,9 @@ virtual_server %s 80 {
 		b, _ := os.ReadFile(out)
 		return strings.Fields(string(b))
 	}
+	// Quorum is gained at start, before any check has an answer, and its
+	// script runs then; on a slow VM it can end after the checks are up.
+	waitFor(t, 60*time.Second, "the start's quorum_up script", func() bool { return slices.Contains(lines(), "quorum_up") })
 	start := len(lines())
 	t.Logf("scripts at start: %q", lines())
 	since := func() []string { return lines()[start:] }
