@@ -2,7 +2,6 @@ package kerneltest
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -21,13 +20,11 @@ func realServers(tp *topo, port int, weights []int, body string) string {
 }
 
 // TestVMBalance: vigil as the director of three Go HTTP backends spreads new connections
-// as the scheduler says: rr over NAT exactly evenly, wrr 3/2/1 exactly by the weights, and
+// as the scheduler says: rr over NAT exactly evenly, wrr 3/2/1 by the weights, and
 // DR (the VIP on the backends' loopback) answers through the same VIP.
 func TestVMBalance(t *testing.T) {
 	vm.Guest(t)
-	// Not parallel: it runs alone before the others (which overlap their waits). Under the
-	// load of the others, a wrr count once came out 148/101/51: the kernel's counters are
-	// logged when a spread is off, to tell an extra connection from a scheduling fault.
+	// Not parallel: it runs alone before the others (which overlap their waits).
 	tp := newTopo(t, "bal")
 	conf := fmt.Sprintf(`
 virtual_server %[1]s 80 {
@@ -47,7 +44,8 @@ virtual_server %[4]s 8080 {
 %[5]s}
 `, vipNAT, realServers(tp, 8080, []int{1, 1, 1}, ""), realServers(tp, 8080, []int{3, 2, 1}, ""),
 		vipDR, realServers(tp, 8080, []int{1, 1, 1}, ""))
-	d := startVigil(t, tp.dir, conf)
+	// -D: the log shown on a failure lists every IPVS operation vigil made.
+	d := startVigil(t, tp.dir, conf, "-D")
 	want := map[string][]string{
 		"TCP " + vipNAT + ":80":  {"198.51.100.11:8080 Masq 1", "198.51.100.12:8080 Masq 1", "198.51.100.13:8080 Masq 1"},
 		"TCP " + vipNAT + ":81":  {"198.51.100.11:8080 Masq 3", "198.51.100.12:8080 Masq 2", "198.51.100.13:8080 Masq 1"},
@@ -80,17 +78,38 @@ virtual_server %[4]s 8080 {
 	for _, c := range []struct {
 		name, url string
 		want      map[string]int
+		// slack is how far each count may be from want. The kernel's wrr under this VM
+		// came out 148/101/51, 149/101/50 and 149/102/49 in about one run of two: its own
+		// connection table then held exactly 300 entries, one per request, spread so, and
+		// vigil had made no IPVS operation since programming the table (its -D log). rr
+		// has always been exact. The table itself (weights, scheduler) is compared exactly
+		// above; rr or equal weights would be 50 off here.
+		slack int
 	}{
-		{"rr NAT", "http://" + vipNAT + ":80/", map[string]int{"b1": 100, "b2": 100, "b3": 100}},
-		{"wrr NAT 3/2/1", "http://" + vipNAT + ":81/", map[string]int{"b1": 150, "b2": 100, "b3": 50}},
-		{"rr DR", "http://" + vipDR + ":8080/", map[string]int{"b1": 100, "b2": 100, "b3": 100}},
+		{"rr NAT", "http://" + vipNAT + ":80/", map[string]int{"b1": 100, "b2": 100, "b3": 100}, 0},
+		{"wrr NAT 3/2/1", "http://" + vipNAT + ":81/", map[string]int{"b1": 150, "b2": 100, "b3": 50}, 3},
+		{"rr DR", "http://" + vipDR + ":8080/", map[string]int{"b1": 100, "b2": 100, "b3": 100}, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := spread(t, tp.client, c.url, 300)
 			t.Logf("300 requests: %v", got)
-			if !maps.Equal(got, c.want) {
-				t.Errorf("spread %v, want %v\n%s", got, c.want, tp.dir.exec(t, "ipvsadm", "-Ln", "--stats"))
+			if !near(got, c.want, c.slack) {
+				t.Errorf("spread %v, want %v (each within %d); the kernel's connections:\n%s", got, c.want, c.slack, tp.dir.exec(t, "ipvsadm", "-Lnc"))
 			}
 		})
 	}
+}
+
+// near says whether got has the keys of want, each count within slack of it.
+func near(got, want map[string]int, slack int) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok || g < w-slack || g > w+slack {
+			return false
+		}
+	}
+	return true
 }
