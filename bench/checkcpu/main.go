@@ -24,9 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,27 +54,13 @@ func main() {
 	flag.Parse()
 	var err error
 	if o.listen != "" {
-		err = listen(o.listen, o.count)
+		err = harness.Backend(strings.Split(o.listen, ","), false, o.count)
 	} else {
 		err = run(o)
 	}
 	if err != nil {
 		harness.Fatalf("checkcpu", "%v", err)
 	}
-}
-
-// listen accepts connections and closes them: enough for TCP_CHECK. Every 100 ms it writes
-// how many it accepted so far into count, so that the measurement knows how many probes
-// there were.
-func listen(addrs, count string) error {
-	var n atomic.Int64
-	go func() {
-		for range time.Tick(100 * time.Millisecond) {
-			_ = os.WriteFile(count+".tmp", []byte(strconv.FormatInt(n.Load(), 10)), 0o644)
-			_ = os.Rename(count+".tmp", count)
-		}
-	}()
-	return harness.AcceptAndClose(strings.Split(addrs, ","), &n)
 }
 
 // conf is lvsbench's file: vs virtual servers of rs real servers, one port per virtual server.
@@ -219,13 +203,13 @@ func measure(o options, ns, work, count, name string, argv []string) error {
 	root := d.Process.Pid
 	for k := range o.runs {
 		before := proc.TicksOf(proc.PIDs(proc.Tree(root)))
-		n0 := accepted(count)
+		n0 := harness.Accepted(count)
 		t0 := time.Now()
 		time.Sleep(o.window)
 		pids := proc.PIDs(proc.Tree(root))
 		after := proc.TicksOf(pids)
 		window := time.Since(t0)
-		probes := accepted(count) - n0
+		probes := harness.Accepted(count) - n0
 		var total time.Duration
 		rows := map[string]time.Duration{}
 		for _, p := range pids {
@@ -305,11 +289,4 @@ func role(argv []string) string {
 		return "ip"
 	}
 	return base
-}
-
-// accepted is the listener's count of connections (the probes of the checks) so far.
-func accepted(file string) int64 {
-	b, _ := os.ReadFile(file)
-	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	return n
 }

@@ -15,9 +15,10 @@ import (
 	"github.com/vigil-ha/vigil/core/ipvs"
 )
 
-// The CPU case: vsCount virtual servers × rsPer real servers, every one with a TCP_CHECK each
-// second, all served by one listener process in the backends' namespace (rsPer addresses,
-// one port per virtual server). One implementation runs at a time.
+// The CPU case: vsCount virtual servers × rsPer real servers, every one with a TCP_CHECK (or,
+// in the second case, an HTTP_GET) each second, all served by one listener process in the
+// backends' namespace (rsPer addresses, one port per virtual server), which counts the
+// connections: the probes. One implementation runs at a time.
 const (
 	vsCount = 10
 	rsPer   = 100
@@ -37,6 +38,9 @@ type cpuResult struct {
 	Checking time.Duration
 	// Reload is each reload's time from SIGHUP until the real server it adds is in the table.
 	Reload []time.Duration
+	// Probes is how many connections the backends accepted over the window: the probes
+	// made, which a daemon whose timers lag makes fewer of.
+	Probes int64
 	// FalseDowns counts the real servers the daemon took for down over the whole run (start,
 	// window, reloads): every backend answers all the time, so each one is a false down.
 	FalseDowns int
@@ -61,9 +65,15 @@ func falseDowns(impl string, log []byte) int {
 // reloads is how many reloads the reload case makes, each adding one real server.
 const reloads = 3
 
-func bigConf(extra int) string {
+// The checkers of the two CPU cases, as both implementations read them.
+const (
+	tcpCheck  = "TCP_CHECK {\n            connect_timeout 1\n        }"
+	httpCheck = "HTTP_GET {\n            url {\n                path /\n                status_code 200\n            }\n            connect_timeout 1\n        }"
+)
+
+func bigConf(extra int, checker string) string {
 	var b strings.Builder
-	b.WriteString("! lvsbench: 10 virtual servers x 100 real servers, TCP_CHECK every second\n")
+	fmt.Fprintf(&b, "! lvsbench: 10 virtual servers x 100 real servers, %s every second\n", strings.Fields(checker)[0])
 	for i := range vsCount {
 		fmt.Fprintf(&b, "virtual_server 192.0.2.100 %d {\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n", 80+i)
 		n := rsPer
@@ -71,22 +81,27 @@ func bigConf(extra int) string {
 			n += extra
 		}
 		for j := range n {
-			fmt.Fprintf(&b, "    real_server 198.51.100.%d %d {\n        weight 1\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n", 11+j, 8000+i)
+			fmt.Fprintf(&b, "    real_server 198.51.100.%d %d {\n        weight 1\n        %s\n    }\n", 11+j, 8000+i, checker)
 		}
 		b.WriteString("}\n")
 	}
 	return b.String()
 }
 
-// measureCPU runs impl (name) alone on bigConf and measures its CPU over window once all
-// real servers are in the table.
-func measureCPU(self, work, impl, name string, window time.Duration) (r cpuResult, err error) {
-	s := &stack{impl: impl, name: name, dir: "lc-" + name + "-d", backend: "lc-" + name + "-b", self: self}
+// measureCPU runs impl (name) alone on bigConf with checker and measures its CPU over window
+// once all real servers are in the table; with the TCP_CHECK, the reload case follows.
+func measureCPU(self, work, impl, name, checker string, window time.Duration) (r cpuResult, err error) {
+	useHTTP := checker == httpCheck
+	tag := "cpu-" + name
+	if useHTTP {
+		tag = "http-" + name
+	}
+	s := &stack{impl: impl, name: name, dir: tag + "-d", backend: tag + "-b", self: self}
 	defer func() {
 		s.close()
 		// For -logs: the log goes where the host can read it.
-		if b, err := os.ReadFile(filepath.Join("/tmp", "cpu-"+name, "log")); err == nil {
-			_ = os.WriteFile(filepath.Join(work, "cpu-"+name+".log"), b, 0o644)
+		if b, err := os.ReadFile(filepath.Join("/tmp", tag, "log")); err == nil {
+			_ = os.WriteFile(filepath.Join(work, tag+".log"), b, 0o644)
 			r.FalseDowns = falseDowns(impl, b)
 		}
 	}()
@@ -117,18 +132,19 @@ func measureCPU(self, work, impl, name string, window time.Duration) (r cpuResul
 	for i := range vsCount {
 		ports = append(ports, fmt.Sprintf(":%d", 8000+i))
 	}
-	if s.victim, err = s.serve(strings.Join(ports, ",")); err != nil {
+	dir := filepath.Join("/tmp", tag)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r, err
+	}
+	count := filepath.Join(dir, "accepted")
+	if s.victim, err = s.serveCounting(strings.Join(ports, ","), useHTTP, count); err != nil {
 		return r, err
 	}
 	if s.ipvs, err = openIn(d); err != nil {
 		return r, err
 	}
-	dir := filepath.Join("/tmp", "cpu-"+name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return r, err
-	}
 	cf := filepath.Join(dir, "lvs.conf")
-	if err := os.WriteFile(cf, []byte(bigConf(0)), 0o644); err != nil {
+	if err := os.WriteFile(cf, []byte(bigConf(0, checker)), 0o644); err != nil {
 		return r, err
 	}
 	if err := s.startDaemon(work, dir, cf); err != nil {
@@ -170,11 +186,15 @@ func measureCPU(self, work, impl, name string, window time.Duration) (r cpuResul
 	time.Sleep(5 * time.Second) // the first round of checks past
 	root := s.daemon.Process.Pid
 	before := proc.TicksOf(proc.PIDs(proc.Tree(root)))
+	n0 := harness.Accepted(count)
 	t0 := time.Now()
 	time.Sleep(window)
 	pids := proc.PIDs(proc.Tree(root))
 	after := proc.TicksOf(pids)
 	r.Window = time.Since(t0)
+	// The count is written every 100 ms: wait for the one that covers the window's end.
+	time.Sleep(200 * time.Millisecond)
+	r.Probes = harness.Accepted(count) - n0
 	r.Procs = len(pids)
 	// A process started in the window counts from zero; one that ended in it takes its
 	// time with it (Gone says how many did).
@@ -192,11 +212,14 @@ func measureCPU(self, work, impl, name string, window time.Duration) (r cpuResul
 			r.Gone++
 		}
 	}
-	fmt.Printf("lvsbench: %s with %d real servers: %s CPU over %s (%d processes), plugins %s\n", name, vsCount*rsPer, r.Total, r.Window.Round(time.Second), r.Procs, r.Plugins)
+	fmt.Printf("lvsbench: %s with %d real servers (%s): %s CPU over %s (%d processes), plugins %s; %d probes\n", name, vsCount*rsPer, strings.Fields(checker)[0], r.Total, r.Window.Round(time.Second), r.Procs, r.Plugins, r.Probes)
+	if useHTTP {
+		return r, nil
+	}
 	// The reload case: each reload adds one real server to the first virtual server.
 	key := ipvs.AddrKey(ipvs.TCP, netip.MustParseAddrPort("192.0.2.100:80"))
 	for k := 1; k <= reloads; k++ {
-		if err := os.WriteFile(cf, []byte(bigConf(k)), 0o644); err != nil {
+		if err := os.WriteFile(cf, []byte(bigConf(k, checker)), 0o644); err != nil {
 			return r, err
 		}
 		want := ipvs.DestKey{Addr: netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + rsPer + k)}), Port: 8000}

@@ -38,10 +38,10 @@ import (
 )
 
 type options struct {
-	out, keepalived, work, listen, logs string
-	n, servers                          int
-	window                              time.Duration
-	guest                               bool
+	out, keepalived, work, listen, logs, count string
+	n, servers                                 int
+	window                                     time.Duration
+	guest, http                                bool
 }
 
 func main() {
@@ -54,12 +54,14 @@ func main() {
 	flag.StringVar(&o.logs, "logs", "", "copy the daemons' logs of the CPU and reload case into this directory")
 	flag.BoolVar(&o.guest, "guest", false, "internal: the part inside the VM")
 	flag.StringVar(&o.work, "work", "", "internal: the work directory shared with the VM")
-	flag.StringVar(&o.listen, "listen", "", "internal: accept TCP connections on this address until killed")
+	flag.StringVar(&o.listen, "listen", "", "internal: accept TCP connections on these addresses until killed")
+	flag.BoolVar(&o.http, "http", false, "internal: with -listen, answer HTTP")
+	flag.StringVar(&o.count, "count", "", "internal: with -listen, where to write how many connections it accepted")
 	flag.Parse()
 	var err error
 	switch {
 	case o.listen != "":
-		err = harness.AcceptAndClose(strings.Split(o.listen, ","), nil)
+		err = harness.Backend(strings.Split(o.listen, ","), o.http, o.count)
 	case o.guest:
 		err = guest(o)
 	default:
@@ -75,6 +77,7 @@ type result struct {
 	Kernel  string
 	Removal map[string][]time.Duration // implementation → failure-to-removal of each trial
 	CPU     map[string]cpuResult       // implementation → the CPU case (none when skipped)
+	HTTP    map[string]cpuResult       // implementation → the CPU case with HTTP_GET
 }
 
 func host(o options) error {
@@ -98,8 +101,8 @@ func host(o options) error {
 	defer os.RemoveAll(work)
 	bin := filepath.Join(work, "bin")
 	// Built on the host: building under TCG is many times slower.
-	harness.Logf("building vigil and vigil-check-tcp into %s", bin)
-	cmd := exec.Command("go", "build", "-o", bin+"/", "./cmd/vigil", "./plugins/vigil-check-tcp")
+	harness.Logf("building vigil, vigil-check-tcp and vigil-check-http into %s", bin)
+	cmd := exec.Command("go", "build", "-o", bin+"/", "./cmd/vigil", "./plugins/vigil-check-tcp", "./plugins/vigil-check-http")
 	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %w\n%s", err, out)
@@ -132,8 +135,10 @@ func host(o options) error {
 			return err
 		}
 		for _, name := range []string{"vigil", "keepalived"} {
-			if b, err := os.ReadFile(filepath.Join(work, "cpu-"+name+".log")); err == nil {
-				_ = os.WriteFile(filepath.Join(o.logs, "cpu-"+name+".log"), b, 0o644)
+			for _, tag := range []string{"cpu-" + name, "http-" + name} {
+				if b, err := os.ReadFile(filepath.Join(work, tag+".log")); err == nil {
+					_ = os.WriteFile(filepath.Join(o.logs, tag+".log"), b, 0o644)
+				}
 			}
 		}
 		harness.Logf("the daemons' logs of the CPU and reload case are in %s", o.logs)
@@ -244,8 +249,16 @@ func (s *stack) build(work string) error {
 	return s.startDaemon(work, dir, cf)
 }
 
-func (s *stack) serve(addr string) (*exec.Cmd, error) {
-	c := exec.Command("ip", "netns", "exec", s.backend, s.self, "-listen", addr)
+func (s *stack) serve(addr string) (*exec.Cmd, error) { return s.serveCounting(addr, false, "") }
+
+// serveCounting serves addr (a comma-separated list) from the backends' namespace: HTTP
+// with useHTTP, else accept and close; with count, the connections are counted there.
+func (s *stack) serveCounting(addr string, useHTTP bool, count string) (*exec.Cmd, error) {
+	args := []string{"netns", "exec", s.backend, s.self, "-listen", addr, "-count", count}
+	if useHTTP {
+		args = append(args, "-http")
+	}
+	c := exec.Command("ip", args...)
 	c.Stderr = os.Stderr
 	return c, c.Start()
 }
@@ -384,17 +397,23 @@ func guest(o options) error {
 	}
 	stacks = nil
 	if o.servers > 0 {
-		r.CPU = map[string]cpuResult{}
-		for _, impl := range []string{"vigil", o.keepalived} {
-			name := "vigil"
-			if impl != "vigil" {
-				name = "keepalived"
+		r.CPU, r.HTTP = map[string]cpuResult{}, map[string]cpuResult{}
+		for _, checker := range []string{tcpCheck, httpCheck} {
+			for _, impl := range []string{"vigil", o.keepalived} {
+				name := "vigil"
+				if impl != "vigil" {
+					name = "keepalived"
+				}
+				c, err := measureCPU(self, o.work, impl, name, checker, o.window)
+				if err != nil {
+					return err
+				}
+				if checker == httpCheck {
+					r.HTTP[name] = c
+				} else {
+					r.CPU[name] = c
+				}
 			}
-			c, err := measureCPU(self, o.work, impl, name, o.window)
-			if err != nil {
-				return err
-			}
-			r.CPU[name] = c
 		}
 	}
 	b, err := json.Marshal(r)

@@ -68,37 +68,22 @@ func markdown(o options, m harness.Machine, r result, took, boot time.Duration) 
 	w("so each implementation's figures spread over about a second: with %d trials, medians closer than a few\n", o.n)
 	w("hundred milliseconds do not tell the two apart.\n")
 	if len(r.CPU) > 0 {
-		v, k := r.CPU["vigil"], r.CPU["keepalived"]
-		w("\n**CPU with %d real servers** (%d virtual servers × %d, all with `TCP_CHECK { connect_timeout 1 }`,\n", vsCount*rsPer, vsCount, rsPer)
-		w("`delay_loop 1`; one listener process in the backends' namespace serves them all). Each implementation runs\n")
-		w("alone; once all %d destinations are in its IPVS table (vigil: and its checks run) and 5 s more have passed,\n", vsCount*rsPer)
-		w("the utime+stime of its\n")
-		w("whole process tree is read over the window (vigil: core, check process and the tcp plugin; keepalived:\n")
-		w("parent and checker process). %% is of one CPU of the (emulated) VM's two. A process of the tree that ended\n")
-		w("during the window (counted in parentheses) takes its CPU with it: the total is then a lower bound.\n")
-		w("\"until all in IPVS\": from the daemon's start until every destination was in the table. \"until checks run\":\n")
-		w("vigil programs IPVS before its checks are configured on their plugin; the window starts 5 s after its log\n")
-		w("says \"checks started\" (keepalived starts its checkers with its table).\n\n")
+		w("\n**CPU with %d real servers** (%d virtual servers × %d, `delay_loop 1`; one listener process in the\n", vsCount*rsPer, vsCount, rsPer)
+		w("backends' namespace serves them all and counts the connections it accepts: the probes). Each implementation\n")
+		w("runs alone; once all %d destinations are in its IPVS table (vigil: and its checks run) and 5 s more have\n", vsCount*rsPer)
+		w("passed, the utime+stime of its whole process tree is read over the window (vigil: core, check process and\n")
+		w("the plugin; keepalived: parent and checker process). %% is of one CPU of the (emulated) VM's two. A process\n")
+		w("of the tree that ended during the window (counted in parentheses) takes its CPU with it: the total is then\n")
+		w("a lower bound. \"per probe\": the CPU over the probes made in the window (a daemon whose timers lag makes\n")
+		w("fewer). \"until all in IPVS\": from the daemon's start until every destination was in the table. \"until\n")
+		w("checks run\": vigil programs IPVS before its checks are configured on their plugin; the window starts 5 s\n")
+		w("after its log says \"checks started\" (keepalived starts its checkers with its table).\n")
 		w("\"healthy marked down\": how many times over the whole run (start, window, reloads) the daemon took a real\n")
 		w("server for down, from its log (vigil: a check changed to down; keepalived: \"Removing service\"): every backend\n")
-		w("answers all the time, so each one is false.\n\n")
-		w("| implementation | CPU over the window | %% of one CPU | of it in plugins | processes (ended in the window) | until all in IPVS | until checks run | healthy marked down |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
-		for _, x := range []struct {
-			n string
-			c cpuResult
-		}{{"vigil", v}, {"keepalived", k}} {
-			pct := 0.0
-			if x.c.Window > 0 {
-				pct = 100 * float64(x.c.Total) / float64(x.c.Window)
-			}
-			checking := "with the table"
-			if x.c.Checking > 0 {
-				checking = x.c.Checking.Round(time.Second).String()
-			}
-			w("| %s | %s over %s | %.1f %% | %s | %d (%d) | %s | %s | %d |\n", x.n, ms(x.c.Total), x.c.Window.Round(time.Second), pct, ms(x.c.Plugins), x.c.Procs, x.c.Gone, x.c.Settle.Round(time.Second), checking, x.c.FalseDowns)
-		}
-		if k.Total > 0 {
-			w("\nvigil / keepalived (CPU): %.2f.\n", float64(v.Total)/float64(k.Total))
+		w("answers all the time, so each one is false.\n")
+		cpuTable(w, "`TCP_CHECK { connect_timeout 1 }` (an accept-and-close listener)", r.CPU)
+		if len(r.HTTP) > 0 {
+			cpuTable(w, "`HTTP_GET { url { path / status_code 200 } connect_timeout 1 }` (Go's net/http answering 200)", r.HTTP)
 		}
 	}
 	if len(r.CPU["vigil"].Reload) > 0 && len(r.CPU["keepalived"].Reload) > 0 {
@@ -113,4 +98,41 @@ func markdown(o options, m harness.Machine, r result, took, boot time.Duration) 
 		}
 	}
 	return b.String()
+}
+
+// cpuTable writes one CPU case's table: vigil beside keepalived, and their ratios.
+func cpuTable(w func(string, ...any), what string, c map[string]cpuResult) {
+	v, k := c["vigil"], c["keepalived"]
+	w("\nWith %s:\n\n", what)
+	w("| implementation | CPU over the window | %% of one CPU | of it in plugins | probes | per probe | processes (ended in the window) | until all in IPVS | until checks run | healthy marked down |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range []struct {
+		n string
+		c cpuResult
+	}{{"vigil", v}, {"keepalived", k}} {
+		pct := 0.0
+		if x.c.Window > 0 {
+			pct = 100 * float64(x.c.Total) / float64(x.c.Window)
+		}
+		checking := "with the table"
+		if x.c.Checking > 0 {
+			checking = x.c.Checking.Round(time.Second).String()
+		}
+		w("| %s | %s over %s | %.1f %% | %s | %d | %s | %d (%d) | %s | %s | %d |\n", x.n, ms(x.c.Total), x.c.Window.Round(time.Second), pct, ms(x.c.Plugins),
+			x.c.Probes, perProbe(x.c), x.c.Procs, x.c.Gone, x.c.Settle.Round(time.Second), checking, x.c.FalseDowns)
+	}
+	if k.Total > 0 {
+		w("\nvigil / keepalived: CPU %.2f", float64(v.Total)/float64(k.Total))
+		if v.Probes > 0 && k.Probes > 0 {
+			w(", per probe %.2f", (float64(v.Total)/float64(v.Probes))/(float64(k.Total)/float64(k.Probes)))
+		}
+		w(".\n")
+	}
+}
+
+// perProbe is the CPU of one probe, in µs; "?" when no probe was counted.
+func perProbe(c cpuResult) string {
+	if c.Probes <= 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%d µs", (c.Total / time.Duration(c.Probes)).Microseconds())
 }
