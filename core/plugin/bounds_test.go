@@ -247,3 +247,41 @@ func TestUnrunnablePluginFailsPlainly(t *testing.T) {
 		})
 	}
 }
+
+// TestFrozenPluginFoundAtProbeDeadline: a probe's call waits past the probe's deadline for a
+// late verdict, but a plugin frozen meanwhile is pinged from soon after the probe deadline,
+// not from the end of that wait: it is killed while the call still waits, and the call ends
+// as a probe that timed out (a failure, not a probe without result). Before the fix, the
+// call ran to the end of its wait (here 20 s) and only then was the plugin pinged.
+func TestFrozenPluginFoundAtProbeDeadline(t *testing.T) {
+	log, buf := loadLog(t)
+	h := newHost(t, Options{PingTimeout: 400 * time.Millisecond, Logger: log})
+	configure(t, h, "test", "good", "mode", "ok")
+	configure(t, h, "test", "stop", "mode", "stop", "pidfile", filepath.Join(t.TempDir(), "sleeper"))
+	pid := probeOK(t, h, "good")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ctx = check.WithProbeDeadline(ctx, time.Now().Add(300*time.Millisecond))
+	_, err := h.Check(ctx, "test", check.CheckRequest{Name: "stop"})
+	switch {
+	case err == nil:
+		t.Fatal("the frozen plugin answered")
+	case ctx.Err() != nil:
+		t.Fatalf("the call ran to the end of its wait (%v): the frozen plugin was not found meanwhile", err)
+	case isNotRun(err):
+		t.Errorf("the probe that the frozen plugin held past its deadline has no result (%v); it timed out", err)
+	}
+	// Killed by the verdict, which the call's end followed (the kill itself may lag).
+	for deadline := time.Now().Add(2 * time.Minute); running(pid); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the frozen plugin %d is still there", pid)
+		}
+	}
+	if out := buf.String(); !strings.Contains(out, "health pings in a row") {
+		t.Errorf("the frozen plugin was not killed for missed pings without progress:\n%s", out)
+	}
+	// A fresh process takes the next probe.
+	if p := probeOK(t, h, "good"); p == pid {
+		t.Errorf("the next probe went to the frozen process %d", pid)
+	}
+}

@@ -174,6 +174,9 @@ type run struct {
 	version int // the protocol version negotiated with the plugin
 	started time.Time
 	pinging atomic.Bool
+	// pinged is when the last health ping began (unix nanoseconds): the early pings of
+	// probes late on a loaded machine come at most one per PingTimeout.
+	pinged atomic.Int64
 	// suspect is set (under proc.mu) while a health ping decides whether the process is
 	// hung, and closed when it has: a call waits for the verdict instead of going to a
 	// process that may never answer.
@@ -535,10 +538,22 @@ func (p *proc) call(ctx context.Context, f func(impl any) error) error {
 }
 
 // callRun is call with the process at hand.
+//
+// A probe's call waits past the probe's own deadline (check.WithProbeDeadline) for a late
+// plugin's verdict. A plugin that is frozen would be found only once that longer wait ran
+// out, seconds later than before there was one; so the host starts pinging (pingEarly) when
+// the probe deadline is PingTimeout/2 behind and the call still runs: a frozen plugin is
+// killed then, while a busy one answers its pings and keeps the call.
 func (p *proc) callRun(ctx context.Context, f func(r *run) error) error {
 	r, err := p.get(ctx)
 	if err != nil {
 		return err
+	}
+	if pdl, ok := check.ProbeDeadline(ctx); ok {
+		if dl, ok := ctx.Deadline(); !ok || pdl.Before(dl) {
+			t := time.AfterFunc(time.Until(pdl)+p.h.opts.PingTimeout/2, func() { p.pingEarly(r) })
+			defer t.Stop()
+		}
 	}
 	err = f(r)
 	switch {
@@ -547,6 +562,11 @@ func (p *proc) callRun(ctx context.Context, f func(r *run) error) error {
 		p.mu.Lock()
 		p.diedLocked(r, err.Error())
 		p.mu.Unlock()
+		if pdl, ok := check.ProbeDeadline(ctx); ok && time.Now().After(pdl) {
+			// The plugin had the probe and let its deadline pass (then it was found hung,
+			// or it died): the probe timed out, as it would have without the longer wait.
+			return fmt.Errorf("%s plugin %s gave no answer by the probe's deadline, then died: %w", p.kind, p.name, err)
+		}
 		return notRun(fmt.Errorf("%s plugin %s died during the call: %w", p.kind, p.name, err))
 	case ctx.Err() != nil:
 		p.ping(r)
@@ -573,6 +593,16 @@ func (p *proc) ping(r *run) {
 	go p.pingNow(r, sus)
 }
 
+// pingEarly pings a process that a probe's call is still waiting on past the probe's
+// deadline (callRun). Unlike ping it leaves other calls free to go there: the plugin may
+// only be late, and its verdict is still awaited. At most one a PingTimeout.
+func (p *proc) pingEarly(r *run) {
+	if time.Since(time.Unix(0, r.pinged.Load())) < p.h.opts.PingTimeout || !r.pinging.CompareAndSwap(false, true) {
+		return
+	}
+	go p.pingNow(r, nil)
+}
+
 // pingNow pings r until it answers, or until the evidence says it is hung.
 //
 // A slow plugin is not a hung one. On a saturated machine (the IPVS benchmark: qemu TCG at
@@ -588,8 +618,11 @@ func (p *proc) ping(r *run) {
 //
 // Calls wait for the verdict only while there is no sign of life (suspect): a plugin frozen
 // with SIGSTOP lost every probe sent to it.
+//
+// sus is nil for an early ping (pingEarly), which holds no call back.
 func (p *proc) pingNow(r *run, sus chan struct{}) {
 	defer r.pinging.Store(false)
+	r.pinged.Store(time.Now().UnixNano())
 	released := false
 	// settle ends the suspicion, with a death when why is not empty. The verdict is in
 	// before the waiting calls go on: a hung process is no longer current.
@@ -599,10 +632,10 @@ func (p *proc) pingNow(r *run, sus chan struct{}) {
 		if why != "" {
 			p.diedLocked(r, why)
 		}
-		if r.suspect == sus {
+		if sus != nil && r.suspect == sus {
 			r.suspect = nil
 		}
-		if !released {
+		if !released && sus != nil {
 			released = true
 			close(sus)
 		}

@@ -32,3 +32,10 @@ func probeDeadline(ctx context.Context) (time.Time, bool) {
 	}
 	return ctx.Deadline()
 }
+
+// ProbeDeadline is the probe deadline that WithProbeDeadline put in ctx, if any: a host
+// watches for a plugin that lets it pass by far (core/plugin pings it then).
+func ProbeDeadline(ctx context.Context) (time.Time, bool) {
+	dl, ok := ctx.Value(probeDeadlineKey{}).(time.Time)
+	return dl, ok
+}
