@@ -41,7 +41,7 @@ type options struct {
 	out, keepalived, work, listen, logs, count string
 	n, servers                                 int
 	window                                     time.Duration
-	guest, http                                bool
+	guest, http, httpCPU                       bool
 }
 
 func main() {
@@ -50,6 +50,7 @@ func main() {
 	flag.StringVar(&o.keepalived, "keepalived", "/usr/sbin/keepalived", "the keepalived binary run beside vigil")
 	flag.IntVar(&o.n, "n", 10, "failures per implementation")
 	flag.IntVar(&o.servers, "cpu", 1000, "the CPU case with 10 virtual servers x 100 real servers (1000; 0: skip it)")
+	flag.BoolVar(&o.httpCPU, "cpu-http", true, "the CPU case again with HTTP_GET (false: TCP_CHECK only)")
 	flag.DurationVar(&o.window, "window", 30*time.Second, "the CPU case's measurement window")
 	flag.StringVar(&o.logs, "logs", "", "copy the daemons' logs of the CPU and reload case into this directory")
 	flag.BoolVar(&o.guest, "guest", false, "internal: the part inside the VM")
@@ -125,7 +126,7 @@ func host(o options) error {
 		Modules: []string{"ip_vs", "ip_vs_rr", "veth"},
 		Console: os.Stderr,
 	}, []string{self, "-guest", "-work", work, "-n", fmt.Sprint(o.n), "-keepalived", ka,
-		"-cpu", fmt.Sprint(o.servers), "-window", o.window.String()}, os.Environ())
+		"-cpu", fmt.Sprint(o.servers), "-cpu-http=" + fmt.Sprint(o.httpCPU), "-window", o.window.String()}, os.Environ())
 	if err != nil {
 		return err
 	}
@@ -398,7 +399,11 @@ func guest(o options) error {
 	stacks = nil
 	if o.servers > 0 {
 		r.CPU, r.HTTP = map[string]cpuResult{}, map[string]cpuResult{}
-		for _, checker := range []string{tcpCheck, httpCheck} {
+		checkers := []string{tcpCheck}
+		if o.httpCPU {
+			checkers = append(checkers, httpCheck)
+		}
+		for _, checker := range checkers {
 			for _, impl := range []string{"vigil", o.keepalived} {
 				name := "vigil"
 				if impl != "vigil" {
