@@ -83,7 +83,7 @@ func markdown(o options, m harness.Machine, r result, took, boot time.Duration) 
 		w("answers all the time, so each one is false.\n")
 		cpuTable(w, "`TCP_CHECK { connect_timeout 1 }` (an accept-and-close listener)", r.CPU)
 		if len(r.HTTP) > 0 {
-			cpuTable(w, "`HTTP_GET { url { path / status_code 200 } connect_timeout 1 }` (Go's net/http answering 200)", r.HTTP)
+			cpuTable(w, "`HTTP_GET { url { path / status_code 200 } connect_timeout 1 }` (a backend that answers 200 with a fixed reply)", r.HTTP)
 		}
 	}
 	if len(r.CPU["vigil"].Reload) > 0 && len(r.CPU["keepalived"].Reload) > 0 {

@@ -5,7 +5,6 @@ package main
 import (
 	"container/heap"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,7 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // connectOnly opens one TCP connection to ap by ctx's deadline and closes it: the whole of a
@@ -69,52 +67,22 @@ func (c *connector) poller() (*poller, error) {
 // startConnect starts a connect to ap on a new non-blocking socket and returns it, or -1
 // when the connect has already ended (nil: connected, and closed again).
 func startConnect(ap netip.AddrPort) (int, error) {
-	family := syscall.AF_INET6
-	if ap.Addr().Unmap().Is4() {
-		family = syscall.AF_INET
-	}
+	family, sa := sockaddr(ap)
 	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, opError(ap, os.NewSyscallError("socket", err))
 	}
-	switch err := rawConnect(fd, ap); err {
+	switch err := syscall.Connect(fd, sa); err {
 	case nil, syscall.EISCONN:
-		rawClose(fd)
+		syscall.Close(fd)
 		return -1, nil
 	case syscall.EINPROGRESS, syscall.EALREADY, syscall.EINTR:
 		return fd, nil
 	default:
-		rawClose(fd)
+		syscall.Close(fd)
 		return -1, opError(ap, os.NewSyscallError("connect", err))
 	}
 }
-
-// rawConnect and rawClose make their system call without telling the runtime, which
-// syscall.Connect and syscall.Close do (entersyscall). On a non-blocking socket neither
-// blocks, but both may run long: the kernel sends the SYN (or the FIN) and, over a veth or
-// the loopback, handles the peer's side of the handshake in the same call. Under qemu TCG
-// that took long enough for the runtime's monitor to hand the plugin's one processor to
-// another thread during the call, and to take it back after: two thread switches a probe,
-// and a monitor polling every 20 µs, where keepalived's checker makes none. Told nothing,
-// the runtime keeps the processor on this thread, as keepalived's one thread does.
-func rawConnect(fd int, ap netip.AddrPort) error {
-	var e syscall.Errno
-	if a := ap.Addr().Unmap(); a.Is4() {
-		sa := syscall.RawSockaddrInet4{Family: syscall.AF_INET, Addr: a.As4()}
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
-		_, _, e = syscall.RawSyscall(syscall.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), syscall.SizeofSockaddrInet4)
-	} else {
-		sa := syscall.RawSockaddrInet6{Family: syscall.AF_INET6, Addr: a.As16()}
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
-		_, _, e = syscall.RawSyscall(syscall.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), syscall.SizeofSockaddrInet6)
-	}
-	if e != 0 {
-		return e
-	}
-	return nil
-}
-
-func rawClose(fd int) { syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0) }
 
 // connected reports whether the connect on fd has ended, and how (nil: connected).
 func connected(fd int) (bool, error) {
@@ -329,7 +297,7 @@ func (p *poller) wait(ctx context.Context, dl time.Time, ap netip.AddrPort, fd i
 	if fallBack {
 		return connectFile(ctx, dl, ap, fd)
 	}
-	rawClose(fd) // also takes it off the instance: it is never duplicated
+	syscall.Close(fd) // also takes it off the instance: it is never duplicated
 	return err
 }
 
@@ -417,6 +385,14 @@ func connectFile(ctx context.Context, dl time.Time, ap netip.AddrPort, fd int) e
 // opError words a failure as net.Dialer does, so that target.Reason reads both alike.
 func opError(ap netip.AddrPort, err error) error {
 	return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(ap), Err: err}
+}
+
+func sockaddr(ap netip.AddrPort) (int, syscall.Sockaddr) {
+	a := ap.Addr()
+	if a.Is4() || a.Is4In6() {
+		return syscall.AF_INET, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: a.Unmap().As4()}
+	}
+	return syscall.AF_INET6, &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
 }
 
 // plainAddr is the target's address when connectOnly can reach it: an IP literal without a
