@@ -334,9 +334,11 @@ func partitionHealGarp(t *testing.T, impl string, send bool) {
 		t.Fatalf("the client did not follow n2's takeover (entry %q)", l.neighMAC(2, vip4))
 	}
 	time.Sleep(time.Second)
+	// The heal starts with the first direction: n2's advert may reach n1 at once, and n1
+	// announce itself, before the second command has run (seconds on a busy machine).
+	healed := time.Now()
 	il.multicastTo(0, true)
 	il.multicastTo(1, true)
-	healed := time.Now()
 	took, ok := l.waitNeigh(2, vip4, mac1, 8*time.Second)
 	l.waitHolder(vip4, "n1", 5*time.Second)
 	time.Sleep(time.Second) // let the capture write out what it has read
