@@ -24,6 +24,12 @@ func Tail(b []byte) string {
 // not nil), so that a measurement knows how many probes there were. It returns the first
 // error, of a listen or an accept.
 func AcceptAndClose(addrs []string, accepted *atomic.Int64) error {
+	return acceptEach(addrs, accepted, func(c net.Conn) { c.Close() })
+}
+
+// acceptEach listens on every address and hands each connection to handle, counting it in
+// accepted (when not nil), until a listen or an accept fails.
+func acceptEach(addrs []string, accepted *atomic.Int64, handle func(net.Conn)) error {
 	errs := make(chan error, len(addrs))
 	for _, a := range addrs {
 		l, err := net.Listen("tcp", a)
@@ -37,10 +43,10 @@ func AcceptAndClose(addrs []string, accepted *atomic.Int64) error {
 					errs <- err
 					return
 				}
-				c.Close()
 				if accepted != nil {
 					accepted.Add(1)
 				}
+				handle(c)
 			}
 		}()
 	}
@@ -71,27 +77,7 @@ func ServeHTTP(addrs []string, accepted *atomic.Int64) error {
 			}
 		}
 	}
-	errs := make(chan error, len(addrs))
-	for _, a := range addrs {
-		l, err := net.Listen("tcp", a)
-		if err != nil {
-			return err
-		}
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					errs <- err
-					return
-				}
-				if accepted != nil {
-					accepted.Add(1)
-				}
-				go serve(c)
-			}
-		}()
-	}
-	return <-errs
+	return acceptEach(addrs, accepted, func(c net.Conn) { go serve(c) })
 }
 
 // Backend serves addrs as AcceptAndClose does, or as ServeHTTP does with useHTTP, until it
