@@ -83,12 +83,18 @@ func decomment(s string) (out string, lead int, cont bool, braceInComment bool) 
 // is three words), '{' and '}' outside quotes are words of their own (so "VG_1{" is a name
 // followed by a brace). Backslashes and single quotes are ordinary characters here; only
 // script commands give them a meaning (see splitCommand).
+// blanks separate words as keepalived's reader separates them (its WHITE_SPACE): a carriage
+// return or form feed inside a line is a blank, not part of a word. (A word "0\r" was dumped
+// by vigil -d with the \r before the line's end, where it is read as a CRLF ending, so the
+// dump read back differently: FuzzParse found it.)
+const blanks = " \t\f\n\r\v"
+
 func tokenize(l srcLine, sink *diagSink) []Token {
 	var toks []Token
 	s := l.text
 	i := 0
 	for i < len(s) {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		for i < len(s) && strings.IndexByte(blanks, s[i]) >= 0 {
 			i++
 		}
 		if i >= len(s) {
@@ -112,7 +118,7 @@ func tokenize(l srcLine, sink *diagSink) []Token {
 			i += j + 2
 			continue
 		}
-		for i < len(s) && !strings.ContainsRune(" \t\"{}", rune(s[i])) {
+		for i < len(s) && strings.IndexByte(blanks+"\"{}", s[i]) < 0 {
 			i++
 		}
 		toks = append(toks, Token{Text: s[start:i], Pos: l.posAt(start), off: start})
@@ -137,7 +143,7 @@ func splitWords(cmd string, escapes bool) ([]string, error) {
 	s := cmd
 	i := 0
 	for i < len(s) {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		for i < len(s) && strings.IndexByte(blanks, s[i]) >= 0 {
 			i++
 		}
 		if i >= len(s) {
