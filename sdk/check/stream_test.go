@@ -111,6 +111,18 @@ func serveLoopback(t *testing.T, srv pb.CheckServer, unary, noLane bool) *client
 	return c
 }
 
+// serveProbeImpl serves a probeImpl on loopback as a plugin that serves Probes and
+// ProbeLane (stream), or Check calls alone, and returns it with the host's client.
+func serveProbeImpl(t *testing.T, stream, unary, noLane bool) (*probeImpl, *client) {
+	t.Helper()
+	impl := &probeImpl{ended: make(chan time.Duration, 1)}
+	var srv pb.CheckServer = &server{impl: impl}
+	if !stream {
+		srv = unaryOnly{s: &server{impl: impl}}
+	}
+	return impl, serveLoopback(t, srv, unary, noLane)
+}
+
 // TestProbeProtocols: a probe behaves the same on the probe lane, on the Probes stream, as a
 // Check call, and on the stream of a plugin that does not serve it (fallback to Check calls).
 func TestProbeProtocols(t *testing.T) {
@@ -121,12 +133,7 @@ func TestProbeProtocols(t *testing.T) {
 		noLane bool // the host does not ask for a lane
 	}{{"lane", false, true, false}, {"stream", false, true, true}, {"unary", true, true, false}, {"fallback", false, false, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			impl := &probeImpl{ended: make(chan time.Duration, 1)}
-			var srv pb.CheckServer = &server{impl: impl}
-			if !tc.stream {
-				srv = unaryOnly{s: &server{impl: impl}}
-			}
-			c := serveLoopback(t, srv, tc.unary, tc.noLane)
+			impl, c := serveProbeImpl(t, tc.stream, tc.unary, tc.noLane)
 			ctx := context.Background()
 
 			// Many probes at once each get their own answer back.
@@ -394,12 +401,7 @@ func TestProbeDeadline(t *testing.T) {
 		lateTaken     bool
 	}{{"lane", false, true, false, true}, {"stream", false, true, true, true}, {"unary", true, true, false, false}, {"fallback", false, false, false, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			impl := &probeImpl{ended: make(chan time.Duration, 1)}
-			var srv pb.CheckServer = &server{impl: impl}
-			if !tc.stream {
-				srv = unaryOnly{s: &server{impl: impl}}
-			}
-			c := serveLoopback(t, srv, tc.unary, tc.noLane)
+			_, c := serveProbeImpl(t, tc.stream, tc.unary, tc.noLane)
 			probe := func(name string) (CheckResponse, error) {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
