@@ -6,12 +6,13 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vigil-ha/vigil/plugins/internal/target"
 )
 
 // connectOnly opens one TCP connection to ap by ctx's deadline and closes it: the whole of a
@@ -37,7 +38,7 @@ func (c *connector) connectOnly(ctx context.Context, deadline time.Time, ap neti
 	p, err := c.poller()
 	if err != nil {
 		// No epoll instance of its own (a limit on open files, say): the runtime's poller.
-		return connectFile(ctx, deadline, ap, fd)
+		return target.ConnectFile(ctx, deadline, ap, fd)
 	}
 	return p.wait(ctx, deadline, ap, fd)
 }
@@ -64,41 +65,18 @@ func (c *connector) poller() (*poller, error) {
 	return c.p, c.err
 }
 
-// startConnect starts a connect to ap on a new non-blocking socket and returns it, or -1
-// when the connect has already ended (nil: connected, and closed again).
+// startConnect starts a connect to ap and returns its socket, or -1 when the connect has
+// already ended (nil: connected, and closed again).
 func startConnect(ap netip.AddrPort) (int, error) {
-	family, sa := sockaddr(ap)
-	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	fd, done, err := target.StartConnect(ap)
 	if err != nil {
-		return -1, opError(ap, os.NewSyscallError("socket", err))
+		return -1, err
 	}
-	switch err := syscall.Connect(fd, sa); err {
-	case nil, syscall.EISCONN:
+	if done {
 		syscall.Close(fd)
 		return -1, nil
-	case syscall.EINPROGRESS, syscall.EALREADY, syscall.EINTR:
-		return fd, nil
-	default:
-		syscall.Close(fd)
-		return -1, opError(ap, os.NewSyscallError("connect", err))
 	}
-}
-
-// connected reports whether the connect on fd has ended, and how (nil: connected).
-func connected(fd int) (bool, error) {
-	// The poller may report a socket before its handshake is over (golang.org/issue/14548):
-	// connected only when the kernel knows the peer, failed when SO_ERROR says so.
-	if _, err := syscall.Getpeername(fd); err == nil {
-		return true, nil
-	}
-	n, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
-	switch {
-	case err != nil:
-		return true, os.NewSyscallError("getsockopt", err)
-	case n == 0, syscall.Errno(n) == syscall.EINPROGRESS, syscall.Errno(n) == syscall.EALREADY, syscall.Errno(n) == syscall.EINTR:
-		return false, nil // not yet
-	}
-	return true, os.NewSyscallError("connect", syscall.Errno(n))
+	return fd, nil
 }
 
 // poller is the plugin's epoll instance for connects in flight. Each is registered with a
@@ -107,7 +85,7 @@ func connected(fd int) (bool, error) {
 //
 // Should collecting ever fail (epoll_wait with an error other than EINTR), the poller is
 // dead: every connect waiting on it is woken and goes on through the runtime's poller
-// (connectFile), as does every later one. The instance is closed only once no connect can
+// (target.ConnectFile), as does every later one. The instance is closed only once no connect can
 // use its number any more, so that a descriptor that reuses the number is never taken for it.
 type poller struct {
 	epfd    int
@@ -263,13 +241,13 @@ func (p *poller) isDead() bool {
 }
 
 // wait waits for the connect in progress on fd to end, then closes fd. Once p is dead,
-// connectFile waits instead.
+// target.ConnectFile waits instead.
 func (p *poller) wait(ctx context.Context, dl time.Time, ap netip.AddrPort, fd int) error {
 	ch := make(chan struct{}, 1)
 	p.mu.Lock()
 	if p.dead {
 		p.mu.Unlock()
-		return connectFile(ctx, dl, ap, fd)
+		return target.ConnectFile(ctx, dl, ap, fd)
 	}
 	p.users++
 	p.next++
@@ -287,7 +265,7 @@ func (p *poller) wait(ctx context.Context, dl time.Time, ap netip.AddrPort, fd i
 	}
 	p.mu.Unlock()
 	fallBack, err := p.waitRegistered(ctx, ch, id, dl, ap, fd)
-	// Let go of the instance before connectFile waits: a dead poller's instance is closed
+	// Let go of the instance before target.ConnectFile waits: a dead poller's instance is closed
 	// by the last connect that lets go of it, and fd, still on it, is then taken off.
 	p.mu.Lock()
 	delete(p.waiting, id)
@@ -295,14 +273,14 @@ func (p *poller) wait(ctx context.Context, dl time.Time, ap netip.AddrPort, fd i
 	p.closeIfUnused()
 	p.mu.Unlock()
 	if fallBack {
-		return connectFile(ctx, dl, ap, fd)
+		return target.ConnectFile(ctx, dl, ap, fd)
 	}
 	syscall.Close(fd) // also takes it off the instance: it is never duplicated
 	return err
 }
 
 // waitRegistered is wait once the connect has its number id and its channel ch; fallBack
-// says that p died first, and that fd is still open for connectFile.
+// says that p died first, and that fd is still open for target.ConnectFile.
 func (p *poller) waitRegistered(ctx context.Context, ch chan struct{}, id uint32, dl time.Time, ap netip.AddrPort, fd int) (fallBack bool, err error) {
 	// Edge-triggered: registered after connect, the socket's state at this moment counts
 	// as an edge, so a handshake that is already over is reported too.
@@ -311,7 +289,7 @@ func (p *poller) waitRegistered(ctx context.Context, ch chan struct{}, id uint32
 		if p.isDead() {
 			return true, nil
 		}
-		return false, opError(ap, os.NewSyscallError("epoll_ctl", err))
+		return false, target.ConnectError(ap, os.NewSyscallError("epoll_ctl", err))
 	}
 	for {
 		select {
@@ -319,88 +297,29 @@ func (p *poller) waitRegistered(ctx context.Context, ch chan struct{}, id uint32
 		case <-ctx.Done():
 			// The socket first: after a stall (a busy machine) both may be due, and a
 			// handshake that was over before the end counts, as keepalived counts it.
-			if done, err := connected(fd); done && err == nil {
+			if done, err := target.Connected(fd); done && err == nil {
 				return false, nil
 			}
-			return false, opError(ap, ctx.Err())
+			return false, target.ConnectError(ap, ctx.Err())
 		}
 		if p.isDead() {
 			// Nothing will wake this connect again: the socket may be over already, which
-			// connectFile asks first.
+			// target.ConnectFile asks first.
 			return true, nil
 		}
 		// Woken by the socket or by the timer (maybe for an earlier connect that had this
 		// number): the socket says whether it is over, the clock whether time is up.
-		if done, err := connected(fd); done {
+		if done, err := target.Connected(fd); done {
 			if err != nil {
-				return false, opError(ap, err)
+				return false, target.ConnectError(ap, err)
 			}
 			return false, nil
 		}
 		if !dl.IsZero() && !time.Now().Before(dl) {
-			return false, opError(ap, os.ErrDeadlineExceeded)
+			return false, target.ConnectError(ap, os.ErrDeadlineExceeded)
 		}
 	}
 }
 
 // epollET is syscall.EPOLLET, which package syscall declares as a negative int.
 const epollET = 1 << 31
-
-// connectFile waits for the connect in progress on fd through the runtime's poller, as an
-// os.File, and closes it: connectOnly's way when the plugin has no epoll instance of its own.
-func connectFile(ctx context.Context, dl time.Time, ap netip.AddrPort, fd int) error {
-	f := os.NewFile(uintptr(fd), "tcp")
-	defer f.Close()
-	if !dl.IsZero() {
-		if err := f.SetWriteDeadline(dl); err != nil {
-			return opError(ap, err)
-		}
-	}
-	stop := context.AfterFunc(ctx, func() { f.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return opError(ap, err)
-	}
-	var cerr error
-	err = rc.Write(func(fd uintptr) bool {
-		// Asked first before any wait: the poller forgets what it saw before this call
-		// (a handshake over between connect and os.NewFile), so the socket must say it.
-		done, err := connected(int(fd))
-		cerr = err
-		return done
-	})
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return opError(ap, ctx.Err())
-	case err != nil:
-		return opError(ap, err)
-	}
-	if cerr != nil {
-		return opError(ap, cerr)
-	}
-	return nil
-}
-
-// opError words a failure as net.Dialer does, so that target.Reason reads both alike.
-func opError(ap netip.AddrPort, err error) error {
-	return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(ap), Err: err}
-}
-
-func sockaddr(ap netip.AddrPort) (int, syscall.Sockaddr) {
-	a := ap.Addr()
-	if a.Is4() || a.Is4In6() {
-		return syscall.AF_INET, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: a.Unmap().As4()}
-	}
-	return syscall.AF_INET6, &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
-}
-
-// plainAddr is the target's address when connectOnly can reach it: an IP literal without a
-// zone (a link-local address needs its interface's index, which net resolves).
-func plainAddr(address string) (netip.AddrPort, bool) {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil || ap.Addr().Zone() != "" {
-		return netip.AddrPort{}, false
-	}
-	return ap, true
-}

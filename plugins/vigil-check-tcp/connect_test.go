@@ -46,14 +46,14 @@ func TestPlainPathChosen(t *testing.T) {
 	}
 }
 
-// connectFileOnly is connectOnly through the runtime's poller (connectFile), its way when the
+// connectFileOnly is connectOnly through the runtime's poller (target.ConnectFile), its way when the
 // plugin has no epoll instance of its own.
 func connectFileOnly(ctx context.Context, dl time.Time, ap netip.AddrPort) error {
 	fd, err := startConnect(ap)
 	if err != nil || fd < 0 {
 		return err
 	}
-	return connectFile(ctx, dl, ap, fd)
+	return target.ConnectFile(ctx, dl, ap, fd)
 }
 
 type connectFunc = func(context.Context, time.Time, netip.AddrPort) error

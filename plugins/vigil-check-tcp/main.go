@@ -116,7 +116,7 @@ func parse(params []check.Param) (*probe, error) {
 	if p.expect != nil && p.re != nil {
 		return nil, errors.New("expect and expect_regex are both set; keep one")
 	}
-	if ap, ok := plainAddr(p.target.Address); ok && p.send == nil && p.expect == nil && p.re == nil &&
+	if ap, ok := target.PlainAddr(p.target.Address); ok && p.send == nil && p.expect == nil && p.re == nil &&
 		!p.target.BindTo.IsValid() && p.target.BindPort == 0 {
 		p.plain = ap
 	}

@@ -90,8 +90,14 @@ func oneValue(p check.Param) error {
 
 // Dial opens a fresh TCP connection to the target by ctx's deadline. The connection's own
 // deadline is set to ctx's, and cancelling ctx interrupts a read or write in progress, so
-// that every later step of the probe honours ctx without passing it around.
+// that every later step of the probe honours ctx without passing it around. An IP address
+// from no chosen source is dialed without net.Dialer (connect_linux.go says why).
 func (t Target) Dial(ctx context.Context) (net.Conn, error) {
+	if !t.BindTo.IsValid() && t.BindPort == 0 {
+		if ap, ok := PlainAddr(t.Address); ok {
+			return dialPlain(ctx, ap)
+		}
+	}
 	// No TCP keep-alive: a probe's connection lives for one probe, far shorter than the
 	// first keep-alive (15 s idle), and net would spend four system calls setting it up.
 	d := net.Dialer{KeepAlive: -1}

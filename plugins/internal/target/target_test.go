@@ -112,36 +112,52 @@ func TestDialHonoursContext(t *testing.T) {
 	}
 }
 
-// A probe's connection sets no TCP keep-alive: it would never fire within a probe, and
-// costs system calls on every one.
+// A probe's connection sets no TCP keep-alive, on either way of dialing: it would never fire
+// within a probe, and costs system calls on every one.
 func TestDialWithoutKeepAlive(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := Target{Address: ln.Addr().String()}.Dial(ctx)
+	port := ln.Addr().(*net.TCPAddr).Port
+	for _, address := range []string{ln.Addr().String(), fmt.Sprintf("localhost:%d", port)} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, err := Target{Address: address}.Dial(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var on int
+		var serr error
+		if err := rawConn(t, conn).Control(func(fd uintptr) {
+			on, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		if on != 0 {
+			t.Fatalf("%s: SO_KEEPALIVE = %d on a probe's connection; want 0", address, on)
+		}
+	}
+}
+
+// rawConn is the socket under a connection from Dial, by either way.
+func rawConn(t *testing.T, conn net.Conn) syscall.RawConn {
+	t.Helper()
+	if cc, ok := conn.(*ctxConn); ok {
+		conn = cc.Conn
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		t.Fatalf("Dial gave a %T, with no socket to ask", conn)
+	}
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	rc, err := conn.(*ctxConn).Conn.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var on int
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		on, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if serr != nil {
-		t.Fatal(serr)
-	}
-	if on != 0 {
-		t.Fatalf("SO_KEEPALIVE = %d on a probe's connection; want 0", on)
-	}
+	return rc
 }

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package target
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+)
+
+// PlainAddr is Linux's (connect_linux.go); elsewhere every probe dials through net.Dialer.
+func PlainAddr(string) (netip.AddrPort, bool) { return netip.AddrPort{}, false }
+
+func dialPlain(context.Context, netip.AddrPort) (net.Conn, error) {
+	return nil, errors.ErrUnsupported
+}
