@@ -210,3 +210,30 @@ func Cmdline(pid int) []string {
 	}
 	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 }
+
+// MachineTicks is the time all CPUs of this machine spent busy, from /proc/stat's first line:
+// user, nice, system, irq and softirq, in clock ticks. It counts what no process is charged
+// for alone: a packet's processing in softirq is charged to whichever process the CPU was
+// running (or to none when it was idle), so two daemons that do the same network work can
+// show different process times for it; the machine's total does not depend on who ran.
+func MachineTicks() (uint64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: first line %q is not the cpu total", line)
+	}
+	var sum uint64
+	// cpu user nice system idle iowait irq softirq ...
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		n, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %q: %w", line, err)
+		}
+		sum += n
+	}
+	return sum, nil
+}

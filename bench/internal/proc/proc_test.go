@@ -33,3 +33,36 @@ func TestReadUsageSeesAnOpenedFile(t *testing.T) {
 		t.Errorf("Threads: %d", n)
 	}
 }
+
+// The machine's busy time grows with what this process spends on a CPU (by half of it at
+// least: the machine's ticks are sampled, a process's time is measured).
+func TestMachineTicksCountsThisProcess(t *testing.T) {
+	m0, err := MachineTicks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0, err := ReadStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for {
+		for i := range 1 << 20 {
+			x ^= i
+		}
+		s, err := ReadStat(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Ticks >= s0.Ticks+10 {
+			break
+		}
+	}
+	m1, err := MachineTicks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m1 < m0+5 {
+		t.Errorf("machine ticks %d -> %d while this process spent 10 ticks (x=%d)", m0, m1, x)
+	}
+}
