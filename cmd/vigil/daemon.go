@@ -255,7 +255,7 @@ func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Conf
 	loaded := time.Now()
 	var validated time.Time
 	if next != nil && !diags.HasErrors() {
-		diags = append(diags, validatePlugins(next, *cfg)...)
+		diags = append(diags, validatePluginsOn(next, *cfg, r.sup, r.log)...)
 		diags = append(diags, validateNotifyPlugins(next)...)
 		validated = time.Now()
 		// At start vigil waits for a missing interface; a running daemon refuses a file

@@ -17,8 +17,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/plugin"
+	"github.com/vigil-ha/vigil/core/supervisor"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
@@ -37,6 +39,26 @@ import (
 // plugin process, took longer than the reload's budget on a slow machine and refused the
 // reload for it.
 func validatePlugins(cfg, running *config.Config) config.Diagnostics {
+	return validatePluginsOn(cfg, running, nil, nil)
+}
+
+// checkValidator is the running daemon's check process, which already runs the plugins
+// (supervisor.Supervisor).
+type checkValidator interface {
+	ValidateChecks(ctx context.Context, cfg *config.Config, items []child.ValidateItem) ([]supervisor.CheckVerdict, error)
+}
+
+// childValidateWait bounds the check process's answer before a reload validates on a fresh
+// plugin host instead: a busy child is not waited for as long as a reload may take.
+const childValidateWait = 15 * time.Second
+
+// validatePluginsOn is validatePlugins for a reload of the running daemon: it asks the
+// check process first, whose plugin processes already run, and validates on a fresh plugin
+// host (as `vigil -t` does) only when that process cannot answer (there is none, it is
+// restarting, it runs another plugin_dir, the call fails or times out). A fresh host starts
+// each plugin anew: a Go runtime, go-plugin's handshake and its TLS certificates, which took
+// seconds of a reload under qemu TCG. The diagnostics read the same either way.
+func validatePluginsOn(cfg, running *config.Config, checks checkValidator, log hclog.Logger) config.Diagnostics {
 	type item struct {
 		what string
 		c    *config.PluginCheck
@@ -56,24 +78,51 @@ func validatePlugins(cfg, running *config.Config) config.Diagnostics {
 	if len(items) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	// The host starts nothing until it is used: a reload that the check process answers
+	// only takes its directory, for the messages.
 	host := plugin.New(plugin.ConfigOptions(cfg.Global, hclog.NewNullLogger()))
 	defer host.Close()
 	dir := host.Dir()
+	var verdicts []supervisor.CheckVerdict
+	if checks != nil {
+		asks := make([]child.ValidateItem, len(items))
+		for i, it := range items {
+			asks[i] = child.ValidateItem{Plugin: it.c.Plugin, Name: it.c.Name, Params: it.c.Params}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), childValidateWait)
+		vs, err := checks.ValidateChecks(ctx, cfg, asks)
+		cancel()
+		if err != nil {
+			log.Debug("validating checks on a fresh plugin host: the check process cannot", "checks", len(items), "reason", err)
+		} else {
+			log.Debug("validated checks on the check process's plugins", "checks", len(items))
+			verdicts = vs
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var ds config.Diagnostics
 	missing := map[string]bool{}
-	for _, it := range items {
+	for i, it := range items {
 		c := it.c
 		if missing[c.Plugin] {
 			continue
 		}
-		_, err := host.ConfigureCheck(ctx, c.Plugin, check.ConfigureRequest{Name: c.Name, Params: plugin.Params(c.Params), ValidateOnly: true})
-		if err == nil {
+		var msg string
+		var notInstalled bool
+		if verdicts != nil {
+			msg, notInstalled = verdicts[i].Err, verdicts[i].NotInstalled
+		} else if _, err := host.ConfigureCheck(ctx, c.Plugin, check.ConfigureRequest{Name: c.Name, Params: plugin.Params(c.Params), ValidateOnly: true}); err != nil {
+			msg, notInstalled = err.Error(), errors.Is(err, plugin.ErrNotFound)
+		}
+		if msg == "" && !notInstalled {
 			continue
 		}
-		d := config.Diagnostic{Pos: c.Pos, Severity: config.SevError, Msg: fmt.Sprintf("%s: plugin %s: %v", it.what, c.Plugin, err)}
-		if errors.Is(err, plugin.ErrNotFound) {
+		d := config.Diagnostic{Pos: c.Pos, Severity: config.SevError, Msg: fmt.Sprintf("%s: plugin %s: %s", it.what, c.Plugin, msg)}
+		if notInstalled {
 			missing[c.Plugin] = true
 			d.Msg = fmt.Sprintf("%s: plugin %s is not installed in %s", it.what, c.Plugin, dir)
 			d.Hint = "install vigil-check-" + c.Plugin + " there, or set plugin_dir in global_defs"

@@ -865,3 +865,50 @@ func (s *Supervisor) procs() []*proc {
 	defer s.mu.Unlock()
 	return slices.Clone(s.children)
 }
+
+// ErrNoCheckProcess is ValidateChecks' answer when no check child is there to ask: the
+// configuration had no checks, or the child is (re)starting. The caller validates on a fresh
+// plugin host of its own then.
+var ErrNoCheckProcess = errors.New("no running check process")
+
+// CheckVerdict is a plugin's answer to one check's params: Err is the plugin host's error as
+// it reads (empty: accepted); NotInstalled says it is core/plugin.ErrNotFound.
+type CheckVerdict struct {
+	Err          string
+	NotInstalled bool
+}
+
+// ValidateChecks asks the running check child whether its plugins accept items (ValidateOnly:
+// they keep nothing; see core/child's Validate), for the reload to cfg. It answers one
+// verdict per item, in order, or an error when the child cannot answer for all of them:
+// ErrNoCheckProcess when none runs, or when the reload will restart it as root (its plugins
+// run as script_user until then, and may read less); the child's own refusal (another
+// plugin_dir or plugin_sha256, a stop meanwhile, an older child without Validate); or the
+// call's failure. A reload validates on a fresh plugin host then, as `vigil -t` does.
+func (s *Supervisor) ValidateChecks(ctx context.Context, cfg *config.Config, items []child.ValidateItem) ([]CheckVerdict, error) {
+	var c childpb.CheckClient
+	for _, p := range s.procs() {
+		if p.role == child.RoleCheck {
+			p.mu.Lock()
+			if p.cred == nil || checkAsScriptUser(cfg, nil) {
+				c = p.check
+			}
+			p.mu.Unlock()
+		}
+	}
+	if c == nil {
+		return nil, ErrNoCheckProcess
+	}
+	r, err := c.Validate(ctx, child.ValidateRequest(cfg.Global, items))
+	if err != nil {
+		return nil, fmt.Errorf("check process: %w", err)
+	}
+	if n := len(r.GetResults()); n != len(items) {
+		return nil, fmt.Errorf("check process: %d answers to %d checks", n, len(items))
+	}
+	out := make([]CheckVerdict, len(items))
+	for i, res := range r.GetResults() {
+		out[i] = CheckVerdict{Err: res.GetError(), NotInstalled: res.GetNotInstalled()}
+	}
+	return out, nil
+}

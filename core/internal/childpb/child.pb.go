@@ -1478,6 +1478,284 @@ func (x *SyncDaemonStatus) GetSyncId() uint32 {
 	return 0
 }
 
+// ValidateRequest asks the check child whether check plugins accept params, as `vigil -t`
+// asks them (validate_only: the plugin keeps nothing), on the plugin processes the child
+// runs: core validates a reload so, without starting each plugin anew.
+type ValidateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// plugin_host_key is core/check.PluginHostKey of the configuration validated: the child
+	// answers only when its plugin host was made with the same plugin_dir and plugin_sha256
+	// (FailedPrecondition otherwise, and core validates on a fresh host of its own).
+	PluginHostKey string          `protobuf:"bytes,1,opt,name=plugin_host_key,json=pluginHostKey,proto3" json:"plugin_host_key,omitempty"`
+	Items         []*ValidateItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateRequest) Reset() {
+	*x = ValidateRequest{}
+	mi := &file_child_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateRequest) ProtoMessage() {}
+
+func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
+func (*ValidateRequest) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ValidateRequest) GetPluginHostKey() string {
+	if x != nil {
+		return x.PluginHostKey
+	}
+	return ""
+}
+
+func (x *ValidateRequest) GetItems() []*ValidateItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// ValidateItem is one check to validate: its plugin, its name and its params.
+type ValidateItem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plugin        string                 `protobuf:"bytes,1,opt,name=plugin,proto3" json:"plugin,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Params        []*Param               `protobuf:"bytes,3,rep,name=params,proto3" json:"params,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateItem) Reset() {
+	*x = ValidateItem{}
+	mi := &file_child_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateItem) ProtoMessage() {}
+
+func (x *ValidateItem) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateItem.ProtoReflect.Descriptor instead.
+func (*ValidateItem) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ValidateItem) GetPlugin() string {
+	if x != nil {
+		return x.Plugin
+	}
+	return ""
+}
+
+func (x *ValidateItem) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ValidateItem) GetParams() []*Param {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+// Param is a check's param as the configuration writes it (sdk.Param): a key with its
+// values, or with a block of params.
+type Param struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Values        []string               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	Block         []*Param               `protobuf:"bytes,3,rep,name=block,proto3" json:"block,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Param) Reset() {
+	*x = Param{}
+	mi := &file_child_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Param) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Param) ProtoMessage() {}
+
+func (x *Param) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Param.ProtoReflect.Descriptor instead.
+func (*Param) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Param) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Param) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *Param) GetBlock() []*Param {
+	if x != nil {
+		return x.Block
+	}
+	return nil
+}
+
+// ValidateResponse answers each item of the request, in its order.
+type ValidateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ValidateResult      `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateResponse) Reset() {
+	*x = ValidateResponse{}
+	mi := &file_child_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateResponse) ProtoMessage() {}
+
+func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
+func (*ValidateResponse) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ValidateResponse) GetResults() []*ValidateResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type ValidateResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`                                    // the plugin host's error, as its Error() reads; empty: accepted
+	NotInstalled  bool                   `protobuf:"varint,2,opt,name=not_installed,json=notInstalled,proto3" json:"not_installed,omitempty"` // the error is core/plugin.ErrNotFound
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateResult) Reset() {
+	*x = ValidateResult{}
+	mi := &file_child_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateResult) ProtoMessage() {}
+
+func (x *ValidateResult) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateResult.ProtoReflect.Descriptor instead.
+func (*ValidateResult) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ValidateResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ValidateResult) GetNotInstalled() bool {
+	if x != nil {
+		return x.NotInstalled
+	}
+	return false
+}
+
 var File_child_proto protoreflect.FileDescriptor
 
 const file_child_proto_rawDesc = "" +
@@ -1625,14 +1903,30 @@ const file_child_proto_rawDesc = "" +
 	"\x10SyncDaemonStatus\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x17\n" +
-	"\async_id\x18\x03 \x01(\rR\x06syncId2\x8a\x03\n" +
+	"\async_id\x18\x03 \x01(\rR\x06syncId\"m\n" +
+	"\x0fValidateRequest\x12&\n" +
+	"\x0fplugin_host_key\x18\x01 \x01(\tR\rpluginHostKey\x122\n" +
+	"\x05items\x18\x02 \x03(\v2\x1c.vigil.child.v1.ValidateItemR\x05items\"i\n" +
+	"\fValidateItem\x12\x16\n" +
+	"\x06plugin\x18\x01 \x01(\tR\x06plugin\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12-\n" +
+	"\x06params\x18\x03 \x03(\v2\x15.vigil.child.v1.ParamR\x06params\"^\n" +
+	"\x05Param\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\x12+\n" +
+	"\x05block\x18\x03 \x03(\v2\x15.vigil.child.v1.ParamR\x05block\"L\n" +
+	"\x10ValidateResponse\x128\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.vigil.child.v1.ValidateResultR\aresults\"K\n" +
+	"\x0eValidateResult\x12\x14\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\x12#\n" +
+	"\rnot_installed\x18\x02 \x01(\bR\fnotInstalled2\x8a\x03\n" +
 	"\x04VRRP\x12D\n" +
 	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12F\n" +
 	"\x06Reload\x12\x1c.vigil.child.v1.StartRequest\x1a\x1e.vigil.child.v1.ReloadResponse\x12B\n" +
 	"\vTransitions\x12\x15.vigil.child.v1.Empty\x1a\x1a.vigil.child.v1.Transition0\x01\x12=\n" +
 	"\bSetCheck\x12\x1a.vigil.child.v1.CheckState\x1a\x15.vigil.child.v1.Empty\x12;\n" +
 	"\x06Status\x12\x15.vigil.child.v1.Empty\x1a\x1a.vigil.child.v1.VRRPStatus\x124\n" +
-	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.Empty2\xce\x03\n" +
+	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.Empty2\x9d\x04\n" +
 	"\x05Check\x12D\n" +
 	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12F\n" +
 	"\x06Reload\x12\x1c.vigil.child.v1.StartRequest\x1a\x1e.vigil.child.v1.ReloadResponse\x12>\n" +
@@ -1640,7 +1934,8 @@ const file_child_proto_rawDesc = "" +
 	"\vSetInstance\x12\x1d.vigil.child.v1.InstanceState\x1a\x15.vigil.child.v1.Empty\x12>\n" +
 	"\tLVSEvents\x12\x15.vigil.child.v1.Empty\x1a\x18.vigil.child.v1.LVSEvent0\x01\x12<\n" +
 	"\x06Status\x12\x15.vigil.child.v1.Empty\x1a\x1b.vigil.child.v1.CheckStatus\x124\n" +
-	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.EmptyB1Z/github.com/vigil-ha/vigil/core/internal/childpbb\x06proto3"
+	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.Empty\x12M\n" +
+	"\bValidate\x12\x1f.vigil.child.v1.ValidateRequest\x1a .vigil.child.v1.ValidateResponseB1Z/github.com/vigil-ha/vigil/core/internal/childpbb\x06proto3"
 
 var (
 	file_child_proto_rawDescOnce sync.Once
@@ -1655,7 +1950,7 @@ func file_child_proto_rawDescGZIP() []byte {
 }
 
 var file_child_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_child_proto_goTypes = []any{
 	(LVSEvent_Kind)(0),          // 0: vigil.child.v1.LVSEvent.Kind
 	(*Empty)(nil),               // 1: vigil.child.v1.Empty
@@ -1675,13 +1970,18 @@ var file_child_proto_goTypes = []any{
 	(*RealCheckerStatus)(nil),   // 15: vigil.child.v1.RealCheckerStatus
 	(*IPVSCounters)(nil),        // 16: vigil.child.v1.IPVSCounters
 	(*SyncDaemonStatus)(nil),    // 17: vigil.child.v1.SyncDaemonStatus
-	nil,                         // 18: vigil.child.v1.CheckState.MetricsEntry
-	nil,                         // 19: vigil.child.v1.VRRPStatus.DropsEntry
+	(*ValidateRequest)(nil),     // 18: vigil.child.v1.ValidateRequest
+	(*ValidateItem)(nil),        // 19: vigil.child.v1.ValidateItem
+	(*Param)(nil),               // 20: vigil.child.v1.Param
+	(*ValidateResponse)(nil),    // 21: vigil.child.v1.ValidateResponse
+	(*ValidateResult)(nil),      // 22: vigil.child.v1.ValidateResult
+	nil,                         // 23: vigil.child.v1.CheckState.MetricsEntry
+	nil,                         // 24: vigil.child.v1.VRRPStatus.DropsEntry
 }
 var file_child_proto_depIdxs = []int32{
-	18, // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
+	23, // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
 	7,  // 1: vigil.child.v1.VRRPStatus.instances:type_name -> vigil.child.v1.InstanceStatus
-	19, // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
+	24, // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
 	5,  // 3: vigil.child.v1.CheckStatus.checks:type_name -> vigil.child.v1.CheckState
 	12, // 4: vigil.child.v1.CheckStatus.lvs:type_name -> vigil.child.v1.LVSStatus
 	0,  // 5: vigil.child.v1.LVSEvent.kind:type_name -> vigil.child.v1.LVSEvent.Kind
@@ -1691,37 +1991,43 @@ var file_child_proto_depIdxs = []int32{
 	16, // 9: vigil.child.v1.VirtualServerStatus.counters:type_name -> vigil.child.v1.IPVSCounters
 	15, // 10: vigil.child.v1.RealServerStatus.checkers:type_name -> vigil.child.v1.RealCheckerStatus
 	16, // 11: vigil.child.v1.RealServerStatus.counters:type_name -> vigil.child.v1.IPVSCounters
-	2,  // 12: vigil.child.v1.VRRP.Start:input_type -> vigil.child.v1.StartRequest
-	2,  // 13: vigil.child.v1.VRRP.Reload:input_type -> vigil.child.v1.StartRequest
-	1,  // 14: vigil.child.v1.VRRP.Transitions:input_type -> vigil.child.v1.Empty
-	5,  // 15: vigil.child.v1.VRRP.SetCheck:input_type -> vigil.child.v1.CheckState
-	1,  // 16: vigil.child.v1.VRRP.Status:input_type -> vigil.child.v1.Empty
-	1,  // 17: vigil.child.v1.VRRP.Stop:input_type -> vigil.child.v1.Empty
-	2,  // 18: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
-	2,  // 19: vigil.child.v1.Check.Reload:input_type -> vigil.child.v1.StartRequest
-	1,  // 20: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
-	10, // 21: vigil.child.v1.Check.SetInstance:input_type -> vigil.child.v1.InstanceState
-	1,  // 22: vigil.child.v1.Check.LVSEvents:input_type -> vigil.child.v1.Empty
-	1,  // 23: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
-	1,  // 24: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
-	3,  // 25: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
-	4,  // 26: vigil.child.v1.VRRP.Reload:output_type -> vigil.child.v1.ReloadResponse
-	6,  // 27: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
-	1,  // 28: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
-	8,  // 29: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
-	1,  // 30: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
-	3,  // 31: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
-	4,  // 32: vigil.child.v1.Check.Reload:output_type -> vigil.child.v1.ReloadResponse
-	5,  // 33: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
-	1,  // 34: vigil.child.v1.Check.SetInstance:output_type -> vigil.child.v1.Empty
-	11, // 35: vigil.child.v1.Check.LVSEvents:output_type -> vigil.child.v1.LVSEvent
-	9,  // 36: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
-	1,  // 37: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
-	25, // [25:38] is the sub-list for method output_type
-	12, // [12:25] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	19, // 12: vigil.child.v1.ValidateRequest.items:type_name -> vigil.child.v1.ValidateItem
+	20, // 13: vigil.child.v1.ValidateItem.params:type_name -> vigil.child.v1.Param
+	20, // 14: vigil.child.v1.Param.block:type_name -> vigil.child.v1.Param
+	22, // 15: vigil.child.v1.ValidateResponse.results:type_name -> vigil.child.v1.ValidateResult
+	2,  // 16: vigil.child.v1.VRRP.Start:input_type -> vigil.child.v1.StartRequest
+	2,  // 17: vigil.child.v1.VRRP.Reload:input_type -> vigil.child.v1.StartRequest
+	1,  // 18: vigil.child.v1.VRRP.Transitions:input_type -> vigil.child.v1.Empty
+	5,  // 19: vigil.child.v1.VRRP.SetCheck:input_type -> vigil.child.v1.CheckState
+	1,  // 20: vigil.child.v1.VRRP.Status:input_type -> vigil.child.v1.Empty
+	1,  // 21: vigil.child.v1.VRRP.Stop:input_type -> vigil.child.v1.Empty
+	2,  // 22: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
+	2,  // 23: vigil.child.v1.Check.Reload:input_type -> vigil.child.v1.StartRequest
+	1,  // 24: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
+	10, // 25: vigil.child.v1.Check.SetInstance:input_type -> vigil.child.v1.InstanceState
+	1,  // 26: vigil.child.v1.Check.LVSEvents:input_type -> vigil.child.v1.Empty
+	1,  // 27: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
+	1,  // 28: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
+	18, // 29: vigil.child.v1.Check.Validate:input_type -> vigil.child.v1.ValidateRequest
+	3,  // 30: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
+	4,  // 31: vigil.child.v1.VRRP.Reload:output_type -> vigil.child.v1.ReloadResponse
+	6,  // 32: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
+	1,  // 33: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
+	8,  // 34: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
+	1,  // 35: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
+	3,  // 36: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
+	4,  // 37: vigil.child.v1.Check.Reload:output_type -> vigil.child.v1.ReloadResponse
+	5,  // 38: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
+	1,  // 39: vigil.child.v1.Check.SetInstance:output_type -> vigil.child.v1.Empty
+	11, // 40: vigil.child.v1.Check.LVSEvents:output_type -> vigil.child.v1.LVSEvent
+	9,  // 41: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
+	1,  // 42: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
+	21, // 43: vigil.child.v1.Check.Validate:output_type -> vigil.child.v1.ValidateResponse
+	30, // [30:44] is the sub-list for method output_type
+	16, // [16:30] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_child_proto_init() }
@@ -1737,7 +2043,7 @@ func file_child_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_child_proto_rawDesc), len(file_child_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -332,6 +332,7 @@ const (
 	Check_LVSEvents_FullMethodName   = "/vigil.child.v1.Check/LVSEvents"
 	Check_Status_FullMethodName      = "/vigil.child.v1.Check/Status"
 	Check_Stop_FullMethodName        = "/vigil.child.v1.Check/Stop"
+	Check_Validate_FullMethodName    = "/vigil.child.v1.Check/Validate"
 )
 
 // CheckClient is the client API for Check service.
@@ -350,6 +351,9 @@ type CheckClient interface {
 	LVSEvents(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LVSEvent], error)
 	Status(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*CheckStatus, error)
 	Stop(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
+	// Validate asks the running plugins about new or changed checks, keeping nothing: core
+	// calls it before Reload. A plugin that the child does not run yet is started, and kept.
+	Validate(ctx context.Context, in *ValidateRequest, opts ...grpc.CallOption) (*ValidateResponse, error)
 }
 
 type checkClient struct {
@@ -448,6 +452,16 @@ func (c *checkClient) Stop(ctx context.Context, in *Empty, opts ...grpc.CallOpti
 	return out, nil
 }
 
+func (c *checkClient) Validate(ctx context.Context, in *ValidateRequest, opts ...grpc.CallOption) (*ValidateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidateResponse)
+	err := c.cc.Invoke(ctx, Check_Validate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CheckServer is the server API for Check service.
 // All implementations must embed UnimplementedCheckServer
 // for forward compatibility.
@@ -464,6 +478,9 @@ type CheckServer interface {
 	LVSEvents(*Empty, grpc.ServerStreamingServer[LVSEvent]) error
 	Status(context.Context, *Empty) (*CheckStatus, error)
 	Stop(context.Context, *Empty) (*Empty, error)
+	// Validate asks the running plugins about new or changed checks, keeping nothing: core
+	// calls it before Reload. A plugin that the child does not run yet is started, and kept.
+	Validate(context.Context, *ValidateRequest) (*ValidateResponse, error)
 	mustEmbedUnimplementedCheckServer()
 }
 
@@ -494,6 +511,9 @@ func (UnimplementedCheckServer) Status(context.Context, *Empty) (*CheckStatus, e
 }
 func (UnimplementedCheckServer) Stop(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stop not implemented")
+}
+func (UnimplementedCheckServer) Validate(context.Context, *ValidateRequest) (*ValidateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Validate not implemented")
 }
 func (UnimplementedCheckServer) mustEmbedUnimplementedCheckServer() {}
 func (UnimplementedCheckServer) testEmbeddedByValue()               {}
@@ -628,6 +648,24 @@ func _Check_Stop_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Check_Validate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValidateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CheckServer).Validate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Check_Validate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CheckServer).Validate(ctx, req.(*ValidateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Check_ServiceDesc is the grpc.ServiceDesc for Check service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -654,6 +692,10 @@ var Check_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stop",
 			Handler:    _Check_Stop_Handler,
+		},
+		{
+			MethodName: "Validate",
+			Handler:    _Check_Validate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
