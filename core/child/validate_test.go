@@ -83,7 +83,8 @@ func TestCheckValidate(t *testing.T) {
 	}
 	waitUntil(t, "the checks settle", func() bool {
 		m := states(s)
-		return weightIs(m["c_keep"], 7) && weightIs(m["c_change"], 3) && m["c_exec"] != nil && m["c_exec"].Up && lines(t, recorded) > 0
+		return len(m) == 4 && !m["s_keep"].Initial && !m["s_keep"].Up &&
+			weightIs(m["c_keep"], 7) && weightIs(m["c_change"], 3) && m["c_exec"].Up && lines(t, recorded) > 0
 	})
 	before := states(s)
 	seqBefore := seqNow(s)
@@ -148,7 +149,13 @@ func TestCheckValidate(t *testing.T) {
 	}
 	if n := seqNow(s); n != seqBefore {
 		sent, _ := sub.take()
-		t.Errorf("Validate was followed by %d states: %v", n-seqBefore, sent)
+		var after []*childpb.CheckState
+		for _, st := range sent {
+			if st.Seq > seqBefore {
+				after = append(after, st)
+			}
+		}
+		t.Errorf("Validate was followed by %d states: %v", n-seqBefore, after)
 	}
 	if m := states(s); !weightIs(m["c_keep"], 7) {
 		t.Errorf("c_keep after Validate: %v", m["c_keep"])
