@@ -3,6 +3,7 @@ package child
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -68,7 +69,9 @@ const validateParallel = 8
 // It answers FailedPrecondition before Start, after the work ended, and when the request's
 // plugin host key differs from the running host's (a reload that changes plugin_dir or a pin
 // restarts every check on a new host, which core then validates on its own); Unavailable when
-// a Stop or another host took the host away meanwhile. Core validates on a fresh host then.
+// a Stop or another host took the host away meanwhile, or when a plugin gave no answer of its
+// own (it is in its restart backoff, it could not start, its file is unsafe): a fresh host
+// may start it, or gives the same error. Core validates on a fresh host then.
 func (s *checkServer) Validate(ctx context.Context, req *childpb.ValidateRequest) (*childpb.ValidateResponse, error) {
 	s.rmu.Lock()
 	host, key, ended := s.host, s.hostKey, s.ended
@@ -84,6 +87,10 @@ func (s *checkServer) Validate(ctx context.Context, req *childpb.ValidateRequest
 	items := req.GetItems()
 	results := make([]*childpb.ValidateResult, len(items))
 	next := make(chan int)
+	var (
+		errMu   sync.Mutex
+		hostErr error // the first error that is not a plugin's answer
+	)
 	var wg sync.WaitGroup
 	for range min(validateParallel, len(items)) {
 		wg.Go(func() {
@@ -91,8 +98,20 @@ func (s *checkServer) Validate(ctx context.Context, req *childpb.ValidateRequest
 				it := items[i]
 				_, err := host.ConfigureCheck(ctx, it.GetPlugin(), sdk.ConfigureRequest{Name: it.GetName(), Params: sdkParams(it.GetParams()), ValidateOnly: true})
 				r := &childpb.ValidateResult{}
-				if err != nil {
-					r.Error, r.NotInstalled = err.Error(), errors.Is(err, plugin.ErrNotFound)
+				var pe *sdk.PluginError
+				switch {
+				case err == nil:
+				case errors.Is(err, plugin.ErrNotFound), errors.As(err, &pe):
+					r.Error, r.NotInstalled = err.Error(), !errors.As(err, &pe)
+				default:
+					// Not the plugin's answer: a process in its restart backoff, a start
+					// that failed. A fresh host (core's) may do better, and says so if not.
+					r = nil
+					errMu.Lock()
+					if hostErr == nil {
+						hostErr = fmt.Errorf("plugin %s: %w", it.GetPlugin(), err)
+					}
+					errMu.Unlock()
 				}
 				results[i] = r
 			}
@@ -111,6 +130,9 @@ feed:
 	if err := ctx.Err(); err != nil {
 		// Core gave up: what the calls answered meanwhile may be the deadline's doing.
 		return nil, status.FromContextError(err).Err()
+	}
+	if hostErr != nil {
+		return nil, status.Errorf(codes.Unavailable, "%v", hostErr)
 	}
 	s.rmu.Lock()
 	same := s.host == host && !s.ended

@@ -171,6 +171,19 @@ func TestCheckValidate(t *testing.T) {
 		t.Fatal("the plugin host keys do not differ")
 	}
 
+	// A plugin that gives no answer of its own (here: a file anyone may write, which the
+	// host refuses to run): the child does not answer for it, and core asks a fresh host.
+	if err := os.WriteFile(filepath.Join(plugins, "vigil-check-unsafe"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(plugins, "vigil-check-unsafe"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	unsafe := ValidateRequest(cfg.Global, append(items, ValidateItem{Plugin: "unsafe", Name: "c_unsafe"}))
+	if _, err := s.Validate(ctx, unsafe); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "writable") {
+		t.Errorf("Validate with an unsafe plugin: %v, want Unavailable naming its mode", err)
+	}
+
 	s.shutdown()
 	if _, err := s.Validate(ctx, req); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("Validate after Stop: %v, want FailedPrecondition", err)
