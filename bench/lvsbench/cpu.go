@@ -44,6 +44,8 @@ type cpuResult struct {
 	// Probes is how many connections the backends accepted over the window: the probes
 	// made, which a daemon whose timers lag makes fewer of.
 	Probes int64
+	// Perf is where the daemon's CPU went, with -perf (nil without, or when perf failed).
+	Perf *kernelShare `json:",omitempty"`
 	// FalseDowns counts the real servers the daemon took for down over the whole run (start,
 	// window, reloads): every backend answers all the time, so each one is a false down.
 	FalseDowns int
@@ -93,7 +95,7 @@ func bigConf(extra int, checker string) string {
 
 // measureCPU runs impl (name) alone on bigConf with checker and measures its CPU over window
 // once all real servers are in the table; with the TCP_CHECK, the reload case follows.
-func measureCPU(self, work, impl, name, checker string, window time.Duration) (r cpuResult, err error) {
+func measureCPU(self, work, impl, name, checker string, window time.Duration, perf bool) (r cpuResult, err error) {
 	useHTTP := checker == httpCheck
 	tag := "cpu-" + name
 	if useHTTP {
@@ -222,6 +224,15 @@ func measureCPU(self, work, impl, name, checker string, window time.Duration) (r
 	for p := range before {
 		if _, ok := after[p]; !ok {
 			r.Gone++
+		}
+	}
+	if perf {
+		k, err := profile(tag, daemonComms(name))
+		if err != nil {
+			// The figures of the window stand without it; the report says it is missing.
+			fmt.Printf("lvsbench: %s: no profile: %v\n", name, err)
+		} else {
+			r.Perf = &k
 		}
 	}
 	fmt.Printf("lvsbench: %s with %d real servers (%s): %s CPU over %s (%d processes), plugins %s; %d probes\n", name, vsCount*rsPer, strings.Fields(checker)[0], r.Total, r.Window.Round(time.Second), r.Procs, r.Plugins, r.Probes)

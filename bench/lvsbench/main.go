@@ -41,7 +41,7 @@ type options struct {
 	out, keepalived, work, listen, logs, count string
 	n, servers                                 int
 	window                                     time.Duration
-	guest, http, httpCPU                       bool
+	guest, http, httpCPU, perf                 bool
 }
 
 func main() {
@@ -51,6 +51,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 10, "failures per implementation")
 	flag.IntVar(&o.servers, "cpu", 1000, "the CPU case with 10 virtual servers x 100 real servers (1000; 0: skip it)")
 	flag.BoolVar(&o.httpCPU, "cpu-http", true, "the CPU case again with HTTP_GET (false: TCP_CHECK only)")
+	flag.BoolVar(&o.perf, "perf", false, "after each CPU window, profile the VM with perf (perf record -a) and report where the daemons' CPU goes")
 	flag.DurationVar(&o.window, "window", 30*time.Second, "the CPU case's measurement window")
 	flag.StringVar(&o.logs, "logs", "", "copy the daemons' logs of the CPU and reload case into this directory")
 	flag.BoolVar(&o.guest, "guest", false, "internal: the part inside the VM")
@@ -126,7 +127,7 @@ func host(o options) error {
 		Modules: []string{"ip_vs", "ip_vs_rr", "veth"},
 		Console: os.Stderr,
 	}, []string{self, "-guest", "-work", work, "-n", fmt.Sprint(o.n), "-keepalived", ka,
-		"-cpu", fmt.Sprint(o.servers), "-cpu-http=" + fmt.Sprint(o.httpCPU), "-window", o.window.String()}, os.Environ())
+		"-cpu", fmt.Sprint(o.servers), "-cpu-http=" + fmt.Sprint(o.httpCPU), "-window", o.window.String(), "-perf=" + fmt.Sprint(o.perf)}, os.Environ())
 	if err != nil {
 		return err
 	}
@@ -409,7 +410,7 @@ func guest(o options) error {
 				if impl != "vigil" {
 					name = "keepalived"
 				}
-				c, err := measureCPU(self, o.work, impl, name, checker, o.window)
+				c, err := measureCPU(self, o.work, impl, name, checker, o.window, o.perf)
 				if err != nil {
 					return err
 				}

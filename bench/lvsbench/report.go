@@ -87,8 +87,10 @@ func markdown(o options, m harness.Machine, r result, took, boot time.Duration) 
 		w("server for down, from its log (vigil: a check changed to down; keepalived: \"Removing service\"): every backend\n")
 		w("answers all the time, so each one is false.\n")
 		cpuTable(w, "`TCP_CHECK { connect_timeout 1 }` (an accept-and-close listener)", r.CPU)
+		perfTable(w, r.CPU)
 		if len(r.HTTP) > 0 {
 			cpuTable(w, "`HTTP_GET { url { path / status_code 200 } connect_timeout 1 }` (a backend that answers 200 with a fixed reply)", r.HTTP)
+			perfTable(w, r.HTTP)
 		}
 	}
 	if len(r.CPU["vigil"].Reload) > 0 && len(r.CPU["keepalived"].Reload) > 0 {
@@ -134,6 +136,31 @@ func cpuTable(w func(string, ...any), what string, c map[string]cpuResult) {
 			}
 		}
 		w(".\n")
+	}
+}
+
+// perfTable writes, for a CPU case profiled with -perf, where each daemon's CPU per probe goes.
+func perfTable(w func(string, ...any), c map[string]cpuResult) {
+	v, k := c["vigil"], c["keepalived"]
+	if v.Perf == nil && k.Perf == nil {
+		return
+	}
+	w("\nWhere the CPU per probe goes (perf record -a for %d s after the window; shares of the daemon's own samples,\n", perfSeconds)
+	w("applied to its CPU per probe above; \"close\" is the socket's release, which the kernel runs as the close returns):\n\n")
+	w("| implementation | CPU per probe | socket + connect + close (kernel) | connect | close | socket | other system calls | everything else (own code, runtime) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range []struct {
+		n string
+		c cpuResult
+	}{{"vigil", v}, {"keepalived", k}} {
+		if x.c.Perf == nil || x.c.Probes <= 0 {
+			w("| %s | ? | no profile | | | | | |\n", x.n)
+			continue
+		}
+		per := float64(x.c.Total.Microseconds()) / float64(x.c.Probes)
+		us := func(pct float64) string { return fmt.Sprintf("%.0f µs (%.0f %%)", per*pct/100, pct) }
+		p := x.c.Perf
+		w("| %s | %.0f µs | %s | %s | %s | %s | %s | %s |\n", x.n, per, us(p.probeCalls()), us(p.Connect), us(p.Close), us(p.Socket),
+			us(max(0, p.Syscalls-p.probeCalls())), us(max(0, 100-p.Syscalls)))
 	}
 }
 

@@ -29,3 +29,28 @@ func TestFalseDowns(t *testing.T) {
 		t.Errorf("keepalived: %d downs, want 1", n)
 	}
 }
+
+// parseReport reads perf report's children column; a symbol listed twice (two comms) keeps
+// its larger share.
+func TestParseReport(t *testing.T) {
+	text := `# Samples: 28K of event 'cpu-clock:ppp'
+#
+# Children      Self  Symbol
+# ........  ........  ......
+#
+    25.48%     0.06%  [k] do_syscall_64
+    24.27%     0.34%  [.] internal/runtime/syscall/linux.Syscall6
+    11.71%     0.02%  [k] __x64_sys_connect
+     6.95%     0.04%  [k] __fput
+     2.32%     0.01%  [k] __x64_sys_socket
+     1.10%     0.01%  [k] __x64_sys_socket
+`
+	k := parseReport(text)
+	want := kernelShare{Syscalls: 25.48, Connect: 11.71, Close: 6.95, Socket: 2.32}
+	if k != want {
+		t.Fatalf("parseReport = %+v; want %+v", k, want)
+	}
+	if got := k.probeCalls(); got < 20.97 || got > 20.99 {
+		t.Errorf("probeCalls = %v; want 20.98", got)
+	}
+}
