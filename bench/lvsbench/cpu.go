@@ -227,7 +227,7 @@ func measureCPU(self, work, impl, name, checker string, window time.Duration, pe
 		}
 	}
 	if perf {
-		k, err := profile(tag, daemonComms(name))
+		k, err := profile(work, tag, daemonComms(name))
 		if err != nil {
 			// The figures of the window stand without it; the report says it is missing.
 			fmt.Printf("lvsbench: %s: no profile: %v\n", name, err)

@@ -53,7 +53,7 @@ func main() {
 	flag.BoolVar(&o.httpCPU, "cpu-http", true, "the CPU case again with HTTP_GET (false: TCP_CHECK only)")
 	flag.BoolVar(&o.perf, "perf", false, "after each CPU window, profile the VM with perf (perf record -a) and report where the daemons' CPU goes")
 	flag.DurationVar(&o.window, "window", 30*time.Second, "the CPU case's measurement window")
-	flag.StringVar(&o.logs, "logs", "", "copy the daemons' logs of the CPU and reload case into this directory")
+	flag.StringVar(&o.logs, "logs", "", "copy the daemons' logs of the CPU and reload case (and -perf's reports) into this directory")
 	flag.BoolVar(&o.guest, "guest", false, "internal: the part inside the VM")
 	flag.StringVar(&o.work, "work", "", "internal: the work directory shared with the VM")
 	flag.StringVar(&o.listen, "listen", "", "internal: accept TCP connections on these addresses until killed")
@@ -141,6 +141,12 @@ func host(o options) error {
 				if b, err := os.ReadFile(filepath.Join(work, tag+".log")); err == nil {
 					_ = os.WriteFile(filepath.Join(o.logs, tag+".log"), b, 0o644)
 				}
+			}
+		}
+		reports, _ := filepath.Glob(filepath.Join(work, "perf-*.txt"))
+		for _, f := range reports {
+			if b, err := os.ReadFile(f); err == nil {
+				_ = os.WriteFile(filepath.Join(o.logs, filepath.Base(f)), b, 0o644)
 			}
 		}
 		harness.Logf("the daemons' logs of the CPU and reload case are in %s", o.logs)

@@ -23,18 +23,18 @@ const perfSeconds = 6
 // kernelShare is one implementation's profile: shares of the daemon's own samples (its
 // processes only), in percent.
 type kernelShare struct {
-	Syscalls float64 // everything inside system calls (do_syscall_64)
-	Connect  float64 // __x64_sys_connect (with the handshake's packet processing, done within)
-	Close    float64 // __fput: the socket's release, which the kernel runs as the close returns
-	Socket   float64 // __x64_sys_socket
+	Connect float64 // __x64_sys_connect (with the handshake's packet processing, done within)
+	Close   float64 // __fput: the socket's release, which the kernel runs as the close returns
+	Socket  float64 // __x64_sys_socket
 }
 
 // probeCalls is the part of a probe in its own system calls.
 func (k kernelShare) probeCalls() float64 { return k.Connect + k.Close + k.Socket }
 
 // profile records the whole VM for perfSeconds and reads the daemon's share of it: comms
-// are its processes' names as the kernel has them (at most 15 characters).
-func profile(tag string, comms []string) (kernelShare, error) {
+// are its processes' names as the kernel has them (at most 15 characters). The report is
+// left in work as perf-TAG.txt.
+func profile(work, tag string, comms []string) (kernelShare, error) {
 	data := filepath.Join(os.TempDir(), "perf-"+tag+".data")
 	defer os.Remove(data)
 	if out, err := exec.Command("perf", "record", "-a", "-g", "-o", data, "--", "sleep", strconv.Itoa(perfSeconds)).CombinedOutput(); err != nil {
@@ -45,6 +45,8 @@ func profile(tag string, comms []string) (kernelShare, error) {
 	if err != nil {
 		return kernelShare{}, fmt.Errorf("perf report: %w", err)
 	}
+	// Kept for -logs: the whole report says more than the table.
+	_ = os.WriteFile(filepath.Join(work, "perf-"+tag+".txt"), out, 0o644)
 	return parseReport(string(out)), nil
 }
 
@@ -62,8 +64,6 @@ func parseReport(text string) kernelShare {
 		}
 		var dst *float64
 		switch f[len(f)-1] {
-		case "do_syscall_64":
-			dst = &k.Syscalls
 		case "__x64_sys_connect":
 			dst = &k.Connect
 		case "__fput":

@@ -146,21 +146,22 @@ func perfTable(w func(string, ...any), c map[string]cpuResult) {
 		return
 	}
 	w("\nWhere the CPU per probe goes (perf record -a for %d s after the window; shares of the daemon's own samples,\n", perfSeconds)
-	w("applied to its CPU per probe above; \"close\" is the socket's release, which the kernel runs as the close returns):\n\n")
-	w("| implementation | CPU per probe | socket + connect + close (kernel) | connect | close | socket | other system calls | everything else (own code, runtime) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("applied to its CPU per probe above; \"close\" is the socket's release, which the kernel runs as the close returns;\n")
+	w("a profile of %d s is a sample: read the shares to a few points):\n\n", perfSeconds)
+	w("| implementation | CPU per probe | socket + connect + close (kernel) | connect | close | socket | everything else (own code, runtime, other system calls) |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range []struct {
 		n string
 		c cpuResult
 	}{{"vigil", v}, {"keepalived", k}} {
 		if x.c.Perf == nil || x.c.Probes <= 0 {
-			w("| %s | ? | no profile | | | | | |\n", x.n)
+			w("| %s | ? | no profile | | | | |\n", x.n)
 			continue
 		}
 		per := float64(x.c.Total.Microseconds()) / float64(x.c.Probes)
 		us := func(pct float64) string { return fmt.Sprintf("%.0f µs (%.0f %%)", per*pct/100, pct) }
 		p := x.c.Perf
-		w("| %s | %.0f µs | %s | %s | %s | %s | %s | %s |\n", x.n, per, us(p.probeCalls()), us(p.Connect), us(p.Close), us(p.Socket),
-			us(max(0, p.Syscalls-p.probeCalls())), us(max(0, 100-p.Syscalls)))
+		w("| %s | %.0f µs | %s | %s | %s | %s | %s |\n", x.n, per, us(p.probeCalls()), us(p.Connect), us(p.Close), us(p.Socket),
+			us(max(0, 100-p.probeCalls())))
 	}
 }
 
