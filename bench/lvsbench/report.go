@@ -139,29 +139,30 @@ func cpuTable(w func(string, ...any), what string, c map[string]cpuResult) {
 	}
 }
 
-// perfTable writes, for a CPU case profiled with -perf, where each daemon's CPU per probe goes.
+// perfTable writes, for a CPU case profiled with -perf, each daemon's CPU per probe split
+// between the kernel and its own code.
 func perfTable(w func(string, ...any), c map[string]cpuResult) {
 	v, k := c["vigil"], c["keepalived"]
 	if v.Perf == nil && k.Perf == nil {
 		return
 	}
-	w("\nWhere the CPU per probe goes (perf record -a for %d s after the window; shares of the daemon's own samples,\n", perfSeconds)
-	w("applied to its CPU per probe above; \"close\" is the socket's release, which the kernel runs as the close returns;\n")
-	w("a profile of %d s is a sample: read the shares to a few points):\n\n", perfSeconds)
-	w("| implementation | CPU per probe | socket + connect + close (kernel) | connect | close | socket | everything else (own code, runtime, other system calls) |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	w("\nIn the kernel and in the daemon's own code (perf record -a for %d s after the window; the shares of the\n", perfSeconds)
+	w("daemon's own samples, applied to its CPU per probe above; a profile of %d s is a sample, good to a few points):\n\n", perfSeconds)
+	w("| implementation | CPU per probe | in the kernel (system calls, their packets) | in user space (own code, runtime) |\n|---|---:|---:|---:|\n")
 	for _, x := range []struct {
 		n string
 		c cpuResult
 	}{{"vigil", v}, {"keepalived", k}} {
-		if x.c.Perf == nil || x.c.Probes <= 0 {
-			w("| %s | ? | no profile | | | | |\n", x.n)
+		p := x.c.Perf
+		if p == nil || x.c.Probes <= 0 || p.Kernel+p.User <= 0 {
+			w("| %s | ? | no profile | |\n", x.n)
 			continue
 		}
 		per := float64(x.c.Total.Microseconds()) / float64(x.c.Probes)
-		us := func(pct float64) string { return fmt.Sprintf("%.0f µs (%.0f %%)", per*pct/100, pct) }
-		p := x.c.Perf
-		w("| %s | %.0f µs | %s | %s | %s | %s | %s |\n", x.n, per, us(p.probeCalls()), us(p.Connect), us(p.Close), us(p.Socket),
-			us(max(0, 100-p.probeCalls())))
+		// The shares of the samples that perf placed; the rest (none, or a few unknown) left out.
+		placed := p.Kernel + p.User
+		us := func(pct float64) string { return fmt.Sprintf("%.0f µs (%.0f %%)", per*pct/placed, 100*pct/placed) }
+		w("| %s | %.0f µs | %s | %s |\n", x.n, per, us(p.Kernel), us(p.User))
 	}
 }
 
