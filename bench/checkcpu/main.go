@@ -5,9 +5,10 @@
 // change to the scheduler, the check process, the plugin host, the SDK or the tcp plugin can
 // be measured in a minute:
 //
-//	go run ./bench/checkcpu                      # as root; builds vigil and vigil-check-tcp
-//	go run ./bench/checkcpu -bin DIR             # with vigil and vigil-check-tcp already built in DIR
+//	go run ./bench/checkcpu                      # as root; builds vigil and its tcp and http plugins
+//	go run ./bench/checkcpu -bin DIR             # with vigil and the plugins already built in DIR
 //	go run ./bench/checkcpu -perf DIR            # and a perf profile of each of its processes
+//	go run ./bench/checkcpu -http                # HTTP_GET through the http plugin instead
 //
 // The real servers are 198.51.100.11 ... on the loopback of a network namespace that it
 // creates (cc-PID), where one listener process accepts on ports 8000 ... and closes each
@@ -37,11 +38,12 @@ type options struct {
 	vs, rs                               int
 	window, settle                       time.Duration
 	runs                                 int
+	http                                 bool
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.bin, "bin", "", "directory with vigil and vigil-check-tcp already built (empty: build them)")
+	flag.StringVar(&o.bin, "bin", "", "directory with vigil, vigil-check-tcp and vigil-check-http already built (empty: build them)")
 	flag.StringVar(&o.perf, "perf", "", "also record a perf profile of each of vigil's processes into this directory")
 	flag.StringVar(&o.keepalived, "keepalived", "", "also measure this keepalived binary on the same file (its checker without IPVS)")
 	flag.IntVar(&o.vs, "vs", 10, "virtual servers")
@@ -49,12 +51,13 @@ func main() {
 	flag.DurationVar(&o.window, "window", 30*time.Second, "measurement window")
 	flag.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the start before measuring")
 	flag.IntVar(&o.runs, "runs", 1, "measurement windows, one after the other (the figures of each are printed)")
+	flag.BoolVar(&o.http, "http", false, "HTTP_GET { url { path / status_code 200 } } instead of TCP_CHECK, against a fixed-reply HTTP listener (the http plugin)")
 	flag.StringVar(&o.listen, "listen", "", "internal: accept TCP connections on these addresses until killed")
 	flag.StringVar(&o.count, "count", "", "internal: with -listen, where to write how many connections it accepted")
 	flag.Parse()
 	var err error
 	if o.listen != "" {
-		err = harness.Backend(strings.Split(o.listen, ","), false, o.count)
+		err = harness.Backend(strings.Split(o.listen, ","), o.http, o.count)
 	} else {
 		err = run(o)
 	}
@@ -65,16 +68,20 @@ func main() {
 
 // conf is lvsbench's file: vs virtual servers of rs real servers, one port per virtual server.
 // pluginDir, when set, is vigil's plugin_dir (keepalived's file leaves it out).
-func conf(vs, rs int, pluginDir string) string {
+func conf(vs, rs int, pluginDir string, http bool) string {
+	checker := "TCP_CHECK {\n            connect_timeout 1\n        }"
+	if http {
+		checker = "HTTP_GET {\n            url {\n                path /\n                status_code 200\n            }\n            connect_timeout 1\n        }"
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "! checkcpu: %d virtual servers x %d real servers, TCP_CHECK every second\n", vs, rs)
+	fmt.Fprintf(&b, "! checkcpu: %d virtual servers x %d real servers, %s every second\n", vs, rs, strings.Fields(checker)[0])
 	if pluginDir != "" {
 		fmt.Fprintf(&b, "global_defs {\n    plugin_dir %s\n}\n", pluginDir)
 	}
 	for i := range vs {
 		fmt.Fprintf(&b, "virtual_server 192.0.2.100 %d {\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n", 80+i)
 		for j := range rs {
-			fmt.Fprintf(&b, "    real_server 198.51.100.%d %d {\n        weight 1\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n", 11+j, 8000+i)
+			fmt.Fprintf(&b, "    real_server 198.51.100.%d %d {\n        weight 1\n        %s\n    }\n", 11+j, 8000+i, checker)
 		}
 		b.WriteString("}\n")
 	}
@@ -107,8 +114,8 @@ func run(o options) error {
 			return err
 		}
 		bin = filepath.Join(work, "bin")
-		harness.Logf("building vigil and vigil-check-tcp into %s", bin)
-		cmd := exec.Command("go", "build", "-o", bin+"/", "./cmd/vigil", "./plugins/vigil-check-tcp")
+		harness.Logf("building vigil and its tcp and http plugins into %s", bin)
+		cmd := exec.Command("go", "build", "-o", bin+"/", "./cmd/vigil", "./plugins/vigil-check-tcp", "./plugins/vigil-check-http")
 		cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build: %w\n%s", err, out)
@@ -138,7 +145,7 @@ func run(o options) error {
 		ports = append(ports, fmt.Sprintf(":%d", 8000+i))
 	}
 	count := filepath.Join(work, "accepted")
-	lis := exec.Command("ip", "netns", "exec", ns, self, "-listen", strings.Join(ports, ","), "-count", count)
+	lis := exec.Command("ip", "netns", "exec", ns, self, "-listen", strings.Join(ports, ","), "-count", count, fmt.Sprintf("-http=%v", o.http))
 	lis.Stderr = os.Stderr
 	lis.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := lis.Start(); err != nil {
@@ -146,7 +153,7 @@ func run(o options) error {
 	}
 	defer func() { _ = lis.Process.Kill(); _ = lis.Wait() }()
 	cf := filepath.Join(work, "vigil.conf")
-	if err := os.WriteFile(cf, []byte(conf(o.vs, o.rs, bin)), 0o644); err != nil {
+	if err := os.WriteFile(cf, []byte(conf(o.vs, o.rs, bin, o.http)), 0o644); err != nil {
 		return err
 	}
 	argv := []string{filepath.Join(bin, "vigil"), "-f", cf, "-p", filepath.Join(work, "vigil.pid"),
@@ -156,7 +163,7 @@ func run(o options) error {
 	}
 	if o.keepalived != "" {
 		cf := filepath.Join(work, "keepalived.conf")
-		if err := os.WriteFile(cf, []byte(conf(o.vs, o.rs, "")), 0o644); err != nil {
+		if err := os.WriteFile(cf, []byte(conf(o.vs, o.rs, "", o.http)), 0o644); err != nil {
 			return err
 		}
 		argv := []string{o.keepalived, "-n", "-l", "-C", "-f", cf, "-p", filepath.Join(work, "keepalived.pid"),
