@@ -557,13 +557,12 @@ func TestCheckChildRootForFirstVirtualServer(t *testing.T) {
 	if eff&(1<<unix.CAP_NET_ADMIN) == 0 {
 		t.Errorf("the check child with a virtual_server has CapEff %#x, without CAP_NET_ADMIN", eff)
 	}
-	st, err := n[0].tryStatus()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.LVS == nil || len(st.LVS.VirtualServers) != 1 {
-		t.Errorf("the new check child does not run the virtual_server of the reload: %+v", st.LVS)
-	}
+	// The child is listed once it runs, before its Start has taken the file: its status
+	// has the virtual_server from then on.
+	waitFor(t, 30*time.Second, "the new check child runs the virtual_server of the reload", func() bool {
+		st, err := n[0].tryStatus()
+		return err == nil && st.LVS != nil && len(st.LVS.VirtualServers) == 1
+	})
 	if !n[0].holds(t, ctx) {
 		t.Errorf("n1 lost the VIP while its check child restarted")
 	}
