@@ -78,17 +78,17 @@ func decomment(s string) (out string, lead int, cont bool, braceInComment bool) 
 	return strings.TrimRight(b.String(), " \t"), lead, false, false
 }
 
-// tokenize splits a logical line into words the way keepalived reads every keyword: blanks
-// separate words, "..." is one word (and a '"' always ends the word before it, so abc"d e"f
-// is three words), '{' and '}' outside quotes are words of their own (so "VG_1{" is a name
-// followed by a brace). Backslashes and single quotes are ordinary characters here; only
-// script commands give them a meaning (see splitCommand).
 // blanks separate words as keepalived's reader separates them (its WHITE_SPACE): a carriage
 // return or form feed inside a line is a blank, not part of a word. (A word "0\r" was dumped
 // by vigil -d with the \r before the line's end, where it is read as a CRLF ending, so the
 // dump read back differently: FuzzParse found it.)
 const blanks = " \t\f\n\r\v"
 
+// tokenize splits a logical line into words the way keepalived reads every keyword: blanks
+// separate words, "..." is one word (and a '"' always ends the word before it, so abc"d e"f
+// is three words), '{' and '}' outside quotes are words of their own (so "VG_1{" is a name
+// followed by a brace). Backslashes and single quotes are ordinary characters here; only
+// script commands give them a meaning (see splitCommand).
 func tokenize(l srcLine, sink *diagSink) []Token {
 	var toks []Token
 	s := l.text
