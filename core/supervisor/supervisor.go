@@ -849,11 +849,20 @@ func (s *Supervisor) checkNamesLocked() map[string]bool {
 }
 
 func (s *Supervisor) checkClient() childpb.CheckClient {
+	p := s.checkProc()
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.check
+}
+
+// checkProc is the check child, nil when there is none.
+func (s *Supervisor) checkProc() *proc {
 	for _, p := range s.procs() {
 		if p.role == child.RoleCheck {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return p.check
+			return p
 		}
 	}
 	return nil
@@ -887,14 +896,12 @@ type CheckVerdict struct {
 // call's failure. A reload validates on a fresh plugin host then, as `vigil -t` does.
 func (s *Supervisor) ValidateChecks(ctx context.Context, cfg *config.Config, items []child.ValidateItem) ([]CheckVerdict, error) {
 	var c childpb.CheckClient
-	for _, p := range s.procs() {
-		if p.role == child.RoleCheck {
-			p.mu.Lock()
-			if p.cred == nil || checkAsScriptUser(cfg, nil) {
-				c = p.check
-			}
-			p.mu.Unlock()
+	if p := s.checkProc(); p != nil {
+		p.mu.Lock()
+		if p.cred == nil || checkAsScriptUser(cfg, nil) {
+			c = p.check
 		}
+		p.mu.Unlock()
 	}
 	if c == nil {
 		return nil, ErrNoCheckProcess
