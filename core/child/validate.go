@@ -102,7 +102,7 @@ func (s *checkServer) Validate(ctx context.Context, req *childpb.ValidateRequest
 				switch {
 				case err == nil:
 				case errors.Is(err, plugin.ErrNotFound), errors.As(err, &pe):
-					r.Error, r.NotInstalled = err.Error(), !errors.As(err, &pe)
+					r.Error, r.NotInstalled = err.Error(), errors.Is(err, plugin.ErrNotFound)
 				default:
 					// Not the plugin's answer: a process in its restart backoff, a start
 					// that failed. A fresh host (core's) may do better, and says so if not.
