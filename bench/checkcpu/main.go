@@ -66,26 +66,14 @@ func main() {
 	}
 }
 
-// conf is lvsbench's file: vs virtual servers of rs real servers, one port per virtual server.
-// pluginDir, when set, is vigil's plugin_dir (keepalived's file leaves it out).
+// conf is lvsbench's file (harness.LVSConf): vs virtual servers of rs real servers, one
+// port per virtual server. pluginDir, when set, is vigil's plugin_dir.
 func conf(vs, rs int, pluginDir string, http bool) string {
-	checker := "TCP_CHECK {\n            connect_timeout 1\n        }"
+	checker := harness.TCPCheck
 	if http {
-		checker = "HTTP_GET {\n            url {\n                path /\n                status_code 200\n            }\n            connect_timeout 1\n        }"
+		checker = harness.HTTPCheck
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "! checkcpu: %d virtual servers x %d real servers, %s every second\n", vs, rs, strings.Fields(checker)[0])
-	if pluginDir != "" {
-		fmt.Fprintf(&b, "global_defs {\n    plugin_dir %s\n}\n", pluginDir)
-	}
-	for i := range vs {
-		fmt.Fprintf(&b, "virtual_server 192.0.2.100 %d {\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n", 80+i)
-		for j := range rs {
-			fmt.Fprintf(&b, "    real_server 198.51.100.%d %d {\n        weight 1\n        %s\n    }\n", 11+j, 8000+i, checker)
-		}
-		b.WriteString("}\n")
-	}
-	return b.String()
+	return harness.LVSConf(vs, rs, 0, checker, pluginDir)
 }
 
 func sh(args ...string) error {

@@ -72,25 +72,13 @@ const reloads = 3
 
 // The checkers of the two CPU cases, as both implementations read them.
 const (
-	tcpCheck  = "TCP_CHECK {\n            connect_timeout 1\n        }"
-	httpCheck = "HTTP_GET {\n            url {\n                path /\n                status_code 200\n            }\n            connect_timeout 1\n        }"
+	tcpCheck  = harness.TCPCheck
+	httpCheck = harness.HTTPCheck
 )
 
+// bigConf is the CPU case's file, with extra real servers in the first virtual server.
 func bigConf(extra int, checker string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "! lvsbench: 10 virtual servers x 100 real servers, %s every second\n", strings.Fields(checker)[0])
-	for i := range vsCount {
-		fmt.Fprintf(&b, "virtual_server 192.0.2.100 %d {\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n", 80+i)
-		n := rsPer
-		if i == 0 {
-			n += extra
-		}
-		for j := range n {
-			fmt.Fprintf(&b, "    real_server 198.51.100.%d %d {\n        weight 1\n        %s\n    }\n", 11+j, 8000+i, checker)
-		}
-		b.WriteString("}\n")
-	}
-	return b.String()
+	return harness.LVSConf(vsCount, rsPer, extra, checker, "")
 }
 
 // measureCPU runs impl (name) alone on bigConf with checker and measures its CPU over window
