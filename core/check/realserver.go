@@ -135,7 +135,13 @@ func checkerPlugin(cfg *config.Config, vs *config.VirtualServer, rs *config.Real
 	case "TCP_CHECK":
 		pc.Plugin, pc.Params = TCPPlugin, target
 	case "HTTP_GET", "SSL_GET":
-		pc.Plugin, pc.Params = HTTPPlugin, target
+		// keepalived gives each step of a GET connect_timeout from its own start: the
+		// connect with its TLS handshake, sending the request, and every read. The plugin
+		// times its steps the same way (its connect_timeout), so that a moment it ran late
+		// between two steps is not taken out of the server's time; the probe as a whole,
+		// which keepalived does not bound, gets two steps: a connect and a reply.
+		pc.Timeout = 2 * ck.ConnectTimeout
+		pc.Plugin, pc.Params = HTTPPlugin, append(target, p("connect_timeout", ck.ConnectTimeout.String()))
 		if ck.HTTPProtocol != "" {
 			pc.Params = append(pc.Params, p("http_protocol", ck.HTTPProtocol))
 		}

@@ -49,6 +49,7 @@ virtual_server 192.0.2.100 80 {
             delay_before_retry 1
         }
         HTTP_GET {
+            connect_timeout 2.5
             url {
                 path /health
                 digest 9b3a0c85a887a256d6939da88aabd8cd
@@ -105,10 +106,10 @@ virtual_server 192.0.2.100 80 {
 	}
 	want := map[string]string{
 		"192.0.2.100:80/192.0.2.11:80/TCP_CHECK": "tcp\n  address 192.0.2.11:8080\n",
-		"192.0.2.100:80/192.0.2.11:80/HTTP_GET": "http\n  address 192.0.2.11:80\n  virtualhost www.example.com\n" +
+		"192.0.2.100:80/192.0.2.11:80/HTTP_GET": "http\n  address 192.0.2.11:80\n  connect_timeout 2.5s\n  virtualhost www.example.com\n" +
 			"  url\n    path /health\n    digest 9b3a0c85a887a256d6939da88aabd8cd\n    status_code 200-299\n" +
 			"  url\n    path /\n    status_code 200\n",
-		"192.0.2.100:80/192.0.2.12:443/SSL_GET":      "http\n  address 192.0.2.12:443\n  http_protocol 1.1\n  tls yes\n  enable_sni yes\n  sni_name api.example.com\n  virtualhost www.example.com\n  url\n    path /\n    status_code 200-299\n    regex ready|ok\n    regex_no_match yes\n",
+		"192.0.2.100:80/192.0.2.12:443/SSL_GET":      "http\n  address 192.0.2.12:443\n  connect_timeout 5s\n  http_protocol 1.1\n  tls yes\n  enable_sni yes\n  sni_name api.example.com\n  virtualhost www.example.com\n  url\n    path /\n    status_code 200-299\n    regex ready|ok\n    regex_no_match yes\n",
 		"192.0.2.100:80/192.0.2.12:443/MISC_CHECK":   "exec\n  command /usr/local/bin/check_app 192.0.2.12\n  mode misc_check\n  dynamic yes\n",
 		"192.0.2.100:80/192.0.2.12:443/PLUGIN_CHECK": "mysql\n  address 192.0.2.12:443\n  user monitor\n",
 	}
@@ -126,6 +127,13 @@ virtual_server 192.0.2.100 80 {
 		}
 		if strings.HasSuffix(s.Name, "/TCP_CHECK") && (s.Timeout != 3*time.Second || s.Fall != 3 || s.RetryDelay != time.Second || s.Interval != 6*time.Second) {
 			t.Errorf("TCP_CHECK spec %+v", s)
+		}
+		// HTTP_GET: each step gets connect_timeout in the plugin, the probe two of them.
+		if strings.HasSuffix(s.Name, "/HTTP_GET") && s.Timeout != 5*time.Second {
+			t.Errorf("HTTP_GET timeout %v, want 2 × connect_timeout 2.5s", s.Timeout)
+		}
+		if strings.HasSuffix(s.Name, "/SSL_GET") && s.Timeout != 10*time.Second {
+			t.Errorf("SSL_GET timeout %v, want 2 × the default connect_timeout 5s", s.Timeout)
 		}
 		if strings.HasSuffix(s.Name, "/MISC_CHECK") && s.Timeout != 4*time.Second {
 			t.Errorf("MISC_CHECK timeout %v, want misc_timeout 4s", s.Timeout)

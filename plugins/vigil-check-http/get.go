@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/vigil-ha/vigil/plugins/internal/target"
 	"github.com/vigil-ha/vigil/plugins/vigil-check-http/httpget"
@@ -19,12 +20,17 @@ type result struct {
 }
 
 // get checks one url on a fresh connection: keepalived opens one per url and probe, so that
-// what is checked is the server's ability to accept, not a connection kept from before.
+// what is checked is the server's ability to accept, not a connection kept from before. With
+// connect_timeout (p.step) each step has that long from its own start, within ctx.
 func (p *probe) get(ctx context.Context, u *urlCheck) result {
 	fail := func(format string, args ...any) result {
 		return result{msg: "GET " + u.path + ": " + fmt.Sprintf(format, args...)}
 	}
-	conn, err := p.target.Dial(ctx)
+	var by time.Time // the connect's deadline, with its TLS handshake
+	if p.step > 0 {
+		by = time.Now().Add(p.step)
+	}
+	conn, err := p.target.DialBy(ctx, by)
 	if err != nil {
 		return fail("connect %s: %s", p.target.Address, target.Reason(err))
 	}
@@ -34,6 +40,7 @@ func (p *probe) get(ctx context.Context, u *urlCheck) result {
 		Protocol: p.protocol,
 		MaxBody:  p.maxBody,
 		KeepBody: u.re != nil,
+		Step:     p.step,
 	}
 	if p.tls {
 		req.TLS = p.tlsConfig(u)

@@ -441,7 +441,9 @@ func TestHTTPRejectsBadParams(t *testing.T) {
 		{[]check.Param{a, root, P("tls", "yes"), P("cert_file", p.certFile)}, "cert_file needs key_file"},
 		{[]check.Param{a, root, P("tls", "yes"), P("cert_file", p.certFile), P("key_file", p.caFile)}, "cert_file " + p.certFile + ", key_file " + p.caFile},
 		{[]check.Param{a, root, P("max_body", "lots")}, `max_body "lots"`},
-		{[]check.Param{a, root, P("connect_timeout", "3")}, `unknown param "connect_timeout"`},
+		{[]check.Param{a, root, P("connect_timeout", "soon")}, `connect_timeout: "soon": want seconds`},
+		{[]check.Param{a, root, P("connect_timeout", "0")}, "connect_timeout must be more than 0"},
+		{[]check.Param{a, root, P("bogus", "3")}, `unknown param "bogus" (known: address`},
 	} {
 		_, err := c.Configure(context.Background(), check.ConfigureRequest{Name: "chk", Params: tc.params, ValidateOnly: true})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -528,5 +530,65 @@ func TestHTTPDigestFromKeepalivedGenhash(t *testing.T) {
 		if resp := probeOnce(t, c, 2*time.Second, ps); resp.Status != check.OK {
 			t.Errorf("Check with genhash's digest %s (%v) = %s %q", digest, args, resp.Status, resp.Message)
 		}
+	}
+}
+
+// connect_timeout times each step of a GET from its own start, as keepalived's HTTP_GET does
+// (each read waits connect_timeout for the server), while the probe's timeout bounds the whole:
+// a server that pauses between its writes for less than a step passes though the pauses add
+// up to more; one that falls silent for longer fails at that read, long before the probe's
+// timeout; and one that trickles forever fails at the probe's timeout.
+func TestHTTPStepTimeouts(t *testing.T) {
+	pieces := []string{"HTTP/1.0 200 OK\r\n", "Content-Length: 2\r\n", "\r\n", "ok"}
+	paused := rawServer(t, func(c net.Conn) {
+		readRequest(c)
+		for _, s := range pieces {
+			time.Sleep(300 * time.Millisecond)
+			c.Write([]byte(s))
+		}
+	})
+	silent := rawServer(t, func(c net.Conn) {
+		readRequest(c)
+		c.Write([]byte(pieces[0]))
+		c.Read(make([]byte, 1)) // until the checker gives up and closes
+	})
+	trickle := rawServer(t, func(c net.Conn) {
+		readRequest(c)
+		c.Write([]byte(pieces[0]))
+		for {
+			time.Sleep(200 * time.Millisecond)
+			if _, err := c.Write([]byte("X-Trickle: 1\r\n")); err != nil {
+				return
+			}
+		}
+	})
+	step := P("connect_timeout", "1")
+	root := U(P("path", "/"))
+	c := newHTTP()
+
+	// 4 × 300 ms of pauses: more than a step, less than the probe.
+	resp := probeOnce(t, c, 5*time.Second, []check.Param{P("address", paused), step, root})
+	if resp.Status != check.OK {
+		t.Errorf("pauses shorter than a step: %s %q; want ok", resp.Status, resp.Message)
+	}
+	// The same server with a probe timeout of one step and no connect_timeout: the pauses
+	// add up past the whole (the test that the case above measures something).
+	resp = probeOnce(t, c, time.Second, []check.Param{P("address", paused), root})
+	if resp.Status != check.Critical || !strings.Contains(resp.Message, "read: timeout") {
+		t.Errorf("pauses past a whole probe of one step: %s %q; want critical read: timeout", resp.Status, resp.Message)
+	}
+
+	start := time.Now()
+	resp = probeOnce(t, c, time.Minute, []check.Param{P("address", silent), step, root})
+	if resp.Status != check.Critical || !strings.Contains(resp.Message, "read: timeout") {
+		t.Errorf("a server silent for more than a step: %s %q; want critical read: timeout", resp.Status, resp.Message)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("a server silent for more than a step was given %v: the probe's timeout (1m), not the step's (1s)", d)
+	}
+
+	resp = probeOnce(t, c, 2*time.Second, []check.Param{P("address", trickle), step, root})
+	if resp.Status != check.Critical || !strings.Contains(resp.Message, "read: timeout") {
+		t.Errorf("a server that trickles: %s %q; want critical read: timeout at the probe's timeout", resp.Status, resp.Message)
 	}
 }

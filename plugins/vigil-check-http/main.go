@@ -42,6 +42,7 @@ func (c *httpChecker) Describe(context.Context) (check.Info, error) {
 			check.ParamSpec{Name: "ca_file", Type: check.TypeString, Description: "PEM CA certificates to verify against (default: the system's); keepalived's SSL block: ca"},
 			check.ParamSpec{Name: "cert_file", Type: check.TypeString, Description: "PEM client certificate (with key_file); keepalived's SSL block: certificate"},
 			check.ParamSpec{Name: "key_file", Type: check.TypeSecretFile, Description: "PEM private key of cert_file, unencrypted; keepalived's SSL block: key"},
+			check.ParamSpec{Name: "connect_timeout", Type: check.TypeDuration, Description: "each step of a GET (connect with TLS handshake, sending, every read) gets this long from its own start, as keepalived's connect_timeout; the probe's timeout bounds the whole. Default: the probe's timeout alone"},
 			check.ParamSpec{Name: "max_body", Type: check.TypeString, Default: "1MiB", Description: "most of a body read; a longer body fails a digest or regex check"},
 		),
 	}, nil
@@ -67,8 +68,8 @@ func (c *httpChecker) Check(ctx context.Context, req check.CheckRequest) (check.
 }
 
 // run checks every url, each on its own connection and all at once, so that each has the
-// whole probe timeout as keepalived gives each url its connect_timeout. The first failure in
-// the configured order is the probe's message.
+// whole probe timeout and its steps their connect_timeout, as each url has in keepalived.
+// The first failure in the configured order is the probe's message.
 func (p *probe) run(ctx context.Context) check.CheckResponse {
 	start := time.Now()
 	results := make([]result, len(p.urls))

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigil-ha/vigil/core/opfile"
 	"github.com/vigil-ha/vigil/plugins/internal/target"
@@ -33,6 +34,9 @@ type probe struct {
 	certs    []tls.Certificate
 	maxBody  int64
 	urls     []urlCheck
+	// step is connect_timeout: each step of a GET gets this long from its own start
+	// (httpget.Request.Step), within the probe's timeout; zero: the probe's timeout alone.
+	step time.Duration
 }
 
 // urlCheck is one url block.
@@ -56,7 +60,7 @@ func (r codeRange) String() string {
 	return fmt.Sprintf("%d-%d", r.from, r.to)
 }
 
-var knownParams = "address, bindto, bind_port, tls, url, virtualhost, http_protocol, enable_sni, sni_name, tls_verify, ca_file, cert_file, key_file, max_body"
+var knownParams = "address, bindto, bind_port, tls, url, virtualhost, http_protocol, enable_sni, sni_name, tls_verify, ca_file, cert_file, key_file, max_body, connect_timeout"
 
 func parse(params []check.Param) (*probe, error) {
 	p := &probe{protocol: httpget.HTTP10, maxBody: defaultMaxBody}
@@ -110,6 +114,11 @@ func parse(params []check.Param) (*probe, error) {
 		case "key_file", "key":
 			keyFile, err = one(prm)
 			tlsOnly = append(tlsOnly, prm.Key)
+		case "connect_timeout":
+			p.step, err = prm.Duration()
+			if err == nil && p.step == 0 {
+				err = errors.New("connect_timeout must be more than 0; leave it out to time the probe as a whole")
+			}
 		case "max_body":
 			var s string
 			if s, err = one(prm); err == nil {

@@ -124,9 +124,10 @@ func waitConnect(ctx context.Context, ap netip.AddrPort, rc syscall.RawConn) err
 	return nil
 }
 
-// dialPlain connects to ap by ctx's deadline: Dial's way for an IP address from no chosen
-// source. The connection's deadline is ctx's, and cancelling ctx interrupts it.
-func dialPlain(ctx context.Context, ap netip.AddrPort) (net.Conn, error) {
+// dialPlain connects to ap by by (none when zero; DialBy has made it no later than ctx's
+// deadline): DialBy's way for an IP address from no chosen source. The connection's
+// deadline is left at by, and cancelling ctx interrupts it.
+func dialPlain(ctx context.Context, by time.Time, ap netip.AddrPort) (net.Conn, error) {
 	fd, done, err := StartConnect(ap)
 	if err != nil {
 		return nil, err
@@ -137,8 +138,8 @@ func dialPlain(ctx context.Context, ap netip.AddrPort) (net.Conn, error) {
 		f.Close()
 		return nil, ConnectError(ap, err)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		if err := f.SetDeadline(dl); err != nil {
+	if !by.IsZero() {
+		if err := f.SetDeadline(by); err != nil {
 			f.Close()
 			return nil, ConnectError(ap, err)
 		}

@@ -93,14 +93,26 @@ func oneValue(p check.Param) error {
 // that every later step of the probe honours ctx without passing it around. An IP address
 // from no chosen source is dialed without net.Dialer (connect_linux.go says why).
 func (t Target) Dial(ctx context.Context) (net.Conn, error) {
+	dl, _ := ctx.Deadline()
+	return t.DialBy(ctx, dl)
+}
+
+// DialBy is Dial with a connect deadline of its own, by (none when zero), for a probe that
+// times each of its steps (Steps): the connect ends by by or by ctx's deadline, whichever
+// comes first, and the connection's deadline is left at that time for the caller's next
+// step. Cancelling ctx, or its deadline, still interrupts a read or write in progress.
+func (t Target) DialBy(ctx context.Context, by time.Time) (net.Conn, error) {
+	if dl, ok := ctx.Deadline(); ok && (by.IsZero() || dl.Before(by)) {
+		by = dl
+	}
 	if !t.BindTo.IsValid() && t.BindPort == 0 {
 		if ap, ok := PlainAddr(t.Address); ok {
-			return dialPlain(ctx, ap)
+			return dialPlain(ctx, by, ap)
 		}
 	}
 	// No TCP keep-alive: a probe's connection lives for one probe, far shorter than the
 	// first keep-alive (15 s idle), and net would spend four system calls setting it up.
-	d := net.Dialer{KeepAlive: -1}
+	d := net.Dialer{KeepAlive: -1, Deadline: by}
 	if t.BindTo.IsValid() || t.BindPort != 0 {
 		la := &net.TCPAddr{Port: t.BindPort}
 		if t.BindTo.IsValid() {
@@ -134,8 +146,8 @@ func (t Target) Dial(ctx context.Context) (net.Conn, error) {
 			return nil, err
 		}
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
+	if !by.IsZero() {
+		if err := conn.SetDeadline(by); err != nil {
 			conn.Close()
 			return nil, err
 		}

@@ -23,6 +23,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Protocol is keepalived's http_protocol: the request line's version and whether the request
@@ -67,6 +68,12 @@ type Request struct {
 	MaxBody int64
 	// KeepBody keeps the body's bytes (up to MaxBody) in Response.Body, for a regex.
 	KeepBody bool
+	// Step, when set, times the request as keepalived's HTTP_GET and SSL_GET checkers time
+	// theirs (connect_timeout): sending gets Step from its start, and so does every read,
+	// from its own start, so that what counts is how long the server keeps the checker
+	// waiting, not how late the checker got to its next step. ctx's deadline still bounds
+	// the whole. The TLS handshake keeps the deadline conn has (keepalived: the connect's).
+	Step time.Duration
 }
 
 // Response is what came back.
@@ -121,10 +128,56 @@ func Get(ctx context.Context, conn net.Conn, address string, req Request) (*Resp
 		defer tc.Close()
 		rw = tc
 	}
+	arm := stepper(ctx, req.Step)
+	if err := arm(conn.SetWriteDeadline); err != nil {
+		return nil, &Error{StageSend, err}
+	}
 	if _, err := io.WriteString(rw, requestText(address, req)); err != nil {
 		return nil, &Error{StageSend, err}
 	}
-	return readResponse(rw, req)
+	var r io.Reader = rw
+	if req.Step > 0 {
+		r = &stepReader{r: rw, arm: func() error { return arm(conn.SetReadDeadline) }}
+	}
+	return readResponse(r, req)
+}
+
+// stepper returns what gives a step of the exchange its time: step from now, never past
+// ctx's deadline. With no step it leaves the connection's deadline as it is.
+func stepper(ctx context.Context, step time.Duration) func(set func(time.Time) error) error {
+	if step <= 0 {
+		return func(func(time.Time) error) error { return nil }
+	}
+	by, bounded := ctx.Deadline()
+	return func(set func(time.Time) error) error {
+		dl := time.Now().Add(step)
+		if bounded && by.Before(dl) {
+			dl = by
+		}
+		if err := set(dl); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			// ctx ended: the interruption set on the connection when it did may have come
+			// before this deadline and been overwritten by it. Set again; ctx's error is set
+			// before its AfterFuncs run, so one of the two sets comes last either way.
+			return set(time.Unix(1, 0))
+		}
+		return nil
+	}
+}
+
+// stepReader gives each read its step's time before it waits.
+type stepReader struct {
+	r   io.Reader
+	arm func() error
+}
+
+func (s *stepReader) Read(b []byte) (int, error) {
+	if err := s.arm(); err != nil {
+		return 0, err
+	}
+	return s.r.Read(b)
 }
 
 // requestText is keepalived's request: the same lines in the same order, so that a server's
