@@ -68,6 +68,10 @@ type Supervisor struct {
 	mu     sync.Mutex
 	checks map[string]*childpb.CheckState // latest state of every check, replayed to a new vrrp child
 	names  map[string]bool                // the checks the check child may send states of (see ran)
+	// namesOf keeps checkNames of cfg and of the configurations in ran: a reload asks for
+	// them several times, and with a thousand real servers each answer translates every
+	// checker (check.RealServerChecks). A Config is not changed after it is loaded.
+	namesOf map[*config.Config]map[string]bool
 	// ran holds, per child, the configurations it may send messages by besides cfg: the one
 	// it last applied (at start, or by a reload it took) and the one before that, whose
 	// messages may still be on their way on its stream after the reload's answer. A reload
@@ -839,12 +843,22 @@ func (s *Supervisor) took(role child.Role, cfg *config.Config) {
 // checkNamesLocked is the checks of cfg and of every configuration the check child may send
 // states by (see ran). Called with s.mu held.
 func (s *Supervisor) checkNamesLocked() map[string]bool {
-	names := checkNames(s.cfg)
+	live := map[*config.Config]map[string]bool{}
+	of := func(c *config.Config) map[string]bool {
+		n, ok := s.namesOf[c]
+		if !ok {
+			n = checkNames(c)
+		}
+		live[c] = n
+		return n
+	}
+	names := maps.Clone(of(s.cfg))
 	for _, c := range s.ran[child.RoleCheck] {
 		if c != nil {
-			maps.Copy(names, checkNames(c))
+			maps.Copy(names, of(c))
 		}
 	}
+	s.namesOf = live // what no live configuration needs is dropped
 	return names
 }
 
