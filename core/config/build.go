@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"iter"
 	"maps"
 	"math"
 	"net/netip"
@@ -53,11 +54,11 @@ func (b *builder) walk(ctx string, nodes []*Node, ks keywords) map[string]Pos {
 	for _, n := range nodes {
 		k, ok := ks[n.Name]
 		if !ok {
-			b.unknown(ctx, n, ks)
+			b.unknown(ctx, n, maps.Keys(ks))
 			continue
 		}
 		places[n.Name] = n.Pos
-		if !b.shape(n, k) {
+		if !b.shape(n, k.min, k.max, k.block) {
 			continue
 		}
 		k.fn(n)
@@ -65,23 +66,24 @@ func (b *builder) walk(ctx string, nodes []*Node, ks keywords) map[string]Pos {
 	return places
 }
 
-// shape checks a statement's argument count and block against its keyword's rule.
-func (b *builder) shape(n *Node, k kw) bool {
+// shape checks a statement's argument count and block against its keyword's rule: at least
+// minArgs arguments, at most maxArgs (any number when negative), and a block as it says.
+func (b *builder) shape(n *Node, minArgs, maxArgs int, block blockRule) bool {
 	switch {
-	case len(n.Args) < k.min:
-		b.sink.errorf(n.Pos, "%q needs %s", n.Name, plural(k.min, "argument"))
+	case len(n.Args) < minArgs:
+		b.sink.errorf(n.Pos, "%q needs %s", n.Name, plural(minArgs, "argument"))
 		return false
-	case k.max >= 0 && len(n.Args) > k.max:
-		extra := n.Args[k.max]
-		d := b.sink.errorf(extra.Pos, "%q takes %s; unexpected %q", n.Name, atMost(k.max), extra.Text)
-		if k.max == 0 {
+	case maxArgs >= 0 && len(n.Args) > maxArgs:
+		extra := n.Args[maxArgs]
+		d := b.sink.errorf(extra.Pos, "%q takes %s; unexpected %q", n.Name, atMost(maxArgs), extra.Text)
+		if maxArgs == 0 {
 			d.Msg = fmt.Sprintf("%q takes no arguments; unexpected %q", n.Name, extra.Text)
 		}
 		return false
-	case k.block == needBlock && !n.HasBlock:
+	case block == needBlock && !n.HasBlock:
 		b.sink.errorf(n.Pos, "%q needs a { ... } block", n.Name).Hint = fmt.Sprintf("write %s { ... }", strings.Join(n.Words(), " "))
 		return false
-	case k.block == noBlock && n.HasBlock:
+	case block == noBlock && n.HasBlock:
 		b.sink.errorf(n.Pos, "%q does not take a block", n.Name)
 		return false
 	}
@@ -110,8 +112,9 @@ func (b *builder) unsupported(p Pos, what string) {
 }
 
 // unknown reports a keyword the context does not take: a keepalived feature vigil lacks is a
-// warning marked Unsupported; anything else is an error with the nearest known spelling.
-func (b *builder) unknown(ctx string, n *Node, ks keywords) {
+// warning marked Unsupported; anything else is an error with the nearest known spelling among
+// names, the keywords of the context.
+func (b *builder) unknown(ctx string, n *Node, names iter.Seq[string]) {
 	known := knownKeepalived[ctx]
 	if slices.Contains(known, n.Name) {
 		d := b.sink.warnf(n.Pos, "%q is not supported by vigil; ignored", n.Name)
@@ -130,7 +133,7 @@ func (b *builder) unknown(ctx string, n *Node, ks keywords) {
 		where = "in " + ctx
 	}
 	d := b.sink.errorf(n.Pos, "unknown keyword %q %s", n.Name, where)
-	candidates := slices.Collect(maps.Keys(ks))
+	candidates := slices.Collect(names)
 	candidates = append(candidates, known...)
 	if s := suggest(n.Name, candidates); s != "" {
 		d.Hint = fmt.Sprintf("did you mean %q?", s)

@@ -620,6 +620,40 @@ func rsName(rs *RealServer) string {
 
 // --- real_server ------------------------------------------------------------------------
 
+// realServerKeywords is what a real_server block takes; a file may hold thousands of these
+// blocks, so the table is built once (see rules).
+var realServerKeywords = rules[*pendingRS]{
+	"weight":             optIntRule(func(p *pendingRS) *opt[int] { return &p.own.weight }, 0, maxRSWeight),
+	"inhibit_on_failure": optBoolRule(func(p *pendingRS) *opt[bool] { return &p.own.inhibit }),
+	"lvs_method": {min: 1, max: -1, fn: func(b *builder, p *pendingRS, n *Node) {
+		if f, ok := b.forwarding(n, "real"); ok {
+			p.method = f
+		}
+	}},
+	"uthreshold":      intRule(func(p *pendingRS) *int { return &p.rs.UThreshold }, 0, math.MaxUint32),
+	"lthreshold":      intRule(func(p *pendingRS) *int { return &p.rs.LThreshold }, 0, math.MaxUint32),
+	"smtp_alert":      smtpAlertRule(func(p *pendingRS) **bool { return &p.smtpAlert }),
+	"alpha":           optBoolRule(func(p *pendingRS) *opt[bool] { return &p.own.alpha }),
+	"notify_up":       scriptRule(func(p *pendingRS) **Script { return &p.rs.NotifyUp }),
+	"notify_down":     scriptRule(func(p *pendingRS) **Script { return &p.rs.NotifyDown }),
+	"connect_timeout": optTimerRule(func(p *pendingRS) *opt[time.Duration] { return &p.own.connectTimeout }, time.Microsecond, maxCheckTimer),
+	"virtualhost":     optStrRule(func(p *pendingRS) *opt[string] { return &p.own.virtualhost }),
+	"TCP_CHECK":       checkerRule("TCP_CHECK"),
+	"HTTP_GET":        checkerRule("HTTP_GET"),
+	"SSL_GET":         checkerRule("SSL_GET"),
+	"MISC_CHECK":      checkerRule("MISC_CHECK"),
+	"PLUGIN_CHECK":    checkerRule("PLUGIN_CHECK"),
+}.with(retryTimingRules(func(p *pendingRS) *inherited { return &p.own }, 1))
+
+// checkerRule reads a checker block of type typ into the real server's checkers.
+func checkerRule(typ string) rule[*pendingRS] {
+	return rule[*pendingRS]{block: needBlock, fn: func(b *builder, p *pendingRS, n *Node) {
+		if c := b.checker(typ, n); c != nil {
+			p.checkers = append(p.checkers, *c)
+		}
+	}}
+}
+
 func (b *builder) realServer(st *vsState, n *Node) *pendingRS {
 	vs := st.vs
 	a, ok := b.rsAddr(vs, n)
@@ -636,38 +670,8 @@ func (b *builder) realServer(st *vsState, n *Node) *pendingRS {
 		}
 	}
 	p := &pendingRS{rs: rs, node: n, vsMethod: st.method}
-	checker := func(typ string) kw {
-		return kw{block: needBlock, fn: func(n *Node) {
-			if c := b.checker(typ, n); c != nil {
-				p.checkers = append(p.checkers, *c)
-			}
-		}}
-	}
-	ks := keywords{
-		"weight":             b.optIntKw(&p.own.weight, 0, maxRSWeight),
-		"inhibit_on_failure": b.optBoolKw(&p.own.inhibit),
-		"lvs_method": {min: 1, max: -1, fn: func(n *Node) {
-			if f, ok := b.forwarding(n, "real"); ok {
-				p.method = f
-			}
-		}},
-		"uthreshold":      b.intKw(&rs.UThreshold, 0, math.MaxUint32),
-		"lthreshold":      b.intKw(&rs.LThreshold, 0, math.MaxUint32),
-		"smtp_alert":      b.smtpAlertKw(&p.smtpAlert),
-		"alpha":           b.optBoolKw(&p.own.alpha),
-		"notify_up":       b.scriptKw(&rs.NotifyUp),
-		"notify_down":     b.scriptKw(&rs.NotifyDown),
-		"connect_timeout": b.optTimerKw(&p.own.connectTimeout, time.Microsecond, maxCheckTimer),
-		"virtualhost":     optStrKw(&p.own.virtualhost),
-		"TCP_CHECK":       checker("TCP_CHECK"),
-		"HTTP_GET":        checker("HTTP_GET"),
-		"SSL_GET":         checker("SSL_GET"),
-		"MISC_CHECK":      checker("MISC_CHECK"),
-		"PLUGIN_CHECK":    checker("PLUGIN_CHECK"),
-	}
-	b.retryTimingKws(&p.own, ks, 1)
 	// A bad address is reported, and the block is still read for the mistakes it holds.
-	b.walk("virtual_server/real_server", n.Block, ks)
+	walkRules(b, "virtual_server/real_server", n.Block, realServerKeywords, p)
 	if !ok {
 		return nil
 	}
@@ -753,93 +757,123 @@ func (b *builder) resolveRS(st *vsState, p *pendingRS, vsIn inherited) {
 
 // --- checkers ---------------------------------------------------------------------------
 
+// checkerBlock is a checker block being read: the checker with what it inherits, and the
+// lines that the checks after the block look at.
+type checkerBlock struct {
+	pendingChecker
+	// kind is the checker's type with its keywords.
+	kind *checkerKind
+	// user is MISC_CHECK's user line; pluginAt and paramsAt where PLUGIN_CHECK's plugin and
+	// params stand.
+	user               *Node
+	pluginAt, paramsAt Pos
+}
+
+// checkerKind is what a checker of one type takes, and the context its diagnostics name.
+type checkerKind struct {
+	ctx string
+	kws rules[*checkerBlock]
+}
+
+// The keywords of each checker, built once (see rules): every checker takes the retry and
+// timing settings, all but MISC_CHECK the connection's, and each type its own.
+var (
+	checkerCommonKeywords = rules[*checkerBlock]{
+		"alpha": optBoolRule(func(cb *checkerBlock) *opt[bool] { return &cb.own.alpha }),
+	}.with(retryTimingRules(func(cb *checkerBlock) *inherited { return &cb.own }, 0))
+
+	checkerConnectKeywords = checkerCommonKeywords.with(rules[*checkerBlock]{
+		"connect_ip":      addrRule(func(cb *checkerBlock) *netip.Addr { return &cb.c.ConnectIP }),
+		"connect_port":    intRule(func(cb *checkerBlock) *int { return &cb.c.ConnectPort }, 1, 65535),
+		"bindto":          addrRule(func(cb *checkerBlock) *netip.Addr { return &cb.c.BindTo }),
+		"bind_port":       intRule(func(cb *checkerBlock) *int { return &cb.c.BindPort }, 1, 65535),
+		"connect_timeout": optTimerRule(func(cb *checkerBlock) *opt[time.Duration] { return &cb.own.connectTimeout }, time.Microsecond, maxCheckTimer),
+	})
+
+	checkerRetry = checkerCommonKeywords["retry"]
+
+	httpGetKeywords = checkerConnectKeywords.with(rules[*checkerBlock]{
+		"virtualhost": optStrRule(func(cb *checkerBlock) *opt[string] { return &cb.own.virtualhost }),
+		"url": {block: needBlock, fn: func(b *builder, cb *checkerBlock, n *Node) {
+			if u, ok := b.url(cb.kind.ctx, n); ok {
+				cb.c.URLs = append(cb.c.URLs, u)
+			}
+		}},
+		"nb_get_retry": {min: 1, max: 1, fn: func(b *builder, cb *checkerBlock, n *Node) {
+			b.sink.warnf(n.Pos, "%q is deprecated; use \"retry\"", n.Name).Hint = "write: retry " + n.Arg(0)
+			checkerRetry.fn(b, cb, n)
+		}},
+		"http_protocol": {min: 1, max: 1, fn: func(b *builder, cb *checkerBlock, n *Node) {
+			if v, ok := b.enum(n.Args[0], "1.0", "1.0C", "1.1"); ok {
+				cb.c.HTTPProtocol = v
+			}
+		}},
+	})
+
+	checkerKinds = map[string]*checkerKind{
+		"TCP_CHECK": {"virtual_server/real_server/TCP_CHECK", checkerConnectKeywords},
+		"HTTP_GET":  {"virtual_server/real_server/HTTP_GET", httpGetKeywords},
+		"SSL_GET": {"virtual_server/real_server/SSL_GET", httpGetKeywords.with(rules[*checkerBlock]{
+			"enable_sni": flagRule(func(cb *checkerBlock) *bool { return &cb.c.EnableSNI }),
+			"sni_name":   strRule(func(cb *checkerBlock) *string { return &cb.c.SNIName }),
+		})},
+		"MISC_CHECK": {"virtual_server/real_server/MISC_CHECK", checkerCommonKeywords.with(rules[*checkerBlock]{
+			"misc_path": {min: 1, max: -1, fn: func(b *builder, cb *checkerBlock, n *Node) { cb.c.MiscPath = b.miscPath(n) }},
+			"misc_timeout": {min: 1, max: 1, fn: func(b *builder, cb *checkerBlock, n *Node) {
+				if v, ok := b.int(n.Args[0], 0, maxMiscTimeout); ok {
+					cb.c.MiscTimeout = time.Duration(v) * time.Second
+				}
+			}},
+			"misc_dynamic": flagRule(func(cb *checkerBlock) *bool { return &cb.c.MiscDynamic }),
+			"user":         {min: 1, max: 2, fn: func(_ *builder, cb *checkerBlock, n *Node) { cb.user = n }},
+		})},
+		"PLUGIN_CHECK": {"virtual_server/real_server/PLUGIN_CHECK", checkerConnectKeywords.with(rules[*checkerBlock]{
+			"check":  strRule(func(cb *checkerBlock) *string { return &cb.c.Check }),
+			"plugin": {min: 1, max: 1, fn: func(_ *builder, cb *checkerBlock, n *Node) { cb.c.Plugin, cb.pluginAt = n.Arg(0), n.Pos }},
+			"params": {block: needBlock, fn: func(_ *builder, cb *checkerBlock, n *Node) { cb.c.Params, cb.paramsAt = paramsOf(n.Block), n.Pos }},
+		})},
+	}
+)
+
+// checker reads a checker block of type typ (one of checkerKinds).
 func (b *builder) checker(typ string, n *Node) *pendingChecker {
 	c := &Checker{Type: typ, Pos: n.Pos}
-	pc := &pendingChecker{c: c}
-	ctx := "virtual_server/real_server/" + typ
-	ks := keywords{
-		"alpha": b.optBoolKw(&pc.own.alpha),
-	}
-	b.retryTimingKws(&pc.own, ks, 0)
-	if typ != "MISC_CHECK" {
-		ks["connect_ip"] = b.addrKw(&c.ConnectIP)
-		ks["connect_port"] = b.intKw(&c.ConnectPort, 1, 65535)
-		ks["bindto"] = b.addrKw(&c.BindTo)
-		ks["bind_port"] = b.intKw(&c.BindPort, 1, 65535)
-		ks["connect_timeout"] = b.optTimerKw(&pc.own.connectTimeout, time.Microsecond, maxCheckTimer)
-	}
+	cb := &checkerBlock{pendingChecker: pendingChecker{c: c}, kind: checkerKinds[typ]}
+	walkRules(b, cb.kind.ctx, n.Block, cb.kind.kws, cb)
 	ok := true
 	switch typ {
 	case "HTTP_GET", "SSL_GET":
-		ks["virtualhost"] = optStrKw(&pc.own.virtualhost)
-		ks["url"] = kw{block: needBlock, fn: func(n *Node) {
-			if u, ok := b.url(ctx, n); ok {
-				c.URLs = append(c.URLs, u)
-			}
-		}}
-		retry := ks["retry"]
-		ks["nb_get_retry"] = kw{min: 1, max: 1, fn: func(n *Node) {
-			b.sink.warnf(n.Pos, "%q is deprecated; use \"retry\"", n.Name).Hint = "write: retry " + n.Arg(0)
-			retry.fn(n)
-		}}
-		ks["http_protocol"] = kw{min: 1, max: 1, fn: func(n *Node) {
-			if v, ok := b.enum(n.Args[0], "1.0", "1.0C", "1.1"); ok {
-				c.HTTPProtocol = v
-			}
-		}}
-		if typ == "SSL_GET" {
-			ks["enable_sni"] = b.flagKw(&c.EnableSNI)
-			ks["sni_name"] = strKw(&c.SNIName)
-		}
-		b.walk(ctx, n.Block, ks)
 		if len(c.URLs) == 0 {
 			b.sink.errorf(n.Pos, "%s has no url to check", typ).Hint = "add: url { path / }"
 			ok = false
 		}
 	case "MISC_CHECK":
-		var user *Node
-		ks["misc_path"] = kw{min: 1, max: -1, fn: func(n *Node) { c.MiscPath = b.miscPath(n) }}
-		ks["misc_timeout"] = kw{min: 1, max: 1, fn: func(n *Node) {
-			if v, ok := b.int(n.Args[0], 0, maxMiscTimeout); ok {
-				c.MiscTimeout = time.Duration(v) * time.Second
-			}
-		}}
-		ks["misc_dynamic"] = b.flagKw(&c.MiscDynamic)
-		ks["user"] = kw{min: 1, max: 2, fn: func(n *Node) { user = n }}
-		b.walk(ctx, n.Block, ks)
 		if c.MiscPath == nil {
 			b.sink.errorf(n.Pos, "MISC_CHECK has no misc_path").Hint = "add: misc_path \"/path/to/check arg\""
 			ok = false
-		} else if user != nil {
-			c.MiscPath.User, c.MiscPath.Group = splitUserGroup(user)
+		} else if cb.user != nil {
+			c.MiscPath.User, c.MiscPath.Group = splitUserGroup(cb.user)
 		}
 	case "PLUGIN_CHECK":
-		var pluginAt, paramsAt Pos
-		ks["check"] = strKw(&c.Check)
-		ks["plugin"] = kw{min: 1, max: 1, fn: func(n *Node) { c.Plugin, pluginAt = n.Arg(0), n.Pos }}
-		ks["params"] = kw{block: needBlock, fn: func(n *Node) { c.Params, paramsAt = paramsOf(n.Block), n.Pos }}
-		b.walk(ctx, n.Block, ks)
 		switch {
 		case c.Check != "" && c.Plugin != "":
-			b.sink.errorf(pluginAt, "PLUGIN_CHECK names both a check (%q) and a plugin (%q)", c.Check, c.Plugin).Hint =
+			b.sink.errorf(cb.pluginAt, "PLUGIN_CHECK names both a check (%q) and a plugin (%q)", c.Check, c.Plugin).Hint =
 				"use either \"check NAME\" for a vrrp_check, or \"plugin NAME\" with params { ... }, not both"
 			ok = false
 		case c.Check == "" && c.Plugin == "":
 			b.sink.errorf(n.Pos, "PLUGIN_CHECK names neither a check nor a plugin").Hint =
 				"add \"check NAME\" (a vrrp_check) or \"plugin NAME\" with params { ... }"
 			ok = false
-		case c.Check != "" && paramsAt.Line != 0:
-			b.sink.errorf(paramsAt, "params belong to the vrrp_check %q, not to PLUGIN_CHECK", c.Check).Hint =
+		case c.Check != "" && cb.paramsAt.Line != 0:
+			b.sink.errorf(cb.paramsAt, "params belong to the vrrp_check %q, not to PLUGIN_CHECK", c.Check).Hint =
 				"move the params block into vrrp_check " + c.Check + ", or use \"plugin NAME\" instead of \"check\""
 			ok = false
 		}
-	default:
-		b.walk(ctx, n.Block, ks)
 	}
 	if !ok {
 		return nil
 	}
-	return pc
+	return &cb.pendingChecker
 }
 
 // miscPath reads "misc_path COMMAND...": unlike other scripts, every word of the line is
@@ -861,31 +895,36 @@ func splitUserGroup(n *Node) (string, string) {
 	return user, group
 }
 
+// urlKeywords is what a checker's url block takes, built once (see rules).
+var urlKeywords = rules[*URL]{
+	"path": strRule(func(u *URL) *string { return &u.Path }),
+	"digest": {min: 1, max: 1, fn: func(b *builder, u *URL, n *Node) {
+		t := n.Args[0]
+		if !isMD5(t.Text) {
+			b.sink.errorf(t.Pos, "digest %q is not an MD5 digest", t.Text).Hint =
+				"digest is the MD5 of the page body as printed by genhash: 32 hex digits"
+			return
+		}
+		u.Digest = strings.ToLower(t.Text)
+	}},
+	"status_code": {min: 1, max: -1, fn: func(b *builder, u *URL, n *Node) {
+		for _, a := range n.Args {
+			if r, ok := b.statusRange(a); ok {
+				u.StatusCodes = append(u.StatusCodes, r)
+			}
+		}
+	}},
+	"virtualhost":    strRule(func(u *URL) *string { return &u.Virtualhost }),
+	"regex":          strRule(func(u *URL) *string { return &u.Regex }),
+	"regex_no_match": flagRule(func(u *URL) *bool { return &u.RegexNoMatch }),
+	"regex_options": {min: 1, max: -1, fn: func(_ *builder, u *URL, n *Node) {
+		u.RegexOptions = append(u.RegexOptions, n.Words()...)
+	}},
+}
+
 func (b *builder) url(ctx string, n *Node) (URL, bool) {
 	u := URL{Pos: n.Pos}
-	b.walk(ctx+"/url", n.Block, keywords{
-		"path": strKw(&u.Path),
-		"digest": {min: 1, max: 1, fn: func(n *Node) {
-			t := n.Args[0]
-			if !isMD5(t.Text) {
-				b.sink.errorf(t.Pos, "digest %q is not an MD5 digest", t.Text).Hint =
-					"digest is the MD5 of the page body as printed by genhash: 32 hex digits"
-				return
-			}
-			u.Digest = strings.ToLower(t.Text)
-		}},
-		"status_code": {min: 1, max: -1, fn: func(n *Node) {
-			for _, a := range n.Args {
-				if r, ok := b.statusRange(a); ok {
-					u.StatusCodes = append(u.StatusCodes, r)
-				}
-			}
-		}},
-		"virtualhost":    strKw(&u.Virtualhost),
-		"regex":          strKw(&u.Regex),
-		"regex_no_match": b.flagKw(&u.RegexNoMatch),
-		"regex_options":  {min: 1, max: -1, fn: func(n *Node) { u.RegexOptions = append(u.RegexOptions, n.Words()...) }},
-	})
+	walkRules(b, ctx+"/url", n.Block, urlKeywords, &u)
 	if u.Path == "" {
 		b.sink.errorf(n.Pos, "url has no path").Hint = "add: path /"
 		return u, false
