@@ -47,6 +47,20 @@ func decomment(s string) (out string, lead int, cont bool, braceInComment bool) 
 	trimmed := strings.TrimLeft(s, " \t")
 	lead = len(s) - len(trimmed)
 	s = trimmed
+	if strings.IndexByte(s, '\\') < 0 {
+		// Without a backslash there is nothing to unescape: the text is a part of s, and
+		// most lines need no copy.
+		quote := false
+		for i := 0; i < len(s); i++ {
+			switch c := s[i]; {
+			case c == '"':
+				quote = !quote
+			case !quote && (c == '#' || c == '!'):
+				return strings.TrimRight(s[:i], " \t"), lead, false, strings.Contains(s[i:], "}")
+			}
+		}
+		return strings.TrimRight(s, " \t"), lead, false, false
+	}
 	var b strings.Builder
 	quote := false
 	for i := 0; i < len(s); i++ {

@@ -984,7 +984,14 @@ func (b *builder) validateLVS() {
 		checks[c.Name] = true
 		checkNames = append(checkNames, c.Name)
 	}
-	nodes := b.lvsNodes()
+	// Only a diagnostic needs the index, and most files give none: build it on first use.
+	var index map[Pos]*Node
+	node := func(p Pos) *Node {
+		if index == nil {
+			index = b.lvsNodes()
+		}
+		return index[p]
+	}
 
 	type vsKey struct {
 		addr   netip.Addr
@@ -999,7 +1006,7 @@ func (b *builder) validateLVS() {
 			g, ok := groups[vs.Group]
 			if !ok {
 				pos := vs.Pos
-				if n := nodes[vs.Pos]; n != nil && len(n.Args) > 1 {
+				if n := node(vs.Pos); n != nil && len(n.Args) > 1 {
 					pos = n.Args[1].Pos
 				}
 				b.undefined(pos, "virtual_server_group", vs.Group, "virtual_server_group", groupNames)
@@ -1018,7 +1025,7 @@ func (b *builder) validateLVS() {
 				"add \"protocol TCP\" (or UDP, SCTP) to say which"
 			vs.Protocol = "UDP"
 		}
-		b.validateVSFlags(vs, groups[vs.Group], nodes)
+		b.validateVSFlags(vs, groups[vs.Group], node)
 		k := vsKey{addr: vs.Addr, port: vs.Port, fwmark: vs.FWMark, group: vs.Group, proto: vs.Protocol}
 		if prev, ok := seen[k]; ok {
 			b.sink.errorf(vs.Pos, "%s is already defined at %s", vsName(vs), prev.Pos).Hint =
@@ -1047,7 +1054,7 @@ func (b *builder) validateLVS() {
 					continue
 				}
 				pos := c.Pos
-				if n := nodes[c.Pos]; n != nil {
+				if n := node(c.Pos); n != nil {
 					for _, l := range n.Block {
 						if l.Name == "check" && len(l.Args) > 0 {
 							pos = l.Args[0].Pos
@@ -1074,9 +1081,9 @@ func (b *builder) validateLVS() {
 // validateVSFlags checks the settings keepalived 2.2.7 drops, with a warning, for some kinds
 // of service: ops on TCP or SCTP, ha_suspend on fwmarks, persistence_granularity on a group;
 // and the ports IPVS will not use.
-func (b *builder) validateVSFlags(vs *VirtualServer, g *VirtualServerGroup, nodes map[Pos]*Node) {
+func (b *builder) validateVSFlags(vs *VirtualServer, g *VirtualServerGroup, node func(Pos) *Node) {
 	at := func(kw string) Pos {
-		if n := nodes[vs.Pos]; n != nil {
+		if n := node(vs.Pos); n != nil {
 			for _, l := range n.Block {
 				if l.Name == kw {
 					return l.Pos

@@ -201,21 +201,28 @@ func (p *preprocessor) readData(name string, data []byte, from Pos) {
 	p.stack = append(p.stack, name)
 	defer func() { p.stack = p.stack[:len(p.stack)-1] }()
 
+	if len(p.stack) == 1 {
+		// Most lines of the main file become one line of output each.
+		p.out = slices.Grow(p.out, bytes.Count(data, []byte{'\n'})+1)
+	}
+	// One copy of the whole file rather than one per line: the lines, and the words cut
+	// from them, are parts of it.
+	rest := string(data)
 	lineNo := 0
-	for len(data) > 0 && !p.stopped {
-		var raw []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			raw, data = data[:i], data[i+1:]
+	for len(rest) > 0 && !p.stopped {
+		var raw string
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			raw, rest = rest[:i], rest[i+1:]
 		} else {
-			raw, data = data, nil
+			raw, rest = rest, ""
 		}
 		lineNo++
-		raw = bytes.TrimRight(raw, "\r")
+		raw = strings.TrimRight(raw, "\r")
 		if len(raw) > maxLineBytes {
 			p.sink.errorf(Pos{File: name, Line: lineNo}, "line longer than %d bytes; ignored", maxLineBytes)
 			continue
 		}
-		text, lead, cont, brace := decomment(string(raw))
+		text, lead, cont, brace := decomment(raw)
 		if p.pending != nil {
 			if text == "" && !cont {
 				p.pending = nil
