@@ -103,8 +103,11 @@ const blanks = " \t\f\n\r\v"
 // is three words), '{' and '}' outside quotes are words of their own (so "VG_1{" is a name
 // followed by a brace). Backslashes and single quotes are ordinary characters here; only
 // script commands give them a meaning (see splitCommand).
-func tokenize(l srcLine, sink *diagSink) []Token {
-	var toks []Token
+func tokenize(l srcLine, sink *diagSink) []Token { return appendTokens(nil, l, sink) }
+
+// appendTokens is tokenize appending to toks, so that a caller reading line after line can
+// reuse one buffer.
+func appendTokens(toks []Token, l srcLine, sink *diagSink) []Token {
 	s := l.text
 	i := 0
 	for i < len(s) {

@@ -54,6 +54,8 @@ const maxBlockDepth = 64
 
 type openBlock struct {
 	node *Node
+	// kids is where the block's children start in buildTree's buffer of open children.
+	kids int
 	// braceInComment is the first line inside the block whose comment swallowed a '}'.
 	braceInComment Pos
 }
@@ -63,15 +65,35 @@ func buildTree(lines []srcLine, sink *diagSink) []*Node {
 	var top []*Node
 	var stack []openBlock
 	var last *Node // the most recent statement at the current level, for a '{' on its own line
+	// The tree of a large file is tens of thousands of small nodes and slices that all live
+	// as long as the tree: they are cut from a few larger arrays, and the words of a line
+	// and the children of the open blocks are gathered in buffers reused throughout.
+	var (
+		nodes chunks[Node]
+		args  chunks[Token]
+		kids  chunks[*Node]
+		toks  []Token
+		// open holds the children of the open blocks, the innermost block's last, from
+		// stack[i].kids on; a block's children are copied out when it is closed.
+		open []*Node
+	)
 
 	appendNode := func(n *Node) {
 		if len(stack) == 0 {
 			top = append(top, n)
 		} else {
-			b := stack[len(stack)-1].node
-			b.Block = append(b.Block, n)
+			open = append(open, n)
 		}
 		last = n
+	}
+	// closeTo closes the open blocks above depth, giving each the children gathered for it.
+	closeTo := func(depth int) {
+		for i := len(stack) - 1; i >= depth; i-- {
+			ob := stack[i]
+			ob.node.Block = kids.clone(open[ob.kids:])
+			open = open[:ob.kids]
+		}
+		stack = stack[:depth]
 	}
 	unclosed := func(ob openBlock, at Pos, before string) {
 		d := sink.errorf(ob.node.Pos, "block %q opened here is not closed %s", describe(ob.node), before)
@@ -85,20 +107,28 @@ func buildTree(lines []srcLine, sink *diagSink) []*Node {
 		if l.braceInComment && len(stack) > 0 && stack[len(stack)-1].braceInComment.Line == 0 {
 			stack[len(stack)-1].braceInComment = l.pos
 		}
-		toks := tokenize(l, sink)
+		toks = appendTokens(toks[:0], l, sink)
 		var stmt *Node
-		argStart := -1
-		flushAt := func(end int) {
+		argFrom, argStart := -1, -1 // the statement's first argument: index in toks, offset in the line
+		// flushAt ends the statement before toks[upto] (a brace), or at the end of the line.
+		flushAt := func(upto int) {
 			if stmt == nil {
 				return
+			}
+			end := len(l.text)
+			if upto < len(toks) {
+				end = toks[upto].off
 			}
 			if argStart >= 0 && end > argStart {
 				stmt.Rest = strings.TrimSpace(l.text[argStart:end])
 			}
+			if argFrom >= 0 {
+				stmt.Args = args.clone(toks[argFrom:upto])
+			}
 			appendNode(stmt)
-			stmt, argStart = nil, -1
+			stmt, argFrom, argStart = nil, -1, -1
 		}
-		flush := func() { flushAt(len(l.text)) }
+		flush := func() { flushAt(len(toks)) }
 		for i, t := range toks {
 			switch {
 			case !t.Quoted && t.Text == "{":
@@ -113,35 +143,36 @@ func buildTree(lines []srcLine, sink *diagSink) []*Node {
 						target = last
 					}
 				} else {
-					flushAt(t.off)
+					flushAt(i)
 				}
 				target.HasBlock = true
 				if len(stack) >= maxBlockDepth {
 					sink.errorf(t.Pos, "blocks nested deeper than %d levels", maxBlockDepth)
+					closeTo(0)
 					return top
 				}
-				stack = append(stack, openBlock{node: target})
+				stack = append(stack, openBlock{node: target, kids: len(open)})
 				last = nil
 			case !t.Quoted && t.Text == "}":
-				flushAt(t.off)
+				flushAt(i)
 				if len(stack) == 0 {
 					sink.errorf(t.Pos, "unexpected '}': no block is open").Hint = "remove it, or look for a missing '{' above"
 					continue
 				}
 				stack[len(stack)-1].node.End = t.Pos
 				last = stack[len(stack)-1].node
-				stack = stack[:len(stack)-1]
+				closeTo(len(stack) - 1)
 			case stmt == nil:
 				if len(stack) > 0 && topLevelBlocks[t.Text] && !t.Quoted && opensBlock(toks[i+1:]) {
 					unclosed(stack[0], t.Pos, fmt.Sprintf("before %q at %s", t.Text, t.Pos))
-					stack = stack[:0]
+					closeTo(0)
 				}
-				stmt = &Node{Name: t.Text, Pos: t.Pos}
+				stmt = nodes.next()
+				*stmt = Node{Name: t.Text, Pos: t.Pos}
 			default:
 				if argStart < 0 {
-					argStart = t.off
+					argFrom, argStart = i, t.off
 				}
-				stmt.Args = append(stmt.Args, t)
 			}
 		}
 		flush()
@@ -153,6 +184,7 @@ func buildTree(lines []srcLine, sink *diagSink) []*Node {
 		}
 		unclosed(stack[i], end, "before the end of the configuration")
 	}
+	closeTo(0)
 	return top
 }
 
@@ -245,4 +277,42 @@ func escapeComments(s string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// chunks hands out elements and copies of slices cut from larger arrays, for the many small
+// pieces of a statement tree that all live as long as the tree. The arrays grow with the
+// file, so a small file does not pay for a large one's.
+type chunks[T any] struct {
+	free []T
+	size int
+}
+
+func (c *chunks[T]) grow(n int) {
+	c.size = min(max(2*c.size, 16), 1024)
+	c.free = make([]T, max(c.size, n))
+}
+
+// next returns a new zero element.
+func (c *chunks[T]) next() *T {
+	if len(c.free) == 0 {
+		c.grow(1)
+	}
+	p := &c.free[0]
+	c.free = c.free[1:]
+	return p
+}
+
+// clone returns a copy of src (nil when empty) whose capacity ends with it, so that an append
+// to it never writes over its neighbour.
+func (c *chunks[T]) clone(src []T) []T {
+	if len(src) == 0 {
+		return nil
+	}
+	if len(src) > len(c.free) {
+		c.grow(len(src))
+	}
+	out := c.free[:len(src):len(src)]
+	c.free = c.free[len(src):]
+	copy(out, src)
+	return out
 }
