@@ -343,6 +343,10 @@ type vsState struct {
 	smtpAlert   *bool
 	// nodes are the block's statements, for hints that look further down.
 	nodes []*Node
+	// in is what the real servers inherit, as the block sets it.
+	in inherited
+	// pending are the real servers read, waiting for the settings of the whole block.
+	pending []*pendingRS
 }
 
 // fwd is a forwarding method with its tunnel; the zero value is "not set".
@@ -350,6 +354,140 @@ type fwd struct {
 	method string
 	tunnel Tunnel
 }
+
+// virtualServerKeywords is what a virtual_server block takes, built once (see rules).
+var virtualServerKeywords = rules[*vsState]{
+	"lb_algo":     schedRule,
+	"lvs_sched":   schedRule,
+	"lb_kind":     vsMethodRule,
+	"lvs_method":  vsMethodRule,
+	"hashed":      schedFlagRule,
+	"ops":         schedFlagRule,
+	"flag-1":      schedFlagRule,
+	"flag-2":      schedFlagRule,
+	"flag-3":      schedFlagRule,
+	"sh-port":     schedFlagRule,
+	"sh-fallback": schedFlagRule,
+	"mh-port":     schedFlagRule,
+	"mh-fallback": schedFlagRule,
+	"ip_family": {min: 1, max: 1, fn: func(b *builder, st *vsState, n *Node) {
+		v, ok := b.exact(n.Args[0], "inet", "inet6")
+		if !ok {
+			return
+		}
+		f := 4
+		if v == "inet6" {
+			f = 6
+		}
+		if st.family != 0 && st.family != f {
+			b.sink.errorf(n.Args[0].Pos, "ip_family %s conflicts with the IPv%d of %s", v, st.family, vsName(st.vs)).Hint =
+				"remove the ip_family line, or make it match the service's addresses"
+			return
+		}
+		st.family = f
+	}},
+	"persistence_engine": {min: 1, max: 1, fn: func(b *builder, st *vsState, n *Node) {
+		t := n.Args[0]
+		if len(t.Text) > maxPEName {
+			b.sink.errorf(t.Pos, "persistence_engine %q is longer than %d bytes", t.Text, maxPEName).Hint =
+				"IPVS persistence engines have short names, such as sip"
+			return
+		}
+		st.vs.PersistEngine = t.Text
+	}},
+	"persistence_granularity": {min: 1, max: 1, fn: func(b *builder, st *vsState, n *Node) { b.granularity(st, n.Args[0]) }},
+	"ha_suspend":              vsSetRule(func(st *vsState) { st.vs.HASuspend = true }),
+	"smtp_alert":              smtpAlertRule(func(st *vsState) **bool { return &st.smtpAlert }),
+	"sorry_server_inhibit": {fn: func(b *builder, st *vsState, n *Node) {
+		if st.vs.SorryServer == nil {
+			b.sink.errorf(n.Pos, "sorry_server_inhibit comes before any sorry_server").Hint =
+				"keepalived ignores it there: put it after the sorry_server line"
+			return
+		}
+		st.vs.SorryServer.InhibitOnFailure = true
+	}},
+	"sorry_server_lvs_method": {min: 1, max: -1, fn: func(b *builder, st *vsState, n *Node) {
+		if st.vs.SorryServer == nil {
+			b.sink.errorf(n.Pos, "sorry_server_lvs_method comes before any sorry_server").Hint =
+				"keepalived ignores it there: put it after the sorry_server line"
+			return
+		}
+		if f, ok := b.forwarding(n, "sorry"); ok {
+			st.sorryMethod = f
+		}
+	}},
+	"protocol": {min: 1, max: 1, fn: func(b *builder, st *vsState, n *Node) {
+		if v, ok := b.enum(n.Args[0], "TCP", "UDP", "SCTP"); ok {
+			st.vs.Protocol = v
+		}
+	}},
+	"persistence_timeout": {max: 1, fn: func(b *builder, st *vsState, n *Node) {
+		if len(n.Args) == 0 {
+			st.vs.Persist = defaultPersistence
+			return
+		}
+		if v, ok := b.int(n.Args[0], 1, int(maxPersistence/time.Second)); ok {
+			st.vs.Persist = time.Duration(v) * time.Second
+		}
+	}},
+	"quorum":             intRule(func(st *vsState) *int { return &st.vs.Quorum }, 1, 1<<31-1),
+	"hysteresis":         intRule(func(st *vsState) *int { return &st.vs.Hysteresis }, 0, 1<<31-1),
+	"quorum_up":          scriptRule(func(st *vsState) **Script { return &st.vs.QuorumUp }),
+	"quorum_down":        scriptRule(func(st *vsState) **Script { return &st.vs.QuorumDown }),
+	"alpha":              vsSetRule(func(st *vsState) { st.vs.Alpha = true }),
+	"omega":              vsSetRule(func(st *vsState) { st.vs.Omega = true }),
+	"virtualhost":        strRule(func(st *vsState) *string { return &st.vs.Virtualhost }),
+	"connect_timeout":    optTimerRule(func(st *vsState) *opt[time.Duration] { return &st.in.connectTimeout }, time.Microsecond, maxCheckTimer),
+	"inhibit_on_failure": vsSetRule(func(st *vsState) { st.in.inhibit = opt[bool]{true, true} }),
+	"weight":             optIntRule(func(st *vsState) *opt[int] { return &st.in.weight }, 1, maxRSWeight),
+	"sorry_server": {min: 1, max: 2, fn: func(b *builder, st *vsState, n *Node) {
+		vs := st.vs
+		if vs.SorryServer != nil {
+			b.sink.errorf(n.Pos, "sorry_server is already set at %s", vs.SorryServer.Pos).Hint = "a virtual server has one sorry_server"
+			return
+		}
+		a, ok := b.addr(n.Args[0])
+		if !ok {
+			return
+		}
+		ss := &RealServer{Pos: n.Pos, Addr: a, Weight: 1}
+		if len(n.Args) == 2 {
+			if ss.Port, ok = b.optPort(n.Args[1]); !ok {
+				return
+			}
+		}
+		vs.SorryServer = ss
+		st.sorryAt = st.method
+	}},
+	"real_server": {min: 1, max: 2, block: needBlock, fn: func(b *builder, st *vsState, n *Node) {
+		if p := b.realServer(st, n); p != nil {
+			st.pending = append(st.pending, p)
+		}
+	}},
+}.with(retryTimingRules(func(st *vsState) *inherited { return &st.in }, 1)).with(rules[*vsState]{
+	// The service's own delay_loop, which its real servers and checkers inherit once the
+	// block is read.
+	"delay_loop": {min: 1, max: 1, fn: func(b *builder, st *vsState, n *Node) {
+		if v, ok := b.timer(n.Args[0], time.Microsecond, maxLoopTimer); ok {
+			st.vs.DelayLoop = v
+		}
+	}},
+})
+
+// The rules that several virtual_server keywords share.
+var (
+	schedRule = rule[*vsState]{min: 1, max: 1, fn: func(b *builder, st *vsState, n *Node) {
+		if v, ok := b.exact(n.Args[0], lvsSchedulers...); ok {
+			st.vs.LBAlgo = v
+		}
+	}}
+	vsMethodRule = rule[*vsState]{min: 1, max: -1, fn: func(b *builder, st *vsState, n *Node) {
+		if f, ok := b.forwarding(n, "virtual"); ok {
+			st.method = f
+		}
+	}}
+	schedFlagRule = rule[*vsState]{fn: func(b *builder, st *vsState, n *Node) { b.schedFlag(st, n) }}
+)
 
 func (b *builder) virtualServer(n *Node) {
 	vs := &VirtualServer{Pos: n.Pos, DelayLoop: defaultDelayLoop}
@@ -359,121 +497,8 @@ func (b *builder) virtualServer(n *Node) {
 	if vs.Addr.IsValid() {
 		st.family = famOf(vs.Addr)
 	}
-	var in inherited
-	var pending []*pendingRS
-	method := kw{min: 1, max: -1, fn: func(n *Node) {
-		if f, ok := b.forwarding(n, "virtual"); ok {
-			st.method = f
-		}
-	}}
-	flag := kw{fn: func(n *Node) { b.schedFlag(st, n) }}
-	ks := keywords{
-		"lb_algo":     b.schedKw(&vs.LBAlgo),
-		"lvs_sched":   b.schedKw(&vs.LBAlgo),
-		"lb_kind":     method,
-		"lvs_method":  method,
-		"hashed":      flag,
-		"ops":         flag,
-		"flag-1":      flag,
-		"flag-2":      flag,
-		"flag-3":      flag,
-		"sh-port":     flag,
-		"sh-fallback": flag,
-		"mh-port":     flag,
-		"mh-fallback": flag,
-		"ip_family": {min: 1, max: 1, fn: func(n *Node) {
-			v, ok := b.exact(n.Args[0], "inet", "inet6")
-			if !ok {
-				return
-			}
-			f := 4
-			if v == "inet6" {
-				f = 6
-			}
-			if st.family != 0 && st.family != f {
-				b.sink.errorf(n.Args[0].Pos, "ip_family %s conflicts with the IPv%d of %s", v, st.family, vsName(vs)).Hint =
-					"remove the ip_family line, or make it match the service's addresses"
-				return
-			}
-			st.family = f
-		}},
-		"persistence_engine": {min: 1, max: 1, fn: func(n *Node) {
-			t := n.Args[0]
-			if len(t.Text) > maxPEName {
-				b.sink.errorf(t.Pos, "persistence_engine %q is longer than %d bytes", t.Text, maxPEName).Hint =
-					"IPVS persistence engines have short names, such as sip"
-				return
-			}
-			vs.PersistEngine = t.Text
-		}},
-		"persistence_granularity": {min: 1, max: 1, fn: func(n *Node) { b.granularity(st, n.Args[0]) }},
-		"ha_suspend":              b.vsSetKw(&vs.HASuspend),
-		"smtp_alert":              b.smtpAlertKw(&st.smtpAlert),
-		"sorry_server_inhibit": {fn: func(n *Node) {
-			if vs.SorryServer == nil {
-				b.sink.errorf(n.Pos, "sorry_server_inhibit comes before any sorry_server").Hint =
-					"keepalived ignores it there: put it after the sorry_server line"
-				return
-			}
-			vs.SorryServer.InhibitOnFailure = true
-		}},
-		"sorry_server_lvs_method": {min: 1, max: -1, fn: func(n *Node) {
-			if vs.SorryServer == nil {
-				b.sink.errorf(n.Pos, "sorry_server_lvs_method comes before any sorry_server").Hint =
-					"keepalived ignores it there: put it after the sorry_server line"
-				return
-			}
-			if f, ok := b.forwarding(n, "sorry"); ok {
-				st.sorryMethod = f
-			}
-		}},
-		"protocol": b.enumKw(&vs.Protocol, "TCP", "UDP", "SCTP"),
-		"persistence_timeout": {max: 1, fn: func(n *Node) {
-			if len(n.Args) == 0 {
-				vs.Persist = defaultPersistence
-				return
-			}
-			if v, ok := b.int(n.Args[0], 1, int(maxPersistence/time.Second)); ok {
-				vs.Persist = time.Duration(v) * time.Second
-			}
-		}},
-		"quorum":             b.intKw(&vs.Quorum, 1, 1<<31-1),
-		"hysteresis":         b.intKw(&vs.Hysteresis, 0, 1<<31-1),
-		"quorum_up":          b.scriptKw(&vs.QuorumUp),
-		"quorum_down":        b.scriptKw(&vs.QuorumDown),
-		"alpha":              b.vsSetKw(&vs.Alpha),
-		"omega":              b.vsSetKw(&vs.Omega),
-		"virtualhost":        strKw(&vs.Virtualhost),
-		"connect_timeout":    b.optTimerKw(&in.connectTimeout, time.Microsecond, maxCheckTimer),
-		"inhibit_on_failure": b.vsSetKw(nil, &in.inhibit),
-		"weight":             b.optIntKw(&in.weight, 1, maxRSWeight),
-		"sorry_server": {min: 1, max: 2, fn: func(n *Node) {
-			if vs.SorryServer != nil {
-				b.sink.errorf(n.Pos, "sorry_server is already set at %s", vs.SorryServer.Pos).Hint = "a virtual server has one sorry_server"
-				return
-			}
-			a, ok := b.addr(n.Args[0])
-			if !ok {
-				return
-			}
-			ss := &RealServer{Pos: n.Pos, Addr: a, Weight: 1}
-			if len(n.Args) == 2 {
-				if ss.Port, ok = b.optPort(n.Args[1]); !ok {
-					return
-				}
-			}
-			vs.SorryServer = ss
-			st.sorryAt = st.method
-		}},
-		"real_server": {min: 1, max: 2, block: needBlock, fn: func(n *Node) {
-			if p := b.realServer(st, n); p != nil {
-				pending = append(pending, p)
-			}
-		}},
-	}
-	b.retryTimingKws(&in, ks, 1)
-	ks["delay_loop"] = b.timerKw(&vs.DelayLoop, time.Microsecond, maxLoopTimer)
-	places := b.walk("virtual_server", n.Block, ks)
+	walkRules(b, "virtual_server", n.Block, virtualServerKeywords, st)
+	in, pending := st.in, st.pending
 
 	if vs.LBAlgo == "" {
 		vs.LBAlgo = defaultScheduler
@@ -511,7 +536,7 @@ func (b *builder) virtualServer(n *Node) {
 		return
 	}
 	if vs.FWMark != 0 && vs.Protocol != "" {
-		b.sink.warnf(places["protocol"], "protocol is ignored for a fwmark service").Hint =
+		b.sink.warnf(lastPlace(n.Block, "protocol"), "protocol is ignored for a fwmark service").Hint =
 			"the firewall mark selects the packets; remove the protocol line"
 		vs.Protocol = ""
 	}
@@ -528,7 +553,7 @@ func (b *builder) virtualServer(n *Node) {
 		b.resolveRS(st, p, in)
 	}
 	vs.SMTPAlert = b.vsSMTPAlert(st.smtpAlert)
-	if _, written := places["real_server"]; !written {
+	if !slices.ContainsFunc(n.Block, func(l *Node) bool { return l.Name == "real_server" }) {
 		b.sink.warnf(n.Pos, "%s has no real_server; ignored, as keepalived does", vsName(vs)).Hint =
 			"add a real_server ADDRESS PORT { ... } block"
 	}
@@ -538,17 +563,12 @@ func (b *builder) virtualServer(n *Node) {
 	b.cfg.VirtualServers = append(b.cfg.VirtualServers, vs)
 }
 
-// vsSetKw is a virtual_server switch: keepalived 2.2.7 switches alpha, omega, ha_suspend and
-// inhibit_on_failure on at this level whatever follows them ("alpha off" is on), so vigil
-// does too, and says so when the word asks for the opposite.
-func (b *builder) vsSetKw(p *bool, inherit ...*opt[bool]) kw {
-	return kw{max: 1, fn: func(n *Node) {
-		if p != nil {
-			*p = true
-		}
-		for _, o := range inherit {
-			*o = opt[bool]{true, true}
-		}
+// vsSetRule is a virtual_server switch: keepalived 2.2.7 switches alpha, omega, ha_suspend
+// and inhibit_on_failure on at this level whatever follows them ("alpha off" is on), so
+// vigil does too, and says so when the word asks for the opposite.
+func vsSetRule(set func(*vsState)) rule[*vsState] {
+	return rule[*vsState]{max: 1, fn: func(b *builder, st *vsState, n *Node) {
+		set(st)
 		if len(n.Args) == 0 {
 			return
 		}
@@ -557,6 +577,16 @@ func (b *builder) vsSetKw(p *bool, inherit ...*opt[bool]) kw {
 				"remove the line to leave it off"
 		}
 	}}
+}
+
+// lastPlace is where the last statement called name stands in a block (zero without one).
+func lastPlace(nodes []*Node, name string) Pos {
+	for i := len(nodes) - 1; i >= 0; i-- {
+		if nodes[i].Name == name {
+			return nodes[i].Pos
+		}
+	}
+	return Pos{}
 }
 
 // vsHead reads "IP [PORT]", "fwmark N" or "group NAME".
@@ -588,15 +618,6 @@ func (b *builder) vsHead(vs *VirtualServer, n *Node) bool {
 		vs.Port, ok = b.optPort(n.Args[1])
 	}
 	return ok
-}
-
-// enumKw sets *p to the canonical spelling of one of vals; a wrong value leaves *p alone.
-func (b *builder) enumKw(p *string, vals ...string) kw {
-	return kw{min: 1, max: 1, fn: func(n *Node) {
-		if v, ok := b.enum(n.Args[0], vals...); ok {
-			*p = v
-		}
-	}}
 }
 
 func vsName(vs *VirtualServer) string {
@@ -1281,14 +1302,6 @@ func (b *builder) exact(t Token, vals ...string) (string, bool) {
 		d.Hint = fmt.Sprintf("did you mean %q?", s)
 	}
 	return "", false
-}
-
-func (b *builder) schedKw(p *string) kw {
-	return kw{min: 1, max: 1, fn: func(n *Node) {
-		if v, ok := b.exact(n.Args[0], lvsSchedulers...); ok {
-			*p = v
-		}
-	}}
 }
 
 // forwarding reads "NAT|DR|TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]", the
