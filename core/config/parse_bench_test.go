@@ -32,3 +32,16 @@ func BenchmarkParseLVS(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseManyVS is the other shape of a large load balancer: many services of few real
+// servers each, where the virtual_server blocks themselves are what the parse reads most.
+func BenchmarkParseManyVS(b *testing.B) {
+	src := lvsFile(500, 2)
+	b.SetBytes(int64(len(src)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ds := Parse("lvs.conf", src, Options{DisableIncludes: true}); ds.HasErrors() {
+			b.Fatal(ds.Errors())
+		}
+	}
+}
