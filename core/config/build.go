@@ -152,14 +152,21 @@ func (b *builder) unknown(ctx string, n *Node, names iter.Seq[string]) {
 	}
 }
 
-// gluedArgument spots a keyword run into its value, as in "deveth1" for "dev eth1".
+// gluedArgument spots a keyword run into its value, as in "deveth1" for "dev eth1". When
+// several keywords start the word (virtual_server and virtual_server_group), the longest is
+// meant: the candidates come from a map, so taking the first would change the hint from one
+// run to the next.
 func gluedArgument(word string, candidates []string) string {
+	best := ""
 	for _, c := range candidates {
-		if len(word) > len(c) && strings.HasPrefix(word, c) {
-			return fmt.Sprintf("did you mean %q? a blank is missing", c+" "+word[len(c):])
+		if len(word) > len(c) && len(c) > len(best) && strings.HasPrefix(word, c) {
+			best = c
 		}
 	}
-	return ""
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("did you mean %q? a blank is missing", best+" "+word[len(best):])
 }
 
 // homeOf names the contexts where keepalived accepts a keyword, for "belongs in" hints.

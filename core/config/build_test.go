@@ -368,3 +368,15 @@ func TestOwnerWithoutStateNoWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestGluedKeywordLongest: when two keywords start a glued word, the hint names the longer,
+// on every run (the candidates come from a map, in a different order each time).
+func TestGluedKeywordLongest(t *testing.T) {
+	for range 20 {
+		_, ds := Parse("glued.conf", []byte("virtual_server_groupVSG_1 {\n    192.0.2.1 80\n}\n"), Options{DisableIncludes: true})
+		want := `glued.conf:1:1: error: unknown keyword "virtual_server_groupVSG_1" at top level; did you mean "virtual_server_group VSG_1"? a blank is missing`
+		if len(ds) == 0 || ds[0].String() != want {
+			t.Fatalf("diagnostics:\n%v\nwant first:\n%s", ds, want)
+		}
+	}
+}
