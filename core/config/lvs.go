@@ -95,42 +95,6 @@ func (in inherited) under(parent inherited) inherited {
 	}
 }
 
-func (b *builder) optIntKw(o *opt[int], lo, hi int) kw {
-	return kw{min: 1, max: 1, fn: func(n *Node) {
-		if v, ok := b.int(n.Args[0], lo, hi); ok {
-			*o = opt[int]{v, true}
-		}
-	}}
-}
-
-func (b *builder) optTimerKw(o *opt[time.Duration], lo, hi time.Duration) kw {
-	return kw{min: 1, max: 1, fn: func(n *Node) {
-		if v, ok := b.timer(n.Args[0], lo, hi); ok {
-			*o = opt[time.Duration]{v, true}
-		}
-	}}
-}
-
-func (b *builder) optBoolKw(o *opt[bool]) kw {
-	return kw{max: 1, fn: func(n *Node) {
-		if v, ok := b.boolArg(n); ok {
-			*o = opt[bool]{v, true}
-		}
-	}}
-}
-
-func optStrKw(o *opt[string]) kw {
-	return kw{min: 1, max: 1, fn: func(n *Node) { *o = opt[string]{n.Args[0].Text, true} }}
-}
-
-// retryTimingKws are the keywords a virtual server, a real server and a checker share.
-func (b *builder) retryTimingKws(in *inherited, ks keywords, retryMin int) {
-	ks["retry"] = b.optIntKw(&in.retry, retryMin, 1<<31-1)
-	ks["delay_before_retry"] = b.optTimerKw(&in.delayBeforeRetry, 0, maxLoopTimer)
-	ks["warmup"] = b.optTimerKw(&in.warmup, 0, maxLoopTimer)
-	ks["delay_loop"] = b.optTimerKw(&in.delayLoop, time.Microsecond, maxLoopTimer)
-}
-
 // --- virtual_server_group ---------------------------------------------------------------
 
 func (b *builder) virtualServerGroup(n *Node) {

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// A block read thousands of times in one file (a real_server, its checker) takes its keywords
+// A block read thousands of times in one file (a real_server, its checker, a virtual_server
+// of a large load balancer) takes its keywords
 // from a table built once for the package rather than from a map of closures built for every
 // block: with a thousand real servers the per-block tables were the parser's largest cost.
 // The handlers of such a table are told the block they fill (its target, of type T) instead
@@ -21,8 +22,9 @@ type rule[T any] struct {
 
 type rules[T any] map[string]rule[T]
 
-// with returns a copy of ks with more keywords, for tables that extend a common one. It is
-// meant for package initialisation: the tables are not changed once built.
+// with returns a copy of ks with more keywords, for tables that extend a common one; a keyword
+// in more replaces the one in ks. It is meant for package initialisation: the tables are not
+// changed once built.
 func (ks rules[T]) with(more rules[T]) rules[T] {
 	out := make(rules[T], len(ks)+len(more))
 	maps.Copy(out, ks)
@@ -31,7 +33,8 @@ func (ks rules[T]) with(more rules[T]) rules[T] {
 }
 
 // walkRules is walk for a shared table: it applies the keywords of context ctx to each
-// statement of a block, for the target t. Callers that need where a keyword stood use walk.
+// statement of a block, for the target t. Unlike walk it keeps no map of places: the few
+// checks that need where a keyword stood look in the block (lastPlace).
 func walkRules[T any](b *builder, ctx string, nodes []*Node, ks rules[T], t T) {
 	for _, n := range nodes {
 		k, ok := ks[n.Name]
@@ -124,8 +127,8 @@ func optStrRule[T any](field func(T) *opt[string]) rule[T] {
 	return rule[T]{min: 1, max: 1, fn: func(_ *builder, t T, n *Node) { *field(t) = opt[string]{n.Args[0].Text, true} }}
 }
 
-// retryTimingRules are retryTimingKws for a shared table: the keywords a real server and a
-// checker share, setting what the target inherits.
+// retryTimingRules are the keywords a virtual server, a real server and a checker share: each
+// sets the block's own value of a setting the blocks inherit (see inherited), found by in.
 func retryTimingRules[T any](in func(T) *inherited, retryMin int) rules[T] {
 	return rules[T]{
 		"retry":              optIntRule(func(t T) *opt[int] { return &in(t).retry }, retryMin, 1<<31-1),
