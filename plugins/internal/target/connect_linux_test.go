@@ -71,17 +71,20 @@ func TestDialPlainErrors(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var err2 error
 	conn, err := Target{Address: addr}.Dial(ctx)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var err2 error
-	for err2 == nil {
-		_, err2 = conn.Read(make([]byte, 16))
+		// On a busy machine the server may accept and reset before the dial asks its
+		// socket whether it is connected: then the dial is what meets the reset.
+		err2 = err
+	} else {
+		defer conn.Close()
+		for err2 == nil {
+			_, err2 = conn.Read(make([]byte, 16))
+		}
 	}
 	if Reason(err2) != "reset by peer" {
-		t.Errorf("read after the server's reset: %v (%q); want reset by peer", err2, Reason(err2))
+		t.Errorf("dial or read after the server's reset: %v (%q); want reset by peer", err2, Reason(err2))
 	}
 	ln.Close()
 	if _, err := (Target{Address: addr}).Dial(ctx); Reason(err) != "refused" {
