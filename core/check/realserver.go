@@ -74,15 +74,28 @@ func RealServerChecks(cfg *config.Config) []RealServerCheck {
 	for _, c := range cfg.Checks {
 		named[c.Name] = c
 	}
-	var out []RealServerCheck
+	n := 0
 	for _, vs := range cfg.VirtualServers {
 		for _, rs := range vs.RealServers {
-			seen := map[string]int{}
-			for _, ck := range rs.Checkers {
-				seen[ck.Type]++
-				name := fmt.Sprintf("%s/%s/%s", vsName(vs), hostPort(rs.Addr, rs.Port), ck.Type)
-				if n := seen[ck.Type]; n > 1 {
-					name += "#" + strconv.Itoa(n)
+			n += len(rs.Checkers)
+		}
+	}
+	out := make([]RealServerCheck, 0, n)
+	for _, vs := range cfg.VirtualServers {
+		vsPart := vsName(vs) + "/"
+		for _, rs := range vs.RealServers {
+			rsPart := vsPart + hostPort(rs.Addr, rs.Port) + "/"
+			for i, ck := range rs.Checkers {
+				name := rsPart + ck.Type
+				// The how-manieth of its type (a real server has a handful of checkers).
+				seen := 1
+				for _, before := range rs.Checkers[:i] {
+					if before.Type == ck.Type {
+						seen++
+					}
+				}
+				if seen > 1 {
+					name += "#" + strconv.Itoa(seen)
 				}
 				pc := checkerPlugin(cfg, vs, rs, ck, named)
 				pc.Name = name
