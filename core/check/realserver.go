@@ -84,7 +84,8 @@ func RealServerChecks(cfg *config.Config) []RealServerCheck {
 	for _, vs := range cfg.VirtualServers {
 		vsPart := vsName(vs) + "/"
 		for _, rs := range vs.RealServers {
-			rsPart := vsPart + hostPort(rs.Addr, rs.Port) + "/"
+			rsAddr := hostPort(rs.Addr, rs.Port)
+			rsPart := vsPart + rsAddr + "/"
 			for i, ck := range rs.Checkers {
 				name := rsPart + ck.Type
 				// The how-manieth of its type (a real server has a handful of checkers).
@@ -97,7 +98,7 @@ func RealServerChecks(cfg *config.Config) []RealServerCheck {
 				if seen > 1 {
 					name += "#" + strconv.Itoa(seen)
 				}
-				pc := checkerPlugin(cfg, vs, rs, ck, named)
+				pc := checkerPlugin(cfg, vs, rs, rsAddr, ck, named)
 				pc.Name = name
 				out = append(out, RealServerCheck{PluginCheck: pc, Checker: ck})
 			}
@@ -116,19 +117,31 @@ func vsName(vs *config.VirtualServer) string {
 	return hostPort(vs.Addr, vs.Port)
 }
 
-func hostPort(a netip.Addr, port int) string { return net.JoinHostPort(a.String(), strconv.Itoa(port)) }
+// hostPort is HOST:PORT, an IPv6 address in brackets, as net.JoinHostPort writes it; in one
+// allocation for a port the parser allows (a thousand real servers' checkers are named and
+// addressed with it at every reload).
+func hostPort(a netip.Addr, port int) string {
+	if port < 0 || port > 65535 {
+		return net.JoinHostPort(a.String(), strconv.Itoa(port))
+	}
+	return netip.AddrPortFrom(a, uint16(port)).String()
+}
 
 // checkerPlugin is the plugin check that runs one keepalived checker, with keepalived's
 // defaults: the real server's address unless connect_ip/connect_port say otherwise,
 // connect_timeout as the probe's timeout, retry+1 failures (delay_before_retry apart) before
 // the server is down, up again at the first success, alpha starting it down.
-func checkerPlugin(cfg *config.Config, vs *config.VirtualServer, rs *config.RealServer, ck *config.Checker, named map[string]*config.PluginCheck) *config.PluginCheck {
-	addr, port := rs.Addr, rs.Port
-	if ck.ConnectIP.IsValid() {
-		addr = ck.ConnectIP
-	}
-	if ck.ConnectPort != 0 {
-		port = ck.ConnectPort
+func checkerPlugin(cfg *config.Config, vs *config.VirtualServer, rs *config.RealServer, rsAddr string, ck *config.Checker, named map[string]*config.PluginCheck) *config.PluginCheck {
+	address := rsAddr // hostPort of the real server
+	if ck.ConnectIP.IsValid() || ck.ConnectPort != 0 {
+		addr, port := rs.Addr, rs.Port
+		if ck.ConnectIP.IsValid() {
+			addr = ck.ConnectIP
+		}
+		if ck.ConnectPort != 0 {
+			port = ck.ConnectPort
+		}
+		address = hostPort(addr, port)
 	}
 	pc := &config.PluginCheck{
 		Pos: ck.Pos, Interval: ck.DelayLoop, Timeout: ck.ConnectTimeout,
@@ -137,7 +150,7 @@ func checkerPlugin(cfg *config.Config, vs *config.VirtualServer, rs *config.Real
 	p := func(key string, values ...string) config.Param {
 		return config.Param{Key: key, Values: values, Pos: ck.Pos}
 	}
-	target := []config.Param{p("address", hostPort(addr, port))}
+	target := []config.Param{p("address", address)}
 	if ck.BindTo.IsValid() {
 		target = append(target, p("bind_to", ck.BindTo.String()))
 	}

@@ -2,8 +2,11 @@ package check
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +144,18 @@ virtual_server 192.0.2.100 80 {
 		if strings.HasSuffix(s.Name, "PLUGIN_CHECK#2") {
 			if r := s.Prober.Probe(context.Background()); r.OK || !strings.Contains(r.Msg, "not installed") {
 				t.Errorf("a checker whose plugin is missing: %+v", r)
+			}
+		}
+	}
+}
+
+// hostPort names and addresses checkers as net.JoinHostPort would, in one allocation.
+func TestHostPortLikeJoinHostPort(t *testing.T) {
+	for _, a := range []string{"192.0.2.1", "2001:db8::1", "fe80::1%eth0", "::ffff:192.0.2.1"} {
+		for _, p := range []int{0, 1, 80, 65535, 70000} {
+			ad := netip.MustParseAddr(a)
+			if got, want := hostPort(ad, p), net.JoinHostPort(ad.String(), strconv.Itoa(p)); got != want {
+				t.Errorf("hostPort(%s, %d) = %q; want %q", a, p, got, want)
 			}
 		}
 	}
