@@ -98,9 +98,10 @@ func (t Target) Dial(ctx context.Context) (net.Conn, error) {
 }
 
 // DialBy is Dial with a connect deadline of its own, by (none when zero), for a probe that
-// times each of its steps (Steps): the connect ends by by or by ctx's deadline, whichever
-// comes first, and the connection's deadline is left at that time for the caller's next
-// step. Cancelling ctx, or its deadline, still interrupts a read or write in progress.
+// times each of its steps as keepalived's HTTP_GET does (the http plugin's connect_timeout):
+// the connect ends by by or by ctx's deadline, whichever comes first, and the connection's
+// deadline is left at that time for the caller's next step. Cancelling ctx, or its
+// deadline, still interrupts a read or write in progress.
 func (t Target) DialBy(ctx context.Context, by time.Time) (net.Conn, error) {
 	if dl, ok := ctx.Deadline(); ok && (by.IsZero() || dl.Before(by)) {
 		by = dl
