@@ -87,6 +87,11 @@ type Supervisor struct {
 	checkEpoch uint64
 	fatal      chan error
 
+	// ready is closed once every child of the first configuration has started and taken
+	// its configuration (see Ready); starting counts those that have not yet.
+	ready    chan struct{}
+	starting int
+
 	// instances is the latest admitted state of every VRRP instance, for the check child's
 	// load balancer (ha_suspend, lvs_sync_daemon): fed to it by feedInstances, and all of
 	// them again to a check child that (re)starts.
@@ -122,6 +127,11 @@ type proc struct {
 	vrrp      childpb.VRRPClient
 	check     childpb.CheckClient
 	client    *plugin.Client
+	// answered is when the running child last answered core: its Start, then each health
+	// ping; zero while none runs (see Answering).
+	answered time.Time
+	// configured: a run of this child took its configuration once (see Ready).
+	configured bool
 }
 
 func newProc(role child.Role) *proc {
@@ -162,7 +172,7 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 	}
 	s := &Supervisor{opts: opts, cfg: cfg, req: child.StartRequest(cfg), checks: map[string]*childpb.CheckState{}, names: checkNames(cfg), fatal: make(chan error, 2),
 		instances: map[string]instanceState{}, instChanged: make(chan struct{}),
-		ran: map[child.Role][2]*config.Config{child.RoleVRRP: {cfg}, child.RoleCheck: {cfg}}}
+		ran: map[child.Role][2]*config.Config{child.RoleVRRP: {cfg}, child.RoleCheck: {cfg}}, ready: make(chan struct{})}
 	if wantCheck {
 		p := newProc(child.RoleCheck)
 		// The check child runs as script_user when one is set: a compromised check then
@@ -180,7 +190,83 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 	if wantVRRP {
 		s.children = append(s.children, newProc(child.RoleVRRP))
 	}
+	s.starting = len(s.children)
+	if s.starting == 0 {
+		close(s.ready)
+	}
 	return s, nil
+}
+
+// Ready is closed once every child of the configuration New was given runs and has taken
+// that configuration (or the one a reload gave meanwhile): its Start answered, the vrrp
+// child has every check state core knows. A child that cannot start yet (an interface
+// that does not exist, say) holds it back until a restart of it succeeds. Children a reload
+// adds do not count.
+func (s *Supervisor) Ready() <-chan struct{} { return s.ready }
+
+// configured records that p took its configuration: the first time, one child less to wait
+// for before Ready.
+func (s *Supervisor) configured(p *proc) {
+	p.mu.Lock()
+	first := !p.configured
+	p.configured = true
+	p.mu.Unlock()
+	if !first {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.starting--
+	if s.starting == 0 {
+		close(s.ready)
+	}
+}
+
+// Answering says whether every child answered core within the last within (its Start, or a
+// health ping: one a second), and names the first that did not. A child that is frozen
+// (SIGSTOP, a deadlock in its gRPC server) or restarting does not answer: this is what
+// systemd's watchdog is fed by (cmd/vigil). Children that a reload made idle count too:
+// they are supervised all the same.
+func (s *Supervisor) Answering(within time.Duration) error {
+	now := time.Now()
+	for _, p := range s.procs() {
+		p.mu.Lock()
+		at, state := p.answered, p.state
+		p.mu.Unlock()
+		if at.IsZero() {
+			return fmt.Errorf("the %s process is not running (%s)", p.role, state)
+		}
+		if d := now.Sub(at); d > within {
+			return fmt.Errorf("the %s process has not answered for %s", p.role, d.Round(time.Second))
+		}
+	}
+	return nil
+}
+
+// Summary is what core knows of the children without asking them: each instance's last
+// admitted state (instances the vrrp child has not reported yet are missing) and the checks'
+// states. It is cheap: for status lines (systemd's STATUS=).
+type Summary struct {
+	Instances map[string]string
+	Checks    int // states known
+	ChecksUp  int
+}
+
+// Summary returns what core knows now.
+func (s *Supervisor) Summary() Summary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sum := Summary{Instances: make(map[string]string, len(s.instances))}
+	for name, st := range s.instances {
+		sum.Instances[name] = st.state
+	}
+	for _, st := range s.checks {
+		sum.Checks++
+		if st.GetUp() {
+			sum.ChecksUp++
+		}
+	}
+	return sum
 }
 
 // Run keeps the children running until ctx ends, then stops them (vrrp first: it resigns
@@ -328,7 +414,7 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 	// The streams from this child end with it.
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
-	defer p.set(func() { p.vrrp, p.check, p.client, p.pid = nil, nil, nil, 0 })
+	defer p.set(func() { p.vrrp, p.check, p.client, p.pid, p.answered = nil, nil, nil, 0, time.Time{} })
 	s.mu.Lock()
 	// A copy: the check child's epoch is set on it, and s.req stays the same for every child.
 	req := proto.Clone(s.req).(*childpb.StartRequest)
@@ -342,16 +428,18 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 		if _, err := c.Start(ctx, req); err != nil {
 			return classify(err)
 		}
-		p.set(func() { p.vrrp = c })
+		p.set(func() { p.vrrp, p.answered = c, time.Now() })
 		s.catchUp(ctx, p, req.ConfigText, func(ctx context.Context, r *childpb.StartRequest) error { _, err := c.Reload(ctx, r); return err })
 		s.replayChecks(ctx, c)
+		s.configured(p)
 		go s.follow(watchCtx, p.role, func(ctx context.Context) error { return s.watchTransitions(ctx, c) })
 	case childpb.CheckClient:
 		if _, err := c.Start(ctx, req); err != nil {
 			return classify(err)
 		}
-		p.set(func() { p.check = c })
+		p.set(func() { p.check, p.answered = c, time.Now() })
 		s.catchUp(ctx, p, req.ConfigText, func(ctx context.Context, r *childpb.StartRequest) error { _, err := c.Reload(ctx, r); return err })
+		s.configured(p)
 		go s.follow(watchCtx, p.role, func(ctx context.Context) error { return s.watchChecks(ctx, c, req.Epoch) })
 		go s.feedInstances(watchCtx, c)
 		// The load balancer's notifications are read until the child has stopped, not
@@ -409,6 +497,7 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 				continue
 			}
 			missed = 0
+			p.set(func() { p.answered = time.Now() })
 		}
 	}
 }
