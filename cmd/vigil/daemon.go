@@ -70,6 +70,8 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	var notifyMu sync.Mutex
 	// lastNotifier is the dispatcher in use when the daemon began to stop.
 	var lastNotifier atomic.Pointer[notify.Dispatcher]
+	// sd tells systemd how the daemon is doing (Type=notify); nil when not under systemd.
+	sd := newSystemd(log)
 	supOpts := supervisor.Options{Exe: exe, Args: childArgs, Log: log,
 		OnTransition: func(t supervisor.Transition) {
 			if t.To == notify.MasterRxLowerPri {
@@ -77,6 +79,7 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 			} else {
 				log.Info("state change", "instance", t.Instance, "from", t.From, "to", t.To, "reason", t.Reason, "priority", t.Priority)
 			}
+			sd.changed()
 			notifyMu.Lock()
 			defer notifyMu.Unlock()
 			if d := notifier.Load(); d != nil {
@@ -159,18 +162,53 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	}
 
 	r := reloader{file: o.file, opts: opts, log: log, sup: sup, notifier: &notifier, notifyMu: &notifyMu, watcher: watcher, rootBounding: rootBounding}
+	// The configuration in use, for the status lines that sd's goroutine writes.
+	var current atomic.Pointer[config.Config]
+	current.Store(cfg)
+	summary := func() string { return statusLine(current.Load(), sup.Summary()) }
+	// ready is the supervisor's until the children run with the configuration; then READY=1
+	// goes out, and reloads are announced (RELOADING=1 before, READY=1 after): before it,
+	// a READY=1 after a reload would tell systemd the start is over too soon.
+	ready := sup.Ready()
+	isReady := false
+	// sd's goroutine (status lines, watchdog) ends when the stop begins, before STOPPING=1:
+	// nothing of it follows that.
+	sdCtx, sdStop := context.WithCancel(ctx)
+	defer sdStop()
+	sdDone := make(chan struct{})
+	reload := func(trigger string) supervisor.ReloadStatus {
+		if isReady {
+			sd.reloading(trigger)
+		}
+		st := r.reload(ctx, trigger, &cfg, &actions)
+		current.Store(cfg)
+		last.Store(&st)
+		if isReady {
+			sd.reloaded(st, summary)
+		}
+		return st
+	}
+
 	stopSig := ""
 loop:
 	for {
 		select {
 		case err := <-done:
+			sd.stopping("a child cannot run: " + err.Error())
 			cancel()
 			actions.close()
 			log.Error("stopping: a child cannot run", "error", err)
 			return exitConfig
+		case <-ready:
+			ready, isReady = nil, true
+			log.Info("ready: the children run with the configuration")
+			sd.ready(summary())
+			go func() {
+				defer close(sdDone)
+				sd.run(sdCtx, sup, summary)
+			}()
 		case req := <-reloads:
-			st := r.reload(ctx, req.trigger, &cfg, &actions)
-			last.Store(&st)
+			st := reload(req.trigger)
 			if req.reply != nil {
 				req.reply <- st
 			}
@@ -179,8 +217,7 @@ loop:
 			case syscall.SIGUSR1:
 				dumpState(sup, log)
 			case syscall.SIGHUP:
-				st := r.reload(ctx, "SIGHUP", &cfg, &actions)
-				last.Store(&st)
+				reload("SIGHUP")
 			default:
 				stopSig = sig.String()
 				break loop
@@ -188,6 +225,11 @@ loop:
 		}
 	}
 	log.Info("stopping", "signal", stopSig)
+	sdStop()
+	if isReady {
+		<-sdDone
+	}
+	sd.stopping("signal: " + stopSig)
 	// STOP notifications go out while the addresses are still up, with a bounded wait; then
 	// the children stop and the vrrp child resigns and removes the addresses.
 	stopCtx, stopDone := context.WithTimeout(context.Background(), notifyStopWait)
