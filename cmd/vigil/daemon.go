@@ -229,7 +229,7 @@ loop:
 	if isReady {
 		<-sdDone
 	}
-	sd.stopping("signal: " + stopSig)
+	sd.stopping(stopSig)
 	// STOP notifications go out while the addresses are still up, with a bounded wait; then
 	// the children stop and the vrrp child resigns and removes the addresses.
 	stopCtx, stopDone := context.WithTimeout(context.Background(), notifyStopWait)
