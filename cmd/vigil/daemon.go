@@ -176,6 +176,12 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	sdCtx, sdStop := context.WithCancel(ctx)
 	defer sdStop()
 	sdDone := make(chan struct{})
+	endSD := func() {
+		sdStop()
+		if isReady {
+			<-sdDone
+		}
+	}
 	reload := func(trigger string) supervisor.ReloadStatus {
 		if isReady {
 			sd.reloading(trigger)
@@ -194,6 +200,7 @@ loop:
 	for {
 		select {
 		case err := <-done:
+			endSD()
 			sd.stopping("a child cannot run: " + err.Error())
 			cancel()
 			actions.close()
@@ -225,10 +232,7 @@ loop:
 		}
 	}
 	log.Info("stopping", "signal", stopSig)
-	sdStop()
-	if isReady {
-		<-sdDone
-	}
+	endSD()
 	sd.stopping(stopSig)
 	// STOP notifications go out while the addresses are still up, with a bounded wait; then
 	// the children stop and the vrrp child resigns and removes the addresses.

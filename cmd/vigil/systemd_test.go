@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigil-ha/vigil/core/config"
@@ -361,4 +362,19 @@ func TestStatusLine(t *testing.T) {
 			t.Errorf("statusLine = %q, want %q", got, tc.want)
 		}
 	}
+}
+
+// Without NOTIFY_SOCKET nothing is set up and every call returns at once.
+func TestSystemdOffWithoutSocket(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	sd := newSystemd(hclog.NewNullLogger())
+	if sd != nil {
+		t.Fatalf("newSystemd without NOTIFY_SOCKET = %+v, want nil", sd)
+	}
+	sd.ready("x")
+	sd.reloading("SIGHUP")
+	sd.reloaded(supervisor.ReloadStatus{}, func() string { t.Error("status line built without systemd"); return "" })
+	sd.changed()
+	sd.run(context.Background(), nil, func() string { t.Error("status line built without systemd"); return "" })
+	sd.stopping("terminated")
 }
