@@ -255,6 +255,37 @@ func TestKillVRRPChildRecovers(t *testing.T) {
 	t.Logf("longest time with two holders: %s", longest)
 }
 
+// TestFrozenVRRPChildRestarts: a child that answers no health ping (here: stopped with
+// SIGSTOP) is restarted after three missed pings, as one that exits is. go-plugin's Ping
+// waits for ever, and core's ping loop used to wait in it: the frozen child was never counted
+// as missing a ping, and a frozen vrrp child kept its addresses, sending no adverts, for as
+// long as it stayed stopped. n2 takes over meanwhile; the new child on n1 takes the VIP back.
+func TestFrozenVRRPChildRestarts(t *testing.T) {
+	ctx, n := newLab(t, 2)
+	n[0].start(t, conf(150, ""))
+	n[1].start(t, conf(100, ""))
+	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
+	var pid int
+	waitFor(t, 5*time.Second, "vrrp child running", func() bool { pid = n[0].childPID(t, "vrrp"); return pid != 0 })
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	waitFor(t, 30*time.Second, "n2 takes over from the frozen child", func() bool { return n[1].holds(t, ctx) })
+	// Three pings of pingWait, then a restart: a bound far above that, not a timing claim.
+	waitFor(t, 60*time.Second, "a new vrrp child on n1", func() bool {
+		p := n[0].childPID(t, "vrrp")
+		return p != 0 && p != pid
+	})
+	waitFor(t, 10*time.Second, "the frozen child killed, not left stopped", func() bool {
+		return syscall.Kill(pid, 0) == syscall.ESRCH
+	})
+	waitFor(t, 30*time.Second, "n1 alone holds the VIP again", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
+	if log := n[0].proc.Output(); !strings.Contains(log, "vrrp child does not answer health pings") {
+		t.Errorf("n1's log does not say why its vrrp child was restarted:\n%s", log)
+	}
+}
+
 // TestFirstDeathRestartsAtOnce: a child that dies is restarted at once the first time, even
 // if it ran for less than a minute, and after 1, 2, 4 ... s only while it keeps dying. The
 // dead vrrp child's VIP stays on the node until the new child removes it: at advert_int 0.1

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -475,11 +476,11 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 	for {
 		select {
 		case <-ctx.Done():
-			s.stopChild(p, raw)
+			s.stopChild(p, raw, cmd)
 			return ctx.Err()
 		case <-p.restart:
 			s.opts.Log.Info("restarting the child as core asked", "role", string(p.role), "pid", cmd.Process.Pid, "as_root", cred == nil)
-			s.stopChild(p, raw)
+			s.stopChild(p, raw, cmd)
 			return errRestart
 		case <-exited.C:
 			if client.Exited() {
@@ -489,9 +490,13 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 			if client.Exited() {
 				return fmt.Errorf("%s child exited", p.role)
 			}
-			if err := rpc.Ping(); err != nil {
+			if err := ping(ctx, rpc); err != nil {
 				missed++
+				s.opts.Log.Warn("child missed a health ping", "role", string(p.role), "pid", cmd.Process.Pid, "missed", missed, "error", err)
 				if missed >= 3 {
+					// Killed here: go-plugin's Kill asks it to shut down first, and waits for ever
+					// for the answer of a child that answers nothing.
+					cmd.Process.Kill()
 					return fmt.Errorf("%s child does not answer health pings: %w", p.role, err)
 				}
 				continue
@@ -500,6 +505,26 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 			p.set(func() { p.answered = time.Now() })
 		}
 	}
+}
+
+// pingWait is how long a health ping waits for the child's answer. Three missed in a row
+// restart the child: a child that answers none for that long (stopped, or stuck) does not do
+// its work either, and a frozen vrrp child keeps its addresses while it sends no adverts.
+// A busy child still answers: its gRPC server has goroutines of its own.
+const pingWait = 3 * time.Second
+
+// ping asks the child's gRPC health service, by pingWait or until ctx ends. go-plugin's own
+// Ping waits for ever (context.Background): a stopped child held this loop in it, so that
+// it was never counted as missing a ping, never restarted, and held the stop too.
+func ping(ctx context.Context, rpc plugin.ClientProtocol) error {
+	gc, ok := rpc.(*plugin.GRPCClient)
+	if !ok {
+		return rpc.Ping()
+	}
+	pctx, cancel := context.WithTimeout(ctx, pingWait)
+	defer cancel()
+	_, err := grpc_health_v1.NewHealthClient(gc.Conn).Check(pctx, &grpc_health_v1.HealthCheckRequest{Service: plugin.GRPCServiceName})
+	return err
 }
 
 // exitPoll is how often a running child is looked at for an exit (go-plugin offers no
@@ -544,7 +569,7 @@ func classify(err error) error {
 }
 
 // stopChild asks the child to stop its work gracefully (bounded), before it is killed.
-func (s *Supervisor) stopChild(p *proc, raw any) {
+func (s *Supervisor) stopChild(p *proc, raw any, cmd *exec.Cmd) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 	defer cancel()
 	var err error
@@ -556,6 +581,9 @@ func (s *Supervisor) stopChild(p *proc, raw any) {
 	}
 	if err != nil {
 		s.opts.Log.Warn("child did not stop cleanly; killing it", "role", string(p.role), "error", err)
+		// go-plugin's Kill first asks the child to shut down and waits for ever for the
+		// answer, which a stopped or stuck child never gives.
+		cmd.Process.Kill()
 	}
 }
 
