@@ -295,7 +295,9 @@ vrrp_instance VI_1 {
 	ns.until(t, time.Minute, "the watchdog withheld", func(s string) bool {
 		return strings.Contains(statusOf(s), "watchdog withheld: the vrrp process has not answered")
 	})
-	watch := time.After(6 * time.Second)
+	// Three of the watchdog's intervals (1 s) without a ping; well within the 15 s after which
+	// core restarts a child that answers no health ping (core/supervisor pingWait).
+	watch := time.After(3 * time.Second)
 	for quiet := true; quiet; {
 		select {
 		case m := <-ns.msgs:

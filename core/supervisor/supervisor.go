@@ -510,8 +510,11 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 // pingWait is how long a health ping waits for the child's answer. Three missed in a row
 // restart the child: a child that answers none for that long (stopped, or stuck) does not do
 // its work either, and a frozen vrrp child keeps its addresses while it sends no adverts.
-// A busy child still answers: its gRPC server has goroutines of its own.
-const pingWait = 3 * time.Second
+// A busy child still answers: its gRPC server has goroutines of its own. 15 s in all: a
+// child stopped for a few seconds (a debugger, a test that freezes it to see the systemd
+// watchdog withheld) comes back as it was; under systemd the watchdog (WatchdogSec=10s in
+// configs/vigil.service) restarts the whole daemon sooner.
+const pingWait = 5 * time.Second
 
 // ping asks the child's gRPC health service, by pingWait or until ctx ends. go-plugin's own
 // Ping waits for ever (context.Background): a stopped child held this loop in it, so that
