@@ -47,21 +47,16 @@ func decomment(s string) (out string, lead int, cont bool, braceInComment bool) 
 	trimmed := strings.TrimLeft(s, " \t")
 	lead = len(s) - len(trimmed)
 	s = trimmed
-	if strings.IndexByte(s, '\\') < 0 {
-		// Without a backslash there is nothing to unescape: the text is a part of s, and
-		// most lines need no copy.
-		quote := false
-		for i := 0; i < len(s); i++ {
-			switch c := s[i]; {
-			case c == '"':
-				quote = !quote
-			case !quote && (c == '#' || c == '!'):
-				return strings.TrimRight(s[:i], " \t"), lead, false, strings.Contains(s[i:], "}")
-			}
+	// The text is a part of s until an escape changes it; only then is it copied (into b),
+	// so that most lines need no copy.
+	var b []byte
+	copied := false
+	upTo := func(i int) string {
+		if copied {
+			return strings.TrimRight(string(b), " \t")
 		}
-		return strings.TrimRight(s, " \t"), lead, false, false
+		return strings.TrimRight(s[:i], " \t")
 	}
-	var b strings.Builder
 	quote := false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -69,27 +64,27 @@ func decomment(s string) (out string, lead int, cont bool, braceInComment bool) 
 		case c == '"':
 			quote = !quote
 		case c == '\\':
+			if !copied {
+				b, copied = append(b, s[:i]...), true
+			}
 			if i+1 == len(s) {
-				cont = true
-				out = strings.TrimRight(b.String(), " \t")
-				return out, lead, cont, false
+				return upTo(i), lead, true, false
 			}
 			if !quote && (s[i+1] == '#' || s[i+1] == '!') {
-				b.WriteByte(s[i+1])
-				i++
-				continue
+				b = append(b, s[i+1])
+			} else {
+				b = append(b, c, s[i+1])
 			}
-			b.WriteByte(c)
-			b.WriteByte(s[i+1])
 			i++
 			continue
 		case !quote && (c == '#' || c == '!'):
-			braceInComment = strings.Contains(s[i:], "}")
-			return strings.TrimRight(b.String(), " \t"), lead, false, braceInComment
+			return upTo(i), lead, false, strings.Contains(s[i:], "}")
 		}
-		b.WriteByte(c)
+		if copied {
+			b = append(b, c)
+		}
 	}
-	return strings.TrimRight(b.String(), " \t"), lead, false, false
+	return upTo(len(s)), lead, false, false
 }
 
 // blanks separate words as keepalived's reader separates them (its WHITE_SPACE): a carriage
