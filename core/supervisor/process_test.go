@@ -210,13 +210,21 @@ func TestKillCheckChildLeavesVRRPAlone(t *testing.T) {
 	waitFor(t, 5*time.Second, "n2 takes over when the check fails", func() bool { return n[1].holds(t, ctx) && !n[0].holds(t, ctx) })
 }
 
-func TestKillVRRPChildRecovers(t *testing.T) {
+// n1Master starts two nodes, n1 (priority 150) and n2 (100), waits until n1 alone holds the
+// VIP, and returns n1's vrrp child's pid.
+func n1Master(t *testing.T) (context.Context, []*node, int) {
+	t.Helper()
 	ctx, n := newLab(t, 2)
 	n[0].start(t, conf(150, ""))
 	n[1].start(t, conf(100, ""))
 	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
 	var pid int
 	waitFor(t, 5*time.Second, "vrrp child running", func() bool { pid = n[0].childPID(t, "vrrp"); return pid != 0 })
+	return ctx, n, pid
+}
+
+func TestKillVRRPChildRecovers(t *testing.T) {
+	ctx, n, pid := n1Master(t)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -261,12 +269,7 @@ func TestKillVRRPChildRecovers(t *testing.T) {
 // as missing a ping, and a frozen vrrp child kept its addresses, sending no adverts, for as
 // long as it stayed stopped. n2 takes over meanwhile; the new child on n1 takes the VIP back.
 func TestFrozenVRRPChildRestarts(t *testing.T) {
-	ctx, n := newLab(t, 2)
-	n[0].start(t, conf(150, ""))
-	n[1].start(t, conf(100, ""))
-	waitFor(t, 10*time.Second, "n1 holds the VIP", func() bool { return n[0].holds(t, ctx) && !n[1].holds(t, ctx) })
-	var pid int
-	waitFor(t, 5*time.Second, "vrrp child running", func() bool { pid = n[0].childPID(t, "vrrp"); return pid != 0 })
+	ctx, n, pid := n1Master(t)
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
