@@ -111,8 +111,9 @@ func (s *systemd) run(ctx context.Context, sup *supervisor.Supervisor, summary f
 		s.log.Warn("systemd's watchdog settings are unreadable; not pinging it", "error", err)
 	}
 	var tick <-chan time.Time
-	// within: core pings each child every second and restarts one that misses three pings; a
-	// child's last answer may be that old, or half the watchdog's interval when longer.
+	// within: a child that answers core's health ping does so every second; 3 s without an
+	// answer is a child that stopped answering (core restarts it after three missed pings of
+	// 5 s), or half the watchdog's interval when that is longer.
 	within := 3 * time.Second
 	if interval > 0 {
 		t := time.NewTicker(interval / 2)

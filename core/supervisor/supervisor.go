@@ -494,9 +494,7 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 				missed++
 				s.opts.Log.Warn("child missed a health ping", "role", string(p.role), "pid", cmd.Process.Pid, "missed", missed, "error", err)
 				if missed >= 3 {
-					// Killed here: go-plugin's Kill asks it to shut down first, and waits for ever
-					// for the answer of a child that answers nothing.
-					cmd.Process.Kill()
+					killChild(cmd)
 					return fmt.Errorf("%s child does not answer health pings: %w", p.role, err)
 				}
 				continue
@@ -584,11 +582,14 @@ func (s *Supervisor) stopChild(p *proc, raw any, cmd *exec.Cmd) {
 	}
 	if err != nil {
 		s.opts.Log.Warn("child did not stop cleanly; killing it", "role", string(p.role), "error", err)
-		// go-plugin's Kill first asks the child to shut down and waits for ever for the
-		// answer, which a stopped or stuck child never gives.
-		cmd.Process.Kill()
+		killChild(cmd)
 	}
 }
+
+// killChild kills a child's process at once. go-plugin's Kill, which runOnce defers, first
+// asks the child to shut down and waits for ever for the answer, which a stopped or stuck
+// child never gives; with the process gone, that call fails at once.
+func killChild(cmd *exec.Cmd) { cmd.Process.Kill() }
 
 // watchChecks forwards every check state that the check child of epoch sends to the vrrp
 // child, and remembers it; what admitCheck refuses is logged and dropped.
