@@ -11,9 +11,11 @@
 # the tests that need IPVS (this machine's kernel has none). The generic kernel, not the cloud
 # one: linux-image-cloud-amd64 is built without 9p, and the VM's root is the host's over 9p.
 # ipvsadm: inspects and compares the IPVS tables in that VM (core/ipvs).
+# debootstrap, systemd-container: core/lab/nspawn boots a Debian container with systemd as its
+# PID 1 (this machine's init is not systemd), for the unit's and the package's tests.
 set -euo pipefail
 
-DEPS="iproute2 iputils-ping keepalived tshark mariadb-server frr nftables qemu-system-x86 linux-image-amd64 busybox-static ipvsadm"
+DEPS="iproute2 iputils-ping keepalived tshark mariadb-server frr nftables qemu-system-x86 linux-image-amd64 busybox-static ipvsadm debootstrap systemd-container"
 
 read -r -a deps <<<"$DEPS"
 if [ "${#deps[@]}" -eq 0 ]; then
