@@ -108,7 +108,7 @@ func atMost(n int) string {
 func (b *builder) unsupported(p Pos, what string) {
 	d := b.sink.warnf(p, "%s is not supported by vigil; ignored", what)
 	d.Unsupported = true
-	d.Hint = "see README, \"keepalived features vigil does not support\""
+	d.Hint = "see docs/migrating.md, \"keepalived features vigil does not support\""
 }
 
 // unknown reports a keyword the context does not take: a keepalived feature vigil lacks is a
@@ -119,7 +119,7 @@ func (b *builder) unknown(ctx string, n *Node, names iter.Seq[string]) {
 	if slices.Contains(known, n.Name) {
 		d := b.sink.warnf(n.Pos, "%q is not supported by vigil; ignored", n.Name)
 		d.Unsupported = true
-		d.Hint = "see README, \"keepalived features vigil does not support\""
+		d.Hint = "see docs/migrating.md, \"keepalived features vigil does not support\""
 		return
 	}
 	if b.sink.full() {

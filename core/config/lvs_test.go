@@ -860,7 +860,7 @@ virtual_server 10.0.0.1 3306 {
 }
 `,
 			diags: []string{
-				`test.conf:4:9: warning: "SMTP_CHECK" is not supported by vigil; ignored; see README`,
+				`test.conf:4:9: warning: "SMTP_CHECK" is not supported by vigil; ignored; see docs/migrating.md`,
 				`test.conf:10:9: warning: "PING_CHECK" is not supported by vigil; ignored`,
 				`test.conf:12:9: warning: "UDP_CHECK" is not supported by vigil; ignored`,
 				`test.conf:15:9: warning: "DNS_CHECK" is not supported by vigil; ignored`,

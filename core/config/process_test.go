@@ -101,8 +101,8 @@ func TestProcessKeywordsPlaces(t *testing.T) {
 		t.Errorf("place of vrrp_rt_priority: %s", p)
 	}
 	want := []string{
-		`p.conf:3:2: warning: "vrrp_cpu_affinity" is not supported by vigil; ignored; see README, "keepalived features vigil does not support"`,
-		`p.conf:4:2: warning: "bfd_priority" is not supported by vigil; ignored; see README, "keepalived features vigil does not support"`,
+		`p.conf:3:2: warning: "vrrp_cpu_affinity" is not supported by vigil; ignored; see docs/migrating.md, "keepalived features vigil does not support"`,
+		`p.conf:4:2: warning: "bfd_priority" is not supported by vigil; ignored; see docs/migrating.md, "keepalived features vigil does not support"`,
 	}
 	var got []string
 	for _, d := range ds {

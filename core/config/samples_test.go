@@ -118,16 +118,16 @@ func TestSeedConfiguration(t *testing.T) {
 	}
 }
 
-// TestReadmeListsUnsupported: every keepalived feature the samples use that vigil does not
-// support is listed in the README, so operators can see it before they migrate.
-func TestReadmeListsUnsupported(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+// TestMigratingListsUnsupported: every keepalived feature the samples use that vigil does not
+// support is listed in docs/migrating.md, so operators can see it before they migrate.
+func TestMigratingListsUnsupported(t *testing.T) {
+	page, err := os.ReadFile("../../docs/migrating.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(readme), "## keepalived features vigil does not support")
+	_, section, ok := strings.Cut(string(page), "## keepalived features vigil does not support")
 	if !ok {
-		t.Fatal("README has no section on unsupported keepalived features")
+		t.Fatal("docs/migrating.md has no section on unsupported keepalived features")
 	}
 	_, files := sampleFiles(t)
 	re := regexp.MustCompile(`"([^"]+)" is not supported`)
@@ -144,7 +144,7 @@ func TestReadmeListsUnsupported(t *testing.T) {
 			}
 			checked++
 			if !strings.Contains(section, "`"+m[1]+"`") {
-				t.Errorf("%s: README does not list %q among unsupported features", d.Pos, m[1])
+				t.Errorf("%s: docs/migrating.md does not list %q among unsupported features", d.Pos, m[1])
 			}
 		}
 	}
