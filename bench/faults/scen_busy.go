@@ -37,7 +37,7 @@ func init() {
 				a CPU than keepalived's single-threaded one, and a master whose adverts are late by a
 				Master_Down_Interval loses its backup. The remedy, for vigil as for keepalived, is
 				global_defs' vrrp_priority or vrrp_rt_priority, which vigil applies to every thread of
-				its vrrp process (README, Process priorities): with vrrp_rt_priority 50 the wait fell
+				its vrrp process (docs/operations.md, Process priorities): with vrrp_rt_priority 50 the wait fell
 				from 55 to 1.4 ms per second (keepalived's from 22.9 to 0.37).`, busyWindow),
 			Method: `**Busy host** (backup-busy). This program, re-executed in n2's namespace, is the load:
 				-faults-burn cpu spins one thread; -faults-burn mem is a stress --vm worker (mmap of

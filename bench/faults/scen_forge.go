@@ -27,7 +27,7 @@ func init() {
 				cluster's own address list, as anyone on the segment can learn it from one advert.
 				VRRPv3 has no authentication: the master steps down as RFC 5798 says it must, and the
 				VIP has no holder until the real nodes' Master_Down_Timer runs out. Reported, not held
-				to an invariant on n1 (README, "Forged adverts", says what an operator can do); n2 and
+				to an invariant on n1 (docs/vrrp.md, "Forged adverts", says what an operator can do); n2 and
 				n3 must not move, and exactly one master must remain.`,
 			Short: true,
 			Run:   runForgedOwner,
@@ -52,7 +52,7 @@ func init() {
 		&Scenario{
 			Name: "forged-owner-nft",
 			Doc: `forged-owner on nodes whose nftables accept VRRP only from the cluster's own addresses
-				(the README's advice): the kernel drops the forger's advert before either daemon reads it,
+				(docs/vrrp.md's advice): the kernel drops the forger's advert before either daemon reads it,
 				and no node may move. (A forger on the segment can also forge a peer's source address;
 				this stops strangers and other clusters, not that.)`,
 			Short: true,
