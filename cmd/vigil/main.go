@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/control"
+	"github.com/vigil-ha/vigil/core/memdump"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; otherwise the module
@@ -137,6 +138,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		runtime.GOMAXPROCS(1)
 	}
 	if o.role != "" {
+		memdump.OnSignal(o.role, func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) })
 		// A child logs JSON: core's go-plugin client parses it and re-logs each line in core's
 		// one stream, with the role as a field.
 		child.Serve(child.Role(o.role), hclog.New(&hclog.LoggerOptions{
@@ -193,6 +195,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
+	memdump.OnSignal("core", func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) })
 	log.Info("configuration loaded", "file", o.file, "instances", len(cfg.Instances), "checks", len(cfg.Checks)+len(cfg.Scripts))
 	return daemon(cfg, o, opts, log)
 }
