@@ -40,7 +40,7 @@ var (
 // namespace of the handle. Its methods are safe for concurrent use.
 type Netif struct {
 	ns netns.NsHandle // owned duplicate, closed by Close
-	h  *netlink.Handle
+	h  *nlHandle      // requests run on a goroutine of its own (nlworker.go)
 
 	mu      sync.Mutex // guards the packet sockets below
 	closed  bool
@@ -61,7 +61,7 @@ func New() (*Netif, error) {
 		ns.Close()
 		return nil, fmt.Errorf("netif: open netlink socket: %w", err)
 	}
-	return &Netif{ns: ns, h: h, arpFD: -1, ndiscFD: -1}, nil
+	return &Netif{ns: ns, h: newNLHandle(h), arpFD: -1, ndiscFD: -1}, nil
 }
 
 // NewAt returns a Netif for the given network namespace. The handle is
@@ -85,7 +85,7 @@ func newAt(ns netns.NsHandle) (*Netif, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netif: open netlink socket in namespace %s: %w", ns, err)
 	}
-	return &Netif{ns: ns, h: h, arpFD: -1, ndiscFD: -1}, nil
+	return &Netif{ns: ns, h: newNLHandle(h), arpFD: -1, ndiscFD: -1}, nil
 }
 
 // Close releases the netlink and packet sockets and the namespace handle.
