@@ -95,8 +95,11 @@ func run(o options) error {
 	logf("building vigil")
 	build := exec.Command("go", "build", "-o", vigilBin, "./cmd/vigil")
 	build.Dir = root
+	// Static, as make build ships it: a cgo build maps libc and the dynamic loader into each
+	// of vigil's processes (about 1 MiB of RSS apiece) that the installed binary does not.
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/vigil: %w\n%s", err, out)
+		return fmt.Errorf("CGO_ENABLED=0 go build ./cmd/vigil: %w\n%s", err, out)
 	}
 	impls := []*daemon.Impl{daemon.Vigil(vigilBin), daemon.Keepalived(kaBin)}
 
