@@ -203,3 +203,16 @@ func (l *Limiter) Keys() int {
 	defer l.mu.Unlock()
 	return len(l.keys)
 }
+
+// The policy of state-change lines (VRRP transitions, check changes): a failover, a fault
+// and its recovery are a handful of transitions, all written; a key that changes more often
+// than that in a period is flapping, and is summarised.
+const (
+	TransitionBurst  = 5
+	TransitionPeriod = 10 * time.Second
+)
+
+// ForTransitions returns a Limiter with the policy of state-change lines.
+func ForTransitions() *Limiter {
+	return New(Options{Burst: TransitionBurst, Period: TransitionPeriod})
+}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/loglimit"
 	"github.com/vigil-ha/vigil/core/netif"
 	"github.com/vigil-ha/vigil/core/vrrp/fsm"
 	"github.com/vigil-ha/vigil/core/vrrp/packet"
@@ -60,8 +61,12 @@ type Engine struct {
 	base  time.Time
 	watch *watchdog
 
-	drops       sync.Map // packet.Reason -> *atomic.Uint64
-	lastDropLog sync.Map // packet.Reason -> time.Time (unix nanos in *atomic.Int64)
+	drops sync.Map // packet.Reason -> *atomic.Uint64
+
+	// logLimits limit the lines that repeat: advert drops by reason, transitions by
+	// instance (see limits).
+	logLimitsOnce sync.Once
+	logLimits     logLimits
 
 	mu          sync.Mutex
 	transitions []func(name string, t fsm.Transition)
@@ -236,6 +241,7 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 		name:     vc.Name,
 		cfg:      vc,
 		log:      e.log.With("instance", vc.Name),
+		lines:    e.limits().transitions,
 		nl:       e.nl,
 		v6:       vc.IPv6,
 		unicast:  len(vc.UnicastPeers) > 0,
@@ -422,6 +428,7 @@ func toNetifRoute(r *config.Route) netif.Route {
 // priority 0 and removes its addresses before Run returns.
 func (e *Engine) Run(ctx context.Context) error {
 	defer e.close()
+	defer e.flushLogs()
 	readCtx, stopReaders := context.WithCancel(context.Background())
 	defer stopReaders()
 	links, err := e.nl.WatchLinks(readCtx)
@@ -745,15 +752,40 @@ func (e *Engine) count(reason packet.Reason) uint64 {
 	return c.(*atomic.Uint64).Add(1)
 }
 
-// drop counts a discarded advert by reason and logs it at most every 10 s per reason.
+// drop counts a discarded advert by reason and logs it: the first of a reason at once, then
+// at most one summary every 10 s per reason (a peer with a wrong password sends one each
+// interval, forever).
 func (e *Engine) drop(reason packet.Reason, src netip.Addr, detail string) {
 	n := e.count(reason)
-	l, _ := e.lastDropLog.LoadOrStore(reason, new(atomic.Int64))
-	last := l.(*atomic.Int64)
-	now := time.Now().UnixNano()
-	if prev := last.Load(); now-prev >= int64(10*time.Second) && last.CompareAndSwap(prev, now) {
-		e.log.Warn("advert dropped", "reason", string(reason), "peer", src.String(), "detail", detail, "total", n)
-	}
+	e.limits().drops.Log(e.log, string(reason), hclog.Warn, "advert dropped", "reason", string(reason), "peer", src.String(), "detail", detail, "total", n)
+}
+
+// logLimits are an engine's limits on repeated lines.
+type logLimits struct {
+	drops       *loglimit.Limiter // by reason
+	transitions *loglimit.Limiter // by instance
+}
+
+// limits returns the engine's limits, made on first use: tests build engines without New.
+func (e *Engine) limits() *logLimits {
+	e.logLimitsOnce.Do(func() {
+		e.logLimits = logLimits{
+			drops:       loglimit.New(loglimit.Options{Burst: 1, Period: dropLogPeriod}),
+			transitions: loglimit.ForTransitions(),
+		}
+	})
+	return &e.logLimits
+}
+
+// dropLogPeriod is how often an advert drop reason is logged at most.
+const dropLogPeriod = 10 * time.Second
+
+// flushLogs writes the summaries still pending at stop: the last state of a flapping
+// instance must not go with the process.
+func (e *Engine) flushLogs() {
+	l := e.limits()
+	l.transitions.Flush()
+	l.drops.Flush()
 }
 
 // Drops returns how many adverts were dropped, by reason.

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/loglimit"
 	"github.com/vigil-ha/vigil/core/netif"
 	"github.com/vigil-ha/vigil/core/vrrp/fsm"
 	"github.com/vigil-ha/vigil/core/vrrp/packet"
@@ -23,6 +24,9 @@ type instance struct {
 	m    *fsm.Machine
 	sock *socket
 	nl   *netif.Netif
+	// lines limits the transition lines of a flapping instance (nil: none); notify and
+	// status still get every transition.
+	lines *loglimit.Limiter
 
 	v6      bool
 	src     netip.Addr   // source of our adverts
@@ -126,14 +130,24 @@ type trackerEvent struct {
 	state trackerState
 }
 
+// logTransition logs t, unless the instance is flapping: then one summary per period
+// counts the transitions left out and gives the last.
+func (in *instance) logTransition(t fsm.Transition, priority int) {
+	args := []any{"from", t.From.String(), "to", t.To.String(), "reason", t.Reason, "priority", priority}
+	if in.lines == nil {
+		in.log.Info("state change", args...)
+		return
+	}
+	in.lines.Log(in.log, in.name, hclog.Info, "state change", args...)
+}
+
 func (in *instance) apply(now time.Time, a fsm.Action) {
 	switch a := a.(type) {
 	case fsm.SendAdvert:
 		in.sendAdvert(a.Priority)
 	case fsm.Transition:
 		// Logged after the addresses moved: clients wait for the announcement, the log can.
-		defer in.log.Info("state change", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason,
-			"priority", in.m.EffectivePriority())
+		defer in.logTransition(a, in.m.EffectivePriority())
 		if a.To == fsm.Master {
 			in.takeOver()
 			in.garps = newGarpSchedule(in.settings.garp)
