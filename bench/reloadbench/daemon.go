@@ -110,7 +110,7 @@ func (d *daemon) transitions() []transition {
 // reloads counts the reloads the daemon logged.
 func (d *daemon) reloads() int {
 	if d.impl == "vigil" {
-		return strings.Count(d.proc.Output(), "reloaded: trigger=")
+		return strings.Count(d.proc.Output(), "reloaded: role=core trigger=")
 	}
 	return strings.Count(d.proc.Output(), "Reloading")
 }

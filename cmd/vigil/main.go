@@ -218,12 +218,14 @@ func levelOf(o options) hclog.Level {
 }
 
 func newLogger(w io.Writer, o options) hclog.Logger {
+	// Every line of core carries role=core, as the children's lines carry theirs (the
+	// supervisor adds it as it re-logs them): one field selects a process (docs/logging.md).
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "vigil",
 		Level:      levelOf(o),
 		Output:     w,
 		JSONFormat: o.logJSON,
-	})
+	}).With("role", "core")
 }
 
 func firstExisting(paths []string) string {

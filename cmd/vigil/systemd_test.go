@@ -201,7 +201,7 @@ vrrp_instance VI_1 {
 	// The instance's interface does not exist: the vrrp child fails to start and is
 	// restarted. Until it runs, vigil must not say it is ready.
 	deadline := time.Now().Add(time.Minute)
-	for !regexp.MustCompile(`child stopped; restarting.*role=vrrp`).MatchString(p.Output()) {
+	for !regexp.MustCompile(`child stopped; restarting.*child=vrrp`).MatchString(p.Output()) {
 		if time.Now().After(deadline) || p.Exited() {
 			t.Fatalf("the vrrp child was not restarted for its missing interface")
 		}

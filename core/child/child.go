@@ -106,7 +106,7 @@ func Serve(role Role, log hclog.Logger, o Options) {
 		c := newCheckServer(log, o)
 		set[string(role)], srv = &checkPlugin{srv: c}, c
 	default:
-		log.Error("unknown role", "role", string(role))
+		log.Error("unknown role", "asked", string(role))
 		os.Exit(ExitConfig)
 	}
 	// When core dies, the kernel sends us SIGTERM (Pdeathsig) and our stderr, a pipe to core,

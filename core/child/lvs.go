@@ -458,7 +458,8 @@ func (b *balancer) emit(events []lvs.Event) {
 		case lvs.QuorumDown:
 			kind = childpb.LVSEvent_QUORUM_DOWN
 		case lvs.SyncRole:
-			b.log.Info("IPVS sync daemon role", "role", e.Role.String())
+			// Not "role": that field is the process's (check), which the line must keep.
+			b.log.Info("IPVS sync daemon role", "sync_role", e.Role.String())
 			continue // program() brings the daemons to Director.Daemons
 		default:
 			b.log.Info(e.Kind.String(), "virtual_server", e.Service)

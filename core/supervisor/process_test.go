@@ -686,7 +686,7 @@ func TestSIGHUPToTheGroupOnlyReloads(t *testing.T) {
 		// Core's reload asks both children over gRPC: when it is logged, the signal reached
 		// every process of the group long before.
 		waitFor(t, 10*time.Second, "reload logged", func() bool {
-			return strings.Count(n[0].proc.Output(), "reloaded: trigger=SIGHUP") >= round
+			return strings.Count(n[0].proc.Output(), "reloaded: role=core trigger=SIGHUP") >= round
 		})
 	}
 	for role, pid := range map[string]int{"vrrp": vrrpPID, "check": checkPID} {

@@ -89,7 +89,7 @@ func (n *node) writeConf(t *testing.T, text string) {
 	}
 }
 
-var stateChange = regexp.MustCompile(`state change: instance=(\S+) from=(\S+) to=(\S+)`)
+var stateChange = regexp.MustCompile(`state change: role=core instance=(\S+) from=(\S+) to=(\S+)`)
 
 // changes lists the state changes core logged ("VI_1 BACKUP>MASTER").
 func (n *node) changes() []string {
@@ -286,7 +286,7 @@ func TestHotReload(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		noNewChanges("after 100 edits")
-		reloads := strings.Count(n[1].proc.Output(), "reloaded: trigger=\"file change\"")
+		reloads := strings.Count(n[1].proc.Output(), "reloaded: role=core trigger=\"file change\"")
 		t.Logf("100 edits in %s: node 1 reloaded %d times in all", time.Since(start).Round(time.Millisecond), reloads)
 	})
 

@@ -340,7 +340,7 @@ func (s *Supervisor) supervise(ctx context.Context, p *proc) {
 		}
 		wait := backoff
 		backoff = min(max(2*backoff, time.Second), 60*time.Second)
-		s.opts.Log.Error("child stopped; restarting", "role", string(p.role), "error", err, "in", wait.String())
+		s.opts.Log.Error("child stopped; restarting", "child", string(p.role), "error", err, "in", wait.String())
 		p.set(func() { p.state, p.lastError = "backoff", fmt.Sprint(err); p.restarts++ })
 		select {
 		case <-ctx.Done():
@@ -388,12 +388,15 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 	cmd := exec.Command(s.opts.Exe, append([]string{"--role", string(p.role)}, s.opts.Args...)...)
 	// SIGTERM when core dies: the vrrp child then resigns and removes its addresses.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Credential: cred}
+	// Each line of the child, and go-plugin's own about it, carries the child's role: journal
+	// filters select a process by it (docs/logging.md).
+	childLog := s.opts.Log.Named(string(p.role)).With("role", string(p.role))
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  child.Handshake,
 		Plugins:          child.PluginSet(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           s.opts.Log.Named(string(p.role)),
+		Logger:           childLog,
 		Managed:          false,
 		StartTimeout:     30 * time.Second,
 		// go-plugin lifts gRPC's receive limit to 2 GiB: a child's message is a check state,
@@ -464,7 +467,7 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 			<-lvsDone
 		}()
 	}
-	s.opts.Log.Info("child running", "role", string(p.role), "pid", cmd.Process.Pid)
+	s.opts.Log.Info("child running", "child", string(p.role), "pid", cmd.Process.Pid)
 
 	// Health: a child that exits, or misses three pings in a row, is restarted. An exit is
 	// looked for more often than pings are sent: it costs a lock, and a restart waits for it.
@@ -479,7 +482,7 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 			s.stopChild(p, raw, cmd)
 			return ctx.Err()
 		case <-p.restart:
-			s.opts.Log.Info("restarting the child as core asked", "role", string(p.role), "pid", cmd.Process.Pid, "as_root", cred == nil)
+			s.opts.Log.Info("restarting the child as core asked", "child", string(p.role), "pid", cmd.Process.Pid, "as_root", cred == nil)
 			s.stopChild(p, raw, cmd)
 			return errRestart
 		case <-exited.C:
@@ -492,7 +495,7 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 			}
 			if err := ping(ctx, rpc); err != nil {
 				missed++
-				s.opts.Log.Warn("child missed a health ping", "role", string(p.role), "pid", cmd.Process.Pid, "missed", missed, "error", err)
+				s.opts.Log.Warn("child missed a health ping", "child", string(p.role), "pid", cmd.Process.Pid, "missed", missed, "error", err)
 				if missed >= 3 {
 					killChild(cmd)
 					return fmt.Errorf("%s child does not answer health pings: %w", p.role, err)
@@ -549,12 +552,12 @@ func (s *Supervisor) catchUp(ctx context.Context, p *proc, text string, reload f
 	if cur.ConfigText == text {
 		return
 	}
-	s.opts.Log.Info("applying the configuration reloaded while the child started", "role", string(p.role))
+	s.opts.Log.Info("applying the configuration reloaded while the child started", "child", string(p.role))
 	rctx, cancel := context.WithTimeout(ctx, catchUpWait)
 	defer cancel()
 	if err := reload(rctx, cur); err != nil {
 		s.opts.Log.Error("the configuration reloaded while the child started could not be applied to it; it runs with the one it started with until the next reload",
-			"role", string(p.role), "error", status.Convert(err).Message())
+			"child", string(p.role), "error", status.Convert(err).Message())
 	}
 }
 
@@ -581,7 +584,7 @@ func (s *Supervisor) stopChild(p *proc, raw any, cmd *exec.Cmd) {
 		_, err = c.Stop(ctx, &childpb.Empty{})
 	}
 	if err != nil {
-		s.opts.Log.Warn("child did not stop cleanly; killing it", "role", string(p.role), "error", err)
+		s.opts.Log.Warn("child did not stop cleanly; killing it", "child", string(p.role), "error", err)
 		killChild(cmd)
 	}
 }
@@ -672,7 +675,7 @@ func (s *Supervisor) follow(ctx context.Context, role child.Role, watch func(con
 		case <-time.After(time.Second):
 		}
 		if broke.allow() {
-			s.opts.Log.Error("stream from child broke; opening it again", "role", string(role), "error", err, "breaks", broke.n)
+			s.opts.Log.Error("stream from child broke; opening it again", "child", string(role), "error", err, "breaks", broke.n)
 		}
 	}
 }
