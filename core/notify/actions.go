@@ -81,11 +81,11 @@ func (b *builder) actions(src *source, n config.Notify, refs []config.NameRef, s
 	}
 	var ws []*worker
 	for _, a := range acts {
-		what := "instance " + src.name
+		what, key := "instance "+src.name, "instance"
 		if src.group {
-			what = "sync group " + src.name
+			what, key = "sync group "+src.name, "sync_group"
 		}
-		ws = append(ws, newWorker(b.d, what, a))
+		ws = append(ws, newWorker(b.d, what, a, b.d.log.With(key, src.name)))
 	}
 	return ws
 }

@@ -384,10 +384,13 @@ type worker struct {
 	d   *Dispatcher
 	src string
 	act *action
+	// log names the source as a field of its own (instance or sync_group), so that a
+	// journal filter on an instance finds its notify lines too.
+	log hclog.Logger
 }
 
-func newWorker(d *Dispatcher, src string, act *action) *worker {
-	w := &worker{d: d, src: src, act: act}
+func newWorker(d *Dispatcher, src string, act *action, log hclog.Logger) *worker {
+	w := &worker{d: d, src: src, act: act, log: log}
 	w.serial = newSerial(d.opts.QueueLen, w.trim)
 	return w
 }
@@ -405,7 +408,7 @@ func (w *worker) trim(q []sdk.Event) []sdk.Event {
 		dropped = append(dropped, q[0].NewState+"→"+q[0].NewState)
 		q = q[1:]
 	}
-	w.d.log.Warn("notify action is behind; its oldest waiting events were dropped", "action", w.act.name, "for", w.src,
+	w.log.Warn("notify action is behind; its oldest waiting events were dropped", "action", w.act.name, "for", w.src,
 		"dropped", strings.Join(dropped, " "), "queue", w.max)
 	return q
 }
@@ -426,15 +429,15 @@ func (w *worker) deliver(ctx context.Context, ev sdk.Event) {
 	took := time.Since(start).Round(time.Millisecond).String()
 	switch {
 	case err == nil:
-		w.d.log.Info("notify action done", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took)
+		w.log.Info("notify action done", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took)
 	case errors.Is(err, errSkipped):
 	case ctx.Err() != nil:
-		w.d.log.Warn("notify action cancelled at shutdown", "action", w.act.name, "for", w.src, "state", ev.NewState)
+		w.log.Warn("notify action cancelled at shutdown", "action", w.act.name, "for", w.src, "state", ev.NewState)
 	case cctx.Err() != nil || pastDeadline(cctx):
-		w.d.log.Error("notify action passed its deadline and was cancelled", "action", w.act.name, "for", w.src, "state", ev.NewState,
+		w.log.Error("notify action passed its deadline and was cancelled", "action", w.act.name, "for", w.src, "state", ev.NewState,
 			"timeout", w.act.timeout.String(), "error", err)
 	default:
-		w.d.log.Error("notify action failed", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took, "error", err)
+		w.log.Error("notify action failed", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took, "error", err)
 	}
 }
 
