@@ -198,6 +198,15 @@ func (h *Host) proc(kind sdk.Kind, name string) (*proc, error) {
 	return p, nil
 }
 
+// nameKey is the field that names one of the plugin's configurations in a line: the
+// check's name, or the vrrp_notify block's (as core/notify's lines name it).
+func (p *proc) nameKey() string {
+	if p.kind == sdk.KindCheck {
+		return "check"
+	}
+	return "notifier"
+}
+
 // get returns the running process of the plugin, starting it if needed. It waits for a
 // start in progress until ctx ends.
 func (p *proc) get(ctx context.Context) (*run, error) {
@@ -335,7 +344,9 @@ func (p *proc) launchPath(path string) (*run, error) {
 		// go-plugin's own deadline is only the outer bound: the stall watch below ends a
 		// start that makes no progress long before it, and lets one that does go on.
 		StartTimeout: startLimit * o.StartTimeout,
-		Logger:       o.Logger,
+		// The plugin's own lines (its stderr, which go-plugin re-logs) carry plugin= as
+		// the host's lines about it do.
+		Logger: p.log,
 	}
 	client := plugin.NewClient(cfg)
 	// A fixed deadline for the handshake failed every restart of a plugin on a saturated
@@ -480,7 +491,7 @@ send:
 				// The plugin changed its mind about params it accepted before: that name
 				// stays unconfigured (its calls fail with the plugin's message), the others
 				// work.
-				p.log.Error("restarted plugin rejects a configuration it accepted before", "name", req.Name, "error", boundPluginError(err))
+				p.log.Error("restarted plugin rejects a configuration it accepted before", p.nameKey(), req.Name, "error", boundPluginError(err))
 			case errors.Is(err, sdk.ErrUnavailable) || r.client.Exited():
 				// The process died under the replay: this start failed.
 				mu.Lock()
@@ -494,7 +505,7 @@ send:
 			default:
 				// Whatever else failed (an answer over the size limit, say) fails again
 				// at every restart: that name stays unconfigured, the others work.
-				p.log.Error("restarted plugin failed a configuration it accepted before", "name", req.Name, "error", err)
+				p.log.Error("restarted plugin failed a configuration it accepted before", p.nameKey(), req.Name, "error", err)
 			}
 		})
 	}
