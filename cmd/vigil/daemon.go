@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/config/watch"
 	"github.com/vigil-ha/vigil/core/control"
+	"github.com/vigil-ha/vigil/core/loglimit"
 	"github.com/vigil-ha/vigil/core/notify"
 	"github.com/vigil-ha/vigil/core/plugin"
 	"github.com/vigil-ha/vigil/core/supervisor"
@@ -72,12 +73,15 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	var lastNotifier atomic.Pointer[notify.Dispatcher]
 	// sd tells systemd how the daemon is doing (Type=notify); nil when not under systemd.
 	sd := newSystemd(log)
+	// A flapping instance's lines are summarised (the vrrp child limits its own the same
+	// way); notify, status and systemd still see every transition.
+	lines := loglimit.ForTransitions()
 	supOpts := supervisor.Options{Exe: exe, Args: childArgs, Log: log,
 		OnTransition: func(t supervisor.Transition) {
 			if t.To == notify.MasterRxLowerPri {
-				log.Info("master heard a lower priority", "instance", t.Instance, "detail", t.Reason, "priority", t.Priority)
+				lines.Log(log, "lower:"+t.Instance, hclog.Info, "master heard a lower priority", "instance", t.Instance, "detail", t.Reason, "priority", t.Priority)
 			} else {
-				log.Info("state change", "instance", t.Instance, "from", t.From, "to", t.To, "reason", t.Reason, "priority", t.Priority)
+				lines.Log(log, t.Instance, hclog.Info, "state change", "instance", t.Instance, "from", t.From, "to", t.To, "reason", t.Reason, "priority", t.Priority)
 			}
 			sd.changed()
 			notifyMu.Lock()
@@ -258,6 +262,7 @@ loop:
 	}
 	lvsDone()
 	actions.close()
+	lines.Flush()
 	log.Info("stopped")
 	return exitOK
 }

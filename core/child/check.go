@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 	"github.com/vigil-ha/vigil/core/ipvs"
+	"github.com/vigil-ha/vigil/core/loglimit"
 	"github.com/vigil-ha/vigil/core/lvs"
 	"github.com/vigil-ha/vigil/core/plugin"
 )
@@ -32,6 +33,8 @@ type checkServer struct {
 	// now stamps each state with the time it was made, for people (vigil status); the
 	// order of the states is (epoch, seq), never this clock, which may step back.
 	now func() time.Time
+	// lines limits the "check changed" lines of a flapping check (see forward).
+	lines *loglimit.Limiter
 
 	mu     sync.Mutex
 	epoch  uint64 // core's epoch of this child (StartRequest.Epoch)
@@ -73,7 +76,7 @@ type checkServer struct {
 }
 
 func newCheckServer(log hclog.Logger, o Options) *checkServer {
-	return &checkServer{log: log, out: newFanout(checkKey, 0), now: time.Now, latest: map[string]*childpb.CheckState{}, gone: map[string]bool{},
+	return &checkServer{log: log, out: newFanout(checkKey, 0), now: time.Now, lines: loglimit.ForTransitions(), latest: map[string]*childpb.CheckState{}, gone: map[string]bool{},
 		prio: newScheduling(log, "checker", true), keepIPVS: o.DontReleaseIPVS, masters: map[string]bool{},
 		lvsOut: newFanout(lvsEventKey, lvsEventLimit), lvsEnded: make(chan struct{}),
 		timeouts: &ipvsTimeouts{log: log.Named("lvs"), open: ipvs.Open}}
@@ -289,14 +292,20 @@ func (s *checkServer) caps(cfg *config.Config) []int {
 func (s *checkServer) logNotes(specs []check.Spec, starts func(name string) bool) {
 	for _, sp := range specs {
 		if sp.Note != "" && starts(sp.Name) {
-			s.log.Warn("check", "name", sp.Name, "note", sp.Note)
+			s.log.Warn("check", "check", sp.Name, "note", sp.Note)
 		}
 	}
 }
 
 // forward keeps the latest state of every check and passes each change to core, numbered
 // in the order they come (see childpb.CheckState).
+//
+// A check that flaps (up, down, up ...) would write a line per change: its lines are
+// limited as a VRRP instance's transitions are, and core still gets every change.
 func (s *checkServer) forward(ctx context.Context, changes <-chan check.Change) {
+	if s.lines != nil {
+		defer s.lines.Flush() // the last state of a flapping check, before the child ends
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -307,7 +316,11 @@ func (s *checkServer) forward(ctx context.Context, changes <-chan check.Change) 
 				if c.Weight != nil {
 					args = append(args, "weight", *c.Weight)
 				}
-				s.log.Info("check changed", args...)
+				if s.lines != nil {
+					s.lines.Log(s.log, c.Name, hclog.Info, "check changed", args...)
+				} else {
+					s.log.Info("check changed", args...)
+				}
 			}
 			s.mu.Lock()
 			if !s.gone[c.Name] {
