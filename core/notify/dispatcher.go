@@ -34,6 +34,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/loglimit"
 	"github.com/vigil-ha/vigil/core/vrrp/fsm"
 	sdk "github.com/vigil-ha/vigil/sdk/notify"
 )
@@ -110,6 +111,10 @@ type Dispatcher struct {
 	ready  chan struct{} // closed when the plugins are configured
 	wg     sync.WaitGroup
 	fifos  *fifoSet
+	// lines limits the lines of each action of a flapping instance as its transition
+	// lines are (done and failed apart, so that a summary never hides a failure among
+	// successes); every event is still delivered.
+	lines *loglimit.Limiter
 
 	mu        sync.Mutex
 	instances map[string]*source
@@ -146,7 +151,7 @@ func New(cfg *config.Config, opts Options) *Dispatcher {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{
-		opts: opts, log: opts.Log, node: cfg.Global.RouterID, ctx: ctx, cancel: cancel,
+		opts: opts, log: opts.Log, node: cfg.Global.RouterID, ctx: ctx, cancel: cancel, lines: loglimit.ForTransitions(),
 		ready: make(chan struct{}), instances: map[string]*source{}, groups: map[string]*source{}, rsUp: map[string]bool{},
 	}
 	b := &builder{d: d, cfg: cfg}
@@ -364,6 +369,7 @@ func (d *Dispatcher) Close() error {
 	d.mu.Unlock()
 	d.cancel()
 	d.wg.Wait()
+	d.lines.Flush()
 	return d.fifos.close()
 }
 
@@ -429,7 +435,7 @@ func (w *worker) deliver(ctx context.Context, ev sdk.Event) {
 	took := time.Since(start).Round(time.Millisecond).String()
 	switch {
 	case err == nil:
-		w.log.Info("notify action done", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took)
+		w.d.lines.Log(w.log, w.what()+" done", hclog.Info, "notify action done", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took)
 	case errors.Is(err, errSkipped):
 	case ctx.Err() != nil:
 		w.log.Warn("notify action cancelled at shutdown", "action", w.act.name, "for", w.src, "state", ev.NewState)
@@ -437,7 +443,7 @@ func (w *worker) deliver(ctx context.Context, ev sdk.Event) {
 		w.log.Error("notify action passed its deadline and was cancelled", "action", w.act.name, "for", w.src, "state", ev.NewState,
 			"timeout", w.act.timeout.String(), "error", err)
 	default:
-		w.log.Error("notify action failed", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took, "error", err)
+		w.d.lines.Log(w.log, w.what()+" failed", hclog.Error, "notify action failed", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took, "error", err)
 	}
 }
 
