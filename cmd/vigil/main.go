@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/control"
+	"github.com/vigil-ha/vigil/core/manual"
 	"github.com/vigil-ha/vigil/core/memdump"
 )
 
@@ -98,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	both(&o.dontReleaseIPVS, "I", "dont-release-ipvs", "at stop, leave the virtual servers in the kernel's IPVS table (keepalived's -I)")
 	both(&o.dontReleaseVRRP, "V", "dont-release-vrrp", "at stop, leave VRRP's virtual addresses and routes in place, and do not resign (keepalived's -V)")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log as JSON lines instead of text")
-	fs.StringVar(&o.configID, "i", config.DefaultConfigID(), "config id for @id conditional lines")
+	fs.StringVar(&o.configID, "i", config.DefaultConfigID(), "config id for @id conditional lines (default: the host name up to its first dot)")
 	fs.StringVar(&o.configID, "config-id", config.DefaultConfigID(), "same as -i")
 	both(&o.version, "v", "version", "print the version and exit")
 	fs.BoolVar(&o.strictInc, "strict-includes", false, "an include that matches no file is an error")
@@ -108,9 +109,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.watch, "watch", defaultWatchDebounce, "reload when the configuration files change, once they have been quiet this long; 0: only on SIGHUP or vigil reload")
 	// The role flag is how core starts its children; it is not for operators.
 	fs.StringVar(&o.role, "role", "", "internal: run as the check or vrrp child")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: vigil [flags]\n\nvigil reads keepalived.conf and keeps virtual IP addresses highly available.\n\nFlags:\n")
-		fs.PrintDefaults()
+	fs.Usage = func() { writeOverview(stderr, []*manual.Page{daemonPage(fs), confPage()}) }
+	// help reads the flags off fs, so it is dispatched here rather than with the others.
+	if len(args) > 0 && args[0] == "help" {
+		return helpCmd(fs, args[1:], stdout, stderr)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

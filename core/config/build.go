@@ -27,6 +27,9 @@ type builder struct {
 	ifaceSeen     map[string]bool
 	trackables    map[string]bool
 	fileNames     map[string]bool
+	// onWalk, when set, is told the keywords of each block context the builder reads: how a
+	// test lists what the parser accepts, to keep vigil.conf(5) (extensions.go) in step.
+	onWalk func(ctx string, names iter.Seq[string])
 }
 
 type blockRule int
@@ -50,6 +53,9 @@ type keywords map[string]kw
 // walk applies the keywords of context ctx to each statement of a block. It returns where
 // each keyword was last seen, so that later checks can point at the line that matters.
 func (b *builder) walk(ctx string, nodes []*Node, ks keywords) map[string]Pos {
+	if b.onWalk != nil {
+		b.onWalk(ctx, maps.Keys(ks))
+	}
 	places := map[string]Pos{}
 	for _, n := range nodes {
 		k, ok := ks[n.Name]

@@ -36,6 +36,9 @@ func (ks rules[T]) with(more rules[T]) rules[T] {
 // statement of a block, for the target t. Unlike walk it keeps no map of places: the few
 // checks that need where a keyword stood look in the block (lastPlace).
 func walkRules[T any](b *builder, ctx string, nodes []*Node, ks rules[T], t T) {
+	if b.onWalk != nil {
+		b.onWalk(ctx, maps.Keys(ks))
+	}
 	for _, n := range nodes {
 		k, ok := ks[n.Name]
 		if !ok {
