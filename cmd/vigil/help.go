@@ -117,7 +117,7 @@ func daemonPage(fs *flag.FlagSet) *manual.Page {
 			{Title: "Files", Topic: "files", Blocks: []manual.Block{manual.List{
 				{Term: defaultConfigFiles[0], Text: "The configuration, in keepalived.conf syntax (vigil.conf(5)); read when `-f` is not given."},
 				{Term: defaultConfigFiles[1], Text: "Read instead when " + "`" + defaultConfigFiles[0] + "`" + " does not exist, so that a host moving from keepalived works unchanged."},
-				{Term: plugin.DefaultDir, Text: "The plugins, `vigil-check-NAME` and `vigil-notify-NAME` (`plugin_dir` in `global_defs` moves it). A vigil binary run from a build tree without this directory uses the plugins beside it."},
+				{Term: plugin.DefaultDir, Text: "The plugins, `vigil-check-NAME` and `vigil-notify-NAME` (`plugin_dir` in `global_defs` moves it). When this directory does not exist, a vigil binary uses the plugins beside it (a build tree's `bin/`) or, installed as `PREFIX/sbin/vigil`, those in `PREFIX/lib/vigil/plugins`."},
 				{Term: "/run/vigil.pid", Text: "The core process's pid (`-p`)."},
 				{Term: control.DefaultSocket, Text: "The control socket that `vigil status` and `vigil reload` talk to (`--control`)."},
 				{Term: "/tmp/vigil.data", Text: "The state written on SIGUSR1."},

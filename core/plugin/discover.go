@@ -24,7 +24,9 @@ const DefaultDir = "/usr/lib/vigil/plugins"
 // none). An installed vigil uses DefaultDir. When that is what is asked for but it does not
 // exist, and the running vigil binary sits beside plugins, as bin/ of a development tree does
 // after `make build`, that directory is used instead, so that ./bin/vigil finds ./bin's
-// plugins with no plugin_dir. Any other configured directory is used as it is.
+// plugins with no plugin_dir; failing that, PREFIX/lib/vigil/plugins of a binary installed as
+// PREFIX/sbin/vigil (`make install PREFIX=/usr/local`). Any other configured directory is
+// used as it is.
 func ResolveDir(configured string) string {
 	_, err := os.Stat(DefaultDir)
 	exe, _ := os.Executable()
@@ -38,8 +40,12 @@ func resolveDir(configured string, defaultExists bool, exe string) string {
 	if defaultExists || exe == "" {
 		return DefaultDir
 	}
-	if dir := filepath.Dir(exe); holdsPlugins(dir) {
+	dir := filepath.Dir(exe)
+	if holdsPlugins(dir) {
 		return dir
+	}
+	if prefixed := filepath.Join(filepath.Dir(dir), "lib", "vigil", "plugins"); holdsPlugins(prefixed) {
+		return prefixed
 	}
 	return DefaultDir
 }

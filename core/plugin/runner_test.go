@@ -51,12 +51,21 @@ func TestFilterHandshake(t *testing.T) {
 }
 
 // TestResolveDir: plugin_dir wins; without it an installed vigil uses DefaultDir, and a
-// vigil binary beside plugins (bin/ after make build) uses its own directory.
+// vigil binary beside plugins (bin/ after make build) uses its own directory, and one
+// installed as PREFIX/sbin/vigil uses PREFIX/lib/vigil/plugins (make install PREFIX=...).
 func TestResolveDir(t *testing.T) {
 	dev := t.TempDir()
 	exe := filepath.Join(dev, "vigil")
 	bare := filepath.Join(t.TempDir(), "vigil")
 	if err := os.WriteFile(filepath.Join(dev, "vigil-check-tcp"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prefix := t.TempDir()
+	installed := filepath.Join(prefix, "sbin", "vigil")
+	if err := os.MkdirAll(filepath.Join(prefix, "lib", "vigil", "plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(prefix, "lib", "vigil", "plugins", "vigil-notify-exec"), nil, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -71,6 +80,9 @@ func TestResolveDir(t *testing.T) {
 		{"", false, exe, dev},
 		{DefaultDir, false, exe, dev},
 		{"", false, bare, DefaultDir},
+		{"", false, installed, filepath.Join(prefix, "lib", "vigil", "plugins")},
+		{DefaultDir, false, installed, filepath.Join(prefix, "lib", "vigil", "plugins")},
+		{"", true, installed, DefaultDir},
 		{"", false, "", DefaultDir},
 	} {
 		if got := resolveDir(c.configured, c.defaultExists, c.exe); got != c.want {
