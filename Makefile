@@ -15,6 +15,11 @@
 #                usual script, into BENCHMARKS.md
 #   make faults  every fault scenario, vigil beside keepalived in namespaces, into RELIABILITY.md
 #                (root)
+#   make install vigil, its plugins, unit, example configuration and man pages under DESTDIR
+#                and PREFIX (default /usr); docs/install.md
+#   make package the Debian package dist/vigil_VERSION_ARCH.deb (packaging/, with nfpm)
+#   make test-package  install that package into a fresh Debian (debootstrap, cached) and
+#                check it (root; part of make test)
 #   make lint    go vet and staticcheck
 #   make clean
 
@@ -33,7 +38,31 @@ FUZZTIME ?= 60s
 # (2026.2.2) are not resolvable through the proxy. Newer Go releases may need a newer one.
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build test test-vm fuzz demo demo-mysql demo-lvs bench faults lint clean
+# The version built into vigil (vigil --version) and the package: packaging/version.sh, run
+# once (make VERSION=... overrides it).
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell packaging/version.sh)
+endif
+# make install: DESTDIR is the staging root packagers use; PREFIX is where vigil lives below
+# it. With the default /usr the daemon finds its plugins in /usr/lib/vigil/plugins with no
+# plugin_dir; under another PREFIX, in PREFIX/lib/vigil/plugins beside PREFIX/sbin/vigil. The
+# configuration stays in /etc/vigil, where vigil reads it. The unit goes where Debian 12's
+# systemd packages put theirs, or below PREFIX (systemd also reads /usr/local/lib/systemd).
+PREFIX   ?= /usr
+DESTDIR  ?=
+UNITDIR  ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+# make package links without the symbol table and DWARF (-s -w), as Debian strips the
+# binaries it ships (a third of their size; a panic still prints its stack); make build keeps
+# them, for debuggers and profiles.
+BUILD_FLAGS   ?=
+BUILD_LDFLAGS ?=
+# The man pages' date and the package's file times follow the last commit, not the clock.
+ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
+SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+endif
+export SOURCE_DATE_EPOCH
+
+.PHONY: build test test-vm fuzz demo demo-mysql demo-lvs bench faults lint clean install package test-package
 
 # plugins/ may be empty or absent (git keeps no empty directories): list only the trees that
 # exist, and ask go list which packages they hold. -e keeps packages that fail to load in the
@@ -43,7 +72,44 @@ build:
 	pkgs="$$([ -n "$$dirs" ] && $(GO) list -e $$dirs 2>/dev/null)" || true; \
 	if [ -z "$$pkgs" ]; then echo "build: no packages under cmd/ or plugins/"; exit 1; fi; \
 	echo "$(GO) build -o $(BIN)/" $$pkgs; \
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $$pkgs
+	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -ldflags "-X main.version=$(VERSION) $(BUILD_LDFLAGS)" -o $(BIN)/ $$pkgs
+
+# The man pages come from the binary being installed (vigil help --man), so they describe its
+# flags. The example configuration is installed only where there is none: make install on a
+# running node keeps the operator's file.
+install: build
+	@set -x; d='$(DESTDIR)'; p='$(PREFIX)'; \
+	install -d -m 0755 "$$d$$p/sbin" "$$d$$p/lib/vigil/plugins" "$$d/etc/vigil" "$$d$(UNITDIR)" \
+		"$$d$$p/share/man/man8" "$$d$$p/share/man/man5" "$$d$$p/share/doc/vigil/examples"; \
+	install -m 0755 $(BIN)/vigil "$$d$$p/sbin/vigil"; \
+	for f in $(BIN)/vigil-check-* $(BIN)/vigil-notify-*; do \
+		if [ -e "$$f" ]; then install -m 0755 "$$f" "$$d$$p/lib/vigil/plugins/"; fi; \
+	done; \
+	sed 's|/usr/sbin/vigil|'"$$p"'/sbin/vigil|g' configs/vigil.service >"$$d$(UNITDIR)/vigil.service"; \
+	chmod 0644 "$$d$(UNITDIR)/vigil.service"; \
+	if [ ! -e "$$d/etc/vigil/vigil.conf" ]; then install -m 0644 packaging/vigil.conf "$$d/etc/vigil/vigil.conf"; fi; \
+	$(BIN)/vigil help --man 8 | gzip -9n >"$$d$$p/share/man/man8/vigil.8.gz"; \
+	$(BIN)/vigil help --man 5 | gzip -9n >"$$d$$p/share/man/man5/vigil.conf.5.gz"; \
+	chmod 0644 "$$d$$p/share/man/man8/vigil.8.gz" "$$d$$p/share/man/man5/vigil.conf.5.gz"; \
+	install -m 0644 docs/install.md "$$d$$p/share/doc/vigil/install.md"; \
+	cp -R configs/. "$$d$$p/share/doc/vigil/examples/"; \
+	chmod -R u=rwX,go=rX "$$d$$p/share/doc/vigil"
+
+# The .deb of what make install lays out (packaging/nfpm.yaml), built by packaging/deb with the
+# nfpm Go module; packaging/deb is a module of its own, so that nfpm's dependencies stay out of
+# vigil's. dist/stage is rebuilt each time: the package holds nothing left from before.
+package:
+	rm -rf dist/stage
+	$(MAKE) install DESTDIR=$(CURDIR)/dist/stage PREFIX=/usr BUILD_LDFLAGS='-s -w'
+	cd packaging/deb && $(GO) build -o $(CURDIR)/dist/nfpm-deb .
+	rm -f dist/vigil_*.deb
+	dist/nfpm-deb -config packaging/nfpm.yaml -stage dist/stage -out dist -version '$(VERSION)' -arch "$$($(GO) env GOARCH)"
+
+# The package in a fresh Debian 12 made by debootstrap (cached in /var/cache/vigil-test):
+# dpkg -i, the files, vigil -t and --version, the man pages, the daemon run as the unit runs
+# it, dpkg -r and -P. Needs root and debootstrap; says so and passes without them.
+test-package: package
+	packaging/test-deb.sh dist/vigil_*.deb
 
 # -timeout 30m: core/vrrp runs its namespace and interop labs one after another, about 8 min
 # on an idle 2-core machine and over go test's default 10 min with two busy loops beside it.
@@ -55,6 +121,7 @@ test:
 	$(GO) run ./bench/faults -short -impl vigil
 	$(MAKE) fuzz FUZZTIME=100000x
 	$(MAKE) demo
+	$(MAKE) test-package
 
 # Tests that need a kernel of their own (IPVS) are named TestVM... and run in one VM per package
 # (core/lab/vm: qemu TCG, seconds to boot). They run here, without -race: under TCG a race
@@ -118,4 +185,4 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 clean:
-	rm -rf $(BIN)/ cover.out coverage.* *.coverprofile
+	rm -rf $(BIN)/ dist/ cover.out coverage.* *.coverprofile
