@@ -196,3 +196,13 @@ func TestManPagesRender(t *testing.T) {
 		}
 	}
 }
+
+// TestPackagedConfig: the /etc/vigil/vigil.conf that make install and the .deb ship passes
+// vigil -t without a warning, on any host (its interface is lo). packaging/test-deb.sh checks
+// it again in a fresh Debian; this catches a change to the parser that breaks it at once.
+func TestPackagedConfig(t *testing.T) {
+	code, _, stderr := runVigil("-t", "-f", "../../packaging/vigil.conf")
+	if code != exitOK || !strings.Contains(stderr, "configuration OK (0 warning(s))") {
+		t.Errorf("vigil -t on packaging/vigil.conf: exit %d\n%s", code, stderr)
+	}
+}
