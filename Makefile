@@ -18,8 +18,8 @@
 #   make install vigil, its plugins, unit, example configuration and man pages under DESTDIR
 #                and PREFIX (default /usr); docs/install.md
 #   make package the Debian package dist/vigil_VERSION_ARCH.deb (packaging/, with nfpm)
-#   make test-package  install that package into a fresh Debian (debootstrap, cached) and
-#                check it (root; part of make test)
+#   make test-package  install that package into a fresh Debian, with and without systemd
+#                running, and check it (root; part of make test)
 #   make lint    go vet and staticcheck
 #   make clean
 
@@ -105,11 +105,12 @@ package:
 	rm -f dist/vigil_*.deb
 	dist/nfpm-deb -config packaging/nfpm.yaml -stage dist/stage -out dist -version '$(VERSION)' -arch "$$($(GO) env GOARCH)"
 
-# The package in a fresh Debian 12 made by debootstrap (cached in /var/cache/vigil-test):
-# dpkg -i, the files, vigil -t and --version, the man pages, the daemon run as the unit runs
-# it, dpkg -r and -P. Needs root and debootstrap; says so and passes without them.
+# The package in a fresh Debian 12 (core/lab/nspawn's debootstrap, cached in
+# /var/cache/vigil-test and shared with cmd/vigil's systemd test): installed, used, upgraded and
+# removed in a chroot without a service manager and in a container with systemd as PID 1
+# (packaging/debtest). Needs root, debootstrap and systemd-nspawn; says so and passes without.
 test-package: package
-	packaging/test-deb.sh dist/vigil_*.deb
+	$(GO) run ./packaging/debtest dist/vigil_*.deb
 
 # -timeout 30m: core/vrrp runs its namespace and interop labs one after another, about 8 min
 # on an idle 2-core machine and over go test's default 10 min with two busy loops beside it.

@@ -14,8 +14,7 @@
 # debootstrap, systemd-container: core/lab/nspawn boots a Debian container with systemd as its
 # PID 1 (this machine's init is not systemd), for the unit's and the package's tests.
 # groff-base, man-db: groff -ww and man -l check the generated man pages (cmd/vigil
-# TestManPagesRender). debootstrap also makes the fresh Debian system that the .deb is
-# installed into (packaging/test-deb.sh, make test-package).
+# TestManPagesRender).
 set -euo pipefail
 
 DEPS="iproute2 iputils-ping keepalived tshark mariadb-server frr nftables qemu-system-x86 linux-image-amd64 busybox-static ipvsadm debootstrap systemd-container groff-base man-db"

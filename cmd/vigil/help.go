@@ -129,7 +129,7 @@ func daemonPage(fs *flag.FlagSet) *manual.Page {
 				{Term: "GOMAXPROCS", Text: "The Go runtime's processors. The check and vrrp processes use one unless it is set."},
 				{Term: "${_ENV NAME}", Text: "Not a variable of vigil's own: in the configuration file this expands to the environment variable NAME, as in keepalived."},
 			}}},
-			{Title: "See also", Blocks: []manual.Block{manual.Para("vigil.conf(5), keepalived(8), keepalived.conf(5), systemd.service(5); docs/install.md and the README in vigil's sources.")}},
+			{Title: "See also", Blocks: []manual.Block{manual.Para("vigil.conf(5), keepalived(8), keepalived.conf(5), systemd.service(5); docs/ in vigil's sources (docs/install.md: installing and the package).")}},
 		},
 	}
 }
