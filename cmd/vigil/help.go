@@ -322,6 +322,11 @@ func helpTopics(pages []*manual.Page) []string {
 	return topics
 }
 
+// writeUsage is `vigil -h` (and what follows a wrong flag): the overview on stderr.
+func writeUsage(w io.Writer, fs *flag.FlagSet) {
+	writeOverview(w, []*manual.Page{daemonPage(fs), confPage()})
+}
+
 // writeOverview is `vigil help` and `vigil -h`: the synopsis, the flags and the topics.
 func writeOverview(w io.Writer, pages []*manual.Page) {
 	var secs []manual.Section

@@ -20,7 +20,6 @@ import (
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/control"
-	"github.com/vigil-ha/vigil/core/manual"
 	"github.com/vigil-ha/vigil/core/memdump"
 )
 
@@ -109,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.watch, "watch", defaultWatchDebounce, "reload when the configuration files change, once they have been quiet this long; 0: only on SIGHUP or vigil reload")
 	// The role flag is how core starts its children; it is not for operators.
 	fs.StringVar(&o.role, "role", "", "internal: run as the check or vrrp child")
-	fs.Usage = func() { writeOverview(stderr, []*manual.Page{daemonPage(fs), confPage()}) }
+	fs.Usage = func() { writeUsage(stderr, fs) }
 	// help reads the flags off fs, so it is dispatched here rather than with the others.
 	if len(args) > 0 && args[0] == "help" {
 		return helpCmd(fs, args[1:], stdout, stderr)
