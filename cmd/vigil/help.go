@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/control"
 	"github.com/vigil-ha/vigil/core/manual"
+	"github.com/vigil-ha/vigil/core/memdump"
 	"github.com/vigil-ha/vigil/core/plugin"
 )
 
@@ -113,6 +114,7 @@ func daemonPage(fs *flag.FlagSet) *manual.Page {
 				{Term: "SIGHUP", Text: "Reload the configuration, as `vigil reload` does (`systemctl reload vigil` runs `vigil reload`). A file with errors changes nothing."},
 				{Term: "SIGTERM, SIGINT", Text: "Stop: run the stop notifications, send priority 0 adverts so that a backup takes over at once, remove the virtual addresses (unless `-V`) and the IPVS services (unless `-I`), then exit 0."},
 				{Term: "SIGUSR1", Text: "Write the state, as `vigil status --json` prints it, to `/tmp/vigil.data`."},
+				{Term: "SIGUSR2", Text: "When `" + memdump.Env + "` is set: write a heap profile and memory figures of the process into that directory (send it to the process group, `kill -USR2 -- -PID`, for the children's too). Without it SIGUSR2 keeps its default action, which ends the process: do not send it."},
 			}}},
 			{Title: "Files", Topic: "files", Blocks: []manual.Block{manual.List{
 				{Term: defaultConfigFiles[0], Text: "The configuration, in keepalived.conf syntax (vigil.conf(5)); read when `-f` is not given."},
@@ -126,6 +128,7 @@ func daemonPage(fs *flag.FlagSet) *manual.Page {
 			{Title: "Environment", Topic: "environment", Blocks: []manual.Block{manual.List{
 				{Term: "NOTIFY_SOCKET", Text: "Set by systemd for a `Type=notify` service: vigil sends READY=1 once its children run with the configuration, RELOADING=1 and READY=1 around a reload, STOPPING=1 and STATUS= lines."},
 				{Term: "WATCHDOG_USEC", Text: "Set by systemd from `WatchdogSec=`: vigil pings the watchdog while both children answer."},
+				{Term: memdump.Env, Text: "A directory: SIGUSR2 makes each of vigil's processes write its heap profile and memory figures there (for debugging; unset, SIGUSR2 ends a process, as it ends any program that does not catch it)."},
 				{Term: "GOMAXPROCS", Text: "The Go runtime's processors. The check and vrrp processes use one unless it is set."},
 				{Term: "${_ENV NAME}", Text: "Not a variable of vigil's own: in the configuration file this expands to the environment variable NAME, as in keepalived."},
 			}}},
