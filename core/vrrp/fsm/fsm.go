@@ -4,8 +4,9 @@
 //
 // The machine follows RFC 5798 section 6.4 (VRRPv3) and RFC 3768 section 6.4
 // (VRRPv2), with keepalived's behaviour where keepalived goes beyond the RFCs
-// (FAULT state, preempt_delay, answering lower-priority adverts, sync groups).
-// The comments quote the RFC section each branch implements.
+// (FAULT state, preempt_delay, answering lower-priority adverts, sync groups),
+// and one extension of vigil's own: the operator's Demote and Promote, which
+// neither has. The comments quote the RFC section each branch implements.
 package fsm
 
 import (
@@ -128,11 +129,32 @@ type FaultChanged struct {
 	Reason string
 }
 
+// Demote is vigil's operator handover (`vigil demote`), which neither RFC nor keepalived
+// has: a master resigns as on Shutdown (6.4.3: "Send an ADVERTISEMENT with Priority = 0",
+// so that a backup takes over after Skew_Time rather than Master_Down_Interval) but stays
+// in Backup, and a demoted router never becomes master again until Promote, not even when
+// no other master is left (see NoMaster): an operator who demotes a node to patch it wants
+// it to serve nothing, and a takeover in the middle of the work would send clients to a
+// node whose services are down. The router still listens, and follows whatever master it
+// hears, so that status can say who serves the addresses, and whether anyone does.
+//
+// A member of a sync group demotes the whole group: a group whose members stood on
+// different nodes would break what the group is for.
+type Demote struct{}
+
+// Promote lifts a Demote. A backup then behaves as 6.4.2 says again: with preemption and
+// a higher priority than the master's it discards the master's adverts and takes over when
+// its Master_Down_Timer fires; if no master was heard for a Master_Down_Interval (NoMaster),
+// it takes over at once.
+type Promote struct{}
+
 func (Startup) isEvent()         {}
 func (Shutdown) isEvent()        {}
 func (AdvertReceived) isEvent()  {}
 func (PriorityChanged) isEvent() {}
 func (FaultChanged) isEvent()    {}
+func (Demote) isEvent()          {}
+func (Promote) isEvent()         {}
 
 // Action is an output of the machine, for the runtime to carry out in order.
 type Action interface{ isAction() }
@@ -186,10 +208,17 @@ func reannounceSoon(advert time.Duration) time.Duration {
 	return max(advert, 100*time.Millisecond)
 }
 
+// NoMaster reports that a demoted backup's Master_Down_Timer ran out: no router is
+// master, the virtual addresses are served by nobody, and the demoted router does not take
+// over (see Demote). It comes once per episode; the runtime warns the operator, who may
+// promote the router. The episode ends when an advert is accepted or on Promote.
+type NoMaster struct{ Since time.Time }
+
 func (SendAdvert) isAction()         {}
 func (Transition) isAction()         {}
 func (LowerPriorityHeard) isAction() {}
 func (Reannounce) isAction()         {}
+func (NoMaster) isAction()           {}
 
 // Machine is the state machine of one virtual router. It is not safe for
 // concurrent use. A machine that belongs to a SyncGroup is driven only
@@ -223,6 +252,12 @@ type Machine struct {
 	// for a lower priority advert, ours or a sync group member's; zero
 	// before the first one of a mastership.
 	reannouncedAt time.Time
+
+	// demoted is set between Demote and Promote (see Demote): goMaster refuses.
+	demoted bool
+	// noMasterSince is when a demoted backup's Master_Down_Timer ran out with no master
+	// heard (NoMaster); zero while a master is heard, and whenever not demoted.
+	noMasterSince time.Time
 
 	group *SyncGroup
 	index int      // our index in group
@@ -282,6 +317,15 @@ func (m *Machine) MasterAdverInterval() time.Duration { return m.masterAdverInte
 
 // MasterAddr returns the address of the master whose advert we last accepted.
 func (m *Machine) MasterAddr() netip.Addr { return m.masterAddr }
+
+// Demoted reports whether the router is demoted (Demote, until Promote).
+func (m *Machine) Demoted() bool { return m.demoted }
+
+// NoMasterSince returns when a demoted backup last found that no router is master (see
+// NoMaster), and false while a master is heard or the router is not demoted.
+func (m *Machine) NoMasterSince() (time.Time, bool) {
+	return m.noMasterSince, !m.noMasterSince.IsZero()
+}
 
 // SkewTime returns Skew_Time for the current effective priority.
 //
@@ -360,6 +404,18 @@ func (m *Machine) handle(now time.Time, ev Event) {
 		m.setPriority(ev.Effective)
 	case FaultChanged:
 		m.setFault(now, ev.Faulty, ev.Reason)
+	case Demote:
+		if m.group != nil {
+			m.group.demote(now)
+		} else {
+			m.demote(now)
+		}
+	case Promote:
+		if m.group != nil {
+			m.group.promote(now)
+		} else {
+			m.promote(now)
+		}
 	default:
 		panic(fmt.Sprintf("fsm: unknown event %T", ev))
 	}
@@ -371,6 +427,18 @@ func (m *Machine) tick(now time.Time) {
 	}
 	switch m.state {
 	case Backup:
+		if m.demoted {
+			// vigil: a demoted router does not take over (see Demote); it says once that
+			// nobody serves the addresses now, and keeps no timer until an advert comes.
+			m.deadline = time.Time{}
+			m.resigned = false
+			m.masterAddr = netip.Addr{}
+			if m.noMasterSince.IsZero() {
+				m.noMasterSince = now
+				m.emit(NoMaster{Since: now})
+			}
+			return
+		}
 		// 6.4.2 Backup: "If the Master_Down_Timer fires": become master.
 		reason := "master down timer expired"
 		if m.resigned {
@@ -427,7 +495,7 @@ func (m *Machine) startup(now time.Time) {
 	// timer: a router that is not the owner never claims the address before a
 	// running master has had Master_Down_Interval to show itself.
 	m.enterBackup(now, Init, "startup")
-	if wantMaster {
+	if wantMaster && !m.demoted {
 		// It does count for the sync group: this member is ready for MASTER
 		// when its timer runs out, so it does not hold the others back.
 		m.wantMaster = true
@@ -469,6 +537,12 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived) {
 		// Master_Down_Timer to Skew_Time."
 		m.deadline = now.Add(m.SkewTime())
 		m.resigned = true
+	case m.demoted:
+		// vigil: a demoted router follows any master, whatever its priority (see Demote):
+		// it will not preempt, and its timer only tells whether someone serves the
+		// addresses.
+		m.follow(now, ev)
+		m.preemptAt = time.Time{}
 	case !m.cfg.Preempt || int(ev.Priority) >= m.priority || m.preemptDelayed(now):
 		// "If Preempt_Mode is False, or if the Priority in the ADVERTISEMENT
 		// is greater than or equal to the local Priority, then: Set
@@ -476,13 +550,7 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived) {
 		// ADVERTISEMENT, Recompute the Master_Down_Interval, Reset the
 		// Master_Down_Timer to Master_Down_Interval."
 		// keepalived also accepts while a preempt_delay runs.
-		if m.cfg.Version == 3 && ev.Interval > 0 {
-			m.masterAdverInterval = ev.Interval // v2 adverts carry it for troubleshooting only
-		}
-		m.deadline = now.Add(m.MasterDownInterval())
-		m.resigned = false
-		m.masterAddr = ev.From
-		m.wantMaster = false
+		m.follow(now, ev)
 		if m.cfg.PreemptDelay > 0 {
 			if int(ev.Priority) >= m.priority {
 				m.preemptAt = time.Time{}
@@ -494,6 +562,65 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived) {
 		// "Else (Priority in the ADVERTISEMENT is less than the local
 		// Priority and Preempt_Mode is True): Discard the ADVERTISEMENT."
 		// The Master_Down_Timer keeps running, so we preempt when it fires.
+	}
+}
+
+// follow accepts ev's sender as our master (6.4.2): "Set Master_Adver_Interval to Adver
+// Interval contained in the ADVERTISEMENT, Recompute the Master_Down_Interval, Reset the
+// Master_Down_Timer to Master_Down_Interval".
+func (m *Machine) follow(now time.Time, ev AdvertReceived) {
+	if m.cfg.Version == 3 && ev.Interval > 0 {
+		m.masterAdverInterval = ev.Interval // v2 adverts carry it for troubleshooting only
+	}
+	m.deadline = now.Add(m.MasterDownInterval())
+	m.resigned = false
+	m.masterAddr = ev.From
+	m.wantMaster = false
+	m.noMasterSince = time.Time{}
+}
+
+// demote is Demote for this machine: a master resigns as on Shutdown (6.4.3) and goes to
+// Backup with a full Master_Down_Timer, which, demoted, only tells whether a new master
+// shows up. Any other state just takes note: goMaster refuses from now on.
+func (m *Machine) demote(now time.Time) {
+	if m.markDemoted() && m.state == Master {
+		m.emit(SendAdvert{Priority: PriorityStop})
+		m.enterBackup(now, Master, reasonDemoted)
+	}
+}
+
+const reasonDemoted = "demoted by the operator (vigil demote)"
+
+// markDemoted sets the demotion and drops any wish to become master; false if it was set.
+func (m *Machine) markDemoted() bool {
+	if m.demoted {
+		return false
+	}
+	m.demoted = true
+	m.wantMaster = false
+	m.preemptAt = time.Time{}
+	return true
+}
+
+// promote is Promote for this machine. A backup that found no master (NoMaster) takes over
+// at once, as its Master_Down_Timer ran out long ago; any other backup lets its timer run:
+// it preempts by 6.4.2 if it may, when the timer fires.
+func (m *Machine) promote(now time.Time) {
+	if !m.demoted {
+		return
+	}
+	m.demoted = false
+	orphan := !m.noMasterSince.IsZero()
+	m.noMasterSince = time.Time{}
+	if !m.started || m.state != Backup {
+		return
+	}
+	if orphan {
+		m.goMaster(now, "promoted by the operator (vigil promote) with no master heard")
+		return
+	}
+	if m.cfg.InitialState == Master {
+		m.wantMaster = true // as at startup: ready for MASTER when the timer runs out
 	}
 }
 
@@ -685,6 +812,9 @@ func (m *Machine) leaveFault(now time.Time, reason string) {
 // unsolicited NAs) on the Transition, after the advert so that the old master
 // drops the VIPs first.
 func (m *Machine) goMaster(now time.Time, reason string) {
+	if m.demoted {
+		return // vigil: see Demote; every way to Master passes here
+	}
 	if m.group != nil && !m.group.canGoMaster(m) {
 		// keepalived prefers BACKUP to thrashing: hold back until every
 		// member of the group wants MASTER, re-arming the timer meanwhile.
@@ -715,6 +845,7 @@ func (m *Machine) enterBackup(now time.Time, from State, reason string) {
 	// ignores the real master's priority 0 (backupRx). The higher-priority path sets the
 	// sender after this.
 	m.masterAddr = netip.Addr{}
+	m.noMasterSince = time.Time{}
 	m.setState(Backup, reason)
 	m.deadline = now.Add(m.MasterDownInterval())
 	if m.group != nil && from == Master {
@@ -729,6 +860,9 @@ func (m *Machine) setState(to State, reason string) {
 	if to != Master {
 		m.lowerHeardAt = time.Time{}
 		m.reannouncedAt = time.Time{}
+	}
+	if to != Backup {
+		m.noMasterSince = time.Time{}
 	}
 	switch to {
 	case Init, Fault:

@@ -26,6 +26,9 @@ func (m *Machine) RefreshedBy(ev AdvertReceived) bool {
 	if m.cfg.Version == 3 && ev.Interval > 0 && ev.Interval != m.masterAdverInterval {
 		return false
 	}
+	if m.demoted {
+		return true // follows any master (see Demote), and runs no preempt_delay
+	}
 	if int(ev.Priority) >= m.priority {
 		// Accepted; a preempt_delay is cleared, so it must not be running.
 		return m.preemptAt.IsZero()

@@ -133,6 +133,37 @@ func (g *SyncGroup) reannounceOthers(m *Machine, now time.Time, first bool) {
 	}
 }
 
+// demote is Demote for a group: every member is demoted (vigil's rule: a sync group moves
+// as one). Every master resigns with its own priority 0 advert before any of them steps
+// down, so that each backup router takes over after Skew_Time; syncBackup would take the
+// others to BACKUP silently, and their backups would wait Master_Down_Interval.
+func (g *SyncGroup) demote(now time.Time) {
+	var masters []*Machine
+	for _, m := range g.members {
+		if m.markDemoted() && m.state == Master {
+			masters = append(masters, m)
+		}
+	}
+	if len(masters) == 0 {
+		return
+	}
+	for _, m := range masters {
+		m.emit(SendAdvert{Priority: PriorityStop})
+	}
+	g.state = Backup // each member steps down itself, with the operator's reason
+	for _, m := range masters {
+		m.enterBackup(now, Master, reasonDemoted+" with its sync group")
+	}
+}
+
+// promote is Promote for a group: every member is promoted. Members that found no master
+// go MASTER together once the last of them is promoted (canGoMaster holds the first back).
+func (g *SyncGroup) promote(now time.Time) {
+	for _, m := range g.members {
+		m.promote(now)
+	}
+}
+
 // syncFault is keepalived's vrrp_sync_fault.
 func (g *SyncGroup) syncFault(m *Machine) {
 	if g.state == Fault {
