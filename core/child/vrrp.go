@@ -49,6 +49,12 @@ type vrrpServer struct {
 	// and an older one must not win (see childpb.CheckState). Guarded by setMu.
 	checkOrder map[string]childpb.Order
 	setMu      sync.Mutex // one SetCheck at a time, so that the order above and the post agree
+
+	// demoted is the set of demoted instances core last sent (SetDemoted), kept for the
+	// engine that Start makes: core sends it before Start. Guarded by mu; demMu takes
+	// SetDemoted calls one at a time, so that core's last set is the one that holds.
+	demoted []string
+	demMu   sync.Mutex
 }
 
 // maxPending is how many transitions a subscriber (or core, before it subscribes) may have
@@ -121,6 +127,8 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 	if s.keep {
 		eng.KeepOnStop()
 	}
+	// Before the units start: a demoted instance never goes MASTER, even for a moment.
+	eng.SetDemoted(s.demoted)
 	s.eng, s.checks = eng, trackedChecks(cfg)
 	s.work.start(func(ctx context.Context) {
 		if err := eng.Run(ctx); err != nil {
@@ -287,6 +295,10 @@ func (s *vrrpServer) Status(context.Context, *childpb.Empty) (*childpb.VRRPStatu
 		is := &childpb.InstanceStatus{
 			Name: st.Name, Group: st.Group, State: st.State, Priority: int32(st.Priority),
 			EffectivePriority: int32(st.EffectivePriority), Interface: st.Interface, Vrid: uint32(st.VRID), Vips: st.VIPs,
+			Demoted: st.Demoted,
+		}
+		if !st.NoMasterSince.IsZero() {
+			is.NoMasterSinceUnixNano = st.NoMasterSince.UnixNano()
 		}
 		if st.Master.IsValid() {
 			is.Master = st.Master.String()
@@ -295,6 +307,22 @@ func (s *vrrpServer) Status(context.Context, *childpb.Empty) (*childpb.VRRPStatu
 	}
 	out.Drops = eng.Drops()
 	return out, nil
+}
+
+// SetDemoted replaces the set of demoted instances (childpb.DemoteRequest). Before Start
+// it is kept for the engine; after, the engine applies it before it answers.
+func (s *vrrpServer) SetDemoted(_ context.Context, req *childpb.DemoteRequest) (*childpb.Empty, error) {
+	s.demMu.Lock()
+	defer s.demMu.Unlock()
+	names := slices.Clone(req.GetInstances())
+	s.mu.Lock()
+	s.demoted = names
+	eng := s.eng
+	s.mu.Unlock()
+	if eng != nil {
+		eng.SetDemoted(names) // not under mu: status and checks go on meanwhile
+	}
+	return &childpb.Empty{}, nil
 }
 
 func (s *vrrpServer) Stop(context.Context, *childpb.Empty) (*childpb.Empty, error) {

@@ -74,6 +74,9 @@ type Engine struct {
 
 	// keep is --dont-release-vrrp (KeepOnStop).
 	keep atomic.Bool
+
+	// demoted is the operator's demotions (SetDemoted).
+	demoted demotions
 }
 
 // KeepOnStop makes the engine's stop leave every instance as it is, as keepalived's
@@ -506,6 +509,7 @@ func (e *Engine) startUnit(u *unit, delay time.Duration) {
 	runCtx := e.runCtx
 	ctx, cancel := context.WithCancel(runCtx)
 	u.stop = cancel
+	u.isDemoted = e.demoted.has
 	// Only the engine's stop keeps the instances (KeepOnStop), not a reload removing the unit.
 	u.keepAtStop = func() bool { return e.keep.Load() && runCtx.Err() != nil }
 	e.uwg.Add(1)

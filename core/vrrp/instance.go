@@ -186,6 +186,10 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 		if a.Soon > 0 {
 			in.reannounceSoon = now.Add(a.Soon)
 		}
+	case fsm.NoMaster:
+		// The operator demoted this instance, and now nobody serves its addresses: say so
+		// loud, once, with what to do (the machine does not take over; see fsm.Demote).
+		in.log.Warn("no master: the virtual addresses are served by nobody; this instance is demoted and does not take over; run vigil promote to let it")
 	case fsm.LowerPriorityHeard:
 		in.log.Debug("lower priority advert heard; answered at once", "from", a.From, "priority", a.Priority)
 		if in.heard != nil {

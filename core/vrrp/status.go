@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/vigil-ha/vigil/core/vrrp/fsm"
 )
@@ -19,15 +20,21 @@ type InstanceStatus struct {
 	EffectivePriority int
 	Master            netip.Addr // the master heard last (ourselves when master)
 	VIPs              []string
+	// Demoted: the operator demoted the instance (vigil demote). NoMasterSince is when its
+	// Master_Down_Timer ran out with no master heard since (zero: a master is heard).
+	Demoted       bool
+	NoMasterSince time.Time
 }
 
 // snapshot is an instance's state as last published by its unit, for readers on other
 // goroutines.
 type snapshot struct {
-	mu     sync.Mutex
-	state  fsm.State
-	prio   int
-	master netip.Addr
+	mu      sync.Mutex
+	state   fsm.State
+	prio    int
+	master  netip.Addr
+	demoted bool
+	noMast  time.Time
 }
 
 func (in *instance) publish() {
@@ -35,6 +42,8 @@ func (in *instance) publish() {
 	in.snap.state = in.m.State()
 	in.snap.prio = in.m.EffectivePriority()
 	in.snap.master = in.m.MasterAddr()
+	in.snap.demoted = in.m.Demoted()
+	in.snap.noMast, _ = in.m.NoMasterSince()
 	if in.snap.state == fsm.Master {
 		in.snap.master = in.src
 	}
@@ -89,7 +98,7 @@ func (in *instance) status(group string) InstanceStatus {
 	st := InstanceStatus{
 		Name: in.name, Group: group, Interface: in.cfg.Interface, VRID: in.cfg.VRID,
 		State: in.snap.state.String(), Priority: in.cfg.Priority, EffectivePriority: in.snap.prio,
-		Master: in.snap.master,
+		Master: in.snap.master, Demoted: in.snap.demoted, NoMasterSince: in.snap.noMast,
 	}
 	in.snap.mu.Unlock()
 	for _, a := range in.settings.vips {

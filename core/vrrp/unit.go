@@ -38,6 +38,10 @@ type unit struct {
 	// a test on a loaded machine sets a larger one).
 	settleBound time.Duration
 
+	// isDemoted says whether the operator demoted an instance, by name (the engine's set;
+	// set by Engine.startUnit).
+	isDemoted func(name string) bool
+
 	stop   context.CancelFunc // ends run (set by Engine.startUnit)
 	exited chan struct{}      // closed when run has returned
 }
@@ -406,6 +410,9 @@ func (u *unit) startWhenReady(now time.Time) {
 		return
 	}
 	u.started = true
+	// A demoted unit is demoted before Startup, so that it never goes MASTER, not even for
+	// a moment (an address owner would at once).
+	u.applyDemoted(now)
 	for i, in := range u.members {
 		// The trackers first: a fault known at start (a tracked interface down, a
 		// weight-0 script that failed) keeps the instance in FAULT from its first moment,

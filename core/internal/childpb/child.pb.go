@@ -561,8 +561,13 @@ type InstanceStatus struct {
 	Vrid              uint32                 `protobuf:"varint,7,opt,name=vrid,proto3" json:"vrid,omitempty"`
 	Vips              []string               `protobuf:"bytes,8,rep,name=vips,proto3" json:"vips,omitempty"`
 	Group             string                 `protobuf:"bytes,9,opt,name=group,proto3" json:"group,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// demoted: the operator demoted the instance (vigil demote; see DemoteRequest).
+	Demoted bool `protobuf:"varint,10,opt,name=demoted,proto3" json:"demoted,omitempty"`
+	// no_master_since_unix_nano: a demoted instance's Master_Down_Timer ran out and no router
+	// has been master since then (0: a master is heard). A demoted instance does not take over.
+	NoMasterSinceUnixNano int64 `protobuf:"varint,11,opt,name=no_master_since_unix_nano,json=noMasterSinceUnixNano,proto3" json:"no_master_since_unix_nano,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *InstanceStatus) Reset() {
@@ -656,6 +661,20 @@ func (x *InstanceStatus) GetGroup() string {
 		return x.Group
 	}
 	return ""
+}
+
+func (x *InstanceStatus) GetDemoted() bool {
+	if x != nil {
+		return x.Demoted
+	}
+	return false
+}
+
+func (x *InstanceStatus) GetNoMasterSinceUnixNano() int64 {
+	if x != nil {
+		return x.NoMasterSinceUnixNano
+	}
+	return 0
 }
 
 type VRRPStatus struct {
@@ -1756,6 +1775,54 @@ func (x *ValidateResult) GetNotInstalled() bool {
 	return false
 }
 
+// DemoteRequest is every instance the operator demoted, as core holds them: the whole set,
+// which replaces the one before (an instance not in it is promoted). A member of a sync
+// group demotes its group. Core keeps the set across reloads and restarts of the child,
+// and clears what a `vigil demote --for` put in it when that time is up.
+type DemoteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instances     []string               `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DemoteRequest) Reset() {
+	*x = DemoteRequest{}
+	mi := &file_child_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DemoteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DemoteRequest) ProtoMessage() {}
+
+func (x *DemoteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DemoteRequest.ProtoReflect.Descriptor instead.
+func (*DemoteRequest) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DemoteRequest) GetInstances() []string {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
 var File_child_proto protoreflect.FileDescriptor
 
 const file_child_proto_rawDesc = "" +
@@ -1805,7 +1872,7 @@ const file_child_proto_rawDesc = "" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1a\n" +
 	"\bpriority\x18\x06 \x01(\x05R\bpriority\x12\x1b\n" +
 	"\tunix_nano\x18\a \x01(\x03R\bunixNano\x12\x12\n" +
-	"\x04vips\x18\b \x03(\tR\x04vips\"\xf9\x01\n" +
+	"\x04vips\x18\b \x03(\tR\x04vips\"\xcd\x02\n" +
 	"\x0eInstanceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1a\n" +
@@ -1815,7 +1882,10 @@ const file_child_proto_rawDesc = "" +
 	"\tinterface\x18\x06 \x01(\tR\tinterface\x12\x12\n" +
 	"\x04vrid\x18\a \x01(\rR\x04vrid\x12\x12\n" +
 	"\x04vips\x18\b \x03(\tR\x04vips\x12\x14\n" +
-	"\x05group\x18\t \x01(\tR\x05group\"\xe1\x01\n" +
+	"\x05group\x18\t \x01(\tR\x05group\x12\x18\n" +
+	"\ademoted\x18\n" +
+	" \x01(\bR\ademoted\x128\n" +
+	"\x19no_master_since_unix_nano\x18\v \x01(\x03R\x15noMasterSinceUnixNano\"\xe1\x01\n" +
 	"\n" +
 	"VRRPStatus\x12<\n" +
 	"\tinstances\x18\x01 \x03(\v2\x1e.vigil.child.v1.InstanceStatusR\tinstances\x12;\n" +
@@ -1919,14 +1989,18 @@ const file_child_proto_rawDesc = "" +
 	"\aresults\x18\x01 \x03(\v2\x1e.vigil.child.v1.ValidateResultR\aresults\"K\n" +
 	"\x0eValidateResult\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12#\n" +
-	"\rnot_installed\x18\x02 \x01(\bR\fnotInstalled2\x8a\x03\n" +
+	"\rnot_installed\x18\x02 \x01(\bR\fnotInstalled\"-\n" +
+	"\rDemoteRequest\x12\x1c\n" +
+	"\tinstances\x18\x01 \x03(\tR\tinstances2\xce\x03\n" +
 	"\x04VRRP\x12D\n" +
 	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12F\n" +
 	"\x06Reload\x12\x1c.vigil.child.v1.StartRequest\x1a\x1e.vigil.child.v1.ReloadResponse\x12B\n" +
 	"\vTransitions\x12\x15.vigil.child.v1.Empty\x1a\x1a.vigil.child.v1.Transition0\x01\x12=\n" +
 	"\bSetCheck\x12\x1a.vigil.child.v1.CheckState\x1a\x15.vigil.child.v1.Empty\x12;\n" +
 	"\x06Status\x12\x15.vigil.child.v1.Empty\x1a\x1a.vigil.child.v1.VRRPStatus\x124\n" +
-	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.Empty2\x9d\x04\n" +
+	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.Empty\x12B\n" +
+	"\n" +
+	"SetDemoted\x12\x1d.vigil.child.v1.DemoteRequest\x1a\x15.vigil.child.v1.Empty2\x9d\x04\n" +
 	"\x05Check\x12D\n" +
 	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12F\n" +
 	"\x06Reload\x12\x1c.vigil.child.v1.StartRequest\x1a\x1e.vigil.child.v1.ReloadResponse\x12>\n" +
@@ -1950,7 +2024,7 @@ func file_child_proto_rawDescGZIP() []byte {
 }
 
 var file_child_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_child_proto_goTypes = []any{
 	(LVSEvent_Kind)(0),          // 0: vigil.child.v1.LVSEvent.Kind
 	(*Empty)(nil),               // 1: vigil.child.v1.Empty
@@ -1975,13 +2049,14 @@ var file_child_proto_goTypes = []any{
 	(*Param)(nil),               // 20: vigil.child.v1.Param
 	(*ValidateResponse)(nil),    // 21: vigil.child.v1.ValidateResponse
 	(*ValidateResult)(nil),      // 22: vigil.child.v1.ValidateResult
-	nil,                         // 23: vigil.child.v1.CheckState.MetricsEntry
-	nil,                         // 24: vigil.child.v1.VRRPStatus.DropsEntry
+	(*DemoteRequest)(nil),       // 23: vigil.child.v1.DemoteRequest
+	nil,                         // 24: vigil.child.v1.CheckState.MetricsEntry
+	nil,                         // 25: vigil.child.v1.VRRPStatus.DropsEntry
 }
 var file_child_proto_depIdxs = []int32{
-	23, // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
+	24, // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
 	7,  // 1: vigil.child.v1.VRRPStatus.instances:type_name -> vigil.child.v1.InstanceStatus
-	24, // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
+	25, // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
 	5,  // 3: vigil.child.v1.CheckStatus.checks:type_name -> vigil.child.v1.CheckState
 	12, // 4: vigil.child.v1.CheckStatus.lvs:type_name -> vigil.child.v1.LVSStatus
 	0,  // 5: vigil.child.v1.LVSEvent.kind:type_name -> vigil.child.v1.LVSEvent.Kind
@@ -2001,30 +2076,32 @@ var file_child_proto_depIdxs = []int32{
 	5,  // 19: vigil.child.v1.VRRP.SetCheck:input_type -> vigil.child.v1.CheckState
 	1,  // 20: vigil.child.v1.VRRP.Status:input_type -> vigil.child.v1.Empty
 	1,  // 21: vigil.child.v1.VRRP.Stop:input_type -> vigil.child.v1.Empty
-	2,  // 22: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
-	2,  // 23: vigil.child.v1.Check.Reload:input_type -> vigil.child.v1.StartRequest
-	1,  // 24: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
-	10, // 25: vigil.child.v1.Check.SetInstance:input_type -> vigil.child.v1.InstanceState
-	1,  // 26: vigil.child.v1.Check.LVSEvents:input_type -> vigil.child.v1.Empty
-	1,  // 27: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
-	1,  // 28: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
-	18, // 29: vigil.child.v1.Check.Validate:input_type -> vigil.child.v1.ValidateRequest
-	3,  // 30: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
-	4,  // 31: vigil.child.v1.VRRP.Reload:output_type -> vigil.child.v1.ReloadResponse
-	6,  // 32: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
-	1,  // 33: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
-	8,  // 34: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
-	1,  // 35: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
-	3,  // 36: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
-	4,  // 37: vigil.child.v1.Check.Reload:output_type -> vigil.child.v1.ReloadResponse
-	5,  // 38: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
-	1,  // 39: vigil.child.v1.Check.SetInstance:output_type -> vigil.child.v1.Empty
-	11, // 40: vigil.child.v1.Check.LVSEvents:output_type -> vigil.child.v1.LVSEvent
-	9,  // 41: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
-	1,  // 42: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
-	21, // 43: vigil.child.v1.Check.Validate:output_type -> vigil.child.v1.ValidateResponse
-	30, // [30:44] is the sub-list for method output_type
-	16, // [16:30] is the sub-list for method input_type
+	23, // 22: vigil.child.v1.VRRP.SetDemoted:input_type -> vigil.child.v1.DemoteRequest
+	2,  // 23: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
+	2,  // 24: vigil.child.v1.Check.Reload:input_type -> vigil.child.v1.StartRequest
+	1,  // 25: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
+	10, // 26: vigil.child.v1.Check.SetInstance:input_type -> vigil.child.v1.InstanceState
+	1,  // 27: vigil.child.v1.Check.LVSEvents:input_type -> vigil.child.v1.Empty
+	1,  // 28: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
+	1,  // 29: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
+	18, // 30: vigil.child.v1.Check.Validate:input_type -> vigil.child.v1.ValidateRequest
+	3,  // 31: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
+	4,  // 32: vigil.child.v1.VRRP.Reload:output_type -> vigil.child.v1.ReloadResponse
+	6,  // 33: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
+	1,  // 34: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
+	8,  // 35: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
+	1,  // 36: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
+	1,  // 37: vigil.child.v1.VRRP.SetDemoted:output_type -> vigil.child.v1.Empty
+	3,  // 38: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
+	4,  // 39: vigil.child.v1.Check.Reload:output_type -> vigil.child.v1.ReloadResponse
+	5,  // 40: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
+	1,  // 41: vigil.child.v1.Check.SetInstance:output_type -> vigil.child.v1.Empty
+	11, // 42: vigil.child.v1.Check.LVSEvents:output_type -> vigil.child.v1.LVSEvent
+	9,  // 43: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
+	1,  // 44: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
+	21, // 45: vigil.child.v1.Check.Validate:output_type -> vigil.child.v1.ValidateResponse
+	31, // [31:46] is the sub-list for method output_type
+	16, // [16:31] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -2043,7 +2120,7 @@ func file_child_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_child_proto_rawDesc), len(file_child_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -29,6 +29,7 @@ const (
 	VRRP_SetCheck_FullMethodName    = "/vigil.child.v1.VRRP/SetCheck"
 	VRRP_Status_FullMethodName      = "/vigil.child.v1.VRRP/Status"
 	VRRP_Stop_FullMethodName        = "/vigil.child.v1.VRRP/Stop"
+	VRRP_SetDemoted_FullMethodName  = "/vigil.child.v1.VRRP/SetDemoted"
 )
 
 // VRRPClient is the client API for VRRP service.
@@ -44,6 +45,10 @@ type VRRPClient interface {
 	Status(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*VRRPStatus, error)
 	// Stop resigns every master (priority-0 adverts), removes the addresses and returns.
 	Stop(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
+	// SetDemoted replaces the set of instances the operator demoted (vigil demote). Core
+	// calls it before Start too, so that a child it restarts never makes a demoted instance
+	// master, not even for a moment.
+	SetDemoted(ctx context.Context, in *DemoteRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type vRRPClient struct {
@@ -123,6 +128,16 @@ func (c *vRRPClient) Stop(ctx context.Context, in *Empty, opts ...grpc.CallOptio
 	return out, nil
 }
 
+func (c *vRRPClient) SetDemoted(ctx context.Context, in *DemoteRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, VRRP_SetDemoted_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VRRPServer is the server API for VRRP service.
 // All implementations must embed UnimplementedVRRPServer
 // for forward compatibility.
@@ -136,6 +151,10 @@ type VRRPServer interface {
 	Status(context.Context, *Empty) (*VRRPStatus, error)
 	// Stop resigns every master (priority-0 adverts), removes the addresses and returns.
 	Stop(context.Context, *Empty) (*Empty, error)
+	// SetDemoted replaces the set of instances the operator demoted (vigil demote). Core
+	// calls it before Start too, so that a child it restarts never makes a demoted instance
+	// master, not even for a moment.
+	SetDemoted(context.Context, *DemoteRequest) (*Empty, error)
 	mustEmbedUnimplementedVRRPServer()
 }
 
@@ -163,6 +182,9 @@ func (UnimplementedVRRPServer) Status(context.Context, *Empty) (*VRRPStatus, err
 }
 func (UnimplementedVRRPServer) Stop(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stop not implemented")
+}
+func (UnimplementedVRRPServer) SetDemoted(context.Context, *DemoteRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetDemoted not implemented")
 }
 func (UnimplementedVRRPServer) mustEmbedUnimplementedVRRPServer() {}
 func (UnimplementedVRRPServer) testEmbeddedByValue()              {}
@@ -286,6 +308,24 @@ func _VRRP_Stop_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VRRP_SetDemoted_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DemoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VRRPServer).SetDemoted(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VRRP_SetDemoted_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VRRPServer).SetDemoted(ctx, req.(*DemoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // VRRP_ServiceDesc is the grpc.ServiceDesc for VRRP service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -312,6 +352,10 @@ var VRRP_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stop",
 			Handler:    _VRRP_Stop_Handler,
+		},
+		{
+			MethodName: "SetDemoted",
+			Handler:    _VRRP_SetDemoted_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
