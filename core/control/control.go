@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 )
@@ -27,8 +28,9 @@ type Server struct {
 
 // Listen creates the socket at path, readable and writable by its owner only (root for
 // the daemon). A stale socket left by a crashed daemon is replaced.
-// reload (POST /reload, from `vigil reload`) runs a reload and returns its result.
-func Listen(path string, status func(ctx context.Context) any, reload func(ctx context.Context) any) (*Server, error) {
+// reload (POST /reload, from `vigil reload`) runs a reload and returns its result; each
+// action is one more POST endpoint (vigil demote, vigil promote).
+func Listen(path string, status func(ctx context.Context) any, reload func(ctx context.Context) any, actions ...Action) (*Server, error) {
 	if err := os.MkdirAll(dirOf(path), 0o755); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
 	}
@@ -45,18 +47,64 @@ func Listen(path string, status func(ctx context.Context) any, reload func(ctx c
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	s := &Server{path: path, ln: ln, server: newServer(handler(status, reload))}
+	s := &Server{path: path, ln: ln, server: newServer(handler(status, reload, actions...))}
 	go func() { _ = s.server.Serve(ln) }()
 	return s, nil
 }
 
-// handler routes the control socket's requests: GET (and HEAD) /status, POST /reload;
-// anything else gets 404 or 405 and calls neither.
-func handler(status, reload func(ctx context.Context) any) http.Handler {
+// Action is a POST endpoint that changes state: Do gets the request's query parameters
+// (POST /demote?instance=VI_1&for=10m) and answers with its result, or with an error,
+// which the client gets as an *Error: one made with Refuse keeps its status code, any other
+// is a 500.
+type Action struct {
+	Path string // "/demote"
+	Do   func(ctx context.Context, q url.Values) (any, error)
+}
+
+// Error is a request the daemon refused or failed, with its HTTP status and message.
+type Error struct {
+	Code int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("vigil answered %d %s: %s", e.Code, http.StatusText(e.Code), e.Msg)
+}
+
+// Refuse makes an action's error that the client gets with code (400: a bad parameter,
+// 404: no such instance, 409: the state does not allow it).
+func Refuse(code int, err error) error { return &Error{Code: code, Msg: err.Error()} }
+
+// handler routes the control socket's requests: GET (and HEAD) /status, POST /reload, and
+// POST for each action; anything else gets 404 or 405 and calls none of them.
+func handler(status, reload func(ctx context.Context) any, actions ...Action) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", serveJSON(status))
 	mux.HandleFunc("POST /reload", serveJSON(reload))
+	for _, a := range actions {
+		mux.HandleFunc("POST "+a.Path, serveAction(a.Do))
+	}
 	return mux
+}
+
+// serveAction answers with what do returns, as indented JSON, or with its error as
+// {"error": "..."} and the error's status code.
+func serveAction(do func(context.Context, url.Values) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		res, err := do(r.Context(), r.URL.Query())
+		if err != nil {
+			code, msg := http.StatusInternalServerError, err.Error()
+			var e *Error
+			if errors.As(err, &e) {
+				code, msg = e.Code, e.Msg
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+			return
+		}
+		serveJSON(func(context.Context) any { return res })(w, r)
+	}
 }
 
 // newServer is the HTTP server of the control socket (its fuzz test serves with it too).
@@ -138,7 +186,14 @@ func call(ctx context.Context, method, socket, path string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("vigil answered %s: %s", resp.Status, body)
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := string(body)
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			msg = e.Error // an action's refusal (serveAction)
+		}
+		return nil, &Error{Code: resp.StatusCode, Msg: msg}
 	}
 	return body, nil
 }

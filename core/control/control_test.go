@@ -2,8 +2,12 @@ package control
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,5 +49,41 @@ func TestGetLeavesNoConnection(t *testing.T) {
 	}
 	if after := settle(); after > before+5 {
 		t.Errorf("goroutines: %d before %d requests, %d after", before, requests, after)
+	}
+}
+
+// TestAction: an action answers POST only, gets the query, and a refusal reaches the
+// client with its status code and message.
+func TestAction(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "vigil.sock")
+	var got url.Values
+	s, err := Listen(sock, func(context.Context) any { return nil }, func(context.Context) any { return nil },
+		Action{Path: "/demote", Do: func(_ context.Context, q url.Values) (any, error) {
+			got = q
+			if q.Get("instance") == "nope" {
+				return nil, Refuse(http.StatusNotFound, errors.New(`no such vrrp_instance "nope"`))
+			}
+			return map[string]string{"demoted": q.Get("instance")}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	body, err := Post(ctx, sock, "/demote?"+url.Values{"instance": {"VI_1"}, "for": {"2s"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), `"demoted": "VI_1"`) || got.Get("for") != "2s" {
+		t.Errorf("answer %s, query %v", body, got)
+	}
+	_, err = Post(ctx, sock, "/demote?instance=nope")
+	var e *Error
+	if !errors.As(err, &e) || e.Code != http.StatusNotFound || e.Msg != `no such vrrp_instance "nope"` {
+		t.Errorf("refusal: %#v", err)
+	}
+	got = nil
+	if _, err := Get(ctx, sock, "/demote?instance=VI_1"); !errors.As(err, &e) || e.Code != http.StatusMethodNotAllowed || got != nil {
+		t.Errorf("GET /demote: %v, called with %v", err, got)
 	}
 }
