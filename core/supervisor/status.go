@@ -71,6 +71,8 @@ type InstanceStatus struct {
 	EffectivePriority int32    `json:"effective_priority"`
 	Master            string   `json:"master,omitempty"`
 	VIPs              []string `json:"vips"`
+	// Demoted is the operator's demotion (vigil demote); nil when not demoted.
+	Demoted *DemotionStatus `json:"demoted,omitempty"`
 }
 
 // CheckStatus describes one check.
@@ -121,6 +123,13 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 				cfg := s.cfg
 				s.mu.Unlock()
 				st.Instances, st.Drops = instancesOf(vs, cfg)
+				byName := map[string]*childpb.InstanceStatus{}
+				for _, in := range vs.GetInstances() {
+					byName[in.GetName()] = in
+				}
+				for i := range st.Instances {
+					st.Instances[i].Demoted = s.demotionStatus(st.Instances[i].Name, byName[st.Instances[i].Name])
+				}
 			}
 		}
 		st.Processes = append(st.Processes, ps)

@@ -103,6 +103,13 @@ type Supervisor struct {
 	// lvsIndex is, for the configurations the check child may send by, their virtual
 	// servers' IDs and real servers (see admitLVS).
 	lvsIndex map[*config.Config]map[string]map[string]bool
+
+	// demoted is the operator's handover state, by instance (see handover.go);
+	// demChanged is closed (and replaced) when it changes, for expireDemotions. demSend
+	// takes the sends of the set to the vrrp child one at a time.
+	demoted    map[string]demotion
+	demChanged chan struct{}
+	demSend    sync.Mutex
 }
 
 // instanceState is an instance's state and how many changes core has seen of it.
@@ -281,6 +288,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	for _, p := range s.children {
 		s.start(p)
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.expireDemotions(runCtx)
+	}()
 	s.mu.Unlock()
 	var err error
 	select {
@@ -429,10 +441,19 @@ func (s *Supervisor) runOnce(ctx context.Context, p *proc) error {
 	s.mu.Unlock()
 	switch c := raw.(type) {
 	case childpb.VRRPClient:
+		// The demoted instances first, so that none goes MASTER as the engine starts; and
+		// again once the child is reachable, for a demote that came meanwhile.
+		s.demSend.Lock()
+		pending := s.sendDemoted(ctx, c)
+		s.demSend.Unlock()
+		if pending != "" {
+			return fmt.Errorf("vrrp child: %s", pending)
+		}
 		if _, err := c.Start(ctx, req); err != nil {
 			return classify(err)
 		}
 		p.set(func() { p.vrrp, p.answered = c, time.Now() })
+		s.pushDemoted(ctx)
 		s.catchUp(ctx, p, req.ConfigText, func(ctx context.Context, r *childpb.StartRequest) error { _, err := c.Reload(ctx, r); return err })
 		s.replayChecks(ctx, c)
 		s.configured(p)
@@ -871,6 +892,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 	s.mu.Lock()
 	s.cfg, s.req = cfg, child.StartRequest(cfg)
 	s.names = s.checkNamesLocked()
+	s.demotionsAfterReload(cfg)
 	req := s.req
 	restartCheck := false
 	if s.runCtx != nil && s.runCtx.Err() == nil {
@@ -951,6 +973,9 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) (ReloadRepo
 			s.took(child.RoleVRRP, cfg)
 			s.mu.Unlock()
 		}
+		// The child keeps its set through a reload; this adds what the reload grouped
+		// with a demoted instance.
+		s.pushDemoted(ctx)
 		s.replayChecks(ctx, v)
 	}
 	return rep, errors.Join(errs...)
