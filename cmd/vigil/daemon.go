@@ -126,7 +126,7 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 			return supervisor.ReloadStatus{Errors: []string{ctx.Err().Error()}}
 		}
 		return <-reply
-	})
+	}, handoverActions(sup)...)
 	if err != nil {
 		log.Error("cannot start", "error", err)
 		return exitInternal
@@ -601,8 +601,13 @@ func printStatus(w io.Writer, st supervisor.Status) {
 			if in.EffectivePriority != in.Priority {
 				prio += fmt.Sprintf(" (configured %d)", in.Priority)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", in.Name, in.Interface, in.VRID, in.State, prio, in.Master, strings.Join(in.VIPs, " "))
+			state := in.State
+			if in.Demoted != nil {
+				state += " (demoted)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", in.Name, in.Interface, in.VRID, state, prio, in.Master, strings.Join(in.VIPs, " "))
 		}
+		printDemoted(tw, st.Instances)
 	}
 	if len(st.Checks) > 0 {
 		fmt.Fprintln(tw, "\nCHECK\tSTATE\tSINCE\tDETAIL")

@@ -74,6 +74,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "reload" {
 		return reloadCmd(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && (args[0] == "demote" || args[0] == "promote") {
+		return handoverCmd(args[0], args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "plugins" {
 		return pluginsCmd(args[1:], stdout, stderr)
 	}
