@@ -532,6 +532,9 @@ func (m *Machine) backupRx(now time.Time, ev AdvertReceived) {
 		// Skew_Time, and only our master's answer in time (7.8 ms at priority
 		// 254) keeps us from taking over: under a storm of them on a loaded
 		// host it does not (bench/faults forged-malformed).
+	case ev.Priority == PriorityStop && !m.noMasterSince.IsZero():
+		// vigil: a demoted backup that found no master (see Demote) has no master to
+		// resign, and no takeover to time: it keeps waiting for a master's advert.
 	case ev.Priority == PriorityStop:
 		// "If the Priority in the ADVERTISEMENT is zero, then: Set the
 		// Master_Down_Timer to Skew_Time."

@@ -38,7 +38,7 @@ func FuzzMachine(f *testing.F) {
 		for steps := 0; len(data) > 0 && steps < 500; steps++ {
 			before := m.State()
 			var acts []Action
-			switch op := next() % 10; op {
+			switch op := next() % 12; op {
 			case 0:
 				acts = m.Handle(now, Startup{})
 			case 1:
@@ -62,6 +62,10 @@ func FuzzMachine(f *testing.F) {
 				if d, ok := m.NextDeadline(); ok && !d.After(now) {
 					t.Fatalf("deadline %v not after Tick(%v)", d, now)
 				}
+			case 10:
+				acts = m.Handle(now, Demote{})
+			case 11:
+				acts = m.Handle(now, Promote{})
 			default:
 				now = now.Add(time.Duration(next()) * 37 * time.Millisecond)
 			}
@@ -74,9 +78,11 @@ func FuzzMachine(f *testing.F) {
 func checkInvariants(t *testing.T, m *Machine, before State, acts []Action) {
 	t.Helper()
 	_, ok := m.NextDeadline()
+	_, noMaster := m.NoMasterSince()
 	switch m.State() {
 	case Master, Backup:
-		if !ok {
+		// A demoted backup that found no master keeps none: it will not take over.
+		if !ok && !(m.State() == Backup && m.Demoted() && noMaster) {
 			t.Fatalf("%v without a timer", m.State())
 		}
 	case Init, Fault:
@@ -92,6 +98,12 @@ func checkInvariants(t *testing.T, m *Machine, before State, acts []Action) {
 	}
 	if m.MasterDownInterval() <= 3*m.MasterAdverInterval() || m.MasterAdverInterval() <= 0 {
 		t.Fatalf("Master_Down_Interval %v with Master_Adver_Interval %v", m.MasterDownInterval(), m.MasterAdverInterval())
+	}
+	if m.Demoted() && m.State() == Master {
+		t.Fatalf("demoted and MASTER")
+	}
+	if noMaster && (!m.Demoted() || m.State() != Backup || ok) {
+		t.Fatalf("NoMasterSince set in %v, demoted %v, timer %v", m.State(), m.Demoted(), ok)
 	}
 	// Transitions chain from the old state to the new one.
 	cur := before
