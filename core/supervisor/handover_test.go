@@ -145,3 +145,39 @@ func TestDemotePromote(t *testing.T) {
 		t.Errorf("still demoted after --for ran out: %+v", st.Instances[0].Demoted)
 	}
 }
+
+// TestDemotedNodeAloneWaits: the node that took over stops; the demoted node does not take
+// the VIP (it is demoted: the operator wants it out), status says that nobody is master, and
+// vigil promote makes it master at once.
+func TestDemotedNodeAloneWaits(t *testing.T) {
+	ctx, n, _ := n1Master(t)
+	a, b := n[0], n[1]
+	if code, out, stderr := a.vigilCmd(t, "demote", "VI_1"); code != 0 {
+		t.Fatalf("demote: exit %d, %q %q", code, out, stderr)
+	}
+	waitFor(t, 10*time.Second, "n2 takes the VIP over", func() bool { return b.holds(t, ctx) && !a.holds(t, ctx) })
+	if err := b.proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.proc.Wait(10 * time.Second); err != nil {
+		t.Fatalf("n2's exit: %v", err)
+	}
+	waitFor(t, 10*time.Second, "n1's status says nobody is master", func() bool {
+		st := a.status(t)
+		return len(st.Instances) == 1 && st.Instances[0].Demoted != nil && st.Instances[0].Demoted.NoMasterSince != nil
+	})
+	stays(t, ctx, "nobody holds the VIP while n1 is demoted", func() bool { return !a.holds(t, ctx) && !b.holds(t, ctx) })
+	if _, out, _ := a.vigilCmd(t, "status"); !strings.Contains(out, "NO MASTER since") {
+		t.Errorf("vigil status does not warn:\n%s", out)
+	}
+	if !strings.Contains(a.proc.Output(), "no master: the virtual addresses are served by nobody") {
+		t.Errorf("n1 did not log the warning")
+	}
+	if code, out, stderr := a.vigilCmd(t, "promote", "VI_1"); code != 0 {
+		t.Fatalf("promote: exit %d, %q %q", code, out, stderr)
+	}
+	waitFor(t, 10*time.Second, "n1 takes the VIP once promoted", func() bool { return a.holds(t, ctx) })
+	if !strings.Contains(a.proc.Output(), "promoted by the operator (vigil promote) with no master heard") {
+		t.Errorf("n1 did not take over on the promote itself")
+	}
+}
