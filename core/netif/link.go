@@ -107,20 +107,8 @@ func sameLink(a, b Link) bool {
 func (n *Netif) subscribeLinks() (<-chan netlink.LinkUpdate, func(), error) {
 	ch := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
-	// Name the namespace only when it is not the caller's own: entering one, even the same,
-	// needs CAP_SYS_ADMIN, which the vrrp process gives up.
-	var nsOpt *netns.NsHandle
-	if cur, err := netns.Get(); err != nil || !cur.Equal(n.ns) {
-		ns := n.ns
-		nsOpt = &ns
-		if err == nil {
-			cur.Close()
-		}
-	} else {
-		cur.Close()
-	}
 	err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
-		Namespace:         nsOpt,
+		Namespace:         n.subscribeNS(),
 		ListExisting:      true,
 		ReceiveBufferSize: 1 << 20,
 		// Errors end the subscription (the channel closes); nothing to log here.
@@ -136,6 +124,21 @@ func (n *Netif) subscribeLinks() (<-chan netlink.LinkUpdate, func(), error) {
 		}
 	}
 	return ch, stop, nil
+}
+
+// subscribeNS is the namespace option of a netlink subscription: nil when the handle's
+// namespace is the caller's own, since entering one, even the same, needs CAP_SYS_ADMIN,
+// which the vrrp process gives up.
+func (n *Netif) subscribeNS() *netns.NsHandle {
+	cur, err := netns.Get()
+	if err == nil {
+		defer cur.Close()
+		if cur.Equal(n.ns) {
+			return nil
+		}
+	}
+	ns := n.ns
+	return &ns
 }
 
 func (n *Netif) resubscribe(ctx context.Context) (<-chan netlink.LinkUpdate, func()) {
