@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -69,5 +70,42 @@ func TestReconfigureOwner(t *testing.T) {
 	}
 	if m.EffectivePriority() != 120 {
 		t.Fatalf("priority %d after leaving ownership, want 120", m.EffectivePriority())
+	}
+}
+
+// TestReconfigurePrimaryAddrInFault: a machine made before its interface had an address
+// takes one in FAULT (or before its start), and compares addresses with it once it runs;
+// a running backup or master cannot change it.
+func TestReconfigurePrimaryAddrInFault(t *testing.T) {
+	cfg := baseConfig()
+	cfg.PrimaryAddr = netip.Addr{}
+	m := New(cfg)
+	now := time.Unix(1000, 0)
+	m.Handle(now, FaultChanged{Faulty: true, Reason: "no IPv4 address on eth0"})
+	m.Handle(now, Startup{})
+	if m.State() != Fault {
+		t.Fatalf("started faulty: %s, want FAULT", m.State())
+	}
+	withAddr := baseConfig()
+	withAddr.PrimaryAddr = netip.MustParseAddr("192.0.2.50")
+	if err := m.Reconfigure(now, withAddr); err != nil {
+		t.Fatalf("a new primary address in FAULT: %v", err)
+	}
+	m.Handle(now, FaultChanged{Faulty: false})
+	if m.State() != Backup {
+		t.Fatalf("fault cleared: %s, want BACKUP", m.State())
+	}
+	// Equal priorities: the higher primary address wins, so ours (192.0.2.50) must be the
+	// one compared. A master at 192.0.2.10 loses to it: we discard its advert and take
+	// over when the timer runs out.
+	m.Handle(now, AdvertReceived{From: netip.MustParseAddr("192.0.2.10"), Priority: uint8(cfg.Priority), Interval: cfg.AdvertInterval})
+	dl, _ := m.NextDeadline()
+	if m.Tick(dl); m.State() != Master {
+		t.Fatalf("after an equal priority advert from a lower address: %s, want MASTER", m.State())
+	}
+	other := withAddr
+	other.PrimaryAddr = netip.MustParseAddr("192.0.2.51")
+	if err := m.Reconfigure(dl, other); err == nil {
+		t.Error("a master took another primary address in place")
 	}
 }
