@@ -605,6 +605,9 @@ func printStatus(w io.Writer, st supervisor.Status) {
 			if in.Demoted != nil {
 				state += " (demoted)"
 			}
+			if in.Fault != "" {
+				state += " (" + in.Fault + ")"
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", in.Name, in.Interface, in.VRID, state, prio, in.Master, strings.Join(in.VIPs, " "))
 		}
 		printDemoted(tw, st.Instances)

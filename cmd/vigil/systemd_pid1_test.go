@@ -16,10 +16,12 @@ import (
 // TestSystemdUnitUnderSystemd runs configs/vigil.service under a real systemd (PID 1 of a
 // Debian container booted with systemd-nspawn; this machine's own init is not systemd) and
 // checks what TestSystemdNotify can only check from the notify socket's side: that
-// `systemctl start vigil` returns only once vigil is ready. The container's eth0 first has
-// no address, so the vrrp child cannot start its instance: the unit must stay "activating";
-// once the address is there, the start returns and vigil already answers with its instance.
-// Then `systemctl reload` of a good and of a broken file, and `systemctl stop`.
+// `systemctl start vigil` returns only once vigil is ready, and vigil then answers with its
+// instance. The container's eth0 first has no address: the instance waits in FAULT, which
+// does not hold readiness back (systemd would time the start out and restart vigil on a node
+// whose address comes late), so the unit is "active" with VI_1 in FAULT, saying why. Once
+// the address is there VI_1 leaves FAULT in the same vrrp process. Then `systemctl reload`
+// of a good and of a broken file, and `systemctl stop`.
 func TestSystemdUnitUnderSystemd(t *testing.T) {
 	if err := nspawn.Available(); err != nil {
 		t.Skipf("skipping: %v", err)
@@ -91,35 +93,56 @@ func TestSystemdUnitUnderSystemd(t *testing.T) {
 	run("ip", "link", "set", "eth0", "up")
 	run("systemctl", "daemon-reload")
 
-	// Without an address on eth0 the instance cannot start: vigil is not ready.
-	run("systemctl", "start", "--no-block", "vigil")
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ := m.Run(ctx, "systemctl", "is-active", "vigil")
-		if s := strings.TrimSpace(string(out)); s != "activating" {
-			t.Fatalf("vigil.service is %q while its instance cannot start; want activating (READY=1 too early)", s)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-
-	// With the address the vrrp child starts; the start job waiting in systemctl returns
-	// once READY=1 came, and by then vigil answers with its instance.
-	run("ip", "addr", "add", "192.0.2.1/24", "dev", "eth0")
+	// Without an address on eth0 the instance waits in FAULT; the start job waiting in
+	// systemctl returns once READY=1 came, and by then vigil answers with its instance.
 	run("systemctl", "start", "vigil")
 	if s := run("systemctl", "is-active", "vigil"); s != "active" {
 		t.Fatalf("after systemctl start returned: vigil.service is %q, want active", s)
 	}
-	var st struct {
-		Instances []struct{ Name, State string } `json:"instances"`
+	type status struct {
+		Processes []struct {
+			Role string `json:"role"`
+			PID  int    `json:"pid"`
+		} `json:"processes"`
+		Instances []struct{ Name, State, Fault string } `json:"instances"`
 	}
-	if err := json.Unmarshal([]byte(run("vigil", "status", "--json")), &st); err != nil {
-		t.Fatal(err)
+	read := func() (st status, vrrpPID int) {
+		t.Helper()
+		if err := json.Unmarshal([]byte(run("vigil", "status", "--json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range st.Processes {
+			if p.Role == "vrrp" {
+				vrrpPID = p.PID
+			}
+		}
+		return st, vrrpPID
 	}
-	if len(st.Instances) != 1 || st.Instances[0].Name != "VI_1" || st.Instances[0].State == "" {
-		t.Fatalf("status right after systemctl start returned: %+v; want VI_1 with a state", st.Instances)
+	st, pid := read()
+	if len(st.Instances) != 1 || st.Instances[0].Name != "VI_1" || st.Instances[0].State != "FAULT" ||
+		st.Instances[0].Fault != "no IPv4 address on eth0" || pid == 0 {
+		t.Fatalf("status right after systemctl start returned: %+v, vrrp pid %d; want VI_1 in FAULT for want of an address", st.Instances, pid)
 	}
 	if s := run("systemctl", "show", "--property=StatusText", "--value", "vigil"); !strings.Contains(s, "VI_1") {
 		t.Errorf("systemctl's status text %q does not name VI_1", s)
+	}
+
+	// The address comes: VI_1 leaves FAULT (alone on its link, it becomes master) in the
+	// vrrp process that was already running.
+	run("ip", "addr", "add", "192.0.2.1/24", "dev", "eth0")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, now := read()
+		if now != pid {
+			t.Fatalf("vrrp process %d replaced by %d: restarted for an address that came late", pid, now)
+		}
+		if len(st.Instances) == 1 && st.Instances[0].State == "MASTER" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a minute after eth0 got its address: %+v; want VI_1 MASTER", st.Instances)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 
 	// A reload of a good file succeeds; a broken file fails the reload and the daemon stays.

@@ -296,6 +296,7 @@ func (s *vrrpServer) Status(context.Context, *childpb.Empty) (*childpb.VRRPStatu
 			Name: st.Name, Group: st.Group, State: st.State, Priority: int32(st.Priority),
 			EffectivePriority: int32(st.EffectivePriority), Interface: st.Interface, Vrid: uint32(st.VRID), Vips: st.VIPs,
 			Demoted: st.Demoted,
+			Fault:   st.Fault,
 		}
 		if !st.NoMasterSince.IsZero() {
 			is.NoMasterSinceUnixNano = st.NoMasterSince.UnixNano()

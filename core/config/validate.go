@@ -200,7 +200,9 @@ func (b *builder) checkInterfaces(vi *VRRPInstance) {
 		b.sink.warnf(pos, "interface %q does not exist on this host", name).Hint = "vigil waits for it to appear; check the name if this is not expected"
 	}
 	if vi.Interface != "" && !exists(vi.Interface) {
-		warn(vi.at("interface"), vi.Interface)
+		// The instance runs in FAULT until it appears, the others as usual (core/vrrp).
+		b.sink.warnf(vi.at("interface"), "interface %q does not exist on this host", vi.Interface).Hint =
+			"the instance waits in FAULT until it appears; check the name if this is not expected"
 	}
 	for _, t := range vi.TrackInterfaces {
 		if !exists(t.Name) {

@@ -73,6 +73,9 @@ type InstanceStatus struct {
 	VIPs              []string `json:"vips"`
 	// Demoted is the operator's demotion (vigil demote); nil when not demoted.
 	Demoted *DemotionStatus `json:"demoted,omitempty"`
+	// Fault says why a FAULT instance waits: "interface eth9 does not exist", "no IPv4
+	// address on eth0".
+	Fault string `json:"fault,omitempty"`
 }
 
 // CheckStatus describes one check.

@@ -150,7 +150,7 @@ func instancesOf(vs *childpb.VRRPStatus, cfg *config.Config) ([]InstanceStatus, 
 		out = append(out, InstanceStatus{
 			Name: in.GetName(), Group: check.Message(in.GetGroup()), Interface: check.Message(in.GetInterface()), VRID: in.GetVrid(),
 			State: check.Message(in.GetState()), Priority: in.GetPriority(), EffectivePriority: in.GetEffectivePriority(),
-			Master: check.Message(in.GetMaster()), VIPs: vips,
+			Master: check.Message(in.GetMaster()), VIPs: vips, Fault: check.Message(in.GetFault()),
 		})
 	}
 	var drops map[string]uint64

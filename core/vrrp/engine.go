@@ -209,37 +209,6 @@ func (e *Engine) fireTransition(name string, t fsm.Transition) {
 
 func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *config.Config) (*instance, error) {
 	g := cfg.Global
-	// Adverts arrive on the instance's interface, and with use_vmac on the VMAC too (those
-	// sent from the virtual MAC while ours is up: see openVMACListener). They leave from the
-	// interface, or from the VMAC, with the virtual MAC, so that the switches learn it on the
-	// master's port. vmac_xmit_base keeps them on the instance's interface; so does IPv6,
-	// whose adverts must come from a link-local address of the interface they leave. The
-	// VMAC's sockets join no group: a backup's VMAC then sends nothing at all (no IGMP
-	// report either) that would teach the switches the virtual MAC on the wrong port.
-	sendIf := vc.Interface
-	if name := vmacName(vc); name != "" {
-		created, err := e.nl.EnsureVMAC(vc.Interface, name, netif.VMACAddr(vc.VRID, vc.IPv6), vc.IPv6)
-		if created {
-			e.vmacMu.Lock()
-			e.vmacs = append(e.vmacs, name)
-			e.vmacMu.Unlock()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("use_vmac: %w", err)
-		}
-		if !vc.IPv6 {
-			if err := e.nl.SetVMACParent(vc.Interface); err != nil {
-				return nil, fmt.Errorf("use_vmac: %w", err)
-			}
-		}
-		if !vc.VMACXmitBase && !vc.IPv6 {
-			sendIf = name
-		}
-	}
-	ifi, err := net.InterfaceByName(vc.Interface)
-	if err != nil {
-		return nil, fmt.Errorf("interface %q: %w", vc.Interface, err)
-	}
 	in := &instance{
 		name:     vc.Name,
 		cfg:      vc,
@@ -257,23 +226,37 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 	if !in.src.IsValid() && vc.McastSrcIP.IsValid() {
 		in.src = vc.McastSrcIP
 	}
-	if !in.src.IsValid() {
-		if in.src, err = e.primaryAddr(ctx, vc.Interface, in.v6); err != nil {
-			return nil, fmt.Errorf("no source address on %s: %w", vc.Interface, err)
-		}
+	// An interface that is missing or has no address yet does not stop the instance, let
+	// alone the others: it starts in FAULT and sets up when the link watch sees the
+	// interface ready (unit.checkInterface), as keepalived 2.2.7 with dynamic_interfaces.
+	// Right after boot or link-up an IPv6 link-local address is still "tentative" while
+	// duplicate address detection runs, for a second or two: worth a wait at start rather
+	// than a FAULT, and the notify that goes with it.
+	wait := time.Duration(0)
+	if vc.IPv6 {
+		wait = 5 * time.Second
 	}
+	ifi, src, err := e.resolve(ctx, vc, in.src, wait)
+	if err != nil {
+		var nr notReady
+		if !errors.As(err, &nr) {
+			return nil, err
+		}
+		in.unready = nr.reason
+		in.waiting.Store(true)
+		in.log.Warn("interface not ready; the instance stays in FAULT until it is", "reason", nr.reason)
+	}
+	in.src = src
 	group := groupFor(in.v6, g.VRRPMcastGroup4, g.VRRPMcastGroup6)
 	if vc.McastGroup.IsValid() {
 		group = vc.McastGroup
 	}
-	var groups []netip.Addr
 	if in.unicast {
 		for _, p := range vc.UnicastPeers {
 			in.dsts = append(in.dsts, p.Addr)
 		}
 	} else {
 		in.dsts = []netip.Addr{group}
-		groups = []netip.Addr{group}
 	}
 	in.settings = settingsOf(vc, g, in.src)
 	in.rx.Store(in.settings.rx(vc))
@@ -294,28 +277,108 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 
 	in.trackable = trackable(vc, cfg)
 	in.startPending(vc, cfg)
+	in.fresh.word.Store(-1)
+	if in.unready == "" {
+		if err := e.attach(ctx, in, ifi); err != nil {
+			return nil, err
+		}
+		in.watchSource()
+	}
+	return in, nil
+}
+
+// notReady is why an instance cannot be set up yet: its interface is missing or has no
+// usable address. Anything else that fails setting an instance up is an error.
+type notReady struct{ reason string }
+
+func (nr notReady) Error() string { return nr.reason }
+
+// resolve finds the interface of vc and the source address of its adverts: src when the
+// configuration sets one, else the interface's primary address. A notReady error says why
+// they are not there yet. wait is how long to wait for an address.
+func (e *Engine) resolve(ctx context.Context, vc *config.VRRPInstance, src netip.Addr, wait time.Duration) (*net.Interface, netip.Addr, error) {
+	ifi, err := net.InterfaceByName(vc.Interface)
+	if err != nil {
+		if _, lerr := e.nl.Link(vc.Interface); errors.Is(lerr, netif.ErrNoLink) {
+			return nil, src, notReady{fmt.Sprintf("interface %s does not exist", vc.Interface)}
+		}
+		return nil, src, fmt.Errorf("interface %q: %w", vc.Interface, err)
+	}
+	if src.IsValid() {
+		return ifi, src, nil
+	}
+	a, err := e.primaryAddr(ctx, vc.Interface, vc.IPv6, wait)
+	switch {
+	case err == nil:
+		return ifi, a, nil
+	case errors.Is(err, netif.ErrNoAddr):
+		family := "IPv4"
+		if vc.IPv6 {
+			family = "IPv6 link-local"
+		}
+		return ifi, src, notReady{fmt.Sprintf("no %s address on %s", family, vc.Interface)}
+	case errors.Is(err, netif.ErrNoLink):
+		return nil, src, notReady{fmt.Sprintf("interface %s does not exist", vc.Interface)}
+	}
+	return nil, src, fmt.Errorf("no source address on %s: %w", vc.Interface, err)
+}
+
+// attach opens (or joins) the sockets of in on ifi, and its VMAC with use_vmac.
+func (e *Engine) attach(ctx context.Context, in *instance, ifi *net.Interface) error {
+	vc := in.cfg
+	var groups []netip.Addr
+	if !in.unicast {
+		groups = in.dsts
+	}
+	// Adverts arrive on the instance's interface, and with use_vmac on the VMAC too (those
+	// sent from the virtual MAC while ours is up: see openVMACListener). They leave from the
+	// interface, or from the VMAC, with the virtual MAC, so that the switches learn it on the
+	// master's port. vmac_xmit_base keeps them on the instance's interface; so does IPv6,
+	// whose adverts must come from a link-local address of the interface they leave. The
+	// VMAC's sockets join no group: a backup's VMAC then sends nothing at all (no IGMP
+	// report either) that would teach the switches the virtual MAC on the wrong port.
+	sendIf := vc.Interface
+	if name := vmacName(vc); name != "" {
+		created, err := e.nl.EnsureVMAC(vc.Interface, name, netif.VMACAddr(vc.VRID, vc.IPv6), vc.IPv6)
+		if created {
+			e.vmacMu.Lock()
+			e.vmacs = append(e.vmacs, name)
+			e.vmacMu.Unlock()
+		}
+		if err != nil {
+			return fmt.Errorf("use_vmac: %w", err)
+		}
+		if !vc.IPv6 {
+			if err := e.nl.SetVMACParent(vc.Interface); err != nil {
+				return fmt.Errorf("use_vmac: %w", err)
+			}
+		}
+		if !vc.VMACXmitBase && !vc.IPv6 {
+			sendIf = name
+		}
+	}
 	e.sockMu.Lock()
 	defer e.sockMu.Unlock()
 	sg, err := e.sockGroup(ctx, ifi, in.v6, groups)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if other := sg.lookup(uint8(vc.VRID)); other != nil {
-		return nil, fmt.Errorf("virtual_router_id %d on %s is used by %s too", vc.VRID, vc.Interface, other.name)
+	if other := sg.lookup(uint8(vc.VRID)); other != nil && other != in {
+		return fmt.Errorf("virtual_router_id %d on %s is used by %s too", vc.VRID, vc.Interface, other.name)
 	}
 	in.sg, in.sock, in.out = sg, sg.sock, sg.out
 	if name := vmacName(vc); name != "" {
 		in.vmac = name
 		vifi, err := net.InterfaceByName(name)
 		if err != nil {
-			return nil, fmt.Errorf("interface %q: %w", name, err)
+			return fmt.Errorf("interface %q: %w", name, err)
 		}
 		// While it is up (master), the adverts of another master that sends from the same
 		// virtual MAC (a split brain, whatever the sending side's vmac_xmit_base or address
 		// family) reach only the VMAC: it must listen, or both stay master for good.
 		var fresh bool
 		if in.vsg, fresh, err = e.vmacListener(vifi, in.v6, netif.VMACAddr(vc.VRID, vc.IPv6)); err != nil {
-			return nil, err
+			return err
 		}
 		if sendIf == name {
 			out, err := e.sockGroup(ctx, vifi, in.v6, nil) // sends only: see above
@@ -325,13 +388,12 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 					// reader that serves no instance.
 					e.dropVMACListener(vifi, in.v6)
 				}
-				return nil, err
+				return err
 			}
 			in.sock, in.out = out.sock, out.out
 		}
 	}
-	in.fresh.word.Store(-1)
-	return in, nil
+	return nil
 }
 
 // sockGroup returns the socket of an interface and family, opened (and its groups joined)
@@ -383,6 +445,9 @@ func (e *Engine) dropVMACListener(ifi *net.Interface, v6 bool) {
 
 // listen makes in reachable by its sockets' readers: the last step, once its unit exists.
 func (in *instance) listen() {
+	if in.sg == nil {
+		return // not set up yet: its interface is not ready
+	}
 	in.sg.setVRID(uint8(in.cfg.VRID), in)
 	if in.vsg != nil {
 		in.vsg.setVRID(uint8(in.cfg.VRID), in)
@@ -391,16 +456,18 @@ func (in *instance) listen() {
 
 // unlisten undoes listen, for a reload that removes in.
 func (in *instance) unlisten() {
+	if in.sg == nil {
+		return
+	}
 	in.sg.setVRID(uint8(in.cfg.VRID), nil)
 	if in.vsg != nil {
 		in.vsg.setVRID(uint8(in.cfg.VRID), nil)
 	}
 }
 
-// primaryAddr waits a little for the interface's address: right after boot or link-up an
-// IPv6 link-local address is still "tentative" while duplicate address detection runs.
-func (e *Engine) primaryAddr(ctx context.Context, ifname string, v6 bool) (netip.Addr, error) {
-	deadline := time.Now().Add(5 * time.Second)
+// primaryAddr waits up to wait for the interface's address.
+func (e *Engine) primaryAddr(ctx context.Context, ifname string, v6 bool, wait time.Duration) (netip.Addr, error) {
+	deadline := time.Now().Add(wait)
 	for {
 		a, err := e.nl.PrimaryAddr(ifname, v6)
 		if err == nil || !errors.Is(err, netif.ErrNoAddr) || time.Now().After(deadline) {
@@ -438,6 +505,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch links: %w", err)
 	}
+	addrs, err := e.nl.WatchAddrs(readCtx)
+	if err != nil {
+		return fmt.Errorf("watch addresses: %w", err)
+	}
 	e.rw.Lock()
 	e.runCtx, e.readCtx = ctx, readCtx
 	e.startSockets()
@@ -446,7 +517,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		defer e.wg.Done()
 		e.watch.run(readCtx)
 	}()
-	go e.linkLoop(readCtx, links)
+	go e.linkLoop(readCtx, links, addrs)
 	e.startTrackFiles()
 	for _, u := range e.units {
 		for _, in := range u.members {
@@ -722,7 +793,7 @@ func (e *Engine) receive(sg *sockGroup, d datagram, at int64) {
 		// not advisory (foreign_addrs): another virtual router with our VRID.
 		e.drop(de.Reason, d.src, de.Detail)
 	}
-	if d.src.WithZone("") == in.src.WithZone("") {
+	if d.src.WithZone("") == rx.self.WithZone("") {
 		// Our own advert, looped back by a unicast peer list or a bridge, or another host
 		// with our address: it must neither refresh our Master_Down_Timer as a backup nor
 		// make us compare ourselves with ourselves as a master. Counted, not logged: a
@@ -802,15 +873,29 @@ func (e *Engine) Drops() map[string]uint64 {
 	return out
 }
 
-// linkLoop turns link changes into tracker updates for the instances that care.
-func (e *Engine) linkLoop(ctx context.Context, links <-chan netif.Link) {
+// linkLoop turns link changes into tracker updates for the instances that care, and link
+// and address changes into checks for the instances that wait for their interface or lost
+// its address (see ifready.go).
+func (e *Engine) linkLoop(ctx context.Context, links <-chan netif.Link, addrs <-chan netif.AddrChange) {
+	names := map[int]string{} // interface names by index, for the address changes
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case c, ok := <-addrs:
+			if !ok {
+				addrs = nil
+				continue
+			}
+			e.postIfChecks(ctx, e.ifChecksForAddr(c, names))
 		case l, ok := <-links:
 			if !ok {
 				return
+			}
+			if l.Deleted {
+				delete(names, l.Index)
+			} else {
+				names[l.Index] = l.Name
 			}
 			// Collect under the lock, post without it: a unit applying a reload takes it.
 			var posts []trackerPost
@@ -827,6 +912,7 @@ func (e *Engine) linkLoop(ctx context.Context, links <-chan netif.Link) {
 			}
 			e.rw.RUnlock()
 			postAll(ctx, posts)
+			e.postIfChecks(ctx, e.ifChecksForLink(l))
 		}
 	}
 }

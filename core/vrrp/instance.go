@@ -77,6 +77,15 @@ type instance struct {
 	lastAdv    *fsm.AdvertReceived // the last advert handed to the machine
 
 	snap snapshot
+
+	// unready says why the instance is not set up (its interface is missing or has no
+	// usable address: see Engine.resolve), "" once it is. It holds the instance in FAULT.
+	// Only the unit touches it after start; waiting mirrors it for the link watch, and
+	// source is the interface address the instance sends from, which the link watch
+	// reports the removal of (nil while unready, or with a configured source address).
+	unready string
+	waiting atomic.Bool
+	source  atomic.Pointer[netip.Addr]
 }
 
 // handedOver reports whether one of the instance's timers runs elsewhere.
@@ -109,7 +118,11 @@ func (in *instance) trackerEvents() []fsm.Event {
 		ts = append(ts, fsm.Tracker{Kind: fsm.TrackUpDown, Up: t.up, Weight: t.weight, Reverse: t.reverse, Dynamic: t.dynamic})
 	}
 	prio, fault := fsm.Effective(in.cfg.Priority, ts)
-	return []fsm.Event{fsm.PriorityChanged{Effective: prio}, fsm.FaultChanged{Faulty: fault, Reason: "tracking"}}
+	reason := "tracking"
+	if in.unready != "" {
+		fault, reason = true, in.unready
+	}
+	return []fsm.Event{fsm.PriorityChanged{Effective: prio}, fsm.FaultChanged{Faulty: fault, Reason: reason}}
 }
 
 // waitingFirst reports whether the instance waits for the first result of a script or
@@ -158,8 +171,10 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 			// predecessor left behind, and a backup must not hold them (keepalived does the same).
 			leftover := a.From == fsm.Init && in.holdsVIP()
 			in.garpDue, in.reannounceDue, in.reannounceSoon = time.Time{}, time.Time{}, time.Time{}
-			in.release()
-			if leftover {
+			if in.sock != nil || leftover {
+				in.release() // an instance never set up has nothing of its own to remove
+			}
+			if leftover && in.sock != nil {
 				// The predecessor was master and died without resigning: resign for it, so
 				// that a backup takes over after Skew_Time instead of Master_Down_Interval
 				// with nobody holding the addresses in between (keepalived leaves them
@@ -273,6 +288,9 @@ func (in *instance) setVMAC(up bool) {
 }
 
 func (in *instance) sendAdvert(prio uint8) {
+	if in.sock == nil {
+		return // not set up (its interface is not ready), so in FAULT: nothing to say
+	}
 	if prio != 0 {
 		in.setVMAC(true)
 	}

@@ -32,7 +32,8 @@ func TestReceive(t *testing.T) {
 		src:      self,
 		settings: settings{advAddrs: []netip.Addr{vip}, authType: packet.AuthPass, auth: pass},
 	}
-	in.rx.Store(&rxParams{expect: packet.Expect{Version: 2, VRID: 51, AuthType: packet.AuthPass, AuthData: pass, Interval: time.Second, Addrs: in.settings.advAddrs}})
+	in.rx.Store(&rxParams{expect: packet.Expect{Version: 2, VRID: 51, AuthType: packet.AuthPass, AuthData: pass, Interval: time.Second, Addrs: in.settings.advAddrs},
+		self: self})
 	in.fresh.word.Store(-1)
 	u := newUnit([]*instance{in}, false, time.Now(), nil)
 	e := &Engine{log: hclog.NewNullLogger()}

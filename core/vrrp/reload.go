@@ -123,11 +123,14 @@ type rxParams struct {
 	peers   []config.UnicastPeer // for their TTL limits
 	// checkSrc: unicast adverts only from one of peers (check_unicast_src).
 	checkSrc bool
+	// self is the source of our own adverts (it changes when an instance that waited for
+	// its interface's address sets up).
+	self netip.Addr
 }
 
 func (s settings) rx(vc *config.VRRPInstance) *rxParams {
 	return &rxParams{expect: s.expect, popts: s.popts, unicast: len(vc.UnicastPeers) > 0, peers: vc.UnicastPeers,
-		checkSrc: s.checkSrc}
+		checkSrc: s.checkSrc, self: s.fsm.PrimaryAddr}
 }
 
 // peer returns the unicast_peer whose address is src, or nil. The wire carries no zone: a
@@ -236,7 +239,11 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 	restarted := map[string]bool{} // identities
 	for _, u := range drop {
 		for _, in := range u.members {
+			// Under sockMu: a unit that sets up an instance whose interface came late
+			// (unit.setUp) attaches it to its sockets under sockMu too.
+			e.sockMu.Lock()
 			in.unlisten()
+			e.sockMu.Unlock()
 			if id := identity(in.cfg, oldCfg.Global); newByID[id] != nil {
 				restarted[id] = true
 				res.Restarted = append(res.Restarted, in.name)

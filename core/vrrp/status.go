@@ -24,6 +24,9 @@ type InstanceStatus struct {
 	// Master_Down_Timer ran out with no master heard since (zero: a master is heard).
 	Demoted       bool
 	NoMasterSince time.Time
+	// Fault says why a FAULT instance is not set up: its interface is missing or has no
+	// usable address ("" otherwise, and for the other reasons of a FAULT).
+	Fault string
 }
 
 // snapshot is an instance's state as last published by its unit, for readers on other
@@ -35,6 +38,7 @@ type snapshot struct {
 	master  netip.Addr
 	demoted bool
 	noMast  time.Time
+	why     string // instance.unready
 }
 
 func (in *instance) publish() {
@@ -44,6 +48,7 @@ func (in *instance) publish() {
 	in.snap.master = in.m.MasterAddr()
 	in.snap.demoted = in.m.Demoted()
 	in.snap.noMast, _ = in.m.NoMasterSince()
+	in.snap.why = in.unready
 	if in.snap.state == fsm.Master {
 		in.snap.master = in.src
 	}
@@ -99,6 +104,9 @@ func (in *instance) status(group string) InstanceStatus {
 		Name: in.name, Group: group, Interface: in.cfg.Interface, VRID: in.cfg.VRID,
 		State: in.snap.state.String(), Priority: in.cfg.Priority, EffectivePriority: in.snap.prio,
 		Master: in.snap.master, Demoted: in.snap.demoted, NoMasterSince: in.snap.noMast,
+	}
+	if in.snap.state == fsm.Fault {
+		st.Fault = in.snap.why
 	}
 	in.snap.mu.Unlock()
 	for _, a := range in.settings.vips {

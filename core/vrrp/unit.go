@@ -64,15 +64,19 @@ func newUnit(members []*instance, group bool, base time.Time, watch *watchdog) *
 	}
 	for i, in := range members {
 		in.unit, in.member = u, i
-		// The sockets adverts arrive on.
-		for _, sg := range []*sockGroup{in.sg, in.vsg} {
-			if sg != nil && sg.sock != nil && sg.sock.fd >= 0 && !slices.ContainsFunc(u.pollfds, func(p unix.PollFd) bool { return int(p.Fd) == sg.sock.fd }) {
-				u.pollfds = append(u.pollfds, unix.PollFd{Fd: int32(sg.sock.fd), Events: unix.POLLIN})
-				u.socks = append(u.socks, sg)
-			}
-		}
+		u.addSockets(in)
 	}
 	return u
+}
+
+// addSockets adds the sockets adverts for in arrive on to those the unit polls.
+func (u *unit) addSockets(in *instance) {
+	for _, sg := range []*sockGroup{in.sg, in.vsg} {
+		if sg != nil && sg.sock != nil && sg.sock.fd >= 0 && !slices.ContainsFunc(u.pollfds, func(p unix.PollFd) bool { return int(p.Fd) == sg.sock.fd }) {
+			u.pollfds = append(u.pollfds, unix.PollFd{Fd: int32(sg.sock.fd), Events: unix.POLLIN})
+			u.socks = append(u.socks, sg)
+		}
+	}
 }
 
 func (u *unit) handle(now time.Time, member int, ev fsm.Event) {
@@ -385,6 +389,8 @@ func (u *unit) receive(ue unitEvent) {
 	switch ev := ue.ev.(type) {
 	case wakeUp:
 		// Only to take the timers back, done already.
+	case ifCheck:
+		u.checkInterface(now, ue.member, ev.e)
 	case reconfigure:
 		ev.apply(u, now)
 		close(ev.done)

@@ -565,7 +565,8 @@ type InstanceStatus struct {
 	Demoted bool `protobuf:"varint,10,opt,name=demoted,proto3" json:"demoted,omitempty"`
 	// no_master_since_unix_nano: a demoted instance's Master_Down_Timer ran out and no router
 	// has been master since then (0: a master is heard). A demoted instance does not take over.
-	NoMasterSinceUnixNano int64 `protobuf:"varint,11,opt,name=no_master_since_unix_nano,json=noMasterSinceUnixNano,proto3" json:"no_master_since_unix_nano,omitempty"`
+	NoMasterSinceUnixNano int64  `protobuf:"varint,11,opt,name=no_master_since_unix_nano,json=noMasterSinceUnixNano,proto3" json:"no_master_since_unix_nano,omitempty"`
+	Fault                 string `protobuf:"bytes,12,opt,name=fault,proto3" json:"fault,omitempty"` // why an instance is in FAULT, when vrrp knows more than "FAULT"
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
 }
@@ -675,6 +676,13 @@ func (x *InstanceStatus) GetNoMasterSinceUnixNano() int64 {
 		return x.NoMasterSinceUnixNano
 	}
 	return 0
+}
+
+func (x *InstanceStatus) GetFault() string {
+	if x != nil {
+		return x.Fault
+	}
+	return ""
 }
 
 type VRRPStatus struct {
@@ -1872,7 +1880,7 @@ const file_child_proto_rawDesc = "" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1a\n" +
 	"\bpriority\x18\x06 \x01(\x05R\bpriority\x12\x1b\n" +
 	"\tunix_nano\x18\a \x01(\x03R\bunixNano\x12\x12\n" +
-	"\x04vips\x18\b \x03(\tR\x04vips\"\xcd\x02\n" +
+	"\x04vips\x18\b \x03(\tR\x04vips\"\xe3\x02\n" +
 	"\x0eInstanceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1a\n" +
@@ -1885,7 +1893,8 @@ const file_child_proto_rawDesc = "" +
 	"\x05group\x18\t \x01(\tR\x05group\x12\x18\n" +
 	"\ademoted\x18\n" +
 	" \x01(\bR\ademoted\x128\n" +
-	"\x19no_master_since_unix_nano\x18\v \x01(\x03R\x15noMasterSinceUnixNano\"\xe1\x01\n" +
+	"\x19no_master_since_unix_nano\x18\v \x01(\x03R\x15noMasterSinceUnixNano\x12\x14\n" +
+	"\x05fault\x18\f \x01(\tR\x05fault\"\xe1\x01\n" +
 	"\n" +
 	"VRRPStatus\x12<\n" +
 	"\tinstances\x18\x01 \x03(\v2\x1e.vigil.child.v1.InstanceStatusR\tinstances\x12;\n" +
