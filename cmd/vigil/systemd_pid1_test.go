@@ -123,6 +123,13 @@ func TestSystemdUnitUnderSystemd(t *testing.T) {
 		st.Instances[0].Fault != "no IPv4 address on eth0" || pid == 0 {
 		t.Fatalf("status right after systemctl start returned: %+v, vrrp pid %d; want VI_1 in FAULT for want of an address", st.Instances, pid)
 	}
+	// systemd logs "Started" when the start job ends: with Type=notify at READY=1, after
+	// vigil's own lines about VI_1; with Type=simple it would come first, at the fork.
+	journal := run("journalctl", "--no-pager", "-o", "cat", "-u", "vigil")
+	started, vi1 := strings.Index(journal, "Started vigil.service"), strings.Index(journal, "VI_1")
+	if started < 0 || vi1 < 0 || vi1 > started {
+		t.Errorf("the journal does not show vigil's lines about VI_1 before systemd's \"Started\":\n%s", journal)
+	}
 	if s := run("systemctl", "show", "--property=StatusText", "--value", "vigil"); !strings.Contains(s, "VI_1") {
 		t.Errorf("systemctl's status text %q does not name VI_1", s)
 	}
