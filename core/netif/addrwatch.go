@@ -83,24 +83,14 @@ func (n *Netif) WatchAddrs(ctx context.Context) (<-chan AddrChange, error) {
 // subscribeAddrs starts a netlink address subscription in the handle's namespace; stop
 // ends it and waits until the library's reader has finished.
 func (n *Netif) subscribeAddrs() (<-chan netlink.AddrUpdate, func(), error) {
-	ch := make(chan netlink.AddrUpdate, 64)
-	done := make(chan struct{})
-	err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
-		Namespace:         n.subscribeNS(),
-		ReceiveBufferSize: 1 << 20,
-		// Errors end the subscription (the channel closes); nothing to log here.
-		ErrorCallback: func(error) {},
+	return subscription(func(ch chan netlink.AddrUpdate, done chan struct{}) error {
+		return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
+			Namespace:         n.subscribeNS(),
+			ReceiveBufferSize: 1 << 20,
+			// Errors end the subscription (the channel closes); nothing to log here.
+			ErrorCallback: func(error) {},
+		})
 	})
-	if err != nil {
-		close(done)
-		return nil, nil, err
-	}
-	stop := func() {
-		close(done)
-		for range ch { // the reader blocks on a full channel; drain until it closes
-		}
-	}
-	return ch, stop, nil
 }
 
 // HasLocalAddr reports whether ip is an address of the named interface, usable as a

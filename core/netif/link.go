@@ -105,30 +105,35 @@ func sameLink(a, b Link) bool {
 // namespace that lists existing links first. stop ends it and waits until
 // the library's reader has finished, so no goroutine outlives the watch.
 func (n *Netif) subscribeLinks() (<-chan netlink.LinkUpdate, func(), error) {
-	ch := make(chan netlink.LinkUpdate, 64)
-	done := make(chan struct{})
-	err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
-		Namespace:         n.subscribeNS(),
-		ListExisting:      true,
-		ReceiveBufferSize: 1 << 20,
-		// Errors end the subscription (the channel closes); nothing to log here.
-		ErrorCallback: func(error) {},
+	return subscription(func(ch chan netlink.LinkUpdate, done chan struct{}) error {
+		return netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
+			Namespace:         n.subscribeNS(),
+			ListExisting:      true,
+			ReceiveBufferSize: 1 << 20,
+			// Errors end the subscription (the channel closes); nothing to log here.
+			ErrorCallback: func(error) {},
+		})
 	})
-	if err != nil {
+}
+
+// subscription runs one of the netlink library's Subscribe functions with a channel and a
+// done channel of its own. Its stop closes done and drains the channel until the library's
+// reader closes it: the reader blocks on a full channel, and would otherwise outlive the watch.
+func subscription[T any](subscribe func(ch chan T, done chan struct{}) error) (<-chan T, func(), error) {
+	ch := make(chan T, 64)
+	done := make(chan struct{})
+	if err := subscribe(ch, done); err != nil {
 		close(done)
 		return nil, nil, err
 	}
 	stop := func() {
 		close(done)
-		for range ch { // the reader blocks on a full channel; drain until it closes
+		for range ch {
 		}
 	}
 	return ch, stop, nil
 }
 
-// subscribeNS is the namespace option of a netlink subscription: nil when the handle's
-// namespace is the caller's own, since entering one, even the same, needs CAP_SYS_ADMIN,
-// which the vrrp process gives up.
 func (n *Netif) subscribeNS() *netns.NsHandle {
 	cur, err := netns.Get()
 	if err == nil {
