@@ -222,6 +222,7 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 		notify:   e.fireTransition,
 		heard:    e.fireLowerHeard,
 	}
+	in.stats.since.Store(time.Now().UnixNano())
 	in.src = vc.UnicastSrcIP
 	if !in.src.IsValid() && vc.McastSrcIP.IsValid() {
 		in.src = vc.McastSrcIP
@@ -800,6 +801,10 @@ func (e *Engine) receive(sg *sockGroup, d datagram, at int64) {
 		// peer list that names us brings one every interval.
 		e.count(reasonOwnAddress)
 		return
+	}
+	in.stats.received.Add(1)
+	if adv.Priority == 0 {
+		in.stats.zeroRecvd.Add(1)
 	}
 	ev := fsm.AdvertReceived{From: d.src, Priority: adv.Priority, Interval: adv.Interval}
 	if in.fresh.offer(ev, at) {

@@ -76,7 +76,8 @@ type instance struct {
 	freshSince int64               // fresh's word at the handover
 	lastAdv    *fsm.AdvertReceived // the last advert handed to the machine
 
-	snap snapshot
+	snap  snapshot
+	stats instanceStats
 
 	// unready says why the instance is not set up (its interface is missing or has no
 	// usable address: see Engine.resolve), "" once it is. It holds the instance in FAULT.
@@ -159,6 +160,7 @@ func (in *instance) apply(now time.Time, a fsm.Action) {
 	case fsm.SendAdvert:
 		in.sendAdvert(a.Priority)
 	case fsm.Transition:
+		in.stats.transition(a.From, a.To, now)
 		// Logged after the addresses moved: clients wait for the announcement, the log can.
 		defer in.logTransition(a, in.m.EffectivePriority())
 		if a.To == fsm.Master {
@@ -295,6 +297,10 @@ func (in *instance) sendAdvert(prio uint8) {
 		in.setVMAC(true)
 	}
 	adv := in.advert(prio)
+	in.stats.sent.Add(1)
+	if prio == 0 {
+		in.stats.zeroSent.Add(1)
+	}
 	for _, dst := range in.dsts {
 		b, err := adv.AppendMarshal(in.buf[:0], in.src, dst, in.rx.Load().popts)
 		if err != nil {

@@ -143,6 +143,7 @@ func (s *sender) sendDue(now time.Time) (time.Time, bool) {
 	s.m4, s.m6 = s.m4[:0], s.m6[:0]
 	for _, e := range s.entries {
 		if !e.due.After(now.Add(e.early)) {
+			e.in.stats.sent.Add(1)
 			for _, p := range e.pkts {
 				if s.sock.v6 {
 					s.m6 = append(s.m6, ipv6.Message{Buffers: p.bufs, OOB: p.oob, Addr: p.to})
