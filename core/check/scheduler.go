@@ -174,6 +174,10 @@ type Scheduler struct {
 	cancel  context.CancelFunc
 	changes chan<- Change
 
+	// observe, when set (Observe), is told every probe's result and duration: the check
+	// process's metrics.
+	observe ProbeObserver
+
 	mu     sync.Mutex // held through a whole Update, so that Updates apply one at a time
 	tasks  map[string]*task
 	closed bool // set by Wait once ctx has ended: no goroutine starts any more
@@ -288,6 +292,29 @@ func taskID(name string, seen map[string]int) string {
 	return name
 }
 
+// ProbeObserver is told the result of each probe of check name and how long it took.
+type ProbeObserver func(name string, r Result, took time.Duration)
+
+// Observe makes f hear of every probe (Outcome names the result). Call it before the first
+// Update: checks started before it are not observed.
+func (s *Scheduler) Observe(f ProbeObserver) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.observe = f
+}
+
+// Outcome names a probe's result for people and metrics: success, failure, or no_result
+// (the plugin that runs it was starting or restarting: the service was not asked).
+func Outcome(r Result) string {
+	switch {
+	case r.NoResult:
+		return "no_result"
+	case r.OK:
+		return "success"
+	}
+	return "failure"
+}
+
 func (s *Scheduler) launch(sp Spec, initial *bool) *task {
 	ctx, cancel := context.WithCancel(s.ctx)
 	t := &task{spec: sp, cancel: cancel, done: make(chan struct{})}
@@ -296,7 +323,7 @@ func (s *Scheduler) launch(sp Spec, initial *bool) *task {
 		defer s.wg.Done()
 		defer close(t.done)
 		defer cancel()
-		runOne(ctx, sp, s.changes, initial, func(up bool) { t.up.Store(up); t.known.Store(true) })
+		runOne(ctx, sp, s.changes, initial, func(up bool) { t.up.Store(up); t.known.Store(true) }, s.observe)
 	}()
 	return t
 }
@@ -329,8 +356,8 @@ func (s *Scheduler) Stop() {
 }
 
 // runOne runs one check; initial, when set, is the state it starts in (instead of init_fail's),
-// and sent is told each state it sends.
-func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, sent func(up bool)) {
+// sent is told each state it sends, and observe (when set) each probe's result.
+func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, sent func(up bool), observe ProbeObserver) {
 	th := NewThreshold(s.Rise, s.Fall, s.InitFail)
 	switch {
 	case initial != nil:
@@ -391,6 +418,9 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, s
 		cancel()
 		if ctx.Err() != nil {
 			return
+		}
+		if observe != nil {
+			observe(s.Name, r, time.Since(start))
 		}
 		var crossed bool
 		switch {

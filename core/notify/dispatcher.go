@@ -59,6 +59,10 @@ type Options struct {
 	ScriptTimeout time.Duration
 	// ConfigureTimeout bounds the configuration of the notify plugins at start (10s).
 	ConfigureTimeout time.Duration
+	// Delivered, when set, is told of every delivery of an action to an instance's or sync
+	// group's event (not of those with nothing to do): the action's name, its outcome
+	// (ok, failed, timeout, cancelled at shutdown) and how long it took. For metrics.
+	Delivered func(action, outcome string, took time.Duration)
 }
 
 func (o Options) withDefaults() Options {
@@ -432,18 +436,27 @@ func (w *worker) deliver(ctx context.Context, ev sdk.Event) {
 	defer cancel()
 	start := time.Now()
 	err := w.act.call(cctx, ev)
-	took := time.Since(start).Round(time.Millisecond).String()
+	elapsed := time.Since(start)
+	took := elapsed.Round(time.Millisecond).String()
+	outcome := ""
 	switch {
 	case err == nil:
+		outcome = "ok"
 		w.d.lines.Log(w.log, w.what()+" done", hclog.Info, "notify action done", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took)
 	case errors.Is(err, errSkipped):
 	case ctx.Err() != nil:
+		outcome = "cancelled"
 		w.log.Warn("notify action cancelled at shutdown", "action", w.act.name, "for", w.src, "state", ev.NewState)
 	case cctx.Err() != nil || pastDeadline(cctx):
+		outcome = "timeout"
 		w.log.Error("notify action passed its deadline and was cancelled", "action", w.act.name, "for", w.src, "state", ev.NewState,
 			"timeout", w.act.timeout.String(), "error", err)
 	default:
+		outcome = "failed"
 		w.d.lines.Log(w.log, w.what()+" failed", hclog.Error, "notify action failed", "action", w.act.name, "for", w.src, "state", ev.NewState, "took", took, "error", err)
+	}
+	if outcome != "" && w.d.opts.Delivered != nil {
+		w.d.opts.Delivered(w.act.name, outcome, elapsed)
 	}
 }
 

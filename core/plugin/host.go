@@ -1,11 +1,13 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,6 +141,36 @@ type key struct {
 	name string
 }
 
+// PluginStats is what the metrics show of one plugin.
+type PluginStats struct {
+	Kind sdk.Kind
+	Name string
+	Up   bool // a process runs
+	// Restarts counts the plugin's processes that died or were killed as hung: each is
+	// replaced on the plugin's next use.
+	Restarts uint64
+}
+
+// Stats returns every plugin the host has used, by kind and name.
+func (h *Host) Stats() []PluginStats {
+	h.mu.Lock()
+	procs := make([]*proc, 0, len(h.procs))
+	for _, p := range h.procs {
+		procs = append(procs, p)
+	}
+	h.mu.Unlock()
+	out := make([]PluginStats, 0, len(procs))
+	for _, p := range procs {
+		p.mu.Lock()
+		out = append(out, PluginStats{Kind: p.kind, Name: p.name, Up: p.cur != nil, Restarts: p.died})
+		p.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b PluginStats) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
 // New returns a Host; plugins start on first use.
 func New(opts Options) *Host {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -161,6 +193,7 @@ type proc struct {
 	startErr  error         // of the last start
 	notBefore time.Time     // no restart before this (backoff)
 	deaths    int           // deaths in a row, each after a short run
+	died      uint64        // deaths in all, for metrics (Stats)
 	configs   map[string]sdk.ConfigureRequest
 	closed    bool
 }
@@ -522,6 +555,7 @@ func (p *proc) diedLocked(r *run, why string) {
 		return
 	}
 	p.cur = nil
+	p.died++
 	if time.Since(r.started) >= stableRun {
 		p.deaths = 0
 	}
