@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -27,6 +28,7 @@ import (
 	"github.com/vigil-ha/vigil/core/config/watch"
 	"github.com/vigil-ha/vigil/core/control"
 	"github.com/vigil-ha/vigil/core/loglimit"
+	"github.com/vigil-ha/vigil/core/metrics"
 	"github.com/vigil-ha/vigil/core/notify"
 	"github.com/vigil-ha/vigil/core/plugin"
 	"github.com/vigil-ha/vigil/core/supervisor"
@@ -114,11 +116,13 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	// on this goroutine; the control socket's goroutines wait for theirs.
 	reloads := make(chan reloadRequest)
 	var last atomic.Pointer[supervisor.ReloadStatus]
-	ctrl, err := control.Listen(o.control, func(ctx context.Context) any {
+	// The status is the same on the control socket and the metrics listener's /status.
+	statusOf := func(ctx context.Context) any {
 		st := sup.Status(ctx)
 		st.LastReload = last.Load()
 		return st
-	}, func(ctx context.Context) any {
+	}
+	ctrl, err := control.Listen(o.control, statusOf, func(ctx context.Context) any {
 		reply := make(chan supervisor.ReloadStatus, 1)
 		select {
 		case reloads <- reloadRequest{trigger: "vigil reload", reply: reply}:
@@ -132,11 +136,32 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 		return exitInternal
 	}
 	defer ctrl.Close()
+	// Metrics are counted always (an atomic add each) and served only when asked for.
+	mcore := metrics.NewCore()
+	var notifyHost atomic.Pointer[plugin.Host] // core's notify plugins, which a reload replaces
+	mcore.Registry.MustRegister(metrics.PluginCollector(func() []*plugin.Host {
+		if h := notifyHost.Load(); h != nil {
+			return []*plugin.Host{h}
+		}
+		return nil
+	}))
+	if addr := cmp.Or(o.metricsListen, cfg.Global.MetricsListen); addr != "" {
+		mlog := log.Named("metrics")
+		srv, err := metrics.Listen(addr, metrics.View{
+			Gatherer: &metrics.Gatherer{Core: mcore.Registry, Children: sup.ChildMetrics, Log: mlog},
+			Status:   statusOf, Ready: sup.Readiness, Log: mlog})
+		if err != nil {
+			log.Error("cannot start", "error", err)
+			return exitConfig
+		}
+		defer srv.Close()
+	}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
-	actions := startNotify(cfg, log)
+	actions := startNotify(cfg, log, mcore.Delivered)
 	notifier.Store(actions.d)
+	notifyHost.Store(actions.host)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -165,7 +190,8 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 		})
 	}
 
-	r := reloader{file: o.file, opts: opts, log: log, sup: sup, notifier: &notifier, notifyMu: &notifyMu, watcher: watcher, rootBounding: rootBounding}
+	r := reloader{file: o.file, opts: opts, log: log, sup: sup, notifier: &notifier, notifyMu: &notifyMu, watcher: watcher, rootBounding: rootBounding,
+		delivered: mcore.Delivered}
 	// The configuration in use, for the status lines that sd's goroutine writes.
 	var current atomic.Pointer[config.Config]
 	current.Store(cfg)
@@ -190,7 +216,13 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 		if isReady {
 			sd.reloading(trigger)
 		}
+		listen := cfg.Global.MetricsListen
 		st := r.reload(ctx, trigger, &cfg, &actions)
+		notifyHost.Store(actions.host)
+		mcore.Reloaded(st.Time, st.OK, st.Report == nil)
+		if cfg.Global.MetricsListen != listen && o.metricsListen == "" {
+			log.Warn("metrics_listen changed; the listener moves at the next restart of vigil", "listening", listen, "configured", cfg.Global.MetricsListen)
+		}
 		current.Store(cfg)
 		last.Store(&st)
 		if isReady {
@@ -289,6 +321,8 @@ type reloader struct {
 	watcher  *watch.Watcher
 	// rootBounding: core kept root's bounding set at start (limitCoreCapabilities).
 	rootBounding bool
+	// delivered counts notify deliveries (core/metrics).
+	delivered func(action, outcome string, took time.Duration)
 }
 
 // reload validates the file as `vigil -t` does (plugins' Configure included) and, only if
@@ -334,7 +368,7 @@ func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Conf
 	// The new notify actions take the events from now on (a reload may itself cause a
 	// transition: a priority change hands mastership over) and know the state each kept
 	// instance is in; the old ones deliver DELETED for what the reload removes.
-	fresh := startNotify(next, r.log)
+	fresh := startNotify(next, r.log, r.delivered)
 	r.notifyMu.Lock()
 	fresh.d.Adopt(actions.d)
 	r.notifier.Store(fresh.d)
@@ -426,7 +460,7 @@ type notifyActions struct {
 
 // startNotify starts the notify actions of cfg: notify plugins from plugin_dir, and
 // keepalived's scripts from core when the exec plugin is not installed.
-func startNotify(cfg *config.Config, log hclog.Logger) notifyActions {
+func startNotify(cfg *config.Config, log hclog.Logger, delivered func(action, outcome string, took time.Duration)) notifyActions {
 	host := plugin.New(plugin.ConfigOptions(cfg.Global, log.Named("plugin")))
 	dir := host.Dir()
 	d := notify.New(cfg, notify.Options{
@@ -435,7 +469,8 @@ func startNotify(cfg *config.Config, log hclog.Logger) notifyActions {
 			_, err := os.Stat(filepath.Join(dir, plugin.Executable(sdk.KindNotify, name)))
 			return err == nil
 		},
-		Log: log.Named("notify"),
+		Log:       log.Named("notify"),
+		Delivered: delivered,
 	})
 	return notifyActions{d: d, host: host}
 }

@@ -58,6 +58,9 @@ type options struct {
 	dontReleaseIPVS bool
 	// dontReleaseVRRP is keepalived's -V: at stop, VRRP's addresses and routes stay.
 	dontReleaseVRRP bool
+	// metricsListen is --metrics-listen: where core serves Prometheus metrics and the
+	// read-only status; it overrides global_defs' metrics_listen. Empty: that keyword's.
+	metricsListen string
 	// watch is the file watcher's debounce; 0 turns it off (reload by SIGHUP or vigil
 	// reload only).
 	watch time.Duration
@@ -108,6 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pidFile, "p", "/run/vigil.pid", "pid file of the core process")
 	fs.StringVar(&o.pidFile, "pid", "/run/vigil.pid", "same as -p")
 	fs.StringVar(&o.control, "control", control.DefaultSocket, "control socket (vigil status talks to it)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics, /status, /healthz and /readyz on HOST:PORT, without authentication (overrides global_defs metrics_listen; default off; see docs/metrics.md)")
 	fs.DurationVar(&o.watch, "watch", defaultWatchDebounce, "reload when the configuration files change, once they have been quiet this long; 0: only on SIGHUP or vigil reload")
 	// The role flag is how core starts its children; it is not for operators.
 	fs.StringVar(&o.role, "role", "", "internal: run as the check or vrrp child")

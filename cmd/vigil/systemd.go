@@ -114,7 +114,7 @@ func (s *systemd) run(ctx context.Context, sup *supervisor.Supervisor, summary f
 	// within: a child that answers core's health ping does so every second; 3 s without an
 	// answer is a child that stopped answering (core restarts it after three missed pings of
 	// 5 s), or half the watchdog's interval when that is longer.
-	within := 3 * time.Second
+	within := supervisor.ReadyWithin
 	if interval > 0 {
 		t := time.NewTicker(interval / 2)
 		defer t.Stop()

@@ -73,10 +73,15 @@ type checkServer struct {
 	host    *plugin.Host     // the plugin host, kept across reloads; nil once the work ended
 	hostKey string           // check.PluginHostKey of the settings host was made with
 	ended   bool             // the work ended (Stop): no reload any more
+
+	// metrics is the registry core's Metrics call gathers (metrics.go); probeMetrics counts
+	// every probe, whether anyone scrapes or not (an atomic add per probe).
+	metrics      childMetrics
+	probeMetrics *checkMetrics
 }
 
 func newCheckServer(log hclog.Logger, o Options) *checkServer {
-	return &checkServer{log: log, out: newFanout(checkKey, 0), now: time.Now, lines: loglimit.ForTransitions(), latest: map[string]*childpb.CheckState{}, gone: map[string]bool{},
+	return &checkServer{log: log, out: newFanout(checkKey, 0), probeMetrics: newCheckMetrics(), now: time.Now, lines: loglimit.ForTransitions(), latest: map[string]*childpb.CheckState{}, gone: map[string]bool{},
 		prio: newScheduling(log, "checker", true), keepIPVS: o.DontReleaseIPVS, masters: map[string]bool{},
 		lvsOut: newFanout(lvsEventKey, lvsEventLimit), lvsEnded: make(chan struct{}),
 		timeouts: &ipvsTimeouts{log: log.Named("lvs"), open: ipvs.Open}}
@@ -143,6 +148,7 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 		// of a start from waiting on each other with their initial states.
 		changes := make(chan check.Change, len(specs)+1)
 		sched := check.NewScheduler(ctx, changes)
+		sched.Observe(s.probeMetrics.observe)
 		ready <- sched
 		go s.forward(ctx, changes)
 		sched.Wait()
@@ -237,6 +243,7 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 	s.mu.Unlock()
 	s.timeouts.apply(cfg)
 	d := s.sched.Update(specs)
+	s.probeMetrics.forget(d.Removed)
 	s.mu.Lock()
 	for _, name := range d.Removed {
 		s.gone[name] = true

@@ -55,6 +55,8 @@ type vrrpServer struct {
 	// SetDemoted calls one at a time, so that core's last set is the one that holds.
 	demoted []string
 	demMu   sync.Mutex
+
+	metrics childMetrics // the registry core's Metrics call gathers (metrics.go)
 }
 
 // maxPending is how many transitions a subscriber (or core, before it subscribes) may have

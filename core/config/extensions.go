@@ -23,6 +23,7 @@ func Extensions() []Extension {
 	return []Extension{
 		{"global_defs", "plugin_dir", "DIR", "Where the plugins live: executables named `vigil-check-NAME` and `vigil-notify-NAME`. Default `/usr/lib/vigil/plugins`. Every plugin, and each directory above it, must be owned by root (or vigil's user) and writable by no one else."},
 		{"global_defs", "plugin_sha256", "FILE HEX", "Pin a plugin: `FILE` is its executable's name in `plugin_dir` (`vigil-check-mysql`), `HEX` its SHA-256 as `sha256sum` prints it. vigil refuses to start that plugin when the file's checksum differs, naming both checksums. One line per pinned plugin; the others run unchecked."},
+		{"global_defs", "metrics_listen", "HOST:PORT", "Serve Prometheus metrics (`/metrics`) and a read-only view (`/status`, `/healthz`, `/readyz`) on this address, from the core process; `--metrics-listen` overrides it. Off when absent (the default). It has no authentication: bind it to loopback or firewall it (vigil warns at start when it is not loopback). Changing it takes effect at the next restart."},
 
 		{"", "vrrp_check", "NAME { ... }", "A named check served by a check plugin. Instances and sync groups track it by name in `track_script`, as they track a `vrrp_script`; a `PLUGIN_CHECK` of a real server can use it too."},
 		{"vrrp_check", "plugin", "NAME", "Required: the check plugin that runs the check, `vigil-check-NAME` in `plugin_dir` (mysql, tcp, http, exec, or a third party's)."},

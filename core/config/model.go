@@ -100,6 +100,10 @@ type Global struct {
 	// pinned executable, keyed by its file name in PluginDir (vigil-check-mysql). vigil
 	// refuses to start a pinned plugin whose file has another checksum.
 	PluginSHA256 map[string]string
+	// MetricsListen is metrics_listen HOST:PORT: where core serves Prometheus metrics and
+	// the read-only HTTP status (docs/metrics.md). Empty, the default: off. The
+	// --metrics-listen flag overrides it.
+	MetricsListen string
 }
 
 // Process is how one of vigil's child processes is scheduled, from keepalived's

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -130,6 +131,14 @@ func (b *builder) globalDefs(n *Node) {
 		"lvs_notify_fifo_script":       b.fifoScriptKw(&g.LVSNotifyFIFO),
 		"plugin_dir":                   strKw(&g.PluginDir),
 		"plugin_sha256":                {min: 2, max: 2, fn: b.pluginSHA256},
+		"metrics_listen": {min: 1, max: 1, fn: func(n *Node) {
+			if _, port, err := net.SplitHostPort(n.Args[0].Text); err != nil || port == "" {
+				b.sink.errorf(n.Args[0].Pos, "metrics_listen %q is not HOST:PORT", n.Args[0].Text).Hint =
+					"write an address and a port, e.g. 127.0.0.1:9650 or [::1]:9650 (remove the line to turn metrics off)"
+				return
+			}
+			g.MetricsListen = n.Args[0].Text
+		}},
 	}
 	for k, v := range garp {
 		ks[k] = v

@@ -1783,6 +1783,54 @@ func (x *ValidateResult) GetNotInstalled() bool {
 	return false
 }
 
+// MetricsReply is a child's Prometheus metrics, gathered from its registry, for core's
+// --metrics-listen endpoint: no child listens on the network itself.
+type MetricsReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// families are the metric families in Prometheus' length-delimited protobuf exposition
+	// format (expfmt's FmtProtoDelim), without the role label: core adds it.
+	Families      []byte `protobuf:"bytes,1,opt,name=families,proto3" json:"families,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsReply) Reset() {
+	*x = MetricsReply{}
+	mi := &file_child_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsReply) ProtoMessage() {}
+
+func (x *MetricsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsReply.ProtoReflect.Descriptor instead.
+func (*MetricsReply) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *MetricsReply) GetFamilies() []byte {
+	if x != nil {
+		return x.Families
+	}
+	return nil
+}
+
 // DemoteRequest is every instance the operator demoted, as core holds them: the whole set,
 // which replaces the one before (an instance not in it is promoted). A member of a sync
 // group demotes its group. Core keeps the set across reloads and restarts of the child,
@@ -1796,7 +1844,7 @@ type DemoteRequest struct {
 
 func (x *DemoteRequest) Reset() {
 	*x = DemoteRequest{}
-	mi := &file_child_proto_msgTypes[22]
+	mi := &file_child_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +1856,7 @@ func (x *DemoteRequest) String() string {
 func (*DemoteRequest) ProtoMessage() {}
 
 func (x *DemoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[22]
+	mi := &file_child_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +1869,7 @@ func (x *DemoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DemoteRequest.ProtoReflect.Descriptor instead.
 func (*DemoteRequest) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{22}
+	return file_child_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DemoteRequest) GetInstances() []string {
@@ -1998,9 +2046,11 @@ const file_child_proto_rawDesc = "" +
 	"\aresults\x18\x01 \x03(\v2\x1e.vigil.child.v1.ValidateResultR\aresults\"K\n" +
 	"\x0eValidateResult\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12#\n" +
-	"\rnot_installed\x18\x02 \x01(\bR\fnotInstalled\"-\n" +
+	"\rnot_installed\x18\x02 \x01(\bR\fnotInstalled\"*\n" +
+	"\fMetricsReply\x12\x1a\n" +
+	"\bfamilies\x18\x01 \x01(\fR\bfamilies\"-\n" +
 	"\rDemoteRequest\x12\x1c\n" +
-	"\tinstances\x18\x01 \x03(\tR\tinstances2\xce\x03\n" +
+	"\tinstances\x18\x01 \x03(\tR\tinstances2\x8e\x04\n" +
 	"\x04VRRP\x12D\n" +
 	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12F\n" +
 	"\x06Reload\x12\x1c.vigil.child.v1.StartRequest\x1a\x1e.vigil.child.v1.ReloadResponse\x12B\n" +
@@ -2009,7 +2059,8 @@ const file_child_proto_rawDesc = "" +
 	"\x06Status\x12\x15.vigil.child.v1.Empty\x1a\x1a.vigil.child.v1.VRRPStatus\x124\n" +
 	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.Empty\x12B\n" +
 	"\n" +
-	"SetDemoted\x12\x1d.vigil.child.v1.DemoteRequest\x1a\x15.vigil.child.v1.Empty2\x9d\x04\n" +
+	"SetDemoted\x12\x1d.vigil.child.v1.DemoteRequest\x1a\x15.vigil.child.v1.Empty\x12>\n" +
+	"\aMetrics\x12\x15.vigil.child.v1.Empty\x1a\x1c.vigil.child.v1.MetricsReply2\xdd\x04\n" +
 	"\x05Check\x12D\n" +
 	"\x05Start\x12\x1c.vigil.child.v1.StartRequest\x1a\x1d.vigil.child.v1.StartResponse\x12F\n" +
 	"\x06Reload\x12\x1c.vigil.child.v1.StartRequest\x1a\x1e.vigil.child.v1.ReloadResponse\x12>\n" +
@@ -2018,7 +2069,8 @@ const file_child_proto_rawDesc = "" +
 	"\tLVSEvents\x12\x15.vigil.child.v1.Empty\x1a\x18.vigil.child.v1.LVSEvent0\x01\x12<\n" +
 	"\x06Status\x12\x15.vigil.child.v1.Empty\x1a\x1b.vigil.child.v1.CheckStatus\x124\n" +
 	"\x04Stop\x12\x15.vigil.child.v1.Empty\x1a\x15.vigil.child.v1.Empty\x12M\n" +
-	"\bValidate\x12\x1f.vigil.child.v1.ValidateRequest\x1a .vigil.child.v1.ValidateResponseB1Z/github.com/vigil-ha/vigil/core/internal/childpbb\x06proto3"
+	"\bValidate\x12\x1f.vigil.child.v1.ValidateRequest\x1a .vigil.child.v1.ValidateResponse\x12>\n" +
+	"\aMetrics\x12\x15.vigil.child.v1.Empty\x1a\x1c.vigil.child.v1.MetricsReplyB1Z/github.com/vigil-ha/vigil/core/internal/childpbb\x06proto3"
 
 var (
 	file_child_proto_rawDescOnce sync.Once
@@ -2033,7 +2085,7 @@ func file_child_proto_rawDescGZIP() []byte {
 }
 
 var file_child_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_child_proto_goTypes = []any{
 	(LVSEvent_Kind)(0),          // 0: vigil.child.v1.LVSEvent.Kind
 	(*Empty)(nil),               // 1: vigil.child.v1.Empty
@@ -2058,14 +2110,15 @@ var file_child_proto_goTypes = []any{
 	(*Param)(nil),               // 20: vigil.child.v1.Param
 	(*ValidateResponse)(nil),    // 21: vigil.child.v1.ValidateResponse
 	(*ValidateResult)(nil),      // 22: vigil.child.v1.ValidateResult
-	(*DemoteRequest)(nil),       // 23: vigil.child.v1.DemoteRequest
-	nil,                         // 24: vigil.child.v1.CheckState.MetricsEntry
-	nil,                         // 25: vigil.child.v1.VRRPStatus.DropsEntry
+	(*MetricsReply)(nil),        // 23: vigil.child.v1.MetricsReply
+	(*DemoteRequest)(nil),       // 24: vigil.child.v1.DemoteRequest
+	nil,                         // 25: vigil.child.v1.CheckState.MetricsEntry
+	nil,                         // 26: vigil.child.v1.VRRPStatus.DropsEntry
 }
 var file_child_proto_depIdxs = []int32{
-	24, // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
+	25, // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
 	7,  // 1: vigil.child.v1.VRRPStatus.instances:type_name -> vigil.child.v1.InstanceStatus
-	25, // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
+	26, // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
 	5,  // 3: vigil.child.v1.CheckStatus.checks:type_name -> vigil.child.v1.CheckState
 	12, // 4: vigil.child.v1.CheckStatus.lvs:type_name -> vigil.child.v1.LVSStatus
 	0,  // 5: vigil.child.v1.LVSEvent.kind:type_name -> vigil.child.v1.LVSEvent.Kind
@@ -2085,32 +2138,36 @@ var file_child_proto_depIdxs = []int32{
 	5,  // 19: vigil.child.v1.VRRP.SetCheck:input_type -> vigil.child.v1.CheckState
 	1,  // 20: vigil.child.v1.VRRP.Status:input_type -> vigil.child.v1.Empty
 	1,  // 21: vigil.child.v1.VRRP.Stop:input_type -> vigil.child.v1.Empty
-	23, // 22: vigil.child.v1.VRRP.SetDemoted:input_type -> vigil.child.v1.DemoteRequest
-	2,  // 23: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
-	2,  // 24: vigil.child.v1.Check.Reload:input_type -> vigil.child.v1.StartRequest
-	1,  // 25: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
-	10, // 26: vigil.child.v1.Check.SetInstance:input_type -> vigil.child.v1.InstanceState
-	1,  // 27: vigil.child.v1.Check.LVSEvents:input_type -> vigil.child.v1.Empty
-	1,  // 28: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
-	1,  // 29: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
-	18, // 30: vigil.child.v1.Check.Validate:input_type -> vigil.child.v1.ValidateRequest
-	3,  // 31: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
-	4,  // 32: vigil.child.v1.VRRP.Reload:output_type -> vigil.child.v1.ReloadResponse
-	6,  // 33: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
-	1,  // 34: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
-	8,  // 35: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
-	1,  // 36: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
-	1,  // 37: vigil.child.v1.VRRP.SetDemoted:output_type -> vigil.child.v1.Empty
-	3,  // 38: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
-	4,  // 39: vigil.child.v1.Check.Reload:output_type -> vigil.child.v1.ReloadResponse
-	5,  // 40: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
-	1,  // 41: vigil.child.v1.Check.SetInstance:output_type -> vigil.child.v1.Empty
-	11, // 42: vigil.child.v1.Check.LVSEvents:output_type -> vigil.child.v1.LVSEvent
-	9,  // 43: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
-	1,  // 44: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
-	21, // 45: vigil.child.v1.Check.Validate:output_type -> vigil.child.v1.ValidateResponse
-	31, // [31:46] is the sub-list for method output_type
-	16, // [16:31] is the sub-list for method input_type
+	24, // 22: vigil.child.v1.VRRP.SetDemoted:input_type -> vigil.child.v1.DemoteRequest
+	1,  // 23: vigil.child.v1.VRRP.Metrics:input_type -> vigil.child.v1.Empty
+	2,  // 24: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
+	2,  // 25: vigil.child.v1.Check.Reload:input_type -> vigil.child.v1.StartRequest
+	1,  // 26: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
+	10, // 27: vigil.child.v1.Check.SetInstance:input_type -> vigil.child.v1.InstanceState
+	1,  // 28: vigil.child.v1.Check.LVSEvents:input_type -> vigil.child.v1.Empty
+	1,  // 29: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
+	1,  // 30: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
+	18, // 31: vigil.child.v1.Check.Validate:input_type -> vigil.child.v1.ValidateRequest
+	1,  // 32: vigil.child.v1.Check.Metrics:input_type -> vigil.child.v1.Empty
+	3,  // 33: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
+	4,  // 34: vigil.child.v1.VRRP.Reload:output_type -> vigil.child.v1.ReloadResponse
+	6,  // 35: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
+	1,  // 36: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
+	8,  // 37: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
+	1,  // 38: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
+	1,  // 39: vigil.child.v1.VRRP.SetDemoted:output_type -> vigil.child.v1.Empty
+	23, // 40: vigil.child.v1.VRRP.Metrics:output_type -> vigil.child.v1.MetricsReply
+	3,  // 41: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
+	4,  // 42: vigil.child.v1.Check.Reload:output_type -> vigil.child.v1.ReloadResponse
+	5,  // 43: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
+	1,  // 44: vigil.child.v1.Check.SetInstance:output_type -> vigil.child.v1.Empty
+	11, // 45: vigil.child.v1.Check.LVSEvents:output_type -> vigil.child.v1.LVSEvent
+	9,  // 46: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
+	1,  // 47: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
+	21, // 48: vigil.child.v1.Check.Validate:output_type -> vigil.child.v1.ValidateResponse
+	23, // 49: vigil.child.v1.Check.Metrics:output_type -> vigil.child.v1.MetricsReply
+	33, // [33:50] is the sub-list for method output_type
+	16, // [16:33] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -2129,7 +2186,7 @@ func file_child_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_child_proto_rawDesc), len(file_child_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

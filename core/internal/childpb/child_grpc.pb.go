@@ -30,6 +30,7 @@ const (
 	VRRP_Status_FullMethodName      = "/vigil.child.v1.VRRP/Status"
 	VRRP_Stop_FullMethodName        = "/vigil.child.v1.VRRP/Stop"
 	VRRP_SetDemoted_FullMethodName  = "/vigil.child.v1.VRRP/SetDemoted"
+	VRRP_Metrics_FullMethodName     = "/vigil.child.v1.VRRP/Metrics"
 )
 
 // VRRPClient is the client API for VRRP service.
@@ -49,6 +50,8 @@ type VRRPClient interface {
 	// calls it before Start too, so that a child it restarts never makes a demoted instance
 	// master, not even for a moment.
 	SetDemoted(ctx context.Context, in *DemoteRequest, opts ...grpc.CallOption) (*Empty, error)
+	// Metrics returns the child's Prometheus metrics (MetricsReply).
+	Metrics(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*MetricsReply, error)
 }
 
 type vRRPClient struct {
@@ -138,6 +141,16 @@ func (c *vRRPClient) SetDemoted(ctx context.Context, in *DemoteRequest, opts ...
 	return out, nil
 }
 
+func (c *vRRPClient) Metrics(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*MetricsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MetricsReply)
+	err := c.cc.Invoke(ctx, VRRP_Metrics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VRRPServer is the server API for VRRP service.
 // All implementations must embed UnimplementedVRRPServer
 // for forward compatibility.
@@ -155,6 +168,8 @@ type VRRPServer interface {
 	// calls it before Start too, so that a child it restarts never makes a demoted instance
 	// master, not even for a moment.
 	SetDemoted(context.Context, *DemoteRequest) (*Empty, error)
+	// Metrics returns the child's Prometheus metrics (MetricsReply).
+	Metrics(context.Context, *Empty) (*MetricsReply, error)
 	mustEmbedUnimplementedVRRPServer()
 }
 
@@ -185,6 +200,9 @@ func (UnimplementedVRRPServer) Stop(context.Context, *Empty) (*Empty, error) {
 }
 func (UnimplementedVRRPServer) SetDemoted(context.Context, *DemoteRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetDemoted not implemented")
+}
+func (UnimplementedVRRPServer) Metrics(context.Context, *Empty) (*MetricsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method Metrics not implemented")
 }
 func (UnimplementedVRRPServer) mustEmbedUnimplementedVRRPServer() {}
 func (UnimplementedVRRPServer) testEmbeddedByValue()              {}
@@ -326,6 +344,24 @@ func _VRRP_SetDemoted_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VRRP_Metrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VRRPServer).Metrics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VRRP_Metrics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VRRPServer).Metrics(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // VRRP_ServiceDesc is the grpc.ServiceDesc for VRRP service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -357,6 +393,10 @@ var VRRP_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "SetDemoted",
 			Handler:    _VRRP_SetDemoted_Handler,
 		},
+		{
+			MethodName: "Metrics",
+			Handler:    _VRRP_Metrics_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -377,6 +417,7 @@ const (
 	Check_Status_FullMethodName      = "/vigil.child.v1.Check/Status"
 	Check_Stop_FullMethodName        = "/vigil.child.v1.Check/Stop"
 	Check_Validate_FullMethodName    = "/vigil.child.v1.Check/Validate"
+	Check_Metrics_FullMethodName     = "/vigil.child.v1.Check/Metrics"
 )
 
 // CheckClient is the client API for Check service.
@@ -398,6 +439,8 @@ type CheckClient interface {
 	// Validate asks the running plugins about new or changed checks, keeping nothing: core
 	// calls it before Reload. A plugin that the child does not run yet is started, and kept.
 	Validate(ctx context.Context, in *ValidateRequest, opts ...grpc.CallOption) (*ValidateResponse, error)
+	// Metrics returns the child's Prometheus metrics (MetricsReply).
+	Metrics(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*MetricsReply, error)
 }
 
 type checkClient struct {
@@ -506,6 +549,16 @@ func (c *checkClient) Validate(ctx context.Context, in *ValidateRequest, opts ..
 	return out, nil
 }
 
+func (c *checkClient) Metrics(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*MetricsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MetricsReply)
+	err := c.cc.Invoke(ctx, Check_Metrics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CheckServer is the server API for Check service.
 // All implementations must embed UnimplementedCheckServer
 // for forward compatibility.
@@ -525,6 +578,8 @@ type CheckServer interface {
 	// Validate asks the running plugins about new or changed checks, keeping nothing: core
 	// calls it before Reload. A plugin that the child does not run yet is started, and kept.
 	Validate(context.Context, *ValidateRequest) (*ValidateResponse, error)
+	// Metrics returns the child's Prometheus metrics (MetricsReply).
+	Metrics(context.Context, *Empty) (*MetricsReply, error)
 	mustEmbedUnimplementedCheckServer()
 }
 
@@ -558,6 +613,9 @@ func (UnimplementedCheckServer) Stop(context.Context, *Empty) (*Empty, error) {
 }
 func (UnimplementedCheckServer) Validate(context.Context, *ValidateRequest) (*ValidateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Validate not implemented")
+}
+func (UnimplementedCheckServer) Metrics(context.Context, *Empty) (*MetricsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method Metrics not implemented")
 }
 func (UnimplementedCheckServer) mustEmbedUnimplementedCheckServer() {}
 func (UnimplementedCheckServer) testEmbeddedByValue()               {}
@@ -710,6 +768,24 @@ func _Check_Validate_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Check_Metrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CheckServer).Metrics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Check_Metrics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CheckServer).Metrics(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Check_ServiceDesc is the grpc.ServiceDesc for Check service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -740,6 +816,10 @@ var Check_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Validate",
 			Handler:    _Check_Validate_Handler,
+		},
+		{
+			MethodName: "Metrics",
+			Handler:    _Check_Metrics_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
