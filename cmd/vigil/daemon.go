@@ -147,6 +147,7 @@ func daemon(cfg *config.Config, o options, opts config.Options, log hclog.Logger
 	}))
 	if addr := cmp.Or(o.metricsListen, cfg.Global.MetricsListen); addr != "" {
 		mlog := log.Named("metrics")
+		mcore.Registry.MustRegister(metrics.RuntimeCollectors()...)
 		srv, err := metrics.Listen(addr, metrics.View{
 			Gatherer: &metrics.Gatherer{Core: mcore.Registry, Children: sup.ChildMetrics, Log: mlog},
 			Status:   statusOf, Ready: sup.Readiness, Log: mlog})

@@ -7,7 +7,9 @@ import (
 )
 
 // Core is the core process's own metrics: reloads and notify deliveries, and whatever else
-// is registered on Registry (core's notify plugins, say).
+// is registered on Registry (core's notify plugins, say). They are counted whether metrics
+// are served or not; the runtime's collectors (RuntimeCollectors) are added by the caller
+// that serves them.
 type Core struct {
 	Registry *prometheus.Registry
 
@@ -21,7 +23,7 @@ type Core struct {
 
 // NewCore makes core's registry with its collectors.
 func NewCore() *Core {
-	c := &Core{Registry: NewRegistry(),
+	c := &Core{Registry: prometheus.NewRegistry(),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "reloads_total",
 			Help: "Configuration reloads, by result: applied, refused (the file has errors; the running configuration stays), partial (a child could not apply it all)."},
 			[]string{"result"}),

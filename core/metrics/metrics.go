@@ -32,8 +32,13 @@ const RoleLabel = "role"
 // (go_*, process_*): every role has its own, and core labels each by role when it merges them.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(RuntimeCollectors()...)
 	return reg
+}
+
+// RuntimeCollectors are the Go runtime's and the process's collectors (go_*, process_*).
+func RuntimeCollectors() []prometheus.Collector {
+	return []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 }
 
 // Encode gathers g and writes its families in the length-delimited protobuf exposition

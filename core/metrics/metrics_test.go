@@ -80,6 +80,7 @@ func TestDecodeRefusesGarbage(t *testing.T) {
 
 func TestGathererMergesAndLabels(t *testing.T) {
 	core := NewCore()
+	core.Registry.MustRegister(RuntimeCollectors()...)
 	core.Reloaded(time.Now(), false, true)
 	core.Delivered("notify scripts", "ok", 20*time.Millisecond)
 	child := childRegistry(t)
