@@ -45,28 +45,28 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	vrrpStateEnum = desc("vrrp_instance_state",
 		"The VRRP instance's state as a number: 0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT (the values of keepalived-exporter's keepalived_vrrp_state).",
-		"instance", "interface", "vrid")
+		"vrrp_instance", "interface", "vrid")
 	vrrpState = desc("vrrp_state",
 		"1 for the state the VRRP instance is in, 0 for the others (one series per state: INIT, BACKUP, MASTER, FAULT).",
-		"instance", "state")
-	vrrpPriority          = desc("vrrp_priority", "The VRRP instance's configured priority.", "instance")
+		"vrrp_instance", "state")
+	vrrpPriority          = desc("vrrp_priority", "The VRRP instance's configured priority.", "vrrp_instance")
 	vrrpEffectivePriority = desc("vrrp_effective_priority",
-		"The VRRP instance's priority after its tracked scripts, checks, interfaces and files (what it advertises as master).", "instance")
+		"The VRRP instance's priority after its tracked scripts, checks, interfaces and files (what it advertises as master).", "vrrp_instance")
 	vrrpSent = desc("vrrp_adverts_sent_total",
-		"VRRP adverts the instance sent (one per advert, whatever the number of unicast peers).", "instance")
+		"VRRP adverts the instance sent (one per advert, whatever the number of unicast peers).", "vrrp_instance")
 	vrrpReceived = desc("vrrp_adverts_received_total",
-		"VRRP adverts for the instance that passed the checks and reached its state machine.", "instance")
+		"VRRP adverts for the instance that passed the checks and reached its state machine.", "vrrp_instance")
 	vrrpZeroSent = desc("vrrp_priority_zero_adverts_sent_total",
-		"Priority-0 adverts the instance sent: it resigned as master.", "instance")
+		"Priority-0 adverts the instance sent: it resigned as master.", "vrrp_instance")
 	vrrpZeroReceived = desc("vrrp_priority_zero_adverts_received_total",
-		"Priority-0 adverts the instance received: the master resigned.", "instance")
+		"Priority-0 adverts the instance received: the master resigned.", "vrrp_instance")
 	vrrpTransitions = desc("vrrp_transitions_total",
 		"The VRRP instance's state changes, by the states left and entered (pairs that never happened are absent).",
-		"instance", "from", "to")
-	vrrpBecameMaster   = desc("vrrp_became_master_total", "Times the VRRP instance became master.", "instance")
-	vrrpReleasedMaster = desc("vrrp_released_master_total", "Times the VRRP instance stopped being master.", "instance")
+		"vrrp_instance", "from", "to")
+	vrrpBecameMaster   = desc("vrrp_became_master_total", "Times the VRRP instance became master.", "vrrp_instance")
+	vrrpReleasedMaster = desc("vrrp_released_master_total", "Times the VRRP instance stopped being master.", "vrrp_instance")
 	vrrpSince          = desc("vrrp_state_since_timestamp_seconds",
-		"When the VRRP instance entered its current state (or started), as a Unix time: time() minus this is the time in the state.", "instance")
+		"When the VRRP instance entered its current state (or started), as a Unix time: time() minus this is the time in the state.", "vrrp_instance")
 	vrrpDrops = desc("vrrp_advert_drops_total",
 		"Received VRRP packets that were dropped, by reason (the advert_drops of vigil status; unknown_vrid and own_address are counted, never logged).",
 		"reason")

@@ -115,7 +115,9 @@ func must(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels m
 	return v
 }
 
-var vi1 = map[string]string{"instance": "VI_1", "role": "vrrp"}
+// vi1 selects VI_1's samples. The label is vrrp_instance: instance is Prometheus' own target
+// label, and a scraped "instance" would be renamed exported_instance.
+var vi1 = map[string]string{"vrrp_instance": "VI_1", "role": "vrrp"}
 
 func with(base map[string]string, kv ...string) map[string]string {
 	m := maps.Clone(base)
