@@ -245,3 +245,10 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+// Collectors are the collectors of both children's registries (without the runtime's), for
+// listing what vigil exports (metrics.Names): they describe themselves without an engine.
+func Collectors() []prometheus.Collector {
+	c := &checkServer{probeMetrics: newCheckMetrics()}
+	return []prometheus.Collector{vrrpCollector{&vrrpServer{}}, checkCollector{c}, c.probeMetrics.probes, c.probeMetrics.duration}
+}

@@ -22,6 +22,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/vigil-ha/vigil/core/child"
+	"github.com/vigil-ha/vigil/core/metrics"
 )
 
 // metricsAddr is where each node's core serves metrics: loopback inside the node's namespace.
@@ -181,6 +184,16 @@ func TestMetricsThroughFailover(t *testing.T) {
 	for _, role := range []string{"vrrp", "check"} {
 		if v := must(t, b1, "vigil_child_up", map[string]string{"role": role}); v != 1 {
 			t.Errorf("n1 vigil_child_up{role=%s} = %v", role, v)
+		}
+	}
+	// What a running vigil serves is what metrics.Names lists (the dashboard's test uses it).
+	names, err := metrics.Names(child.Collectors()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range b1 {
+		if !slices.Contains(names, name) {
+			t.Errorf("n1 serves %s, which metrics.Names does not list", name)
 		}
 	}
 	for _, role := range []string{"core", "vrrp", "check"} {
