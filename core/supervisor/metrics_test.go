@@ -262,6 +262,18 @@ func TestMetricsThroughFailover(t *testing.T) {
 	if a, b := jsonShape(t, body), jsonShape(t, cli); a != b {
 		t.Errorf("/status and vigil status --json differ in shape:\n%s\n%s", a, b)
 	}
+	// A reload is counted by core (the file is unchanged: applied).
+	if out, err := exec.Command(vigilBin, "reload", "--control", n[1].sock()).CombinedOutput(); err != nil {
+		t.Fatalf("vigil reload: %v: %s", err, out)
+	}
+	r := n[1].scrape(t)
+	core := map[string]string{"role": "core"}
+	if v := must(t, r, "vigil_reloads_total", with(core, "result", "applied")); v != 1 {
+		t.Errorf("vigil_reloads_total{result=applied} = %v after one reload, want 1", v)
+	}
+	if v := must(t, r, "vigil_last_reload_timestamp_seconds", core); v <= 0 {
+		t.Errorf("vigil_last_reload_timestamp_seconds = %v after a reload", v)
+	}
 	// Read-only: no other method.
 	for _, p := range []string{"/metrics", "/status", "/healthz", "/readyz"} {
 		if code, _ := n[1].get(t, http.MethodPost, p); code != http.StatusMethodNotAllowed {
