@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-ha/vigil/core/check"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 	"github.com/vigil-ha/vigil/core/metrics"
+	"github.com/vigil-ha/vigil/core/plugin"
 	"github.com/vigil-ha/vigil/core/vrrp/fsm"
 )
 
@@ -195,9 +196,14 @@ func (c checkCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range c.s.current() {
 		ch <- prometheus.MustNewConstMetric(checkUp, gauge, b2f(st.GetUp()), st.GetName())
 	}
-	c.s.rmu.Lock()
-	host := c.s.host
-	c.s.rmu.Unlock()
+	// rmu is held through a whole Start or Reload, which may take seconds configuring
+	// plugins: the plugins are left out of a scrape that comes meanwhile, rather than the
+	// whole process missing it for want of an answer in time.
+	var host *plugin.Host
+	if c.s.rmu.TryLock() {
+		host = c.s.host
+		c.s.rmu.Unlock()
+	}
 	if host != nil {
 		metrics.CollectPlugins(ch, host)
 	}

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,12 +34,18 @@ type Gatherer struct {
 	// Wait bounds Children (ChildWait when zero).
 	Wait time.Duration
 	Log  hclog.Logger
+
+	// mu makes scrapes take turns: two Prometheus servers scraping at once (an HA pair) do
+	// not double the calls on a busy vrrp child, and neither is refused.
+	mu sync.Mutex
 }
 
 var childUpHelp = "Whether the child process of this role answered core's request for its metrics in this scrape (1) or not (0: stopped, restarting or not answering within 2 s; its own metrics are then missing)."
 
 // Gather implements prometheus.Gatherer.
 func (g *Gatherer) Gather() ([]*dto.MetricFamily, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	gs := prometheus.Gatherers{labelled(g.Core, "core")}
 	up := &dto.MetricFamily{Name: proto.String(Namespace + "_child_up"), Help: proto.String(childUpHelp), Type: dto.MetricType_GAUGE.Enum()}
 	if g.Children != nil {

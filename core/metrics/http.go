@@ -38,9 +38,6 @@ func (v View) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(v.Gatherer, promhttp.HandlerOpts{
 		// A collector that fails leaves its metrics out; the rest is served.
 		ErrorHandling: promhttp.ContinueOnError, ErrorLog: errLog,
-		// At most one scrape at a time asks the children: a burst of scrapers does not pile
-		// up calls on a busy vrrp child.
-		MaxRequestsInFlight: 1,
 	}))
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
