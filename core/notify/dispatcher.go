@@ -59,8 +59,8 @@ type Options struct {
 	ScriptTimeout time.Duration
 	// ConfigureTimeout bounds the configuration of the notify plugins at start (10s).
 	ConfigureTimeout time.Duration
-	// Delivered, when set, is told of every delivery of an action to an instance's or sync
-	// group's event (not of those with nothing to do): the action's name, its outcome
+	// Delivered, when set, is told of every delivery of an action (an instance's, a sync
+	// group's or the load balancer's; not of those with nothing to do): its name, its outcome
 	// (ok, failed, timeout, cancelled at shutdown) and how long it took. For metrics.
 	Delivered func(action, outcome string, took time.Duration)
 }

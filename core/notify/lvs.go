@@ -351,15 +351,26 @@ func (w *lvsWorker) deliver(ctx context.Context, j lvsJob) {
 	if j.real != "" {
 		args = append(args, "real_server", j.real)
 	}
+	elapsed := time.Since(start)
+	outcome := ""
 	switch {
 	case err == nil:
-		w.d.log.Info("notify script done", append(args, "took", time.Since(start).Round(time.Millisecond).String())...)
+		outcome = "ok"
+		w.d.log.Info("notify script done", append(args, "took", elapsed.Round(time.Millisecond).String())...)
 	case errors.Is(err, errSkipped):
 	case ctx.Err() != nil:
+		outcome = "cancelled"
 		w.d.log.Warn("notify script cancelled at shutdown", args...)
 	case cctx.Err() != nil || pastDeadline(cctx):
+		outcome = "timeout"
 		w.d.log.Error("notify script passed its deadline and was cancelled", append(args, "timeout", j.timeout.String(), "error", err)...)
 	default:
+		outcome = "failed"
 		w.d.log.Error("notify script failed", append(args, "error", err)...)
+	}
+	if outcome != "" && w.d.opts.Delivered != nil {
+		// The load balancer's actions are named by their event: "real server up", "quorum
+		// down", "smtp_alert of real server down" (a handful of values).
+		w.d.opts.Delivered(j.what, outcome, elapsed)
 	}
 }
