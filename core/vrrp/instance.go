@@ -297,10 +297,6 @@ func (in *instance) sendAdvert(prio uint8) {
 		in.setVMAC(true)
 	}
 	adv := in.advert(prio)
-	in.stats.sent.Add(1)
-	if prio == 0 {
-		in.stats.zeroSent.Add(1)
-	}
 	for _, dst := range in.dsts {
 		b, err := adv.AppendMarshal(in.buf[:0], in.src, dst, in.rx.Load().popts)
 		if err != nil {
@@ -311,6 +307,11 @@ func (in *instance) sendAdvert(prio uint8) {
 		if err := in.sock.send(b, in.src, dst); err != nil {
 			in.log.Warn("advert not sent", "error", err)
 		}
+	}
+	// Counted once it went to the kernel (a refusal is logged above), as the sender counts.
+	in.stats.sent.Add(1)
+	if prio == 0 {
+		in.stats.zeroSent.Add(1)
 	}
 }
 
