@@ -24,11 +24,11 @@ type childMetrics struct {
 	reg  *prometheus.Registry
 }
 
-// answer gathers the registry that make fills the first time.
-func (m *childMetrics) answer(make func(reg *prometheus.Registry)) (*childpb.MetricsReply, error) {
+// answer gathers the registry, which fill fills the first time.
+func (m *childMetrics) answer(fill func(reg *prometheus.Registry)) (*childpb.MetricsReply, error) {
 	m.once.Do(func() {
 		m.reg = metrics.NewRegistry()
-		make(m.reg)
+		fill(m.reg)
 	})
 	b, err := metrics.Encode(m.reg)
 	if err != nil {
