@@ -153,30 +153,31 @@ func TestMetricsThroughFailover(t *testing.T) {
 		}
 	}
 
-	b1, b2 := n[0].scrape(t), n[1].scrape(t)
-	if v := must(t, b1, "vigil_vrrp_instance_state", vi1); v != 2 {
-		t.Errorf("n1 state %v, want 2 (MASTER)", v)
-	}
-	if v := must(t, b2, "vigil_vrrp_instance_state", vi1); v != 1 {
-		t.Errorf("n2 state %v, want 1 (BACKUP)", v)
-	}
+	// The first scrapes once both nodes have settled: n2's instance may start (INIT) or hear
+	// n1's first advert a moment after its core is ready, and on a loaded machine n2 may even
+	// have been master for a moment before n1 preempted it. What follows compares with these.
+	var b1, b2 map[string]*dto.MetricFamily
+	waitFor(t, 10*time.Second, "n1 MASTER, n2 BACKUP and hearing adverts in the metrics", func() bool {
+		b1, b2 = n[0].scrape(t), n[1].scrape(t)
+		s1, _ := value(b1, "vigil_vrrp_instance_state", vi1)
+		s2, _ := value(b2, "vigil_vrrp_instance_state", vi1)
+		rx, _ := value(b2, "vigil_vrrp_adverts_received_total", vi1)
+		return s1 == 2 && s2 == 1 && rx > 0
+	})
 	for _, st := range []string{"INIT", "BACKUP", "MASTER", "FAULT"} {
 		want := map[bool]float64{true: 1}[st == "MASTER"]
 		if v := must(t, b1, "vigil_vrrp_state", with(vi1, "state", st)); v != want {
 			t.Errorf("n1 vigil_vrrp_state{state=%s} = %v, want %v", st, v, want)
 		}
 	}
-	if v := must(t, b1, "vigil_vrrp_became_master_total", vi1); v != 1 {
-		t.Errorf("n1 became master %v times, want 1", v)
-	}
-	if v := must(t, b2, "vigil_vrrp_became_master_total", vi1); v != 0 {
-		t.Errorf("n2 became master %v times, want 0", v)
+	if v := must(t, b1, "vigil_vrrp_became_master_total", vi1); v < 1 {
+		t.Errorf("n1, master, became master %v times", v)
 	}
 	if v := must(t, b1, "vigil_vrrp_priority", vi1); v != 150 {
 		t.Errorf("n1 priority %v, want 150", v)
 	}
-	if must(t, b1, "vigil_vrrp_adverts_sent_total", vi1) == 0 || must(t, b2, "vigil_vrrp_adverts_received_total", vi1) == 0 {
-		t.Error("no adverts counted while n1 is master")
+	if must(t, b1, "vigil_vrrp_adverts_sent_total", vi1) == 0 {
+		t.Error("no adverts sent counted while n1 is master")
 	}
 	if v := must(t, b1, "vigil_check_up", map[string]string{"check": "chk", "role": "check"}); v != 1 {
 		t.Errorf("n1 check chk up = %v, want 1", v)
