@@ -201,6 +201,10 @@ func (s *Supervisor) demotedNames() []string {
 // pushWait bounds how long core waits for the vrrp child to apply a demotion.
 const pushWait = 10 * time.Second
 
+// demotePushRetry is how soon core sends the set again when the running vrrp child did not
+// take it after a demotion ran out.
+const demotePushRetry = time.Second
+
 // pushDemoted sends the set of demoted instances to the running vrrp child, one send at a
 // time so that the last set read is the last one sent. It returns why the child does not
 // have it yet, or "" once it applied it. A child that is not running gets the set before
@@ -235,6 +239,9 @@ func (s *Supervisor) sendDemoted(ctx context.Context, v childpb.VRRPClient) stri
 func (s *Supervisor) expireDemotions(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// retry: the running vrrp child did not take the set after an expiry. Left alone, core
+	// would say the instance is promoted while the child keeps it demoted, never taking over.
+	retry := false
 	for {
 		s.mu.Lock()
 		if s.demChanged == nil {
@@ -257,11 +264,19 @@ func (s *Supervisor) expireDemotions(ctx context.Context) {
 		if len(expired) > 0 {
 			slices.Sort(expired)
 			s.opts.Log.Info("demotion over (vigil demote --for); promoted", "instances", expired)
-			s.pushDemoted(ctx)
+			retry = true
+		}
+		if retry {
+			// A child that is not running gets the set before its Start: nothing to retry.
+			retry = s.pushDemoted(ctx) != "" && s.vrrpClient() != nil
 		}
 		var fire <-chan time.Time
-		if !next.IsZero() {
-			timer.Reset(time.Until(next))
+		if !next.IsZero() || retry {
+			wait := time.Until(next)
+			if retry && (next.IsZero() || wait > demotePushRetry) {
+				wait = demotePushRetry
+			}
+			timer.Reset(wait)
 			fire = timer.C
 		}
 		select {
