@@ -213,7 +213,9 @@ func (c checkCollector) Collect(ch chan<- prometheus.Metric) {
 	if b == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), metrics.ChildWait)
+	// Half of what core waits for the whole answer: a slow IPVS dump then leaves the load
+	// balancer's figures out of this scrape, not every metric of the check process.
+	ctx, cancel := context.WithTimeout(context.Background(), metrics.ChildWait/2)
 	defer cancel()
 	st := b.status(ctx)
 	for _, vs := range st.GetServices() {
