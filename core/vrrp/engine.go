@@ -96,7 +96,11 @@ type sockGroup struct {
 	out  *sender // nil on a VMAC's listener, which only receives
 	// byVRID is replaced, never changed, so that the reader looks up without a lock while a
 	// reload adds or removes instances.
-	byVRID  atomic.Pointer[map[uint8]*instance]
+	byVRID atomic.Pointer[map[uint8]*instance]
+	// vridMu orders the writers of byVRID (a reload, and units setting up an instance whose
+	// interface came late, each on its own goroutine): each copies the map and stores the
+	// copy, and two at once would lose one's change, leaving an instance deaf.
+	vridMu  sync.Mutex
 	adv     packet.Advert // the reader's scratch advert
 	started bool          // its reader and sender run
 	// stop ends its reader and sender (set when they start): a reload that drops a VMAC
@@ -107,8 +111,25 @@ type sockGroup struct {
 
 func (sg *sockGroup) lookup(vrid uint8) *instance { return (*sg.byVRID.Load())[vrid] }
 
-// setVRID maps vrid to in, or removes it when in is nil.
+// setVRID maps vrid to in, or removes its mapping when in is nil.
 func (sg *sockGroup) setVRID(vrid uint8, in *instance) {
+	sg.vridMu.Lock()
+	defer sg.vridMu.Unlock()
+	sg.storeVRID(vrid, in)
+}
+
+// clearVRID removes vrid's mapping if it is in's: an instance that never got its VRID here
+// (another held it when it was set up) must not take that one's away.
+func (sg *sockGroup) clearVRID(vrid uint8, in *instance) {
+	sg.vridMu.Lock()
+	defer sg.vridMu.Unlock()
+	if old := sg.byVRID.Load(); old != nil && (*old)[vrid] == in {
+		sg.storeVRID(vrid, nil)
+	}
+}
+
+// storeVRID replaces byVRID by a copy with vrid mapped to in (removed when nil); vridMu held.
+func (sg *sockGroup) storeVRID(vrid uint8, in *instance) {
 	m := map[uint8]*instance{}
 	if old := sg.byVRID.Load(); old != nil {
 		for k, v := range *old {
@@ -460,9 +481,9 @@ func (in *instance) unlisten() {
 	if in.sg == nil {
 		return
 	}
-	in.sg.setVRID(uint8(in.cfg.VRID), nil)
+	in.sg.clearVRID(uint8(in.cfg.VRID), in)
 	if in.vsg != nil {
-		in.vsg.setVRID(uint8(in.cfg.VRID), nil)
+		in.vsg.clearVRID(uint8(in.cfg.VRID), in)
 	}
 }
 

@@ -256,6 +256,15 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 	for _, u := range drop {
 		<-u.exited // resigned, addresses removed
 	}
+	// A unit may have set up a waiting instance (its interface came) between the unlisten
+	// above and its stop: now that it has exited, nothing attaches them any more.
+	for _, u := range drop {
+		e.sockMu.Lock()
+		for _, in := range u.members {
+			in.unlisten()
+		}
+		e.sockMu.Unlock()
+	}
 	// A VMAC that no instance of the new configuration uses goes with its instance.
 	usedVMAC := map[string]bool{}
 	for _, vc := range cfg.Instances {
@@ -285,6 +294,12 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 						r.next = settingsOf(vc, cfg.Global, in.src)
 						r.errs = e.release(in, r.next)
 					} else {
+						// An instance whose interface came between the two rounds was
+						// set up meanwhile (unit.setUp) with a new source address: the
+						// settings follow it, as the machine took it already.
+						if r.next.fsm.PrimaryAddr != in.src {
+							r.next = settingsOf(vc, cfg.Global, in.src)
+						}
 						*r = e.reconfigure(u, now, m, vc, cfg, r.next, r.errs)
 					}
 				}
@@ -329,9 +344,9 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 	}
 	instances = append(instances, fresh...)
 	e.rw.Lock()
-	defer e.rw.Unlock()
 	e.cfg, e.instances, e.units = cfg, instances, append(keep, newUnits...)
 	if e.stopping {
+		e.rw.Unlock()
 		return res, errors.Join(append(errs, errors.New("vrrp is stopping: the new instances did not start"))...)
 	}
 	e.startSockets()
@@ -342,6 +357,17 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 		e.startUnit(u, 0)
 	}
 	e.startTrackFiles()
+	e.rw.Unlock()
+	// An address that came while the new instances were made found none of them in
+	// e.instances, and the watch reports it only once: look again for those still waiting.
+	// After rw is released: a unit handling the check takes it.
+	var waiting []*instance
+	for _, in := range fresh {
+		if in.waiting.Load() {
+			waiting = append(waiting, in)
+		}
+	}
+	e.postIfChecks(e.runCtx, waiting)
 	return res, errors.Join(errs...)
 }
 
