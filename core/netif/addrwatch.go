@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -51,16 +50,8 @@ func (n *Netif) WatchAddrs(ctx context.Context) (<-chan AddrChange, error) {
 					// The subscription ended (a receive buffer overrun, an error): subscribe
 					// again and have the receiver look at everything it waits for.
 					stop()
-					for updates == nil || !ok {
-						select {
-						case <-ctx.Done():
-							return
-						case <-time.After(100 * time.Millisecond):
-						}
-						var err error
-						if updates, stop, err = n.subscribeAddrs(); err == nil {
-							ok = true
-						}
+					if updates, stop = resubscribe(ctx, n.subscribeAddrs); updates == nil {
+						return
 					}
 					if !send(AddrChange{Resync: true}) {
 						return

@@ -68,7 +68,7 @@ func (n *Netif) WatchLinks(ctx context.Context) (<-chan Link, error) {
 				if !ok {
 					// Subscription failed; resync after a pause.
 					stop()
-					updates, stop = n.resubscribe(ctx)
+					updates, stop = resubscribe(ctx, n.subscribeLinks)
 					if updates == nil {
 						return
 					}
@@ -146,14 +146,15 @@ func (n *Netif) subscribeNS() *netns.NsHandle {
 	return &ns
 }
 
-func (n *Netif) resubscribe(ctx context.Context) (<-chan netlink.LinkUpdate, func()) {
+// resubscribe subscribes again, every 100 ms, until it succeeds or ctx ends (nil then).
+func resubscribe[T any](ctx context.Context, subscribe func() (<-chan T, func(), error)) (<-chan T, func()) {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, nil
 		case <-time.After(100 * time.Millisecond):
 		}
-		ch, stop, err := n.subscribeLinks()
+		ch, stop, err := subscribe()
 		if err == nil {
 			return ch, stop
 		}
