@@ -57,7 +57,12 @@ type Options struct {
 	QueueLen int
 	// ScriptTimeout is the deadline of a keepalived notify script (30s).
 	ScriptTimeout time.Duration
-	// ConfigureTimeout bounds the configuration of the notify plugins at start (10s).
+	// ConfigureTimeout bounds the configuration of the notify plugins at start (60s). It is
+	// the plugin host's own bound on a start that progresses (6 x its 10 s without
+	// progress): a plugin that makes none is failed by the host after 10 s anyway, and one
+	// that starts slowly on a loaded machine (seen: over 10 s in an emulated VM beside two
+	// busy loops) is waited for, its events held meanwhile, rather than left unconfigured
+	// with every later event failing.
 	ConfigureTimeout time.Duration
 	// Delivered, when set, is told of every delivery of an action (an instance's, a sync
 	// group's or the load balancer's; not of those with nothing to do): its name, its outcome
@@ -76,7 +81,7 @@ func (o Options) withDefaults() Options {
 		o.ScriptTimeout = 30 * time.Second
 	}
 	if o.ConfigureTimeout <= 0 {
-		o.ConfigureTimeout = 10 * time.Second
+		o.ConfigureTimeout = 60 * time.Second
 	}
 	if o.Installed == nil {
 		o.Installed = func(string) bool { return false }
