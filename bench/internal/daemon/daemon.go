@@ -34,23 +34,14 @@ type Impl struct {
 
 // Vigil is vigil's binary bin.
 func Vigil(bin string) *Impl {
-	// Newer vigil has a pid file and a control socket (defaults under /run, shared by every
-	// namespace): give each run its own, when the binary knows the flags.
-	help, _ := exec.Command(bin, "-h").CombinedOutput()
-	ownPid := strings.Contains(string(help), "\n  -p ")
-	ownCtl := strings.Contains(string(help), "\n  -control ")
 	return &Impl{
 		Name: "vigil",
 		Bin:  bin,
+		// The pid file and the control socket default to places under /run that every
+		// namespace shares: each run gets its own. (This used to be decided by reading
+		// `vigil -h` for the flags, which broke when the help's layout changed.)
 		Args: func(conf, dir string) []string {
-			a := []string{"-f", conf}
-			if ownPid {
-				a = append(a, "-p", filepath.Join(dir, "vigil.pid"))
-			}
-			if ownCtl {
-				a = append(a, "-control", filepath.Join(dir, "vigil.sock"))
-			}
-			return a
+			return []string{"-f", conf, "-p", filepath.Join(dir, "vigil.pid"), "-control", filepath.Join(dir, "vigil.sock")}
 		},
 		// The vrrp child logs each transition and core logs it again when it passes it to the
 		// notify actions: count the child's line only (its logger is named vigil.vrrp.BINARY).
