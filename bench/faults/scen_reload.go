@@ -261,13 +261,13 @@ func runReload100(ctx context.Context, e *Env) (*Result, error) {
 	log := d.Proc.Output()[logBefore:]
 	if e.Impl.Name == "vigil" {
 		// SIGHUPs that arrive during a reload are merged; the file watcher adds its own.
-		applied := strings.Count(log, "vigil: reloaded: trigger=")
+		applied := strings.Count(log, "vigil: reloaded: role=core trigger=")
 		r.Check(!strings.Contains(log, "reload refused") && !strings.Contains(log, "applied in part"),
 			"a reload failed: %s", firstLines(log, "reload", 2))
 		r.Check(fmt.Sprint(d.Children()) == fmt.Sprint(kids), "children changed: %v, then %v", kids, d.Children())
 		r.Note("%d SIGHUPs in %s; %d reloads applied (%d by SIGHUP, %d by the file watcher), %d of them restarting the changed check",
-			reloads, dur(sent), applied, strings.Count(log, "vigil: reloaded: trigger=SIGHUP"),
-			strings.Count(log, "vigil: reloaded: trigger=\"file change\""), strings.Count(log, `checks_restarted=["chk"]`))
+			reloads, dur(sent), applied, strings.Count(log, "vigil: reloaded: role=core trigger=SIGHUP"),
+			strings.Count(log, "vigil: reloaded: role=core trigger=\"file change\""), strings.Count(log, `checks_restarted=["chk"]`))
 	} else {
 		r.Note("%d SIGHUPs in %s; keepalived logged %d reloads", reloads, dur(sent), strings.Count(log, "Reloading ..."))
 	}
@@ -304,7 +304,7 @@ func runGroupSighup(ctx context.Context, e *Env) (*Result, error) {
 	}
 	var fails []string
 	if vigil {
-		if err := e.waitFor(ctx, 30*time.Second, func() bool { return countOf(d, "vigil: reloaded: trigger=SIGHUP") > 0 }); err != nil {
+		if err := e.waitFor(ctx, 30*time.Second, func() bool { return countOf(d, "vigil: reloaded: role=core trigger=SIGHUP") > 0 }); err != nil {
 			fails = append(fails, "vigil did not log the reload within 30 s")
 		}
 	} else {
