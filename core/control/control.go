@@ -79,8 +79,8 @@ func Refuse(code int, err error) error { return &Error{Code: code, Msg: err.Erro
 // POST for each action; anything else gets 404 or 405 and calls none of them.
 func handler(status, reload func(ctx context.Context) any, actions ...Action) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", serveJSON(status))
-	mux.HandleFunc("POST /reload", serveJSON(reload))
+	mux.HandleFunc("GET /status", ServeJSON(status))
+	mux.HandleFunc("POST /reload", ServeJSON(reload))
 	for _, a := range actions {
 		mux.HandleFunc("POST "+a.Path, serveAction(a.Do))
 	}
@@ -103,7 +103,7 @@ func serveAction(do func(context.Context, url.Values) (any, error)) http.Handler
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 			return
 		}
-		serveJSON(func(context.Context) any { return res })(w, r)
+		ServeJSON(func(context.Context) any { return res })(w, r)
 	}
 }
 
@@ -116,7 +116,7 @@ func newServer(h http.Handler) *http.Server {
 }
 
 // serveJSON answers with what f returns, as indented JSON.
-func serveJSON(f func(ctx context.Context) any) http.HandlerFunc {
+func ServeJSON(f func(ctx context.Context) any) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vigil-ha/vigil/core/control"
 )
 
 // View is what the listener serves, read-only: nothing on it changes vigil's state (the
@@ -39,14 +40,7 @@ func (v View) Handler() http.Handler {
 		// A collector that fails leaves its metrics out; the rest is served.
 		ErrorHandling: promhttp.ContinueOnError, ErrorLog: errLog,
 	}))
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ") // as the control socket writes it
-		if err := enc.Encode(v.Status(r.Context())); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-		}
-	})
+	mux.HandleFunc("GET /status", control.ServeJSON(v.Status))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		// Core answers: that is all this says (a load balancer's liveness probe).
 		fmt.Fprintln(w, "ok")
