@@ -105,7 +105,7 @@ package:
 	rm -f dist/vigil_*.deb
 	dist/nfpm-deb -config packaging/nfpm.yaml -stage dist/stage -out dist -version '$(VERSION)' -arch "$$($(GO) env GOARCH)"
 
-# The package in a fresh Debian 12 (core/lab/nspawn's debootstrap, cached in
+# The package in a fresh Debian 12 (internal/lab/nspawn's debootstrap, cached in
 # /var/cache/vigil-test and shared with cmd/vigil's systemd test): installed, used, upgraded and
 # removed in a chroot without a service manager and in a container with systemd as PID 1
 # (packaging/debtest). Needs root, debootstrap and systemd-nspawn; says so and passes without.
@@ -125,13 +125,13 @@ test:
 	$(MAKE) test-package
 
 # Tests that need a kernel of their own (IPVS) are named TestVM... and run in one VM per package
-# (core/lab/vm: qemu TCG, seconds to boot). They run here, without -race: under TCG a race
+# (internal/lab/vm: qemu TCG, seconds to boot). They run here, without -race: under TCG a race
 # build runs about 30 times slower than a plain one, and the race line above already covers
 # their packages' code on the host (their TestVM tests skip in it, saying so). -p 1: one VM at
-# a time, each with both cores. The packages are those whose tests use core/lab/vm.
+# a time, each with both cores. The packages are those whose tests use internal/lab/vm.
 test-vm:
-	@pkgs="$$(grep -rlE --include='*_test.go' 'vigil/core/lab/vm"|^package vm$$' . | xargs -r -n1 dirname | sort -u | tr '\n' ' ')"; \
-	if [ -z "$$pkgs" ]; then echo "test-vm: no package tests with core/lab/vm"; exit 0; fi; \
+	@pkgs="$$(grep -rlE --include='*_test.go' 'vigil/internal/lab/vm"|^package vm$$' . | xargs -r -n1 dirname | sort -u | tr '\n' ' ')"; \
+	if [ -z "$$pkgs" ]; then echo "test-vm: no package tests with internal/lab/vm"; exit 0; fi; \
 	echo "$(GO) test -count=1 -p 1 -timeout 20m -run '^TestVM' $$pkgs"; \
 	$(GO) test -count=1 -p 1 -timeout 20m -run '^TestVM' $$pkgs
 
@@ -159,7 +159,7 @@ demo-mysql: build
 	$(BIN)/vigil-demo -vigil $(BIN)/vigil -mysql -plugins $(BIN)
 
 # The load balancer: vigil as an IPVS director of three HTTP backends, one killed. This
-# kernel may have no IPVS, so it runs in core/lab/vm's VM (root, qemu; a minute or two).
+# kernel may have no IPVS, so it runs in internal/lab/vm's VM (root, qemu; a minute or two).
 demo-lvs: build
 	$(BIN)/vigil-demo -vigil $(BIN)/vigil -lvs -lvs-config configs/keepalived-lvs.conf
 

@@ -7,11 +7,11 @@
 # the tool. keepalived: the configuration tests use keepalived -t as the judge of its own samples.
 # frr: FRR's zebra, vrrpd and vtysh, the second VRRP interop peer (core/vrrp/frr_interop_test.go).
 # nftables: nft, the fault suite's packet loss and filtering inside its namespaces (bench/faults).
-# qemu-system-x86, linux-image-amd64, busybox-static: core/lab/vm boots a kernel of its own for
+# qemu-system-x86, linux-image-amd64, busybox-static: internal/lab/vm boots a kernel of its own for
 # the tests that need IPVS (this machine's kernel has none). The generic kernel, not the cloud
 # one: linux-image-cloud-amd64 is built without 9p, and the VM's root is the host's over 9p.
 # ipvsadm: inspects and compares the IPVS tables in that VM (core/ipvs).
-# debootstrap, systemd-container: core/lab/nspawn boots a Debian container with systemd as its
+# debootstrap, systemd-container: internal/lab/nspawn boots a Debian container with systemd as its
 # PID 1 (this machine's init is not systemd), for the unit's and the package's tests.
 # groff-base, man-db: groff -ww and man -l check the generated man pages (cmd/vigil
 # TestManPagesRender).
@@ -52,7 +52,7 @@ fi
 
 echo "deps: installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# Debian's kernel package (for core/lab/vm) writes an initramfs to boot this machine with it:
+# Debian's kernel package (for internal/lab/vm) writes an initramfs to boot this machine with it:
 # minutes of compression here, twice. Where the running kernel is not in /boot (a container)
 # nothing boots from /boot, and the VM brings its own initramfs: skip it. A machine that does
 # boot from /boot keeps Debian's usual behaviour.

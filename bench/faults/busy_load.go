@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // A busy host: the suite is its own load generator. Re-executed as `faults -faults-burn cpu`

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/proc"
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 func TestTouchOnceMapsAndUnmaps(t *testing.T) {

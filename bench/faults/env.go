@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/daemon"
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // Env is the lab of one run of one scenario on one implementation: VRRP nodes n1..nN, a

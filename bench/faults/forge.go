@@ -153,7 +153,7 @@ func ifIndex(ifname string) (int, error) {
 	return int(ifr.Uint32()), nil
 }
 
-// socketIn runs open on a locked thread moved into namespace ns, as core/lab's DialIn does:
+// socketIn runs open on a locked thread moved into namespace ns, as internal/lab's DialIn does:
 // a socket belongs to the namespace it was created in. A thread that cannot move back stays
 // locked, so the runtime ends it with its goroutine.
 func socketIn(ns string, open func() (int, error)) (int, error) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // TestLossDropsAShareOfVRRP sends VRRP-protocol datagrams out of a node whose link drops

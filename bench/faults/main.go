@@ -16,7 +16,7 @@ import (
 
 	"github.com/vigil-ha/vigil/bench/internal/daemon"
 	"github.com/vigil-ha/vigil/bench/internal/harness"
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 type options struct {

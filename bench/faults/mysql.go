@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab/mariadb"
+	"github.com/vigil-ha/vigil/internal/lab/mariadb"
 )
 
 const (
@@ -19,7 +19,7 @@ const (
 	writeTimeout = time.Second
 )
 
-// MySQL is a MariaDB master-master pair on n1 and n2 (core/lab/mariadb's PairMember:
+// MySQL is a MariaDB master-master pair on n1 and n2 (internal/lab/mariadb's PairMember:
 // semi-synchronous replication, AFTER_SYNC) and a writer in the client's namespace that
 // inserts a numbered row through VIP(0) every writeEvery and remembers which inserts were
 // acknowledged.

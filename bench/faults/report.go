@@ -206,7 +206,7 @@ func (r *report) markdown() string {
 		w("- **%s**%s: %s%s\n", sc.Name, short, strings.Join(strings.Fields(sc.Doc), " "), known)
 	}
 	w("\n## Method\n\n")
-	w("**Lab.** `core/lab`: a bridge in a switch namespace, VRRP nodes n1, n2, n3 (192.0.2.11-13) and a client\n")
+	w("**Lab.** `internal/lab`: a bridge in a switch namespace, VRRP nodes n1, n2, n3 (192.0.2.11-13) and a client\n")
 	w("node after them, each on a veth pair; a fresh lab for every row. Every VRRP node runs the implementation\n")
 	w("under test on the same keepalived.conf (one VRRPv3 instance VI_1, VRID 51, VIP 192.0.2.100/24 on eth0,\n")
 	w("advert_int 1 s unless the scenario says otherwise; priorities 150, 100, 50; n1 `state MASTER`, the\n")
@@ -237,7 +237,7 @@ func (r *report) markdown() string {
 	w("fault: any outage from Master_Down_Interval minus advert_int to Master_Down_Interval is the same\n")
 	w("behaviour (advert_int 1 s, backup priority 100: 2.61 to 3.61 s). Where vigil's and keepalived's rows\n")
 	w("differ within that window, the difference is the moment of the fault, not the implementation.\n\n")
-	w("**Acknowledged writes lost** (MySQL scenarios): MariaDB master-master on n1 and n2 (`core/lab/mariadb`,\n")
+	w("**Acknowledged writes lost** (MySQL scenarios): MariaDB master-master on n1 and n2 (`internal/lab/mariadb`,\n")
 	w("semi-synchronous replication AFTER_SYNC); a writer in the client's namespace inserts a numbered row\n")
 	w("through the VIP every 10 ms (one connection, 1 s deadline per insert, a failed insert is not retried).\n")
 	w("After convergence the writer stops, and the count is the rows whose insert was acknowledged but that\n")

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/proc"
-	"github.com/vigil-ha/vigil/core/lab"
 	"github.com/vigil-ha/vigil/core/vrrp/packet"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // Forged VRRP from a node that runs no VRRP: an attacker on the segment, or another

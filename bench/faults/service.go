@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // The service and the client are this program re-executed in a lab node (-serve, -client), so

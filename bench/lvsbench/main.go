@@ -1,5 +1,5 @@
 // Command lvsbench measures vigil's load balancer beside keepalived 2.2.7's in one run, in a
-// kernel with IPVS (core/lab/vm boots one: this machine's may have none), and writes the
+// kernel with IPVS (internal/lab/vm boots one: this machine's may have none), and writes the
 // results into BENCHMARKS.md:
 //
 //	go run ./bench/lvsbench -out BENCHMARKS.md
@@ -34,7 +34,7 @@ import (
 
 	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/core/ipvs"
-	"github.com/vigil-ha/vigil/core/lab/vm"
+	"github.com/vigil-ha/vigil/internal/lab/vm"
 )
 
 type options struct {

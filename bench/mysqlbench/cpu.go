@@ -16,9 +16,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vigil-ha/vigil/bench/internal/proc"
-	corecheck "github.com/vigil-ha/vigil/core/check"
-	"github.com/vigil-ha/vigil/core/lab/mariadb"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/plugin"
+	"github.com/vigil-ha/vigil/internal/lab/mariadb"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
@@ -44,11 +44,11 @@ type cpuCase struct {
 	way  string
 	load string
 	// n probes back to back, or interval > 0: one check on that interval through
-	// core/check's scheduler for window.
+	// core/checksched's scheduler for window.
 	n        int
 	interval time.Duration
 	window   time.Duration
-	probe    corecheck.Prober
+	probe    checksched.Prober
 	// pid of the long-lived process that serves the probes besides this one (the plugin).
 	pid int
 }
@@ -120,7 +120,7 @@ func (e *env) cpuBench(ctx context.Context, rep *report, cl *cleaner) error {
 		return err
 	}
 	rep.script = scriptBody(e.mysql, db.Host, db.Port)
-	sh := corecheck.Script{Argv: []string{script}}
+	sh := checksched.Script{Argv: []string{script}}
 	if r := sh.Probe(cctx); !r.OK {
 		return fmt.Errorf("first probe with %s: %s", script, r.Msg)
 	}
@@ -245,7 +245,7 @@ func measureIdle(ctx context.Context, window time.Duration, pluginPID, serverPID
 }
 
 // backToBack runs n probes one after the other, each with the deadline of a check.
-func backToBack(ctx context.Context, p corecheck.Prober, n int) ([]time.Duration, error) {
+func backToBack(ctx context.Context, p checksched.Prober, n int) ([]time.Duration, error) {
 	lat := make([]time.Duration, 0, n)
 	for range n {
 		if err := ctx.Err(); err != nil {
@@ -263,7 +263,7 @@ func backToBack(ctx context.Context, p corecheck.Prober, n int) ([]time.Duration
 	return lat, nil
 }
 
-// scheduled runs one check of k's probe through core/check's scheduler for the window, as
+// scheduled runs one check of k's probe through core/checksched's scheduler for the window, as
 // vigil's check process runs it (plugin checks aligned on their grid, scripts at a random
 // phase), and returns the latencies of the probes that ran.
 func scheduled(ctx context.Context, k cpuCase) ([]time.Duration, error) {
@@ -274,15 +274,15 @@ func scheduled(ctx context.Context, k cpuCase) ([]time.Duration, error) {
 	if k.way == wayPlugin {
 		align = plugin.AlignGroup
 	}
-	spec := corecheck.Spec{
+	spec := checksched.Spec{
 		Name: "chk", Interval: k.interval, Timeout: probeTimeout, Rise: 1, Fall: 1, Align: align,
-		Prober: proberFunc(func(pctx context.Context) corecheck.Result {
+		Prober: proberFunc(func(pctx context.Context) checksched.Result {
 			t := time.Now()
 			r := k.probe.Probe(pctx)
 			d := time.Since(t)
 			if !r.OK && pctx.Err() != nil && ctx.Err() == nil {
 				// Cut short by the end of the window: not a probe that ran.
-				return corecheck.Result{}
+				return checksched.Result{}
 			}
 			mu.Lock()
 			lat = append(lat, d)
@@ -295,12 +295,12 @@ func scheduled(ctx context.Context, k cpuCase) ([]time.Duration, error) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, k.window)
 	defer cancel()
-	changes := make(chan corecheck.Change, 4)
+	changes := make(chan checksched.Change, 4)
 	go func() {
 		for range changes {
 		}
 	}()
-	corecheck.Run(wctx, []corecheck.Spec{spec}, changes)
+	checksched.Run(wctx, []checksched.Spec{spec}, changes)
 	close(changes)
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -313,9 +313,9 @@ func scheduled(ctx context.Context, k cpuCase) ([]time.Duration, error) {
 	return lat, nil
 }
 
-type proberFunc func(ctx context.Context) corecheck.Result
+type proberFunc func(ctx context.Context) checksched.Result
 
-func (f proberFunc) Probe(ctx context.Context) corecheck.Result { return f(ctx) }
+func (f proberFunc) Probe(ctx context.Context) checksched.Result { return f(ctx) }
 
 // childByExe finds the process among this process's children that runs exe.
 func childByExe(exe string) (int, error) {

@@ -17,8 +17,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/vigil-ha/vigil/bench/internal/harness"
-	"github.com/vigil-ha/vigil/core/lab"
-	"github.com/vigil-ha/vigil/core/lab/mariadb"
+	"github.com/vigil-ha/vigil/internal/lab"
+	"github.com/vigil-ha/vigil/internal/lab/mariadb"
 )
 
 // Failover trials: n1 (priority 150) and n2 (priority 100) each run a MariaDB of their own on

@@ -8,7 +8,7 @@
 //
 //   - CPU per probe against a throwaway MariaDB on 127.0.0.1: the mysql check plugin through
 //     core/plugin's Host and Prober (one kept connection), against the shell + mysql client
-//     run by core/check.Script; the prober side and the database server are counted apart.
+//     run by core/checksched.Script; the prober side and the database server are counted apart.
 //   - Failover time in a namespace lab: n1 and n2 each run their own MariaDB and the same
 //     VRRP instance tracking it (vigil: vrrp_check with the plugin; keepalived: vrrp_script
 //     with the shell + client); mariadbd on the master is killed and a client on n3 times
@@ -36,8 +36,8 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/harness"
-	"github.com/vigil-ha/vigil/core/lab"
-	"github.com/vigil-ha/vigil/core/lab/mariadb"
+	"github.com/vigil-ha/vigil/internal/lab"
+	"github.com/vigil-ha/vigil/internal/lab/mariadb"
 )
 
 type options struct {

@@ -109,12 +109,12 @@ func (r *report) cpuMarkdown(w func(string, ...any)) {
 	net := r.serverNet
 	total := func(x cpuResult) time.Duration { return prober(x) + net(x) }
 	w("\n#### CPU per probe\n\n")
-	w("- server: a throwaway MariaDB (core/lab/mariadb) on %s; account `%s` with a password, no privileges;\n", r.cpuServer, monitorUser)
+	w("- server: a throwaway MariaDB (internal/lab/mariadb) on %s; account `%s` with a password, no privileges;\n", r.cpuServer, monitorUser)
 	w("  query `%s`\n", probeQuery)
 	w("- vigil: `plugins/vigil-check-mysql` with params address, user, password, query, configured and probed\n")
 	w("  through core/plugin's Host and Prober as vigil's check process does (gRPC with mutual TLS on a unix\n")
 	w("  socket); the plugin keeps one connection between probes (%d session of `%s` on the server at the end)\n", r.pluginSessions, monitorUser)
-	w("- keepalived's way: this script, run per probe by core/check.Script as vrrp_script runs it (fork+exec,\n")
+	w("- keepalived's way: this script, run per probe by core/checksched.Script as vrrp_script runs it (fork+exec,\n")
 	w("  own process group, deadline); each probe starts a shell and the client, which connects and logs in:\n\n")
 	w("  ```sh\n")
 	for _, line := range strings.Split(strings.TrimSpace(r.script), "\n") {
@@ -128,7 +128,7 @@ func (r *report) cpuMarkdown(w func(string, ...any)) {
 	w("  in between), minus what it burns without probes (%.2f ms/s here, the median of %d idle windows of %s),\n", r.idleServerRate()/1e6, len(r.idle), o.idle)
 	w("  divided by the probes. Every probe has a 1 s deadline.\n")
 	w("- loads: %d plugin probes or %d script probes back to back; one check every 1 s for %s and every 0.1 s\n", o.probes, o.forks, o.window1)
-	w("  for %s through core/check's scheduler (the plugin check aligned on vigil's grid, the script at a random\n", o.window10)
+	w("  for %s through core/checksched's scheduler (the plugin check aligned on vigil's grid, the script at a random\n", o.window10)
 	w("  phase), all CPU of the window divided by the probes that ran in it, so the plugin's idle cost\n")
 	w("  between probes counts. %d runs of every case in rotating order; medians over the runs with min–max.\n\n", o.runs)
 	w("| way | load | probes/run | prober CPU/probe | host | child | server CPU/probe | server raw | prober+server | p50 latency |\n")
@@ -186,8 +186,8 @@ func (r *report) cpuMarkdown(w func(string, ...any)) {
 func (r *report) foMarkdown(w func(string, ...any)) {
 	o := r.o
 	w("\n#### Failover: mariadbd killed on the master → the VIP answering on the peer\n\n")
-	w("- lab: core/lab namespaces, n1 (192.0.2.11, priority 150) and n2 (192.0.2.12, priority 100) each with their\n")
-	w("  own MariaDB (core/lab/mariadb: bind 0.0.0.0 in the node, server_id 1/2, binary log; no replication,\n")
+	w("- lab: internal/lab namespaces, n1 (192.0.2.11, priority 150) and n2 (192.0.2.12, priority 100) each with their\n")
+	w("  own MariaDB (internal/lab/mariadb: bind 0.0.0.0 in the node, server_id 1/2, binary log; no replication,\n")
 	w("  which this timing does not need) and the same VRRPv3 instance: VRID %d, `state BACKUP`, advert_int %s,\n", foVRID, seconds(o.advert))
 	w("  VIP %s/24, `track_script { chk }`; n3 is the client\n", foVIP)
 	w("- vigil: `vrrp_check chk { plugin mysql; interval I; timeout min(I, 1); fall %d; rise 2; weight 0; params {\n", o.fall)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/bench/internal/proc"
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // The keepalived case: keepalived itself running vrrp_scripts, which is what the plugin

@@ -7,7 +7,7 @@
 // The plugin is a trivial check built with the SDK (this program itself, started again as
 // vigil-check-trivial: it answers OK at once), probed through core/plugin's Host and Prober as
 // the check scheduler probes it. The scripts are a "#!/bin/sh" script that exits 0 and
-// /bin/true, run by core/check.Script as vrrp_script runs them. Each is measured one probe at
+// /bin/true, run by core/checksched.Script as vrrp_script runs them. Each is measured one probe at
 // a time and with N probes in flight, in several runs whose order rotates, so that slow drifts
 // of the shared machine hit all alike. Beside them, keepalived itself runs vrrp_scripts in a
 // one-node namespace lab (keepalived.go; as root, else that case is skipped). Nothing leaves
@@ -36,7 +36,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vigil-ha/vigil/bench/internal/harness"
-	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/plugin"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
@@ -133,7 +133,7 @@ func (trivial) Check(context.Context, check.CheckRequest) (check.CheckResponse, 
 }
 
 // kase is one way of probing under one load: n probes back to back, parallel at a time, or,
-// with sched, several checks on their interval through core/check's scheduler.
+// with sched, several checks on their interval through core/checksched's scheduler.
 type kase struct {
 	name     string
 	load     string // how the probes come, for the report
@@ -141,7 +141,7 @@ type kase struct {
 	parallel int
 	n        int
 	sched    *schedule
-	probe    func(ctx context.Context) corecheck.Result
+	probe    func(ctx context.Context) checksched.Result
 	// pid of the long-lived process that serves the probes besides this one, 0 for none.
 	pid func() int
 }
@@ -201,8 +201,8 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	sh := corecheck.Script{Argv: []string{script}}
-	tru := corecheck.Script{Argv: []string{"/bin/true"}}
+	sh := checksched.Script{Argv: []string{script}}
+	tru := checksched.Script{Argv: []string{"/bin/true"}}
 	noPID := func() int { return 0 }
 	plugPID := func() int { return pid }
 	var cases []kase
@@ -306,7 +306,7 @@ func measure(k kase, warm int) (result, error) {
 	}, nil
 }
 
-// scheduled runs k.sched.checks checks of k's probe through core/check's scheduler for the
+// scheduled runs k.sched.checks checks of k's probe through core/checksched's scheduler for the
 // window and returns the latencies of the probes that ran. The window includes the first
 // interval, in which the spread checks start one by one.
 func scheduled(k kase) ([]time.Duration, error) {
@@ -316,11 +316,11 @@ func scheduled(k kase) ([]time.Duration, error) {
 	var failed int
 	var firstErr string
 	end := time.Now().Add(s.window) // the window's deadline
-	specs := make([]corecheck.Spec, s.checks)
+	specs := make([]checksched.Spec, s.checks)
 	for i := range specs {
-		specs[i] = corecheck.Spec{
+		specs[i] = checksched.Spec{
 			Name: fmt.Sprintf("chk%d", i), Interval: s.interval, Timeout: 5 * time.Second, Rise: 1, Fall: 1, Align: s.align,
-			Prober: proberFunc(func(ctx context.Context) corecheck.Result {
+			Prober: proberFunc(func(ctx context.Context) checksched.Result {
 				t := time.Now()
 				r := k.probe(ctx)
 				d := time.Since(t)
@@ -328,7 +328,7 @@ func scheduled(k kase) ([]time.Duration, error) {
 					// Cut short by the end of the window: not a probe that ran. (By the
 					// clock too: a probe can find the window's deadline passed before the
 					// window's timer has cancelled its context.)
-					return corecheck.Result{}
+					return checksched.Result{}
 				}
 				mu.Lock()
 				lat = append(lat, d)
@@ -337,18 +337,18 @@ func scheduled(k kase) ([]time.Duration, error) {
 					firstErr = cmp.Or(firstErr, r.Msg)
 				}
 				mu.Unlock()
-				return corecheck.Result{OK: r.OK}
+				return checksched.Result{OK: r.OK}
 			}),
 		}
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), end)
 	defer cancel()
-	changes := make(chan corecheck.Change, s.checks)
+	changes := make(chan checksched.Change, s.checks)
 	go func() {
 		for range changes {
 		}
 	}()
-	corecheck.Run(ctx, specs, changes)
+	checksched.Run(ctx, specs, changes)
 	close(changes)
 	mu.Lock()
 	defer mu.Unlock()
@@ -358,9 +358,9 @@ func scheduled(k kase) ([]time.Duration, error) {
 	return lat, nil
 }
 
-type proberFunc func(ctx context.Context) corecheck.Result
+type proberFunc func(ctx context.Context) checksched.Result
 
-func (f proberFunc) Probe(ctx context.Context) corecheck.Result { return f(ctx) }
+func (f proberFunc) Probe(ctx context.Context) checksched.Result { return f(ctx) }
 
 // loop runs n probes, k.parallel at a time, and returns their latencies.
 func loop(k kase, n int) ([]time.Duration, error) {

@@ -88,7 +88,7 @@ func (r *report) markdown() string {
 		cmdLine("git", "rev-parse", "--short", "HEAD"), runtime.Version(), r.o.runs, r.o.probes, r.o.forks)
 	w("- plugin: a trivial check built with the SDK (answers OK, no I/O), probed through core/plugin's Host and\n")
 	w("  Prober as the check scheduler does (protocol 3: the probe lane, protobuf frames under TLS on two unix connections, one per direction, beside the gRPC connection);\n")
-	w("  scripts: core/check.Script, as vrrp_script runs them (own process group, deadline). Every probe has a 5 s deadline.\n")
+	w("  scripts: core/checksched.Script, as vrrp_script runs them (own process group, deadline). Every probe has a 5 s deadline.\n")
 	w("- CPU per probe: user+system time of this process (getrusage) + of the reaped scripts (RUSAGE_CHILDREN)\n")
 	w("  + of the plugin process (/proc/PID/task/*/schedstat, nanoseconds), over the measured probes, divided by\n")
 	w("  their number. \"host\" is this process alone (Go's os/exec for the scripts; keepalived forks from C, which\n")
@@ -96,7 +96,7 @@ func (r *report) markdown() string {
 	w("  as vigil's check process does (1 unless set). Latency is per probe, p50 and p99\n")
 	w("  of each run. Medians over the runs, with min–max in parentheses.\n")
 	if r.o.checks > 0 {
-		w("- \"%d checks every %s\": that many checks probing on their interval through core/check's scheduler for\n", r.o.checks, r.o.interval)
+		w("- \"%d checks every %s\": that many checks probing on their interval through core/checksched's scheduler for\n", r.o.checks, r.o.interval)
 		w("  %s (all CPU of the window, divided by the probes that ran in it). \"spread\": each check starts at a\n", r.o.window)
 		w("  random point of the interval (vrrp_scripts); \"aligned\": the checks share one grid, as vigil's plugin\n")
 		w("  checks with the same interval do, so their probes reach the plugin together.\n")

@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
 	"github.com/vigil-ha/vigil/core/supervisor"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // variant is one way of applying the edited file.

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/harness"
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 const (

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // pinger sends ICMP echo requests to one address from a lab namespace every interval and

@@ -157,7 +157,7 @@ func (r *report) markdown() string {
 	}
 	w("- left behind after the run: %s\n\n", lo)
 
-	w("**Setup.** core/lab namespaces: n1 (192.0.2.11) and n2 (192.0.2.12) run the implementation, n3 (192.0.2.13)\n")
+	w("**Setup.** internal/lab namespaces: n1 (192.0.2.11) and n2 (192.0.2.12) run the implementation, n3 (192.0.2.13)\n")
 	w("is the client. Both nodes have %d VRRPv3 instances VI_1..VI_%d (VRIDs 51..%d, advert_int %s, VI_i holds\n",
 		o.instances, o.instances, 50+o.instances, seconds(o.advert))
 	w("192.0.2.(100+i)/24); n1 `state MASTER` priority %d, n2 `state BACKUP` priority %d; `global_defs {\n", prioMaster, prioBackup)

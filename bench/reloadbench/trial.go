@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // block is one implementation running on n1 (master) and n2 (backup) for several trials.

@@ -24,7 +24,7 @@ import (
 	"github.com/vigil-ha/vigil/bench/internal/daemon"
 	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/bench/internal/many"
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 type bench struct {

@@ -254,7 +254,7 @@ func (r *report) markdown(outPath string) string {
 	b.WriteString(r.sanityTable())
 
 	w("\n## Method\n\n")
-	w("Lab: `core/lab` — a bridge `br0` in a switch namespace and nodes n1 (192.0.2.11), n2 (192.0.2.12),\n")
+	w("Lab: `internal/lab` — a bridge `br0` in a switch namespace and nodes n1 (192.0.2.11), n2 (192.0.2.12),\n")
 	w("n3 (192.0.2.13) on veth pairs. Daemons run with `Node.Start` (own process group): vigil as `vigil -f CONF`,\n")
 	w("keepalived as `keepalived -n -l -G -P -f CONF -p/-r/-c/-b <own pid files>`. Neither gets debug logging.\n")
 	w("The capture is an AF_PACKET socket in the switch namespace bound to `br0` (promiscuous), with kernel\n")

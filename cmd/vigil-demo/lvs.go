@@ -1,7 +1,7 @@
 package main
 
 // The load-balancer demo (make demo-lvs). This machine's kernel may have no IPVS, so the
-// demo boots one (core/lab/vm: Debian's kernel under qemu, the host's root over 9p) and runs
+// demo boots one (internal/lab/vm: Debian's kernel under qemu, the host's root over 9p) and runs
 // itself inside it with -lvs-guest: a director running vigil on configs/keepalived-lvs.conf,
 // three HTTP backends and a client, each in a network namespace of its own. The backends and
 // the client are this same binary again (-lvs-backend, -lvs-client) run with ip netns exec,
@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab/vm"
+	"github.com/vigil-ha/vigil/internal/lab/vm"
 )
 
 const (

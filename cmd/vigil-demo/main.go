@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 const nodeConf = `! vigil demo node %[1]s

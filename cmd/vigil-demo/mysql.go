@@ -14,8 +14,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/vigil-ha/vigil/core/lab"
-	"github.com/vigil-ha/vigil/core/lab/mariadb"
+	"github.com/vigil-ha/vigil/internal/lab"
+	"github.com/vigil-ha/vigil/internal/lab/mariadb"
 )
 
 // The MySQL demo is the first user story (configs/mysql-master-master) played out: two

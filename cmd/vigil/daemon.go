@@ -22,7 +22,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/config/watch"
@@ -398,7 +398,7 @@ func (r *reloader) reload(ctx context.Context, trigger string, cfg **config.Conf
 		old.close()
 	}()
 
-	if !r.rootBounding && os.Geteuid() == 0 && corecheck.RunsScriptsAsRoot(next) {
+	if !r.rootBounding && os.Geteuid() == 0 && checksched.RunsScriptsAsRoot(next) {
 		r.log.Warn("scripts now run as root, but with only the capabilities vigil started with; restart vigil to give them all of root's, or set script_user",
 			"capabilities", "CAP_DAC_OVERRIDE CAP_KILL CAP_SETGID CAP_SETUID CAP_NET_ADMIN CAP_NET_RAW")
 	}
@@ -437,7 +437,7 @@ func limitCoreCapabilities(cfg *config.Config, log hclog.Logger) (rootBounding b
 	// set them. A reload cannot bring back what is dropped here: a priority first set by a
 	// reload takes a restart of vigil (the child says so when the kernel refuses it).
 	bounding := slices.Concat(child.CoreBounding, child.PriorityCaps(cfg.Global.VRRPProcess, cfg.Global.CheckerProcess))
-	if corecheck.RunsScriptsAsRoot(cfg) {
+	if checksched.RunsScriptsAsRoot(cfg) {
 		bounding = nil
 		log.Info("scripts run as root, with root's capabilities; give them a script_user of their own so that vigil can drop those")
 	}

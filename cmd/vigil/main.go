@@ -16,7 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/control"
@@ -168,7 +168,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		diags = append(diags, validatePlugins(cfg, nil)...)
 		diags = append(diags, validateNotifyPlugins(cfg)...)
 		// Scripts the daemon would not run (enable_script_security): keepalived's -t fails too.
-		diags = append(diags, corecheck.ScriptSecurity(cfg)...)
+		diags = append(diags, checksched.ScriptSecurity(cfg)...)
 	}
 	for _, d := range diags {
 		if o.test || o.dump {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/plugin"
@@ -32,7 +32,7 @@ import (
 // pass a file that the daemon then refuses.
 //
 // A reload passes the running configuration: only the checks that the check process
-// configures on their plugins again are asked (core/check Reconfigured: new checks, and those
+// configures on their plugins again are asked (core/checksched Reconfigured: new checks, and those
 // whose plugin, params, timing or thresholds changed, or all when plugin_dir or a check
 // plugin's plugin_sha256 changed); it keeps the others running as they are. Asking each of a
 // thousand real servers' checkers again on every reload, one call after another on a fresh
@@ -63,14 +63,14 @@ func validatePluginsOn(cfg, running *config.Config, checks checkValidator, log h
 		what string
 		c    *config.PluginCheck
 	}
-	asked := corecheck.Reconfigured(running, cfg)
+	asked := checksched.Reconfigured(running, cfg)
 	var items []item
 	for _, c := range cfg.Checks {
 		if asked(c.Name) {
 			items = append(items, item{fmt.Sprintf("vrrp_check %q", c.Name), c})
 		}
 	}
-	for _, rc := range corecheck.RealServerChecks(cfg) {
+	for _, rc := range checksched.RealServerChecks(cfg) {
 		if asked(rc.Name) {
 			items = append(items, item{fmt.Sprintf("real_server check %q", rc.Name), rc.PluginCheck})
 		}
@@ -293,7 +293,7 @@ func namedPlugins(cfg *config.Config) []namedPlugin {
 	for _, c := range cfg.Checks {
 		add(sdk.KindCheck, c.Plugin, c.Pos, fmt.Sprintf("vrrp_check %q", c.Name))
 	}
-	for _, rc := range corecheck.RealServerChecks(cfg) {
+	for _, rc := range checksched.RealServerChecks(cfg) {
 		add(sdk.KindCheck, rc.Plugin, rc.Pos, fmt.Sprintf("real_server check %q", rc.Name))
 	}
 	for _, n := range cfg.Notifiers {

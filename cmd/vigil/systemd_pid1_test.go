@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
-	"github.com/vigil-ha/vigil/core/lab/nspawn"
+	"github.com/vigil-ha/vigil/internal/lab"
+	"github.com/vigil-ha/vigil/internal/lab/nspawn"
 )
 
 // TestSystemdUnitUnderSystemd runs configs/vigil.service under a real systemd (PID 1 of a

@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigil-ha/vigil/core/config"
-	"github.com/vigil-ha/vigil/core/lab"
 	"github.com/vigil-ha/vigil/core/supervisor"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // sdMessage is one datagram on the notify socket, with the PID the kernel says sent it.

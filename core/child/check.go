@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 	"github.com/vigil-ha/vigil/core/ipvs"
@@ -69,10 +69,10 @@ type checkServer struct {
 	// rmu orders Start, Reload and the end of the work: they replace the scheduler's checks
 	// and the plugin host.
 	rmu     sync.Mutex
-	sched   *check.Scheduler // set by Start
-	host    *plugin.Host     // the plugin host, kept across reloads; nil once the work ended
-	hostKey string           // check.PluginHostKey of the settings host was made with
-	ended   bool             // the work ended (Stop): no reload any more
+	sched   *checksched.Scheduler // set by Start
+	host    *plugin.Host          // the plugin host, kept across reloads; nil once the work ended
+	hostKey string                // check.PluginHostKey of the settings host was made with
+	ended   bool                  // the work ended (Stop): no reload any more
 
 	// metrics is the registry core's Metrics call gathers (metrics.go); probeMetrics counts
 	// every probe, whether anyone scrapes or not (an atomic add per probe).
@@ -133,7 +133,7 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 	s.timeouts.apply(cfg)
 	s.startLVS(cfg)
 	host := plugin.New(plugin.ConfigOptions(cfg.Global, s.log))
-	specs, err := check.FromConfig(ctx, cfg, host)
+	specs, err := checksched.FromConfig(ctx, cfg, host)
 	if err != nil {
 		host.Close()
 		s.stopLVS() // the configuration does not run: what it programmed goes
@@ -142,12 +142,12 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	s.logNotes(specs, func(string) bool { return true })
-	ready := make(chan *check.Scheduler)
+	ready := make(chan *checksched.Scheduler)
 	started := s.work.start(func(ctx context.Context) {
 		// The channel is drained all the time by forward: its size only spares the checks
 		// of a start from waiting on each other with their initial states.
-		changes := make(chan check.Change, len(specs)+1)
-		sched := check.NewScheduler(ctx, changes)
+		changes := make(chan checksched.Change, len(specs)+1)
+		sched := checksched.NewScheduler(ctx, changes)
 		sched.Observe(s.probeMetrics.observe)
 		ready <- sched
 		go s.forward(ctx, changes)
@@ -161,7 +161,7 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 		host.Close()
 		return nil, status.Error(codes.FailedPrecondition, "already started")
 	}
-	s.sched, s.host, s.hostKey = <-ready, host, check.PluginHostKey(cfg.Global)
+	s.sched, s.host, s.hostKey = <-ready, host, checksched.PluginHostKey(cfg.Global)
 	s.sched.Update(specs)
 	s.log.Info("checks started", "count", len(specs))
 	s.applyScheduling(cfg)
@@ -190,7 +190,7 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 	case s.sched == nil:
 		return nil, status.Error(codes.FailedPrecondition, "not started")
 	}
-	host, hostKey := s.host, check.PluginHostKey(cfg.Global)
+	host, hostKey := s.host, checksched.PluginHostKey(cfg.Global)
 	newHost := hostKey != s.hostKey
 	if newHost {
 		host = plugin.New(plugin.ConfigOptions(cfg.Global, s.log))
@@ -199,7 +199,7 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 	// real server goes into IPVS at once, as keepalived adds it at its reload before its
 	// checker runs, and the director knows the new checkers before their first results. A
 	// configuration the checks refuse is taken back. A new or changed real_server checker
-	// is configured on its plugin by its own task (core/check's pending), never here: a
+	// is configured on its plugin by its own task (core/checksched's pending), never here: a
 	// busy plugin (seconds per answer with a thousand TCP_CHECKs under qemu TCG) holds
 	// neither this reload nor the next. A new or changed vrrp_check still is, since a
 	// plugin's refusal fails the reload.
@@ -215,7 +215,7 @@ func (s *checkServer) Reload(ctx context.Context, req *childpb.StartRequest) (*c
 		raiseCheckCaps(s.log, s.caps(cfg))
 		s.startLVS(cfg)
 	}
-	specs, err := check.FromConfigReusing(ctx, cfg, host, s.sched.Running)
+	specs, err := checksched.FromConfigReusing(ctx, cfg, host, s.sched.Running)
 	if err != nil {
 		if newHost {
 			host.Close()
@@ -296,7 +296,7 @@ func (s *checkServer) caps(cfg *config.Config) []int {
 }
 
 // logNotes logs the notes of the specs that start: a kept check said its note already.
-func (s *checkServer) logNotes(specs []check.Spec, starts func(name string) bool) {
+func (s *checkServer) logNotes(specs []checksched.Spec, starts func(name string) bool) {
 	for _, sp := range specs {
 		if sp.Note != "" && starts(sp.Name) {
 			s.log.Warn("check", "check", sp.Name, "note", sp.Note)
@@ -309,7 +309,7 @@ func (s *checkServer) logNotes(specs []check.Spec, starts func(name string) bool
 //
 // A check that flaps (up, down, up ...) would write a line per change: its lines are
 // limited as a VRRP instance's transitions are, and core still gets every change.
-func (s *checkServer) forward(ctx context.Context, changes <-chan check.Change) {
+func (s *checkServer) forward(ctx context.Context, changes <-chan checksched.Change) {
 	if s.lines != nil {
 		defer s.lines.Flush() // the last state of a flapping check, before the child ends
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 )
 
 // TestForwardWeightAndMetrics: a check's dynamic weight and metrics reach the state that the
@@ -16,11 +16,11 @@ func TestForwardWeightAndMetrics(t *testing.T) {
 	s := newCheckServer(hclog.NewNullLogger(), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	changes := make(chan check.Change)
+	changes := make(chan checksched.Change)
 	go s.forward(ctx, changes)
 	w := -30
-	changes <- check.Change{Name: "chk", Up: true, Msg: "ok: lag 30s", Weight: &w, Metrics: map[string]float64{"lag": 30}}
-	changes <- check.Change{Name: "plain", Up: false, Msg: "exit status 1"}
+	changes <- checksched.Change{Name: "chk", Up: true, Msg: "ok: lag 30s", Weight: &w, Metrics: map[string]float64{"lag": 30}}
+	changes <- checksched.Change{Name: "plain", Up: false, Msg: "exit status 1"}
 	deadline := time.Now().Add(5 * time.Second)
 	for len(s.current()) < 2 {
 		if time.Now().After(deadline) {

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 	"github.com/vigil-ha/vigil/core/ipvs"
@@ -401,7 +401,7 @@ func startFake(t *testing.T, cfg *config.Config, k *fakeKernel, timing loopTimin
 
 func checkNames(cfg *config.Config) []string {
 	var names []string
-	for _, rc := range check.RealServerChecks(cfg) {
+	for _, rc := range checksched.RealServerChecks(cfg) {
 		names = append(names, rc.Name)
 	}
 	return names

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 	"github.com/vigil-ha/vigil/core/metrics"
 	"github.com/vigil-ha/vigil/core/plugin"
@@ -168,8 +168,8 @@ func newCheckMetrics() *checkMetrics {
 	}
 }
 
-func (m *checkMetrics) observe(name string, r check.Result, took time.Duration) {
-	m.probes.WithLabelValues(name, check.Outcome(r)).Inc()
+func (m *checkMetrics) observe(name string, r checksched.Result, took time.Duration) {
+	m.probes.WithLabelValues(name, checksched.Outcome(r)).Inc()
 	m.duration.WithLabelValues(name).Observe(took.Seconds())
 }
 

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // inLabEnv marks a test binary that a test re-ran inside a lab namespace (see inLab).
@@ -61,18 +61,18 @@ func inLab(t *testing.T, name string) bool {
 type checkChild struct {
 	s       *checkServer
 	q       *queue[*childpb.CheckState]
-	changes chan check.Change
+	changes chan checksched.Change
 }
 
 func newCheckChild(t *testing.T, ctx context.Context, epoch uint64, now time.Time) *checkChild {
 	s := newCheckServer(hclog.NewNullLogger(), Options{})
 	s.epoch, s.now = epoch, func() time.Time { return now }
-	c := &checkChild{s: s, q: s.out.subscribe(nil), changes: make(chan check.Change)}
+	c := &checkChild{s: s, q: s.out.subscribe(nil), changes: make(chan checksched.Change)}
 	go s.forward(ctx, c.changes)
 	return c
 }
 
-func (c *checkChild) emit(t *testing.T, ch check.Change) *childpb.CheckState {
+func (c *checkChild) emit(t *testing.T, ch checksched.Change) *childpb.CheckState {
 	t.Helper()
 	c.changes <- ch
 	select {
@@ -153,14 +153,16 @@ vrrp_instance VI_1 {
 		}
 	}
 	prio := func(want ...int32) int32 { t.Helper(); return waitPriority(t, ctx, vs, want...) }
-	up := func(name string) check.Change { return check.Change{Name: name, Up: true, Msg: "ok"} }
-	down := func(name string) check.Change { return check.Change{Name: name, Up: false, Msg: "exit status 1"} }
+	up := func(name string) checksched.Change { return checksched.Change{Name: name, Up: true, Msg: "ok"} }
+	down := func(name string) checksched.Change {
+		return checksched.Change{Name: name, Up: false, Msg: "exit status 1"}
+	}
 
 	base := time.Now()
 	// The first check child's clock is an hour ahead of the second's.
 	first := newCheckChild(t, ctx, 1, base.Add(time.Hour))
-	set(first.emit(t, check.Change{Name: "chk", Up: true, Msg: "initial state", Initial: true}))
-	set(first.emit(t, check.Change{Name: "marker", Up: true, Msg: "initial state", Initial: true}))
+	set(first.emit(t, checksched.Change{Name: "chk", Up: true, Msg: "initial state", Initial: true}))
+	set(first.emit(t, checksched.Change{Name: "marker", Up: true, Msg: "initial state", Initial: true}))
 	prio(100)
 	set(first.emit(t, down("chk")))
 	prio(80)
@@ -170,8 +172,8 @@ vrrp_instance VI_1 {
 
 	// The check child restarts; the clock stepped back meanwhile.
 	second := newCheckChild(t, ctx, 2, base)
-	set(second.emit(t, check.Change{Name: "chk", Up: true, Msg: "initial state", Initial: true}))
-	set(second.emit(t, check.Change{Name: "marker", Up: true, Msg: "initial state", Initial: true}))
+	set(second.emit(t, checksched.Change{Name: "chk", Up: true, Msg: "initial state", Initial: true}))
+	set(second.emit(t, checksched.Change{Name: "marker", Up: true, Msg: "initial state", Initial: true}))
 	chkDown := second.emit(t, down("chk"))
 	if chkDown.UnixNano >= lastOfFirst.UnixNano {
 		t.Fatalf("the test's clock did not step back: %d after %d", chkDown.UnixNano, lastOfFirst.UnixNano)
@@ -205,7 +207,7 @@ func TestChangesSlowCoreGetsLatestState(t *testing.T) {
 	s := newCheckServer(hclog.NewNullLogger(), Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	changes := make(chan check.Change)
+	changes := make(chan checksched.Change)
 	go s.forward(ctx, changes)
 
 	// The check child's real gRPC service on a unix socket, and core's client, with HTTP/2
@@ -231,7 +233,7 @@ func TestChangesSlowCoreGetsLatestState(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The stream is served once the first state arrives.
-	changes <- check.Change{Name: "c0", Up: true, Msg: "initial state"}
+	changes <- checksched.Change{Name: "c0", Up: true, Msg: "initial state"}
 	if st, err := stream.Recv(); err != nil || st.Name != "c0" {
 		t.Fatalf("first state: %v, %v", st, err)
 	}
@@ -244,7 +246,7 @@ func TestChangesSlowCoreGetsLatestState(t *testing.T) {
 		for c := range checks {
 			name := fmt.Sprintf("c%d", c)
 			msg := fmt.Sprintf("%s probe %d %s", name, i, pad)
-			changes <- check.Change{Name: name, Up: i%2 == 0, Msg: msg}
+			changes <- checksched.Change{Name: name, Up: i%2 == 0, Msg: msg}
 			final[name] = msg
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 	"github.com/vigil-ha/vigil/core/plugin"
@@ -26,7 +26,7 @@ type ValidateItem struct {
 // configuration whose global_defs are g: the child answers only if its plugin host has
 // g's plugin_dir and plugin_sha256.
 func ValidateRequest(g config.Global, items []ValidateItem) *childpb.ValidateRequest {
-	req := &childpb.ValidateRequest{PluginHostKey: check.PluginHostKey(g), Items: make([]*childpb.ValidateItem, len(items))}
+	req := &childpb.ValidateRequest{PluginHostKey: checksched.PluginHostKey(g), Items: make([]*childpb.ValidateItem, len(items))}
 	for i, it := range items {
 		req.Items[i] = &childpb.ValidateItem{Plugin: it.Plugin, Name: it.Name, Params: pbParams(it.Params)}
 	}

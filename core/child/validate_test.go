@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 	"github.com/vigil-ha/vigil/core/plugin"
@@ -167,7 +167,7 @@ func TestCheckValidate(t *testing.T) {
 	if _, err := s.Validate(ctx, ValidateRequest(other, items)); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("Validate for another plugin_dir: %v, want FailedPrecondition", err)
 	}
-	if check.PluginHostKey(other) == req.PluginHostKey {
+	if checksched.PluginHostKey(other) == req.PluginHostKey {
 		t.Fatal("the plugin host keys do not differ")
 	}
 

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 	"github.com/vigil-ha/vigil/core/vrrp"
@@ -256,11 +256,11 @@ func (s *vrrpServer) SetCheck(ctx context.Context, c *childpb.CheckState) (*chil
 func (s *vrrpServer) admitCheck(c *childpb.CheckState, checks map[string]bool) (apply bool, dynamic *int, err error) {
 	switch {
 	case !checks[c.GetName()]:
-		return false, nil, status.Errorf(codes.NotFound, "check %q: no instance or sync group tracks it", check.Message(c.GetName()))
+		return false, nil, status.Errorf(codes.NotFound, "check %q: no instance or sync group tracks it", checksched.Message(c.GetName()))
 	case c.GetEpoch() == 0 || c.GetSeq() == 0:
 		return false, nil, status.Errorf(codes.InvalidArgument, "check %s: a state without its number (epoch %d, seq %d)", c.GetName(), c.GetEpoch(), c.GetSeq())
-	case c.Weight != nil && !check.ValidWeight(int64(c.GetWeight())):
-		return false, nil, status.Errorf(codes.InvalidArgument, "check %s: weight %d, beyond %d..%d", c.GetName(), c.GetWeight(), -check.MaxWeight, check.MaxWeight)
+	case c.Weight != nil && !checksched.ValidWeight(int64(c.GetWeight())):
+		return false, nil, status.Errorf(codes.InvalidArgument, "check %s: weight %d, beyond %d..%d", c.GetName(), c.GetWeight(), -checksched.MaxWeight, checksched.MaxWeight)
 	}
 	if last, ok := s.checkOrder[c.Name]; ok && c.Order().Before(last) {
 		return false, nil, nil
@@ -279,7 +279,7 @@ func (s *vrrpServer) admitCheck(c *childpb.CheckState, checks map[string]bool) (
 // trackedChecks names the checks that cfg's instances and sync groups track.
 func trackedChecks(cfg *config.Config) map[string]bool {
 	names := map[string]bool{}
-	for _, r := range check.Tracked(cfg) {
+	for _, r := range checksched.Tracked(cfg) {
 		names[r.Name] = true
 	}
 	return names

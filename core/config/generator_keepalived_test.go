@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // TestGeneratorAloneAgainstKeepalived: a ~SEQ, ~SEQx or ~LST with nothing after ')', followed

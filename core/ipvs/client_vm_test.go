@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab/vm"
+	"github.com/vigil-ha/vigil/internal/lab/vm"
 	"golang.org/x/sys/unix"
 )
 
 // The TestVM tests run in a kernel with IPVS, booted once for this test
-// binary by core/lab/vm; on the host they skip and Main runs them in the VM.
+// binary by internal/lab/vm; on the host they skip and Main runs them in the VM.
 // ipvsadm, from the host's root, is the judge of what the kernel holds.
 func TestMain(m *testing.M) {
 	vm.Main(m, "^TestVM", vm.Config{Modules: []string{

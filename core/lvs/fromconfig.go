@@ -7,19 +7,19 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/ipvs"
 )
 
 // FromConfig is what a Director needs of a validated configuration: its virtual servers
-// with their checkers named as core/check names them (so that a check's results find
+// with their checkers named as core/checksched names them (so that a check's results find
 // their checker), which VRRP instances hold the addresses of ha_suspend services, and
 // lvs_sync_daemon.
 // A virtual server whose group is not defined is left out (validation refuses it).
 func FromConfig(cfg *config.Config) Config {
 	names := map[*config.Checker]string{}
-	for _, rc := range check.RealServerChecks(cfg) {
+	for _, rc := range checksched.RealServerChecks(cfg) {
 		names[rc.Checker] = rc.Name
 	}
 	var out Config

@@ -134,7 +134,7 @@ func TestFromConfig(t *testing.T) {
 	if got := lines(ev); got != wantEv {
 		t.Errorf("start events %q, want %q", got, wantEv)
 	}
-	// The checkers are named as core/check names them, so results find them.
+	// The checkers are named as core/checksched names them, so results find them.
 	var names []string
 	for _, s := range d.Status() {
 		for _, r := range s.Reals {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 )
 
@@ -33,7 +33,7 @@ func findSamples(t *testing.T) []string {
 }
 
 // TestSamples runs every keepalived sample with a virtual_server through a Director: every
-// checker core/check plans is one the Director knows, and every table it wants is one the
+// checker core/checksched plans is one the Director knows, and every table it wants is one the
 // kernel takes (ipvs.Table.Validate), with all checkers up, all down, and up again.
 func TestSamples(t *testing.T) {
 	n := 0
@@ -54,7 +54,7 @@ func TestSamples(t *testing.T) {
 				}
 			}
 			var names []string
-			for _, rc := range check.RealServerChecks(cfg) {
+			for _, rc := range checksched.RealServerChecks(cfg) {
 				if !known[rc.Name] {
 					t.Errorf("checker %s unknown to the director", rc.Name)
 				}

@@ -47,7 +47,7 @@ type Real struct {
 	Weight int64
 	// Inhibit is inhibit_on_failure: a failed server stays in the table at weight 0.
 	Inhibit bool
-	// Checkers are its health checkers by name, as core/check names them (VS/RS/TYPE).
+	// Checkers are its health checkers by name, as core/checksched names them (VS/RS/TYPE).
 	Checkers []Checker
 	// NotifyUp and NotifyDown are its notify_up and notify_down scripts, nil for none.
 	NotifyUp, NotifyDown *config.Script
@@ -78,7 +78,7 @@ type Service struct {
 	// protocol, address and port; the fwmark and family; or the group's name and the
 	// virtual server's rank among those using the group.
 	ID string
-	// Name is the prefix of its checkers' names (core/check: "192.0.2.100:80",
+	// Name is the prefix of its checkers' names (core/checksched: "192.0.2.100:80",
 	// "fwmark 1", "group NAME").
 	Name string
 	// FIFO is the virtual server as keepalived's notify FIFO lines write it

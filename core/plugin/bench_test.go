@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
@@ -66,7 +66,7 @@ func BenchmarkProbeParallel(b *testing.B) {
 
 // BenchmarkForkExecParallel is BenchmarkForkExec with 32 scripts running at a time.
 func BenchmarkForkExecParallel(b *testing.B) {
-	s := corecheck.Script{Argv: []string{"/bin/true"}}
+	s := checksched.Script{Argv: []string{"/bin/true"}}
 	measureParallel(b, 0, 32, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -75,9 +75,9 @@ func BenchmarkForkExecParallel(b *testing.B) {
 }
 
 // BenchmarkForkExec is keepalived's way, for comparison: fork and exec of a script per
-// probe (/bin/true, in its own process group, as core/check.Script runs vrrp_script).
+// probe (/bin/true, in its own process group, as core/checksched.Script runs vrrp_script).
 func BenchmarkForkExec(b *testing.B) {
-	s := corecheck.Script{Argv: []string{"/bin/true"}}
+	s := checksched.Script{Argv: []string{"/bin/true"}}
 	measure(b, 0, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -91,7 +91,7 @@ func BenchmarkForkExecScript(b *testing.B) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		b.Fatal(err)
 	}
-	s := corecheck.Script{Argv: []string{script}}
+	s := checksched.Script{Argv: []string{script}}
 	measure(b, 0, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

@@ -46,8 +46,8 @@
 //
 // No result. A probe that never reached a working process (the plugin starting, restarting,
 // backing off after deaths, or under a hang verdict) did not ask the service anything: Prober
-// returns it with corecheck.Result.NoResult, and the check scheduler, which owns rise and
-// fall, counts it neither way within the check's failure budget (corecheck.FailureBudget) and
+// returns it with checksched.Result.NoResult, and the check scheduler, which owns rise and
+// fall, counts it neither way within the check's failure budget (checksched.FailureBudget) and
 // as a failure past it. A restart on a loaded machine costs healthy checks nothing; a plugin
 // that stays broken still takes its checks down, about when failed probes would have. A
 // plugin that cannot be run at all (missing, refused: find) is no such case: it stays so

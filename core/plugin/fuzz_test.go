@@ -8,7 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
@@ -33,11 +33,11 @@ func FuzzAnswer(f *testing.F) {
 		}
 		r := answer("fuzz", resp)
 
-		if len(r.Msg) > corecheck.MaxMessage || !utf8.ValidString(r.Msg) || strings.IndexFunc(r.Msg, unicode.IsControl) >= 0 {
+		if len(r.Msg) > checksched.MaxMessage || !utf8.ValidString(r.Msg) || strings.IndexFunc(r.Msg, unicode.IsControl) >= 0 {
 			t.Fatalf("message kept: %q", r.Msg)
 		}
 		validStatus := resp.Status >= check.Unknown && resp.Status <= check.Critical
-		validWeight := !hasWeight || w >= -corecheck.MaxWeight && w <= corecheck.MaxWeight
+		validWeight := !hasWeight || w >= -checksched.MaxWeight && w <= checksched.MaxWeight
 		switch {
 		case !validStatus || !validWeight:
 			if r.OK || r.Weight != nil || r.Metrics != nil || !strings.HasPrefix(r.Msg, "plugin fuzz answered ") {
@@ -50,11 +50,11 @@ func FuzzAnswer(f *testing.F) {
 		case !strings.HasPrefix(r.Msg, resp.Status.String()):
 			t.Fatalf("message %q does not start with the status %v", r.Msg, resp.Status)
 		}
-		if len(r.Metrics) > corecheck.MaxMetrics {
+		if len(r.Metrics) > checksched.MaxMetrics {
 			t.Fatalf("%d metrics kept", len(r.Metrics))
 		}
 		for k, v := range r.Metrics {
-			if math.IsNaN(v) || math.IsInf(v, 0) || len(k) > corecheck.MaxMetricName || k == "" || !utf8.ValidString(k) {
+			if math.IsNaN(v) || math.IsInf(v, 0) || len(k) > checksched.MaxMetricName || k == "" || !utf8.ValidString(k) {
 				t.Fatalf("metric %q = %v kept", k, v)
 			}
 			if resp.Metrics[k] != v {

@@ -23,7 +23,7 @@ func (h *Host) HasCheck(name string) bool {
 // its business (nil): starting it says so. When the file fails, the plugin's running process
 // is stopped (its configuration is kept for a later start), so that nothing goes on using
 // a plugin that someone else may have replaced. A reload asks this for every plugin its
-// checks keep (core/check.PluginVerifier).
+// checks keep (core/checksched.PluginVerifier).
 func (h *Host) VerifyCheck(name string) error {
 	if !h.HasCheck(name) {
 		return nil

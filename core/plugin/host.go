@@ -19,7 +19,7 @@ import (
 	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
-	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
@@ -81,9 +81,9 @@ var ErrClosed = errors.New("plugin host closed")
 
 // notRunError marks the error of a call that never reached a working plugin process: the
 // plugin was starting, restarting (dead, or backing off after deaths), under a hang verdict,
-// or died under the call. Prober makes such a probe a corecheck.Result with NoResult: the
+// or died under the call. Prober makes such a probe a checksched.Result with NoResult: the
 // service was not asked, so the check scheduler counts it neither way within the check's
-// failure budget (corecheck.FailureBudget), and as a failure past it. The message is the
+// failure budget (checksched.FailureBudget), and as a failure past it. The message is the
 // wrapped error's.
 type notRunError struct{ err error }
 
@@ -867,10 +867,10 @@ const maxParams = 256
 // plugins by, within bounds: each string cut and cleaned as a probe's message is, and at
 // most maxParams params.
 func boundInfo(in sdk.Info) sdk.Info {
-	in.Name, in.Version, in.Description = corecheck.Message(in.Name), corecheck.Message(in.Version), corecheck.Message(in.Description)
+	in.Name, in.Version, in.Description = checksched.Message(in.Name), checksched.Message(in.Version), checksched.Message(in.Description)
 	params := make([]sdk.ParamSpec, 0, min(len(in.Params), maxParams))
 	for _, p := range in.Params[:min(len(in.Params), maxParams)] {
-		p.Name, p.Default, p.Description = corecheck.Message(p.Name), corecheck.Message(p.Default), corecheck.Message(p.Description)
+		p.Name, p.Default, p.Description = checksched.Message(p.Name), checksched.Message(p.Default), checksched.Message(p.Description)
 		params = append(params, p)
 	}
 	in.Params = params
@@ -946,11 +946,11 @@ func (h *Host) Notify(ctx context.Context, name string, req notify.NotifyRequest
 }
 
 // boundPluginError cuts the plugin's own message in err to what vigil shows of it
-// (corecheck.Message): it goes to the log and to the operator's terminal (vigil -t).
+// (checksched.Message): it goes to the log and to the operator's terminal (vigil -t).
 func boundPluginError(err error) error {
 	var pe *sdk.PluginError
 	if errors.As(err, &pe) {
-		if m := corecheck.Message(pe.Msg); m != pe.Msg {
+		if m := checksched.Message(pe.Msg); m != pe.Msg {
 			return &sdk.PluginError{Msg: m}
 		}
 	}
@@ -968,7 +968,7 @@ func boundWarnings(ws []string) []string {
 	}
 	out := make([]string, 0, min(len(ws), maxWarnings+1))
 	for _, w := range ws[:min(len(ws), maxWarnings)] {
-		out = append(out, corecheck.Message(w))
+		out = append(out, checksched.Message(w))
 	}
 	if n := len(ws) - maxWarnings; n > 0 {
 		out = append(out, fmt.Sprintf("and %d more warnings", n))

@@ -15,7 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
@@ -128,16 +128,16 @@ func testPlugins() []int {
 
 // runChecks runs specs on the scheduler until the returned stop is called, which returns
 // every change that was not an initial state.
-func runChecks(t *testing.T, specs []corecheck.Spec) (stop func() []corecheck.Change) {
-	changes := make(chan corecheck.Change, 1024)
+func runChecks(t *testing.T, specs []checksched.Spec) (stop func() []checksched.Change) {
+	changes := make(chan checksched.Change, 1024)
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() {
 		defer close(ran)
-		corecheck.Run(ctx, specs, changes)
+		checksched.Run(ctx, specs, changes)
 	}()
 	var mu sync.Mutex
-	var got []corecheck.Change
+	var got []checksched.Change
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
@@ -150,7 +150,7 @@ func runChecks(t *testing.T, specs []corecheck.Spec) (stop func() []corecheck.Ch
 		}
 	}()
 	t.Cleanup(cancel)
-	return func() []corecheck.Change {
+	return func() []checksched.Change {
 		cancel()
 		<-ran
 		close(changes)
@@ -160,7 +160,7 @@ func runChecks(t *testing.T, specs []corecheck.Spec) (stop func() []corecheck.Ch
 }
 
 // plugSpec is the scheduler's spec of a test plugin check, configured on h.
-func plugSpec(t *testing.T, h *Host, name, mode string, interval, timeout time.Duration, fall int) corecheck.Spec {
+func plugSpec(t *testing.T, h *Host, name, mode string, interval, timeout time.Duration, fall int) checksched.Spec {
 	t.Helper()
 	spec, err := h.CheckSpec(ctxFor(t, time.Minute), &config.PluginCheck{Name: name, Plugin: "test", Interval: interval, Timeout: timeout,
 		Rise: 1, Fall: fall, Params: []config.Param{{Key: "mode", Values: []string{mode}}}}, false)
@@ -183,7 +183,7 @@ func TestSlowPluginNotHung(t *testing.T) {
 	const ping = 2 * time.Second
 	log, buf := loadLog(t)
 	h := newHost(t, Options{PingTimeout: ping, Logger: log})
-	specs := []corecheck.Spec{plugSpec(t, h, "impatient", "ok", 100*time.Millisecond, 200*time.Millisecond, 1000)}
+	specs := []checksched.Spec{plugSpec(t, h, "impatient", "ok", 100*time.Millisecond, 200*time.Millisecond, 1000)}
 	for i := range 20 {
 		specs = append(specs, plugSpec(t, h, fmt.Sprintf("healthy%d", i), "ok", 100*time.Millisecond, 30*time.Second, 1))
 	}
@@ -224,7 +224,7 @@ func TestRestartUnderLoad(t *testing.T) {
 	log, buf := loadLog(t)
 	h := newHost(t, Options{StartTimeout: 3 * time.Second, Logger: log})
 	const n = 3000
-	var specs []corecheck.Spec
+	var specs []checksched.Spec
 	for i := range n {
 		name := fmt.Sprintf("c%d", i)
 		if i%150 == 0 {
@@ -299,9 +299,9 @@ func TestHungPluginFailsAfterBudget(t *testing.T) {
 	h := newHost(t, Options{Dir: dir, PingTimeout: 500 * time.Millisecond, Logger: log})
 	spec := plugSpec(t, h, "svc", "ok", 200*time.Millisecond, 500*time.Millisecond, 3)
 	pid := probeOK(t, h, "svc")
-	changes := make(chan corecheck.Change, 64)
+	changes := make(chan checksched.Change, 64)
 	ctx := ctxFor(t, 3*time.Minute)
-	go corecheck.Run(ctx, []corecheck.Spec{spec}, changes)
+	go checksched.Run(ctx, []checksched.Spec{spec}, changes)
 	if err := os.Remove(bin); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
@@ -79,14 +79,14 @@ func TestMisbehavingPlugin(t *testing.T) {
 			}
 			// The check starts in the state it must leave: down when it must come up.
 			spec.InitFail = tc.wantUp
-			changes := make(chan corecheck.Change, 16)
+			changes := make(chan checksched.Change, 16)
 			runCtx, stopRun := context.WithCancel(ctx)
 			ran := make(chan struct{})
 			go func() {
 				defer close(ran)
-				corecheck.Run(runCtx, []corecheck.Spec{spec}, changes)
+				checksched.Run(runCtx, []checksched.Spec{spec}, changes)
 			}()
-			var c corecheck.Change
+			var c checksched.Change
 			for c = range changes {
 				if !c.Initial {
 					break
@@ -98,13 +98,13 @@ func TestMisbehavingPlugin(t *testing.T) {
 			if c.Up != tc.wantUp || !strings.Contains(c.Msg, tc.msgHas) {
 				t.Errorf("change %+v; want up %v with a message holding %q", c, tc.wantUp, tc.msgHas)
 			}
-			if len(c.Msg) > corecheck.MaxMessage || strings.IndexFunc(c.Msg, unicode.IsControl) >= 0 {
+			if len(c.Msg) > checksched.MaxMessage || strings.IndexFunc(c.Msg, unicode.IsControl) >= 0 {
 				t.Errorf("message of %d bytes kept, or with control characters: %q", len(c.Msg), c.Msg[:min(len(c.Msg), 200)])
 			}
-			if c.Weight != nil && (*c.Weight < -corecheck.MaxWeight || *c.Weight > corecheck.MaxWeight) {
+			if c.Weight != nil && (*c.Weight < -checksched.MaxWeight || *c.Weight > checksched.MaxWeight) {
 				t.Errorf("weight %d taken from the plugin", *c.Weight)
 			}
-			if len(c.Metrics) > corecheck.MaxMetrics {
+			if len(c.Metrics) > checksched.MaxMetrics {
 				t.Errorf("%d metrics kept", len(c.Metrics))
 			}
 			for k, v := range c.Metrics {
@@ -120,7 +120,7 @@ func TestMisbehavingPlugin(t *testing.T) {
 			stopRun()
 			<-ran
 			configure(t, h, "bad", "good", "mode", "ok")
-			var r corecheck.Result
+			var r checksched.Result
 			for attempt := 1; attempt <= 3; attempt++ {
 				if r = (Prober{Host: h, Plugin: "bad", Check: "good"}).Probe(ctxFor(t, 30*time.Second)); r.OK {
 					break
@@ -184,7 +184,7 @@ func TestMisbehavingConfigure(t *testing.T) {
 	pc := &config.PluginCheck{Name: "chk", Plugin: "bad", Pos: config.Pos{File: "vigil.conf", Line: 3, Col: 1},
 		Params: []config.Param{{Key: "mode", Values: []string{"ok"}}, {Key: "reject", Values: []string{"1"}}}}
 	_, err := h.CheckSpec(ctx, pc, false)
-	if err == nil || len(err.Error()) > corecheck.MaxMessage+100 || strings.IndexFunc(err.Error(), unicode.IsControl) >= 0 || !strings.Contains(err.Error(), "plugin bad") {
+	if err == nil || len(err.Error()) > checksched.MaxMessage+100 || strings.IndexFunc(err.Error(), unicode.IsControl) >= 0 || !strings.Contains(err.Error(), "plugin bad") {
 		t.Errorf("refusal of %d bytes: %.200q", len(fmt.Sprint(err)), fmt.Sprint(err))
 	}
 	pc.Params[1] = config.Param{Key: "warnings", Values: []string{"1"}}
@@ -195,7 +195,7 @@ func TestMisbehavingConfigure(t *testing.T) {
 	for _, line := range strings.Split(log.String(), "\n") {
 		if strings.Contains(line, "check configuration") {
 			warnings++
-			if len(line) > 2*corecheck.MaxMessage+200 || strings.ContainsRune(line, 0x1b) {
+			if len(line) > 2*checksched.MaxMessage+200 || strings.ContainsRune(line, 0x1b) {
 				t.Errorf("warning logged as %d bytes: %.200q", len(line), line)
 			}
 		}
@@ -217,7 +217,7 @@ func TestMisbehavingDescribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	for what, s := range map[string]string{"name": info.Name, "version": info.Version, "description": info.Description} {
-		if len(s) > corecheck.MaxMessage || strings.IndexFunc(s, unicode.IsControl) >= 0 || !strings.HasPrefix(s, "doc ") {
+		if len(s) > checksched.MaxMessage || strings.IndexFunc(s, unicode.IsControl) >= 0 || !strings.HasPrefix(s, "doc ") {
 			t.Errorf("%s kept as %d bytes: %.100q", what, len(s), s)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
@@ -16,7 +16,7 @@ import (
 // Prober runs one configured check through its plugin, for the check scheduler. OK and
 // Warning count as success, Critical, Unknown and any error as failure, except a probe that
 // never reached a working plugin process (starting, restarting, under a hang verdict): that
-// one has no result (corecheck.Result.NoResult), which the scheduler counts as a failure
+// one has no result (checksched.Result.NoResult), which the scheduler counts as a failure
 // only past the check's failure budget. A check tracked
 // with reverse is probed the same way: the result stays what the plugin said, so that rise
 // and fall count the service's real successes and failures, and the vrrp process alone
@@ -27,26 +27,26 @@ type Prober struct {
 	Check  string // the configured check's name
 }
 
-var _ corecheck.Prober = Prober{}
+var _ checksched.Prober = Prober{}
 
 // Probe runs one probe.
-func (p Prober) Probe(ctx context.Context) corecheck.Result {
+func (p Prober) Probe(ctx context.Context) checksched.Result {
 	resp, err := p.Host.Check(ctx, p.Plugin, check.CheckRequest{Name: p.Check})
 	if err != nil {
 		if isNotRun(err) {
 			// The plugin was starting, restarting or under a hang verdict: the service was
 			// not asked (the scheduler counts this within the check's failure budget).
-			return corecheck.Result{NoResult: true, Msg: corecheck.Message(err.Error())}
+			return checksched.Result{NoResult: true, Msg: checksched.Message(err.Error())}
 		}
 		// By the clock too: the deadline can pass a moment before its timer cancels ctx.
 		if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && !time.Now().Before(dl) {
-			return corecheck.Result{Msg: fmt.Sprintf("plugin %s: timed out", p.Plugin)}
+			return checksched.Result{Msg: fmt.Sprintf("plugin %s: timed out", p.Plugin)}
 		}
 		if isPluginError(err) {
 			// The plugin's own message (an unknown name, a bad state): say whose it is.
-			return corecheck.Result{Msg: corecheck.Message(fmt.Sprintf("plugin %s: %v", p.Plugin, err))}
+			return checksched.Result{Msg: checksched.Message(fmt.Sprintf("plugin %s: %v", p.Plugin, err))}
 		}
-		return corecheck.Result{Msg: corecheck.Message(err.Error())}
+		return checksched.Result{Msg: checksched.Message(err.Error())}
 	}
 	return answer(p.Plugin, resp)
 }
@@ -55,20 +55,20 @@ func (p Prober) Probe(ctx context.Context) corecheck.Result {
 // speak the protocol from another language, unchecked): an answer with a status that does not
 // exist or a weight beyond what a VRRP priority can move counts as a failure, with a message
 // that names the plugin and the bad value, and its weight is not taken. Never a wild weight,
-// never a success by accident. The message and metrics are bounded (corecheck.Message,
-// corecheck.Metrics) for the log, the vrrp process and `vigil status`.
-func answer(plugin string, resp check.CheckResponse) corecheck.Result {
+// never a success by accident. The message and metrics are bounded (checksched.Message,
+// checksched.Metrics) for the log, the vrrp process and `vigil status`.
+func answer(plugin string, resp check.CheckResponse) checksched.Result {
 	if resp.Status < check.Unknown || resp.Status > check.Critical {
-		return corecheck.Result{Msg: corecheck.Message(fmt.Sprintf("plugin %s answered status %d, which does not exist (a bug in the plugin): counted as a failure", plugin, int(resp.Status)))}
+		return checksched.Result{Msg: checksched.Message(fmt.Sprintf("plugin %s answered status %d, which does not exist (a bug in the plugin): counted as a failure", plugin, int(resp.Status)))}
 	}
-	if resp.Weight != nil && !corecheck.ValidWeight(int64(*resp.Weight)) {
-		return corecheck.Result{Msg: corecheck.Message(fmt.Sprintf("plugin %s answered weight %d, beyond %d..%d (a bug in the plugin): counted as a failure", plugin, *resp.Weight, -corecheck.MaxWeight, corecheck.MaxWeight))}
+	if resp.Weight != nil && !checksched.ValidWeight(int64(*resp.Weight)) {
+		return checksched.Result{Msg: checksched.Message(fmt.Sprintf("plugin %s answered weight %d, beyond %d..%d (a bug in the plugin): counted as a failure", plugin, *resp.Weight, -checksched.MaxWeight, checksched.MaxWeight))}
 	}
 	msg := resp.Status.String()
 	if resp.Message != "" {
 		msg += ": " + resp.Message
 	}
-	r := corecheck.Result{OK: resp.Status.Healthy(), Msg: corecheck.Message(msg), Metrics: corecheck.Metrics(resp.Metrics)}
+	r := checksched.Result{OK: resp.Status.Healthy(), Msg: checksched.Message(msg), Metrics: checksched.Metrics(resp.Metrics)}
 	// Passed on for reverse tracking too: whether a reversed tracker uses it is for the
 	// vrrp process to decide (it does not), from the weight and reverse it applies.
 	if resp.Weight != nil {
@@ -91,10 +91,10 @@ func Params(ps []config.Param) []sdk.Param {
 }
 
 // AlignGroup is the scheduler's alignment group of every plugin check (check.Spec.Align).
-const AlignGroup = corecheck.PluginAlign
+const AlignGroup = checksched.PluginAlign
 
 // checkKind names a check as its configuration does: a real_server checker by its type and
-// name (corecheck.RealServerChecks names them VS/RS/TYPE, with #n for a second checker of a
+// name (checksched.RealServerChecks names them VS/RS/TYPE, with #n for a second checker of a
 // type), any other as the vrrp_check it is.
 func checkKind(name string) string {
 	base := name
@@ -113,21 +113,21 @@ func checkKind(name string) string {
 // CheckSpec configures a vrrp_check on its plugin and returns it ready for the scheduler.
 // With validateOnly (vigil -t) the plugin only checks the params; the spec is then not for
 // running. The error carries the check's position and the plugin's message.
-func (h *Host) CheckSpec(ctx context.Context, c *config.PluginCheck, validateOnly bool) (corecheck.Spec, error) {
+func (h *Host) CheckSpec(ctx context.Context, c *config.PluginCheck, validateOnly bool) (checksched.Spec, error) {
 	resp, err := h.ConfigureCheck(ctx, c.Plugin, check.ConfigureRequest{Name: c.Name, Params: Params(c.Params), ValidateOnly: validateOnly})
 	if err != nil {
 		werr := fmt.Errorf("%s: %s: plugin %s: %w", c.Pos, checkKind(c.Name), c.Plugin, err)
 		if !isPluginError(err) && (isNotRun(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 			// The plugin never looked at the params: starting, restarting, or too busy to
-			// answer in time. A real_server checker is tried again (corecheck.pending).
-			werr = corecheck.NotConfigured(werr)
+			// answer in time. A real_server checker is tried again (checksched.pending).
+			werr = checksched.NotConfigured(werr)
 		}
-		return corecheck.Spec{}, werr
+		return checksched.Spec{}, werr
 	}
 	for _, w := range resp.Warnings {
 		h.opts.Logger.Warn("check configuration", "pos", c.Pos.String(), "check", c.Name, "plugin", c.Plugin, "warning", w)
 	}
-	return corecheck.Spec{
+	return checksched.Spec{
 		Name:     c.Name,
 		Prober:   Prober{Host: h, Plugin: c.Plugin, Check: c.Name},
 		Interval: c.Interval,
@@ -137,6 +137,6 @@ func (h *Host) CheckSpec(ctx context.Context, c *config.PluginCheck, validateOnl
 		InitFail: c.InitFail,
 		// Probes that start together share the wake-ups of both processes and their messages.
 		Align: AlignGroup,
-		Late:  corecheck.PluginLate(c.Timeout),
+		Late:  checksched.PluginLate(c.Timeout),
 	}, nil
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	corecheck "github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 )
 
@@ -24,9 +24,9 @@ func TestReverseCountsRawResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changes := make(chan corecheck.Change, 4)
-	go corecheck.Run(ctx, []corecheck.Spec{spec}, changes)
-	next := func() corecheck.Change {
+	changes := make(chan checksched.Change, 4)
+	go checksched.Run(ctx, []checksched.Spec{spec}, changes)
+	next := func() checksched.Change {
 		t.Helper()
 		select {
 		case c := <-changes:
@@ -34,7 +34,7 @@ func TestReverseCountsRawResults(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("no change from the check: its successes were not counted as such")
 		}
-		return corecheck.Change{}
+		return checksched.Change{}
 	}
 	if c := next(); c.Up || c.Msg != "initial state" {
 		t.Fatalf("initial: %+v; want down (init_fail)", c)
@@ -60,8 +60,8 @@ func TestCheckSpecErrors(t *testing.T) {
 	pc := &config.PluginCheck{Name: name, Plugin: "test", Pos: config.Pos{File: "lvs.conf", Line: 7, Col: 9},
 		Params: []config.Param{{Key: "mode", Values: []string{"bogus"}}}}
 	_, err := h.CheckSpec(ctx, pc, false)
-	if err == nil || corecheck.IsNotConfigured(err) || !strings.Contains(err.Error(), "lvs.conf:7:9: real_server PLUGIN_CHECK "+name+": plugin test: ") {
-		t.Fatalf("refused: %v (not configured: %v); want the place and the checker named", err, corecheck.IsNotConfigured(err))
+	if err == nil || checksched.IsNotConfigured(err) || !strings.Contains(err.Error(), "lvs.conf:7:9: real_server PLUGIN_CHECK "+name+": plugin test: ") {
+		t.Fatalf("refused: %v (not configured: %v); want the place and the checker named", err, checksched.IsNotConfigured(err))
 	}
 	if got := checkKind("chk_db"); got != "vrrp_check chk_db" {
 		t.Errorf("checkKind(chk_db) = %q", got)
@@ -69,7 +69,7 @@ func TestCheckSpecErrors(t *testing.T) {
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	pc.Params = []config.Param{{Key: "mode", Values: []string{"ok"}}}
-	if _, err := h.CheckSpec(done, pc, false); !corecheck.IsNotConfigured(err) {
+	if _, err := h.CheckSpec(done, pc, false); !checksched.IsNotConfigured(err) {
 		t.Fatalf("Configure with its context ended: %v; want it marked NotConfigured", err)
 	}
 }

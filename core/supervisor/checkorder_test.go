@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 )
 
@@ -61,7 +61,7 @@ func TestBadCheckStatesRefused(t *testing.T) {
 	st := &childpb.CheckState{Name: "chk", Epoch: fuzzEpoch, Seq: 1, Weight: &w, Message: strings.Repeat("\x1b[2J", 1000),
 		Metrics: map[string]float64{"nan": math.NaN(), "inf": math.Inf(1), "lag": 2}}
 	got, ok := s.takeCheck(st, fuzzEpoch, &logLimit{})
-	if !ok || len(got.Message) > check.MaxMessage || strings.ContainsRune(got.Message, 0x1b) || len(got.Metrics) != 1 || got.Metrics["lag"] != 2 || *got.Weight != w {
+	if !ok || len(got.Message) > checksched.MaxMessage || strings.ContainsRune(got.Message, 0x1b) || len(got.Metrics) != 1 || got.Metrics["lag"] != 2 || *got.Weight != w {
 		t.Fatalf("a good state with a long message and bad metrics: %v, %v", got, ok)
 	}
 	if _, err := json.Marshal(s.Status(context.Background())); err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 )
@@ -117,15 +117,15 @@ func FuzzFromCheckChild(f *testing.F) {
 			switch {
 			case !names[got.Name] || got.Epoch != fuzzEpoch || got.Seq == 0:
 				t.Fatalf("taken: %v", got)
-			case got.Weight != nil && !check.ValidWeight(int64(*got.Weight)):
+			case got.Weight != nil && !checksched.ValidWeight(int64(*got.Weight)):
 				t.Fatalf("weight %d taken", *got.Weight)
-			case len(got.Message) > check.MaxMessage || strings.IndexFunc(got.Message, unicode.IsControl) >= 0 || !utf8.ValidString(got.Message):
+			case len(got.Message) > checksched.MaxMessage || strings.IndexFunc(got.Message, unicode.IsControl) >= 0 || !utf8.ValidString(got.Message):
 				t.Fatalf("message kept: %q", got.Message)
-			case len(got.Metrics) > check.MaxMetrics:
+			case len(got.Metrics) > checksched.MaxMetrics:
 				t.Fatalf("%d metrics kept", len(got.Metrics))
 			}
 			for k, v := range got.Metrics {
-				if math.IsNaN(v) || math.IsInf(v, 0) || len(k) > check.MaxMetricName {
+				if math.IsNaN(v) || math.IsInf(v, 0) || len(k) > checksched.MaxMetricName {
 					t.Fatalf("metric %q = %v kept", k, v)
 				}
 			}
@@ -183,7 +183,7 @@ func FuzzFromVRRPChild(f *testing.F) {
 					t.Fatalf("priority %d passed on", got.Priority)
 				case got.Group != "" && !inGroup(s.cfg, got.Group, got.Instance):
 					t.Fatalf("group %q passed on for %s", got.Group, got.Instance)
-				case len(got.Reason) > check.MaxMessage || strings.IndexFunc(got.Reason, unicode.IsControl) >= 0:
+				case len(got.Reason) > checksched.MaxMessage || strings.IndexFunc(got.Reason, unicode.IsControl) >= 0:
 					t.Fatalf("reason passed on: %q", got.Reason)
 				}
 				for _, in := range s.cfg.Instances {

@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
@@ -97,7 +97,7 @@ func (s *Supervisor) admitLVS(ev *childpb.LVSEvent) (LVSEvent, error) {
 	}
 	real := kind == lvs.RealUp || kind == lvs.RealDown
 	if !real && ev.GetReal() != "" {
-		return LVSEvent{}, fmt.Errorf("%w: a quorum notification naming real server %q", errRefused, check.Message(ev.GetReal()))
+		return LVSEvent{}, fmt.Errorf("%w: a quorum notification naming real server %q", errRefused, checksched.Message(ev.GetReal()))
 	}
 	s.mu.Lock()
 	ran := s.ran[child.RoleCheck]
@@ -110,9 +110,9 @@ func (s *Supervisor) admitLVS(ev *childpb.LVSEvent) (LVSEvent, error) {
 	}
 	if real {
 		return LVSEvent{}, fmt.Errorf("%w: a notification of real server %q of virtual server %q, which the configuration does not have",
-			errRefused, check.Message(ev.GetReal()), check.Message(ev.GetService()))
+			errRefused, checksched.Message(ev.GetReal()), checksched.Message(ev.GetService()))
 	}
-	return LVSEvent{}, fmt.Errorf("%w: a notification of virtual server %q, which the configuration does not have", errRefused, check.Message(ev.GetService()))
+	return LVSEvent{}, fmt.Errorf("%w: a notification of virtual server %q, which the configuration does not have", errRefused, checksched.Message(ev.GetService()))
 }
 
 // hasServer says whether cfg has virtual server id (and real server hostport of it, when

@@ -1,7 +1,7 @@
 package supervisor
 
 import (
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 )
 
@@ -87,7 +87,7 @@ func lvsStatusOf(l *childpb.LVSStatus) *LVSStatus {
 	if l == nil {
 		return nil
 	}
-	m := check.Message
+	m := checksched.Message
 	out := &LVSStatus{Running: l.GetRunning(), Error: m(l.GetError()), SyncRole: m(l.GetSyncRole()), VirtualServers: []VirtualServerStatus{}}
 	for _, d := range l.GetSyncDaemons() {
 		out.SyncDaemons = append(out.SyncDaemons, SyncDaemonStatus{State: m(d.GetState()), Interface: m(d.GetInterface()), SyncID: d.GetSyncId()})

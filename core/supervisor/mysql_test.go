@@ -12,7 +12,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/vigil-ha/vigil/core/lab/mariadb"
+	"github.com/vigil-ha/vigil/internal/lab/mariadb"
 )
 
 // The first user story end to end: two MariaDB servers in master-master replication, each

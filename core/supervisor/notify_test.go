@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // notifyConf is an instance with keepalived's notify scripts writing the state they are

@@ -22,8 +22,8 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/vigil-ha/vigil/core/lab"
 	"github.com/vigil-ha/vigil/core/supervisor"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // These tests run vigil's three processes for real in network-namespace labs and kill them in

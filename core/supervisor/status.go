@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 )
 
@@ -152,5 +152,5 @@ func unanswered(err error) string {
 		return fmt.Sprintf("no answer within %s (stopped or overloaded?)", childStatusWait)
 	}
 	// The child's own words: cleaned as anything else a child sends.
-	return check.Message(status.Convert(err).Message())
+	return checksched.Message(status.Convert(err).Message())
 }

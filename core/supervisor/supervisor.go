@@ -24,7 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
@@ -154,7 +154,7 @@ var errRestart = errors.New("restarted by core")
 // runs the real servers' checkers and owns IPVS, as keepalived's checker process does).
 func Needed(cfg *config.Config) (vrrp, checks bool, err error) {
 	lvs := len(cfg.VirtualServers) > 0 || cfg.Global.LVSSyncDaemon != nil
-	return len(cfg.Instances) > 0, len(check.Tracked(cfg)) > 0 || lvs, nil
+	return len(cfg.Instances) > 0, len(checksched.Tracked(cfg)) > 0 || lvs, nil
 }
 
 // checkAsScriptUser says whether the check child may run as script_user: not when it owns

@@ -10,7 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/vigil-ha/vigil/core/check"
+	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
 	"github.com/vigil-ha/vigil/core/notify"
@@ -33,10 +33,10 @@ var errRefused = errors.New("refused")
 // instances and sync groups track, and the checkers of real servers.
 func checkNames(cfg *config.Config) map[string]bool {
 	names := map[string]bool{}
-	for _, r := range check.Tracked(cfg) {
+	for _, r := range checksched.Tracked(cfg) {
 		names[r.Name] = true
 	}
-	for _, c := range check.RealServerChecks(cfg) {
+	for _, c := range checksched.RealServerChecks(cfg) {
 		names[c.Name] = true
 	}
 	return names
@@ -48,16 +48,16 @@ func checkNames(cfg *config.Config) map[string]bool {
 func admitCheck(st *childpb.CheckState, epoch uint64, names map[string]bool) (*childpb.CheckState, error) {
 	switch {
 	case !names[st.GetName()]:
-		return nil, fmt.Errorf("%w: a state for check %q, which the configuration does not have", errRefused, check.Message(st.GetName()))
+		return nil, fmt.Errorf("%w: a state for check %q, which the configuration does not have", errRefused, checksched.Message(st.GetName()))
 	case st.GetEpoch() != epoch:
 		// A later epoch would make the states of every later check child look stale.
 		return nil, fmt.Errorf("%w: check %s: a state of epoch %d from the check child of epoch %d", errRefused, st.GetName(), st.GetEpoch(), epoch)
 	case st.GetSeq() == 0:
 		return nil, fmt.Errorf("%w: check %s: a state without a sequence number", errRefused, st.GetName())
-	case st.Weight != nil && !check.ValidWeight(int64(st.GetWeight())):
-		return nil, fmt.Errorf("%w: check %s: weight %d, beyond %d..%d", errRefused, st.GetName(), st.GetWeight(), -check.MaxWeight, check.MaxWeight)
+	case st.Weight != nil && !checksched.ValidWeight(int64(st.GetWeight())):
+		return nil, fmt.Errorf("%w: check %s: weight %d, beyond %d..%d", errRefused, st.GetName(), st.GetWeight(), -checksched.MaxWeight, checksched.MaxWeight)
 	}
-	msg, metrics := check.Message(st.GetMessage()), check.Metrics(st.GetMetrics())
+	msg, metrics := checksched.Message(st.GetMessage()), checksched.Metrics(st.GetMetrics())
 	if msg == st.GetMessage() && len(metrics) == len(st.GetMetrics()) {
 		return st, nil
 	}
@@ -92,22 +92,22 @@ func admitTransition(t *childpb.Transition, cfg *config.Config) (Transition, err
 	}
 	switch {
 	case in == nil:
-		return Transition{}, fmt.Errorf("%w: a transition of instance %q, which the configuration does not have", errRefused, check.Message(t.GetInstance()))
+		return Transition{}, fmt.Errorf("%w: a transition of instance %q, which the configuration does not have", errRefused, checksched.Message(t.GetInstance()))
 	case !slices.Contains(transitionStates, t.GetFrom()) || !slices.Contains(transitionStates, t.GetTo()):
-		return Transition{}, fmt.Errorf("%w: instance %s: a transition from %q to %q", errRefused, in.Name, check.Message(t.GetFrom()), check.Message(t.GetTo()))
+		return Transition{}, fmt.Errorf("%w: instance %s: a transition from %q to %q", errRefused, in.Name, checksched.Message(t.GetFrom()), checksched.Message(t.GetTo()))
 	case t.GetPriority() < 0 || t.GetPriority() > 255:
 		return Transition{}, fmt.Errorf("%w: instance %s: priority %d", errRefused, in.Name, t.GetPriority())
 	case t.GetGroup() != "" && !inGroup(cfg, t.GetGroup(), in.Name):
-		return Transition{}, fmt.Errorf("%w: instance %s: sync group %q, which it is not in", errRefused, in.Name, check.Message(t.GetGroup()))
+		return Transition{}, fmt.Errorf("%w: instance %s: sync group %q, which it is not in", errRefused, in.Name, checksched.Message(t.GetGroup()))
 	case len(t.GetVips()) > vipsOf(in):
 		return Transition{}, fmt.Errorf("%w: instance %s: %d addresses, of %d configured", errRefused, in.Name, len(t.GetVips()), vipsOf(in))
 	}
 	for _, v := range t.GetVips() {
 		if _, err := netip.ParsePrefix(v); err != nil {
-			return Transition{}, fmt.Errorf("%w: instance %s: address %q", errRefused, in.Name, check.Message(v))
+			return Transition{}, fmt.Errorf("%w: instance %s: address %q", errRefused, in.Name, checksched.Message(v))
 		}
 	}
-	return Transition{Instance: in.Name, Group: t.GetGroup(), From: t.GetFrom(), To: t.GetTo(), Reason: check.Message(t.GetReason()),
+	return Transition{Instance: in.Name, Group: t.GetGroup(), From: t.GetFrom(), To: t.GetTo(), Reason: checksched.Message(t.GetReason()),
 		Priority: int(t.GetPriority()), VIPs: t.GetVips(), Time: time.Unix(0, t.GetUnixNano())}, nil
 }
 
@@ -145,12 +145,12 @@ func instancesOf(vs *childpb.VRRPStatus, cfg *config.Config) ([]InstanceStatus, 
 		}
 		vips = slices.Clone(vips)
 		for i, v := range vips {
-			vips[i] = check.Message(v)
+			vips[i] = checksched.Message(v)
 		}
 		out = append(out, InstanceStatus{
-			Name: in.GetName(), Group: check.Message(in.GetGroup()), Interface: check.Message(in.GetInterface()), VRID: in.GetVrid(),
-			State: check.Message(in.GetState()), Priority: in.GetPriority(), EffectivePriority: in.GetEffectivePriority(),
-			Master: check.Message(in.GetMaster()), VIPs: vips, Fault: check.Message(in.GetFault()),
+			Name: in.GetName(), Group: checksched.Message(in.GetGroup()), Interface: checksched.Message(in.GetInterface()), VRID: in.GetVrid(),
+			State: checksched.Message(in.GetState()), Priority: in.GetPriority(), EffectivePriority: in.GetEffectivePriority(),
+			Master: checksched.Message(in.GetMaster()), VIPs: vips, Fault: checksched.Message(in.GetFault()),
 		})
 	}
 	var drops map[string]uint64
@@ -159,7 +159,7 @@ func instancesOf(vs *childpb.VRRPStatus, cfg *config.Config) ([]InstanceStatus, 
 		if len(drops) == maxDropReasons {
 			break
 		}
-		if r == "" || len(r) > check.MaxMetricName || check.Message(r) != r {
+		if r == "" || len(r) > checksched.MaxMetricName || checksched.Message(r) != r {
 			continue
 		}
 		if drops == nil {

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // Interop tests: vigil and Debian's keepalived as live peers on the same lab bridge. Who holds

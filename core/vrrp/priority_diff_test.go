@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
 	"github.com/vigil-ha/vigil/core/plugin"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // The differential priority test: keepalived 2.2.7 and vigil run one after the other on the

@@ -8,12 +8,12 @@
 //     daemon started with the unit's ExecStart line reaching MASTER and exiting 0 on
 //     SIGTERM, a reinstall keeping an edited conffile and a disabled unit, dpkg -r keeping
 //     only the conffile, dpkg -P leaving nothing;
-//   - under systemd as PID 1 (core/lab/nspawn): dpkg -i enables and starts vigil.service and
+//   - under systemd as PID 1 (internal/lab/nspawn): dpkg -i enables and starts vigil.service and
 //     returns once vigil is ready, its instance becomes MASTER, man shows the pages, a
 //     reinstall (an upgrade) restarts a running vigil and leaves a stopped one stopped, dpkg
 //     -r stops it and masks the unit, dpkg -P leaves nothing.
 //
-// The system is core/lab/nspawn's: debootstrap --variant=minbase of bookworm (with systemd,
+// The system is internal/lab/nspawn's: debootstrap --variant=minbase of bookworm (with systemd,
 // D-Bus and iproute2) from this machine's Debian mirror, built once and cached as a tarball in
 // /var/cache/vigil-test, which cmd/vigil's TestSystemdUnitUnderSystemd shares; each part
 // unpacks a fresh copy. Both run in namespaces of their own (the container's private network;
@@ -34,7 +34,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab/nspawn"
+	"github.com/vigil-ha/vigil/internal/lab/nspawn"
 )
 
 //go:embed check.sh

@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab/mariadb"
+	"github.com/vigil-ha/vigil/internal/lab/mariadb"
 	"github.com/vigil-ha/vigil/sdk/check"
 	"github.com/vigil-ha/vigil/sdk/sdktest"
 )
 
-// The tests run against real MariaDB servers that they start on 127.0.0.1 (core/lab/mariadb,
+// The tests run against real MariaDB servers that they start on 127.0.0.1 (internal/lab/mariadb,
 // Debian's mariadb-server); without it they skip.
 
 const (

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
-	"github.com/vigil-ha/vigil/core/lab/mariadb"
+	"github.com/vigil-ha/vigil/internal/lab"
+	"github.com/vigil-ha/vigil/internal/lab/mariadb"
 	"github.com/vigil-ha/vigil/sdk/check"
 	"github.com/vigil-ha/vigil/sdk/sdktest"
 )

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab/mariadb"
+	"github.com/vigil-ha/vigil/internal/lab/mariadb"
 	"github.com/vigil-ha/vigil/sdk/check"
 	"github.com/vigil-ha/vigil/sdk/sdktest"
 )

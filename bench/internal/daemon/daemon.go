@@ -17,7 +17,7 @@ import (
 
 	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/bench/internal/proc"
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // Impl is one VRRP implementation under test.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/proc"
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // ModuleRoot is the directory of the vigil module the benchmark tool runs in.

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // The priorities of the two nodes.

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/proc"
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // Simultaneous start: the steady-state configuration (n1 MASTER, n2 BACKUP, N instances with

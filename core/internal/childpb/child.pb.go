@@ -344,7 +344,7 @@ type CheckState struct {
 	// unix_nano is when the state was made, for people (`vigil status`): never for ordering.
 	UnixNano int64 `protobuf:"varint,4,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
 	// weight is the check's dynamic weight (from its plugin), when it reports one; see
-	// core/check.Change.Weight for what VRRP makes of it.
+	// core/checksched.Change.Weight for what VRRP makes of it.
 	Weight  *int32             `protobuf:"varint,5,opt,name=weight,proto3,oneof" json:"weight,omitempty"`
 	Metrics map[string]float64 `protobuf:"bytes,6,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"` // of the probe that caused this state
 	// initial is set on the state a check sends when it starts (at Start, or when a reload
@@ -1510,7 +1510,7 @@ func (x *SyncDaemonStatus) GetSyncId() uint32 {
 // runs: core validates a reload so, without starting each plugin anew.
 type ValidateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// plugin_host_key is core/check.PluginHostKey of the configuration validated: the child
+	// plugin_host_key is core/checksched.PluginHostKey of the configuration validated: the child
 	// answers only when its plugin host was made with the same plugin_dir and plugin_sha256
 	// (FailedPrecondition otherwise, and core validates on a fresh host of its own).
 	PluginHostKey string          `protobuf:"bytes,1,opt,name=plugin_host_key,json=pluginHostKey,proto3" json:"plugin_host_key,omitempty"`

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab/vm"
 	"github.com/vigil-ha/vigil/core/supervisor"
+	"github.com/vigil-ha/vigil/internal/lab/vm"
 )
 
 // selfSigned is a TLS configuration with a certificate the test makes.

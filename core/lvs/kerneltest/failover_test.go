@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab/vm"
+	"github.com/vigil-ha/vigil/internal/lab/vm"
 )
 
 // pair is two directors, a client and two DR backends on one bridge (198.51.100.0/24, in a

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab/vm"
+	"github.com/vigil-ha/vigil/internal/lab/vm"
 )
 
 // The IPv6 topology: as newTopo's, over IPv6 only. The client reaches the director over

@@ -20,9 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
-	"github.com/vigil-ha/vigil/core/lab/vm"
 	"github.com/vigil-ha/vigil/core/supervisor"
+	"github.com/vigil-ha/vigil/internal/lab"
+	"github.com/vigil-ha/vigil/internal/lab/vm"
 	"golang.org/x/sys/unix"
 )
 

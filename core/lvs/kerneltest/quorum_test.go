@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab/vm"
 	"github.com/vigil-ha/vigil/core/supervisor"
+	"github.com/vigil-ha/vigil/internal/lab/vm"
 )
 
 // TestVMQuorum: with quorum 2 and hysteresis 1 over three real servers of weight 1, losing

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab/vm"
+	"github.com/vigil-ha/vigil/internal/lab/vm"
 )
 
 // echoConn is a long-lived connection through the VIP to an echo server.

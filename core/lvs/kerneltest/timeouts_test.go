@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab/vm"
+	"github.com/vigil-ha/vigil/internal/lab/vm"
 )
 
 // timeouts is `ipvsadm -L --timeout` in ns: "TCP TCPFIN UDP" in seconds.

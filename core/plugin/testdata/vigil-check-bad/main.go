@@ -137,7 +137,7 @@ func (b *bad) Check(ctx context.Context, req check.CheckRequest) (check.CheckRes
 		return check.CheckResponse{Status: check.OK, Message: noResponse}, nil
 	case "late":
 		// Past the probe's deadline and past the 5 s more that the host waits for a
-		// plugin that runs late (corecheck.PluginLate): a plugin that ignores its deadline.
+		// plugin that runs late (checksched.PluginLate): a plugin that ignores its deadline.
 		dl, _ := ctx.Deadline()
 		time.Sleep(time.Until(dl) + 7*time.Second)
 		return check.CheckResponse{Status: check.OK, Message: "late"}, nil

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
-	"github.com/vigil-ha/vigil/core/lab/vm"
+	"github.com/vigil-ha/vigil/internal/lab"
+	"github.com/vigil-ha/vigil/internal/lab/vm"
 )
 
 // TestMain runs the host's tests, then boots one VM with ip_vs loaded and runs the TestVM
@@ -79,7 +79,7 @@ func TestVMIPVS(t *testing.T) {
 	}
 }
 
-// core/lab's namespaces work in the VM as on the host: two nodes on a bridge reach each other.
+// internal/lab's namespaces work in the VM as on the host: two nodes on a bridge reach each other.
 func TestVMLab(t *testing.T) {
 	vm.Guest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vigil-ha/vigil/core/lab"
-	"github.com/vigil-ha/vigil/core/lab/mariadb"
+	"github.com/vigil-ha/vigil/internal/lab"
+	"github.com/vigil-ha/vigil/internal/lab/mariadb"
 )
 
 // A master-master pair in a two-node lab, as the end-to-end failover test sets it up: each

@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/vigil-ha/vigil/core/lab"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 func TestServer(t *testing.T) {
@@ -124,7 +124,7 @@ func TestMasterMaster(t *testing.T) {
 	}
 }
 
-// TestNamespaces runs a master-master pair in two namespaces of a core/lab lab, each server
+// TestNamespaces runs a master-master pair in two namespaces of a internal/lab lab, each server
 // on its node's address, replicating over the lab's bridge: what the end-to-end failover test
 // builds on.
 func TestNamespaces(t *testing.T) {

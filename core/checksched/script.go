@@ -1,7 +1,4 @@
-// Package check runs health checks on a schedule and reports their state changes: up after
-// rise successes in a row, down after fall failures in a row. Today it runs keepalived's
-// vrrp_script commands itself; check plugins come through the same scheduler.
-package check
+package checksched
 
 import (
 	"context"
