@@ -1,6 +1,7 @@
 // Package control is vigil's control socket: a unix socket, root-only by default, that
-// `vigil status` and later `vigil reload` talk to. It speaks HTTP with JSON bodies, so
-// operators can also use curl --unix-socket.
+// `vigil status`, `vigil reload`, `vigil demote` and `vigil promote` talk to (GET /status,
+// POST /reload, POST /demote and /promote). It speaks HTTP with JSON bodies, so operators can
+// also use curl --unix-socket.
 package control
 
 import (
