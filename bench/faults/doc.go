@@ -10,7 +10,9 @@
 // It needs root (namespaces), iproute2 and keepalived; the MySQL scenarios need
 // mariadb-server, the packet-loss ones nftables (.ci/deps.sh). Without root it says so and
 // exits 0, as the namespace tests skip. It exits 1 when a row breaks an invariant or fails to
-// run, and prints which. Timing figures are reported, never asserted.
+// run, and prints which. Timing figures are reported, not asserted, except where a bound is
+// what the scenario is about (partition-heal's split brain, master-demote's outage): those are
+// set in RFC intervals with an allowance for a loaded machine.
 //
 // # Adding a scenario
 //
@@ -67,7 +69,7 @@
 //     kept) and back; Holders and Measure do not count a node that is off.
 //   - Holders(ctx): the VRRP nodes on the bridge holding VIP(0). Transitions(i, since): node
 //     i's notify lines (node, instance, state, time). MasterDown(i): its
-//     Master_Down_Interval.
+//     Master_Down_Interval; SkewTime(i): its Skew_Time.
 //   - Client.Requests(): every request so far (sent, node or failure reason); Between,
 //     Outage, Answers and FinalRun compute over them.
 //   - StartMySQL(ctx), then MySQL.StartWriter(ctx) once the VIP answers: a MariaDB

@@ -231,6 +231,17 @@ func (e *Env) MasterDown(i int) time.Duration {
 	return 3*c.Advert + time.Duration(256-c.priority(i))*c.Advert/256
 }
 
+// SkewTime is node i's Skew_Time for e.Conf: how long a backup waits after a priority 0
+// advert before it takes over. VRRPv3 (RFC 5798 6.1) scales it by the advert interval;
+// VRRPv2 (RFC 3768 6.1) does not: (256 - priority) / 256 seconds.
+func (e *Env) SkewTime(i int) time.Duration {
+	c := e.Conf.withDefaults()
+	if c.Version == 2 {
+		return time.Duration(256-c.priority(i)) * time.Second / 256
+	}
+	return time.Duration(256-c.priority(i)) * c.Advert / 256
+}
+
 // Measure waits until the cluster has converged after the fault (one node on the bridge
 // holds the VIP and the client's last 50 requests, at least, were all answered by it), at
 // most bound (0: 10 s plus ten Master_Down_Intervals), then holds for hold (0: three

@@ -124,3 +124,23 @@ func TestBroken(t *testing.T) {
 		t.Errorf("want 4 broken invariants, got %v", b)
 	}
 }
+
+// TestSkewTime checks the bound master-demote holds the outage to against the RFCs' worked
+// figures: VRRPv3 scales Skew_Time by the advert interval, VRRPv2 does not.
+func TestSkewTime(t *testing.T) {
+	for _, c := range []struct {
+		conf Conf
+		node int
+		want time.Duration
+	}{
+		{Conf{}, 1, 609375 * time.Microsecond},                                           // v3, 1 s, priority 100: 156/256 s
+		{Conf{Advert: 100 * time.Millisecond}, 1, 60937500 * time.Nanosecond},            // v3 scales with the interval
+		{Conf{Version: 2, Advert: 100 * time.Millisecond}, 1, 609375 * time.Microsecond}, // v2 does not
+		{Conf{Version: 2, Advert: 3 * time.Second}, 0, 414062500 * time.Nanosecond},      // v2, priority 150: 106/256 s
+	} {
+		e := &Env{Conf: c.conf}
+		if got := e.SkewTime(c.node); got != c.want {
+			t.Errorf("SkewTime(%d) for %+v = %s, want %s", c.node, c.conf, got, c.want)
+		}
+	}
+}

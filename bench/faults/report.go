@@ -142,7 +142,8 @@ func (r *report) markdown() string {
 	w("directory (configurations, daemon logs, the client's records, the notify file). It exits 1 when a row breaks an invariant (masters after\n")
 	w("convergence other than 1, an acknowledged write lost, a transition on a node that should not have\n")
 	w("moved, a scenario's own must-hold check) or fails to run, and says which. Timing figures are\n")
-	w("reported, never asserted.\n\n")
+	w("reported, not asserted, except where a bound is what the scenario is about (partition-heal's split\n")
+	w("brain, master-demote's outage; their descriptions give the bound).\n\n")
 
 	lines, present := r.merged()
 	thisRun := func() {
