@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/bench/internal/proc"
 	"github.com/vigil-ha/vigil/core/ipvs"
+	"github.com/vigil-ha/vigil/core/loglimit"
 )
 
 // The CPU case: vsCount virtual servers × rsPer real servers, every one with a TCP_CHECK (or,
@@ -51,20 +53,91 @@ type cpuResult struct {
 	FalseDowns int
 }
 
-// falseDowns counts the downs in a daemon's log: vigil's "check changed" lines with
-// up=false, keepalived's "Removing service" (what it logs when a checker takes a real server
-// out; its stop logs "Shutting down service" instead).
+// falseDowns counts the downs in a daemon's log: vigil's checks that changed to down,
+// keepalived's "Removing service" (what it logs when a checker takes a real server out; its
+// stop logs "Shutting down service" instead).
+//
+// vigil limits a flapping check's "check changed" lines (core/loglimit's transition policy:
+// a few lines per check and period, then one summary per period), so its written up=false
+// lines undercount. A summary is the last line left out with suppressed=N added: the N
+// lines left out, that one included. A check's logged changes alternate (its first state is
+// not logged, each change after it flips it), so N lines that end with up=false hold
+// ceil(N/2) downs, and N that end with up=true floor(N/2). (A check that a reload restarts
+// starts again from a first state that is not logged, which can break the alternation once;
+// lvsbench's reloads only add real servers and keep the others' checks running.)
 func falseDowns(impl string, log []byte) int {
 	n := 0
 	for _, l := range strings.Split(string(log), "\n") {
 		switch {
-		case impl == "vigil" && strings.Contains(l, "check changed:") && strings.Contains(l, "up=false"):
-			n++
-		case impl != "vigil" && strings.Contains(l, "Removing service"):
+		case impl == "vigil":
+			n += vigilDowns(l)
+		case strings.Contains(l, "Removing service"):
 			n++
 		}
 	}
 	return n
+}
+
+// vigilDowns is how many downs one line of vigil's log stands for: 0 unless it is a
+// "check changed" line; 1 for a line of a down, and for a summary the downs among the lines
+// it stands for (see falseDowns).
+func vigilDowns(line string) int {
+	_, rest, ok := strings.Cut(line, "check changed: ")
+	if !ok {
+		return 0
+	}
+	f := fields(rest)
+	var down bool
+	switch f["up"] {
+	case "false":
+		down = true
+	case "true":
+	default:
+		return 0
+	}
+	sup, summary := f[loglimit.SuppressedKey]
+	if !summary {
+		if down {
+			return 1
+		}
+		return 0
+	}
+	k, err := strconv.Atoi(sup)
+	if err != nil || k < 1 {
+		return 0
+	}
+	if down {
+		return (k + 1) / 2
+	}
+	return k / 2
+}
+
+// fields reads the key=value fields of a text log line, in any order: core re-logs a
+// child's JSON line with its fields in no set order (go-plugin reads them into a map). A
+// value with spaces or quotes is quoted, Go style (hclog); the plugin's detail may hold
+// anything, "up=false" included, and is not mistaken for a field.
+func fields(s string) map[string]string {
+	out := map[string]string{}
+	for {
+		s = strings.TrimLeft(s, " ")
+		key, rest, ok := strings.Cut(s, "=")
+		if !ok || key == "" || strings.ContainsAny(key, " \"") {
+			return out
+		}
+		var val string
+		if strings.HasPrefix(rest, "\"") {
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				return out
+			}
+			val, _ = strconv.Unquote(q)
+			rest = rest[len(q):]
+		} else {
+			val, rest, _ = strings.Cut(rest, " ")
+		}
+		out[key] = val
+		s = rest
+	}
 }
 
 // reloads is how many reloads the reload case makes, each adding one real server.
