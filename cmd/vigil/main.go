@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,10 +17,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/control"
+	"github.com/vigil-ha/vigil/core/daemon"
 	"github.com/vigil-ha/vigil/core/memdump"
 )
 
@@ -112,7 +113,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pidFile, "pid", "/run/vigil.pid", "same as -p")
 	fs.StringVar(&o.control, "control", control.DefaultSocket, "control socket (vigil status talks to it)")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics, /status, /healthz and /readyz on HOST:PORT, without authentication (overrides global_defs metrics_listen; default off; see docs/metrics.md)")
-	fs.DurationVar(&o.watch, "watch", defaultWatchDebounce, "reload when the configuration files change, once they have been quiet this long; 0: only on SIGHUP or vigil reload")
+	fs.DurationVar(&o.watch, "watch", daemon.DefaultWatchDebounce, "reload when the configuration files change, once they have been quiet this long; 0: only on SIGHUP or vigil reload")
 	// The role flag is how core starts its children; it is not for operators.
 	fs.StringVar(&o.role, "role", "", "internal: run as the check or vrrp child")
 	fs.Usage = func() { writeUsage(stderr, fs) }
@@ -165,10 +166,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, diags := config.Load(o.file, opts)
 	if o.test && cfg != nil && !diags.HasErrors() {
-		diags = append(diags, validatePlugins(cfg, nil)...)
-		diags = append(diags, validateNotifyPlugins(cfg)...)
-		// Scripts the daemon would not run (enable_script_security): keepalived's -t fails too.
-		diags = append(diags, checksched.ScriptSecurity(cfg)...)
+		// What the daemon would refuse beyond the parser: the plugins' verdicts, the scripts
+		// it would not run.
+		diags = append(diags, daemon.ConfigTest(context.Background(), cfg)...)
 	}
 	for _, d := range diags {
 		if o.test || o.dump {
@@ -205,7 +205,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	memdump.OnSignal("core", func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) })
 	log.Info("configuration loaded", "file", o.file, "instances", len(cfg.Instances), "checks", len(cfg.Checks)+len(cfg.Scripts))
-	return daemon(cfg, o, opts, log)
+	var childArgs []string
+	if o.detail {
+		childArgs = append(childArgs, "-D")
+	}
+	if o.dontReleaseIPVS {
+		childArgs = append(childArgs, "-I")
+	}
+	if o.dontReleaseVRRP {
+		childArgs = append(childArgs, "-V")
+	}
+	err := daemon.Run(context.Background(), cfg, daemon.Options{File: o.file, Config: opts, PidFile: o.pidFile, Control: o.control,
+		MetricsListen: o.metricsListen, Watch: o.watch, ChildArgs: childArgs, Log: log})
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, daemon.ErrConfig):
+		return exitConfig
+	default:
+		return exitInternal
+	}
 }
 
 func dump(w io.Writer, cfg *config.Config, asJSON bool) error {
