@@ -166,8 +166,7 @@ func (r *reloader) apply(ctx context.Context, trigger string) supervisor.ReloadS
 	// the interfaces.
 	var validated time.Time
 	if next != nil && !diags.HasErrors() {
-		diags = append(diags, validatePluginsOn(ctx, next, r.running, r.Children, r.log)...)
-		diags = append(diags, validateNotifyPlugins(ctx, next)...)
+		diags = append(diags, validatePlugins(ctx, next, r.running, r.Children, r.log)...)
 		validated = time.Now()
 		// At start vigil waits for a missing interface; a running daemon refuses a file
 		// whose instance could not start, rather than apply the rest without it.

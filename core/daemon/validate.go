@@ -12,7 +12,7 @@ import (
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/plugin"
-	"github.com/vigil-ha/vigil/core/supervisor"
+	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
 	"github.com/vigil-ha/vigil/sdk/notify"
 )
@@ -21,54 +21,64 @@ import (
 // plugins' verdicts on their params, as a reload asks them, and the scripts that the daemon
 // would not run (enable_script_security: keepalived's -t fails on them too).
 func ConfigTest(ctx context.Context, cfg *config.Config) config.Diagnostics {
-	ds := validatePlugins(ctx, cfg, nil)
-	ds = append(ds, validateNotifyPlugins(ctx, cfg)...)
+	ds := validatePlugins(ctx, cfg, nil, nil, nil)
 	return append(ds, checksched.ScriptSecurity(cfg)...)
-}
-
-// validatePlugins asks the plugin of each vrrp_check and of each real_server checker
-// whether it accepts its params, so that `vigil -t` reports a plugin's objection at the
-// check's place. A plugin that is not installed on this host is an error (once per plugin):
-// the daemon refuses such a vrrp_check, and `vigil -t && systemctl reload vigil` must not
-// pass a file that the daemon then refuses.
-//
-// A reload passes the running configuration: only the checks that the check process
-// configures on their plugins again are asked (core/checksched Reconfigured: new checks, and those
-// whose plugin, params, timing or thresholds changed, or all when plugin_dir or a check
-// plugin's plugin_sha256 changed); it keeps the others running as they are. Asking each of a
-// thousand real servers' checkers again on every reload, one call after another on a fresh
-// plugin process, took longer than the reload's budget on a slow machine and refused the
-// reload for it.
-func validatePlugins(ctx context.Context, cfg, running *config.Config) config.Diagnostics {
-	return validatePluginsOn(ctx, cfg, running, nil, nil)
 }
 
 // childValidateWait bounds the check process's answer before a reload validates on a fresh
 // plugin host instead: a busy child is not waited for as long as a reload may take.
 const childValidateWait = 15 * time.Second
 
-// validatePluginsOn is validatePlugins for a reload of the running daemon: it asks the
-// check process first, whose plugin processes already run, and validates on a fresh plugin
-// host (as `vigil -t` does) only when that process cannot answer (there is none, it is
-// restarting, it runs another plugin_dir, the call fails or times out). A fresh host starts
-// each plugin anew: a Go runtime, go-plugin's handshake and its TLS certificates, which took
-// seconds of a reload under qemu TCG. The diagnostics read the same either way.
-func validatePluginsOn(ctx context.Context, cfg, running *config.Config, checks checkValidator, log hclog.Logger) config.Diagnostics {
+// pluginValidateWait bounds the fresh plugin host's answers about one kind of plugin.
+const pluginValidateWait = 30 * time.Second
+
+// validatePlugins asks the plugin of each vrrp_check, each real_server checker and each
+// vrrp_notify whether it accepts its params, so that `vigil -t` and a reload report a
+// plugin's objection, and its warnings, at the block's place. A plugin that is not installed
+// on this host is an error (once per plugin): the daemon refuses such a check, and a
+// notifier could not do what the file asks; `vigil -t && systemctl reload vigil` must not
+// pass a file that the daemon then refuses.
+//
+// A reload passes the running configuration: only the checks that the check process
+// configures on their plugins again are asked (core/checksched Reconfigured: new checks, and
+// those whose plugin, params, timing or thresholds changed, or all when plugin_dir or a check
+// plugin's plugin_sha256 changed); it keeps the others running as they are. Asking each of a
+// thousand real servers' checkers again on every reload, one call after another on a fresh
+// plugin process, took longer than the reload's budget on a slow machine and refused the
+// reload for it. Every vrrp_notify is asked: a reload starts every notifier anew.
+//
+// A reload also passes the check process (checks), asked first: its plugin processes already
+// run. The checks are validated on a fresh plugin host (as `vigil -t` does) only when that
+// process cannot answer (there is none, it is restarting, it runs another plugin_dir, the
+// call fails or times out). A fresh host starts each plugin anew: a Go runtime, go-plugin's
+// handshake and its TLS certificates, which took seconds of a reload under qemu TCG. The
+// errors read the same either way; the check process does not pass on a plugin's warnings,
+// so a check plugin's warnings are reported only from a fresh host.
+func validatePlugins(ctx context.Context, cfg, running *config.Config, checks checkValidator, log hclog.Logger) config.Diagnostics {
 	type item struct {
-		what string
-		c    *config.PluginCheck
+		kind   sdk.Kind
+		what   string
+		plugin string
+		name   string
+		params []config.Param
+		pos    config.Pos
 	}
 	asked := checksched.Reconfigured(running, cfg)
 	var items []item
-	for _, c := range cfg.Checks {
+	addCheck := func(what string, c *config.PluginCheck) {
 		if asked(c.Name) {
-			items = append(items, item{fmt.Sprintf("vrrp_check %q", c.Name), c})
+			items = append(items, item{sdk.KindCheck, what, c.Plugin, c.Name, c.Params, c.Pos})
 		}
 	}
+	for _, c := range cfg.Checks {
+		addCheck(fmt.Sprintf("vrrp_check %q", c.Name), c)
+	}
 	for _, rc := range checksched.RealServerChecks(cfg) {
-		if asked(rc.Name) {
-			items = append(items, item{fmt.Sprintf("real_server check %q", rc.Name), rc.PluginCheck})
-		}
+		addCheck(fmt.Sprintf("real_server check %q", rc.Name), rc.PluginCheck)
+	}
+	nChecks := len(items)
+	for _, n := range cfg.Notifiers {
+		items = append(items, item{sdk.KindNotify, fmt.Sprintf("vrrp_notify %q", n.Name), n.Plugin, n.Name, n.Params, n.Pos})
 	}
 	if len(items) == 0 {
 		return nil
@@ -81,83 +91,87 @@ func validatePluginsOn(ctx context.Context, cfg, running *config.Config, checks 
 	host := plugin.New(plugin.ConfigOptions(cfg.Global, hclog.NewNullLogger()))
 	defer host.Close()
 	dir := host.Dir()
-	var verdicts []supervisor.CheckVerdict
-	if checks != nil {
-		asks := make([]child.ValidateItem, len(items))
-		for i, it := range items {
-			asks[i] = child.ValidateItem{Plugin: it.c.Plugin, Name: it.c.Name, Params: it.c.Params}
+
+	// verdict is a plugin's answer to one item: its warnings, its objection (empty: none),
+	// and whether it is not installed.
+	type verdict struct {
+		warnings     []string
+		err          string
+		notInstalled bool
+	}
+	var fromChild []verdict
+	if checks != nil && nChecks > 0 {
+		asks := make([]child.ValidateItem, nChecks)
+		for i, it := range items[:nChecks] {
+			asks[i] = child.ValidateItem{Plugin: it.plugin, Name: it.name, Params: it.params}
 		}
 		cctx, cancel := context.WithTimeout(ctx, childValidateWait)
 		vs, err := checks.ValidateChecks(cctx, cfg, asks)
 		cancel()
 		if err != nil {
-			log.Debug("validating checks on a fresh plugin host: the check process cannot", "checks", len(items), "reason", err)
+			log.Debug("validating checks on a fresh plugin host: the check process cannot", "checks", nChecks, "reason", err)
 		} else {
-			log.Debug("validated checks on the check process's plugins", "checks", len(items))
-			verdicts = vs
+			log.Debug("validated checks on the check process's plugins", "checks", nChecks)
+			for _, v := range vs {
+				fromChild = append(fromChild, verdict{err: v.Err, notInstalled: v.NotInstalled})
+			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var ds config.Diagnostics
-	missing := map[string]bool{}
-	for i, it := range items {
-		c := it.c
-		if missing[c.Plugin] {
-			continue
+	// Each kind's questions to the fresh host have a budget of their own, from the first.
+	budgets := map[sdk.Kind]context.Context{}
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
 		}
-		var msg string
-		var notInstalled bool
-		if verdicts != nil {
-			msg, notInstalled = verdicts[i].Err, verdicts[i].NotInstalled
-		} else if _, err := host.ConfigureCheck(ctx, c.Plugin, check.ConfigureRequest{Name: c.Name, Params: plugin.Params(c.Params), ValidateOnly: true}); err != nil {
-			msg, notInstalled = err.Error(), errors.Is(err, plugin.ErrNotFound)
+	}()
+	ask := func(i int, it item) verdict {
+		if it.kind == sdk.KindCheck && fromChild != nil {
+			return fromChild[i]
 		}
-		if msg == "" && !notInstalled {
-			continue
+		hctx, ok := budgets[it.kind]
+		if !ok {
+			var cancel context.CancelFunc
+			hctx, cancel = context.WithTimeout(ctx, pluginValidateWait)
+			budgets[it.kind], cancels = hctx, append(cancels, cancel)
 		}
-		d := config.Diagnostic{Pos: c.Pos, Severity: config.SevError, Msg: fmt.Sprintf("%s: plugin %s: %s", it.what, c.Plugin, msg)}
-		if notInstalled {
-			missing[c.Plugin] = true
-			d.Msg = fmt.Sprintf("%s: plugin %s is not installed in %s", it.what, c.Plugin, dir)
-			d.Hint = "install vigil-check-" + c.Plugin + " there, or set plugin_dir in global_defs"
+		var warnings []string
+		var err error
+		if it.kind == sdk.KindCheck {
+			var resp check.ConfigureResponse
+			resp, err = host.ConfigureCheck(hctx, it.plugin, check.ConfigureRequest{Name: it.name, Params: plugin.Params(it.params), ValidateOnly: true})
+			warnings = resp.Warnings
+		} else {
+			var resp notify.ConfigureResponse
+			resp, err = host.ConfigureNotifier(hctx, it.plugin, notify.ConfigureRequest{Name: it.name, Params: plugin.Params(it.params), ValidateOnly: true})
+			warnings = resp.Warnings
 		}
-		ds = append(ds, d)
+		v := verdict{warnings: warnings}
+		if err != nil {
+			v.err, v.notInstalled = err.Error(), errors.Is(err, plugin.ErrNotFound)
+		}
+		return v
 	}
-	return ds
-}
 
-// validateNotifyPlugins asks the plugin of each vrrp_notify block whether it accepts its
-// params, so that `vigil -t` reports a bad URL or a missing secret file at the block's place.
-// A plugin that is not installed on this host is an error (once per plugin), as for checks:
-// the notifier could not do what the file asks.
-func validateNotifyPlugins(ctx context.Context, cfg *config.Config) config.Diagnostics {
-	if len(cfg.Notifiers) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	host := plugin.New(plugin.ConfigOptions(cfg.Global, hclog.NewNullLogger()))
-	defer host.Close()
-	dir := host.Dir()
 	var ds config.Diagnostics
-	missing := map[string]bool{}
-	for _, n := range cfg.Notifiers {
-		if missing[n.Plugin] {
+	missing := map[string]bool{} // by executable: a check and a notifier may share a name
+	for i, it := range items {
+		exe := plugin.Executable(it.kind, it.plugin)
+		if missing[exe] {
 			continue
 		}
-		resp, err := host.ConfigureNotifier(ctx, n.Plugin, notify.ConfigureRequest{Name: n.Name, Params: plugin.Params(n.Params), ValidateOnly: true})
-		for _, w := range resp.Warnings {
-			ds = append(ds, config.Diagnostic{Pos: n.Pos, Severity: config.SevWarning, Msg: fmt.Sprintf("vrrp_notify %q: plugin %s: %s", n.Name, n.Plugin, w)})
+		v := ask(i, it)
+		for _, w := range v.warnings {
+			ds = append(ds, config.Diagnostic{Pos: it.pos, Severity: config.SevWarning, Msg: fmt.Sprintf("%s: plugin %s: %s", it.what, it.plugin, w)})
 		}
-		if err == nil {
+		if v.err == "" && !v.notInstalled {
 			continue
 		}
-		d := config.Diagnostic{Pos: n.Pos, Severity: config.SevError, Msg: fmt.Sprintf("vrrp_notify %q: plugin %s: %v", n.Name, n.Plugin, err)}
-		if errors.Is(err, plugin.ErrNotFound) {
-			missing[n.Plugin] = true
-			d.Msg = fmt.Sprintf("vrrp_notify %q: plugin %s is not installed in %s", n.Name, n.Plugin, dir)
-			d.Hint = "install vigil-notify-" + n.Plugin + " there, or set plugin_dir in global_defs"
+		d := config.Diagnostic{Pos: it.pos, Severity: config.SevError, Msg: fmt.Sprintf("%s: plugin %s: %s", it.what, it.plugin, v.err)}
+		if v.notInstalled {
+			missing[exe] = true
+			d.Msg = fmt.Sprintf("%s: plugin %s is not installed in %s", it.what, it.plugin, dir)
+			d.Hint = "install " + exe + " there, or set plugin_dir in global_defs"
 		}
 		ds = append(ds, d)
 	}

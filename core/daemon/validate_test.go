@@ -3,7 +3,11 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,8 +64,62 @@ func TestValidatePluginsOnReload(t *testing.T) {
 		{"reload changing a checker's timeout", slower, running, `"192.0.2.100:80/198.51.100.12:8080/TCP_CHECK"`},
 		{"reload changing plugin_dir", conf(t.TempDir(), 3, 8080), running, `"192.0.2.100:80/198.51.100.11:8080/TCP_CHECK"`},
 	} {
-		if got := asked(validatePlugins(context.Background(), c.next, c.running)); got != c.want {
+		if got := asked(validatePlugins(context.Background(), c.next, c.running, nil, nil)); got != c.want {
 			t.Errorf("%s: errors for %s; want %s", c.name, got, c.want)
 		}
+	}
+}
+
+// TestConfigTestWarnings: a plugin's warnings are reported at its block's place, for a
+// check plugin as for a notify plugin (the exec plugins warn of a program that is not
+// there: keepalived keeps such a script and lets it fail), and they do not make the file
+// fail.
+func TestConfigTestWarnings(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"vigil-check-exec", "vigil-notify-exec"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, p), "github.com/vigil-ha/vigil/plugins/"+p)
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", p, err, out)
+		}
+	}
+	body := `global_defs {
+    plugin_dir ` + dir + `
+}
+vrrp_check chk {
+    plugin exec
+    params {
+        command /nonexistent/vigil-probe
+    }
+}
+vrrp_notify page {
+    plugin exec
+    params {
+        command /nonexistent/vigil-pager
+    }
+}
+`
+	file := filepath.Join(dir, "vigil.conf")
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, ds := config.Load(file, config.Options{ConfigID: "test"})
+	if ds.HasErrors() {
+		t.Fatal(ds.Errors())
+	}
+	ds = ConfigTest(context.Background(), cfg)
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.String())
+	}
+	for _, want := range []string{
+		file + `:4:1: warning: vrrp_check "chk": plugin exec: /nonexistent/vigil-probe: `,
+		file + `:10:1: warning: vrrp_notify "page": plugin exec: /nonexistent/vigil-pager: `,
+	} {
+		if !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, want) }) {
+			t.Errorf("ConfigTest:\n%s\nwant a line beginning %s", strings.Join(got, "\n"), want)
+		}
+	}
+	if ds.HasErrors() {
+		t.Errorf("warnings made errors: %v", ds.Errors())
 	}
 }
