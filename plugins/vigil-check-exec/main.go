@@ -68,7 +68,9 @@ func (x *execer) Check(ctx context.Context, req check.CheckRequest) (check.Check
 		return check.CheckResponse{}, err
 	}
 	// Stop the command a little before the probe's deadline, so that the answer saying so
-	// (and not a bare deadline error) reaches vigil in time.
+	// (and not a bare deadline error) reaches vigil in time. A command that traps the TERM
+	// holds its answer up to procrun's grace longer; vigil then counts the probe as timed
+	// out all the same.
 	if dl, ok := ctx.Deadline(); ok {
 		margin := min(50*time.Millisecond, time.Until(dl)/10)
 		var cancel context.CancelFunc

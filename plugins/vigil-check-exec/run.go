@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
-	"github.com/vigil-ha/vigil/core/script"
+	"github.com/vigil-ha/vigil/core/procrun"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
@@ -26,54 +23,32 @@ type command struct {
 // maxOutput bounds what is kept of a command's output: only its first line is used.
 const maxOutput = 4096
 
-// run runs the command once, in its own process group so that a timeout kills everything it
-// started and not only the shell, and reads its exit status by the mode.
+// run runs the command once through procrun (its own process group, TERM then KILL at the
+// deadline, leftovers killed) and reads its exit status by the mode.
 func (c *command) run(ctx context.Context) check.CheckResponse {
-	start := time.Now()
-	cmd := exec.CommandContext(ctx, c.path, c.argv[1:]...)
-	cmd.Args[0] = c.argv[0]
-	// SIGKILL if the plugin dies mid-probe (vigil killed it, or vigil died): the command's
-	// own group is not the plugin's, so killing the plugin's group would not reach it. (Its
-	// children, in that group, run on to their end, as under keepalived; vigil.service's
-	// KillMode ends them with the service.)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.cred, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	// A grandchild that keeps the output pipe open must not hold the probe past its end.
-	cmd.WaitDelay = 100 * time.Millisecond
-	out := &script.Limited{Max: maxOutput}
-	cmd.Stdout = out
-	if c.mode != modeNagios {
-		cmd.Stderr = out // Nagios plugins print their answer on stdout; keep stderr out of it
+	r := procrun.Run(ctx, procrun.Cmd{
+		Path: c.path,
+		Args: c.argv,
+		Cred: c.cred,
+		// SIGKILL if the plugin dies mid-probe (vigil killed it, or vigil died): the
+		// command's own group is not the plugin's, so killing the plugin's group would not
+		// reach it. (Its children run on to their end, as under keepalived;
+		// vigil.service's KillMode ends them with the service.)
+		ParentDeathSignal: syscall.SIGKILL,
+		MaxOutput:         maxOutput,
+		// Nagios plugins print their answer on stdout; keep stderr out of it.
+		DiscardStderr: c.mode == modeNagios,
+	})
+	metrics := map[string]float64{"run_seconds": r.Elapsed.Seconds()}
+	switch r.Outcome {
+	case procrun.TimedOut, procrun.Signaled:
+		return check.CheckResponse{Status: check.Critical, Message: r.Describe(), Metrics: metrics}
+	case procrun.NotStarted:
+		return check.CheckResponse{Status: check.Critical, Message: r.Err.Error(), Metrics: metrics}
 	}
-	err := cmd.Run()
-	if errors.Is(err, exec.ErrWaitDelay) {
-		// The command exited 0 but its output pipe outlived WaitDelay: a child it left
-		// holding the pipe, or a machine too loaded to finish copying the output in time.
-		// The exit status is the answer (keepalived never reads a script's output), and
-		// counting this as a failure made succeeding scripts fail under load.
-		err = nil
-	}
-	// Whatever the command left running in its group goes with it, as keepalived does.
-	if cmd.Process != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	metrics := map[string]float64{"run_seconds": time.Since(start).Seconds()}
-	line := script.FirstLine(out.Bytes())
-	if ctx.Err() != nil {
-		return check.CheckResponse{Status: check.Critical, Message: "timed out; killed its process group", Metrics: metrics}
-	}
-	status := 0
-	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			return check.CheckResponse{Status: check.Critical, Message: err.Error(), Metrics: metrics}
-		}
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return check.CheckResponse{Status: check.Critical, Message: "killed by " + ws.Signal().String(), Metrics: metrics}
-		}
-		status = ee.ExitCode()
-	}
-	resp := c.read(status, line)
+	// Only the exit status and the output count: a child the command left holding its
+	// output (procrun kills it) or a loaded machine slow to copy it changes neither.
+	resp := c.read(r.ExitCode, r.FirstLine())
 	for k, v := range metrics {
 		if resp.Metrics == nil {
 			resp.Metrics = map[string]float64{}
