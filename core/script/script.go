@@ -1,12 +1,12 @@
-// Package script is how vigil runs keepalived's scripts: the user they run as (LookupUser),
-// keepalived's enable_script_security (CheckSecure), a process group that a deadline kills
-// whole, and for notify scripts the arguments keepalived gives them. The exec check and notify
-// plugins use it, and so does vigil's core when those plugins are not installed, so that a
-// script runs the same way wherever it runs.
+// Package script holds what is keepalived's about running scripts: the user they run as
+// (LookupUser), keepalived's enable_script_security (CheckSecure, CheckCommand), and for
+// notify scripts the arguments and environment they get (Args, Env) and the error a notify
+// reports (Run). The running itself (process group, deadline, output) is core/procrun's. The
+// exec check and notify plugins use this package, and so does vigil's core when those
+// plugins are not installed, so that a script is judged and run the same way wherever it runs.
 package script
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-ha/vigil/core/procrun"
 	"github.com/vigil-ha/vigil/sdk/notify"
 )
 
@@ -108,68 +109,29 @@ var ErrTimeout = errors.New("notify script timed out; its process group was kill
 // maxOutput bounds what is kept of a script's output, for the error message.
 const maxOutput = 2048
 
-// Run runs argv once with env, as cred when not nil, in its own process group: when ctx ends
-// first, the whole group is killed (a shell's children too) and Run returns ErrTimeout. Run
-// also kills whatever the script left behind in its group, as keepalived does when a notify
-// script finishes. A non-zero exit is an error carrying the first line of output.
+// Run runs a notify script once through procrun, with env, as cred when not nil: in its own
+// process group, stopped (TERM, then KILL) when ctx ends first, whatever it left in its
+// group killed when it ends. It turns the result into the error a notify reports: ErrTimeout
+// wrapping ctx's error, or the exit status (or signal) with the first line of output.
 func Run(ctx context.Context, argv []string, cred *syscall.Credential, env []string) error {
 	if len(argv) == 0 || argv[0] == "" {
 		return errors.New("notify script: empty command")
 	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	// A grandchild that keeps the output pipe open must not hold the call past its end.
-	cmd.WaitDelay = 100 * time.Millisecond
-	out := &Limited{Max: maxOutput}
-	cmd.Stdout, cmd.Stderr = out, out
-	err := cmd.Run()
-	if cmd.Process != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	r := procrun.Run(ctx, procrun.Cmd{Args: argv, Env: env, Cred: cred, MaxOutput: maxOutput})
+	switch r.Outcome {
+	case procrun.TimedOut:
+		return fmt.Errorf("%s: %w (%w)", argv[0], ErrTimeout, r.Err)
+	case procrun.NotStarted:
+		return fmt.Errorf("%s: %w", argv[0], r.Err)
 	}
-	if ctx.Err() != nil && err != nil {
-		return fmt.Errorf("%s: %w (%w)", argv[0], ErrTimeout, ctx.Err())
+	if r.Success() {
+		return nil
 	}
-	if err != nil {
-		if line := FirstLine(out.Bytes()); line != "" {
-			return fmt.Errorf("%s: %w: %s", argv[0], err, line)
-		}
-		return fmt.Errorf("%s: %w", argv[0], err)
+	if line := r.FirstLine(); line != "" {
+		return fmt.Errorf("%s: %s: %s", argv[0], r.Describe(), line)
 	}
-	return nil
+	return fmt.Errorf("%s: %s", argv[0], r.Describe())
 }
-
-// FirstLine is the first non-blank line of a command's output, trimmed and cut at 200
-// characters: what a probe or a notify reports of it.
-func FirstLine(b []byte) string {
-	for _, l := range bytes.Split(b, []byte("\n")) {
-		if s := strings.TrimSpace(string(l)); s != "" {
-			if r := []rune(s); len(r) > 200 {
-				s = string(r[:200]) + "…"
-			}
-			return s
-		}
-	}
-	return ""
-}
-
-// Limited keeps the first Max bytes written to it and discards the rest, so that a chatty
-// script costs no memory and never blocks on a full pipe.
-type Limited struct {
-	buf bytes.Buffer
-	Max int
-}
-
-func (l *Limited) Write(p []byte) (int, error) {
-	if room := l.Max - l.buf.Len(); room > 0 {
-		l.buf.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-// Bytes is what was kept.
-func (l *Limited) Bytes() []byte { return l.buf.Bytes() }
 
 // CheckSecureFor is CheckSecure for a program that runs with cred, or as this process's own
 // user when cred is nil (a check process that already runs as script_user switches to no one).
