@@ -2,11 +2,9 @@ package checksched
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os/exec"
 	"syscall"
-	"time"
+
+	"github.com/vigil-ha/vigil/core/procrun"
 )
 
 // Result is the outcome of one probe.
@@ -35,7 +33,11 @@ type Prober interface {
 	Probe(ctx context.Context) Result
 }
 
-// Script runs a command; exit status 0 is success, as keepalived's vrrp_script.
+// Script runs a command through core/procrun; exit status 0 is success, as keepalived's
+// vrrp_script. The check process probes a vrrp_script with it when vigil-check-exec is not
+// installed (config.go); the plugin runs its commands through procrun too, so that a script
+// is stopped at its deadline, its leftovers killed and its output read the same way on both
+// paths.
 type Script struct {
 	Argv []string
 	// Cred, when set, runs the command as that user (keepalived's script_user / user).
@@ -44,26 +46,18 @@ type Script struct {
 
 var _ Prober = Script{}
 
-// Probe runs the command in its own process group, so that a timeout kills everything it
-// started, not just the shell.
+// Probe runs the command once (procrun.Run: own process group, TERM then KILL at the
+// deadline, what it leaves in its group killed).
 func (s Script) Probe(ctx context.Context) Result {
-	if len(s.Argv) == 0 {
-		return Result{Msg: "empty command"}
-	}
-	cmd := exec.CommandContext(ctx, s.Argv[0], s.Argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.Cred}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	switch {
-	case err == nil:
-		return Result{OK: true}
-	case ctx.Err() != nil:
+	r := procrun.Run(ctx, procrun.Cmd{Args: s.Argv, Cred: s.Cred})
+	switch r.Outcome {
+	case procrun.Exited, procrun.Signaled:
+		if r.Success() {
+			return Result{OK: true}
+		}
+		return Result{Msg: r.Describe()}
+	case procrun.TimedOut:
 		return Result{Msg: "timed out"}
 	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return Result{Msg: fmt.Sprintf("exit status %d", ee.ExitCode())}
-	}
-	return Result{Msg: err.Error()}
+	return Result{Msg: r.Err.Error()}
 }
