@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-ha/vigil/bench/internal/proc"
 	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/plugin"
+	"github.com/vigil-ha/vigil/core/procrun"
 	"github.com/vigil-ha/vigil/internal/lab/mariadb"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
@@ -120,7 +121,7 @@ func (e *env) cpuBench(ctx context.Context, rep *report, cl *cleaner) error {
 		return err
 	}
 	rep.script = scriptBody(e.mysql, db.Host, db.Port)
-	sh := checksched.Script{Argv: []string{script}}
+	sh := scriptProber{path: script}
 	if r := sh.Probe(cctx); !r.OK {
 		return fmt.Errorf("first probe with %s: %s", script, r.Msg)
 	}
@@ -316,6 +317,19 @@ func scheduled(ctx context.Context, k cpuCase) ([]time.Duration, error) {
 type proberFunc func(ctx context.Context) checksched.Result
 
 func (f proberFunc) Probe(ctx context.Context) checksched.Result { return f(ctx) }
+
+// scriptProber runs the check script once per probe the way vigil-check-exec runs a
+// vrrp_script: through core/procrun, with the plugin's settings (parent-death signal, stdout
+// and stderr kept up to procrun's bound), exit status 0 the success.
+type scriptProber struct{ path string }
+
+func (s scriptProber) Probe(ctx context.Context) checksched.Result {
+	r := procrun.Run(ctx, procrun.Cmd{Args: []string{s.path}, ParentDeathSignal: syscall.SIGKILL})
+	if r.Success() {
+		return checksched.Result{OK: true}
+	}
+	return checksched.Result{Msg: r.Describe()}
+}
 
 // childByExe finds the process among this process's children that runs exe.
 func childByExe(exe string) (int, error) {

@@ -8,7 +8,8 @@
 //
 //   - CPU per probe against a throwaway MariaDB on 127.0.0.1: the mysql check plugin through
 //     core/plugin's Host and Prober (one kept connection), against the shell + mysql client
-//     run by core/checksched.Script; the prober side and the database server are counted apart.
+//     run by core/procrun as vigil-check-exec runs a vrrp_script; the prober side and the
+//     database server are counted apart.
 //   - Failover time in a namespace lab: n1 and n2 each run their own MariaDB and the same
 //     VRRP instance tracking it (vigil: vrrp_check with the plugin; keepalived: vrrp_script
 //     with the shell + client); mariadbd on the master is killed and a client on n3 times

@@ -114,8 +114,9 @@ func (r *report) cpuMarkdown(w func(string, ...any)) {
 	w("- vigil: `plugins/vigil-check-mysql` with params address, user, password, query, configured and probed\n")
 	w("  through core/plugin's Host and Prober as vigil's check process does (gRPC with mutual TLS on a unix\n")
 	w("  socket); the plugin keeps one connection between probes (%d session of `%s` on the server at the end)\n", r.pluginSessions, monitorUser)
-	w("- keepalived's way: this script, run per probe by core/checksched.Script as vrrp_script runs it (fork+exec,\n")
-	w("  own process group, deadline); each probe starts a shell and the client, which connects and logs in:\n\n")
+	w("- keepalived's way: this script, run per probe from this process by core/procrun, as vigil-check-exec runs a\n")
+	w("  vrrp_script (fork+exec, own process group, deadline, leftovers killed; the plugin boundary in front of it\n")
+	w("  not included); each probe starts a shell and the client, which connects and logs in:\n\n")
 	w("  ```sh\n")
 	for _, line := range strings.Split(strings.TrimSpace(r.script), "\n") {
 		w("  %s\n", line)

@@ -7,7 +7,9 @@
 // The plugin is a trivial check built with the SDK (this program itself, started again as
 // vigil-check-trivial: it answers OK at once), probed through core/plugin's Host and Prober as
 // the check scheduler probes it. The scripts are a "#!/bin/sh" script that exits 0 and
-// /bin/true, run by core/checksched.Script as vrrp_script runs them. Each is measured one probe at
+// /bin/true, run by core/procrun as vigil-check-exec runs a vrrp_script (scriptProbe), from this
+// process: the cost of forking a script per probe, without the plugin boundary that vigil-check-exec
+// adds on top (the plugin case measures that boundary). Each is measured one probe at
 // a time and with N probes in flight, in several runs whose order rotates, so that slow drifts
 // of the shared machine hit all alike. Beside them, keepalived itself runs vrrp_scripts in a
 // one-node namespace lab (keepalived.go; as root, else that case is skipped). Nothing leaves
@@ -38,6 +40,7 @@ import (
 	"github.com/vigil-ha/vigil/bench/internal/harness"
 	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/plugin"
+	"github.com/vigil-ha/vigil/core/procrun"
 	"github.com/vigil-ha/vigil/sdk"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
@@ -201,8 +204,8 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	sh := checksched.Script{Argv: []string{script}}
-	tru := checksched.Script{Argv: []string{"/bin/true"}}
+	sh := scriptProbe(script)
+	tru := scriptProbe("/bin/true")
 	noPID := func() int { return 0 }
 	plugPID := func() int { return pid }
 	var cases []kase
@@ -213,8 +216,8 @@ func run(o options) error {
 		}
 		cases = append(cases,
 			kase{name: casePlugin, load: load, parallel: par, n: o.probes, probe: pr.Probe, pid: plugPID},
-			kase{name: caseSh, load: load, parallel: par, n: o.forks, probe: sh.Probe, pid: noPID},
-			kase{name: caseTrue, load: load, parallel: par, n: o.forks, probe: tru.Probe, pid: noPID},
+			kase{name: caseSh, load: load, parallel: par, n: o.forks, probe: sh, pid: noPID},
+			kase{name: caseTrue, load: load, parallel: par, n: o.forks, probe: tru, pid: noPID},
 		)
 	}
 	if o.checks > 0 {
@@ -227,8 +230,8 @@ func run(o options) error {
 		cases = append(cases,
 			kase{name: casePlugin, load: load + ", aligned", vs: load + ", spread", sched: sched(plugin.AlignGroup), probe: pr.Probe, pid: plugPID},
 			kase{name: casePlugin, load: load + ", spread", sched: sched(""), probe: pr.Probe, pid: plugPID},
-			kase{name: caseSh, load: load + ", spread", sched: sched(""), probe: sh.Probe, pid: noPID},
-			kase{name: caseTrue, load: load + ", spread", sched: sched(""), probe: tru.Probe, pid: noPID},
+			kase{name: caseSh, load: load + ", spread", sched: sched(""), probe: sh, pid: noPID},
+			kase{name: caseTrue, load: load + ", spread", sched: sched(""), probe: tru, pid: noPID},
 		)
 	}
 	results := make([][]result, len(cases))
@@ -359,6 +362,19 @@ func scheduled(k kase) ([]time.Duration, error) {
 }
 
 type proberFunc func(ctx context.Context) checksched.Result
+
+// scriptProbe runs path once per probe the way vigil-check-exec runs a vrrp_script: through
+// core/procrun, with the plugin's settings (parent-death signal, stdout and stderr kept up to
+// procrun's bound), exit status 0 the success.
+func scriptProbe(path string) func(ctx context.Context) checksched.Result {
+	return func(ctx context.Context) checksched.Result {
+		r := procrun.Run(ctx, procrun.Cmd{Args: []string{path}, ParentDeathSignal: syscall.SIGKILL})
+		if r.Success() {
+			return checksched.Result{OK: true}
+		}
+		return checksched.Result{Msg: r.Describe()}
+	}
+}
 
 func (f proberFunc) Probe(ctx context.Context) checksched.Result { return f(ctx) }
 

@@ -79,8 +79,8 @@ func (r *report) markdown() string {
 	other := func(x result) time.Duration { return x.cpuPerProbe - x.hostPerProbe }
 
 	w("### Plugin probe vs forked script\n\n")
-	w("What one health-check probe costs through vigil's plugin boundary, beside keepalived's way (fork and\n")
-	w("exec of a script per probe). Written by `bench/pluginbench`:\n\n")
+	w("What one health-check probe costs through vigil's plugin boundary, beside forking a script per probe\n")
+	w("(keepalived's way, and what vigil-check-exec does for each vrrp_script probe). Written by `bench/pluginbench`:\n\n")
 	w("```sh\ngo run ./bench/pluginbench %s   # as root for the keepalived case; about %s\n```\n\n", strings.Join(os.Args[1:], " "), r.took.Round(time.Second))
 	w("- date: %s UTC (run took %s)\n", r.date.UTC().Format("2006-01-02 15:04"), r.took.Round(time.Second))
 	w("- machine: nproc %s, kernel %s, CPU %s; load average %s before, %s after\n", cmdLine("nproc"), cmdLine("uname", "-r"), cpuModel(), r.loadBefore, r.loadAfter)
@@ -88,7 +88,8 @@ func (r *report) markdown() string {
 		cmdLine("git", "rev-parse", "--short", "HEAD"), runtime.Version(), r.o.runs, r.o.probes, r.o.forks)
 	w("- plugin: a trivial check built with the SDK (answers OK, no I/O), probed through core/plugin's Host and\n")
 	w("  Prober as the check scheduler does (protocol 3: the probe lane, protobuf frames under TLS on two unix connections, one per direction, beside the gRPC connection);\n")
-	w("  scripts: core/checksched.Script, as vrrp_script runs them (own process group, deadline). Every probe has a 5 s deadline.\n")
+	w("  scripts: core/procrun from this process, as vigil-check-exec runs a vrrp_script (own process group, deadline,\n")
+	w("  leftovers killed, output captured), without the plugin boundary in front of it. Every probe has a 5 s deadline.\n")
 	w("- CPU per probe: user+system time of this process (getrusage) + of the reaped scripts (RUSAGE_CHILDREN)\n")
 	w("  + of the plugin process (/proc/PID/task/*/schedstat, nanoseconds), over the measured probes, divided by\n")
 	w("  their number. \"host\" is this process alone (Go's os/exec for the scripts; keepalived forks from C, which\n")

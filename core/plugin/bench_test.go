@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/vigil-ha/vigil/core/checksched"
+	"github.com/vigil-ha/vigil/core/procrun"
 	"github.com/vigil-ha/vigil/sdk/check"
 )
 
@@ -66,23 +66,29 @@ func BenchmarkProbeParallel(b *testing.B) {
 
 // BenchmarkForkExecParallel is BenchmarkForkExec with 32 scripts running at a time.
 func BenchmarkForkExecParallel(b *testing.B) {
-	s := checksched.Script{Argv: []string{"/bin/true"}}
 	measureParallel(b, 0, 32, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return s.Probe(ctx).OK
+		return runScript(ctx, "/bin/true")
 	})
 }
 
 // BenchmarkForkExec is keepalived's way, for comparison: fork and exec of a script per
-// probe (/bin/true, in its own process group, as core/checksched.Script runs vrrp_script).
+// probe (/bin/true), run from this process the way vigil-check-exec runs a vrrp_script
+// (runScript), without the plugin boundary in front of it.
 func BenchmarkForkExec(b *testing.B) {
-	s := checksched.Script{Argv: []string{"/bin/true"}}
 	measure(b, 0, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		return s.Probe(ctx).OK
+		return runScript(ctx, "/bin/true")
 	})
+}
+
+// runScript runs path once as vigil-check-exec runs a vrrp_script: through core/procrun (own
+// process group, deadline, leftovers killed, output captured), with the plugin's parent-death
+// signal; exit status 0 is success.
+func runScript(ctx context.Context, path string) bool {
+	return procrun.Run(ctx, procrun.Cmd{Args: []string{path}, ParentDeathSignal: syscall.SIGKILL}).Success()
 }
 
 // BenchmarkForkExecScript is keepalived's usual case: a shell script (#!/bin/sh, exit 0).
@@ -91,11 +97,10 @@ func BenchmarkForkExecScript(b *testing.B) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		b.Fatal(err)
 	}
-	s := checksched.Script{Argv: []string{script}}
 	measure(b, 0, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		return s.Probe(ctx).OK
+		return runScript(ctx, script)
 	})
 }
 
