@@ -166,13 +166,14 @@ func TestLeftoverKilled(t *testing.T) {
 }
 
 // TestEscapedHolderKeepsOutput: a process that left the group (setsid) and holds the output
-// open does not hold Run, and what the script wrote is kept.
+// open does not hold Run, and what the script wrote is kept. A Run that waited for the end of
+// the output would wait for the hour-long sleep, past go test's own timeout.
 func TestEscapedHolderKeepsOutput(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/setsid"); err != nil {
 		t.Skip("no setsid(1)")
 	}
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	r := Run(context.Background(), sh("echo first; setsid sh -c 'echo $$ > "+pidFile+"; exec sleep 60' & while [ ! -s "+pidFile+" ]; do sleep 0.01; done; exit 4"))
+	r := Run(context.Background(), sh("echo first; setsid sh -c 'echo $$ > "+pidFile+"; exec sleep 3600' & while [ ! -s "+pidFile+" ]; do sleep 0.01; done; exit 4"))
 	b, _ := os.ReadFile(pidFile)
 	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 		syscall.Kill(pid, syscall.SIGKILL)
