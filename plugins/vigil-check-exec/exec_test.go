@@ -155,6 +155,56 @@ func TestTimeoutKillsGroup(t *testing.T) {
 	}
 }
 
+// TestOneRunAtATime: a probe that comes while the previous run of the same command is still
+// in its grace after the deadline (it trapped SIGTERM) does not start a second copy; it fails
+// and says why. The grace is an hour, so the first run is surely still in it.
+func TestOneRunAtATime(t *testing.T) {
+	dir := t.TempDir()
+	pidFile, trapped, runs := filepath.Join(dir, "pid"), filepath.Join(dir, "trapped"), filepath.Join(dir, "runs")
+	x := newExecer()
+	c := sdktest.ServeCheck(t, x)
+	ps := params("command", writeScript(t, "echo run >> "+runs+"; trap 'echo TERM > "+trapped+"' TERM; echo $$ >> "+pidFile+"; while :; do sleep 1; done"))
+	if _, err := c.Configure(context.Background(), check.ConfigureRequest{Name: "chk", Params: ps}); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	cmd, err := x.checks.Lookup("chk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.grace = time.Hour
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c.Check(ctx, check.CheckRequest{Name: "chk"})
+	}()
+	// The trap has run: the first run got its TERM and is in its grace.
+	for {
+		if b, _ := os.ReadFile(trapped); string(b) == "TERM\n" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.Check(ctx, check.CheckRequest{Name: "chk"})
+	if err != nil || resp.Status != check.Critical || !strings.Contains(resp.Message, "not over yet") {
+		t.Errorf("second probe: %s %q, %v; want a failure saying the first run is not over", resp.Status, resp.Message, err)
+	}
+	// End the run (and a second, were there one): KILL its group, as the grace would have.
+	b, _ := os.ReadFile(pidFile)
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}
+	<-first
+	if b, _ := os.ReadFile(runs); string(b) != "run\n" {
+		t.Errorf("the command ran %q, want once", b)
+	}
+}
+
 func TestRunsAsUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("switching users needs root")

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/vigil-ha/vigil/core/procrun"
 	"github.com/vigil-ha/vigil/sdk/check"
@@ -18,6 +20,10 @@ type command struct {
 	mode    mode
 	dynamic bool
 	cred    *syscall.Credential // nil: run as the plugin's user
+	// running is held while a run is under way, its grace after the deadline included.
+	running sync.Mutex
+	// grace is procrun's grace; 0: procrun.DefaultGrace (tests set a long one).
+	grace time.Duration
 }
 
 // maxOutput bounds what is kept of a command's output: only its first line is used.
@@ -26,6 +32,15 @@ const maxOutput = 4096
 // run runs the command once through procrun (its own process group, TERM then KILL at the
 // deadline, leftovers killed) and reads its exit status by the mode.
 func (c *command) run(ctx context.Context) check.CheckResponse {
+	// One run at a time: vigil's scheduler starts the next probe once this one's deadline
+	// has passed, but a command that traps SIGTERM runs on for procrun's grace after it.
+	// Starting it again beside itself would pile up copies of a stuck script; keepalived
+	// skips the run of a script it is still timing out, and so does this, as a failure
+	// (the probe did run, and found the command still stuck).
+	if !c.running.TryLock() {
+		return check.CheckResponse{Status: check.Critical, Message: "its previous run ignored SIGTERM at its deadline and is not over yet; not started again"}
+	}
+	defer c.running.Unlock()
 	r := procrun.Run(ctx, procrun.Cmd{
 		Path: c.path,
 		Args: c.argv,
@@ -36,6 +51,7 @@ func (c *command) run(ctx context.Context) check.CheckResponse {
 		// vigil.service's KillMode ends them with the service.)
 		ParentDeathSignal: syscall.SIGKILL,
 		MaxOutput:         maxOutput,
+		Grace:             c.grace,
 		// Nagios plugins print their answer on stdout; keep stderr out of it.
 		DiscardStderr: c.mode == modeNagios,
 	})
