@@ -193,25 +193,70 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 	if stopping {
 		return ReloadResult{}, fmt.Errorf("%w: vrrp is stopping", ErrNotApplied)
 	}
+	views := make([]unitView, len(units))
+	for i, u := range units {
+		views[i] = u.view()
+	}
+	plan := planReload(views, oldCfg, cfg)
 	// Interfaces of new instances are checked before anything stops, so that a typo in a
 	// new instance does not cost the old ones anything.
-	oldByID := map[string]*instance{}
-	for _, u := range units {
-		for _, in := range u.members {
-			oldByID[identity(in.cfg, oldCfg.Global)] = in
+	for _, s := range plan.start {
+		if s.restart {
+			continue // the same interface as the instance it succeeds
+		}
+		if _, err := net.InterfaceByName(s.vc.Interface); err != nil {
+			return ReloadResult{}, fmt.Errorf("%w: %s: vrrp_instance %s: interface %q: %w", ErrNotApplied, s.vc.Pos, s.vc.Name, s.vc.Interface, err)
 		}
 	}
+	return e.applyReload(units, plan, cfg)
+}
+
+// unitView is what planning a reload needs to know of a running unit.
+type unitView struct {
+	members []*config.VRRPInstance // each member's configuration, as it runs
+	group   bool                   // a sync group's unit, rather than a lone instance's
+	exited  bool                   // the unit's goroutine has returned
+}
+
+func (u *unit) view() unitView {
+	v := unitView{group: u.group != nil, exited: u.hasExited()}
+	for _, in := range u.members {
+		v.members = append(v.members, in.cfg)
+	}
+	return v
+}
+
+// reloadPlan is what a reload does to the running units and the new configuration's
+// instances (planReload). Every running instance is in exactly one of keep's units or
+// stop's, and every new instance is in exactly one of next or start.
+type reloadPlan struct {
+	// keep are the units that stay, by index in planReload's units; next[i] is the new
+	// configuration of each member of keep[i], in member order (see reconfigure).
+	keep []int
+	next [][]*config.VRRPInstance
+	// stop are the units that stop, by index. Each of their members is removed, or
+	// restarted: the new configuration has its identity, but grouped otherwise.
+	stop               []int
+	removed, restarted []string // names of stop's members
+	// start are the instances of the new configuration that start, in its order.
+	start []planStart
+	// freeVMAC are the VMACs of stop's members that no new instance uses: they go.
+	freeVMAC map[string]bool
+}
+
+// planStart is an instance a reload starts.
+type planStart struct {
+	vc      *config.VRRPInstance
+	restart bool // it succeeds one of stop's members (ReloadResult.Restarted, not Added)
+}
+
+// planReload decides what a reload from oldCfg, run by units, to cfg does. It touches
+// nothing: Engine.applyReload carries the plan out.
+func planReload(units []unitView, oldCfg, cfg *config.Config) reloadPlan {
 	newByID := map[string]*config.VRRPInstance{}
 	for _, vc := range cfg.Instances {
-		id := identity(vc, cfg.Global)
-		newByID[id] = vc
-		if oldByID[id] == nil {
-			if _, err := net.InterfaceByName(vc.Interface); err != nil {
-				return ReloadResult{}, fmt.Errorf("%w: %s: vrrp_instance %s: interface %q: %w", ErrNotApplied, vc.Pos, vc.Name, vc.Interface, err)
-			}
-		}
+		newByID[identity(vc, cfg.Global)] = vc
 	}
-
 	// A unit stays when each of its instances stays and they are grouped as before, and it
 	// still runs (a unit ends only when the engine stops or a reload removes it).
 	groupOf := map[string]string{} // new instance name -> its new sync group
@@ -220,23 +265,67 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 			groupOf[m.Name] = g.Name
 		}
 	}
-	var res ReloadResult
-	var errs []error
-	var keep, drop []*unit
+	var p reloadPlan
 	kept := map[*config.VRRPInstance]bool{}
-	for _, u := range units {
-		if unitStays(u, oldCfg, cfg, newByID, groupOf) && !u.hasExited() {
-			keep = append(keep, u)
-			for _, in := range u.members {
-				kept[newByID[identity(in.cfg, oldCfg.Global)]] = true
+	restarted := map[string]bool{} // identities
+	for i, u := range units {
+		if unitStays(u, oldCfg, cfg, newByID, groupOf) && !u.exited {
+			next := make([]*config.VRRPInstance, len(u.members))
+			for m, vc := range u.members {
+				next[m] = newByID[identity(vc, oldCfg.Global)]
+				kept[next[m]] = true
 			}
+			p.keep, p.next = append(p.keep, i), append(p.next, next)
 			continue
 		}
-		drop = append(drop, u)
+		p.stop = append(p.stop, i)
+		for _, vc := range u.members {
+			if id := identity(vc, oldCfg.Global); newByID[id] != nil {
+				restarted[id] = true
+				p.restarted = append(p.restarted, vc.Name)
+			} else {
+				p.removed = append(p.removed, vc.Name)
+			}
+		}
+	}
+	for _, vc := range cfg.Instances {
+		if !kept[vc] {
+			p.start = append(p.start, planStart{vc: vc, restart: restarted[identity(vc, cfg.Global)]})
+		}
+	}
+	// A VMAC that no instance of the new configuration uses goes with its instance.
+	usedVMAC := map[string]bool{}
+	for _, vc := range cfg.Instances {
+		usedVMAC[vmacName(vc)] = true
+	}
+	for _, i := range p.stop {
+		for _, vc := range units[i].members {
+			if name := vmacName(vc); name != "" && !usedVMAC[name] {
+				if p.freeVMAC == nil {
+					p.freeVMAC = map[string]bool{}
+				}
+				p.freeVMAC[name] = true
+			}
+		}
+	}
+	return p
+}
+
+// applyReload carries out plan, made from units for cfg: it stops what goes, applies the
+// new settings to what stays and starts what is new.
+func (e *Engine) applyReload(units []*unit, plan reloadPlan, cfg *config.Config) (ReloadResult, error) {
+	res := ReloadResult{Removed: plan.removed, Restarted: plan.restarted}
+	var errs []error
+	keep := make([]*unit, len(plan.keep))
+	for i, k := range plan.keep {
+		keep[i] = units[k]
+	}
+	drop := make([]*unit, len(plan.stop))
+	for i, k := range plan.stop {
+		drop[i] = units[k]
 	}
 
 	// Stop what goes first: a restarted instance's VRID must be free for its successor.
-	restarted := map[string]bool{} // identities
 	for _, u := range drop {
 		for _, in := range u.members {
 			// Under sockMu: a unit that sets up an instance whose interface came late
@@ -244,12 +333,6 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 			e.sockMu.Lock()
 			in.unlisten()
 			e.sockMu.Unlock()
-			if id := identity(in.cfg, oldCfg.Global); newByID[id] != nil {
-				restarted[id] = true
-				res.Restarted = append(res.Restarted, in.name)
-			} else {
-				res.Removed = append(res.Removed, in.name)
-			}
 		}
 		u.stop()
 	}
@@ -265,14 +348,10 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 		}
 		e.sockMu.Unlock()
 	}
-	// A VMAC that no instance of the new configuration uses goes with its instance.
-	usedVMAC := map[string]bool{}
-	for _, vc := range cfg.Instances {
-		usedVMAC[vmacName(vc)] = true
-	}
 	for _, u := range drop {
 		for _, in := range u.members {
-			if in.vmac != "" && !usedVMAC[in.vmac] {
+			// in.vmac is set once the VMAC is made: an instance that never set up made none.
+			if in.vmac != "" && plan.freeVMAC[in.vmac] {
 				e.dropVMAC(in.vmac)
 			}
 		}
@@ -289,7 +368,7 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 		for i, u := range keep {
 			u.apply(func(u *unit, now time.Time) {
 				for m, in := range u.members {
-					vc, r := newByID[identity(in.cfg, oldCfg.Global)], &results[i][m]
+					vc, r := plan.next[i][m], &results[i][m]
 					if phase == 0 {
 						r.next = settingsOf(vc, cfg.Global, in.src)
 						r.errs = e.release(in, r.next)
@@ -323,18 +402,15 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 	// Start what is new. The sockets open without rw held: a unit that reports a
 	// transition meanwhile reads the status under rw.
 	var fresh []*instance
-	for _, vc := range cfg.Instances {
-		if kept[vc] {
-			continue
-		}
-		in, err := e.newInstance(e.runCtx, vc, cfg)
+	for _, s := range plan.start {
+		in, err := e.newInstance(e.runCtx, s.vc, cfg)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: vrrp_instance %s: %w", vc.Pos, vc.Name, err))
+			errs = append(errs, fmt.Errorf("%s: vrrp_instance %s: %w", s.vc.Pos, s.vc.Name, err))
 			continue
 		}
 		fresh = append(fresh, in)
-		if !restarted[identity(vc, cfg.Global)] {
-			res.Added = append(res.Added, vc.Name)
+		if !s.restart {
+			res.Added = append(res.Added, s.vc.Name)
 		}
 	}
 	newUnits := makeUnits(cfg, fresh, e.base, e.watch)
@@ -380,16 +456,16 @@ type reconfigured struct {
 
 // unitStays: every member keeps its identity, and the new configuration groups them the
 // same way (the same sync group members, or still alone).
-func unitStays(u *unit, oldCfg, cfg *config.Config, newByID map[string]*config.VRRPInstance, groupOf map[string]string) bool {
+func unitStays(u unitView, oldCfg, cfg *config.Config, newByID map[string]*config.VRRPInstance, groupOf map[string]string) bool {
 	var names []string
-	for _, in := range u.members {
-		vc := newByID[identity(in.cfg, oldCfg.Global)]
+	for _, old := range u.members {
+		vc := newByID[identity(old, oldCfg.Global)]
 		if vc == nil {
 			return false
 		}
 		names = append(names, vc.Name)
 	}
-	if u.group == nil {
+	if !u.group {
 		return groupOf[names[0]] == ""
 	}
 	g := groupOf[names[0]]

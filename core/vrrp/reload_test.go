@@ -99,7 +99,7 @@ func TestUnitStays(t *testing.T) {
 				groupOf[m.Name] = g.Name
 			}
 		}
-		if got := unitStays(tc.u, tc.old, tc.next, newByID, groupOf); got != tc.want {
+		if got := unitStays(tc.u.view(), tc.old, tc.next, newByID, groupOf); got != tc.want {
 			t.Errorf("%s: unitStays = %v, want %v", tc.name, got, tc.want)
 		}
 	}
