@@ -172,7 +172,7 @@ func TestExpiredTimerYieldsToAdvertInSocket(t *testing.T) {
 // comes first.
 func TestExpiredTimerYieldsToAdvertInInbox(t *testing.T) {
 	b := newDrainBench(t)
-	b.u.inbox <- unitEvent{member: 0, ev: fsm.AdvertReceived{From: b.master, Priority: 150, Interval: 10 * time.Millisecond}}
+	b.u.inbox <- unitEvent{member: 0, msg: machineEvent{fsm.AdvertReceived{From: b.master, Priority: 150, Interval: 10 * time.Millisecond}}}
 	b.u.timerFired(context.Background(), b.dl, false)
 	b.check()
 }
@@ -191,7 +191,7 @@ func TestExpiredTimerYieldsToAdvertTheReaderHolds(t *testing.T) {
 	busy := newUnit([]*instance{other}, false, b.e.base, b.e.watch)
 	defer close(busy.exited) // releases the reader if it still waits for the busy unit
 	for len(busy.inbox) < cap(busy.inbox) {
-		busy.inbox <- unitEvent{ev: wakeUp{}}
+		busy.inbox <- unitEvent{msg: wakeUp{}}
 	}
 	b.sg.setVRID(52, other)
 

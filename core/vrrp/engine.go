@@ -832,7 +832,7 @@ func (e *Engine) receive(sg *sockGroup, d datagram, at int64) {
 		return // a steady backup's refresh: recorded, its unit sleeps on
 	}
 	select {
-	case in.unit.inbox <- unitEvent{member: in.member, ev: ev}:
+	case in.unit.inbox <- unitEvent{member: in.member, msg: machineEvent{ev}}:
 	case <-in.unit.exited:
 		// A reload removed the instance after this reader looked it up: the advert is for
 		// nobody, and waiting would stall every instance on this socket.
@@ -956,13 +956,13 @@ func postAll(ctx context.Context, posts []trackerPost) {
 	}
 }
 
-// post hands ev to the instance's unit, unless the unit is gone (a reload removed it).
-func (in *instance) post(ctx context.Context, ev fsm.Event) {
+// post hands msg to the instance's unit, unless the unit is gone (a reload removed it).
+func (in *instance) post(ctx context.Context, msg inboxMsg) {
 	if ctx.Err() != nil {
 		return // a watcher a reload replaced: its news may be stale
 	}
 	select {
-	case in.unit.inbox <- unitEvent{member: in.member, ev: ev}:
+	case in.unit.inbox <- unitEvent{member: in.member, msg: msg}:
 	case <-in.unit.exited:
 	case <-ctx.Done():
 	}

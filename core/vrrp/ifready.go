@@ -22,7 +22,6 @@ import (
 // ifCheck asks a unit to look at a member's interface again: the link watch saw it, or an
 // address on it, change.
 type ifCheck struct {
-	fsm.Event
 	e *Engine
 }
 

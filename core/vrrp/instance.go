@@ -139,7 +139,6 @@ func (in *instance) waitingFirst() bool {
 
 // trackerEvent carries a tracker change into the instance goroutine.
 type trackerEvent struct {
-	fsm.Event
 	key   string
 	state trackerState
 }

@@ -347,9 +347,9 @@ func (h *rxHarness) step(t *testing.T, m rxMessage) {
 		for {
 			select {
 			case ue := <-u.inbox:
-				ar, ok := ue.ev.(fsm.AdvertReceived)
+				ar, ok := advertOf(ue)
 				if !ok {
-					t.Fatalf("the reader posted %T", ue.ev)
+					t.Fatalf("the reader posted %#v", ue.msg)
 				}
 				got = append(got, delivery{u.members[ue.member], ar, u})
 				continue

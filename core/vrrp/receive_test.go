@@ -81,9 +81,9 @@ func TestReceive(t *testing.T) {
 			select {
 			case ue := <-u.inbox:
 				if !tt.delivered {
-					t.Errorf("delivered %+v", ue.ev)
-				} else if ar, ok := ue.ev.(fsm.AdvertReceived); !ok || ar.From != peer || ar.Priority != 120 {
-					t.Errorf("delivered %+v", ue.ev)
+					t.Errorf("delivered %+v", ue.msg)
+				} else if ar, ok := advertOf(ue); !ok || ar.From != peer || ar.Priority != 120 {
+					t.Errorf("delivered %+v", ue.msg)
 				}
 			default:
 				if tt.delivered {
@@ -176,7 +176,11 @@ func TestSteadyBackupRefresh(t *testing.T) {
 		select {
 		case ue := <-u.inbox:
 			u.takeBack()
-			u.handle(base.Add(at), ue.member, ue.ev)
+			ar, ok := advertOf(ue)
+			if !ok {
+				t.Fatalf("the reader posted %#v", ue.msg)
+			}
+			u.handle(base.Add(at), ue.member, ar)
 			return true
 		default:
 			return false
@@ -229,8 +233,8 @@ func TestSteadyBackupRefresh(t *testing.T) {
 	w.check(base.Add(600*time.Millisecond + down - handBack))
 	select {
 	case ue := <-u.inbox:
-		if _, ok := ue.ev.(wakeUp); !ok {
-			t.Fatalf("unit got %T, want a wake-up", ue.ev)
+		if _, ok := ue.msg.(wakeUp); !ok {
+			t.Fatalf("unit got %T, want a wake-up", ue.msg)
 		}
 	default:
 		t.Fatal("watchdog did not wake the unit as its timer came near")
@@ -324,7 +328,7 @@ func TestWaitUntilLetsReaderRun(t *testing.T) {
 	for attempt := 1; ; attempt++ {
 		ue, got := waitWithPendingAdvert(t)
 		if got {
-			if ar, ok := ue.ev.(fsm.AdvertReceived); !ok || ar.Priority != 200 {
+			if ar, ok := advertOf(ue); !ok || ar.Priority != 200 {
 				t.Fatalf("got %+v", ue)
 			}
 			return
@@ -350,10 +354,20 @@ func waitWithPendingAdvert(t *testing.T) (unitEvent, bool) {
 	go func() {
 		b := make([]byte, 1)
 		if _, err := rf.Read(b); err == nil {
-			u.inbox <- unitEvent{ev: fsm.AdvertReceived{Priority: 200}}
+			u.inbox <- unitEvent{msg: machineEvent{fsm.AdvertReceived{Priority: 200}}}
 		}
 	}()
 	time.Sleep(2 * time.Millisecond) // the reader is parked in the poller; the network was just polled
 	w.Write([]byte{1})
 	return u.waitUntil(time.Now().Add(5 * time.Millisecond))
+}
+
+// advertOf returns the advert ue carries for a member's machine, if it carries one.
+func advertOf(ue unitEvent) (fsm.AdvertReceived, bool) {
+	me, ok := ue.msg.(machineEvent)
+	if !ok {
+		return fsm.AdvertReceived{}, false
+	}
+	ar, ok := me.ev.(fsm.AdvertReceived)
+	return ar, ok
 }

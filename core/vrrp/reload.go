@@ -168,7 +168,6 @@ var ErrNotApplied = errors.New("reload not applied")
 
 // reconfigure is a reload's work for one unit, done by the unit's goroutine.
 type reconfigure struct {
-	fsm.Event
 	apply func(u *unit, now time.Time)
 	done  chan struct{}
 }

@@ -46,11 +46,27 @@ type unit struct {
 	exited chan struct{}      // closed when run has returned
 }
 
-// unitEvent is an event for one member of the unit.
+// unitEvent is a message for one member of the unit.
 type unitEvent struct {
 	member int
-	ev     fsm.Event
+	msg    inboxMsg
 }
+
+// inboxMsg is what a unit's inbox carries: an event for a member's machine (machineEvent),
+// or a message for the unit itself (trackerEvent, ifCheck, wakeUp, reconfigure). It is
+// sealed, as fsm.Event is: unit.receive handles each variant, and a message for the unit
+// can never reach a machine as an event.
+type inboxMsg interface{ isInboxMsg() }
+
+// machineEvent is an event for a member's machine, from outside the unit (a socket
+// reader's advert).
+type machineEvent struct{ ev fsm.Event }
+
+func (machineEvent) isInboxMsg() {}
+func (trackerEvent) isInboxMsg() {}
+func (ifCheck) isInboxMsg()      {}
+func (wakeUp) isInboxMsg()       {}
+func (reconfigure) isInboxMsg()  {}
 
 func newUnit(members []*instance, group bool, base time.Time, watch *watchdog) *unit {
 	u := &unit{members: members, inbox: make(chan unitEvent, 64*len(members)), base: base, watch: watch, exited: make(chan struct{}),
@@ -209,7 +225,7 @@ func (u *unit) hasExited() bool {
 func (u *unit) apply(f func(u *unit, now time.Time)) {
 	r := reconfigure{apply: f, done: make(chan struct{})}
 	select {
-	case u.inbox <- unitEvent{ev: r}:
+	case u.inbox <- unitEvent{msg: r}:
 	case <-u.exited:
 		return
 	}
@@ -236,7 +252,7 @@ func (u *unit) run(ctx context.Context, startDelay time.Duration) {
 			case <-delay.C:
 				break wait
 			case ue := <-u.inbox:
-				if r, ok := ue.ev.(reconfigure); ok {
+				if r, ok := ue.msg.(reconfigure); ok {
 					r.apply(u, time.Now())
 					close(r.done)
 					continue
@@ -386,7 +402,9 @@ const earlyWake = 2 * time.Millisecond
 func (u *unit) receive(ue unitEvent) {
 	now := time.Now()
 	in := u.members[ue.member]
-	switch ev := ue.ev.(type) {
+	switch ev := ue.msg.(type) {
+	case machineEvent:
+		u.handle(now, ue.member, ev.ev)
 	case wakeUp:
 		// Only to take the timers back, done already.
 	case ifCheck:
@@ -404,8 +422,6 @@ func (u *unit) receive(ue unitEvent) {
 			u.handle(now, ue.member, e)
 		}
 		u.startWhenReady(now)
-	default:
-		u.handle(now, ue.member, ue.ev)
 	}
 }
 

@@ -120,7 +120,7 @@ func (w *watchdog) check(now time.Time) (time.Time, bool) {
 		}
 		// The unit takes the timer back; if its inbox is full it is awake anyway and will.
 		select {
-		case e.in.unit.inbox <- unitEvent{member: e.in.member, ev: wakeUp{}}:
+		case e.in.unit.inbox <- unitEvent{member: e.in.member, msg: wakeUp{}}:
 		default:
 		}
 		last := len(w.entries) - 1
@@ -132,4 +132,4 @@ func (w *watchdog) check(now time.Time) (time.Time, bool) {
 }
 
 // wakeUp asks a unit to take its timers back and look at them.
-type wakeUp struct{ fsm.Event }
+type wakeUp struct{}
