@@ -38,6 +38,7 @@ type Engine struct {
 	cfg       *config.Config
 	instances []*instance
 	units     []*unit
+	checks    checkIndex // of cfg and instances (SetCheck)
 	// sockets are guarded by sockMu, not rw: a reload opens sockets for new instances
 	// without holding rw, which a unit may need meanwhile (to report a transition).
 	sockMu  sync.Mutex
@@ -162,6 +163,7 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 		e.instances = append(e.instances, in)
 	}
 	e.units = makeUnits(cfg, e.instances, e.base, e.watch)
+	e.checks = checkIndexOf(cfg, e.instances)
 	return e, nil
 }
 
@@ -943,8 +945,8 @@ func (e *Engine) linkLoop(ctx context.Context, links <-chan netif.Link, addrs <-
 	}
 }
 
-// trackerPost is a tracker update for an instance. The link watch and SetCheck collect
-// theirs under rw and post them after releasing it: a unit applying a reload takes rw.
+// trackerPost is a tracker update for an instance. The link watch collects its updates
+// under rw and posts them after releasing it: a unit applying a reload takes rw.
 type trackerPost struct {
 	in *instance
 	ev trackerEvent

@@ -420,6 +420,7 @@ func (e *Engine) applyReload(units []*unit, plan reloadPlan, cfg *config.Config)
 	instances = append(instances, fresh...)
 	e.rw.Lock()
 	e.cfg, e.instances, e.units = cfg, instances, append(keep, newUnits...)
+	e.checks = checkIndexOf(cfg, instances)
 	if e.stopping {
 		e.rw.Unlock()
 		return res, errors.Join(append(errs, errors.New("vrrp is stopping: the new instances did not start"))...)

@@ -8,40 +8,70 @@ import (
 
 // SetCheck feeds a tracked check's state (from the check process) to every instance that
 // tracks it, with the weight the instance or the vrrp_script gives it, and the dynamic
-// weight its plugin reported last (nil: none).
+// weight its plugin reported last (nil: none). It looks them up in the engine's check index,
+// which the configuration's load and each reload build (checkIndexOf).
 func (e *Engine) SetCheck(ctx context.Context, name string, up bool, dynamic *int) {
-	var posts []trackerPost
 	e.rw.RLock()
-	weight, reverse := scriptWeight(e.cfg, name)
-	post := func(in *instance, r config.TrackRef) {
+	tracked := e.checks[name]
+	e.rw.RUnlock()
+	// The index is never changed, only replaced: it is safe to read without rw, and the
+	// posts go without it (a unit applying a reload takes rw).
+	for _, t := range tracked.by {
 		// up is the check's raw result: reverse is applied once, by fsm.Effective.
-		w, rev := r.Apply(weight, reverse)
-		posts = append(posts, trackerPost{in, trackerEvent{key: "script:" + name, state: trackerState{up: up, weight: w, reverse: rev, dynamic: dynamic}}})
+		t.in.post(ctx, trackerEvent{key: tracked.key, state: trackerState{up: up, weight: t.weight, reverse: t.reverse, dynamic: dynamic}})
+	}
+}
+
+// checkIndex is, by check name (vrrp_script or vrrp_check), what SetCheck posts a state of
+// that check to.
+type checkIndex map[string]trackedCheck
+
+// trackedCheck is a check's tracker key and the instances that track it, in the order
+// their states are posted: the instances' own track_script lines, then their sync groups'
+// (for an instance that has both, the group's weight is the one that holds).
+type trackedCheck struct {
+	key string // "script:" + name
+	by  []checkTracker
+}
+
+// checkTracker is one track_script line that applies to an instance: the weight and the
+// direction it gives the check (config.TrackRef.Apply over the check's own block).
+type checkTracker struct {
+	in      *instance
+	weight  int
+	reverse bool
+}
+
+// checkIndexOf builds the check index of cfg, run by instances.
+func checkIndexOf(cfg *config.Config, instances []*instance) checkIndex {
+	idx := checkIndex{}
+	add := func(in *instance, r config.TrackRef) {
+		t, ok := idx[r.Name]
+		if !ok {
+			t.key = "script:" + r.Name
+		}
+		w, rev := r.Apply(scriptWeight(cfg, r.Name))
+		t.by = append(t.by, checkTracker{in: in, weight: w, reverse: rev})
+		idx[r.Name] = t
 	}
 	byName := map[string]*instance{}
-	for _, in := range e.instances {
+	for _, in := range instances {
 		byName[in.name] = in
 		for _, r := range in.cfg.TrackScripts {
-			if r.Name == name {
-				post(in, r)
-			}
+			add(in, r)
 		}
 	}
 	// A sync group's track_script applies to every member, as in keepalived.
-	for _, g := range e.cfg.SyncGroups {
+	for _, g := range cfg.SyncGroups {
 		for _, r := range g.TrackScripts {
-			if r.Name != name {
-				continue
-			}
 			for _, m := range g.Members {
 				if in := byName[m.Name]; in != nil {
-					post(in, r)
+					add(in, r)
 				}
 			}
 		}
 	}
-	e.rw.RUnlock()
-	postAll(ctx, posts)
+	return idx
 }
 
 // scriptWeight is the weight and direction a vrrp_script or vrrp_check named name gives in
