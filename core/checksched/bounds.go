@@ -27,6 +27,38 @@ const (
 // ValidWeight reports whether w is a weight a check may report.
 func ValidWeight(w int64) bool { return w >= -MaxWeight && w <= MaxWeight }
 
+// Weight converts a check's dynamic weight from the integer type one shape of its result
+// carries to the next one's: nil (the check reported none) stays nil, and the value is
+// copied, never shared between shapes. Every shape on the way bounds the weight by
+// ValidWeight where it comes from code vigil does not trust, so no conversion truncates.
+//
+// A check result, on its way from a check plugin to the VRRP state machine:
+//
+//  1. sdk/check.CheckResponse (Weight *int), in the plugin, crosses the plugin's gRPC
+//     connection as the SDK's own message (*int32) and is a CheckResponse again in the
+//     check child (the SDK owns that leg).
+//  2. core/plugin answer: a Result (Weight *int), bounded (status, weight, message,
+//     metrics), for the scheduler. A probe that could not run is a Result too (NoResult).
+//  3. core/checksched: a Change (Weight *int) when rise or fall is crossed or the dynamic
+//     weight changes; Result is per probe, Change per threshold crossing.
+//  4. core/child, checkServer.forward: a childpb.CheckState (Weight *int32, numbered by
+//     epoch and sequence) to core, and an lvs.Result (*int) for a real server's checker.
+//  5. core/supervisor: admitted (bounded again), kept for replays and `vigil status`
+//     (CheckStatus, *int32) and forwarded unchanged to the vrrp child's SetCheck.
+//  6. core/child, vrrpServer.SetCheck: admitted (tracked, newer, bounded) and handed to
+//     core/vrrp's Engine.SetCheck as a name, up and a dynamic weight (*int).
+//  7. core/vrrp, Engine.SetCheck: the check index gives each instance that tracks the
+//     check its weight and direction, and the state becomes that instance's fsm.Tracker
+//     (upDown), the one shape the state machine's priority is computed from: the unit
+//     turns its trackers into PriorityChanged and FaultChanged events (fsm.Effective).
+func Weight[To, From ~int | ~int32 | ~int64](w *From) *To {
+	if w == nil {
+		return nil
+	}
+	v := To(*w)
+	return &v
+}
+
 // Message returns s as vigil keeps a probe's message: valid UTF-8, on one line (control
 // characters, which could also move a terminal's cursor in `vigil status`, become spaces),
 // and at most MaxMessage bytes, a cut one ending with "…".

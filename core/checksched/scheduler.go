@@ -446,8 +446,7 @@ func runOne(ctx context.Context, s Spec, changes chan<- Change, initial *bool, s
 		}
 		switch {
 		case r.Weight != nil && (weight == nil || *weight != *r.Weight):
-			w := *r.Weight
-			weight, crossed = &w, true
+			weight, crossed = Weight[int](r.Weight), true
 		case r.Weight == nil && r.OK && s.SuccessResetsWeight && weight != nil:
 			weight, crossed = nil, true
 		}

@@ -334,21 +334,13 @@ func (s *checkServer) forward(ctx context.Context, changes <-chan checksched.Cha
 				s.seq++
 				st := &childpb.CheckState{Name: c.Name, Up: c.Up, Message: c.Msg, Initial: c.Initial, Metrics: c.Metrics,
 					UnixNano: s.now().UnixNano(), Epoch: s.epoch, Seq: s.seq}
-				if c.Weight != nil {
-					w := int32(*c.Weight)
-					st.Weight = &w
-				}
+				st.Weight = checksched.Weight[int32](c.Weight)
 				s.latest[c.Name] = st
 				s.out.publish(st)
 				if s.lvs != nil {
 					// A real server's checker (named as check.RealServerChecks names them);
 					// the director ignores any other check.
-					var w *int
-					if c.Weight != nil {
-						v := int(*c.Weight)
-						w = &v
-					}
-					s.lvs.check(c.Name, lvs.Result{Up: c.Up, Weight: w, Initial: c.Initial})
+					s.lvs.check(c.Name, lvs.Result{Up: c.Up, Weight: checksched.Weight[int](c.Weight), Initial: c.Initial})
 				}
 			}
 			s.mu.Unlock()

@@ -269,11 +269,7 @@ func (s *vrrpServer) admitCheck(c *childpb.CheckState, checks map[string]bool) (
 		s.checkOrder = map[string]childpb.Order{}
 	}
 	s.checkOrder[c.Name] = c.Order()
-	if c.Weight != nil {
-		w := int(*c.Weight)
-		dynamic = &w
-	}
-	return true, dynamic, nil
+	return true, checksched.Weight[int](c.Weight), nil
 }
 
 // trackedChecks names the checks that cfg's instances and sync groups track.

@@ -68,14 +68,10 @@ func answer(plugin string, resp check.CheckResponse) checksched.Result {
 	if resp.Message != "" {
 		msg += ": " + resp.Message
 	}
-	r := checksched.Result{OK: resp.Status.Healthy(), Msg: checksched.Message(msg), Metrics: checksched.Metrics(resp.Metrics)}
-	// Passed on for reverse tracking too: whether a reversed tracker uses it is for the
-	// vrrp process to decide (it does not), from the weight and reverse it applies.
-	if resp.Weight != nil {
-		w := *resp.Weight
-		r.Weight = &w
-	}
-	return r
+	// The weight is passed on for reverse tracking too: whether a reversed tracker uses it
+	// is for the vrrp process to decide (it does not), from the weight and reverse it applies.
+	return checksched.Result{OK: resp.Status.Healthy(), Msg: checksched.Message(msg), Metrics: checksched.Metrics(resp.Metrics),
+		Weight: checksched.Weight[int](resp.Weight)}
 }
 
 // Params converts a configuration's params block for a plugin.
