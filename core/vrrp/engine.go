@@ -296,7 +296,7 @@ func (e *Engine) newInstance(ctx context.Context, vc *config.VRRPInstance, cfg *
 	fc.InitialState = initial
 	in.m = fsm.New(fc)
 	for _, t := range vc.TrackInterfaces {
-		in.trackers["if:"+t.Name] = trackerState{up: true, weight: t.Weight, reverse: t.Reverse}
+		in.trackers["if:"+t.Name] = upDown(true, t.Weight, t.Reverse, nil)
 	}
 
 	in.trackable = trackable(vc, cfg)
@@ -930,11 +930,11 @@ func (e *Engine) linkLoop(ctx context.Context, links <-chan netif.Link, addrs <-
 			e.rw.RLock()
 			for _, in := range e.instances {
 				if in.cfg.Interface == l.Name && !in.cfg.DontTrackPrim {
-					posts = append(posts, trackerPost{in, trackerEvent{key: "if:" + l.Name, state: trackerState{up: l.Up}}})
+					posts = append(posts, trackerPost{in, trackerEvent{key: "if:" + l.Name, state: upDown(l.Up, 0, false, nil)}})
 				}
 				for _, t := range in.cfg.TrackInterfaces {
 					if t.Name == l.Name {
-						posts = append(posts, trackerPost{in, trackerEvent{key: "if:" + l.Name, state: trackerState{up: l.Up, weight: t.Weight, reverse: t.Reverse}}})
+						posts = append(posts, trackerPost{in, trackerEvent{key: "if:" + l.Name, state: upDown(l.Up, t.Weight, t.Reverse, nil)}})
 					}
 				}
 			}

@@ -92,16 +92,19 @@ type instance struct {
 // handedOver reports whether one of the instance's timers runs elsewhere.
 func (in *instance) handedOver() bool { return in.sending || in.watching }
 
+// trackerState is what an instance knows of one object it tracks: the tracker its
+// effective priority is computed from (fsm.Effective), as the state machine takes it.
 type trackerState struct {
-	up      bool
-	weight  int
-	reverse bool
-	value   int // track_file: the number read from the file
-	isFile  bool
-	dynamic *int // a check plugin's dynamic weight (see fsm.Tracker.Dynamic)
-	// pending: a tracked script or check that has no result yet (pendingScripts); up,
-	// value and dynamic mean nothing then.
+	fsm.Tracker
+	// pending: a tracked script or check that has no result yet (pendingScripts); Up,
+	// Value and Dynamic mean nothing then.
 	pending bool
+}
+
+// upDown is the state of a tracked interface, script or check: up or down, with the weight
+// and direction the instance gives it, and a check plugin's dynamic weight (nil: none).
+func upDown(up bool, weight int, reverse bool, dynamic *int) trackerState {
+	return trackerState{Tracker: fsm.Tracker{Kind: fsm.TrackUpDown, Up: up, Weight: weight, Reverse: reverse, Dynamic: dynamic}}
 }
 
 // trackerEvents recomputes the effective priority and fault state from the trackers, as
@@ -112,11 +115,7 @@ func (in *instance) trackerEvents() []fsm.Event {
 		if t.pending {
 			continue // adds nothing until its first result
 		}
-		if t.isFile {
-			ts = append(ts, fsm.Tracker{Kind: fsm.TrackFile, Value: t.value, Weight: t.weight, Reverse: t.reverse})
-			continue
-		}
-		ts = append(ts, fsm.Tracker{Kind: fsm.TrackUpDown, Up: t.up, Weight: t.weight, Reverse: t.reverse, Dynamic: t.dynamic})
+		ts = append(ts, t.Tracker)
 	}
 	prio, fault := fsm.Effective(in.cfg.Priority, ts)
 	reason := "tracking"
@@ -130,7 +129,7 @@ func (in *instance) trackerEvents() []fsm.Event {
 // check it tracks with weight 0: it may not start before (see unit.started).
 func (in *instance) waitingFirst() bool {
 	for _, t := range in.trackers {
-		if t.pending && t.weight == 0 {
+		if t.pending && t.Weight == 0 {
 			return true
 		}
 	}

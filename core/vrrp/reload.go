@@ -560,16 +560,16 @@ func (e *Engine) reconfigure(u *unit, now time.Time, member int, vc *config.VRRP
 		if t, ok := in.trackers["if:"+vc.Interface]; ok {
 			// As the link watch reports it for the primary interface: no weight, so that a
 			// down link is a fault (a track_interface line below sets one again).
-			t.weight, t.reverse = 0, false
+			t.Weight, t.Reverse = 0, false
 			trackers["if:"+vc.Interface] = t
 		}
 	}
 	for _, t := range vc.TrackInterfaces {
 		st, ok := in.trackers["if:"+t.Name]
 		if !ok {
-			st = trackerState{up: true}
+			st = upDown(true, 0, false, nil)
 		}
-		st.weight, st.reverse = t.Weight, t.Reverse
+		st.Weight, st.Reverse = t.Weight, t.Reverse
 		trackers["if:"+t.Name] = st
 	}
 	// Scripts and files still tracked, by the instance or by its sync group, keep their

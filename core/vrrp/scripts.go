@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/vrrp/fsm"
 )
 
 // SetCheck feeds a tracked check's state (from the check process) to every instance that
@@ -18,7 +19,7 @@ func (e *Engine) SetCheck(ctx context.Context, name string, up bool, dynamic *in
 	// posts go without it (a unit applying a reload takes rw).
 	for _, t := range tracked.by {
 		// up is the check's raw result: reverse is applied once, by fsm.Effective.
-		t.in.post(ctx, trackerEvent{key: tracked.key, state: trackerState{up: up, weight: t.weight, reverse: t.reverse, dynamic: dynamic}})
+		t.in.post(ctx, trackerEvent{key: tracked.key, state: upDown(up, t.weight, t.reverse, dynamic)})
 	}
 }
 
@@ -102,7 +103,7 @@ func pendingScripts(vc *config.VRRPInstance, cfg *config.Config) map[string]trac
 	out := map[string]trackerState{}
 	add := func(r config.TrackRef) {
 		w, rev := r.Apply(scriptWeight(cfg, r.Name))
-		out["script:"+r.Name] = trackerState{pending: true, weight: w, reverse: rev}
+		out["script:"+r.Name] = trackerState{Tracker: fsm.Tracker{Kind: fsm.TrackUpDown, Weight: w, Reverse: rev}, pending: true}
 	}
 	for _, g := range cfg.SyncGroups {
 		for _, m := range g.Members {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/opfile"
+	"github.com/vigil-ha/vigil/core/vrrp/fsm"
 )
 
 // readTrackFile reads the number in a track_file the way keepalived does: a missing, empty
@@ -75,7 +76,7 @@ func (e *Engine) watchTrackFiles(ctx context.Context) {
 	post := func(path string) {
 		v := readTrackFile(path)
 		for _, u := range byPath[path] {
-			u.in.post(ctx, trackerEvent{key: "file:" + path, state: trackerState{isFile: true, value: v, weight: u.weight, reverse: u.reverse}})
+			u.in.post(ctx, trackerEvent{key: "file:" + path, state: trackerState{Tracker: fsm.Tracker{Kind: fsm.TrackFile, Value: v, Weight: u.weight, Reverse: u.reverse}}})
 		}
 	}
 	w, err := fsnotify.NewWatcher()
