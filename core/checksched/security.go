@@ -41,7 +41,7 @@ func ScriptSecurity(cfg *config.Config) config.Diagnostics {
 // RunsScriptsAsRoot reports whether some script of cfg (as ScriptSecurity lists them) runs
 // as root: it has no user and global_defs has no script_user, or its user is root. vigil's
 // core then keeps root's bounding set of capabilities for such scripts, which keepalived runs
-// with all of root's powers (see cmd/vigil's daemon).
+// with all of root's powers (see core/daemon).
 func RunsScriptsAsRoot(cfg *config.Config) bool {
 	for _, sc := range scriptsOf(cfg) {
 		u := scriptUser(cfg.Global, sc.s)

@@ -233,7 +233,7 @@ func (s *Supervisor) configured(p *proc) {
 // Answering says whether every child answered core within the last within (its Start, or a
 // health ping: one a second), and names the first that did not. A child that is frozen
 // (SIGSTOP, a deadlock in its gRPC server) or restarting does not answer: this is what
-// systemd's watchdog is fed by (cmd/vigil). Children that a reload made idle count too:
+// systemd's watchdog is fed by (core/daemon). Children that a reload made idle count too:
 // they are supervised all the same.
 func (s *Supervisor) Answering(within time.Duration) error {
 	now := time.Now()
@@ -556,7 +556,7 @@ func ping(ctx context.Context, rpc plugin.ClientProtocol) error {
 // channel for it).
 const exitPoll = 50 * time.Millisecond
 
-// catchUpWait bounds catchUp's reload as core bounds a reload (cmd/vigil's 30 s): the
+// catchUpWait bounds catchUp's reload as core bounds a reload (core/daemon's 30 s): the
 // child's work (its watch streams) starts only after it, so a child that does not answer
 // must not hold them until the shutdown (a check child waiting for a saturated plugin did).
 const catchUpWait = 30 * time.Second
