@@ -3,6 +3,8 @@
 #   make build   every command (cmd/) and plugin (plugins/) into bin/
 #   make test    OS deps, go vet, unit tests with -race, the VM tests (test-vm), the short fault
 #                suite, a short fuzz run, the demo
+#   make example-check-hello  build and test examples/check-hello outside this repository
+#                against this checkout's sdk/, as a vendor would (sdk/README.md)
 #   make test-vm the tests that boot a kernel of their own under qemu (TestVM..., no -race)
 #   make fuzz    each fuzz target for FUZZTIME (default 60s; or a count such as 100000x), one at a time
 #   make demo    a live two-node failover in network namespaces (root)
@@ -37,6 +39,11 @@ FUZZTIME ?= 60s
 # staticcheck 2026.2.2. The module proxy knows it by its semver tag; the year.release tags
 # (2026.2.2) are not resolvable through the proxy. Newer Go releases may need a newer one.
 STATICCHECK_VERSION ?= v0.8.2
+# The Go modules of this repository that vet, test, fuzz, bench and lint walk: the daemon and
+# the SDK (sdk/go.mod, a module of its own so that plugins do not inherit the daemon's
+# dependencies). `go ... ./...` stops at a nested module's go.mod, so each is walked from its
+# own directory. packaging/deb is a module too, but only a build tool (make package builds it).
+MODULES  := . sdk
 
 # The version built into vigil (vigil --version) and the package: packaging/version.sh, run
 # once (make VERSION=... overrides it).
@@ -62,7 +69,7 @@ SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 endif
 export SOURCE_DATE_EPOCH
 
-.PHONY: build test test-vm fuzz demo demo-mysql demo-lvs bench faults lint clean install package test-package
+.PHONY: build test test-vm example-check-hello fuzz demo demo-mysql demo-lvs bench faults lint clean install package test-package
 
 # plugins/ may be empty or absent (git keeps no empty directories): list only the trees that
 # exist, and ask go list which packages they hold. -e keeps packages that fail to load in the
@@ -116,8 +123,8 @@ test-package: package
 # on an idle 2-core machine and over go test's default 10 min with two busy loops beside it.
 test:
 	bash .ci/deps.sh
-	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 30m ./...
+	for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 -timeout 30m ./...); done
 	$(MAKE) test-vm
 	$(GO) run ./bench/faults -short -impl vigil
 	$(MAKE) fuzz FUZZTIME=100000x
@@ -135,19 +142,27 @@ test-vm:
 	echo "$(GO) test -count=1 -p 1 -timeout 20m -run '^TestVM' $$pkgs"; \
 	$(GO) test -count=1 -p 1 -timeout 20m -run '^TestVM' $$pkgs
 
+# examples/check-hello as a vendor uses it: copied into a module of its own outside this
+# repository, with a replace to this checkout's sdk/, built, vetted and tested there, and its
+# module graph checked for daemon dependencies (sdk/module_test.go, which owns the recipe and
+# runs in make test's sdk line as well; about 10 s with a warm module cache).
+example-check-hello:
+	cd sdk && $(GO) test -count=1 -run '^TestThirdPartyModule$$' -v .
+
 # make test gives each target a count of inputs rather than a duration: with a duration, Go
 # 1.26's fuzz coordinator can report "context deadline exceeded" as a failure at the end of the
 # run without any failing input (golang/go#75804, fixed in Go 1.27); a count has no deadline.
 # 100000 inputs take about 4-15 s per target here.
 # go test -list prints a package's matching names, then its "ok <pkg>" line; pair them up.
 # -fuzz accepts a pattern that matches exactly one target, so each runs on its own.
+# Each module's targets are listed and run from the module's directory.
 fuzz:
-	@targets="$$($(GO) test -list '^Fuzz' ./... | \
-		awk '/^Fuzz/ { n[++c] = $$1; next } /^ok[ \t]/ { for (i = 1; i <= c; i++) print $$2, n[i]; c = 0 }')"; \
+	@targets="$$(for m in $(MODULES); do (cd $$m && $(GO) test -list '^Fuzz' ./...) | \
+		awk -v m=$$m '/^Fuzz/ { n[++c] = $$1; next } /^ok[ \t]/ { for (i = 1; i <= c; i++) print m, $$2, n[i]; c = 0 }'; done)"; \
 	if [ -z "$$targets" ]; then echo "fuzz: no fuzz targets"; exit 0; fi; \
-	while read -r pkg name; do \
+	while read -r mod pkg name; do \
 		echo "fuzz: $$pkg $$name for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+		(cd $$mod && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"); \
 	done <<<"$$targets"
 
 # A real failover between two vigil nodes in network namespaces (needs root); the example
@@ -167,7 +182,7 @@ demo-lvs: build
 # about 5 minutes), then a plugin probe beside a forked script (20 s); both write BENCHMARKS.md
 # (pluginbench its own block in the notes, which vrrpbench keeps).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...); done
 	$(GO) run ./bench/vrrpbench -out BENCHMARKS.md
 	$(GO) run ./bench/pluginbench -out BENCHMARKS.md
 	$(GO) run ./bench/mysqlbench -out BENCHMARKS.md
@@ -182,8 +197,8 @@ faults:
 	$(GO) run ./bench/faults -out RELIABILITY.md
 
 lint:
-	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	for m in $(MODULES); do (cd $$m && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...); done
 
 clean:
 	rm -rf $(BIN)/ dist/ cover.out coverage.* *.coverprofile
