@@ -81,3 +81,9 @@ func TestHelloRejectsBadParams(t *testing.T) {
 		t.Error("Check of an unconfigured name succeeded")
 	}
 }
+
+// TestReadmeParams: README.md's param table says what Describe says (names, types, required,
+// defaults), so the docs cannot drift from the code.
+func TestReadmeParams(t *testing.T) {
+	sdktest.ParamsDocumented(t, newHello(), "README.md")
+}
