@@ -15,9 +15,11 @@
 # PID 1 (this machine's init is not systemd), for the unit's and the package's tests.
 # groff-base, man-db: groff -ww and man -l check the generated man pages (cmd/vigil
 # TestManPagesRender).
+# protobuf-compiler, python3-grpcio, python3-protobuf, python3-cryptography: examples/check-python,
+# a check plugin in Python run through vigil's handshake (its test generates vigil_plugin_pb2.py).
 set -euo pipefail
 
-DEPS="iproute2 iputils-ping keepalived tshark mariadb-server frr nftables qemu-system-x86 linux-image-amd64 busybox-static ipvsadm debootstrap systemd-container groff-base man-db"
+DEPS="iproute2 iputils-ping keepalived tshark mariadb-server frr nftables qemu-system-x86 linux-image-amd64 busybox-static ipvsadm debootstrap systemd-container groff-base man-db protobuf-compiler python3-grpcio python3-protobuf python3-cryptography"
 
 read -r -a deps <<<"$DEPS"
 if [ "${#deps[@]}" -eq 0 ]; then
