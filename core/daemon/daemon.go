@@ -235,9 +235,12 @@ loop:
 			return fmt.Errorf("a child cannot run: %w: %w", ErrConfig, err)
 		case <-readyCh:
 			readyCh = nil
-			ready.Store(true)
 			log.Info("ready: the children run with the configuration")
+			// READY=1 before ready is set: a reload that begins in between is not
+			// announced, where one announced first would send RELOADING=1 before the
+			// start's READY=1.
 			sd.ready(summary())
+			ready.Store(true)
 			go func() {
 				defer close(sdDone)
 				sd.run(sdCtx, sup, summary)

@@ -51,13 +51,17 @@ type reloaderOptions struct {
 // reloader owns the running configuration and applies a changed file to the running
 // daemon: the reload transaction.
 //
-// Its mutable state (the running configuration, the file watcher, whether the daemon
-// stops) is guarded by one token, turn. A reload holds it from reading the file to its
+// Its mutable state (the running configuration, the file watcher) is guarded by one token,
+// turn. A reload holds it from reading the file to its
 // report, so reloads asked for at once (SIGHUP, `vigil reload`, the file watcher) run one
 // after another, each reading the file as it is when its turn comes and answering its own
 // caller; the stop takes it too, so that no reload is cut off half way or begins after the
 // stop did. The token is held from newReloader until open: a reload asked for before the
-// children and the notify actions run waits for them.
+// children and the notify actions run waits for them. Whether the daemon stops is not
+// guarded by the turn but set before the stop waits for it: reloads queued behind the one in
+// progress then give up at once instead of running before the stop, which would hold a
+// SIGTERM for a full transaction each (systemd's stop timeout could then kill vigil before
+// its STOP notifications and its priority-0 adverts).
 type reloader struct {
 	reloaderOptions
 	log hclog.Logger
@@ -66,9 +70,11 @@ type reloader struct {
 	turn chan struct{}
 
 	// Guarded by turn.
-	running  *config.Config
-	watcher  *watch.Watcher // nil: the files are not watched
-	stopping bool
+	running *config.Config
+	watcher *watch.Watcher // nil: the files are not watched
+
+	// stopping is set once, by stop, before it waits for the turn.
+	stopping atomic.Bool
 
 	// published is running and last is the latest reload's result, for readers that must
 	// not wait for a reload in progress (systemd's status line, `vigil status`). Both are
@@ -99,13 +105,13 @@ func (r *reloader) config() *config.Config { return r.published.Load() }
 
 // stop waits for a reload in progress to end and refuses every later one.
 func (r *reloader) stop() {
+	r.stopping.Store(true)
 	select {
 	case r.turn <- struct{}{}:
 	default:
 		r.log.Info("the stop waits for the reload in progress")
 		r.turn <- struct{}{}
 	}
-	r.stopping = true
 	<-r.turn
 }
 
@@ -115,6 +121,9 @@ func (r *reloader) stop() {
 // does not begin (ctx ended first, the daemon stops) changes nothing and is not kept as
 // the latest reload.
 func (r *reloader) reload(ctx context.Context, trigger string) supervisor.ReloadStatus {
+	if r.stopping.Load() {
+		return r.refuseStopping(trigger)
+	}
 	select {
 	case r.turn <- struct{}{}:
 	default:
@@ -128,10 +137,8 @@ func (r *reloader) reload(ctx context.Context, trigger string) supervisor.Reload
 		}
 	}
 	defer func() { <-r.turn }()
-	if r.stopping {
-		r.log.Warn("reload refused: vigil is stopping", "trigger", trigger)
-		return supervisor.ReloadStatus{Time: time.Now(), Trigger: trigger,
-			Errors: []string{"vigil is stopping; the reload was not begun (start vigil again to use the file)"}}
+	if r.stopping.Load() {
+		return r.refuseStopping(trigger)
 	}
 	var done func(supervisor.ReloadStatus, *config.Config)
 	if r.Around != nil {
@@ -143,6 +150,13 @@ func (r *reloader) reload(ctx context.Context, trigger string) supervisor.Reload
 		done(st, r.running)
 	}
 	return st
+}
+
+// refuseStopping is the answer to a reload asked for, or still waiting, when the stop began.
+func (r *reloader) refuseStopping(trigger string) supervisor.ReloadStatus {
+	r.log.Warn("reload refused: vigil is stopping", "trigger", trigger)
+	return supervisor.ReloadStatus{Time: time.Now(), Trigger: trigger,
+		Errors: []string{"vigil is stopping; the reload was not begun (start vigil again to use the file)"}}
 }
 
 // apply is the transaction, run with the turn held. It validates the file as `vigil -t`

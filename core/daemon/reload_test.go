@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -300,5 +301,46 @@ func TestReloadDuringStop(t *testing.T) {
 	}
 	if last := r.last.Load(); last == nil || !last.OK || last.Trigger != "file change" {
 		t.Errorf("last reload %+v, want the one before the stop", last)
+	}
+}
+
+// Reloads queued behind the one in progress when the stop begins are refused, not run before
+// the stop: a SIGTERM must not wait for a full transaction per queued `vigil reload`.
+func TestStopOvertakesQueuedReloads(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "vigil.conf")
+	writeFile(t, file, instance("lo", 100))
+	f := &fakeChildren{entered: make(chan *config.Config, 4), release: make(chan struct{})}
+	log, waits := logLines(t, "waits for")
+	r := testReloader(t, file, f, log, nil)
+	writeFile(t, file, instance("lo", 150))
+
+	first := make(chan supervisor.ReloadStatus, 1)
+	go func() { first <- r.reload(context.Background(), "file change") }()
+	<-f.entered
+	queued := make(chan supervisor.ReloadStatus, 2)
+	for _, trigger := range []string{"SIGHUP", "vigil reload"} {
+		go func() { queued <- r.reload(context.Background(), trigger) }()
+	}
+	<-waits
+	<-waits // both wait for the turn (each says so just before it blocks)
+	// Let both block on the turn before the stop queues behind them: with the queue served in
+	// order, a stop that only looked at the flag in its own turn would run both first.
+	time.Sleep(100 * time.Millisecond)
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); r.stop() }()
+	<-waits // the stop waits for the reload in progress
+	close(f.release)
+	if st := <-first; !st.OK {
+		t.Errorf("the reload in progress at the stop = %+v, want applied", st)
+	}
+	for range 2 {
+		st := <-queued
+		if st.OK || len(st.Errors) != 1 || !strings.Contains(st.Errors[0], "vigil is stopping") {
+			t.Errorf("%s queued at the stop = %+v, want refused because vigil is stopping", st.Trigger, st)
+		}
+	}
+	<-stopped
+	if n := len(f.reloads()); n != 1 {
+		t.Errorf("the children got %d configurations, want only the one in progress at the stop", n)
 	}
 }
