@@ -28,7 +28,10 @@ type Result struct {
 	NoResult bool
 }
 
-// Prober runs one probe; it must return by the context's deadline.
+// Prober runs one probe; it should return by the context's deadline. A command that
+// outlives it gets SIGTERM there and SIGKILL procrun.DefaultGrace later, so Script (and the
+// vigil-check-exec plugin) may return up to that grace late; the scheduler waits for it,
+// one probe in flight per check, and the next probe of that check starts that much later.
 type Prober interface {
 	Probe(ctx context.Context) Result
 }

@@ -71,7 +71,7 @@ type checkServer struct {
 	rmu     sync.Mutex
 	sched   *checksched.Scheduler // set by Start
 	host    *plugin.Host          // the plugin host, kept across reloads; nil once the work ended
-	hostKey string                // check.PluginHostKey of the settings host was made with
+	hostKey string                // checksched.PluginHostKey of the settings host was made with
 	ended   bool                  // the work ended (Stop): no reload any more
 
 	// metrics is the registry core's Metrics call gathers (metrics.go); probeMetrics counts
@@ -168,8 +168,8 @@ func (s *checkServer) Start(ctx context.Context, req *childpb.StartRequest) (*ch
 	return &childpb.StartResponse{}, nil
 }
 
-// Reload applies a new configuration to the running checks (see check.Scheduler.Update):
-// a check whose definition (check.Spec.Key) is unchanged keeps running with its state, and
+// Reload applies a new configuration to the running checks (see checksched.Scheduler.Update):
+// a check whose definition (checksched.Spec.Key) is unchanged keeps running with its state, and
 // is not configured on its plugin again; a new one starts, a removed one stops and leaves
 // Status; a changed one restarts with a fresh state and is answered as restarted (never as
 // changed: no new definition is applied in place). The plugin processes keep running,
@@ -338,7 +338,7 @@ func (s *checkServer) forward(ctx context.Context, changes <-chan checksched.Cha
 				s.latest[c.Name] = st
 				s.out.publish(st)
 				if s.lvs != nil {
-					// A real server's checker (named as check.RealServerChecks names them);
+					// A real server's checker (named as checksched.RealServerChecks names them);
 					// the director ignores any other check.
 					s.lvs.check(c.Name, lvs.Result{Up: c.Up, Weight: checksched.Weight[int](c.Weight), Initial: c.Initial})
 				}

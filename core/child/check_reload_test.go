@@ -235,7 +235,7 @@ func TestCheckReload(t *testing.T) {
 	// many probes ran meanwhile depends on the machine's load, and so does how many states
 	// a check sent: what must hold is the order and who sent. The changed check sends its
 	// initial state once (the state it had), then what its probes find, ending with its new
-	// weight; the new one, whose state nobody knows yet (check.Spec.FirstDecides), sends no
+	// weight; the new one, whose state nobody knows yet (checksched.Spec.FirstDecides), sends no
 	// initial state: its first probe's result is its first state. Before its initial state,
 	// c_change's old definition may still have sent its last change (Scheduler.Update stops
 	// it first); under load its probe can even answer with the new params, which the plugin

@@ -1,7 +1,7 @@
 // Package plugin is vigil's host for check and notify plugins: it finds them, verifies them,
 // starts them with go-plugin over gRPC with mutual TLS, restarts them when they die, kills
 // them when they hang, and offers them to the rest of vigil as plain Go calls (and to the
-// check scheduler as a check.Prober).
+// check scheduler as a checksched.Prober).
 //
 // Discovery. Plugins are executables named vigil-check-NAME and vigil-notify-NAME in one
 // plugin directory (Options.Dir; ResolveDir: DefaultDir when installed, else the vigil

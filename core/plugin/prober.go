@@ -86,7 +86,7 @@ func Params(ps []config.Param) []sdk.Param {
 	return out
 }
 
-// AlignGroup is the scheduler's alignment group of every plugin check (check.Spec.Align).
+// AlignGroup is the scheduler's alignment group of every plugin check (checksched.Spec.Align).
 const AlignGroup = checksched.PluginAlign
 
 // checkKind names a check as its configuration does: a real_server checker by its type and

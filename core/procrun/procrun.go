@@ -275,18 +275,22 @@ func waitExited(pid int) {
 	}
 }
 
-// drain reads what is buffered in r without waiting for more.
+// drain reads what is buffered in r without waiting for more, and at most one pipe's worth
+// (64 KiB, Linux's default pipe capacity): a process that escaped the group and keeps writing
+// would otherwise keep the pipe from ever being empty.
 func drain(r *os.File, out io.Writer) {
 	rc, err := r.SyscallConn()
 	if err != nil {
 		return
 	}
 	buf := make([]byte, 32<<10)
+	total := 0
 	rc.Read(func(fd uintptr) bool {
-		for {
+		for total < 64<<10 {
 			n, err := syscall.Read(int(fd), buf)
 			if n > 0 {
 				out.Write(buf[:n])
+				total += n
 			}
 			if err == syscall.EINTR {
 				continue
@@ -295,6 +299,7 @@ func drain(r *os.File, out io.Writer) {
 				return true
 			}
 		}
+		return true
 	})
 }
 

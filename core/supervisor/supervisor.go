@@ -71,7 +71,7 @@ type Supervisor struct {
 	names  map[string]bool                // the checks the check child may send states of (see ran)
 	// namesOf keeps checkNames of cfg and of the configurations in ran: a reload asks for
 	// them several times, and with a thousand real servers each answer translates every
-	// checker (check.RealServerChecks). A Config is not changed after it is loaded.
+	// checker (checksched.RealServerChecks). A Config is not changed after it is loaded.
 	namesOf map[*config.Config]map[string]bool
 	// ran holds, per child, the configurations it may send messages by besides cfg: the one
 	// it last applied (at start, or by a reload it took) and the one before that, whose

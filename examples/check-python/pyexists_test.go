@@ -22,7 +22,7 @@ const python = "/usr/bin/python3"
 
 func TestPythonPlugin(t *testing.T) {
 	if out, err := exec.Command(python, "-c", "import grpc, google.protobuf, cryptography").CombinedOutput(); err != nil {
-		t.Skipf("needs %s with Debian's python3-grpcio, python3-protobuf and python3-cryptography (apt-get install python3-grpcio python3-protobuf): %v %s", python, err, out)
+		t.Skipf("needs %s with Debian's python3-grpcio, python3-protobuf and python3-cryptography (apt-get install python3-grpcio python3-protobuf python3-cryptography): %v %s", python, err, out)
 	}
 	protoc, err := exec.LookPath("protoc")
 	if err != nil {

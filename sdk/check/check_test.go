@@ -3,6 +3,7 @@ package check_test
 import (
 	"context"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -96,6 +97,22 @@ func TestStatus(t *testing.T) {
 	for s, want := range map[check.Status]bool{check.OK: true, check.Warning: true, check.Critical: false, check.Unknown: false} {
 		if s.Healthy() != want {
 			t.Errorf("%s.Healthy() = %v", s, !want)
+		}
+	}
+}
+
+// A weight past int32 is clamped on the wire, not wrapped: 2^32+10 would otherwise arrive as
+// a valid 10, and the host could not tell it from a plugin that meant 10.
+func TestWeightOutOfRangeStaysOutOfRange(t *testing.T) {
+	for _, w := range []int{1<<32 + 10, -(1<<32 + 10)} {
+		impl := &echo{resp: check.CheckResponse{Status: check.OK, Weight: &w}}
+		c := sdktest.ServeCheck(t, impl)
+		got, err := c.Check(context.Background(), check.CheckRequest{Name: "chk"})
+		if err != nil || got.Weight == nil {
+			t.Fatalf("Check = %+v, %v", got, err)
+		}
+		if want := max(min(w, math.MaxInt32), math.MinInt32); *got.Weight != want {
+			t.Errorf("weight %d came out as %d, want %d", w, *got.Weight, want)
 		}
 	}
 }

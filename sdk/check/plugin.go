@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -97,7 +98,9 @@ func (s *server) Check(ctx context.Context, req *pb.CheckRequest) (_ *pb.CheckRe
 		}
 	}
 	if resp.Weight != nil {
-		w := int32(*resp.Weight)
+		// Clamped, not truncated: a weight past int32 would otherwise wrap into a valid one
+		// (2^32+10 into 10); clamped, it stays out of range and the host refuses it.
+		w := int32(max(min(*resp.Weight, math.MaxInt32), math.MinInt32))
 		out.Weight = &w
 	}
 	fitResponse(out)
