@@ -5,7 +5,8 @@
 // captured up to a bound. Run reports how the command ended (exit status, a signal it did not
 // get from procrun, a timeout, or no start at all) and what it printed. vigil-check-exec,
 // vigil-notify-exec, core/script (notify scripts run from core) and the benches that measure
-// vigil's script path all run commands through it.
+// vigil's script path all run commands through it. Check is a check command as
+// vigil-check-exec runs it (its settings, one run at a time), shared with those benches.
 //
 // keepalived, for a vrrp_script or MISC_CHECK that outlives its timeout, sends SIGTERM to the
 // script's process group, SIGKILL to the group 2 s later if the script has not been reaped,
