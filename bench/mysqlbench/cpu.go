@@ -121,7 +121,7 @@ func (e *env) cpuBench(ctx context.Context, rep *report, cl *cleaner) error {
 		return err
 	}
 	rep.script = scriptBody(e.mysql, db.Host, db.Port)
-	sh := scriptProber{path: script}
+	sh := newScriptProber(script)
 	if r := sh.Probe(cctx); !r.OK {
 		return fmt.Errorf("first probe with %s: %s", script, r.Msg)
 	}
@@ -319,12 +319,16 @@ type proberFunc func(ctx context.Context) checksched.Result
 func (f proberFunc) Probe(ctx context.Context) checksched.Result { return f(ctx) }
 
 // scriptProber runs the check script once per probe the way vigil-check-exec runs a
-// vrrp_script: through core/procrun, with the plugin's settings (parent-death signal, stdout
-// and stderr kept up to procrun's bound), exit status 0 the success.
-type scriptProber struct{ path string }
+// vrrp_script: through core/procrun's Check, the plugin's own way (its settings, one run at a
+// time), exit status 0 the success.
+type scriptProber struct{ check *procrun.Check }
+
+func newScriptProber(path string) scriptProber {
+	return scriptProber{procrun.NewCheck(path, []string{path}, procrun.CheckOptions{})}
+}
 
 func (s scriptProber) Probe(ctx context.Context) checksched.Result {
-	r := procrun.Run(ctx, procrun.Cmd{Args: []string{s.path}, ParentDeathSignal: syscall.SIGKILL})
+	r := s.check.Run(ctx)
 	if r.Success() {
 		return checksched.Result{OK: true}
 	}

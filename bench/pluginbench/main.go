@@ -7,7 +7,7 @@
 // The plugin is a trivial check built with the SDK (this program itself, started again as
 // vigil-check-trivial: it answers OK at once), probed through core/plugin's Host and Prober as
 // the check scheduler probes it. The scripts are a "#!/bin/sh" script that exits 0 and
-// /bin/true, run by core/procrun as vigil-check-exec runs a vrrp_script (scriptProbe), from this
+// /bin/true, run by core/procrun's Check as vigil-check-exec runs a vrrp_script (scriptProbe), from this
 // process: the cost of forking a script per probe, without the plugin boundary that vigil-check-exec
 // adds on top (the plugin case measures that boundary). Each is measured one probe at
 // a time and with N probes in flight, in several runs whose order rotates, so that slow drifts
@@ -204,8 +204,13 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	sh := scriptProbe(script)
-	tru := scriptProbe("/bin/true")
+	// As many configured copies of each script as probes can be in flight at once.
+	copies := max(1, o.checks)
+	for _, par := range o.inFlight {
+		copies = max(copies, par)
+	}
+	sh := scriptProbe(script, copies)
+	tru := scriptProbe("/bin/true", copies)
 	noPID := func() int { return 0 }
 	plugPID := func() int { return pid }
 	var cases []kase
@@ -364,11 +369,18 @@ func scheduled(k kase) ([]time.Duration, error) {
 type proberFunc func(ctx context.Context) checksched.Result
 
 // scriptProbe runs path once per probe the way vigil-check-exec runs a vrrp_script: through
-// core/procrun, with the plugin's settings (parent-death signal, stdout and stderr kept up to
-// procrun's bound), exit status 0 the success.
-func scriptProbe(path string) func(ctx context.Context) checksched.Result {
+// core/procrun's Check, the plugin's own way (its settings, one run of a command at a time),
+// exit status 0 the success. It keeps n configured copies of the command, as n checks of the
+// plugin would be, so that up to n probes can be in flight.
+func scriptProbe(path string, n int) func(ctx context.Context) checksched.Result {
+	free := make(chan *procrun.Check, n)
+	for range n {
+		free <- procrun.NewCheck(path, []string{path}, procrun.CheckOptions{})
+	}
 	return func(ctx context.Context) checksched.Result {
-		r := procrun.Run(ctx, procrun.Cmd{Args: []string{path}, ParentDeathSignal: syscall.SIGKILL})
+		c := <-free
+		defer func() { free <- c }()
+		r := c.Run(ctx)
 		if r.Success() {
 			return checksched.Result{OK: true}
 		}

@@ -66,29 +66,41 @@ func BenchmarkProbeParallel(b *testing.B) {
 
 // BenchmarkForkExecParallel is BenchmarkForkExec with 32 scripts running at a time.
 func BenchmarkForkExecParallel(b *testing.B) {
-	measureParallel(b, 0, 32, func() bool {
+	const inFlight = 32
+	run := scripts("/bin/true", inFlight)
+	measureParallel(b, 0, inFlight, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return runScript(ctx, "/bin/true")
+		return run(ctx)
 	})
 }
 
 // BenchmarkForkExec is keepalived's way, for comparison: fork and exec of a script per
 // probe (/bin/true), run from this process the way vigil-check-exec runs a vrrp_script
-// (runScript), without the plugin boundary in front of it.
+// (scripts), without the plugin boundary in front of it.
 func BenchmarkForkExec(b *testing.B) {
+	run := scripts("/bin/true", 1)
 	measure(b, 0, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		return runScript(ctx, "/bin/true")
+		return run(ctx)
 	})
 }
 
-// runScript runs path once as vigil-check-exec runs a vrrp_script: through core/procrun (own
-// process group, deadline, leftovers killed, output captured), with the plugin's parent-death
-// signal; exit status 0 is success.
-func runScript(ctx context.Context, path string) bool {
-	return procrun.Run(ctx, procrun.Cmd{Args: []string{path}, ParentDeathSignal: syscall.SIGKILL}).Success()
+// scripts runs path as vigil-check-exec runs a vrrp_script: through core/procrun's Check, the
+// plugin's own way (own process group, deadline, leftovers killed, output captured, one run
+// of a command at a time); exit status 0 is success. It keeps n configured copies of the
+// command, as n checks of the plugin would be, so that n probes can be in flight.
+func scripts(path string, n int) func(ctx context.Context) bool {
+	free := make(chan *procrun.Check, n)
+	for range n {
+		free <- procrun.NewCheck(path, []string{path}, procrun.CheckOptions{})
+	}
+	return func(ctx context.Context) bool {
+		c := <-free
+		defer func() { free <- c }()
+		return c.Run(ctx).Success()
+	}
 }
 
 // BenchmarkForkExecScript is keepalived's usual case: a shell script (#!/bin/sh, exit 0).
@@ -97,10 +109,11 @@ func BenchmarkForkExecScript(b *testing.B) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		b.Fatal(err)
 	}
+	run := scripts(script, 1)
 	measure(b, 0, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		return runScript(ctx, script)
+		return run(ctx)
 	})
 }
 

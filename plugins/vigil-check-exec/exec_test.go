@@ -171,7 +171,7 @@ func TestOneRunAtATime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.grace = time.Hour
+	cmd.newCheck(time.Hour)
 	first := make(chan struct{})
 	go func() {
 		defer close(first)

@@ -135,5 +135,6 @@ func parse(params []check.Param) (*command, []string, error) {
 		}
 	}
 	c.path = path
+	c.newCheck(0)
 	return c, warnings, nil
 }

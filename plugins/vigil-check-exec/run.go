@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,41 +20,31 @@ type command struct {
 	mode    mode
 	dynamic bool
 	cred    *syscall.Credential // nil: run as the plugin's user
-	// running is held while a run is under way, its grace after the deadline included.
-	running sync.Mutex
-	// grace is procrun's grace; 0: procrun.DefaultGrace (tests set a long one).
-	grace time.Duration
+	// check runs it: procrun owns how a check command is run (its settings, and one run
+	// at a time), so that the benches measure what this plugin does.
+	check *procrun.Check
 }
 
-// maxOutput bounds what is kept of a command's output: only its first line is used.
-const maxOutput = 4096
-
-// run runs the command once through procrun (its own process group, TERM then KILL at the
-// deadline, leftovers killed) and reads its exit status by the mode.
-func (c *command) run(ctx context.Context) check.CheckResponse {
-	// One run at a time: vigil's scheduler starts the next probe once this one's deadline
-	// has passed, but a command that traps SIGTERM runs on for procrun's grace after it.
-	// Starting it again beside itself would pile up copies of a stuck script; keepalived
-	// skips the run of a script it is still timing out, and so does this, as a failure
-	// (the probe did run, and found the command still stuck).
-	if !c.running.TryLock() {
-		return check.CheckResponse{Status: check.Critical, Message: "its previous run ignored SIGTERM at its deadline and is not over yet; not started again"}
-	}
-	defer c.running.Unlock()
-	r := procrun.Run(ctx, procrun.Cmd{
-		Path: c.path,
-		Args: c.argv,
+// newCheck makes c.check from c's settings; grace is procrun's grace, 0: its default.
+func (c *command) newCheck(grace time.Duration) {
+	c.check = procrun.NewCheck(c.path, c.argv, procrun.CheckOptions{
 		Cred: c.cred,
-		// SIGKILL if the plugin dies mid-probe (vigil killed it, or vigil died): the
-		// command's own group is not the plugin's, so killing the plugin's group would not
-		// reach it. (Its children run on to their end, as under keepalived;
-		// vigil.service's KillMode ends them with the service.)
-		ParentDeathSignal: syscall.SIGKILL,
-		MaxOutput:         maxOutput,
-		Grace:             c.grace,
 		// Nagios plugins print their answer on stdout; keep stderr out of it.
 		DiscardStderr: c.mode == modeNagios,
+		Grace:         grace,
 	})
+}
+
+// run runs the command once through procrun (its own process group, TERM then KILL at the
+// deadline, leftovers killed; not beside a previous run still under way) and reads its exit
+// status by the mode.
+func (c *command) run(ctx context.Context) check.CheckResponse {
+	r := c.check.Run(ctx)
+	if errors.Is(r.Err, procrun.ErrBusy) {
+		// The probe did run, and found the command still stuck: a failure, as keepalived
+		// skips the run of a script it is still timing out.
+		return check.CheckResponse{Status: check.Critical, Message: r.Err.Error()}
+	}
 	metrics := map[string]float64{"run_seconds": r.Elapsed.Seconds()}
 	switch r.Outcome {
 	case procrun.TimedOut, procrun.Signaled:
