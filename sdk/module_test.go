@@ -25,12 +25,13 @@ var daemonOnly = []string{
 	"github.com/prometheus/procfs",
 }
 
-// TestThirdPartyModule builds examples/check-hello the way a vendor does (sdk/README.md,
-// "Depending on the SDK"): copied into a module of its own outside this repository, which
-// requires github.com/vigil-ha/vigil/sdk through a replace to this checkout. It checks that
-// neither the module graph (go list -m all) nor the built plugin (go version -m) holds the
-// daemon or its dependencies, and runs the example's own tests there, which launch the built
-// plugin through the real handshake. `make example-check-hello` runs this test.
+// TestThirdPartyModule builds examples/check-hello the way a vendor does, by each recipe of
+// sdk/README.md, "Depending on the SDK": copied into a module of its own outside this
+// repository, which gets github.com/vigil-ha/vigil/sdk from this checkout through a replace
+// (subtest replace) or a go.work workspace (subtest work). It checks that neither the module
+// graph (go list -m all) nor the built plugin (go version -m) holds the daemon or its
+// dependencies, and runs the example's own tests there, which launch the built plugin through
+// the real handshake. `make example-check-hello` runs this test.
 func TestThirdPartyModule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a module with the go command")
@@ -48,6 +49,32 @@ func TestThirdPartyModule(t *testing.T) {
 		t.Skipf("no examples/check-hello beside the SDK (not a vigil checkout): %v", err)
 	}
 
+	t.Run("replace", func(t *testing.T) {
+		dir, run := vendorModule(t, goBin, example, "GOWORK=off")
+		// The recipe, as sdk/README.md gives it.
+		run("mod", "init", "example.com/vigil-check-hello")
+		run("mod", "edit", "-require=github.com/vigil-ha/vigil/sdk@v0.0.0",
+			"-replace=github.com/vigil-ha/vigil/sdk="+sdkDir)
+		run("mod", "tidy")
+		checkVendorBuild(t, dir, run)
+	})
+	t.Run("work", func(t *testing.T) {
+		// GOWORK unset (empty): the go command finds the go.work the recipe writes in the
+		// module's directory, as on the vendor's machine.
+		dir, run := vendorModule(t, goBin, example, "GOWORK=")
+		// The recipe, as sdk/README.md gives it: no require, no tidy.
+		run("mod", "init", "example.com/vigil-check-hello")
+		run("work", "init", ".", sdkDir)
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err != nil || strings.Contains(string(b), "vigil-ha/vigil") {
+			t.Errorf("go.mod names vigil (%v), want it free of the SDK in a workspace:\n%s", err, b)
+		}
+		checkVendorBuild(t, dir, run)
+	})
+}
+
+// vendorModule copies the example into a temporary directory and returns it with a function
+// that runs the go command there, with gowork ("GOWORK=...") in its environment.
+func vendorModule(t *testing.T, goBin, example, gowork string) (string, func(args ...string) string) {
 	dir := t.TempDir()
 	files, err := filepath.Glob(filepath.Join(example, "*"))
 	if err != nil {
@@ -66,11 +93,12 @@ func TestThirdPartyModule(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command(goBin, args...)
 		cmd.Dir = dir
-		// GOWORK=off: a go.work above the temporary directory must not decide the build.
+		// gowork: with GOWORK=off a go.work above the temporary directory must not decide
+		// the build.
 		// GONOSUMDB: modules come from the proxy without the checksum database, which this
 		// machine may not reach; a vendor's machine usually does and needs no such setting.
 		// GOFLAGS is cleared so that the developer's flags do not change what a vendor sees.
-		cmd.Env = append(os.Environ(), "GOFLAGS=", "GONOSUMDB=*", "GOWORK=off")
+		cmd.Env = append(os.Environ(), "GOFLAGS=", "GONOSUMDB=*", gowork)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			s := string(out)
@@ -82,11 +110,13 @@ func TestThirdPartyModule(t *testing.T) {
 		}
 		return string(out)
 	}
-	// The vendor's recipe, as sdk/README.md gives it.
-	run("mod", "init", "example.com/vigil-check-hello")
-	run("mod", "edit", "-require=github.com/vigil-ha/vigil/sdk@v0.0.0",
-		"-replace=github.com/vigil-ha/vigil/sdk="+sdkDir)
-	run("mod", "tidy")
+	return dir, run
+}
+
+// checkVendorBuild builds the plugin in dir as the README's recipes do, checks that neither
+// its module graph nor its binary holds a daemon module, and runs its vet and tests.
+func checkVendorBuild(t *testing.T, dir string, run func(args ...string) string) {
+	t.Helper()
 	bin := filepath.Join(dir, "vigil-check-hello")
 	run("build", "-o", bin, ".")
 
