@@ -161,9 +161,12 @@ func TestTimeoutKillsGroup(t *testing.T) {
 func TestOneRunAtATime(t *testing.T) {
 	dir := t.TempDir()
 	pidFile, trapped, runs := filepath.Join(dir, "pid"), filepath.Join(dir, "trapped"), filepath.Join(dir, "runs")
+	ready := filepath.Join(dir, "ready")
 	x := newExecer()
 	c := sdktest.ServeCheck(t, x)
-	ps := params("command", writeScript(t, "echo run >> "+runs+"; trap 'echo TERM > "+trapped+"' TERM; echo $$ >> "+pidFile+"; while :; do sleep 1; done"))
+	// The trap is set before the script says it is ready, and the test ends the first probe
+	// only then: a TERM can never come before the trap, however slow the machine.
+	ps := params("command", writeScript(t, "trap 'echo TERM > "+trapped+"' TERM; echo run >> "+runs+"; echo $$ >> "+pidFile+"; echo ready > "+ready+"; while :; do sleep 1; done"))
 	if _, err := c.Configure(context.Background(), check.ConfigureRequest{Name: "chk", Params: ps}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
@@ -173,16 +176,28 @@ func TestOneRunAtATime(t *testing.T) {
 	}
 	cmd.newCheck(time.Hour)
 	first := make(chan struct{})
+	firstCtx, endFirst := context.WithCancel(context.Background())
+	defer endFirst()
 	go func() {
 		defer close(first)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		c.Check(ctx, check.CheckRequest{Name: "chk"})
+		c.Check(firstCtx, check.CheckRequest{Name: "chk"})
 	}()
+	for wait := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile(ready); string(b) == "ready\n" {
+			break
+		}
+		if time.Since(wait) > time.Minute {
+			t.Fatal("the first run's script never said it was ready (a failure bound only)")
+		}
+	}
+	endFirst()
 	// The trap has run: the first run got its TERM and is in its grace.
-	for {
+	for wait := time.Now(); ; {
 		if b, _ := os.ReadFile(trapped); string(b) == "TERM\n" {
 			break
+		}
+		if time.Since(wait) > time.Minute {
+			t.Fatal("the first run got no TERM after its probe ended (a failure bound only)")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
