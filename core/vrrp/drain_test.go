@@ -172,7 +172,7 @@ func TestExpiredTimerYieldsToAdvertInSocket(t *testing.T) {
 // comes first.
 func TestExpiredTimerYieldsToAdvertInInbox(t *testing.T) {
 	b := newDrainBench(t)
-	b.u.inbox <- unitEvent{member: 0, msg: machineEvent{fsm.AdvertReceived{From: b.master, Priority: 150, Interval: 10 * time.Millisecond}}}
+	b.u.inbox <- unitEvent{member: 0, ev: fsm.AdvertReceived{From: b.master, Priority: 150, Interval: 10 * time.Millisecond}}
 	b.u.timerFired(context.Background(), b.dl, false)
 	b.check()
 }

@@ -834,7 +834,7 @@ func (e *Engine) receive(sg *sockGroup, d datagram, at int64) {
 		return // a steady backup's refresh: recorded, its unit sleeps on
 	}
 	select {
-	case in.unit.inbox <- unitEvent{member: in.member, msg: machineEvent{ev}}:
+	case in.unit.inbox <- unitEvent{member: in.member, ev: ev}:
 	case <-in.unit.exited:
 		// A reload removed the instance after this reader looked it up: the advert is for
 		// nobody, and waiting would stall every instance on this socket.

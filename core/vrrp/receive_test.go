@@ -354,7 +354,7 @@ func waitWithPendingAdvert(t *testing.T) (unitEvent, bool) {
 	go func() {
 		b := make([]byte, 1)
 		if _, err := rf.Read(b); err == nil {
-			u.inbox <- unitEvent{msg: machineEvent{fsm.AdvertReceived{Priority: 200}}}
+			u.inbox <- unitEvent{ev: fsm.AdvertReceived{Priority: 200}}
 		}
 	}()
 	time.Sleep(2 * time.Millisecond) // the reader is parked in the poller; the network was just polled
@@ -364,10 +364,9 @@ func waitWithPendingAdvert(t *testing.T) (unitEvent, bool) {
 
 // advertOf returns the advert ue carries for a member's machine, if it carries one.
 func advertOf(ue unitEvent) (fsm.AdvertReceived, bool) {
-	me, ok := ue.msg.(machineEvent)
-	if !ok {
+	if ue.msg != nil {
 		return fsm.AdvertReceived{}, false
 	}
-	ar, ok := me.ev.(fsm.AdvertReceived)
+	ar, ok := ue.ev.(fsm.AdvertReceived)
 	return ar, ok
 }

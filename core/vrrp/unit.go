@@ -46,23 +46,22 @@ type unit struct {
 	exited chan struct{}      // closed when run has returned
 }
 
-// unitEvent is a message for one member of the unit.
+// unitEvent is what a unit's inbox carries for one member: exactly one of ev and msg is
+// set. ev is an event for the member's machine, from outside the unit (a socket reader's
+// advert); msg is a message for the unit itself. They are two fields rather than one
+// interface with a variant wrapping the event because the wrapper would be a second heap
+// box around the one fsm.Event already is, on every advert that reaches the inbox.
 type unitEvent struct {
 	member int
+	ev     fsm.Event
 	msg    inboxMsg
 }
 
-// inboxMsg is what a unit's inbox carries: an event for a member's machine (machineEvent),
-// or a message for the unit itself (trackerEvent, ifCheck, wakeUp, reconfigure). It is
-// sealed, as fsm.Event is: unit.receive handles each variant, and a message for the unit
-// can never reach a machine as an event.
+// inboxMsg is a message for the unit itself (trackerEvent, ifCheck, wakeUp, reconfigure).
+// It is sealed, as fsm.Event is: unit.receive handles each variant, and a message for the
+// unit can never reach a machine as an event.
 type inboxMsg interface{ isInboxMsg() }
 
-// machineEvent is an event for a member's machine, from outside the unit (a socket
-// reader's advert).
-type machineEvent struct{ ev fsm.Event }
-
-func (machineEvent) isInboxMsg() {}
 func (trackerEvent) isInboxMsg() {}
 func (ifCheck) isInboxMsg()      {}
 func (wakeUp) isInboxMsg()       {}
@@ -402,9 +401,11 @@ const earlyWake = 2 * time.Millisecond
 func (u *unit) receive(ue unitEvent) {
 	now := time.Now()
 	in := u.members[ue.member]
+	if ue.ev != nil {
+		u.handle(now, ue.member, ue.ev)
+		return
+	}
 	switch ev := ue.msg.(type) {
-	case machineEvent:
-		u.handle(now, ue.member, ev.ev)
 	case wakeUp:
 		// Only to take the timers back, done already.
 	case ifCheck:
