@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/vrrp/fsm"
 )
 
 // planInst is an instance for the plan tests: what identity needs, and a name.
@@ -26,33 +28,21 @@ func planCfg(ins []*config.VRRPInstance, groups ...[]string) *config.Config {
 	return c
 }
 
-// planUnits groups cfg's instances into units as makeUnits does: one per sync group with
-// members, then one per instance left alone.
+// planUnits groups cfg's instances into units with makeUnits, the engine's own rule, and
+// returns their views. The instances are stubs: a name, a configuration and a machine
+// that has never run (a sync group's unit links its members' machines), which is all
+// makeUnits and unit.view read.
 func planUnits(cfg *config.Config) []unitView {
-	byName := map[string]*config.VRRPInstance{}
-	for _, vc := range cfg.Instances {
-		byName[vc.Name] = vc
+	ins := make([]*instance, len(cfg.Instances))
+	for i, vc := range cfg.Instances {
+		ins[i] = &instance{name: vc.Name, cfg: vc, m: new(fsm.Machine)}
 	}
-	var units []unitView
-	grouped := map[string]bool{}
-	for _, g := range cfg.SyncGroups {
-		var members []*config.VRRPInstance
-		for _, m := range g.Members {
-			if vc := byName[m.Name]; vc != nil && !grouped[m.Name] {
-				members = append(members, vc)
-				grouped[m.Name] = true
-			}
-		}
-		if len(members) > 0 {
-			units = append(units, unitView{members: members, group: true})
-		}
+	units := makeUnits(cfg, ins, time.Time{}, nil)
+	views := make([]unitView, len(units))
+	for i, u := range units {
+		views[i] = u.view()
 	}
-	for _, vc := range cfg.Instances {
-		if !grouped[vc.Name] {
-			units = append(units, unitView{members: []*config.VRRPInstance{vc}})
-		}
-	}
-	return units
+	return views
 }
 
 // planSummary is a plan by names, for comparing with a table's expectation.
@@ -146,8 +136,8 @@ func TestPlanReload(t *testing.T) {
 
 // checkPlan checks what holds for every plan: each running instance is kept or stopped, each
 // new instance is kept or started, exactly once; a kept instance keeps its identity; what
-// starts as a successor has a stopped predecessor; a VMAC that goes is one no new instance
-// uses.
+// starts as a successor has a stopped predecessor; the VMACs that go are exactly those of
+// stopped members that no new instance uses.
 func checkPlan(t *testing.T, name string, units []unitView, oldCfg, cfg *config.Config, p reloadPlan) {
 	t.Helper()
 	seenUnit := make([]int, len(units))
@@ -205,6 +195,26 @@ func checkPlan(t *testing.T, name string, units []unitView, oldCfg, cfg *config.
 	for vm := range p.freeVMAC {
 		if slices.ContainsFunc(cfg.Instances, func(vc *config.VRRPInstance) bool { return vmacName(vc) == vm }) {
 			t.Errorf("%s: VMAC %s goes, but a new instance uses it", name, vm)
+		}
+	}
+	// The converse: a VMAC of a stopped member that no new instance uses goes (else it
+	// would stay on the host with nobody to remove it), and nothing else does.
+	stoppedVMAC := map[string]bool{}
+	for _, i := range p.stop {
+		for _, vc := range units[i].members {
+			vm := vmacName(vc)
+			if vm == "" {
+				continue
+			}
+			stoppedVMAC[vm] = true
+			if !p.freeVMAC[vm] && !slices.ContainsFunc(cfg.Instances, func(nc *config.VRRPInstance) bool { return vmacName(nc) == vm }) {
+				t.Errorf("%s: VMAC %s of stopped %s is used by no new instance but stays", name, vm, vc.Name)
+			}
+		}
+	}
+	for vm := range p.freeVMAC {
+		if !stoppedVMAC[vm] {
+			t.Errorf("%s: VMAC %s goes, but no stopped member has it", name, vm)
 		}
 	}
 }
