@@ -441,9 +441,13 @@ func (d *director) ipvsadm(t *testing.T, args ...string) string {
 	return d.ns.exec(t, "ipvsadm", append([]string{"-Ln"}, args...)...)
 }
 
-// waitFor polls cond until it holds; the deadline only bounds a failure.
+// waitFor polls cond until it holds; the deadline only bounds a failure. It is three times
+// the d a test names: the tests run in a VM without KVM (TCG), and with two busy loops and
+// other tests beside it on a 2-core host one step of a director once took longer than 45 s
+// (TestVMFailover's sync daemon case, 2026-12-08); a failure costs the wait, a pass nothing.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	d *= 3
 	end := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(end) {
