@@ -121,6 +121,20 @@ func testReloader(t *testing.T, file string, f *fakeChildren, log hclog.Logger, 
 
 func priorityOf(cfg *config.Config) int { return int(cfg.Instances[0].Priority) }
 
+// heldReloader is an open reloader of a file with priority 100 whose children hold every
+// reload until f.release is closed, the file already rewritten with priority 150, and the
+// log lines containing want.
+func heldReloader(t *testing.T, want string) (r *reloader, f *fakeChildren, file string, lines <-chan string) {
+	t.Helper()
+	file = filepath.Join(t.TempDir(), "vigil.conf")
+	writeFile(t, file, instance("lo", 100))
+	f = &fakeChildren{entered: make(chan *config.Config, 4), release: make(chan struct{})}
+	log, lines := logLines(t, want)
+	r = testReloader(t, file, f, log, nil)
+	writeFile(t, file, instance("lo", 150))
+	return r, f, file, lines
+}
+
 // A good file: the children get it, it becomes the running configuration, the result says
 // applied and is kept for `vigil status`; Around sees the configuration before and after.
 func TestReloadApplies(t *testing.T) {
@@ -203,12 +217,7 @@ func TestReloadRefusesBrokenFile(t *testing.T) {
 // caller gets its own answer. A caller that gives up while waiting gets an answer too, and
 // changes nothing.
 func TestConcurrentReloads(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "vigil.conf")
-	writeFile(t, file, instance("lo", 100))
-	f := &fakeChildren{entered: make(chan *config.Config, 4), release: make(chan struct{})}
-	log, waiting := logLines(t, "reload waits for the one in progress")
-	r := testReloader(t, file, f, log, nil)
-	writeFile(t, file, instance("lo", 150))
+	r, f, file, waiting := heldReloader(t, "reload waits for the one in progress")
 
 	var first, second supervisor.ReloadStatus
 	firstDone, secondDone := make(chan struct{}), make(chan struct{})
@@ -260,12 +269,7 @@ func TestConcurrentReloads(t *testing.T) {
 // The stop waits for a reload in progress, then refuses every later reload cleanly: an
 // answer that says why, the children not asked, the running configuration kept.
 func TestReloadDuringStop(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "vigil.conf")
-	writeFile(t, file, instance("lo", 100))
-	f := &fakeChildren{entered: make(chan *config.Config, 4), release: make(chan struct{})}
-	log, waiting := logLines(t, "the stop waits for the reload in progress")
-	r := testReloader(t, file, f, log, nil)
-	writeFile(t, file, instance("lo", 150))
+	r, f, file, waiting := heldReloader(t, "the stop waits for the reload in progress")
 
 	reloaded := make(chan supervisor.ReloadStatus, 1)
 	go func() { reloaded <- r.reload(context.Background(), "file change") }()
@@ -307,12 +311,7 @@ func TestReloadDuringStop(t *testing.T) {
 // Reloads queued behind the one in progress when the stop begins are refused, not run before
 // the stop: a SIGTERM must not wait for a full transaction per queued `vigil reload`.
 func TestStopOvertakesQueuedReloads(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "vigil.conf")
-	writeFile(t, file, instance("lo", 100))
-	f := &fakeChildren{entered: make(chan *config.Config, 4), release: make(chan struct{})}
-	log, waits := logLines(t, "waits for")
-	r := testReloader(t, file, f, log, nil)
-	writeFile(t, file, instance("lo", 150))
+	r, f, _, waits := heldReloader(t, "waits for")
 
 	first := make(chan supervisor.ReloadStatus, 1)
 	go func() { first <- r.reload(context.Background(), "file change") }()
