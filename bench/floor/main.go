@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/harness"
+	"github.com/vigil-ha/vigil/bench/internal/proc"
 )
 
 type options struct {
@@ -125,29 +126,18 @@ func measure(ctx context.Context, bin, sock string, settle time.Duration) (mem, 
 		cmd.Wait()
 	}()
 	time.Sleep(settle)
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
-	if err != nil {
-		return mem{}, err
-	}
+	// The process is idle: three reads of its status see the same figures.
 	var mm mem
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
+	pid := []int{cmd.Process.Pid}
+	for _, f := range []struct {
+		key string
+		to  *int
+	}{{"VmRSS", &mm.rss}, {"RssAnon", &mm.anon}, {"RssFile", &mm.file}} {
+		kb, err := proc.MemKB(pid, "status", f.key)
+		if err != nil {
+			return mem{}, err
 		}
-		var v int
-		fmt.Sscan(f[1], &v)
-		switch f[0] {
-		case "VmRSS:":
-			mm.rss = v
-		case "RssAnon:":
-			mm.anon = v
-		case "RssFile:":
-			mm.file = v
-		}
-	}
-	if mm.rss == 0 {
-		return mem{}, fmt.Errorf("no VmRSS in /proc/%d/status", cmd.Process.Pid)
+		*f.to = int(kb)
 	}
 	return mm, nil
 }
