@@ -104,6 +104,8 @@ type Global struct {
 	// the read-only HTTP status (docs/metrics.md). Empty, the default: off. The
 	// --metrics-listen flag overrides it.
 	MetricsListen string
+	// BGP is the bgp block: nil when absent, and then no BGP speaker runs.
+	BGP *BGP
 }
 
 // Process is how one of vigil's child processes is scheduled, from keepalived's
@@ -294,6 +296,10 @@ type VRRPInstance struct {
 	VMACXmitBase bool
 
 	Garp Garp
+
+	// Announce is the announce block: the instance's virtual addresses as BGP routes; nil
+	// when absent.
+	Announce *Announce
 
 	// Places records where each keyword of the block was written, for messages.
 	Places map[string]Pos `json:"-"`
