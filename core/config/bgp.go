@@ -10,6 +10,10 @@ import (
 type BGP struct {
 	LocalAS  uint32
 	RouterID netip.Addr // IPv4; default: global router_id when it is an IPv4 address
+	// GracefulShutdown is how long, at stop (and on demote), routes carry the
+	// GRACEFUL_SHUTDOWN community (RFC 8326) before they are withdrawn, so that routers
+	// move traffic away first; graceful_shutdown SECONDS, default 3, 0 to withdraw at once.
+	GracefulShutdown time.Duration
 	// Neighbors are the routers announced to, in the order written.
 	Neighbors []*BGPNeighbor
 	Pos       Pos
