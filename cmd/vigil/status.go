@@ -150,7 +150,63 @@ func printStatus(w io.Writer, st supervisor.Status) {
 	if l := st.LVS; l != nil {
 		printLVS(tw, l)
 	}
+	if b := st.BGP; b != nil {
+		printBGP(tw, b)
+	}
 	tw.Flush()
+}
+
+// printBGP shows the BGP speaker: its process, each session with its flaps and the reason
+// it last failed, and the routes announced.
+func printBGP(w io.Writer, b *supervisor.BGPStatus) {
+	fmt.Fprintf(w, "\nBGP speaker: %s", b.State)
+	if b.PID != 0 {
+		fmt.Fprintf(w, " (pid %d)", b.PID)
+	}
+	if b.LocalAS != 0 {
+		fmt.Fprintf(w, ", AS %d, router ID %s", b.LocalAS, b.RouterID)
+	}
+	if b.Restarts > 0 {
+		fmt.Fprintf(w, ", %d restarts, last: %s", b.Restarts, b.LastError)
+	}
+	fmt.Fprintln(w)
+	if b.Unanswered != "" {
+		fmt.Fprintf(w, "sessions and routes unknown: %s\n", b.Unanswered)
+		return
+	}
+	if len(b.Peers) > 0 {
+		fmt.Fprintln(w, "NEIGHBOR\tAS\tSTATE\tSINCE\tFLAPS\tSENT\tLAST ERROR")
+		for _, p := range b.Peers {
+			state := p.State
+			if p.BFD != "" {
+				state += " (BFD " + p.BFD + ")"
+			}
+			since := ""
+			if !p.Since.IsZero() {
+				since = p.Since.Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%d\t%s\n", p.Address, p.RemoteAS, state, since, p.Flaps, p.RoutesSent, p.LastError)
+		}
+	}
+	if len(b.Routes) > 0 {
+		fmt.Fprintln(w, "\nROUTE\tINSTANCE\tATTRIBUTES")
+		for _, r := range b.Routes {
+			var attrs []string
+			if r.MED != nil {
+				attrs = append(attrs, fmt.Sprintf("med %d", *r.MED))
+			}
+			if r.LocalPref != nil {
+				attrs = append(attrs, fmt.Sprintf("local-pref %d", *r.LocalPref))
+			}
+			attrs = append(attrs, r.Communities...)
+			if r.GracefulShutdown {
+				attrs = append(attrs, "graceful-shutdown")
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", r.Prefix, r.Instance, strings.Join(attrs, " "))
+		}
+	} else {
+		fmt.Fprintln(w, "no route announced")
+	}
 }
 
 // printLVS shows the load balancer: each virtual server, then its real servers with their

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/vigil-ha/vigil/core/bgp"
 	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
@@ -57,6 +58,10 @@ type vrrpServer struct {
 	demMu   sync.Mutex
 
 	metrics childMetrics // the registry core's Metrics call gathers (metrics.go)
+
+	// bgp announces the instances' addresses over BGP (bgp.go); nil without a bgp block.
+	bgpMu sync.Mutex
+	bgp   *bgp.Announcer
 }
 
 // maxPending is how many transitions a subscriber (or core, before it subscribes) may have
@@ -120,7 +125,12 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 	if err := dropCapabilities(append(slices.Clone(vrrpCaps), permitted(PriorityCaps(prio))...)); err != nil {
 		s.log.Warn("running with all of root's capabilities", "reason", err)
 	}
-	eng.OnTransition(func(name string, t fsm.Transition) { s.transition(eng, name, t) })
+	eng.OnTransition(func(name string, t fsm.Transition) {
+		s.transition(eng, name, t)
+		if a := s.announcer(); a != nil {
+			a.Changed()
+		}
+	})
 	eng.OnLowerPriority(func(name string, h fsm.LowerPriorityHeard) {
 		// Core tells it from a state change by its To (notify.MasterRxLowerPri).
 		s.send(eng, name, &childpb.Transition{Instance: name, From: fsm.Master.String(), To: fsm.MasterRxLowerPri,
@@ -132,6 +142,9 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 	// Before the units start: a demoted instance never goes MASTER, even for a moment.
 	eng.SetDemoted(s.demoted)
 	s.eng, s.checks = eng, trackedChecks(cfg)
+	s.bgpMu.Lock()
+	s.bgp = s.startBGP(ctx, cfg, eng)
+	s.bgpMu.Unlock()
 	s.work.start(func(ctx context.Context) {
 		if err := eng.Run(ctx); err != nil {
 			s.log.Error("VRRP engine stopped", "error", err)
@@ -162,6 +175,7 @@ func (s *vrrpServer) Reload(ctx context.Context, req *childpb.StartRequest) (*ch
 	// kernel refuses it and apply says so, naming the keyword.
 	s.prio.apply(cfg.Global.VRRPProcess)
 	// Even a reload that failed in part runs the new configuration's instances.
+	s.reloadBGP(ctx, cfg, eng)
 	checks := trackedChecks(cfg)
 	s.mu.Lock()
 	s.checks = checks
@@ -281,7 +295,7 @@ func trackedChecks(cfg *config.Config) map[string]bool {
 	return names
 }
 
-func (s *vrrpServer) Status(context.Context, *childpb.Empty) (*childpb.VRRPStatus, error) {
+func (s *vrrpServer) Status(ctx context.Context, _ *childpb.Empty) (*childpb.VRRPStatus, error) {
 	s.mu.Lock()
 	eng := s.eng
 	s.mu.Unlock()
@@ -305,6 +319,7 @@ func (s *vrrpServer) Status(context.Context, *childpb.Empty) (*childpb.VRRPStatu
 		out.Instances = append(out.Instances, is)
 	}
 	out.Drops = eng.Drops()
+	out.Bgp = bgpStatus(ctx, s.announcer())
 	return out, nil
 }
 
@@ -319,7 +334,16 @@ func (s *vrrpServer) SetDemoted(_ context.Context, req *childpb.DemoteRequest) (
 	eng := s.eng
 	s.mu.Unlock()
 	if eng != nil {
+		// Routes of instances demoted now leave gracefully first (anycast: a demoted
+		// instance withdraws; master: leaving MASTER does).
+		a, fresh := s.announcer(), newlyDemoted(eng.Demoted(), names)
+		if a != nil {
+			a.DrainInstances(context.Background(), fresh)
+		}
 		eng.SetDemoted(names) // not under mu: status and checks go on meanwhile
+		if a != nil {
+			a.Undrain(fresh)
+		}
 	}
 	return &childpb.Empty{}, nil
 }
@@ -332,6 +356,18 @@ func (s *vrrpServer) Stop(context.Context, *childpb.Empty) (*childpb.Empty, erro
 // shutdown resigns every master and removes the addresses, waiting at most 5 s, and ends
 // what the scheduling settings run.
 func (s *vrrpServer) shutdown() {
+	s.drainBGP()
 	s.work.shutdown(s.log)
 	s.prio.stop()
+}
+
+// newlyDemoted are the names in next that were not demoted before.
+func newlyDemoted(before, next []string) []string {
+	var out []string
+	for _, n := range next {
+		if !slices.Contains(before, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -81,20 +81,27 @@ func find(dir string, kind sdk.Kind, name string, sums map[string]string) (strin
 	if !validName.MatchString(name) {
 		return "", fmt.Errorf("%w: %q is not a plugin name (lower-case letters, digits, '-', '_', '.')", ErrNotFound, name)
 	}
-	path := filepath.Join(dir, Executable(kind, name))
+	return FindFile(dir, Executable(kind, name), string(kind)+" plugin "+name, sums)
+}
+
+// FindFile returns the path of the executable file in the plugin directory, checked as a
+// plugin is (CheckSecure, and its checksum when plugin_sha256 pins it); what names it in
+// messages ("check plugin mysql", "BGP speaker"). vigil-bgp is found this way.
+func FindFile(dir, file, what string, sums map[string]string) (string, error) {
+	path := filepath.Join(dir, file)
 	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("%w: no %s plugin %q: %s does not exist", ErrNotFound, kind, name, path)
+		return "", fmt.Errorf("%w: no %s: %s does not exist", ErrNotFound, what, path)
 	}
 	if err := CheckSecure(path); err != nil {
 		return "", err
 	}
-	if want, ok := sums[Executable(kind, name)]; ok {
+	if want, ok := sums[file]; ok {
 		got, err := sha256File(path)
 		if err != nil {
 			return "", err
 		}
 		if !strings.EqualFold(got, want) {
-			return "", fmt.Errorf("%w: %s plugin %s: %s has SHA-256 %s, but plugin_sha256 %s in global_defs expects %s: reinstall the plugin, or pin the new checksum if you changed it on purpose", ErrChecksum, kind, name, path, got, Executable(kind, name), strings.ToLower(want))
+			return "", fmt.Errorf("%w: %s: %s has SHA-256 %s, but plugin_sha256 %s in global_defs expects %s: reinstall it, or pin the new checksum if you changed it on purpose", ErrChecksum, what, path, got, file, strings.ToLower(want))
 		}
 	}
 	return path, nil

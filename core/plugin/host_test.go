@@ -402,7 +402,7 @@ func TestRefused(t *testing.T) {
 			"directory " + openDir + " above plugin " + filepath.Join(openDir, "vigil-check-test") + " is group- or world-writable (mode 0777): run chmod go-w " + openDir},
 		{"protocol mismatch", Options{}, "future", ErrProtocol,
 			fmt.Sprintf("vigil-check-future speaks vigil plugin protocol %d, this vigil speaks 1 to %d", sdk.ProtocolVersion+1, sdk.ProtocolVersion)},
-		{"not found", Options{}, "nope", ErrNotFound, "no check plugin \"nope\""},
+		{"not found", Options{}, "nope", ErrNotFound, "no check plugin nope"},
 		{"bad name", Options{}, "../test", ErrNotFound, "is not a plugin name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

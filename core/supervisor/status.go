@@ -21,7 +21,10 @@ type Status struct {
 	Checks    []CheckStatus    `json:"checks"`
 	// LVS is the load balancer (virtual_server, lvs_sync_daemon); nil when the
 	// configuration has none, or the check process did not answer.
-	LVS   *LVSStatus        `json:"lvs,omitempty"`
+	LVS *LVSStatus `json:"lvs,omitempty"`
+	// BGP is the BGP speaker; nil when the configuration has no bgp block, or the vrrp
+	// process did not answer.
+	BGP   *BGPStatus        `json:"bgp,omitempty"`
 	Drops map[string]uint64 `json:"advert_drops,omitempty"`
 	// LastReload is the last reload's result; nil before the first.
 	LastReload *ReloadStatus `json:"last_reload,omitempty"`
@@ -126,6 +129,7 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 				cfg := s.cfg
 				s.mu.Unlock()
 				st.Instances, st.Drops = instancesOf(vs, cfg)
+				st.BGP = bgpStatusOf(vs.GetBgp())
 				byName := map[string]*childpb.InstanceStatus{}
 				for _, in := range vs.GetInstances() {
 					byName[in.GetName()] = in

@@ -595,7 +595,15 @@ func classify(err error) error {
 
 // stopChild asks the child to stop its work gracefully (bounded), before it is killed.
 func (s *Supervisor) stopChild(p *proc, raw any, cmd *exec.Cmd) {
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+	wait := 6 * time.Second
+	s.mu.Lock()
+	if b := s.cfg.Global.BGP; b != nil && p.role == child.RoleVRRP {
+		// The vrrp child drains its BGP routes before it resigns (graceful_shutdown),
+		// waiting up to 5 s each for the speaker to send them and to withdraw them.
+		wait += b.GracefulShutdown + 10*time.Second
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	var err error
 	switch c := raw.(type) {

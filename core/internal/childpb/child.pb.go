@@ -77,7 +77,7 @@ func (x LVSEvent_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LVSEvent_Kind.Descriptor instead.
 func (LVSEvent_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{10, 0}
+	return file_child_proto_rawDescGZIP(), []int{13, 0}
 }
 
 type Empty struct {
@@ -686,10 +686,12 @@ func (x *InstanceStatus) GetFault() string {
 }
 
 type VRRPStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instances     []*InstanceStatus      `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty"`
-	Drops         map[string]uint64      `protobuf:"bytes,2,rep,name=drops,proto3" json:"drops,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	Goroutines    uint32                 `protobuf:"varint,3,opt,name=goroutines,proto3" json:"goroutines,omitempty"` // the child's, for leak hunting in soaks
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Instances  []*InstanceStatus      `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty"`
+	Drops      map[string]uint64      `protobuf:"bytes,2,rep,name=drops,proto3" json:"drops,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Goroutines uint32                 `protobuf:"varint,3,opt,name=goroutines,proto3" json:"goroutines,omitempty"` // the child's, for leak hunting in soaks
+	// bgp is the BGP speaker's part; absent when the configuration has no bgp block.
+	Bgp           *BGPStatus `protobuf:"bytes,4,opt,name=bgp,proto3" json:"bgp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -745,6 +747,339 @@ func (x *VRRPStatus) GetGoroutines() uint32 {
 	return 0
 }
 
+func (x *VRRPStatus) GetBgp() *BGPStatus {
+	if x != nil {
+		return x.Bgp
+	}
+	return nil
+}
+
+// BGPStatus is the BGP speaker (vigil-bgp, run by the vrrp child): its process, its sessions
+// and the routes it announces.
+type BGPStatus struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	State           string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"` // starting, running, restarting
+	Pid             int64                  `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	StartedUnixNano int64                  `protobuf:"varint,3,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
+	Restarts        uint32                 `protobuf:"varint,4,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	LastError       string                 `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"` // why it last stopped
+	Unanswered      string                 `protobuf:"bytes,6,opt,name=unanswered,proto3" json:"unanswered,omitempty"`                // why the sessions and routes below are missing
+	LocalAs         uint32                 `protobuf:"varint,7,opt,name=local_as,json=localAs,proto3" json:"local_as,omitempty"`
+	RouterId        string                 `protobuf:"bytes,8,opt,name=router_id,json=routerId,proto3" json:"router_id,omitempty"`
+	Peers           []*BGPPeer             `protobuf:"bytes,9,rep,name=peers,proto3" json:"peers,omitempty"`
+	Routes          []*BGPRoute            `protobuf:"bytes,10,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *BGPStatus) Reset() {
+	*x = BGPStatus{}
+	mi := &file_child_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BGPStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BGPStatus) ProtoMessage() {}
+
+func (x *BGPStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BGPStatus.ProtoReflect.Descriptor instead.
+func (*BGPStatus) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BGPStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *BGPStatus) GetPid() int64 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *BGPStatus) GetStartedUnixNano() int64 {
+	if x != nil {
+		return x.StartedUnixNano
+	}
+	return 0
+}
+
+func (x *BGPStatus) GetRestarts() uint32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *BGPStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *BGPStatus) GetUnanswered() string {
+	if x != nil {
+		return x.Unanswered
+	}
+	return ""
+}
+
+func (x *BGPStatus) GetLocalAs() uint32 {
+	if x != nil {
+		return x.LocalAs
+	}
+	return 0
+}
+
+func (x *BGPStatus) GetRouterId() string {
+	if x != nil {
+		return x.RouterId
+	}
+	return ""
+}
+
+func (x *BGPStatus) GetPeers() []*BGPPeer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *BGPStatus) GetRoutes() []*BGPRoute {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+type BGPPeer struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Address        string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	RemoteAs       uint32                 `protobuf:"varint,2,opt,name=remote_as,json=remoteAs,proto3" json:"remote_as,omitempty"`
+	State          string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	SinceUnixNano  int64                  `protobuf:"varint,4,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"`
+	Flaps          uint32                 `protobuf:"varint,5,opt,name=flaps,proto3" json:"flaps,omitempty"`
+	LastError      string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	RoutesSent     uint32                 `protobuf:"varint,7,opt,name=routes_sent,json=routesSent,proto3" json:"routes_sent,omitempty"`
+	RoutesReceived uint32                 `protobuf:"varint,8,opt,name=routes_received,json=routesReceived,proto3" json:"routes_received,omitempty"`
+	BfdState       string                 `protobuf:"bytes,9,opt,name=bfd_state,json=bfdState,proto3" json:"bfd_state,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *BGPPeer) Reset() {
+	*x = BGPPeer{}
+	mi := &file_child_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BGPPeer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BGPPeer) ProtoMessage() {}
+
+func (x *BGPPeer) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BGPPeer.ProtoReflect.Descriptor instead.
+func (*BGPPeer) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *BGPPeer) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *BGPPeer) GetRemoteAs() uint32 {
+	if x != nil {
+		return x.RemoteAs
+	}
+	return 0
+}
+
+func (x *BGPPeer) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *BGPPeer) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
+func (x *BGPPeer) GetFlaps() uint32 {
+	if x != nil {
+		return x.Flaps
+	}
+	return 0
+}
+
+func (x *BGPPeer) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *BGPPeer) GetRoutesSent() uint32 {
+	if x != nil {
+		return x.RoutesSent
+	}
+	return 0
+}
+
+func (x *BGPPeer) GetRoutesReceived() uint32 {
+	if x != nil {
+		return x.RoutesReceived
+	}
+	return 0
+}
+
+func (x *BGPPeer) GetBfdState() string {
+	if x != nil {
+		return x.BfdState
+	}
+	return ""
+}
+
+type BGPRoute struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Prefix           string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Owner            string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	GracefulShutdown bool                   `protobuf:"varint,3,opt,name=graceful_shutdown,json=gracefulShutdown,proto3" json:"graceful_shutdown,omitempty"`
+	HasMed           bool                   `protobuf:"varint,4,opt,name=has_med,json=hasMed,proto3" json:"has_med,omitempty"`
+	Med              uint32                 `protobuf:"varint,5,opt,name=med,proto3" json:"med,omitempty"`
+	HasLocalPref     bool                   `protobuf:"varint,6,opt,name=has_local_pref,json=hasLocalPref,proto3" json:"has_local_pref,omitempty"`
+	LocalPref        uint32                 `protobuf:"varint,7,opt,name=local_pref,json=localPref,proto3" json:"local_pref,omitempty"`
+	Communities      []string               `protobuf:"bytes,8,rep,name=communities,proto3" json:"communities,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *BGPRoute) Reset() {
+	*x = BGPRoute{}
+	mi := &file_child_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BGPRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BGPRoute) ProtoMessage() {}
+
+func (x *BGPRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_child_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BGPRoute.ProtoReflect.Descriptor instead.
+func (*BGPRoute) Descriptor() ([]byte, []int) {
+	return file_child_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BGPRoute) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *BGPRoute) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *BGPRoute) GetGracefulShutdown() bool {
+	if x != nil {
+		return x.GracefulShutdown
+	}
+	return false
+}
+
+func (x *BGPRoute) GetHasMed() bool {
+	if x != nil {
+		return x.HasMed
+	}
+	return false
+}
+
+func (x *BGPRoute) GetMed() uint32 {
+	if x != nil {
+		return x.Med
+	}
+	return 0
+}
+
+func (x *BGPRoute) GetHasLocalPref() bool {
+	if x != nil {
+		return x.HasLocalPref
+	}
+	return false
+}
+
+func (x *BGPRoute) GetLocalPref() uint32 {
+	if x != nil {
+		return x.LocalPref
+	}
+	return 0
+}
+
+func (x *BGPRoute) GetCommunities() []string {
+	if x != nil {
+		return x.Communities
+	}
+	return nil
+}
+
 type CheckStatus struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Checks     []*CheckState          `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
@@ -758,7 +1093,7 @@ type CheckStatus struct {
 
 func (x *CheckStatus) Reset() {
 	*x = CheckStatus{}
-	mi := &file_child_proto_msgTypes[8]
+	mi := &file_child_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +1105,7 @@ func (x *CheckStatus) String() string {
 func (*CheckStatus) ProtoMessage() {}
 
 func (x *CheckStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[8]
+	mi := &file_child_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +1118,7 @@ func (x *CheckStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckStatus.ProtoReflect.Descriptor instead.
 func (*CheckStatus) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{8}
+	return file_child_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CheckStatus) GetChecks() []*CheckState {
@@ -819,7 +1154,7 @@ type InstanceState struct {
 
 func (x *InstanceState) Reset() {
 	*x = InstanceState{}
-	mi := &file_child_proto_msgTypes[9]
+	mi := &file_child_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +1166,7 @@ func (x *InstanceState) String() string {
 func (*InstanceState) ProtoMessage() {}
 
 func (x *InstanceState) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[9]
+	mi := &file_child_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +1179,7 @@ func (x *InstanceState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceState.ProtoReflect.Descriptor instead.
 func (*InstanceState) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{9}
+	return file_child_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InstanceState) GetInstance() string {
@@ -878,7 +1213,7 @@ type LVSEvent struct {
 
 func (x *LVSEvent) Reset() {
 	*x = LVSEvent{}
-	mi := &file_child_proto_msgTypes[10]
+	mi := &file_child_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +1225,7 @@ func (x *LVSEvent) String() string {
 func (*LVSEvent) ProtoMessage() {}
 
 func (x *LVSEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[10]
+	mi := &file_child_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +1238,7 @@ func (x *LVSEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LVSEvent.ProtoReflect.Descriptor instead.
 func (*LVSEvent) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{10}
+	return file_child_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LVSEvent) GetKind() LVSEvent_Kind {
@@ -965,7 +1300,7 @@ type LVSStatus struct {
 
 func (x *LVSStatus) Reset() {
 	*x = LVSStatus{}
-	mi := &file_child_proto_msgTypes[11]
+	mi := &file_child_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1312,7 @@ func (x *LVSStatus) String() string {
 func (*LVSStatus) ProtoMessage() {}
 
 func (x *LVSStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[11]
+	mi := &file_child_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1325,7 @@ func (x *LVSStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LVSStatus.ProtoReflect.Descriptor instead.
 func (*LVSStatus) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{11}
+	return file_child_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LVSStatus) GetRunning() bool {
@@ -1050,7 +1385,7 @@ type VirtualServerStatus struct {
 
 func (x *VirtualServerStatus) Reset() {
 	*x = VirtualServerStatus{}
-	mi := &file_child_proto_msgTypes[12]
+	mi := &file_child_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1397,7 @@ func (x *VirtualServerStatus) String() string {
 func (*VirtualServerStatus) ProtoMessage() {}
 
 func (x *VirtualServerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[12]
+	mi := &file_child_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1410,7 @@ func (x *VirtualServerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualServerStatus.ProtoReflect.Descriptor instead.
 func (*VirtualServerStatus) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{12}
+	return file_child_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *VirtualServerStatus) GetId() string {
@@ -1193,7 +1528,7 @@ type RealServerStatus struct {
 
 func (x *RealServerStatus) Reset() {
 	*x = RealServerStatus{}
-	mi := &file_child_proto_msgTypes[13]
+	mi := &file_child_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1540,7 @@ func (x *RealServerStatus) String() string {
 func (*RealServerStatus) ProtoMessage() {}
 
 func (x *RealServerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[13]
+	mi := &file_child_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1553,7 @@ func (x *RealServerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealServerStatus.ProtoReflect.Descriptor instead.
 func (*RealServerStatus) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{13}
+	return file_child_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RealServerStatus) GetAddress() string {
@@ -1296,7 +1631,7 @@ type RealCheckerStatus struct {
 
 func (x *RealCheckerStatus) Reset() {
 	*x = RealCheckerStatus{}
-	mi := &file_child_proto_msgTypes[14]
+	mi := &file_child_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1643,7 @@ func (x *RealCheckerStatus) String() string {
 func (*RealCheckerStatus) ProtoMessage() {}
 
 func (x *RealCheckerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[14]
+	mi := &file_child_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1656,7 @@ func (x *RealCheckerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealCheckerStatus.ProtoReflect.Descriptor instead.
 func (*RealCheckerStatus) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{14}
+	return file_child_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RealCheckerStatus) GetName() string {
@@ -1368,7 +1703,7 @@ type IPVSCounters struct {
 
 func (x *IPVSCounters) Reset() {
 	*x = IPVSCounters{}
-	mi := &file_child_proto_msgTypes[15]
+	mi := &file_child_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1715,7 @@ func (x *IPVSCounters) String() string {
 func (*IPVSCounters) ProtoMessage() {}
 
 func (x *IPVSCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[15]
+	mi := &file_child_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1728,7 @@ func (x *IPVSCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPVSCounters.ProtoReflect.Descriptor instead.
 func (*IPVSCounters) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{15}
+	return file_child_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *IPVSCounters) GetConns() uint64 {
@@ -1456,7 +1791,7 @@ type SyncDaemonStatus struct {
 
 func (x *SyncDaemonStatus) Reset() {
 	*x = SyncDaemonStatus{}
-	mi := &file_child_proto_msgTypes[16]
+	mi := &file_child_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1803,7 @@ func (x *SyncDaemonStatus) String() string {
 func (*SyncDaemonStatus) ProtoMessage() {}
 
 func (x *SyncDaemonStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[16]
+	mi := &file_child_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1816,7 @@ func (x *SyncDaemonStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncDaemonStatus.ProtoReflect.Descriptor instead.
 func (*SyncDaemonStatus) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{16}
+	return file_child_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SyncDaemonStatus) GetState() string {
@@ -1521,7 +1856,7 @@ type ValidateRequest struct {
 
 func (x *ValidateRequest) Reset() {
 	*x = ValidateRequest{}
-	mi := &file_child_proto_msgTypes[17]
+	mi := &file_child_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1868,7 @@ func (x *ValidateRequest) String() string {
 func (*ValidateRequest) ProtoMessage() {}
 
 func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[17]
+	mi := &file_child_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1881,7 @@ func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRequest) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{17}
+	return file_child_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ValidateRequest) GetPluginHostKey() string {
@@ -1575,7 +1910,7 @@ type ValidateItem struct {
 
 func (x *ValidateItem) Reset() {
 	*x = ValidateItem{}
-	mi := &file_child_proto_msgTypes[18]
+	mi := &file_child_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1922,7 @@ func (x *ValidateItem) String() string {
 func (*ValidateItem) ProtoMessage() {}
 
 func (x *ValidateItem) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[18]
+	mi := &file_child_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1935,7 @@ func (x *ValidateItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateItem.ProtoReflect.Descriptor instead.
 func (*ValidateItem) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{18}
+	return file_child_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ValidateItem) GetPlugin() string {
@@ -1637,7 +1972,7 @@ type Param struct {
 
 func (x *Param) Reset() {
 	*x = Param{}
-	mi := &file_child_proto_msgTypes[19]
+	mi := &file_child_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1984,7 @@ func (x *Param) String() string {
 func (*Param) ProtoMessage() {}
 
 func (x *Param) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[19]
+	mi := &file_child_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1997,7 @@ func (x *Param) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Param.ProtoReflect.Descriptor instead.
 func (*Param) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{19}
+	return file_child_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Param) GetKey() string {
@@ -1696,7 +2031,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_child_proto_msgTypes[20]
+	mi := &file_child_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +2043,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[20]
+	mi := &file_child_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +2056,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{20}
+	return file_child_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ValidateResponse) GetResults() []*ValidateResult {
@@ -1741,7 +2076,7 @@ type ValidateResult struct {
 
 func (x *ValidateResult) Reset() {
 	*x = ValidateResult{}
-	mi := &file_child_proto_msgTypes[21]
+	mi := &file_child_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +2088,7 @@ func (x *ValidateResult) String() string {
 func (*ValidateResult) ProtoMessage() {}
 
 func (x *ValidateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[21]
+	mi := &file_child_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +2101,7 @@ func (x *ValidateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResult.ProtoReflect.Descriptor instead.
 func (*ValidateResult) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{21}
+	return file_child_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ValidateResult) GetError() string {
@@ -1796,7 +2131,7 @@ type MetricsReply struct {
 
 func (x *MetricsReply) Reset() {
 	*x = MetricsReply{}
-	mi := &file_child_proto_msgTypes[22]
+	mi := &file_child_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +2143,7 @@ func (x *MetricsReply) String() string {
 func (*MetricsReply) ProtoMessage() {}
 
 func (x *MetricsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[22]
+	mi := &file_child_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +2156,7 @@ func (x *MetricsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsReply.ProtoReflect.Descriptor instead.
 func (*MetricsReply) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{22}
+	return file_child_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MetricsReply) GetFamilies() []byte {
@@ -1844,7 +2179,7 @@ type DemoteRequest struct {
 
 func (x *DemoteRequest) Reset() {
 	*x = DemoteRequest{}
-	mi := &file_child_proto_msgTypes[23]
+	mi := &file_child_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +2191,7 @@ func (x *DemoteRequest) String() string {
 func (*DemoteRequest) ProtoMessage() {}
 
 func (x *DemoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_child_proto_msgTypes[23]
+	mi := &file_child_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +2204,7 @@ func (x *DemoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DemoteRequest.ProtoReflect.Descriptor instead.
 func (*DemoteRequest) Descriptor() ([]byte, []int) {
-	return file_child_proto_rawDescGZIP(), []int{23}
+	return file_child_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DemoteRequest) GetInstances() []string {
@@ -1942,18 +2277,56 @@ const file_child_proto_rawDesc = "" +
 	"\ademoted\x18\n" +
 	" \x01(\bR\ademoted\x128\n" +
 	"\x19no_master_since_unix_nano\x18\v \x01(\x03R\x15noMasterSinceUnixNano\x12\x14\n" +
-	"\x05fault\x18\f \x01(\tR\x05fault\"\xe1\x01\n" +
+	"\x05fault\x18\f \x01(\tR\x05fault\"\x8e\x02\n" +
 	"\n" +
 	"VRRPStatus\x12<\n" +
 	"\tinstances\x18\x01 \x03(\v2\x1e.vigil.child.v1.InstanceStatusR\tinstances\x12;\n" +
 	"\x05drops\x18\x02 \x03(\v2%.vigil.child.v1.VRRPStatus.DropsEntryR\x05drops\x12\x1e\n" +
 	"\n" +
 	"goroutines\x18\x03 \x01(\rR\n" +
-	"goroutines\x1a8\n" +
+	"goroutines\x12+\n" +
+	"\x03bgp\x18\x04 \x01(\v2\x19.vigil.child.v1.BGPStatusR\x03bgp\x1a8\n" +
 	"\n" +
 	"DropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x8e\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xd3\x02\n" +
+	"\tBGPStatus\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x10\n" +
+	"\x03pid\x18\x02 \x01(\x03R\x03pid\x12*\n" +
+	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\x12\x1a\n" +
+	"\brestarts\x18\x04 \x01(\rR\brestarts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\x12\x1e\n" +
+	"\n" +
+	"unanswered\x18\x06 \x01(\tR\n" +
+	"unanswered\x12\x19\n" +
+	"\blocal_as\x18\a \x01(\rR\alocalAs\x12\x1b\n" +
+	"\trouter_id\x18\b \x01(\tR\brouterId\x12-\n" +
+	"\x05peers\x18\t \x03(\v2\x17.vigil.child.v1.BGPPeerR\x05peers\x120\n" +
+	"\x06routes\x18\n" +
+	" \x03(\v2\x18.vigil.child.v1.BGPRouteR\x06routes\"\x9a\x02\n" +
+	"\aBGPPeer\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1b\n" +
+	"\tremote_as\x18\x02 \x01(\rR\bremoteAs\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12&\n" +
+	"\x0fsince_unix_nano\x18\x04 \x01(\x03R\rsinceUnixNano\x12\x14\n" +
+	"\x05flaps\x18\x05 \x01(\rR\x05flaps\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x12\x1f\n" +
+	"\vroutes_sent\x18\a \x01(\rR\n" +
+	"routesSent\x12'\n" +
+	"\x0froutes_received\x18\b \x01(\rR\x0eroutesReceived\x12\x1b\n" +
+	"\tbfd_state\x18\t \x01(\tR\bbfdState\"\xf7\x01\n" +
+	"\bBGPRoute\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12+\n" +
+	"\x11graceful_shutdown\x18\x03 \x01(\bR\x10gracefulShutdown\x12\x17\n" +
+	"\ahas_med\x18\x04 \x01(\bR\x06hasMed\x12\x10\n" +
+	"\x03med\x18\x05 \x01(\rR\x03med\x12$\n" +
+	"\x0ehas_local_pref\x18\x06 \x01(\bR\fhasLocalPref\x12\x1d\n" +
+	"\n" +
+	"local_pref\x18\a \x01(\rR\tlocalPref\x12 \n" +
+	"\vcommunities\x18\b \x03(\tR\vcommunities\"\x8e\x01\n" +
 	"\vCheckStatus\x122\n" +
 	"\x06checks\x18\x01 \x03(\v2\x1a.vigil.child.v1.CheckStateR\x06checks\x12\x1e\n" +
 	"\n" +
@@ -2085,7 +2458,7 @@ func file_child_proto_rawDescGZIP() []byte {
 }
 
 var file_child_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_child_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_child_proto_goTypes = []any{
 	(LVSEvent_Kind)(0),          // 0: vigil.child.v1.LVSEvent.Kind
 	(*Empty)(nil),               // 1: vigil.child.v1.Empty
@@ -2096,81 +2469,87 @@ var file_child_proto_goTypes = []any{
 	(*Transition)(nil),          // 6: vigil.child.v1.Transition
 	(*InstanceStatus)(nil),      // 7: vigil.child.v1.InstanceStatus
 	(*VRRPStatus)(nil),          // 8: vigil.child.v1.VRRPStatus
-	(*CheckStatus)(nil),         // 9: vigil.child.v1.CheckStatus
-	(*InstanceState)(nil),       // 10: vigil.child.v1.InstanceState
-	(*LVSEvent)(nil),            // 11: vigil.child.v1.LVSEvent
-	(*LVSStatus)(nil),           // 12: vigil.child.v1.LVSStatus
-	(*VirtualServerStatus)(nil), // 13: vigil.child.v1.VirtualServerStatus
-	(*RealServerStatus)(nil),    // 14: vigil.child.v1.RealServerStatus
-	(*RealCheckerStatus)(nil),   // 15: vigil.child.v1.RealCheckerStatus
-	(*IPVSCounters)(nil),        // 16: vigil.child.v1.IPVSCounters
-	(*SyncDaemonStatus)(nil),    // 17: vigil.child.v1.SyncDaemonStatus
-	(*ValidateRequest)(nil),     // 18: vigil.child.v1.ValidateRequest
-	(*ValidateItem)(nil),        // 19: vigil.child.v1.ValidateItem
-	(*Param)(nil),               // 20: vigil.child.v1.Param
-	(*ValidateResponse)(nil),    // 21: vigil.child.v1.ValidateResponse
-	(*ValidateResult)(nil),      // 22: vigil.child.v1.ValidateResult
-	(*MetricsReply)(nil),        // 23: vigil.child.v1.MetricsReply
-	(*DemoteRequest)(nil),       // 24: vigil.child.v1.DemoteRequest
-	nil,                         // 25: vigil.child.v1.CheckState.MetricsEntry
-	nil,                         // 26: vigil.child.v1.VRRPStatus.DropsEntry
+	(*BGPStatus)(nil),           // 9: vigil.child.v1.BGPStatus
+	(*BGPPeer)(nil),             // 10: vigil.child.v1.BGPPeer
+	(*BGPRoute)(nil),            // 11: vigil.child.v1.BGPRoute
+	(*CheckStatus)(nil),         // 12: vigil.child.v1.CheckStatus
+	(*InstanceState)(nil),       // 13: vigil.child.v1.InstanceState
+	(*LVSEvent)(nil),            // 14: vigil.child.v1.LVSEvent
+	(*LVSStatus)(nil),           // 15: vigil.child.v1.LVSStatus
+	(*VirtualServerStatus)(nil), // 16: vigil.child.v1.VirtualServerStatus
+	(*RealServerStatus)(nil),    // 17: vigil.child.v1.RealServerStatus
+	(*RealCheckerStatus)(nil),   // 18: vigil.child.v1.RealCheckerStatus
+	(*IPVSCounters)(nil),        // 19: vigil.child.v1.IPVSCounters
+	(*SyncDaemonStatus)(nil),    // 20: vigil.child.v1.SyncDaemonStatus
+	(*ValidateRequest)(nil),     // 21: vigil.child.v1.ValidateRequest
+	(*ValidateItem)(nil),        // 22: vigil.child.v1.ValidateItem
+	(*Param)(nil),               // 23: vigil.child.v1.Param
+	(*ValidateResponse)(nil),    // 24: vigil.child.v1.ValidateResponse
+	(*ValidateResult)(nil),      // 25: vigil.child.v1.ValidateResult
+	(*MetricsReply)(nil),        // 26: vigil.child.v1.MetricsReply
+	(*DemoteRequest)(nil),       // 27: vigil.child.v1.DemoteRequest
+	nil,                         // 28: vigil.child.v1.CheckState.MetricsEntry
+	nil,                         // 29: vigil.child.v1.VRRPStatus.DropsEntry
 }
 var file_child_proto_depIdxs = []int32{
-	25, // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
+	28, // 0: vigil.child.v1.CheckState.metrics:type_name -> vigil.child.v1.CheckState.MetricsEntry
 	7,  // 1: vigil.child.v1.VRRPStatus.instances:type_name -> vigil.child.v1.InstanceStatus
-	26, // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
-	5,  // 3: vigil.child.v1.CheckStatus.checks:type_name -> vigil.child.v1.CheckState
-	12, // 4: vigil.child.v1.CheckStatus.lvs:type_name -> vigil.child.v1.LVSStatus
-	0,  // 5: vigil.child.v1.LVSEvent.kind:type_name -> vigil.child.v1.LVSEvent.Kind
-	13, // 6: vigil.child.v1.LVSStatus.services:type_name -> vigil.child.v1.VirtualServerStatus
-	17, // 7: vigil.child.v1.LVSStatus.sync_daemons:type_name -> vigil.child.v1.SyncDaemonStatus
-	14, // 8: vigil.child.v1.VirtualServerStatus.reals:type_name -> vigil.child.v1.RealServerStatus
-	16, // 9: vigil.child.v1.VirtualServerStatus.counters:type_name -> vigil.child.v1.IPVSCounters
-	15, // 10: vigil.child.v1.RealServerStatus.checkers:type_name -> vigil.child.v1.RealCheckerStatus
-	16, // 11: vigil.child.v1.RealServerStatus.counters:type_name -> vigil.child.v1.IPVSCounters
-	19, // 12: vigil.child.v1.ValidateRequest.items:type_name -> vigil.child.v1.ValidateItem
-	20, // 13: vigil.child.v1.ValidateItem.params:type_name -> vigil.child.v1.Param
-	20, // 14: vigil.child.v1.Param.block:type_name -> vigil.child.v1.Param
-	22, // 15: vigil.child.v1.ValidateResponse.results:type_name -> vigil.child.v1.ValidateResult
-	2,  // 16: vigil.child.v1.VRRP.Start:input_type -> vigil.child.v1.StartRequest
-	2,  // 17: vigil.child.v1.VRRP.Reload:input_type -> vigil.child.v1.StartRequest
-	1,  // 18: vigil.child.v1.VRRP.Transitions:input_type -> vigil.child.v1.Empty
-	5,  // 19: vigil.child.v1.VRRP.SetCheck:input_type -> vigil.child.v1.CheckState
-	1,  // 20: vigil.child.v1.VRRP.Status:input_type -> vigil.child.v1.Empty
-	1,  // 21: vigil.child.v1.VRRP.Stop:input_type -> vigil.child.v1.Empty
-	24, // 22: vigil.child.v1.VRRP.SetDemoted:input_type -> vigil.child.v1.DemoteRequest
-	1,  // 23: vigil.child.v1.VRRP.Metrics:input_type -> vigil.child.v1.Empty
-	2,  // 24: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
-	2,  // 25: vigil.child.v1.Check.Reload:input_type -> vigil.child.v1.StartRequest
-	1,  // 26: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
-	10, // 27: vigil.child.v1.Check.SetInstance:input_type -> vigil.child.v1.InstanceState
-	1,  // 28: vigil.child.v1.Check.LVSEvents:input_type -> vigil.child.v1.Empty
-	1,  // 29: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
-	1,  // 30: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
-	18, // 31: vigil.child.v1.Check.Validate:input_type -> vigil.child.v1.ValidateRequest
-	1,  // 32: vigil.child.v1.Check.Metrics:input_type -> vigil.child.v1.Empty
-	3,  // 33: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
-	4,  // 34: vigil.child.v1.VRRP.Reload:output_type -> vigil.child.v1.ReloadResponse
-	6,  // 35: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
-	1,  // 36: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
-	8,  // 37: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
-	1,  // 38: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
-	1,  // 39: vigil.child.v1.VRRP.SetDemoted:output_type -> vigil.child.v1.Empty
-	23, // 40: vigil.child.v1.VRRP.Metrics:output_type -> vigil.child.v1.MetricsReply
-	3,  // 41: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
-	4,  // 42: vigil.child.v1.Check.Reload:output_type -> vigil.child.v1.ReloadResponse
-	5,  // 43: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
-	1,  // 44: vigil.child.v1.Check.SetInstance:output_type -> vigil.child.v1.Empty
-	11, // 45: vigil.child.v1.Check.LVSEvents:output_type -> vigil.child.v1.LVSEvent
-	9,  // 46: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
-	1,  // 47: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
-	21, // 48: vigil.child.v1.Check.Validate:output_type -> vigil.child.v1.ValidateResponse
-	23, // 49: vigil.child.v1.Check.Metrics:output_type -> vigil.child.v1.MetricsReply
-	33, // [33:50] is the sub-list for method output_type
-	16, // [16:33] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	29, // 2: vigil.child.v1.VRRPStatus.drops:type_name -> vigil.child.v1.VRRPStatus.DropsEntry
+	9,  // 3: vigil.child.v1.VRRPStatus.bgp:type_name -> vigil.child.v1.BGPStatus
+	10, // 4: vigil.child.v1.BGPStatus.peers:type_name -> vigil.child.v1.BGPPeer
+	11, // 5: vigil.child.v1.BGPStatus.routes:type_name -> vigil.child.v1.BGPRoute
+	5,  // 6: vigil.child.v1.CheckStatus.checks:type_name -> vigil.child.v1.CheckState
+	15, // 7: vigil.child.v1.CheckStatus.lvs:type_name -> vigil.child.v1.LVSStatus
+	0,  // 8: vigil.child.v1.LVSEvent.kind:type_name -> vigil.child.v1.LVSEvent.Kind
+	16, // 9: vigil.child.v1.LVSStatus.services:type_name -> vigil.child.v1.VirtualServerStatus
+	20, // 10: vigil.child.v1.LVSStatus.sync_daemons:type_name -> vigil.child.v1.SyncDaemonStatus
+	17, // 11: vigil.child.v1.VirtualServerStatus.reals:type_name -> vigil.child.v1.RealServerStatus
+	19, // 12: vigil.child.v1.VirtualServerStatus.counters:type_name -> vigil.child.v1.IPVSCounters
+	18, // 13: vigil.child.v1.RealServerStatus.checkers:type_name -> vigil.child.v1.RealCheckerStatus
+	19, // 14: vigil.child.v1.RealServerStatus.counters:type_name -> vigil.child.v1.IPVSCounters
+	22, // 15: vigil.child.v1.ValidateRequest.items:type_name -> vigil.child.v1.ValidateItem
+	23, // 16: vigil.child.v1.ValidateItem.params:type_name -> vigil.child.v1.Param
+	23, // 17: vigil.child.v1.Param.block:type_name -> vigil.child.v1.Param
+	25, // 18: vigil.child.v1.ValidateResponse.results:type_name -> vigil.child.v1.ValidateResult
+	2,  // 19: vigil.child.v1.VRRP.Start:input_type -> vigil.child.v1.StartRequest
+	2,  // 20: vigil.child.v1.VRRP.Reload:input_type -> vigil.child.v1.StartRequest
+	1,  // 21: vigil.child.v1.VRRP.Transitions:input_type -> vigil.child.v1.Empty
+	5,  // 22: vigil.child.v1.VRRP.SetCheck:input_type -> vigil.child.v1.CheckState
+	1,  // 23: vigil.child.v1.VRRP.Status:input_type -> vigil.child.v1.Empty
+	1,  // 24: vigil.child.v1.VRRP.Stop:input_type -> vigil.child.v1.Empty
+	27, // 25: vigil.child.v1.VRRP.SetDemoted:input_type -> vigil.child.v1.DemoteRequest
+	1,  // 26: vigil.child.v1.VRRP.Metrics:input_type -> vigil.child.v1.Empty
+	2,  // 27: vigil.child.v1.Check.Start:input_type -> vigil.child.v1.StartRequest
+	2,  // 28: vigil.child.v1.Check.Reload:input_type -> vigil.child.v1.StartRequest
+	1,  // 29: vigil.child.v1.Check.Changes:input_type -> vigil.child.v1.Empty
+	13, // 30: vigil.child.v1.Check.SetInstance:input_type -> vigil.child.v1.InstanceState
+	1,  // 31: vigil.child.v1.Check.LVSEvents:input_type -> vigil.child.v1.Empty
+	1,  // 32: vigil.child.v1.Check.Status:input_type -> vigil.child.v1.Empty
+	1,  // 33: vigil.child.v1.Check.Stop:input_type -> vigil.child.v1.Empty
+	21, // 34: vigil.child.v1.Check.Validate:input_type -> vigil.child.v1.ValidateRequest
+	1,  // 35: vigil.child.v1.Check.Metrics:input_type -> vigil.child.v1.Empty
+	3,  // 36: vigil.child.v1.VRRP.Start:output_type -> vigil.child.v1.StartResponse
+	4,  // 37: vigil.child.v1.VRRP.Reload:output_type -> vigil.child.v1.ReloadResponse
+	6,  // 38: vigil.child.v1.VRRP.Transitions:output_type -> vigil.child.v1.Transition
+	1,  // 39: vigil.child.v1.VRRP.SetCheck:output_type -> vigil.child.v1.Empty
+	8,  // 40: vigil.child.v1.VRRP.Status:output_type -> vigil.child.v1.VRRPStatus
+	1,  // 41: vigil.child.v1.VRRP.Stop:output_type -> vigil.child.v1.Empty
+	1,  // 42: vigil.child.v1.VRRP.SetDemoted:output_type -> vigil.child.v1.Empty
+	26, // 43: vigil.child.v1.VRRP.Metrics:output_type -> vigil.child.v1.MetricsReply
+	3,  // 44: vigil.child.v1.Check.Start:output_type -> vigil.child.v1.StartResponse
+	4,  // 45: vigil.child.v1.Check.Reload:output_type -> vigil.child.v1.ReloadResponse
+	5,  // 46: vigil.child.v1.Check.Changes:output_type -> vigil.child.v1.CheckState
+	1,  // 47: vigil.child.v1.Check.SetInstance:output_type -> vigil.child.v1.Empty
+	14, // 48: vigil.child.v1.Check.LVSEvents:output_type -> vigil.child.v1.LVSEvent
+	12, // 49: vigil.child.v1.Check.Status:output_type -> vigil.child.v1.CheckStatus
+	1,  // 50: vigil.child.v1.Check.Stop:output_type -> vigil.child.v1.Empty
+	24, // 51: vigil.child.v1.Check.Validate:output_type -> vigil.child.v1.ValidateResponse
+	26, // 52: vigil.child.v1.Check.Metrics:output_type -> vigil.child.v1.MetricsReply
+	36, // [36:53] is the sub-list for method output_type
+	19, // [19:36] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_child_proto_init() }
@@ -2179,14 +2558,14 @@ func file_child_proto_init() {
 		return
 	}
 	file_child_proto_msgTypes[4].OneofWrappers = []any{}
-	file_child_proto_msgTypes[14].OneofWrappers = []any{}
+	file_child_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_child_proto_rawDesc), len(file_child_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

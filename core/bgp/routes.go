@@ -1,0 +1,102 @@
+package bgp
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	"github.com/vigil-ha/vigil/core/config"
+	"github.com/vigil-ha/vigil/core/internal/bgppb"
+	"github.com/vigil-ha/vigil/core/vrrp/fsm"
+)
+
+// Instance is what Routes needs of one vrrp_instance that announces: its configuration and
+// its state as the engine last published it.
+type Instance struct {
+	Name              string
+	Announce          *config.Announce
+	VIPs              []netip.Addr
+	State             string // fsm state name: MASTER, BACKUP, FAULT, INIT
+	EffectivePriority int
+	Demoted           bool
+}
+
+// Announced says whether an instance in this state announces its addresses.
+func (in Instance) Announced() bool {
+	switch in.Announce.Mode {
+	case config.AnnounceAnycast:
+		// Every healthy node announces: FAULT (a failing check of weight 0, a tracked
+		// interface down ...) withdraws, and so does a demote, the operator's way of draining
+		// a node.
+		return !in.Demoted && (in.State == fsm.Master.String() || in.State == fsm.Backup.String())
+	default:
+		// Active/backup: the route follows the addresses, which only a master holds.
+		return in.State == fsm.Master.String()
+	}
+}
+
+// Routes is the whole set of routes to announce for these instances, in prefix order: a /32
+// or /128 for each virtual address of an instance that announces, next hop self. An address
+// that two instances announce is announced once, by the first in name order, so that the set
+// does not depend on the order the engine lists them.
+func Routes(ins []Instance) []*bgppb.Route {
+	ins = slices.Clone(ins)
+	slices.SortFunc(ins, func(a, b Instance) int { return cmp.Compare(a.Name, b.Name) })
+	seen := map[netip.Addr]bool{}
+	var out []*bgppb.Route
+	for _, in := range ins {
+		if in.Announce == nil || !in.Announced() {
+			continue
+		}
+		for _, a := range in.VIPs {
+			a = a.Unmap()
+			if seen[a] {
+				continue
+			}
+			seen[a] = true
+			out = append(out, route(in, a))
+		}
+	}
+	slices.SortFunc(out, func(a, b *bgppb.Route) int { return cmp.Compare(a.Prefix, b.Prefix) })
+	return out
+}
+
+func route(in Instance, a netip.Addr) *bgppb.Route {
+	r := &bgppb.Route{Prefix: netip.PrefixFrom(a, a.BitLen()).String(), Owner: in.Name,
+		Communities: slices.Clone(in.Announce.Communities)}
+	an := in.Announce
+	switch {
+	case an.MEDFromPriority:
+		// Lower MED is preferred: the node with the highest effective priority wins.
+		r.HasMed, r.Med = true, uint32(255-clampPriority(in.EffectivePriority))
+	case an.MED >= 0:
+		r.HasMed, r.Med = true, uint32(an.MED)
+	}
+	switch {
+	case an.LocalPrefFromPriority:
+		r.HasLocalPref, r.LocalPref = true, uint32(clampPriority(in.EffectivePriority))
+	case an.LocalPref >= 0:
+		r.HasLocalPref, r.LocalPref = true, uint32(an.LocalPref)
+	}
+	return r
+}
+
+func clampPriority(p int) int { return min(max(p, 0), 255) }
+
+// Draining returns routes as they are announced while they drain: with the
+// GRACEFUL_SHUTDOWN community, so that routers that honour it (RFC 8326) move traffic to
+// another path before the withdraw.
+func Draining(routes []*bgppb.Route) []*bgppb.Route {
+	out := make([]*bgppb.Route, len(routes))
+	for i, r := range routes {
+		c := cloneRoute(r)
+		c.GracefulShutdown = true
+		out[i] = c
+	}
+	return out
+}
+
+func cloneRoute(r *bgppb.Route) *bgppb.Route {
+	return &bgppb.Route{Prefix: r.Prefix, HasMed: r.HasMed, Med: r.Med, HasLocalPref: r.HasLocalPref,
+		LocalPref: r.LocalPref, Communities: slices.Clone(r.Communities), Owner: r.Owner, GracefulShutdown: r.GracefulShutdown}
+}
