@@ -73,12 +73,21 @@ var (
 		"reason")
 )
 
+// The BGP speaker's metrics (with a bgp block), read from the speaker at each scrape.
+var (
+	bgpSessionUp = desc("bgp_session_up", "1 while the BGP session with the neighbor is established, 0 otherwise.", "neighbor")
+	bgpFlaps     = desc("bgp_session_flaps_total", "Established BGP sessions with the neighbor that ended, since the speaker started.", "neighbor")
+	bgpRoutes    = desc("bgp_routes_announced", "Routes (virtual addresses) the BGP speaker announces now.")
+	bgpRestarts  = desc("bgp_speaker_restarts_total", "Times the BGP speaker process (vigil-bgp) was restarted after it stopped.")
+)
+
 // vrrpCollector reads the engine's state and counters at each scrape.
 type vrrpCollector struct{ s *vrrpServer }
 
 func (c vrrpCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{vrrpStateEnum, vrrpState, vrrpPriority, vrrpEffectivePriority, vrrpSent, vrrpReceived,
-		vrrpZeroSent, vrrpZeroReceived, vrrpTransitions, vrrpBecameMaster, vrrpReleasedMaster, vrrpSince, vrrpDrops} {
+		vrrpZeroSent, vrrpZeroReceived, vrrpTransitions, vrrpBecameMaster, vrrpReleasedMaster, vrrpSince, vrrpDrops,
+		bgpSessionUp, bgpFlaps, bgpRoutes, bgpRestarts} {
 		ch <- d
 	}
 }
@@ -129,6 +138,16 @@ func (c vrrpCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for reason, k := range eng.Drops() {
 		ch <- prometheus.MustNewConstMetric(vrrpDrops, counter, float64(k), reason)
+	}
+	if b := bgpStatus(context.Background(), c.s.announcer()); b != nil {
+		ch <- prometheus.MustNewConstMetric(bgpRestarts, counter, float64(b.Restarts))
+		if b.Unanswered == "" {
+			ch <- prometheus.MustNewConstMetric(bgpRoutes, gauge, float64(len(b.Routes)))
+			for _, p := range b.Peers {
+				ch <- prometheus.MustNewConstMetric(bgpSessionUp, gauge, b2f(p.State == "established"), p.Address)
+				ch <- prometheus.MustNewConstMetric(bgpFlaps, counter, float64(p.Flaps), p.Address)
+			}
+		}
 	}
 }
 
