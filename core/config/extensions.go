@@ -25,6 +25,19 @@ func Extensions() []Extension {
 		{"global_defs", "plugin_sha256", "FILE HEX", "Pin a plugin: `FILE` is its executable's name in `plugin_dir` (`vigil-check-mysql`), `HEX` its SHA-256 as `sha256sum` prints it. vigil refuses to start that plugin when the file's checksum differs, naming both checksums. One line per pinned plugin; the others run unchecked."},
 		{"global_defs", "metrics_listen", "HOST:PORT", "Serve Prometheus metrics (`/metrics`) and a read-only view (`/status`, `/healthz`, `/readyz`) on this address, from the core process; `--metrics-listen` overrides it. Off when absent (the default). It has no authentication: bind it to loopback or firewall it (vigil warns at start when it is not loopback). Changing it takes effect at the next restart."},
 
+		{"global_defs", "bgp", "{ ... }", "Announce virtual addresses to routers over BGP (docs/bgp.md). The vrrp process runs the speaker, `vigil-bgp` in `plugin_dir`, only when this block is present. Instances choose what to announce with an `announce` block."},
+		{"global_defs/bgp", "local_as", "N", "Required: this node's AS number, 1 to 4294967295 (not 23456, AS_TRANS). The same as a neighbor's `remote_as` makes that session iBGP."},
+		{"global_defs/bgp", "router_id", "A.B.C.D", "The BGP identifier, an IPv4 address. Default: `router_id` of `global_defs` when that is an IPv4 address; otherwise this line is required."},
+		{"global_defs/bgp", "graceful_shutdown", "SECONDS", "At stop, how long routes are announced with the GRACEFUL_SHUTDOWN community (65535:0, RFC 8326) before they are withdrawn, so that routers move traffic away first. 0 to 60, default 3; 0 withdraws at once."},
+		{"global_defs/bgp", "neighbor", "ADDR { ... }", "A router to announce to, by its IPv4 or IPv6 address (no port, no prefix length). IPv4 addresses are announced to IPv4 neighbors only, IPv6 ones to IPv6 neighbors only. One block per router."},
+		{"global_defs/bgp/neighbor", "remote_as", "N", "Required: the router's AS number. Equal to `local_as`: iBGP; otherwise eBGP."},
+		{"global_defs/bgp/neighbor", "password", "SECRET", "TCP MD5 signature key (RFC 2385), at most 80 bytes, the same as on the router. Default: none."},
+		{"global_defs/bgp/neighbor", "hold_time", "SECONDS", "The hold time offered: 0 (no keepalives) or 3 to 65535, default 90. Keepalives go every third of the time agreed."},
+		{"global_defs/bgp/neighbor", "connect_retry", "SECONDS", "Time between connection attempts, 1 to 3600, default 5."},
+		{"global_defs/bgp/neighbor", "ebgp_multihop", "TTL", "The router is not directly connected: send with this TTL, 1 to 255. Default: directly connected."},
+		{"global_defs/bgp/neighbor", "bfd", "", "Watch the session with single-hop BFD (RFC 5881), so that a dead link is seen in under a second rather than at the hold time."},
+		{"global_defs/bgp/neighbor", "passive", "", "Do not connect: wait for the router to."},
+
 		{"", "vrrp_check", "NAME { ... }", "A named check served by a check plugin. Instances and sync groups track it by name in `track_script`, as they track a `vrrp_script`; a `PLUGIN_CHECK` of a real server can use it too."},
 		{"vrrp_check", "plugin", "NAME", "Required: the check plugin that runs the check, `vigil-check-NAME` in `plugin_dir` (mysql, tcp, http, exec, or a third party's)."},
 		{"vrrp_check", "params", "{ ... }", "The plugin's parameters, one `key value...` per line, nested blocks allowed. The plugin validates them when `vigil -t` runs; secrets can stay in files it reads (`password_file`, `secret_file`)."},
@@ -46,6 +59,11 @@ func Extensions() []Extension {
 		{"vrrp_sync_group", "notify_master_rx_lower_pri", "SCRIPT", "As in `vrrp_instance`: run when the group's master hears an advert of lower priority."},
 		{"vrrp_instance", "garp_interval", "SECONDS", "`vrrp_garp_interval` of `global_defs` for this instance alone: the gap between gratuitous ARPs."},
 		{"vrrp_instance", "gna_interval", "SECONDS", "`vrrp_gna_interval` of `global_defs` for this instance alone: the gap between unsolicited neighbour advertisements."},
+		{"vrrp_instance", "announce", "{ ... }", "Announce the instance's virtual addresses (`virtual_ipaddress`) over BGP, each as a /32 or /128 with this node as next hop. Needs a `bgp` block in `global_defs`."},
+		{"vrrp_instance/announce", "mode", "master|anycast", "`master` (the default): announce while the instance is MASTER, withdraw when it leaves it (active/backup). `anycast`: announce while the instance is not in FAULT, on every node, for routers to balance with ECMP."},
+		{"vrrp_instance/announce", "med", "priority|N", "The MED sent: `priority` for 255 minus the effective priority, so that routers prefer the healthiest node; or a number, 0 to 4294967295. Default: none."},
+		{"vrrp_instance/announce", "local_pref", "priority|N", "The LOCAL_PREF sent to iBGP neighbors: `priority` for the effective priority, or a number, 0 to 4294967295. Default: none. eBGP neighbors ignore it."},
+		{"vrrp_instance/announce", "community", "ASN:VALUE...", "Communities added to every route of the instance, each two numbers from 0 to 65535 (64512:100). The line can be repeated."},
 
 		{"virtual_server/real_server", "PLUGIN_CHECK", "{ ... }", "A real server's health check run by a check plugin. It takes `TCP_CHECK`'s connection and retry keywords (`connect_ip`, `connect_port`, `connect_timeout`, `retry`, `delay_before_retry`, `delay_loop`, ...) and either `check` or `plugin` with `params`."},
 		{"virtual_server/real_server/PLUGIN_CHECK", "check", "NAME", "Use the `vrrp_check` NAME, its plugin and params included."},
@@ -58,6 +76,10 @@ func Extensions() []Extension {
 // AcceptedKeywords sees them all.
 const everyContext = `
 global_defs {
+    bgp {
+        neighbor 192.0.2.1 {
+        }
+    }
 }
 vrrp_script s {
 }
@@ -69,6 +91,8 @@ vrrp_notify n {
 }
 vrrp_instance VI {
     authentication {
+    }
+    announce {
     }
 }
 vrrp_sync_group G {

@@ -15,6 +15,7 @@ func (b *builder) validate() {
 	b.validateInstances()
 	b.validateSyncGroups()
 	b.validateGlobal()
+	b.validateBGP()
 	b.validateScripts()
 	b.validateLVS()
 }

@@ -66,6 +66,7 @@ func (b *builder) top(nodes []*Node) {
 		"virtual_server":       {min: 1, max: 2, block: needBlock, fn: b.virtualServer},
 	})
 	b.cfg.Global.Garp = b.cfg.Global.Garp.resolved()
+	b.finishBGP()
 }
 
 // resolved gives the lower priority settings that global_defs left unset the values of
@@ -130,6 +131,7 @@ func (b *builder) globalDefs(n *Node) {
 		"vrrp_notify_fifo_script":      b.fifoScriptKw(&g.VRRPNotifyFIFO),
 		"lvs_notify_fifo_script":       b.fifoScriptKw(&g.LVSNotifyFIFO),
 		"plugin_dir":                   strKw(&g.PluginDir),
+		"bgp":                          {block: needBlock, fn: b.bgpBlock},
 		"plugin_sha256":                {min: 2, max: 2, fn: b.pluginSHA256},
 		"metrics_listen": {min: 1, max: 1, fn: func(n *Node) {
 			if _, port, err := net.SplitHostPort(n.Args[0].Text); err != nil || port == "" {
@@ -493,6 +495,7 @@ func (b *builder) vrrpInstance(n *Node) {
 		"notify_action":   b.notifyActionKw(&vi.NotifyActions),
 		"use_vmac":        {max: -1, fn: func(n *Node) { b.useVMAC(vi, n) }},
 		"vmac_xmit_base":  setKw(&vi.VMACXmitBase),
+		"announce":        {block: needBlock, fn: func(n *Node) { b.announceBlock(vi, n) }},
 
 		"lvs_sync_daemon_interface": b.syncDaemonInterfaceKw(vi),
 	}
