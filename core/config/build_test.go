@@ -24,6 +24,15 @@ global_defs {
     vrrp_version 3
     plugin_dir /opt/vigil/plugins
     plugin_sha256 vigil-check-mysql 0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef
+    bgp {
+        local_as 64512
+        router_id 192.0.2.11
+        neighbor 192.0.2.1 {
+            remote_as 64512
+            password "md5 key"
+            bfd
+        }
+    }
 }
 vrrp_script chk_haproxy {
     script "/usr/bin/pgrep -x haproxy"
@@ -87,6 +96,11 @@ vrrp_instance VI_1 {
     notify_master "/etc/vigil/master.sh VI_1" root root
     notify_action hook
     garp_master_repeat 3
+    announce {
+        med priority
+        local_pref priority
+        community 64512:100
+    }
 }
 vrrp_instance VI_6 {
     interface eth0
@@ -164,6 +178,12 @@ func TestModel(t *testing.T) {
 	if !v6.IPv6 || v6.Version != 3 || v6.Priority != 100 || v6.AdvertInt != time.Second || v6.InitialState != "BACKUP" {
 		t.Errorf("IPv6 instance: %+v", v6)
 	}
+	if bg := g.BGP; bg == nil || bg.LocalAS != 64512 || len(bg.Neighbors) != 1 || bg.Neighbors[0].Password != "md5 key" || !bg.Neighbors[0].BFD {
+		t.Errorf("bgp: %+v", bg)
+	}
+	if an := vi.Announce; an == nil || an.Mode != AnnounceMaster || !an.MEDFromPriority || !an.LocalPrefFromPriority || len(an.Communities) != 1 {
+		t.Errorf("announce: %+v", an)
+	}
 	sg := cfg.SyncGroups[0]
 	if len(sg.Members) != 2 || sg.Members[1].Name != "VI_6" || sg.Notify.Backup == nil || sg.NotifyActions[0].Name != "hook" {
 		t.Errorf("sync group: %+v", sg)
@@ -204,6 +224,9 @@ func TestDumpRoundTrip(t *testing.T) {
 	}
 	if argv := cfg2.Scripts[1].Script.Argv; len(cfg2.Instances) != 5 || !reflect.DeepEqual(argv, []string{"/bin/echo", "a b", `"c"`, "$HOME"}) {
 		t.Errorf("round trip lost data: %d instances, argv %q", len(cfg2.Instances), argv)
+	}
+	if bg := cfg2.Global.BGP; bg == nil || len(bg.Neighbors) != 1 || bg.Neighbors[0].Password != "md5 key" || cfg2.Instances[0].Announce == nil {
+		t.Errorf("round trip lost the bgp or announce block:\n%s", text)
 	}
 	if !strings.Contains(text, "vrrp_instance G_3 {") {
 		t.Errorf("generator not resolved in dump:\n%s", text)
