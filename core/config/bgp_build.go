@@ -117,6 +117,13 @@ func (b *builder) neighborAddr(t Token) (netip.Addr, bool) {
 		b.sink.errorf(t.Pos, "neighbor %q has a zone; vigil peers with global addresses only", s).Hint =
 			"use the router's global (or IPv4) address"
 		return netip.Addr{}, false
+	case err == nil && a.Is4In6():
+		b.sink.errorf(t.Pos, "neighbor %s is an IPv4 address written as IPv6", s).Hint =
+			fmt.Sprintf("write it as %s: the session, and the routes it carries, are IPv4", a.Unmap())
+		return netip.Addr{}, false
+	case err == nil && (a.IsUnspecified() || a.IsMulticast()):
+		b.sink.errorf(t.Pos, "neighbor %s is not the address of a router", s).Hint = "write the router's own address, e.g. 198.51.100.1"
+		return netip.Addr{}, false
 	case err == nil:
 		return a, true
 	}
