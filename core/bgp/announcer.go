@@ -18,7 +18,7 @@ func SpeakerConfig(b *config.BGP) *bgppb.Config {
 		c.Neighbors = append(c.Neighbors, &bgppb.Neighbor{
 			Address: n.Address.String(), RemoteAs: n.RemoteAS, Password: n.Password,
 			HoldTimeSec: uint32(n.HoldTime / time.Second), ConnectRetrySec: uint32(n.ConnectRetry / time.Second),
-			MultihopTtl: uint32(n.Multihop), Bfd: n.BFD, Passive: n.Passive,
+			MultihopTtl: uint32(n.Multihop), Bfd: n.BFD,
 		})
 	}
 	return c

@@ -12,7 +12,7 @@ type BGP struct {
 	RouterID netip.Addr // IPv4; default: global router_id when it is an IPv4 address
 	// GracefulShutdown is how long, at stop (and on demote), routes carry the
 	// GRACEFUL_SHUTDOWN community (RFC 8326) before they are withdrawn, so that routers
-	// move traffic away first; graceful_shutdown SECONDS, default 3, 0 to withdraw at once.
+	// move traffic away first; graceful_shutdown SECONDS, 0 to 15, default 3; 0 withdraws at once.
 	GracefulShutdown time.Duration
 	// Neighbors are the routers announced to, in the order written.
 	Neighbors []*BGPNeighbor
@@ -26,13 +26,12 @@ type BGPNeighbor struct {
 	Address  netip.Addr
 	RemoteAS uint32
 	Password string        // TCP MD5 (RFC 2385); empty for none
-	HoldTime time.Duration // default 90 s; keepalives every third of it
+	HoldTime time.Duration // 3 s to 65535 s, default 90 s; keepalives every third of it
 	// ConnectRetry is the time between connection attempts (default 5 s).
 	ConnectRetry time.Duration
 	// Multihop is ebgp_multihop TTL: 0 for a directly connected neighbor.
 	Multihop int
 	BFD      bool // single-hop BFD (RFC 5881) for fast failure detection
-	Passive  bool // wait for the neighbor to connect
 	Pos      Pos
 	Places   map[string]Pos `json:"-"`
 }

@@ -47,7 +47,7 @@ func (b *builder) bgpBlock(n *Node) {
 			}
 			bg.RouterID = a
 		}},
-		"graceful_shutdown": b.secondsKw(&bg.GracefulShutdown, 0, 60),
+		"graceful_shutdown": b.secondsKw(&bg.GracefulShutdown, 0, 15), // the stop waits for it, and vigil.service allows a stop 30 s
 		"neighbor":          {min: 1, max: 1, block: needBlock, fn: func(n *Node) { b.bgpNeighbor(bg, n) }},
 	})
 	if _, ok := bg.Places["local_as"]; !ok {
@@ -79,9 +79,16 @@ func (b *builder) bgpNeighbor(bg *BGP, n *Node) {
 			if !ok {
 				return
 			}
-			if v == 1 || v == 2 {
+			switch v {
+			case 0:
+				// GoBGP, the speaker, takes 0 as "unset" and offers 90 s; and a session
+				// without keepalives would never notice a dead router.
+				b.sink.errorf(n.Args[0].Pos, "hold_time 0 is not allowed: use 3 to 65535").Hint =
+					"vigil always sends keepalives; leave hold_time out for the default of 90"
+				return
+			case 1, 2:
 				// RFC 4271 4.2: a hold time of one or two seconds is refused by the peer.
-				b.sink.errorf(n.Args[0].Pos, "hold_time %d is not allowed: use 0 (no keepalives) or 3 to 65535", v).Hint =
+				b.sink.errorf(n.Args[0].Pos, "hold_time %d is not allowed: use 3 to 65535", v).Hint =
 					"RFC 4271 forbids 1 and 2; routers close a session that offers them"
 				return
 			}
@@ -90,7 +97,6 @@ func (b *builder) bgpNeighbor(bg *BGP, n *Node) {
 		"connect_retry": b.secondsKw(&nb.ConnectRetry, 1, 3600),
 		"ebgp_multihop": b.intKw(&nb.Multihop, 1, 255),
 		"bfd":           b.flagKw(&nb.BFD),
-		"passive":       b.flagKw(&nb.Passive),
 	})
 	if _, ok := nb.Places["remote_as"]; !ok {
 		b.sink.errorf(n.Pos, "neighbor %s has no remote_as", n.Arg(0)).Hint = "add: remote_as N, the router's AS number (the same as local_as for iBGP)"

@@ -36,17 +36,17 @@ func TestBGPModel(t *testing.T) {
 		src: bgpConf("    router_id node1\n",
 			"        local_as 4200000000\n        router_id 192.0.2.7\n        graceful_shutdown 0\n"+
 				"        neighbor 198.51.100.1 {\n            remote_as 64513\n            password \"s3cr et\"\n            hold_time 9\n"+
-				"            connect_retry 30\n            ebgp_multihop 2\n            bfd\n            passive\n        }\n"+
-				"        neighbor 2001:db8::1 {\n            remote_as 4200000000\n            hold_time 0\n            bfd off\n        }\n",
+				"            connect_retry 30\n            ebgp_multihop 2\n            bfd\n        }\n"+
+				"        neighbor 2001:db8::1 {\n            remote_as 4200000000\n            hold_time 3\n            bfd off\n        }\n",
 			"        mode anycast\n        med priority\n        local_pref 200\n        community 64512:100 0:65535\n        community 65535:0\n"),
 		bgp: &BGP{LocalAS: 4200000000, RouterID: netip.MustParseAddr("192.0.2.7"), GracefulShutdown: 0, Pos: pos(3, 5),
 			Neighbors: []*BGPNeighbor{
 				{Address: netip.MustParseAddr("198.51.100.1"), RemoteAS: 64513, Password: "s3cr et", HoldTime: 9 * time.Second,
-					ConnectRetry: 30 * time.Second, Multihop: 2, BFD: true, Passive: true, Pos: pos(7, 9)},
-				{Address: netip.MustParseAddr("2001:db8::1"), RemoteAS: 4200000000, HoldTime: 0, ConnectRetry: 5 * time.Second, Pos: pos(16, 9)},
+					ConnectRetry: 30 * time.Second, Multihop: 2, BFD: true, Pos: pos(7, 9)},
+				{Address: netip.MustParseAddr("2001:db8::1"), RemoteAS: 4200000000, HoldTime: 3 * time.Second, ConnectRetry: 5 * time.Second, Pos: pos(15, 9)},
 			}},
 		announce: &Announce{Mode: AnnounceAnycast, MEDFromPriority: true, MED: -1, LocalPref: 200,
-			Communities: []string{"64512:100", "0:65535", "65535:0"}, Pos: pos(30, 5)},
+			Communities: []string{"64512:100", "0:65535", "65535:0"}, Pos: pos(29, 5)},
 	}, {
 		name: "fixed med, local_pref from priority",
 		src: bgpConf("    router_id 192.0.2.1\n", "        local_as 64512\n        neighbor 198.51.100.1 {\n            remote_as 64512\n        }\n",
@@ -160,7 +160,7 @@ func TestBGPDiagnostics(t *testing.T) {
 		{name: "duplicate neighbor IPv6 spelling", globals: rid, bgp: "        local_as 64512\n" + nb + "        neighbor 2001:db8::1 {\n            remote_as 64513\n        }\n        neighbor 2001:DB8:0::1 {\n            remote_as 64513\n        }\n",
 			want: `bgp.conf:11:9: error: neighbor 2001:db8::1 is already defined at bgp.conf:8:9; keep one neighbor block per router address`},
 		{name: "hold_time 2", globals: rid, bgp: "        local_as 64512\n        neighbor 198.51.100.1 {\n            remote_as 64513\n            hold_time 2\n        }\n",
-			want: `bgp.conf:7:23: error: hold_time 2 is not allowed: use 0 (no keepalives) or 3 to 65535; RFC 4271 forbids 1 and 2; routers close a session that offers them`},
+			want: `bgp.conf:7:23: error: hold_time 2 is not allowed: use 3 to 65535; RFC 4271 forbids 1 and 2; routers close a session that offers them`},
 		{name: "hold_time too long", globals: rid, bgp: "        local_as 64512\n        neighbor 198.51.100.1 {\n            remote_as 64513\n            hold_time 65536\n        }\n",
 			want: `bgp.conf:7:23: error: 65536 is out of range: use 0 to 65535`},
 		{name: "connect_retry 0", globals: rid, bgp: "        local_as 64512\n        neighbor 198.51.100.1 {\n            remote_as 64513\n            connect_retry 0\n        }\n",
@@ -169,8 +169,8 @@ func TestBGPDiagnostics(t *testing.T) {
 			want: `bgp.conf:7:27: error: connect_retry "0.5" is not a whole number of seconds; use a number from 1 to 3600`},
 		{name: "ebgp_multihop 256", globals: rid, bgp: "        local_as 64512\n        neighbor 198.51.100.1 {\n            remote_as 64513\n            ebgp_multihop 256\n        }\n",
 			want: `bgp.conf:7:27: error: 256 is out of range: use 1 to 255`},
-		{name: "graceful_shutdown 61", globals: rid, bgp: "        local_as 64512\n        graceful_shutdown 61\n" + nb,
-			want: `bgp.conf:5:27: error: graceful_shutdown 61 is out of range: use 0 to 60 seconds`},
+		{name: "graceful_shutdown 16", globals: rid, bgp: "        local_as 64512\n        graceful_shutdown 16\n" + nb,
+			want: `bgp.conf:5:27: error: graceful_shutdown 16 is out of range: use 0 to 15 seconds`},
 		{name: "password too long", globals: rid, bgp: "        local_as 64512\n        neighbor 198.51.100.1 {\n            remote_as 64513\n            password " + strings.Repeat("x", 81) + "\n        }\n",
 			want: `bgp.conf:7:22: error: password is 81 bytes long; a TCP MD5 key has at most 80; use a shorter password, the same on the router`},
 		{name: "router_id IPv6", globals: rid, bgp: "        local_as 64512\n        router_id 2001:db8::1\n" + nb,
@@ -182,7 +182,7 @@ func TestBGPDiagnostics(t *testing.T) {
 		{name: "unknown keyword in bgp", globals: rid, bgp: "        local_as 64512\n        remote_as 64513\n" + nb,
 			want: `bgp.conf:5:9: error: unknown keyword "remote_as" in global_defs/bgp`},
 		{name: "typo in neighbor", globals: rid, bgp: "        local_as 64512\n        neighbor 198.51.100.1 {\n            remote_as 64513\n            pasive\n        }\n",
-			want: `bgp.conf:7:13: error: unknown keyword "pasive" in global_defs/bgp/neighbor; did you mean "passive"?`},
+			want: `bgp.conf:7:13: error: unknown keyword "pasive" in global_defs/bgp/neighbor`},
 		{name: "two bgp blocks", src: "global_defs {\n bgp {\n  local_as 64512\n  router_id 192.0.2.1\n  neighbor 198.51.100.1 {\n   remote_as 64513\n  }\n }\n bgp {\n }\n}\n",
 			want: `bgp.conf:9:2: error: bgp is given twice; the first is at bgp.conf:2:2; keep one bgp block and put every neighbor in it`},
 		{name: "no neighbor", globals: rid, bgp: "        local_as 64512\n",
