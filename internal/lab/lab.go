@@ -1,9 +1,12 @@
 // Package lab builds throwaway networks of network namespaces for tests, the demo and the
-// benchmarks: a bridge in a "switch" namespace and nodes attached to it by veth pairs. It
-// drives iproute2, the same tool an operator would use to inspect what it built.
+// benchmarks: a bridge in a "switch" namespace and nodes attached to it by veth pairs (New),
+// or a client and nodes each on a link of its own to a router namespace (NewRouted). It
+// drives iproute2, the same tool an operator would use to inspect what it built, and runs
+// FRR's daemons in a node (StartFRRDaemons) for VRRP interop and as a BGP router.
 //
-// Only documentation prefixes are used (192.0.2.0/24 and 2001:db8::/64), and every namespace
-// carries the lab's unique name so parallel test packages cannot collide.
+// Only documentation prefixes are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 and
+// 2001:db8::/32), and every namespace carries the lab's unique name so parallel test
+// packages cannot collide.
 package lab
 
 import (
@@ -23,18 +26,21 @@ import (
 	"time"
 )
 
-// Lab is a bridge and the nodes plugged into it.
+// Lab is a bridge and the nodes plugged into it, or a router with a client and the nodes
+// each on a link of its own (NewRouted).
 type Lab struct {
 	Name   string
-	Switch string // namespace holding the bridge
+	Switch string // namespace holding the bridge; in a routed lab, the router's
 	Nodes  []*Node
+	Router *Node // a routed lab's router, nil in a bridged one
+	Client *Node // a routed lab's client, nil in a bridged one
 	dir    string
 
 	mu    sync.Mutex
 	procs []*Proc
 }
 
-// Node is one namespace with an eth0 on the lab's bridge.
+// Node is one namespace with an eth0 on the lab's bridge, or on its link to the router.
 type Node struct {
 	lab   *Lab
 	Name  string
@@ -42,6 +48,12 @@ type Node struct {
 	Iface string
 	Addr4 netip.Prefix
 	Addr6 netip.Prefix
+	// Gateway4 and Gateway6 are the router's addresses on the node's link, its default
+	// routes; invalid in a bridged lab.
+	Gateway4, Gateway6 netip.Addr
+	// VIPIface is the interface for the node's virtual addresses in a routed lab, "" in a
+	// bridged one.
+	VIPIface string
 }
 
 // Proc is a process started in a node.
@@ -102,6 +114,9 @@ func (l *Lab) build(ctx context.Context, n int) error {
 // AddNode plugs one more node into the bridge: namespace NAME-nI, eth0 with 192.0.2.(10+I)/24
 // and 2001:db8::(10+I)/64.
 func (l *Lab) AddNode(ctx context.Context) (*Node, error) {
+	if l.Router != nil {
+		return nil, fmt.Errorf("lab %s: AddNode plugs into a bridge, and a routed lab has none: make it with NewRouted and the nodes it needs", l.Name)
+	}
 	i := len(l.Nodes) + 1
 	nd := &Node{
 		lab:   l,
@@ -163,7 +178,11 @@ func (l *Lab) Close() error {
 		p.Kill()
 	}
 	var errs []error
-	for _, nd := range l.Nodes {
+	nodes := l.Nodes
+	if l.Client != nil {
+		nodes = append([]*Node{l.Client}, nodes...)
+	}
+	for _, nd := range nodes {
 		if err := run(context.Background(), "ip", "netns", "del", nd.NS); err != nil && !strings.Contains(err.Error(), "No such file") {
 			errs = append(errs, err)
 		}
