@@ -3,6 +3,7 @@ package child
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vigil-ha/vigil/core/bgp"
@@ -45,7 +46,9 @@ func announcing(cfg *config.Config, eng *vrrp.Engine) func() []bgp.Instance {
 			continue
 		}
 		c := conf{an: vc.Announce}
-		for _, a := range vc.VIPs {
+		// The excluded addresses move with the instance too (they are how one instance
+		// carries both families), so they are announced with the others.
+		for _, a := range slices.Concat(vc.VIPs, vc.ExcludedVIPs) {
 			c.vips = append(c.vips, a.Prefix.Addr())
 		}
 		confs[vc.Name] = c
