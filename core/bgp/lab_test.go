@@ -120,6 +120,11 @@ func newBGPLab(t *testing.T, n int, neighborExtra func(i int, v6 bool) string, v
 		}
 		b.WriteString(" exit-address-family\n")
 	}
+	// ECMP by ports too, so that one client's connections spread over the paths (the
+	// router's namespace only).
+	if _, err := l.Router.Exec(ctx, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1"); err != nil {
+		t.Fatal(err)
+	}
 	bl.frr, err = l.Router.StartFRRDaemons(ctx, lab.FRRDaemon{Name: "bgpd", Conf: b.String()})
 	if err != nil {
 		t.Fatal(err)
@@ -170,24 +175,53 @@ type answer struct {
 	at  time.Time
 }
 
-// probe asks addr every 10 ms until stop is called, which returns the answers.
-func (l *bgpLab) probe(addr netip.Addr) (stop func() []answer) {
-	done := make(chan struct{})
-	out := make(chan []answer, 1)
+// prober asks an address every 10 ms and keeps the answers.
+type prober struct {
+	mu   sync.Mutex
+	as   []answer
+	done chan struct{}
+	out  chan struct{}
+}
+
+// probe starts asking addr every 10 ms until stop.
+func (l *bgpLab) probe(addr netip.Addr) *prober {
+	p := &prober{done: make(chan struct{}), out: make(chan struct{})}
 	go func() {
-		var as []answer
+		defer close(p.out)
 		for {
 			select {
-			case <-done:
-				out <- as
+			case <-p.done:
 				return
 			default:
 			}
-			as = append(as, answer{l.ask(addr), time.Now()})
+			a := answer{l.ask(addr), time.Now()}
+			p.mu.Lock()
+			p.as = append(p.as, a)
+			p.mu.Unlock()
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	return func() []answer { close(done); return <-out }
+	return p
+}
+
+// heard waits until the prober's last answer came from who, failing the test after bound.
+func (p *prober) heard(l *bgpLab, who string, bound time.Duration) {
+	l.t.Helper()
+	l.waitFor("the client reaches "+who, bound, func() (bool, string) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		n := len(p.as)
+		return n > 0 && p.as[n-1].who == who, fmt.Sprintf("%d answers", n)
+	})
+}
+
+// stopAfter waits until the prober heard who, then stops it and returns the answers.
+func (p *prober) stopAfter(l *bgpLab, who string, bound time.Duration) []answer {
+	l.t.Helper()
+	p.heard(l, who, bound)
+	close(p.done)
+	<-p.out
+	return p.as
 }
 
 // outage is the client's view of a move from one node to another: the time from the last
@@ -419,13 +453,13 @@ func TestBGPActiveBackup(t *testing.T) {
 	}
 
 	// The master's check fails: FAULT withdraws, the backup takes over and announces.
-	stop := l.probe(vip.Addr())
+	pr := l.probe(vip.Addr())
+	pr.heard(l, "n1", 10*time.Second)
 	failed := time.Now()
 	n1.setCheck(false)
 	l.waitFor("bgpd has the address from n2 alone", 30*time.Second, only(n2n))
 	withdrawn := time.Since(failed)
-	l.waitFor("the client reaches n2", 10*time.Second, func() (bool, string) { w := l.ask(vip.Addr()); return w == "n2", w })
-	as := stop()
+	as := pr.stopAfter(l, "n2", 10*time.Second)
 	out, ok := outage(as, "n1", "n2")
 	if !ok {
 		t.Fatalf("the client never moved from n1 to n2: %v", as)
@@ -447,7 +481,7 @@ func TestBGPActiveBackup(t *testing.T) {
 		for watchCtx.Err() == nil {
 			_, r := l.paths(vip)
 			for _, p := range r.Paths {
-				if p.Peer == n1n.Addr4.Addr() && slices.Contains(p.Communities, "graceful-shutdown") {
+				if p.Peer == n1n.Addr4.Addr() && gracefulShutdown(p.Communities) {
 					gshut <- true
 					return
 				}
@@ -456,13 +490,13 @@ func TestBGPActiveBackup(t *testing.T) {
 		}
 		gshut <- false
 	}()
-	stop = l.probe(vip.Addr())
+	pr = l.probe(vip.Addr())
+	pr.heard(l, "n1", 10*time.Second)
 	if err := n1.proc.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	l.waitFor("bgpd has the address from n2 alone after n1 was killed", 30*time.Second, only(n2n))
-	l.waitFor("the client reaches n2 after n1 was killed", 10*time.Second, func() (bool, string) { w := l.ask(vip.Addr()); return w == "n2", w })
-	as = stop()
+	as = pr.stopAfter(l, "n2", 10*time.Second)
 	stopWatch()
 	sawGshut.Wait()
 	if !<-gshut {
@@ -602,4 +636,15 @@ func TestBGPBadPeers(t *testing.T) {
 	if n.proc.Exited() {
 		t.Fatal("vigil exited")
 	}
+}
+
+// gracefulShutdown says whether bgpd's communities of a path hold GRACEFUL_SHUTDOWN, which
+// its JSON lists as gracefulShutdown (and prints as graceful-shutdown).
+func gracefulShutdown(cs []string) bool {
+	for _, c := range cs {
+		if c == "gracefulShutdown" || c == "graceful-shutdown" || c == "65535:0" {
+			return true
+		}
+	}
+	return false
 }
