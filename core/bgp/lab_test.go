@@ -558,6 +558,34 @@ func TestBGPAnycast(t *testing.T) {
 	ns[0].setCheck(true)
 	l.waitFor("n1's path is back", 30*time.Second, both(vip, 2))
 
+	// vigil demote drains: n1's path carries GRACEFUL_SHUTDOWN (while n1 still serves)
+	// before it leaves; vigil promote brings it back.
+	demoted := make(chan error, 1)
+	go func() {
+		out, err := exec.Command(vigilBin, "demote", "VI_1", "--control", ns[0].file(".sock")).CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, out)
+		}
+		demoted <- err
+	}()
+	l.waitFor("n1's path carries GRACEFUL_SHUTDOWN after vigil demote", 10*time.Second, func() (bool, string) {
+		_, r := l.paths(vip)
+		for _, p := range r.Paths {
+			if p.Peer == l.Nodes[0].Addr4.Addr() && gracefulShutdown(p.Communities) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("paths %+v", r.Paths)
+	})
+	if err := <-demoted; err != nil {
+		t.Fatalf("vigil demote: %v", err)
+	}
+	l.waitFor("n1's path leaves after vigil demote", 10*time.Second, both(vip, 1))
+	if out, err := exec.Command(vigilBin, "promote", "VI_1", "--control", ns[0].file(".sock")).CombinedOutput(); err != nil {
+		t.Fatalf("vigil promote: %v: %s", err, out)
+	}
+	l.waitFor("n1's path is back after vigil promote", 30*time.Second, both(vip, 2))
+
 	st := ns[1].status()
 	if st.BGP == nil || len(st.BGP.Routes) != 2 || len(st.BGP.Peers) != 2 {
 		t.Fatalf("n2's status: BGP %+v, want 2 peers and 2 routes", st.BGP)
