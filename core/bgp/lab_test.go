@@ -325,28 +325,7 @@ func (l *bgpLab) start(i int, neighbors, instance string) *node {
 	nd := l.Nodes[i-1]
 	n := &node{l: l, i: i, nd: nd}
 	n.setCheck(true)
-	n.conf = fmt.Sprintf(`global_defs {
-    router_id %s
-    plugin_dir %s
-    bgp {
-        local_as %d
-        router_id %s
-        graceful_shutdown 2
-%s
-    }
-}
-vrrp_track_file check {
-    file %s
-}
-%s
-`, nd.Name, filepath.Dir(vigilBin), nodeAS, nd.Addr4.Addr(), neighbors, n.file(".check"), instance)
-	path := n.file(".conf")
-	if err := os.WriteFile(path, []byte(n.conf), 0o644); err != nil {
-		l.t.Fatal(err)
-	}
-	if out, err := exec.Command(vigilBin, "-t", "-f", path).CombinedOutput(); err != nil {
-		l.t.Fatalf("config for %s rejected: %v\n%s", nd.Name, err, out)
-	}
+	path := n.write(neighbors, instance)
 	p, err := nd.Start(vigilBin, "-f", path, "-D", "-p", n.file(".pid"), "--control", n.file(".sock"))
 	if err != nil {
 		l.t.Fatal(err)
@@ -364,6 +343,35 @@ vrrp_track_file check {
 		}
 	})
 	return n
+}
+
+// write writes the node's configuration, checked with vigil -t, and returns its path: a
+// bgp block with neighbors (none when neighbors is "-") and the instance.
+func (n *node) write(neighbors, instance string) string {
+	n.l.t.Helper()
+	bgp := ""
+	if neighbors != "-" {
+		bgp = fmt.Sprintf("    bgp {\n        local_as %d\n        router_id %s\n        graceful_shutdown 2\n%s\n    }\n", nodeAS, n.nd.Addr4.Addr(), neighbors)
+	}
+	n.conf = fmt.Sprintf("global_defs {\n    router_id %s\n    plugin_dir %s\n%s}\nvrrp_track_file check {\n    file %s\n}\n%s\n",
+		n.nd.Name, filepath.Dir(vigilBin), bgp, n.file(".check"), instance)
+	path := n.file(".conf")
+	if err := os.WriteFile(path, []byte(n.conf), 0o644); err != nil {
+		n.l.t.Fatal(err)
+	}
+	if out, err := exec.Command(vigilBin, "-t", "-f", path).CombinedOutput(); err != nil {
+		n.l.t.Fatalf("config for %s rejected: %v\n%s", n.nd.Name, err, out)
+	}
+	return path
+}
+
+// reload has the node's vigil reload its file (written with write), failing the test when
+// the reload is refused.
+func (n *node) reload() {
+	n.l.t.Helper()
+	if out, err := exec.Command(vigilBin, "reload", "--control", n.file(".sock")).CombinedOutput(); err != nil {
+		n.l.t.Fatalf("vigil reload on %s: %v\n%s", n.nd.Name, err, out)
+	}
 }
 
 // routerNeighbor is the bgp block's neighbor for nd's router, over IPv4 or IPv6.
@@ -679,4 +687,49 @@ func gracefulShutdown(cs []string) bool {
 		}
 	}
 	return false
+}
+
+// TestBGPReload: reloads change what is announced: an instance loses its announce block (its
+// route goes), the bgp block goes (the speaker stops), and both come back (the speaker starts
+// again and the route returns); VI_1 stays MASTER throughout.
+func TestBGPReload(t *testing.T) {
+	l := newBGPLab(t, 1, nil, false)
+	vip := lab.RoutedVIP(4, false)
+	nd := l.Nodes[0]
+	nb := routerNeighbor(nd, false, "")
+	withAnnounce := instance(nd, 100, vip, "master", "")
+	noAnnounce := strings.Replace(withAnnounce, "    announce {\n        mode master\n    }\n", "", 1)
+	if noAnnounce == withAnnounce {
+		t.Fatal("the test's instance has no announce block to take out")
+	}
+	n := l.start(1, nb, withAnnounce)
+	has := func(want int) func() (bool, string) {
+		return func() (bool, string) {
+			ps, _ := l.paths(vip)
+			return len(ps) == want, fmt.Sprintf("paths from %v", ps)
+		}
+	}
+	l.waitFor("bgpd has the route", 60*time.Second, has(1))
+
+	n.write(nb, noAnnounce)
+	n.reload()
+	l.waitFor("the route goes with the announce block", 15*time.Second, has(0))
+
+	n.write("-", noAnnounce)
+	n.reload()
+	l.waitFor("the speaker stops with the bgp block", 15*time.Second, func() (bool, string) {
+		st := n.status()
+		return st.BGP == nil && len(st.Instances) == 1, fmt.Sprintf("bgp %+v", st.BGP)
+	})
+
+	n.write(nb, withAnnounce)
+	n.reload()
+	l.waitFor("the route is back with both blocks", 60*time.Second, has(1))
+	st := n.status()
+	if len(st.Instances) != 1 || st.Instances[0].State != "MASTER" {
+		t.Errorf("instances %+v, want VI_1 MASTER", st.Instances)
+	}
+	if k := strings.Count(n.proc.Output(), "to=MASTER"); k != 2 { // the vrrp process's line and core's
+		t.Errorf("%d lines of a change to MASTER, want the first one's two: the reloads moved VI_1", k)
+	}
 }
