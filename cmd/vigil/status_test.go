@@ -57,3 +57,33 @@ func TestPrintLVSStatus(t *testing.T) {
 		t.Errorf("a sync daemon shown without lvs_sync_daemon:\n%s", out)
 	}
 }
+
+// TestPrintBGPStatus: `vigil status` shows the BGP speaker, each session with its state,
+// flaps and the reason it last failed, and each route with its attributes.
+func TestPrintBGPStatus(t *testing.T) {
+	med := uint32(155)
+	var b bytes.Buffer
+	printStatus(&b, supervisor.Status{BGP: &supervisor.BGPStatus{
+		State: "running", PID: 42, Restarts: 1, LastError: "the speaker process exited", LocalAS: 64513, RouterID: "198.51.100.2",
+		Peers: []supervisor.BGPPeer{
+			{Address: "198.51.100.1", RemoteAS: 64512, State: "established", Flaps: 2, RoutesSent: 1},
+			{Address: "2001:db8:1::1", RemoteAS: 64512, State: "active", LastError: "TCP connection failed: i/o timeout", BFD: "down"},
+		},
+		Routes: []supervisor.BGPRoute{{Prefix: "203.0.113.66/32", Instance: "VI_1", MED: &med, Communities: []string{"64512:100"}, GracefulShutdown: true}},
+	}})
+	out := b.String()
+	for _, want := range []string{
+		"BGP speaker: running (pid 42), AS 64513, router ID 198.51.100.2, 1 restarts, last: the speaker process exited",
+		"198.51.100.1", "established", "2001:db8:1::1", "active (BFD down)", "TCP connection failed: i/o timeout",
+		"203.0.113.66/32", "VI_1", "med 155 64512:100 graceful-shutdown",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	printStatus(&b, supervisor.Status{BGP: &supervisor.BGPStatus{State: "restarting", Unanswered: "the speaker is not running", Peers: []supervisor.BGPPeer{}, Routes: []supervisor.BGPRoute{}}})
+	if out := b.String(); !strings.Contains(out, "BGP speaker: restarting") || !strings.Contains(out, "sessions and routes unknown: the speaker is not running") {
+		t.Errorf("a speaker that did not answer:\n%s", out)
+	}
+}
