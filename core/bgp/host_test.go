@@ -1,0 +1,71 @@
+package bgp_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/vigil-ha/vigil/core/bgp"
+	"github.com/vigil-ha/vigil/core/internal/bgppb"
+)
+
+// TestHostRestartsSpeaker: the speaker process dies; the host starts another and hands it the
+// configuration and the routes again, unasked. No router is needed: the one neighbor is a
+// loopback address where nothing listens.
+func TestHostRestartsSpeaker(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "vigil-bgp")
+	build := exec.Command("go", "build", "-o", bin, "github.com/vigil-ha/vigil/cmd/vigil-bgp")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building vigil-bgp: %v\n%s", err, out)
+	}
+	h := bgp.NewHost(hclog.NewNullLogger(), bin)
+	h.Configure(&bgppb.Config{LocalAs: 64513, RouterId: "192.0.2.1",
+		Neighbors: []*bgppb.Neighbor{{Address: "127.0.0.2", RemoteAs: 64512, ConnectRetrySec: 1}}})
+	gen := h.SetRoutes([]*bgppb.Route{{Prefix: "192.0.2.10/32", Owner: "VI_1"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ran := make(chan struct{})
+	go func() { defer close(ran); h.Run(ctx) }()
+	if err := h.WaitApplied(ctx, gen); err != nil {
+		t.Fatal(err)
+	}
+	announced := func(st bgp.HostStatus) bool {
+		return st.Speaker != nil && len(st.Speaker.Announced) == 1 && st.Speaker.Announced[0].Prefix == "192.0.2.10/32"
+	}
+	st := h.Status(ctx)
+	if !announced(st) || st.State != "running" || st.PID == 0 {
+		t.Fatalf("first speaker: %+v", st)
+	}
+	first := st.PID
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st = h.Status(ctx)
+		if st.Restarts == 1 && st.State == "running" && st.PID != first && announced(st) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the speaker was killed: %+v (speaker %v)", st, st.Speaker)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st.LastError == "" {
+		t.Error("the restart has no reason")
+	}
+	second := st.PID
+	cancel()
+	<-ran
+	// Run's end stops the speaker.
+	if err := syscall.Kill(second, 0); err == nil {
+		t.Errorf("speaker %d still runs after Run returned", second)
+	}
+}
