@@ -5,7 +5,9 @@
 # build because it cannot install: without root or apt-get it prints what is missing and goes on.
 # Add a package to DEPS when a test starts to need it, and say in the test which package provides
 # the tool. keepalived: the configuration tests use keepalived -t as the judge of its own samples.
-# frr: FRR's zebra, vrrpd and vtysh, the second VRRP interop peer (core/vrrp/frr_interop_test.go).
+# frr: FRR's zebra, vrrpd and vtysh, the second VRRP interop peer (core/vrrp/frr_interop_test.go);
+# its bgpd and bfdd, the router of the BGP tests and of bench/bgpbench (internal/lab StartFRRDaemons).
+# exabgp: ExaBGP 4.2 and exabgp-healthcheck, the side bench/bgpbench compares vigil's BGP with.
 # nftables: nft, the fault suite's packet loss and filtering inside its namespaces (bench/faults).
 # qemu-system-x86, linux-image-amd64, busybox-static: internal/lab/vm boots a kernel of its own for
 # the tests that need IPVS (this machine's kernel has none). The generic kernel, not the cloud
@@ -19,7 +21,7 @@
 # a check plugin in Python run through vigil's handshake (its test generates vigil_plugin_pb2.py).
 set -euo pipefail
 
-DEPS="iproute2 iputils-ping keepalived tshark mariadb-server frr nftables qemu-system-x86 linux-image-amd64 busybox-static ipvsadm debootstrap systemd-container groff-base man-db protobuf-compiler python3-grpcio python3-protobuf python3-cryptography"
+DEPS="iproute2 iputils-ping keepalived tshark mariadb-server frr exabgp nftables qemu-system-x86 linux-image-amd64 busybox-static ipvsadm debootstrap systemd-container groff-base man-db protobuf-compiler python3-grpcio python3-protobuf python3-cryptography"
 
 read -r -a deps <<<"$DEPS"
 if [ "${#deps[@]}" -eq 0 ]; then
