@@ -104,8 +104,11 @@ func (s *vigilSide) conf(b *bench, i int) string {
 	if i == 0 {
 		state = "MASTER"
 	}
+	// plugin_dir: vigil finds a plugin beside its binary only when a check or notify plugin
+	// is there too, and only vigil-bgp is.
 	return fmt.Sprintf(`global_defs {
     router_id %[1]s
+    plugin_dir %[16]s
     bgp {
         local_as %[2]d
         router_id %[3]s
@@ -140,7 +143,7 @@ vrrp_instance VI_1 {
     }
 }
 `, nd.Name, nodeAS, nd.Addr4.Addr(), s.gshut, nd.Gateway4, routerAS, checkCommand(b.failFile(i)),
-		int(b.o.interval.Seconds()), state, nd.Iface, prios[i], peer, b.vip, nd.VIPIface, s.mode)
+		int(b.o.interval.Seconds()), state, nd.Iface, prios[i], peer, b.vip, nd.VIPIface, s.mode, filepath.Dir(s.bin))
 }
 
 func (s *vigilSide) start(ctx context.Context, b *bench, i int) (*lab.Proc, error) {
