@@ -131,5 +131,10 @@ func (r *report) markdown() string {
 	w("  FAULT, which withdraws), `announce { mode anycast; med priority }`, graceful_shutdown %d.\n", o.gshut)
 	w("- vigil active/backup: the same with `mode master`, VRRP between the nodes by unicast_peer through the\n")
 	w("  router, advert_int 1: n2 announces once it is MASTER, so its path appears only after n1's FAULT.\n")
+	w("  n1's FAULT sends a priority 0 advert, and n2 then waits Skew_Time, (256 − %d) / 256 × advert_int =\n", prios[1])
+	w("  %.0f ms (RFC 5798), before it becomes MASTER and announces: the client's outage is the withdrawal plus\n", (256-float64(prios[1]))/256*1000)
+	w("  that, while in the other two the router holds n2's path already.\n\n")
+	w("The check's interval dominates the spread: the failure falls at a random point of it, so figures from\n")
+	w("0 to one interval are expected on every side; compare medians over many trials only.\n")
 	return b.String()
 }
