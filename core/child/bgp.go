@@ -13,9 +13,6 @@ import (
 	"github.com/vigil-ha/vigil/core/vrrp"
 )
 
-// speakerFile is the BGP speaker's executable in the plugin directory.
-const speakerFile = "vigil-bgp"
-
 // startBGP starts announcing when cfg has a bgp block, and returns the announcer (nil
 // without the block). A speaker that cannot be found or trusted is logged and leaves VRRP
 // alone: the addresses still move, only their routes are not announced.
@@ -23,7 +20,7 @@ func (s *vrrpServer) startBGP(ctx context.Context, cfg *config.Config, eng *vrrp
 	if cfg.Global.BGP == nil {
 		return nil
 	}
-	path, err := plugin.FindFile(plugin.ResolveDir(cfg.Global.PluginDir), speakerFile, "BGP speaker", cfg.Global.PluginSHA256)
+	path, err := plugin.FindFile(plugin.ResolveDir(cfg.Global.PluginDir), plugin.SpeakerFile, "BGP speaker", cfg.Global.PluginSHA256)
 	if err != nil {
 		s.log.Error("BGP is configured, but its speaker cannot run: no routes are announced; VRRP goes on", "error", err)
 		return nil

@@ -50,15 +50,20 @@ func resolveDir(configured string, defaultExists bool, exe string) string {
 	return DefaultDir
 }
 
-// holdsPlugins reports whether dir has a file named like a plugin.
+// holdsPlugins reports whether dir has a file named like a plugin, or the BGP speaker
+// (SpeakerFile), which lives beside them.
 func holdsPlugins(dir string) bool {
 	for _, kind := range []sdk.Kind{sdk.KindCheck, sdk.KindNotify} {
 		if m, _ := filepath.Glob(filepath.Join(dir, Executable(kind, "*"))); len(m) > 0 {
 			return true
 		}
 	}
-	return false
+	_, err := os.Stat(filepath.Join(dir, SpeakerFile))
+	return err == nil
 }
+
+// SpeakerFile is the BGP speaker's executable (cmd/vigil-bgp) in the plugin directory.
+const SpeakerFile = "vigil-bgp"
 
 var (
 	// ErrNotFound: no plugin of that kind and name in the plugin directory.

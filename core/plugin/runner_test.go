@@ -60,6 +60,11 @@ func TestResolveDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dev, "vigil-check-tcp"), nil, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A bin/ with only vigil and the BGP speaker holds plugins too.
+	speakerOnly := t.TempDir()
+	if err := os.WriteFile(filepath.Join(speakerOnly, SpeakerFile), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	prefix := t.TempDir()
 	installed := filepath.Join(prefix, "sbin", "vigil")
 	if err := os.MkdirAll(filepath.Join(prefix, "lib", "vigil", "plugins"), 0o755); err != nil {
@@ -80,6 +85,7 @@ func TestResolveDir(t *testing.T) {
 		{"", false, exe, dev},
 		{DefaultDir, false, exe, dev},
 		{"", false, bare, DefaultDir},
+		{"", false, filepath.Join(speakerOnly, "vigil"), speakerOnly},
 		{"", false, installed, filepath.Join(prefix, "lib", "vigil", "plugins")},
 		{DefaultDir, false, installed, filepath.Join(prefix, "lib", "vigil", "plugins")},
 		{"", true, installed, DefaultDir},
