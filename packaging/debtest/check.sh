@@ -13,7 +13,7 @@ dpkg -i /tmp/vigil.deb
 
 step "files where the installed daemon looks for them"
 for f in /usr/sbin/vigil /usr/lib/vigil/plugins/vigil-check-tcp /usr/lib/vigil/plugins/vigil-check-mysql \
-	/usr/lib/vigil/plugins/vigil-notify-webhook; do
+	/usr/lib/vigil/plugins/vigil-notify-webhook /usr/lib/vigil/plugins/vigil-bgp; do
 	[ -x "$f" ] || fail "$f is missing or not executable"
 done
 for f in /lib/systemd/system/vigil.service /etc/vigil/vigil.conf /usr/share/man/man8/vigil.8.gz \
