@@ -1,0 +1,46 @@
+package speaker
+
+import (
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/vigil-ha/vigil/core/internal/bgppb"
+)
+
+// Serve runs a speaker as the vrrp process's go-plugin plugin (bgppb.Handshake, gRPC) until
+// the host ends it or the host process is gone (WatchParent), then closes its sessions. log
+// should write hclog JSON to stderr, which go-plugin's host reads into its own log.
+func Serve(log hclog.Logger) {
+	sp := New(log)
+	go sp.WatchParent(time.Second)
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: bgppb.Handshake,
+		Plugins:         bgppb.PluginSet(sp),
+		GRPCServer:      plugin.DefaultGRPCServer,
+		Logger:          log,
+	})
+	sp.Stop()
+}
+
+// WatchParent ends the process, after closing every session, once its parent (the vrrp
+// process) is gone: an orphan would go on announcing addresses nobody serves. The host sets
+// Pdeathsig too, but that fires when the thread that started the speaker ends, not the
+// process, and only for hosts that set it; and go-plugin hands the speaker the host's own
+// stdin, whose end says nothing. A change of parent does: the kernel reparents an orphan.
+// Checked every interval, which bounds how long routes outlive the vrrp process (plus the
+// neighbors' handling of the Cease).
+func (s *Speaker) WatchParent(interval time.Duration) {
+	parent := os.Getppid()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for range t.C {
+		if os.Getppid() != parent {
+			s.log.Warn("the vrrp process is gone; closing BGP sessions and exiting", "parent_pid", parent)
+			s.Stop()
+			os.Exit(1)
+		}
+	}
+}
