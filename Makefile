@@ -89,7 +89,7 @@ install: build
 	install -d -m 0755 "$$d$$p/sbin" "$$d$$p/lib/vigil/plugins" "$$d/etc/vigil" "$$d$(UNITDIR)" \
 		"$$d$$p/share/man/man8" "$$d$$p/share/man/man5" "$$d$$p/share/doc/vigil/examples"; \
 	install -m 0755 $(BIN)/vigil "$$d$$p/sbin/vigil"; \
-	for f in $(BIN)/vigil-check-* $(BIN)/vigil-notify-*; do \
+	for f in $(BIN)/vigil-check-* $(BIN)/vigil-notify-* $(BIN)/vigil-bgp; do \
 		if [ -e "$$f" ]; then install -m 0755 "$$f" "$$d$$p/lib/vigil/plugins/"; fi; \
 	done; \
 	sed 's|/usr/sbin/vigil|'"$$p"'/sbin/vigil|g' configs/vigil.service >"$$d$(UNITDIR)/vigil.service"; \
