@@ -22,6 +22,7 @@ type peer struct {
 	flaps     uint32
 	lastErr   string
 	bfd       bool
+	md5       bool // a TCP MD5 password is set
 }
 
 func stateName(s bgp.FSMState) string {
@@ -61,7 +62,7 @@ func reasonWords(msg string) string {
 func isError(r api.PeerState_DisconnectReason) bool {
 	switch r {
 	case api.PeerState_DISCONNECT_REASON_UNSPECIFIED, api.PeerState_DISCONNECT_REASON_ADMIN_DOWN,
-		api.PeerState_DISCONNECT_REASON_DECONFIGURED:
+		api.PeerState_DISCONNECT_REASON_DECONFIGURED, api.PeerState_DISCONNECT_REASON_IDLE_TIMER_EXPIRED:
 		return false
 	}
 	return true
@@ -108,25 +109,80 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Tim
 	s.limit.Log(s.log, a.String()+"/"+next, level, "BGP peer state changed", args...)
 }
 
-// connectFailed records why a TCP connection to neighbor a failed: GoBGP keeps such a peer
-// in active and retries, with no state change to say why, so this comes from its log.
-func (s *Speaker) connectFailed(a netip.Addr, why string) {
-	// "dial tcp 192.0.2.99:179: connect: connection refused" -> "connection refused"
-	if i := strings.LastIndex(why, ": "); i >= 0 {
-		why = why[i+2:]
-	}
-	reason := "TCP connection failed: " + why
+// peerProblem records why a session cannot start: a failed TCP connection, or a
+// NOTIFICATION sent or received before the session came up. GoBGP keeps such a peer in
+// active and retries, with no state change to say why, so this comes from its log (kind
+// names the problem for the log limit).
+func (s *Speaker) peerProblem(a netip.Addr, kind, reason string) {
 	s.mu.Lock()
 	p := s.peers[a]
 	if p == nil {
 		s.mu.Unlock()
 		return
 	}
+	if kind == "connect" && p.md5 && strings.HasSuffix(reason, "timeout") {
+		// The neighbor's kernel drops segments whose MD5 signature it cannot check, so a
+		// password it does not share shows only as a connection that never answers.
+		reason += " (or a TCP MD5 password the neighbor does not share)"
+	}
 	p.lastErr = reason
 	as := p.as
 	s.mu.Unlock()
-	s.limit.Log(s.log, a.String()+"/connect", hclog.Warn, "BGP peer unreachable",
+	s.limit.Log(s.log, a.String()+"/"+kind, hclog.Warn, "BGP peer cannot establish a session",
 		"neighbor", a, "remote_as", as, "reason", reason)
+}
+
+// problem reads a GoBGP log record that says why a session failed, if r is one: its
+// neighbor, kind and reason in words.
+func (h *logHandler) problem(r slog.Record) (a netip.Addr, kind, reason string, ok bool) {
+	var sent bool
+	switch r.Message {
+	case "failed to connect":
+		kind = "connect"
+	case "sent notification":
+		kind, sent = "notification", true
+	case "received notification":
+		kind = "notification"
+	default:
+		return a, "", "", false
+	}
+	key, why, said := h.key, "", ""
+	var code, subcode int64
+	r.Attrs(func(at slog.Attr) bool {
+		switch at.Key {
+		case "Key":
+			key = at.Value.String()
+		case "Error":
+			why = at.Value.String()
+		case "Code":
+			code = at.Value.Int64()
+		case "Subcode":
+			subcode = at.Value.Int64()
+		case "Communicated-Reason":
+			said = at.Value.String()
+		}
+		return true
+	})
+	a, err := netip.ParseAddr(key)
+	if err != nil {
+		return a, "", "", false
+	}
+	if kind == "connect" {
+		// "dial tcp 192.0.2.99:179: connect: connection refused" -> "connection refused"
+		if i := strings.LastIndex(why, ": "); i >= 0 {
+			why = why[i+2:]
+		}
+		return a.Unmap(), kind, "TCP connection failed: " + why, true
+	}
+	reason = "received NOTIFICATION: "
+	if sent {
+		reason = "sent NOTIFICATION: "
+	}
+	reason += bgp.NewNotificationErrorCode(uint8(code), uint8(subcode)).String()
+	if said != "" {
+		reason += fmt.Sprintf(" (%q)", said)
+	}
+	return a.Unmap(), kind, reason, true
 }
 
 // logHandler receives GoBGP's log records: it picks out failed connections (logged at debug
@@ -141,23 +197,12 @@ type logHandler struct {
 func (h *logHandler) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
-	if r.Message == "failed to connect" {
-		key, why := h.key, ""
-		r.Attrs(func(at slog.Attr) bool {
-			switch at.Key {
-			case "Key":
-				key = at.Value.String()
-			case "Error":
-				why = at.Value.String()
-			}
-			return true
-		})
-		if a, err := netip.ParseAddr(key); err == nil && why != "" {
-			h.s.connectFailed(a.Unmap(), why)
-		}
-		return nil
+	if a, kind, reason, ok := h.problem(r); ok {
+		h.s.peerProblem(a, kind, reason)
 	}
-	if r.Level < slog.LevelWarn {
+	// GoBGP's info and debug lines are many and mostly repeat the speaker's own; they are
+	// passed on only when the speaker's log asks for debug.
+	if r.Level < slog.LevelWarn && !h.s.glog.IsDebug() {
 		return nil
 	}
 	args := make([]any, 0, 2*(len(h.attrs)+r.NumAttrs()))
@@ -169,9 +214,12 @@ func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 		add(at)
 	}
 	r.Attrs(add)
-	level := hclog.Warn
-	if r.Level >= slog.LevelError {
+	level := hclog.Debug
+	switch {
+	case r.Level >= slog.LevelError:
 		level = hclog.Error
+	case r.Level >= slog.LevelWarn:
+		level = hclog.Warn
 	}
 	h.s.limit.Log(h.s.glog, fmt.Sprintf("gobgp/%s/%s", h.key, r.Message), level, r.Message, args...)
 	return nil

@@ -265,7 +265,7 @@ func (s *Speaker) addPeer(ctx context.Context, n neighbor, localAS uint32) error
 	}
 	// Tracked before GoBGP knows the peer, so that its first events find it.
 	s.mu.Lock()
-	s.peers[n.addr] = &peer{as: n.pb.GetRemoteAs(), local: localAS, state: "idle", since: time.Now(), bfd: n.pb.GetBfd()}
+	s.peers[n.addr] = &peer{as: n.pb.GetRemoteAs(), local: localAS, state: "idle", since: time.Now(), bfd: n.pb.GetBfd(), md5: n.pb.GetPassword() != ""}
 	s.mu.Unlock()
 	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: p}); err != nil {
 		s.mu.Lock()
