@@ -1,0 +1,224 @@
+package speaker_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/core/internal/bgppb"
+	"github.com/vigil-ha/vigil/internal/lab"
+)
+
+// frrConf is bgpd's configuration on a router of AS 64512 peering with the speaker on n1
+// (192.0.2.11, 2001:db8::11) over iBGP, so that LOCAL_PREF is kept as sent.
+const frrConf = `frr defaults traditional
+hostname %s
+router bgp 64512
+ bgp router-id %s
+ no bgp default ipv4-unicast
+ neighbor 192.0.2.11 remote-as 64512
+ neighbor 192.0.2.11 timers connect 1
+ neighbor 2001:db8::11 remote-as 64512
+ neighbor 2001:db8::11 timers connect 1
+ address-family ipv4 unicast
+  neighbor 192.0.2.11 activate
+ exit-address-family
+ address-family ipv6 unicast
+  neighbor 2001:db8::11 activate
+ exit-address-family
+`
+
+// Bounds of the waits: BGP sessions come up in a few seconds here (connect retry 1 s); the
+// bounds are generous so that a loaded machine does not fail the test.
+const (
+	sessionBound = 60 * time.Second
+	routeBound   = 30 * time.Second
+)
+
+// The speaker in n1 announces to FRR in n2 over IPv4 and IPv6, beside neighbors that cannot
+// come up: n3's FRR, first with the wrong AS and then the wrong password, and an address
+// nobody has a route to. FRR in n2 sees what is announced, changed and withdrawn, next hop
+// n1's address; Status and the log name the bad peers and why.
+func TestSpeakerWithFRR(t *testing.T) {
+	if err := lab.Available(); err != nil {
+		t.Skip("needs network namespaces: ", err)
+	}
+	if err := frrBGPAvailable(); err != nil {
+		t.Skip("needs FRR's bgpd: ", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin := buildSpeaker(t)
+	l, err := lab.New(ctx, "spk", 3, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	n1, n2, n3 := l.Nodes[0], l.Nodes[1], l.Nodes[2]
+	good := startBGPD(t, n2, fmt.Sprintf(frrConf, "n2", "192.0.2.12"))
+	bad := startBGPD(t, n3, fmt.Sprintf(frrConf, "n3", "192.0.2.13"))
+
+	var logs syncBuffer
+	spk := startSpeaker(t, n1, bin, &logs)
+	defer func() {
+		if t.Failed() || testing.Verbose() {
+			t.Logf("speaker log:\n%s", logs.String())
+		}
+	}()
+
+	const unreachable = "198.51.100.1" // no route in n1: connect fails at once
+	neighbors := func(n3AS uint32, n3Password string) *bgppb.Config {
+		return &bgppb.Config{LocalAs: 64512, RouterId: "192.0.2.11", Neighbors: []*bgppb.Neighbor{
+			{Address: "192.0.2.12", RemoteAs: 64512, HoldTimeSec: 9, ConnectRetrySec: 1},
+			{Address: "2001:db8::12", RemoteAs: 64512, HoldTimeSec: 9, ConnectRetrySec: 1},
+			{Address: "192.0.2.13", RemoteAs: n3AS, Password: n3Password, HoldTimeSec: 9, ConnectRetrySec: 2},
+			{Address: unreachable, RemoteAs: 64513, ConnectRetrySec: 1},
+		}}
+	}
+	if _, err := spk.Configure(ctx, neighbors(64999, "")); err != nil {
+		t.Fatal(err)
+	}
+
+	v4 := &bgppb.Route{Prefix: "192.0.2.100/32", Owner: "VI_1", HasMed: true, Med: 10, HasLocalPref: true, LocalPref: 200, Communities: []string{"64512:100"}}
+	v6 := &bgppb.Route{Prefix: "2001:db8::100/128", Owner: "VI_1", HasMed: true, Med: 5}
+	set := func(rs ...*bgppb.Route) {
+		t.Helper()
+		if _, err := spk.SetRoutes(ctx, &bgppb.Routes{Routes: rs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// waitRoute waits until FRR in n2 has prefix with a path ok accepts.
+	waitRoute := func(what, prefix string, ok func(frrPath) bool) {
+		t.Helper()
+		waitFor(t, what, routeBound, func() (bool, string) {
+			ps, err := good.route(ctx, prefix)
+			if err != nil {
+				return false, err.Error()
+			}
+			return slices.ContainsFunc(ps, ok), fmt.Sprint(ps)
+		})
+	}
+	nextHop := func(p frrPath, ip string) bool {
+		return slices.ContainsFunc(p.Nexthops, func(n struct {
+			IP    string `json:"ip"`
+			Scope string `json:"scope"`
+		}) bool {
+			return n.IP == ip
+		})
+	}
+	community := func(p frrPath) string {
+		if p.Community == nil {
+			return ""
+		}
+		return p.Community.String
+	}
+	is := func(v *uint32, want uint32) bool { return v != nil && *v == want }
+
+	set(v4, v6)
+	waitRoute("IPv4 route announced", "192.0.2.100/32", func(p frrPath) bool {
+		return nextHop(p, "192.0.2.11") && is(p.Metric, 10) && is(p.LocPrf, 200) && community(p) == "64512:100"
+	})
+	waitRoute("IPv6 route announced", "2001:db8::100/128", func(p frrPath) bool {
+		return nextHop(p, "2001:db8::11") && is(p.Metric, 5)
+	})
+
+	t.Run("change", func(t *testing.T) {
+		v4.Med, v4.LocalPref, v4.Communities = 20, 150, []string{"64512:200", "64512:300"}
+		set(v4, v6)
+		waitRoute("IPv4 route changed", "192.0.2.100/32", func(p frrPath) bool {
+			return is(p.Metric, 20) && is(p.LocPrf, 150) && community(p) == "64512:200 64512:300"
+		})
+	})
+
+	t.Run("graceful shutdown", func(t *testing.T) {
+		v4.GracefulShutdown, v6.GracefulShutdown = true, true
+		set(v4, v6)
+		waitRoute("IPv4 route with GRACEFUL_SHUTDOWN", "192.0.2.100/32", func(p frrPath) bool {
+			return strings.Contains(community(p), "graceful-shutdown")
+		})
+		waitRoute("IPv6 route with GRACEFUL_SHUTDOWN", "2001:db8::100/128", func(p frrPath) bool {
+			return strings.Contains(community(p), "graceful-shutdown")
+		})
+	})
+
+	t.Run("bad peers", func(t *testing.T) {
+		wantErr := func(addr, want string) {
+			t.Helper()
+			waitFor(t, addr+"'s last error", sessionBound, func() (bool, string) {
+				p, err := peerStatus(ctx, spk, addr)
+				if err != nil {
+					return false, err.Error()
+				}
+				return p.State != "established" && strings.Contains(p.LastError, want), fmt.Sprint(p)
+			})
+			waitFor(t, "a log line naming "+addr, routeBound, func() (bool, string) {
+				for _, ln := range strings.Split(logs.String(), "\n") {
+					if strings.Contains(ln, addr) && strings.Contains(ln, want) {
+						return true, ""
+					}
+				}
+				return false, "no line with " + addr + " and " + want
+			})
+		}
+		wantErr("192.0.2.13", "sent NOTIFICATION: code 2(open) subcode 2(bad peer as)")
+		wantErr(unreachable, "network is unreachable")
+
+		// With the right AS but a TCP MD5 password n3 does not share, n3 drops the
+		// speaker's SYNs: the connection times out.
+		if _, err := bad.vtysh(ctx, "configure terminal", "router bgp 64512", "neighbor 192.0.2.11 password right"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := spk.Configure(ctx, neighbors(64512, "wrong")); err != nil {
+			t.Fatal(err)
+		}
+		wantErr("192.0.2.13", "timeout (or a TCP MD5 password the neighbor does not share)")
+
+		// The good peers kept their sessions and routes throughout.
+		for _, a := range []string{"192.0.2.12", "2001:db8::12"} {
+			p, err := peerStatus(ctx, spk, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.State != "established" || p.RoutesSent != 1 || p.Flaps != 0 {
+				t.Errorf("good peer %s: %v; want established, 1 route sent, no flaps", a, p)
+			}
+		}
+	})
+
+	t.Run("password", func(t *testing.T) {
+		if _, err := spk.Configure(ctx, neighbors(64512, "right")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "session with n3 (TCP MD5)", sessionBound, func() (bool, string) {
+			p, err := peerStatus(ctx, spk, "192.0.2.13")
+			if err != nil {
+				return false, err.Error()
+			}
+			return p.State == "established", fmt.Sprint(p)
+		})
+		waitFor(t, "n3 has the IPv4 route", routeBound, func() (bool, string) {
+			ps, err := bad.route(ctx, "192.0.2.100/32")
+			return err == nil && len(ps) > 0, fmt.Sprint(ps, err)
+		})
+	})
+
+	t.Run("withdraw", func(t *testing.T) {
+		set()
+		for _, pfx := range []string{"192.0.2.100/32", "2001:db8::100/128"} {
+			waitFor(t, pfx+" withdrawn", routeBound, func() (bool, string) {
+				ps, err := good.route(ctx, pfx)
+				return err == nil && len(ps) == 0, fmt.Sprint(ps, err)
+			})
+		}
+		st, err := spk.Status(ctx, &bgppb.Empty{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Announced) != 0 {
+			t.Errorf("announced after withdrawing all: %v", st.Announced)
+		}
+	})
+}
