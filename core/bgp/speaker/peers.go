@@ -116,7 +116,9 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Tim
 func (s *Speaker) peerProblem(a netip.Addr, kind, reason string) {
 	s.mu.Lock()
 	p := s.peers[a]
-	if p == nil {
+	if p == nil || p.state == "established" {
+		// A NOTIFICATION that ends an established session is the reason of the state
+		// change that follows, which records and logs it.
 		s.mu.Unlock()
 		return
 	}

@@ -205,6 +205,7 @@ func (s *Speaker) restart(ctx context.Context, c *bgppb.Config, port int32) erro
 		return fmt.Errorf("watch peer events: %w", err)
 	}
 	s.srv, s.stopSrv, s.port = srv, cancel, port
+	s.log.Info("BGP started", "local_as", c.GetLocalAs(), "router_id", c.GetRouterId(), "listen_port", port)
 	s.cfg = &bgppb.Config{LocalAs: c.GetLocalAs(), RouterId: c.GetRouterId()}
 	if len(s.routes) > 0 {
 		paths := make([]*apiutil.Path, 0, len(s.routes))
