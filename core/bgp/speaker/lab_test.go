@@ -22,15 +22,15 @@ import (
 	"github.com/vigil-ha/vigil/internal/lab"
 )
 
-// bgpd is FRR's zebra and bgpd in a lab node, in a directory of their own.
+// bgpd is FRR's zebra, bgpd and optionally bfdd in a lab node, in a directory of their own.
 // TODO(bgplab): lab.StartFRR with bgpd replaces this once it is on main.
 type bgpd struct {
-	nd          *lab.Node
-	dir         string
-	zebra, bgpd *lab.Proc
+	nd                *lab.Node
+	dir               string
+	zebra, bgpd, bfdd *lab.Proc
 }
 
-var frrBGPBinaries = []string{"/usr/lib/frr/zebra", "/usr/lib/frr/bgpd"}
+var frrBGPBinaries = []string{"/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/lib/frr/bfdd"}
 
 func frrBGPAvailable() error {
 	for _, b := range frrBGPBinaries {
@@ -44,7 +44,8 @@ func frrBGPAvailable() error {
 	return nil
 }
 
-func startBGPD(t *testing.T, nd *lab.Node, conf string) *bgpd {
+// startBGPD runs zebra and bgpd with conf in nd, and bfdd first when withBFD.
+func startBGPD(t *testing.T, nd *lab.Node, conf string, withBFD bool) *bgpd {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "vigil-frr-bgp-")
 	if err != nil {
@@ -56,7 +57,7 @@ func startBGPD(t *testing.T, nd *lab.Node, conf string) *bgpd {
 	}
 	f := &bgpd{nd: nd, dir: dir}
 	t.Cleanup(f.stop)
-	for name, text := range map[string]string{"zebra.conf": "", "bgpd.conf": conf} {
+	for name, text := range map[string]string{"zebra.conf": "", "bgpd.conf": conf, "bfdd.conf": ""} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -69,6 +70,12 @@ func startBGPD(t *testing.T, nd *lab.Node, conf string) *bgpd {
 		t.Fatal(err)
 	}
 	f.waitFile(t, "zserv.api", f.zebra)
+	if withBFD {
+		if f.bfdd, err = nd.Start(frrBGPBinaries[2], append(common("bfdd"), "--bfdctl", filepath.Join(dir, "bfdd.sock"))...); err != nil {
+			t.Fatal(err)
+		}
+		f.waitFile(t, "bfdd.vty", f.bfdd)
+	}
 	if f.bgpd, err = nd.Start(frrBGPBinaries[1], common("bgpd")...); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +95,7 @@ func (f *bgpd) waitFile(t *testing.T, name string, p *lab.Proc) {
 }
 
 func (f *bgpd) stop() {
-	for _, p := range []*lab.Proc{f.bgpd, f.zebra} {
+	for _, p := range []*lab.Proc{f.bgpd, f.bfdd, f.zebra} {
 		if p == nil || p.Exited() {
 			continue
 		}
@@ -97,7 +104,7 @@ func (f *bgpd) stop() {
 			p.Kill()
 		}
 	}
-	for _, p := range []*lab.Proc{f.bgpd, f.zebra} {
+	for _, p := range []*lab.Proc{f.bgpd, f.bfdd, f.zebra} {
 		if p != nil {
 			_ = os.RemoveAll(filepath.Join("/var/tmp/frr", fmt.Sprintf("%s.%d", filepath.Base(p.Cmd.Args[4]), p.Cmd.Process.Pid)))
 		}

@@ -2,6 +2,7 @@ package speaker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -58,8 +59,8 @@ func TestSpeakerWithFRR(t *testing.T) {
 	}
 	t.Cleanup(func() { l.Close() })
 	n1, n2, n3 := l.Nodes[0], l.Nodes[1], l.Nodes[2]
-	good := startBGPD(t, n2, fmt.Sprintf(frrConf, "n2", "192.0.2.12"))
-	bad := startBGPD(t, n3, fmt.Sprintf(frrConf, "n3", "192.0.2.13"))
+	good := startBGPD(t, n2, fmt.Sprintf(frrConf, "n2", "192.0.2.12"), false)
+	bad := startBGPD(t, n3, fmt.Sprintf(frrConf, "n3", "192.0.2.13"), false)
 
 	var logs syncBuffer
 	spk := startSpeaker(t, n1, bin, &logs)
@@ -220,5 +221,115 @@ func TestSpeakerWithFRR(t *testing.T) {
 		if len(st.Announced) != 0 {
 			t.Errorf("announced after withdrawing all: %v", st.Announced)
 		}
+	})
+}
+
+// A session FRR resets counts as a flap with FRR's NOTIFICATION as the last error, and comes
+// back with its routes; BFD comes up with FRR's bfdd; a passive neighbor is reached by FRR
+// connecting to the speaker.
+func TestSpeakerSessionEvents(t *testing.T) {
+	if err := lab.Available(); err != nil {
+		t.Skip("needs network namespaces: ", err)
+	}
+	if err := frrBGPAvailable(); err != nil {
+		t.Skip("needs FRR's bgpd and bfdd: ", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin := buildSpeaker(t)
+	l, err := lab.New(ctx, "spkev", 2, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	frr := startBGPD(t, n2, fmt.Sprintf(frrConf, "n2", "192.0.2.12")+
+		"router bgp 64512\n neighbor 192.0.2.11 bfd\n", true)
+
+	var logs syncBuffer
+	spk := startSpeaker(t, n1, bin, &logs)
+	defer func() {
+		if t.Failed() || testing.Verbose() {
+			t.Logf("speaker log:\n%s", logs.String())
+		}
+	}()
+	cfg := func(passive bool) *bgppb.Config {
+		return &bgppb.Config{LocalAs: 64512, RouterId: "192.0.2.11", Neighbors: []*bgppb.Neighbor{
+			{Address: "192.0.2.12", RemoteAs: 64512, HoldTimeSec: 9, ConnectRetrySec: 1, Bfd: true, Passive: passive},
+		}}
+	}
+	if _, err := spk.Configure(ctx, cfg(false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := spk.SetRoutes(ctx, &bgppb.Routes{Routes: []*bgppb.Route{{Prefix: "192.0.2.100/32", Owner: "VI_1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// waitPeer waits until the speaker's status of n2 satisfies ok.
+	waitPeer := func(what string, ok func(*bgppb.PeerStatus) bool) *bgppb.PeerStatus {
+		t.Helper()
+		var last *bgppb.PeerStatus
+		waitFor(t, what, sessionBound, func() (bool, string) {
+			p, err := peerStatus(ctx, spk, "192.0.2.12")
+			if err != nil {
+				return false, err.Error()
+			}
+			last = p
+			return ok(p), fmt.Sprint(p)
+		})
+		return last
+	}
+	hasRoute := func(what string) {
+		t.Helper()
+		waitFor(t, what, routeBound, func() (bool, string) {
+			ps, err := frr.route(ctx, "192.0.2.100/32")
+			return err == nil && len(ps) > 0, fmt.Sprint(ps, err)
+		})
+	}
+	waitPeer("session up", func(p *bgppb.PeerStatus) bool { return p.State == "established" && p.RoutesSent == 1 })
+	hasRoute("route announced")
+
+	t.Run("bfd", func(t *testing.T) {
+		waitPeer("BFD up in the speaker", func(p *bgppb.PeerStatus) bool { return p.BfdState == "up" })
+		waitFor(t, "BFD up in FRR", sessionBound, func() (bool, string) {
+			out, err := frr.vtysh(ctx, "show bfd peers json")
+			if err != nil {
+				return false, err.Error()
+			}
+			var peers []struct {
+				Peer   string `json:"peer"`
+				Status string `json:"status"`
+			}
+			if err := json.Unmarshal(out, &peers); err != nil {
+				return false, fmt.Sprintf("%v: %s", err, out)
+			}
+			return slices.ContainsFunc(peers, func(p struct {
+				Peer   string `json:"peer"`
+				Status string `json:"status"`
+			}) bool {
+				return p.Peer == "192.0.2.11" && p.Status == "up"
+			}), string(out)
+		})
+	})
+
+	t.Run("flap", func(t *testing.T) {
+		if _, err := frr.vtysh(ctx, "clear bgp ipv4 unicast 192.0.2.11"); err != nil {
+			t.Fatal(err)
+		}
+		p := waitPeer("session lost and back", func(p *bgppb.PeerStatus) bool { return p.Flaps >= 1 && p.State == "established" })
+		if !strings.Contains(p.LastError, "received NOTIFICATION: code 6(cease)") {
+			t.Errorf("last error after FRR reset the session: %q; want FRR's cease NOTIFICATION", p.LastError)
+		}
+		if !strings.Contains(logs.String(), "from=established") {
+			t.Errorf("no log line for the session lost")
+		}
+		hasRoute("route announced again")
+	})
+
+	t.Run("passive", func(t *testing.T) {
+		if _, err := spk.Configure(ctx, cfg(true)); err != nil {
+			t.Fatal(err)
+		}
+		waitPeer("FRR connects to the passive speaker", func(p *bgppb.PeerStatus) bool { return p.State == "established" })
+		hasRoute("route announced over the passive session")
 	})
 }
