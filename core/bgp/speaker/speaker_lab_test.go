@@ -85,14 +85,14 @@ func TestSpeakerWithFRR(t *testing.T) {
 
 	v4 := &bgppb.Route{Prefix: "192.0.2.100/32", Owner: "VI_1", HasMed: true, Med: 10, HasLocalPref: true, LocalPref: 200, Communities: []string{"64512:100"}}
 	v6 := &bgppb.Route{Prefix: "2001:db8::100/128", Owner: "VI_1", HasMed: true, Med: 5}
-	set := func(rs ...*bgppb.Route) {
+	set := func(t *testing.T, rs ...*bgppb.Route) {
 		t.Helper()
 		if _, err := spk.SetRoutes(ctx, &bgppb.Routes{Routes: rs}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// waitRoute waits until FRR in n2 has prefix with a path ok accepts.
-	waitRoute := func(what, prefix string, ok func(frrPath) bool) {
+	waitRoute := func(t *testing.T, what, prefix string, ok func(frrPath) bool) {
 		t.Helper()
 		waitFor(t, what, routeBound, func() (bool, string) {
 			ps, err := good.route(ctx, prefix)
@@ -118,29 +118,29 @@ func TestSpeakerWithFRR(t *testing.T) {
 	}
 	is := func(v *uint32, want uint32) bool { return v != nil && *v == want }
 
-	set(v4, v6)
-	waitRoute("IPv4 route announced", "192.0.2.100/32", func(p frrPath) bool {
+	set(t, v4, v6)
+	waitRoute(t, "IPv4 route announced", "192.0.2.100/32", func(p frrPath) bool {
 		return nextHop(p, "192.0.2.11") && is(p.Metric, 10) && is(p.LocPrf, 200) && community(p) == "64512:100"
 	})
-	waitRoute("IPv6 route announced", "2001:db8::100/128", func(p frrPath) bool {
+	waitRoute(t, "IPv6 route announced", "2001:db8::100/128", func(p frrPath) bool {
 		return nextHop(p, "2001:db8::11") && is(p.Metric, 5)
 	})
 
 	t.Run("change", func(t *testing.T) {
 		v4.Med, v4.LocalPref, v4.Communities = 20, 150, []string{"64512:200", "64512:300"}
-		set(v4, v6)
-		waitRoute("IPv4 route changed", "192.0.2.100/32", func(p frrPath) bool {
+		set(t, v4, v6)
+		waitRoute(t, "IPv4 route changed", "192.0.2.100/32", func(p frrPath) bool {
 			return is(p.Metric, 20) && is(p.LocPrf, 150) && community(p) == "64512:200 64512:300"
 		})
 	})
 
 	t.Run("graceful shutdown", func(t *testing.T) {
 		v4.GracefulShutdown, v6.GracefulShutdown = true, true
-		set(v4, v6)
-		waitRoute("IPv4 route with GRACEFUL_SHUTDOWN", "192.0.2.100/32", func(p frrPath) bool {
+		set(t, v4, v6)
+		waitRoute(t, "IPv4 route with GRACEFUL_SHUTDOWN", "192.0.2.100/32", func(p frrPath) bool {
 			return strings.Contains(community(p), "graceful-shutdown")
 		})
-		waitRoute("IPv6 route with GRACEFUL_SHUTDOWN", "2001:db8::100/128", func(p frrPath) bool {
+		waitRoute(t, "IPv6 route with GRACEFUL_SHUTDOWN", "2001:db8::100/128", func(p frrPath) bool {
 			return strings.Contains(community(p), "graceful-shutdown")
 		})
 	})
@@ -207,7 +207,7 @@ func TestSpeakerWithFRR(t *testing.T) {
 	})
 
 	t.Run("withdraw", func(t *testing.T) {
-		set()
+		set(t)
 		for _, pfx := range []string{"192.0.2.100/32", "2001:db8::100/128"} {
 			waitFor(t, pfx+" withdrawn", routeBound, func() (bool, string) {
 				ps, err := good.route(ctx, pfx)
@@ -265,7 +265,7 @@ func TestSpeakerSessionEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	// waitPeer waits until the speaker's status of n2 satisfies ok.
-	waitPeer := func(what string, ok func(*bgppb.PeerStatus) bool) *bgppb.PeerStatus {
+	waitPeer := func(t *testing.T, what string, ok func(*bgppb.PeerStatus) bool) *bgppb.PeerStatus {
 		t.Helper()
 		var last *bgppb.PeerStatus
 		waitFor(t, what, sessionBound, func() (bool, string) {
@@ -278,18 +278,18 @@ func TestSpeakerSessionEvents(t *testing.T) {
 		})
 		return last
 	}
-	hasRoute := func(what string) {
+	hasRoute := func(t *testing.T, what string) {
 		t.Helper()
 		waitFor(t, what, routeBound, func() (bool, string) {
 			ps, err := frr.route(ctx, "192.0.2.100/32")
 			return err == nil && len(ps) > 0, fmt.Sprint(ps, err)
 		})
 	}
-	waitPeer("session up", func(p *bgppb.PeerStatus) bool { return p.State == "established" && p.RoutesSent == 1 })
-	hasRoute("route announced")
+	waitPeer(t, "session up", func(p *bgppb.PeerStatus) bool { return p.State == "established" && p.RoutesSent == 1 })
+	hasRoute(t, "route announced")
 
 	t.Run("bfd", func(t *testing.T) {
-		waitPeer("BFD up in the speaker", func(p *bgppb.PeerStatus) bool { return p.BfdState == "up" })
+		waitPeer(t, "BFD up in the speaker", func(p *bgppb.PeerStatus) bool { return p.BfdState == "up" })
 		waitFor(t, "BFD up in FRR", sessionBound, func() (bool, string) {
 			out, err := frr.vtysh(ctx, "show bfd peers json")
 			if err != nil {
@@ -315,21 +315,21 @@ func TestSpeakerSessionEvents(t *testing.T) {
 		if _, err := frr.vtysh(ctx, "clear bgp ipv4 unicast 192.0.2.11"); err != nil {
 			t.Fatal(err)
 		}
-		p := waitPeer("session lost and back", func(p *bgppb.PeerStatus) bool { return p.Flaps >= 1 && p.State == "established" })
+		p := waitPeer(t, "session lost and back", func(p *bgppb.PeerStatus) bool { return p.Flaps >= 1 && p.State == "established" })
 		if !strings.Contains(p.LastError, "received NOTIFICATION: code 6(cease)") {
 			t.Errorf("last error after FRR reset the session: %q; want FRR's cease NOTIFICATION", p.LastError)
 		}
 		if !strings.Contains(logs.String(), "from=established") {
 			t.Errorf("no log line for the session lost")
 		}
-		hasRoute("route announced again")
+		hasRoute(t, "route announced again")
 	})
 
 	t.Run("passive", func(t *testing.T) {
 		if _, err := spk.Configure(ctx, cfg(true)); err != nil {
 			t.Fatal(err)
 		}
-		waitPeer("FRR connects to the passive speaker", func(p *bgppb.PeerStatus) bool { return p.State == "established" })
-		hasRoute("route announced over the passive session")
+		waitPeer(t, "FRR connects to the passive speaker", func(p *bgppb.PeerStatus) bool { return p.State == "established" })
+		hasRoute(t, "route announced over the passive session")
 	})
 }
