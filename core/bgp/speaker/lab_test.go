@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,144 +21,58 @@ import (
 	"github.com/vigil-ha/vigil/internal/lab"
 )
 
-// bgpd is FRR's zebra, bgpd and optionally bfdd in a lab node, in a directory of their own.
-// TODO(bgplab): lab.StartFRR with bgpd replaces this once it is on main.
-type bgpd struct {
-	nd                *lab.Node
-	dir               string
-	zebra, bgpd, bfdd *lab.Proc
-}
-
-var frrBGPBinaries = []string{"/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/lib/frr/bfdd"}
-
-func frrBGPAvailable() error {
-	for _, b := range frrBGPBinaries {
-		if _, err := os.Stat(b); err != nil {
-			return fmt.Errorf("FRR's %s is not installed (Debian package frr): %w", filepath.Base(b), err)
-		}
-	}
-	if _, err := exec.LookPath("vtysh"); err != nil {
-		return fmt.Errorf("FRR's vtysh is not installed (Debian package frr): %w", err)
-	}
-	return nil
-}
-
-// startBGPD runs zebra and bgpd with conf in nd, and bfdd first when withBFD.
-func startBGPD(t *testing.T, nd *lab.Node, conf string, withBFD bool) *bgpd {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "vigil-frr-bgp-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The daemons drop to the frr user, who must reach the directory.
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	f := &bgpd{nd: nd, dir: dir}
-	t.Cleanup(f.stop)
-	for name, text := range map[string]string{"zebra.conf": "", "bgpd.conf": conf, "bfdd.conf": ""} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	common := func(d string) []string {
-		return []string{"-i", filepath.Join(dir, d+".pid"), "--vty_socket", dir, "-z", filepath.Join(dir, "zserv.api"),
-			"-f", filepath.Join(dir, d+".conf"), "--log", "stdout", "--log-level", "info"}
-	}
-	if f.zebra, err = nd.Start(frrBGPBinaries[0], common("zebra")...); err != nil {
-		t.Fatal(err)
-	}
-	f.waitFile(t, "zserv.api", f.zebra)
-	if withBFD {
-		if f.bfdd, err = nd.Start(frrBGPBinaries[2], append(common("bfdd"), "--bfdctl", filepath.Join(dir, "bfdd.sock"))...); err != nil {
-			t.Fatal(err)
-		}
-		f.waitFile(t, "bfdd.vty", f.bfdd)
-	}
-	if f.bgpd, err = nd.Start(frrBGPBinaries[1], common("bgpd")...); err != nil {
-		t.Fatal(err)
-	}
-	f.waitFile(t, "bgpd.vty", f.bgpd)
-	return f
-}
-
-func (f *bgpd) waitFile(t *testing.T, name string, p *lab.Proc) {
-	t.Helper()
-	waitFor(t, "FRR's "+name, 15*time.Second, func() (bool, string) {
-		if p.Exited() {
-			t.Fatalf("FRR daemon exited: %s", p.Output())
-		}
-		_, err := os.Stat(filepath.Join(f.dir, name))
-		return err == nil, fmt.Sprint(err)
-	})
-}
-
-func (f *bgpd) stop() {
-	for _, p := range []*lab.Proc{f.bgpd, f.bfdd, f.zebra} {
-		if p == nil || p.Exited() {
-			continue
-		}
-		_ = p.Signal(syscall.SIGTERM)
-		if p.Wait(5*time.Second) != nil && !p.Exited() {
-			p.Kill()
-		}
-	}
-	for _, p := range []*lab.Proc{f.bgpd, f.bfdd, f.zebra} {
-		if p != nil {
-			_ = os.RemoveAll(filepath.Join("/var/tmp/frr", fmt.Sprintf("%s.%d", filepath.Base(p.Cmd.Args[4]), p.Cmd.Process.Pid)))
-		}
-	}
-	_ = os.RemoveAll(f.dir)
-}
-
-// vtysh runs FRR commands; more than one runs them in order (conf t, router bgp, ...).
-func (f *bgpd) vtysh(ctx context.Context, cmds ...string) ([]byte, error) {
-	args := []string{"--vty_socket", f.dir}
+// vtysh runs FRR commands in f's daemons, in order ("configure terminal", "router bgp ..."),
+// and returns what they print.
+func vtysh(ctx context.Context, f *lab.FRR, cmds ...string) ([]byte, error) {
+	args := []string{"--vty_socket", f.Dir()}
 	for _, c := range cmds {
 		args = append(args, "-c", c)
 	}
 	out, err := exec.CommandContext(ctx, "vtysh", args...).CombinedOutput()
 	if err != nil {
-		return out, fmt.Errorf("vtysh %q: %w: %s", cmds, err, out)
+		return out, fmt.Errorf("vtysh %q on %s: %w: %s", cmds, f, err, out)
 	}
 	return out, nil
 }
 
-// frrPath is the part of a path in `show bgp ... PREFIX json` the tests read.
-type frrPath struct {
-	Metric    *uint32 `json:"metric"`
-	LocPrf    *uint32 `json:"locPrf"`
-	Community *struct {
-		String string `json:"string"`
-	} `json:"community"`
-	Nexthops []struct {
-		IP    string `json:"ip"`
-		Scope string `json:"scope"`
-	} `json:"nexthops"`
-}
-
-func (p frrPath) String() string {
-	b, _ := json.Marshal(p)
-	return string(b)
-}
-
-// route returns FRR's paths for prefix (none when it has no route).
-func (f *bgpd) route(ctx context.Context, prefix string) ([]frrPath, error) {
-	afi := "ipv4"
-	if strings.Contains(prefix, ":") {
-		afi = "ipv6"
-	}
-	out, err := f.vtysh(ctx, fmt.Sprintf("show bgp %s unicast %s json", afi, prefix))
+// localPrefs returns the LOCAL_PREF of each of bgpd's paths for prefix that has one.
+// lab.BGPRoute reads it from "localpref", but FRR 8.4's bgpd prints "locPrf" there.
+// TODO(bgplab): lab.BGPPath.LocalPref once lab reads "locPrf".
+func localPrefs(ctx context.Context, f *lab.FRR, prefix string) ([]uint32, error) {
+	out, err := vtysh(ctx, f, "show bgp ipv4 unicast "+prefix+" json")
 	if err != nil {
 		return nil, err
 	}
 	var r struct {
-		Paths []frrPath `json:"paths"`
+		Paths []struct {
+			LocPrf *uint32 `json:"locPrf"`
+		} `json:"paths"`
 	}
 	if err := json.Unmarshal(out, &r); err != nil {
 		return nil, fmt.Errorf("show bgp %s: %w: %s", prefix, err, out)
 	}
-	return r.Paths, nil
+	var lps []uint32
+	for _, p := range r.Paths {
+		if p.LocPrf != nil {
+			lps = append(lps, *p.LocPrf)
+		}
+	}
+	return lps, nil
+}
+
+// startFRR runs zebra and bgpd (after bfdd when withBFD) with conf in nd until the test ends.
+func startFRR(ctx context.Context, t *testing.T, nd *lab.Node, conf string, withBFD bool) *lab.FRR {
+	t.Helper()
+	ds := []lab.FRRDaemon{{Name: "bgpd", Conf: conf}}
+	if withBFD {
+		ds = append([]lab.FRRDaemon{{Name: "bfdd"}}, ds...)
+	}
+	f, err := nd.StartFRRDaemons(ctx, ds...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Stop() })
+	return f
 }
 
 // waitFor polls ok until it holds or bound passes: then the test fails with the last detail.

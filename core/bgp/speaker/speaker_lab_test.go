@@ -2,8 +2,8 @@ package speaker_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -47,7 +47,7 @@ func TestSpeakerWithFRR(t *testing.T) {
 	if err := lab.Available(); err != nil {
 		t.Skip("needs network namespaces: ", err)
 	}
-	if err := frrBGPAvailable(); err != nil {
+	if err := lab.FRRDaemonsAvailable("bgpd"); err != nil {
 		t.Skip("needs FRR's bgpd: ", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -59,8 +59,8 @@ func TestSpeakerWithFRR(t *testing.T) {
 	}
 	t.Cleanup(func() { l.Close() })
 	n1, n2, n3 := l.Nodes[0], l.Nodes[1], l.Nodes[2]
-	good := startBGPD(t, n2, fmt.Sprintf(frrConf, "n2", "192.0.2.12"), false)
-	bad := startBGPD(t, n3, fmt.Sprintf(frrConf, "n3", "192.0.2.13"), false)
+	good := startFRR(ctx, t, n2, fmt.Sprintf(frrConf, "n2", "192.0.2.12"), false)
+	bad := startFRR(ctx, t, n3, fmt.Sprintf(frrConf, "n3", "192.0.2.13"), false)
 
 	var logs syncBuffer
 	spk := startSpeaker(t, n1, bin, &logs)
@@ -92,56 +92,57 @@ func TestSpeakerWithFRR(t *testing.T) {
 		}
 	}
 	// waitRoute waits until FRR in n2 has prefix with a path ok accepts.
-	waitRoute := func(t *testing.T, what, prefix string, ok func(frrPath) bool) {
+	waitRoute := func(t *testing.T, what, prefix string, ok func(lab.BGPPath) bool) {
 		t.Helper()
 		waitFor(t, what, routeBound, func() (bool, string) {
-			ps, err := good.route(ctx, prefix)
+			r, _, err := good.BGPRoute(ctx, netip.MustParsePrefix(prefix))
 			if err != nil {
 				return false, err.Error()
 			}
-			return slices.ContainsFunc(ps, ok), fmt.Sprint(ps)
+			return slices.ContainsFunc(r.Paths, ok), fmt.Sprintf("%+v", r.Paths)
 		})
 	}
-	nextHop := func(p frrPath, ip string) bool {
-		return slices.ContainsFunc(p.Nexthops, func(n struct {
-			IP    string `json:"ip"`
-			Scope string `json:"scope"`
-		}) bool {
-			return n.IP == ip
+	waitLocalPref := func(t *testing.T, want uint32) {
+		t.Helper()
+		waitFor(t, fmt.Sprint("LOCAL_PREF ", want), routeBound, func() (bool, string) {
+			lps, err := localPrefs(ctx, good, "192.0.2.100/32")
+			return err == nil && slices.Equal(lps, []uint32{want}), fmt.Sprint(lps, err)
 		})
 	}
-	community := func(p frrPath) string {
-		if p.Community == nil {
-			return ""
-		}
-		return p.Community.String
+	nextHop := func(p lab.BGPPath, ip string) bool {
+		return slices.Contains(p.NextHops, netip.MustParseAddr(ip))
 	}
-	is := func(v *uint32, want uint32) bool { return v != nil && *v == want }
+	community := func(p lab.BGPPath) string { return strings.Join(p.Communities, " ") }
 
 	set(t, v4, v6)
-	waitRoute(t, "IPv4 route announced", "192.0.2.100/32", func(p frrPath) bool {
-		return nextHop(p, "192.0.2.11") && is(p.Metric, 10) && is(p.LocPrf, 200) && community(p) == "64512:100"
+	waitRoute(t, "IPv4 route announced", "192.0.2.100/32", func(p lab.BGPPath) bool {
+		return nextHop(p, "192.0.2.11") && p.HasMED && p.MED == 10 && community(p) == "64512:100"
 	})
-	waitRoute(t, "IPv6 route announced", "2001:db8::100/128", func(p frrPath) bool {
-		return nextHop(p, "2001:db8::11") && is(p.Metric, 5)
+	waitLocalPref(t, 200)
+	waitRoute(t, "IPv6 route announced", "2001:db8::100/128", func(p lab.BGPPath) bool {
+		return nextHop(p, "2001:db8::11") && p.HasMED && p.MED == 5
 	})
 
 	t.Run("change", func(t *testing.T) {
 		v4.Med, v4.LocalPref, v4.Communities = 20, 150, []string{"64512:200", "64512:300"}
 		set(t, v4, v6)
-		waitRoute(t, "IPv4 route changed", "192.0.2.100/32", func(p frrPath) bool {
-			return is(p.Metric, 20) && is(p.LocPrf, 150) && community(p) == "64512:200 64512:300"
+		waitRoute(t, "IPv4 route changed", "192.0.2.100/32", func(p lab.BGPPath) bool {
+			return p.MED == 20 && community(p) == "64512:200 64512:300"
 		})
+		waitLocalPref(t, 150)
 	})
 
 	t.Run("graceful shutdown", func(t *testing.T) {
+		// 65535:0 as bgpd's community list names it (its community string says
+		// "graceful-shutdown").
+		const gshut = "gracefulShutdown"
 		v4.GracefulShutdown, v6.GracefulShutdown = true, true
 		set(t, v4, v6)
-		waitRoute(t, "IPv4 route with GRACEFUL_SHUTDOWN", "192.0.2.100/32", func(p frrPath) bool {
-			return strings.Contains(community(p), "graceful-shutdown")
+		waitRoute(t, "IPv4 route with GRACEFUL_SHUTDOWN", "192.0.2.100/32", func(p lab.BGPPath) bool {
+			return slices.Contains(p.Communities, gshut)
 		})
-		waitRoute(t, "IPv6 route with GRACEFUL_SHUTDOWN", "2001:db8::100/128", func(p frrPath) bool {
-			return strings.Contains(community(p), "graceful-shutdown")
+		waitRoute(t, "IPv6 route with GRACEFUL_SHUTDOWN", "2001:db8::100/128", func(p lab.BGPPath) bool {
+			return slices.Contains(p.Communities, gshut)
 		})
 	})
 
@@ -169,7 +170,7 @@ func TestSpeakerWithFRR(t *testing.T) {
 
 		// With the right AS but a TCP MD5 password n3 does not share, n3 drops the
 		// speaker's SYNs: the connection times out.
-		if _, err := bad.vtysh(ctx, "configure terminal", "router bgp 64512", "neighbor 192.0.2.11 password right"); err != nil {
+		if _, err := vtysh(ctx, bad, "configure terminal", "router bgp 64512", "neighbor 192.0.2.11 password right"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := spk.Configure(ctx, neighbors(64512, "wrong")); err != nil {
@@ -201,8 +202,8 @@ func TestSpeakerWithFRR(t *testing.T) {
 			return p.State == "established", fmt.Sprint(p)
 		})
 		waitFor(t, "n3 has the IPv4 route", routeBound, func() (bool, string) {
-			ps, err := bad.route(ctx, "192.0.2.100/32")
-			return err == nil && len(ps) > 0, fmt.Sprint(ps, err)
+			_, ok, err := bad.BGPRoute(ctx, netip.MustParsePrefix("192.0.2.100/32"))
+			return ok, fmt.Sprint(err)
 		})
 	})
 
@@ -210,8 +211,8 @@ func TestSpeakerWithFRR(t *testing.T) {
 		set(t)
 		for _, pfx := range []string{"192.0.2.100/32", "2001:db8::100/128"} {
 			waitFor(t, pfx+" withdrawn", routeBound, func() (bool, string) {
-				ps, err := good.route(ctx, pfx)
-				return err == nil && len(ps) == 0, fmt.Sprint(ps, err)
+				r, ok, err := good.BGPRoute(ctx, netip.MustParsePrefix(pfx))
+				return err == nil && !ok, fmt.Sprintf("%+v %v", r, err)
 			})
 		}
 		st, err := spk.Status(ctx, &bgppb.Empty{})
@@ -231,7 +232,7 @@ func TestSpeakerSessionEvents(t *testing.T) {
 	if err := lab.Available(); err != nil {
 		t.Skip("needs network namespaces: ", err)
 	}
-	if err := frrBGPAvailable(); err != nil {
+	if err := lab.FRRDaemonsAvailable("bgpd", "bfdd"); err != nil {
 		t.Skip("needs FRR's bgpd and bfdd: ", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -243,7 +244,7 @@ func TestSpeakerSessionEvents(t *testing.T) {
 	}
 	t.Cleanup(func() { l.Close() })
 	n1, n2 := l.Nodes[0], l.Nodes[1]
-	frr := startBGPD(t, n2, fmt.Sprintf(frrConf, "n2", "192.0.2.12")+
+	frr := startFRR(ctx, t, n2, fmt.Sprintf(frrConf, "n2", "192.0.2.12")+
 		"router bgp 64512\n neighbor 192.0.2.11 bfd\n", true)
 
 	var logs syncBuffer
@@ -281,8 +282,8 @@ func TestSpeakerSessionEvents(t *testing.T) {
 	hasRoute := func(t *testing.T, what string) {
 		t.Helper()
 		waitFor(t, what, routeBound, func() (bool, string) {
-			ps, err := frr.route(ctx, "192.0.2.100/32")
-			return err == nil && len(ps) > 0, fmt.Sprint(ps, err)
+			_, ok, err := frr.BGPRoute(ctx, netip.MustParsePrefix("192.0.2.100/32"))
+			return ok, fmt.Sprint(err)
 		})
 	}
 	waitPeer(t, "session up", func(p *bgppb.PeerStatus) bool { return p.State == "established" && p.RoutesSent == 1 })
@@ -291,28 +292,18 @@ func TestSpeakerSessionEvents(t *testing.T) {
 	t.Run("bfd", func(t *testing.T) {
 		waitPeer(t, "BFD up in the speaker", func(p *bgppb.PeerStatus) bool { return p.BfdState == "up" })
 		waitFor(t, "BFD up in FRR", sessionBound, func() (bool, string) {
-			out, err := frr.vtysh(ctx, "show bfd peers json")
+			peers, err := frr.BFDPeers(ctx)
 			if err != nil {
 				return false, err.Error()
 			}
-			var peers []struct {
-				Peer   string `json:"peer"`
-				Status string `json:"status"`
-			}
-			if err := json.Unmarshal(out, &peers); err != nil {
-				return false, fmt.Sprintf("%v: %s", err, out)
-			}
-			return slices.ContainsFunc(peers, func(p struct {
-				Peer   string `json:"peer"`
-				Status string `json:"status"`
-			}) bool {
-				return p.Peer == "192.0.2.11" && p.Status == "up"
-			}), string(out)
+			return slices.ContainsFunc(peers, func(p lab.BFDPeer) bool {
+				return p.Peer == n1.Addr4.Addr() && p.Status == "up"
+			}), fmt.Sprintf("%+v", peers)
 		})
 	})
 
 	t.Run("flap", func(t *testing.T) {
-		if _, err := frr.vtysh(ctx, "clear bgp ipv4 unicast 192.0.2.11"); err != nil {
+		if _, err := vtysh(ctx, frr, "clear bgp ipv4 unicast 192.0.2.11"); err != nil {
 			t.Fatal(err)
 		}
 		p := waitPeer(t, "session lost and back", func(p *bgppb.PeerStatus) bool { return p.Flaps >= 1 && p.State == "established" })
