@@ -88,7 +88,7 @@ func TestConfigureRefusesBadInput(t *testing.T) {
 func TestReasonWords(t *testing.T) {
 	for in, want := range map[string]string{
 		"hold-timer-expired": "hold timer expired",
-		"notification-sent open message error bad peer AS": "sent NOTIFICATION: open message error bad peer AS",
+		"notification-sent code 2(open) subcode 2(bad peer as)": "sent NOTIFICATION: code 2(open) subcode 2(bad peer as)",
 		"": "",
 	} {
 		if got := reasonWords(in); got != want {
