@@ -23,6 +23,10 @@ type peer struct {
 	lastErr   string
 	bfd       bool
 	md5       bool // a TCP MD5 password is set
+	// ending is the NOTIFICATION, read from GoBGP's log, that is ending an established
+	// session: its words are more than the state change's reason (a Cease's communication,
+	// "BFD is down").
+	ending string
 }
 
 func stateName(s bgp.FSMState) string {
@@ -88,7 +92,11 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Tim
 	p.state, p.since = next, at
 	if prev == "established" {
 		p.flaps++
+		if p.ending != "" {
+			reason = p.ending
+		}
 	}
+	p.ending = ""
 	if isError(ev.Peer.State.DisconnectReason) && reason != "" {
 		p.lastErr = reason
 	}
@@ -116,9 +124,14 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Tim
 func (s *Speaker) peerProblem(a netip.Addr, kind, reason string) {
 	s.mu.Lock()
 	p := s.peers[a]
-	if p == nil || p.state == "established" {
+	if p == nil {
+		s.mu.Unlock()
+		return
+	}
+	if p.state == "established" {
 		// A NOTIFICATION that ends an established session is the reason of the state
 		// change that follows, which records and logs it.
+		p.ending = reason
 		s.mu.Unlock()
 		return
 	}
