@@ -316,6 +316,30 @@ func TestSpeakerSessionEvents(t *testing.T) {
 		hasRoute(t, "route announced again")
 	})
 
+	t.Run("partition", func(t *testing.T) {
+		// n2 cut off the bridge: BFD notices before the 9 s hold timer, and the session
+		// goes with the reason; back on the bridge, the session and route come back.
+		before, err := peerStatus(ctx, spk, "192.0.2.12")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n2.Cut(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		p := waitPeer(t, "session lost in the partition", func(p *bgppb.PeerStatus) bool {
+			return p.Flaps > before.Flaps && p.State != "established"
+		})
+		t.Logf("partition: state %s, BFD %s, last error %q", p.State, p.BfdState, p.LastError)
+		if !strings.Contains(p.LastError, "BFD") {
+			t.Errorf("last error after the partition: %q; want BFD named", p.LastError)
+		}
+		if err := n2.Cut(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		waitPeer(t, "session back after the partition", func(p *bgppb.PeerStatus) bool { return p.State == "established" })
+		hasRoute(t, "route announced after the partition")
+	})
+
 	t.Run("passive", func(t *testing.T) {
 		if _, err := spk.Configure(ctx, cfg(true)); err != nil {
 			t.Fatal(err)
