@@ -14,8 +14,14 @@ import (
 // the host ends it or the host process is gone (WatchParent), then closes its sessions. log
 // should write hclog JSON to stderr, which go-plugin's host reads into its own log.
 func Serve(log hclog.Logger) {
+	// Read before serving: the host may be gone by the time a goroutine would read it.
+	parent := os.Getppid()
+	if parent == 1 {
+		log.Error("started by no parent process (reparented to init): exiting; the vrrp process starts vigil-bgp")
+		os.Exit(1)
+	}
 	sp := New(log)
-	go sp.WatchParent(time.Second)
+	go sp.WatchParent(parent, time.Second)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: bgppb.Handshake,
 		Plugins:         bgppb.PluginSet(sp),
@@ -31,9 +37,8 @@ func Serve(log hclog.Logger) {
 // process, and only for hosts that set it; and go-plugin hands the speaker the host's own
 // stdin, whose end says nothing. A change of parent does: the kernel reparents an orphan.
 // Checked every interval, which bounds how long routes outlive the vrrp process (plus the
-// neighbors' handling of the Cease).
-func (s *Speaker) WatchParent(interval time.Duration) {
-	parent := os.Getppid()
+// neighbors' handling of the Cease). parent is the parent's PID when the process started.
+func (s *Speaker) WatchParent(parent int, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for range t.C {
