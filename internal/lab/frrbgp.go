@@ -67,7 +67,7 @@ type frrBGPPrefix struct {
 			String string `json:"string"`
 		} `json:"aspath"`
 		Metric    *int64 `json:"metric"`
-		LocalPref *int64 `json:"localpref"`
+		LocalPref *int64 `json:"locPrf"` // bgpd 8.4 names it so here too
 		Valid     bool   `json:"valid"`
 		Multipath bool   `json:"multipath"`
 		Best      struct {

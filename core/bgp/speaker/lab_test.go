@@ -3,7 +3,6 @@ package speaker_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -33,31 +32,6 @@ func vtysh(ctx context.Context, f *lab.FRR, cmds ...string) ([]byte, error) {
 		return out, fmt.Errorf("vtysh %q on %s: %w: %s", cmds, f, err, out)
 	}
 	return out, nil
-}
-
-// localPrefs returns the LOCAL_PREF of each of bgpd's paths for prefix that has one.
-// lab.BGPRoute reads it from "localpref", but FRR 8.4's bgpd prints "locPrf" there.
-// TODO(bgplab): lab.BGPPath.LocalPref once lab reads "locPrf".
-func localPrefs(ctx context.Context, f *lab.FRR, prefix string) ([]uint32, error) {
-	out, err := vtysh(ctx, f, "show bgp ipv4 unicast "+prefix+" json")
-	if err != nil {
-		return nil, err
-	}
-	var r struct {
-		Paths []struct {
-			LocPrf *uint32 `json:"locPrf"`
-		} `json:"paths"`
-	}
-	if err := json.Unmarshal(out, &r); err != nil {
-		return nil, fmt.Errorf("show bgp %s: %w: %s", prefix, err, out)
-	}
-	var lps []uint32
-	for _, p := range r.Paths {
-		if p.LocPrf != nil {
-			lps = append(lps, *p.LocPrf)
-		}
-	}
-	return lps, nil
 }
 
 // startFRR runs zebra and bgpd (after bfdd when withBFD) with conf in nd until the test ends.
