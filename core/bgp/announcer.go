@@ -39,8 +39,9 @@ type Announcer struct {
 	draining map[string]bool // instances whose routes carry GRACEFUL_SHUTDOWN (DrainInstances)
 	stopped  bool            // Drain ran: nothing is announced any more
 
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	cancel    context.CancelFunc
+	done      sync.WaitGroup
+	drainOnce sync.Once
 }
 
 // NewAnnouncer prepares an announcer for the bgp block b, with the speaker at speakerPath
@@ -77,11 +78,21 @@ func (a *Announcer) Reconfigure(b *config.BGP, states func() []Instance) {
 	a.Changed()
 }
 
+// minGap is the least time between two recomputations: reading the instances' states
+// takes the engine's lock, and in a flap storm the kicks would otherwise come back to back
+// (core/vrrp's StatusOf says what that cost a master once).
+const minGap = 20 * time.Millisecond
+
 func (a *Announcer) loop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		a.update()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(minGap):
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -91,40 +102,64 @@ func (a *Announcer) loop(ctx context.Context) {
 	}
 }
 
-// update hands the host the routes the states call for now, and returns its generation.
-func (a *Announcer) update() uint64 {
+// update hands the host the routes the states call for now, and returns its generation
+// and how many of the routes carry GRACEFUL_SHUTDOWN.
+func (a *Announcer) update() (gen uint64, draining int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.stopped {
-		return a.host.SetRoutes(nil)
+		return a.host.SetRoutes(nil), 0
 	}
 	routes := Routes(a.states())
 	for _, r := range routes {
 		if a.draining[r.Owner] {
 			r.GracefulShutdown = true
+			draining++
 		}
 	}
-	return a.host.SetRoutes(routes)
+	return a.host.SetRoutes(routes), draining
 }
 
-// maxDemoteDrain bounds the drain before a demote: core waits 10 s for the vrrp process to
-// take a demote.
+// applyWait bounds each wait of a drain for the speaker to take the routes.
+const applyWait = 3 * time.Second
+
+// StopBudget is the longest a drain at stop takes with graceful_shutdown g: the routes with
+// GRACEFUL_SHUTDOWN taken, g, the withdraw taken, the speaker stopped. Core gives the vrrp
+// process this much more time to stop.
+func StopBudget(g time.Duration) time.Duration { return applyWait + g + applyWait + KillWait }
+
+// maxDemoteDrain bounds the drain before a demote, both waits together: core waits 10 s
+// for the vrrp process to take a demote.
 const maxDemoteDrain = 8 * time.Second
 
-// DrainInstances announces the routes of these instances with GRACEFUL_SHUTDOWN and waits
-// the graceful_shutdown time (at most maxDemoteDrain), so that routers move their traffic
-// before the instances are demoted. The mark ends with Undrain, once the demote took effect.
+// DrainInstances announces the routes of those of these instances that announce in anycast
+// mode with GRACEFUL_SHUTDOWN and waits the graceful_shutdown time, within maxDemoteDrain
+// and ctx, so that routers move their traffic to the other nodes before the instances are
+// demoted. A master-mode instance is not drained: no other node announces its addresses
+// before it resigns, so there is nowhere for the traffic to go. It returns at once when no
+// announced route is concerned. The mark ends with Undrain, once the demote took effect.
 func (a *Announcer) DrainInstances(ctx context.Context, names []string) {
+	anycast := map[string]bool{}
 	a.mu.Lock()
-	for _, n := range names {
-		a.draining[n] = true
+	for _, in := range a.states() {
+		if in.Announce != nil && in.Announce.Mode == config.AnnounceAnycast {
+			anycast[in.Name] = true
+		}
 	}
-	wait := min(a.graceful, maxDemoteDrain)
+	for _, n := range names {
+		if anycast[n] {
+			a.draining[n] = true
+		}
+	}
+	wait := a.graceful
 	a.mu.Unlock()
-	if wait <= 0 || len(names) == 0 {
+	gen, marked := a.update()
+	if wait <= 0 || marked == 0 {
 		return
 	}
-	a.drainWait(ctx, a.update(), wait)
+	ctx, cancel := context.WithTimeout(ctx, maxDemoteDrain)
+	defer cancel()
+	a.drainWait(ctx, gen, wait)
 }
 
 // Undrain clears the drain marks of DrainInstances.
@@ -137,9 +172,10 @@ func (a *Announcer) Undrain(names []string) {
 	a.Changed()
 }
 
-// drainWait waits until the speaker took generation gen (at most 5 s), then wait more.
+// drainWait waits until the speaker took generation gen (at most applyWait), then wait
+// more, all within ctx.
 func (a *Announcer) drainWait(ctx context.Context, gen uint64, wait time.Duration) {
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, applyWait)
 	err := a.host.WaitApplied(cctx, gen)
 	cancel()
 	if err != nil {
@@ -153,25 +189,27 @@ func (a *Announcer) drainWait(ctx context.Context, gen uint64, wait time.Duratio
 }
 
 // Drain ends announcing, the graceful way: every route is announced with
-// GRACEFUL_SHUTDOWN for the graceful_shutdown time, then withdrawn, and then the speaker is
-// stopped. It returns within graceful_shutdown plus about 10 s whatever the speaker does.
-func (a *Announcer) Drain(ctx context.Context) {
+// GRACEFUL_SHUTDOWN for the graceful_shutdown time (none when nothing is announced), then
+// withdrawn, and then the speaker is stopped. It returns within StopBudget whatever the
+// speaker does. It runs once: a second call waits for the first to end.
+func (a *Announcer) Drain(ctx context.Context) { a.drainOnce.Do(func() { a.drain(ctx) }) }
+
+func (a *Announcer) drain(ctx context.Context) {
 	a.mu.Lock()
 	wait := a.graceful
 	for _, in := range a.states() {
 		a.draining[in.Name] = true
 	}
 	a.mu.Unlock()
-	if wait > 0 {
-		gen := a.update()
-		a.log.Info("BGP graceful shutdown: routes announced with GRACEFUL_SHUTDOWN before the withdraw", "wait", wait)
+	if gen, marked := a.update(); wait > 0 && marked > 0 {
+		a.log.Info("BGP graceful shutdown: routes announced with GRACEFUL_SHUTDOWN before the withdraw", "routes", marked, "wait", wait)
 		a.drainWait(ctx, gen, wait)
 	}
 	a.mu.Lock()
 	a.stopped = true
 	a.mu.Unlock()
-	gen := a.update()
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	gen, _ := a.update()
+	cctx, cancel := context.WithTimeout(ctx, applyWait)
 	if err := a.host.WaitApplied(cctx, gen); err != nil {
 		a.log.Warn("routes not withdrawn one by one; stopping the speaker ends its sessions, and with them its routes", "error", err)
 	}

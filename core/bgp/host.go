@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -133,11 +132,20 @@ func (h *Host) Run(ctx context.Context) {
 // restarted, so that the desired state is never stuck behind it.
 const callTimeout = 10 * time.Second
 
+// healthEvery is how often a speaker with nothing to do is asked for its status: one that
+// does not answer within callTimeout is restarted, as one that fails a call is.
+const healthEvery = 5 * time.Second
+
+// KillWait is how long a speaker is given to stop when asked (go-plugin's shutdown call),
+// before it is killed: the call itself waits for ever for a speaker that is stopped or
+// frozen.
+const KillWait = 3 * time.Second
+
 func (h *Host) runOnce(ctx context.Context) error {
+	// No Pdeathsig: it fires when the thread that started the child ends, and Go ends
+	// threads that a goroutine locked (netif's do); the speaker watches its parent instead
+	// (speaker.WatchParent) and ends its sessions when this process is gone.
 	cmd := exec.Command(h.path)
-	// The speaker ends with this process: its sessions close and the routers withdraw
-	// its routes, rather than an orphan announcing addresses nobody serves.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  bgppb.Handshake,
 		Plugins:          bgppb.PluginSet(nil),
@@ -147,7 +155,7 @@ func (h *Host) runOnce(ctx context.Context) error {
 		Logger:           h.log,
 		StartTimeout:     30 * time.Second,
 	})
-	defer client.Kill()
+	defer stop(client, cmd)
 	rpc, err := client.Client()
 	if err != nil {
 		return fmt.Errorf("start %s: %w", h.path, err)
@@ -166,6 +174,7 @@ func (h *Host) runOnce(ctx context.Context) error {
 	var sentGen uint64        // and the generation it took
 	alive := time.NewTicker(time.Second)
 	defer alive.Stop()
+	lastCall := time.Now()
 	for {
 		h.mu.Lock()
 		gen, cfg, routes := h.gen, h.cfg, h.routes
@@ -174,7 +183,7 @@ func (h *Host) runOnce(ctx context.Context) error {
 			if err := h.apply(ctx, spk, cfg, sentCfg, routes); err != nil {
 				return err
 			}
-			sentCfg, sentGen = cfg, gen
+			sentCfg, sentGen, lastCall = cfg, gen, time.Now()
 			h.mu.Lock()
 			if gen > h.applied {
 				h.applied = gen
@@ -191,7 +200,32 @@ func (h *Host) runOnce(ctx context.Context) error {
 			if client.Exited() {
 				return errors.New("the speaker process exited")
 			}
+			if time.Since(lastCall) >= healthEvery {
+				cctx, cancel := context.WithTimeout(ctx, callTimeout)
+				_, err := spk.Status(cctx, &bgppb.Empty{})
+				cancel()
+				if err != nil && ctx.Err() == nil {
+					return fmt.Errorf("the speaker does not answer: %w", err)
+				}
+				lastCall = time.Now()
+			}
 		}
+	}
+}
+
+// stop ends the speaker: go-plugin's Kill asks it to stop and waits for the process, but
+// its request waits for ever on a speaker that is stopped (SIGSTOP) or frozen, so after
+// KillWait the process is killed, which ends the request.
+func stop(client *plugin.Client, cmd *exec.Cmd) {
+	done := make(chan struct{})
+	go func() { defer close(done); client.Kill() }()
+	select {
+	case <-done:
+	case <-time.After(KillWait):
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+		}
+		<-done
 	}
 }
 

@@ -15,17 +15,59 @@ import (
 	"github.com/vigil-ha/vigil/core/internal/bgppb"
 )
 
-// TestHostRestartsSpeaker: the speaker process dies; the host starts another and hands it the
-// configuration and the routes again, unasked. No router is needed: the one neighbor is a
-// loopback address where nothing listens.
-func TestHostRestartsSpeaker(t *testing.T) {
+// buildSpeakerTo builds vigil-bgp into a directory of the test's.
+func buildSpeakerTo(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "vigil-bgp")
 	build := exec.Command("go", "build", "-o", bin, "github.com/vigil-ha/vigil/cmd/vigil-bgp")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building vigil-bgp: %v\n%s", err, out)
 	}
-	h := bgp.NewHost(hclog.NewNullLogger(), bin)
+	return bin
+}
+
+// TestHostStopsFrozenSpeaker: a speaker that is stopped (SIGSTOP: frozen, as by a cgroup
+// freezer or a debugger) neither answers nor exits. Run still returns when its context
+// ends, with the speaker killed: the vrrp process's stop, which waits for it before VRRP
+// resigns, is not held up for ever. (go-plugin's own Kill waits for ever here.)
+func TestHostStopsFrozenSpeaker(t *testing.T) {
+	h := bgp.NewHost(hclog.NewNullLogger(), buildSpeakerTo(t))
+	h.Configure(&bgppb.Config{LocalAs: 64513, RouterId: "192.0.2.1"})
+	gen := h.SetRoutes(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan struct{})
+	go func() { defer close(ran); h.Run(ctx) }()
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	defer wcancel()
+	if err := h.WaitApplied(wctx, gen); err != nil {
+		t.Fatal(err)
+	}
+	pid := h.Status(wctx).PID
+	if pid == 0 {
+		t.Fatal("no speaker PID")
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL) // should Run fail to
+	cancel()
+	select {
+	case <-ran:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return 30 s after its context ended, the speaker frozen")
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("frozen speaker %d still there after Run returned", pid)
+	}
+}
+
+// TestHostRestartsSpeaker: the speaker process dies; the host starts another and hands it the
+// configuration and the routes again, unasked. No router is needed: the one neighbor is a
+// loopback address where nothing listens.
+func TestHostRestartsSpeaker(t *testing.T) {
+	h := bgp.NewHost(hclog.NewNullLogger(), buildSpeakerTo(t))
 	h.Configure(&bgppb.Config{LocalAs: 64513, RouterId: "192.0.2.1",
 		Neighbors: []*bgppb.Neighbor{{Address: "127.0.0.2", RemoteAs: 64512, ConnectRetrySec: 1}}})
 	gen := h.SetRoutes([]*bgppb.Route{{Prefix: "192.0.2.10/32", Owner: "VI_1"}})

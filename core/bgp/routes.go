@@ -35,7 +35,7 @@ func (in Instance) Announced() bool {
 	}
 }
 
-// Routes is the whole set of routes to announce for these instances, in prefix order: a /32
+// Routes is the whole set of routes to announce for these instances, in address order: a /32
 // or /128 for each virtual address of an instance that announces, next hop self. An address
 // that two instances announce is announced once, by the first in name order, so that the set
 // does not depend on the order the engine lists them.
@@ -57,7 +57,9 @@ func Routes(ins []Instance) []*bgppb.Route {
 			out = append(out, route(in, a))
 		}
 	}
-	slices.SortFunc(out, func(a, b *bgppb.Route) int { return cmp.Compare(a.Prefix, b.Prefix) })
+	slices.SortFunc(out, func(a, b *bgppb.Route) int {
+		return netip.MustParsePrefix(a.Prefix).Addr().Compare(netip.MustParsePrefix(b.Prefix).Addr())
+	})
 	return out
 }
 
@@ -82,19 +84,6 @@ func route(in Instance, a netip.Addr) *bgppb.Route {
 }
 
 func clampPriority(p int) int { return min(max(p, 0), 255) }
-
-// Draining returns routes as they are announced while they drain: with the
-// GRACEFUL_SHUTDOWN community, so that routers that honour it (RFC 8326) move traffic to
-// another path before the withdraw.
-func Draining(routes []*bgppb.Route) []*bgppb.Route {
-	out := make([]*bgppb.Route, len(routes))
-	for i, r := range routes {
-		c := cloneRoute(r)
-		c.GracefulShutdown = true
-		out[i] = c
-	}
-	return out
-}
 
 func cloneRoute(r *bgppb.Route) *bgppb.Route {
 	return &bgppb.Route{Prefix: r.Prefix, HasMed: r.HasMed, Med: r.Med, HasLocalPref: r.HasLocalPref,

@@ -69,12 +69,4 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("route %d: %v, want %v", i, got[i], want[i])
 		}
 	}
-	for _, r := range Draining(got) {
-		if !r.GracefulShutdown {
-			t.Errorf("draining %s without GRACEFUL_SHUTDOWN", r.Prefix)
-		}
-	}
-	if got[0].GracefulShutdown {
-		t.Error("Draining changed the routes it was given")
-	}
 }

@@ -139,7 +139,7 @@ func (c vrrpCollector) Collect(ch chan<- prometheus.Metric) {
 	for reason, k := range eng.Drops() {
 		ch <- prometheus.MustNewConstMetric(vrrpDrops, counter, float64(k), reason)
 	}
-	if b := bgpStatus(context.Background(), c.s.announcer()); b != nil {
+	if b := c.s.bgpStatus(context.Background()); b != nil {
 		ch <- prometheus.MustNewConstMetric(bgpRestarts, counter, float64(b.Restarts))
 		if b.Unanswered == "" {
 			ch <- prometheus.MustNewConstMetric(bgpRoutes, gauge, float64(len(b.Routes)))

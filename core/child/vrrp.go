@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/vigil-ha/vigil/core/bgp"
 	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/config"
 	"github.com/vigil-ha/vigil/core/internal/childpb"
@@ -59,9 +58,8 @@ type vrrpServer struct {
 
 	metrics childMetrics // the registry core's Metrics call gathers (metrics.go)
 
-	// bgp announces the instances' addresses over BGP (bgp.go); nil without a bgp block.
-	bgpMu sync.Mutex
-	bgp   *bgp.Announcer
+	// bgp announces the instances' addresses over BGP (bgp.go).
+	bgp bgpState
 }
 
 // maxPending is how many transitions a subscriber (or core, before it subscribes) may have
@@ -142,9 +140,9 @@ func (s *vrrpServer) Start(ctx context.Context, req *childpb.StartRequest) (*chi
 	// Before the units start: a demoted instance never goes MASTER, even for a moment.
 	eng.SetDemoted(s.demoted)
 	s.eng, s.checks = eng, trackedChecks(cfg)
-	s.bgpMu.Lock()
-	s.bgp = s.startBGP(ctx, cfg, eng)
-	s.bgpMu.Unlock()
+	s.bgp.mu.Lock()
+	s.bgp.cur.Store(s.startBGP(ctx, cfg, eng))
+	s.bgp.mu.Unlock()
 	s.work.start(func(ctx context.Context) {
 		if err := eng.Run(ctx); err != nil {
 			s.log.Error("VRRP engine stopped", "error", err)
@@ -319,13 +317,13 @@ func (s *vrrpServer) Status(ctx context.Context, _ *childpb.Empty) (*childpb.VRR
 		out.Instances = append(out.Instances, is)
 	}
 	out.Drops = eng.Drops()
-	out.Bgp = bgpStatus(ctx, s.announcer())
+	out.Bgp = s.bgpStatus(ctx)
 	return out, nil
 }
 
 // SetDemoted replaces the set of demoted instances (childpb.DemoteRequest). Before Start
 // it is kept for the engine; after, the engine applies it before it answers.
-func (s *vrrpServer) SetDemoted(_ context.Context, req *childpb.DemoteRequest) (*childpb.Empty, error) {
+func (s *vrrpServer) SetDemoted(ctx context.Context, req *childpb.DemoteRequest) (*childpb.Empty, error) {
 	s.demMu.Lock()
 	defer s.demMu.Unlock()
 	names := slices.Clone(req.GetInstances())
@@ -338,7 +336,7 @@ func (s *vrrpServer) SetDemoted(_ context.Context, req *childpb.DemoteRequest) (
 		// instance withdraws; master: leaving MASTER does).
 		a, fresh := s.announcer(), newlyDemoted(eng.Demoted(), names)
 		if a != nil {
-			a.DrainInstances(context.Background(), fresh)
+			a.DrainInstances(ctx, fresh)
 		}
 		eng.SetDemoted(names) // not under mu: status and checks go on meanwhile
 		if a != nil {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -12,7 +13,8 @@ type BGP struct {
 	RouterID netip.Addr // IPv4; default: global router_id when it is an IPv4 address
 	// GracefulShutdown is how long, at stop (and on demote), routes carry the
 	// GRACEFUL_SHUTDOWN community (RFC 8326) before they are withdrawn, so that routers
-	// move traffic away first; graceful_shutdown SECONDS, 0 to 15, default 3; 0 withdraws at once.
+	// move traffic away first; graceful_shutdown SECONDS, 0 to MaxGracefulShutdown, default 3;
+	// 0 withdraws at once.
 	GracefulShutdown time.Duration
 	// Neighbors are the routers announced to, in the order written.
 	Neighbors []*BGPNeighbor
@@ -20,6 +22,11 @@ type BGP struct {
 	// Places records where each keyword of the block was written, for messages.
 	Places map[string]Pos `json:"-"`
 }
+
+// MaxGracefulShutdown bounds graceful_shutdown: a stop waits for it before VRRP resigns, and
+// the whole stop must fit in vigil.service's TimeoutStopSec (30 s; core/supervisor's
+// TestStopFitsTheUnit adds it up).
+const MaxGracefulShutdown = 10 * time.Second
 
 // BGPNeighbor is one neighbor ADDR { ... } of the bgp block.
 type BGPNeighbor struct {
@@ -64,4 +71,15 @@ type Announce struct {
 	Communities []string
 	Pos         Pos
 	Places      map[string]Pos `json:"-"`
+}
+
+// AnnouncedAddrs are the addresses an instance with an announce block announces: those of
+// virtual_ipaddress and of virtual_ipaddress_excluded, which move with the instance too and
+// are how one instance carries both families.
+func (vi *VRRPInstance) AnnouncedAddrs() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range slices.Concat(vi.VIPs, vi.ExcludedVIPs) {
+		out = append(out, a.Prefix.Addr())
+	}
+	return out
 }

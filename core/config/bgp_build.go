@@ -47,7 +47,7 @@ func (b *builder) bgpBlock(n *Node) {
 			}
 			bg.RouterID = a
 		}},
-		"graceful_shutdown": b.secondsKw(&bg.GracefulShutdown, 0, 15), // the stop waits for it, and vigil.service allows a stop 30 s
+		"graceful_shutdown": b.secondsKw(&bg.GracefulShutdown, 0, int(MaxGracefulShutdown/time.Second)),
 		"neighbor":          {min: 1, max: 1, block: needBlock, fn: func(n *Node) { b.bgpNeighbor(bg, n) }},
 	})
 	if _, ok := bg.Places["local_as"]; !ok {
@@ -297,8 +297,8 @@ func (b *builder) validateBGP() {
 			continue
 		}
 		var has4, has6 bool
-		for _, a := range vi.VIPs {
-			has4, has6 = has4 || a.Prefix.Addr().Is4(), has6 || a.Prefix.Addr().Is6()
+		for _, a := range vi.AnnouncedAddrs() {
+			has4, has6 = has4 || a.Is4(), has6 || a.Is6()
 		}
 		if has4 && !v4 {
 			b.sink.warnf(an.Pos, "vrrp_instance %q announces IPv4 addresses but bgp has no IPv4 neighbor; they are not announced", vi.Name).Hint =

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/vigil-ha/vigil/core/bgp"
 	"github.com/vigil-ha/vigil/core/checksched"
 	"github.com/vigil-ha/vigil/core/child"
 	"github.com/vigil-ha/vigil/core/config"
@@ -594,13 +595,16 @@ func classify(err error) error {
 }
 
 // stopChild asks the child to stop its work gracefully (bounded), before it is killed.
+// childStopWait is how long a child is given to stop its work (the vrrp child: resign and
+// remove its addresses), beside the BGP drain.
+const childStopWait = 6 * time.Second
+
 func (s *Supervisor) stopChild(p *proc, raw any, cmd *exec.Cmd) {
-	wait := 6 * time.Second
+	wait := childStopWait
 	s.mu.Lock()
 	if b := s.cfg.Global.BGP; b != nil && p.role == child.RoleVRRP {
-		// The vrrp child drains its BGP routes before it resigns (graceful_shutdown),
-		// waiting up to 5 s each for the speaker to send them and to withdraw them.
-		wait += b.GracefulShutdown + 10*time.Second
+		// The vrrp child drains its BGP routes before it resigns (graceful_shutdown).
+		wait += bgp.StopBudget(b.GracefulShutdown)
 	}
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
