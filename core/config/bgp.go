@@ -50,8 +50,9 @@ const (
 	// AnnounceMaster announces while the instance is MASTER and withdraws on leaving it
 	// (active/backup).
 	AnnounceMaster AnnounceMode = "master"
-	// AnnounceAnycast announces while the instance is not in FAULT, whatever node is
-	// master: every healthy node announces, and the routers balance with ECMP.
+	// AnnounceAnycast announces while the instance is MASTER or BACKUP and not demoted
+	// (FAULT, INIT and a demote withdraw), whatever node is master: every healthy node
+	// announces, and the routers balance with ECMP (core/bgp's Instance.Announced).
 	AnnounceAnycast AnnounceMode = "anycast"
 )
 
