@@ -100,7 +100,7 @@ func run(o options) error {
 	if o.vigil {
 		bin := o.vigilBin
 		if bin == "" {
-			if bin, err = buildVigil(root, work); err != nil {
+			if bin, err = buildVigil(work); err != nil {
 				return err
 			}
 		}
@@ -197,18 +197,15 @@ func run(o options) error {
 
 // buildVigil builds vigil and vigil-bgp as make build does (static), side by side in dir:
 // vigil finds its plugins beside its own binary in a dev tree.
-func buildVigil(root, dir string) (string, error) {
+func buildVigil(dir string) (string, error) {
 	bin := filepath.Join(dir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return "", err
 	}
 	for _, c := range []string{"vigil", "vigil-bgp"} {
 		logf("building %s", c)
-		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, c), "./cmd/"+c)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("CGO_ENABLED=0 go build ./cmd/%s: %w\n%s", c, err, out)
+		if _, err := lab.BuildCommand(bin, c); err != nil {
+			return "", err
 		}
 	}
 	return filepath.Join(bin, "vigil"), nil

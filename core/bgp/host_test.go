@@ -2,9 +2,6 @@ package bgp_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -13,16 +10,15 @@ import (
 
 	"github.com/vigil-ha/vigil/core/bgp"
 	"github.com/vigil-ha/vigil/core/internal/bgppb"
+	"github.com/vigil-ha/vigil/internal/lab"
 )
 
 // buildSpeakerTo builds vigil-bgp into a directory of the test's.
 func buildSpeakerTo(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "vigil-bgp")
-	build := exec.Command("go", "build", "-o", bin, "github.com/vigil-ha/vigil/cmd/vigil-bgp")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building vigil-bgp: %v\n%s", err, out)
+	bin, err := lab.BuildCommand(t.TempDir(), "vigil-bgp")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -30,12 +30,8 @@ func TestMain(m *testing.M) { os.Exit(lab.TestMain(m, &vigilBin)) }
 
 // buildSpeaker builds vigil-bgp beside vigil: the tests' plugin_dir.
 var buildSpeaker = sync.OnceValue(func() error {
-	cmd := exec.Command("go", "build", "-o", filepath.Join(filepath.Dir(vigilBin), "vigil-bgp"), "github.com/vigil-ha/vigil/cmd/vigil-bgp")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building vigil-bgp: %w\n%s", err, out)
-	}
-	return nil
+	_, err := lab.BuildCommand(filepath.Dir(vigilBin), "vigil-bgp")
+	return err
 })
 
 const (

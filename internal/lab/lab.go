@@ -312,13 +312,17 @@ func (nd *Node) Isolate(ctx context.Context, isolate bool) error {
 }
 
 // BuildVigil builds the vigil binary into dir, for tests that run real daemons.
-func BuildVigil(dir string) (string, error) {
-	bin := filepath.Join(dir, "vigil")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/vigil-ha/vigil/cmd/vigil")
+func BuildVigil(dir string) (string, error) { return BuildCommand(dir, "vigil") }
+
+// BuildCommand builds the command cmd/NAME of this module (vigil, vigil-bgp) into dir, as
+// make build does (a static binary), and returns its path.
+func BuildCommand(dir, name string) (string, error) {
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/vigil-ha/vigil/cmd/"+name)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build: a static binary
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("building vigil: %w\n%s", err, out)
+		return "", fmt.Errorf("building %s: %w\n%s", name, err, out)
 	}
 	return bin, nil
 }

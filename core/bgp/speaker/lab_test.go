@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -85,12 +83,9 @@ func (s *syncBuffer) String() string {
 
 func buildSpeaker(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "vigil-bgp")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/vigil-ha/vigil/cmd/vigil-bgp")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build vigil-bgp: %v\n%s", err, out)
+	bin, err := lab.BuildCommand(t.TempDir(), "vigil-bgp")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
