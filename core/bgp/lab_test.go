@@ -512,7 +512,9 @@ func TestBGPActiveBackup(t *testing.T) {
 }
 
 // TestBGPAnycast: two nodes announce the same address, each healthy; bgpd installs both
-// paths (ECMP). One node's check fails: its path leaves; it passes again: the path is back.
+// paths (ECMP). One node's check (a vrrp_script of weight 0) fails: its path leaves; it
+// passes again, three times (rise 3): the path is back. A demote drains the node's path
+// with GRACEFUL_SHUTDOWN before it leaves; a promote brings it back.
 func TestBGPAnycast(t *testing.T) {
 	l := newBGPLab(t, 2, nil, true)
 	vip := lab.RoutedVIP(2, false)
@@ -521,9 +523,18 @@ func TestBGPAnycast(t *testing.T) {
 	for i, nd := range l.Nodes {
 		nb := routerNeighbor(nd, false, "") + routerNeighbor(nd, true, "")
 		in := strings.Replace(instance(nd, 100, vip, "anycast", ""), "mode anycast", "mode anycast\n        med priority", 1)
+		// The check here is a vrrp_script run by the check process, with a rise of 3: the
+		// path comes back only after three passing probes in a row.
+		in = strings.Replace(in, "    track_file {\n        check weight 0\n    }\n", "    track_script {\n        chk\n    }\n", 1)
+		in = fmt.Sprintf("vrrp_script chk {\n    script \"/bin/grep -qx 0 %s\"\n    interval 0.2\n    rise 3\n    fall 1\n}\n", filepath.Join(l.dir, nd.Name+".check")) + in
 		// One instance carries one family in VRRP; the other goes in the excluded list,
 		// which is announced all the same.
-		in = strings.Replace(in, "    track_file {", fmt.Sprintf("    virtual_ipaddress_excluded {\n        %s dev %s\n    }\n    track_file {", vip6, lab.VIPIface), 1)
+		in = strings.Replace(in, "    announce {", fmt.Sprintf("    virtual_ipaddress_excluded {\n        %s dev %s\n    }\n    announce {", vip6, lab.VIPIface), 1)
+		for _, want := range []string{"med priority", "track_script", "virtual_ipaddress_excluded"} {
+			if !strings.Contains(in, want) {
+				t.Fatalf("the test's instance lacks %s:\n%s", want, in)
+			}
+		}
 		ns = append(ns, l.start(i+1, nb, in))
 	}
 	both := func(p netip.Prefix, want int) func() (bool, string) {
