@@ -69,7 +69,7 @@ func (h *Host) SetRoutes(rs []*bgppb.Route) uint64 {
 	}
 	h.routes = make([]*bgppb.Route, len(rs))
 	for i, r := range rs {
-		h.routes[i] = cloneRoute(r)
+		h.routes[i] = proto.Clone(r).(*bgppb.Route)
 	}
 	h.changed()
 	return h.gen

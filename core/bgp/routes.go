@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -42,24 +43,21 @@ func (in Instance) Announced() bool {
 func Routes(ins []Instance) []*bgppb.Route {
 	ins = slices.Clone(ins)
 	slices.SortFunc(ins, func(a, b Instance) int { return cmp.Compare(a.Name, b.Name) })
-	seen := map[netip.Addr]bool{}
-	var out []*bgppb.Route
+	byAddr := map[netip.Addr]*bgppb.Route{}
 	for _, in := range ins {
 		if in.Announce == nil || !in.Announced() {
 			continue
 		}
 		for _, a := range in.VIPs {
-			a = a.Unmap()
-			if seen[a] {
-				continue
+			if a = a.Unmap(); byAddr[a] == nil {
+				byAddr[a] = route(in, a)
 			}
-			seen[a] = true
-			out = append(out, route(in, a))
 		}
 	}
-	slices.SortFunc(out, func(a, b *bgppb.Route) int {
-		return netip.MustParsePrefix(a.Prefix).Addr().Compare(netip.MustParsePrefix(b.Prefix).Addr())
-	})
+	var out []*bgppb.Route
+	for _, a := range slices.SortedFunc(maps.Keys(byAddr), netip.Addr.Compare) {
+		out = append(out, byAddr[a])
+	}
 	return out
 }
 
@@ -84,8 +82,3 @@ func route(in Instance, a netip.Addr) *bgppb.Route {
 }
 
 func clampPriority(p int) int { return min(max(p, 0), 255) }
-
-func cloneRoute(r *bgppb.Route) *bgppb.Route {
-	return &bgppb.Route{Prefix: r.Prefix, HasMed: r.HasMed, Med: r.Med, HasLocalPref: r.HasLocalPref,
-		LocalPref: r.LocalPref, Communities: slices.Clone(r.Communities), Owner: r.Owner, GracefulShutdown: r.GracefulShutdown}
-}
