@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -112,7 +113,7 @@ func u32(p *int64) (uint32, bool) {
 }
 
 // BGPRoutes returns bgpd's IPv4 (or IPv6) unicast table, `show bgp ipv4 unicast json`, by
-// prefix order. The paths carry no communities: BGPRoute has them.
+// prefix order (netip.Prefix.Compare). The paths carry no communities: BGPRoute has them.
 func (f *FRR) BGPRoutes(ctx context.Context, v6 bool) ([]BGPRoute, error) {
 	var t frrBGPTable
 	if err := f.vtyshJSON(ctx, "show bgp "+bgpFamily(v6)+" unicast json", &t); err != nil {
@@ -137,15 +138,8 @@ func (f *FRR) BGPRoutes(ctx context.Context, v6 bool) ([]BGPRoute, error) {
 		}
 		rs = append(rs, r)
 	}
-	sort.Slice(rs, func(i, j int) bool { return prefixLess(rs[i].Prefix, rs[j].Prefix) })
+	slices.SortFunc(rs, func(a, b BGPRoute) int { return a.Prefix.Compare(b.Prefix) })
 	return rs, nil
-}
-
-func prefixLess(a, b netip.Prefix) bool {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c < 0
-	}
-	return a.Bits() < b.Bits()
 }
 
 // BGPRoute returns what bgpd knows of one prefix, communities included
@@ -247,7 +241,7 @@ func (f *FRR) ZebraRoutes(ctx context.Context, v6 bool) ([]ZebraRoute, error) {
 			rs = append(rs, r)
 		}
 	}
-	sort.SliceStable(rs, func(i, j int) bool { return prefixLess(rs[i].Prefix, rs[j].Prefix) })
+	slices.SortStableFunc(rs, func(a, b ZebraRoute) int { return a.Prefix.Compare(b.Prefix) })
 	return rs, nil
 }
 

@@ -33,8 +33,8 @@ func Serve(log hclog.Logger) {
 
 // WatchParent ends the process, after closing every session, once its parent (the vrrp
 // process) is gone: an orphan would go on announcing addresses nobody serves. The host sets
-// Pdeathsig too, but that fires when the thread that started the speaker ends, not the
-// process, and only for hosts that set it; and go-plugin hands the speaker the host's own
+// no Pdeathsig (it fires when the thread that started the speaker ends, not the process,
+// and Go ends threads that a goroutine locked); go-plugin hands the speaker the host's own
 // stdin, whose end says nothing. A change of parent does: the kernel reparents an orphan.
 // Checked every interval, which bounds how long routes outlive the vrrp process (plus the
 // neighbors' handling of the Cease). parent is the parent's PID when the process started.

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -347,12 +349,9 @@ func (s *Speaker) Status(ctx context.Context, _ *bgppb.Empty) (*bgppb.SpeakerSta
 	s.op.Lock()
 	defer s.op.Unlock()
 	st := &bgppb.SpeakerStatus{LocalAs: s.cfg.GetLocalAs(), RouterId: s.cfg.GetRouterId()}
-	for _, r := range s.routes {
-		st.Announced = append(st.Announced, proto.Clone(r.pb).(*bgppb.Route))
+	for _, p := range slices.SortedFunc(maps.Keys(s.routes), netip.Prefix.Compare) {
+		st.Announced = append(st.Announced, proto.Clone(s.routes[p].pb).(*bgppb.Route))
 	}
-	sort.Slice(st.Announced, func(i, j int) bool {
-		return prefixLess(netip.MustParsePrefix(st.Announced[i].Prefix), netip.MustParsePrefix(st.Announced[j].Prefix))
-	})
 	if s.srv == nil {
 		return st, nil
 	}
@@ -398,13 +397,6 @@ func (s *Speaker) Status(ctx context.Context, _ *bgppb.Empty) (*bgppb.SpeakerSta
 		return netip.MustParseAddr(st.Peers[i].Address).Less(netip.MustParseAddr(st.Peers[j].Address))
 	})
 	return st, nil
-}
-
-func prefixLess(a, b netip.Prefix) bool {
-	if a.Addr() != b.Addr() {
-		return a.Addr().Less(b.Addr())
-	}
-	return a.Bits() < b.Bits()
 }
 
 func bfdStateName(s api.BfdSessionState) string {
