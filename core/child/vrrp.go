@@ -332,8 +332,8 @@ func (s *vrrpServer) SetDemoted(ctx context.Context, req *childpb.DemoteRequest)
 	eng := s.eng
 	s.mu.Unlock()
 	if eng != nil {
-		// Routes of instances demoted now leave gracefully first (anycast: a demoted
-		// instance withdraws; master: leaving MASTER does).
+		// The anycast routes of instances demoted now leave gracefully first
+		// (Announcer.DrainInstances); master-mode ones go when the instance leaves MASTER.
 		a, fresh := s.announcer(), newlyDemoted(eng.Demoted(), names)
 		if a != nil {
 			a.DrainInstances(ctx, fresh)
@@ -351,8 +351,8 @@ func (s *vrrpServer) Stop(context.Context, *childpb.Empty) (*childpb.Empty, erro
 	return &childpb.Empty{}, nil
 }
 
-// shutdown resigns every master and removes the addresses, waiting at most 5 s, and ends
-// what the scheduling settings run.
+// shutdown drains the BGP routes (within bgp.StopBudget), then resigns every master and
+// removes the addresses, waiting at most 5 s, and ends what the scheduling settings run.
 func (s *vrrpServer) shutdown() {
 	s.drainBGP()
 	s.work.shutdown(s.log)
