@@ -19,11 +19,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/harness"
@@ -132,14 +130,7 @@ func run(o options) error {
 		})
 	}
 	defer cleanup()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		s := <-sigs
-		logf("%s: cleaning up", s)
-		cleanup()
-		os.Exit(130)
-	}()
+	harness.CleanupOnSignal(cleanup)
 	if err := b.setup(ctx); err != nil {
 		return err
 	}

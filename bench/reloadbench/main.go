@@ -15,11 +15,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/harness"
@@ -129,14 +127,7 @@ func run(o options) error {
 		})
 	}
 	defer cleanup()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		s := <-sigs
-		logf("%s: cleaning up", s)
-		cleanup()
-		os.Exit(130)
-	}()
+	harness.CleanupOnSignal(cleanup)
 
 	mac, err := l.Nodes[0].Exec(ctx, "cat", "/sys/class/net/eth0/address")
 	if err != nil {

@@ -14,11 +14,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/daemon"
@@ -139,14 +137,7 @@ func run(o options) error {
 		})
 	}
 	defer cleanup()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		s := <-sigs
-		logf("%s: cleaning up", s)
-		cleanup()
-		os.Exit(130)
-	}()
+	harness.CleanupOnSignal(cleanup)
 
 	rep := newReport(o, env)
 	began := time.Now()

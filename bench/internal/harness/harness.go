@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vigil-ha/vigil/bench/internal/proc"
@@ -52,6 +54,19 @@ func Leftovers(nsPrefix string, leftover func(pid int, cmdline string) bool) str
 // Logf writes one progress line to stderr, with the time of day, as every bench does.
 func Logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+}
+
+// CleanupOnSignal runs cleanup and exits 130 when the bench is interrupted (SIGINT,
+// SIGTERM): what a run built (namespaces, daemons) must not outlive it.
+func CleanupOnSignal(cleanup func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		Logf("%s: cleaning up", s)
+		cleanup()
+		os.Exit(130)
+	}()
 }
 
 // Fatalf writes tool's error to stderr and exits 1.
